@@ -1,0 +1,276 @@
+//! MetricActor: joins truths and predictions, writes `metric_log.csv` and
+//! `labels_log.txt`, and emits the joined records.
+//!
+//! Rows go to an in-memory buffer first and reach the files at least every
+//! `metric.flush_interval` (and when the buffer passes 256 KiB), so `tail -f`
+//! shows progress. A write error it cannot get past makes the actor log it
+//! and stop; its `Supervisor` restarts it, keeping its state, so the rows not
+//! yet written are written after the restart (never lost, never doubled).
+//! While the file stays unwritable the actor waits with growing backoff and
+//! reads no mail, so senders block instead of memory growing.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::prelude::*;
+use hdrhistogram::Histogram;
+
+use super::{fatal_dead_actor, Fanout};
+use crate::append_file::{AppendError, AppendFile};
+use crate::config::MetricSettings;
+use crate::join::{JoinStats, Joiner};
+use crate::log_format::{write_label_line, write_metric_rows};
+use crate::messages::{Batch, Kind, MetricRecord, Prediction, Truth};
+
+/// Buffered bytes that trigger a write before the flush timer.
+const EAGER_FLUSH_BYTES: usize = 256 * 1024;
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The two files the metric writes.
+pub struct MetricFiles {
+    pub csv: AppendFile,
+    pub labels: Option<AppendFile>,
+}
+
+/// Final figures, returned by [`FlushAndReport`].
+#[derive(Debug, Clone)]
+pub struct MetricReport {
+    pub rows_written: u64,
+    pub join: JoinStats,
+    /// Ids still waiting for their other half at the end.
+    pub unmatched: usize,
+    pub restarts: u64,
+    /// Emit-to-row latency, microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+/// Flush and sync both files, and report. Sent once at shutdown.
+#[derive(Message)]
+#[rtype(result = "Result<MetricReport, String>")]
+pub struct FlushAndReport;
+
+pub struct MetricActor {
+    joiner: Joiner,
+    files: MetricFiles,
+    out: Fanout<Batch<MetricRecord>>,
+    settings: MetricSettings,
+    rows: u64,
+    restarts: u64,
+    backoff: Duration,
+    latency_us: Histogram<u64>,
+    csv_path: PathBuf,
+}
+
+impl MetricActor {
+    pub fn new(
+        files: MetricFiles,
+        out: Fanout<Batch<MetricRecord>>,
+        settings: MetricSettings,
+    ) -> Self {
+        MetricActor {
+            joiner: Joiner::new(settings.max_pending, settings.pending_ttl),
+            csv_path: files.csv.path().to_owned(),
+            files,
+            out,
+            settings,
+            rows: 0,
+            restarts: 0,
+            backoff: BACKOFF_MIN,
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+        }
+    }
+
+    fn flush_files(&mut self) -> Result<(), AppendError> {
+        self.files.csv.flush()?;
+        if let Some(labels) = &mut self.files.labels {
+            labels.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered; on failure logs, waits `backoff` without
+    /// reading mail, and stops so that the supervisor restarts the actor.
+    fn flush_or_restart(&mut self, ctx: &mut Context<Self>) {
+        match self.flush_files() {
+            Ok(()) => self.backoff = BACKOFF_MIN,
+            Err(e) => {
+                let delay = self.backoff;
+                self.backoff = (delay * 2).min(BACKOFF_MAX);
+                tracing::error!(
+                    error = %e,
+                    buffered_bytes = self.files.csv.pending_bytes(),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "metric cannot write its logs; stopping for a restart"
+                );
+                ctx.wait(
+                    tokio::time::sleep(delay)
+                        .into_actor(self)
+                        .map(|_, _, ctx: &mut Context<Self>| ctx.stop()),
+                );
+            }
+        }
+    }
+
+    fn accept(
+        &mut self,
+        records: &mut Vec<MetricRecord>,
+        emitted_at: Instant,
+        ctx: &mut Context<Self>,
+    ) {
+        if records.is_empty() {
+            return;
+        }
+        if let Err(e) = write_metric_rows(records, self.files.csv.buffer()) {
+            // Formatting into memory only fails on a bug; keep the rows flowing.
+            tracing::error!(error = %e, "formatting metric rows");
+        }
+        self.rows += records.len() as u64;
+        let us = emitted_at.elapsed().as_micros().max(1) as u64;
+        let _ = self.latency_us.record_n(us, records.len() as u64);
+        if self.files.csv.pending_bytes() >= EAGER_FLUSH_BYTES {
+            self.flush_or_restart(ctx);
+        }
+    }
+
+    fn label_lines<T>(&mut self, kind: Kind, items: &[T], value: impl Fn(&T) -> (u64, f64)) {
+        if let Some(labels) = &mut self.files.labels {
+            let time = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
+            let buf = labels.buffer();
+            for item in items {
+                let (id, v) = value(item);
+                write_label_line(buf, &time, kind, id, v);
+            }
+        }
+    }
+
+    fn forward(&self, records: Vec<MetricRecord>, emitted_at: Instant) -> ResponseFuture<()> {
+        if records.is_empty() || self.out.is_empty() {
+            return Box::pin(async {});
+        }
+        let sent = self.out.send(Batch::new(records, emitted_at));
+        Box::pin(async move {
+            if let Err(e) = sent.await {
+                fatal_dead_actor("metric", e);
+            }
+        })
+    }
+}
+
+impl Actor for MetricActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.settings.flush_interval, |act, ctx| {
+            act.flush_or_restart(ctx)
+        });
+        ctx.run_interval(Duration::from_secs(1), |act, _| {
+            let dropped = act.joiner.expire(Instant::now());
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    total_expired = act.joiner.stats.expired,
+                    ttl_ms = act.settings.pending_ttl.as_millis() as u64,
+                    "ids waited longer than the TTL for their other half and were dropped"
+                );
+            }
+        });
+        if self.restarts > 0 {
+            self.flush_or_restart(ctx);
+        }
+    }
+}
+
+impl Supervised for MetricActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.restarts += 1;
+        tracing::warn!(
+            restarts = self.restarts,
+            file = %self.csv_path.display(),
+            "metric actor restarting"
+        );
+    }
+}
+
+impl Handler<Batch<Truth>> for MetricActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, batch: Batch<Truth>, ctx: &mut Context<Self>) -> Self::Result {
+        let now = Instant::now();
+        self.label_lines(Kind::YTrue, &batch.items, |t| (t.id, t.y));
+        let evicted_before = self.joiner.stats.evicted;
+        let mut records: Vec<MetricRecord> = batch
+            .items
+            .iter()
+            .filter_map(|t| self.joiner.add_truth(t.id, t.y, now))
+            .collect();
+        warn_evicted(evicted_before, &self.joiner);
+        self.accept(&mut records, batch.emitted_at, ctx);
+        self.forward(records, batch.emitted_at)
+    }
+}
+
+impl Handler<Batch<Prediction>> for MetricActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, batch: Batch<Prediction>, ctx: &mut Context<Self>) -> Self::Result {
+        let now = Instant::now();
+        self.label_lines(Kind::YPred, &batch.items, |p| (p.id, p.y));
+        let evicted_before = self.joiner.stats.evicted;
+        let mut records: Vec<MetricRecord> = batch
+            .items
+            .iter()
+            .filter_map(|p| self.joiner.add_prediction(p.id, p.y, now))
+            .collect();
+        warn_evicted(evicted_before, &self.joiner);
+        self.accept(&mut records, batch.emitted_at, ctx);
+        self.forward(records, batch.emitted_at)
+    }
+}
+
+fn warn_evicted(before: u64, joiner: &Joiner) {
+    let now = joiner.stats.evicted;
+    if now > before {
+        tracing::warn!(
+            evicted = now - before,
+            total_evicted = now,
+            "metric.max_pending ids were waiting; the oldest were dropped"
+        );
+    }
+}
+
+impl Handler<FlushAndReport> for MetricActor {
+    type Result = Result<MetricReport, String>;
+
+    fn handle(&mut self, _: FlushAndReport, _: &mut Context<Self>) -> Self::Result {
+        let mut last_err = None;
+        for attempt in 0..5 {
+            let synced = self
+                .files
+                .csv
+                .sync()
+                .and_then(|_| self.files.labels.as_mut().map_or(Ok(()), |l| l.sync()));
+            match synced {
+                Ok(()) => {
+                    last_err = None;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, attempt, "final flush of the metric logs failed");
+                    last_err = Some(e.to_string());
+                    std::thread::sleep(BACKOFF_MIN * (attempt + 1));
+                }
+            }
+        }
+        if let Some(e) = last_err {
+            return Err(e);
+        }
+        Ok(MetricReport {
+            rows_written: self.rows,
+            join: self.joiner.stats,
+            unmatched: self.joiner.pending(),
+            restarts: self.restarts,
+            latency_us: self.latency_us.clone(),
+        })
+    }
+}

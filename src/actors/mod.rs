@@ -1,0 +1,31 @@
+//! The actors: thin shells that own state, timers and I/O around the pure
+//! modules (sampler, model, join, log formats, histogram, render).
+//!
+//! Each actor holds, for each kind of message it emits, a [`Fanout`] of
+//! recipients wired at start-up by [`crate::pipeline`]; the RabbitMQ bridge
+//! is just one more recipient. Sends use `send().await` (never `do_send`,
+//! which ignores mailbox capacity), so a slow consumer slows the source down
+//! instead of growing a queue.
+
+pub mod fanout;
+pub mod metric;
+pub mod model;
+pub mod plot;
+pub mod source;
+
+pub use fanout::Fanout;
+pub use metric::MetricActor;
+pub use model::ModelActor;
+pub use plot::PlotActor;
+pub use source::FeatureSource;
+
+/// Ends the process because an actor this one depends on is gone.
+///
+/// Supervised actors keep their mailbox open while they restart, so a closed
+/// mailbox means an actor died (a panic); running on without it would lose
+/// data silently. The outer supervisor (Docker, systemd) restarts us.
+pub fn fatal_dead_actor(who: &str, err: actix::MailboxError) -> ! {
+    tracing::error!(actor = who, error = %err, "a downstream actor is gone; exiting");
+    eprintln!("modelwatch: fatal: {who}: downstream actor is gone ({err})");
+    std::process::exit(crate::exit::FATAL)
+}

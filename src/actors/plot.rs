@@ -1,0 +1,166 @@
+//! PlotActor: keeps the error histogram and renders the PNG every
+//! `plot.interval` and at shutdown.
+//!
+//! The histogram is filled once from the existing `metric_log.csv` at start
+//! (see [`PlotActor::load`]), then only from the records the actor is sent,
+//! so the cost of a frame does not grow with the log (the Python original
+//! re-read the whole CSV each frame). Rendering runs on a blocking thread
+//! of its own with a snapshot of the histogram (a 16 KiB copy), so it never
+//! stalls message routing.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use crate::histogram::ErrorHistogram;
+use crate::log_format::read_metric_log;
+use crate::messages::{Batch, MetricRecord};
+use crate::render::{render_png, PlotSpec, RenderError};
+
+/// Draws one picture; handled on the renderer's own thread.
+#[derive(Message)]
+#[rtype(result = "Result<(), RenderError>")]
+struct Render {
+    hist: ErrorHistogram,
+    spec: PlotSpec,
+    path: PathBuf,
+}
+
+/// Runs renders one at a time on a thread of its own, in the order asked,
+/// so the final picture is never overwritten by an older one.
+struct Renderer;
+
+impl Actor for Renderer {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<Render> for Renderer {
+    type Result = Result<(), RenderError>;
+
+    fn handle(&mut self, r: Render, _: &mut SyncContext<Self>) -> Self::Result {
+        render_png(&r.hist, r.spec, &r.path)
+    }
+}
+
+/// Renders once more and waits for it. Sent at shutdown.
+#[derive(Message)]
+#[rtype(result = "Result<u64, String>")]
+pub struct FinalRender;
+
+pub struct PlotActor {
+    hist: ErrorHistogram,
+    spec: PlotSpec,
+    path: PathBuf,
+    interval: std::time::Duration,
+    renderer: Option<Addr<Renderer>>,
+    rendering: bool,
+    dirty: bool,
+    renders: u64,
+}
+
+impl PlotActor {
+    /// Builds the histogram from the log at `csv` (read once) and targets `png`.
+    pub fn load(
+        csv: &Path,
+        png: PathBuf,
+        spec: PlotSpec,
+        interval: std::time::Duration,
+    ) -> Result<PlotActor, csv::Error> {
+        let started = Instant::now();
+        let mut hist = ErrorHistogram::new();
+        let rows = read_metric_log(csv, |r| hist.add(r.absolute_error))?;
+        if rows > 0 {
+            tracing::info!(
+                rows,
+                ms = started.elapsed().as_millis() as u64,
+                file = %csv.display(),
+                "plot loaded the existing log"
+            );
+        }
+        Ok(PlotActor {
+            hist,
+            spec,
+            path: png,
+            interval,
+            renderer: None,
+            rendering: false,
+            dirty: true,
+            renders: 0,
+        })
+    }
+
+    fn render_request(&mut self) -> Render {
+        Render {
+            hist: self.hist.clone(),
+            spec: self.spec,
+            path: self.path.clone(),
+        }
+    }
+
+    fn renderer(&mut self) -> Addr<Renderer> {
+        self.renderer
+            .get_or_insert_with(|| SyncArbiter::start(1, || Renderer))
+            .clone()
+    }
+
+    /// Starts a render on the renderer thread unless one is running.
+    fn render_in_background(&mut self, ctx: &mut Context<Self>) {
+        if self.rendering || !self.dirty {
+            return;
+        }
+        self.rendering = true;
+        self.dirty = false;
+        let job = self.renderer().send(self.render_request());
+        ctx.spawn(job.into_actor(self).map(|result, act, _| {
+            act.rendering = false;
+            match result {
+                Ok(Ok(())) => act.renders += 1,
+                Ok(Err(e)) => tracing::error!(error = %e, "plot render failed"),
+                Err(e) => tracing::error!(error = %e, "plot renderer is gone"),
+            }
+        }));
+    }
+}
+
+impl Actor for PlotActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.interval, |act, ctx| act.render_in_background(ctx));
+        self.render_in_background(ctx);
+    }
+}
+
+impl Supervised for PlotActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!(renders = self.renders, "plot actor restarting");
+    }
+}
+
+impl Handler<Batch<MetricRecord>> for PlotActor {
+    type Result = ();
+
+    fn handle(&mut self, batch: Batch<MetricRecord>, _: &mut Context<Self>) {
+        for r in batch.items.iter() {
+            self.hist.add(r.absolute_error);
+        }
+        self.dirty = true;
+    }
+}
+
+impl Handler<FinalRender> for PlotActor {
+    type Result = ResponseActFuture<Self, Result<u64, String>>;
+
+    fn handle(&mut self, _: FinalRender, _: &mut Context<Self>) -> Self::Result {
+        let job = self.renderer().send(self.render_request());
+        Box::pin(job.into_actor(self).map(|result, act, _| {
+            match result {
+                Ok(Ok(())) => act.renders += 1,
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(e) => return Err(e.to_string()),
+            }
+            Ok(act.hist.count())
+        }))
+    }
+}

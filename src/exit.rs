@@ -1,0 +1,10 @@
+//! Process exit codes, in one place because tests and supervisors rely on them.
+
+/// The run finished (count reached or a signal) and everything was flushed.
+pub const OK: i32 = 0;
+/// A runtime failure after start-up (for example the final flush failed).
+pub const FAILURE: i32 = 1;
+/// Bad input found before anything started: config, flags, logs dir, artifact.
+pub const USAGE: i32 = 2;
+/// A panic or a dead actor: the process must be restarted from outside.
+pub const FATAL: i32 = 70;

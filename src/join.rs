@@ -1,0 +1,201 @@
+//! Joins truths and predictions by id, whichever arrives first.
+//!
+//! An id waits in `pending` until its other half arrives. The wait is
+//! bounded twice: an id older than the TTL is dropped by [`Joiner::expire`],
+//! and when `max_pending` ids wait, the oldest is evicted to make room. Both
+//! are counted, so a lost half is visible, never silent. Memory is bounded by
+//! `max_pending` (the age queue is compacted when stale entries pile up).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::messages::{MetricRecord, SampleId};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Half {
+    Truth(f64),
+    Prediction(f64),
+}
+
+/// What the joiner has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinStats {
+    pub matched: u64,
+    /// Dropped for waiting longer than the TTL.
+    pub expired: u64,
+    /// Dropped to keep `max_pending`.
+    pub evicted: u64,
+    /// Second copy of a half that was already waiting (ignored).
+    pub duplicates: u64,
+}
+
+/// The join state.
+pub struct Joiner {
+    pending: HashMap<SampleId, (Half, Instant)>,
+    /// Ids in arrival order; may hold entries already matched (stale).
+    order: VecDeque<(SampleId, Instant)>,
+    max_pending: usize,
+    ttl: Duration,
+    pub stats: JoinStats,
+}
+
+impl Joiner {
+    pub fn new(max_pending: usize, ttl: Duration) -> Joiner {
+        Joiner {
+            pending: HashMap::new(),
+            order: VecDeque::new(),
+            max_pending: max_pending.max(1),
+            ttl,
+            stats: JoinStats::default(),
+        }
+    }
+
+    /// Ids waiting for their other half.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Adds a true target; returns the record if its prediction was waiting.
+    pub fn add_truth(&mut self, id: SampleId, y: f64, now: Instant) -> Option<MetricRecord> {
+        self.add(id, Half::Truth(y), now)
+    }
+
+    /// Adds a prediction; returns the record if its truth was waiting.
+    pub fn add_prediction(&mut self, id: SampleId, y: f64, now: Instant) -> Option<MetricRecord> {
+        self.add(id, Half::Prediction(y), now)
+    }
+
+    fn add(&mut self, id: SampleId, half: Half, now: Instant) -> Option<MetricRecord> {
+        match (self.pending.get(&id).map(|(h, _)| *h), half) {
+            (Some(Half::Truth(t)), Half::Prediction(p))
+            | (Some(Half::Prediction(p)), Half::Truth(t)) => {
+                self.pending.remove(&id);
+                self.stats.matched += 1;
+                self.compact_if_stale();
+                Some(MetricRecord::join(id, t, p))
+            }
+            (Some(_), _) => {
+                self.stats.duplicates += 1;
+                None
+            }
+            (None, _) => {
+                while self.pending.len() >= self.max_pending {
+                    if self.pop_oldest().is_some() {
+                        self.stats.evicted += 1;
+                    }
+                }
+                self.pending.insert(id, (half, now));
+                self.order.push_back((id, now));
+                None
+            }
+        }
+    }
+
+    /// Drops ids that waited longer than the TTL; returns how many.
+    pub fn expire(&mut self, now: Instant) -> u64 {
+        let mut dropped = 0;
+        while let Some(&(id, at)) = self.order.front() {
+            if !self.is_live(id, at) {
+                self.order.pop_front();
+            } else if now.duration_since(at) > self.ttl {
+                self.order.pop_front();
+                self.pending.remove(&id);
+                dropped += 1;
+            } else {
+                break;
+            }
+        }
+        self.stats.expired += dropped;
+        dropped
+    }
+
+    fn is_live(&self, id: SampleId, at: Instant) -> bool {
+        matches!(self.pending.get(&id), Some((_, t)) if *t == at)
+    }
+
+    fn pop_oldest(&mut self) -> Option<SampleId> {
+        while let Some((id, at)) = self.order.pop_front() {
+            if self.is_live(id, at) {
+                self.pending.remove(&id);
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Keeps the age queue within twice the live set (amortised O(1)).
+    fn compact_if_stale(&mut self) {
+        if self.order.len() > 2 * self.pending.len() + 1024 {
+            let pending = &self.pending;
+            self.order
+                .retain(|(id, at)| matches!(pending.get(id), Some((_, t)) if t == at));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_in_either_order() {
+        let mut j = Joiner::new(10, Duration::from_secs(1));
+        let now = Instant::now();
+        assert_eq!(j.add_truth(1, 10.0, now), None);
+        let r = j.add_prediction(1, 13.5, now).unwrap();
+        assert_eq!(r, MetricRecord::join(1, 10.0, 13.5));
+        assert_eq!(r.absolute_error, 3.5);
+        assert_eq!(j.add_prediction(2, 5.0, now), None);
+        assert_eq!(j.add_truth(2, 9.0, now).unwrap().absolute_error, 4.0);
+        assert_eq!(j.pending(), 0);
+        assert_eq!(j.stats.matched, 2);
+    }
+
+    #[test]
+    fn duplicates_are_counted_not_joined_with_themselves() {
+        let mut j = Joiner::new(10, Duration::from_secs(1));
+        let now = Instant::now();
+        j.add_truth(1, 10.0, now);
+        assert_eq!(j.add_truth(1, 10.0, now), None);
+        assert_eq!(j.stats.duplicates, 1);
+        assert_eq!(j.pending(), 1);
+    }
+
+    #[test]
+    fn pending_is_bounded_and_evictions_counted() {
+        let mut j = Joiner::new(100, Duration::from_secs(60));
+        let now = Instant::now();
+        for id in 0..1000 {
+            j.add_truth(id, 1.0, now);
+        }
+        assert_eq!(j.pending(), 100);
+        assert_eq!(j.stats.evicted, 900);
+        // the newest survive
+        assert!(j.add_prediction(999, 1.0, now).is_some());
+        assert!(j.add_prediction(0, 1.0, now).is_none());
+    }
+
+    #[test]
+    fn old_ids_age_out() {
+        let mut j = Joiner::new(100, Duration::from_millis(10));
+        let t0 = Instant::now();
+        j.add_truth(1, 1.0, t0);
+        j.add_truth(2, 1.0, t0 + Duration::from_millis(8));
+        assert_eq!(j.expire(t0 + Duration::from_millis(15)), 1);
+        assert_eq!(j.pending(), 1);
+        assert_eq!(j.stats.expired, 1);
+        assert!(j.add_prediction(2, 1.0, t0).is_some());
+    }
+
+    #[test]
+    fn age_queue_stays_bounded_when_everything_matches() {
+        let mut j = Joiner::new(1000, Duration::from_secs(60));
+        let now = Instant::now();
+        j.add_truth(u64::MAX, 0.0, now); // never matched, stays at the front
+        for id in 0..100_000 {
+            j.add_truth(id, 1.0, now);
+            j.add_prediction(id, 1.0, now);
+        }
+        assert!(j.order.len() <= 2 * j.pending() + 1025, "{}", j.order.len());
+    }
+}

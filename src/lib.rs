@@ -1,0 +1,24 @@
+//! modelwatch: run an ML model in a loop and watch how well it does, live.
+//!
+//! Read top-down: [`messages`] (what flows), [`config`] (every setting),
+//! the pure logic ([`data`], [`model`], [`sampler`], [`join`],
+//! [`histogram`], [`log_format`], [`append_file`], [`render`]), the
+//! [`actors`] that wrap it, and [`pipeline`], which wires and runs them.
+//! [`cli`] is the command line; `main.rs` only calls it.
+
+pub mod actors;
+pub mod append_file;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod exit;
+pub mod histogram;
+pub mod ids;
+pub mod join;
+pub mod log_format;
+pub mod messages;
+pub mod model;
+pub mod pipeline;
+pub mod render;
+pub mod sampler;
+pub mod telemetry;

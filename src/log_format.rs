@@ -1,0 +1,93 @@
+//! The formats of the two files the metric writes.
+//!
+//! `metric_log.csv`: `id,y_true,y_pred,absolute_error`, one row per joined
+//! sample, written with the `csv` crate (floats in shortest round-trip form).
+//! `labels_log.txt`: one line per message received,
+//! `<RFC 3339 time> <kind> id=<id> value=<value>`, like the Python metric
+//! service's log.
+
+use std::io;
+use std::path::Path;
+
+use crate::messages::{Kind, MetricRecord, SampleId};
+
+/// The first line of `metric_log.csv`.
+pub const METRIC_HEADER: &str = "id,y_true,y_pred,absolute_error";
+
+/// Appends CSV rows (no header) for `records` to `out`.
+pub fn write_metric_rows(records: &[MetricRecord], out: &mut Vec<u8>) -> csv::Result<()> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    for r in records {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Appends one labels line to `out`.
+pub fn write_label_line(out: &mut Vec<u8>, time: &str, kind: Kind, id: SampleId, value: f64) {
+    use std::io::Write;
+    writeln!(out, "{time} {} id={id} value={value}", kind.routing_key()).expect("writing to a Vec");
+}
+
+/// Reads every record of an existing `metric_log.csv`, calling `each` per
+/// row; a missing file reads as empty. Returns the number of rows.
+pub fn read_metric_log(
+    path: &Path,
+    mut each: impl FnMut(&MetricRecord),
+) -> Result<u64, csv::Error> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut reader = csv::Reader::from_reader(io::BufReader::with_capacity(1 << 20, file));
+    let mut n = 0;
+    for record in reader.deserialize::<MetricRecord>() {
+        each(&record?);
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_exactly() {
+        let records = vec![
+            MetricRecord::join(1732865012345678, 151.0, 206.11667723),
+            MetricRecord::join(2, 0.1 + 0.2, 1e-300),
+        ];
+        let mut out = METRIC_HEADER.as_bytes().to_vec();
+        out.push(b'\n');
+        write_metric_rows(&records, &mut out).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            text.starts_with(
+                "id,y_true,y_pred,absolute_error\n1732865012345678,151.0,206.11667723,"
+            ),
+            "{text}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        std::fs::write(&p, out).unwrap();
+        let mut back = vec![];
+        assert_eq!(read_metric_log(&p, |r| back.push(*r)).unwrap(), 2);
+        assert_eq!(back, records);
+        assert_eq!(
+            read_metric_log(&dir.path().join("none"), |_| {}).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn label_line_has_time_kind_id_value() {
+        let mut out = vec![];
+        write_label_line(&mut out, "2026-11-29T08:00:00Z", Kind::YPred, 5, 206.5);
+        assert_eq!(out, b"2026-11-29T08:00:00Z y_pred id=5 value=206.5\n");
+    }
+}

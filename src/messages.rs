@@ -1,0 +1,216 @@
+//! The messages of the pipeline: what actors send each other and what goes
+//! on the wire.
+//!
+//! Four kinds flow through the pipeline: the features of a sample (source ->
+//! model), its true target (source -> metric), the model's prediction (model
+//! -> metric) and the joined metric record (metric -> plot). Between actors
+//! they travel in batches (`Batch<T>`): one actix message per sample caps the
+//! pipeline far below what the model and the files can do, so the source
+//! groups up to `source.batch_size` samples per message.
+//!
+//! On RabbitMQ each sample is one message with the JSON body of the Python
+//! services this replaces, `{"id": <id>, "body": <value>}`, routed by kind.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::FeatureVector;
+
+/// A sample's id: microseconds since the Unix epoch, strictly increasing
+/// within a process (see [`crate::ids`]), below 2^53 so JSON keeps it exact.
+pub type SampleId = u64;
+
+/// The features of one sample, sklearn-scaled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Features {
+    pub id: SampleId,
+    pub x: FeatureVector,
+}
+
+/// The true target of one sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Truth {
+    pub id: SampleId,
+    pub y: f64,
+}
+
+/// The model's prediction for one sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    pub id: SampleId,
+    pub y: f64,
+}
+
+/// A truth joined with its prediction: one row of `metric_log.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MetricRecord {
+    pub id: SampleId,
+    pub y_true: f64,
+    pub y_pred: f64,
+    pub absolute_error: f64,
+}
+
+impl MetricRecord {
+    /// Joins a truth and a prediction of the same id.
+    pub fn join(id: SampleId, y_true: f64, y_pred: f64) -> MetricRecord {
+        MetricRecord {
+            id,
+            y_true,
+            y_pred,
+            absolute_error: (y_true - y_pred).abs(),
+        }
+    }
+}
+
+/// Messages of one kind travelling together between actors. The items are
+/// shared (`Arc`), so handing a batch to several recipients copies nothing.
+#[derive(Debug, Clone)]
+pub struct Batch<T> {
+    pub items: Arc<[T]>,
+    /// When the source emitted the samples (for end-to-end latency).
+    pub emitted_at: Instant,
+}
+
+impl<T> Batch<T> {
+    pub fn new(items: Vec<T>, emitted_at: Instant) -> Batch<T> {
+        Batch {
+            items: items.into(),
+            emitted_at,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl<T: 'static> actix::Message for Batch<T> {
+    type Result = ();
+}
+
+/// The four kinds, with their AMQP routing keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Features,
+    YTrue,
+    YPred,
+    Metrics,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Features, Kind::YTrue, Kind::YPred, Kind::Metrics];
+
+    /// The routing key (and the AMQP `type` property).
+    pub fn routing_key(self) -> &'static str {
+        match self {
+            Kind::Features => "features",
+            Kind::YTrue => "y_true",
+            Kind::YPred => "y_pred",
+            Kind::Metrics => "metrics",
+        }
+    }
+}
+
+/// The JSON envelope of every wire message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<B> {
+    pub id: SampleId,
+    pub body: B,
+}
+
+/// The body of a `metrics` message.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MetricBody {
+    pub y_true: f64,
+    pub y_pred: f64,
+    pub absolute_error: f64,
+}
+
+/// A pipeline message that has a wire form.
+pub trait WireMessage: Send + Sync + 'static {
+    const KIND: Kind;
+    fn id(&self) -> SampleId;
+    /// The JSON body exactly as the Python services sent it.
+    fn to_json(&self) -> Vec<u8>;
+}
+
+fn envelope<B: Serialize>(id: SampleId, body: B) -> Vec<u8> {
+    serde_json::to_vec(&Envelope { id, body }).expect("finite numbers always serialize")
+}
+
+impl WireMessage for Features {
+    const KIND: Kind = Kind::Features;
+    fn id(&self) -> SampleId {
+        self.id
+    }
+    fn to_json(&self) -> Vec<u8> {
+        envelope(self.id, self.x)
+    }
+}
+
+impl WireMessage for Truth {
+    const KIND: Kind = Kind::YTrue;
+    fn id(&self) -> SampleId {
+        self.id
+    }
+    fn to_json(&self) -> Vec<u8> {
+        envelope(self.id, self.y)
+    }
+}
+
+impl WireMessage for Prediction {
+    const KIND: Kind = Kind::YPred;
+    fn id(&self) -> SampleId {
+        self.id
+    }
+    fn to_json(&self) -> Vec<u8> {
+        envelope(self.id, self.y)
+    }
+}
+
+impl WireMessage for MetricRecord {
+    const KIND: Kind = Kind::Metrics;
+    fn id(&self) -> SampleId {
+        self.id
+    }
+    fn to_json(&self) -> Vec<u8> {
+        envelope(
+            self.id,
+            MetricBody {
+                y_true: self.y_true,
+                y_pred: self.y_pred,
+                absolute_error: self.absolute_error,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_bodies_match_the_python_services() {
+        let f = Features {
+            id: 1732865012345678,
+            x: [0.5, -0.25, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        };
+        assert_eq!(
+            String::from_utf8(f.to_json()).unwrap(),
+            r#"{"id":1732865012345678,"body":[0.5,-0.25,0.0,1.0,2.0,3.0,4.0,5.0,6.0,7.0]}"#
+        );
+        let t = Truth { id: 7, y: 151.0 };
+        assert_eq!(t.to_json(), br#"{"id":7,"body":151.0}"#);
+        let m = MetricRecord::join(7, 151.0, 206.5);
+        let v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
+        assert_eq!(v["body"]["absolute_error"], 55.5);
+        assert_eq!(v["body"]["y_pred"], 206.5);
+        assert_eq!(v["id"], 7);
+    }
+}

@@ -1,0 +1,287 @@
+//! The linear model and its artifact.
+//!
+//! `train` fits ordinary least squares with intercept (linfa-linear) on all
+//! 442 scaled rows, exactly like the `LinearRegression().fit(X, y)` pickle of
+//! the Python service it replaces, and writes a JSON artifact: coefficients,
+//! intercept, feature names, the preprocessing (raw -> scaled), training R²
+//! and MAE, and the sha256 of the training data. `run` loads that artifact,
+//! or fits in memory when there is none. Prediction is a dot product, so it
+//! is done here directly (single rows and batches through ndarray).
+
+use std::path::Path;
+
+use linfa::traits::Fit;
+use linfa::DatasetBase;
+use linfa_linear::LinearRegression;
+use ndarray::{Array1, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, FeatureVector, Scaling, FEATURE_NAMES, N_FEATURES};
+
+/// The artifact format this build reads and writes.
+pub const ARTIFACT_FORMAT: &str = "modelwatch-linear-regression/1";
+
+/// Errors fitting, loading or checking a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("fitting the linear regression failed: {0}")]
+    Fit(String),
+    #[error("model artifact {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("model artifact {path} is not a valid artifact: {source}")]
+    Corrupt {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("model artifact {path} does not match this pipeline: {problem}")]
+    Mismatch { path: String, problem: String },
+}
+
+/// Facts about the fit, kept in the artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingInfo {
+    pub rows: usize,
+    pub r2: f64,
+    pub mae: f64,
+    /// sha256 of the CSV the model was fitted on.
+    pub data_sha256: String,
+    pub fitted_with: String,
+}
+
+/// The preprocessing a raw feature row goes through before the model sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocessing {
+    /// Always `"sklearn_diabetes_scaling"`: `(x - mean) / scale` per column.
+    pub kind: String,
+    #[serde(flatten)]
+    pub scaling: Scaling,
+}
+
+/// A fitted linear model as stored on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearModel {
+    pub format: String,
+    pub feature_names: Vec<String>,
+    pub preprocessing: Preprocessing,
+    pub intercept: f64,
+    pub coefficients: Vec<f64>,
+    pub training: TrainingInfo,
+}
+
+impl LinearModel {
+    /// Fits OLS with intercept on every row of `data` (scaled features).
+    pub fn fit(data: &Dataset) -> Result<LinearModel, ModelError> {
+        let dataset = DatasetBase::new(data.features.clone(), data.targets.clone());
+        let fitted = LinearRegression::new()
+            .fit(&dataset)
+            .map_err(|e| ModelError::Fit(e.to_string()))?;
+        let mut model = LinearModel {
+            format: ARTIFACT_FORMAT.to_owned(),
+            feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            preprocessing: Preprocessing {
+                kind: "sklearn_diabetes_scaling".to_owned(),
+                scaling: data.scaling.clone(),
+            },
+            intercept: fitted.intercept(),
+            coefficients: fitted.params().to_vec(),
+            training: TrainingInfo {
+                rows: data.len(),
+                r2: 0.0,
+                mae: 0.0,
+                data_sha256: data.sha256.clone(),
+                fitted_with: "linfa-linear 0.8.1 LinearRegression (OLS, intercept)".to_owned(),
+            },
+        };
+        let predictions = model.predict_batch(data.features.view());
+        model.training.r2 = r2_score(data.targets.view(), predictions.view());
+        model.training.mae = mean_absolute_error(data.targets.view(), predictions.view());
+        Ok(model)
+    }
+
+    /// Predicts one scaled feature row.
+    #[inline]
+    pub fn predict(&self, x: &FeatureVector) -> f64 {
+        self.intercept
+            + x.iter()
+                .zip(&self.coefficients)
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+    }
+
+    /// Predicts many scaled rows at once (`rows x 10`).
+    pub fn predict_batch(&self, x: ArrayView2<f64>) -> Array1<f64> {
+        let w = Array1::from(self.coefficients.clone());
+        x.dot(&w) + self.intercept
+    }
+
+    /// Reads and checks an artifact.
+    pub fn load(path: &Path) -> Result<LinearModel, ModelError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let model: LinearModel =
+            serde_json::from_str(&text).map_err(|source| ModelError::Corrupt {
+                path: shown.clone(),
+                source,
+            })?;
+        model.check().map_err(|problem| ModelError::Mismatch {
+            path: shown,
+            problem,
+        })?;
+        Ok(model)
+    }
+
+    /// Writes the artifact as pretty JSON (creating parent folders).
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let io = |source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let json = serde_json::to_string_pretty(self).expect("a model always serializes");
+        // Write beside and rename, so a reader never sees half an artifact.
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json + "\n").map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Checks that the artifact fits this pipeline's features.
+    fn check(&self) -> Result<(), String> {
+        if self.format != ARTIFACT_FORMAT {
+            return Err(format!(
+                "format is {:?}, this build reads {ARTIFACT_FORMAT:?}",
+                self.format
+            ));
+        }
+        if self.feature_names != FEATURE_NAMES {
+            return Err(format!(
+                "feature_names are {:?}, the pipeline sends {:?}",
+                self.feature_names, FEATURE_NAMES
+            ));
+        }
+        let lens = [
+            ("coefficients", self.coefficients.len()),
+            ("preprocessing.mean", self.preprocessing.scaling.mean.len()),
+            (
+                "preprocessing.scale",
+                self.preprocessing.scaling.scale.len(),
+            ),
+        ];
+        for (name, len) in lens {
+            if len != N_FEATURES {
+                return Err(format!("{name} has {len} values, expected {N_FEATURES}"));
+            }
+        }
+        let all = self.coefficients.iter().chain([&self.intercept]);
+        if !all.into_iter().all(|v| v.is_finite()) {
+            return Err("intercept or coefficients are not finite".into());
+        }
+        Ok(())
+    }
+}
+
+/// Coefficient of determination, as sklearn's `r2_score`.
+pub fn r2_score(y: ndarray::ArrayView1<f64>, pred: ndarray::ArrayView1<f64>) -> f64 {
+    let mean = y.mean().unwrap_or(0.0);
+    let ss_res: f64 = y.iter().zip(pred).map(|(a, b)| (a - b).powi(2)).sum();
+    let ss_tot: f64 = y.iter().map(|a| (a - mean).powi(2)).sum();
+    1.0 - ss_res / ss_tot
+}
+
+/// Mean absolute error.
+pub fn mean_absolute_error(y: ndarray::ArrayView1<f64>, pred: ndarray::ArrayView1<f64>) -> f64 {
+    y.iter().zip(pred).map(|(a, b)| (a - b).abs()).sum::<f64>() / y.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SKLEARN_INTERCEPT: f64 = 152.13348416289597;
+    const SKLEARN_COEF: [f64; 10] = [
+        -10.00986629981065,
+        -239.815643672423,
+        519.845920054461,
+        324.3846455023232,
+        -792.1756385522297,
+        476.73902100525765,
+        101.0432679380334,
+        177.063237671346,
+        751.2736995571038,
+        67.62669218370499,
+    ];
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * b.abs().max(1e-12)
+    }
+
+    #[test]
+    fn fit_matches_sklearn() {
+        let m = LinearModel::fit(Dataset::embedded()).unwrap();
+        assert!(
+            close(m.intercept, SKLEARN_INTERCEPT, 1e-6),
+            "{}",
+            m.intercept
+        );
+        for (a, b) in m.coefficients.iter().zip(SKLEARN_COEF) {
+            assert!(close(*a, b, 1e-6), "{a} vs {b}");
+        }
+        assert!(
+            (m.training.r2 - 0.5177484).abs() < 1e-6,
+            "{}",
+            m.training.r2
+        );
+        assert!((m.training.mae - 43.27745202531507).abs() < 1e-6);
+        assert_eq!(m.training.rows, 442);
+    }
+
+    #[test]
+    fn single_and_batch_predictions_agree() {
+        let d = Dataset::embedded();
+        let m = LinearModel::fit(d).unwrap();
+        let batch = m.predict_batch(d.features.view());
+        for i in 0..d.len() {
+            assert!((m.predict(&d.feature_row(i)) - batch[i]).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn artifact_round_trips_and_bad_ones_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m/model.json");
+        let m = LinearModel::fit(Dataset::embedded()).unwrap();
+        m.save(&path).unwrap();
+        assert_eq!(LinearModel::load(&path).unwrap(), m);
+
+        std::fs::write(&path, "{not json").unwrap();
+        let err = LinearModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("not a valid artifact"), "{err}");
+
+        let mut short = m.clone();
+        short.coefficients.pop();
+        short.save(&path).unwrap();
+        let err = LinearModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("coefficients has 9 values"), "{err}");
+
+        let mut renamed = m.clone();
+        renamed.feature_names[0] = "height".into();
+        renamed.save(&path).unwrap();
+        let err = LinearModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("feature_names"), "{err}");
+
+        let err = LinearModel::load(&dir.path().join("none.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("none.json"), "{err}");
+    }
+}

@@ -1,0 +1,60 @@
+//! Logging: `tracing` to stderr and to `logs/pipeline.log`, and the panic
+//! policy.
+//!
+//! The file writer runs on its own thread and never drops lines (it blocks
+//! instead). The level comes from `logs.level`, or `RUST_LOG` when set.
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// Keeps the file writer alive; drop it last so the last lines are written.
+pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
+
+/// Installs the subscriber. `file` is the pipeline log (appended), if any.
+pub fn init(level: &str, file: Option<&Path>) -> std::io::Result<LogGuard> {
+    let filter = || {
+        EnvFilter::try_from_default_env()
+            .or_else(|_| EnvFilter::try_new(level))
+            .unwrap_or_else(|_| EnvFilter::new("info"))
+    };
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter());
+    let (file_layer, guard) = match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .finish(f);
+            let layer = fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer)
+                .with_filter(filter());
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file_layer)
+        .try_init();
+    Ok(LogGuard(guard))
+}
+
+/// A panic anywhere ends the process with [`crate::exit::FATAL`]: actix does
+/// not restart a panicked actor (it just disappears), and running on without
+/// it would lose data silently. The outer supervisor restarts the process.
+pub fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "panic; exiting so that the process is restarted");
+        default(info);
+        std::process::exit(crate::exit::FATAL);
+    }));
+}
