@@ -21,6 +21,7 @@ use crate::actors::plot::FinalRender;
 use crate::actors::source::SourceReport;
 use crate::actors::{Fanout, FeatureSource, MetricActor, ModelActor, PlotActor};
 use crate::append_file::AppendFile;
+use crate::bridge::{Bridge, BridgeActor, BridgeReport};
 use crate::config::Settings;
 use crate::data::Dataset;
 use crate::log_format::METRIC_HEADER;
@@ -133,6 +134,8 @@ pub struct RunReport {
     pub source: SourceReport,
     pub metric: MetricReport,
     pub elapsed: Duration,
+    /// With the bridge on: its counters and what was not delivered.
+    pub bridge: Option<BridgeReport>,
 }
 
 impl RunReport {
@@ -153,15 +156,23 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
         ..
     } = p;
 
+    let bridge = if settings.bridge.enabled {
+        Some(Bridge::start(settings.bridge.clone()).context("starting the AMQP runtime")?)
+    } else {
+        None
+    };
+    let bridge_addr = bridge.as_ref().map(|b| b.actor.clone());
+    let b = bridge_addr.as_ref();
+
     let plot = Supervisor::start(move |_| plot);
     // The metric does the file I/O: give it its own thread.
     let metric_arbiter = Arbiter::new();
     let metric_settings = settings.metric.clone();
-    let plot_recipient = plot.clone().recipient();
+    let metric_out = with_bridge(plot.clone().recipient(), b);
     let metric = Supervisor::start_in_arbiter(&metric_arbiter.handle(), move |_| {
-        MetricActor::new(files, Fanout::of([plot_recipient]), metric_settings)
+        MetricActor::new(files, metric_out, metric_settings)
     });
-    let model_out = Fanout::of([metric.clone().recipient()]);
+    let model_out = with_bridge(metric.clone().recipient(), b);
     let model = Supervisor::start(move |_| ModelActor::new(model, model_out));
 
     let stop = CancellationToken::new();
@@ -169,8 +180,8 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
     let sampler = Sampler::new(Dataset::embedded(), settings.source.seed);
     let source_settings = settings.source.clone();
     let (features, truths) = (
-        Fanout::of([model.clone().recipient()]),
-        Fanout::of([metric.clone().recipient()]),
+        with_bridge(model.clone().recipient(), b),
+        with_bridge(metric.clone().recipient(), b),
     );
     let stop_source = stop.clone();
     let _source = Supervisor::start(move |_| {
@@ -190,6 +201,10 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
         sig = shutdown_signal() => {
             tracing::info!(signal = sig, "stopping: draining in-flight samples");
             stop.cancel();
+            if let Some(b) = &bridge {
+                // A full outbox must not hold the drain up: count instead of wait.
+                b.stop_blocking();
+            }
             tokio::select! {
                 r = done_rx => r.context("the source ended without a report")?,
                 sig = shutdown_signal() => {
@@ -199,7 +214,11 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
             }
         }
     };
-    finish(source_report, metric, plot, metric_arbiter, started).await
+    let mut report = finish(source_report, metric, plot, metric_arbiter, started).await?;
+    if let Some(b) = bridge {
+        report.bridge = Some(b.shutdown().await);
+    }
+    Ok(report)
 }
 
 async fn finish(
@@ -226,8 +245,22 @@ async fn finish(
         source,
         metric: metric_report,
         elapsed: started.elapsed(),
+        bridge: None,
     };
     Ok(report)
+}
+
+/// The local recipient of a message kind, plus the bridge when it is on.
+fn with_bridge<M>(local: Recipient<M>, bridge: Option<&Addr<BridgeActor>>) -> Fanout<M>
+where
+    M: actix::Message<Result = ()> + Send + Clone + 'static,
+    BridgeActor: Handler<M>,
+{
+    let mut out = Fanout::of([local]);
+    if let Some(b) = bridge {
+        out.add(b.clone().recipient());
+    }
+    out
 }
 
 /// Resolves on SIGINT or SIGTERM, with the signal's name.

@@ -1,0 +1,145 @@
+//! The outbound RabbitMQ bridge: mirrors every message of the pipeline onto
+//! a topic exchange that anyone can consume from.
+//!
+//! Two halves joined by a bounded [`outbox::Outbox`]:
+//! - [`actor::BridgeActor`], on the actix side, is wired as one more
+//!   recipient of features, truths, predictions and metric records;
+//! - [`publisher::Publisher`], on a multi-threaded tokio runtime of its own
+//!   (lapin's I/O and heartbeats must not stall behind actor work), connects,
+//!   declares the [`topology`], publishes with confirms and resends what the
+//!   broker did not confirm.
+//!
+//! Nothing in the pipeline knows about AMQP, and the pipeline never waits
+//! for the broker unless the outbox is full and `on_full = "block"`.
+
+pub mod actor;
+pub mod outbox;
+pub mod publisher;
+pub mod stats;
+pub mod topology;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use tokio::sync::{oneshot, watch};
+
+pub use actor::BridgeActor;
+pub use stats::{BridgeStats, StatsSnapshot};
+
+use crate::config::BridgeSettings;
+use outbox::Outbox;
+use publisher::{Leftover, Publisher};
+
+/// What the bridge reports at shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BridgeReport {
+    pub stats: StatsSnapshot,
+    /// Messages the broker never confirmed (buffered, or refused at shutdown).
+    pub undelivered: u64,
+}
+
+/// A running bridge.
+pub struct Bridge {
+    pub actor: Addr<BridgeActor>,
+    outbox: Arc<Outbox>,
+    stats: Arc<BridgeStats>,
+    runtime: tokio::runtime::Runtime,
+    shutdown: watch::Sender<Option<Instant>>,
+    done: oneshot::Receiver<Leftover>,
+    settings: BridgeSettings,
+}
+
+impl Bridge {
+    /// Starts the AMQP runtime and the actor (inside an actix System).
+    pub fn start(settings: BridgeSettings) -> std::io::Result<Bridge> {
+        let stats = Arc::new(BridgeStats::default());
+        let outbox = Arc::new(Outbox::new(
+            settings.buffer,
+            settings.on_full,
+            stats.clone(),
+        ));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("amqp")
+            .enable_all()
+            .build()?;
+        let (shutdown, shutdown_rx) = watch::channel(None);
+        let (done_tx, done) = oneshot::channel();
+        let publisher = Publisher::new(
+            settings.clone(),
+            outbox.clone(),
+            stats.clone(),
+            shutdown_rx.clone(),
+        );
+        runtime.spawn(async move {
+            let _ = done_tx.send(publisher.run().await);
+        });
+        runtime.spawn(report_periodically(
+            stats.clone(),
+            outbox.clone(),
+            settings.stats_interval,
+            shutdown_rx,
+        ));
+        let actor_outbox = outbox.clone();
+        let actor = Supervisor::start(move |_| BridgeActor::new(actor_outbox));
+        Ok(Bridge {
+            actor,
+            outbox,
+            stats,
+            runtime,
+            shutdown,
+            done,
+            settings,
+        })
+    }
+
+    /// Stops taking new messages without blocking the pipeline: from now on
+    /// a full outbox refuses (and counts) instead of waiting.
+    pub fn stop_blocking(&self) {
+        self.outbox.close();
+    }
+
+    /// Waits up to `bridge.shutdown_timeout` for everything to be confirmed,
+    /// then stops the AMQP runtime and reports what was not delivered.
+    pub async fn shutdown(self) -> BridgeReport {
+        self.outbox.close();
+        let deadline = Instant::now() + self.settings.shutdown_timeout;
+        let _ = self.shutdown.send(Some(deadline));
+        let leftover = self.done.await.unwrap_or(Leftover {
+            undelivered: self.outbox.len() as u64,
+        });
+        self.runtime.shutdown_background();
+        let stats = self.stats.snapshot();
+        let report = BridgeReport {
+            stats,
+            undelivered: leftover.undelivered + stats.refused_at_shutdown,
+        };
+        stats.log("bridge stopped", self.outbox.len());
+        if report.undelivered > 0 {
+            tracing::warn!(
+                undelivered = report.undelivered,
+                "bridge: messages not confirmed by the broker before the shutdown deadline"
+            );
+        } else {
+            tracing::info!("bridge: every mirrored message was confirmed by the broker");
+        }
+        report
+    }
+}
+
+async fn report_periodically(
+    stats: Arc<BridgeStats>,
+    outbox: Arc<Outbox>,
+    every: std::time::Duration,
+    mut shutdown: watch::Receiver<Option<Instant>>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => stats.snapshot().log("bridge counters", outbox.len()),
+            r = shutdown.changed() => if r.is_err() || shutdown.borrow().is_some() { break },
+        }
+    }
+}

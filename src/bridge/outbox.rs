@@ -1,0 +1,249 @@
+//! The bridge's bounded buffer between the pipeline and the broker.
+//!
+//! The pipeline pushes wire messages in; the publisher takes them out. It
+//! holds at most `bridge.buffer` messages. When full, `block` makes `push`
+//! wait for room (backpressure that reaches the source through the actors'
+//! awaited sends) and `drop_oldest` drops from the front and counts. Each
+//! full episode is logged once. Once `close` is called (shutdown), pushes
+//! never wait: what does not fit is counted as refused and reported.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+
+use super::stats::BridgeStats;
+use crate::config::OnFull;
+use crate::messages::{Kind, SampleId, WireMessage};
+
+/// One message ready for the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutMessage {
+    pub kind: Kind,
+    pub id: SampleId,
+    pub body: Vec<u8>,
+    /// Seconds since the epoch when the bridge took it (AMQP `timestamp`).
+    pub timestamp: u64,
+    /// Times it was published before (0 for the first publish).
+    pub attempts: u32,
+}
+
+impl OutMessage {
+    pub fn from_wire<T: WireMessage>(m: &T, timestamp: u64) -> OutMessage {
+        OutMessage {
+            kind: T::KIND,
+            id: m.id(),
+            body: m.to_json(),
+            timestamp,
+            attempts: 0,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+struct State {
+    queue: VecDeque<OutMessage>,
+    closed: bool,
+    /// In a full episode (logged once at its start).
+    full: bool,
+    /// A producer waits for room.
+    waiting: bool,
+}
+
+/// The bounded buffer.
+pub struct Outbox {
+    state: Mutex<State>,
+    capacity: usize,
+    policy: OnFull,
+    room: Notify,
+    items: Notify,
+    stats: Arc<BridgeStats>,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize, policy: OnFull, stats: Arc<BridgeStats>) -> Outbox {
+        Outbox {
+            state: Mutex::new(State {
+                queue: VecDeque::with_capacity(capacity.min(1 << 16)),
+                closed: false,
+                full: false,
+                waiting: false,
+            }),
+            capacity: capacity.max(1),
+            policy,
+            room: Notify::new(),
+            items: Notify::new(),
+            stats,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Messages buffered now.
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds messages, waiting for room under `block` until the outbox closes.
+    pub async fn push(&self, msgs: Vec<OutMessage>) {
+        BridgeStats::add(&self.stats.accepted, msgs.len() as u64);
+        let mut rest = msgs.into_iter().peekable();
+        while rest.peek().is_some() {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut s = self.lock();
+                while s.queue.len() < self.capacity {
+                    match rest.next() {
+                        Some(m) => s.queue.push_back(m),
+                        None => break,
+                    }
+                }
+                if rest.peek().is_some() {
+                    if !s.full {
+                        s.full = true;
+                        tracing::warn!(
+                            capacity = self.capacity,
+                            policy = ?self.policy,
+                            "bridge buffer full (broker away or slow): {}",
+                            match self.policy {
+                                OnFull::Block => "slowing the source",
+                                OnFull::DropOldest => "dropping the oldest messages (counted)",
+                            }
+                        );
+                    }
+                    if s.closed {
+                        let refused = rest.by_ref().count() as u64;
+                        BridgeStats::add(&self.stats.refused_at_shutdown, refused);
+                    } else if self.policy == OnFull::DropOldest {
+                        for m in rest.by_ref() {
+                            s.queue.pop_front();
+                            s.queue.push_back(m);
+                            BridgeStats::add(&self.stats.dropped, 1);
+                        }
+                    } else {
+                        s.waiting = true;
+                    }
+                }
+            }
+            self.items.notify_one();
+            if rest.peek().is_some() {
+                room.await;
+            }
+        }
+    }
+
+    /// Takes up to `max` messages from the front.
+    pub fn take(&self, max: usize) -> Vec<OutMessage> {
+        let mut s = self.lock();
+        let n = max.min(s.queue.len());
+        let out: Vec<OutMessage> = s.queue.drain(..n).collect();
+        if s.full && s.queue.len() <= self.capacity / 2 {
+            s.full = false;
+            tracing::info!(buffered = s.queue.len(), "bridge buffer has room again");
+        }
+        if s.waiting && n > 0 {
+            s.waiting = false;
+            drop(s);
+            self.room.notify_waiters();
+        }
+        out
+    }
+
+    /// Resolves when messages may be available (or the outbox closed).
+    pub async fn wait_items(&self) {
+        if !self.is_empty() || self.lock().closed {
+            return;
+        }
+        self.items.notified().await;
+    }
+
+    /// Stops blocking producers: from now on what does not fit is refused.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.room.notify_waiters();
+        self.items.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.stats.dropped.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::Truth;
+    use std::time::Duration;
+
+    fn msgs(ids: std::ops::Range<u64>) -> Vec<OutMessage> {
+        ids.map(|id| OutMessage::from_wire(&Truth { id, y: 1.0 }, 0))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_room_and_loses_nothing() {
+        let stats = Arc::new(BridgeStats::default());
+        let outbox = Arc::new(Outbox::new(10, OnFull::Block, stats.clone()));
+        let o = outbox.clone();
+        let producer = tokio::spawn(async move { o.push(msgs(0..25)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!producer.is_finished());
+        assert_eq!(outbox.len(), 10);
+        let mut got = vec![];
+        while got.len() < 25 {
+            got.extend(outbox.take(4).into_iter().map(|m| m.id));
+            tokio::task::yield_now().await;
+        }
+        producer.await.unwrap();
+        assert_eq!(got, (0..25).collect::<Vec<_>>());
+        assert_eq!(stats.snapshot().dropped, 0);
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_keeps_the_newest_and_counts() {
+        let stats = Arc::new(BridgeStats::default());
+        let outbox = Outbox::new(10, OnFull::DropOldest, stats.clone());
+        outbox.push(msgs(0..25)).await;
+        let ids: Vec<u64> = outbox.take(100).into_iter().map(|m| m.id).collect();
+        assert_eq!(ids, (15..25).collect::<Vec<_>>());
+        assert_eq!(stats.snapshot().dropped, 15);
+        assert_eq!(stats.snapshot().accepted, 25);
+    }
+
+    #[tokio::test]
+    async fn close_releases_a_blocked_producer_and_counts_the_refused() {
+        let stats = Arc::new(BridgeStats::default());
+        let outbox = Arc::new(Outbox::new(5, OnFull::Block, stats.clone()));
+        let o = outbox.clone();
+        let producer = tokio::spawn(async move { o.push(msgs(0..8)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        outbox.close();
+        tokio::time::timeout(Duration::from_secs(2), producer)
+            .await
+            .expect("producer released")
+            .unwrap();
+        assert_eq!(stats.snapshot().refused_at_shutdown, 3);
+        assert_eq!(outbox.len(), 5);
+    }
+}

@@ -1,0 +1,313 @@
+//! The AMQP side of the bridge: connect, declare, publish with confirms,
+//! resend, reconnect. Runs on the bridge's own tokio runtime.
+//!
+//! Delivery is at-least-once. At most `confirm_window` publishes await their
+//! confirm; each is kept until the broker acks it. A nack puts the message
+//! back for another publish; a lost connection puts every unconfirmed
+//! message back, and they are published again after the reconnect (counted
+//! as `resent`; consumers deduplicate by `message_id`). Reconnects use
+//! capped exponential backoff, and each state change (unreachable,
+//! connected, lost) is logged once, not per attempt or per message.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tokio::sync::watch;
+
+use super::outbox::{OutMessage, Outbox};
+use super::stats::BridgeStats;
+use super::topology;
+use crate::config::{redact_url, BridgeSettings};
+
+/// How often legacy queues are checked against their bound.
+const TRIM_INTERVAL: Duration = Duration::from_secs(5);
+/// Messages taken from the outbox per lock.
+const TAKE_CHUNK: usize = 256;
+
+/// What the publisher has left when it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leftover {
+    /// Messages never confirmed by the broker (buffered, awaiting retry or in flight).
+    pub undelivered: u64,
+}
+
+/// Why publishing on a connection ended.
+enum Ended {
+    /// Shutdown finished (everything confirmed) or its deadline passed.
+    Done,
+    /// The connection or channel failed; reconnect.
+    Lost(lapin::Error),
+}
+
+/// The publisher: owns the retry queue and the in-flight window.
+pub struct Publisher {
+    settings: BridgeSettings,
+    outbox: Arc<Outbox>,
+    stats: Arc<BridgeStats>,
+    /// `Some(deadline)` once shutdown began.
+    shutdown: watch::Receiver<Option<Instant>>,
+    /// Messages to publish again, before anything new.
+    retry: VecDeque<OutMessage>,
+    app_id: String,
+}
+
+impl Publisher {
+    pub fn new(
+        settings: BridgeSettings,
+        outbox: Arc<Outbox>,
+        stats: Arc<BridgeStats>,
+        shutdown: watch::Receiver<Option<Instant>>,
+    ) -> Publisher {
+        Publisher {
+            settings,
+            outbox,
+            stats,
+            shutdown,
+            retry: VecDeque::new(),
+            app_id: format!("modelwatch/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        *self.shutdown.borrow()
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Nothing left to deliver and shutdown asked for.
+    fn drained(&self) -> bool {
+        self.deadline().is_some() && self.retry.is_empty() && self.outbox.is_empty()
+    }
+
+    /// Runs until shutdown: drained, or its deadline passed.
+    pub async fn run(mut self) -> Leftover {
+        let shown_url = redact_url(&self.settings.url);
+        let mut backoff = self.settings.backoff_min;
+        let mut failures: u64 = 0;
+        let mut ever_connected = false;
+        loop {
+            if self.drained() || self.past_deadline() {
+                break;
+            }
+            let conn = match self.connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(
+                            url = %shown_url,
+                            error = %e,
+                            "broker unreachable; the pipeline goes on, messages are buffered, retrying with backoff"
+                        );
+                    } else {
+                        tracing::debug!(attempt = failures, error = %e, "reconnect failed");
+                    }
+                    self.sleep_or_shutdown(backoff).await;
+                    backoff = (backoff * 2).min(self.settings.backoff_max);
+                    continue;
+                }
+            };
+            if ever_connected {
+                BridgeStats::add(&self.stats.reconnects, 1);
+            }
+            ever_connected = true;
+            tracing::info!(
+                url = %shown_url,
+                failed_attempts = failures,
+                retrying = self.retry.len(),
+                buffered = self.outbox.len(),
+                "bridge connected; topology declared"
+            );
+            failures = 0;
+            backoff = self.settings.backoff_min;
+            match self.publish_on(&conn).await {
+                Ended::Done => {
+                    let _ = conn.close(200, "modelwatch shutting down".into()).await;
+                    break;
+                }
+                Ended::Lost(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        to_resend = self.retry.len(),
+                        "broker connection lost; reconnecting, unconfirmed messages will be resent"
+                    );
+                    let _ = conn.close(320, "reconnecting".into()).await;
+                }
+            }
+        }
+        let undelivered = (self.retry.len() + self.outbox.len()) as u64;
+        Leftover { undelivered }
+    }
+
+    async fn connect(&self) -> lapin::Result<Connection> {
+        let mut uri: lapin::uri::AMQPUri = self
+            .settings
+            .url
+            .parse()
+            .map_err(|e: String| lapin::Error::from(std::io::Error::other(e)))?;
+        if uri.query.heartbeat.is_none() && self.settings.heartbeat > 0 {
+            uri.query.heartbeat = Some(self.settings.heartbeat);
+        }
+        if uri.query.connection_timeout.is_none() {
+            uri.query.connection_timeout = Some(5_000);
+        }
+        let props =
+            ConnectionProperties::default().with_connection_name("modelwatch bridge".into());
+        let conn = Connection::connect_uri(uri, props).await?;
+        topology::declare(&conn, &self.settings).await?;
+        Ok(conn)
+    }
+
+    async fn sleep_or_shutdown(&mut self, d: Duration) {
+        let until = match self.deadline() {
+            Some(deadline) => deadline.min(Instant::now() + d),
+            None => Instant::now() + d,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(until.into()) => {}
+            _ = self.shutdown.changed() => {}
+        }
+    }
+
+    fn properties(&self, m: &OutMessage) -> BasicProperties {
+        BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(m.id.to_string().into())
+            .with_type(m.kind.routing_key().into())
+            .with_timestamp(m.timestamp)
+            .with_app_id(self.app_id.as_str().into())
+    }
+
+    /// Publishes until shutdown completes or the connection fails.
+    async fn publish_on(&mut self, conn: &Connection) -> Ended {
+        let channel = match open_confirm_channel(conn).await {
+            Ok(c) => c,
+            Err(e) => return Ended::Lost(e),
+        };
+        let window = self.settings.confirm_window;
+        let mut unconfirmed: HashMap<u64, OutMessage> = HashMap::new();
+        let mut confirms = FuturesUnordered::new();
+        let mut seq: u64 = 0;
+        let mut pending_new: VecDeque<OutMessage> = VecDeque::new();
+        let mut trim = tokio::time::interval(TRIM_INTERVAL);
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        let result = loop {
+            // Fill the window: retries first, then new messages.
+            let mut lost = None;
+            while unconfirmed.len() < window {
+                if pending_new.is_empty() && self.retry.is_empty() {
+                    pending_new
+                        .extend(self.outbox.take(TAKE_CHUNK.min(window - unconfirmed.len())));
+                }
+                let Some(msg) = self.retry.pop_front().or_else(|| pending_new.pop_front()) else {
+                    break;
+                };
+                let publish = channel
+                    .basic_publish(
+                        self.settings.exchange.as_str().into(),
+                        msg.kind.routing_key().into(),
+                        BasicPublishOptions::default(),
+                        &msg.body,
+                        self.properties(&msg),
+                    )
+                    .await;
+                match publish {
+                    Ok(confirm) => {
+                        BridgeStats::add(&self.stats.published, 1);
+                        if msg.attempts > 0 {
+                            BridgeStats::add(&self.stats.resent, 1);
+                        }
+                        seq += 1;
+                        let id = seq;
+                        unconfirmed.insert(id, msg);
+                        confirms.push(async move { (id, confirm.await) });
+                    }
+                    Err(e) => {
+                        // It may or may not have left: count a later publish as a resend.
+                        let mut msg = msg;
+                        msg.attempts += 1;
+                        self.retry.push_front(msg);
+                        lost = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = lost {
+                break Ended::Lost(e);
+            }
+            if unconfirmed.is_empty() && pending_new.is_empty() && self.drained() {
+                break Ended::Done;
+            }
+            if self.past_deadline() {
+                break Ended::Done;
+            }
+            let window_open = unconfirmed.len() < window;
+            let deadline = self.deadline();
+            tokio::select! {
+                Some((id, result)) = confirms.next() => {
+                    let Some(mut msg) = unconfirmed.remove(&id) else { continue };
+                    match result {
+                        Ok(Confirmation::Ack(_)) => BridgeStats::add(&self.stats.confirmed, 1),
+                        Ok(Confirmation::Nack(_)) => {
+                            BridgeStats::add(&self.stats.nacked, 1);
+                            msg.attempts += 1;
+                            self.retry.push_back(msg);
+                        }
+                        Ok(Confirmation::NotRequested) => BridgeStats::add(&self.stats.confirmed, 1),
+                        Err(e) => {
+                            msg.attempts += 1;
+                            self.retry.push_back(msg);
+                            break Ended::Lost(e);
+                        }
+                    }
+                }
+                _ = self.outbox.wait_items(), if window_open && pending_new.is_empty() => {}
+                _ = self.shutdown.changed() => {}
+                _ = trim.tick() => {
+                    if let Err(e) = topology::trim_legacy_queues(conn, &self.settings, &self.stats).await {
+                        break Ended::Lost(e);
+                    }
+                }
+                _ = sleep_until_opt(deadline) => {}
+            }
+        };
+        // Whatever was not confirmed goes back, oldest first, to be resent.
+        let mut back: Vec<(u64, OutMessage)> = unconfirmed.into_iter().collect();
+        back.sort_by_key(|(id, _)| *id);
+        for (_, mut msg) in back.into_iter().rev() {
+            msg.attempts += 1;
+            self.retry.push_front(msg);
+        }
+        for msg in pending_new.into_iter().rev() {
+            self.retry.push_front(msg);
+        }
+        if let (Ended::Done, false) = (&result, self.retry.is_empty()) {
+            tracing::warn!(
+                left = self.retry.len(),
+                "shutdown deadline passed before every confirm arrived"
+            );
+        }
+        result
+    }
+}
+
+async fn open_confirm_channel(conn: &Connection) -> lapin::Result<Channel> {
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(ch)
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
