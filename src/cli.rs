@@ -23,9 +23,13 @@ use crate::telemetry;
 /// keeps logs/error_distribution.png up to date. No broker is needed.
 #[derive(Debug, Parser)]
 #[command(name = "modelwatch", version, about, long_about)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// With no subcommand, `modelwatch [FLAGS]` is `modelwatch run [FLAGS]`.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,8 +85,9 @@ pub fn main(cli: Cli) -> i32 {
     telemetry::exit_on_panic();
     let _failpoints = fail::FailScenario::setup();
     match cli.command {
-        Command::Run(args) => run(args),
-        Command::Train(args) => train(args),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Train(args)) => train(args),
+        None => run(cli.run),
     }
 }
 
