@@ -289,11 +289,15 @@ impl Publisher {
         for msg in pending_new.into_iter().rev() {
             self.retry.push_front(msg);
         }
-        if let (Ended::Done, false) = (&result, self.retry.is_empty()) {
-            tracing::warn!(
-                left = self.retry.len(),
-                "shutdown deadline passed before every confirm arrived"
-            );
+        if let Ended::Done = result {
+            if !self.retry.is_empty() {
+                tracing::warn!(
+                    left = self.retry.len(),
+                    "shutdown deadline passed before every confirm arrived"
+                );
+            }
+            // Close it ourselves, or its drop races the connection close.
+            let _ = channel.close(200, "done".into()).await;
         }
         result
     }
