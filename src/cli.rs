@@ -38,6 +38,26 @@ pub enum Command {
     Run(RunArgs),
     /// Fit the model on the 442 rows and write the artifact `run` loads.
     Train(TrainArgs),
+    /// Measure throughput, latency, memory and cost growth (BENCHMARKS.md).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Measurements per figure; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Tiny sizes: checks that every bench works, in seconds (the tests run this).
+    #[arg(long)]
+    pub quick: bool,
+    /// RabbitMQ for the bridge figures (skipped without it).
+    #[arg(long)]
+    pub amqp_url: Option<String>,
+    /// Python with pika, for the baseline of the original services.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +107,7 @@ pub fn main(cli: Cli) -> i32 {
     match cli.command {
         Some(Command::Run(args)) => run(args),
         Some(Command::Train(args)) => train(args),
+        Some(Command::Bench(args)) => bench(args),
         None => run(cli.run),
     }
 }
@@ -144,8 +165,18 @@ fn run(args: RunArgs) -> i32 {
                 evicted = report.metric.join.evicted,
                 duplicates = report.metric.join.duplicates,
                 restarts = report.metric.restarts,
+                peak_rss_kib = telemetry::peak_rss_kib().unwrap_or(0),
                 "run finished"
             );
+            if let Some(b) = report.bridge {
+                tracing::info!(
+                    confirmed = b.stats.confirmed,
+                    resent = b.stats.resent,
+                    dropped = b.stats.dropped,
+                    undelivered = b.undelivered,
+                    "bridge summary"
+                );
+            }
             exit::OK
         }
         Err(e) => {
@@ -180,6 +211,34 @@ fn train(args: TrainArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("modelwatch: error: {e:#}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn bench(args: BenchArgs) -> i32 {
+    let _ = telemetry::init("warn", None);
+    let opts = crate::bench::BenchOptions {
+        config: std::fs::canonicalize(&args.config.config).unwrap_or(args.config.config),
+        runs: args.runs.max(1),
+        quick: args.quick,
+        amqp_url: args.amqp_url,
+        python: args.python,
+    };
+    match crate::bench::run_all(&opts) {
+        Ok(figures) => {
+            println!(
+                "modelwatch {} bench, {} run(s) per figure{}, {} CPUs\n",
+                env!("CARGO_PKG_VERSION"),
+                opts.runs,
+                if opts.quick { ", quick sizes" } else { "" },
+                std::thread::available_parallelism().map_or(0, |n| n.get()),
+            );
+            print!("{}", crate::bench::to_markdown(&figures));
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("modelwatch: bench failed: {e:#}");
             exit::FAILURE
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod actors;
 pub mod append_file;
+pub mod bench;
 pub mod bridge;
 pub mod cli;
 pub mod config;

@@ -217,6 +217,8 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
     let mut report = finish(source_report, metric, plot, metric_arbiter, started).await?;
     if let Some(b) = bridge {
         report.bridge = Some(b.shutdown().await);
+        // The run ends when the broker has confirmed (or the deadline passed).
+        report.elapsed = started.elapsed();
     }
     Ok(report)
 }
