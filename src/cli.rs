@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// Mirror every message to this RabbitMQ (turns the bridge on). Also AMQP_URL.
     #[arg(long)]
     pub amqp_url: Option<String>,
+    /// Roles this process runs, e.g. `model` or `features,metric` (default all
+    /// four). The others are reached through RabbitMQ (needs the bridge on).
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Option<Vec<crate::config::Role>>,
     /// Print the effective configuration (password redacted) and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -124,6 +128,7 @@ fn run(args: RunArgs) -> i32 {
         seed: args.seed,
         logs_dir: args.logs_dir,
         amqp_url: args.amqp_url,
+        roles: args.roles,
     };
     let settings = match Settings::load(&args.config.config, &overrides) {
         Ok(s) => s,
@@ -151,32 +156,7 @@ fn run(args: RunArgs) -> i32 {
     let system = actix::System::new();
     match system.block_on(pipeline::run(prepared)) {
         Ok(report) => {
-            let lat = &report.metric.latency_us;
-            tracing::info!(
-                samples = report.source.emitted,
-                rows = report.metric.rows_written,
-                secs = format!("{:.3}", report.elapsed.as_secs_f64()),
-                samples_per_sec = format!("{:.0}", report.samples_per_sec()),
-                latency_p50_us = lat.value_at_quantile(0.5),
-                latency_p99_us = lat.value_at_quantile(0.99),
-                latency_p999_us = lat.value_at_quantile(0.999),
-                unmatched = report.metric.unmatched,
-                expired = report.metric.join.expired,
-                evicted = report.metric.join.evicted,
-                duplicates = report.metric.join.duplicates,
-                restarts = report.metric.restarts,
-                peak_rss_kib = telemetry::peak_rss_kib().unwrap_or(0),
-                "run finished"
-            );
-            if let Some(b) = report.bridge {
-                tracing::info!(
-                    confirmed = b.stats.confirmed,
-                    resent = b.stats.resent,
-                    dropped = b.stats.dropped,
-                    undelivered = b.undelivered,
-                    "bridge summary"
-                );
-            }
+            log_summary(&report);
             exit::OK
         }
         Err(e) => {
@@ -184,6 +164,49 @@ fn run(args: RunArgs) -> i32 {
             eprintln!("modelwatch: error: {e:#}");
             exit::FAILURE
         }
+    }
+}
+
+/// The "run finished" line (benchmarks and tests read its fields).
+fn log_summary(report: &pipeline::RunReport) {
+    let rss = telemetry::peak_rss_kib().unwrap_or(0);
+    let secs = format!("{:.3}", report.elapsed.as_secs_f64());
+    match &report.metric {
+        Some(m) => {
+            let lat = &m.latency_us;
+            tracing::info!(
+                samples = report.source.map_or(0, |s| s.emitted),
+                rows = m.rows_written,
+                secs,
+                samples_per_sec = format!("{:.0}", report.samples_per_sec()),
+                latency_p50_us = lat.value_at_quantile(0.5),
+                latency_p99_us = lat.value_at_quantile(0.99),
+                latency_p999_us = lat.value_at_quantile(0.999),
+                unmatched = m.unmatched,
+                expired = m.join.expired,
+                evicted = m.join.evicted,
+                duplicates = m.join.duplicates,
+                redelivered = m.redelivered,
+                restarts = m.restarts,
+                peak_rss_kib = rss,
+                "run finished"
+            );
+        }
+        None => tracing::info!(
+            samples = report.source.map_or(0, |s| s.emitted),
+            secs,
+            peak_rss_kib = rss,
+            "run finished"
+        ),
+    }
+    if let Some(b) = report.bridge {
+        tracing::info!(
+            confirmed = b.stats.confirmed,
+            resent = b.stats.resent,
+            dropped = b.stats.dropped,
+            undelivered = b.undelivered,
+            "bridge summary"
+        );
     }
 }
 

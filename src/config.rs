@@ -35,15 +35,90 @@ impl ConfigError {
 }
 
 /// All settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// The roles this process runs; all four by default (one process).
+    pub roles: Vec<Role>,
     pub source: SourceSettings,
     pub model: ModelSettings,
     pub metric: MetricSettings,
     pub plot: PlotSettings,
     pub logs: LogSettings,
     pub bridge: BridgeSettings,
+    pub inbound: InboundSettings,
+}
+
+/// A part of the pipeline that a process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Features,
+    Model,
+    Metric,
+    Plot,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Features, Role::Model, Role::Metric, Role::Plot];
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s.trim() {
+            "features" => Ok(Role::Features),
+            "model" => Ok(Role::Model),
+            "metric" => Ok(Role::Metric),
+            "plot" => Ok(Role::Plot),
+            other => Err(format!(
+                "unknown role {other:?} (roles are features, model, metric, plot)"
+            )),
+        }
+    }
+}
+
+/// Consumers that feed local actors from RabbitMQ, when a process runs only
+/// some roles (`roles`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundSettings {
+    /// Unacknowledged deliveries per consumer.
+    pub prefetch: u16,
+    /// Most deliveries handed to an actor as one batch.
+    pub batch_size: usize,
+    /// Larger message bodies are dead-lettered.
+    pub max_body_bytes: usize,
+    /// Work queue of the model role (bound to `features`); model processes share it.
+    pub model_queue: String,
+    /// Work queues of the metric role (bound to `y_true` and `y_pred`).
+    pub metric_truth_queue: String,
+    pub metric_prediction_queue: String,
+    /// Work queue of the plot role (bound to `metrics`).
+    pub plot_queue: String,
+    /// Where malformed messages go, with the reason in the `x-reject-reason` header.
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    /// Longest wait at shutdown for in-flight inbound work before closing.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for InboundSettings {
+    fn default() -> Self {
+        InboundSettings {
+            prefetch: 1000,
+            batch_size: 250,
+            max_body_bytes: 65_536,
+            model_queue: "ml_pipeline.model".into(),
+            metric_truth_queue: "ml_pipeline.metric.y_true".into(),
+            metric_prediction_queue: "ml_pipeline.metric.y_pred".into(),
+            plot_queue: "ml_pipeline.plot".into(),
+            dead_letter_exchange: "ml_pipeline.dlx".into(),
+            dead_letter_queue: "ml_pipeline.dlq".into(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The feature source (the client of the original services).
@@ -60,6 +135,33 @@ pub struct SourceSettings {
     pub batch_size: usize,
     /// Batches emitted but not yet fully processed downstream.
     pub max_in_flight: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            roles: Role::ALL.to_vec(),
+            source: SourceSettings::default(),
+            model: ModelSettings::default(),
+            metric: MetricSettings::default(),
+            plot: PlotSettings::default(),
+            logs: LogSettings::default(),
+            bridge: BridgeSettings::default(),
+            inbound: InboundSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Runs `role` in this process.
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Runs only some roles: the others are reached through RabbitMQ.
+    pub fn is_split(&self) -> bool {
+        !Role::ALL.iter().all(|r| self.runs(*r))
+    }
 }
 
 impl Default for SourceSettings {
@@ -99,6 +201,8 @@ pub struct MetricSettings {
     /// How long an unmatched id waits before it is dropped and counted.
     #[serde(with = "humantime_serde")]
     pub pending_ttl: Duration,
+    /// Ids remembered to ignore redelivered halves, when the metric reads RabbitMQ.
+    pub dedup_window: usize,
     /// Longest time a written row stays in memory before it reaches the file.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
@@ -111,6 +215,7 @@ impl Default for MetricSettings {
         MetricSettings {
             max_pending: 100_000,
             pending_ttl: Duration::from_secs(60),
+            dedup_window: 1_000_000,
             flush_interval: Duration::from_secs(1),
             labels_log: true,
         }
@@ -235,6 +340,7 @@ pub struct Overrides {
     pub seed: Option<u64>,
     pub logs_dir: Option<PathBuf>,
     pub amqp_url: Option<String>,
+    pub roles: Option<Vec<Role>>,
 }
 
 impl Settings {
@@ -265,6 +371,8 @@ impl Settings {
                 config::Environment::with_prefix(ENV_PREFIX)
                     .separator("__")
                     .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("roles")
                     .source(Some(env_map)),
             )
             .build()
@@ -290,6 +398,9 @@ impl Settings {
         if let Some(v) = &o.logs_dir {
             self.logs.dir = v.clone();
         }
+        if let Some(v) = &o.roles {
+            self.roles = v.clone();
+        }
         let env_url = env.iter().find(|(k, _)| k == "AMQP_URL").map(|(_, v)| v);
         if let Some(url) = o.amqp_url.as_ref().or(env_url) {
             self.bridge.url = url.clone();
@@ -307,6 +418,15 @@ impl Settings {
                     "must be a number >= 0 (0 = as fast as possible), got {}",
                     s.rate
                 ),
+            ));
+        }
+        if self.roles.is_empty() {
+            return Err(ConfigError::invalid("roles", "must name at least one role"));
+        }
+        if self.is_split() && !self.bridge.enabled {
+            return Err(ConfigError::invalid(
+                "roles",
+                "running only some roles links them through RabbitMQ: turn the bridge on (bridge.enabled, --amqp-url or AMQP_URL)",
             ));
         }
         in_range("source.batch_size", s.batch_size, 1, 65_536)?;
@@ -356,6 +476,31 @@ impl Settings {
             ));
         }
         positive("bridge.stats_interval", b.stats_interval)?;
+        let i = &self.inbound;
+        in_range("inbound.prefetch", i.prefetch as usize, 1, 65_535)?;
+        in_range("inbound.batch_size", i.batch_size, 1, 65_536)?;
+        in_range("inbound.max_body_bytes", i.max_body_bytes, 64, 128 << 20)?;
+        in_range(
+            "metric.dedup_window",
+            self.metric.dedup_window,
+            1,
+            100_000_000,
+        )?;
+        for (key, name) in [
+            ("inbound.model_queue", &i.model_queue),
+            ("inbound.metric_truth_queue", &i.metric_truth_queue),
+            (
+                "inbound.metric_prediction_queue",
+                &i.metric_prediction_queue,
+            ),
+            ("inbound.plot_queue", &i.plot_queue),
+            ("inbound.dead_letter_exchange", &i.dead_letter_exchange),
+            ("inbound.dead_letter_queue", &i.dead_letter_queue),
+        ] {
+            if name.is_empty() {
+                return Err(ConfigError::invalid(key, "must not be empty"));
+            }
+        }
         Ok(())
     }
 

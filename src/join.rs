@@ -29,9 +29,11 @@ pub struct JoinStats {
     pub duplicates: u64,
 }
 
-/// The join state.
-pub struct Joiner {
-    pending: HashMap<SampleId, (Half, Instant)>,
+/// The join state. Each waiting half keeps a tag (`T`) that is handed back
+/// when its other half arrives: the metric uses it to carry the completion
+/// token of the inbound message (see [`crate::done`]).
+pub struct Joiner<T = ()> {
+    pending: HashMap<SampleId, (Half, Instant, T)>,
     /// Ids in arrival order; may hold entries already matched (stale).
     order: VecDeque<(SampleId, Instant)>,
     max_pending: usize,
@@ -39,8 +41,8 @@ pub struct Joiner {
     pub stats: JoinStats,
 }
 
-impl Joiner {
-    pub fn new(max_pending: usize, ttl: Duration) -> Joiner {
+impl<T> Joiner<T> {
+    pub fn new(max_pending: usize, ttl: Duration) -> Joiner<T> {
         Joiner {
             pending: HashMap::new(),
             order: VecDeque::new(),
@@ -55,24 +57,38 @@ impl Joiner {
         self.pending.len()
     }
 
-    /// Adds a true target; returns the record if its prediction was waiting.
-    pub fn add_truth(&mut self, id: SampleId, y: f64, now: Instant) -> Option<MetricRecord> {
-        self.add(id, Half::Truth(y), now)
+    /// Adds a true target; returns the record, and the tag of the
+    /// prediction, if its prediction was waiting.
+    pub fn add_truth(
+        &mut self,
+        id: SampleId,
+        y: f64,
+        now: Instant,
+        tag: T,
+    ) -> Option<(MetricRecord, T)> {
+        self.add(id, Half::Truth(y), now, tag)
     }
 
-    /// Adds a prediction; returns the record if its truth was waiting.
-    pub fn add_prediction(&mut self, id: SampleId, y: f64, now: Instant) -> Option<MetricRecord> {
-        self.add(id, Half::Prediction(y), now)
+    /// Adds a prediction; returns the record, and the tag of the truth, if
+    /// its truth was waiting.
+    pub fn add_prediction(
+        &mut self,
+        id: SampleId,
+        y: f64,
+        now: Instant,
+        tag: T,
+    ) -> Option<(MetricRecord, T)> {
+        self.add(id, Half::Prediction(y), now, tag)
     }
 
-    fn add(&mut self, id: SampleId, half: Half, now: Instant) -> Option<MetricRecord> {
-        match (self.pending.get(&id).map(|(h, _)| *h), half) {
+    fn add(&mut self, id: SampleId, half: Half, now: Instant, tag: T) -> Option<(MetricRecord, T)> {
+        match (self.pending.get(&id).map(|(h, _, _)| *h), half) {
             (Some(Half::Truth(t)), Half::Prediction(p))
             | (Some(Half::Prediction(p)), Half::Truth(t)) => {
-                self.pending.remove(&id);
+                let (_, _, other) = self.pending.remove(&id).expect("present");
                 self.stats.matched += 1;
                 self.compact_if_stale();
-                Some(MetricRecord::join(id, t, p))
+                Some((MetricRecord::join(id, t, p), other))
             }
             (Some(_), _) => {
                 self.stats.duplicates += 1;
@@ -84,7 +100,7 @@ impl Joiner {
                         self.stats.evicted += 1;
                     }
                 }
-                self.pending.insert(id, (half, now));
+                self.pending.insert(id, (half, now, tag));
                 self.order.push_back((id, now));
                 None
             }
@@ -110,7 +126,7 @@ impl Joiner {
     }
 
     fn is_live(&self, id: SampleId, at: Instant) -> bool {
-        matches!(self.pending.get(&id), Some((_, t)) if *t == at)
+        matches!(self.pending.get(&id), Some((_, t, _)) if *t == at)
     }
 
     fn pop_oldest(&mut self) -> Option<SampleId> {
@@ -128,8 +144,51 @@ impl Joiner {
         if self.order.len() > 2 * self.pending.len() + 1024 {
             let pending = &self.pending;
             self.order
-                .retain(|(id, at)| matches!(pending.get(id), Some((_, t)) if t == at));
+                .retain(|(id, at)| matches!(pending.get(id), Some((_, t, _)) if t == at));
         }
+    }
+}
+
+/// The ids most recently joined, bounded: a redelivered truth or prediction
+/// of a sample whose row is already written is recognised and ignored.
+#[derive(Debug)]
+pub struct RecentIds {
+    set: std::collections::HashSet<SampleId>,
+    order: VecDeque<SampleId>,
+    capacity: usize,
+}
+
+impl RecentIds {
+    pub fn new(capacity: usize) -> RecentIds {
+        RecentIds {
+            set: Default::default(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn contains(&self, id: SampleId) -> bool {
+        self.set.contains(&id)
+    }
+
+    /// Remembers `id`, forgetting the oldest beyond the capacity.
+    pub fn insert(&mut self, id: SampleId) {
+        if self.set.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > self.capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
     }
 }
 
@@ -138,63 +197,84 @@ mod tests {
     use super::*;
 
     #[test]
-    fn joins_in_either_order() {
-        let mut j = Joiner::new(10, Duration::from_secs(1));
+    fn recent_ids_are_bounded_and_forget_the_oldest() {
+        let mut r = RecentIds::new(3);
+        for id in 1..=5 {
+            r.insert(id);
+        }
+        assert_eq!(r.len(), 3);
+        assert!(!r.contains(2) && r.contains(3) && r.contains(5));
+        r.insert(5);
+        assert_eq!(r.len(), 3);
+    }
+
+    #[test]
+    fn tags_come_back_with_the_match() {
+        let mut j: Joiner<&str> = Joiner::new(10, Duration::from_secs(1));
         let now = Instant::now();
-        assert_eq!(j.add_truth(1, 10.0, now), None);
-        let r = j.add_prediction(1, 13.5, now).unwrap();
+        assert!(j.add_truth(1, 1.0, now, "truth").is_none());
+        let (_, tag) = j.add_prediction(1, 2.0, now, "pred").unwrap();
+        assert_eq!(tag, "truth");
+    }
+
+    #[test]
+    fn joins_in_either_order() {
+        let mut j: Joiner = Joiner::new(10, Duration::from_secs(1));
+        let now = Instant::now();
+        assert_eq!(j.add_truth(1, 10.0, now, ()), None);
+        let (r, ()) = j.add_prediction(1, 13.5, now, ()).unwrap();
         assert_eq!(r, MetricRecord::join(1, 10.0, 13.5));
         assert_eq!(r.absolute_error, 3.5);
-        assert_eq!(j.add_prediction(2, 5.0, now), None);
-        assert_eq!(j.add_truth(2, 9.0, now).unwrap().absolute_error, 4.0);
+        assert_eq!(j.add_prediction(2, 5.0, now, ()), None);
+        assert_eq!(j.add_truth(2, 9.0, now, ()).unwrap().0.absolute_error, 4.0);
         assert_eq!(j.pending(), 0);
         assert_eq!(j.stats.matched, 2);
     }
 
     #[test]
     fn duplicates_are_counted_not_joined_with_themselves() {
-        let mut j = Joiner::new(10, Duration::from_secs(1));
+        let mut j: Joiner = Joiner::new(10, Duration::from_secs(1));
         let now = Instant::now();
-        j.add_truth(1, 10.0, now);
-        assert_eq!(j.add_truth(1, 10.0, now), None);
+        j.add_truth(1, 10.0, now, ());
+        assert_eq!(j.add_truth(1, 10.0, now, ()), None);
         assert_eq!(j.stats.duplicates, 1);
         assert_eq!(j.pending(), 1);
     }
 
     #[test]
     fn pending_is_bounded_and_evictions_counted() {
-        let mut j = Joiner::new(100, Duration::from_secs(60));
+        let mut j: Joiner = Joiner::new(100, Duration::from_secs(60));
         let now = Instant::now();
         for id in 0..1000 {
-            j.add_truth(id, 1.0, now);
+            j.add_truth(id, 1.0, now, ());
         }
         assert_eq!(j.pending(), 100);
         assert_eq!(j.stats.evicted, 900);
         // the newest survive
-        assert!(j.add_prediction(999, 1.0, now).is_some());
-        assert!(j.add_prediction(0, 1.0, now).is_none());
+        assert!(j.add_prediction(999, 1.0, now, ()).is_some());
+        assert!(j.add_prediction(0, 1.0, now, ()).is_none());
     }
 
     #[test]
     fn old_ids_age_out() {
-        let mut j = Joiner::new(100, Duration::from_millis(10));
+        let mut j: Joiner = Joiner::new(100, Duration::from_millis(10));
         let t0 = Instant::now();
-        j.add_truth(1, 1.0, t0);
-        j.add_truth(2, 1.0, t0 + Duration::from_millis(8));
+        j.add_truth(1, 1.0, t0, ());
+        j.add_truth(2, 1.0, t0 + Duration::from_millis(8), ());
         assert_eq!(j.expire(t0 + Duration::from_millis(15)), 1);
         assert_eq!(j.pending(), 1);
         assert_eq!(j.stats.expired, 1);
-        assert!(j.add_prediction(2, 1.0, t0).is_some());
+        assert!(j.add_prediction(2, 1.0, t0, ()).is_some());
     }
 
     #[test]
     fn age_queue_stays_bounded_when_everything_matches() {
-        let mut j = Joiner::new(1000, Duration::from_secs(60));
+        let mut j: Joiner = Joiner::new(1000, Duration::from_secs(60));
         let now = Instant::now();
-        j.add_truth(u64::MAX, 0.0, now); // never matched, stays at the front
+        j.add_truth(u64::MAX, 0.0, now, ()); // never matched, stays at the front
         for id in 0..100_000 {
-            j.add_truth(id, 1.0, now);
-            j.add_prediction(id, 1.0, now);
+            j.add_truth(id, 1.0, now, ());
+            j.add_prediction(id, 1.0, now, ());
         }
         assert!(j.order.len() <= 2 * j.pending() + 1025, "{}", j.order.len());
     }

@@ -13,6 +13,7 @@ pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod done;
 pub mod exit;
 pub mod histogram;
 pub mod ids;

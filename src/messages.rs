@@ -17,6 +17,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::data::FeatureVector;
+use crate::done::Done;
 
 /// A sample's id: microseconds since the Unix epoch, strictly increasing
 /// within a process (see [`crate::ids`]), below 2^53 so JSON keeps it exact.
@@ -71,6 +72,9 @@ pub struct Batch<T> {
     pub items: Arc<[T]>,
     /// When the source emitted the samples (for end-to-end latency).
     pub emitted_at: Instant,
+    /// For batches read from RabbitMQ: held until their work is done, then
+    /// the deliveries are acknowledged (see [`crate::done`]).
+    pub done: Option<Done>,
 }
 
 impl<T> Batch<T> {
@@ -78,7 +82,14 @@ impl<T> Batch<T> {
         Batch {
             items: items.into(),
             emitted_at,
+            done: None,
         }
+    }
+
+    /// The same batch, carrying a completion token.
+    pub fn with_done(mut self, done: Option<Done>) -> Batch<T> {
+        self.done = done;
+        self
     }
 
     pub fn len(&self) -> usize {

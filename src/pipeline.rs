@@ -22,9 +22,12 @@ use crate::actors::source::SourceReport;
 use crate::actors::{Fanout, FeatureSource, MetricActor, ModelActor, PlotActor};
 use crate::append_file::AppendFile;
 use crate::bridge::{Bridge, BridgeActor, BridgeReport};
-use crate::config::Settings;
+use crate::config::{Role, Settings};
 use crate::data::Dataset;
+use crate::join::RecentIds;
+use crate::log_format::read_metric_log;
 use crate::log_format::METRIC_HEADER;
+use crate::messages::{Features, Kind, MetricRecord, Prediction, Truth};
 use crate::model::{LinearModel, ModelError};
 use crate::render::PlotSpec;
 use crate::sampler::Sampler;
@@ -57,13 +60,13 @@ impl LogPaths {
     }
 }
 
-/// What start-up opened and checked.
+/// What start-up opened and checked, for the roles this process runs.
 pub struct Prepared {
     pub settings: Settings,
     pub paths: LogPaths,
-    model: Arc<LinearModel>,
-    files: MetricFiles,
-    plot: PlotActor,
+    model: Option<Arc<LinearModel>>,
+    metric: Option<(MetricFiles, Option<RecentIds>)>,
+    plot: Option<PlotActor>,
 }
 
 /// Loads the model artifact, or fits the model in memory when there is none.
@@ -86,77 +89,110 @@ pub fn load_or_fit_model(path: &Path) -> Result<LinearModel, ModelError> {
     }
 }
 
-/// Opens the log files and the model; nothing runs yet.
-pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
-    let paths = LogPaths::new(&settings.logs.dir);
-    paths.create_dir()?;
-    let model = load_or_fit_model(&settings.model.artifact)?;
-    let plot = PlotActor::load(
-        &paths.metric_csv,
-        paths.plot_png.clone(),
-        PlotSpec {
-            width: settings.plot.width,
-            height: settings.plot.height,
-            bins: settings.plot.bins,
-        },
-        settings.plot.interval,
-    )
-    .with_context(|| format!("reading the existing {}", paths.metric_csv.display()))?;
-    let (csv, report) = AppendFile::open(&paths.metric_csv, Some(METRIC_HEADER))?;
+/// Opens one log file for appending, logging a repaired torn line.
+fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
+    let (file, report) = AppendFile::open(path, header)?;
     if report.repaired_bytes > 0 {
         tracing::warn!(
             bytes = report.repaired_bytes,
-            file = %paths.metric_csv.display(),
+            file = %path.display(),
             "cut a torn last line left by an earlier crash"
         );
     }
-    let labels = if settings.metric.labels_log {
-        let (labels, report) = AppendFile::open(&paths.labels, None)?;
-        if report.repaired_bytes > 0 {
-            tracing::warn!(bytes = report.repaired_bytes, file = %paths.labels.display(), "cut a torn last line");
-        }
-        Some(labels)
+    Ok(file)
+}
+
+/// Opens the log files and the model of the roles to run; nothing runs yet.
+pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
+    let paths = LogPaths::new(&settings.logs.dir);
+    paths.create_dir()?;
+    let model = if settings.runs(Role::Model) {
+        Some(Arc::new(load_or_fit_model(&settings.model.artifact)?))
+    } else {
+        None
+    };
+    let plot = if settings.runs(Role::Plot) {
+        let spec = PlotSpec {
+            width: settings.plot.width,
+            height: settings.plot.height,
+            bins: settings.plot.bins,
+        };
+        let actor = PlotActor::load(
+            &paths.metric_csv,
+            paths.plot_png.clone(),
+            spec,
+            settings.plot.interval,
+        )
+        .with_context(|| format!("reading the existing {}", paths.metric_csv.display()))?;
+        Some(actor)
+    } else {
+        None
+    };
+    let metric = if settings.runs(Role::Metric) {
+        let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
+        let labels = if settings.metric.labels_log {
+            Some(open_log(&paths.labels, None)?)
+        } else {
+            None
+        };
+        // Inputs read from RabbitMQ may come twice: remember what is written.
+        let recent = if !settings.runs(Role::Features) || !settings.runs(Role::Model) {
+            let mut recent = RecentIds::new(settings.metric.dedup_window);
+            read_metric_log(&paths.metric_csv, |r| recent.insert(r.id))
+                .with_context(|| format!("reading the ids of {}", paths.metric_csv.display()))?;
+            Some(recent)
+        } else {
+            None
+        };
+        Some((MetricFiles { csv, labels }, recent))
     } else {
         None
     };
     Ok(Prepared {
         settings,
         paths,
-        model: Arc::new(model),
-        files: MetricFiles { csv, labels },
+        model,
+        metric,
         plot,
     })
 }
 
-/// Figures of a finished run.
+/// Figures of a finished run (each part only if this process ran that role).
 #[derive(Debug, Clone)]
 pub struct RunReport {
-    pub source: SourceReport,
-    pub metric: MetricReport,
+    pub source: Option<SourceReport>,
+    pub metric: Option<MetricReport>,
     pub elapsed: Duration,
     /// With the bridge on: its counters and what was not delivered.
     pub bridge: Option<BridgeReport>,
 }
 
 impl RunReport {
+    /// Rows written per second (0 without the metric role).
     pub fn samples_per_sec(&self) -> f64 {
-        self.metric.rows_written as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        let rows = self.metric.as_ref().map_or(0, |m| m.rows_written);
+        rows as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
 
 /// Runs the pipeline until `count` samples are done or a signal arrives.
 /// Must be called inside an actix `System`.
+///
+/// Each role runs if `roles` names it. A link between two local roles is an
+/// actor recipient; a link to a role elsewhere goes through RabbitMQ: the
+/// bridge publishes what local actors emit, and inbound consumers feed local
+/// actors from their work queues.
 pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let Prepared {
         settings,
         model,
-        files,
+        metric,
         plot,
         ..
     } = p;
 
-    let bridge = if settings.bridge.enabled {
+    let mut bridge = if settings.bridge.enabled {
         Some(Bridge::start(settings.bridge.clone()).context("starting the AMQP runtime")?)
     } else {
         None
@@ -164,101 +200,155 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
     let bridge_addr = bridge.as_ref().map(|b| b.actor.clone());
     let b = bridge_addr.as_ref();
 
-    let plot = Supervisor::start(move |_| plot);
+    let plot = plot.map(|actor| Supervisor::start(move |_| actor));
     // The metric does the file I/O: give it its own thread.
-    let metric_arbiter = Arbiter::new();
-    let metric_settings = settings.metric.clone();
-    let metric_out = with_bridge(plot.clone().recipient(), b);
-    let metric = Supervisor::start_in_arbiter(&metric_arbiter.handle(), move |_| {
-        MetricActor::new(files, metric_out, metric_settings)
+    let mut metric_arbiter = None;
+    let metric = metric.map(|(files, recent)| {
+        let arbiter = Arbiter::new();
+        let out = with_bridge(plot.as_ref().map(|p| p.clone().recipient()), b);
+        let settings = settings.metric.clone();
+        let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+            MetricActor::new(files, out, settings, recent)
+        });
+        metric_arbiter = Some(arbiter);
+        addr
     });
-    let model_out = with_bridge(metric.clone().recipient(), b);
-    let model = Supervisor::start(move |_| ModelActor::new(model, model_out));
+    let model = model.map(|m| {
+        let out = with_bridge(metric.as_ref().map(|a| a.clone().recipient()), b);
+        Supervisor::start(move |_| ModelActor::new(m, out))
+    });
 
     let stop = CancellationToken::new();
-    let (done_tx, done_rx) = oneshot::channel();
-    let sampler = Sampler::new(Dataset::embedded(), settings.source.seed);
-    let source_settings = settings.source.clone();
-    let (features, truths) = (
-        with_bridge(model.clone().recipient(), b),
-        with_bridge(metric.clone().recipient(), b),
-    );
-    let stop_source = stop.clone();
-    let _source = Supervisor::start(move |_| {
-        FeatureSource::new(
-            sampler,
-            features,
-            truths,
-            source_settings,
-            stop_source,
-            done_tx,
-        )
-    });
+    let (done_tx, mut done_rx) = oneshot::channel();
+    if settings.runs(Role::Features) {
+        let sampler = Sampler::new(Dataset::embedded(), settings.source.seed);
+        let source_settings = settings.source.clone();
+        let features = with_bridge(model.as_ref().map(|a| a.clone().recipient()), b);
+        let truths = with_bridge(metric.as_ref().map(|a| a.clone().recipient()), b);
+        let stop_source = stop.clone();
+        Supervisor::start(move |_| {
+            FeatureSource::new(
+                sampler,
+                features,
+                truths,
+                source_settings,
+                stop_source,
+                done_tx,
+            )
+        });
+    }
 
-    let mut done_rx = done_rx;
-    let source_report = tokio::select! {
-        r = &mut done_rx => r.context("the source ended without a report")?,
-        sig = shutdown_signal() => {
-            tracing::info!(signal = sig, "stopping: draining in-flight samples");
-            stop.cancel();
-            if let Some(b) = &bridge {
-                // A full outbox must not hold the drain up: count instead of wait.
-                b.stop_blocking();
+    if let Some(bridge) = bridge.as_mut() {
+        let inbound = &settings.inbound;
+        let remote = |role| !settings.runs(role);
+        if let (Some(model), true) = (&model, remote(Role::Features)) {
+            bridge.consume::<Features>(
+                &inbound.model_queue,
+                Kind::Features,
+                model.clone().recipient(),
+                inbound,
+            );
+        }
+        if let Some(metric) = &metric {
+            if remote(Role::Features) {
+                bridge.consume::<Truth>(
+                    &inbound.metric_truth_queue,
+                    Kind::YTrue,
+                    metric.clone().recipient(),
+                    inbound,
+                );
             }
-            tokio::select! {
-                r = done_rx => r.context("the source ended without a report")?,
-                sig = shutdown_signal() => {
-                    tracing::error!(signal = sig, "second signal: exiting without draining");
-                    std::process::exit(crate::exit::FAILURE);
+            if remote(Role::Model) {
+                bridge.consume::<Prediction>(
+                    &inbound.metric_prediction_queue,
+                    Kind::YPred,
+                    metric.clone().recipient(),
+                    inbound,
+                );
+            }
+        }
+        if let (Some(plot), true) = (&plot, remote(Role::Metric)) {
+            bridge.consume::<MetricRecord>(
+                &inbound.plot_queue,
+                Kind::Metrics,
+                plot.clone().recipient(),
+                inbound,
+            );
+        }
+    }
+
+    let source_report = if settings.runs(Role::Features) {
+        tokio::select! {
+            r = &mut done_rx => Some(r.context("the source ended without a report")?),
+            sig = shutdown_signal() => {
+                tracing::info!(signal = sig, "stopping: draining in-flight samples");
+                stop.cancel();
+                if let Some(b) = &bridge {
+                    // A full outbox must not hold the drain up: count instead of wait.
+                    b.stop_blocking();
+                }
+                tokio::select! {
+                    r = done_rx => Some(r.context("the source ended without a report")?),
+                    sig = shutdown_signal() => {
+                        tracing::error!(signal = sig, "second signal: exiting without draining");
+                        std::process::exit(crate::exit::FAILURE);
+                    }
                 }
             }
         }
+    } else {
+        let sig = shutdown_signal().await;
+        tracing::info!(signal = sig, "stopping: finishing in-flight messages");
+        None
     };
-    let mut report = finish(source_report, metric, plot, metric_arbiter, started).await?;
-    if let Some(b) = bridge {
-        report.bridge = Some(b.shutdown().await);
-        // The run ends when the broker has confirmed (or the deadline passed).
-        report.elapsed = started.elapsed();
+    if let Some(b) = bridge.as_mut() {
+        // No new inbound work; what is in flight finishes and is acked.
+        b.stop_consumers().await;
     }
-    Ok(report)
-}
 
-async fn finish(
-    source: SourceReport,
-    metric: Addr<MetricActor>,
-    plot: Addr<PlotActor>,
-    metric_arbiter: Arbiter,
-    started: Instant,
-) -> anyhow::Result<RunReport> {
-    let metric_report = metric
-        .send(FlushAndReport)
-        .await
-        .context("metric actor gone at shutdown")?
-        .map_err(|e| anyhow::anyhow!("final flush of the logs failed: {e}"))?;
-    let plotted = plot
-        .send(FinalRender)
-        .await
-        .context("plot actor gone at shutdown")?;
-    if let Err(e) = &plotted {
-        tracing::error!(error = %e, "final plot render failed");
+    let metric_report = match metric {
+        Some(metric) => Some(
+            metric
+                .send(FlushAndReport)
+                .await
+                .context("metric actor gone at shutdown")?
+                .map_err(|e| anyhow::anyhow!("final flush of the logs failed: {e}"))?,
+        ),
+        None => None,
+    };
+    if let Some(plot) = plot {
+        let plotted = plot
+            .send(FinalRender)
+            .await
+            .context("plot actor gone at shutdown")?;
+        if let Err(e) = &plotted {
+            tracing::error!(error = %e, "final plot render failed");
+        }
     }
-    metric_arbiter.stop();
-    let report = RunReport {
-        source,
+    if let Some(arbiter) = metric_arbiter {
+        arbiter.stop();
+    }
+    let bridge_report = match bridge {
+        Some(b) => Some(b.shutdown().await),
+        None => None,
+    };
+    Ok(RunReport {
+        source: source_report,
         metric: metric_report,
+        // With the bridge on, the run ends when the broker has confirmed.
         elapsed: started.elapsed(),
-        bridge: None,
-    };
-    Ok(report)
+        bridge: bridge_report,
+    })
 }
 
-/// The local recipient of a message kind, plus the bridge when it is on.
-fn with_bridge<M>(local: Recipient<M>, bridge: Option<&Addr<BridgeActor>>) -> Fanout<M>
+/// The local recipient of a message kind (if that role runs here), plus the
+/// bridge when it is on.
+fn with_bridge<M>(local: Option<Recipient<M>>, bridge: Option<&Addr<BridgeActor>>) -> Fanout<M>
 where
     M: actix::Message<Result = ()> + Send + Clone + 'static,
     BridgeActor: Handler<M>,
 {
-    let mut out = Fanout::of([local]);
+    let mut out = Fanout::of(local);
     if let Some(b) = bridge {
         out.add(b.clone().recipient());
     }

@@ -18,9 +18,10 @@ use hdrhistogram::Histogram;
 use super::{fatal_dead_actor, Fanout};
 use crate::append_file::{AppendError, AppendFile};
 use crate::config::MetricSettings;
-use crate::join::{JoinStats, Joiner};
+use crate::done::Done;
+use crate::join::{JoinStats, Joiner, RecentIds};
 use crate::log_format::{write_label_line, write_metric_rows};
-use crate::messages::{Batch, Kind, MetricRecord, Prediction, Truth};
+use crate::messages::{Batch, Kind, MetricRecord, Prediction, SampleId, Truth};
 
 /// Buffered bytes that trigger a write before the flush timer.
 const EAGER_FLUSH_BYTES: usize = 256 * 1024;
@@ -41,6 +42,8 @@ pub struct MetricReport {
     /// Ids still waiting for their other half at the end.
     pub unmatched: usize,
     pub restarts: u64,
+    /// Halves ignored because their id was already written (redeliveries).
+    pub redelivered: u64,
     /// Emit-to-row latency, microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -51,7 +54,12 @@ pub struct MetricReport {
 pub struct FlushAndReport;
 
 pub struct MetricActor {
-    joiner: Joiner,
+    joiner: Joiner<Option<Done>>,
+    /// Ids already written, when inputs come from RabbitMQ (redeliveries).
+    recent: Option<RecentIds>,
+    redelivered: u64,
+    /// Completion tokens of inbound batches whose rows await the next flush.
+    awaiting_flush: Vec<Done>,
     files: MetricFiles,
     out: Fanout<Batch<MetricRecord>>,
     settings: MetricSettings,
@@ -63,13 +71,19 @@ pub struct MetricActor {
 }
 
 impl MetricActor {
+    /// `recent` enables deduplication by id (for inputs read from RabbitMQ,
+    /// which may be delivered twice); seed it with the ids already logged.
     pub fn new(
         files: MetricFiles,
         out: Fanout<Batch<MetricRecord>>,
         settings: MetricSettings,
+        recent: Option<RecentIds>,
     ) -> Self {
         MetricActor {
             joiner: Joiner::new(settings.max_pending, settings.pending_ttl),
+            recent,
+            redelivered: 0,
+            awaiting_flush: Vec::new(),
             csv_path: files.csv.path().to_owned(),
             files,
             out,
@@ -86,6 +100,8 @@ impl MetricActor {
         if let Some(labels) = &mut self.files.labels {
             labels.flush()?;
         }
+        // The rows are in the file: the inbound messages behind them are done.
+        self.awaiting_flush.clear();
         Ok(())
     }
 
@@ -114,7 +130,7 @@ impl MetricActor {
 
     fn accept(
         &mut self,
-        records: &mut Vec<MetricRecord>,
+        records: &mut [MetricRecord],
         emitted_at: Instant,
         ctx: &mut Context<Self>,
     ) {
@@ -133,7 +149,7 @@ impl MetricActor {
         }
     }
 
-    fn label_lines<T>(&mut self, kind: Kind, items: &[T], value: impl Fn(&T) -> (u64, f64)) {
+    fn label_lines<T>(&mut self, kind: Kind, items: &[T], value: &impl Fn(&T) -> (u64, f64)) {
         if let Some(labels) = &mut self.files.labels {
             let time = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
             let buf = labels.buffer();
@@ -142,6 +158,50 @@ impl MetricActor {
                 write_label_line(buf, &time, kind, id, v);
             }
         }
+    }
+
+    /// Joins a batch of truths (`YTrue`) or predictions (`YPred`), writes
+    /// the rows that complete, and forwards them.
+    fn take_halves<T>(
+        &mut self,
+        batch: &Batch<T>,
+        kind: Kind,
+        half: impl Fn(&T) -> (SampleId, f64),
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<()> {
+        let now = Instant::now();
+        self.label_lines(kind, &batch.items, &half);
+        let evicted_before = self.joiner.stats.evicted;
+        let mut records = Vec::new();
+        for item in batch.items.iter() {
+            let (id, y) = half(item);
+            if self.recent.as_ref().is_some_and(|r| r.contains(id)) {
+                self.redelivered += 1;
+                continue;
+            }
+            let tag = batch.done.clone();
+            let joined = match kind {
+                Kind::YTrue => self.joiner.add_truth(id, y, now, tag),
+                _ => self.joiner.add_prediction(id, y, now, tag),
+            };
+            if let Some((record, other)) = joined {
+                if let Some(recent) = &mut self.recent {
+                    recent.insert(id);
+                }
+                records.push(record);
+                self.awaiting_flush.extend(other);
+            }
+        }
+        // This batch is done once the rows written now reach the file.
+        self.awaiting_flush.extend(batch.done.clone());
+        warn_evicted(evicted_before, &self.joiner);
+        self.accept(&mut records, batch.emitted_at, ctx);
+        if batch.done.is_some() {
+            // Inbound deliveries are acked once their rows are in the file:
+            // write now rather than at the next timer tick.
+            self.flush_or_restart(ctx);
+        }
+        self.forward(records, batch.emitted_at)
     }
 
     fn forward(&self, records: Vec<MetricRecord>, emitted_at: Instant) -> ResponseFuture<()> {
@@ -196,17 +256,7 @@ impl Handler<Batch<Truth>> for MetricActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, batch: Batch<Truth>, ctx: &mut Context<Self>) -> Self::Result {
-        let now = Instant::now();
-        self.label_lines(Kind::YTrue, &batch.items, |t| (t.id, t.y));
-        let evicted_before = self.joiner.stats.evicted;
-        let mut records: Vec<MetricRecord> = batch
-            .items
-            .iter()
-            .filter_map(|t| self.joiner.add_truth(t.id, t.y, now))
-            .collect();
-        warn_evicted(evicted_before, &self.joiner);
-        self.accept(&mut records, batch.emitted_at, ctx);
-        self.forward(records, batch.emitted_at)
+        self.take_halves(&batch, Kind::YTrue, |t| (t.id, t.y), ctx)
     }
 }
 
@@ -214,21 +264,11 @@ impl Handler<Batch<Prediction>> for MetricActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, batch: Batch<Prediction>, ctx: &mut Context<Self>) -> Self::Result {
-        let now = Instant::now();
-        self.label_lines(Kind::YPred, &batch.items, |p| (p.id, p.y));
-        let evicted_before = self.joiner.stats.evicted;
-        let mut records: Vec<MetricRecord> = batch
-            .items
-            .iter()
-            .filter_map(|p| self.joiner.add_prediction(p.id, p.y, now))
-            .collect();
-        warn_evicted(evicted_before, &self.joiner);
-        self.accept(&mut records, batch.emitted_at, ctx);
-        self.forward(records, batch.emitted_at)
+        self.take_halves(&batch, Kind::YPred, |p| (p.id, p.y), ctx)
     }
 }
 
-fn warn_evicted(before: u64, joiner: &Joiner) {
+fn warn_evicted<T>(before: u64, joiner: &Joiner<T>) {
     let now = joiner.stats.evicted;
     if now > before {
         tracing::warn!(
@@ -270,6 +310,7 @@ impl Handler<FlushAndReport> for MetricActor {
             join: self.joiner.stats,
             unmatched: self.joiner.pending(),
             restarts: self.restarts,
+            redelivered: self.redelivered,
             latency_us: self.latency_us.clone(),
         })
     }

@@ -49,7 +49,8 @@ impl Handler<Batch<Features>> for ModelActor {
             })
             .collect();
         self.predicted += predictions.len() as u64;
-        let sent = self.out.send(Batch::new(predictions, batch.emitted_at));
+        let out = Batch::new(predictions, batch.emitted_at).with_done(batch.done.clone());
+        let sent = self.out.send(out);
         Box::pin(async move {
             if let Err(e) = sent.await {
                 fatal_dead_actor("model", e);

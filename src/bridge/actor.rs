@@ -34,7 +34,10 @@ impl<T: WireMessage> Handler<Batch<T>> for BridgeActor {
         let msgs: Vec<OutMessage> = batch
             .items
             .iter()
-            .map(|m| OutMessage::from_wire(m, now))
+            .map(|m| OutMessage {
+                done: batch.done.clone(),
+                ..OutMessage::from_wire(m, now)
+            })
             .collect();
         let outbox = self.outbox.clone();
         Box::pin(async move { outbox.push(msgs).await })

@@ -13,6 +13,8 @@
 //! for the broker unless the outbox is full and `on_full = "block"`.
 
 pub mod actor;
+pub mod decode;
+pub mod inbound;
 pub mod outbox;
 pub mod publisher;
 pub mod stats;
@@ -27,7 +29,10 @@ use tokio::sync::{oneshot, watch};
 pub use actor::BridgeActor;
 pub use stats::{BridgeStats, StatsSnapshot};
 
-use crate::config::BridgeSettings;
+use crate::config::{BridgeSettings, InboundSettings};
+use crate::messages::{Batch, Kind};
+use decode::Decode;
+use inbound::Inbound;
 use outbox::Outbox;
 use publisher::{Leftover, Publisher};
 
@@ -48,6 +53,9 @@ pub struct Bridge {
     shutdown: watch::Sender<Option<Instant>>,
     done: oneshot::Receiver<Leftover>,
     settings: BridgeSettings,
+    consumers: Vec<tokio::task::JoinHandle<()>>,
+    consumers_stop: watch::Sender<Option<Instant>>,
+    consumers_timeout: std::time::Duration,
 }
 
 impl Bridge {
@@ -91,7 +99,45 @@ impl Bridge {
             shutdown,
             done,
             settings,
+            consumers: Vec::new(),
+            consumers_stop: watch::channel(None).0,
+            consumers_timeout: std::time::Duration::from_secs(10),
         })
+    }
+
+    /// Starts an inbound consumer of `queue` (bound to `kind`) feeding `target`.
+    pub fn consume<T: Decode>(
+        &mut self,
+        queue: &str,
+        kind: Kind,
+        target: Recipient<Batch<T>>,
+        settings: &InboundSettings,
+    ) where
+        Batch<T>: actix::Message<Result = ()> + Send,
+    {
+        let inbound = Inbound {
+            queue: queue.to_owned(),
+            kind,
+            target,
+            stats: Default::default(),
+        };
+        self.consumers_timeout = settings.shutdown_timeout;
+        let run = inbound.run(
+            self.settings.clone(),
+            settings.clone(),
+            self.consumers_stop.subscribe(),
+        );
+        self.consumers.push(self.runtime.spawn(run));
+    }
+
+    /// Stops the inbound consumers: no new deliveries; in-flight work
+    /// finishes (bounded by `inbound.shutdown_timeout`) and is acked.
+    pub async fn stop_consumers(&mut self) {
+        let deadline = Instant::now() + self.consumers_timeout;
+        let _ = self.consumers_stop.send(Some(deadline));
+        for c in self.consumers.drain(..) {
+            let _ = c.await;
+        }
     }
 
     /// Stops taking new messages without blocking the pipeline: from now on

@@ -16,10 +16,11 @@ use tokio::sync::Notify;
 
 use super::stats::BridgeStats;
 use crate::config::OnFull;
+use crate::done::Done;
 use crate::messages::{Kind, SampleId, WireMessage};
 
 /// One message ready for the wire.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct OutMessage {
     pub kind: Kind,
     pub id: SampleId,
@@ -28,6 +29,18 @@ pub struct OutMessage {
     pub timestamp: u64,
     /// Times it was published before (0 for the first publish).
     pub attempts: u32,
+    /// Completion token of the inbound batch it came from (dropped when the
+    /// broker confirms it; failed when it is dropped unpublished).
+    pub done: Option<Done>,
+}
+
+impl OutMessage {
+    /// Gives up on this message: the inbound work behind it is redone.
+    pub fn abandon(self) {
+        if let Some(d) = &self.done {
+            d.fail();
+        }
+    }
 }
 
 impl OutMessage {
@@ -38,6 +51,7 @@ impl OutMessage {
             body: m.to_json(),
             timestamp,
             attempts: 0,
+            done: None,
         }
     }
 }
@@ -129,11 +143,13 @@ impl Outbox {
                         );
                     }
                     if s.closed {
-                        let refused = rest.by_ref().count() as u64;
+                        let refused = rest.by_ref().map(OutMessage::abandon).count() as u64;
                         BridgeStats::add(&self.stats.refused_at_shutdown, refused);
                     } else if self.policy == OnFull::DropOldest {
                         for m in rest.by_ref() {
-                            s.queue.pop_front();
+                            if let Some(old) = s.queue.pop_front() {
+                                old.abandon();
+                            }
                             s.queue.push_back(m);
                             BridgeStats::add(&self.stats.dropped, 1);
                         }

@@ -141,7 +141,12 @@ impl Publisher {
                 }
             }
         }
-        let undelivered = (self.retry.len() + self.outbox.len()) as u64;
+        // What is left is given up: inbound work behind it will be redone.
+        let mut undelivered = 0;
+        for m in self.retry.drain(..).chain(self.outbox.take(usize::MAX)) {
+            m.abandon();
+            undelivered += 1;
+        }
         Leftover { undelivered }
     }
 

@@ -1,0 +1,434 @@
+//! Inbound consumers: feed local actors from RabbitMQ when a process runs
+//! only some roles (the original four-service layout).
+//!
+//! Each consumer reads one durable work queue bound to the exchange (model:
+//! `features`; metric: `y_true` and `y_pred`, one queue each so neither can
+//! starve the other; plot: `metrics`). Processes running the same role
+//! share the queue and so the work (competing consumers). Deliveries are
+//! decoded in batches and handed to the local actor with a completion token
+//! ([`crate::done`]); a batch is acknowledged only when its work is done
+//! (prediction confirmed by the broker, row written), with one `multiple`
+//! ack for every run of finished batches. A failed batch is requeued. A
+//! malformed message is published to the dead-letter exchange with the
+//! reason in the `x-reject-reason` header, then acknowledged: it never
+//! blocks the queue or stops the process. Runs on the bridge's runtime.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Recipient;
+use futures::stream::{FuturesOrdered, StreamExt};
+use futures::FutureExt;
+use lapin::message::Delivery;
+use lapin::options::*;
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::watch;
+
+use super::decode::{decode, Decode};
+use crate::config::{redact_url, BridgeSettings, InboundSettings};
+use crate::done::{Done, Outcome};
+use crate::messages::{Batch, Kind};
+
+/// Counters of one consumer.
+#[derive(Debug, Default)]
+pub struct InboundStats {
+    pub received: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub acked: AtomicU64,
+    pub requeued: AtomicU64,
+}
+
+/// One consumer: a queue, the kind it carries and the actor it feeds.
+pub struct Inbound<T: Decode> {
+    pub queue: String,
+    pub kind: Kind,
+    pub target: Recipient<Batch<T>>,
+    pub stats: Arc<InboundStats>,
+}
+
+/// The delivery tags of a batch handed to the actor, and whether its work
+/// succeeded, once known.
+type Settled = lapin::Result<(u64, u64, bool)>;
+
+impl<T: Decode> Inbound<T>
+where
+    Batch<T>: actix::Message<Result = ()> + Send,
+{
+    /// Consumes until shutdown, reconnecting with backoff.
+    pub async fn run(
+        self,
+        bridge: BridgeSettings,
+        settings: InboundSettings,
+        mut shutdown: watch::Receiver<Option<Instant>>,
+    ) {
+        let mut backoff = bridge.backoff_min;
+        let mut failures = 0u64;
+        loop {
+            if shutdown.borrow().is_some() {
+                break;
+            }
+            let conn = match connect(&bridge).await {
+                Ok(c) => c,
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(queue = %self.queue, url = %redact_url(&bridge.url), error = %e, "inbound: broker unreachable; retrying with backoff");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(bridge.backoff_max);
+                    continue;
+                }
+            };
+            failures = 0;
+            backoff = bridge.backoff_min;
+            match self
+                .consume_on(&conn, &bridge, &settings, &mut shutdown)
+                .await
+            {
+                Ok(()) => {
+                    let _ = conn.close(200, "modelwatch shutting down".into()).await;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(queue = %self.queue, error = %e, "inbound: connection lost; reconnecting (unacked deliveries come back)");
+                    let _ = conn.close(320, "reconnecting".into()).await;
+                }
+            }
+        }
+        tracing::info!(
+            queue = %self.queue,
+            received = self.stats.received.load(Relaxed),
+            acked = self.stats.acked.load(Relaxed),
+            requeued = self.stats.requeued.load(Relaxed),
+            dead_lettered = self.stats.dead_lettered.load(Relaxed),
+            "inbound consumer stopped"
+        );
+    }
+
+    async fn consume_on(
+        &self,
+        conn: &Connection,
+        bridge: &BridgeSettings,
+        settings: &InboundSettings,
+        shutdown: &mut watch::Receiver<Option<Instant>>,
+    ) -> lapin::Result<()> {
+        declare(conn, bridge, settings, &self.queue, self.kind).await?;
+        let ch = conn.create_channel().await?;
+        ch.basic_qos(settings.prefetch, BasicQosOptions::default())
+            .await?;
+        let dlq = conn.create_channel().await?;
+        dlq.confirm_select(ConfirmSelectOptions::default()).await?;
+        let mut consumer = ch
+            .basic_consume(
+                self.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %self.queue, prefetch = settings.prefetch, "inbound consumer started");
+        let mut in_flight: FuturesOrdered<_> = FuturesOrdered::new();
+        let mut rejects = RejectLog::default();
+        let mut consuming = true;
+        loop {
+            let deadline = *shutdown.borrow();
+            if let Some(d) = deadline {
+                if consuming {
+                    consuming = false;
+                    // No new deliveries; what is in flight may still finish.
+                    let _ = ch
+                        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                        .await;
+                }
+                if in_flight.is_empty() || Instant::now() >= d {
+                    if !in_flight.is_empty() {
+                        tracing::warn!(queue = %self.queue, batches = in_flight.len(), "inbound: shutdown deadline passed; unacked deliveries go back to the queue");
+                    }
+                    let _ = ch.close(200, "done".into()).await;
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                delivery = consumer.next(), if consuming => {
+                    let Some(first) = delivery else {
+                        return Err(lapin::Error::from(std::io::Error::other("consumer stream ended")));
+                    };
+                    let mut batch = vec![first?];
+                    while batch.len() < settings.batch_size {
+                        match consumer.next().now_or_never() {
+                            Some(Some(d)) => batch.push(d?),
+                            _ => break,
+                        }
+                    }
+                    let (first, last, outcome) = self.hand_over(batch, settings, bridge, &dlq, &mut rejects).await?;
+                    in_flight.push_back(async move {
+                        let ok = match outcome {
+                            Some(o) => o.await.unwrap_or(false),
+                            None => true,
+                        };
+                        Ok((first, last, ok)) as Settled
+                    });
+                }
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    let mut finished = vec![done];
+                    while let Some(Some(d)) = in_flight.next().now_or_never() {
+                        finished.push(d);
+                    }
+                    self.settle(&ch, finished).await?;
+                }
+                _ = shutdown.changed() => {}
+                _ = sleep_until_opt(deadline) => {}
+            }
+        }
+    }
+
+    /// Decodes a batch, dead-letters the bad ones, hands the good ones over.
+    async fn hand_over(
+        &self,
+        deliveries: Vec<Delivery>,
+        settings: &InboundSettings,
+        bridge: &BridgeSettings,
+        dlq: &Channel,
+        rejects: &mut RejectLog,
+    ) -> lapin::Result<(u64, u64, Option<Outcome>)> {
+        let first_tag = deliveries[0].delivery_tag;
+        let last_tag = deliveries[deliveries.len() - 1].delivery_tag;
+        self.stats
+            .received
+            .fetch_add(deliveries.len() as u64, Relaxed);
+        let mut items = Vec::with_capacity(deliveries.len());
+        for d in &deliveries {
+            match decode::<T>(&d.data, settings.max_body_bytes) {
+                Ok(item) => items.push(item),
+                Err(reason) => {
+                    dead_letter(dlq, settings, &self.queue, d, &reason.to_string()).await?;
+                    self.stats.dead_lettered.fetch_add(1, Relaxed);
+                    rejects.note(&self.queue, &reason.to_string(), bridge.stats_interval);
+                }
+            }
+        }
+        if items.is_empty() {
+            return Ok((first_tag, last_tag, None));
+        }
+        let (done, outcome) = Done::new();
+        let batch = Batch::new(items, Instant::now()).with_done(Some(done));
+        if let Err(e) = self.target.send(batch).await {
+            crate::actors::fatal_dead_actor("inbound", e);
+        }
+        Ok((first_tag, last_tag, Some(outcome)))
+    }
+
+    /// Acks (multiple) every finished batch in order; requeues failed ones.
+    async fn settle(&self, ch: &Channel, finished: Vec<Settled>) -> lapin::Result<()> {
+        let mut ack_upto = None;
+        for f in finished {
+            let (first, last, ok) = f?;
+            if ok {
+                ack_upto = Some(last);
+                self.stats.acked.fetch_add(last - first + 1, Relaxed);
+            } else {
+                if let Some(t) = ack_upto.take() {
+                    ch.basic_ack(t, BasicAckOptions { multiple: true }).await?;
+                }
+                for tag in first..=last {
+                    ch.basic_nack(
+                        tag,
+                        BasicNackOptions {
+                            multiple: false,
+                            requeue: true,
+                        },
+                    )
+                    .await?;
+                }
+                self.stats.requeued.fetch_add(last - first + 1, Relaxed);
+            }
+        }
+        if let Some(t) = ack_upto {
+            ch.basic_ack(t, BasicAckOptions { multiple: true }).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs dead-lettered messages at most once per interval, with a count.
+#[derive(Default)]
+struct RejectLog {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl RejectLog {
+    fn note(&mut self, queue: &str, reason: &str, every: Duration) {
+        self.since += 1;
+        if self.last.is_none_or(|t| t.elapsed() >= every) {
+            tracing::warn!(
+                queue,
+                reason,
+                count = self.since,
+                "inbound: malformed messages dead-lettered"
+            );
+            self.last = Some(Instant::now());
+            self.since = 0;
+        }
+    }
+}
+
+async fn connect(bridge: &BridgeSettings) -> lapin::Result<Connection> {
+    let mut uri: lapin::uri::AMQPUri = bridge
+        .url
+        .parse()
+        .map_err(|e: String| lapin::Error::from(std::io::Error::other(e)))?;
+    if uri.query.heartbeat.is_none() && bridge.heartbeat > 0 {
+        uri.query.heartbeat = Some(bridge.heartbeat);
+    }
+    if uri.query.connection_timeout.is_none() {
+        uri.query.connection_timeout = Some(5_000);
+    }
+    let props = ConnectionProperties::default().with_connection_name("modelwatch inbound".into());
+    Connection::connect_uri(uri, props).await
+}
+
+/// Declares the dead-letter exchange and queue, and the work queue bound to
+/// the exchange under `kind`'s routing key. A work queue that already exists
+/// with other properties (say, a legacy queue a Python service declared) is
+/// used as it is.
+async fn declare(
+    conn: &Connection,
+    bridge: &BridgeSettings,
+    s: &InboundSettings,
+    queue: &str,
+    kind: Kind,
+) -> lapin::Result<()> {
+    let ch = conn.create_channel().await?;
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        bridge.exchange.as_str().into(),
+        ExchangeKind::Topic,
+        durable,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.exchange_declare(
+        s.dead_letter_exchange.as_str().into(),
+        ExchangeKind::Fanout,
+        durable,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_declare(
+        s.dead_letter_queue.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_bind(
+        s.dead_letter_queue.as_str().into(),
+        s.dead_letter_exchange.as_str().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(LongString::from(s.dead_letter_exchange.as_str())),
+    );
+    let work = conn.create_channel().await?;
+    let declared = work
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await;
+    if let Err(e) = declared {
+        tracing::info!(queue, reason = %e, "work queue exists with other properties; using it as it is");
+        let check = conn.create_channel().await?;
+        check
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    ch.queue_bind(
+        queue.into(),
+        bridge.exchange.as_str().into(),
+        kind.routing_key().into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    let _ = ch.close(200, "declared".into()).await;
+    Ok(())
+}
+
+/// Publishes a malformed delivery to the dead-letter exchange with the
+/// reason, and waits for the broker to confirm it.
+async fn dead_letter(
+    dlq: &Channel,
+    s: &InboundSettings,
+    queue: &str,
+    d: &Delivery,
+    reason: &str,
+) -> lapin::Result<()> {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-reject-reason".into(),
+        AMQPValue::LongString(reason.into()),
+    );
+    headers.insert(
+        "x-original-queue".into(),
+        AMQPValue::LongString(queue.into()),
+    );
+    headers.insert(
+        "x-original-routing-key".into(),
+        AMQPValue::LongString(d.routing_key.as_str().into()),
+    );
+    let props = BasicProperties::default()
+        .with_headers(headers)
+        .with_delivery_mode(2)
+        .with_content_type(
+            d.properties
+                .content_type()
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+        );
+    let confirm = dlq
+        .basic_publish(
+            s.dead_letter_exchange.as_str().into(),
+            d.routing_key.as_str().into(),
+            BasicPublishOptions::default(),
+            &d.data,
+            props,
+        )
+        .await?;
+    confirm.await?;
+    Ok(())
+}
