@@ -158,12 +158,10 @@ impl AppendFile {
     }
 }
 
-/// Cuts the file back to its last newline; returns the bytes removed.
-fn repair_torn_tail(file: &mut File) -> io::Result<u64> {
+/// Length of the file up to and including its last newline (0 if none).
+/// Leaves the file position anywhere.
+pub fn complete_lines_len(file: &mut File) -> io::Result<u64> {
     let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(0);
-    }
     let mut end = len;
     let mut chunk = vec![0u8; 64 * 1024];
     while end > 0 {
@@ -172,16 +170,21 @@ fn repair_torn_tail(file: &mut File) -> io::Result<u64> {
         file.seek(SeekFrom::Start(start))?;
         file.read_exact(buf)?;
         if let Some(pos) = buf.iter().rposition(|&b| b == b'\n') {
-            let keep = start + pos as u64 + 1;
-            if keep != len {
-                file.set_len(keep)?;
-            }
-            return Ok(len - keep);
+            return Ok(start + pos as u64 + 1);
         }
         end = start;
     }
-    file.set_len(0)?;
-    Ok(len)
+    Ok(0)
+}
+
+/// Cuts the file back to its last newline; returns the bytes removed.
+fn repair_torn_tail(file: &mut File) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    let keep = complete_lines_len(file)?;
+    if keep != len {
+        file.set_len(keep)?;
+    }
+    Ok(len - keep)
 }
 
 fn first_line(file: &mut File) -> io::Result<String> {

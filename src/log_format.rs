@@ -33,17 +33,23 @@ pub fn write_label_line(out: &mut Vec<u8>, time: &str, kind: Kind, id: SampleId,
 }
 
 /// Reads every record of an existing `metric_log.csv`, calling `each` per
-/// row; a missing file reads as empty. Returns the number of rows.
+/// row; a missing file reads as empty. An unfinished last line (no newline
+/// yet: a crash, or a writer in another process mid-row) is not read.
+/// Returns the number of rows.
 pub fn read_metric_log(
     path: &Path,
     mut each: impl FnMut(&MetricRecord),
 ) -> Result<u64, csv::Error> {
-    let file = match std::fs::File::open(path) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e.into()),
     };
-    let mut reader = csv::Reader::from_reader(io::BufReader::with_capacity(1 << 20, file));
+    let whole = crate::append_file::complete_lines_len(&mut file)?;
+    file.seek(SeekFrom::Start(0))?;
+    let reader = io::BufReader::with_capacity(1 << 20, file.take(whole));
+    let mut reader = csv::Reader::from_reader(reader);
     let mut n = 0;
     for record in reader.deserialize::<MetricRecord>() {
         each(&record?);

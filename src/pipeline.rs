@@ -111,23 +111,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     } else {
         None
     };
-    let plot = if settings.runs(Role::Plot) {
-        let spec = PlotSpec {
-            width: settings.plot.width,
-            height: settings.plot.height,
-            bins: settings.plot.bins,
-        };
-        let actor = PlotActor::load(
-            &paths.metric_csv,
-            paths.plot_png.clone(),
-            spec,
-            settings.plot.interval,
-        )
-        .with_context(|| format!("reading the existing {}", paths.metric_csv.display()))?;
-        Some(actor)
-    } else {
-        None
-    };
+    // The metric opens (and repairs) the log before the plot reads it.
     let metric = if settings.runs(Role::Metric) {
         let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
         let labels = if settings.metric.labels_log {
@@ -145,6 +129,23 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
             None
         };
         Some((MetricFiles { csv, labels }, recent))
+    } else {
+        None
+    };
+    let plot = if settings.runs(Role::Plot) {
+        let spec = PlotSpec {
+            width: settings.plot.width,
+            height: settings.plot.height,
+            bins: settings.plot.bins,
+        };
+        let actor = PlotActor::load(
+            &paths.metric_csv,
+            paths.plot_png.clone(),
+            spec,
+            settings.plot.interval,
+        )
+        .with_context(|| format!("reading the existing {}", paths.metric_csv.display()))?;
+        Some(actor)
     } else {
         None
     };

@@ -72,3 +72,51 @@ fn dockerfile_is_multi_stage_locked_non_root_and_copies_what_exists() {
         }
     }
 }
+
+#[test]
+fn compose_split_profile_runs_the_four_roles_with_two_models_sharing_logs() {
+    let c = compose();
+    let services = &c["services"];
+    let role = |name: &str| {
+        let s = &services[name];
+        assert_eq!(s["profiles"][0].as_str(), Some("split"), "{name}");
+        assert_eq!(s["image"].as_str(), Some("modelwatch:latest"), "{name}");
+        let cmd: Vec<&str> = s["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let at = cmd.iter().position(|a| *a == "--roles").expect("--roles");
+        assert_eq!(cmd[at + 1], name);
+        assert!(s["environment"]["AMQP_URL"]
+            .as_str()
+            .unwrap()
+            .contains("@rabbitmq:5672"));
+        assert_eq!(
+            s["depends_on"]["rabbitmq"]["condition"].as_str(),
+            Some("service_healthy")
+        );
+        s
+    };
+    for name in ["features", "model", "metric", "plot"] {
+        role(name);
+    }
+    assert_eq!(services["model"]["deploy"]["replicas"].as_u64(), Some(2));
+    let vols = |name: &str| -> Vec<String> {
+        services[name]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        vols("metric"),
+        vols("plot"),
+        "metric and plot share the logs volume"
+    );
+    assert!(vols("metric")[0].ends_with(":/app/logs"));
+    // the default `up` (no profile) still runs just rabbitmq and the pipeline
+    assert!(services["pipeline"].get("profiles").is_none());
+}
