@@ -99,6 +99,9 @@ pub struct InboundSettings {
     /// Where malformed messages go, with the reason in the `x-reject-reason` header.
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
+    /// Length bound of the work queues and the dead-letter queue; a work
+    /// queue past it dead-letters its oldest message (reason `maxlen`).
+    pub queue_max_length: u32,
     /// Longest wait at shutdown for in-flight inbound work before closing.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
@@ -116,6 +119,7 @@ impl Default for InboundSettings {
             plot_queue: "ml_pipeline.plot".into(),
             dead_letter_exchange: "ml_pipeline.dlx".into(),
             dead_letter_queue: "ml_pipeline.dlq".into(),
+            queue_max_length: 1_000_000,
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -480,6 +484,12 @@ impl Settings {
         in_range("inbound.prefetch", i.prefetch as usize, 1, 65_535)?;
         in_range("inbound.batch_size", i.batch_size, 1, 65_536)?;
         in_range("inbound.max_body_bytes", i.max_body_bytes, 64, 128 << 20)?;
+        in_range(
+            "inbound.queue_max_length",
+            i.queue_max_length as usize,
+            1,
+            100_000_000,
+        )?;
         in_range(
             "metric.dedup_window",
             self.metric.dedup_window,

@@ -30,6 +30,8 @@ fn bench_quick_produces_every_figure() {
         "pika BlockingConnection publish, no confirms",
         "pika BlockingConnection publish, confirm_delivery",
         "broker unreachable",
+        "split layout, 1 model worker",
+        "split layout, 2 model worker",
     ] {
         let row = stdout
             .lines()

@@ -10,6 +10,7 @@
 pub mod bridge;
 pub mod pipeline;
 pub mod plot;
+pub mod split;
 
 use std::path::PathBuf;
 
@@ -61,7 +62,10 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     figures.extend(pipeline::bench(opts)?);
     figures.extend(plot::bench(opts)?);
     match &opts.amqp_url {
-        Some(url) => figures.extend(bridge::bench(opts, url)?),
+        Some(url) => {
+            figures.extend(bridge::bench(opts, url)?);
+            figures.extend(split::bench(opts, url)?);
+        }
         None => figures.push(Figure::new(
             "bridge figures",
             "skipped",

@@ -11,7 +11,9 @@
 //! ack for every run of finished batches. A failed batch is requeued. A
 //! malformed message is published to the dead-letter exchange with the
 //! reason in the `x-reject-reason` header, then acknowledged: it never
-//! blocks the queue or stops the process. Runs on the bridge's runtime.
+//! blocks the queue or stops the process. Work queues and the dead-letter
+//! queue are bounded (`inbound.queue_max_length`); a work queue past its
+//! bound dead-letters its oldest message. Runs on the bridge's runtime.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -330,13 +332,18 @@ async fn declare(
         FieldTable::default(),
     )
     .await?;
+    let mut bounded = FieldTable::default();
+    bounded.insert(
+        "x-max-length".into(),
+        AMQPValue::LongLongInt(s.queue_max_length as i64),
+    );
     ch.queue_declare(
         s.dead_letter_queue.as_str().into(),
         QueueDeclareOptions {
             durable: true,
             ..Default::default()
         },
-        FieldTable::default(),
+        bounded.clone(),
     )
     .await?;
     ch.queue_bind(
@@ -347,7 +354,9 @@ async fn declare(
         FieldTable::default(),
     )
     .await?;
-    let mut args = FieldTable::default();
+    // Bounded: past the bound the oldest is dead-lettered (reason `maxlen`),
+    // so a role that is gone for good cannot make its queue fill the broker.
+    let mut args = bounded;
     args.insert(
         "x-dead-letter-exchange".into(),
         AMQPValue::LongString(LongString::from(s.dead_letter_exchange.as_str())),
