@@ -25,7 +25,7 @@ use futures::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use tokio::sync::watch;
 
 use super::decode::{decode, Decode};
@@ -71,7 +71,7 @@ where
             if shutdown.borrow().is_some() {
                 break;
             }
-            let conn = match connect(&bridge).await {
+            let conn = match super::connect(&bridge, "modelwatch inbound").await {
                 Ok(c) => c,
                 Err(e) => {
                     failures += 1;
@@ -151,7 +151,10 @@ where
                     if !in_flight.is_empty() {
                         tracing::warn!(queue = %self.queue, batches = in_flight.len(), "inbound: shutdown deadline passed; unacked deliveries go back to the queue");
                     }
+                    // Close channels before the connection, or their drop
+                    // races the connection close (lapin logs an error).
                     let _ = ch.close(200, "done".into()).await;
+                    let _ = dlq.close(200, "done".into()).await;
                     return Ok(());
                 }
             }
@@ -287,21 +290,6 @@ impl RejectLog {
     }
 }
 
-async fn connect(bridge: &BridgeSettings) -> lapin::Result<Connection> {
-    let mut uri: lapin::uri::AMQPUri = bridge
-        .url
-        .parse()
-        .map_err(|e: String| lapin::Error::from(std::io::Error::other(e)))?;
-    if uri.query.heartbeat.is_none() && bridge.heartbeat > 0 {
-        uri.query.heartbeat = Some(bridge.heartbeat);
-    }
-    if uri.query.connection_timeout.is_none() {
-        uri.query.connection_timeout = Some(5_000);
-    }
-    let props = ConnectionProperties::default().with_connection_name("modelwatch inbound".into());
-    Connection::connect_uri(uri, props).await
-}
-
 /// Declares the dead-letter exchange and queue, and the work queue bound to
 /// the exchange under `kind`'s routing key. A work queue that already exists
 /// with other properties (say, a legacy queue a Python service declared) is
@@ -361,31 +349,11 @@ async fn declare(
         "x-dead-letter-exchange".into(),
         AMQPValue::LongString(LongString::from(s.dead_letter_exchange.as_str())),
     );
-    let work = conn.create_channel().await?;
-    let declared = work
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await;
-    if let Err(e) = declared {
-        tracing::info!(queue, reason = %e, "work queue exists with other properties; using it as it is");
-        let check = conn.create_channel().await?;
-        check
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-    }
+    let durable_queue = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    super::topology::declare_or_accept(conn, queue, durable_queue, args).await?;
     ch.queue_bind(
         queue.into(),
         bridge.exchange.as_str().into(),

@@ -174,6 +174,23 @@ impl Bridge {
     }
 }
 
+/// Connects to the broker of `settings` with heartbeats and a connect
+/// timeout unless the URL sets its own; `name` shows in the management UI.
+pub async fn connect(settings: &BridgeSettings, name: &str) -> lapin::Result<lapin::Connection> {
+    let mut uri: lapin::uri::AMQPUri = settings
+        .url
+        .parse()
+        .map_err(|e: String| lapin::Error::from(std::io::Error::other(e)))?;
+    if uri.query.heartbeat.is_none() && settings.heartbeat > 0 {
+        uri.query.heartbeat = Some(settings.heartbeat);
+    }
+    if uri.query.connection_timeout.is_none() {
+        uri.query.connection_timeout = Some(5_000);
+    }
+    let props = lapin::ConnectionProperties::default().with_connection_name(name.into());
+    lapin::Connection::connect_uri(uri, props).await
+}
+
 async fn report_periodically(
     stats: Arc<BridgeStats>,
     outbox: Arc<Outbox>,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::watch;
 
 use super::outbox::{OutMessage, Outbox};
@@ -151,20 +151,7 @@ impl Publisher {
     }
 
     async fn connect(&self) -> lapin::Result<Connection> {
-        let mut uri: lapin::uri::AMQPUri = self
-            .settings
-            .url
-            .parse()
-            .map_err(|e: String| lapin::Error::from(std::io::Error::other(e)))?;
-        if uri.query.heartbeat.is_none() && self.settings.heartbeat > 0 {
-            uri.query.heartbeat = Some(self.settings.heartbeat);
-        }
-        if uri.query.connection_timeout.is_none() {
-            uri.query.connection_timeout = Some(5_000);
-        }
-        let props =
-            ConnectionProperties::default().with_connection_name("modelwatch bridge".into());
-        let conn = Connection::connect_uri(uri, props).await?;
+        let conn = super::connect(&self.settings, "modelwatch bridge").await?;
         topology::declare(&conn, &self.settings).await?;
         Ok(conn)
     }

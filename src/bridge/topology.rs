@@ -59,38 +59,45 @@ pub async fn declare(conn: &Connection, s: &BridgeSettings) -> lapin::Result<()>
     Ok(())
 }
 
-/// Declares `name` as the Python services do; if it exists with other
-/// properties (the broker closes the channel with 406), checks it exists.
+/// Declares the legacy queue `name` as the Python services do.
 async fn declare_legacy_queue(conn: &Connection, name: &str) -> lapin::Result<()> {
+    declare_or_accept(
+        conn,
+        name,
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+}
+
+/// Declares queue `name`; if it already exists with other properties (the
+/// broker refuses with 406 and closes the channel), accepts it as it is.
+pub async fn declare_or_accept(
+    conn: &Connection,
+    name: &str,
+    options: QueueDeclareOptions,
+    args: FieldTable,
+) -> lapin::Result<()> {
     let ch = conn.create_channel().await?;
-    match ch
-        .queue_declare(
-            name.into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-    {
-        Ok(_) => {
-            let _ = ch.close(200, "ok".into()).await;
-            Ok(())
-        }
-        Err(e) => {
-            tracing::info!(queue = name, reason = %e, "legacy queue exists with other properties; binding it as it is");
-            let ch = conn.create_channel().await?;
-            ch.queue_declare(
-                name.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-            let _ = ch.close(200, "ok".into()).await;
-            Ok(())
-        }
+    if let Err(e) = ch.queue_declare(name.into(), options, args).await {
+        tracing::info!(queue = name, reason = %e, "queue exists with other properties; using it as it is");
+        let ch = conn.create_channel().await?;
+        passive(&ch, name).await?;
+        let _ = ch.close(200, "ok".into()).await;
+    } else {
+        let _ = ch.close(200, "ok".into()).await;
     }
+    Ok(())
+}
+
+/// Checks that queue `name` exists; returns its counts.
+pub async fn passive(ch: &lapin::Channel, name: &str) -> lapin::Result<lapin::Queue> {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.queue_declare(name.into(), options, FieldTable::default())
+        .await
 }
 
 /// Purges each legacy queue that has no consumer and holds more than the
@@ -107,16 +114,7 @@ pub async fn trim_legacy_queues(
     let mut purged = 0;
     for kind in LEGACY_KINDS {
         let name = kind.routing_key();
-        let q = ch
-            .queue_declare(
-                name.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        let q = passive(&ch, name).await?;
         if q.consumer_count() == 0 && q.message_count() > s.legacy_queue_max_length {
             let n = ch
                 .queue_purge(name.into(), QueuePurgeOptions::default())
