@@ -29,6 +29,7 @@ use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use tokio::sync::watch;
 
 use super::decode::{decode, Decode};
+use super::topology;
 use crate::config::{redact_url, BridgeSettings, InboundSettings};
 use crate::done::{Done, Outcome};
 use crate::messages::{Batch, Kind};
@@ -207,15 +208,22 @@ where
             .received
             .fetch_add(deliveries.len() as u64, Relaxed);
         let mut items = Vec::with_capacity(deliveries.len());
+        let mut dead = Vec::new();
         for d in &deliveries {
             match decode::<T>(&d.data, settings.max_body_bytes) {
                 Ok(item) => items.push(item),
                 Err(reason) => {
-                    dead_letter(dlq, settings, &self.queue, d, &reason.to_string()).await?;
+                    dead.push(
+                        dead_letter(dlq, settings, &self.queue, d, &reason.to_string()).await?,
+                    );
                     self.stats.dead_lettered.fetch_add(1, Relaxed);
                     rejects.note(&self.queue, &reason.to_string(), bridge.stats_interval);
                 }
             }
+        }
+        // Acked only once the broker holds their dead-lettered copies.
+        for confirm in futures::future::join_all(dead).await {
+            confirm?;
         }
         if items.is_empty() {
             return Ok((first_tag, last_tag, None));
@@ -349,11 +357,17 @@ async fn declare(
         "x-dead-letter-exchange".into(),
         AMQPValue::LongString(LongString::from(s.dead_letter_exchange.as_str())),
     );
-    let durable_queue = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    super::topology::declare_or_accept(conn, queue, durable_queue, args).await?;
+    if topology::is_legacy_queue(queue) {
+        // A queue of the original Python services: declared as they declare
+        // it, or they could not declare it any more.
+        topology::declare_legacy_queue(conn, queue).await?;
+    } else {
+        let durable_queue = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        topology::declare_or_accept(conn, queue, durable_queue, args).await?;
+    }
     ch.queue_bind(
         queue.into(),
         bridge.exchange.as_str().into(),
@@ -367,14 +381,14 @@ async fn declare(
 }
 
 /// Publishes a malformed delivery to the dead-letter exchange with the
-/// reason, and waits for the broker to confirm it.
+/// reason; the returned future resolves when the broker confirms it.
 async fn dead_letter(
     dlq: &Channel,
     s: &InboundSettings,
     queue: &str,
     d: &Delivery,
     reason: &str,
-) -> lapin::Result<()> {
+) -> lapin::Result<lapin::PublisherConfirm> {
     let mut headers = FieldTable::default();
     headers.insert(
         "x-reject-reason".into(),
@@ -397,15 +411,12 @@ async fn dead_letter(
                 .clone()
                 .unwrap_or_else(|| "application/octet-stream".into()),
         );
-    let confirm = dlq
-        .basic_publish(
-            s.dead_letter_exchange.as_str().into(),
-            d.routing_key.as_str().into(),
-            BasicPublishOptions::default(),
-            &d.data,
-            props,
-        )
-        .await?;
-    confirm.await?;
-    Ok(())
+    dlq.basic_publish(
+        s.dead_letter_exchange.as_str().into(),
+        d.routing_key.as_str().into(),
+        BasicPublishOptions::default(),
+        &d.data,
+        props,
+    )
+    .await
 }

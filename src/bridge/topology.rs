@@ -59,8 +59,13 @@ pub async fn declare(conn: &Connection, s: &BridgeSettings) -> lapin::Result<()>
     Ok(())
 }
 
+/// Is `name` one of the queues of the original Python services?
+pub fn is_legacy_queue(name: &str) -> bool {
+    LEGACY_KINDS.iter().any(|k| k.routing_key() == name)
+}
+
 /// Declares the legacy queue `name` as the Python services do.
-async fn declare_legacy_queue(conn: &Connection, name: &str) -> lapin::Result<()> {
+pub async fn declare_legacy_queue(conn: &Connection, name: &str) -> lapin::Result<()> {
     declare_or_accept(
         conn,
         name,
