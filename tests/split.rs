@@ -425,9 +425,9 @@ fn malformed(n: usize, max_body: usize) -> Vec<Bad> {
         .map(|i| {
             let (routing_key, reason, make) = &kinds[i % kinds.len()];
             Bad {
-                routing_key: *routing_key,
+                routing_key,
                 body: make(i),
-                reason: *reason,
+                reason,
             }
         })
         .collect()

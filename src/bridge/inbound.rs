@@ -72,7 +72,7 @@ where
             if shutdown.borrow().is_some() {
                 break;
             }
-            let conn = match super::connect(&bridge, "modelwatch inbound").await {
+            let conn = match super::bounded(super::connect(&bridge, "modelwatch inbound")).await {
                 Ok(c) => c,
                 Err(e) => {
                     failures += 1;
@@ -94,12 +94,12 @@ where
                 .await
             {
                 Ok(()) => {
-                    let _ = conn.close(200, "modelwatch shutting down".into()).await;
+                    super::close_quietly(&conn, 200, "modelwatch shutting down").await;
                     break;
                 }
                 Err(e) => {
                     tracing::warn!(queue = %self.queue, error = %e, "inbound: connection lost; reconnecting (unacked deliveries come back)");
-                    let _ = conn.close(320, "reconnecting".into()).await;
+                    super::close_quietly(&conn, 320, "reconnecting").await;
                 }
             }
         }
@@ -120,7 +120,7 @@ where
         settings: &InboundSettings,
         shutdown: &mut watch::Receiver<Option<Instant>>,
     ) -> lapin::Result<()> {
-        declare(conn, bridge, settings, &self.queue, self.kind).await?;
+        super::bounded(declare(conn, bridge, settings, &self.queue, self.kind)).await?;
         let ch = conn.create_channel().await?;
         ch.basic_qos(settings.prefetch, BasicQosOptions::default())
             .await?;
@@ -154,8 +154,9 @@ where
                     }
                     // Close channels before the connection, or their drop
                     // races the connection close (lapin logs an error).
-                    let _ = ch.close(200, "done".into()).await;
-                    let _ = dlq.close(200, "done".into()).await;
+                    let quick = Duration::from_secs(2);
+                    let _ = tokio::time::timeout(quick, ch.close(200, "done".into())).await;
+                    let _ = tokio::time::timeout(quick, dlq.close(200, "done".into())).await;
                     return Ok(());
                 }
             }

@@ -135,8 +135,13 @@ impl Bridge {
     pub async fn stop_consumers(&mut self) {
         let deadline = Instant::now() + self.consumers_timeout;
         let _ = self.consumers_stop.send(Some(deadline));
+        let backstop = deadline + BROKER_OP_TIMEOUT + std::time::Duration::from_secs(5);
         for c in self.consumers.drain(..) {
-            let _ = c.await;
+            let abort = c.abort_handle();
+            if tokio::time::timeout_at(backstop.into(), c).await.is_err() {
+                tracing::error!("an inbound consumer did not stop in time; abandoning it (its unacked deliveries go back to the queue)");
+                abort.abort();
+            }
         }
     }
 
@@ -152,9 +157,20 @@ impl Bridge {
         self.outbox.close();
         let deadline = Instant::now() + self.settings.shutdown_timeout;
         let _ = self.shutdown.send(Some(deadline));
-        let leftover = self.done.await.unwrap_or(Leftover {
-            undelivered: self.outbox.len() as u64,
-        });
+        // Backstop: the publisher stops by the deadline; if the broker holds
+        // it up past that (a hung socket), stop waiting and count what it held.
+        let backstop =
+            self.settings.shutdown_timeout + BROKER_OP_TIMEOUT + std::time::Duration::from_secs(5);
+        let leftover = match tokio::time::timeout(backstop, self.done).await {
+            Ok(Ok(leftover)) => leftover,
+            _ => {
+                tracing::error!("bridge publisher did not stop in time; abandoning it");
+                Leftover {
+                    undelivered: self.outbox.len() as u64
+                        + self.stats.held.load(std::sync::atomic::Ordering::Relaxed),
+                }
+            }
+        };
         self.runtime.shutdown_background();
         let stats = self.stats.snapshot();
         let report = BridgeReport {
@@ -172,6 +188,39 @@ impl Bridge {
         }
         report
     }
+}
+
+/// Longest wait for a connection (TCP, handshake, declarations) or a close.
+/// lapin can wait forever for a reply that a cut socket will never bring.
+pub const BROKER_OP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs a broker operation, failing it after [`BROKER_OP_TIMEOUT`].
+pub async fn bounded<T>(
+    op: impl std::future::Future<Output = lapin::Result<T>>,
+) -> lapin::Result<T> {
+    match tokio::time::timeout(BROKER_OP_TIMEOUT, op).await {
+        Ok(r) => r,
+        Err(_) => Err(lapin::Error::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer from the broker",
+        ))),
+    }
+}
+
+/// Closes a connection without ever waiting long for the broker.
+pub async fn close_quietly(conn: &lapin::Connection, code: u16, why: &str) {
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        conn.close(code, why.into()),
+    )
+    .await;
+}
+
+/// Did the broker refuse with 406 PRECONDITION_FAILED (other properties)?
+pub fn is_precondition_failed(e: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp)
+        if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
 }
 
 /// Connects to the broker of `settings` with heartbeats and a connect

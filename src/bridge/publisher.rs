@@ -128,7 +128,7 @@ impl Publisher {
             backoff = self.settings.backoff_min;
             match self.publish_on(&conn).await {
                 Ended::Done => {
-                    let _ = conn.close(200, "modelwatch shutting down".into()).await;
+                    super::close_quietly(&conn, 200, "modelwatch shutting down").await;
                     break;
                 }
                 Ended::Lost(e) => {
@@ -137,7 +137,7 @@ impl Publisher {
                         to_resend = self.retry.len(),
                         "broker connection lost; reconnecting, unconfirmed messages will be resent"
                     );
-                    let _ = conn.close(320, "reconnecting".into()).await;
+                    super::close_quietly(&conn, 320, "reconnecting").await;
                 }
             }
         }
@@ -151,9 +151,12 @@ impl Publisher {
     }
 
     async fn connect(&self) -> lapin::Result<Connection> {
-        let conn = super::connect(&self.settings, "modelwatch bridge").await?;
-        topology::declare(&conn, &self.settings).await?;
-        Ok(conn)
+        super::bounded(async {
+            let conn = super::connect(&self.settings, "modelwatch bridge").await?;
+            topology::declare(&conn, &self.settings).await?;
+            Ok(conn)
+        })
+        .await
     }
 
     async fn sleep_or_shutdown(&mut self, d: Duration) {
@@ -179,7 +182,7 @@ impl Publisher {
 
     /// Publishes until shutdown completes or the connection fails.
     async fn publish_on(&mut self, conn: &Connection) -> Ended {
-        let channel = match open_confirm_channel(conn).await {
+        let channel = match super::bounded(open_confirm_channel(conn)).await {
             Ok(c) => c,
             Err(e) => return Ended::Lost(e),
         };
@@ -241,6 +244,10 @@ impl Publisher {
             if self.past_deadline() {
                 break Ended::Done;
             }
+            let held = unconfirmed.len() + pending_new.len() + self.retry.len();
+            self.stats
+                .held
+                .store(held as u64, std::sync::atomic::Ordering::Relaxed);
             let window_open = unconfirmed.len() < window;
             let deadline = self.deadline();
             tokio::select! {
@@ -264,7 +271,7 @@ impl Publisher {
                 _ = self.outbox.wait_items(), if window_open && pending_new.is_empty() => {}
                 _ = self.shutdown.changed() => {}
                 _ = trim.tick() => {
-                    if let Err(e) = topology::trim_legacy_queues(conn, &self.settings, &self.stats).await {
+                    if let Err(e) = super::bounded(topology::trim_legacy_queues(conn, &self.settings, &self.stats)).await {
                         break Ended::Lost(e);
                     }
                 }
@@ -289,7 +296,8 @@ impl Publisher {
                 );
             }
             // Close it ourselves, or its drop races the connection close.
-            let _ = channel.close(200, "done".into()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), channel.close(200, "done".into()))
+                .await;
         }
         result
     }

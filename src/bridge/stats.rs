@@ -25,6 +25,8 @@ pub struct BridgeStats {
     pub reconnects: AtomicU64,
     /// Messages purged from legacy queues that nobody read past their bound.
     pub legacy_purged: AtomicU64,
+    /// Gauge: messages the publisher holds (in flight or awaiting a resend).
+    pub held: AtomicU64,
 }
 
 /// A copy of the counters at one moment.

@@ -85,6 +85,9 @@ pub async fn declare_or_accept(
 ) -> lapin::Result<()> {
     let ch = conn.create_channel().await?;
     if let Err(e) = ch.queue_declare(name.into(), options, args).await {
+        if !super::is_precondition_failed(&e) {
+            return Err(e);
+        }
         tracing::info!(queue = name, reason = %e, "queue exists with other properties; using it as it is");
         let ch = conn.create_channel().await?;
         passive(&ch, name).await?;

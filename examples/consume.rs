@@ -1,0 +1,143 @@
+//! Watch a running modelwatch pipeline from RabbitMQ.
+//!
+//! modelwatch (with `--amqp-url` or `AMQP_URL`) publishes every message of
+//! its pipeline to the durable topic exchange `ml_pipeline`, with the
+//! routing keys `features`, `y_true`, `y_pred` and `metrics`, and JSON bodies
+//! `{"id": <sample id>, "body": ...}`. This consumer binds a private queue
+//! to that exchange and prints each message as `<routing key> <body>`.
+//!
+//! ```text
+//! cargo run --example consume                 # metrics only
+//! cargo run --example consume -- y_pred       # predictions
+//! cargo run --example consume -- '#' --max 20 # everything, stop after 20
+//! AMQP_URL=amqp://user:pass@host:5672/%2f cargo run --example consume
+//! ```
+//!
+//! The binding key is a topic pattern: a routing key, `#` for all, or
+//! several keys by running several consumers. Delivery is at-least-once: a
+//! message may come twice after a broker restart; its `message_id` property
+//! (the sample id) tells the copies apart.
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+
+const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const EXCHANGE: &str = "ml_pipeline";
+
+/// What to listen to, from the command line: `[BINDING_KEY] [--max N]`.
+struct Args {
+    binding_key: String,
+    /// Stop after this many messages (forever when absent).
+    max: Option<u64>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut binding_key = None;
+    let mut max = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--max" => {
+                let n = args.next().ok_or("--max needs a number")?;
+                max = Some(n.parse().map_err(|_| format!("--max {n}: not a number"))?);
+            }
+            "-h" | "--help" => {
+                return Err("usage: consume [BINDING_KEY (default metrics)] [--max N]".into())
+            }
+            key if binding_key.is_none() => binding_key = Some(key.to_string()),
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    Ok(Args {
+        binding_key: binding_key.unwrap_or_else(|| "metrics".into()),
+        max,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let url = std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_URL.into());
+
+    let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
+    let channel = conn.create_channel().await?;
+
+    // modelwatch declares the exchange too; declaring it here, with the same
+    // properties (durable topic), lets this consumer start first.
+    channel
+        .exchange_declare(
+            EXCHANGE.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+
+    // A private queue: the broker names it, only this connection uses it,
+    // and it is deleted when we disconnect. (For a consumer that must not
+    // miss messages while it is down, declare a named durable queue.)
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            EXCHANGE.into(),
+            args.binding_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+
+    // no_ack: the broker forgets a message once sent; fine for watching.
+    let mut consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "modelwatch-consume-example".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    // From here on, every matching message is ours.
+    println!(
+        "waiting for messages on exchange {EXCHANGE} with binding key {:?}",
+        args.binding_key
+    );
+
+    let mut seen = 0;
+    while let Some(delivery) = consumer.next().await {
+        let delivery = delivery?;
+        // The body is JSON: {"id": ..., "body": ...}. Parse it with
+        // serde_json to use the values; here it is printed as it came.
+        println!(
+            "{} {}",
+            delivery.routing_key,
+            String::from_utf8_lossy(&delivery.data)
+        );
+        seen += 1;
+        if args.max.is_some_and(|max| seen >= max) {
+            break;
+        }
+    }
+
+    conn.close(200, "bye".into()).await?;
+    Ok(())
+}

@@ -1,0 +1,875 @@
+//! Helpers for the tests that talk to the real RabbitMQ on 127.0.0.1:5672.
+//!
+//! - [`App`]: runs the `modelwatch` binary in a temporary folder (its logs in
+//!   `<tmp>/logs`), with a clean environment and a hard time limit;
+//! - [`TestQueue`]: a durable queue with a unique name bound to `ml_pipeline`,
+//!   drained with lapin into [`Received`] messages, deleted at the end;
+//! - [`read_metric_csv`], [`Counters`] and [`coverage`] to compare what the
+//!   run wrote with what the broker holds;
+//! - [`BrokerRestore`]: runs `rabbitmqctl start_app` on drop, so a test that
+//!   stops the broker always restores it, even when it fails;
+//! - [`LineChild`]: a child process whose stdout is read line by line.
+//!
+//! Nothing here skips a test when the broker is absent: every broker helper
+//! panics with a message that says what is wrong.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use serde_json::Value;
+
+/// The broker every test uses.
+pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Nothing listens on port 1: connections are refused at once.
+pub const UNREACHABLE_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+/// The exchange the bridge publishes to.
+pub const EXCHANGE: &str = "ml_pipeline";
+/// The routing keys, one per message kind.
+pub const ROUTING_KEYS: [&str; 4] = ["features", "y_true", "y_pred", "metrics"];
+/// The queues of the original Python services.
+pub const LEGACY_QUEUES: [&str; 3] = ["features", "y_true", "y_pred"];
+/// The CSV header the metric writes.
+pub const METRIC_HEADER: &str = "id,y_true,y_pred,absolute_error";
+
+/// Serializes the tests of one test file that publish to the real broker:
+/// every run's messages reach every queue bound with `#`, and ids of two
+/// runs at once may even collide. Tests that never reach the broker do not
+/// take it.
+static BROKER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub async fn broker_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    BROKER_LOCK.lock().await
+}
+
+/// `config/default.toml` of this crate, absolute.
+pub fn config_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml")
+}
+
+/// A name no other test (or test process) uses.
+pub fn unique_name(what: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "modelwatch-test.{what}.{}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ---------------------------------------------------------------------------
+// The binary under test.
+
+/// How to start one `modelwatch run`.
+#[derive(Debug, Default)]
+pub struct AppBuilder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl AppBuilder {
+    /// Extra arguments after `run --config <default.toml> --logs-dir <tmp>/logs`.
+    pub fn args(mut self, args: &[&str]) -> AppBuilder {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> AppBuilder {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts the binary with the current folder a fresh temporary folder.
+    pub fn start(self) -> App {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let logs = dir.path().join("logs");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(config_path())
+            .arg("--logs-dir")
+            .arg(&logs)
+            .args(&self.args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.path().join("stdout.txt")).unwrap())
+            .stderr(File::create(dir.path().join("stderr.txt")).unwrap());
+        // Only what the test sets: no AMQP_URL, RUST_LOG or MODELWATCH_* of
+        // the calling shell.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("MODELWATCH") || k == "AMQP_URL" || k == "RUST_LOG" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let child = cmd.spawn().expect("starting the modelwatch binary");
+        App {
+            dir: Some(dir),
+            child: Some(child),
+            started: Instant::now(),
+            args: self.args,
+        }
+    }
+}
+
+/// A running `modelwatch run`; killed if dropped before it finished.
+pub struct App {
+    /// Taken by [`App::finish`].
+    dir: Option<tempfile::TempDir>,
+    child: Option<Child>,
+    started: Instant,
+    args: Vec<String>,
+}
+
+impl App {
+    pub fn builder() -> AppBuilder {
+        AppBuilder::default()
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.as_ref().expect("not finished yet").path()
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.path().join("logs")
+    }
+
+    /// Still running?
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Waits for the exit; past `timeout` kills the process and panics with
+    /// the end of its log.
+    pub async fn finish(mut self, timeout: Duration) -> Finished {
+        let deadline = self.started + timeout;
+        let mut child = self.child.take().expect("not finished yet");
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for modelwatch") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "modelwatch {:?} still running after {timeout:?}: killed.\n--- stderr (end) ---\n{}",
+                    self.args,
+                    tail(&read(&self.path().join("stderr.txt")), 40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        Finished {
+            elapsed: self.started.elapsed(),
+            status,
+            dir: self.dir.take().unwrap(),
+            args: std::mem::take(&mut self.args),
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A finished run and its files.
+pub struct Finished {
+    pub status: ExitStatus,
+    /// From start to exit.
+    pub elapsed: Duration,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl Finished {
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    /// `logs/pipeline.log` (no colours, unlike stderr).
+    pub fn log(&self) -> String {
+        read(&self.logs_dir().join("pipeline.log"))
+    }
+
+    pub fn stderr(&self) -> String {
+        read(&self.dir.path().join("stderr.txt"))
+    }
+
+    /// Panics, with the end of stderr, unless the exit code is 0.
+    pub fn assert_exit_ok(&self) {
+        assert!(
+            self.status.success(),
+            "modelwatch {:?} exited with {} after {:?}\n--- stderr (end) ---\n{}",
+            self.args,
+            self.status,
+            self.elapsed,
+            tail(&self.stderr(), 40)
+        );
+    }
+
+    /// The rows of `logs/metric_log.csv`.
+    pub fn rows(&self) -> Vec<Row> {
+        read_metric_csv(&self.logs_dir().join("metric_log.csv"))
+    }
+
+    /// The bridge's counters at shutdown.
+    pub fn counters(&self) -> Counters {
+        Counters::from_log(&self.log())
+    }
+}
+
+/// A file as text, without terminal colour codes (stderr has them).
+fn read(path: &Path) -> String {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{}: {e}>", path.display()));
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... m
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Lines of `log` containing `needle`.
+pub fn count_lines(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// The `name=<u64>` fields of a log line.
+pub fn fields(line: &str) -> BTreeMap<String, u64> {
+    line.split_whitespace()
+        .filter_map(|tok| {
+            let (k, v) = tok.split_once('=')?;
+            Some((k.to_string(), v.trim_matches('"').parse().ok()?))
+        })
+        .collect()
+}
+
+/// The bridge's counters as logged by `Bridge::shutdown`: the "bridge
+/// stopped" line, plus `undelivered` (0 when not logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters {
+    pub line: String,
+    pub fields: BTreeMap<String, u64>,
+    pub undelivered: u64,
+}
+
+impl Counters {
+    pub fn from_log(log: &str) -> Counters {
+        let line = log
+            .lines()
+            .rfind(|l| l.contains("bridge stopped"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no \"bridge stopped\" line in the log\n--- log (end) ---\n{}",
+                    tail(log, 30)
+                )
+            })
+            .to_string();
+        let undelivered = log
+            .lines()
+            .rev()
+            .find_map(|l| fields(l).get("undelivered").copied())
+            .unwrap_or(0);
+        Counters {
+            fields: fields(&line),
+            line,
+            undelivered,
+        }
+    }
+
+    /// A counter of the line; panics when it is not there.
+    pub fn get(&self, name: &str) -> u64 {
+        *self
+            .fields
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name}= in {:?}", self.line))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// metric_log.csv
+
+/// One row of `metric_log.csv`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row {
+    pub id: u64,
+    pub y_true: f64,
+    pub y_pred: f64,
+    pub absolute_error: f64,
+}
+
+/// Reads `metric_log.csv`, checking its header and every row.
+pub fn read_metric_csv(path: &Path) -> Vec<Row> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(METRIC_HEADER), "{}", path.display());
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let where_ = || format!("{} line {}: bad row {line:?}", path.display(), i + 2);
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f.len(), 4, "{}", where_());
+            let num = |s: &str| s.parse::<f64>().unwrap_or_else(|_| panic!("{}", where_()));
+            Row {
+                id: f[0].parse().unwrap_or_else(|_| panic!("{}", where_())),
+                y_true: num(f[1]),
+                y_pred: num(f[2]),
+                absolute_error: num(f[3]),
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The broker.
+
+/// Connects to [`BROKER_URL`]; panics with the reason.
+pub async fn connect() -> Connection {
+    Connection::connect(BROKER_URL, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to RabbitMQ at {BROKER_URL}: {e}. These tests need the broker: \
+                 start it with `rabbitmq-server -detached` and `rabbitmqctl await_startup`."
+            )
+        })
+}
+
+/// Waits until the broker takes AMQP connections; panics after `timeout`.
+pub async fn wait_for_broker(timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(5),
+            Connection::connect(BROKER_URL, ConnectionProperties::default()),
+        )
+        .await;
+        let error = match attempt {
+            Ok(Ok(conn)) => {
+                let _ = conn.close(200, "ready".into()).await;
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connect timed out".to_string(),
+        };
+        if Instant::now() >= deadline {
+            panic!(
+                "RabbitMQ at {BROKER_URL} not reachable within {timeout:?} ({error}). These tests \
+                 need the broker: `rabbitmq-server -detached`, then `rabbitmqctl await_startup`."
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs `rabbitmqctl ARGS`, killing it after `timeout`. Ok(stdout) on exit 0.
+pub fn rabbitmqctl(args: &[&str], timeout: Duration) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new("rabbitmqctl")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out).map_err(|e| e.to_string())?)
+        .stderr(File::create(&err).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("rabbitmqctl {args:?}: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "rabbitmqctl {args:?}: no answer within {timeout:?}"
+                ));
+            }
+            Err(e) => return Err(format!("rabbitmqctl {args:?}: {e}")),
+        }
+    };
+    if status.success() {
+        Ok(read(&out))
+    } else {
+        Err(format!(
+            "rabbitmqctl {args:?} exited with {status}: {}{}",
+            read(&out),
+            read(&err)
+        ))
+    }
+}
+
+/// Restores the broker on drop (`rabbitmqctl start_app`, then
+/// `await_startup`), also when the test panics. Create it before stopping
+/// the broker.
+pub struct BrokerRestore;
+
+impl BrokerRestore {
+    pub fn arm() -> BrokerRestore {
+        BrokerRestore
+    }
+}
+
+impl Drop for BrokerRestore {
+    fn drop(&mut self) {
+        // Idempotent: start_app on a running broker succeeds at once.
+        if let Err(e) = rabbitmqctl(&["start_app"], Duration::from_secs(60)) {
+            eprintln!("BrokerRestore: {e}");
+        }
+        if let Err(e) = rabbitmqctl(&["await_startup"], Duration::from_secs(60)) {
+            eprintln!("BrokerRestore: {e}");
+        }
+    }
+}
+
+/// Declares `ml_pipeline` as the bridge does (durable topic).
+pub async fn declare_exchange(ch: &lapin::Channel) {
+    ch.exchange_declare(
+        EXCHANGE.into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("declaring the ml_pipeline exchange");
+}
+
+/// A message as a consumer sees it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub routing_key: String,
+    pub message_id: Option<String>,
+    /// The AMQP `type` property.
+    pub kind: Option<String>,
+    pub content_type: Option<String>,
+    pub delivery_mode: Option<u8>,
+    pub timestamp: Option<u64>,
+    pub app_id: Option<String>,
+    pub body: Vec<u8>,
+    /// The body parsed as JSON, if it is JSON.
+    pub json: Option<Value>,
+}
+
+impl Received {
+    fn from_delivery(d: lapin::message::Delivery) -> Received {
+        let p = &d.properties;
+        let s = |v: &Option<lapin::types::ShortString>| v.as_ref().map(|s| s.to_string());
+        Received {
+            routing_key: d.routing_key.to_string(),
+            message_id: s(p.message_id()),
+            kind: s(p.kind()),
+            content_type: s(p.content_type()),
+            delivery_mode: *p.delivery_mode(),
+            timestamp: *p.timestamp(),
+            app_id: s(p.app_id()),
+            json: serde_json::from_slice(&d.data).ok(),
+            body: d.data,
+        }
+    }
+
+    /// The `id` of the JSON body.
+    pub fn id(&self) -> Option<u64> {
+        self.json.as_ref()?.get("id")?.as_u64()
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads every message `queue` holds now (no ack: they are consumed).
+pub async fn drain_queue(queue: &str, timeout: Duration) -> Vec<Received> {
+    let conn = connect().await;
+    let ch = conn.create_channel().await.expect("channel");
+    let n = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("queue {queue} does not exist: {e}"))
+        .message_count() as usize;
+    let mut consumer = ch
+        .basic_consume(
+            queue.into(),
+            "modelwatch-test-drain".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("basic_consume");
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        match tokio::time::timeout_at(deadline, consumer.next()).await {
+            Ok(Some(Ok(d))) => out.push(Received::from_delivery(d)),
+            Ok(Some(Err(e))) => panic!("consuming {queue}: {e}"),
+            Ok(None) => panic!("consumer of {queue} ended after {} of {n}", out.len()),
+            Err(_) => panic!(
+                "draining {queue}: {} of {n} messages within {timeout:?}",
+                out.len()
+            ),
+        }
+    }
+    let _ = conn.close(200, "drained".into()).await;
+    out
+}
+
+/// Messages in `queue` now, or None when it does not exist.
+pub async fn message_count(queue: &str) -> Option<u32> {
+    let conn = connect().await;
+    let ch = conn.create_channel().await.expect("channel");
+    let r = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    let _ = conn.close(200, "counted".into()).await;
+    r.ok().map(|q| q.message_count())
+}
+
+/// Purges `queue` if it exists.
+pub async fn purge_if_exists(queue: &str) {
+    if message_count(queue).await.is_none() {
+        return;
+    }
+    let conn = connect().await;
+    let ch = conn.create_channel().await.expect("channel");
+    ch.queue_purge(queue.into(), QueuePurgeOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("purging {queue}: {e}"));
+    let _ = conn.close(200, "purged".into()).await;
+}
+
+/// A durable queue with a unique name, bound to `ml_pipeline`. Delete it
+/// with [`TestQueue::delete`]; if the test fails first, drop removes it
+/// with rabbitmqctl, and `x-expires` (10 min unused) as a last resort.
+pub struct TestQueue {
+    pub name: String,
+    deleted: bool,
+}
+
+impl TestQueue {
+    pub async fn declare(what: &str, binding_key: &str) -> TestQueue {
+        let name = unique_name(what);
+        let conn = connect().await;
+        let ch = conn.create_channel().await.expect("channel");
+        declare_exchange(&ch).await;
+        let mut args = FieldTable::default();
+        args.insert("x-expires".into(), AMQPValue::LongUInt(600_000));
+        ch.queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("declaring {name}: {e}"));
+        ch.queue_bind(
+            name.as_str().into(),
+            EXCHANGE.into(),
+            binding_key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("binding {name}: {e}"));
+        let _ = conn.close(200, "declared".into()).await;
+        TestQueue {
+            name,
+            deleted: false,
+        }
+    }
+
+    pub async fn message_count(&self) -> u32 {
+        message_count(&self.name)
+            .await
+            .unwrap_or_else(|| panic!("test queue {} is gone", self.name))
+    }
+
+    /// Reads every message the queue holds now.
+    pub async fn drain(&self, timeout: Duration) -> Vec<Received> {
+        drain_queue(&self.name, timeout).await
+    }
+
+    pub async fn delete(mut self) {
+        let conn = connect().await;
+        let ch = conn.create_channel().await.expect("channel");
+        ch.queue_delete(self.name.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("deleting {}: {e}", self.name));
+        let _ = conn.close(200, "deleted".into()).await;
+        self.deleted = true;
+    }
+}
+
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        if !self.deleted {
+            let _ = rabbitmqctl(&["delete_queue", &self.name], Duration::from_secs(15));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Comparing the broker with the CSV.
+
+/// For one routing key: how the messages cover the ids of the CSV.
+#[derive(Debug, Clone, Default)]
+pub struct KeyCoverage {
+    /// Messages with an id of the CSV.
+    pub received: usize,
+    /// Distinct ids of the CSV seen.
+    pub distinct: usize,
+    /// Extra copies (at-least-once resends).
+    pub duplicates: usize,
+    /// Ids of the CSV never seen.
+    pub missing: Vec<u64>,
+}
+
+/// How the messages of a queue cover the rows of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    pub keys: BTreeMap<String, KeyCoverage>,
+    /// Messages with an id not in the CSV (another process publishing to
+    /// the same exchange).
+    pub foreign: usize,
+    /// Bodies that are not JSON with an integer id.
+    pub unparsable: usize,
+}
+
+impl Coverage {
+    pub fn missing(&self) -> usize {
+        self.keys.values().map(|k| k.missing.len()).sum()
+    }
+
+    pub fn duplicates(&self) -> usize {
+        self.keys.values().map(|k| k.duplicates).sum()
+    }
+
+    /// One line per key, for the test output.
+    pub fn report(&self) -> String {
+        let mut s = String::new();
+        for (key, k) in &self.keys {
+            s += &format!(
+                "  {key:9} received={} distinct={} duplicates={} missing={}{}\n",
+                k.received,
+                k.distinct,
+                k.duplicates,
+                k.missing.len(),
+                if k.missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (first: {:?})", &k.missing[..k.missing.len().min(5)])
+                }
+            );
+        }
+        s += &format!("  foreign={} unparsable={}", self.foreign, self.unparsable);
+        s
+    }
+}
+
+/// Compares `msgs` with the ids of `rows`, for each of `keys`.
+pub fn coverage(rows: &[Row], msgs: &[Received], keys: &[&str]) -> Coverage {
+    let ids: std::collections::HashSet<u64> = rows.iter().map(|r| r.id).collect();
+    let mut seen: HashMap<&str, HashMap<u64, usize>> =
+        keys.iter().map(|k| (*k, HashMap::new())).collect();
+    let mut cov = Coverage::default();
+    for m in msgs {
+        let Some(id) = m.id() else {
+            cov.unparsable += 1;
+            continue;
+        };
+        match seen.get_mut(m.routing_key.as_str()) {
+            Some(per_id) if ids.contains(&id) => *per_id.entry(id).or_default() += 1,
+            _ => cov.foreign += 1,
+        }
+    }
+    for key in keys {
+        let per_id = &seen[key];
+        let mut missing: Vec<u64> = ids
+            .iter()
+            .filter(|id| !per_id.contains_key(id))
+            .copied()
+            .collect();
+        missing.sort_unstable();
+        let received: usize = per_id.values().sum();
+        cov.keys.insert(
+            key.to_string(),
+            KeyCoverage {
+                received,
+                distinct: per_id.len(),
+                duplicates: received - per_id.len(),
+                missing,
+            },
+        );
+    }
+    cov
+}
+
+// ---------------------------------------------------------------------------
+// Child processes read line by line (the example consumers).
+
+/// A child whose stdout lines are collected by a thread; killed on drop.
+pub struct LineChild {
+    pub name: String,
+    child: Option<Child>,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LineChild {
+    pub fn spawn(name: &str, mut cmd: Command) -> LineChild {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr = dir.path().join("stderr.txt");
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LineChild {
+            name: name.into(),
+            child: Some(child),
+            lines,
+            seen: vec![],
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        read(&self.stderr)
+    }
+
+    /// Waits (blocking) for a line containing `needle`.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(e) => panic!(
+                    "{}: no line with {needle:?} within {timeout:?} ({e}); stdout so far: {:?}\n--- stderr ---\n{}",
+                    self.name,
+                    self.seen,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Waits (blocking) for the exit; returns the status and every stdout
+    /// line. Past `timeout` kills it and panics.
+    pub fn finish(mut self, timeout: Duration) -> (ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        let mut child = self.child.take().unwrap();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.seen.extend(self.lines.try_iter());
+                panic!(
+                    "{} still running after {timeout:?}: killed. {} lines of stdout, last: {:?}\n--- stderr ---\n{}",
+                    self.name,
+                    self.seen.len(),
+                    self.seen.last(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        };
+        // The reader thread ends at EOF.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for LineChild {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
