@@ -190,6 +190,8 @@ pub fn bench(opts: &BenchOptions, url: &str) -> anyhow::Result<Vec<Figure>> {
         ("MODELWATCH__BRIDGE__EXCHANGE", EXCHANGE),
         ("MODELWATCH__BRIDGE__LEGACY_QUEUES", "false"),
         ("MODELWATCH__METRIC__LABELS_LOG", "false"),
+        // Measured until every message is confirmed, however long that takes.
+        ("MODELWATCH__BRIDGE__SHUTDOWN_TIMEOUT", "10m"),
     ];
     let (mut mirrored, mut plain, mut pika, mut pika_confirm) = (vec![], vec![], vec![], vec![]);
     for _ in 0..opts.runs {
