@@ -415,11 +415,11 @@ impl Settings {
     /// Checks ranges and relations between keys.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.source;
-        if !s.rate.is_finite() || s.rate < 0.0 {
+        if !s.rate.is_finite() || s.rate < 0.0 || (s.rate > 0.0 && s.rate < 1e-3) {
             return Err(ConfigError::invalid(
                 "source.rate",
                 format!(
-                    "must be a number >= 0 (0 = as fast as possible), got {}",
+                    "must be 0 (as fast as possible) or a number of samples/s >= 0.001, got {}",
                     s.rate
                 ),
             ));
@@ -617,6 +617,10 @@ mod tests {
         let err = load("[source]\nrate = -1\n", &[]).unwrap_err().to_string();
         assert!(err.contains("source.rate"), "{err}");
         let err = load("", &[("MODELWATCH__SOURCE__RATE", "fast")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("source.rate"), "{err}");
+        let err = load("[source]\nrate = 1e-300\n", &[])
             .unwrap_err()
             .to_string();
         assert!(err.contains("source.rate"), "{err}");

@@ -38,6 +38,8 @@ pub struct Joiner<T = ()> {
     order: VecDeque<(SampleId, Instant)>,
     max_pending: usize,
     ttl: Duration,
+    /// Tags of dropped halves, until taken.
+    dropped_tags: Vec<T>,
     pub stats: JoinStats,
 }
 
@@ -48,6 +50,7 @@ impl<T> Joiner<T> {
             order: VecDeque::new(),
             max_pending: max_pending.max(1),
             ttl,
+            dropped_tags: Vec::new(),
             stats: JoinStats::default(),
         }
     }
@@ -96,8 +99,9 @@ impl<T> Joiner<T> {
             }
             (None, _) => {
                 while self.pending.len() >= self.max_pending {
-                    if self.pop_oldest().is_some() {
+                    if let Some(tag) = self.pop_oldest() {
                         self.stats.evicted += 1;
+                        self.dropped_tags.push(tag);
                     }
                 }
                 self.pending.insert(id, (half, now, tag));
@@ -107,7 +111,8 @@ impl<T> Joiner<T> {
         }
     }
 
-    /// Drops ids that waited longer than the TTL; returns how many.
+    /// Drops ids that waited longer than the TTL; returns how many. Their
+    /// tags join [`Joiner::take_dropped_tags`].
     pub fn expire(&mut self, now: Instant) -> u64 {
         let mut dropped = 0;
         while let Some(&(id, at)) = self.order.front() {
@@ -115,7 +120,9 @@ impl<T> Joiner<T> {
                 self.order.pop_front();
             } else if now.duration_since(at) > self.ttl {
                 self.order.pop_front();
-                self.pending.remove(&id);
+                if let Some((_, _, tag)) = self.pending.remove(&id) {
+                    self.dropped_tags.push(tag);
+                }
                 dropped += 1;
             } else {
                 break;
@@ -125,15 +132,19 @@ impl<T> Joiner<T> {
         dropped
     }
 
+    /// The tags of halves dropped (expired or evicted) since the last call.
+    pub fn take_dropped_tags(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.dropped_tags)
+    }
+
     fn is_live(&self, id: SampleId, at: Instant) -> bool {
         matches!(self.pending.get(&id), Some((_, t, _)) if *t == at)
     }
 
-    fn pop_oldest(&mut self) -> Option<SampleId> {
+    fn pop_oldest(&mut self) -> Option<T> {
         while let Some((id, at)) = self.order.pop_front() {
             if self.is_live(id, at) {
-                self.pending.remove(&id);
-                return Some(id);
+                return self.pending.remove(&id).map(|(_, _, tag)| tag);
             }
         }
         None
@@ -250,6 +261,9 @@ mod tests {
         }
         assert_eq!(j.pending(), 100);
         assert_eq!(j.stats.evicted, 900);
+        // their tags come back, so inbound deliveries can be requeued
+        assert_eq!(j.take_dropped_tags().len(), 900);
+        assert!(j.take_dropped_tags().is_empty());
         // the newest survive
         assert!(j.add_prediction(999, 1.0, now, ()).is_some());
         assert!(j.add_prediction(0, 1.0, now, ()).is_none());
@@ -262,6 +276,7 @@ mod tests {
         j.add_truth(1, 1.0, t0, ());
         j.add_truth(2, 1.0, t0 + Duration::from_millis(8), ());
         assert_eq!(j.expire(t0 + Duration::from_millis(15)), 1);
+        assert_eq!(j.take_dropped_tags().len(), 1);
         assert_eq!(j.pending(), 1);
         assert_eq!(j.stats.expired, 1);
         assert!(j.add_prediction(2, 1.0, t0, ()).is_some());

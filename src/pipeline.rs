@@ -302,44 +302,55 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
         tracing::info!(signal = sig, "stopping: finishing in-flight messages");
         None
     };
-    if let Some(b) = bridge.as_mut() {
-        // No new inbound work; what is in flight finishes and is acked.
-        b.stop_consumers().await;
-    }
+    // Drain in order; a signal during the drain gives up on it.
+    let drain = async move {
+        let mut bridge = bridge;
+        if let Some(b) = bridge.as_mut() {
+            // No new inbound work; what is in flight finishes and is acked.
+            b.stop_consumers().await;
+        }
 
-    let metric_report = match metric {
-        Some(metric) => Some(
-            metric
-                .send(FlushAndReport)
+        let metric_report = match metric {
+            Some(metric) => Some(
+                metric
+                    .send(FlushAndReport)
+                    .await
+                    .context("metric actor gone at shutdown")?
+                    .map_err(|e| anyhow::anyhow!("final flush of the logs failed: {e}"))?,
+            ),
+            None => None,
+        };
+        if let Some(plot) = plot {
+            let plotted = plot
+                .send(FinalRender)
                 .await
-                .context("metric actor gone at shutdown")?
-                .map_err(|e| anyhow::anyhow!("final flush of the logs failed: {e}"))?,
-        ),
-        None => None,
+                .context("plot actor gone at shutdown")?;
+            if let Err(e) = &plotted {
+                tracing::error!(error = %e, "final plot render failed");
+            }
+        }
+        if let Some(arbiter) = metric_arbiter {
+            arbiter.stop();
+        }
+        let bridge_report = match bridge {
+            Some(b) => Some(b.shutdown().await),
+            None => None,
+        };
+        Ok(RunReport {
+            source: source_report,
+            metric: metric_report,
+            // With the bridge on, the run ends when the broker has confirmed.
+            elapsed: started.elapsed(),
+            bridge: bridge_report,
+        })
     };
-    if let Some(plot) = plot {
-        let plotted = plot
-            .send(FinalRender)
-            .await
-            .context("plot actor gone at shutdown")?;
-        if let Err(e) = &plotted {
-            tracing::error!(error = %e, "final plot render failed");
+    tokio::select! {
+        report = drain => report,
+        sig = shutdown_signal() => {
+            tracing::error!(signal = sig, "signal during the drain: exiting without finishing it");
+            std::process::exit(crate::exit::FAILURE);
         }
     }
-    if let Some(arbiter) = metric_arbiter {
-        arbiter.stop();
-    }
-    let bridge_report = match bridge {
-        Some(b) => Some(b.shutdown().await),
-        None => None,
-    };
-    Ok(RunReport {
-        source: source_report,
-        metric: metric_report,
-        // With the bridge on, the run ends when the broker has confirmed.
-        elapsed: started.elapsed(),
-        bridge: bridge_report,
-    })
 }
 
 /// The local recipient of a message kind (if that role runs here), plus the

@@ -160,6 +160,15 @@ impl MetricActor {
         }
     }
 
+    /// Halves dropped unjoined (TTL or `max_pending`) wrote no row: if they
+    /// came from RabbitMQ, fail their batch so the deliveries are requeued
+    /// rather than acked.
+    fn requeue_dropped(&mut self) {
+        for done in self.joiner.take_dropped_tags().into_iter().flatten() {
+            done.fail();
+        }
+    }
+
     /// Joins a batch of truths (`YTrue`) or predictions (`YPred`), writes
     /// the rows that complete, and forwards them.
     fn take_halves<T>(
@@ -195,6 +204,7 @@ impl MetricActor {
         // This batch is done once the rows written now reach the file.
         self.awaiting_flush.extend(batch.done.clone());
         warn_evicted(evicted_before, &self.joiner);
+        self.requeue_dropped();
         self.accept(&mut records, batch.emitted_at, ctx);
         if batch.done.is_some() {
             // Inbound deliveries are acked once their rows are in the file:
@@ -226,6 +236,7 @@ impl Actor for MetricActor {
         });
         ctx.run_interval(Duration::from_secs(1), |act, _| {
             let dropped = act.joiner.expire(Instant::now());
+            act.requeue_dropped();
             if dropped > 0 {
                 tracing::warn!(
                     dropped,

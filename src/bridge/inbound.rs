@@ -53,7 +53,8 @@ pub struct Inbound<T: Decode> {
 
 /// The delivery tags of a batch handed to the actor, and whether its work
 /// succeeded, once known.
-type Settled = lapin::Result<(u64, u64, bool)>;
+/// `(first tag, last tag, dead-lettered tags, succeeded)`.
+type Settled = lapin::Result<(u64, u64, Vec<u64>, bool)>;
 
 impl<T: Decode> Inbound<T>
 where
@@ -172,13 +173,13 @@ where
                             _ => break,
                         }
                     }
-                    let (first, last, outcome) = self.hand_over(batch, settings, bridge, &dlq, &mut rejects).await?;
+                    let (first, last, dead, outcome) = self.hand_over(batch, settings, bridge, &dlq, &mut rejects).await?;
                     in_flight.push_back(async move {
                         let ok = match outcome {
                             Some(o) => o.await.unwrap_or(false),
                             None => true,
                         };
-                        Ok((first, last, ok)) as Settled
+                        Ok((first, last, dead, ok)) as Settled
                     });
                 }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
@@ -202,7 +203,7 @@ where
         bridge: &BridgeSettings,
         dlq: &Channel,
         rejects: &mut RejectLog,
-    ) -> lapin::Result<(u64, u64, Option<Outcome>)> {
+    ) -> lapin::Result<(u64, u64, Vec<u64>, Option<Outcome>)> {
         let first_tag = deliveries[0].delivery_tag;
         let last_tag = deliveries[deliveries.len() - 1].delivery_tag;
         self.stats
@@ -210,6 +211,7 @@ where
             .fetch_add(deliveries.len() as u64, Relaxed);
         let mut items = Vec::with_capacity(deliveries.len());
         let mut dead = Vec::new();
+        let mut dead_tags = Vec::new();
         for d in &deliveries {
             match decode::<T>(&d.data, settings.max_body_bytes) {
                 Ok(item) => items.push(item),
@@ -217,6 +219,7 @@ where
                     dead.push(
                         dead_letter(dlq, settings, &self.queue, d, &reason.to_string()).await?,
                     );
+                    dead_tags.push(d.delivery_tag);
                     self.stats.dead_lettered.fetch_add(1, Relaxed);
                     rejects.note(&self.queue, &reason.to_string(), bridge.stats_interval);
                 }
@@ -227,21 +230,21 @@ where
             confirm?;
         }
         if items.is_empty() {
-            return Ok((first_tag, last_tag, None));
+            return Ok((first_tag, last_tag, dead_tags, None));
         }
         let (done, outcome) = Done::new();
         let batch = Batch::new(items, Instant::now()).with_done(Some(done));
         if let Err(e) = self.target.send(batch).await {
             crate::actors::fatal_dead_actor("inbound", e);
         }
-        Ok((first_tag, last_tag, Some(outcome)))
+        Ok((first_tag, last_tag, dead_tags, Some(outcome)))
     }
 
     /// Acks (multiple) every finished batch in order; requeues failed ones.
     async fn settle(&self, ch: &Channel, finished: Vec<Settled>) -> lapin::Result<()> {
         let mut ack_upto = None;
         for f in finished {
-            let (first, last, ok) = f?;
+            let (first, last, dead, ok) = f?;
             if ok {
                 ack_upto = Some(last);
                 self.stats.acked.fetch_add(last - first + 1, Relaxed);
@@ -249,7 +252,14 @@ where
                 if let Some(t) = ack_upto.take() {
                     ch.basic_ack(t, BasicAckOptions { multiple: true }).await?;
                 }
+                // Dead-lettered ones are done (their copy is in the DLQ);
+                // only the work that failed goes back to the queue.
                 for tag in first..=last {
+                    if dead.contains(&tag) {
+                        ch.basic_ack(tag, BasicAckOptions { multiple: false })
+                            .await?;
+                        continue;
+                    }
                     ch.basic_nack(
                         tag,
                         BasicNackOptions {
@@ -258,8 +268,8 @@ where
                         },
                     )
                     .await?;
+                    self.stats.requeued.fetch_add(1, Relaxed);
                 }
-                self.stats.requeued.fetch_add(last - first + 1, Relaxed);
             }
         }
         if let Some(t) = ack_upto {

@@ -182,9 +182,11 @@ impl Outbox {
         out
     }
 
-    /// Resolves when messages may be available (or the outbox closed).
+    /// Resolves when messages may be available. (Not on close: the
+    /// publisher learns of shutdown from its own signal; returning at once
+    /// on a closed, empty outbox would make its loop spin.)
     pub async fn wait_items(&self) {
-        if !self.is_empty() || self.lock().closed {
+        if !self.is_empty() {
             return;
         }
         self.items.notified().await;
