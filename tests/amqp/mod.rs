@@ -33,8 +33,10 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use serde_json::Value;
 
-/// The broker every test uses.
-pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+#[path = "../broker_common/mod.rs"]
+mod broker_common;
+pub use broker_common::{connect, read_metric_csv, Row, BROKER_URL};
+
 /// Nothing listens on port 1: connections are refused at once.
 pub const UNREACHABLE_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
 /// The exchange the bridge publishes to.
@@ -43,9 +45,6 @@ pub const EXCHANGE: &str = "ml_pipeline";
 pub const ROUTING_KEYS: [&str; 4] = ["features", "y_true", "y_pred", "metrics"];
 /// The queues of the original Python services.
 pub const LEGACY_QUEUES: [&str; 3] = ["features", "y_true", "y_pred"];
-/// The CSV header the metric writes.
-pub const METRIC_HEADER: &str = "id,y_true,y_pred,absolute_error";
-
 /// Serializes the tests of one test file that publish to the real broker:
 /// every run's messages reach every queue bound with `#`, and ids of two
 /// runs at once may even collide. Tests that never reach the broker do not
@@ -328,51 +327,8 @@ impl Counters {
 // ---------------------------------------------------------------------------
 // metric_log.csv
 
-/// One row of `metric_log.csv`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Row {
-    pub id: u64,
-    pub y_true: f64,
-    pub y_pred: f64,
-    pub absolute_error: f64,
-}
-
-/// Reads `metric_log.csv`, checking its header and every row.
-pub fn read_metric_csv(path: &Path) -> Vec<Row> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    assert_eq!(lines.next(), Some(METRIC_HEADER), "{}", path.display());
-    lines
-        .enumerate()
-        .map(|(i, line)| {
-            let where_ = || format!("{} line {}: bad row {line:?}", path.display(), i + 2);
-            let f: Vec<&str> = line.split(',').collect();
-            assert_eq!(f.len(), 4, "{}", where_());
-            let num = |s: &str| s.parse::<f64>().unwrap_or_else(|_| panic!("{}", where_()));
-            Row {
-                id: f[0].parse().unwrap_or_else(|_| panic!("{}", where_())),
-                y_true: num(f[1]),
-                y_pred: num(f[2]),
-                absolute_error: num(f[3]),
-            }
-        })
-        .collect()
-}
-
 // ---------------------------------------------------------------------------
 // The broker.
-
-/// Connects to [`BROKER_URL`]; panics with the reason.
-pub async fn connect() -> Connection {
-    Connection::connect(BROKER_URL, ConnectionProperties::default())
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot connect to RabbitMQ at {BROKER_URL}: {e}. These tests need the broker: \
-                 start it with `rabbitmq-server -detached` and `rabbitmqctl await_startup`."
-            )
-        })
-}
 
 /// Waits until the broker takes AMQP connections; panics after `timeout`.
 pub async fn wait_for_broker(timeout: Duration) {

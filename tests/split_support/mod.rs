@@ -35,11 +35,9 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
-/// The broker of every test.
-pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-/// The header of `metric_log.csv`.
-pub const METRIC_HEADER: &str = "id,y_true,y_pred,absolute_error";
+#[path = "../broker_common/mod.rs"]
+mod broker_common;
+pub use broker_common::{connect, read_metric_csv, Row, BROKER_URL};
 
 /// `config/default.toml` of this crate, by absolute path.
 pub fn config_path() -> PathBuf {
@@ -526,43 +524,6 @@ impl InboundStopped {
     }
 }
 
-/// One row of `metric_log.csv`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Row {
-    pub id: u64,
-    pub y_true: f64,
-    pub y_pred: f64,
-    pub absolute_error: f64,
-}
-
-/// Reads `metric_log.csv`: header first and only once, four fields a row.
-pub fn read_metric_csv(path: &Path) -> Vec<Row> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some(METRIC_HEADER),
-        "{}: first line",
-        path.display()
-    );
-    lines
-        .enumerate()
-        .map(|(i, line)| {
-            let at = || format!("{} line {}: bad row {line:?}", path.display(), i + 2);
-            assert_ne!(line, METRIC_HEADER, "header repeated: {}", at());
-            let f: Vec<&str> = line.split(',').collect();
-            assert_eq!(f.len(), 4, "{}", at());
-            let num = |s: &str| s.parse::<f64>().unwrap_or_else(|_| panic!("{}", at()));
-            Row {
-                id: f[0].parse().unwrap_or_else(|_| panic!("{}", at())),
-                y_true: num(f[1]),
-                y_pred: num(f[2]),
-                absolute_error: num(f[3]),
-            }
-        })
-        .collect()
-}
-
 /// Checks that the rows hold `n` distinct ids, each once; returns them.
 pub fn assert_ids_once(rows: &[Row], n: usize, what: &str) -> HashSet<u64> {
     let mut seen = HashSet::new();
@@ -739,23 +700,6 @@ impl Drop for PyProc {
 
 // ---------------------------------------------------------------------------
 // lapin.
-
-/// Connects to [`BROKER_URL`]; panics (never skips) when the broker is down.
-pub async fn connect() -> Connection {
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        Connection::connect(BROKER_URL, ConnectionProperties::default()),
-    )
-    .await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => panic!(
-            "cannot connect to RabbitMQ at {BROKER_URL}: {e}. These tests need the broker: \
-             `rabbitmq-server -detached`, then `rabbitmqctl await_startup`."
-        ),
-        Err(_) => panic!("RabbitMQ at {BROKER_URL}: no connection within 10 s"),
-    }
-}
 
 /// A channel with publisher confirms on.
 pub async fn confirm_channel(conn: &Connection) -> Channel {

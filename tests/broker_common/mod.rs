@@ -1,0 +1,67 @@
+//! Helpers shared by the broker test modules (`amqp`, `split_support`):
+//! the broker address, a connection that fails loudly, and the strict reader
+//! of `metric_log.csv`. Included by both with `#[path]`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use lapin::{Connection, ConnectionProperties};
+
+pub use modelwatch::log_format::METRIC_HEADER;
+
+/// The RabbitMQ these tests run against.
+pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Connects to [`BROKER_URL`]; panics (never skips) when the broker is down.
+pub async fn connect() -> Connection {
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(BROKER_URL, ConnectionProperties::default()),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => panic!(
+            "cannot connect to RabbitMQ at {BROKER_URL}: {e}. These tests need the broker: \
+             `rabbitmq-server -detached`, then `rabbitmqctl await_startup`."
+        ),
+        Err(_) => panic!("RabbitMQ at {BROKER_URL}: no connection within 10 s"),
+    }
+}
+
+/// One row of `metric_log.csv`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row {
+    pub id: u64,
+    pub y_true: f64,
+    pub y_pred: f64,
+    pub absolute_error: f64,
+}
+
+/// Reads `metric_log.csv`: header first and only once, four fields a row.
+pub fn read_metric_csv(path: &Path) -> Vec<Row> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(METRIC_HEADER),
+        "{}: first line",
+        path.display()
+    );
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let at = || format!("{} line {}: bad row {line:?}", path.display(), i + 2);
+            assert_ne!(line, METRIC_HEADER, "header repeated: {}", at());
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f.len(), 4, "{}", at());
+            let num = |s: &str| s.parse::<f64>().unwrap_or_else(|_| panic!("{}", at()));
+            Row {
+                id: f[0].parse().unwrap_or_else(|_| panic!("{}", at())),
+                y_true: num(f[1]),
+                y_pred: num(f[2]),
+                absolute_error: num(f[3]),
+            }
+        })
+        .collect()
+}
