@@ -190,7 +190,7 @@ where
                     self.settle(&ch, finished).await?;
                 }
                 _ = shutdown.changed() => {}
-                _ = sleep_until_opt(deadline) => {}
+                _ = super::sleep_until_opt(deadline) => {}
             }
         }
     }
@@ -276,13 +276,6 @@ where
             ch.basic_ack(t, BasicAckOptions { multiple: true }).await?;
         }
         Ok(())
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }
 

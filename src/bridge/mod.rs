@@ -223,6 +223,15 @@ pub fn is_precondition_failed(e: &lapin::Error) -> bool {
         if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
 }
 
+/// Sleeps until `deadline`, or forever when there is none (a `select!` arm
+/// for the shutdown deadline of the publisher and the consumers).
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Connects to the broker of `settings` with heartbeats and a connect
 /// timeout unless the URL sets its own; `name` shows in the management UI.
 pub async fn connect(settings: &BridgeSettings, name: &str) -> lapin::Result<lapin::Connection> {

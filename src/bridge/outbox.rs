@@ -8,7 +8,6 @@
 //! never wait: what does not fit is counted as refused and reported.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -197,14 +196,6 @@ impl Outbox {
         self.lock().closed = true;
         self.room.notify_waiters();
         self.items.notify_one();
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.stats.dropped.load(Relaxed)
     }
 }
 

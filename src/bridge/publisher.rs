@@ -275,7 +275,7 @@ impl Publisher {
                         break Ended::Lost(e);
                     }
                 }
-                _ = sleep_until_opt(deadline) => {}
+                _ = super::sleep_until_opt(deadline) => {}
             }
         };
         // Whatever was not confirmed goes back, oldest first, to be resent.
@@ -307,11 +307,4 @@ async fn open_confirm_channel(conn: &Connection) -> lapin::Result<Channel> {
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     Ok(ch)
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
 }
