@@ -479,15 +479,7 @@ impl Received {
 pub async fn drain_queue(queue: &str, timeout: Duration) -> Vec<Received> {
     let conn = connect().await;
     let ch = conn.create_channel().await.expect("channel");
-    let n = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
+    let n = modelwatch::bridge::topology::passive(&ch, queue)
         .await
         .unwrap_or_else(|e| panic!("queue {queue} does not exist: {e}"))
         .message_count() as usize;
@@ -524,16 +516,7 @@ pub async fn drain_queue(queue: &str, timeout: Duration) -> Vec<Received> {
 pub async fn message_count(queue: &str) -> Option<u32> {
     let conn = connect().await;
     let ch = conn.create_channel().await.expect("channel");
-    let r = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
+    let r = modelwatch::bridge::topology::passive(&ch, queue).await;
     let _ = conn.close(200, "counted".into()).await;
     r.ok().map(|q| q.message_count())
 }
