@@ -21,6 +21,7 @@ pub mod join;
 pub mod journal;
 pub mod log_format;
 pub mod messages;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod render;
