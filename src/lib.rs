@@ -16,6 +16,7 @@ pub mod data;
 pub mod done;
 pub mod exit;
 pub mod histogram;
+pub mod http;
 pub mod ids;
 pub mod join;
 pub mod journal;
