@@ -5,13 +5,18 @@
 //! and when `max_pending` ids wait, the oldest is evicted to make room. Both
 //! are counted, so a lost half is visible, never silent. Memory is bounded by
 //! `max_pending` (the age queue is compacted when stale entries pile up).
+//! Ids are our own (not chosen by an attacker in the one-process layout, and
+//! bounded by `max_pending` in the split one), so the maps use the fast
+//! Fx hash rather than SipHash (7% of a run's time in a profile).
 //!
 //! The joiner holds values only: in the split layout a waiting half is
 //! already safe in the metric's journal ([`crate::journal`]) and its
 //! delivery acknowledged, so the join's capacity is `max_pending`, never the
 //! broker's prefetch.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::time::{Duration, Instant};
 
 use crate::messages::{MetricRecord, SampleId};
@@ -68,7 +73,7 @@ pub struct Joiner {
 impl Joiner {
     pub fn new(max_pending: usize, ttl: Duration) -> Joiner {
         Joiner {
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             order: VecDeque::new(),
             max_pending: max_pending.max(1),
             ttl,
@@ -181,7 +186,7 @@ impl Joiner {
 /// of a sample whose row is already written is recognised and ignored.
 #[derive(Debug)]
 pub struct RecentIds {
-    set: std::collections::HashSet<SampleId>,
+    set: HashSet<SampleId>,
     order: VecDeque<SampleId>,
     capacity: usize,
 }

@@ -210,10 +210,7 @@ impl MetricActor {
         if records.is_empty() {
             return;
         }
-        if let Err(e) = write_metric_rows(records, self.files.csv.buffer()) {
-            // Formatting into memory only fails on a bug; keep the rows flowing.
-            tracing::error!(error = %e, "formatting metric rows");
-        }
+        write_metric_rows(records, self.files.csv.buffer());
         self.rows += records.len() as u64;
         let us = emitted_at.elapsed().as_micros().max(1) as u64;
         let _ = self.latency_us.record_n(us, records.len() as u64);
