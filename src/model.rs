@@ -194,7 +194,7 @@ impl LinearModel {
             return Err("intercept or coefficients are not finite".into());
         }
         let worst = self.worst_abs_prediction();
-        if !(worst <= MAX_ABS_PREDICTION) {
+        if worst.is_nan() || worst > MAX_ABS_PREDICTION {
             return Err(format!(
                 "coefficients too large: a prediction can reach {worst:e} for features within \
                  ±{MAX_ABS_FEATURE:e} (a range that contains the data's), beyond the limit of \

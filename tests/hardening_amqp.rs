@@ -89,11 +89,23 @@ async fn a_65kb_poison_message_is_dead_lettered_once_and_good_ones_flow() {
     let poison = format!(r#"{{"id":[{ids}],"body":1}}"#).into_bytes();
     assert!(poison.len() > 65_000 && poison.len() < 65_536);
     let good: Vec<Vec<u8>> = (0..GOOD)
-        .map(|i| format!(r#"{{"id": {}, "body": [0.01,0,0,0,0,0,0,0,0,0]}}"#, 1000 + i).into_bytes())
+        .map(|i| {
+            format!(
+                r#"{{"id": {}, "body": [0.01,0,0,0,0,0,0,0,0,0]}}"#,
+                1000 + i
+            )
+            .into_bytes()
+        })
         .collect();
     let (log_before, err_before) = (model.log().len(), model.stderr().len());
     let ch = confirm_channel(&conn).await;
-    publish_raw(&ch, &broker.exchange, "features", &[poison.clone()]).await;
+    publish_raw(
+        &ch,
+        &broker.exchange,
+        "features",
+        std::slice::from_ref(&poison),
+    )
+    .await;
     publish_raw(&ch, &broker.exchange, "features", &good).await;
 
     // The good messages behind it flow.
@@ -219,7 +231,10 @@ fn an_artifact_whose_predictions_can_overflow_exits_2_at_load() {
 /// with one error line containing `needle`; returns stderr and pipeline.log.
 fn refused_at_start(url: &str, needle: &str) -> (String, String) {
     let sb = common::Sandbox::new();
-    let cmd = sb.run_command(&sb.logs(), &["--count", "20", "--rate", "0", "--amqp-url", url]);
+    let cmd = sb.run_command(
+        &sb.logs(),
+        &["--count", "20", "--rate", "0", "--amqp-url", url],
+    );
     let out = common::run_within(cmd, Duration::from_secs(20));
     out.expect_code(2);
     assert!(
@@ -245,7 +260,10 @@ fn a_wrong_password_exits_2_at_start_and_never_shows_it() {
     let url = format!("amqp://guest:{secret}@127.0.0.1:5672/%2f");
     let (output, log) = refused_at_start(&url, "refused the login");
     assert!(output.contains("guest:***@127.0.0.1"), "{output}");
-    assert!(!output.contains(&secret), "password in the output: {output}");
+    assert!(
+        !output.contains(&secret),
+        "password in the output: {output}"
+    );
     assert!(!log.contains(&secret), "password in pipeline.log: {log}");
 }
 

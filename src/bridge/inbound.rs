@@ -109,7 +109,14 @@ where
                 Err(e) => {
                     failures += 1;
                     if failures == 1 {
-                        tracing::warn!(queue = %self.queue, url = %redact_url(&bridge.url), error = %e, "inbound: broker unreachable; retrying with backoff");
+                        match super::permanent_refusal(&e) {
+                            Some(refusal) => {
+                                tracing::error!(queue = %self.queue, url = %redact_url(&bridge.url), error = %refusal, "inbound: the broker refused the connection (a configuration error); retrying with backoff")
+                            }
+                            None => {
+                                tracing::warn!(queue = %self.queue, url = %redact_url(&bridge.url), error = %e, "inbound: broker unreachable; retrying with backoff")
+                            }
+                        }
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}

@@ -301,7 +301,9 @@ pub fn check_broker(settings: &BridgeSettings) -> Result<(), BrokerCheckError> {
         Ok(Err(e)) => match permanent_refusal(&e) {
             Some(refusal) => Err(BrokerCheckError::Refused { url, refusal }),
             None => {
-                tracing::warn!(url = %url, error = %e, "broker unreachable at start; the pipeline goes on and the bridge retries with backoff");
+                // The publisher warns once when it fails to connect too:
+                // one warning for one outage.
+                tracing::debug!(url = %url, error = %e, "start-up check: broker not reachable; the bridge will retry");
                 Ok(())
             }
         },
