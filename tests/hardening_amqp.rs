@@ -13,6 +13,11 @@
 //! ([`TestBroker`]) and deleted at the end, pass or fail; processes are
 //! killed when their guard drops.
 
+// `amqp` (for `rabbitmqctl`) and `split_support` (for `TestBroker`) each
+// include `broker_common`: two copies of a helper module, harmless.
+#![allow(clippy::duplicate_mod)]
+
+mod amqp;
 mod common;
 mod split_support;
 
@@ -22,7 +27,8 @@ use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
 use split_support::{
-    confirm_channel, connect, drain, publish_raw, queue_len, RoleProc, TestBroker, START, STOP,
+    confirm_channel, connect, drain, fields, publish_raw, queue_len, RoleProc, TestBroker, START,
+    STOP,
 };
 
 /// Longest wait for messages to flow or be dead-lettered in these tests.
@@ -147,6 +153,138 @@ async fn a_65kb_poison_message_is_dead_lettered_once_and_good_ones_flow() {
     assert_eq!(s.dead_lettered, 1, "{s:?}");
     assert_eq!(s.acked, s.received, "{s:?}");
     assert_eq!(s.requeued, 0, "{s:?}");
+}
+
+/// A RabbitMQ policy, cleared on drop (pass or fail).
+struct Policy(String);
+
+impl Policy {
+    fn set(name: &str, pattern: &str, definition: &str) -> Policy {
+        amqp::rabbitmqctl(
+            &[
+                "set_policy",
+                "--priority",
+                "100",
+                "--apply-to",
+                "queues",
+                name,
+                pattern,
+                definition,
+            ],
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("setting policy {name}: {e}"));
+        Policy(name.to_owned())
+    }
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        if let Err(e) = amqp::rabbitmqctl(&["clear_policy", &self.0], Duration::from_secs(30)) {
+            eprintln!("clearing policy {}: {e}", self.0);
+        }
+    }
+}
+
+/// Item 2: a dead-letter copy the broker refuses (nack: the dead-letter
+/// queue is full with `overflow = reject-publish`) used to count as done:
+/// the message was acked and lost. It is now rejected without requeue, so
+/// the broker moves it to the work queue's own dead-letter exchange (seen
+/// here by a second queue bound to it), once, and the queue keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_the_broker_refuses_is_rejected_to_the_queues_own_dlx_once() {
+    const GOOD: usize = 10;
+    let conn = connect().await;
+    let broker = TestBroker::new("dlfail");
+    let _full = Policy::set(
+        &format!("{}.dlq-full", broker.prefix),
+        &format!("^{}$", broker.dead_letter_queue.replace('.', "\\.")),
+        r#"{"max-length": 0, "overflow": "reject-publish"}"#,
+    );
+    let mut model = broker.spawn("model", "model", &[]);
+    model.wait_log("inbound consumer started", 1, START).await;
+    watch_queue(&conn, &broker, &broker.pred_queue, "y_pred").await;
+    // A second queue on the dead-letter exchange (fanout), to see what
+    // reaches it; the plot queue's name is unused by a model process and
+    // deleted with the test's other objects.
+    let watch = broker.plot_queue.clone();
+    {
+        let ch = conn.create_channel().await.expect("channel");
+        ch.queue_declare(
+            watch.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declaring the watch queue");
+        ch.queue_bind(
+            watch.as_str().into(),
+            broker.dead_letter_exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("binding the watch queue");
+        let _ = ch.close(200, "declared".into()).await;
+    }
+    let ch = confirm_channel(&conn).await;
+    publish_raw(&ch, &broker.exchange, "features", &[b"not json".to_vec()]).await;
+    let good: Vec<Vec<u8>> = (0..GOOD)
+        .map(|i| {
+            format!(
+                r#"{{"id": {}, "body": [0.01,0,0,0,0,0,0,0,0,0]}}"#,
+                2000 + i
+            )
+            .into_bytes()
+        })
+        .collect();
+    publish_raw(&ch, &broker.exchange, "features", &good).await;
+    wait_queue_len(&conn, &broker.pred_queue, GOOD as u32, &model).await;
+
+    // The refused copy (with its reason) and the broker's own dead-letter
+    // of the rejected delivery.
+    wait_queue_len(&conn, &watch, 2, &model).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = drain(&conn, &watch, 2, FLOW).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|g| g.body == b"not json"), "{got:?}");
+    let rejected: Vec<_> = got
+        .iter()
+        .filter(|g| g.headers.get("x-first-death-reason").map(String::as_str) == Some("rejected"))
+        .collect();
+    assert_eq!(
+        rejected.len(),
+        1,
+        "one broker dead-letter of the rejected delivery: {got:?}"
+    );
+    assert_eq!(
+        rejected[0].headers.get("x-first-death-queue"),
+        Some(&broker.model_queue),
+        "{got:?}"
+    );
+    assert_eq!(
+        model.lines("dead-letter publish failed").len(),
+        1,
+        "{}",
+        model.report()
+    );
+    model.stop(STOP).await;
+    let line = model.line("inbound consumer stopped");
+    let f = fields(&line);
+    let n = |k: &str| -> u64 {
+        f.get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k}= in {line}"))
+    };
+    assert_eq!(n("received"), GOOD as u64 + 1, "{line}");
+    assert_eq!(n("dead_lettered"), 1, "{line}");
+    assert_eq!(n("rejected"), 1, "{line}");
+    assert_eq!(n("requeued"), 0, "{line}");
+    assert_eq!(n("acked"), GOOD as u64, "{line}");
 }
 
 /// Item 6: y_true 1.7e308 and y_pred -1.7e308 used to join into the row
