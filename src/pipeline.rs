@@ -110,6 +110,11 @@ fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
 pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     let paths = LogPaths::new(&settings.logs.dir);
     paths.create_dir()?;
+    if settings.bridge.enabled {
+        // A refused login or vhost is bad configuration: exit 2 now, not
+        // retry for the whole run.
+        crate::bridge::check_broker(&settings.bridge)?;
+    }
     let model = if settings.runs(Role::Model) {
         Some(Arc::new(load_or_fit_model(&settings.model.artifact)?))
     } else {
