@@ -41,6 +41,11 @@ pub struct InboundStats {
     pub dead_lettered: AtomicU64,
     pub acked: AtomicU64,
     pub requeued: AtomicU64,
+    /// Gauge: deliveries handed to the actor whose outcome is not settled yet.
+    pub in_flight: AtomicU64,
+    /// Deliveries whose work was given up at the shutdown deadline (they go
+    /// back to the queue unacked; this run did not finish them).
+    pub abandoned: AtomicU64,
 }
 
 /// One consumer: a queue, the kind it carries and the actor it feeds.
@@ -110,6 +115,7 @@ where
             acked = self.stats.acked.load(Relaxed),
             requeued = self.stats.requeued.load(Relaxed),
             dead_lettered = self.stats.dead_lettered.load(Relaxed),
+            abandoned = self.stats.abandoned.load(Relaxed),
             "inbound consumer stopped"
         );
     }
@@ -137,6 +143,8 @@ where
             .await?;
         tracing::info!(queue = %self.queue, prefetch = settings.prefetch, "inbound consumer started");
         let mut in_flight: FuturesOrdered<_> = FuturesOrdered::new();
+        // Deliveries of an earlier connection come back by themselves.
+        self.stats.in_flight.store(0, Relaxed);
         let mut rejects = RejectLog::default();
         let mut consuming = true;
         loop {
@@ -151,7 +159,9 @@ where
                 }
                 if in_flight.is_empty() || Instant::now() >= d {
                     if !in_flight.is_empty() {
-                        tracing::warn!(queue = %self.queue, batches = in_flight.len(), "inbound: shutdown deadline passed; unacked deliveries go back to the queue");
+                        let abandoned = self.stats.in_flight.swap(0, Relaxed);
+                        self.stats.abandoned.fetch_add(abandoned, Relaxed);
+                        tracing::warn!(queue = %self.queue, batches = in_flight.len(), deliveries = abandoned, "inbound: shutdown deadline passed; unacked deliveries go back to the queue");
                     }
                     // Close channels before the connection, or their drop
                     // races the connection close (lapin logs an error).
@@ -173,6 +183,7 @@ where
                             _ => break,
                         }
                     }
+                    self.stats.in_flight.fetch_add(batch.len() as u64, Relaxed);
                     let (first, last, dead, outcome) = self.hand_over(batch, settings, bridge, &dlq, &mut rejects).await?;
                     in_flight.push_back(async move {
                         let ok = match outcome {
@@ -245,6 +256,9 @@ where
         let mut ack_upto = None;
         for f in finished {
             let (first, last, dead, ok) = f?;
+            let _ = self.stats.in_flight.fetch_update(Relaxed, Relaxed, |n| {
+                Some(n.saturating_sub(last - first + 1))
+            });
             if ok {
                 ack_upto = Some(last);
                 self.stats.acked.fetch_add(last - first + 1, Relaxed);
