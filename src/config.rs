@@ -304,7 +304,7 @@ pub struct BridgeSettings {
     pub on_full: OnFull,
     /// Published messages awaiting a broker confirm, at most.
     pub confirm_window: usize,
-    /// Longest wait at shutdown for the broker to confirm what is outstanding.
+    /// Longest wait at shutdown without a confirm (each confirm extends it).
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// First reconnect delay; doubles after each failure up to `backoff_max`.

@@ -106,7 +106,7 @@ fn a_run_stopped_with_messages_undelivered_exits_1_and_says_how_many() {
         "stderr and the log agree: {line}\n{summary}"
     );
     assert!(undelivered > 0, "{summary}");
-    assert!(read_metric_log(&logs).len() > 0);
+    assert!(!read_metric_log(&logs).is_empty());
 }
 
 // ---------------------------------------------------------------------------
