@@ -51,6 +51,11 @@ pub struct InboundStats {
     /// Malformed messages whose dead-letter publish failed: rejected
     /// without requeue to the work queue's own dead-letter exchange.
     pub rejected: AtomicU64,
+    /// Gauge: deliveries handed to the actor whose outcome is not settled yet.
+    pub in_flight: AtomicU64,
+    /// Deliveries whose work was given up at the shutdown deadline (they go
+    /// back to the queue unacked; this run did not finish them).
+    pub abandoned: AtomicU64,
 }
 
 /// One consumer: a queue, the kind it carries and the actor it feeds.
@@ -151,6 +156,7 @@ where
             requeued = self.stats.requeued.load(Relaxed),
             dead_lettered = self.stats.dead_lettered.load(Relaxed),
             rejected = self.stats.rejected.load(Relaxed),
+            abandoned = self.stats.abandoned.load(Relaxed),
             "inbound consumer stopped"
         );
     }
@@ -178,6 +184,8 @@ where
             .await?;
         tracing::info!(queue = %self.queue, prefetch = settings.prefetch, "inbound consumer started");
         let mut in_flight: FuturesOrdered<_> = FuturesOrdered::new();
+        // Deliveries of an earlier connection come back by themselves.
+        self.stats.in_flight.store(0, Relaxed);
         let mut consuming = true;
         loop {
             let deadline = *shutdown.borrow();
@@ -191,7 +199,9 @@ where
                 }
                 if in_flight.is_empty() || Instant::now() >= d {
                     if !in_flight.is_empty() {
-                        tracing::warn!(queue = %self.queue, batches = in_flight.len(), "inbound: shutdown deadline passed; unacked deliveries go back to the queue");
+                        let abandoned = self.stats.in_flight.swap(0, Relaxed);
+                        self.stats.abandoned.fetch_add(abandoned, Relaxed);
+                        tracing::warn!(queue = %self.queue, batches = in_flight.len(), deliveries = abandoned, "inbound: shutdown deadline passed; unacked deliveries go back to the queue");
                     }
                     // Close channels before the connection, or their drop
                     // races the connection close (lapin logs an error).
@@ -213,6 +223,7 @@ where
                             _ => break,
                         }
                     }
+                    self.stats.in_flight.fetch_add(batch.len() as u64, Relaxed);
                     let (handed, outcome) = self.hand_over(batch, settings, conn, &ch, &mut dlq, warnings).await?;
                     in_flight.push_back(async move {
                         let ok = match outcome {
@@ -331,6 +342,9 @@ where
         let mut ack_upto = None;
         for f in finished {
             let (h, ok) = f?;
+            let _ = self.stats.in_flight.fetch_update(Relaxed, Relaxed, |n| {
+                Some(n.saturating_sub(h.last - h.first + 1))
+            });
             if ok {
                 // The highest tag still unsettled acks the rest with it.
                 if let Some(t) = (h.first..=h.last).rev().find(|t| !h.rejected.contains(t)) {
