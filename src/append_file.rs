@@ -153,6 +153,31 @@ impl AppendFile {
         self.file = None;
     }
 
+    /// Rows (newlines) in the buffer, not yet in the file.
+    pub fn pending_rows(&self) -> u64 {
+        self.pending.iter().filter(|&&b| b == b'\n').count() as u64
+    }
+
+    /// Gives up on the buffered bytes: drops them, and cuts the start of a
+    /// row whose end was among them (left by a partial write), so every row
+    /// in the file stays whole.
+    pub fn discard_pending(&mut self) -> Result<(), AppendError> {
+        self.pending.clear();
+        self.file = None;
+        let cut = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .and_then(|mut f| repair_torn_tail(&mut f));
+        match cut {
+            Ok(_) => Ok(()),
+            Err(source) => Err(AppendError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
     /// Flushes and asks the OS to put the data on disk.
     pub fn sync(&mut self) -> Result<(), AppendError> {
         self.flush()?;
@@ -209,6 +234,28 @@ mod tests {
 
     fn read(p: &Path) -> String {
         std::fs::read_to_string(p).unwrap()
+    }
+
+    #[test]
+    fn discarding_counts_the_rows_and_cuts_a_torn_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.csv");
+        let (mut f, _) = AppendFile::open(&p, Some("h")).unwrap();
+        f.buffer().extend_from_slice(b"1\n");
+        f.flush().unwrap();
+        // As if a partial write of "2\n3\n" had put only its first byte in
+        // the file: the rest stays buffered.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"2")
+            .unwrap();
+        f.buffer().extend_from_slice(b"\n3\n");
+        assert_eq!(f.pending_rows(), 2);
+        f.discard_pending().unwrap();
+        assert_eq!(f.pending_bytes(), 0);
+        assert_eq!(read(&p), "h\n1\n");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Parsing, then the steps in order: settings (bad ones exit 2 before
 //! anything starts), logging, start-up checks (exit 2), the run (exit 0 once
-//! drained, 1 on a runtime failure, 70 on a panic).
+//! drained and everything delivered; 1 on a runtime failure, on rows not
+//! written, on messages not delivered or on a second signal; 70 on a panic).
 
 use std::path::PathBuf;
 
@@ -157,7 +158,14 @@ fn run(args: RunArgs) -> i32 {
     match system.block_on(pipeline::run(prepared)) {
         Ok(report) => {
             log_summary(&report);
-            exit::OK
+            match report.shortfall() {
+                None => exit::OK,
+                Some(why) => {
+                    tracing::error!(error = %why, "run incomplete");
+                    eprintln!("modelwatch: error: {why}");
+                    exit::FAILURE
+                }
+            }
         }
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "run failed");

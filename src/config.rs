@@ -212,6 +212,8 @@ pub struct MetricSettings {
     pub flush_interval: Duration,
     /// Write `labels_log.txt` (one line per received message).
     pub labels_log: bool,
+    /// Restarts in a row after failed writes before the run ends (exit 1).
+    pub max_restarts: u32,
 }
 
 impl Default for MetricSettings {
@@ -222,6 +224,7 @@ impl Default for MetricSettings {
             dedup_window: 1_000_000,
             flush_interval: Duration::from_secs(1),
             labels_log: true,
+            max_restarts: 10,
         }
     }
 }
@@ -301,7 +304,7 @@ pub struct BridgeSettings {
     pub on_full: OnFull,
     /// Published messages awaiting a broker confirm, at most.
     pub confirm_window: usize,
-    /// Longest wait at shutdown for the broker to confirm what is outstanding.
+    /// Longest wait at shutdown without a confirm (each confirm extends it).
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// First reconnect delay; doubles after each failure up to `backoff_max`.
@@ -443,6 +446,12 @@ impl Settings {
         )?;
         positive("metric.pending_ttl", self.metric.pending_ttl)?;
         positive("metric.flush_interval", self.metric.flush_interval)?;
+        in_range(
+            "metric.max_restarts",
+            self.metric.max_restarts as usize,
+            0,
+            1000,
+        )?;
         positive("plot.interval", self.plot.interval)?;
         in_range("plot.bins", self.plot.bins, 1, 1000)?;
         in_range("plot.width", self.plot.width as usize, 200, 8000)?;

@@ -17,19 +17,28 @@ pub const METRIC_HEADER: &str = "id,y_true,y_pred,absolute_error";
 /// Appends CSV rows (no header) for `records` to `out`: the id with itoa,
 /// the floats with ryu (shortest round-trip, as the `csv` crate writes
 /// them), no quoting needed (numbers only). This is the hot path of the
-/// metric: a million rows a second.
-pub fn write_metric_rows(records: &[MetricRecord], out: &mut Vec<u8>) {
+/// metric: a million rows a second. A record with a non-finite number is
+/// never written (the inbound checks and the model's artifact check keep
+/// such values out; this is the last guard); returns how many were left out.
+pub fn write_metric_rows(records: &[MetricRecord], out: &mut Vec<u8>) -> usize {
     let mut int = itoa::Buffer::new();
     let mut float = ryu::Buffer::new();
+    let mut not_finite = 0;
     out.reserve(records.len() * 64);
     for r in records {
+        let values = [r.y_true, r.y_pred, r.absolute_error];
+        if !values.iter().all(|v| v.is_finite()) {
+            not_finite += 1;
+            continue;
+        }
         out.extend_from_slice(int.format(r.id).as_bytes());
-        for v in [r.y_true, r.y_pred, r.absolute_error] {
+        for v in values {
             out.push(b',');
             out.extend_from_slice(float.format(v).as_bytes());
         }
         out.push(b'\n');
     }
+    not_finite
 }
 
 /// Appends one labels line to `out`. The value is written as the Python
@@ -79,6 +88,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_non_finite_row_is_never_written() {
+        // Issue 8 item 6: 1.7e308 - (-1.7e308) is inf.
+        let records = vec![
+            MetricRecord::join(1, 151.0, 206.5),
+            MetricRecord::join(6200, 1.7e308, -1.7e308),
+            MetricRecord::join(3, 1.0, 2.0),
+        ];
+        let mut out = Vec::new();
+        assert_eq!(write_metric_rows(&records, &mut out), 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1,151.0,206.5,55.5\n3,1.0,2.0,1.0\n"
+        );
+    }
+
+    #[test]
     fn rows_round_trip_exactly() {
         let records = vec![
             MetricRecord::join(1732865012345678, 151.0, 206.11667723),
@@ -86,7 +111,7 @@ mod tests {
         ];
         let mut out = METRIC_HEADER.as_bytes().to_vec();
         out.push(b'\n');
-        write_metric_rows(&records, &mut out);
+        assert_eq!(write_metric_rows(&records, &mut out), 0);
         // the same bytes as the csv crate's serializer
         let mut w = csv::WriterBuilder::new()
             .has_headers(false)

@@ -5,7 +5,11 @@
 //! so such a failure exits with code 2 and touches nothing. [`run`] starts
 //! the actors under supervisors, waits for the end of `count` or a signal,
 //! and then drains: stop the source, wait for every in-flight sample to be
-//! handled, flush and sync the files, render the last plot.
+//! handled, flush and sync the files, render the last plot, wait for the
+//! broker's confirms. The run also ends when the metric gives up writing its
+//! logs. A second signal abandons the drain with an error. What was not
+//! done (rows not written, messages not delivered, inbound work abandoned)
+//! makes the run fail: [`RunReport::shortfall`] says what.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use anyhow::Context as _;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::metric::{FlushAndReport, MetricFiles, MetricReport};
+use crate::actors::metric::{FlushAndReport, MetricFiles, MetricReport, RestartLink};
 use crate::actors::plot::FinalRender;
 use crate::actors::source::SourceReport;
 use crate::actors::{Fanout, FeatureSource, MetricActor, ModelActor, PlotActor};
@@ -110,6 +114,11 @@ fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
 pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     let paths = LogPaths::new(&settings.logs.dir);
     paths.create_dir()?;
+    if settings.bridge.enabled {
+        // A refused login or vhost is bad configuration: exit 2 now, not
+        // retry for the whole run.
+        crate::bridge::check_broker(&settings.bridge)?;
+    }
     let model = if settings.runs(Role::Model) {
         Some(Arc::new(load_or_fit_model(&settings.model.artifact)?))
     } else {
@@ -183,6 +192,18 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// What this run did not deliver, if anything (then it must exit 1).
+    pub fn shortfall(&self) -> Option<String> {
+        let b = self.bridge?;
+        if b.complete() {
+            return None;
+        }
+        Some(format!(
+            "not everything was delivered: {} messages not confirmed by the broker, {} dropped from the full buffer, {} inbound deliveries abandoned at the shutdown deadline",
+            b.undelivered, b.stats.dropped, b.inbound_abandoned
+        ))
+    }
+
     /// Rows written per second (0 without the metric role).
     pub fn samples_per_sec(&self) -> f64 {
         let rows = self.metric.as_ref().map_or(0, |m| m.rows_written);
@@ -215,6 +236,12 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
     let bridge_addr = bridge.as_ref().map(|b| b.actor.clone());
     let b = bridge_addr.as_ref();
 
+    let stop = CancellationToken::new();
+    let link = RestartLink {
+        stopping: stop.clone(),
+        gave_up: CancellationToken::new(),
+    };
+    let gave_up = link.gave_up.clone();
     let plot = plot.map(|actor| Supervisor::start(move |_| actor));
     // The metric does the file I/O: give it its own thread.
     let mut metric_arbiter = None;
@@ -223,7 +250,7 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
         let out = with_bridge(plot.as_ref().map(|p| p.clone().recipient()), b);
         let settings = settings.metric.clone();
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            MetricActor::new(files, out, settings, recent)
+            MetricActor::new(files, out, settings, recent).with_link(link)
         });
         metric_arbiter = Some(arbiter);
         addr
@@ -233,7 +260,6 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
         Supervisor::start(move |_| ModelActor::new(m, out))
     });
 
-    let stop = CancellationToken::new();
     let (done_tx, mut done_rx) = oneshot::channel();
     if settings.runs(Role::Features) {
         let sampler = Sampler::new(Dataset::embedded(), settings.source.seed);
@@ -292,30 +318,43 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
         }
     }
 
-    let source_report = if settings.runs(Role::Features) {
-        tokio::select! {
-            r = &mut done_rx => Some(r.context("the source ended without a report")?),
-            sig = shutdown_signal() => {
-                tracing::info!(signal = sig, "stopping: draining in-flight samples");
-                stop.cancel();
-                if let Some(b) = &bridge {
-                    // A full outbox must not hold the drain up: count instead of wait.
-                    b.stop_blocking();
-                }
-                tokio::select! {
-                    r = done_rx => Some(r.context("the source ended without a report")?),
-                    sig = shutdown_signal() => {
-                        tracing::error!(signal = sig, "second signal: exiting without draining");
-                        std::process::exit(crate::exit::FAILURE);
-                    }
-                }
-            }
+    // Run until the count is done, a signal comes, or the metric gives up.
+    let mut source_report = None;
+    let mut source_running = settings.runs(Role::Features);
+    tokio::select! {
+        r = &mut done_rx, if source_running => {
+            source_report = Some(r.context("the source ended without a report")?);
+            source_running = false;
         }
-    } else {
-        let sig = shutdown_signal().await;
-        tracing::info!(signal = sig, "stopping: finishing in-flight messages");
-        None
+        sig = shutdown_signal() => tracing::info!(signal = sig, "stopping: draining in-flight work"),
+        _ = gave_up.cancelled() => tracing::error!("stopping: the metric cannot write its logs"),
+    }
+    if source_report.is_none() || gave_up.is_cancelled() {
+        // Stopped early: the source and a failing metric stop retrying.
+        stop.cancel();
+    }
+    let probe = bridge.as_ref().map(Bridge::probe);
+    let second_signal = |sig: &str| {
+        let left = probe.as_ref().map_or(0, |p| p.undelivered_now());
+        tracing::error!(
+            signal = sig,
+            undelivered = left,
+            "second signal: exiting without finishing the drain"
+        );
+        anyhow::anyhow!(
+            "second signal ({sig}) during the shutdown: stopped without finishing it; {left} messages not delivered to the broker"
+        )
     };
+    if source_running {
+        if let Some(b) = &bridge {
+            // A full outbox must not hold the drain up: count instead of wait.
+            b.stop_blocking();
+        }
+        tokio::select! {
+            r = done_rx => source_report = Some(r.context("the source ended without a report")?),
+            sig = shutdown_signal() => return Err(second_signal(sig)),
+        }
+    }
     // Drain in order; a signal during the drain gives up on it.
     let drain = async move {
         let mut bridge = bridge;
@@ -330,7 +369,7 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
                     .send(FlushAndReport)
                     .await
                     .context("metric actor gone at shutdown")?
-                    .map_err(|e| anyhow::anyhow!("final flush of the logs failed: {e}"))?,
+                    .map_err(|e| anyhow::anyhow!("final flush of the logs failed: {e}")),
             ),
             None => None,
         };
@@ -346,13 +385,14 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
         if let Some(arbiter) = metric_arbiter {
             arbiter.stop();
         }
+        // Even when the logs failed: wait for the broker and count.
         let bridge_report = match bridge {
             Some(b) => Some(b.shutdown().await),
             None => None,
         };
         Ok(RunReport {
             source: source_report,
-            metric: metric_report,
+            metric: metric_report.transpose()?,
             // With the bridge on, the run ends when the broker has confirmed.
             elapsed: started.elapsed(),
             bridge: bridge_report,
@@ -360,10 +400,7 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
     };
     tokio::select! {
         report = drain => report,
-        sig = shutdown_signal() => {
-            tracing::error!(signal = sig, "signal during the drain: exiting without finishing it");
-            std::process::exit(crate::exit::FAILURE);
-        }
+        sig = shutdown_signal() => Err(second_signal(sig)),
     }
 }
 

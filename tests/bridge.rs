@@ -332,7 +332,7 @@ async fn connection_cuts_lose_nothing() {
 
 /// No broker at all: the run still finishes quickly with every row, says
 /// once that the broker is unreachable, and reports what it could not
-/// deliver.
+/// deliver, with exit code 1 (0 means everything was delivered).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_broker_does_not_hold_the_pipeline_up() {
     let started = Instant::now();
@@ -349,7 +349,7 @@ async fn unreachable_broker_does_not_hold_the_pipeline_up() {
         .start()
         .finish(Duration::from_secs(30))
         .await;
-    run.assert_exit_ok();
+    assert_eq!(run.status.code(), Some(1), "{}", tail(&run.stderr(), 20));
     assert_eq!(run.rows().len(), 2000);
     let log = run.log();
     let counters = run.counters();
@@ -358,6 +358,13 @@ async fn unreachable_broker_does_not_hold_the_pipeline_up() {
         run.elapsed.as_secs_f64(),
         counters.line,
         counters.undelivered
+    );
+    assert!(
+        run.stderr().contains(
+            "modelwatch: error: not everything was delivered: 8000 messages not confirmed"
+        ),
+        "stderr names the undelivered count:\n{}",
+        tail(&run.stderr(), 10)
     );
     assert_eq!(counters.get("accepted"), 8000, "{}", counters.line);
     assert_eq!(counters.get("confirmed"), 0, "{}", counters.line);
@@ -376,7 +383,8 @@ async fn unreachable_broker_does_not_hold_the_pipeline_up() {
 }
 
 /// `drop_oldest` with a small buffer and no broker: every row is still
-/// written, and what was dropped is counted: nothing vanishes silently.
+/// written, and what was dropped is counted: nothing vanishes silently, and
+/// the exit code (1) says that not everything was delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_oldest_counts_what_it_drops() {
     let started = Instant::now();
@@ -395,13 +403,23 @@ async fn drop_oldest_counts_what_it_drops() {
         .start()
         .finish(Duration::from_secs(30))
         .await;
-    run.assert_exit_ok();
+    assert_eq!(run.status.code(), Some(1), "{}", tail(&run.stderr(), 20));
     assert_eq!(run.rows().len(), 2000);
     let log = run.log();
     let counters = run.counters();
     eprintln!(
         "counters: {}; undelivered={}",
         counters.line, counters.undelivered
+    );
+    let said = format!(
+        "{} messages not confirmed by the broker, {} dropped from the full buffer",
+        counters.undelivered,
+        counters.get("dropped")
+    );
+    assert!(
+        run.stderr().contains(&said),
+        "stderr says {said:?}:\n{}",
+        tail(&run.stderr(), 10)
     );
     let dropped = counters.get("dropped");
     assert!(dropped > 0, "{}", counters.line);

@@ -7,7 +7,13 @@
 //! and stop; its `Supervisor` restarts it, keeping its state, so the rows not
 //! yet written are written after the restart (never lost, never doubled).
 //! While the file stays unwritable the actor waits with growing backoff and
-//! reads no mail, so senders block instead of memory growing.
+//! reads no mail, so senders block instead of memory growing. It gives up
+//! after `metric.max_restarts` restarts in a row without a successful write,
+//! or at once when the run is stopping (a signal must not wait for a full
+//! disk): it drops the unwritten rows, counting them, fails the inbound
+//! batches behind them (requeued), tells the run through its
+//! [`RestartLink`], and from then on reads its mail and counts instead of
+//! writing, so the run can drain and exit 1.
 //!
 //! When its inputs come from RabbitMQ (split layout) a half whose partner
 //! has not arrived yet goes to the journal of waiting halves
@@ -23,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use hdrhistogram::Histogram;
+use tokio_util::sync::CancellationToken;
 
 use super::{fatal_dead_actor, Fanout};
 use crate::append_file::AppendFile;
@@ -68,6 +75,15 @@ pub struct MetricReport {
 #[rtype(result = "Result<MetricReport, String>")]
 pub struct FlushAndReport;
 
+/// How the metric's restart policy talks to the run.
+#[derive(Debug, Clone, Default)]
+pub struct RestartLink {
+    /// Cancelled by the run when it stops: a failing write is not retried.
+    pub stopping: CancellationToken,
+    /// Cancelled by the actor when it gives up writing: the run must end.
+    pub gave_up: CancellationToken,
+}
+
 pub struct MetricActor {
     joiner: Joiner,
     /// Ids already written, when inputs come from RabbitMQ (redeliveries).
@@ -90,6 +106,12 @@ pub struct MetricActor {
     backoff: Duration,
     latency_us: Histogram<u64>,
     csv_path: PathBuf,
+    /// Failed writes since the last successful one.
+    failures: u32,
+    link: RestartLink,
+    /// Set when the actor gave up writing: why, and the rows dropped.
+    gave_up: Option<String>,
+    unwritten: u64,
 }
 
 impl MetricActor {
@@ -122,7 +144,17 @@ impl MetricActor {
             restarts: 0,
             backoff: BACKOFF_MIN,
             latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            failures: 0,
+            link: RestartLink::default(),
+            gave_up: None,
+            unwritten: 0,
         }
+    }
+
+    /// Links the restart policy to the run (see [`RestartLink`]).
+    pub fn with_link(mut self, link: RestartLink) -> Self {
+        self.link = link;
+        self
     }
 
     fn flush_files(&mut self) -> Result<(), JournalError> {
@@ -179,25 +211,86 @@ impl MetricActor {
     }
 
     /// Writes what is buffered; on failure logs, waits `backoff` without
-    /// reading mail, and stops so that the supervisor restarts the actor.
+    /// reading mail (or until the run stops), and stops so that the
+    /// supervisor restarts the actor; past `metric.max_restarts` failures in
+    /// a row, or when the run is stopping, gives up instead.
     fn flush_or_restart(&mut self, ctx: &mut Context<Self>) {
+        if self.gave_up.is_some() {
+            self.drop_unwritten();
+            return;
+        }
         match self.flush_files() {
-            Ok(()) => self.backoff = BACKOFF_MIN,
+            Ok(()) => {
+                self.backoff = BACKOFF_MIN;
+                self.failures = 0;
+            }
             Err(e) => {
+                self.failures += 1;
+                if self.failures > self.settings.max_restarts || self.link.stopping.is_cancelled() {
+                    self.give_up(e);
+                    return;
+                }
                 let delay = self.backoff;
                 self.backoff = (delay * 2).min(BACKOFF_MAX);
                 tracing::error!(
                     error = %e,
                     buffered_bytes = self.files.csv.pending_bytes(),
                     retry_in_ms = delay.as_millis() as u64,
+                    failures = self.failures,
+                    max_restarts = self.settings.max_restarts,
                     "metric cannot write its logs; stopping for a restart"
                 );
+                let stopping = self.link.stopping.clone();
+                let wait = async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stopping.cancelled() => {}
+                    }
+                };
                 ctx.wait(
-                    tokio::time::sleep(delay)
-                        .into_actor(self)
+                    wait.into_actor(self)
                         .map(|_, _, ctx: &mut Context<Self>| ctx.stop()),
                 );
             }
+        }
+    }
+
+    /// Stops writing for good: the rows not written are counted and
+    /// dropped, and the run is told to end (with exit code 1).
+    fn give_up(&mut self, e: JournalError) {
+        let why = format!("{e}");
+        self.gave_up = Some(why.clone());
+        self.drop_unwritten();
+        tracing::error!(
+            error = %why,
+            failures = self.failures,
+            restarts = self.restarts,
+            unwritten_rows = self.unwritten,
+            rows_written = self.rows.saturating_sub(self.unwritten),
+            file = %self.csv_path.display(),
+            "metric gives up writing its logs; the run ends"
+        );
+        self.link.gave_up.cancel();
+    }
+
+    /// After giving up: counts and drops the buffered rows (and label
+    /// lines), and fails the inbound batches behind them (requeued).
+    fn drop_unwritten(&mut self) {
+        if self.files.csv.pending_bytes() > 0 {
+            self.unwritten += self.files.csv.pending_rows();
+            if let Err(e) = self.files.csv.discard_pending() {
+                tracing::error!(error = %e, "cutting a torn row off the metric log");
+            }
+        }
+        if let Some(labels) = &mut self.files.labels {
+            if labels.pending_bytes() > 0 {
+                if let Err(e) = labels.discard_pending() {
+                    tracing::error!(error = %e, "cutting a torn line off the labels log");
+                }
+            }
+        }
+        for done in self.awaiting_flush.drain(..) {
+            done.fail();
         }
     }
 
@@ -210,8 +303,15 @@ impl MetricActor {
         if records.is_empty() {
             return;
         }
-        write_metric_rows(records, self.files.csv.buffer());
-        self.rows += records.len() as u64;
+        let not_finite = write_metric_rows(records, self.files.csv.buffer());
+        if not_finite > 0 {
+            // Unreachable while decode and the artifact check hold; never an inf row.
+            tracing::error!(
+                rows = not_finite,
+                "metric rows with a non-finite number were not written"
+            );
+        }
+        self.rows += (records.len() - not_finite) as u64;
         let us = emitted_at.elapsed().as_micros().max(1) as u64;
         let _ = self.latency_us.record_n(us, records.len() as u64);
         if self.files.csv.pending_bytes() >= EAGER_FLUSH_BYTES {
@@ -356,6 +456,15 @@ impl Handler<FlushAndReport> for MetricActor {
     type Result = Result<MetricReport, String>;
 
     fn handle(&mut self, _: FlushAndReport, _: &mut Context<Self>) -> Self::Result {
+        if let Some(why) = self.gave_up.clone() {
+            self.drop_unwritten();
+            return Err(format!(
+                "{} rows could not be written to {} and were dropped ({why}); the {} rows before them are whole in the file",
+                self.unwritten,
+                self.csv_path.display(),
+                self.rows.saturating_sub(self.unwritten)
+            ));
+        }
         let mut last_err = None;
         for attempt in 0..5 {
             let synced = self

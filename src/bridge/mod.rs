@@ -18,6 +18,7 @@ pub mod inbound;
 pub mod outbox;
 pub mod publisher;
 pub mod stats;
+pub mod throttle;
 pub mod topology;
 
 use std::sync::Arc;
@@ -42,6 +43,29 @@ pub struct BridgeReport {
     pub stats: StatsSnapshot,
     /// Messages the broker never confirmed (buffered, or refused at shutdown).
     pub undelivered: u64,
+    /// Inbound deliveries whose work was given up at the shutdown deadline.
+    pub inbound_abandoned: u64,
+}
+
+impl BridgeReport {
+    /// Everything mirrored was confirmed, and no inbound work was given up.
+    pub fn complete(&self) -> bool {
+        self.undelivered == 0 && self.stats.dropped == 0 && self.inbound_abandoned == 0
+    }
+}
+
+/// A look at what the bridge still holds, usable after the bridge itself
+/// moved into the drain (for the second-signal message).
+pub struct BridgeProbe {
+    outbox: Arc<Outbox>,
+    stats: Arc<BridgeStats>,
+}
+
+impl BridgeProbe {
+    /// Messages not confirmed yet: buffered, in flight or awaiting a resend.
+    pub fn undelivered_now(&self) -> u64 {
+        self.outbox.len() as u64 + self.stats.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A running bridge.
@@ -49,13 +73,14 @@ pub struct Bridge {
     pub actor: Addr<BridgeActor>,
     outbox: Arc<Outbox>,
     stats: Arc<BridgeStats>,
-    runtime: tokio::runtime::Runtime,
+    runtime: AmqpRuntime,
     shutdown: watch::Sender<Option<Instant>>,
     done: oneshot::Receiver<Leftover>,
     settings: BridgeSettings,
-    consumers: Vec<tokio::task::JoinHandle<()>>,
+    consumers: Vec<(tokio::task::JoinHandle<()>, Arc<inbound::InboundStats>)>,
     consumers_stop: watch::Sender<Option<Instant>>,
     consumers_timeout: std::time::Duration,
+    inbound_abandoned: u64,
 }
 
 impl Bridge {
@@ -67,11 +92,13 @@ impl Bridge {
             settings.on_full,
             stats.clone(),
         ));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("amqp")
-            .enable_all()
-            .build()?;
+        let runtime = AmqpRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("amqp")
+                .enable_all()
+                .build()?,
+        ));
         let (shutdown, shutdown_rx) = watch::channel(None);
         let (done_tx, done) = oneshot::channel();
         let publisher = Publisher::new(
@@ -102,7 +129,15 @@ impl Bridge {
             consumers: Vec::new(),
             consumers_stop: watch::channel(None).0,
             consumers_timeout: std::time::Duration::from_secs(10),
+            inbound_abandoned: 0,
         })
+    }
+
+    pub fn probe(&self) -> BridgeProbe {
+        BridgeProbe {
+            outbox: self.outbox.clone(),
+            stats: self.stats.clone(),
+        }
     }
 
     /// Starts an inbound consumer of `queue` (bound to `kind`) feeding `target`.
@@ -115,11 +150,12 @@ impl Bridge {
     ) where
         Batch<T>: actix::Message<Result = ()> + Send,
     {
+        let stats = Arc::new(inbound::InboundStats::default());
         let inbound = Inbound {
             queue: queue.to_owned(),
             kind,
             target,
-            stats: Default::default(),
+            stats: stats.clone(),
         };
         self.consumers_timeout = settings.shutdown_timeout;
         let run = inbound.run(
@@ -127,22 +163,34 @@ impl Bridge {
             settings.clone(),
             self.consumers_stop.subscribe(),
         );
-        self.consumers.push(self.runtime.spawn(run));
+        self.consumers.push((self.runtime.spawn(run), stats));
     }
 
     /// Stops the inbound consumers: no new deliveries; in-flight work
     /// finishes (bounded by `inbound.shutdown_timeout`) and is acked.
-    pub async fn stop_consumers(&mut self) {
+    /// Returns how many deliveries were abandoned unfinished (they go back
+    /// to their queue, but this run did not do their work).
+    pub async fn stop_consumers(&mut self) -> u64 {
         let deadline = Instant::now() + self.consumers_timeout;
         let _ = self.consumers_stop.send(Some(deadline));
         let backstop = deadline + BROKER_OP_TIMEOUT + std::time::Duration::from_secs(5);
-        for c in self.consumers.drain(..) {
+        let mut abandoned = 0;
+        for (c, stats) in self.consumers.drain(..) {
             let abort = c.abort_handle();
             if tokio::time::timeout_at(backstop.into(), c).await.is_err() {
                 tracing::error!("an inbound consumer did not stop in time; abandoning it (its unacked deliveries go back to the queue)");
                 abort.abort();
+                let held = stats
+                    .in_flight
+                    .swap(0, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .abandoned
+                    .fetch_add(held, std::sync::atomic::Ordering::Relaxed);
             }
+            abandoned += stats.abandoned.load(std::sync::atomic::Ordering::Relaxed);
         }
+        self.inbound_abandoned += abandoned;
+        abandoned
     }
 
     /// Stops taking new messages without blocking the pipeline: from now on
@@ -151,31 +199,48 @@ impl Bridge {
         self.outbox.close();
     }
 
-    /// Waits up to `bridge.shutdown_timeout` for everything to be confirmed,
-    /// then stops the AMQP runtime and reports what was not delivered.
+    /// Waits for everything to be confirmed, as long as the broker makes
+    /// progress (`bridge.shutdown_timeout` is the longest wait without a
+    /// confirm), then stops the AMQP runtime and reports what was not delivered.
     pub async fn shutdown(self) -> BridgeReport {
         self.outbox.close();
-        let deadline = Instant::now() + self.settings.shutdown_timeout;
-        let _ = self.shutdown.send(Some(deadline));
-        // Backstop: the publisher stops by the deadline; if the broker holds
-        // it up past that (a hung socket), stop waiting and count what it held.
-        let backstop =
+        let _ = self.shutdown.send(Some(Instant::now()));
+        // Backstop: the publisher stops by its deadline; if the broker holds
+        // it up past that (a hung socket), stop waiting and count what it
+        // held. Confirms still arriving move the backstop on too.
+        let grace =
             self.settings.shutdown_timeout + BROKER_OP_TIMEOUT + std::time::Duration::from_secs(5);
-        let leftover = match tokio::time::timeout(backstop, self.done).await {
-            Ok(Ok(leftover)) => leftover,
-            _ => {
-                tracing::error!("bridge publisher did not stop in time; abandoning it");
-                Leftover {
-                    undelivered: self.outbox.len() as u64
-                        + self.stats.held.load(std::sync::atomic::Ordering::Relaxed),
+        let confirmed = || {
+            self.stats
+                .confirmed
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let mut seen = confirmed();
+        let mut backstop = Instant::now() + grace;
+        let mut done = self.done;
+        let leftover = loop {
+            match tokio::time::timeout_at(backstop.into(), &mut done).await {
+                Ok(Ok(leftover)) => break leftover,
+                Err(_) if confirmed() != seen => {
+                    seen = confirmed();
+                    backstop = Instant::now() + grace;
+                }
+                _ => {
+                    tracing::error!("bridge publisher did not stop in time; abandoning it");
+                    break Leftover {
+                        undelivered: self.outbox.len() as u64
+                            + self.stats.held.load(std::sync::atomic::Ordering::Relaxed),
+                    };
                 }
             }
         };
-        self.runtime.shutdown_background();
+        // Never blocks (see AmqpRuntime), even inside the actix System.
+        drop(self.runtime);
         let stats = self.stats.snapshot();
         let report = BridgeReport {
             stats,
             undelivered: leftover.undelivered + stats.refused_at_shutdown,
+            inbound_abandoned: self.inbound_abandoned,
         };
         stats.log("bridge stopped", self.outbox.len());
         if report.undelivered > 0 {
@@ -187,6 +252,34 @@ impl Bridge {
             tracing::info!("bridge: every mirrored message was confirmed by the broker");
         }
         report
+    }
+}
+
+/// The bridge's own tokio runtime. Dropping a `Runtime` blocks until its
+/// tasks end, which tokio refuses (panics) inside an async context, and a
+/// `Bridge` may be dropped there: when a second signal abandons the drain,
+/// or when the drain fails early. So it is always shut down in the
+/// background: its tasks are cancelled, their threads not waited for.
+struct AmqpRuntime(Option<tokio::runtime::Runtime>);
+
+impl AmqpRuntime {
+    fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0
+            .as_ref()
+            .expect("runtime is live until drop")
+            .spawn(task)
+    }
+}
+
+impl Drop for AmqpRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
@@ -221,6 +314,92 @@ pub fn is_precondition_failed(e: &lapin::Error) -> bool {
     use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
     matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp)
         if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
+}
+
+/// A refusal by the broker that no retry can fix: the login (ACCESS_REFUSED,
+/// 403) or the virtual host (NOT_ALLOWED, 530) was refused. `None` for
+/// everything else (unreachable, reset, timed out: transient).
+pub fn permanent_refusal(e: &lapin::Error) -> Option<Refusal> {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+    let lapin::ErrorKind::ProtocolError(amqp) = e.kind() else {
+        return None;
+    };
+    // The broker's text (a short string: at most 255 bytes) names the
+    // mechanism or the vhost, never the password.
+    let detail = amqp.get_message().as_str().escape_debug().to_string();
+    match amqp.kind() {
+        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
+        | AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED)
+            if detail.contains("vhost") =>
+        {
+            Some(Refusal::Vhost(detail))
+        }
+        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => Some(Refusal::Login(detail)),
+        AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => Some(Refusal::Vhost(detail)),
+        _ => None,
+    }
+}
+
+/// What the broker refused for good, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the broker refused the login (check the user and password): {0}")]
+    Login(String),
+    #[error(
+        "the broker refused the virtual host (check that it exists and the user may use it): {0}"
+    )]
+    Vhost(String),
+}
+
+/// Why the bridge cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerCheckError {
+    #[error("bridge.url {url}: {refusal}")]
+    Refused { url: String, refusal: Refusal },
+    #[error("bridge.url: cannot start the check: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Connects once at start-up, before any actor runs: a refused login or
+/// virtual host is a configuration error (the caller exits 2); an
+/// unreachable broker is not (it may come later), so it is only logged and
+/// the bridge retries as usual. Bounded by [`BROKER_OP_TIMEOUT`]. Runs on a
+/// thread and runtime of its own, so it can be called from anywhere.
+pub fn check_broker(settings: &BridgeSettings) -> Result<(), BrokerCheckError> {
+    let settings = settings.clone();
+    let url = crate::config::redact_url(&settings.url);
+    let outcome = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok::<_, std::io::Error>(rt.block_on(async {
+            match bounded(connect(&settings, "modelwatch start-up check")).await {
+                Ok(conn) => {
+                    close_quietly(&conn, 200, "start-up check done").await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }))
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the broker check panicked")));
+    match outcome {
+        Err(e) => Err(BrokerCheckError::Runtime(e)),
+        Ok(Ok(())) => {
+            tracing::info!(url = %url, "broker reachable; login and virtual host accepted");
+            Ok(())
+        }
+        Ok(Err(e)) => match permanent_refusal(&e) {
+            Some(refusal) => Err(BrokerCheckError::Refused { url, refusal }),
+            None => {
+                // The publisher warns once when it fails to connect too:
+                // one warning for one outage.
+                tracing::debug!(url = %url, error = %e, "start-up check: broker not reachable; the bridge will retry");
+                Ok(())
+            }
+        },
+    }
 }
 
 /// Sleeps until `deadline`, or forever when there is none (a `select!` arm

@@ -8,6 +8,10 @@
 //! as `resent`; consumers deduplicate by `message_id`). Reconnects use
 //! capped exponential backoff, and each state change (unreachable,
 //! connected, lost) is logged once, not per attempt or per message.
+//!
+//! At shutdown, `bridge.shutdown_timeout` is a time *without progress*: each
+//! confirm moves the deadline on, so a busy but healthy broker is waited
+//! for until everything is delivered, and a silent one for that long only.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -48,8 +52,10 @@ pub struct Publisher {
     settings: BridgeSettings,
     outbox: Arc<Outbox>,
     stats: Arc<BridgeStats>,
-    /// `Some(deadline)` once shutdown began.
+    /// `Some(when)` once shutdown was asked for.
     shutdown: watch::Receiver<Option<Instant>>,
+    /// When the broker last confirmed a message (progress).
+    last_confirm: Instant,
     /// Messages to publish again, before anything new.
     retry: VecDeque<OutMessage>,
     app_id: String,
@@ -68,12 +74,20 @@ impl Publisher {
             stats,
             shutdown,
             retry: VecDeque::new(),
+            last_confirm: Instant::now(),
             app_id: format!("modelwatch/{}", env!("CARGO_PKG_VERSION")),
         }
     }
 
+    /// The shutdown deadline: `shutdown_timeout` after the later of the
+    /// shutdown request and the last confirm.
     fn deadline(&self) -> Option<Instant> {
-        *self.shutdown.borrow()
+        let asked = (*self.shutdown.borrow())?;
+        Some(idle_deadline(
+            asked,
+            self.last_confirm,
+            self.settings.shutdown_timeout,
+        ))
     }
 
     fn past_deadline(&self) -> bool {
@@ -91,6 +105,7 @@ impl Publisher {
         let mut backoff = self.settings.backoff_min;
         let mut failures: u64 = 0;
         let mut ever_connected = false;
+        let mut last_refusal = None;
         loop {
             if self.drained() || self.past_deadline() {
                 break;
@@ -99,7 +114,15 @@ impl Publisher {
                 Ok(c) => c,
                 Err(e) => {
                     failures += 1;
-                    if failures == 1 {
+                    // Logged once per kind of failure, not per attempt.
+                    let refusal = super::permanent_refusal(&e);
+                    if refusal.is_some() && refusal != last_refusal {
+                        tracing::error!(
+                            url = %shown_url,
+                            error = %e,
+                            "broker refused the connection: a configuration error, not an outage; retrying with backoff, messages are buffered"
+                        );
+                    } else if failures == 1 && refusal.is_none() {
                         tracing::warn!(
                             url = %shown_url,
                             error = %e,
@@ -108,6 +131,7 @@ impl Publisher {
                     } else {
                         tracing::debug!(attempt = failures, error = %e, "reconnect failed");
                     }
+                    last_refusal = refusal;
                     self.sleep_or_shutdown(backoff).await;
                     backoff = (backoff * 2).min(self.settings.backoff_max);
                     continue;
@@ -125,6 +149,7 @@ impl Publisher {
                 "bridge connected; topology declared"
             );
             failures = 0;
+            last_refusal = None;
             backoff = self.settings.backoff_min;
             match self.publish_on(&conn).await {
                 Ended::Done => {
@@ -254,13 +279,19 @@ impl Publisher {
                 Some((id, result)) = confirms.next() => {
                     let Some(mut msg) = unconfirmed.remove(&id) else { continue };
                     match result {
-                        Ok(Confirmation::Ack(_)) => BridgeStats::add(&self.stats.confirmed, 1),
+                        Ok(Confirmation::Ack(_)) => {
+                            BridgeStats::add(&self.stats.confirmed, 1);
+                            self.last_confirm = Instant::now();
+                        }
                         Ok(Confirmation::Nack(_)) => {
                             BridgeStats::add(&self.stats.nacked, 1);
                             msg.attempts += 1;
                             self.retry.push_back(msg);
                         }
-                        Ok(Confirmation::NotRequested) => BridgeStats::add(&self.stats.confirmed, 1),
+                        Ok(Confirmation::NotRequested) => {
+                            BridgeStats::add(&self.stats.confirmed, 1);
+                            self.last_confirm = Instant::now();
+                        }
                         Err(e) => {
                             msg.attempts += 1;
                             self.retry.push_back(msg);
@@ -303,8 +334,31 @@ impl Publisher {
     }
 }
 
+/// A shutdown deadline measured as time without progress: `timeout` after
+/// the later of the shutdown request (`asked`) and the last progress.
+pub fn idle_deadline(asked: Instant, last_progress: Instant, timeout: Duration) -> Instant {
+    asked.max(last_progress) + timeout
+}
+
 async fn open_confirm_channel(conn: &Connection) -> lapin::Result<Channel> {
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     Ok(ch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_counts_from_the_later_of_request_and_progress() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(10);
+        // Progress before the request does not extend the wait.
+        let before = t0 - Duration::from_secs(30);
+        assert_eq!(idle_deadline(t0, before, timeout), t0 + timeout);
+        // Each confirm after the request moves the deadline on.
+        let later = t0 + Duration::from_secs(25);
+        assert_eq!(idle_deadline(t0, later, timeout), later + timeout);
+    }
 }

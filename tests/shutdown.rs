@@ -1,0 +1,282 @@
+//! Shutdown and exit codes of the real binary when things go wrong: a second
+//! signal during the drain, a broker that never answers, a full disk.
+//!
+//! Exit 0 must mean that everything was done and delivered; anything left
+//! undone is exit 1 with one stderr line saying how much. None of these tests
+//! needs RabbitMQ: the broker is an unreachable port. The full disk is a real
+//! 2 MiB tmpfs when `mount` works here (root), unmounted by a guard; the
+//! `append-file-write` fail point stands in for it otherwise, and has tests
+//! of its own.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A port nothing listens on: the bridge keeps retrying and buffering.
+const UNREACHABLE: &str = "amqp://guest:guest@127.0.0.1:5999/%2f";
+
+/// The default `bridge.shutdown_timeout`: a signal must end a run within it.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until `<logs>/pipeline.log` contains `needle`; panics after 20 s.
+fn wait_log(logs: &Path, needle: &str) {
+    wait_until(needle, Duration::from_secs(20), || {
+        std::fs::read_to_string(logs.join("pipeline.log")).is_ok_and(|l| l.contains(needle))
+    });
+}
+
+/// Panics if stderr or pipeline.log mentions a panic.
+fn assert_no_panic(out: &Output, logs: &Path) {
+    let log = std::fs::read_to_string(logs.join("pipeline.log")).unwrap_or_default();
+    for (what, text) in [("stderr", &out.stderr), ("pipeline.log", &log)] {
+        assert!(
+            !text.to_lowercase().contains("panic"),
+            "{what} mentions a panic:\n{text}"
+        );
+    }
+}
+
+/// The number just before `suffix` in `line` (e.g. "123 rows could not").
+fn number_before(line: &str, suffix: &str) -> u64 {
+    let head = &line[..line
+        .find(suffix)
+        .unwrap_or_else(|| panic!("no {suffix:?} in {line:?}"))];
+    head.trim_end()
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number before {suffix:?} in {line:?}"))
+}
+
+#[test]
+fn a_second_signal_during_the_drain_exits_1_without_a_panic() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let cmd = sb.run_command(
+        &logs,
+        &["--rate", "0", "--count", "0", "--amqp-url", UNREACHABLE],
+    );
+    let run = Running::spawn(cmd);
+    wait_log(&logs, "broker unreachable");
+    thread::sleep(Duration::from_millis(500));
+    run.signal("INT");
+    // The bridge now waits for a broker that never answers (10 s).
+    thread::sleep(Duration::from_millis(1500));
+    run.signal("INT");
+    let out = run.wait(Duration::from_secs(30));
+    out.expect_code(1);
+    assert_no_panic(&out, &logs);
+    let line = one_error_line(&out);
+    assert!(line.contains("second signal (SIGINT)"), "{line}");
+    let left = number_before(&line, "messages not delivered");
+    assert!(left > 0, "messages were buffered for the broker: {line}");
+    // The metric's rows are whole: the first stop drained the local pipeline.
+    let rows = read_metric_log(&logs);
+    assert!(!rows.is_empty());
+    assert_rows_are_model_outputs(&rows);
+}
+
+#[test]
+fn a_run_stopped_with_messages_undelivered_exits_1_and_says_how_many() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let mut cmd = sb.run_command(
+        &logs,
+        &["--rate", "0", "--count", "0", "--amqp-url", UNREACHABLE],
+    );
+    cmd.env("MODELWATCH__BRIDGE__SHUTDOWN_TIMEOUT", "1s");
+    let run = Running::spawn(cmd);
+    wait_log(&logs, "broker unreachable");
+    run.signal("TERM");
+    let out = run.wait(Duration::from_secs(30));
+    out.expect_code(1);
+    assert_no_panic(&out, &logs);
+    let line = one_error_line(&out);
+    let undelivered = number_before(&line, "messages not confirmed by the broker");
+    let log = read_pipeline_log(&logs);
+    let summary = log_line(&log, "bridge summary");
+    assert_eq!(
+        log_field(summary, "undelivered"),
+        Some(undelivered.to_string().as_str()),
+        "stderr and the log agree: {line}\n{summary}"
+    );
+    assert!(undelivered > 0, "{summary}");
+    assert!(!read_metric_log(&logs).is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// A full disk.
+
+/// A 2 MiB tmpfs mounted on a fresh folder, unmounted (and the folder
+/// removed) on drop, even when the test fails.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// None when this machine does not let us mount (not root, no tmpfs).
+    fn mount() -> Option<Tmpfs> {
+        let dir = tempfile::Builder::new()
+            .prefix("modelwatch-tmpfs-")
+            .tempdir()
+            .ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Where the logs of a full-disk run go, and what makes the disk full.
+enum FullDisk {
+    /// The logs dir is a 2 MiB tmpfs: writes fail with ENOSPC once it fills.
+    Tmpfs(Tmpfs),
+    /// Every write after the first two fails (`append-file-write`).
+    FailPoint(PathBuf),
+}
+
+impl FullDisk {
+    fn tmpfs_or_fail_point(sb: &Sandbox) -> FullDisk {
+        match Tmpfs::mount() {
+            Some(t) => FullDisk::Tmpfs(t),
+            None => {
+                eprintln!("cannot mount a tmpfs here: the append-file-write fail point stands in");
+                FullDisk::fail_point(sb)
+            }
+        }
+    }
+
+    fn fail_point(sb: &Sandbox) -> FullDisk {
+        FullDisk::FailPoint(sb.logs())
+    }
+
+    fn logs(&self) -> PathBuf {
+        match self {
+            FullDisk::Tmpfs(t) => t.path(),
+            FullDisk::FailPoint(p) => p.clone(),
+        }
+    }
+
+    /// `run --rate 0 --count 1000000` writing to the full disk.
+    fn command(&self, sb: &Sandbox, env: &[(&str, &str)]) -> Command {
+        let mut cmd = sb.run_command(&self.logs(), &["--rate", "0", "--count", "1000000"]);
+        // Plain stderr: on the full tmpfs it is the only complete log.
+        cmd.env("NO_COLOR", "1");
+        if let FullDisk::FailPoint(_) = self {
+            cmd.env("FAILPOINTS", "append-file-write=2*off->return");
+        }
+        cmd.envs(env.iter().copied());
+        cmd
+    }
+
+    /// Waits until the metric has failed to write (the disk is full).
+    /// On the tmpfs the log cannot be written either: watch the files fill it.
+    fn wait_full(&self) {
+        let logs = self.logs();
+        match self {
+            FullDisk::Tmpfs(_) => {
+                wait_until("the tmpfs to fill", Duration::from_secs(20), || {
+                    let size = |f: &str| std::fs::metadata(logs.join(f)).map_or(0, |m| m.len());
+                    size("metric_log.csv") + size("labels_log.txt") > 1_500_000
+                });
+                // Let the metric hit the wall and go into its backoff.
+                thread::sleep(Duration::from_secs(2));
+            }
+            FullDisk::FailPoint(_) => wait_log(&logs, "metric cannot write its logs"),
+        }
+    }
+}
+
+/// The exit line of a full-disk run: the rows written are whole in the
+/// CSV, and the rows dropped are counted on stderr. Returns the count.
+fn check_full_disk_exit(out: &Output, logs: &Path) -> u64 {
+    out.expect_code(1);
+    assert_no_panic(out, logs);
+    let line = one_error_line(out);
+    let dropped = number_before(&line, "rows could not be written");
+    let written = number_before(&line, "rows before them are whole");
+    assert!(dropped > 0, "{line}");
+    // Strict parse: header once, four fields a row, no torn last line.
+    let rows = read_metric_log(logs);
+    assert_eq!(rows.len() as u64, written, "{line}");
+    assert_unique_ids(&rows);
+    assert_rows_are_model_outputs(&rows);
+    // The log says so too when the metric gives up (more rows may be
+    // dropped after it, while the run drains).
+    let gave_up = log_line(&out.stderr, "metric gives up writing its logs");
+    let at_give_up: u64 = log_field(gave_up, "unwritten_rows")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no unwritten_rows= in {gave_up:?}"));
+    assert!(at_give_up <= dropped, "{gave_up}\n{line}");
+    dropped
+}
+
+fn full_disk_stops_on_sigterm(disk: FullDisk, sb: &Sandbox) {
+    let run = Running::spawn(disk.command(sb, &[]));
+    disk.wait_full();
+    let signalled = Instant::now();
+    run.signal("TERM");
+    // Killed and failed past the limit: the old code never exited.
+    let out = run.wait(SHUTDOWN_TIMEOUT + Duration::from_secs(5));
+    let took = signalled.elapsed();
+    assert!(
+        took <= SHUTDOWN_TIMEOUT,
+        "exit {took:?} after SIGTERM, more than the shutdown timeout"
+    );
+    check_full_disk_exit(&out, &disk.logs());
+}
+
+fn full_disk_ends_by_itself(disk: FullDisk, sb: &Sandbox) {
+    let run = Running::spawn(disk.command(sb, &[("MODELWATCH__METRIC__MAX_RESTARTS", "2")]));
+    // Backoff 100 ms, then 200 ms: ends in about a second once full.
+    let out = run.wait(Duration::from_secs(60));
+    check_full_disk_exit(&out, &disk.logs());
+    assert_eq!(
+        out.stderr.matches("metric actor restarting").count(),
+        2,
+        "metric.max_restarts = 2 restarts, then it gives up:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_full_disk_run_stops_on_sigterm_within_the_shutdown_timeout() {
+    let sb = Sandbox::new();
+    full_disk_stops_on_sigterm(FullDisk::tmpfs_or_fail_point(&sb), &sb);
+}
+
+#[test]
+fn a_full_disk_run_left_alone_ends_with_exit_1_and_whole_rows() {
+    let sb = Sandbox::new();
+    full_disk_ends_by_itself(FullDisk::tmpfs_or_fail_point(&sb), &sb);
+}
+
+#[test]
+fn failing_writes_stop_on_sigterm_within_the_shutdown_timeout() {
+    let sb = Sandbox::new();
+    full_disk_stops_on_sigterm(FullDisk::fail_point(&sb), &sb);
+}
+
+#[test]
+fn failing_writes_end_the_run_after_max_restarts() {
+    let sb = Sandbox::new();
+    full_disk_ends_by_itself(FullDisk::fail_point(&sb), &sb);
+}

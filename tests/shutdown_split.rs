@@ -1,0 +1,81 @@
+//! The exit code of a loaded features role against the real RabbitMQ
+//! (127.0.0.1:5672): model and metric run in processes of their own, the
+//! features role emits as fast as it can, and its shutdown has a short
+//! `bridge.shutdown_timeout`. Exit 0 must mean that the broker confirmed
+//! every message; otherwise exit 1 and stderr names the undelivered count.
+//! The broker objects are the test's own (deleted at the end).
+
+mod split_support;
+
+use std::time::{Duration, Instant};
+
+use split_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loaded_features_role_exits_0_only_when_everything_was_delivered() {
+    // Two messages per sample; the source outruns the broker, so a backlog
+    // of tens of thousands of messages is left when the count is reached.
+    const N: usize = 40_000;
+    let t0 = Instant::now();
+    // Fails loudly (never skips) when the broker is down.
+    let conn = connect().await;
+    let broker = TestBroker::new("loaded_features");
+    let mut metric = broker.spawn("metric", "metric", &[]);
+    let mut model = broker.spawn("model", "model", &[]);
+    metric.wait_log("inbound consumer started", 2, START).await;
+    model.wait_log("inbound consumer started", 1, START).await;
+
+    let env: Vec<(String, String)> = broker
+        .env()
+        .into_iter()
+        .chain([(
+            "MODELWATCH__BRIDGE__SHUTDOWN_TIMEOUT".to_string(),
+            "1s".to_string(),
+        )])
+        .collect();
+    let mut features = RoleProc::spawn(
+        "features",
+        "features",
+        &["--count", &N.to_string(), "--rate", "0"],
+        &env,
+    );
+    let status = features.wait_exit(Duration::from_secs(240)).await;
+    let summary = features.line("bridge summary");
+    let undelivered = field_u64(&summary, "undelivered");
+    let dropped = field_u64(&summary, "dropped");
+    let stderr = features.stderr();
+    println!(
+        "features role, {N} samples: {status} after {:.1?}; {summary}",
+        features.started.elapsed()
+    );
+    if undelivered == 0 && dropped == 0 {
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "everything was confirmed, yet exit {status}\n{}",
+            features.report()
+        );
+        // Delivered means delivered: every sample reaches the metric.
+        metric.wait_rows(N, RUN).await;
+    } else {
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "{undelivered} messages undelivered, yet exit {status}\n{}",
+            features.report()
+        );
+        assert!(
+            stderr.contains(&format!(
+                "modelwatch: error: not everything was delivered: {undelivered} messages not confirmed by the broker"
+            )),
+            "stderr names the undelivered count:\n{}",
+            tail(&stderr, 10)
+        );
+    }
+
+    for p in [&mut model, &mut metric] {
+        p.stop(STOP).await;
+    }
+    println!("test took {:.1?}", t0.elapsed());
+    drop(conn);
+}
