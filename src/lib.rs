@@ -9,7 +9,7 @@
 pub mod actors;
 pub mod append_file;
 pub mod bench;
-pub mod bridge;
+pub mod amqp;
 pub mod cli;
 pub mod config;
 pub mod data;

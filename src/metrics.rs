@@ -10,7 +10,7 @@
 //!
 //! Labels only where a dimension exists and is bounded (kind, reason, queue,
 //! actor, event): never per id. The queue label is a configured queue name,
-//! the reason label a fixed set (see [`crate::bridge::decode::Rejection::kind`]).
+//! the reason label a fixed set (see [`crate::amqp::decode::Rejection::kind`]).
 //!
 //! [`BatchHistogram`] exists because prometheus-client's `Histogram` takes a
 //! mutex per observation; the metric records a whole batch of errors and

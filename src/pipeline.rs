@@ -25,7 +25,7 @@ use crate::actors::plot::FinalRender;
 use crate::actors::source::SourceReport;
 use crate::actors::{Fanout, FeatureSource, MetricActor, ModelActor, PlotActor};
 use crate::append_file::AppendFile;
-use crate::bridge::{Bridge, BridgeActor, BridgeReport};
+use crate::amqp::{Bridge, BridgeActor, BridgeReport};
 use crate::config::{Role, Settings};
 use crate::data::Dataset;
 use crate::join::RecentIds;
@@ -117,7 +117,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     if settings.bridge.enabled {
         // A refused login or vhost is bad configuration: exit 2 now, not
         // retry for the whole run.
-        crate::bridge::check_broker(&settings.bridge)?;
+        crate::amqp::check_broker(&settings.bridge)?;
     }
     let model = if settings.runs(Role::Model) {
         Some(Arc::new(load_or_fit_model(&settings.model.artifact)?))

@@ -290,7 +290,7 @@ fn unreachable_memory(opts: &BenchOptions) -> anyhow::Result<Figure> {
         .map(|(_, b)| b.len())
         .sum::<usize>() as f64
         / 400.0;
-    let per_msg = avg_body + std::mem::size_of::<crate::bridge::outbox::OutMessage>() as f64;
+    let per_msg = avg_body + std::mem::size_of::<crate::amqp::publish::outbox::OutMessage>() as f64;
     let bound_mib = buffer as f64 * per_msg / (1024.0 * 1024.0);
     let (on, off) = (median(on), median(off));
     Ok(Figure::new(

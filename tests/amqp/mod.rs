@@ -479,7 +479,7 @@ impl Received {
 pub async fn drain_queue(queue: &str, timeout: Duration) -> Vec<Received> {
     let conn = connect().await;
     let ch = conn.create_channel().await.expect("channel");
-    let n = modelwatch::bridge::topology::passive(&ch, queue)
+    let n = modelwatch::amqp::topology::passive(&ch, queue)
         .await
         .unwrap_or_else(|e| panic!("queue {queue} does not exist: {e}"))
         .message_count() as usize;
@@ -516,7 +516,7 @@ pub async fn drain_queue(queue: &str, timeout: Duration) -> Vec<Received> {
 pub async fn message_count(queue: &str) -> Option<u32> {
     let conn = connect().await;
     let ch = conn.create_channel().await.expect("channel");
-    let r = modelwatch::bridge::topology::passive(&ch, queue).await;
+    let r = modelwatch::amqp::topology::passive(&ch, queue).await;
     let _ = conn.close(200, "counted".into()).await;
     r.ok().map(|q| q.message_count())
 }

@@ -765,7 +765,7 @@ pub async fn publish_raw(ch: &Channel, exchange: &str, routing_key: &str, bodies
 /// Messages `queue` holds now (passive declare; panics if it does not exist).
 pub async fn queue_len(conn: &Connection, queue: &str) -> u32 {
     let ch = conn.create_channel().await.expect("channel");
-    let q = modelwatch::bridge::topology::passive(&ch, queue)
+    let q = modelwatch::amqp::topology::passive(&ch, queue)
         .await
         .unwrap_or_else(|e| panic!("queue {queue} does not exist: {e}"));
     let _ = ch.close(200, "counted".into()).await;

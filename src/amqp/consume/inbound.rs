@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 use super::decode::{decode, Decode};
 use super::throttle::Throttle;
-use super::topology;
+use crate::amqp::{connection, topology};
 use crate::config::{redact_url, BridgeSettings, InboundSettings};
 use crate::done::{Done, Outcome};
 use crate::messages::{Batch, Kind};
@@ -109,12 +109,12 @@ where
             if shutdown.borrow().is_some() {
                 break;
             }
-            let conn = match super::bounded(super::connect(&bridge, "modelwatch inbound")).await {
+            let conn = match connection::bounded(connection::connect(&bridge, "modelwatch inbound")).await {
                 Ok(c) => c,
                 Err(e) => {
                     failures += 1;
                     if failures == 1 {
-                        match super::permanent_refusal(&e) {
+                        match connection::permanent_refusal(&e) {
                             Some(refusal) => {
                                 tracing::error!(queue = %self.queue, url = %redact_url(&bridge.url), error = %refusal, "inbound: the broker refused the connection (a configuration error); retrying with backoff")
                             }
@@ -138,14 +138,14 @@ where
                 .await
             {
                 Ok(()) => {
-                    super::close_quietly(&conn, 200, "modelwatch shutting down").await;
+                    connection::close_quietly(&conn, 200, "modelwatch shutting down").await;
                     break;
                 }
                 Err(e) => {
                     if let Some(count) = warnings.lost.note(Instant::now()) {
                         tracing::warn!(queue = %self.queue, error = %e, count, "inbound: connection lost; reconnecting (unacked deliveries come back)");
                     }
-                    super::close_quietly(&conn, 320, "reconnecting").await;
+                    connection::close_quietly(&conn, 320, "reconnecting").await;
                 }
             }
         }
@@ -169,7 +169,7 @@ where
         shutdown: &mut watch::Receiver<Option<Instant>>,
         warnings: &mut Warnings,
     ) -> lapin::Result<()> {
-        super::bounded(declare(conn, bridge, settings, &self.queue, self.kind)).await?;
+        connection::bounded(declare(conn, bridge, settings, &self.queue, self.kind)).await?;
         let ch = conn.create_channel().await?;
         ch.basic_qos(settings.prefetch, BasicQosOptions::default())
             .await?;
@@ -241,7 +241,7 @@ where
                     self.settle(&ch, finished).await?;
                 }
                 _ = shutdown.changed() => {}
-                _ = super::sleep_until_opt(deadline) => {}
+                _ = connection::sleep_until_opt(deadline) => {}
             }
         }
     }
@@ -288,7 +288,7 @@ where
         // Acked only once the broker holds their dead-lettered copies.
         let confirms = publishes.into_iter().map(|(tag, publish)| async move {
             let confirmed = match publish {
-                Ok(confirm) => super::bounded(confirm).await,
+                Ok(confirm) => connection::bounded(confirm).await,
                 Err(e) => Err(e),
             };
             (tag, confirmed)

@@ -22,7 +22,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Connection, ExchangeKind};
 
-use super::stats::BridgeStats;
+use super::publish::stats::BridgeStats;
 use crate::config::BridgeSettings;
 use crate::messages::Kind;
 
@@ -85,7 +85,7 @@ pub async fn declare_or_accept(
 ) -> lapin::Result<()> {
     let ch = conn.create_channel().await?;
     if let Err(e) = ch.queue_declare(name.into(), options, args).await {
-        if !super::is_precondition_failed(&e) {
+        if !super::connection::is_precondition_failed(&e) {
             return Err(e);
         }
         tracing::info!(queue = name, reason = %e, "queue exists with other properties; using it as it is");

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use super::outbox::{OutMessage, Outbox};
 use super::stats::BridgeStats;
-use super::topology;
+use crate::amqp::{connection, topology};
 use crate::config::{redact_url, BridgeSettings};
 
 /// How often legacy queues are checked against their bound.
@@ -115,7 +115,7 @@ impl Publisher {
                 Err(e) => {
                     failures += 1;
                     // Logged once per kind of failure, not per attempt.
-                    let refusal = super::permanent_refusal(&e);
+                    let refusal = connection::permanent_refusal(&e);
                     if refusal.is_some() && refusal != last_refusal {
                         tracing::error!(
                             url = %shown_url,
@@ -153,7 +153,7 @@ impl Publisher {
             backoff = self.settings.backoff_min;
             match self.publish_on(&conn).await {
                 Ended::Done => {
-                    super::close_quietly(&conn, 200, "modelwatch shutting down").await;
+                    connection::close_quietly(&conn, 200, "modelwatch shutting down").await;
                     break;
                 }
                 Ended::Lost(e) => {
@@ -162,7 +162,7 @@ impl Publisher {
                         to_resend = self.retry.len(),
                         "broker connection lost; reconnecting, unconfirmed messages will be resent"
                     );
-                    super::close_quietly(&conn, 320, "reconnecting").await;
+                    connection::close_quietly(&conn, 320, "reconnecting").await;
                 }
             }
         }
@@ -176,8 +176,8 @@ impl Publisher {
     }
 
     async fn connect(&self) -> lapin::Result<Connection> {
-        super::bounded(async {
-            let conn = super::connect(&self.settings, "modelwatch bridge").await?;
+        connection::bounded(async {
+            let conn = connection::connect(&self.settings, "modelwatch bridge").await?;
             topology::declare(&conn, &self.settings).await?;
             Ok(conn)
         })
@@ -207,7 +207,7 @@ impl Publisher {
 
     /// Publishes until shutdown completes or the connection fails.
     async fn publish_on(&mut self, conn: &Connection) -> Ended {
-        let channel = match super::bounded(open_confirm_channel(conn)).await {
+        let channel = match connection::bounded(open_confirm_channel(conn)).await {
             Ok(c) => c,
             Err(e) => return Ended::Lost(e),
         };
@@ -302,11 +302,11 @@ impl Publisher {
                 _ = self.outbox.wait_items(), if window_open && pending_new.is_empty() => {}
                 _ = self.shutdown.changed() => {}
                 _ = trim.tick() => {
-                    if let Err(e) = super::bounded(topology::trim_legacy_queues(conn, &self.settings, &self.stats)).await {
+                    if let Err(e) = connection::bounded(topology::trim_legacy_queues(conn, &self.settings, &self.stats)).await {
                         break Ended::Lost(e);
                     }
                 }
-                _ = super::sleep_until_opt(deadline) => {}
+                _ = connection::sleep_until_opt(deadline) => {}
             }
         };
         // Whatever was not confirmed goes back, oldest first, to be resent.

@@ -1,24 +1,23 @@
-//! The outbound RabbitMQ bridge: mirrors every message of the pipeline onto
-//! a topic exchange that anyone can consume from.
+//! Everything AMQP, split by direction (vector's `src/amqp.rs`,
+//! `src/sinks/amqp/`, `src/sources/amqp.rs` are the model):
 //!
-//! Two halves joined by a bounded [`outbox::Outbox`]:
-//! - [`actor::BridgeActor`], on the actix side, is wired as one more
-//!   recipient of features, truths, predictions and metric records;
-//! - [`publisher::Publisher`], on a multi-threaded tokio runtime of its own
-//!   (lapin's I/O and heartbeats must not stall behind actor work), connects,
-//!   declares the [`topology`], publishes with confirms and resends what the
-//!   broker did not confirm.
+//! - [`connection`]: connecting, bounded broker operations, permanent vs
+//!   transient refusals, shared by both directions;
+//! - [`topology`]: every declaration (exchange, legacy queues, work queues,
+//!   dead-letter objects), in one place;
+//! - [`publish`]: the outbound bridge that mirrors every message of the
+//!   pipeline onto the topic exchange (actor, outbox, publisher, counters);
+//! - [`consume`]: the inbound consumers that feed local actors from their
+//!   work queues in the split layout (consumer, decoding, log throttling).
 //!
-//! Nothing in the pipeline knows about AMQP, and the pipeline never waits
-//! for the broker unless the outbox is full and `on_full = "block"`.
+//! [`Bridge`] below runs both on a multi-threaded tokio runtime of its own
+//! (lapin's I/O and heartbeats must not stall behind actor work). Nothing in
+//! the pipeline knows about AMQP, and the pipeline never waits for the
+//! broker unless the outbox is full and `on_full = "block"`.
 
-pub mod actor;
-pub mod decode;
-pub mod inbound;
-pub mod outbox;
-pub mod publisher;
-pub mod stats;
-pub mod throttle;
+pub mod connection;
+pub mod consume;
+pub mod publish;
 pub mod topology;
 
 use std::sync::Arc;
@@ -27,15 +26,16 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
-pub use actor::BridgeActor;
-pub use stats::{BridgeStats, StatsSnapshot};
+pub use connection::{check_broker, BROKER_OP_TIMEOUT};
+pub use publish::actor::BridgeActor;
+pub use publish::stats::{BridgeStats, StatsSnapshot};
 
 use crate::config::{BridgeSettings, InboundSettings};
 use crate::messages::{Batch, Kind};
-use decode::Decode;
-use inbound::Inbound;
-use outbox::Outbox;
-use publisher::{Leftover, Publisher};
+use consume::decode::Decode;
+use consume::inbound::{self, Inbound};
+use publish::outbox::Outbox;
+use publish::publisher::{Leftover, Publisher};
 
 /// What the bridge reports at shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,151 +281,6 @@ impl Drop for AmqpRuntime {
             rt.shutdown_background();
         }
     }
-}
-
-/// Longest wait for a connection (TCP, handshake, declarations) or a close.
-/// lapin can wait forever for a reply that a cut socket will never bring.
-pub const BROKER_OP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Runs a broker operation, failing it after [`BROKER_OP_TIMEOUT`].
-pub async fn bounded<T>(
-    op: impl std::future::Future<Output = lapin::Result<T>>,
-) -> lapin::Result<T> {
-    match tokio::time::timeout(BROKER_OP_TIMEOUT, op).await {
-        Ok(r) => r,
-        Err(_) => Err(lapin::Error::from(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no answer from the broker",
-        ))),
-    }
-}
-
-/// Closes a connection without ever waiting long for the broker.
-pub async fn close_quietly(conn: &lapin::Connection, code: u16, why: &str) {
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        conn.close(code, why.into()),
-    )
-    .await;
-}
-
-/// Did the broker refuse with 406 PRECONDITION_FAILED (other properties)?
-pub fn is_precondition_failed(e: &lapin::Error) -> bool {
-    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp)
-        if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
-}
-
-/// A refusal by the broker that no retry can fix: the login (ACCESS_REFUSED,
-/// 403) or the virtual host (NOT_ALLOWED, 530) was refused. `None` for
-/// everything else (unreachable, reset, timed out: transient).
-pub fn permanent_refusal(e: &lapin::Error) -> Option<Refusal> {
-    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
-    let lapin::ErrorKind::ProtocolError(amqp) = e.kind() else {
-        return None;
-    };
-    // The broker's text (a short string: at most 255 bytes) names the
-    // mechanism or the vhost, never the password.
-    let detail = amqp.get_message().as_str().escape_debug().to_string();
-    match amqp.kind() {
-        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
-        | AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED)
-            if detail.contains("vhost") =>
-        {
-            Some(Refusal::Vhost(detail))
-        }
-        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => Some(Refusal::Login(detail)),
-        AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => Some(Refusal::Vhost(detail)),
-        _ => None,
-    }
-}
-
-/// What the broker refused for good, with its reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("the broker refused the login (check the user and password): {0}")]
-    Login(String),
-    #[error(
-        "the broker refused the virtual host (check that it exists and the user may use it): {0}"
-    )]
-    Vhost(String),
-}
-
-/// Why the bridge cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum BrokerCheckError {
-    #[error("bridge.url {url}: {refusal}")]
-    Refused { url: String, refusal: Refusal },
-    #[error("bridge.url: cannot start the check: {0}")]
-    Runtime(std::io::Error),
-}
-
-/// Connects once at start-up, before any actor runs: a refused login or
-/// virtual host is a configuration error (the caller exits 2); an
-/// unreachable broker is not (it may come later), so it is only logged and
-/// the bridge retries as usual. Bounded by [`BROKER_OP_TIMEOUT`]. Runs on a
-/// thread and runtime of its own, so it can be called from anywhere.
-pub fn check_broker(settings: &BridgeSettings) -> Result<(), BrokerCheckError> {
-    let settings = settings.clone();
-    let url = crate::config::redact_url(&settings.url);
-    let outcome = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        Ok::<_, std::io::Error>(rt.block_on(async {
-            match bounded(connect(&settings, "modelwatch start-up check")).await {
-                Ok(conn) => {
-                    close_quietly(&conn, 200, "start-up check done").await;
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
-        }))
-    })
-    .join()
-    .unwrap_or_else(|_| Err(std::io::Error::other("the broker check panicked")));
-    match outcome {
-        Err(e) => Err(BrokerCheckError::Runtime(e)),
-        Ok(Ok(())) => {
-            tracing::info!(url = %url, "broker reachable; login and virtual host accepted");
-            Ok(())
-        }
-        Ok(Err(e)) => match permanent_refusal(&e) {
-            Some(refusal) => Err(BrokerCheckError::Refused { url, refusal }),
-            None => {
-                // The publisher warns once when it fails to connect too:
-                // one warning for one outage.
-                tracing::debug!(url = %url, error = %e, "start-up check: broker not reachable; the bridge will retry");
-                Ok(())
-            }
-        },
-    }
-}
-
-/// Sleeps until `deadline`, or forever when there is none (a `select!` arm
-/// for the shutdown deadline of the publisher and the consumers).
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Connects to the broker of `settings` with heartbeats and a connect
-/// timeout unless the URL sets its own; `name` shows in the management UI.
-pub async fn connect(settings: &BridgeSettings, name: &str) -> lapin::Result<lapin::Connection> {
-    let mut uri: lapin::uri::AMQPUri = settings
-        .url
-        .parse()
-        .map_err(|e: String| lapin::Error::from(std::io::Error::other(e)))?;
-    if uri.query.heartbeat.is_none() && settings.heartbeat > 0 {
-        uri.query.heartbeat = Some(settings.heartbeat);
-    }
-    if uri.query.connection_timeout.is_none() {
-        uri.query.connection_timeout = Some(5_000);
-    }
-    let props = lapin::ConnectionProperties::default().with_connection_name(name.into());
-    lapin::Connection::connect_uri(uri, props).await
 }
 
 async fn report_periodically(
