@@ -34,8 +34,19 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// The end of `--help` and of the man page.
+const AFTER_HELP: &str = "\
+Exit codes: 0 finished and flushed; 1 a failure during the run; 2 bad input \
+before anything started (one line on stderr naming it); 70 a panic or a dead \
+actor (restart the process).
+
+Environment: MODELWATCH_CONFIG names the config file; MODELWATCH__SECTION__KEY \
+sets any key (e.g. MODELWATCH__SOURCE__RATE=100); AMQP_URL turns the bridge \
+on; RUST_LOG sets the log filter.";
+
 #[derive(Debug, Parser)]
 #[command(name = "modelwatch", version = VERSION, about, long_about)]
+#[command(after_long_help = AFTER_HELP)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
