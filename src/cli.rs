@@ -399,7 +399,7 @@ fn completions(shell: clap_complete::Shell) -> i32 {
     exit::OK
 }
 
-/// `modelwatch man`.
+/// `modelwatch man`. (A closed pipe, `modelwatch man | head`, is reported.)
 fn man() -> i32 {
     let mut out = std::io::stdout().lock();
     match clap_mangen::Man::new(command()).render(&mut out) {

@@ -118,7 +118,7 @@ impl ConfigSource {
                 format!("config file {}", shown_path(p))
             }
             ConfigSource::BuiltIn => format!(
-                "no config file (no --config, no {CONFIG_ENV}, no ./{IMPLICIT_CONFIG}): using the built-in defaults"
+                "the built-in defaults (no --config, no {CONFIG_ENV}, no ./{IMPLICIT_CONFIG})"
             ),
         }
     }

@@ -44,7 +44,7 @@ fn a_copied_binary_runs_from_an_empty_folder_on_the_built_in_defaults() {
     let defaults = Settings::default();
     assert_eq!((w, h), (defaults.plot.width, defaults.plot.height));
     let log = read_pipeline_log(&logs);
-    log_line(&log, "using the built-in defaults");
+    log_line(&log, "settings from the built-in defaults");
 }
 
 #[test]
