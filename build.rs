@@ -15,7 +15,9 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=MODELWATCH_GIT_COMMIT={commit}");
+    // Not named MODELWATCH_*: cargo also puts it in the environment of
+    // `cargo run` and `cargo test`, where that prefix means a setting.
+    println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
     // Rebuild when HEAD moves: HEAD itself (a checkout) and the branch it
     // points at (a commit); both paths are right in a worktree too.
     for path in [
