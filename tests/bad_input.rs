@@ -240,10 +240,10 @@ fn a_password_in_bad_config_text_never_shows() {
     // The closing quote is missing: a TOML syntax error on the url line.
     let (sb, cmd) = with_config(&format!("[bridge]\nurl = \"{url}\n"));
     let out = run_within(cmd, QUICK);
+    assert_no_secret(SECRET, &out, &sb);
     out.expect_code(2);
     let line = one_error_line(&out);
     assert!(line.contains("line 2"), "no position in {line:?}");
-    let mut seen = vec![(out.stdout, out.stderr, written(&sb))];
     // Environment values that do not parse, with a password in them.
     for (var, value) in [
         ("MODELWATCH__BRIDGE__HEARTBEAT", SECRET.to_owned()),
@@ -256,19 +256,25 @@ fn a_password_in_bad_config_text_never_shows() {
         let mut cmd = sb.run_command(&sb.logs(), &["--count", "10", "--rate", "0"]);
         cmd.env(var, &value);
         let out = run_within(cmd, QUICK);
+        assert_no_secret(SECRET, &out, &sb);
         out.expect_code(2);
         let line = one_error_line(&out);
         let key = var.rsplit("__").next().unwrap().to_ascii_lowercase();
         assert!(line.contains(&key), "{key} not named in {line:?}");
-        seen.push((out.stdout, out.stderr, written(&sb)));
     }
-    for (stdout, stderr, files) in seen {
-        for (what, text) in [("stdout", stdout), ("stderr", stderr), ("files", files)] {
-            assert!(
-                !text.contains(SECRET),
-                "the password shows in {what}:\n{text}"
-            );
-        }
+}
+
+/// `secret` is in none of stdout, stderr and the files the run wrote.
+fn assert_no_secret(secret: &str, out: &Output, sb: &Sandbox) {
+    for (what, text) in [
+        ("stdout", &out.stdout),
+        ("stderr", &out.stderr),
+        ("the files written", &written(sb)),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the password shows in {what}:\n{text}"
+        );
     }
 }
 
