@@ -10,6 +10,7 @@
 //! text are bounded, escaped and have URL passwords redacted; the printed
 //! form redacts the AMQP password.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -755,14 +756,17 @@ fn read_config_file(path: &Path) -> Result<String, ConfigError> {
     if meta.is_dir() {
         return Err(ConfigError::IsDirectory(shown_path(path)));
     }
-    if meta.len() > MAX_CONFIG_BYTES {
+    // Bounded even when the size is unknown (a pipe, /dev/zero).
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| ConfigError::file(path, format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(ConfigError::file(
             path,
             format!("larger than {MAX_CONFIG_BYTES} bytes: not a config"),
         ));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| ConfigError::file(path, format!("cannot read: {e}")))?;
     String::from_utf8(bytes).map_err(|e| {
         ConfigError::file(
             path,
@@ -880,7 +884,9 @@ fn check_env_values(schema: &toml::Table, env: &[(String, String)]) -> Result<()
             toml::Value::Float(_) if v.parse::<f64>().is_err() => {
                 Some("must be a number".to_owned())
             }
-            toml::Value::Boolean(_) if !matches!(v, "true" | "false") => {
+            toml::Value::Boolean(_)
+                if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") =>
+            {
                 Some("must be true or false".to_owned())
             }
             _ => None,
@@ -1139,5 +1145,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is a directory"), "{err}");
+        let err = Settings::load_with_env(Path::new("/dev/zero"), &Overrides::default(), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than"), "{err}");
     }
 }
