@@ -20,11 +20,6 @@ use crate::model::LinearModel;
 use crate::pipeline::{self, LogPaths};
 use crate::telemetry;
 
-/// Run a linear model on the diabetes data in a loop and watch its errors live.
-///
-/// The pipeline streams random rows to the model, joins each prediction with
-/// the true target, appends the absolute error to logs/metric_log.csv and
-/// keeps logs/error_distribution.png up to date. No broker is needed.
 /// `--version`: the crate version and the git commit it was built from
 /// (build.rs; "unknown" outside a git checkout).
 pub const VERSION: &str = concat!(
@@ -44,6 +39,11 @@ Environment: MODELWATCH_CONFIG names the config file; MODELWATCH__SECTION__KEY \
 sets any key (e.g. MODELWATCH__SOURCE__RATE=100); AMQP_URL turns the bridge \
 on; RUST_LOG sets the log filter.";
 
+/// Run a linear model on the diabetes data in a loop and watch its errors live.
+///
+/// The pipeline streams random rows to the model, joins each prediction with
+/// the true target, appends the absolute error to logs/metric_log.csv and
+/// keeps logs/error_distribution.png up to date. No broker is needed.
 #[derive(Debug, Parser)]
 #[command(name = "modelwatch", version = VERSION, about, long_about)]
 #[command(after_long_help = AFTER_HELP)]
