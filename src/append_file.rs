@@ -145,6 +145,14 @@ impl AppendFile {
         Ok(())
     }
 
+    /// Forgets what is buffered and the open handle: the next flush reopens
+    /// the file by its path. For a file that was replaced whole (renamed
+    /// over) with contents that include what was buffered.
+    pub fn discard_and_reopen(&mut self) {
+        self.pending.clear();
+        self.file = None;
+    }
+
     /// Flushes and asks the OS to put the data on disk.
     pub fn sync(&mut self) -> Result<(), AppendError> {
         self.flush()?;

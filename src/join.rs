@@ -5,16 +5,31 @@
 //! and when `max_pending` ids wait, the oldest is evicted to make room. Both
 //! are counted, so a lost half is visible, never silent. Memory is bounded by
 //! `max_pending` (the age queue is compacted when stale entries pile up).
+//!
+//! The joiner holds values only: in the split layout a waiting half is
+//! already safe in the metric's journal ([`crate::journal`]) and its
+//! delivery acknowledged, so the join's capacity is `max_pending`, never the
+//! broker's prefetch.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::messages::{MetricRecord, SampleId};
 
+/// One half of a sample: its true target or its prediction.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Half {
+pub enum Half {
     Truth(f64),
     Prediction(f64),
+}
+
+impl Half {
+    /// The number it carries.
+    pub fn value(self) -> f64 {
+        match self {
+            Half::Truth(y) | Half::Prediction(y) => y,
+        }
+    }
 }
 
 /// What the joiner has done so far.
@@ -29,28 +44,34 @@ pub struct JoinStats {
     pub duplicates: u64,
 }
 
-/// The join state. Each waiting half keeps a tag (`T`) that is handed back
-/// when its other half arrives: the metric uses it to carry the completion
-/// token of the inbound message (see [`crate::done`]).
-pub struct Joiner<T = ()> {
-    pending: HashMap<SampleId, (Half, Instant, T)>,
+/// What adding a half did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Added {
+    /// Its other half was waiting: the sample is complete.
+    Joined(MetricRecord),
+    /// It waits for its other half.
+    Waiting,
+    /// The same half of this id was already waiting (ignored, counted).
+    Duplicate,
+}
+
+/// The join state.
+pub struct Joiner {
+    pending: HashMap<SampleId, (Half, Instant)>,
     /// Ids in arrival order; may hold entries already matched (stale).
     order: VecDeque<(SampleId, Instant)>,
     max_pending: usize,
     ttl: Duration,
-    /// Tags of dropped halves, until taken.
-    dropped_tags: Vec<T>,
     pub stats: JoinStats,
 }
 
-impl<T> Joiner<T> {
-    pub fn new(max_pending: usize, ttl: Duration) -> Joiner<T> {
+impl Joiner {
+    pub fn new(max_pending: usize, ttl: Duration) -> Joiner {
         Joiner {
             pending: HashMap::new(),
             order: VecDeque::new(),
             max_pending: max_pending.max(1),
             ttl,
-            dropped_tags: Vec::new(),
             stats: JoinStats::default(),
         }
     }
@@ -60,59 +81,50 @@ impl<T> Joiner<T> {
         self.pending.len()
     }
 
-    /// Adds a true target; returns the record, and the tag of the
-    /// prediction, if its prediction was waiting.
-    pub fn add_truth(
-        &mut self,
-        id: SampleId,
-        y: f64,
-        now: Instant,
-        tag: T,
-    ) -> Option<(MetricRecord, T)> {
-        self.add(id, Half::Truth(y), now, tag)
+    /// Adds a true target; returns the record if its prediction was waiting.
+    pub fn add_truth(&mut self, id: SampleId, y: f64, now: Instant) -> Option<MetricRecord> {
+        match self.add(id, Half::Truth(y), now) {
+            Added::Joined(r) => Some(r),
+            _ => None,
+        }
     }
 
-    /// Adds a prediction; returns the record, and the tag of the truth, if
-    /// its truth was waiting.
-    pub fn add_prediction(
-        &mut self,
-        id: SampleId,
-        y: f64,
-        now: Instant,
-        tag: T,
-    ) -> Option<(MetricRecord, T)> {
-        self.add(id, Half::Prediction(y), now, tag)
+    /// Adds a prediction; returns the record if its truth was waiting.
+    pub fn add_prediction(&mut self, id: SampleId, y: f64, now: Instant) -> Option<MetricRecord> {
+        match self.add(id, Half::Prediction(y), now) {
+            Added::Joined(r) => Some(r),
+            _ => None,
+        }
     }
 
-    fn add(&mut self, id: SampleId, half: Half, now: Instant, tag: T) -> Option<(MetricRecord, T)> {
-        match (self.pending.get(&id).map(|(h, _, _)| *h), half) {
+    /// Adds either half and says what became of it.
+    pub fn add(&mut self, id: SampleId, half: Half, now: Instant) -> Added {
+        match (self.pending.get(&id).map(|(h, _)| *h), half) {
             (Some(Half::Truth(t)), Half::Prediction(p))
             | (Some(Half::Prediction(p)), Half::Truth(t)) => {
-                let (_, _, other) = self.pending.remove(&id).expect("present");
+                self.pending.remove(&id);
                 self.stats.matched += 1;
                 self.compact_if_stale();
-                Some((MetricRecord::join(id, t, p), other))
+                Added::Joined(MetricRecord::join(id, t, p))
             }
             (Some(_), _) => {
                 self.stats.duplicates += 1;
-                None
+                Added::Duplicate
             }
             (None, _) => {
                 while self.pending.len() >= self.max_pending {
-                    if let Some(tag) = self.pop_oldest() {
+                    if self.pop_oldest() {
                         self.stats.evicted += 1;
-                        self.dropped_tags.push(tag);
                     }
                 }
-                self.pending.insert(id, (half, now, tag));
+                self.pending.insert(id, (half, now));
                 self.order.push_back((id, now));
-                None
+                Added::Waiting
             }
         }
     }
 
-    /// Drops ids that waited longer than the TTL; returns how many. Their
-    /// tags join [`Joiner::take_dropped_tags`].
+    /// Drops ids that waited longer than the TTL; returns how many.
     pub fn expire(&mut self, now: Instant) -> u64 {
         let mut dropped = 0;
         while let Some(&(id, at)) = self.order.front() {
@@ -120,9 +132,7 @@ impl<T> Joiner<T> {
                 self.order.pop_front();
             } else if now.duration_since(at) > self.ttl {
                 self.order.pop_front();
-                if let Some((_, _, tag)) = self.pending.remove(&id) {
-                    self.dropped_tags.push(tag);
-                }
+                self.pending.remove(&id);
                 dropped += 1;
             } else {
                 break;
@@ -132,22 +142,29 @@ impl<T> Joiner<T> {
         dropped
     }
 
-    /// The tags of halves dropped (expired or evicted) since the last call.
-    pub fn take_dropped_tags(&mut self) -> Vec<T> {
-        std::mem::take(&mut self.dropped_tags)
+    /// The waiting halves, oldest first (what the journal keeps on compaction).
+    pub fn waiting(&self) -> impl Iterator<Item = (SampleId, Half)> + '_ {
+        self.order
+            .iter()
+            .filter_map(|&(id, at)| match self.pending.get(&id) {
+                Some(&(half, t)) if t == at => Some((id, half)),
+                _ => None,
+            })
     }
 
     fn is_live(&self, id: SampleId, at: Instant) -> bool {
-        matches!(self.pending.get(&id), Some((_, t, _)) if *t == at)
+        matches!(self.pending.get(&id), Some((_, t)) if *t == at)
     }
 
-    fn pop_oldest(&mut self) -> Option<T> {
+    /// Removes the oldest waiting id; false if none was left.
+    fn pop_oldest(&mut self) -> bool {
         while let Some((id, at)) = self.order.pop_front() {
             if self.is_live(id, at) {
-                return self.pending.remove(&id).map(|(_, _, tag)| tag);
+                self.pending.remove(&id);
+                return true;
             }
         }
-        None
+        false
     }
 
     /// Keeps the age queue within twice the live set (amortised O(1)).
@@ -155,7 +172,7 @@ impl<T> Joiner<T> {
         if self.order.len() > 2 * self.pending.len() + 1024 {
             let pending = &self.pending;
             self.order
-                .retain(|(id, at)| matches!(pending.get(id), Some((_, t, _)) if t == at));
+                .retain(|(id, at)| matches!(pending.get(id), Some((_, t)) if t == at));
         }
     }
 }
@@ -220,76 +237,76 @@ mod tests {
     }
 
     #[test]
-    fn tags_come_back_with_the_match() {
-        let mut j: Joiner<&str> = Joiner::new(10, Duration::from_secs(1));
+    fn waiting_lists_the_live_halves_oldest_first() {
+        let mut j = Joiner::new(10, Duration::from_secs(1));
         let now = Instant::now();
-        assert!(j.add_truth(1, 1.0, now, "truth").is_none());
-        let (_, tag) = j.add_prediction(1, 2.0, now, "pred").unwrap();
-        assert_eq!(tag, "truth");
+        j.add_truth(1, 1.0, now);
+        j.add_prediction(2, 2.0, now);
+        j.add_truth(3, 3.0, now);
+        j.add_prediction(1, 1.5, now); // 1 joins and leaves
+        let w: Vec<_> = j.waiting().collect();
+        assert_eq!(w, vec![(2, Half::Prediction(2.0)), (3, Half::Truth(3.0))]);
+        assert_eq!(j.add(2, Half::Prediction(2.0), now), Added::Duplicate);
     }
 
     #[test]
     fn joins_in_either_order() {
-        let mut j: Joiner = Joiner::new(10, Duration::from_secs(1));
+        let mut j = Joiner::new(10, Duration::from_secs(1));
         let now = Instant::now();
-        assert_eq!(j.add_truth(1, 10.0, now, ()), None);
-        let (r, ()) = j.add_prediction(1, 13.5, now, ()).unwrap();
+        assert_eq!(j.add_truth(1, 10.0, now), None);
+        let r = j.add_prediction(1, 13.5, now).unwrap();
         assert_eq!(r, MetricRecord::join(1, 10.0, 13.5));
         assert_eq!(r.absolute_error, 3.5);
-        assert_eq!(j.add_prediction(2, 5.0, now, ()), None);
-        assert_eq!(j.add_truth(2, 9.0, now, ()).unwrap().0.absolute_error, 4.0);
+        assert_eq!(j.add_prediction(2, 5.0, now), None);
+        assert_eq!(j.add_truth(2, 9.0, now).unwrap().absolute_error, 4.0);
         assert_eq!(j.pending(), 0);
         assert_eq!(j.stats.matched, 2);
     }
 
     #[test]
     fn duplicates_are_counted_not_joined_with_themselves() {
-        let mut j: Joiner = Joiner::new(10, Duration::from_secs(1));
+        let mut j = Joiner::new(10, Duration::from_secs(1));
         let now = Instant::now();
-        j.add_truth(1, 10.0, now, ());
-        assert_eq!(j.add_truth(1, 10.0, now, ()), None);
+        j.add_truth(1, 10.0, now);
+        assert_eq!(j.add_truth(1, 10.0, now), None);
         assert_eq!(j.stats.duplicates, 1);
         assert_eq!(j.pending(), 1);
     }
 
     #[test]
     fn pending_is_bounded_and_evictions_counted() {
-        let mut j: Joiner = Joiner::new(100, Duration::from_secs(60));
+        let mut j = Joiner::new(100, Duration::from_secs(60));
         let now = Instant::now();
         for id in 0..1000 {
-            j.add_truth(id, 1.0, now, ());
+            j.add_truth(id, 1.0, now);
         }
         assert_eq!(j.pending(), 100);
         assert_eq!(j.stats.evicted, 900);
-        // their tags come back, so inbound deliveries can be requeued
-        assert_eq!(j.take_dropped_tags().len(), 900);
-        assert!(j.take_dropped_tags().is_empty());
         // the newest survive
-        assert!(j.add_prediction(999, 1.0, now, ()).is_some());
-        assert!(j.add_prediction(0, 1.0, now, ()).is_none());
+        assert!(j.add_prediction(999, 1.0, now).is_some());
+        assert!(j.add_prediction(0, 1.0, now).is_none());
     }
 
     #[test]
     fn old_ids_age_out() {
-        let mut j: Joiner = Joiner::new(100, Duration::from_millis(10));
+        let mut j = Joiner::new(100, Duration::from_millis(10));
         let t0 = Instant::now();
-        j.add_truth(1, 1.0, t0, ());
-        j.add_truth(2, 1.0, t0 + Duration::from_millis(8), ());
+        j.add_truth(1, 1.0, t0);
+        j.add_truth(2, 1.0, t0 + Duration::from_millis(8));
         assert_eq!(j.expire(t0 + Duration::from_millis(15)), 1);
-        assert_eq!(j.take_dropped_tags().len(), 1);
         assert_eq!(j.pending(), 1);
         assert_eq!(j.stats.expired, 1);
-        assert!(j.add_prediction(2, 1.0, t0, ()).is_some());
+        assert!(j.add_prediction(2, 1.0, t0).is_some());
     }
 
     #[test]
     fn age_queue_stays_bounded_when_everything_matches() {
-        let mut j: Joiner = Joiner::new(1000, Duration::from_secs(60));
+        let mut j = Joiner::new(1000, Duration::from_secs(60));
         let now = Instant::now();
-        j.add_truth(u64::MAX, 0.0, now, ()); // never matched, stays at the front
+        j.add_truth(u64::MAX, 0.0, now); // never matched, stays at the front
         for id in 0..100_000 {
-            j.add_truth(id, 1.0, now, ());
-            j.add_prediction(id, 1.0, now, ());
+            j.add_truth(id, 1.0, now);
+            j.add_prediction(id, 1.0, now);
         }
         assert!(j.order.len() <= 2 * j.pending() + 1025, "{}", j.order.len());
     }

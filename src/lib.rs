@@ -18,6 +18,7 @@ pub mod exit;
 pub mod histogram;
 pub mod ids;
 pub mod join;
+pub mod journal;
 pub mod log_format;
 pub mod messages;
 pub mod model;

@@ -14,15 +14,31 @@ use crate::messages::{Kind, MetricRecord, SampleId};
 /// The first line of `metric_log.csv`.
 pub const METRIC_HEADER: &str = "id,y_true,y_pred,absolute_error";
 
-/// Appends CSV rows (no header) for `records` to `out`.
+/// Appends CSV rows (no header) for `records` to `out`. A record with a
+/// non-finite number is never written (the inbound checks and the model's
+/// artifact check keep such values out; this is the last guard): the others
+/// are, and the error says how many were left out.
 pub fn write_metric_rows(records: &[MetricRecord], out: &mut Vec<u8>) -> csv::Result<()> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(out);
+    let mut not_finite = 0;
     for r in records {
+        if ![r.y_true, r.y_pred, r.absolute_error]
+            .iter()
+            .all(|v| v.is_finite())
+        {
+            not_finite += 1;
+            continue;
+        }
         w.serialize(r)?;
     }
     w.flush()?;
+    if not_finite > 0 {
+        return Err(csv::Error::from(io::Error::other(format!(
+            "{not_finite} metric rows with a non-finite number not written"
+        ))));
+    }
     Ok(())
 }
 
@@ -61,6 +77,23 @@ pub fn read_metric_log(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_non_finite_row_is_never_written() {
+        // Issue 8 item 6: 1.7e308 - (-1.7e308) is inf.
+        let records = vec![
+            MetricRecord::join(1, 151.0, 206.5),
+            MetricRecord::join(6200, 1.7e308, -1.7e308),
+            MetricRecord::join(3, 1.0, 2.0),
+        ];
+        let mut out = Vec::new();
+        let err = write_metric_rows(&records, &mut out).unwrap_err();
+        assert!(err.to_string().contains("1 metric rows"), "{err}");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1,151.0,206.5,55.5\n3,1.0,2.0,1.0\n"
+        );
+    }
 
     #[test]
     fn rows_round_trip_exactly() {

@@ -23,6 +23,18 @@ use crate::done::Done;
 /// within a process (see [`crate::ids`]), below 2^53 so JSON keeps it exact.
 pub type SampleId = u64;
 
+/// Largest |value| of a target, a prediction or a metric accepted from the
+/// wire. Any two such values differ by at most 2e300, far below `f64::MAX`
+/// (about 1.8e308), so `|y_true - y_pred|` is always finite; larger values
+/// are dead-lettered at decode.
+pub const MAX_ABS_VALUE: f64 = 1e300;
+
+/// Largest |value| of a (scaled) feature accepted from the wire. The
+/// diabetes data's scaled features lie within ±0.25; a model artifact is
+/// refused unless its predictions stay within [`MAX_ABS_VALUE`] / 10 for
+/// every feature row in this range (which contains the data's range).
+pub const MAX_ABS_FEATURE: f64 = 1e6;
+
 /// The features of one sample, sklearn-scaled.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Features {

@@ -17,6 +17,13 @@ use ndarray::{Array1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, FeatureVector, Scaling, FEATURE_NAMES, N_FEATURES};
+use crate::messages::{MAX_ABS_FEATURE, MAX_ABS_VALUE};
+
+/// Largest |prediction| an artifact may produce for any accepted feature
+/// row: a tenth of [`MAX_ABS_VALUE`], so that rounding never carries a
+/// prediction past the bound the metric accepts, and `y_true - y_pred`
+/// stays finite.
+pub const MAX_ABS_PREDICTION: f64 = MAX_ABS_VALUE / 10.0;
 
 /// The artifact format this build reads and writes.
 pub const ARTIFACT_FORMAT: &str = "modelwatch-linear-regression/1";
@@ -186,7 +193,27 @@ impl LinearModel {
         if !all.into_iter().all(|v| v.is_finite()) {
             return Err("intercept or coefficients are not finite".into());
         }
+        let worst = self.worst_abs_prediction();
+        if worst.is_nan() || worst > MAX_ABS_PREDICTION {
+            return Err(format!(
+                "coefficients too large: a prediction can reach {worst:e} for features within \
+                 ±{MAX_ABS_FEATURE:e} (a range that contains the data's), beyond the limit of \
+                 {MAX_ABS_PREDICTION:e} (absolute errors could overflow to inf)"
+            ));
+        }
         Ok(())
+    }
+
+    /// The largest |prediction| for any feature row with every |x| at most
+    /// [`MAX_ABS_FEATURE`]: `|intercept| + sum |c| * MAX_ABS_FEATURE`
+    /// (`inf` if even that overflows).
+    fn worst_abs_prediction(&self) -> f64 {
+        self.intercept.abs()
+            + self
+                .coefficients
+                .iter()
+                .map(|c| c.abs() * MAX_ABS_FEATURE)
+                .sum::<f64>()
     }
 }
 
@@ -278,6 +305,23 @@ mod tests {
         renamed.save(&path).unwrap();
         let err = LinearModel::load(&path).unwrap_err().to_string();
         assert!(err.contains("feature_names"), "{err}");
+
+        // Issue 8 item 6: finite coefficients whose predictions overflow.
+        let mut huge = m.clone();
+        huge.coefficients = vec![1.7e308; 10];
+        huge.save(&path).unwrap();
+        let err = LinearModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("coefficients too large"), "{err}");
+        let d = Dataset::embedded();
+        let worst = m.worst_abs_prediction();
+        assert!(
+            worst <= MAX_ABS_PREDICTION,
+            "the real model passes: {worst}"
+        );
+        for i in 0..d.len() {
+            assert!(m.predict(&d.feature_row(i)).abs() <= worst);
+            assert!(d.feature_row(i).iter().all(|x| x.abs() <= MAX_ABS_FEATURE));
+        }
 
         let err = LinearModel::load(&dir.path().join("none.json"))
             .unwrap_err()

@@ -25,6 +25,7 @@ use crate::bridge::{Bridge, BridgeActor, BridgeReport};
 use crate::config::{Role, Settings};
 use crate::data::Dataset;
 use crate::join::RecentIds;
+use crate::journal::Journal;
 use crate::log_format::read_metric_log;
 use crate::log_format::METRIC_HEADER;
 use crate::messages::{Features, Kind, MetricRecord, Prediction, Truth};
@@ -40,6 +41,8 @@ pub struct LogPaths {
     pub labels: PathBuf,
     pub pipeline_log: PathBuf,
     pub plot_png: PathBuf,
+    /// The metric's waiting halves, in the split layout.
+    pub pending_journal: PathBuf,
 }
 
 impl LogPaths {
@@ -50,6 +53,7 @@ impl LogPaths {
             labels: dir.join("labels_log.txt"),
             pipeline_log: dir.join("pipeline.log"),
             plot_png: dir.join("error_distribution.png"),
+            pending_journal: dir.join("pending_halves.journal"),
         }
     }
 
@@ -106,6 +110,11 @@ fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
 pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     let paths = LogPaths::new(&settings.logs.dir);
     paths.create_dir()?;
+    if settings.bridge.enabled {
+        // A refused login or vhost is bad configuration: exit 2 now, not
+        // retry for the whole run.
+        crate::bridge::check_broker(&settings.bridge)?;
+    }
     let model = if settings.runs(Role::Model) {
         Some(Arc::new(load_or_fit_model(&settings.model.artifact)?))
     } else {
@@ -119,16 +128,26 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         } else {
             None
         };
-        // Inputs read from RabbitMQ may come twice: remember what is written.
-        let recent = if !settings.runs(Role::Features) || !settings.runs(Role::Model) {
+        // Inputs read from RabbitMQ may come twice: remember what is
+        // written; and a half that waits for its partner is journaled so
+        // that its delivery can be acknowledged.
+        let (recent, journal) = if !settings.runs(Role::Features) || !settings.runs(Role::Model) {
             let mut recent = RecentIds::new(settings.metric.dedup_window);
             read_metric_log(&paths.metric_csv, |r| recent.insert(r.id))
                 .with_context(|| format!("reading the ids of {}", paths.metric_csv.display()))?;
-            Some(recent)
+            let journal = Journal::open(&paths.pending_journal)?;
+            (Some(recent), Some(journal))
         } else {
-            None
+            (None, None)
         };
-        Some((MetricFiles { csv, labels }, recent))
+        Some((
+            MetricFiles {
+                csv,
+                labels,
+                journal,
+            },
+            recent,
+        ))
     } else {
         None
     };

@@ -8,6 +8,15 @@
 //! yet written are written after the restart (never lost, never doubled).
 //! While the file stays unwritable the actor waits with growing backoff and
 //! reads no mail, so senders block instead of memory growing.
+//!
+//! When its inputs come from RabbitMQ (split layout) a half whose partner
+//! has not arrived yet goes to the journal of waiting halves
+//! ([`crate::journal`]); an inbound batch is acknowledged once its rows and
+//! its waiting halves are written (the journal fsynced). So a half never
+//! waits as an unacknowledged delivery, and the distance between the heads
+//! of the two queues is bounded by `metric.max_pending`, not the prefetch.
+//! A half that waits past `metric.pending_ttl`, or is evicted by
+//! `metric.max_pending`, is counted and logged; it is never requeued.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,10 +25,11 @@ use actix::prelude::*;
 use hdrhistogram::Histogram;
 
 use super::{fatal_dead_actor, Fanout};
-use crate::append_file::{AppendError, AppendFile};
+use crate::append_file::AppendFile;
 use crate::config::MetricSettings;
 use crate::done::Done;
-use crate::join::{JoinStats, Joiner, RecentIds};
+use crate::join::{Added, Half, JoinStats, Joiner, RecentIds};
+use crate::journal::{Journal, JournalError};
 use crate::log_format::{write_label_line, write_metric_rows};
 use crate::messages::{Batch, Kind, MetricRecord, Prediction, SampleId, Truth};
 
@@ -28,10 +38,13 @@ const EAGER_FLUSH_BYTES: usize = 256 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// The two files the metric writes.
+/// The files the metric writes.
 pub struct MetricFiles {
     pub csv: AppendFile,
     pub labels: Option<AppendFile>,
+    /// With inputs from RabbitMQ: the journal of waiting halves, and the
+    /// halves it held at start (put back into the join when the actor starts).
+    pub journal: Option<(Journal, Vec<(SampleId, Half)>)>,
 }
 
 /// Final figures, returned by [`FlushAndReport`].
@@ -44,6 +57,8 @@ pub struct MetricReport {
     pub restarts: u64,
     /// Halves ignored because their id was already written (redeliveries).
     pub redelivered: u64,
+    /// Halves read back from the journal at start (not yet written).
+    pub restored: u64,
     /// Emit-to-row latency, microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -54,13 +69,20 @@ pub struct MetricReport {
 pub struct FlushAndReport;
 
 pub struct MetricActor {
-    joiner: Joiner<Option<Done>>,
+    joiner: Joiner,
     /// Ids already written, when inputs come from RabbitMQ (redeliveries).
     recent: Option<RecentIds>,
     redelivered: u64,
-    /// Completion tokens of inbound batches whose rows await the next flush.
+    /// Completion tokens of inbound batches whose rows (and waiting halves)
+    /// await the next flush.
     awaiting_flush: Vec<Done>,
     files: MetricFiles,
+    journal: Option<Journal>,
+    /// Halves read from the journal at start, until the actor first starts.
+    to_restore: Vec<(SampleId, Half)>,
+    restored: u64,
+    /// Rewrite the journal at the next flush (after restoring it).
+    rewrite_journal: bool,
     out: Fanout<Batch<MetricRecord>>,
     settings: MetricSettings,
     rows: u64,
@@ -74,11 +96,15 @@ impl MetricActor {
     /// `recent` enables deduplication by id (for inputs read from RabbitMQ,
     /// which may be delivered twice); seed it with the ids already logged.
     pub fn new(
-        files: MetricFiles,
+        mut files: MetricFiles,
         out: Fanout<Batch<MetricRecord>>,
         settings: MetricSettings,
         recent: Option<RecentIds>,
     ) -> Self {
+        let (journal, to_restore) = match files.journal.take() {
+            Some((j, halves)) => (Some(j), halves),
+            None => (None, Vec::new()),
+        };
         MetricActor {
             joiner: Joiner::new(settings.max_pending, settings.pending_ttl),
             recent,
@@ -86,6 +112,10 @@ impl MetricActor {
             awaiting_flush: Vec::new(),
             csv_path: files.csv.path().to_owned(),
             files,
+            rewrite_journal: journal.is_some(),
+            journal,
+            to_restore,
+            restored: 0,
             out,
             settings,
             rows: 0,
@@ -95,14 +125,57 @@ impl MetricActor {
         }
     }
 
-    fn flush_files(&mut self) -> Result<(), AppendError> {
+    fn flush_files(&mut self) -> Result<(), JournalError> {
         self.files.csv.flush()?;
         if let Some(labels) = &mut self.files.labels {
             labels.flush()?;
         }
-        // The rows are in the file: the inbound messages behind them are done.
+        if let Some(journal) = &mut self.journal {
+            if self.rewrite_journal || journal.rewrite_due(self.joiner.pending()) {
+                journal.rewrite(self.joiner.waiting())?;
+                self.rewrite_journal = false;
+            } else {
+                journal.sync()?;
+            }
+        }
+        // The rows are in the file and the waiting halves in the journal:
+        // the inbound messages behind them are done.
         self.awaiting_flush.clear();
         Ok(())
+    }
+
+    /// Puts the halves the journal held at start back into the join; those
+    /// whose partner is among them complete now.
+    fn restore(&mut self, ctx: &mut Context<Self>) {
+        let halves = std::mem::take(&mut self.to_restore);
+        if halves.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (mut records, mut skipped) = (Vec::new(), 0u64);
+        for (id, half) in halves {
+            if self.recent.as_ref().is_some_and(|r| r.contains(id)) {
+                skipped += 1;
+                continue;
+            }
+            self.restored += 1;
+            if let Added::Joined(record) = self.joiner.add(id, half, now) {
+                if let Some(recent) = &mut self.recent {
+                    recent.insert(id);
+                }
+                records.push(record);
+            }
+        }
+        tracing::info!(
+            restored = self.restored,
+            already_written = skipped,
+            joined = records.len(),
+            waiting = self.joiner.pending(),
+            journal = %self.journal.as_ref().map_or_else(Default::default, |j| j.path().display().to_string()),
+            "metric: waiting halves restored from the journal"
+        );
+        self.accept(&mut records, now, ctx);
+        ctx.spawn(self.forward(records, now).into_actor(self));
     }
 
     /// Writes what is buffered; on failure logs, waits `backoff` without
@@ -149,23 +222,14 @@ impl MetricActor {
         }
     }
 
-    fn label_lines<T>(&mut self, kind: Kind, items: &[T], value: &impl Fn(&T) -> (u64, f64)) {
+    fn label_lines<T>(&mut self, kind: Kind, items: &[T], half: &impl Fn(&T) -> (SampleId, Half)) {
         if let Some(labels) = &mut self.files.labels {
             let time = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
             let buf = labels.buffer();
             for item in items {
-                let (id, v) = value(item);
-                write_label_line(buf, &time, kind, id, v);
+                let (id, h) = half(item);
+                write_label_line(buf, &time, kind, id, h.value());
             }
-        }
-    }
-
-    /// Halves dropped unjoined (TTL or `max_pending`) wrote no row: if they
-    /// came from RabbitMQ, fail their batch so the deliveries are requeued
-    /// rather than acked.
-    fn requeue_dropped(&mut self) {
-        for done in self.joiner.take_dropped_tags().into_iter().flatten() {
-            done.fail();
         }
     }
 
@@ -175,7 +239,7 @@ impl MetricActor {
         &mut self,
         batch: &Batch<T>,
         kind: Kind,
-        half: impl Fn(&T) -> (SampleId, f64),
+        half: impl Fn(&T) -> (SampleId, Half),
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<()> {
         let now = Instant::now();
@@ -183,28 +247,29 @@ impl MetricActor {
         let evicted_before = self.joiner.stats.evicted;
         let mut records = Vec::new();
         for item in batch.items.iter() {
-            let (id, y) = half(item);
+            let (id, half) = half(item);
             if self.recent.as_ref().is_some_and(|r| r.contains(id)) {
                 self.redelivered += 1;
                 continue;
             }
-            let tag = batch.done.clone();
-            let joined = match kind {
-                Kind::YTrue => self.joiner.add_truth(id, y, now, tag),
-                _ => self.joiner.add_prediction(id, y, now, tag),
-            };
-            if let Some((record, other)) = joined {
-                if let Some(recent) = &mut self.recent {
-                    recent.insert(id);
+            match self.joiner.add(id, half, now) {
+                Added::Joined(record) => {
+                    if let Some(recent) = &mut self.recent {
+                        recent.insert(id);
+                    }
+                    records.push(record);
                 }
-                records.push(record);
-                self.awaiting_flush.extend(other);
+                Added::Waiting => {
+                    if let Some(journal) = &mut self.journal {
+                        journal.append(id, half);
+                    }
+                }
+                Added::Duplicate => {}
             }
         }
-        // This batch is done once the rows written now reach the file.
+        // This batch is done once its rows and waiting halves are written.
         self.awaiting_flush.extend(batch.done.clone());
         warn_evicted(evicted_before, &self.joiner);
-        self.requeue_dropped();
         self.accept(&mut records, batch.emitted_at, ctx);
         if batch.done.is_some() {
             // Inbound deliveries are acked once their rows are in the file:
@@ -231,12 +296,12 @@ impl Actor for MetricActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.restore(ctx);
         ctx.run_interval(self.settings.flush_interval, |act, ctx| {
             act.flush_or_restart(ctx)
         });
         ctx.run_interval(Duration::from_secs(1), |act, _| {
             let dropped = act.joiner.expire(Instant::now());
-            act.requeue_dropped();
             if dropped > 0 {
                 tracing::warn!(
                     dropped,
@@ -246,7 +311,7 @@ impl Actor for MetricActor {
                 );
             }
         });
-        if self.restarts > 0 {
+        if self.restarts > 0 || self.rewrite_journal {
             self.flush_or_restart(ctx);
         }
     }
@@ -267,7 +332,7 @@ impl Handler<Batch<Truth>> for MetricActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, batch: Batch<Truth>, ctx: &mut Context<Self>) -> Self::Result {
-        self.take_halves(&batch, Kind::YTrue, |t| (t.id, t.y), ctx)
+        self.take_halves(&batch, Kind::YTrue, |t| (t.id, Half::Truth(t.y)), ctx)
     }
 }
 
@@ -275,11 +340,11 @@ impl Handler<Batch<Prediction>> for MetricActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, batch: Batch<Prediction>, ctx: &mut Context<Self>) -> Self::Result {
-        self.take_halves(&batch, Kind::YPred, |p| (p.id, p.y), ctx)
+        self.take_halves(&batch, Kind::YPred, |p| (p.id, Half::Prediction(p.y)), ctx)
     }
 }
 
-fn warn_evicted<T>(before: u64, joiner: &Joiner<T>) {
+fn warn_evicted(before: u64, joiner: &Joiner) {
     let now = joiner.stats.evicted;
     if now > before {
         tracing::warn!(
@@ -322,6 +387,7 @@ impl Handler<FlushAndReport> for MetricActor {
             unmatched: self.joiner.pending(),
             restarts: self.restarts,
             redelivered: self.redelivered,
+            restored: self.restored,
             latency_us: self.latency_us.clone(),
         })
     }

@@ -6,11 +6,25 @@
 //! be integers (this program's microsecond ids) or the float
 //! `datetime.timestamp()` seconds of the original Python services, which are
 //! converted to microseconds so that both join the same way.
+//!
+//! Values are bounded, not only finite: a feature within
+//! [`MAX_ABS_FEATURE`], a target, prediction or metric within
+//! [`MAX_ABS_VALUE`] (so that `y_true - y_pred` cannot overflow). A reason
+//! quotes at most [`EXCERPT_BYTES`] of the input, as escaped JSON, and is
+//! cut at [`MAX_REASON_BYTES`]: it goes into a header and a log line, and a
+//! reason that repeated a 65 KB body once overflowed the broker's frame size.
 
 use serde_json::Value;
 
 use crate::data::N_FEATURES;
-use crate::messages::{Features, Kind, MetricRecord, Prediction, SampleId, Truth};
+use crate::messages::{
+    Features, Kind, MetricRecord, Prediction, SampleId, Truth, MAX_ABS_FEATURE, MAX_ABS_VALUE,
+};
+
+/// Most bytes of the input a reason quotes.
+pub const EXCERPT_BYTES: usize = 120;
+/// Most bytes of a reason (the `x-reject-reason` header and the log field).
+pub const MAX_REASON_BYTES: usize = 300;
 
 /// Why an inbound message was refused (the text goes into the DLQ header).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -27,6 +41,68 @@ pub enum Rejection {
     BadId(String),
     #[error("bad \"body\": {0}")]
     BadBody(String),
+}
+
+impl Rejection {
+    /// The reason as a header or log field: control characters escaped,
+    /// at most [`MAX_REASON_BYTES`].
+    pub fn reason(&self) -> String {
+        bounded_text(&self.to_string(), MAX_REASON_BYTES)
+    }
+}
+
+/// `s` with control characters escaped, cut (on a character boundary) to
+/// at most `max` bytes, the cut marked with "...".
+pub fn bounded_text(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for c in s.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        if out.len() + piece.len() > max.saturating_sub(3) {
+            out.push_str("...");
+            return out;
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
+/// A JSON value as quoted in a reason: its JSON text (escaped), at most
+/// [`EXCERPT_BYTES`]; a longer one is cut and marked. Never renders more
+/// than that, however large the value.
+fn excerpt(v: &Value) -> String {
+    struct Capped(Vec<u8>);
+    impl std::io::Write for Capped {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let room = EXCERPT_BYTES + 1 - self.0.len();
+            if room == 0 {
+                return Err(std::io::Error::other("full"));
+            }
+            let n = buf.len().min(room);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = Capped(Vec::with_capacity(EXCERPT_BYTES + 1));
+    let complete = serde_json::to_writer(&mut w, v).is_ok() && w.0.len() <= EXCERPT_BYTES;
+    let mut bytes = w.0;
+    if complete {
+        return String::from_utf8_lossy(&bytes).into_owned();
+    }
+    bytes.truncate(EXCERPT_BYTES);
+    // Cut on a character boundary.
+    let valid = match std::str::from_utf8(&bytes) {
+        Ok(s) => s.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    bytes.truncate(valid);
+    format!("{}...", String::from_utf8_lossy(&bytes))
 }
 
 /// A message kind that can be read from the wire.
@@ -64,7 +140,7 @@ fn parse_id(v: &Value) -> Result<SampleId, Rejection> {
     }
     let x = v
         .as_f64()
-        .ok_or_else(|| Rejection::BadId(format!("{v} is not a non-negative number")))?;
+        .ok_or_else(|| Rejection::BadId(format!("{} is not a non-negative number", excerpt(v))))?;
     if !x.is_finite() || x < 0.0 {
         return Err(Rejection::BadId(format!(
             "{x} is not a non-negative number"
@@ -82,21 +158,35 @@ fn parse_id(v: &Value) -> Result<SampleId, Rejection> {
     Ok(us as SampleId)
 }
 
-fn finite(v: &Value, what: &str) -> Result<f64, Rejection> {
+/// A finite number with `|x| <= max`.
+fn bounded_number(v: &Value, what: &str, max: f64) -> Result<f64, Rejection> {
     let x = v
         .as_f64()
-        .ok_or_else(|| Rejection::BadBody(format!("{what} is {v}, not a number")))?;
+        .ok_or_else(|| Rejection::BadBody(format!("{what} is {}, not a number", excerpt(v))))?;
     if !x.is_finite() {
         return Err(Rejection::BadBody(format!("{what} is not finite")));
     }
+    if x.abs() > max {
+        return Err(Rejection::BadBody(format!(
+            "{what} is {x:e}, beyond the limit of ±{max:e}"
+        )));
+    }
     Ok(x)
+}
+
+/// A target, prediction or metric value: within [`MAX_ABS_VALUE`].
+fn finite(v: &Value, what: &str) -> Result<f64, Rejection> {
+    bounded_number(v, what, MAX_ABS_VALUE)
 }
 
 impl Decode for Features {
     const KIND: Kind = Kind::Features;
     fn from_body(id: SampleId, body: &Value) -> Result<Self, Rejection> {
         let arr = body.as_array().ok_or_else(|| {
-            Rejection::BadBody(format!("expected {N_FEATURES} numbers, got {body}"))
+            Rejection::BadBody(format!(
+                "expected {N_FEATURES} numbers, got {}",
+                excerpt(body)
+            ))
         })?;
         if arr.len() != N_FEATURES {
             return Err(Rejection::BadBody(format!(
@@ -106,7 +196,7 @@ impl Decode for Features {
         }
         let mut x = [0.0; N_FEATURES];
         for (i, v) in arr.iter().enumerate() {
-            x[i] = finite(v, &format!("feature {i}"))?;
+            x[i] = bounded_number(v, &format!("feature {i}"), MAX_ABS_FEATURE)?;
         }
         Ok(Features { id, x })
     }
@@ -210,5 +300,54 @@ mod tests {
         ));
         let inf = br#"{"id": 1, "body": 1e999}"#;
         assert!(decode::<Truth>(inf, 1000).is_err());
+    }
+
+    #[test]
+    fn a_reason_quotes_a_bounded_escaped_excerpt_of_a_huge_body() {
+        // Issue 8 item 2: 13,000 ids in an array, 65 KB.
+        let ids = vec!["9E15"; 13_000].join(",");
+        let poison = format!(r#"{{"id":[{ids}],"body":1}}"#);
+        let err = decode::<Features>(poison.as_bytes(), 65536).unwrap_err();
+        let reason = err.reason();
+        assert!(reason.starts_with("bad \"id\": [9"), "{reason}");
+        assert!(reason.len() <= MAX_REASON_BYTES, "{} bytes", reason.len());
+        let body = format!(
+            r#"{{"id": 1, "body": {{"x": "{}\n\u0007"}}}}"#,
+            "é".repeat(5000)
+        );
+        let reason = decode::<Features>(body.as_bytes(), 65536)
+            .unwrap_err()
+            .reason();
+        assert!(reason.len() <= MAX_REASON_BYTES, "{} bytes", reason.len());
+        assert!(reason.ends_with("..."), "{reason}");
+        let ctl = bounded_text("a\nb\u{7}c", 100);
+        assert_eq!(ctl, "a\\nb\\u{7}c");
+        assert!(!ctl.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn values_whose_error_could_overflow_are_refused_with_the_bound() {
+        // Issue 8 item 6: 1.7e308 - (-1.7e308) is inf.
+        for (body, what) in [
+            ("1.7e308", "y_true"),
+            ("-1.7e308", "y_true"),
+            ("1e301", "y_true"),
+        ] {
+            let msg = format!(r#"{{"id": 1, "body": {body}}}"#);
+            let reason = decode::<Truth>(msg.as_bytes(), 1000).unwrap_err().reason();
+            assert!(
+                reason.contains(what) && reason.contains("limit"),
+                "{reason}"
+            );
+        }
+        let t: Truth = decode(br#"{"id": 1, "body": -1e300}"#, 1000).unwrap();
+        assert_eq!(t.y, -MAX_ABS_VALUE);
+        let p = decode::<Prediction>(br#"{"id": 1, "body": -1.7e308}"#, 1000).unwrap_err();
+        assert!(p.reason().contains("y_pred"), "{p}");
+        let m = br#"{"id": 1, "body": {"y_true": 1e301, "y_pred": 0, "absolute_error": 1}}"#;
+        assert!(decode::<MetricRecord>(m, 1000).is_err());
+        let f = br#"{"id": 1, "body": [0,0,0,0,0,0,0,0,0,1e7]}"#;
+        let reason = decode::<Features>(f, 1000).unwrap_err().reason();
+        assert!(reason.contains("feature 9"), "{reason}");
     }
 }

@@ -10,8 +10,14 @@
 //! (prediction confirmed by the broker, row written), with one `multiple`
 //! ack for every run of finished batches. A failed batch is requeued. A
 //! malformed message is published to the dead-letter exchange with the
-//! reason in the `x-reject-reason` header, then acknowledged: it never
-//! blocks the queue or stops the process. Work queues and the dead-letter
+//! reason in the `x-reject-reason` header (bounded, see [`super::decode`]),
+//! then acknowledged: it never blocks the queue or stops the process. If
+//! that publish fails (nack, closed channel), the message is rejected
+//! without requeue instead, so the broker moves it to the work queue's own
+//! dead-letter exchange: a message that cannot be dead-lettered with its
+//! reason never comes back in a loop. Repeated warnings (malformed
+//! messages, failed dead-letters, lost connections) are logged at most once
+//! per `bridge.stats_interval`, with a count. Work queues and the dead-letter
 //! queue are bounded (`inbound.queue_max_length`); a work queue past its
 //! bound dead-letters its oldest message. Runs on the bridge's runtime.
 
@@ -25,10 +31,11 @@ use futures::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
 use tokio::sync::watch;
 
 use super::decode::{decode, Decode};
+use super::throttle::Throttle;
 use super::topology;
 use crate::config::{redact_url, BridgeSettings, InboundSettings};
 use crate::done::{Done, Outcome};
@@ -41,6 +48,9 @@ pub struct InboundStats {
     pub dead_lettered: AtomicU64,
     pub acked: AtomicU64,
     pub requeued: AtomicU64,
+    /// Malformed messages whose dead-letter publish failed: rejected
+    /// without requeue to the work queue's own dead-letter exchange.
+    pub rejected: AtomicU64,
 }
 
 /// One consumer: a queue, the kind it carries and the actor it feeds.
@@ -51,10 +61,26 @@ pub struct Inbound<T: Decode> {
     pub stats: Arc<InboundStats>,
 }
 
-/// The delivery tags of a batch handed to the actor, and whether its work
-/// succeeded, once known.
-/// `(first tag, last tag, dead-lettered tags, succeeded)`.
-type Settled = lapin::Result<(u64, u64, Vec<u64>, bool)>;
+/// The delivery tags of a batch handed to the actor.
+struct Handed {
+    first: u64,
+    last: u64,
+    /// Dead-lettered (their copy is confirmed): acked with the batch.
+    dead: Vec<u64>,
+    /// Already rejected (their dead-letter publish failed): never acked.
+    rejected: Vec<u64>,
+}
+
+/// A handed batch and whether its work succeeded, once known.
+type Settled = lapin::Result<(Handed, bool)>;
+
+/// The warnings an inbound consumer may repeat, each throttled; they live
+/// across reconnects, so a loop of reconnects cannot flood the log either.
+struct Warnings {
+    malformed: Throttle,
+    dead_letter_failed: Throttle,
+    lost: Throttle,
+}
 
 impl<T: Decode> Inbound<T>
 where
@@ -69,6 +95,11 @@ where
     ) {
         let mut backoff = bridge.backoff_min;
         let mut failures = 0u64;
+        let mut warnings = Warnings {
+            malformed: Throttle::new(bridge.stats_interval),
+            dead_letter_failed: Throttle::new(bridge.stats_interval),
+            lost: Throttle::new(bridge.stats_interval),
+        };
         loop {
             if shutdown.borrow().is_some() {
                 break;
@@ -78,7 +109,14 @@ where
                 Err(e) => {
                     failures += 1;
                     if failures == 1 {
-                        tracing::warn!(queue = %self.queue, url = %redact_url(&bridge.url), error = %e, "inbound: broker unreachable; retrying with backoff");
+                        match super::permanent_refusal(&e) {
+                            Some(refusal) => {
+                                tracing::error!(queue = %self.queue, url = %redact_url(&bridge.url), error = %refusal, "inbound: the broker refused the connection (a configuration error); retrying with backoff")
+                            }
+                            None => {
+                                tracing::warn!(queue = %self.queue, url = %redact_url(&bridge.url), error = %e, "inbound: broker unreachable; retrying with backoff")
+                            }
+                        }
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -91,7 +129,7 @@ where
             failures = 0;
             backoff = bridge.backoff_min;
             match self
-                .consume_on(&conn, &bridge, &settings, &mut shutdown)
+                .consume_on(&conn, &bridge, &settings, &mut shutdown, &mut warnings)
                 .await
             {
                 Ok(()) => {
@@ -99,7 +137,9 @@ where
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(queue = %self.queue, error = %e, "inbound: connection lost; reconnecting (unacked deliveries come back)");
+                    if let Some(count) = warnings.lost.note(Instant::now()) {
+                        tracing::warn!(queue = %self.queue, error = %e, count, "inbound: connection lost; reconnecting (unacked deliveries come back)");
+                    }
                     super::close_quietly(&conn, 320, "reconnecting").await;
                 }
             }
@@ -110,6 +150,7 @@ where
             acked = self.stats.acked.load(Relaxed),
             requeued = self.stats.requeued.load(Relaxed),
             dead_lettered = self.stats.dead_lettered.load(Relaxed),
+            rejected = self.stats.rejected.load(Relaxed),
             "inbound consumer stopped"
         );
     }
@@ -120,13 +161,13 @@ where
         bridge: &BridgeSettings,
         settings: &InboundSettings,
         shutdown: &mut watch::Receiver<Option<Instant>>,
+        warnings: &mut Warnings,
     ) -> lapin::Result<()> {
         super::bounded(declare(conn, bridge, settings, &self.queue, self.kind)).await?;
         let ch = conn.create_channel().await?;
         ch.basic_qos(settings.prefetch, BasicQosOptions::default())
             .await?;
-        let dlq = conn.create_channel().await?;
-        dlq.confirm_select(ConfirmSelectOptions::default()).await?;
+        let mut dlq = open_dead_letter_channel(conn).await?;
         let mut consumer = ch
             .basic_consume(
                 self.queue.as_str().into(),
@@ -137,7 +178,6 @@ where
             .await?;
         tracing::info!(queue = %self.queue, prefetch = settings.prefetch, "inbound consumer started");
         let mut in_flight: FuturesOrdered<_> = FuturesOrdered::new();
-        let mut rejects = RejectLog::default();
         let mut consuming = true;
         loop {
             let deadline = *shutdown.borrow();
@@ -173,13 +213,13 @@ where
                             _ => break,
                         }
                     }
-                    let (first, last, dead, outcome) = self.hand_over(batch, settings, bridge, &dlq, &mut rejects).await?;
+                    let (handed, outcome) = self.hand_over(batch, settings, conn, &ch, &mut dlq, warnings).await?;
                     in_flight.push_back(async move {
                         let ok = match outcome {
                             Some(o) => o.await.unwrap_or(false),
                             None => true,
                         };
-                        Ok((first, last, dead, ok)) as Settled
+                        Ok((handed, ok)) as Settled
                     });
                 }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
@@ -196,66 +236,119 @@ where
     }
 
     /// Decodes a batch, dead-letters the bad ones, hands the good ones over.
+    /// A bad one whose dead-letter publish fails is rejected at once
+    /// (without requeue: the queue's own dead-letter exchange takes it).
     async fn hand_over(
         &self,
         deliveries: Vec<Delivery>,
         settings: &InboundSettings,
-        bridge: &BridgeSettings,
-        dlq: &Channel,
-        rejects: &mut RejectLog,
-    ) -> lapin::Result<(u64, u64, Vec<u64>, Option<Outcome>)> {
-        let first_tag = deliveries[0].delivery_tag;
-        let last_tag = deliveries[deliveries.len() - 1].delivery_tag;
+        conn: &Connection,
+        ch: &Channel,
+        dlq: &mut Channel,
+        warnings: &mut Warnings,
+    ) -> lapin::Result<(Handed, Option<Outcome>)> {
+        let first = deliveries[0].delivery_tag;
+        let last = deliveries[deliveries.len() - 1].delivery_tag;
         self.stats
             .received
             .fetch_add(deliveries.len() as u64, Relaxed);
         let mut items = Vec::with_capacity(deliveries.len());
-        let mut dead = Vec::new();
-        let mut dead_tags = Vec::new();
+        let mut publishes = Vec::new();
         for d in &deliveries {
             match decode::<T>(&d.data, settings.max_body_bytes) {
                 Ok(item) => items.push(item),
-                Err(reason) => {
-                    dead.push(
-                        dead_letter(dlq, settings, &self.queue, d, &reason.to_string()).await?,
-                    );
-                    dead_tags.push(d.delivery_tag);
+                Err(rejection) => {
+                    let reason = rejection.reason();
                     self.stats.dead_lettered.fetch_add(1, Relaxed);
-                    rejects.note(&self.queue, &reason.to_string(), bridge.stats_interval);
+                    if let Some(count) = warnings.malformed.note(Instant::now()) {
+                        tracing::warn!(queue = %self.queue, reason, count, "inbound: malformed messages dead-lettered");
+                    }
+                    let publish = if dlq.status().connected() {
+                        dead_letter(dlq, settings, &self.queue, d, &reason).await
+                    } else {
+                        Err(lapin::Error::from(std::io::Error::other(
+                            "the dead-letter channel is closed",
+                        )))
+                    };
+                    publishes.push((d.delivery_tag, publish));
                 }
             }
         }
         // Acked only once the broker holds their dead-lettered copies.
-        for confirm in futures::future::join_all(dead).await {
-            confirm?;
+        let confirms = publishes.into_iter().map(|(tag, publish)| async move {
+            let confirmed = match publish {
+                Ok(confirm) => super::bounded(confirm).await,
+                Err(e) => Err(e),
+            };
+            (tag, confirmed)
+        });
+        let mut handed = Handed {
+            first,
+            last,
+            dead: Vec::new(),
+            rejected: Vec::new(),
+        };
+        let mut channel_broken = false;
+        for (tag, confirmed) in futures::future::join_all(confirms).await {
+            let failure = match confirmed {
+                Ok(Confirmation::Ack(_)) | Ok(Confirmation::NotRequested) => {
+                    handed.dead.push(tag);
+                    continue;
+                }
+                Ok(Confirmation::Nack(_)) => {
+                    "the broker refused (nack) the dead-letter copy".to_owned()
+                }
+                Err(e) => {
+                    channel_broken = true;
+                    e.to_string()
+                }
+            };
+            ch.basic_reject(tag, BasicRejectOptions { requeue: false })
+                .await?;
+            handed.rejected.push(tag);
+            self.stats.rejected.fetch_add(1, Relaxed);
+            if let Some(count) = warnings.dead_letter_failed.note(Instant::now()) {
+                tracing::error!(queue = %self.queue, error = %failure, count, "inbound: dead-letter publish failed; rejected the message to the queue's own dead-letter exchange (no requeue)");
+            }
+        }
+        if channel_broken || !dlq.status().connected() {
+            *dlq = open_dead_letter_channel(conn).await?;
         }
         if items.is_empty() {
-            return Ok((first_tag, last_tag, dead_tags, None));
+            return Ok((handed, None));
         }
         let (done, outcome) = Done::new();
         let batch = Batch::new(items, Instant::now()).with_done(Some(done));
         if let Err(e) = self.target.send(batch).await {
             crate::actors::fatal_dead_actor("inbound", e);
         }
-        Ok((first_tag, last_tag, dead_tags, Some(outcome)))
+        Ok((handed, Some(outcome)))
     }
 
     /// Acks (multiple) every finished batch in order; requeues failed ones.
+    /// Rejected tags are settled already: no ack names them.
     async fn settle(&self, ch: &Channel, finished: Vec<Settled>) -> lapin::Result<()> {
         let mut ack_upto = None;
         for f in finished {
-            let (first, last, dead, ok) = f?;
+            let (h, ok) = f?;
             if ok {
-                ack_upto = Some(last);
-                self.stats.acked.fetch_add(last - first + 1, Relaxed);
+                // The highest tag still unsettled acks the rest with it.
+                if let Some(t) = (h.first..=h.last).rev().find(|t| !h.rejected.contains(t)) {
+                    ack_upto = Some(t);
+                }
+                let n = h.last - h.first + 1 - h.rejected.len() as u64;
+                self.stats.acked.fetch_add(n, Relaxed);
             } else {
                 if let Some(t) = ack_upto.take() {
                     ch.basic_ack(t, BasicAckOptions { multiple: true }).await?;
                 }
                 // Dead-lettered ones are done (their copy is in the DLQ);
                 // only the work that failed goes back to the queue.
-                for tag in first..=last {
-                    if dead.contains(&tag) {
+                for tag in h.first..=h.last {
+                    if h.rejected.contains(&tag) {
+                        continue;
+                    }
+                    if h.dead.contains(&tag) {
                         ch.basic_ack(tag, BasicAckOptions { multiple: false })
                             .await?;
                         continue;
@@ -279,27 +372,11 @@ where
     }
 }
 
-/// Logs dead-lettered messages at most once per interval, with a count.
-#[derive(Default)]
-struct RejectLog {
-    last: Option<Instant>,
-    since: u64,
-}
-
-impl RejectLog {
-    fn note(&mut self, queue: &str, reason: &str, every: Duration) {
-        self.since += 1;
-        if self.last.is_none_or(|t| t.elapsed() >= every) {
-            tracing::warn!(
-                queue,
-                reason,
-                count = self.since,
-                "inbound: malformed messages dead-lettered"
-            );
-            self.last = Some(Instant::now());
-            self.since = 0;
-        }
-    }
+/// A channel with publisher confirms, for dead-letter copies.
+async fn open_dead_letter_channel(conn: &Connection) -> lapin::Result<Channel> {
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(ch)
 }
 
 /// Declares the dead-letter exchange and queue, and the work queue bound to

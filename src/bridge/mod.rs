@@ -18,6 +18,7 @@ pub mod inbound;
 pub mod outbox;
 pub mod publisher;
 pub mod stats;
+pub mod throttle;
 pub mod topology;
 
 use std::sync::Arc;
@@ -221,6 +222,92 @@ pub fn is_precondition_failed(e: &lapin::Error) -> bool {
     use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
     matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp)
         if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
+}
+
+/// A refusal by the broker that no retry can fix: the login (ACCESS_REFUSED,
+/// 403) or the virtual host (NOT_ALLOWED, 530) was refused. `None` for
+/// everything else (unreachable, reset, timed out: transient).
+pub fn permanent_refusal(e: &lapin::Error) -> Option<Refusal> {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+    let lapin::ErrorKind::ProtocolError(amqp) = e.kind() else {
+        return None;
+    };
+    // The broker's text (a short string: at most 255 bytes) names the
+    // mechanism or the vhost, never the password.
+    let detail = amqp.get_message().as_str().escape_debug().to_string();
+    match amqp.kind() {
+        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
+        | AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED)
+            if detail.contains("vhost") =>
+        {
+            Some(Refusal::Vhost(detail))
+        }
+        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => Some(Refusal::Login(detail)),
+        AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => Some(Refusal::Vhost(detail)),
+        _ => None,
+    }
+}
+
+/// What the broker refused for good, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the broker refused the login (check the user and password): {0}")]
+    Login(String),
+    #[error(
+        "the broker refused the virtual host (check that it exists and the user may use it): {0}"
+    )]
+    Vhost(String),
+}
+
+/// Why the bridge cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerCheckError {
+    #[error("bridge.url {url}: {refusal}")]
+    Refused { url: String, refusal: Refusal },
+    #[error("bridge.url: cannot start the check: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Connects once at start-up, before any actor runs: a refused login or
+/// virtual host is a configuration error (the caller exits 2); an
+/// unreachable broker is not (it may come later), so it is only logged and
+/// the bridge retries as usual. Bounded by [`BROKER_OP_TIMEOUT`]. Runs on a
+/// thread and runtime of its own, so it can be called from anywhere.
+pub fn check_broker(settings: &BridgeSettings) -> Result<(), BrokerCheckError> {
+    let settings = settings.clone();
+    let url = crate::config::redact_url(&settings.url);
+    let outcome = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok::<_, std::io::Error>(rt.block_on(async {
+            match bounded(connect(&settings, "modelwatch start-up check")).await {
+                Ok(conn) => {
+                    close_quietly(&conn, 200, "start-up check done").await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }))
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the broker check panicked")));
+    match outcome {
+        Err(e) => Err(BrokerCheckError::Runtime(e)),
+        Ok(Ok(())) => {
+            tracing::info!(url = %url, "broker reachable; login and virtual host accepted");
+            Ok(())
+        }
+        Ok(Err(e)) => match permanent_refusal(&e) {
+            Some(refusal) => Err(BrokerCheckError::Refused { url, refusal }),
+            None => {
+                // The publisher warns once when it fails to connect too:
+                // one warning for one outage.
+                tracing::debug!(url = %url, error = %e, "start-up check: broker not reachable; the bridge will retry");
+                Ok(())
+            }
+        },
+    }
 }
 
 /// Sleeps until `deadline`, or forever when there is none (a `select!` arm

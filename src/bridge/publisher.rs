@@ -91,6 +91,7 @@ impl Publisher {
         let mut backoff = self.settings.backoff_min;
         let mut failures: u64 = 0;
         let mut ever_connected = false;
+        let mut last_refusal = None;
         loop {
             if self.drained() || self.past_deadline() {
                 break;
@@ -99,7 +100,15 @@ impl Publisher {
                 Ok(c) => c,
                 Err(e) => {
                     failures += 1;
-                    if failures == 1 {
+                    // Logged once per kind of failure, not per attempt.
+                    let refusal = super::permanent_refusal(&e);
+                    if refusal.is_some() && refusal != last_refusal {
+                        tracing::error!(
+                            url = %shown_url,
+                            error = %e,
+                            "broker refused the connection: a configuration error, not an outage; retrying with backoff, messages are buffered"
+                        );
+                    } else if failures == 1 && refusal.is_none() {
                         tracing::warn!(
                             url = %shown_url,
                             error = %e,
@@ -108,6 +117,7 @@ impl Publisher {
                     } else {
                         tracing::debug!(attempt = failures, error = %e, "reconnect failed");
                     }
+                    last_refusal = refusal;
                     self.sleep_or_shutdown(backoff).await;
                     backoff = (backoff * 2).min(self.settings.backoff_max);
                     continue;
@@ -125,6 +135,7 @@ impl Publisher {
                 "bridge connected; topology declared"
             );
             failures = 0;
+            last_refusal = None;
             backoff = self.settings.backoff_min;
             match self.publish_on(&conn).await {
                 Ended::Done => {

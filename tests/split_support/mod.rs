@@ -220,6 +220,7 @@ impl Drop for TestBroker {
 /// One `modelwatch run --roles ...`; killed (SIGKILL) if dropped while running.
 pub struct RoleProc {
     pub label: String,
+    roles: String,
     dir: tempfile::TempDir,
     child: Child,
     status: Option<ExitStatus>,
@@ -236,8 +237,28 @@ impl RoleProc {
             .prefix(&format!("mw-split-{label}-"))
             .tempdir()
             .expect("creating a temp dir");
+        std::fs::create_dir(dir.path().join("cwd")).expect("creating the cwd");
+        RoleProc::spawn_in(dir, label, roles, args, env)
+    }
+
+    /// Starts the same roles again in the same folder (same logs) once this
+    /// process has exited (after [`RoleProc::kill9`], say).
+    pub fn respawn(mut self, args: &[&str], env: &[(String, String)]) -> RoleProc {
+        assert!(!self.is_running(), "{} is still running", self.label);
+        let roles = self.roles.clone();
+        // Keep the folder: the new process takes it over.
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        RoleProc::spawn_in(dir, &self.label, &roles, args, env)
+    }
+
+    fn spawn_in(
+        dir: tempfile::TempDir,
+        label: &str,
+        roles: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> RoleProc {
         let cwd = dir.path().join("cwd");
-        std::fs::create_dir(&cwd).expect("creating the cwd");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
         cmd.arg("run")
             .arg("--config")
@@ -267,6 +288,7 @@ impl RoleProc {
             .unwrap_or_else(|e| panic!("starting modelwatch ({label}): {e}"));
         RoleProc {
             label: label.to_string(),
+            roles: roles.to_string(),
             dir,
             child,
             status: None,
