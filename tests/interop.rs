@@ -3,8 +3,9 @@
 //! plain `channel.queue_declare(queue=...)`, bodies
 //! `{"id": <datetime.now().timestamp()>, "body": ...}`, `auto_ack=True`.
 //!
-//! - the original features service feeds our model and metric roles (their
-//!   work queues pointed at its queues `features` and `y_true`);
+//! - the original features service feeds our model and metric roles, run
+//!   with the one switch `--legacy-inbound` (their work queues become its
+//!   queues `features` and `y_true`, and `y_pred`);
 //! - our features and model roles feed the original metric service, which
 //!   reads the legacy queues `y_true` and `y_pred` the bridge binds.
 //!
@@ -133,22 +134,22 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
     // Our consumers start first, on queues that do not exist yet: they must
     // create them as the Python service declares them, or its plain
     // queue_declare would be refused (406).
-    for q in ["features", "y_true"] {
+    for q in ["features", "y_true", "y_pred"] {
         let ch = conn.create_channel().await.expect("channel");
         ch.queue_delete(q.into(), lapin::options::QueueDeleteOptions::default())
             .await
             .expect("deleting the legacy queue");
     }
 
-    let mut broker = TestBroker::new("py-features");
-    broker.model_queue = "features".into();
-    broker.truth_queue = "y_true".into();
-    let mut metric = broker.spawn("metric", "metric", &[]);
-    let mut model = broker.spawn("model", "model", &[]);
+    // The one switch, as the README says; the work queue names the test
+    // broker sets are overridden by it.
+    let broker = TestBroker::new("py-features");
+    let mut metric = broker.spawn("metric", "metric", &["--legacy-inbound"]);
+    let mut model = broker.spawn("model", "model", &["--legacy-inbound"]);
     metric.wait_log("inbound consumer started", 2, START).await;
     model.wait_log("inbound consumer started", 1, START).await;
     // What other runs left in the legacy queues is not this test's.
-    fresh_legacy_queues(&conn, &["features", "y_true"]).await;
+    fresh_legacy_queues(&conn, &["features", "y_true", "y_pred"]).await;
 
     // The rows and targets, from the embedded data, for the Python service.
     let data = Dataset::embedded();
@@ -225,6 +226,7 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
     // Nothing left behind in the Python queues.
     assert_eq!(queue_len(&conn, "features").await, 0);
     assert_eq!(queue_len(&conn, "y_true").await, 0);
+    assert_eq!(queue_len(&conn, "y_pred").await, 0);
     let fin = metric.line("run finished");
     println!(
         "python features -> our model + metric: {N} samples in {:.2?}, model received {}, \
@@ -239,13 +241,13 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
         metric
             .inbound_stopped()
             .iter()
-            .find(|s| s.queue == broker.pred_queue)
+            .find(|s| s.queue == "y_pred")
             .map_or(0, |s| s.received),
         field_u64(&fin, "redelivered"),
         field_u64(&fin, "duplicates"),
         t0.elapsed()
     );
-    fresh_legacy_queues(&conn, &["features", "y_true"]).await;
+    fresh_legacy_queues(&conn, &["features", "y_true", "y_pred"]).await;
 }
 
 /// Our features and model roles (bridge on, legacy queues on) feed the

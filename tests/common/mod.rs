@@ -67,7 +67,16 @@ impl Sandbox {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+        self.command_of(Path::new(env!("CARGO_BIN_EXE_modelwatch")), args)
+    }
+
+    /// As [`Sandbox::command`], with the binary at `exe` (say, a copy).
+    pub fn command_of<I, S>(&self, exe: &Path, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(exe);
         cmd.args(args).current_dir(self.cwd());
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
