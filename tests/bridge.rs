@@ -429,11 +429,10 @@ async fn legacy_queues_keep_the_python_services_working() {
     let _serial = broker_lock().await;
     let locked = Instant::now();
     wait_for_broker(BROKER_WAIT).await;
-    for q in LEGACY_QUEUES {
-        purge_if_exists(q).await;
-    }
+    let _restore = LegacyQueues::take().await;
     let run = App::builder()
         .args(&["--count", "300", "--rate", "0", "--amqp-url", BROKER_URL])
+        .env(LEGACY_QUEUES_KEY, "true")
         .env("MODELWATCH__BRIDGE__SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT)
         .start()
         .finish(RUN_TIMEOUT)
@@ -457,21 +456,24 @@ for name in ("features", "y_true", "y_pred"):
 conn.close()  # the unacked messages go back to their queues
 "#;
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args(["-c", script, BROKER_URL])
-            .output()
-            .expect("running python3")
+        let mut cmd = std::process::Command::new(python_with_pika());
+        cmd.args(["-c", script, BROKER_URL]);
+        run_bounded("pika redeclare script", cmd, Duration::from_secs(60))
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = out.unwrap_or_else(|e| panic!("pika redeclare failed: {e}"));
     eprintln!("pika: {stdout}");
-    assert!(
-        out.status.success(),
-        "pika redeclare failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per legacy queue: {stdout}");
+    let ids: std::collections::HashSet<String> = rows.iter().map(|r| r.id.to_string()).collect();
+    for (line, q) in lines.iter().zip(LEGACY_QUEUES) {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f.len(), 3, "{line:?}");
+        assert_eq!(f[0], q, "{line:?}");
+        assert_eq!(f[1], "300", "{q}: the run's 300 messages, nothing else: {line:?}");
+        assert!(ids.contains(f[2]), "{q}: id of another run: {line:?}");
+    }
 
     for q in LEGACY_QUEUES {
         let msgs = drain_queue(q, Duration::from_secs(30)).await;
