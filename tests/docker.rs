@@ -69,7 +69,9 @@ fn parse_dockerfile(text: &str) -> Vec<Instruction> {
             continue;
         }
         current.push_str(trimmed);
-        let (keyword, args) = current.split_once(char::is_whitespace).unwrap_or((&current, ""));
+        let (keyword, args) = current
+            .split_once(char::is_whitespace)
+            .unwrap_or((&current, ""));
         out.push(Instruction {
             keyword: keyword.to_ascii_uppercase(),
             args: args.trim().to_string(),
@@ -126,7 +128,10 @@ fn dockerfile_is_multi_stage_locked_non_root_and_copies_what_exists() {
                     && c.iter().any(|w| w == "--release")
             })
     });
-    assert!(locked_build, "no RUN cargo build --release --locked in a build stage");
+    assert!(
+        locked_build,
+        "no RUN cargo build --release --locked in a build stage"
+    );
     // The final stage takes the binary from a build stage.
     let build_names: Vec<String> = build_stages
         .iter()
@@ -171,7 +176,10 @@ fn dockerfile_is_multi_stage_locked_non_root_and_copies_what_exists() {
                         .is_none_or(|w| w[1].parse::<u32>().is_ok_and(|uid| uid != 0))
             })
         });
-        assert!(created, "USER {name} is not created (with a non-zero uid) in the final stage");
+        assert!(
+            created,
+            "USER {name} is not created (with a non-zero uid) in the final stage"
+        );
     }
 
     // The logs folder is a volume of the final stage.

@@ -32,7 +32,11 @@ fn assert_labels_match_rows(labels: &[Label], rows: &[Row]) {
         let row = by_id
             .get(&l.id)
             .unwrap_or_else(|| panic!("label of an id with no row: {l:?}"));
-        let expected = if l.kind == "y_true" { row.y_true } else { row.y_pred };
+        let expected = if l.kind == "y_true" {
+            row.y_true
+        } else {
+            row.y_pred
+        };
         assert_eq!(
             l.value.to_bits(),
             expected.to_bits(),

@@ -41,6 +41,9 @@ pub struct InboundStats {
     pub dead_lettered: AtomicU64,
     pub acked: AtomicU64,
     pub requeued: AtomicU64,
+    /// Deliveries the broker flagged `redelivered` (another consumer, or an
+    /// earlier connection, had them unacked).
+    pub redelivered: AtomicU64,
 }
 
 /// One consumer: a queue, the kind it carries and the actor it feeds.
@@ -110,6 +113,7 @@ where
             acked = self.stats.acked.load(Relaxed),
             requeued = self.stats.requeued.load(Relaxed),
             dead_lettered = self.stats.dead_lettered.load(Relaxed),
+            redelivered = self.stats.redelivered.load(Relaxed),
             "inbound consumer stopped"
         );
     }
@@ -209,6 +213,10 @@ where
         self.stats
             .received
             .fetch_add(deliveries.len() as u64, Relaxed);
+        let redelivered = deliveries.iter().filter(|d| d.redelivered).count();
+        self.stats
+            .redelivered
+            .fetch_add(redelivered as u64, Relaxed);
         let mut items = Vec::with_capacity(deliveries.len());
         let mut dead = Vec::new();
         let mut dead_tags = Vec::new();

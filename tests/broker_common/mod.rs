@@ -109,7 +109,11 @@ impl LegacyQueues {
 impl Drop for LegacyQueues {
     fn drop(&mut self) {
         for (q, existed) in &self.existed {
-            let verb = if *existed { "purge_queue" } else { "delete_queue" };
+            let verb = if *existed {
+                "purge_queue"
+            } else {
+                "delete_queue"
+            };
             let mut cmd = std::process::Command::new("rabbitmqctl");
             cmd.args([verb, q]);
             if let Err(e) = provision::run_bounded(verb, cmd, Duration::from_secs(30)) {

@@ -119,9 +119,9 @@ fn load() -> Vec<OracleRow> {
 /// The index of a row whose target is `y_true` exactly and whose sklearn
 /// prediction is `y_pred` within [`PREDICTION_TOLERANCE`].
 pub fn row_of_outputs(y_true: f64, y_pred: f64) -> Option<usize> {
-    rows().iter().position(|r| {
-        r.target == y_true && (r.prediction - y_pred).abs() <= PREDICTION_TOLERANCE
-    })
+    rows()
+        .iter()
+        .position(|r| r.target == y_true && (r.prediction - y_pred).abs() <= PREDICTION_TOLERANCE)
 }
 
 /// The index of the row whose scaled features are `xs`, within

@@ -510,6 +510,8 @@ pub struct InboundStopped {
     pub acked: u64,
     pub requeued: u64,
     pub dead_lettered: u64,
+    /// Deliveries flagged `redelivered` by the broker.
+    pub redelivered: u64,
 }
 
 impl InboundStopped {
@@ -523,6 +525,7 @@ impl InboundStopped {
             acked: field_u64(line, "acked"),
             requeued: field_u64(line, "requeued"),
             dead_lettered: field_u64(line, "dead_lettered"),
+            redelivered: field_u64(line, "redelivered"),
         }
     }
 }
