@@ -1,21 +1,44 @@
-//! The command line: `modelwatch run`, `modelwatch train`.
+//! The command line: `modelwatch run`, `train`, `bench`, `config`,
+//! `completions`, `man`.
 //!
 //! Parsing, then the steps in order: settings (bad ones exit 2 before
 //! anything starts), logging, start-up checks (exit 2), the run (exit 0 once
 //! drained and everything delivered; 1 on a runtime failure, on rows not
 //! written, on messages not delivered or on a second signal; 70 on a panic).
+//! The binary needs nothing from the repository: with no config file named
+//! or found it runs on the built-in defaults, and completions and the man
+//! page come from these same clap definitions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Overrides, Settings};
+use crate::config::{ConfigSource, Overrides, Role, Settings, CONFIG_ENV, DEFAULT_TOML};
 use crate::data::Dataset;
 use crate::exit;
 use crate::model::LinearModel;
 use crate::pipeline::{self, LogPaths};
 use crate::telemetry;
+
+/// `--version`: the crate version and the git commit it was built from
+/// (build.rs; "unknown" outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BUILD_GIT_COMMIT"),
+    ")"
+);
+
+/// The end of `--help` and of the man page.
+const AFTER_HELP: &str = "\
+Exit codes: 0 finished and flushed; 1 a failure during the run; 2 bad input \
+before anything started (one line on stderr naming it); 70 a panic or a dead \
+actor (restart the process).
+
+Environment: MODELWATCH_CONFIG names the config file; MODELWATCH__SECTION__KEY \
+sets any key (e.g. MODELWATCH__SOURCE__RATE=100); AMQP_URL turns the bridge \
+on; RUST_LOG sets the log filter.";
 
 /// Run a linear model on the diabetes data in a loop and watch its errors live.
 ///
@@ -23,7 +46,8 @@ use crate::telemetry;
 /// the true target, appends the absolute error to logs/metric_log.csv and
 /// keeps logs/error_distribution.png up to date. No broker is needed.
 #[derive(Debug, Parser)]
-#[command(name = "modelwatch", version, about, long_about)]
+#[command(name = "modelwatch", version = VERSION, about, long_about)]
+#[command(after_long_help = AFTER_HELP)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -41,6 +65,26 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure throughput, latency, memory and cost growth (BENCHMARKS.md).
     Bench(BenchArgs),
+    /// Print the configuration: the effective one (password hidden), or with
+    /// --default the complete commented default file, to start your own.
+    Config(ConfigCmdArgs),
+    /// Print a shell completion script: `modelwatch completions bash > ...`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `modelwatch man > modelwatch.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCmdArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the built-in default configuration, every key with its comment
+    /// (`modelwatch config --default > my.toml` is a complete starting file).
+    #[arg(long)]
+    pub default: bool,
 }
 
 #[derive(Debug, Args)]
@@ -63,9 +107,17 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ConfigArg {
-    /// Configuration file (TOML); see config/default.toml for every key.
-    #[arg(long, short, default_value = "config/default.toml")]
-    pub config: PathBuf,
+    /// Configuration file (TOML; `modelwatch config --default` prints every
+    /// key). Default: ./config/default.toml if it exists, else the built-in
+    /// defaults. A file named here must exist.
+    #[arg(long, short, env = CONFIG_ENV)]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn source(&self) -> ConfigSource {
+        ConfigSource::resolve(self.config.as_deref())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -90,7 +142,11 @@ pub struct RunArgs {
     /// Roles this process runs, e.g. `model` or `features,metric` (default all
     /// four). The others are reached through RabbitMQ (needs the bridge on).
     #[arg(long, value_delimiter = ',')]
-    pub roles: Option<Vec<crate::config::Role>>,
+    pub roles: Option<Vec<Role>>,
+    /// Read what the original Python services publish: the model and metric
+    /// work queues become `features`, `y_true`, `y_pred`. Sets inbound.legacy.
+    #[arg(long)]
+    pub legacy_inbound: bool,
     /// Print the effective configuration (password redacted) and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -113,6 +169,9 @@ pub fn main(cli: Cli) -> i32 {
         Some(Command::Run(args)) => run(args),
         Some(Command::Train(args)) => train(args),
         Some(Command::Bench(args)) => bench(args),
+        Some(Command::Config(args)) => config(args),
+        Some(Command::Completions { shell }) => completions(shell),
+        Some(Command::Man) => man(),
         None => run(cli.run),
     }
 }
@@ -130,8 +189,10 @@ fn run(args: RunArgs) -> i32 {
         logs_dir: args.logs_dir,
         amqp_url: args.amqp_url,
         roles: args.roles,
+        legacy_inbound: args.legacy_inbound,
     };
-    let settings = match Settings::load(&args.config.config, &overrides) {
+    let source = args.config.source();
+    let settings = match Settings::load_from(&source, &overrides) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
@@ -140,6 +201,9 @@ fn run(args: RunArgs) -> i32 {
         return exit::OK;
     }
     let paths = LogPaths::new(&settings.logs.dir);
+    if let Err(e) = check_output_files(&settings, &paths) {
+        return usage_error(e);
+    }
     if let Err(e) = paths.create_dir() {
         return usage_error(format!("{e:#}"));
     }
@@ -147,6 +211,7 @@ fn run(args: RunArgs) -> i32 {
         Ok(g) => g,
         Err(e) => return usage_error(format!("{}: {e}", paths.pipeline_log.display())),
     };
+    tracing::info!("settings from {}", source.describe());
     let prepared = match pipeline::prepare(settings) {
         Ok(p) => p,
         Err(e) => {
@@ -218,13 +283,48 @@ fn log_summary(report: &pipeline::RunReport) {
     }
 }
 
+/// An output file that is a directory cannot be written: say so at start
+/// (exit 2) rather than fail at the first write or render.
+fn check_output_files(settings: &Settings, paths: &LogPaths) -> Result<(), String> {
+    let mut outputs = vec![("logs.dir", &paths.pipeline_log)];
+    if settings.runs(Role::Metric) {
+        outputs.push(("logs.dir", &paths.metric_csv));
+        if settings.metric.labels_log {
+            outputs.push(("logs.dir", &paths.labels));
+        }
+    }
+    if settings.runs(Role::Plot) {
+        outputs.push(("logs.dir", &paths.plot_png));
+    }
+    for (key, path) in outputs {
+        not_a_directory(key, path)?;
+    }
+    Ok(())
+}
+
+fn not_a_directory(what: &str, path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "{what}: {} is a directory, not a file: remove or rename it",
+            crate::config::sanitize(&path.display().to_string())
+        ));
+    }
+    Ok(())
+}
+
 fn train(args: TrainArgs) -> i32 {
-    let settings = match Settings::load(&args.config.config, &Overrides::default()) {
+    let settings = match Settings::load_from(&args.config.source(), &Overrides::default()) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
     let _ = telemetry::init(&settings.logs.level, None);
-    let out = args.out.unwrap_or(settings.model.artifact);
+    let (key, out) = match args.out {
+        Some(out) => ("--out", out),
+        None => ("model.artifact", settings.model.artifact),
+    };
+    if let Err(e) = not_a_directory(key, &out) {
+        return usage_error(e);
+    }
     let result = LinearModel::fit(Dataset::embedded())
         .and_then(|m| m.save(&out).map(|_| m))
         .with_context(|| format!("training into {}", out.display()));
@@ -249,8 +349,13 @@ fn train(args: TrainArgs) -> i32 {
 
 fn bench(args: BenchArgs) -> i32 {
     let _ = telemetry::init("warn", None);
+    let config = args
+        .config
+        .source()
+        .path()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned()));
     let opts = crate::bench::BenchOptions {
-        config: std::fs::canonicalize(&args.config.config).unwrap_or(args.config.config),
+        config,
         runs: args.runs.max(1),
         quick: args.quick,
         amqp_url: args.amqp_url,
@@ -270,6 +375,45 @@ fn bench(args: BenchArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("modelwatch: bench failed: {e:#}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// `modelwatch config [--default]`.
+fn config(args: ConfigCmdArgs) -> i32 {
+    if args.default {
+        print!("{DEFAULT_TOML}");
+        return exit::OK;
+    }
+    match Settings::load_from(&args.config.source(), &Overrides::default()) {
+        Ok(s) => {
+            print!("{}", s.to_redacted_toml());
+            exit::OK
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
+/// The clap definition of the whole command line (completions, man page).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// `modelwatch completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> i32 {
+    let mut cmd = command();
+    clap_complete::generate(shell, &mut cmd, "modelwatch", &mut std::io::stdout());
+    exit::OK
+}
+
+/// `modelwatch man`. (A closed pipe, `modelwatch man | head`, is reported.)
+fn man() -> i32 {
+    let mut out = std::io::stdout().lock();
+    match clap_mangen::Man::new(command()).render(&mut out) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("modelwatch: error: writing the man page: {e}");
             exit::FAILURE
         }
     }

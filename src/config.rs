@@ -1,24 +1,63 @@
 //! Configuration: every key the program reads, its default, and its checks.
 //!
-//! Settings come from a TOML file (`config/default.toml` documents every key),
-//! then environment variables `MODELWATCH__SECTION__KEY`, then command-line
-//! flags. Unknown keys, wrong types and out-of-range values are errors that
-//! name the key, so a typo never silently falls back to a default. The
-//! printed form redacts the AMQP password.
+//! Settings come from the built-in defaults, a TOML file (`config/default.toml`
+//! documents every key and is compiled in as [`DEFAULT_TOML`]), then
+//! environment variables `MODELWATCH__SECTION__KEY`, then command-line flags.
+//! Unknown keys, wrong types (a float in an integer key is not rounded) and
+//! out-of-range values are errors that name the key, so a typo never silently
+//! falls back to a default, and every number and duration has a bound, so no
+//! value can make the program hang or spin. Error messages that quote config
+//! text are bounded, escaped and have URL passwords redacted; the printed
+//! form redacts the AMQP password.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::messages::Kind;
+
 /// Prefix of environment overrides; sections and keys are separated by `__`.
 pub const ENV_PREFIX: &str = "MODELWATCH";
 
+/// Environment variable naming the config file (as `--config` does).
+pub const CONFIG_ENV: &str = "MODELWATCH_CONFIG";
+
+/// The config file used when none is named and it exists in the current dir.
+pub const IMPLICIT_CONFIG: &str = "config/default.toml";
+
+/// The shipped configuration, every key with its comment; equal to
+/// [`Settings::default`] (a test checks it). `modelwatch config --default`
+/// prints it.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Largest config file read; a config is a few KiB.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Longest quoted text in an error message (a key, a path, a parser message).
+const MAX_QUOTED_CHARS: usize = 300;
+
+/// Fastest `source.rate`: beyond it the pacing arithmetic loses meaning, and
+/// the pipeline does not reach a tenth of it anyway (BENCHMARKS.md).
+pub const MAX_RATE: f64 = 10_000_000.0;
+
+/// Shortest period of a timer (renders, flushes, reports, backoff, expiry).
+const MIN_PERIOD: Duration = Duration::from_millis(10);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
 /// A configuration problem, naming the key (or file) and what is wrong.
+/// Every text in it that came from outside is bounded, escaped and has URL
+/// passwords redacted ([`sanitize`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {0}: not found")]
-    Missing(PathBuf),
+    Missing(String),
+    #[error("config file {0}: is a directory, not a file")]
+    IsDirectory(String),
+    #[error("config file {path}: {problem}")]
+    File { path: String, problem: String },
     #[error("config: {0}")]
     Load(String),
     #[error("config: {key}: {problem}")]
@@ -28,8 +67,60 @@ pub enum ConfigError {
 impl ConfigError {
     fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
-            key: key.to_owned(),
-            problem: problem.into(),
+            key: sanitize(key),
+            problem: sanitize(&problem.into()),
+        }
+    }
+
+    fn file(path: &Path, problem: impl Into<String>) -> ConfigError {
+        ConfigError::File {
+            path: shown_path(path),
+            problem: sanitize(&problem.into()),
+        }
+    }
+}
+
+/// Where the settings come from, in the order the program looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Named by `--config` or `MODELWATCH_CONFIG`: it must exist.
+    Named(PathBuf),
+    /// `config/default.toml` found in the current dir.
+    Found(PathBuf),
+    /// No file: the built-in defaults (plus environment and flags).
+    BuiltIn,
+}
+
+impl ConfigSource {
+    /// The named file, else `config/default.toml` if the current dir has
+    /// one, else the built-in defaults: the program runs from any folder.
+    pub fn resolve(named: Option<&Path>) -> ConfigSource {
+        match named {
+            Some(p) => ConfigSource::Named(p.to_owned()),
+            None if Path::new(IMPLICIT_CONFIG).is_file() => {
+                ConfigSource::Found(PathBuf::from(IMPLICIT_CONFIG))
+            }
+            None => ConfigSource::BuiltIn,
+        }
+    }
+
+    /// The file read, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ConfigSource::Named(p) | ConfigSource::Found(p) => Some(p),
+            ConfigSource::BuiltIn => None,
+        }
+    }
+
+    /// For the one INFO line that says where the settings came from.
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigSource::Named(p) | ConfigSource::Found(p) => {
+                format!("config file {}", shown_path(p))
+            }
+            ConfigSource::BuiltIn => format!(
+                "the built-in defaults (no --config, no {CONFIG_ENV}, no ./{IMPLICIT_CONFIG})"
+            ),
         }
     }
 }
@@ -83,6 +174,10 @@ impl std::str::FromStr for Role {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboundSettings {
+    /// Read what the original Python services publish: the model and metric
+    /// work queues become their queues `features`, `y_true` and `y_pred`
+    /// (whatever the three queue keys say).
+    pub legacy: bool,
     /// Unacknowledged deliveries per consumer.
     pub prefetch: u16,
     /// Most deliveries handed to an actor as one batch.
@@ -110,6 +205,7 @@ pub struct InboundSettings {
 impl Default for InboundSettings {
     fn default() -> Self {
         InboundSettings {
+            legacy: false,
             prefetch: 1000,
             batch_size: 250,
             max_body_bytes: 65_536,
@@ -348,6 +444,8 @@ pub struct Overrides {
     pub logs_dir: Option<PathBuf>,
     pub amqp_url: Option<String>,
     pub roles: Option<Vec<Role>>,
+    /// `--legacy-inbound`: sets `inbound.legacy`.
+    pub legacy_inbound: bool,
 }
 
 impl Settings {
@@ -357,23 +455,57 @@ impl Settings {
         Self::load_with_env(path, overrides, std::env::vars().collect())
     }
 
+    /// As [`Settings::load`], from `source` (a file or the built-in defaults).
+    pub fn load_from(
+        source: &ConfigSource,
+        overrides: &Overrides,
+    ) -> Result<Settings, ConfigError> {
+        Self::load_source(source.path(), overrides, std::env::vars().collect())
+    }
+
     /// As [`Settings::load`], with an explicit environment (for tests).
     pub fn load_with_env(
         path: &Path,
         overrides: &Overrides,
         env: Vec<(String, String)>,
     ) -> Result<Settings, ConfigError> {
-        if !path.is_file() {
-            return Err(ConfigError::Missing(path.to_owned()));
-        }
+        Self::load_source(Some(path), overrides, env)
+    }
+
+    /// The built-in defaults, the file at `path` if any, the environment
+    /// `env`, then `overrides`; every value checked.
+    pub fn load_source(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        env: Vec<(String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let schema = toml::Value::try_from(Settings::default())
+            .expect("settings always serialize")
+            .try_into::<toml::Table>()
+            .expect("settings serialize to a table");
+        let text = match path {
+            Some(path) => {
+                let text = read_config_file(path)?;
+                let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                    ConfigError::file(path, syntax_error(&text, &e))
+                })?;
+                check_file_types(&schema, &table, "")?;
+                Some(text)
+            }
+            None => None,
+        };
         check_env_names(&env)?;
+        check_env_values(&schema, &env)?;
         let env_map = env
             .iter()
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
             .cloned()
             .collect();
-        let raw = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        let mut builder = config::Config::builder();
+        if let Some(text) = &text {
+            builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
+        }
+        let raw = builder
             .add_source(
                 config::Environment::with_prefix(ENV_PREFIX)
                     .separator("__")
@@ -383,10 +515,10 @@ impl Settings {
                     .source(Some(env_map)),
             )
             .build()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| ConfigError::Load(sanitize(&e.to_string())))?;
         let mut settings: Settings = raw
             .try_deserialize()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| ConfigError::Load(sanitize(&e.to_string())))?;
         settings.apply(overrides, &env);
         settings.validate()?;
         Ok(settings)
@@ -408,6 +540,14 @@ impl Settings {
         if let Some(v) = &o.roles {
             self.roles = v.clone();
         }
+        if o.legacy_inbound {
+            self.inbound.legacy = true;
+        }
+        if self.inbound.legacy {
+            self.inbound.model_queue = Kind::Features.routing_key().into();
+            self.inbound.metric_truth_queue = Kind::YTrue.routing_key().into();
+            self.inbound.metric_prediction_queue = Kind::YPred.routing_key().into();
+        }
         let env_url = env.iter().find(|(k, _)| k == "AMQP_URL").map(|(_, v)| v);
         if let Some(url) = o.amqp_url.as_ref().or(env_url) {
             self.bridge.url = url.clone();
@@ -418,11 +558,15 @@ impl Settings {
     /// Checks ranges and relations between keys.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.source;
-        if !s.rate.is_finite() || s.rate < 0.0 || (s.rate > 0.0 && s.rate < 1e-3) {
+        if !s.rate.is_finite()
+            || s.rate < 0.0
+            || (s.rate > 0.0 && s.rate < 1e-3)
+            || s.rate > MAX_RATE
+        {
             return Err(ConfigError::invalid(
                 "source.rate",
                 format!(
-                    "must be 0 (as fast as possible) or a number of samples/s >= 0.001, got {}",
+                    "must be 0 (as fast as possible) or a number of samples/s between 0.001 and {MAX_RATE:.0}, got {:?}",
                     s.rate
                 ),
             ));
@@ -444,15 +588,25 @@ impl Settings {
             1,
             100_000_000,
         )?;
-        positive("metric.pending_ttl", self.metric.pending_ttl)?;
-        positive("metric.flush_interval", self.metric.flush_interval)?;
+        duration_in(
+            "metric.pending_ttl",
+            self.metric.pending_ttl,
+            MIN_PERIOD,
+            DAY,
+        )?;
+        duration_in(
+            "metric.flush_interval",
+            self.metric.flush_interval,
+            MIN_PERIOD,
+            HOUR,
+        )?;
+        duration_in("plot.interval", self.plot.interval, MIN_PERIOD, HOUR)?;
         in_range(
             "metric.max_restarts",
             self.metric.max_restarts as usize,
             0,
             1000,
         )?;
-        positive("plot.interval", self.plot.interval)?;
         in_range("plot.bins", self.plot.bins, 1, 1000)?;
         in_range("plot.width", self.plot.width as usize, 200, 8000)?;
         in_range("plot.height", self.plot.height as usize, 150, 8000)?;
@@ -481,16 +635,30 @@ impl Settings {
             1,
             100_000_000,
         )?;
-        positive("bridge.backoff_min", b.backoff_min)?;
+        duration_in("bridge.backoff_min", b.backoff_min, MIN_PERIOD, HOUR)?;
+        duration_in("bridge.backoff_max", b.backoff_max, MIN_PERIOD, HOUR)?;
         if b.backoff_max < b.backoff_min {
             return Err(ConfigError::invalid(
                 "bridge.backoff_max",
                 "must be >= bridge.backoff_min",
             ));
         }
-        positive("bridge.stats_interval", b.stats_interval)?;
+        duration_in("bridge.stats_interval", b.stats_interval, MIN_PERIOD, DAY)?;
+        duration_in(
+            "bridge.shutdown_timeout",
+            b.shutdown_timeout,
+            Duration::ZERO,
+            HOUR,
+        )?;
+        in_range("bridge.heartbeat", b.heartbeat as usize, 0, 3600)?;
         let i = &self.inbound;
         in_range("inbound.prefetch", i.prefetch as usize, 1, 65_535)?;
+        duration_in(
+            "inbound.shutdown_timeout",
+            i.shutdown_timeout,
+            Duration::ZERO,
+            HOUR,
+        )?;
         in_range("inbound.batch_size", i.batch_size, 1, 65_536)?;
         in_range("inbound.max_body_bytes", i.max_body_bytes, 64, 128 << 20)?;
         in_range(
@@ -550,7 +718,7 @@ fn check_env_names(env: &[(String, String)]) -> Result<(), ConfigError> {
     let single = format!("{ENV_PREFIX}_");
     let double = format!("{ENV_PREFIX}__");
     for (k, _) in env {
-        if k.starts_with(&single) && !k.starts_with(&double) {
+        if k.starts_with(&single) && !k.starts_with(&double) && k != CONFIG_ENV {
             return Err(ConfigError::invalid(
                 k,
                 format!("environment overrides are spelt {double}SECTION__KEY (two underscores)"),
@@ -570,11 +738,229 @@ fn in_range(key: &str, v: usize, lo: usize, hi: usize) -> Result<(), ConfigError
     Ok(())
 }
 
-fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
-    if d.is_zero() {
-        return Err(ConfigError::invalid(key, "must be longer than 0"));
+fn duration_in(key: &str, d: Duration, lo: Duration, hi: Duration) -> Result<(), ConfigError> {
+    if d < lo || d > hi {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "must be between {} and {}, got {}",
+                humantime::format_duration(lo),
+                humantime::format_duration(hi),
+                humantime::format_duration(d)
+            ),
+        ));
     }
     Ok(())
+}
+
+/// Reads a config file, refusing a directory, an unreadable or a huge file.
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::Missing(shown_path(path)))
+        }
+        Err(e) => return Err(ConfigError::file(path, format!("cannot read: {e}"))),
+    };
+    if meta.is_dir() {
+        return Err(ConfigError::IsDirectory(shown_path(path)));
+    }
+    // Bounded even when the size is unknown (a pipe, /dev/zero).
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| ConfigError::file(path, format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::file(
+            path,
+            format!("larger than {MAX_CONFIG_BYTES} bytes: not a config"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        ConfigError::file(
+            path,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
+}
+
+/// A TOML syntax error as position and parser message, never the quoted
+/// line (which may hold a password).
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(
+                "TOML syntax error at line {line}, column {column}: {}",
+                e.message().trim()
+            )
+        }
+        None => format!("TOML syntax error: {}", e.message().trim()),
+    }
+}
+
+/// The kind of value a key takes, from the built-in defaults (`source.seed`,
+/// absent by default, is an integer). `None`: not a key (serde names it).
+fn expected<'a>(schema: &'a toml::Table, path: &[&str]) -> Option<&'a toml::Value> {
+    const SEED: toml::Value = toml::Value::Integer(0);
+    if path == ["source", "seed"] {
+        return Some(&SEED);
+    }
+    let (last, sections) = path.split_last()?;
+    let mut table = schema;
+    for s in sections {
+        table = table.get(*s)?.as_table()?;
+    }
+    table.get(*last)
+}
+
+/// The file's values have the type of their key: a float in an integer key
+/// is refused (the config crate would round it), so are a string in a
+/// number key and the like. Unknown keys are left to serde, which names them.
+fn check_file_types(
+    schema: &toml::Table,
+    table: &toml::Table,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    for (k, v) in table {
+        let key = format!("{prefix}{k}");
+        let path: Vec<&str> = key.split('.').collect();
+        let Some(want) = expected(schema, &path) else {
+            continue;
+        };
+        let ok = match (want, v) {
+            (toml::Value::Table(_), toml::Value::Table(inner)) => {
+                check_file_types(schema, inner, &format!("{key}."))?;
+                true
+            }
+            (toml::Value::Integer(_), toml::Value::Integer(_)) => true,
+            (toml::Value::Integer(_), toml::Value::Float(f)) => {
+                return Err(ConfigError::invalid(
+                    &key,
+                    format!("must be a whole number, got {f}"),
+                ))
+            }
+            (toml::Value::Float(_), toml::Value::Float(_) | toml::Value::Integer(_)) => true,
+            (a, b) => a.same_type(b),
+        };
+        if !ok {
+            return Err(ConfigError::invalid(
+                &key,
+                format!("must be {}, got {}", type_name(want), type_name(v)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn type_name(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::Integer(_) => "a whole number",
+        toml::Value::Float(_) => "a number",
+        toml::Value::Boolean(_) => "true or false",
+        toml::Value::String(_) => "a string",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a section",
+        toml::Value::Datetime(_) => "a date",
+    }
+}
+
+/// Environment values of number and boolean keys must parse as such: a
+/// float in an integer key is refused (the config crate would round it).
+/// Values that do not parse are not quoted (they may be a secret put in the
+/// wrong variable).
+fn check_env_values(schema: &toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    let prefix = format!("{ENV_PREFIX}__");
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let lower = rest.to_ascii_lowercase();
+        let path: Vec<&str> = lower.split("__").collect();
+        let Some(want) = expected(schema, &path) else {
+            continue;
+        };
+        let key = format!("{name} ({})", path.join("."));
+        let v = value.trim();
+        let number = v.parse::<f64>().ok().filter(|f| f.is_finite());
+        let problem = match want {
+            toml::Value::Integer(_) if v.parse::<i64>().is_err() => Some(match number {
+                Some(f) => format!("must be a whole number, got {f}"),
+                None => "must be a whole number".to_owned(),
+            }),
+            toml::Value::Float(_) if v.parse::<f64>().is_err() => {
+                Some("must be a number".to_owned())
+            }
+            toml::Value::Boolean(_)
+                if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") =>
+            {
+                Some("must be true or false".to_owned())
+            }
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Err(ConfigError::invalid(&key, problem));
+        }
+    }
+    Ok(())
+}
+
+/// A path as shown in a message: bounded and escaped.
+fn shown_path(path: &Path) -> String {
+    sanitize(&path.display().to_string())
+}
+
+/// Text from outside made fit for a one-line message: URL passwords
+/// redacted, control characters (newlines too) escaped, at most
+/// [`MAX_QUOTED_CHARS`] characters.
+pub fn sanitize(text: &str) -> String {
+    let redacted = redact_credentials(text);
+    let mut out = String::new();
+    for (n, c) in redacted.chars().enumerate() {
+        if n == MAX_QUOTED_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Replaces the password of every `scheme://user:password@` in `text` by
+/// `***`, also in broken URLs (an unclosed quote, a `/` in the password):
+/// the user info runs to the last `@` before a space or a quote.
+pub fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                let userinfo = &tail[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -644,5 +1030,133 @@ mod tests {
         let shown = s.to_redacted_toml();
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("u:***@h"), "{shown}");
+    }
+
+    #[test]
+    fn built_in_defaults_without_a_file_equal_the_shipped_file() {
+        let s = Settings::load_source(None, &Overrides::default(), vec![]).unwrap();
+        assert_eq!(s, Settings::default());
+        let parsed: Settings = toml::from_str(DEFAULT_TOML).unwrap();
+        assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn floats_in_integer_keys_are_refused_not_rounded() {
+        for (toml, key) in [
+            ("[source]\ncount = 2.5\n", "source.count"),
+            ("[source]\nbatch_size = 1.5\n", "source.batch_size"),
+            ("[source]\nseed = 7.0\n", "source.seed"),
+            ("[bridge]\nheartbeat = 1e1\n", "bridge.heartbeat"),
+            ("[source]\ncount = \"5\"\n", "source.count"),
+        ] {
+            let err = load(toml, &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+        let err = load("", &[("MODELWATCH__SOURCE__COUNT", "2.5")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("source.count"), "{err}");
+        // whole numbers still load, and integers are fine for float keys
+        let s = load(
+            "[source]\nrate = 3\n",
+            &[("MODELWATCH__SOURCE__COUNT", "5")],
+        )
+        .unwrap();
+        assert_eq!((s.source.rate, s.source.count), (3.0, 5));
+    }
+
+    #[test]
+    fn extreme_rates_and_periods_are_refused() {
+        for toml in [
+            "[source]\nrate = 1e30\n",
+            "[source]\nrate = 10000001\n",
+            "[plot]\ninterval = \"1ns\"\n",
+            "[metric]\nflush_interval = \"9ms\"\n",
+            "[metric]\npending_ttl = \"2d\"\n",
+            "[bridge]\nbackoff_min = \"1us\"\n",
+            "[bridge]\nstats_interval = \"1ms\"\n",
+            "[bridge]\nshutdown_timeout = \"2h\"\n",
+            "[bridge]\nheartbeat = 60000\n",
+            "[inbound]\nshutdown_timeout = \"1000h\"\n",
+        ] {
+            let key = toml
+                .lines()
+                .next()
+                .unwrap()
+                .trim_matches(['[', ']'])
+                .to_owned()
+                + "."
+                + toml.lines().nth(1).unwrap().split(' ').next().unwrap();
+            let err = load(toml, &[]).unwrap_err().to_string();
+            assert!(err.contains(&key), "{toml}: {err}");
+        }
+        let s = load(
+            "[source]\nrate = 10000000\n[plot]\ninterval = \"10ms\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.plot.interval, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn credentials_are_redacted_in_every_quoted_text() {
+        assert_eq!(
+            redact_credentials("url = \"amqp://guest:SECRET@127.0.0.1/"),
+            "url = \"amqp://guest:***@127.0.0.1/"
+        );
+        assert_eq!(
+            redact_credentials("a amqp://u:SE/CR@ET@h:5/x b http://h/p@q"),
+            "a amqp://u:***@h:5/x b http://h/p@q"
+        );
+        let err = load("[bridge]\nurl = \"amqp://guest:SECRET@127.0.0.1/\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("SECRET") && err.contains("line 2"), "{err}");
+        let err = load("", &[("MODELWATCH__BRIDGE__ON_FULL", "amqp://u:SECRET@h")])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("SECRET") && err.contains("on_full"), "{err}");
+        let err = load("", &[("MODELWATCH__BRIDGE__HEARTBEAT", "SECRET")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("SECRET") && err.contains("bridge.heartbeat"),
+            "{err}"
+        );
+        assert_eq!(sanitize("a\nb"), "a\\nb");
+        assert!(sanitize(&"x".repeat(10_000)).len() < 400);
+    }
+
+    #[test]
+    fn legacy_inbound_reads_the_queues_of_the_python_services() {
+        let s = load("[inbound]\nlegacy = true\n", &[]).unwrap();
+        assert_eq!(
+            [
+                s.inbound.model_queue.as_str(),
+                &s.inbound.metric_truth_queue,
+                &s.inbound.metric_prediction_queue
+            ],
+            ["features", "y_true", "y_pred"]
+        );
+        let o = Overrides {
+            legacy_inbound: true,
+            ..Overrides::default()
+        };
+        let s = Settings::load_source(None, &o, vec![]).unwrap();
+        assert!(s.inbound.legacy);
+        assert_eq!(s.inbound.model_queue, "features");
+    }
+
+    #[test]
+    fn a_directory_is_not_a_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Settings::load_with_env(dir.path(), &Overrides::default(), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        let err = Settings::load_with_env(Path::new("/dev/zero"), &Overrides::default(), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than"), "{err}");
     }
 }

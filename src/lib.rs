@@ -7,9 +7,9 @@
 //! [`cli`] is the command line; `main.rs` only calls it.
 
 pub mod actors;
+pub mod amqp;
 pub mod append_file;
 pub mod bench;
-pub mod amqp;
 pub mod cli;
 pub mod config;
 pub mod data;

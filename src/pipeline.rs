@@ -24,8 +24,8 @@ use crate::actors::metric::{FlushAndReport, MetricFiles, MetricReport, RestartLi
 use crate::actors::plot::FinalRender;
 use crate::actors::source::SourceReport;
 use crate::actors::{Fanout, FeatureSource, MetricActor, ModelActor, PlotActor};
-use crate::append_file::AppendFile;
 use crate::amqp::{Bridge, BridgeActor, BridgeReport};
+use crate::append_file::AppendFile;
 use crate::config::{Role, Settings};
 use crate::data::Dataset;
 use crate::join::RecentIds;

@@ -1,6 +1,8 @@
 //! Bad input found before anything starts: exit code 2, quickly, with one
 //! `modelwatch: error:` line on stderr naming the problem, and nothing
-//! written to the logs dir.
+//! written to the logs dir. Values that used to hang the program (a huge
+//! rate, a nanosecond period) or were silently rounded (a float in an
+//! integer key) are refused; a password in the config never shows.
 
 mod common;
 
@@ -113,4 +115,208 @@ fn a_missing_config_file_is_named() {
         .args(["--count", "10", "--rate", "0"]);
     refused(cmd, &[missing.to_str().unwrap()]);
     assert_nothing_written(&sb.logs());
+}
+
+/// What the program wrote in a sandbox: its logs dir and its current dir.
+fn written(sb: &Sandbox) -> String {
+    all_files_text(&sb.logs()) + &all_files_text(&sb.cwd())
+}
+
+/// Every file under `dir`, recursively, as text (lossy).
+fn all_files_text(dir: &Path) -> String {
+    let mut text = String::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return text;
+    };
+    for e in entries {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            text.push_str(&all_files_text(&path));
+        } else {
+            text.push_str(&String::from_utf8_lossy(&fs::read(&path).unwrap()));
+        }
+    }
+    text
+}
+
+#[test]
+fn rates_beyond_the_bound_are_named_and_the_bound_itself_runs() {
+    // 1e30 used to overflow the pacing (panic, or 100% CPU and no sample);
+    // 1e20 stalled.
+    for rate in ["1e30", "1e20", "10000001"] {
+        let sb = Sandbox::new();
+        let cmd = sb.run_command(&sb.logs(), &["--count", "10", "--rate", rate]);
+        refused(cmd, &["source.rate", "10000000"]);
+        assert_nothing_written(&sb.logs());
+    }
+    let sb = Sandbox::new();
+    let mut cmd = sb.run_command(&sb.logs(), &["--count", "1000"]);
+    cmd.env("MODELWATCH__SOURCE__RATE", "1e30");
+    refused(cmd, &["source.rate"]);
+    // The largest rate and the shortest render period are fine.
+    let (sb, mut cmd) = with_config("[source]\nrate = 10000000\n[plot]\ninterval = \"10ms\"\n");
+    cmd.args(["--seed", "3"]);
+    let out = run_within(cmd, QUICK);
+    out.expect_code(0);
+    assert_eq!(read_metric_log(&sb.logs()).len(), 10);
+}
+
+#[test]
+fn periods_shorter_than_10ms_or_absurdly_long_are_named() {
+    // plot.interval = "1ns" used to keep a 10-sample run from ever finishing.
+    let (sb, cmd) = with_config("[plot]\ninterval = \"1ns\"\n");
+    refused(cmd, &["plot.interval", "10ms"]);
+    assert_nothing_written(&sb.logs());
+    for (var, value, key) in [
+        (
+            "MODELWATCH__METRIC__FLUSH_INTERVAL",
+            "1ns",
+            "metric.flush_interval",
+        ),
+        (
+            "MODELWATCH__METRIC__PENDING_TTL",
+            "1us",
+            "metric.pending_ttl",
+        ),
+        (
+            "MODELWATCH__BRIDGE__STATS_INTERVAL",
+            "1ms",
+            "bridge.stats_interval",
+        ),
+        (
+            "MODELWATCH__BRIDGE__BACKOFF_MIN",
+            "1ns",
+            "bridge.backoff_min",
+        ),
+        (
+            "MODELWATCH__BRIDGE__SHUTDOWN_TIMEOUT",
+            "100years",
+            "bridge.shutdown_timeout",
+        ),
+        (
+            "MODELWATCH__INBOUND__SHUTDOWN_TIMEOUT",
+            "100years",
+            "inbound.shutdown_timeout",
+        ),
+        ("MODELWATCH__BRIDGE__HEARTBEAT", "65535", "bridge.heartbeat"),
+    ] {
+        let sb = Sandbox::new();
+        let mut cmd = sb.run_command(&sb.logs(), &["--count", "10", "--rate", "0"]);
+        cmd.env(var, value);
+        refused(cmd, &[key]);
+        assert_nothing_written(&sb.logs());
+    }
+}
+
+#[test]
+fn floats_in_integer_keys_are_named_not_rounded() {
+    for (contents, key) in [
+        ("[source]\ncount = 2.5\n", "source.count"),
+        ("[source]\nbatch_size = 1.5\n", "source.batch_size"),
+        ("[plot]\nbins = 40.0\n", "plot.bins"),
+        ("[inbound]\nprefetch = 1e3\n", "inbound.prefetch"),
+    ] {
+        let (sb, cmd) = with_config(contents);
+        refused(cmd, &[key, "whole number"]);
+        assert_nothing_written(&sb.logs());
+    }
+    for (var, key) in [
+        ("MODELWATCH__SOURCE__COUNT", "source.count"),
+        ("MODELWATCH__SOURCE__BATCH_SIZE", "source.batch_size"),
+        ("MODELWATCH__METRIC__MAX_PENDING", "metric.max_pending"),
+    ] {
+        let sb = Sandbox::new();
+        let mut cmd = sb.run_command(&sb.logs(), &["--rate", "0"]);
+        cmd.env(var, "2.5");
+        refused(cmd, &[var, key, "whole number"]);
+        assert_nothing_written(&sb.logs());
+    }
+}
+
+#[test]
+fn a_password_in_bad_config_text_never_shows() {
+    const SECRET: &str = "S3cr3tPa55";
+    let url = format!("amqp://guest:{SECRET}@127.0.0.1:5672/%2f");
+    // The closing quote is missing: a TOML syntax error on the url line.
+    let (sb, cmd) = with_config(&format!("[bridge]\nurl = \"{url}\n"));
+    let out = run_within(cmd, QUICK);
+    assert_no_secret(SECRET, &out, &sb);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(line.contains("line 2"), "no position in {line:?}");
+    // Environment values that do not parse, with a password in them.
+    for (var, value) in [
+        ("MODELWATCH__BRIDGE__HEARTBEAT", SECRET.to_owned()),
+        ("MODELWATCH__BRIDGE__HEARTBEAT", url.clone()),
+        ("MODELWATCH__BRIDGE__ON_FULL", url.clone()),
+        ("MODELWATCH__BRIDGE__ENABLED", url.clone()),
+        ("MODELWATCH__SOURCE__RATE", url.clone()),
+    ] {
+        let sb = Sandbox::new();
+        let mut cmd = sb.run_command(&sb.logs(), &["--count", "10", "--rate", "0"]);
+        cmd.env(var, &value);
+        let out = run_within(cmd, QUICK);
+        assert_no_secret(SECRET, &out, &sb);
+        out.expect_code(2);
+        let line = one_error_line(&out);
+        let key = var.rsplit("__").next().unwrap().to_ascii_lowercase();
+        assert!(line.contains(&key), "{key} not named in {line:?}");
+    }
+}
+
+/// `secret` is in none of stdout, stderr and the files the run wrote.
+fn assert_no_secret(secret: &str, out: &Output, sb: &Sandbox) {
+    for (what, text) in [
+        ("stdout", &out.stdout),
+        ("stderr", &out.stderr),
+        ("the files written", &written(sb)),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the password shows in {what}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_config_path_that_is_a_directory_is_named_as_such() {
+    let sb = Sandbox::new();
+    let dir = sb.join("conf.d");
+    fs::create_dir(&dir).unwrap();
+    let mut cmd = sb.command(["run", "--config"]);
+    cmd.arg(&dir)
+        .arg("--logs-dir")
+        .arg(sb.logs())
+        .args(["--count", "10", "--rate", "0"]);
+    let line = refused(cmd, &[dir.to_str().unwrap(), "is a directory"]);
+    assert!(!line.contains("not found"), "{line}");
+    assert_nothing_written(&sb.logs());
+}
+
+#[test]
+fn an_output_file_that_is_a_directory_is_named_before_anything_runs() {
+    for name in [
+        "error_distribution.png",
+        "metric_log.csv",
+        "labels_log.txt",
+        "pipeline.log",
+    ] {
+        let sb = Sandbox::new();
+        let blocked = sb.logs().join(name);
+        fs::create_dir_all(&blocked).unwrap();
+        let cmd = sb.run_command(&sb.logs(), &["--count", "10", "--rate", "0"]);
+        refused(cmd, &[blocked.to_str().unwrap(), "is a directory"]);
+        assert!(
+            !sb.logs().join("metric_log.csv").is_file(),
+            "{name}: the run started and wrote metric_log.csv"
+        );
+    }
+    // `train --out` a directory.
+    let sb = Sandbox::new();
+    let cmd = {
+        let mut c = sb.command(["train", "--out"]);
+        c.arg(sb.path());
+        c
+    };
+    refused(cmd, &[sb.path().to_str().unwrap(), "is a directory"]);
 }

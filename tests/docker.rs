@@ -47,24 +47,159 @@ fn compose_runs_rabbitmq_with_a_healthcheck_and_the_app_with_the_bridge_on() {
     assert!(c["volumes"].get("logs").is_some());
 }
 
+/// One Dockerfile instruction: its keyword (upper case) and its arguments,
+/// continuation lines joined, comments dropped.
+#[derive(Debug)]
+struct Instruction {
+    keyword: String,
+    args: String,
+}
+
+fn parse_dockerfile(text: &str) -> Vec<Instruction> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (current.is_empty() && trimmed.is_empty()) {
+            continue;
+        }
+        if let Some(head) = trimmed.strip_suffix('\\') {
+            current.push_str(head);
+            current.push(' ');
+            continue;
+        }
+        current.push_str(trimmed);
+        let (keyword, args) = current
+            .split_once(char::is_whitespace)
+            .unwrap_or((&current, ""));
+        out.push(Instruction {
+            keyword: keyword.to_ascii_uppercase(),
+            args: args.trim().to_string(),
+        });
+        current.clear();
+    }
+    assert!(current.is_empty(), "Dockerfile ends in a continuation line");
+    out
+}
+
+/// The stages of a Dockerfile: each `FROM` and the instructions after it.
+fn stages(instructions: &[Instruction]) -> Vec<&[Instruction]> {
+    let starts: Vec<usize> = instructions
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.keyword == "FROM")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(starts.first(), Some(&0), "the first instruction is FROM");
+    starts
+        .iter()
+        .enumerate()
+        .map(|(k, &a)| &instructions[a..*starts.get(k + 1).unwrap_or(&instructions.len())])
+        .collect()
+}
+
+/// The shell commands of a RUN (split at `&&`, `||`, `;`), each as words.
+fn shell_commands(run: &str) -> Vec<Vec<String>> {
+    run.replace("&&", ";")
+        .replace("||", ";")
+        .split(';')
+        .map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
 #[test]
 fn dockerfile_is_multi_stage_locked_non_root_and_copies_what_exists() {
     let text = std::fs::read_to_string(repo().join("docker/Dockerfile")).unwrap();
-    let froms = text.lines().filter(|l| l.starts_with("FROM ")).count();
-    assert!(froms >= 2, "multi-stage build expected");
-    assert!(text.contains("cargo build --release --locked"));
-    let user = text
-        .lines()
-        .rfind(|l| l.starts_with("USER "))
-        .expect("a USER line");
-    assert_ne!(user.trim(), "USER root");
-    assert!(text.contains("VOLUME [\"/app/logs\"]"));
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
-    {
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        for src in &parts[1..parts.len() - 1] {
+    let instructions = parse_dockerfile(&text);
+    let stages = stages(&instructions);
+    assert!(stages.len() >= 2, "multi-stage build expected");
+    let (final_stage, build_stages) = stages.split_last().unwrap();
+
+    // A build stage runs `cargo build` with --release and --locked as
+    // arguments of that command (not in a comment, not another command's).
+    let locked_build = build_stages.iter().flat_map(|s| s.iter()).any(|i| {
+        i.keyword == "RUN"
+            && shell_commands(&i.args).iter().any(|c| {
+                c.len() >= 2
+                    && c[0] == "cargo"
+                    && c[1] == "build"
+                    && c.iter().any(|w| w == "--locked")
+                    && c.iter().any(|w| w == "--release")
+            })
+    });
+    assert!(
+        locked_build,
+        "no RUN cargo build --release --locked in a build stage"
+    );
+    // The final stage takes the binary from a build stage.
+    let build_names: Vec<String> = build_stages
+        .iter()
+        .enumerate()
+        .flat_map(|(n, s)| {
+            let words: Vec<&str> = s[0].args.split_whitespace().collect();
+            let mut names = vec![n.to_string()];
+            if words.len() == 3 && words[1].eq_ignore_ascii_case("AS") {
+                names.push(words[2].to_string());
+            }
+            names
+        })
+        .collect();
+    assert!(
+        final_stage.iter().any(|i| i.keyword == "COPY"
+            && i.args.contains("target/release/modelwatch")
+            && i.args.split_whitespace().any(|w| w
+                .strip_prefix("--from=")
+                .is_some_and(|f| build_names.iter().any(|n| n == f)))),
+        "the final stage does not copy the release binary from a build stage"
+    );
+
+    // The final stage's last USER is neither root by name nor uid 0, and a
+    // named user is created in that stage with a non-zero uid.
+    let user = final_stage
+        .iter()
+        .rfind(|i| i.keyword == "USER")
+        .expect("a USER in the final stage");
+    let name = user.args.split(':').next().unwrap().trim();
+    assert!(
+        !name.is_empty() && name != "root" && name.parse::<u32>() != Ok(0),
+        "the container runs as root: USER {}",
+        user.args
+    );
+    if name.parse::<u32>().is_err() {
+        let created = final_stage.iter().filter(|i| i.keyword == "RUN").any(|i| {
+            shell_commands(&i.args).iter().any(|c| {
+                matches!(c[0].as_str(), "useradd" | "adduser")
+                    && c.last().map(String::as_str) == Some(name)
+                    && c.windows(2)
+                        .find(|w| matches!(w[0].as_str(), "--uid" | "-u"))
+                        .is_none_or(|w| w[1].parse::<u32>().is_ok_and(|uid| uid != 0))
+            })
+        });
+        assert!(
+            created,
+            "USER {name} is not created (with a non-zero uid) in the final stage"
+        );
+    }
+
+    // The logs folder is a volume of the final stage.
+    let volumes: Vec<String> = final_stage
+        .iter()
+        .filter(|i| i.keyword == "VOLUME")
+        .flat_map(|i| {
+            serde_json::from_str::<Vec<String>>(&i.args)
+                .unwrap_or_else(|_| i.args.split_whitespace().map(str::to_owned).collect())
+        })
+        .collect();
+    assert!(volumes.iter().any(|v| v == "/app/logs"), "{volumes:?}");
+
+    for i in instructions.iter().filter(|i| i.keyword == "COPY") {
+        let parts: Vec<&str> = i.args.split_whitespace().collect();
+        if parts.iter().any(|p| p.starts_with("--from")) {
+            continue;
+        }
+        let parts: Vec<&str> = parts.into_iter().filter(|p| !p.starts_with("--")).collect();
+        for src in &parts[..parts.len() - 1] {
             assert!(
                 repo().join(src).exists(),
                 "Dockerfile copies {src}, which is missing"

@@ -100,7 +100,7 @@ async fn rust_and_python_consumers_print_live_metrics() {
     let mut rust = Command::new(bin);
     rust.args(["metrics", "--max", &MESSAGES.to_string()])
         .env("AMQP_URL", BROKER_URL);
-    let mut python = Command::new("python3");
+    let mut python = Command::new(python_with_pika());
     python
         .arg(manifest_dir().join("examples/consume.py"))
         .args(["metrics", &MESSAGES.to_string()])

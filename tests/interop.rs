@@ -3,13 +3,15 @@
 //! plain `channel.queue_declare(queue=...)`, bodies
 //! `{"id": <datetime.now().timestamp()>, "body": ...}`, `auto_ack=True`.
 //!
-//! - the original features service feeds our model and metric roles (their
-//!   work queues pointed at its queues `features` and `y_true`);
+//! - the original features service feeds our model and metric roles, run
+//!   with the one switch `--legacy-inbound` (their work queues become its
+//!   queues `features` and `y_true`, and `y_pred`);
 //! - our features and model roles feed the original metric service, which
 //!   reads the legacy queues `y_true` and `y_pred` the bridge binds.
 //!
 //! Both tests use the fixed legacy queue names, so they are serialized with
-//! a static mutex and purge those queues before they start (and after).
+//! a static mutex, purge those queues before they start, and put them back
+//! as they found them when they end, pass or fail ([`LegacyQueues`]).
 //! Everything else (exchange, work and dead-letter queues) is unique to the
 //! test and deleted at the end. They need the real RabbitMQ on
 //! 127.0.0.1:5672 and python3 with pika, and fail (never skip) without them.
@@ -19,7 +21,6 @@ mod split_support;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use modelwatch::data::Dataset;
 use serde_json::Value;
 use split_support::*;
 
@@ -129,33 +130,32 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
     const N: usize = 300;
     let t0 = Instant::now();
     let _legacy = LEGACY.lock().await;
+    let _restore = LegacyQueues::take().await;
     let conn = connect().await;
     // Our consumers start first, on queues that do not exist yet: they must
     // create them as the Python service declares them, or its plain
     // queue_declare would be refused (406).
-    for q in ["features", "y_true"] {
+    for q in ["features", "y_true", "y_pred"] {
         let ch = conn.create_channel().await.expect("channel");
         ch.queue_delete(q.into(), lapin::options::QueueDeleteOptions::default())
             .await
             .expect("deleting the legacy queue");
     }
 
-    let mut broker = TestBroker::new("py-features");
-    broker.model_queue = "features".into();
-    broker.truth_queue = "y_true".into();
-    let mut metric = broker.spawn("metric", "metric", &[]);
-    let mut model = broker.spawn("model", "model", &[]);
+    // The one switch, as the README says; the work queue names the test
+    // broker sets are overridden by it.
+    let broker = TestBroker::new("py-features");
+    let mut metric = broker.spawn("metric", "metric", &["--legacy-inbound"]);
+    let mut model = broker.spawn("model", "model", &["--legacy-inbound"]);
     metric.wait_log("inbound consumer started", 2, START).await;
     model.wait_log("inbound consumer started", 1, START).await;
     // What other runs left in the legacy queues is not this test's.
-    fresh_legacy_queues(&conn, &["features", "y_true"]).await;
+    fresh_legacy_queues(&conn, &["features", "y_true", "y_pred"]).await;
 
-    // The rows and targets, from the embedded data, for the Python service.
-    let data = Dataset::embedded();
-    let rows: Vec<Vec<f64>> = (0..data.len())
-        .map(|i| data.feature_row(i).to_vec())
-        .collect();
-    let targets: Vec<f64> = data.targets.to_vec();
+    // The scaled rows and targets, from the tests' own oracle (sklearn's
+    // load_diabetes()), for the Python service.
+    let rows: Vec<Vec<f64>> = oracle::rows().iter().map(|r| r.scaled.to_vec()).collect();
+    let targets: Vec<f64> = oracle::rows().iter().map(|r| r.target).collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let data_file = dir.path().join("diabetes.json");
     std::fs::write(
@@ -215,16 +215,19 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
                 sent[0].0
             )
         });
-        assert_eq!(
+        assert!(
+            r.y_true == y_true && (r.y_pred - y_pred).abs() <= oracle::PREDICTION_TOLERANCE,
+            "id {} (Python {ts}): (y_true, y_pred) logged {:?} vs (target, sklearn prediction) \
+             of the row sent {:?}",
+            r.id,
             (r.y_true, r.y_pred),
-            (y_true, y_pred),
-            "id {} (Python {ts}): (y_true, y_pred) logged vs (target, prediction) of the row sent",
-            r.id
+            (y_true, y_pred)
         );
     }
     // Nothing left behind in the Python queues.
     assert_eq!(queue_len(&conn, "features").await, 0);
     assert_eq!(queue_len(&conn, "y_true").await, 0);
+    assert_eq!(queue_len(&conn, "y_pred").await, 0);
     let fin = metric.line("run finished");
     println!(
         "python features -> our model + metric: {N} samples in {:.2?}, model received {}, \
@@ -239,13 +242,12 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
         metric
             .inbound_stopped()
             .iter()
-            .find(|s| s.queue == broker.pred_queue)
+            .find(|s| s.queue == "y_pred")
             .map_or(0, |s| s.received),
         field_u64(&fin, "redelivered"),
         field_u64(&fin, "duplicates"),
         t0.elapsed()
     );
-    fresh_legacy_queues(&conn, &["features", "y_true"]).await;
 }
 
 /// Our features and model roles (bridge on, legacy queues on) feed the
@@ -256,6 +258,7 @@ async fn our_features_and_model_roles_feed_the_python_metric_service() {
     const N: usize = 200;
     let t0 = Instant::now();
     let _legacy = LEGACY.lock().await;
+    let _restore = LegacyQueues::take().await;
     let conn = connect().await;
     fresh_legacy_queues(&conn, &["features", "y_true", "y_pred"]).await;
 
@@ -278,7 +281,6 @@ async fn our_features_and_model_roles_feed_the_python_metric_service() {
     py.expect_exit_ok(STOP).await;
     let flow = flow.elapsed();
 
-    let pairs = row_truths_and_predictions();
     let mut ids = HashSet::new();
     for line in py.lines().iter().filter(|x| x.starts_with('{')) {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
@@ -296,10 +298,7 @@ async fn our_features_and_model_roles_feed_the_python_metric_service() {
         };
         let (y_true, y_pred, err) = (num("y_true"), num("y_pred"), num("absolute_error"));
         assert_eq!(err, (y_true - y_pred).abs(), "{line}");
-        assert!(
-            pairs.iter().any(|&(t, p)| t == y_true && p == y_pred),
-            "{line}: not (target, model prediction) of any data row"
-        );
+        oracle::assert_model_output(y_true, y_pred, line);
     }
     assert_eq!(ids.len(), N, "rows joined by the Python metric service");
     let published = field_u64(&ours.line("bridge summary"), "confirmed");
@@ -314,6 +313,6 @@ async fn our_features_and_model_roles_feed_the_python_metric_service() {
         flow,
         t0.elapsed()
     );
-    // Our features went to the legacy `features` queue too (nobody reads it).
-    fresh_legacy_queues(&conn, &["features", "y_true", "y_pred"]).await;
+    // Our features went to the legacy `features` queue too (nobody reads
+    // it): `_restore` empties or deletes the legacy queues, pass or fail.
 }

@@ -164,7 +164,11 @@ async fn a_model_killed_mid_run_loses_and_doubles_nothing() {
     let conn = connect().await;
     let broker = TestBroker::new("kill9");
     let mut metric = broker.spawn("metric", "metric", &[]);
-    let mut victim = broker.spawn("model-killed", "model", &[]);
+    // The victim is slow (every batch it predicts sleeps 200 ms), so when it
+    // is killed it surely holds deliveries it has not acked yet.
+    let mut victim_env = broker.env();
+    victim_env.push(("FAILPOINTS".into(), "model-predict=sleep(200)".into()));
+    let mut victim = RoleProc::spawn("model-killed", "model", &[], &victim_env);
     let mut survivor = broker.spawn("model-survivor", "model", &[]);
     wait_consumers(&mut [(&mut metric, 2), (&mut victim, 1), (&mut survivor, 1)]).await;
 
@@ -208,6 +212,13 @@ async fn a_model_killed_mid_run_loses_and_doubles_nothing() {
         s.received
     );
     assert_eq!(s.acked, s.received, "survivor: {s:?}");
+    // What the victim held unacked came back, flagged, to the survivor.
+    assert!(
+        s.redelivered > 0,
+        "the survivor got no redelivered features: the killed model held no unacked work \
+         (or acked before handling it): {s:?}"
+    );
+    assert!(s.redelivered <= s.received, "{s:?}");
     let m = consumers_by_queue(&metric);
     let fin = metric.line("run finished");
     let redelivered = field_u64(&fin, "redelivered");
@@ -215,10 +226,11 @@ async fn a_model_killed_mid_run_loses_and_doubles_nothing() {
     println!(
         "kill -9: model killed {:.2?} after the features role started ({rows_at_kill} rows \
          written, at most {emitted_bound} samples emitted by then); the survivor received {} \
-         features; the metric received {} y_true + {} y_pred for {N} rows; metric \
+         features, {} of them redelivered; the metric received {} y_true + {} y_pred for {N} rows; metric \
          redelivered={redelivered} duplicates={duplicates}; test took {:.2?}",
         at_kill,
         s.received,
+        s.redelivered,
         m[&broker.truth_queue].received,
         m[&broker.pred_queue].received,
         t0.elapsed()
@@ -457,10 +469,10 @@ async fn malformed_messages_are_dead_lettered_while_good_ones_flow() {
     let mut features = broker.spawn(
         "features",
         "features",
-        &["--count", &N.to_string(), "--rate", "600"],
+        &["--count", &N.to_string(), "--rate", "300"],
     );
     // Interleave the malformed messages with the good ones: ten rounds over
-    // a few seconds of the 5 s run, once good rows are being written.
+    // a few seconds of the 10 s run (publishing them takes up to about 7 s on a busy machine), once good rows are being written.
     let features_started = Instant::now();
     metric.wait_rows(1, RUN).await;
     let ch = confirm_channel(&conn).await;
@@ -484,6 +496,13 @@ async fn malformed_messages_are_dead_lettered_while_good_ones_flow() {
     let published_bad = Instant::now();
     let last_bad_at = features_started.elapsed();
     let good_still_flowing = features.is_running();
+    // Otherwise the malformed messages did not interleave with good ones.
+    assert!(
+        good_still_flowing,
+        "the features role finished before the last malformed message was published \
+         ({last_bad_at:.2?} after it started)\n{}",
+        features.report()
+    );
 
     features.expect_exit_ok(RUN).await;
     metric.wait_rows(N, RUN).await;
@@ -583,8 +602,7 @@ async fn malformed_messages_are_dead_lettered_while_good_ones_flow() {
         "malformed: {BAD} malformed ({} features, {} y_true, {} y_pred) dead-lettered with \
          reasons {reasons:?}, all in the DLQ when checked (after the good run ended) {:.2?} after the last was \
          published (sent {first_bad_at:.2?} to \
-         {last_bad_at:.2?} after the features role started, still running then: \
-         {good_still_flowing}); {N} good rows; model received {}, metric received {} y_true + {} y_pred; \
+         {last_bad_at:.2?} after the features role started, still running then); {N} good rows; model received {}, metric received {} y_true + {} y_pred; \
          test took {:.2?}",
         sent_per_key("features"),
         sent_per_key("y_true"),

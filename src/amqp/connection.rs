@@ -151,4 +151,3 @@ pub async fn connect(settings: &BridgeSettings, name: &str) -> lapin::Result<lap
     let props = lapin::ConnectionProperties::default().with_connection_name(name.into());
     lapin::Connection::connect_uri(uri, props).await
 }
-

@@ -17,12 +17,23 @@ use std::path::PathBuf;
 /// Options of one bench invocation.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    pub config: PathBuf,
+    /// Config file for the child runs; `None`: they find theirs as `run` does.
+    pub config: Option<PathBuf>,
     pub runs: usize,
     pub quick: bool,
     /// Broker for the bridge figures; `None` skips them (and says so).
     pub amqp_url: Option<String>,
     pub python: String,
+}
+
+impl BenchOptions {
+    /// `--config FILE` for a child run, or nothing.
+    pub fn config_args(&self) -> Vec<&std::ffi::OsStr> {
+        match &self.config {
+            Some(c) => vec!["--config".as_ref(), c.as_os_str()],
+            None => Vec::new(),
+        }
+    }
 }
 
 /// One row of the result table.

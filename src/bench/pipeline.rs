@@ -35,8 +35,7 @@ pub fn run_child(
     let exe = std::env::current_exe()?;
     let status = Command::new(exe)
         .arg("run")
-        .arg("--config")
-        .arg(&opts.config)
+        .args(opts.config_args())
         .arg("--logs-dir")
         .arg(dir.path())
         .args(args)

@@ -32,8 +32,7 @@ fn spawn(
     let dir = tempfile::tempdir()?;
     let child = Command::new(std::env::current_exe()?)
         .arg("run")
-        .arg("--config")
-        .arg(&opts.config)
+        .args(opts.config_args())
         .args(["--roles", role, "--amqp-url", url])
         .arg("--logs-dir")
         .arg(dir.path())

@@ -35,7 +35,10 @@ use serde_json::Value;
 
 #[path = "../broker_common/mod.rs"]
 mod broker_common;
-pub use broker_common::{connect, read_metric_csv, Row, BROKER_URL};
+#[allow(unused_imports)]
+pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
+#[allow(unused_imports)]
+pub use broker_common::{connect, oracle, read_metric_csv, LegacyQueues, Row, BROKER_URL};
 
 /// Nothing listens on port 1: connections are refused at once.
 pub const UNREACHABLE_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
@@ -45,6 +48,8 @@ pub const EXCHANGE: &str = "ml_pipeline";
 pub const ROUTING_KEYS: [&str; 4] = ["features", "y_true", "y_pred", "metrics"];
 /// The queues of the original Python services.
 pub const LEGACY_QUEUES: [&str; 3] = ["features", "y_true", "y_pred"];
+/// The setting that makes the bridge declare [`LEGACY_QUEUES`].
+pub const LEGACY_QUEUES_KEY: &str = "MODELWATCH__BRIDGE__LEGACY_QUEUES";
 /// Serializes the tests of one test file that publish to the real broker:
 /// every run's messages reach every queue bound with `#`, and ids of two
 /// runs at once may even collide. Tests that never reach the broker do not
@@ -114,6 +119,12 @@ impl AppBuilder {
             if k.starts_with("MODELWATCH") || k == "AMQP_URL" || k == "RUST_LOG" {
                 cmd.env_remove(k);
             }
+        }
+        // The legacy queues `features`, `y_true`, `y_pred` are shared broker
+        // state that no test reads unless it says so (and then restores them
+        // with [`LegacyQueues`]): off unless the test sets the key.
+        if !self.env.iter().any(|(k, _)| k == LEGACY_QUEUES_KEY) {
+            cmd.env(LEGACY_QUEUES_KEY, "false");
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd.spawn().expect("starting the modelwatch binary");
@@ -332,6 +343,7 @@ impl Counters {
 
 /// Waits until the broker takes AMQP connections; panics after `timeout`.
 pub async fn wait_for_broker(timeout: Duration) {
+    ensure_broker();
     let deadline = Instant::now() + timeout;
     loop {
         let attempt = tokio::time::timeout(

@@ -9,11 +9,19 @@ use lapin::{Connection, ConnectionProperties};
 
 pub use modelwatch::log_format::METRIC_HEADER;
 
+#[path = "../common/oracle.rs"]
+pub mod oracle;
+#[path = "../common/provision.rs"]
+pub mod provision;
+
 /// The RabbitMQ these tests run against.
 pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-/// Connects to [`BROKER_URL`]; panics (never skips) when the broker is down.
+/// Connects to [`BROKER_URL`] (starting RabbitMQ first if it is installed
+/// but down, see [`provision::ensure_broker`]); panics, never skips, when
+/// there is no broker.
 pub async fn connect() -> Connection {
+    provision::ensure_broker();
     match tokio::time::timeout(
         Duration::from_secs(10),
         Connection::connect(BROKER_URL, ConnectionProperties::default()),
@@ -64,4 +72,53 @@ pub fn read_metric_csv(path: &Path) -> Vec<Row> {
             }
         })
         .collect()
+}
+
+/// The legacy queues of the Python services, as a test found them: taken
+/// before a test that fills them, put back on drop, pass or fail. A queue
+/// that did not exist is deleted; one that did is purged (it was purged when
+/// taken too, so what the test published does not stay behind).
+pub struct LegacyQueues {
+    existed: Vec<(&'static str, bool)>,
+}
+
+impl LegacyQueues {
+    /// The names of the legacy queues.
+    pub const NAMES: [&'static str; 3] = ["features", "y_true", "y_pred"];
+
+    /// Notes which legacy queues exist, and purges those that do.
+    pub async fn take() -> LegacyQueues {
+        let conn = connect().await;
+        let mut existed = Vec::new();
+        for q in Self::NAMES {
+            // A failed passive declare closes its channel: one channel each.
+            let ch = conn.create_channel().await.expect("channel");
+            let exists = modelwatch::amqp::topology::passive(&ch, q).await.is_ok();
+            if exists {
+                ch.queue_purge(q.into(), lapin::options::QueuePurgeOptions::default())
+                    .await
+                    .unwrap_or_else(|e| panic!("purging {q}: {e}"));
+            }
+            existed.push((q, exists));
+        }
+        let _ = conn.close(200, "legacy queues taken".into()).await;
+        LegacyQueues { existed }
+    }
+}
+
+impl Drop for LegacyQueues {
+    fn drop(&mut self) {
+        for (q, existed) in &self.existed {
+            let verb = if *existed {
+                "purge_queue"
+            } else {
+                "delete_queue"
+            };
+            let mut cmd = std::process::Command::new("rabbitmqctl");
+            cmd.args([verb, q]);
+            if let Err(e) = provision::run_bounded(verb, cmd, Duration::from_secs(30)) {
+                eprintln!("LegacyQueues: restoring {q}: {e}");
+            }
+        }
+    }
 }

@@ -37,7 +37,10 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 #[path = "../broker_common/mod.rs"]
 mod broker_common;
-pub use broker_common::{connect, read_metric_csv, Row, BROKER_URL};
+#[allow(unused_imports)]
+pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
+#[allow(unused_imports)]
+pub use broker_common::{connect, oracle, read_metric_csv, LegacyQueues, Row, BROKER_URL};
 
 /// `config/default.toml` of this crate, by absolute path.
 pub fn config_path() -> PathBuf {
@@ -529,6 +532,8 @@ pub struct InboundStopped {
     pub acked: u64,
     pub requeued: u64,
     pub dead_lettered: u64,
+    /// Deliveries flagged `redelivered` by the broker.
+    pub redelivered: u64,
 }
 
 impl InboundStopped {
@@ -542,6 +547,7 @@ impl InboundStopped {
             acked: field_u64(line, "acked"),
             requeued: field_u64(line, "requeued"),
             dead_lettered: field_u64(line, "dead_lettered"),
+            redelivered: field_u64(line, "redelivered"),
         }
     }
 }
@@ -578,7 +584,8 @@ pub fn assert_ids_once(rows: &[Row], n: usize, what: &str) -> HashSet<u64> {
 // ---------------------------------------------------------------------------
 // Python scripts.
 
-/// A `python3 -c SCRIPT ARGS` with stdout collected line by line.
+/// A `python -c SCRIPT ARGS` with stdout collected line by line, run by the
+/// test venv's Python ([`python_with_pika`]), never the system one.
 pub struct PyProc {
     pub label: String,
     child: Child,
@@ -595,7 +602,7 @@ impl PyProc {
             .tempdir()
             .expect("temp dir");
         let stderr_path = dir.path().join("stderr.txt");
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python_with_pika())
             .arg("-u")
             .arg("-c")
             .arg(script)
@@ -865,24 +872,19 @@ pub const RUN: Duration = Duration::from_secs(60);
 /// Longest wait for a process to exit after SIGTERM.
 pub const STOP: Duration = Duration::from_secs(30);
 
-/// `(target, prediction)` of each of the 442 rows, with the model the
-/// binary fits when it has no artifact.
+/// `(target, sklearn's prediction)` of each of the 442 rows, in file order,
+/// from the tests' own [`oracle`] (not the code under test).
 pub fn row_truths_and_predictions() -> Vec<(f64, f64)> {
-    let data = modelwatch::data::Dataset::embedded();
-    let model = modelwatch::model::LinearModel::fit(data).expect("fitting the model");
-    (0..data.len())
-        .map(|i| (data.targets[i], model.predict(&data.feature_row(i))))
+    oracle::rows()
+        .iter()
+        .map(|r| (r.target, r.prediction))
         .collect()
 }
 
 /// Checks every row is a real sample: some data row has its `y_true` as
-/// target and the model's prediction of that row as `y_pred`.
+/// target and sklearn's prediction of that row as `y_pred`.
 pub fn assert_rows_match_model(rows: &[Row], what: &str) {
-    let pairs = row_truths_and_predictions();
     for r in rows {
-        assert!(
-            pairs.iter().any(|&(t, p)| t == r.y_true && p == r.y_pred),
-            "{what}: row {r:?} is not (target, model prediction) of any data row"
-        );
+        oracle::assert_model_output(r.y_true, r.y_pred, &format!("{what}: row {r:?}"));
     }
 }

@@ -56,6 +56,9 @@ pub struct InboundStats {
     /// Deliveries whose work was given up at the shutdown deadline (they go
     /// back to the queue unacked; this run did not finish them).
     pub abandoned: AtomicU64,
+    /// Deliveries the broker flagged `redelivered` (another consumer, or an
+    /// earlier connection, had them unacked).
+    pub redelivered: AtomicU64,
 }
 
 /// One consumer: a queue, the kind it carries and the actor it feeds.
@@ -109,7 +112,9 @@ where
             if shutdown.borrow().is_some() {
                 break;
             }
-            let conn = match connection::bounded(connection::connect(&bridge, "modelwatch inbound")).await {
+            let conn = match connection::bounded(connection::connect(&bridge, "modelwatch inbound"))
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     failures += 1;
@@ -157,6 +162,7 @@ where
             dead_lettered = self.stats.dead_lettered.load(Relaxed),
             rejected = self.stats.rejected.load(Relaxed),
             abandoned = self.stats.abandoned.load(Relaxed),
+            redelivered = self.stats.redelivered.load(Relaxed),
             "inbound consumer stopped"
         );
     }
@@ -263,6 +269,10 @@ where
         self.stats
             .received
             .fetch_add(deliveries.len() as u64, Relaxed);
+        let redelivered = deliveries.iter().filter(|d| d.redelivered).count();
+        self.stats
+            .redelivered
+            .fetch_add(redelivered as u64, Relaxed);
         let mut items = Vec::with_capacity(deliveries.len());
         let mut publishes = Vec::new();
         for d in &deliveries {
