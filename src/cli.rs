@@ -19,6 +19,7 @@ use crate::data::Dataset;
 use crate::exit;
 use crate::model::LinearModel;
 use crate::pipeline::{self, LogPaths};
+use crate::shutdown::Shutdown;
 use crate::telemetry;
 
 /// `--version`: the crate version and the git commit it was built from
@@ -219,10 +220,22 @@ fn run(args: RunArgs) -> i32 {
             return usage_error(format!("{e:#}"));
         }
     };
+    let telemetry = prepared.telemetry.clone();
+    let final_metrics = prepared.paths.final_metrics.clone();
+    let shutdown = Shutdown::new();
     let system = actix::System::new();
-    match system.block_on(pipeline::run(prepared)) {
+    let result = system.block_on(async {
+        actix::spawn(forward_signals(shutdown.clone()));
+        pipeline::run(prepared, shutdown).await
+    });
+    // The registry at exit, for whoever reads the final counters of a
+    // process that is gone (scripts, the bench, the tests).
+    if let Err(e) = std::fs::write(&final_metrics, telemetry.encode()) {
+        tracing::error!(error = %e, file = %final_metrics.display(), "cannot write the final metrics");
+    }
+    match result {
         Ok(report) => {
-            log_summary(&report);
+            log_summary(&report, &telemetry.metrics);
             match report.shortfall() {
                 None => exit::OK,
                 Some(why) => {
@@ -240,33 +253,68 @@ fn run(args: RunArgs) -> i32 {
     }
 }
 
-/// The "run finished" line (benchmarks and tests read its fields).
-fn log_summary(report: &pipeline::RunReport) {
+/// Turns SIGINT and SIGTERM into the two steps of `shutdown`: the first
+/// signal drains, the second aborts the drain. The only place that knows
+/// about signals.
+async fn forward_signals(shutdown: Shutdown) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot install the signal handlers");
+            return;
+        }
+    };
+    loop {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        if shutdown.is_draining() {
+            shutdown.abort(name);
+            return;
+        }
+        shutdown.drain(name);
+    }
+}
+
+/// The "run finished" line, from the telemetry registry (and the latency
+/// quantiles of the metric's own histogram).
+fn log_summary(report: &pipeline::RunReport, metrics: &crate::metrics::Metrics) {
     let rss = telemetry::peak_rss_kib().unwrap_or(0);
     let secs = format!("{:.3}", report.elapsed.as_secs_f64());
+    let dropped = |reason| {
+        metrics
+            .join_dropped
+            .get_or_create(&crate::metrics::ReasonLabel { reason })
+            .get()
+    };
     match &report.metric {
         Some(m) => {
             let lat = &m.latency_us;
             tracing::info!(
-                samples = report.source.map_or(0, |s| s.emitted),
-                rows = m.rows_written,
+                samples = metrics.samples_emitted.get(),
+                rows = metrics.rows_written.get(),
                 secs,
                 samples_per_sec = format!("{:.0}", report.samples_per_sec()),
                 latency_p50_us = lat.value_at_quantile(0.5),
                 latency_p99_us = lat.value_at_quantile(0.99),
                 latency_p999_us = lat.value_at_quantile(0.999),
-                unmatched = m.unmatched,
-                expired = m.join.expired,
-                evicted = m.join.evicted,
-                duplicates = m.join.duplicates,
-                redelivered = m.redelivered,
+                unmatched = metrics.join_waiting.get(),
+                expired = dropped("expired"),
+                evicted = dropped("evicted"),
+                duplicates = dropped("duplicate"),
+                redelivered = dropped("redelivered"),
                 restarts = m.restarts,
                 peak_rss_kib = rss,
                 "run finished"
             );
         }
         None => tracing::info!(
-            samples = report.source.map_or(0, |s| s.emitted),
+            samples = metrics.samples_emitted.get(),
             secs,
             peak_rss_kib = rss,
             "run finished"

@@ -138,6 +138,37 @@ pub struct Settings {
     pub logs: LogSettings,
     pub bridge: BridgeSettings,
     pub inbound: InboundSettings,
+    pub http: HttpSettings,
+}
+
+/// TEMPORARY (replaced by the config-sections branch): the HTTP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    pub listen: String,
+    pub max_connections: usize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: "127.0.0.1:9898".into(),
+            max_connections: 256,
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl HttpSettings {
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        if self.listen == "off" {
+            None
+        } else {
+            self.listen.parse().ok()
+        }
+    }
 }
 
 /// A part of the pipeline that a process can run.
@@ -248,6 +279,7 @@ impl Default for Settings {
             logs: LogSettings::default(),
             bridge: BridgeSettings::default(),
             inbound: InboundSettings::default(),
+            http: HttpSettings::default(),
         }
     }
 }

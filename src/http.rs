@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::metrics::{Telemetry, OPENMETRICS_CONTENT_TYPE};
 
@@ -56,12 +57,13 @@ pub struct Status {
     actors: Vec<(&'static str, Probe)>,
     /// The model is loaded and the log files are open.
     pub started: AtomicBool,
-    /// `Some` with the bridge on: connected with the topology declared.
-    pub broker: Option<Arc<AtomicBool>>,
+    /// `Some` with the bridge on: 1 while connected with the topology
+    /// declared (`modelwatch_bridge_connected`).
+    pub broker: Option<Gauge>,
 }
 
 impl Status {
-    pub fn new(broker: Option<Arc<AtomicBool>>) -> Status {
+    pub fn new(broker: Option<Gauge>) -> Status {
         Status {
             broker,
             ..Status::default()
@@ -90,7 +92,7 @@ impl Status {
             return Some("starting: model and logs not ready yet".into());
         }
         match &self.broker {
-            Some(up) if !up.load(Ordering::Acquire) => {
+            Some(up) if up.get() != 1 => {
                 Some("the broker is not connected (or its topology not declared)".into())
             }
             _ => None,

@@ -27,4 +27,5 @@ pub mod model;
 pub mod pipeline;
 pub mod render;
 pub mod sampler;
+pub mod shutdown;
 pub mod telemetry;

@@ -118,6 +118,7 @@ pub struct Metrics {
     pub inbound_dead_lettered: Family<QueueReasonLabel, Counter>,
     pub legacy_purged: Family<QueueLabel, Counter>,
     pub observer_dropped: Family<ObserverLabel, Counter>,
+    pub rows_per_second: Gauge<f64, AtomicU64>,
     pub resident_memory_bytes: Gauge,
 }
 
@@ -155,6 +156,7 @@ impl Telemetry {
             inbound_dead_lettered: Family::default(),
             legacy_purged: Family::default(),
             observer_dropped: Family::default(),
+            rows_per_second: Gauge::default(),
             resident_memory_bytes: Gauge::default(),
         };
         let mut r = Registry::with_prefix("modelwatch");
@@ -249,6 +251,11 @@ impl Telemetry {
             "observer_dropped",
             "Messages an observer fell behind on and did not get",
             m.observer_dropped.clone(),
+        );
+        r.register(
+            "rows_per_second",
+            "Rows written per second over the last ten seconds",
+            m.rows_per_second.clone(),
         );
         r.register_with_unit(
             "resident_memory",

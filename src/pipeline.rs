@@ -1,16 +1,18 @@
 //! Wires the actors together, runs them, and shuts them down in order.
 //!
 //! [`prepare`] does everything that can fail because of bad input (logs
-//! folder, log files, model artifact, existing log) before any actor starts,
-//! so such a failure exits with code 2 and touches nothing. [`run`] starts
-//! the actors under supervisors, waits for the end of `count` or a signal,
-//! and then drains: stop the source, wait for every in-flight sample to be
+//! folder, log files, model artifact, existing log, the HTTP address)
+//! before any actor starts, so such a failure exits with code 2 and touches
+//! nothing. [`run`] starts the actors under supervisors, wired by
+//! [`Routes`] (who receives what, in one table), serves HTTP, and waits for
+//! the end of `count`, a [`Shutdown::drain`] or a metric that gave up; then
+//! it drains: stop the source, wait for every in-flight sample to be
 //! handled, flush and sync the files, render the last plot, wait for the
-//! broker's confirms. The run also ends when the metric gives up writing its
-//! logs. A second signal abandons the drain with an error. What was not
-//! done (rows not written, messages not delivered, inbound work abandoned)
-//! makes the run fail: [`RunReport::shortfall`] says what.
+//! broker's confirms. [`Shutdown::abort`] abandons the drain with an error.
+//! What was not done (rows not written, messages not delivered, inbound
+//! work abandoned) makes the run fail: [`RunReport::shortfall`] says what.
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actors::metric::{FlushAndReport, MetricFiles, MetricReport, RestartLink};
 use crate::actors::plot::FinalRender;
 use crate::actors::source::SourceReport;
+use crate::actors::throughput::ThroughputObserver;
 use crate::actors::{Fanout, FeatureSource, MetricActor, ModelActor, PlotActor};
 use crate::amqp::{Bridge, BridgeActor, BridgeReport};
 use crate::append_file::AppendFile;
@@ -32,10 +35,12 @@ use crate::join::RecentIds;
 use crate::journal::Journal;
 use crate::log_format::read_metric_log;
 use crate::log_format::METRIC_HEADER;
-use crate::messages::{Features, Kind, MetricRecord, Prediction, Truth};
+use crate::messages::{Batch, Features, Kind, MetricRecord, Prediction, Truth};
+use crate::metrics::{Metrics, Telemetry};
 use crate::model::{LinearModel, ModelError};
 use crate::render::PlotSpec;
 use crate::sampler::Sampler;
+use crate::shutdown::Shutdown;
 
 /// The files a run writes, all in `logs.dir`.
 #[derive(Debug, Clone)]
@@ -47,6 +52,10 @@ pub struct LogPaths {
     pub plot_png: PathBuf,
     /// The metric's waiting halves, in the split layout.
     pub pending_journal: PathBuf,
+    /// The address the HTTP server got (useful with port 0).
+    pub http_addr: PathBuf,
+    /// The telemetry registry at exit, in the OpenMetrics text format.
+    pub final_metrics: PathBuf,
 }
 
 impl LogPaths {
@@ -58,6 +67,8 @@ impl LogPaths {
             pipeline_log: dir.join("pipeline.log"),
             plot_png: dir.join("error_distribution.png"),
             pending_journal: dir.join("pending_halves.journal"),
+            http_addr: dir.join("http.addr"),
+            final_metrics: dir.join("final_metrics.txt"),
         }
     }
 
@@ -72,9 +83,13 @@ impl LogPaths {
 pub struct Prepared {
     pub settings: Settings,
     pub paths: LogPaths,
+    /// The registry every component updates; read it after the run.
+    pub telemetry: Arc<Telemetry>,
     model: Option<Arc<LinearModel>>,
     metric: Option<(MetricFiles, Option<RecentIds>)>,
     plot: Option<PlotActor>,
+    /// The HTTP server's listener, bound.
+    http: Option<TcpListener>,
 }
 
 /// Loads the model artifact, or fits the model in memory when there is none.
@@ -114,6 +129,24 @@ fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
 pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     let paths = LogPaths::new(&settings.logs.dir);
     paths.create_dir()?;
+    let roles: Vec<String> = settings
+        .roles
+        .iter()
+        .map(|r| format!("{r:?}").to_lowercase())
+        .collect();
+    let telemetry = Telemetry::new(&roles.join(","));
+    // Bound first: an address in use is bad configuration (exit 2).
+    let http = match settings.http.listen_addr() {
+        Some(addr) => {
+            let listener = crate::http::bind(&addr.to_string())?;
+            let bound = listener.local_addr()?;
+            std::fs::write(&paths.http_addr, format!("{bound}\n"))
+                .with_context(|| format!("{}: cannot write", paths.http_addr.display()))?;
+            tracing::info!(addr = %bound, "http server: /metrics /health /ready");
+            Some(listener)
+        }
+        None => None,
+    };
     if settings.bridge.enabled {
         // A refused login or vhost is bad configuration: exit 2 now, not
         // retry for the whole run.
@@ -166,6 +199,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
             paths.plot_png.clone(),
             spec,
             settings.plot.interval,
+            telemetry.metrics.clone(),
         )
         .with_context(|| format!("reading the existing {}", paths.metric_csv.display()))?;
         Some(actor)
@@ -175,9 +209,11 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     Ok(Prepared {
         settings,
         paths,
+        telemetry,
         model,
         metric,
         plot,
+        http,
     })
 }
 
@@ -211,62 +247,137 @@ impl RunReport {
     }
 }
 
-/// Runs the pipeline until `count` samples are done or a signal arrives.
-/// Must be called inside an actix `System`.
+/// Who receives what. Each method is one line of the table: the work
+/// recipients of a message (awaited: backpressure, nothing lost) and its
+/// observers (a bounded hand-off that never slows the pipeline; see
+/// [`crate::actors::fanout`]). The bridge, when on, is a work recipient of
+/// every message (it bounds itself: `bridge.on_full`). A role that does not
+/// run here is `None`: its messages reach it through RabbitMQ.
+///
+/// Actors need their recipients when they start, so they start from the
+/// end of the pipeline (plot, metric, model, source), filling these in.
+struct Routes {
+    metrics: Metrics,
+    bridge: Option<Addr<BridgeActor>>,
+    plot: Option<Addr<PlotActor>>,
+    metric: Option<Addr<MetricActor>>,
+    model: Option<Addr<ModelActor>>,
+    throughput: Addr<ThroughputObserver>,
+}
+
+impl Routes {
+    //                                                   work recipients            observers
+    fn records(&self) -> Fanout<Batch<MetricRecord>> {
+        self.fanout(recipient(&self.plot)).observed_by(
+            "throughput",
+            self.throughput.clone().recipient(),
+            &self.metrics,
+        )
+    }
+    fn predictions(&self) -> Fanout<Batch<Prediction>> {
+        self.fanout(recipient(&self.metric))
+    }
+    fn truths(&self) -> Fanout<Batch<Truth>> {
+        self.fanout(recipient(&self.metric))
+    }
+    fn features(&self) -> Fanout<Batch<Features>> {
+        self.fanout(recipient(&self.model))
+    }
+
+    /// `local` (if that role runs here) and the bridge (if on).
+    fn fanout<M>(&self, local: Option<Recipient<M>>) -> Fanout<M>
+    where
+        M: actix::Message<Result = ()> + crate::actors::fanout::Items + Send + Clone + 'static,
+        BridgeActor: Handler<M>,
+    {
+        let mut out = Fanout::of(local);
+        if let Some(b) = &self.bridge {
+            out.add(b.clone().recipient());
+        }
+        out
+    }
+}
+
+fn recipient<A, M>(addr: &Option<Addr<A>>) -> Option<Recipient<M>>
+where
+    A: Actor<Context = Context<A>> + Handler<M>,
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
+    addr.as_ref().map(|a| a.clone().recipient())
+}
+
+/// Runs the pipeline until `count` samples are done, `shutdown` asks for a
+/// drain, or the metric gives up writing. Must be called inside an actix
+/// `System`.
 ///
 /// Each role runs if `roles` names it. A link between two local roles is an
 /// actor recipient; a link to a role elsewhere goes through RabbitMQ: the
 /// bridge publishes what local actors emit, and inbound consumers feed local
 /// actors from their work queues.
-pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
+pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let Prepared {
         settings,
+        telemetry,
         model,
         metric,
         plot,
+        http,
         ..
     } = p;
+    let metrics = telemetry.metrics.clone();
 
     let mut bridge = if settings.bridge.enabled {
-        Some(Bridge::start(settings.bridge.clone()).context("starting the AMQP runtime")?)
+        Some(
+            Bridge::start(settings.bridge.clone(), &metrics)
+                .context("starting the AMQP runtime")?,
+        )
     } else {
         None
     };
-    let bridge_addr = bridge.as_ref().map(|b| b.actor.clone());
-    let b = bridge_addr.as_ref();
-
+    // The metric's restart policy is linked to the run: it stops retrying
+    // when the run stops, and it can end the run when it gives up.
     let stop = CancellationToken::new();
     let link = RestartLink {
         stopping: stop.clone(),
         gave_up: CancellationToken::new(),
     };
     let gave_up = link.gave_up.clone();
-    let plot = plot.map(|actor| Supervisor::start(move |_| actor));
+
+    // Observers run on a thread of their own: a stalled one stalls nothing else.
+    let observers = Arbiter::new();
+    let rate = metrics.rows_per_second.clone();
+    let mut routes = Routes {
+        metrics: metrics.clone(),
+        bridge: bridge.as_ref().map(|b| b.actor.clone()),
+        plot: None,
+        metric: None,
+        model: None,
+        throughput: ThroughputObserver::start_in_arbiter(&observers.handle(), move |_| {
+            ThroughputObserver::new(rate)
+        }),
+    };
+
+    routes.plot = plot.map(|actor| Supervisor::start(move |_| actor));
     // The metric does the file I/O: give it its own thread.
-    let mut metric_arbiter = None;
-    let metric = metric.map(|(files, recent)| {
-        let arbiter = Arbiter::new();
-        let out = with_bridge(plot.as_ref().map(|p| p.clone().recipient()), b);
-        let settings = settings.metric.clone();
-        let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            MetricActor::new(files, out, settings, recent).with_link(link)
-        });
-        metric_arbiter = Some(arbiter);
-        addr
+    let metric_arbiter = Arbiter::new();
+    routes.metric = metric.map(|(files, recent)| {
+        let (out, settings, m) = (routes.records(), settings.metric.clone(), metrics.clone());
+        Supervisor::start_in_arbiter(&metric_arbiter.handle(), move |_| {
+            MetricActor::new(files, out, settings, recent, m).with_link(link)
+        })
     });
-    let model = model.map(|m| {
-        let out = with_bridge(metric.as_ref().map(|a| a.clone().recipient()), b);
+    routes.model = model.map(|m| {
+        let out = routes.predictions();
         Supervisor::start(move |_| ModelActor::new(m, out))
     });
-
     let (done_tx, mut done_rx) = oneshot::channel();
-    if settings.runs(Role::Features) {
+    let source = settings.runs(Role::Features).then(|| {
         let sampler = Sampler::new(Dataset::embedded(), settings.source.seed);
-        let source_settings = settings.source.clone();
-        let features = with_bridge(model.as_ref().map(|a| a.clone().recipient()), b);
-        let truths = with_bridge(metric.as_ref().map(|a| a.clone().recipient()), b);
-        let stop_source = stop.clone();
+        let (features, truths) = (routes.features(), routes.truths());
+        let (source_settings, stop_source) = (settings.source.clone(), stop.clone());
+        let emitted = metrics.samples_emitted.clone();
         Supervisor::start(move |_| {
             FeatureSource::new(
                 sampler,
@@ -275,58 +386,78 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
                 source_settings,
                 stop_source,
                 done_tx,
+                emitted,
             )
-        });
-    }
+        })
+    });
 
+    // What comes in from RabbitMQ: a local role's input whose producer runs
+    // elsewhere (queue, kind, the actor it feeds).
     if let Some(bridge) = bridge.as_mut() {
-        let inbound = &settings.inbound;
-        let remote = |role| !settings.runs(role);
-        if let (Some(model), true) = (&model, remote(Role::Features)) {
+        let (q, remote) = (&settings.inbound, |role| !settings.runs(role));
+        if let (Some(model), true) = (&routes.model, remote(Role::Features)) {
             bridge.consume::<Features>(
-                &inbound.model_queue,
+                &q.model_queue,
                 Kind::Features,
                 model.clone().recipient(),
-                inbound,
+                q,
             );
         }
-        if let Some(metric) = &metric {
-            if remote(Role::Features) {
-                bridge.consume::<Truth>(
-                    &inbound.metric_truth_queue,
-                    Kind::YTrue,
-                    metric.clone().recipient(),
-                    inbound,
-                );
-            }
-            if remote(Role::Model) {
-                bridge.consume::<Prediction>(
-                    &inbound.metric_prediction_queue,
-                    Kind::YPred,
-                    metric.clone().recipient(),
-                    inbound,
-                );
-            }
+        if let (Some(metric), true) = (&routes.metric, remote(Role::Features)) {
+            bridge.consume::<Truth>(
+                &q.metric_truth_queue,
+                Kind::YTrue,
+                metric.clone().recipient(),
+                q,
+            );
         }
-        if let (Some(plot), true) = (&plot, remote(Role::Metric)) {
+        if let (Some(metric), true) = (&routes.metric, remote(Role::Model)) {
+            bridge.consume::<Prediction>(
+                &q.metric_prediction_queue,
+                Kind::YPred,
+                metric.clone().recipient(),
+                q,
+            );
+        }
+        if let (Some(plot), true) = (&routes.plot, remote(Role::Metric)) {
             bridge.consume::<MetricRecord>(
-                &inbound.plot_queue,
+                &q.plot_queue,
                 Kind::Metrics,
                 plot.clone().recipient(),
-                inbound,
+                q,
             );
         }
     }
 
-    // Run until the count is done, a signal comes, or the metric gives up.
+    let server = match http {
+        Some(listener) => {
+            let status = Arc::new(status_of(
+                &routes,
+                source.as_ref(),
+                &metrics,
+                settings.bridge.enabled,
+            ));
+            let limits = crate::http::Limits {
+                max_connections: settings.http.max_connections,
+                request_timeout: settings.http.request_timeout,
+            };
+            Some(
+                crate::http::serve(listener, telemetry.clone(), status, limits)
+                    .context("starting the http server")?,
+            )
+        }
+        None => None,
+    };
+
+    // Run until the count is done, a drain is asked for, or the metric gives up.
     let mut source_report = None;
-    let mut source_running = settings.runs(Role::Features);
+    let mut source_running = source.is_some();
     tokio::select! {
         r = &mut done_rx, if source_running => {
             source_report = Some(r.context("the source ended without a report")?);
             source_running = false;
         }
-        sig = shutdown_signal() => tracing::info!(signal = sig, "stopping: draining in-flight work"),
+        why = shutdown.drained() => tracing::info!(signal = why, "stopping: draining in-flight work"),
         _ = gave_up.cancelled() => tracing::error!("stopping: the metric cannot write its logs"),
     }
     if source_report.is_none() || gave_up.is_cancelled() {
@@ -334,15 +465,15 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
         stop.cancel();
     }
     let probe = bridge.as_ref().map(Bridge::probe);
-    let second_signal = |sig: &str| {
+    let aborted = |why: String| {
         let left = probe.as_ref().map_or(0, |p| p.undelivered_now());
         tracing::error!(
-            signal = sig,
+            signal = why,
             undelivered = left,
             "second signal: exiting without finishing the drain"
         );
         anyhow::anyhow!(
-            "second signal ({sig}) during the shutdown: stopped without finishing it; {left} messages not delivered to the broker"
+            "second signal ({why}) during the shutdown: stopped without finishing it; {left} messages not delivered to the broker"
         )
     };
     if source_running {
@@ -352,10 +483,10 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
         }
         tokio::select! {
             r = done_rx => source_report = Some(r.context("the source ended without a report")?),
-            sig = shutdown_signal() => return Err(second_signal(sig)),
+            why = shutdown.aborted() => return Err(aborted(why)),
         }
     }
-    // Drain in order; a signal during the drain gives up on it.
+    // Drain in order; an abort during the drain gives up on it.
     let drain = async move {
         let mut bridge = bridge;
         if let Some(b) = bridge.as_mut() {
@@ -363,7 +494,7 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
             b.stop_consumers().await;
         }
 
-        let metric_report = match metric {
+        let metric_report = match &routes.metric {
             Some(metric) => Some(
                 metric
                     .send(FlushAndReport)
@@ -373,7 +504,7 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
             ),
             None => None,
         };
-        if let Some(plot) = plot {
+        if let Some(plot) = &routes.plot {
             let plotted = plot
                 .send(FinalRender)
                 .await
@@ -382,9 +513,8 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
                 tracing::error!(error = %e, "final plot render failed");
             }
         }
-        if let Some(arbiter) = metric_arbiter {
-            arbiter.stop();
-        }
+        metric_arbiter.stop();
+        observers.stop();
         // Even when the logs failed: wait for the broker and count.
         let bridge_report = match bridge {
             Some(b) => Some(b.shutdown().await),
@@ -398,33 +528,46 @@ pub async fn run(p: Prepared) -> anyhow::Result<RunReport> {
             bridge: bridge_report,
         })
     };
-    tokio::select! {
+    let report = tokio::select! {
         report = drain => report,
-        sig = shutdown_signal() => Err(second_signal(sig)),
+        why = shutdown.aborted() => Err(aborted(why)),
+    };
+    if let Some(server) = server {
+        server.stop(true).await;
     }
+    report
 }
 
-/// The local recipient of a message kind (if that role runs here), plus the
-/// bridge when it is on.
-fn with_bridge<M>(local: Option<Recipient<M>>, bridge: Option<&Addr<BridgeActor>>) -> Fanout<M>
-where
-    M: actix::Message<Result = ()> + Send + Clone + 'static,
-    BridgeActor: Handler<M>,
-{
-    let mut out = Fanout::of(local);
-    if let Some(b) = bridge {
-        out.add(b.clone().recipient());
+/// What `/health` and `/ready` look at: every local actor, and the broker.
+fn status_of(
+    routes: &Routes,
+    source: Option<&Addr<FeatureSource>>,
+    metrics: &Metrics,
+    bridge: bool,
+) -> crate::http::Status {
+    let mut status = crate::http::Status::new(bridge.then(|| metrics.bridge_connected.clone()));
+    fn probe<A: Actor>(a: &Addr<A>) -> crate::http::Probe {
+        let a = a.clone();
+        Box::new(move || a.connected())
     }
-    out
-}
-
-/// Resolves on SIGINT or SIGTERM, with the signal's name.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+    if let Some(a) = source {
+        status.watch("source", probe(a));
     }
+    if let Some(a) = &routes.model {
+        status.watch("model", probe(a));
+    }
+    if let Some(a) = &routes.metric {
+        status.watch("metric", probe(a));
+    }
+    if let Some(a) = &routes.plot {
+        status.watch("plot", probe(a));
+    }
+    if let Some(a) = &routes.bridge {
+        status.watch("bridge", probe(a));
+    }
+    status.watch("throughput", probe(&routes.throughput));
+    status
+        .started
+        .store(true, std::sync::atomic::Ordering::Release);
+    status
 }

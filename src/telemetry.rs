@@ -17,7 +17,7 @@ pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
 pub fn init(level: &str, file: Option<&Path>) -> std::io::Result<LogGuard> {
     let filter = || {
         EnvFilter::try_from_default_env()
-            .or_else(|_| EnvFilter::try_new(level))
+            .or_else(|_| EnvFilter::try_new(level).map(quiet_http))
             .unwrap_or_else(|_| EnvFilter::new("info"))
     };
     let stderr = fmt::layer()
@@ -45,6 +45,15 @@ pub fn init(level: &str, file: Option<&Path>) -> std::io::Result<LogGuard> {
         .with(file_layer)
         .try_init();
     Ok(LogGuard(guard))
+}
+
+/// actix-server's own lifecycle lines (workers starting and stopping) are
+/// noise at `info`; its warnings and errors still show.
+fn quiet_http(filter: EnvFilter) -> EnvFilter {
+    match "actix_server=warn".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    }
 }
 
 /// A panic anywhere ends the process with [`crate::exit::FATAL`]: actix does

@@ -39,6 +39,7 @@ use crate::join::{Added, Half, JoinStats, Joiner, RecentIds};
 use crate::journal::{Journal, JournalError};
 use crate::log_format::{write_label_line, write_metric_rows};
 use crate::messages::{Batch, Kind, MetricRecord, Prediction, SampleId, Truth};
+use crate::metrics::Metrics;
 
 /// Buffered bytes that trigger a write before the flush timer.
 const EAGER_FLUSH_BYTES: usize = 256 * 1024;
@@ -85,6 +86,7 @@ pub struct RestartLink {
 }
 
 pub struct MetricActor {
+    metrics: Metrics,
     joiner: Joiner,
     /// Ids already written, when inputs come from RabbitMQ (redeliveries).
     recent: Option<RecentIds>,
@@ -122,12 +124,14 @@ impl MetricActor {
         out: Fanout<Batch<MetricRecord>>,
         settings: MetricSettings,
         recent: Option<RecentIds>,
+        metrics: Metrics,
     ) -> Self {
         let (journal, to_restore) = match files.journal.take() {
             Some((j, halves)) => (Some(j), halves),
             None => (None, Vec::new()),
         };
         MetricActor {
+            metrics,
             joiner: Joiner::new(settings.max_pending, settings.pending_ttl),
             recent,
             redelivered: 0,
@@ -311,9 +315,21 @@ impl MetricActor {
                 "metric rows with a non-finite number were not written"
             );
         }
-        self.rows += (records.len() - not_finite) as u64;
-        let us = emitted_at.elapsed().as_micros().max(1) as u64;
+        let written = (records.len() - not_finite) as u64;
+        self.rows += written;
+        self.metrics.rows_written.inc_by(written);
+        self.metrics.absolute_error.observe_many(
+            records
+                .iter()
+                .map(|r| r.absolute_error)
+                .filter(|e| e.is_finite()),
+        );
+        let latency = emitted_at.elapsed();
+        let us = latency.as_micros().max(1) as u64;
         let _ = self.latency_us.record_n(us, records.len() as u64);
+        self.metrics
+            .latency_seconds
+            .observe_n(latency.as_secs_f64(), written);
         if self.files.csv.pending_bytes() >= EAGER_FLUSH_BYTES {
             self.flush_or_restart(ctx);
         }
@@ -341,7 +357,13 @@ impl MetricActor {
     ) -> ResponseFuture<()> {
         let now = Instant::now();
         self.label_lines(kind, &batch.items, &half);
-        let evicted_before = self.joiner.stats.evicted;
+        Metrics::inc_kind(
+            &self.metrics.halves_received,
+            kind.routing_key(),
+            batch.items.len() as u64,
+        );
+        let before = self.joiner.stats;
+        let redelivered_before = self.redelivered;
         let mut records = Vec::new();
         for item in batch.items.iter() {
             let (id, half) = half(item);
@@ -366,7 +388,15 @@ impl MetricActor {
         }
         // This batch is done once its rows and waiting halves are written.
         self.awaiting_flush.extend(batch.done.clone());
-        warn_evicted(evicted_before, &self.joiner);
+        warn_evicted(before.evicted, &self.joiner);
+        let after = self.joiner.stats;
+        self.metrics
+            .join_dropped("evicted", after.evicted - before.evicted);
+        self.metrics
+            .join_dropped("duplicate", after.duplicates - before.duplicates);
+        self.metrics
+            .join_dropped("redelivered", self.redelivered - redelivered_before);
+        self.metrics.join_waiting.set(self.joiner.pending() as i64);
         self.accept(&mut records, batch.emitted_at, ctx);
         if batch.done.is_some() {
             // Inbound deliveries are acked once their rows are in the file:
@@ -399,6 +429,8 @@ impl Actor for MetricActor {
         });
         ctx.run_interval(Duration::from_secs(1), |act, _| {
             let dropped = act.joiner.expire(Instant::now());
+            act.metrics.join_dropped("expired", dropped);
+            act.metrics.join_waiting.set(act.joiner.pending() as i64);
             if dropped > 0 {
                 tracing::warn!(
                     dropped,
@@ -417,6 +449,7 @@ impl Actor for MetricActor {
 impl Supervised for MetricActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts += 1;
+        self.metrics.restart("metric");
         tracing::warn!(
             restarts = self.restarts,
             file = %self.csv_path.display(),
@@ -487,6 +520,7 @@ impl Handler<FlushAndReport> for MetricActor {
         if let Some(e) = last_err {
             return Err(e);
         }
+        self.metrics.join_waiting.set(self.joiner.pending() as i64);
         Ok(MetricReport {
             rows_written: self.rows,
             join: self.joiner.stats,

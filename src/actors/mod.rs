@@ -3,15 +3,17 @@
 //!
 //! Each actor holds, for each kind of message it emits, a [`Fanout`] of
 //! recipients wired at start-up by [`crate::pipeline`]; the RabbitMQ bridge
-//! is just one more recipient. Sends use `send().await` (never `do_send`,
-//! which ignores mailbox capacity), so a slow consumer slows the source down
-//! instead of growing a queue.
+//! is just one more recipient. Sends to work recipients use `send().await`
+//! (never `do_send`, which ignores mailbox capacity), so a slow consumer
+//! slows the source down instead of growing a queue; observers (see
+//! [`fanout`]) get a bounded hand-off and never slow anything.
 
 pub mod fanout;
 pub mod metric;
 pub mod model;
 pub mod plot;
 pub mod source;
+pub mod throughput;
 
 pub use fanout::Fanout;
 pub use metric::MetricActor;

@@ -16,6 +16,7 @@ use actix::prelude::*;
 use crate::histogram::ErrorHistogram;
 use crate::log_format::read_metric_log;
 use crate::messages::{Batch, MetricRecord};
+use crate::metrics::{BatchHistogram, Metrics};
 use crate::render::{render_png, PlotSpec, RenderError};
 
 /// Draws one picture; handled on the renderer's own thread.
@@ -25,6 +26,8 @@ struct Render {
     hist: ErrorHistogram,
     spec: PlotSpec,
     path: PathBuf,
+    /// `modelwatch_plot_render_seconds`.
+    took: BatchHistogram,
 }
 
 /// Runs renders one at a time on a thread of its own, in the order asked,
@@ -39,7 +42,10 @@ impl Handler<Render> for Renderer {
     type Result = Result<(), RenderError>;
 
     fn handle(&mut self, r: Render, _: &mut SyncContext<Self>) -> Self::Result {
-        render_png(&r.hist, r.spec, &r.path)
+        let started = Instant::now();
+        let result = render_png(&r.hist, r.spec, &r.path);
+        r.took.observe(started.elapsed().as_secs_f64());
+        result
     }
 }
 
@@ -57,6 +63,7 @@ pub struct PlotActor {
     rendering: bool,
     dirty: bool,
     renders: u64,
+    metrics: Metrics,
 }
 
 impl PlotActor {
@@ -66,6 +73,7 @@ impl PlotActor {
         png: PathBuf,
         spec: PlotSpec,
         interval: std::time::Duration,
+        metrics: Metrics,
     ) -> Result<PlotActor, csv::Error> {
         let started = Instant::now();
         let mut hist = ErrorHistogram::new();
@@ -87,6 +95,7 @@ impl PlotActor {
             rendering: false,
             dirty: true,
             renders: 0,
+            metrics,
         })
     }
 
@@ -95,6 +104,7 @@ impl PlotActor {
             hist: self.hist.clone(),
             spec: self.spec,
             path: self.path.clone(),
+            took: self.metrics.plot_render_seconds.clone(),
         }
     }
 
@@ -105,6 +115,11 @@ impl PlotActor {
     }
 
     /// Starts a render on the renderer thread unless one is running.
+    fn rendered(&mut self) {
+        self.renders += 1;
+        self.metrics.plot_renders.inc();
+    }
+
     fn render_in_background(&mut self, ctx: &mut Context<Self>) {
         if self.rendering || !self.dirty {
             return;
@@ -115,7 +130,7 @@ impl PlotActor {
         ctx.spawn(job.into_actor(self).map(|result, act, _| {
             act.rendering = false;
             match result {
-                Ok(Ok(())) => act.renders += 1,
+                Ok(Ok(())) => act.rendered(),
                 Ok(Err(e)) => tracing::error!(error = %e, "plot render failed"),
                 Err(e) => tracing::error!(error = %e, "plot renderer is gone"),
             }
@@ -134,6 +149,7 @@ impl Actor for PlotActor {
 
 impl Supervised for PlotActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
+        self.metrics.restart("plot");
         tracing::warn!(renders = self.renders, "plot actor restarting");
     }
 }
@@ -156,7 +172,7 @@ impl Handler<FinalRender> for PlotActor {
         let job = self.renderer().send(self.render_request());
         Box::pin(job.into_actor(self).map(|result, act, _| {
             match result {
-                Ok(Ok(())) => act.renders += 1,
+                Ok(Ok(())) => act.rendered(),
                 Ok(Err(e)) => return Err(e.to_string()),
                 Err(e) => return Err(e.to_string()),
             }

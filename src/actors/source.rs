@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::stream::{FuturesUnordered, StreamExt};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +40,8 @@ struct SourceRun {
     settings: SourceSettings,
     stop: CancellationToken,
     done: oneshot::Sender<SourceReport>,
+    /// `modelwatch_samples_emitted_total`.
+    counter: Counter,
 }
 
 impl FeatureSource {
@@ -49,6 +52,7 @@ impl FeatureSource {
         settings: SourceSettings,
         stop: CancellationToken,
         done: oneshot::Sender<SourceReport>,
+        counter: Counter,
     ) -> FeatureSource {
         FeatureSource {
             run: Some(SourceRun {
@@ -58,6 +62,7 @@ impl FeatureSource {
                 settings,
                 stop,
                 done,
+                counter,
             }),
         }
     }
@@ -119,6 +124,7 @@ impl SourceRun {
                 a.and(b)
             });
             emitted += n;
+            self.counter.inc_by(n);
         }
         while let Some(r) = in_flight.next().await {
             if let Err(e) = r {

@@ -32,6 +32,7 @@ pub use publish::stats::{BridgeStats, StatsSnapshot};
 
 use crate::config::{BridgeSettings, InboundSettings};
 use crate::messages::{Batch, Kind};
+use crate::metrics::Metrics;
 use consume::decode::Decode;
 use consume::inbound::{self, Inbound};
 use publish::outbox::Outbox;
@@ -64,7 +65,7 @@ pub struct BridgeProbe {
 impl BridgeProbe {
     /// Messages not confirmed yet: buffered, in flight or awaiting a resend.
     pub fn undelivered_now(&self) -> u64 {
-        self.outbox.len() as u64 + self.stats.held.load(std::sync::atomic::Ordering::Relaxed)
+        self.outbox.len() as u64 + self.stats.held()
     }
 }
 
@@ -81,12 +82,13 @@ pub struct Bridge {
     consumers_stop: watch::Sender<Option<Instant>>,
     consumers_timeout: std::time::Duration,
     inbound_abandoned: u64,
+    metrics: Metrics,
 }
 
 impl Bridge {
     /// Starts the AMQP runtime and the actor (inside an actix System).
-    pub fn start(settings: BridgeSettings) -> std::io::Result<Bridge> {
-        let stats = Arc::new(BridgeStats::default());
+    pub fn start(settings: BridgeSettings, metrics: &Metrics) -> std::io::Result<Bridge> {
+        let stats = Arc::new(BridgeStats::registered(metrics));
         let outbox = Arc::new(Outbox::new(
             settings.buffer,
             settings.on_full,
@@ -130,6 +132,7 @@ impl Bridge {
             consumers_stop: watch::channel(None).0,
             consumers_timeout: std::time::Duration::from_secs(10),
             inbound_abandoned: 0,
+            metrics: metrics.clone(),
         })
     }
 
@@ -150,7 +153,7 @@ impl Bridge {
     ) where
         Batch<T>: actix::Message<Result = ()> + Send,
     {
-        let stats = Arc::new(inbound::InboundStats::default());
+        let stats = Arc::new(inbound::InboundStats::registered(&self.metrics, queue));
         let inbound = Inbound {
             queue: queue.to_owned(),
             kind,
@@ -183,11 +186,9 @@ impl Bridge {
                 let held = stats
                     .in_flight
                     .swap(0, std::sync::atomic::Ordering::Relaxed);
-                stats
-                    .abandoned
-                    .fetch_add(held, std::sync::atomic::Ordering::Relaxed);
+                stats.abandoned.inc_by(held);
             }
-            abandoned += stats.abandoned.load(std::sync::atomic::Ordering::Relaxed);
+            abandoned += stats.abandoned.get();
         }
         self.inbound_abandoned += abandoned;
         abandoned
@@ -210,11 +211,7 @@ impl Bridge {
         // held. Confirms still arriving move the backstop on too.
         let grace =
             self.settings.shutdown_timeout + BROKER_OP_TIMEOUT + std::time::Duration::from_secs(5);
-        let confirmed = || {
-            self.stats
-                .confirmed
-                .load(std::sync::atomic::Ordering::Relaxed)
-        };
+        let confirmed = || self.stats.confirmed.get();
         let mut seen = confirmed();
         let mut backstop = Instant::now() + grace;
         let mut done = self.done;
@@ -228,8 +225,7 @@ impl Bridge {
                 _ => {
                     tracing::error!("bridge publisher did not stop in time; abandoning it");
                     break Leftover {
-                        undelivered: self.outbox.len() as u64
-                            + self.stats.held.load(std::sync::atomic::Ordering::Relaxed),
+                        undelivered: self.outbox.len() as u64 + self.stats.held(),
                     };
                 }
             }
@@ -283,17 +279,23 @@ impl Drop for AmqpRuntime {
     }
 }
 
+/// Logs the counters every `every`, and keeps the `bridge_buffered` gauge
+/// current (every second).
 async fn report_periodically(
     stats: Arc<BridgeStats>,
     outbox: Arc<Outbox>,
     every: std::time::Duration,
     mut shutdown: watch::Receiver<Option<Instant>>,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
+    let mut log = tokio::time::interval(every);
+    let mut gauge = tokio::time::interval(std::time::Duration::from_secs(1));
+    log.tick().await;
     loop {
         tokio::select! {
-            _ = tick.tick() => stats.snapshot().log("bridge counters", outbox.len()),
+            _ = log.tick() => stats.snapshot().log("bridge counters", outbox.len()),
+            _ = gauge.tick() => {
+                stats.buffered.set((outbox.len() as u64 + stats.held()) as i64);
+            }
             r = shutdown.changed() => if r.is_err() || shutdown.borrow().is_some() { break },
         }
     }

@@ -128,7 +128,7 @@ pub async fn trim_legacy_queues(
                 .queue_purge(name.into(), QueuePurgeOptions::default())
                 .await? as u64;
             purged += n;
-            BridgeStats::add(&stats.legacy_purged, n);
+            stats.purged(name, n);
             tracing::warn!(
                 queue = name,
                 purged = n,

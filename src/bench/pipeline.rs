@@ -39,6 +39,7 @@ pub fn run_child(
         .arg("--logs-dir")
         .arg(dir.path())
         .args(args)
+        .env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0")
         .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::null())

@@ -49,7 +49,13 @@ fn measure(opts: &BenchOptions, rows: u64) -> anyhow::Result<Cost> {
     let mut frames = Vec::new();
     for _ in 0..opts.runs {
         let t = Instant::now();
-        let _actor = PlotActor::load(&csv, png.clone(), spec, std::time::Duration::from_secs(2))?;
+        let _actor = PlotActor::load(
+            &csv,
+            png.clone(),
+            spec,
+            std::time::Duration::from_secs(2),
+            crate::metrics::Telemetry::new("plot").metrics.clone(),
+        )?;
         loads.push(t.elapsed().as_secs_f64() * 1e3);
 
         let mut hist = ErrorHistogram::new();

@@ -49,6 +49,7 @@ fn spawn(
             format!("{tag}.y_pred"),
         )
         .env("MODELWATCH__METRIC__LABELS_LOG", "false")
+        .env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stderr(Stdio::null())
         .spawn()?;

@@ -126,6 +126,9 @@ impl AppBuilder {
         if !self.env.iter().any(|(k, _)| k == LEGACY_QUEUES_KEY) {
             cmd.env(LEGACY_QUEUES_KEY, "false");
         }
+        // Many runs at once: each serves HTTP on a free port of its own
+        // (logs/http.addr), never the default 9898.
+        cmd.env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd.spawn().expect("starting the modelwatch binary");
         App {

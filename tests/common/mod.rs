@@ -89,6 +89,9 @@ impl Sandbox {
                 cmd.env_remove(&k);
             }
         }
+        // Many runs at once: each serves HTTP on a free port of its own
+        // (logs/http.addr), never the default 9898.
+        cmd.env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0");
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

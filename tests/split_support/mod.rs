@@ -285,6 +285,9 @@ impl RoleProc {
                 cmd.env_remove(&k);
             }
         }
+        // Many runs at once: each serves HTTP on a free port of its own
+        // (logs/http.addr), never the default 9898.
+        cmd.env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0");
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .spawn()

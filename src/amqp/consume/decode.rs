@@ -44,6 +44,19 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// The kind of rejection, a fixed set: the `reason` label of
+    /// `modelwatch_inbound_dead_lettered_total` (the text is not a label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejection::TooLarge { .. } => "too_large",
+            Rejection::NotJson(_) => "not_json",
+            Rejection::NotAnObject => "not_an_object",
+            Rejection::NoId => "no_id",
+            Rejection::BadId(_) => "bad_id",
+            Rejection::BadBody(_) => "bad_body",
+        }
+    }
+
     /// The reason as a header or log field: control characters escaped,
     /// at most [`MAX_REASON_BYTES`].
     pub fn reason(&self) -> String {

@@ -40,25 +40,62 @@ use crate::amqp::{connection, topology};
 use crate::config::{redact_url, BridgeSettings, InboundSettings};
 use crate::done::{Done, Outcome};
 use crate::messages::{Batch, Kind};
+use crate::metrics::{Metrics, QueueReasonLabel};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
-/// Counters of one consumer.
+/// Counters of one consumer: handles of the telemetry registry,
+/// `modelwatch_inbound_messages_total{queue, event}` and
+/// `modelwatch_inbound_dead_lettered_total{queue, reason}`.
 #[derive(Debug, Default)]
 pub struct InboundStats {
-    pub received: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub acked: AtomicU64,
-    pub requeued: AtomicU64,
-    /// Malformed messages whose dead-letter publish failed: rejected
-    /// without requeue to the work queue's own dead-letter exchange.
-    pub rejected: AtomicU64,
-    /// Gauge: deliveries handed to the actor whose outcome is not settled yet.
-    pub in_flight: AtomicU64,
-    /// Deliveries whose work was given up at the shutdown deadline (they go
-    /// back to the queue unacked; this run did not finish them).
-    pub abandoned: AtomicU64,
+    pub received: Counter,
+    pub acked: Counter,
+    pub requeued: Counter,
     /// Deliveries the broker flagged `redelivered` (another consumer, or an
     /// earlier connection, had them unacked).
-    pub redelivered: AtomicU64,
+    pub redelivered: Counter,
+    /// Malformed messages dead-lettered (all reasons; by reason in the registry).
+    pub dead_lettered: Counter,
+    by_reason: Family<QueueReasonLabel, Counter>,
+    queue: String,
+    /// Malformed messages whose dead-letter publish failed: rejected
+    /// without requeue to the work queue's own dead-letter exchange.
+    pub rejected: Counter,
+    /// Deliveries whose work was given up at the shutdown deadline (they go
+    /// back to the queue unacked; this run did not finish them).
+    pub abandoned: Counter,
+    /// Gauge: deliveries handed to the actor whose outcome is not settled yet.
+    pub in_flight: AtomicU64,
+}
+
+impl InboundStats {
+    /// The registry's handles for `queue`.
+    pub fn registered(m: &Metrics, queue: &str) -> InboundStats {
+        InboundStats {
+            received: m.inbound(queue, "delivered"),
+            acked: m.inbound(queue, "acked"),
+            requeued: m.inbound(queue, "requeued"),
+            redelivered: m.inbound(queue, "redelivered"),
+            dead_lettered: Counter::default(),
+            by_reason: m.inbound_dead_lettered.clone(),
+            queue: queue.to_owned(),
+            rejected: m.inbound(queue, "rejected"),
+            abandoned: m.inbound(queue, "abandoned"),
+            in_flight: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one malformed message dead-lettered for `reason`.
+    pub fn dead_letter(&self, reason: &'static str) {
+        self.dead_lettered.inc();
+        self.by_reason
+            .get_or_create(&QueueReasonLabel {
+                queue: self.queue.clone(),
+                reason,
+            })
+            .inc();
+    }
 }
 
 /// One consumer: a queue, the kind it carries and the actor it feeds.
@@ -156,13 +193,13 @@ where
         }
         tracing::info!(
             queue = %self.queue,
-            received = self.stats.received.load(Relaxed),
-            acked = self.stats.acked.load(Relaxed),
-            requeued = self.stats.requeued.load(Relaxed),
-            dead_lettered = self.stats.dead_lettered.load(Relaxed),
-            rejected = self.stats.rejected.load(Relaxed),
-            abandoned = self.stats.abandoned.load(Relaxed),
-            redelivered = self.stats.redelivered.load(Relaxed),
+            received = self.stats.received.get(),
+            acked = self.stats.acked.get(),
+            requeued = self.stats.requeued.get(),
+            dead_lettered = self.stats.dead_lettered.get(),
+            rejected = self.stats.rejected.get(),
+            abandoned = self.stats.abandoned.get(),
+            redelivered = self.stats.redelivered.get(),
             "inbound consumer stopped"
         );
     }
@@ -206,7 +243,7 @@ where
                 if in_flight.is_empty() || Instant::now() >= d {
                     if !in_flight.is_empty() {
                         let abandoned = self.stats.in_flight.swap(0, Relaxed);
-                        self.stats.abandoned.fetch_add(abandoned, Relaxed);
+                        self.stats.abandoned.inc_by(abandoned);
                         tracing::warn!(queue = %self.queue, batches = in_flight.len(), deliveries = abandoned, "inbound: shutdown deadline passed; unacked deliveries go back to the queue");
                     }
                     // Close channels before the connection, or their drop
@@ -266,13 +303,9 @@ where
     ) -> lapin::Result<(Handed, Option<Outcome>)> {
         let first = deliveries[0].delivery_tag;
         let last = deliveries[deliveries.len() - 1].delivery_tag;
-        self.stats
-            .received
-            .fetch_add(deliveries.len() as u64, Relaxed);
+        self.stats.received.inc_by(deliveries.len() as u64);
         let redelivered = deliveries.iter().filter(|d| d.redelivered).count();
-        self.stats
-            .redelivered
-            .fetch_add(redelivered as u64, Relaxed);
+        self.stats.redelivered.inc_by(redelivered as u64);
         let mut items = Vec::with_capacity(deliveries.len());
         let mut publishes = Vec::new();
         for d in &deliveries {
@@ -280,7 +313,7 @@ where
                 Ok(item) => items.push(item),
                 Err(rejection) => {
                     let reason = rejection.reason();
-                    self.stats.dead_lettered.fetch_add(1, Relaxed);
+                    self.stats.dead_letter(rejection.kind());
                     if let Some(count) = warnings.malformed.note(Instant::now()) {
                         tracing::warn!(queue = %self.queue, reason, count, "inbound: malformed messages dead-lettered");
                     }
@@ -327,7 +360,7 @@ where
             ch.basic_reject(tag, BasicRejectOptions { requeue: false })
                 .await?;
             handed.rejected.push(tag);
-            self.stats.rejected.fetch_add(1, Relaxed);
+            self.stats.rejected.inc_by(1);
             if let Some(count) = warnings.dead_letter_failed.note(Instant::now()) {
                 tracing::error!(queue = %self.queue, error = %failure, count, "inbound: dead-letter publish failed; rejected the message to the queue's own dead-letter exchange (no requeue)");
             }
@@ -361,7 +394,7 @@ where
                     ack_upto = Some(t);
                 }
                 let n = h.last - h.first + 1 - h.rejected.len() as u64;
-                self.stats.acked.fetch_add(n, Relaxed);
+                self.stats.acked.inc_by(n);
             } else {
                 if let Some(t) = ack_upto.take() {
                     ch.basic_ack(t, BasicAckOptions { multiple: true }).await?;
@@ -385,7 +418,7 @@ where
                         },
                     )
                     .await?;
-                    self.stats.requeued.fetch_add(1, Relaxed);
+                    self.stats.requeued.inc_by(1);
                 }
             }
         }

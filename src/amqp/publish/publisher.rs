@@ -151,7 +151,10 @@ impl Publisher {
             failures = 0;
             last_refusal = None;
             backoff = self.settings.backoff_min;
-            match self.publish_on(&conn).await {
+            self.stats.connected.set(1);
+            let ended = self.publish_on(&conn).await;
+            self.stats.connected.set(0);
+            match ended {
                 Ended::Done => {
                     connection::close_quietly(&conn, 200, "modelwatch shutting down").await;
                     break;

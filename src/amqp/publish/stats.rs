@@ -1,31 +1,48 @@
 //! The bridge's counters, shared by the actor side and the AMQP side.
+//!
+//! Each counter is a handle of the telemetry registry ([`crate::metrics`]):
+//! `modelwatch_bridge_messages_total{event=...}` and friends, so `/metrics`,
+//! the summary line and the tests read the same numbers the bridge counts.
+//! [`BridgeStats::default`] makes unregistered handles (for unit tests).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::metrics::{Metrics, QueueLabel};
 
 /// Counts of what the bridge did. Every event that loses or repeats a
 /// message has a counter here, so nothing is dropped silently.
 #[derive(Debug, Default)]
 pub struct BridgeStats {
     /// Messages handed to the bridge by the pipeline.
-    pub accepted: AtomicU64,
+    pub accepted: Counter,
     /// `basic.publish` calls that reached the broker's socket (resends included).
-    pub published: AtomicU64,
+    pub published: Counter,
     /// Publishes the broker confirmed (ack).
-    pub confirmed: AtomicU64,
+    pub confirmed: Counter,
     /// Publishes the broker refused (nack); each is published again.
-    pub nacked: AtomicU64,
+    pub nacked: Counter,
     /// Publishes of a message that had been published before (after a nack
     /// or a lost connection): the duplicates a consumer may see.
-    pub resent: AtomicU64,
+    pub resent: Counter,
     /// Oldest messages dropped from a full buffer (`on_full = "drop_oldest"`).
-    pub dropped: AtomicU64,
+    pub dropped: Counter,
     /// Messages the bridge could not take after shutdown began.
-    pub refused_at_shutdown: AtomicU64,
+    pub refused_at_shutdown: Counter,
     /// Connections made after the first.
-    pub reconnects: AtomicU64,
-    /// Messages purged from legacy queues that nobody read past their bound.
-    pub legacy_purged: AtomicU64,
-    /// Gauge: messages the publisher holds (in flight or awaiting a resend).
+    pub reconnects: Counter,
+    /// Messages purged from legacy queues that nobody read past their bound
+    /// (all queues; by queue in the registry).
+    pub legacy_purged: Counter,
+    legacy_by_queue: Family<QueueLabel, Counter>,
+    /// 1 while connected with the topology declared (what `/ready` reads).
+    pub connected: Gauge,
+    /// Messages held by the bridge (buffered, in flight, awaiting a resend).
+    pub buffered: Gauge,
+    /// Messages the publisher holds (in flight or awaiting a resend).
     pub held: AtomicU64,
 }
 
@@ -44,21 +61,54 @@ pub struct StatsSnapshot {
 }
 
 impl BridgeStats {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
+    /// The registry's handles.
+    pub fn registered(m: &Metrics) -> BridgeStats {
+        BridgeStats {
+            accepted: m.bridge("accepted"),
+            published: m.bridge("published"),
+            confirmed: m.bridge("confirmed"),
+            nacked: m.bridge("nacked"),
+            resent: m.bridge("resent"),
+            dropped: m.bridge("dropped"),
+            refused_at_shutdown: m.bridge("refused_at_shutdown"),
+            reconnects: m.bridge_reconnects.clone(),
+            legacy_purged: Counter::default(),
+            legacy_by_queue: m.legacy_purged.clone(),
+            connected: m.bridge_connected.clone(),
+            buffered: m.bridge_buffered.clone(),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    pub fn add(counter: &Counter, n: u64) {
+        counter.inc_by(n);
+    }
+
+    /// Counts messages purged from the legacy queue `queue`.
+    pub fn purged(&self, queue: &str, n: u64) {
+        self.legacy_purged.inc_by(n);
+        self.legacy_by_queue
+            .get_or_create(&QueueLabel {
+                queue: queue.to_owned(),
+            })
+            .inc_by(n);
+    }
+
+    pub fn held(&self) -> u64 {
+        self.held.load(Relaxed)
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
-            accepted: self.accepted.load(Relaxed),
-            published: self.published.load(Relaxed),
-            confirmed: self.confirmed.load(Relaxed),
-            nacked: self.nacked.load(Relaxed),
-            resent: self.resent.load(Relaxed),
-            dropped: self.dropped.load(Relaxed),
-            refused_at_shutdown: self.refused_at_shutdown.load(Relaxed),
-            reconnects: self.reconnects.load(Relaxed),
-            legacy_purged: self.legacy_purged.load(Relaxed),
+            accepted: self.accepted.get(),
+            published: self.published.get(),
+            confirmed: self.confirmed.get(),
+            nacked: self.nacked.get(),
+            resent: self.resent.get(),
+            dropped: self.dropped.get(),
+            refused_at_shutdown: self.refused_at_shutdown.get(),
+            reconnects: self.reconnects.get(),
+            legacy_purged: self.legacy_purged.get(),
         }
     }
 }
