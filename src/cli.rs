@@ -125,29 +125,9 @@ impl ConfigArg {
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Samples to emit, then stop cleanly (0 = forever). Overrides source.count.
-    #[arg(long)]
-    pub count: Option<u64>,
-    /// Samples per second (0 = as fast as the pipeline takes them). Overrides source.rate.
-    #[arg(long, allow_negative_numbers = true)]
-    pub rate: Option<f64>,
-    /// Seed for the row picker, for a repeatable sequence. Overrides source.seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Folder for the logs and the plot. Overrides logs.dir.
-    #[arg(long)]
-    pub logs_dir: Option<PathBuf>,
-    /// Mirror every message to this RabbitMQ (turns the bridge on). Also AMQP_URL.
-    #[arg(long)]
-    pub amqp_url: Option<String>,
-    /// Roles this process runs, e.g. `model` or `features,metric` (default all
-    /// four). The others are reached through RabbitMQ (needs the bridge on).
-    #[arg(long, value_delimiter = ',')]
-    pub roles: Option<Vec<Role>>,
-    /// Read what the original Python services publish: the model and metric
-    /// work queues become `features`, `y_true`, `y_pred`. Sets inbound.legacy.
-    #[arg(long)]
-    pub legacy_inbound: bool,
+    /// Flags that override config keys.
+    #[command(flatten)]
+    pub overrides: Overrides,
     /// Print the effective configuration (password redacted) and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -183,17 +163,8 @@ fn usage_error(e: impl std::fmt::Display) -> i32 {
 }
 
 fn run(args: RunArgs) -> i32 {
-    let overrides = Overrides {
-        count: args.count,
-        rate: args.rate,
-        seed: args.seed,
-        logs_dir: args.logs_dir,
-        amqp_url: args.amqp_url,
-        roles: args.roles,
-        legacy_inbound: args.legacy_inbound,
-    };
     let source = args.config.source();
-    let settings = match Settings::load_from(&source, &overrides) {
+    let settings = match Settings::load_from(&source, &args.overrides) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };

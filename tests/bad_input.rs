@@ -320,3 +320,33 @@ fn an_output_file_that_is_a_directory_is_named_before_anything_runs() {
     };
     refused(cmd, &[sb.path().to_str().unwrap(), "is a directory"]);
 }
+
+#[test]
+fn an_http_listen_value_that_is_no_address_is_named() {
+    // The flag, the environment and the file are checked alike, before
+    // anything starts.
+    let sb = Sandbox::new();
+    let cmd = sb.run_command(&sb.logs(), &["--count", "10", "--http-listen", "localhost"]);
+    refused(cmd, &["http.listen", "localhost"]);
+    assert_nothing_written(&sb.logs());
+    let sb = Sandbox::new();
+    let mut cmd = sb.run_command(&sb.logs(), &["--count", "10"]);
+    cmd.env("MODELWATCH__HTTP__LISTEN", "9898");
+    refused(cmd, &["http.listen"]);
+    assert_nothing_written(&sb.logs());
+    let (sb, cmd) = with_config("[http]\nmax_connections = 0\n");
+    refused(cmd, &["http.max_connections"]);
+    assert_nothing_written(&sb.logs());
+    // `off` is a valid value, and `--print-config` shows what the flag set.
+    let sb = Sandbox::new();
+    let out = run_within(
+        sb.command(["run", "--print-config", "--http-listen", "off"]),
+        QUICK,
+    );
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("[http]\nlisten = \"off\""),
+        "{}",
+        out.stdout
+    );
+}

@@ -92,6 +92,7 @@ fn the_default_config_printout_round_trips() {
         "[logs]",
         "[bridge]",
         "[inbound]",
+        "[http]",
     ] {
         assert!(out.stdout.contains(section), "{section} missing");
     }

@@ -1,0 +1,146 @@
+//! The command-line flags of `run` that override config keys: one field
+//! each, declared once. clap reads this struct (`#[command(flatten)]` in
+//! `crate::cli`), its doc comments are the `--help` text, and
+//! [`Overrides::apply`] is the only place a flag is mapped to its key.
+//! Adding a flag: a field here with its doc comment, and its line in
+//! `apply` (which destructures the struct, so a field left unmapped does
+//! not compile). Flags are applied last, after the file and the
+//! environment; the result is checked like any other value.
+
+use std::path::PathBuf;
+
+use super::{Role, Settings};
+
+/// Command-line overrides, applied after the file and the environment.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Samples to emit, then stop cleanly (0 = forever). Overrides source.count.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Samples per second (0 = as fast as the pipeline takes them). Overrides source.rate.
+    #[arg(long, allow_negative_numbers = true)]
+    pub rate: Option<f64>,
+    /// Seed for the row picker, for a repeatable sequence. Overrides source.seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Folder for the logs and the plot. Overrides logs.dir.
+    #[arg(long)]
+    pub logs_dir: Option<PathBuf>,
+    /// Mirror every message to this RabbitMQ (turns the bridge on). Also AMQP_URL.
+    #[arg(long)]
+    pub amqp_url: Option<String>,
+    /// Roles this process runs, e.g. `model` or `features,metric` (default all
+    /// four). The others are reached through RabbitMQ (needs the bridge on).
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Option<Vec<Role>>,
+    /// Read what the original Python services publish: the model and metric
+    /// work queues become `features`, `y_true`, `y_pred`. Sets inbound.legacy.
+    #[arg(long)]
+    pub legacy_inbound: bool,
+    /// Serve /metrics, /health and /ready on this address `ip:port` (port 0
+    /// picks a free port) or `off`. Overrides http.listen.
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<String>,
+}
+
+impl Overrides {
+    /// Sets the key of every flag given.
+    pub(super) fn apply(&self, s: &mut Settings) {
+        let Overrides {
+            count,
+            rate,
+            seed,
+            logs_dir,
+            amqp_url,
+            roles,
+            legacy_inbound,
+            http_listen,
+        } = self;
+        set(&mut s.source.count, count);
+        set(&mut s.source.rate, rate);
+        if seed.is_some() {
+            s.source.seed = *seed;
+        }
+        set(&mut s.logs.dir, logs_dir);
+        if let Some(url) = amqp_url {
+            s.bridge.url = url.clone();
+            s.bridge.enabled = true;
+        }
+        set(&mut s.roles, roles);
+        if *legacy_inbound {
+            s.inbound.legacy = true;
+        }
+        set(&mut s.http.listen, http_listen);
+    }
+}
+
+fn set<T: Clone>(key: &mut T, flag: &Option<T>) {
+    if let Some(v) = flag {
+        *key = v.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The flags as `run` parses them.
+    #[derive(Debug, Parser)]
+    struct Run {
+        #[command(flatten)]
+        overrides: Overrides,
+    }
+
+    fn settings_with(args: &[&str]) -> Result<Settings, super::super::ConfigError> {
+        let run = Run::try_parse_from(std::iter::once("run").chain(args.iter().copied())).unwrap();
+        Settings::load_source(None, &run.overrides, vec![])
+    }
+
+    #[test]
+    fn every_flag_sets_its_key() {
+        let s = settings_with(&[
+            "--count=7",
+            "--rate=2.5",
+            "--seed=3",
+            "--logs-dir=/tmp/x",
+            "--amqp-url=amqp://u:p@h:5672/%2f",
+            "--roles=model,metric",
+            "--legacy-inbound",
+            "--http-listen=0.0.0.0:0",
+        ])
+        .unwrap();
+        assert_eq!(
+            (s.source.count, s.source.rate, s.source.seed),
+            (7, 2.5, Some(3))
+        );
+        assert_eq!(s.logs.dir, PathBuf::from("/tmp/x"));
+        assert!(s.bridge.enabled);
+        assert_eq!(s.bridge.url, "amqp://u:p@h:5672/%2f");
+        assert_eq!(s.roles, [Role::Model, Role::Metric]);
+        assert!(s.inbound.legacy);
+        assert_eq!(s.http.listen_addr(), Some("0.0.0.0:0".parse().unwrap()));
+        let s = settings_with(&["--http-listen", "off"]).unwrap();
+        assert_eq!(s.http.listen_addr(), None);
+    }
+
+    #[test]
+    fn a_flag_value_is_checked_like_the_key() {
+        let err = settings_with(&["--http-listen", "localhost"]).unwrap_err();
+        assert!(err.to_string().contains("http.listen"), "{err}");
+        let err = settings_with(&["--rate", "-1"]).unwrap_err();
+        assert!(err.to_string().contains("source.rate"), "{err}");
+    }
+
+    #[test]
+    fn the_flag_wins_over_amqp_url_in_the_environment() {
+        let run = Run::try_parse_from(["run", "--amqp-url", "amqp://flag/%2f"]).unwrap();
+        let env = vec![("AMQP_URL".to_owned(), "amqp://env/%2f".to_owned())];
+        let s = Settings::load_source(None, &run.overrides, env.clone()).unwrap();
+        assert_eq!(s.bridge.url, "amqp://flag/%2f");
+        let s = Settings::load_source(None, &Overrides::default(), env).unwrap();
+        assert_eq!(s.bridge.url, "amqp://env/%2f");
+        assert!(s.bridge.enabled);
+    }
+}

@@ -1,0 +1,114 @@
+//! `[inbound]`: the consumers that feed this process's roles from RabbitMQ
+//! when `roles` leaves some out (the split layout).
+//!
+//! Each role reads a durable work queue bound to the exchange (processes of
+//! one role share it); malformed messages go to the dead-letter exchange
+//! with the reason; every queue is bounded by `queue_max_length`. With
+//! `legacy` (or `--legacy-inbound`) the model and metric read the queues of
+//! the original Python services instead ([`InboundSettings::resolve_legacy`]).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{duration_in, in_range, Check, ConfigError, HOUR};
+use crate::messages::Kind;
+
+/// Consumers that feed local actors from RabbitMQ.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundSettings {
+    /// Read what the original Python services publish: the model and metric
+    /// work queues become their queues `features`, `y_true` and `y_pred`
+    /// (whatever the three queue keys say).
+    pub legacy: bool,
+    /// Unacknowledged deliveries per consumer.
+    pub prefetch: u16,
+    /// Most deliveries handed to an actor as one batch.
+    pub batch_size: usize,
+    /// Larger message bodies are dead-lettered.
+    pub max_body_bytes: usize,
+    /// Work queue of the model role (bound to `features`); model processes share it.
+    pub model_queue: String,
+    /// Work queues of the metric role (bound to `y_true` and `y_pred`).
+    pub metric_truth_queue: String,
+    pub metric_prediction_queue: String,
+    /// Work queue of the plot role (bound to `metrics`).
+    pub plot_queue: String,
+    /// Where malformed messages go, with the reason in the `x-reject-reason` header.
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    /// Length bound of the work queues and the dead-letter queue; a work
+    /// queue past it dead-letters its oldest message (reason `maxlen`).
+    pub queue_max_length: u32,
+    /// Longest wait at shutdown for in-flight inbound work before closing.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for InboundSettings {
+    fn default() -> Self {
+        InboundSettings {
+            legacy: false,
+            prefetch: 1000,
+            batch_size: 250,
+            max_body_bytes: 65_536,
+            model_queue: "ml_pipeline.model".into(),
+            metric_truth_queue: "ml_pipeline.metric.y_true".into(),
+            metric_prediction_queue: "ml_pipeline.metric.y_pred".into(),
+            plot_queue: "ml_pipeline.plot".into(),
+            dead_letter_exchange: "ml_pipeline.dlx".into(),
+            dead_letter_queue: "ml_pipeline.dlq".into(),
+            queue_max_length: 1_000_000,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl InboundSettings {
+    /// With `legacy` on, the model and metric work queues become the
+    /// original services' queues, named after their routing keys. Run once
+    /// every source (file, environment, flags) is applied.
+    pub(super) fn resolve_legacy(&mut self) {
+        if self.legacy {
+            self.model_queue = Kind::Features.routing_key().into();
+            self.metric_truth_queue = Kind::YTrue.routing_key().into();
+            self.metric_prediction_queue = Kind::YPred.routing_key().into();
+        }
+    }
+}
+
+impl Check for InboundSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        in_range("inbound.prefetch", self.prefetch as usize, 1, 65_535)?;
+        in_range("inbound.batch_size", self.batch_size, 1, 65_536)?;
+        in_range("inbound.max_body_bytes", self.max_body_bytes, 64, 128 << 20)?;
+        for (key, name) in [
+            ("inbound.model_queue", &self.model_queue),
+            ("inbound.metric_truth_queue", &self.metric_truth_queue),
+            (
+                "inbound.metric_prediction_queue",
+                &self.metric_prediction_queue,
+            ),
+            ("inbound.plot_queue", &self.plot_queue),
+            ("inbound.dead_letter_exchange", &self.dead_letter_exchange),
+            ("inbound.dead_letter_queue", &self.dead_letter_queue),
+        ] {
+            if name.is_empty() {
+                return Err(ConfigError::invalid(key, "must not be empty"));
+            }
+        }
+        in_range(
+            "inbound.queue_max_length",
+            self.queue_max_length as usize,
+            1,
+            100_000_000,
+        )?;
+        duration_in(
+            "inbound.shutdown_timeout",
+            self.shutdown_timeout,
+            Duration::ZERO,
+            HOUR,
+        )
+    }
+}

@@ -1,0 +1,204 @@
+//! Configuration: every key the program reads, its default, and its checks.
+//!
+//! Settings come from the built-in defaults, a TOML file (`config/default.toml`
+//! documents every key and is compiled in as [`DEFAULT_TOML`]), then
+//! environment variables `MODELWATCH__SECTION__KEY`, then command-line flags.
+//! Unknown keys, wrong types (a float in an integer key is not rounded) and
+//! out-of-range values are errors that name the key, so a typo never silently
+//! falls back to a default, and every number and duration has a bound, so no
+//! value can make the program hang or spin. Error messages that quote config
+//! text are bounded, escaped and have URL passwords redacted; the printed
+//! form redacts the AMQP password.
+//!
+//! Read in the order of `config/default.toml`: one file per section holds
+//! its struct, its default, what it is for and its [`Check`] —
+//! [`roles`], [`source`], [`model`], [`metric`], [`plot`], [`logs`],
+//! [`bridge`], [`inbound`], [`http`]; [`Settings::validate`] runs the checks
+//! in that order. Then how the layers combine ([`load`]), the command-line
+//! flags that override keys ([`flags`]: a flag is declared and mapped
+//! there, once) and [`redact`]ion. A new key is a field, its default and
+//! its check in its section's file, plus its line in `config/default.toml`
+//! (a test keeps the two equal) and in the README's table.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub mod bridge;
+pub mod flags;
+pub mod http;
+pub mod inbound;
+pub mod load;
+pub mod logs;
+pub mod metric;
+pub mod model;
+pub mod plot;
+pub mod redact;
+pub mod roles;
+pub mod source;
+#[cfg(test)]
+mod tests;
+
+pub use bridge::{BridgeSettings, OnFull};
+pub use flags::Overrides;
+pub use http::HttpSettings;
+pub use inbound::InboundSettings;
+pub use load::ConfigSource;
+pub use logs::LogSettings;
+pub use metric::MetricSettings;
+pub use model::ModelSettings;
+pub use plot::PlotSettings;
+pub use redact::{redact_credentials, redact_url, sanitize};
+pub use roles::Role;
+pub use source::{SourceSettings, MAX_RATE};
+
+/// Prefix of environment overrides; sections and keys are separated by `__`.
+pub const ENV_PREFIX: &str = "MODELWATCH";
+
+/// Environment variable naming the config file (as `--config` does).
+pub const CONFIG_ENV: &str = "MODELWATCH_CONFIG";
+
+/// The config file used when none is named and it exists in the current dir.
+pub const IMPLICIT_CONFIG: &str = "config/default.toml";
+
+/// The shipped configuration, every key with its comment; equal to
+/// [`Settings::default`] (a test checks it). `modelwatch config --default`
+/// prints it.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// All settings, one field per section, in the order of `config/default.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The roles this process runs; all four by default (one process).
+    pub roles: Vec<Role>,
+    pub source: SourceSettings,
+    pub model: ModelSettings,
+    pub metric: MetricSettings,
+    pub plot: PlotSettings,
+    pub logs: LogSettings,
+    pub bridge: BridgeSettings,
+    pub inbound: InboundSettings,
+    pub http: HttpSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            roles: Role::ALL.to_vec(),
+            source: SourceSettings::default(),
+            model: ModelSettings::default(),
+            metric: MetricSettings::default(),
+            plot: PlotSettings::default(),
+            logs: LogSettings::default(),
+            bridge: BridgeSettings::default(),
+            inbound: InboundSettings::default(),
+            http: HttpSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Runs `role` in this process.
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Runs only some roles: the others are reached through RabbitMQ.
+    pub fn is_split(&self) -> bool {
+        !Role::ALL.iter().all(|r| self.runs(*r))
+    }
+
+    /// Checks ranges and relations between keys, section by section in
+    /// file order; the first problem found is the error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        roles::check(&self.roles, self.bridge.enabled)?;
+        self.source.check()?;
+        self.model.check()?;
+        self.metric.check()?;
+        self.plot.check()?;
+        self.logs.check()?;
+        self.bridge.check()?;
+        self.inbound.check()?;
+        self.http.check()
+    }
+
+    /// The settings as TOML, with the AMQP password replaced by `***`.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.bridge.url = redact_url(&self.bridge.url);
+        toml::to_string_pretty(&shown).expect("settings always serialize")
+    }
+}
+
+/// A section's own checks: ranges of its keys and relations between them.
+/// Checks that span sections (`roles` needs the bridge) are in
+/// [`Settings::validate`].
+pub trait Check {
+    fn check(&self) -> Result<(), ConfigError>;
+}
+
+/// A configuration problem, naming the key (or file) and what is wrong.
+/// Every text in it that came from outside is bounded, escaped and has URL
+/// passwords redacted ([`sanitize`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0}: not found")]
+    Missing(String),
+    #[error("config file {0}: is a directory, not a file")]
+    IsDirectory(String),
+    #[error("config file {path}: {problem}")]
+    File { path: String, problem: String },
+    #[error("config: {0}")]
+    Load(String),
+    #[error("config: {key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: sanitize(key),
+            problem: sanitize(&problem.into()),
+        }
+    }
+
+    fn file(path: &std::path::Path, problem: impl Into<String>) -> ConfigError {
+        ConfigError::File {
+            path: redact::shown_path(path),
+            problem: sanitize(&problem.into()),
+        }
+    }
+}
+
+/// Shortest period of a timer (renders, flushes, reports, backoff, expiry).
+const MIN_PERIOD: Duration = Duration::from_millis(10);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// `lo <= v <= hi`, else an error naming `key`.
+fn in_range(key: &str, v: usize, lo: usize, hi: usize) -> Result<(), ConfigError> {
+    if v < lo || v > hi {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be between {lo} and {hi}, got {v}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `lo <= d <= hi`, else an error naming `key`.
+fn duration_in(key: &str, d: Duration, lo: Duration, hi: Duration) -> Result<(), ConfigError> {
+    if d < lo || d > hi {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "must be between {} and {}, got {}",
+                humantime::format_duration(lo),
+                humantime::format_duration(hi),
+                humantime::format_duration(d)
+            ),
+        ));
+    }
+    Ok(())
+}
