@@ -9,6 +9,8 @@ use lapin::{Connection, ConnectionProperties};
 
 pub use modelwatch::log_format::METRIC_HEADER;
 
+#[path = "../common/openmetrics.rs"]
+pub mod openmetrics;
 #[path = "../common/oracle.rs"]
 pub mod oracle;
 #[path = "../common/provision.rs"]

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod openmetrics;
 pub mod oracle;
 pub mod provision;
 
