@@ -103,6 +103,8 @@ pub struct Metrics {
     /// Halves that wrote no row: expired, evicted, duplicate, redelivered.
     pub join_dropped: Family<ReasonLabel, Counter>,
     pub join_waiting: Gauge,
+    /// Halves read back from the split-layout metric's journal at start.
+    pub journal_restored: Counter,
     pub actor_restarts: Family<ActorLabel, Counter>,
     pub plot_renders: Counter,
     pub plot_render_seconds: BatchHistogram,
@@ -113,6 +115,8 @@ pub struct Metrics {
     pub bridge_buffered: Gauge,
     pub bridge_reconnects: Counter,
     pub bridge_connected: Gauge,
+    /// Set at shutdown: messages the broker never confirmed (exit 1 if > 0).
+    pub bridge_undelivered: Gauge,
     /// delivered, acked, requeued.
     pub inbound_messages: Family<QueueEventLabel, Counter>,
     pub inbound_dead_lettered: Family<QueueReasonLabel, Counter>,
@@ -143,6 +147,7 @@ impl Telemetry {
             halves_received: Family::default(),
             join_dropped: Family::default(),
             join_waiting: Gauge::default(),
+            journal_restored: Counter::default(),
             actor_restarts: Family::default(),
             plot_renders: Counter::default(),
             plot_render_seconds: BatchHistogram::new(&RENDER_BUCKETS),
@@ -152,6 +157,7 @@ impl Telemetry {
             bridge_buffered: Gauge::default(),
             bridge_reconnects: Counter::default(),
             bridge_connected: Gauge::default(),
+            bridge_undelivered: Gauge::default(),
             inbound_messages: Family::default(),
             inbound_dead_lettered: Family::default(),
             legacy_purged: Family::default(),
@@ -184,6 +190,11 @@ impl Telemetry {
             "join_waiting",
             "Halves waiting for their other half",
             m.join_waiting.clone(),
+        );
+        r.register(
+            "journal_restored",
+            "Halves read back from the metric's journal of waiting halves at start",
+            m.journal_restored.clone(),
         );
         r.register(
             "actor_restarts",
@@ -231,6 +242,11 @@ impl Telemetry {
             "bridge_connected",
             "1 while the bridge is connected with its topology declared",
             m.bridge_connected.clone(),
+        );
+        r.register(
+            "bridge_undelivered",
+            "Messages the broker had not confirmed when the bridge stopped (set at shutdown)",
+            m.bridge_undelivered.clone(),
         );
         r.register(
             "inbound_messages",

@@ -35,9 +35,12 @@ fn write_errors_restart_the_metric_actor_without_losing_a_row() {
         2,
         "expected two restarts:\n{log}"
     );
-    let finished = log_line(&log, "run finished");
-    assert_eq!(log_field(finished, "restarts"), Some("2"), "{finished}");
-    assert_eq!(log_field(finished, "rows"), Some("20000"), "{finished}");
+    let reg = Scrape::final_of(&sb.logs());
+    assert_eq!(
+        reg.count("modelwatch_actor_restarts_total", &[("actor", "metric")]),
+        2
+    );
+    assert_eq!(reg.count("modelwatch_rows_written_total", &[]), 20000);
 }
 
 #[test]

@@ -27,7 +27,7 @@ use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
 use split_support::{
-    confirm_channel, connect, drain, fields, publish_raw, queue_len, RoleProc, TestBroker, START,
+    confirm_channel, connect, drain, publish_raw, queue_len, RoleProc, TestBroker, START,
     STOP,
 };
 
@@ -273,18 +273,15 @@ async fn a_dead_letter_the_broker_refuses_is_rejected_to_the_queues_own_dlx_once
         model.report()
     );
     model.stop(STOP).await;
-    let line = model.line("inbound consumer stopped");
-    let f = fields(&line);
-    let n = |k: &str| -> u64 {
-        f.get(k)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {k}= in {line}"))
-    };
-    assert_eq!(n("received"), GOOD as u64 + 1, "{line}");
-    assert_eq!(n("dead_lettered"), 1, "{line}");
-    assert_eq!(n("rejected"), 1, "{line}");
-    assert_eq!(n("requeued"), 0, "{line}");
-    assert_eq!(n("acked"), GOOD as u64, "{line}");
+    let stopped = model.inbound_stopped();
+    assert_eq!(stopped.len(), 1, "{}", model.report());
+    let s = &stopped[0];
+    let line = format!("{s:?}");
+    assert_eq!(s.received, GOOD as u64 + 1, "{line}");
+    assert_eq!(s.dead_lettered, 1, "{line}");
+    assert_eq!(s.rejected, 1, "{line}");
+    assert_eq!(s.requeued, 0, "{line}");
+    assert_eq!(s.acked, GOOD as u64, "{line}");
 }
 
 /// Item 6: y_true 1.7e308 and y_pred -1.7e308 used to join into the row

@@ -228,7 +228,6 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
     assert_eq!(queue_len(&conn, "features").await, 0);
     assert_eq!(queue_len(&conn, "y_true").await, 0);
     assert_eq!(queue_len(&conn, "y_pred").await, 0);
-    let fin = metric.line("run finished");
     println!(
         "python features -> our model + metric: {N} samples in {:.2?}, model received {}, \
          metric received {} y_true + {} y_pred, redelivered={} duplicates={}; test took {:.2?}",
@@ -244,8 +243,8 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
             .iter()
             .find(|s| s.queue == "y_pred")
             .map_or(0, |s| s.received),
-        field_u64(&fin, "redelivered"),
-        field_u64(&fin, "duplicates"),
+        metric.join_dropped("redelivered"),
+        metric.join_dropped("duplicate"),
         t0.elapsed()
     );
 }
@@ -301,7 +300,7 @@ async fn our_features_and_model_roles_feed_the_python_metric_service() {
         oracle::assert_model_output(y_true, y_pred, line);
     }
     assert_eq!(ids.len(), N, "rows joined by the Python metric service");
-    let published = field_u64(&ours.line("bridge summary"), "confirmed");
+    let published = ours.bridge("confirmed");
     assert_eq!(
         published,
         3 * N as u64,

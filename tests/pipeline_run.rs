@@ -80,9 +80,11 @@ fn run_writes_whole_unique_rows_of_model_outputs_labels_and_the_plot() {
     // the cwd is empty, so the model was fitted in memory, not loaded
     let log = read_pipeline_log(&logs);
     assert!(log.contains("fitted in memory"), "{log}");
-    let finished = log_line(&log, "run finished");
-    assert_eq!(log_field(finished, "rows"), Some("2000"), "{finished}");
-    assert_eq!(log_field(finished, "unmatched"), Some("0"), "{finished}");
+    let reg = Scrape::final_of(&logs);
+    assert_eq!(reg.count("modelwatch_rows_written_total", &[]), 2000);
+    assert_eq!(reg.count("modelwatch_samples_emitted_total", &[]), 2000);
+    assert_eq!(reg.count("modelwatch_join_waiting", &[]), 0);
+    assert_eq!(reg.count("modelwatch_absolute_error_count", &[]), 2000);
 }
 
 #[test]
@@ -232,9 +234,8 @@ fn the_rate_is_respected() {
         (0.494..0.6).contains(&span),
         "100 samples at 200/s spanned {span} s, not 99/200 s"
     );
-    let log = read_pipeline_log(&logs);
-    let finished = log_line(&log, "source finished");
-    assert_eq!(log_field(finished, "emitted"), Some("100"));
+    let reg = Scrape::final_of(&logs);
+    assert_eq!(reg.count("modelwatch_samples_emitted_total", &[]), 100);
 }
 
 /// Starts an endless run, waits for rows, sends `signal`, and checks the
@@ -284,20 +285,18 @@ fn signal_drains_and_exits_0(signal: &str) {
 
     let log = read_pipeline_log(&logs);
     // every sample the source emitted before it stopped was drained to a row
-    let source = log_line(&log, "source finished");
+    let reg = Scrape::final_of(&logs);
     assert_eq!(
-        log_field(source, "emitted"),
-        Some(rows.len().to_string().as_str()),
-        "samples emitted vs rows written: {source}"
+        reg.count("modelwatch_samples_emitted_total", &[]),
+        rows.len() as u64,
+        "samples emitted vs rows written"
+    );
+    assert_eq!(
+        reg.count("modelwatch_rows_written_total", &[]),
+        rows.len() as u64
     );
     let stopping = log_line(&log, "stopping: draining");
     assert_eq!(log_field(stopping, "signal"), Some(signal), "{stopping}");
-    let finished = log_line(&log, "run finished");
-    assert_eq!(
-        log_field(finished, "rows"),
-        Some(rows.len().to_string().as_str()),
-        "{finished}"
-    );
 }
 
 #[test]

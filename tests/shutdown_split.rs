@@ -40,9 +40,10 @@ async fn a_loaded_features_role_exits_0_only_when_everything_was_delivered() {
         &env,
     );
     let status = features.wait_exit(Duration::from_secs(240)).await;
-    let summary = features.line("bridge summary");
-    let undelivered = field_u64(&summary, "undelivered");
-    let dropped = field_u64(&summary, "dropped");
+    let reg = features.registry();
+    let undelivered = reg.count("modelwatch_bridge_undelivered", &[]);
+    let dropped = reg.count("modelwatch_bridge_messages_total", &[("event", "dropped")]);
+    let summary = format!("undelivered={undelivered} dropped={dropped}");
     let stderr = features.stderr();
     println!(
         "features role, {N} samples: {status} after {:.1?}; {summary}",

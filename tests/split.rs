@@ -29,7 +29,7 @@ async fn wait_consumers(procs: &mut [(&mut RoleProc, usize)]) {
 /// `confirmed=` of the "bridge summary" line (messages the process
 /// published and the broker confirmed).
 fn confirmed(p: &RoleProc) -> u64 {
-    field_u64(&p.line("bridge summary"), "confirmed")
+    p.bridge("confirmed")
 }
 
 /// The one "inbound consumer stopped" line of a process with one consumer.
@@ -127,7 +127,6 @@ async fn four_processes_log_every_sample_once_and_share_the_model_work() {
     assert_eq!(truth.acked, truth.received, "{truth:?}");
     assert_eq!(pred.acked, pred.received, "{pred:?}");
 
-    let fin = metric.line("run finished");
     let published =
         confirmed(&features) + confirmed(&model_a) + confirmed(&model_b) + confirmed(&metric);
     let consumed = a.received + b.received + truth.received + pred.received;
@@ -146,8 +145,8 @@ async fn four_processes_log_every_sample_once_and_share_the_model_work() {
         truth.received,
         pred.received,
         confirmed(&metric),
-        field_u64(&fin, "redelivered"),
-        field_u64(&fin, "duplicates"),
+        metric.join_dropped("redelivered"),
+        metric.join_dropped("duplicate"),
         t0.elapsed()
     );
     drop(conn);
@@ -220,9 +219,8 @@ async fn a_model_killed_mid_run_loses_and_doubles_nothing() {
     );
     assert!(s.redelivered <= s.received, "{s:?}");
     let m = consumers_by_queue(&metric);
-    let fin = metric.line("run finished");
-    let redelivered = field_u64(&fin, "redelivered");
-    let duplicates = field_u64(&fin, "duplicates");
+    let redelivered = metric.join_dropped("redelivered");
+    let duplicates = metric.join_dropped("duplicate");
     println!(
         "kill -9: model killed {:.2?} after the features role started ({rows_at_kill} rows \
          written, at most {emitted_bound} samples emitted by then); the survivor received {} \

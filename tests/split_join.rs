@@ -118,11 +118,7 @@ async fn an_orphan_half_expires_once_and_never_comes_back() {
     metric.stop(STOP).await;
 
     assert_rows_are(&metric, 1..=N);
-    let expired: u64 = metric
-        .lines("waited longer than the TTL")
-        .iter()
-        .map(|l| field_u64(l, "dropped"))
-        .sum();
+    let expired = metric.join_dropped("expired");
     assert_eq!(
         expired,
         1,
@@ -177,12 +173,19 @@ async fn waiting_halves_survive_a_kill_9_of_the_metric() {
     let mut metric = metric.respawn(&[], &broker.env());
     // pipeline.log is appended to: two lines are the first process's.
     metric.wait_log("inbound consumer started", 4, START).await;
-    let restored = metric.line("waiting halves restored from the journal");
-    assert_eq!(field_u64(&restored, "restored"), N, "{restored}");
+    // The registry is read at the end (this process exits later).
+    let restored_line = metric.line("waiting halves restored from the journal");
     let predictions: Vec<Vec<u8>> = (1..=N).map(prediction).collect();
     publish_raw(&ch, &broker.exchange, "y_pred", &predictions).await;
     metric.wait_rows(N as usize, Duration::from_secs(30)).await;
     metric.stop(STOP).await;
+    assert_eq!(
+        metric
+            .registry()
+            .count("modelwatch_journal_restored_total", &[]),
+        N,
+        "{restored_line}"
+    );
     assert_rows_are(&metric, 1..=N);
     // Everything joined: the journal was rewritten empty at the next start
     // or holds only lines of ids already written.
@@ -231,7 +234,7 @@ async fn a_backlog_through_a_fast_and_a_slow_model_writes_every_row_once() {
         "{}",
         metric.report()
     );
-    let slow_did = InboundStopped::parse(&slow.line("inbound consumer stopped")).acked;
+    let slow_did = slow.inbound_stopped()[0].acked;
     assert!(slow_did > 0, "the slow model did some of the work");
     eprintln!("{N} rows through a fast and a slow model in {took:?} (slow did {slow_did})");
 }

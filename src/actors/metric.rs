@@ -202,6 +202,7 @@ impl MetricActor {
                 records.push(record);
             }
         }
+        self.metrics.journal_restored.inc_by(self.restored);
         tracing::info!(
             restored = self.restored,
             already_written = skipped,

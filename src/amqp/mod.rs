@@ -239,6 +239,8 @@ impl Bridge {
             inbound_abandoned: self.inbound_abandoned,
         };
         stats.log("bridge stopped", self.outbox.len());
+        self.stats.undelivered.set(report.undelivered as i64);
+        self.stats.buffered.set(self.outbox.len() as i64);
         if report.undelivered > 0 {
             tracing::warn!(
                 undelivered = report.undelivered,

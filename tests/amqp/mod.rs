@@ -38,6 +38,8 @@ mod broker_common;
 #[allow(unused_imports)]
 pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
 #[allow(unused_imports)]
+pub use broker_common::openmetrics::{self, Scrape};
+#[allow(unused_imports)]
 pub use broker_common::{connect, oracle, read_metric_csv, LegacyQueues, Row, BROKER_URL};
 
 /// Nothing listens on port 1: connections are refused at once.
@@ -250,7 +252,7 @@ impl Finished {
 
     /// The bridge's counters at shutdown.
     pub fn counters(&self) -> Counters {
-        Counters::from_log(&self.log())
+        Counters::from_final(&self.logs_dir())
     }
 }
 
@@ -296,45 +298,42 @@ pub fn fields(line: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The bridge's counters as logged by `Bridge::shutdown`: the "bridge
-/// stopped" line, plus `undelivered` (0 when not logged).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The bridge's counters at exit, from the registry the process wrote
+/// (`logs/final_metrics.txt`): `modelwatch_bridge_messages_total{event}`,
+/// reconnects and the undelivered count set at shutdown.
+#[derive(Debug, Clone)]
 pub struct Counters {
+    /// The registry's bridge samples, for failure messages.
     pub line: String,
-    pub fields: BTreeMap<String, u64>,
+    scrape: Scrape,
     pub undelivered: u64,
 }
 
 impl Counters {
-    pub fn from_log(log: &str) -> Counters {
-        let line = log
+    pub fn from_final(logs: &Path) -> Counters {
+        let scrape = Scrape::final_of(logs);
+        let line = scrape
+            .text
             .lines()
-            .rfind(|l| l.contains("bridge stopped"))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no \"bridge stopped\" line in the log\n--- log (end) ---\n{}",
-                    tail(log, 30)
-                )
-            })
-            .to_string();
-        let undelivered = log
-            .lines()
-            .rev()
-            .find_map(|l| fields(l).get("undelivered").copied())
-            .unwrap_or(0);
+            .filter(|l| l.starts_with("modelwatch_bridge"))
+            .collect::<Vec<_>>()
+            .join("; ");
         Counters {
-            fields: fields(&line),
+            undelivered: scrape.count("modelwatch_bridge_undelivered", &[]),
             line,
-            undelivered,
+            scrape,
         }
     }
 
-    /// A counter of the line; panics when it is not there.
+    /// A counter of the bridge (`accepted`, `published`, `confirmed`,
+    /// `nacked`, `resent`, `dropped`, or `reconnects`).
     pub fn get(&self, name: &str) -> u64 {
-        *self
-            .fields
-            .get(name)
-            .unwrap_or_else(|| panic!("no {name}= in {:?}", self.line))
+        match name {
+            "reconnects" => self.scrape.count("modelwatch_bridge_reconnects_total", &[]),
+            event => self
+                .scrape
+                .count("modelwatch_bridge_messages_total", &[("event", event)]),
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod openmetrics;
+#[allow(unused_imports)]
+pub use openmetrics::Scrape;
 pub mod oracle;
 pub mod provision;
 

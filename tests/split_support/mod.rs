@@ -40,6 +40,8 @@ mod broker_common;
 #[allow(unused_imports)]
 pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
 #[allow(unused_imports)]
+pub use broker_common::openmetrics::{self, Scrape};
+#[allow(unused_imports)]
 pub use broker_common::{connect, oracle, read_metric_csv, LegacyQueues, Row, BROKER_URL};
 
 /// `config/default.toml` of this crate, by absolute path.
@@ -509,12 +511,27 @@ impl RoleProc {
         read_metric_csv(&self.csv_path())
     }
 
-    /// The counters of every "inbound consumer stopped" line.
+    /// The registry the process wrote at exit.
+    pub fn registry(&self) -> Scrape {
+        Scrape::final_of(&self.logs_dir())
+    }
+
+    /// The counters of its inbound consumers at exit, one per queue.
     pub fn inbound_stopped(&self) -> Vec<InboundStopped> {
-        self.lines("inbound consumer stopped")
-            .iter()
-            .map(|l| InboundStopped::parse(l))
-            .collect()
+        InboundStopped::all_of(&self.registry())
+    }
+
+    /// A counter of the bridge at exit (`confirmed`, `dropped`, ...).
+    pub fn bridge(&self, event: &str) -> u64 {
+        self.registry()
+            .count("modelwatch_bridge_messages_total", &[("event", event)])
+    }
+
+    /// Halves that wrote no row at exit, by reason (`expired`, `evicted`,
+    /// `duplicate`, `redelivered`).
+    pub fn join_dropped(&self, reason: &str) -> u64 {
+        self.registry()
+            .count("modelwatch_join_dropped_total", &[("reason", reason)])
     }
 }
 
@@ -527,7 +544,9 @@ impl Drop for RoleProc {
     }
 }
 
-/// The figures of an "inbound consumer stopped" line.
+/// The counters of one inbound consumer at exit, from the registry
+/// (`modelwatch_inbound_messages_total{queue, event}` and
+/// `modelwatch_inbound_dead_lettered_total{queue, reason}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundStopped {
     pub queue: String,
@@ -537,21 +556,45 @@ pub struct InboundStopped {
     pub dead_lettered: u64,
     /// Deliveries flagged `redelivered` by the broker.
     pub redelivered: u64,
+    /// Malformed deliveries whose dead-letter copy failed: rejected to the
+    /// queue's own dead-letter exchange.
+    pub rejected: u64,
 }
 
 impl InboundStopped {
-    pub fn parse(line: &str) -> InboundStopped {
-        InboundStopped {
-            queue: fields(line)
-                .get("queue")
-                .cloned()
-                .unwrap_or_else(|| panic!("no queue= in {line:?}")),
-            received: field_u64(line, "received"),
-            acked: field_u64(line, "acked"),
-            requeued: field_u64(line, "requeued"),
-            dead_lettered: field_u64(line, "dead_lettered"),
-            redelivered: field_u64(line, "redelivered"),
-        }
+    /// Every consumer of a process, from its final registry.
+    pub fn all_of(reg: &Scrape) -> Vec<InboundStopped> {
+        let mut queues: Vec<String> = reg
+            .samples
+            .iter()
+            .filter(|(n, _, _)| n == "modelwatch_inbound_messages_total")
+            .filter_map(|(_, l, _)| l.get("queue").cloned())
+            .collect();
+        queues.sort();
+        queues.dedup();
+        queues
+            .into_iter()
+            .map(|queue| {
+                let n = |event| {
+                    reg.count(
+                        "modelwatch_inbound_messages_total",
+                        &[("queue", &queue), ("event", event)],
+                    )
+                };
+                InboundStopped {
+                    received: n("delivered"),
+                    acked: n("acked"),
+                    requeued: n("requeued"),
+                    redelivered: n("redelivered"),
+                    rejected: n("rejected"),
+                    dead_lettered: reg.count(
+                        "modelwatch_inbound_dead_lettered_total",
+                        &[("queue", &queue)],
+                    ),
+                    queue,
+                }
+            })
+            .collect()
     }
 }
 

@@ -42,6 +42,8 @@ pub struct BridgeStats {
     pub connected: Gauge,
     /// Messages held by the bridge (buffered, in flight, awaiting a resend).
     pub buffered: Gauge,
+    /// Set at shutdown: what the broker never confirmed.
+    pub undelivered: Gauge,
     /// Messages the publisher holds (in flight or awaiting a resend).
     pub held: AtomicU64,
 }
@@ -76,6 +78,7 @@ impl BridgeStats {
             legacy_by_queue: m.legacy_purged.clone(),
             connected: m.bridge_connected.clone(),
             buffered: m.bridge_buffered.clone(),
+            undelivered: m.bridge_undelivered.clone(),
             held: AtomicU64::new(0),
         }
     }
