@@ -201,6 +201,12 @@ fn run(args: RunArgs) -> i32 {
     });
     // The registry at exit, for whoever reads the final counters of a
     // process that is gone (scripts, the bench, the tests).
+    if let Ok(report) = &result {
+        telemetry
+            .metrics
+            .run_seconds
+            .set(report.elapsed.as_secs_f64());
+    }
     if let Err(e) = std::fs::write(&final_metrics, telemetry.encode()) {
         tracing::error!(error = %e, file = %final_metrics.display(), "cannot write the final metrics");
     }

@@ -124,6 +124,9 @@ pub struct Metrics {
     pub observer_dropped: Family<ObserverLabel, Counter>,
     pub rows_per_second: Gauge<f64, AtomicU64>,
     pub resident_memory_bytes: Gauge,
+    pub peak_resident_memory_bytes: Gauge,
+    /// Set at the end of a run: from start to the end of the drain.
+    pub run_seconds: Gauge<f64, AtomicU64>,
 }
 
 /// The registry and its handles.
@@ -164,6 +167,8 @@ impl Telemetry {
             observer_dropped: Family::default(),
             rows_per_second: Gauge::default(),
             resident_memory_bytes: Gauge::default(),
+            peak_resident_memory_bytes: Gauge::default(),
+            run_seconds: Gauge::default(),
         };
         let mut r = Registry::with_prefix("modelwatch");
         r.register(
@@ -279,6 +284,18 @@ impl Telemetry {
             Unit::Bytes,
             m.resident_memory_bytes.clone(),
         );
+        r.register_with_unit(
+            "peak_resident_memory",
+            "Peak resident memory of the process (VmHWM)",
+            Unit::Bytes,
+            m.peak_resident_memory_bytes.clone(),
+        );
+        r.register_with_unit(
+            "run",
+            "Duration of the finished run, from start to the end of the drain (set at the end)",
+            Unit::Seconds,
+            m.run_seconds.clone(),
+        );
         r.register(
             "build",
             "Version and roles of this process",
@@ -295,8 +312,13 @@ impl Telemetry {
 
     /// The registry in the OpenMetrics text format (what `/metrics` serves).
     pub fn encode(&self) -> String {
-        if let Some(rss) = resident_memory_bytes() {
-            self.metrics.resident_memory_bytes.set(rss as i64);
+        if let Some(rss) = status_kib("VmRSS:") {
+            self.metrics.resident_memory_bytes.set(rss as i64 * 1024);
+        }
+        if let Some(peak) = status_kib("VmHWM:") {
+            self.metrics
+                .peak_resident_memory_bytes
+                .set(peak as i64 * 1024);
         }
         let mut out = String::with_capacity(8 * 1024);
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
@@ -340,12 +362,11 @@ impl Metrics {
     }
 }
 
-/// Resident memory of this process (Linux `VmRSS`), bytes.
-pub fn resident_memory_bytes() -> Option<u64> {
+/// A `/proc/self/status` field in KiB (Linux: `VmRSS:`, `VmHWM:`).
+pub fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A histogram with fixed buckets whose counts are atomics: observing a

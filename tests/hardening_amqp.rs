@@ -27,8 +27,7 @@ use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
 use split_support::{
-    confirm_channel, connect, drain, publish_raw, queue_len, RoleProc, TestBroker, START,
-    STOP,
+    confirm_channel, connect, drain, publish_raw, queue_len, RoleProc, TestBroker, START, STOP,
 };
 
 /// Longest wait for messages to flow or be dead-lettered in these tests.

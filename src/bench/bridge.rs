@@ -21,7 +21,7 @@ use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 
-use super::pipeline::{num, run_child};
+use super::pipeline::run_child;
 use super::{median, BenchOptions, Figure};
 use crate::data::Dataset;
 use crate::messages::{Kind, MetricRecord, WireMessage};
@@ -197,7 +197,7 @@ pub fn bench(opts: &BenchOptions, url: &str) -> anyhow::Result<Vec<Figure>> {
     for _ in 0..opts.runs {
         rt.block_on(purge(&conn))?;
         let n = samples.to_string();
-        let (run, bridge) = run_child(
+        let run = run_child(
             opts,
             &[
                 "--count",
@@ -211,14 +211,14 @@ pub fn bench(opts: &BenchOptions, url: &str) -> anyhow::Result<Vec<Figure>> {
             ],
             &bridge_env,
         )?;
-        let confirmed = num(&bridge, "confirmed")?;
+        let confirmed = run.bridge("confirmed");
         if confirmed < (samples * 4) as f64 {
             bail!(
                 "the bridge confirmed {confirmed} of {} messages",
                 samples * 4
             );
         }
-        mirrored.push(confirmed / num(&run, "secs")?);
+        mirrored.push(confirmed / run.secs());
         rt.block_on(purge(&conn))?;
         plain.push(rt.block_on(lapin_publish(&conn, &msgs))?);
         rt.block_on(purge(&conn))?;
@@ -272,7 +272,7 @@ fn unreachable_memory(opts: &BenchOptions) -> anyhow::Result<Figure> {
     let (mut on, mut off) = (vec![], vec![]);
     for _ in 0..opts.runs {
         let args = ["--count", samples.as_str(), "--rate", "0", "--seed", "1"];
-        let (run, _) = run_child(
+        let run = run_child(
             opts,
             &[
                 &args[..],
@@ -281,9 +281,9 @@ fn unreachable_memory(opts: &BenchOptions) -> anyhow::Result<Figure> {
             .concat(),
             &env,
         )?;
-        on.push(num(&run, "peak_rss_kib")? / 1024.0);
-        let (run, _) = run_child(opts, &args, &[])?;
-        off.push(num(&run, "peak_rss_kib")? / 1024.0);
+        on.push(run.peak_rss_mib());
+        let run = run_child(opts, &args, &[])?;
+        off.push(run.peak_rss_mib());
     }
     let avg_body = wire_messages(100)
         .iter()

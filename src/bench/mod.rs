@@ -8,6 +8,7 @@
 //! `--quick` shrinks every size so the tests can run the whole command.
 
 pub mod bridge;
+pub mod http;
 pub mod pipeline;
 pub mod plot;
 pub mod split;
@@ -71,6 +72,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let mut figures = Vec::new();
     figures.extend(pipeline::bench(opts)?);
+    figures.extend(http::bench(opts)?);
     figures.extend(plot::bench(opts)?);
     match &opts.amqp_url {
         Some(url) => {

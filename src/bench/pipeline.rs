@@ -9,7 +9,9 @@ use anyhow::{bail, Context};
 
 use super::{median, BenchOptions, Figure};
 
-/// The fields of the last line of `pipeline.log` containing `marker`.
+/// The fields of the last line of `pipeline.log` containing `marker`
+/// (only for the latency quantiles of the metric's HdrHistogram, which the
+/// registry's coarse buckets cannot give).
 pub fn summary_fields(log: &Path, marker: &str) -> anyhow::Result<HashMap<String, String>> {
     let text =
         std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
@@ -24,13 +26,60 @@ pub fn summary_fields(log: &Path, marker: &str) -> anyhow::Result<HashMap<String
         .collect())
 }
 
-/// Runs `modelwatch run` with `args` and `env` in a fresh logs dir; returns
-/// the fields of its "run finished" line and of its "bridge summary" line.
+/// What a child run left: its registry at exit (`final_metrics.txt`) and
+/// its summary line.
+pub struct ChildRun {
+    registry: String,
+    summary: HashMap<String, String>,
+}
+
+impl ChildRun {
+    /// A sample of the registry by its exact series, e.g.
+    /// `modelwatch_rows_written_total` or
+    /// `modelwatch_bridge_messages_total{event="confirmed"}` (0 if absent:
+    /// a counter nobody touched is not exposed).
+    pub fn value(&self, series: &str) -> f64 {
+        self.registry
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// A field of the summary line (the latency quantiles).
+    pub fn summary(&self, key: &str) -> anyhow::Result<f64> {
+        self.summary
+            .get(key)
+            .with_context(|| format!("no {key} in the summary"))?
+            .parse()
+            .with_context(|| format!("{key} is not a number"))
+    }
+
+    pub fn rows(&self) -> f64 {
+        self.value("modelwatch_rows_written_total")
+    }
+
+    /// From start to the end of the drain (the broker's confirms included).
+    pub fn secs(&self) -> f64 {
+        self.value("modelwatch_run_seconds")
+    }
+
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.value("modelwatch_peak_resident_memory_bytes") / (1024.0 * 1024.0)
+    }
+
+    pub fn bridge(&self, event: &str) -> f64 {
+        self.value(&format!(
+            "modelwatch_bridge_messages_total{{event=\"{event}\"}}"
+        ))
+    }
+}
+
+/// Runs `modelwatch run` with `args` and `env` in a fresh logs dir.
 pub fn run_child(
     opts: &BenchOptions,
     args: &[&str],
     env: &[(&str, &str)],
-) -> anyhow::Result<(HashMap<String, String>, HashMap<String, String>)> {
+) -> anyhow::Result<ChildRun> {
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
     let status = Command::new(exe)
@@ -44,27 +93,18 @@ pub fn run_child(
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::null())
         .status()?;
-    let log = dir.path().join("pipeline.log");
-    let run = summary_fields(&log, "run finished");
-    let bridge = summary_fields(&log, "bridge summary").unwrap_or_default();
+    let registry = std::fs::read_to_string(dir.path().join("final_metrics.txt"))
+        .with_context(|| format!("modelwatch run {args:?} ({status}) left no final metrics"))?;
+    let summary = summary_fields(&dir.path().join("pipeline.log"), "run finished")?;
+    let run = ChildRun { registry, summary };
     // Exit 1 with a summary: the run finished but left messages undelivered
     // (e.g. the broker-unreachable figure); its figures still stand.
-    let undelivered = |k: &str| bridge.get(k).is_some_and(|v| v != "0");
     let incomplete = status.code() == Some(1)
-        && run.is_ok()
-        && (undelivered("undelivered") || undelivered("dropped"));
+        && (run.value("modelwatch_bridge_undelivered") > 0.0 || run.bridge("dropped") > 0.0);
     if !status.success() && !incomplete {
         bail!("modelwatch run {args:?} failed: {status}");
     }
-    Ok((run?, bridge))
-}
-
-pub fn num(fields: &HashMap<String, String>, key: &str) -> anyhow::Result<f64> {
-    fields
-        .get(key)
-        .with_context(|| format!("no {key} in the summary"))?
-        .parse()
-        .with_context(|| format!("{key} is not a number"))
+    Ok(run)
 }
 
 struct Run {
@@ -78,29 +118,25 @@ struct Run {
 fn measure(opts: &BenchOptions, count: u64) -> anyhow::Result<Run> {
     let mut runs = Vec::new();
     for _ in 0..opts.runs {
-        let (f, _) = run_child(
+        let r = run_child(
             opts,
             &["--count", &count.to_string(), "--rate", "0", "--seed", "1"],
             &[],
         )?;
-        if num(&f, "rows")? as u64 != count {
-            bail!("run --count {count} wrote {} rows", num(&f, "rows")?);
+        if r.rows() as u64 != count {
+            bail!("run --count {count} wrote {} rows", r.rows());
         }
-        runs.push(f);
+        runs.push(r);
     }
-    let med = |k: &str| -> anyhow::Result<f64> {
-        Ok(median(
-            runs.iter()
-                .map(|f| num(f, k))
-                .collect::<anyhow::Result<_>>()?,
-        ))
+    let med = |f: &dyn Fn(&ChildRun) -> anyhow::Result<f64>| -> anyhow::Result<f64> {
+        Ok(median(runs.iter().map(f).collect::<anyhow::Result<_>>()?))
     };
     Ok(Run {
-        rate: med("samples_per_sec")?,
-        p50: med("latency_p50_us")?,
-        p99: med("latency_p99_us")?,
-        p999: med("latency_p999_us")?,
-        rss_mib: med("peak_rss_kib")? / 1024.0,
+        rate: med(&|r| Ok(r.rows() / r.secs().max(1e-9)))?,
+        p50: med(&|r| r.summary("latency_p50_us"))?,
+        p99: med(&|r| r.summary("latency_p99_us"))?,
+        p999: med(&|r| r.summary("latency_p999_us"))?,
+        rss_mib: med(&|r| Ok(r.peak_rss_mib()))?,
     })
 }
 

@@ -36,9 +36,9 @@ use serde_json::Value;
 #[path = "../broker_common/mod.rs"]
 mod broker_common;
 #[allow(unused_imports)]
-pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
-#[allow(unused_imports)]
 pub use broker_common::openmetrics::{self, Scrape};
+#[allow(unused_imports)]
+pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
 #[allow(unused_imports)]
 pub use broker_common::{connect, oracle, read_metric_csv, LegacyQueues, Row, BROKER_URL};
 

@@ -38,9 +38,9 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 #[path = "../broker_common/mod.rs"]
 mod broker_common;
 #[allow(unused_imports)]
-pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
-#[allow(unused_imports)]
 pub use broker_common::openmetrics::{self, Scrape};
+#[allow(unused_imports)]
+pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
 #[allow(unused_imports)]
 pub use broker_common::{connect, oracle, read_metric_csv, LegacyQueues, Row, BROKER_URL};
 
