@@ -67,6 +67,8 @@ pub struct Joiner {
     order: VecDeque<(SampleId, Instant)>,
     max_pending: usize,
     ttl: Duration,
+    /// With [`Joiner::tracking_dropped`]: ids expired or evicted, until taken.
+    dropped: Option<Vec<SampleId>>,
     pub stats: JoinStats,
 }
 
@@ -77,7 +79,29 @@ impl Joiner {
             order: VecDeque::new(),
             max_pending: max_pending.max(1),
             ttl,
+            dropped: None,
             stats: JoinStats::default(),
+        }
+    }
+
+    /// Remembers the ids it drops (expired, evicted) for
+    /// [`Joiner::take_dropped`]: the journal records them.
+    pub fn tracking_dropped(mut self) -> Joiner {
+        self.dropped = Some(Vec::new());
+        self
+    }
+
+    /// The ids dropped since the last call (empty unless tracking).
+    pub fn take_dropped(&mut self) -> Vec<SampleId> {
+        self.dropped
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn note_dropped(&mut self, id: SampleId) {
+        if let Some(d) = &mut self.dropped {
+            d.push(id);
         }
     }
 
@@ -138,6 +162,7 @@ impl Joiner {
             } else if now.duration_since(at) > self.ttl {
                 self.order.pop_front();
                 self.pending.remove(&id);
+                self.note_dropped(id);
                 dropped += 1;
             } else {
                 break;
@@ -166,6 +191,7 @@ impl Joiner {
         while let Some((id, at)) = self.order.pop_front() {
             if self.is_live(id, at) {
                 self.pending.remove(&id);
+                self.note_dropped(id);
                 return true;
             }
         }
@@ -290,6 +316,23 @@ mod tests {
         // the newest survive
         assert!(j.add_prediction(999, 1.0, now).is_some());
         assert!(j.add_prediction(0, 1.0, now).is_none());
+    }
+
+    #[test]
+    fn dropped_ids_are_handed_back_when_tracking() {
+        let mut j = Joiner::new(2, Duration::from_millis(10)).tracking_dropped();
+        let t0 = Instant::now();
+        j.add_truth(1, 1.0, t0);
+        j.add_truth(2, 1.0, t0);
+        j.add_truth(3, 1.0, t0 + Duration::from_millis(9)); // evicts 1
+        assert_eq!(j.take_dropped(), vec![1]);
+        j.expire(t0 + Duration::from_millis(15)); // 2 expires, 3 does not
+        assert_eq!(j.take_dropped(), vec![2]);
+        assert!(j.take_dropped().is_empty());
+        let mut untracked = Joiner::new(1, Duration::from_millis(10));
+        untracked.add_truth(1, 1.0, t0);
+        untracked.add_truth(2, 1.0, t0);
+        assert!(untracked.take_dropped().is_empty());
     }
 
     #[test]

@@ -9,32 +9,43 @@
 //! journal, fsyncs it, and only then acknowledges the delivery: the join's
 //! capacity is `metric.max_pending`; the prefetch only bounds work in flight.
 //!
-//! At start the journal is read back into the join (halves whose row is
-//! already in `metric_log.csv` are skipped by the caller) and rewritten with
-//! only the live halves; while running it is rewritten the same way once it
-//! holds far more lines than halves are waiting, so its size stays within a
-//! small multiple of `metric.max_pending` (amortised O(1) per half). A
-//! rewrite goes to a temporary file that is fsynced and renamed over the
-//! journal, so a crash leaves either the old or the new journal, whole.
+//! When a journaled half leaves the join (its partner came, it expired, or
+//! it was evicted) a `done` line says so: a half that expired stays expired
+//! across restarts, and one whose row is written never comes back, however
+//! small `metric.dedup_window` is. At start the journal is read back into the
+//! join and rewritten with only the live halves; while running it is
+//! rewritten the same way once it holds far more lines than halves are
+//! waiting, and at every clean shutdown, so its size stays within a small
+//! multiple of `metric.max_pending` (amortised O(1) per half). A rewrite goes
+//! to a temporary file that is fsynced and renamed over the journal, so a
+//! crash leaves either the old or the new journal, whole.
 //!
-//! Format: one line per half, `y_true <id> <value>` or `y_pred <id> <value>`
-//! (shortest round-trip floats). A torn last line (a crash mid-write) is cut
-//! at open, like the logs; any other malformed line is an error that names
-//! the file and the line (the halves it holds would otherwise be lost
-//! silently).
+//! Format: one line per event, `y_true <id> <value>` or `y_pred <id> <value>`
+//! (shortest round-trip floats) for a half that waits, `done <id>` for one
+//! that left. Lines are checked like inbound messages (ids below 2^53,
+//! values within [`MAX_ABS_VALUE`], lines of at most [`MAX_LINE`] bytes):
+//! the file is ours, but a disk or a person can change it. A torn last line
+//! (a crash mid-write) is cut at open, like the logs; any other malformed
+//! line is an error that names the file and the line (the halves it holds
+//! would otherwise be lost silently).
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::append_file::{AppendError, AppendFile};
 use crate::join::Half;
-use crate::messages::SampleId;
+use crate::messages::{SampleId, MAX_ABS_VALUE};
 
 /// Lines beyond twice the waiting halves before a rewrite is due.
 const REWRITE_SLACK: usize = 16 * 1024;
 /// Longest line quoted in an error.
 const QUOTE_MAX: usize = 80;
+/// Longest line of a journal (`y_pred`, a 16-digit id, a 24-character float).
+pub const MAX_LINE: usize = 128;
+/// Ids are below 2^53, as on the wire.
+const MAX_ID: SampleId = 1 << 53;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -42,7 +53,7 @@ pub enum JournalError {
     Append(#[from] AppendError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{path}: line {line} is not `y_true|y_pred <id> <finite value>`: {text:?}; move the file away to start without the halves it holds")]
+    #[error("{path}: line {line} is not `y_true|y_pred <id> <value>` or `done <id>` (ids below 2^53, values within ±1e300, at most 128 bytes): {text:?}; move the file away to start without the halves it holds")]
     Corrupt {
         path: PathBuf,
         line: usize,
@@ -67,18 +78,46 @@ impl Journal {
             path: path.to_owned(),
             source,
         };
-        let reader = BufReader::new(File::open(path).map_err(io_err)?);
-        let mut halves = Vec::new();
-        for (n, line) in reader.lines().enumerate() {
-            let line = line.map_err(io_err)?;
-            let half = parse_line(&line).ok_or_else(|| JournalError::Corrupt {
+        let mut reader = BufReader::new(File::open(path).map_err(io_err)?);
+        // Waiting halves by id, with the order they came in.
+        let mut waiting: HashMap<SampleId, (usize, Half)> = HashMap::new();
+        let (mut n, mut line) = (0, Vec::with_capacity(MAX_LINE + 1));
+        loop {
+            line.clear();
+            let read = reader
+                .by_ref()
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .map_err(io_err)?;
+            if read == 0 {
+                break;
+            }
+            n += 1;
+            let text = String::from_utf8_lossy(&line);
+            let corrupt = || JournalError::Corrupt {
                 path: path.to_owned(),
-                line: n + 1,
-                text: line.chars().take(QUOTE_MAX).collect(),
-            })?;
-            halves.push(half);
+                line: n,
+                text: crate::amqp::consume::decode::bounded_text(text.trim_end(), QUOTE_MAX),
+            };
+            if !line.ends_with(b"\n") {
+                return Err(corrupt()); // longer than MAX_LINE (a torn tail was cut at open)
+            }
+            match parse_line(text.trim_end_matches('\n')).ok_or_else(corrupt)? {
+                Event::Waiting(id, half) => {
+                    waiting.insert(id, (n, half));
+                }
+                Event::Done(id) => {
+                    waiting.remove(&id);
+                }
+            }
         }
-        let lines = halves.len();
+        let mut halves: Vec<(usize, SampleId, Half)> = waiting
+            .into_iter()
+            .map(|(id, (at, h))| (at, id, h))
+            .collect();
+        halves.sort_unstable_by_key(|(at, _, _)| *at);
+        let halves: Vec<(SampleId, Half)> = halves.into_iter().map(|(_, id, h)| (id, h)).collect();
+        let lines = n;
         Ok((Journal { file, lines }, halves))
     }
 
@@ -89,6 +128,16 @@ impl Journal {
     /// Buffers one waiting half; it is durable after the next [`Journal::sync`].
     pub fn append(&mut self, id: SampleId, half: Half) {
         write_line(self.file.buffer(), id, half).expect("writing to a Vec");
+        self.lines += 1;
+    }
+
+    /// Buffers that a journaled half left the join (joined, expired or
+    /// evicted).
+    pub fn done(&mut self, id: SampleId) {
+        let buf = self.file.buffer();
+        buf.extend_from_slice(b"done ");
+        buf.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+        buf.push(b'\n');
         self.lines += 1;
     }
 
@@ -153,17 +202,29 @@ fn write_line(out: &mut Vec<u8>, id: SampleId, half: Half) -> io::Result<()> {
     }
 }
 
-fn parse_line(line: &str) -> Option<(SampleId, Half)> {
+enum Event {
+    Waiting(SampleId, Half),
+    Done(SampleId),
+}
+
+fn parse_line(line: &str) -> Option<Event> {
     let mut parts = line.split(' ');
-    let (kind, id, value) = (parts.next()?, parts.next()?, parts.next()?);
+    let (kind, id) = (parts.next()?, parts.next()?);
+    let id: SampleId = id.parse().ok().filter(|&id| id < MAX_ID)?;
+    if kind == "done" {
+        return parts.next().is_none().then_some(Event::Done(id));
+    }
+    let y: f64 = parts
+        .next()?
+        .parse()
+        .ok()
+        .filter(|y: &f64| y.abs() <= MAX_ABS_VALUE)?;
     if parts.next().is_some() {
         return None;
     }
-    let id: SampleId = id.parse().ok()?;
-    let y: f64 = value.parse().ok().filter(|y: &f64| y.is_finite())?;
     match kind {
-        "y_true" => Some((id, Half::Truth(y))),
-        "y_pred" => Some((id, Half::Prediction(y))),
+        "y_true" => Some(Event::Waiting(id, Half::Truth(y))),
+        "y_pred" => Some(Event::Waiting(id, Half::Prediction(y))),
         _ => None,
     }
 }
@@ -201,14 +262,39 @@ mod tests {
         for bad in [
             "y_true 1 inf\n",
             "y_true 1 NaN\n",
+            "y_true 1 1.7e308\n",
+            "y_true 9007199254740992 1\n",
+            "y_true 18446744073709551615 1\n",
             "y_true x 1\n",
             "z 1 1\n",
             "y_true 1 1 1\n",
+            "done 1 2\n",
+            &format!("y_true 1 1{}\n", "0".repeat(200)),
         ] {
             std::fs::write(&p, format!("y_pred 9 1\n{bad}")).unwrap();
             let err = Journal::open(&p).unwrap_err().to_string();
             assert!(err.contains("line 2"), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_done_half_stays_gone_and_may_wait_again_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.journal");
+        let (mut j, _) = Journal::open(&p).unwrap();
+        j.append(1, Half::Truth(1.0));
+        j.append(2, Half::Truth(2.0));
+        j.done(1); // joined or expired
+        j.append(3, Half::Prediction(3.0));
+        j.done(2);
+        j.append(2, Half::Prediction(4.0)); // its partner, after it expired
+        j.sync().unwrap();
+        drop(j);
+        let (_, halves) = Journal::open(&p).unwrap();
+        assert_eq!(
+            halves,
+            vec![(3, Half::Prediction(3.0)), (2, Half::Prediction(4.0))]
+        );
     }
 
     #[test]

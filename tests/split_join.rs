@@ -238,3 +238,98 @@ async fn a_backlog_through_a_fast_and_a_slow_model_writes_every_row_once() {
     assert!(slow_did > 0, "the slow model did some of the work");
     eprintln!("{N} rows through a fast and a slow model in {took:?} (slow did {slow_did})");
 }
+
+/// What left the join stays gone across restarts (a hostile pass found
+/// expired orphans restored and expiring again at every start, an expired
+/// id later written as a row, and joined halves coming back when
+/// `metric.dedup_window` is small): the journal records each half that
+/// leaves, and a clean exit leaves only what still waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_joined_halves_stay_gone_across_restarts() {
+    let conn = connect().await;
+    let mut broker = TestBroker::new("gone");
+    broker.extra_env.extend([
+        ("MODELWATCH__METRIC__PENDING_TTL".into(), "1s".into()),
+        ("MODELWATCH__METRIC__DEDUP_WINDOW".into(), "100".into()),
+    ]);
+    let mut metric = broker.spawn("metric", "metric", &[]);
+    metric.wait_log("inbound consumer started", 2, START).await;
+    let ch = confirm_channel(&conn).await;
+    // 50 orphans, and 500 pairs joined (more than the dedup window).
+    let orphans = 1..=50u64;
+    let pairs = 1001..=1500u64;
+    let truths: Vec<Vec<u8>> = orphans.clone().chain(pairs.clone()).map(truth).collect();
+    publish_raw(&ch, &broker.exchange, "y_true", &truths).await;
+    let preds: Vec<Vec<u8>> = pairs.clone().map(prediction).collect();
+    publish_raw(&ch, &broker.exchange, "y_pred", &preds).await;
+    metric.wait_rows(500, Duration::from_secs(30)).await;
+    let addr = openmetrics::http_addr(&metric.logs_dir(), START);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while openmetrics::scrape(addr).count("modelwatch_join_dropped_total", &[("reason", "expired")])
+        < 50
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the orphans never expired\n{}",
+            metric.report()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    metric.stop(STOP).await;
+    let journal = metric.logs_dir().join("pending_halves.journal");
+    let left = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        left.is_empty(),
+        "a clean exit with nothing waiting leaves an empty journal; it has {} lines, e.g. {:?}",
+        left.lines().count(),
+        left.lines().take(3).collect::<Vec<_>>()
+    );
+
+    // Restart: nothing comes back. The orphans' partners arrive now: they
+    // wait, alone, and expire; they never make a row.
+    let mut metric = metric.respawn(&[], &broker.env());
+    metric.wait_log("inbound consumer started", 4, START).await;
+    let late: Vec<Vec<u8>> = orphans.clone().map(prediction).collect();
+    publish_raw(&ch, &broker.exchange, "y_pred", &late).await;
+    let more = 2001..=2100u64;
+    publish_raw(
+        &ch,
+        &broker.exchange,
+        "y_true",
+        &more.clone().map(truth).collect::<Vec<_>>(),
+    )
+    .await;
+    publish_raw(
+        &ch,
+        &broker.exchange,
+        "y_pred",
+        &more.clone().map(prediction).collect::<Vec<_>>(),
+    )
+    .await;
+    metric.wait_rows(600, Duration::from_secs(30)).await;
+    let addr = openmetrics::http_addr(&metric.logs_dir(), START);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while openmetrics::scrape(addr).count("modelwatch_join_dropped_total", &[("reason", "expired")])
+        < 50
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the late partners never expired\n{}",
+            metric.report()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    metric.stop(STOP).await;
+    let reg = metric.registry();
+    assert_eq!(
+        reg.count("modelwatch_journal_restored_total", &[]),
+        0,
+        "nothing was restored"
+    );
+    assert_eq!(
+        reg.count("modelwatch_join_dropped_total", &[("reason", "expired")]),
+        50,
+        "only the 50 late partners expired in the second run"
+    );
+    assert_rows_are(&metric, pairs.chain(more));
+}

@@ -132,7 +132,12 @@ impl MetricActor {
         };
         MetricActor {
             metrics,
-            joiner: Joiner::new(settings.max_pending, settings.pending_ttl),
+            joiner: match journal {
+                Some(_) => {
+                    Joiner::new(settings.max_pending, settings.pending_ttl).tracking_dropped()
+                }
+                None => Joiner::new(settings.max_pending, settings.pending_ttl),
+            },
             recent,
             redelivered: 0,
             awaiting_flush: Vec::new(),
@@ -180,6 +185,17 @@ impl MetricActor {
         Ok(())
     }
 
+    /// Records in the journal the halves the join dropped (expired,
+    /// evicted), so that they stay dropped across a restart.
+    fn journal_dropped(&mut self) {
+        let dropped = self.joiner.take_dropped();
+        if let Some(journal) = &mut self.journal {
+            for id in dropped {
+                journal.done(id);
+            }
+        }
+    }
+
     /// Puts the halves the journal held at start back into the join; those
     /// whose partner is among them complete now.
     fn restore(&mut self, ctx: &mut Context<Self>) {
@@ -202,6 +218,8 @@ impl MetricActor {
                 records.push(record);
             }
         }
+        // (The journal is rewritten at the first flush, with what waits.)
+        self.journal_dropped();
         self.metrics.journal_restored.inc_by(self.restored);
         tracing::info!(
             restored = self.restored,
@@ -377,6 +395,9 @@ impl MetricActor {
                     if let Some(recent) = &mut self.recent {
                         recent.insert(id);
                     }
+                    if let Some(journal) = &mut self.journal {
+                        journal.done(id); // its partner was journaled
+                    }
                     records.push(record);
                 }
                 Added::Waiting => {
@@ -387,6 +408,7 @@ impl MetricActor {
                 Added::Duplicate => {}
             }
         }
+        self.journal_dropped();
         // This batch is done once its rows and waiting halves are written.
         self.awaiting_flush.extend(batch.done.clone());
         warn_evicted(before.evicted, &self.joiner);
@@ -430,6 +452,7 @@ impl Actor for MetricActor {
         });
         ctx.run_interval(Duration::from_secs(1), |act, _| {
             let dropped = act.joiner.expire(Instant::now());
+            act.journal_dropped();
             act.metrics.join_dropped("expired", dropped);
             act.metrics.join_waiting.set(act.joiner.pending() as i64);
             if dropped > 0 {
@@ -501,11 +524,15 @@ impl Handler<FlushAndReport> for MetricActor {
         }
         let mut last_err = None;
         for attempt in 0..5 {
+            let waiting = self.joiner.waiting();
             let synced = self
                 .files
                 .csv
                 .sync()
-                .and_then(|_| self.files.labels.as_mut().map_or(Ok(()), |l| l.sync()));
+                .and_then(|_| self.files.labels.as_mut().map_or(Ok(()), |l| l.sync()))
+                .map_err(JournalError::from)
+                // A clean end leaves the journal with only what waits.
+                .and_then(|_| self.journal.as_mut().map_or(Ok(()), |j| j.rewrite(waiting)));
             match synced {
                 Ok(()) => {
                     last_err = None;
