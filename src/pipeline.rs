@@ -235,8 +235,8 @@ impl RunReport {
             return None;
         }
         Some(format!(
-            "not everything was delivered: {} messages not confirmed by the broker, {} dropped from the full buffer, {} inbound deliveries abandoned at the shutdown deadline",
-            b.undelivered, b.stats.dropped, b.inbound_abandoned
+            "not everything was delivered: {} messages not confirmed by the broker ({} of them never handed to it: refused at shutdown, when it had confirmed nothing for bridge.shutdown_timeout), {} dropped from the full buffer, {} inbound deliveries abandoned at the shutdown deadline",
+            b.undelivered, b.stats.refused_at_shutdown, b.stats.dropped, b.inbound_abandoned
         ))
     }
 
@@ -477,13 +477,38 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         )
     };
     if source_running {
-        if let Some(b) = &bridge {
-            // A full outbox must not hold the drain up: count instead of wait.
-            b.stop_blocking();
-        }
+        // The source's last batches may wait for room in a full outbox: the
+        // broker takes them as long as it confirms (a healthy broker under
+        // load); only when it has confirmed nothing for
+        // `bridge.shutdown_timeout` does the bridge refuse (and count)
+        // instead of wait, so the drain cannot hang on a dead broker.
+        let stalled = async {
+            let Some(p) = &probe else {
+                return std::future::pending().await;
+            };
+            let (mut last, mut since) = (p.confirmed(), Instant::now());
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if p.confirmed() != last {
+                    (last, since) = (p.confirmed(), Instant::now());
+                } else if since.elapsed() >= settings.bridge.shutdown_timeout {
+                    return;
+                }
+            }
+        };
         tokio::select! {
-            r = done_rx => source_report = Some(r.context("the source ended without a report")?),
+            r = &mut done_rx => source_report = Some(r.context("the source ended without a report")?),
             why = shutdown.aborted() => return Err(aborted(why)),
+            _ = stalled => {
+                tracing::warn!("the broker confirmed nothing for bridge.shutdown_timeout: the bridge refuses what it has no room for (counted)");
+                if let Some(b) = &bridge {
+                    b.stop_blocking();
+                }
+                tokio::select! {
+                    r = done_rx => source_report = Some(r.context("the source ended without a report")?),
+                    why = shutdown.aborted() => return Err(aborted(why)),
+                }
+            }
         }
     }
     // Drain in order; an abort during the drain gives up on it.

@@ -80,3 +80,47 @@ async fn a_loaded_features_role_exits_0_only_when_everything_was_delivered() {
     println!("test took {:.1?}", t0.elapsed());
     drop(conn);
 }
+
+/// SIGTERM under full load with a healthy broker: the source's last batches
+/// wait for room in the bridge's buffer while the broker keeps confirming,
+/// so everything the pipeline handled is delivered and the run exits 0. (A
+/// hostile pass found thousands of messages refused at the signal, and the
+/// run reporting them as "not confirmed by the broker".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_with_a_healthy_broker_delivers_everything() {
+    let _conn = connect().await;
+    let broker = TestBroker::new("loadterm");
+    let mut env = broker.env();
+    // A small buffer, full at once: the source waits on the broker.
+    env.push(("MODELWATCH__BRIDGE__BUFFER".into(), "2000".into()));
+    let mut run = RoleProc::spawn(
+        "all",
+        "features,model,metric,plot",
+        &["--rate", "0", "--count", "0"],
+        &env,
+    );
+    run.wait_rows(20_000, Duration::from_secs(60)).await;
+    run.sigterm();
+    let status = run.wait_exit(Duration::from_secs(60)).await;
+    let reg = run.registry();
+    let accepted = reg.count("modelwatch_bridge_messages_total", &[("event", "accepted")]);
+    let confirmed = reg.count(
+        "modelwatch_bridge_messages_total",
+        &[("event", "confirmed")],
+    );
+    let refused = reg.count(
+        "modelwatch_bridge_messages_total",
+        &[("event", "refused_at_shutdown")],
+    );
+    let rows = run.csv().len() as u64;
+    println!("SIGTERM under load: {status}; rows={rows} accepted={accepted} confirmed={confirmed} refused={refused}");
+    assert!(status.success(), "{status}\n{}", run.report());
+    assert_eq!(refused, 0, "nothing refused with a healthy broker");
+    assert_eq!(reg.count("modelwatch_bridge_undelivered", &[]), 0);
+    assert!(
+        confirmed >= accepted,
+        "accepted {accepted}, confirmed {confirmed}"
+    );
+    // Four messages per sample: features, y_true, y_pred, metrics.
+    assert_eq!(accepted, 4 * rows, "every handled sample was mirrored");
+}

@@ -67,6 +67,11 @@ impl BridgeProbe {
     pub fn undelivered_now(&self) -> u64 {
         self.outbox.len() as u64 + self.stats.held()
     }
+
+    /// Confirms received so far (progress, while draining).
+    pub fn confirmed(&self) -> u64 {
+        self.stats.confirmed.get()
+    }
 }
 
 /// A running bridge.
