@@ -70,9 +70,8 @@ impl Prometheus {
     /// Starts Prometheus with a config scraping `target` as job [`JOB`];
     /// returns once `/-/ready` answers 200 (bounded). A port taken between
     /// [`free_port`] and the server's bind is retried on another port.
-    fn start(target: SocketAddr) -> Prometheus {
+    fn start(prometheus: &Path, target: SocketAddr) -> Prometheus {
         assert!(target.ip().is_loopback(), "scrape only loopback: {target}");
-        let (prometheus, _) = provision::prometheus_tools();
         let dir = tempfile::Builder::new()
             .prefix("modelwatch-prometheus-")
             .tempdir()
@@ -91,7 +90,7 @@ impl Prometheus {
         for _ in 0..3 {
             let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
             let file = File::create(&log).expect("creating the log");
-            let mut child = Command::new(&prometheus)
+            let mut child = Command::new(prometheus)
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!(
                     "--storage.tsdb.path={}",
@@ -196,6 +195,8 @@ fn wait_ready(child: &mut Child, addr: SocketAddr, timeout: Duration) -> Result<
 /// written when the target went away is not a value).
 #[test]
 fn prometheus_scrapes_up_and_the_final_counts_equal_the_csv_rows() {
+    // Installed (when missing) before the binary starts, not while it runs.
+    let (prometheus, _) = provision::prometheus_tools();
     let started = Instant::now();
     let sb = Sandbox::new();
     let logs = sb.logs();
@@ -215,7 +216,7 @@ fn prometheus_scrapes_up_and_the_final_counts_equal_the_csv_rows() {
     cmd.env("MODELWATCH__BRIDGE__SHUTDOWN_TIMEOUT", "6s");
     let mut run = Running::spawn(cmd);
     let target = http_addr(&logs, Duration::from_secs(20));
-    let prom = Prometheus::start(target);
+    let prom = Prometheus::start(&prometheus, target);
 
     // `up` is 1 for our job while the binary runs.
     let up_expr = format!("up{{job=\"{JOB}\"}}");
