@@ -6,7 +6,9 @@
 //! registry ([`crate::metrics`]), the liveness of the local actors and the
 //! readiness flags, so a request can never block or slow the pipeline.
 //!
-//! - `GET /metrics`: the registry in the OpenMetrics text format.
+//! - `GET /metrics`: the registry in the OpenMetrics text format, or in
+//!   the Prometheus text format 0.0.4 for a client that asks for
+//!   `text/plain` only ([`crate::exposition`]; what promtool reads).
 //! - `GET /health`: liveness; 200 while every local actor is alive, 503
 //!   with a JSON reason naming the dead one otherwise.
 //! - `GET /ready`: readiness; 200 once the model is loaded and the logs are
@@ -29,6 +31,7 @@ use std::time::Duration;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::exposition;
 use crate::metrics::{Telemetry, OPENMETRICS_CONTENT_TYPE};
 
 /// Binding the configured address failed.
@@ -145,11 +148,25 @@ pub fn serve(
     Ok(handle)
 }
 
-async fn metrics(state: web::Data<State>) -> HttpResponse {
+async fn metrics(req: actix_web::HttpRequest, state: web::Data<State>) -> HttpResponse {
+    let accept = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let registry = state.telemetry.encode();
+    let (content_type, body) = if exposition::wants_text(accept) {
+        (
+            exposition::TEXT_CONTENT_TYPE,
+            exposition::from_openmetrics(&registry),
+        )
+    } else {
+        (OPENMETRICS_CONTENT_TYPE, registry)
+    };
     HttpResponse::Ok()
-        .content_type(OPENMETRICS_CONTENT_TYPE)
+        .content_type(content_type)
         .insert_header(("cache-control", "no-store"))
-        .body(state.telemetry.encode())
+        .insert_header(("vary", "accept"))
+        .body(body)
 }
 
 async fn health(state: web::Data<State>) -> HttpResponse {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod data;
 pub mod done;
 pub mod exit;
+pub mod exposition;
 pub mod histogram;
 pub mod http;
 pub mod ids;

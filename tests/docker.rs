@@ -255,3 +255,113 @@ fn compose_split_profile_runs_the_four_roles_with_two_models_sharing_logs() {
     // the default `up` (no profile) still runs just rabbitmq and the pipeline
     assert!(services["pipeline"].get("profiles").is_none());
 }
+
+/// The port of an `ip:port` listen address (MODELWATCH__HTTP__LISTEN).
+fn listen_port(listen: &str) -> u16 {
+    let (_, port) = listen
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("not ip:port: {listen}"));
+    port.parse()
+        .unwrap_or_else(|_| panic!("bad port in {listen}"))
+}
+
+#[test]
+fn compose_monitoring_profile_scrapes_every_role_at_its_own_port() {
+    let c = compose();
+    let services = c["services"].as_mapping().unwrap();
+
+    // Prometheus: the official image, in its own profile, with our config.
+    let prom = &c["services"]["prometheus"];
+    assert!(
+        prom["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("prom/prometheus")),
+        "{prom:?}"
+    );
+    assert_eq!(prom["profiles"][0].as_str(), Some("monitoring"));
+    let mounts: Vec<&str> = prom["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        mounts.contains(&"./prometheus.yml:/etc/prometheus/prometheus.yml:ro"),
+        "{mounts:?}"
+    );
+    let args: Vec<&str> = prom["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        args.contains(&"--config.file=/etc/prometheus/prometheus.yml"),
+        "{args:?}"
+    );
+
+    // The HTTP port each modelwatch service listens on; all distinct.
+    let mut ports = std::collections::BTreeMap::new();
+    for (name, s) in services {
+        let name = name.as_str().unwrap();
+        if s["image"].as_str() != Some("modelwatch:latest") {
+            continue;
+        }
+        let listen = s["environment"]["MODELWATCH__HTTP__LISTEN"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no MODELWATCH__HTTP__LISTEN"));
+        assert!(
+            listen.starts_with("0.0.0.0:"),
+            "{name}: {listen} (reachable from Prometheus)"
+        );
+        ports.insert(name.to_string(), listen_port(listen));
+    }
+    let mut distinct: Vec<u16> = ports.values().copied().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ports.len(), "one port per role: {ports:?}");
+    for role in ["pipeline", "features", "model", "metric", "plot"] {
+        assert!(ports.contains_key(role), "{role} serves HTTP: {ports:?}");
+    }
+
+    // The scrape config parses, and its targets are exactly those services
+    // at those ports, one job each.
+    let text = std::fs::read_to_string(repo().join("docker/prometheus.yml")).unwrap();
+    let conf: serde_yaml::Value = serde_yaml::from_str(&text).expect("prometheus.yml is YAML");
+    let mut scraped = std::collections::BTreeMap::new();
+    for job in conf["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs")
+    {
+        let name = job["job_name"].as_str().expect("job_name");
+        let mut targets = Vec::new();
+        for sc in job["static_configs"].as_sequence().into_iter().flatten() {
+            for t in sc["targets"].as_sequence().expect("targets") {
+                let t = t.as_str().expect("a target string");
+                let (host, port) = t.rsplit_once(':').unwrap_or_else(|| panic!("{t}"));
+                targets.push((host.to_string(), port.parse::<u16>().expect(t)));
+            }
+        }
+        for sd in job["dns_sd_configs"].as_sequence().into_iter().flatten() {
+            let port = sd["port"].as_u64().expect("dns_sd port") as u16;
+            for n in sd["names"].as_sequence().expect("names") {
+                targets.push((n.as_str().unwrap().to_string(), port));
+            }
+        }
+        assert!(!targets.is_empty(), "job {name} has no target");
+        for (host, port) in &targets {
+            assert_eq!(
+                ports.get(host),
+                Some(port),
+                "job {name}: {host}:{port} is not a compose service serving that port ({ports:?})"
+            );
+            assert!(
+                scraped.insert(host.clone(), name.to_string()).is_none(),
+                "{host} scraped twice"
+            );
+        }
+    }
+    let served: Vec<&String> = ports.keys().collect();
+    let covered: Vec<&String> = scraped.keys().collect();
+    assert_eq!(covered, served, "every modelwatch service is scraped");
+}

@@ -11,6 +11,12 @@
 //! - [`ensure_broker`]: starts RabbitMQ when 127.0.0.1:5672 does not answer
 //!   (`rabbitmqctl start_app`, else `rabbitmq-server -detached`, then
 //!   `rabbitmqctl await_startup`), bounded; panics, saying why, when it cannot.
+//! - [`prometheus_tools`]: `prometheus` and `promtool` (PATH, else /usr/bin);
+//!   when missing, installs Debian's `prometheus` package (`apt-get update`
+//!   once, then `apt-get install -y --no-install-recommends prometheus`)
+//!   under a file lock, bounded; panics, saying why, when it cannot. The
+//!   package may enable a `prometheus` service of its own (port 9090, data
+//!   in /var/lib/prometheus): the tests never use it, and leave it alone.
 //!
 //! Every external command runs with a time limit and is killed past it.
 //! Included with `#[path]` by the test helper modules that need it.
@@ -124,6 +130,74 @@ fn provision_venv() -> Result<PathBuf, String> {
         return Err(format!("{} still cannot import pika", python.display()));
     }
     Ok(python)
+}
+
+/// Finds an executable named `name` on PATH, else in /usr/bin.
+fn find_executable(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn find_prometheus_tools() -> Option<(PathBuf, PathBuf)> {
+    Some((find_executable("prometheus")?, find_executable("promtool")?))
+}
+
+/// `prometheus` and `promtool`, installed from Debian's `prometheus`
+/// package when missing. Once per test binary; panics with what failed.
+pub fn prometheus_tools() -> (PathBuf, PathBuf) {
+    static TOOLS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    TOOLS
+        .get_or_init(|| {
+            provision_prometheus().unwrap_or_else(|e| panic!("provisioning prometheus: {e}"))
+        })
+        .clone()
+}
+
+fn provision_prometheus() -> Result<(PathBuf, PathBuf), String> {
+    if let Some(tools) = find_prometheus_tools() {
+        return Ok(tools);
+    }
+    let target = target_dir();
+    fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+    let lock_path = target.join("test-prometheus.lock");
+    let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    // Blocks while another test binary installs; released on drop.
+    lock.lock()
+        .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
+    if let Some(tools) = find_prometheus_tools() {
+        return Ok(tools); // another test binary installed it meanwhile
+    }
+    eprintln!("provision: prometheus/promtool not found; installing Debian's prometheus package");
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("NEEDRESTART_MODE", "a");
+        cmd
+    };
+    // A stale or missing package list is the usual reason an install fails
+    // on a fresh machine; a failed update still lets the install try.
+    if let Err(e) = run_bounded("apt-get update", apt(&["update"]), Duration::from_secs(300)) {
+        eprintln!("provision: {e}; trying the install anyway");
+    }
+    run_bounded(
+        "apt-get install prometheus",
+        apt(&["install", "-y", "--no-install-recommends", "prometheus"]),
+        Duration::from_secs(600),
+    )
+    .map_err(|e| {
+        format!(
+            "{e}\n(the Prometheus tests need Debian's prometheus package, which ships \
+             prometheus and promtool: apt-get install prometheus, as root)"
+        )
+    })?;
+    find_prometheus_tools().ok_or_else(|| {
+        "apt-get installed prometheus, but prometheus/promtool are on neither PATH nor /usr/bin"
+            .to_string()
+    })
 }
 
 fn broker_answers() -> bool {
