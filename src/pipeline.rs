@@ -234,9 +234,15 @@ impl RunReport {
         if b.complete() {
             return None;
         }
+        let refused = match b.stats.refused_at_shutdown {
+            0 => String::new(),
+            n => format!(
+                "; {n} of the unconfirmed were never handed to the broker (refused at shutdown after bridge.shutdown_timeout without a confirm)"
+            ),
+        };
         Some(format!(
-            "not everything was delivered: {} messages not confirmed by the broker ({} of them never handed to it: refused at shutdown, when it had confirmed nothing for bridge.shutdown_timeout), {} dropped from the full buffer, {} inbound deliveries abandoned at the shutdown deadline",
-            b.undelivered, b.stats.refused_at_shutdown, b.stats.dropped, b.inbound_abandoned
+            "not everything was delivered: {} messages not confirmed by the broker, {} dropped from the full buffer, {} inbound deliveries abandoned at the shutdown deadline{refused}",
+            b.undelivered, b.stats.dropped, b.inbound_abandoned
         ))
     }
 
