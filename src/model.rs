@@ -67,7 +67,11 @@ fn read_bounded(path: &Path, shown: &str) -> Result<String, ModelError> {
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
-        let kind = if meta.is_dir() { "a directory" } else { "a device, FIFO or socket" };
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "a device, FIFO or socket"
+        };
         return Err(ModelError::NotAFile {
             path: shown.to_owned(),
             kind,

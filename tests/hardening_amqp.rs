@@ -446,6 +446,10 @@ async fn a_work_queue_with_another_max_length_exits_2_at_start() {
         "x-max-length".into(),
         lapin::types::AMQPValue::LongLongInt(1000),
     );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        lapin::types::AMQPValue::LongString(broker.dead_letter_exchange.as_str().into()),
+    );
     ch.queue_declare(
         broker.model_queue.as_str().into(),
         QueueDeclareOptions {
@@ -456,8 +460,15 @@ async fn a_work_queue_with_another_max_length_exits_2_at_start() {
     )
     .await
     .expect("declaring the model queue with x-max-length 1000");
-    declaration_refused(&broker, "model", "inbound.queue_max_length", "x-max-length").await;
-    declaration_refused(&broker, "model", "inbound.model_queue", "PRECONDITION_FAILED").await;
+    // As modelwatch declared it with inbound.queue_max_length = 1000.
+    declaration_refused(&broker, "model", "inbound.model_queue", "x-max-length").await;
+    declaration_refused(
+        &broker,
+        "model",
+        "inbound.queue_max_length",
+        "PRECONDITION_FAILED",
+    )
+    .await;
 }
 
 /// Item 2 (b), (c): a reserved `amq.` queue name was refused by the broker
@@ -476,7 +487,13 @@ async fn reserved_or_mistyped_broker_names_exit_2_at_start() {
     broker
         .extra_env
         .push(("MODELWATCH__BRIDGE__EXCHANGE".into(), "amq.direct".into()));
-    declaration_refused(&broker, "features", "bridge.exchange", "PRECONDITION_FAILED").await;
+    declaration_refused(
+        &broker,
+        "features",
+        "bridge.exchange",
+        "PRECONDITION_FAILED",
+    )
+    .await;
 }
 
 /// Item 2, at run time: a work queue deleted and declared again with other

@@ -80,9 +80,11 @@ pub async fn declare_checked(conn: &Connection, s: &BridgeSettings) -> Result<()
     if s.legacy_queues {
         for kind in LEGACY_KINDS {
             let name = kind.routing_key();
-            declare_legacy_queue(conn, name)
-                .await
-                .map_err(on("bridge.legacy_queues", "queue", name))?;
+            declare_legacy_queue(conn, name).await.map_err(on(
+                "bridge.legacy_queues",
+                "queue",
+                name,
+            ))?;
             ch.queue_bind(
                 name.into(),
                 s.exchange.as_str().into(),

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{amqp_name, duration_in, in_range, Check, ConfigError, HOUR};
 use super::Role;
+use super::{amqp_name, duration_in, in_range, Check, ConfigError, HOUR};
 use crate::messages::Kind;
 
 /// Consumers that feed local actors from RabbitMQ.
@@ -92,7 +92,11 @@ impl InboundSettings {
     fn work_queues_all(&self) -> [(&'static str, &str, Kind); 4] {
         [
             ("inbound.model_queue", &self.model_queue, Kind::Features),
-            ("inbound.metric_truth_queue", &self.metric_truth_queue, Kind::YTrue),
+            (
+                "inbound.metric_truth_queue",
+                &self.metric_truth_queue,
+                Kind::YTrue,
+            ),
             (
                 "inbound.metric_prediction_queue",
                 &self.metric_prediction_queue,
