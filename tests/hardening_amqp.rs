@@ -510,14 +510,15 @@ async fn a_refusal_at_run_time_backs_off_instead_of_spinning() {
     let mut model = broker.spawn("model", "model", &[]);
     model.wait_log("inbound consumer started", 1, START).await;
     let ch = conn.create_channel().await.expect("channel");
-    ch.queue_delete(
-        broker.model_queue.as_str().into(),
-        lapin::options::QueueDeleteOptions::default(),
-    )
-    .await
-    .expect("deleting the model queue");
+    // The dead-letter queue comes back without its bound (refused at every
+    // re-declaration), then the work queue goes: the consumer is cancelled
+    // and must start again.
+    let delete = lapin::options::QueueDeleteOptions::default();
+    ch.queue_delete(broker.dead_letter_queue.as_str().into(), delete)
+        .await
+        .expect("deleting the dead-letter queue");
     ch.queue_declare(
-        broker.model_queue.as_str().into(),
+        broker.dead_letter_queue.as_str().into(),
         QueueDeclareOptions {
             durable: true,
             ..Default::default()
@@ -526,6 +527,9 @@ async fn a_refusal_at_run_time_backs_off_instead_of_spinning() {
     )
     .await
     .expect("declaring it again without a bound");
+    ch.queue_delete(broker.model_queue.as_str().into(), delete)
+        .await
+        .expect("deleting the model queue");
     let before = model.log().len();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let grown = model.log().len() - before;
