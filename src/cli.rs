@@ -157,6 +157,21 @@ pub fn main(cli: Cli) -> i32 {
     }
 }
 
+/// Writes `bytes` to stdout and flushes. `print!` panics when stdout fails
+/// (a full disk, `>/dev/full`, a closed pipe); this reports it instead:
+/// one line on stderr and exit 1.
+fn print_out(bytes: &[u8], what: &str) -> i32 {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("modelwatch: error: writing {what} to stdout: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
 fn usage_error(e: impl std::fmt::Display) -> i32 {
     eprintln!("modelwatch: error: {e}");
     exit::USAGE
@@ -169,8 +184,7 @@ fn run(args: RunArgs) -> i32 {
         Err(e) => return usage_error(e),
     };
     if args.print_config {
-        print!("{}", settings.to_redacted_toml());
-        return exit::OK;
+        return print_out(settings.to_redacted_toml().as_bytes(), "the configuration");
     }
     let paths = LogPaths::new(&settings.logs.dir);
     if let Err(e) = check_output_files(&settings, &paths) {
@@ -184,6 +198,15 @@ fn run(args: RunArgs) -> i32 {
         Err(e) => return usage_error(format!("{}: {e}", paths.pipeline_log.display())),
     };
     tracing::info!("settings from {}", source.describe());
+    if settings.bridge.enabled {
+        // A declaration the broker refuses for good (a queue that exists
+        // with another bound, a reserved name) is bad configuration: exit 2
+        // now, not retry for the whole run.
+        if let Err(e) = crate::amqp::check_topology(&settings) {
+            tracing::error!(error = %e, "start-up failed");
+            return usage_error(e);
+        }
+    }
     let prepared = match pipeline::prepare(settings) {
         Ok(p) => p,
         Err(e) => {
@@ -355,15 +378,15 @@ fn train(args: TrainArgs) -> i32 {
         .with_context(|| format!("training into {}", out.display()));
     match result {
         Ok(m) => {
-            println!(
-                "wrote {}: intercept {:.6}, R² {:.7}, MAE {:.4} on {} rows",
+            let line = format!(
+                "wrote {}: intercept {:.6}, R² {:.7}, MAE {:.4} on {} rows\n",
                 out.display(),
                 m.intercept,
                 m.training.r2,
                 m.training.mae,
                 m.training.rows
             );
-            exit::OK
+            print_out(line.as_bytes(), "the training summary")
         }
         Err(e) => {
             eprintln!("modelwatch: error: {e:#}");
@@ -388,15 +411,15 @@ fn bench(args: BenchArgs) -> i32 {
     };
     match crate::bench::run_all(&opts) {
         Ok(figures) => {
-            println!(
-                "modelwatch {} bench, {} run(s) per figure{}, {} CPUs\n",
+            let report = format!(
+                "modelwatch {} bench, {} run(s) per figure{}, {} CPUs\n\n{}",
                 env!("CARGO_PKG_VERSION"),
                 opts.runs,
                 if opts.quick { ", quick sizes" } else { "" },
                 std::thread::available_parallelism().map_or(0, |n| n.get()),
+                crate::bench::to_markdown(&figures)
             );
-            print!("{}", crate::bench::to_markdown(&figures));
-            exit::OK
+            print_out(report.as_bytes(), "the bench report")
         }
         Err(e) => {
             eprintln!("modelwatch: bench failed: {e:#}");
@@ -408,14 +431,10 @@ fn bench(args: BenchArgs) -> i32 {
 /// `modelwatch config [--default]`.
 fn config(args: ConfigCmdArgs) -> i32 {
     if args.default {
-        print!("{DEFAULT_TOML}");
-        return exit::OK;
+        return print_out(DEFAULT_TOML.as_bytes(), "the default configuration");
     }
     match Settings::load_from(&args.config.source(), &Overrides::default()) {
-        Ok(s) => {
-            print!("{}", s.to_redacted_toml());
-            exit::OK
-        }
+        Ok(s) => print_out(s.to_redacted_toml().as_bytes(), "the configuration"),
         Err(e) => usage_error(e),
     }
 }
@@ -428,17 +447,19 @@ pub fn command() -> clap::Command {
 /// `modelwatch completions SHELL`.
 fn completions(shell: clap_complete::Shell) -> i32 {
     let mut cmd = command();
-    clap_complete::generate(shell, &mut cmd, "modelwatch", &mut std::io::stdout());
-    exit::OK
+    // Rendered in memory: `generate` panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "modelwatch", &mut script);
+    print_out(&script, "the completion script")
 }
 
 /// `modelwatch man`. (A closed pipe, `modelwatch man | head`, is reported.)
 fn man() -> i32 {
-    let mut out = std::io::stdout().lock();
-    match clap_mangen::Man::new(command()).render(&mut out) {
-        Ok(()) => exit::OK,
+    let mut page = Vec::new();
+    match clap_mangen::Man::new(command()).render(&mut page) {
+        Ok(()) => print_out(&page, "the man page"),
         Err(e) => {
-            eprintln!("modelwatch: error: writing the man page: {e}");
+            eprintln!("modelwatch: error: rendering the man page: {e}");
             exit::FAILURE
         }
     }

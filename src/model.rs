@@ -45,6 +45,55 @@ pub enum ModelError {
     },
     #[error("model artifact {path} does not match this pipeline: {problem}")]
     Mismatch { path: String, problem: String },
+    #[error("model.artifact: {path} is not a regular file ({kind})")]
+    NotAFile { path: String, kind: &'static str },
+    #[error("model.artifact: {path} is larger than {MAX_ARTIFACT_BYTES} bytes (an artifact is a few KB)")]
+    TooLarge { path: String },
+}
+
+/// Largest artifact `load` reads: one is a few KB, so a bigger file (or a
+/// device such as `/dev/zero`) is not an artifact.
+pub const MAX_ARTIFACT_BYTES: u64 = 1 << 20;
+
+/// Reads the artifact at `path`: a regular file of at most
+/// [`MAX_ARTIFACT_BYTES`], read with that bound (a file that grows while it
+/// is read cannot exhaust memory either). A FIFO, a device or a socket is
+/// refused before it is opened, so nothing can block on it.
+fn read_bounded(path: &Path, shown: &str) -> Result<String, ModelError> {
+    use std::io::Read as _;
+    let io = |source| ModelError::Io {
+        path: shown.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "a device, FIFO or socket"
+        };
+        return Err(ModelError::NotAFile {
+            path: shown.to_owned(),
+            kind,
+        });
+    }
+    if meta.len() > MAX_ARTIFACT_BYTES {
+        return Err(ModelError::TooLarge {
+            path: shown.to_owned(),
+        });
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_ARTIFACT_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_ARTIFACT_BYTES {
+        return Err(ModelError::TooLarge {
+            path: shown.to_owned(),
+        });
+    }
+    Ok(text)
 }
 
 /// Facts about the fit, kept in the artifact.
@@ -129,11 +178,8 @@ impl LinearModel {
 
     /// Reads and checks an artifact.
     pub fn load(path: &Path) -> Result<LinearModel, ModelError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: shown.clone(),
-            source,
-        })?;
+        let shown = crate::config::sanitize(&path.display().to_string());
+        let text = read_bounded(path, &shown)?;
         let model: LinearModel =
             serde_json::from_str(&text).map_err(|source| ModelError::Corrupt {
                 path: shown.clone(),

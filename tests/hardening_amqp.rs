@@ -410,3 +410,130 @@ fn a_missing_vhost_exits_2_at_start() {
     assert!(output.contains(&vhost), "the vhost is named: {output}");
     assert!(!output.contains("guest:guest"), "password shown: {output}");
 }
+
+/// Starts `roles` against `broker` and expects exit 2 within a few seconds,
+/// stderr naming `key` and containing `needle`, and no endless log.
+async fn declaration_refused(broker: &TestBroker, roles: &str, key: &str, needle: &str) {
+    let mut p = broker.spawn("refused", roles, &["--count", "20", "--rate", "0"]);
+    let status = p.wait_exit(Duration::from_secs(20)).await;
+    let stderr = p.stderr();
+    assert_eq!(status.code(), Some(2), "{}", p.report());
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("modelwatch: error:"))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(line.contains(key), "{key} not named: {line}");
+    assert!(line.contains(needle), "{needle:?} not in {line}");
+    assert!(!line.contains("guest:guest"), "password shown: {line}");
+    assert!(p.log().len() < 20_000, "log grew: {}", p.log().len());
+}
+
+/// The hostile re-test of item 2 (a): a work queue that exists with another
+/// `x-max-length` (inbound.queue_max_length changed between runs) made the
+/// consumer retry its declaration ~100 times a second for the whole run,
+/// and exit 0. It is a configuration error: exit 2 at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_queue_with_another_max_length_exits_2_at_start() {
+    let conn = connect().await;
+    let broker = TestBroker::new("maxlen");
+    let ch = conn.create_channel().await.expect("channel");
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-max-length".into(),
+        lapin::types::AMQPValue::LongLongInt(1000),
+    );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        lapin::types::AMQPValue::LongString(broker.dead_letter_exchange.as_str().into()),
+    );
+    ch.queue_declare(
+        broker.model_queue.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .expect("declaring the model queue with x-max-length 1000");
+    // As modelwatch declared it with inbound.queue_max_length = 1000.
+    declaration_refused(&broker, "model", "inbound.model_queue", "x-max-length").await;
+    declaration_refused(
+        &broker,
+        "model",
+        "inbound.queue_max_length",
+        "PRECONDITION_FAILED",
+    )
+    .await;
+}
+
+/// Item 2 (b), (c): a reserved `amq.` queue name was refused by the broker
+/// in a loop (2525 log lines in 10 s); `amq.direct` as the exchange was
+/// taken for an outage (retry, then exit 1). Both exit 2 naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_or_mistyped_broker_names_exit_2_at_start() {
+    let _conn = connect().await;
+    let mut broker = TestBroker::new("amqq");
+    broker.extra_env.push((
+        "MODELWATCH__INBOUND__MODEL_QUEUE".into(),
+        format!("amq.{}", broker.prefix),
+    ));
+    declaration_refused(&broker, "model", "inbound.model_queue", "ACCESS_REFUSED").await;
+    let mut broker = TestBroker::new("amqdirect");
+    broker
+        .extra_env
+        .push(("MODELWATCH__BRIDGE__EXCHANGE".into(), "amq.direct".into()));
+    declaration_refused(
+        &broker,
+        "features",
+        "bridge.exchange",
+        "PRECONDITION_FAILED",
+    )
+    .await;
+}
+
+/// Item 2, at run time: a work queue deleted and declared again with other
+/// properties while the consumer runs. The consumer's re-declaration is
+/// refused at every attempt: it must back off (the log stays small), not
+/// spin (lapin logs an ERROR per refused channel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_at_run_time_backs_off_instead_of_spinning() {
+    let conn = connect().await;
+    let mut broker = TestBroker::new("spin");
+    broker
+        .extra_env
+        .push(("MODELWATCH__BRIDGE__BACKOFF_MAX".into(), "2s".into()));
+    let mut model = broker.spawn("model", "model", &[]);
+    model.wait_log("inbound consumer started", 1, START).await;
+    let ch = conn.create_channel().await.expect("channel");
+    // The dead-letter queue comes back without its bound (refused at every
+    // re-declaration), then the work queue goes: the consumer is cancelled
+    // and must start again.
+    let delete = lapin::options::QueueDeleteOptions::default();
+    ch.queue_delete(broker.dead_letter_queue.as_str().into(), delete)
+        .await
+        .expect("deleting the dead-letter queue");
+    ch.queue_declare(
+        broker.dead_letter_queue.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("declaring it again without a bound");
+    ch.queue_delete(broker.model_queue.as_str().into(), delete)
+        .await
+        .expect("deleting the model queue");
+    let before = model.log().len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let grown = model.log().len() - before;
+    assert!(model.is_running(), "{}", model.report());
+    let refusals = model.lines("inequivalent arg").len();
+    assert!(
+        refusals <= 10 && grown < 20_000,
+        "{refusals} refusal lines, log grew {grown} bytes in 5 s: it spins"
+    );
+    model.stop(STOP).await;
+}

@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use crate::config::BridgeSettings;
+use super::topology;
+use crate::config::{BridgeSettings, InboundSettings, Role, Settings};
 
 /// Longest wait for a connection (TCP, handshake, declarations) or a close.
 /// lapin can wait forever for a reply that a cut socket will never bring.
@@ -80,8 +81,31 @@ pub enum Refusal {
 pub enum BrokerCheckError {
     #[error("bridge.url {url}: {refusal}")]
     Refused { url: String, refusal: Refusal },
+    /// A declaration the broker refuses for good (406, 403): an object that
+    /// exists with other properties, a reserved `amq.` name, no permission.
+    #[error("{key}: the broker refused to declare {object}: {reason}{hint}")]
+    Declaration {
+        key: &'static str,
+        object: String,
+        /// The broker's reason, escaped and bounded.
+        reason: String,
+        hint: &'static str,
+    },
     #[error("bridge.url: cannot start the check: {0}")]
     Runtime(std::io::Error),
+}
+
+/// What the start-up check declares besides the exchange and legacy queues.
+struct Plan {
+    inbound: InboundSettings,
+    roles: Vec<Role>,
+}
+
+/// How the check went, before it is turned into a result.
+enum Outcome {
+    Ok,
+    Connect(lapin::Error),
+    Declare(topology::DeclareError),
 }
 
 /// Connects once at start-up, before any actor runs: a refused login or
@@ -90,6 +114,24 @@ pub enum BrokerCheckError {
 /// the bridge retries as usual. Bounded by [`BROKER_OP_TIMEOUT`]. Runs on a
 /// thread and runtime of its own, so it can be called from anywhere.
 pub fn check_broker(settings: &BridgeSettings) -> Result<(), BrokerCheckError> {
+    check(settings, None)
+}
+
+/// [`check_broker`], then every declaration this process will make (the
+/// exchange, the legacy queues, and for a split layout its roles' work
+/// queues and the dead-letter objects, through [`topology`]): one the broker
+/// refuses for good (PRECONDITION_FAILED, ACCESS_REFUSED) can never succeed
+/// later, so it is a configuration error naming the key. Declaring early is
+/// harmless: the bridge and the consumers declare the same objects anyway.
+pub fn check_topology(settings: &Settings) -> Result<(), BrokerCheckError> {
+    let plan = Plan {
+        inbound: settings.inbound.clone(),
+        roles: settings.roles.clone(),
+    };
+    check(&settings.bridge, Some(plan))
+}
+
+fn check(settings: &BridgeSettings, plan: Option<Plan>) -> Result<(), BrokerCheckError> {
     let settings = settings.clone();
     let url = crate::config::redact_url(&settings.url);
     let outcome = std::thread::spawn(move || {
@@ -97,12 +139,22 @@ pub fn check_broker(settings: &BridgeSettings) -> Result<(), BrokerCheckError> {
             .enable_all()
             .build()?;
         Ok::<_, std::io::Error>(rt.block_on(async {
-            match bounded(connect(&settings, "modelwatch start-up check")).await {
-                Ok(conn) => {
-                    close_quietly(&conn, 200, "start-up check done").await;
-                    Ok(())
+            let conn = match bounded(connect(&settings, "modelwatch start-up check")).await {
+                Ok(conn) => conn,
+                Err(e) => return Outcome::Connect(e),
+            };
+            let declared = match plan {
+                None => Ok(()),
+                Some(plan) => {
+                    tokio::time::timeout(BROKER_OP_TIMEOUT, declare_all(&conn, &settings, &plan))
+                        .await
+                        .unwrap_or(Ok(()))
                 }
-                Err(e) => Err(e),
+            };
+            close_quietly(&conn, 200, "start-up check done").await;
+            match declared {
+                Ok(()) => Outcome::Ok,
+                Err(e) => Outcome::Declare(e),
             }
         }))
     })
@@ -110,11 +162,11 @@ pub fn check_broker(settings: &BridgeSettings) -> Result<(), BrokerCheckError> {
     .unwrap_or_else(|_| Err(std::io::Error::other("the broker check panicked")));
     match outcome {
         Err(e) => Err(BrokerCheckError::Runtime(e)),
-        Ok(Ok(())) => {
+        Ok(Outcome::Ok) => {
             tracing::info!(url = %url, "broker reachable; login and virtual host accepted");
             Ok(())
         }
-        Ok(Err(e)) => match permanent_refusal(&e) {
+        Ok(Outcome::Connect(e)) => match permanent_refusal(&e) {
             Some(refusal) => Err(BrokerCheckError::Refused { url, refusal }),
             None => {
                 // The publisher warns once when it fails to connect too:
@@ -123,7 +175,41 @@ pub fn check_broker(settings: &BridgeSettings) -> Result<(), BrokerCheckError> {
                 Ok(())
             }
         },
+        Ok(Outcome::Declare(d)) if d.is_refusal() => {
+            let reason = crate::config::sanitize(&d.error.to_string());
+            let hint = if reason.contains("x-max-length") {
+                " (inbound.queue_max_length differs from the existing queue's: set it back, or delete the queue)"
+            } else {
+                ""
+            };
+            Err(BrokerCheckError::Declaration {
+                key: d.key,
+                object: d.object,
+                reason,
+                hint,
+            })
+        }
+        Ok(Outcome::Declare(d)) => {
+            // Not a refusal (the connection dropped, say): transient, the
+            // bridge and the consumers retry.
+            tracing::debug!(url = %url, error = %d, "start-up check: a declaration failed; the bridge will retry");
+            Ok(())
+        }
     }
+}
+
+/// Declares what this process will declare, in the order it would.
+async fn declare_all(
+    conn: &lapin::Connection,
+    settings: &BridgeSettings,
+    plan: &Plan,
+) -> Result<(), topology::DeclareError> {
+    topology::declare_checked(conn, settings).await?;
+    for (key, name, kind) in plan.inbound.work_queues(&plan.roles) {
+        let q = topology::WorkQueue { key, name, kind };
+        topology::declare_work_queue(conn, settings, &plan.inbound, q).await?;
+    }
+    Ok(())
 }
 
 /// Sleeps until `deadline`, or forever when there is none (a `select!` arm

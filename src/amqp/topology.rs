@@ -15,23 +15,93 @@
 //! [`trim_legacy_queues`] purges a legacy queue that nobody consumes once it
 //! holds more than `bridge.legacy_queue_max_length` messages (counted and
 //! logged), so a queue nobody reads cannot fill the broker.
+//!
+//! The split layout's objects are declared here too ([`declare_work_queue`]):
+//! the dead-letter exchange and queue, and each role's durable, bounded work
+//! queue. Those are declared strictly: a broker that holds one with other
+//! properties (another `x-max-length`, a reserved `amq.` name) refuses, and
+//! [`DeclareError`] names the config key of the object, so the start-up
+//! check ([`super::connection::check_broker`]) can exit 2 on it rather than
+//! let a consumer retry a declaration that can never succeed.
 
 use lapin::options::{
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Connection, ExchangeKind};
 
 use super::publish::stats::BridgeStats;
-use crate::config::BridgeSettings;
+use crate::config::{BridgeSettings, InboundSettings};
 use crate::messages::Kind;
 
 /// The legacy queues: the kinds the Python services exchanged.
 pub const LEGACY_KINDS: [Kind; 3] = [Kind::Features, Kind::YTrue, Kind::YPred];
 
+/// A declaration that failed, with the config key that names the object.
+#[derive(Debug, thiserror::Error)]
+#[error("{key} ({object}): {error}")]
+pub struct DeclareError {
+    /// The config key whose value names the object (`bridge.exchange`, ...).
+    pub key: &'static str,
+    /// What was declared, e.g. `queue 'ml_pipeline.dlq'` (escaped).
+    pub object: String,
+    pub error: lapin::Error,
+}
+
+impl DeclareError {
+    /// Did the broker refuse for good: 406 PRECONDITION_FAILED (it exists
+    /// with other properties) or 403 ACCESS_REFUSED (a reserved `amq.` name,
+    /// or no permission)? A retry cannot fix either: a configuration error.
+    pub fn is_refusal(&self) -> bool {
+        use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+        matches!(self.error.kind(), lapin::ErrorKind::ProtocolError(amqp)
+            if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED | AMQPSoftError::ACCESSREFUSED)))
+    }
+}
+
+/// Tags a failed declaration with its key and object.
+fn on(key: &'static str, kind: &str, name: &str) -> impl FnOnce(lapin::Error) -> DeclareError {
+    let object = format!("{kind} '{}'", name.escape_debug());
+    move |error| DeclareError { key, object, error }
+}
+
 /// Declares the exchange and, if enabled, the legacy queues and bindings.
 pub async fn declare(conn: &Connection, s: &BridgeSettings) -> lapin::Result<()> {
-    let ch = conn.create_channel().await?;
+    declare_checked(conn, s).await.map_err(|e| e.error)
+}
+
+/// [`declare`], telling which object failed.
+pub async fn declare_checked(conn: &Connection, s: &BridgeSettings) -> Result<(), DeclareError> {
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(on("bridge.url", "channel", ""))?;
+    declare_exchange(&ch, s).await?;
+    if s.legacy_queues {
+        for kind in LEGACY_KINDS {
+            let name = kind.routing_key();
+            declare_legacy_queue(conn, name).await.map_err(on(
+                "bridge.legacy_queues",
+                "queue",
+                name,
+            ))?;
+            ch.queue_bind(
+                name.into(),
+                s.exchange.as_str().into(),
+                name.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(on("bridge.legacy_queues", "binding of queue", name))?;
+        }
+    }
+    let _ = ch.close(200, "topology declared".into()).await;
+    Ok(())
+}
+
+/// The durable topic exchange of `bridge.exchange`.
+async fn declare_exchange(ch: &lapin::Channel, s: &BridgeSettings) -> Result<(), DeclareError> {
     ch.exchange_declare(
         s.exchange.as_str().into(),
         ExchangeKind::Topic,
@@ -41,21 +111,98 @@ pub async fn declare(conn: &Connection, s: &BridgeSettings) -> lapin::Result<()>
         },
         FieldTable::default(),
     )
-    .await?;
-    if s.legacy_queues {
-        for kind in LEGACY_KINDS {
-            declare_legacy_queue(conn, kind.routing_key()).await?;
-            ch.queue_bind(
-                kind.routing_key().into(),
-                s.exchange.as_str().into(),
-                kind.routing_key().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        }
+    .await
+    .map_err(on("bridge.exchange", "exchange", &s.exchange))
+}
+
+/// A work queue of the split layout: its name, the key that names it and
+/// the routing key it is bound under.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkQueue<'a> {
+    pub key: &'static str,
+    pub name: &'a str,
+    pub kind: Kind,
+}
+
+/// Declares the dead-letter exchange and queue, and the work queue `q`
+/// bound to the exchange under its kind's routing key. A legacy queue (a
+/// queue of the original Python services) is declared as they declare it
+/// and accepted as it is; every other object is declared strictly, so a
+/// refusal names its key (see [`DeclareError::is_refusal`]).
+pub async fn declare_work_queue(
+    conn: &Connection,
+    bridge: &BridgeSettings,
+    s: &InboundSettings,
+    q: WorkQueue<'_>,
+) -> Result<(), DeclareError> {
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(on("bridge.url", "channel", ""))?;
+    declare_exchange(&ch, bridge).await?;
+    let dlx = s.dead_letter_exchange.as_str();
+    ch.exchange_declare(
+        dlx.into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .map_err(on("inbound.dead_letter_exchange", "exchange", dlx))?;
+    let mut bounded = FieldTable::default();
+    bounded.insert(
+        "x-max-length".into(),
+        AMQPValue::LongLongInt(s.queue_max_length as i64),
+    );
+    let durable_queue = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let dlq = s.dead_letter_queue.as_str();
+    ch.queue_declare(dlq.into(), durable_queue, bounded.clone())
+        .await
+        .map_err(on("inbound.dead_letter_queue", "queue", dlq))?;
+    ch.queue_bind(
+        dlq.into(),
+        dlx.into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(on("inbound.dead_letter_queue", "binding of queue", dlq))?;
+    if is_legacy_queue(q.name) {
+        // A queue of the original Python services: declared as they declare
+        // it, or they could not declare it any more.
+        declare_legacy_queue(conn, q.name)
+            .await
+            .map_err(on(q.key, "queue", q.name))?;
+    } else {
+        // Bounded: past the bound the oldest is dead-lettered (reason
+        // `maxlen`), so a role that is gone for good cannot make its queue
+        // fill the broker.
+        let mut args = bounded;
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(LongString::from(dlx)),
+        );
+        ch.queue_declare(q.name.into(), durable_queue, args)
+            .await
+            .map_err(on(q.key, "queue", q.name))?;
     }
-    let _ = ch.close(200, "topology declared".into()).await;
+    ch.queue_bind(
+        q.name.into(),
+        bridge.exchange.as_str().into(),
+        q.kind.routing_key().into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(on(q.key, "binding of queue", q.name))?;
+    let _ = ch.close(200, "declared".into()).await;
     Ok(())
 }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{duration_in, in_range, Check, ConfigError, DAY, HOUR, MIN_PERIOD};
+use super::{
+    amqp_name, duration_in, in_range, redact_url, Check, ConfigError, DAY, HOUR, MIN_PERIOD,
+};
 
 /// What the bridge does when its buffer is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,9 +92,17 @@ impl Check for BridgeSettings {
                 format!("scheme must be amqp or amqps, got {}", url.scheme()),
             ));
         }
-        if self.exchange.is_empty() {
-            return Err(ConfigError::invalid("bridge.exchange", "must not be empty"));
+        if url.scheme() == "amqps" && !cfg!(feature = "tls") {
+            return Err(ConfigError::invalid(
+                "bridge.url",
+                format!(
+                    "amqps:// needs a build with TLS (`cargo build --features tls`); this build would send {} in clear",
+                    redact_url(&self.url)
+                ),
+            ));
         }
+        check_amqp_query(&self.url)?;
+        amqp_name("bridge.exchange", &self.exchange)?;
         in_range(
             "bridge.legacy_queue_max_length",
             self.legacy_queue_max_length as usize,
@@ -123,4 +133,26 @@ impl Check for BridgeSettings {
         )?;
         in_range("bridge.heartbeat", self.heartbeat as usize, 0, 3600)
     }
+}
+
+/// Smallest frame size a broker accepts (AMQP 0-9-1 `frame-min-size`).
+const MIN_FRAME_MAX: u32 = 4096;
+
+/// The URL's query as lapin reads it (`heartbeat`, `frame_max`,
+/// `channel_max`, `connection_timeout`, `auth_mechanism`): a value lapin
+/// cannot parse, or a frame size below the protocol's minimum, would only
+/// fail at connect time, over and over; say so now, naming `bridge.url`.
+fn check_amqp_query(url: &str) -> Result<(), ConfigError> {
+    let uri: lapin::uri::AMQPUri = url.parse().map_err(|e: String| {
+        ConfigError::invalid("bridge.url", format!("not an AMQP URL lapin can use: {e}"))
+    })?;
+    if let Some(f) = uri.query.frame_max {
+        if f != 0 && f < MIN_FRAME_MAX {
+            return Err(ConfigError::invalid(
+                "bridge.url",
+                format!("frame_max must be 0 (the broker's choice) or at least {MIN_FRAME_MAX}, got {f}"),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{duration_in, in_range, Check, ConfigError, HOUR};
+use super::Role;
+use super::{amqp_name, duration_in, in_range, Check, ConfigError, HOUR};
 use crate::messages::Kind;
 
 /// Consumers that feed local actors from RabbitMQ.
@@ -78,6 +79,56 @@ impl InboundSettings {
     }
 }
 
+impl InboundSettings {
+    /// The key whose value is queue `name`, for messages (the first that
+    /// matches; `inbound.model_queue` for an unknown name).
+    pub fn queue_key(&self, name: &str) -> &'static str {
+        self.work_queues_all()
+            .into_iter()
+            .find(|(_, n, _)| *n == name)
+            .map_or("inbound.model_queue", |(k, _, _)| k)
+    }
+
+    fn work_queues_all(&self) -> [(&'static str, &str, Kind); 4] {
+        [
+            ("inbound.model_queue", &self.model_queue, Kind::Features),
+            (
+                "inbound.metric_truth_queue",
+                &self.metric_truth_queue,
+                Kind::YTrue,
+            ),
+            (
+                "inbound.metric_prediction_queue",
+                &self.metric_prediction_queue,
+                Kind::YPred,
+            ),
+            ("inbound.plot_queue", &self.plot_queue, Kind::Metrics),
+        ]
+    }
+
+    /// The work queues a process running `roles` consumes (key, name,
+    /// routing key): a local role's input whose producer runs elsewhere,
+    /// as the pipeline wires its consumers.
+    pub fn work_queues(&self, roles: &[Role]) -> Vec<(&'static str, &str, Kind)> {
+        let runs = |r| roles.contains(&r);
+        let [model, truth, prediction, plot] = self.work_queues_all();
+        let mut out = Vec::new();
+        if runs(Role::Model) && !runs(Role::Features) {
+            out.push(model);
+        }
+        if runs(Role::Metric) && !runs(Role::Features) {
+            out.push(truth);
+        }
+        if runs(Role::Metric) && !runs(Role::Model) {
+            out.push(prediction);
+        }
+        if runs(Role::Plot) && !runs(Role::Metric) {
+            out.push(plot);
+        }
+        out
+    }
+}
+
 impl Check for InboundSettings {
     fn check(&self) -> Result<(), ConfigError> {
         in_range("inbound.prefetch", self.prefetch as usize, 1, 65_535)?;
@@ -94,9 +145,7 @@ impl Check for InboundSettings {
             ("inbound.dead_letter_exchange", &self.dead_letter_exchange),
             ("inbound.dead_letter_queue", &self.dead_letter_queue),
         ] {
-            if name.is_empty() {
-                return Err(ConfigError::invalid(key, "must not be empty"));
-            }
+            amqp_name(key, name)?;
         }
         in_range(
             "inbound.queue_max_length",

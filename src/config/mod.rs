@@ -176,6 +176,27 @@ const MIN_PERIOD: Duration = Duration::from_millis(10);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
+/// Longest exchange or queue name AMQP can carry (a short string).
+pub const MAX_AMQP_NAME_BYTES: usize = 255;
+
+/// An exchange or queue name: 1 to 255 bytes (an AMQP short string), else
+/// an error naming `key` (lapin would panic on a longer one).
+fn amqp_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(ConfigError::invalid(key, "must not be empty"));
+    }
+    if name.len() > MAX_AMQP_NAME_BYTES {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "must be at most {MAX_AMQP_NAME_BYTES} bytes (an AMQP name), got {} bytes",
+                name.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `lo <= v <= hi`, else an error naming `key`.
 fn in_range(key: &str, v: usize, lo: usize, hi: usize) -> Result<(), ConfigError> {
     if v < lo || v > hi {

@@ -30,8 +30,8 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::*;
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::watch;
 
 use super::decode::{decode, Decode};
@@ -139,7 +139,11 @@ where
         mut shutdown: watch::Receiver<Option<Instant>>,
     ) {
         let mut backoff = bridge.backoff_min;
+        // Failed connects, and failed starts on a connection: each logged
+        // once per streak, which ends only when a consumer really started
+        // (the backoff too: a connect that works is not enough).
         let mut failures = 0u64;
+        let mut start_failures = 0u64;
         let mut warnings = Warnings {
             malformed: Throttle::new(bridge.stats_interval),
             dead_letter_failed: Throttle::new(bridge.stats_interval),
@@ -173,10 +177,16 @@ where
                     continue;
                 }
             };
-            failures = 0;
-            backoff = bridge.backoff_min;
+            let mut started = false;
             match self
-                .consume_on(&conn, &bridge, &settings, &mut shutdown, &mut warnings)
+                .consume_on(
+                    &conn,
+                    &bridge,
+                    &settings,
+                    &mut shutdown,
+                    &mut warnings,
+                    &mut started,
+                )
                 .await
             {
                 Ok(()) => {
@@ -184,10 +194,30 @@ where
                     break;
                 }
                 Err(e) => {
-                    if let Some(count) = warnings.lost.note(Instant::now()) {
-                        tracing::warn!(queue = %self.queue, error = %e, count, "inbound: connection lost; reconnecting (unacked deliveries come back)");
-                    }
                     connection::close_quietly(&conn, 320, "reconnecting").await;
+                    if started {
+                        // It consumed: a new streak begins (one line per
+                        // interval, as before, for a flapping connection).
+                        failures = 0;
+                        start_failures = 0;
+                        backoff = bridge.backoff_min;
+                        if let Some(count) = warnings.lost.note(Instant::now()) {
+                            tracing::warn!(queue = %self.queue, error = %e, count, "inbound: connection lost; reconnecting (unacked deliveries come back)");
+                        }
+                    } else {
+                        // A refused declaration, qos or consume fails the
+                        // same way at every attempt: back off like a failed
+                        // connect (never spin), one line per streak.
+                        start_failures += 1;
+                        if start_failures == 1 {
+                            tracing::error!(queue = %self.queue, error = %format!("{e:#}"), "inbound: cannot start consuming; retrying with backoff (logged once until it works)");
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        backoff = (backoff * 2).min(bridge.backoff_max);
+                    }
                 }
             }
         }
@@ -211,8 +241,18 @@ where
         settings: &InboundSettings,
         shutdown: &mut watch::Receiver<Option<Instant>>,
         warnings: &mut Warnings,
-    ) -> lapin::Result<()> {
-        connection::bounded(declare(conn, bridge, settings, &self.queue, self.kind)).await?;
+        started: &mut bool,
+    ) -> anyhow::Result<()> {
+        let q = topology::WorkQueue {
+            key: settings.queue_key(&self.queue),
+            name: &self.queue,
+            kind: self.kind,
+        };
+        let declared = topology::declare_work_queue(conn, bridge, settings, q);
+        match tokio::time::timeout(connection::BROKER_OP_TIMEOUT, declared).await {
+            Ok(r) => r?,
+            Err(_) => anyhow::bail!("no answer from the broker to the declarations"),
+        }
         let ch = conn.create_channel().await?;
         ch.basic_qos(settings.prefetch, BasicQosOptions::default())
             .await?;
@@ -225,6 +265,7 @@ where
                 FieldTable::default(),
             )
             .await?;
+        *started = true;
         tracing::info!(queue = %self.queue, prefetch = settings.prefetch, "inbound consumer started");
         let mut in_flight: FuturesOrdered<_> = FuturesOrdered::new();
         // Deliveries of an earlier connection come back by themselves.
@@ -257,7 +298,7 @@ where
             tokio::select! {
                 delivery = consumer.next(), if consuming => {
                     let Some(first) = delivery else {
-                        return Err(lapin::Error::from(std::io::Error::other("consumer stream ended")));
+                        anyhow::bail!("consumer stream ended");
                     };
                     let mut batch = vec![first?];
                     while batch.len() < settings.batch_size {
@@ -434,88 +475,6 @@ async fn open_dead_letter_channel(conn: &Connection) -> lapin::Result<Channel> {
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     Ok(ch)
-}
-
-/// Declares the dead-letter exchange and queue, and the work queue bound to
-/// the exchange under `kind`'s routing key. A work queue that already exists
-/// with other properties (say, a legacy queue a Python service declared) is
-/// used as it is.
-async fn declare(
-    conn: &Connection,
-    bridge: &BridgeSettings,
-    s: &InboundSettings,
-    queue: &str,
-    kind: Kind,
-) -> lapin::Result<()> {
-    let ch = conn.create_channel().await?;
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    ch.exchange_declare(
-        bridge.exchange.as_str().into(),
-        ExchangeKind::Topic,
-        durable,
-        FieldTable::default(),
-    )
-    .await?;
-    ch.exchange_declare(
-        s.dead_letter_exchange.as_str().into(),
-        ExchangeKind::Fanout,
-        durable,
-        FieldTable::default(),
-    )
-    .await?;
-    let mut bounded = FieldTable::default();
-    bounded.insert(
-        "x-max-length".into(),
-        AMQPValue::LongLongInt(s.queue_max_length as i64),
-    );
-    ch.queue_declare(
-        s.dead_letter_queue.as_str().into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        bounded.clone(),
-    )
-    .await?;
-    ch.queue_bind(
-        s.dead_letter_queue.as_str().into(),
-        s.dead_letter_exchange.as_str().into(),
-        "".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
-    // Bounded: past the bound the oldest is dead-lettered (reason `maxlen`),
-    // so a role that is gone for good cannot make its queue fill the broker.
-    let mut args = bounded;
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(LongString::from(s.dead_letter_exchange.as_str())),
-    );
-    if topology::is_legacy_queue(queue) {
-        // A queue of the original Python services: declared as they declare
-        // it, or they could not declare it any more.
-        topology::declare_legacy_queue(conn, queue).await?;
-    } else {
-        let durable_queue = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        topology::declare_or_accept(conn, queue, durable_queue, args).await?;
-    }
-    ch.queue_bind(
-        queue.into(),
-        bridge.exchange.as_str().into(),
-        kind.routing_key().into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
-    let _ = ch.close(200, "declared".into()).await;
-    Ok(())
 }
 
 /// Publishes a malformed delivery to the dead-letter exchange with the
