@@ -198,15 +198,6 @@ fn run(args: RunArgs) -> i32 {
         Err(e) => return usage_error(format!("{}: {e}", paths.pipeline_log.display())),
     };
     tracing::info!("settings from {}", source.describe());
-    if settings.bridge.enabled {
-        // A declaration the broker refuses for good (a queue that exists
-        // with another bound, a reserved name) is bad configuration: exit 2
-        // now, not retry for the whole run.
-        if let Err(e) = crate::amqp::check_topology(&settings) {
-            tracing::error!(error = %e, "start-up failed");
-            return usage_error(e);
-        }
-    }
     let prepared = match pipeline::prepare(settings) {
         Ok(p) => p,
         Err(e) => {

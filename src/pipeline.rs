@@ -148,9 +148,10 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         None => None,
     };
     if settings.bridge.enabled {
-        // A refused login or vhost is bad configuration: exit 2 now, not
-        // retry for the whole run.
-        crate::amqp::check_broker(&settings.bridge)?;
+        // A refused login or vhost, or a declaration the broker refuses for
+        // good (a queue that exists with another bound, a reserved name), is
+        // bad configuration: exit 2 now, not retry for the whole run.
+        crate::amqp::check_topology(&settings)?;
     }
     let model = if settings.runs(Role::Model) {
         Some(Arc::new(load_or_fit_model(&settings.model.artifact)?))

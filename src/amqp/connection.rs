@@ -113,11 +113,8 @@ enum Outcome {
 /// unreachable broker is not (it may come later), so it is only logged and
 /// the bridge retries as usual. Bounded by [`BROKER_OP_TIMEOUT`]. Runs on a
 /// thread and runtime of its own, so it can be called from anywhere.
-pub fn check_broker(settings: &BridgeSettings) -> Result<(), BrokerCheckError> {
-    check(settings, None)
-}
-
-/// [`check_broker`], then every declaration this process will make (the
+///
+/// Then every declaration this process will make (the
 /// exchange, the legacy queues, and for a split layout its roles' work
 /// queues and the dead-letter objects, through [`topology`]): one the broker
 /// refuses for good (PRECONDITION_FAILED, ACCESS_REFUSED) can never succeed

@@ -26,7 +26,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
-pub use connection::{check_broker, check_topology, BROKER_OP_TIMEOUT};
+pub use connection::{check_topology, BROKER_OP_TIMEOUT};
 pub use publish::actor::BridgeActor;
 pub use publish::stats::{BridgeStats, StatsSnapshot};
 

@@ -21,7 +21,7 @@
 //! queue. Those are declared strictly: a broker that holds one with other
 //! properties (another `x-max-length`, a reserved `amq.` name) refuses, and
 //! [`DeclareError`] names the config key of the object, so the start-up
-//! check ([`super::connection::check_broker`]) can exit 2 on it rather than
+//! check ([`super::connection::check_topology`]) can exit 2 on it rather than
 //! let a consumer retry a declaration that can never succeed.
 
 use lapin::options::{
