@@ -91,16 +91,27 @@ fn metrics_health_and_ready_while_running_then_the_final_registry_matches_the_cs
     assert!(addr.ip().is_loopback(), "{addr}");
 
     let raw = http_get(addr, "/metrics");
-    assert!(raw.body.ends_with("# EOF\n"), "not one whole exposition: {raw:?}");
+    assert!(
+        raw.body.ends_with("# EOF\n"),
+        "not one whole exposition: {raw:?}"
+    );
     let first = scrape(addr);
-    assert!(first.has("modelwatch_samples_emitted_total"), "{}", first.text);
+    assert!(
+        first.has("modelwatch_samples_emitted_total"),
+        "{}",
+        first.text
+    );
     // The counter moves while the source runs (1000 samples/s).
     let mut second = first.clone();
-    wait_until("samples_emitted to rise between two scrapes", TIMEOUT, || {
-        second = scrape(addr);
-        second.get("modelwatch_samples_emitted_total", &[])
-            > first.get("modelwatch_samples_emitted_total", &[])
-    });
+    wait_until(
+        "samples_emitted to rise between two scrapes",
+        TIMEOUT,
+        || {
+            second = scrape(addr);
+            second.get("modelwatch_samples_emitted_total", &[])
+                > first.get("modelwatch_samples_emitted_total", &[])
+        },
+    );
     assert!(second.text.ends_with("# EOF\n"));
 
     let health = http_get(addr, "/health");
@@ -115,8 +126,14 @@ fn metrics_health_and_ready_while_running_then_the_final_registry_matches_the_cs
     let rows = read_metric_log(&logs);
     assert_eq!(rows.len(), N);
     let fin = Scrape::final_of(&logs);
-    assert_eq!(fin.count("modelwatch_rows_written_total", &[]), rows.len() as u64);
-    assert_eq!(fin.count("modelwatch_samples_emitted_total", &[]), rows.len() as u64);
+    assert_eq!(
+        fin.count("modelwatch_rows_written_total", &[]),
+        rows.len() as u64
+    );
+    assert_eq!(
+        fin.count("modelwatch_samples_emitted_total", &[]),
+        rows.len() as u64
+    );
     assert_eq!(
         fin.count("modelwatch_absolute_error_count", &[]),
         rows.len() as u64,
@@ -158,7 +175,8 @@ fn bad_requests_get_errors_and_the_pipeline_keeps_writing() {
 
     // A slowloris client that sends nothing is closed after request_timeout.
     let mut idle = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let t = Instant::now();
     let mut buf = [0u8; 1024];
     let closed = loop {

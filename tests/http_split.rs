@@ -8,9 +8,13 @@
 //! (`flock -s /tmp/modelwatch-broker.lock cargo test --test http_split`).
 //! Broker objects are named for this test and deleted by [`TestBroker`].
 
-mod split_support;
+// split_support includes the OpenMetrics reader privately; this file
+// includes it again to use it (as tests/hardening_amqp.rs does).
+#![allow(clippy::duplicate_mod)]
+
 #[path = "common/openmetrics.rs"]
 mod openmetrics;
+mod split_support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -77,7 +81,11 @@ async fn each_role_serves_its_own_port_ready_once_connected_with_inbound_counter
             "modelwatch_inbound_messages_total",
             &[("queue", queue), ("event", "delivered")],
         );
-        assert!(delivered >= N as u64, "{queue}: {delivered} delivered\n{}", m.text);
+        assert!(
+            delivered >= N as u64,
+            "{queue}: {delivered} delivered\n{}",
+            m.text
+        );
     }
     assert_eq!(m.count("modelwatch_rows_written_total", &[]), N as u64);
     assert_eq!(m.count("modelwatch_bridge_connected", &[]), 1);
@@ -86,7 +94,11 @@ async fn each_role_serves_its_own_port_ready_once_connected_with_inbound_counter
         "modelwatch_inbound_messages_total",
         &[("queue", &broker.model_queue), ("event", "delivered")],
     );
-    assert!(delivered >= N as u64, "model: {delivered} delivered\n{}", md.text);
+    assert!(
+        delivered >= N as u64,
+        "model: {delivered} delivered\n{}",
+        md.text
+    );
 
     model.stop(STOP).await;
     metric.stop(STOP).await;

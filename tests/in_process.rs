@@ -34,11 +34,7 @@ fn a_pipeline_runs_in_process_and_stops_on_a_drain_with_every_row_counted() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             stopper.drain("test");
         });
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            pipeline::run(prepared, shutdown),
-        )
-        .await
+        tokio::time::timeout(Duration::from_secs(30), pipeline::run(prepared, shutdown)).await
     });
     let report = result
         .expect("the run did not end within 30 s of the drain")
@@ -49,7 +45,11 @@ fn a_pipeline_runs_in_process_and_stops_on_a_drain_with_every_row_counted() {
     let m = &telemetry.metrics;
     assert_eq!(report.metric.as_ref().map(|r| r.rows_written), Some(rows));
     assert_eq!(m.rows_written.get(), rows, "registry rows_written vs CSV");
-    assert_eq!(m.samples_emitted.get(), rows, "every sample emitted was written");
+    assert_eq!(
+        m.samples_emitted.get(),
+        rows,
+        "every sample emitted was written"
+    );
     assert_eq!(report.source.map(|s| s.emitted), Some(rows));
     assert!(report.shortfall().is_none(), "{:?}", report.shortfall());
 }

@@ -31,9 +31,9 @@ fn run_once(stall: bool) -> (f64, Scrape) {
     run(cmd).expect_code(0);
     let rows = read_metric_log(&logs);
     assert_eq!(rows.len(), N, "stalled observer: {stall}");
-    let (lo, hi) = rows.iter().fold((u64::MAX, 0), |(lo, hi), r| {
-        (lo.min(r.id), hi.max(r.id))
-    });
+    let (lo, hi) = rows
+        .iter()
+        .fold((u64::MAX, 0), |(lo, hi), r| (lo.min(r.id), hi.max(r.id)));
     let secs = (hi - lo).max(1) as f64 / 1e6;
     let fin = Scrape::final_of(&logs);
     assert_eq!(fin.count("modelwatch_rows_written_total", &[]), N as u64);
@@ -50,8 +50,10 @@ fn a_stalled_observer_drops_and_counts_and_does_not_slow_the_pipeline() {
     for _ in 0..3 {
         free.push(run_once(false).0);
         let (rate, fin) = run_once(true);
-        let dropped =
-            fin.count("modelwatch_observer_dropped_total", &[("observer", "throughput")]);
+        let dropped = fin.count(
+            "modelwatch_observer_dropped_total",
+            &[("observer", "throughput")],
+        );
         assert!(dropped > 0, "the stalled observer dropped nothing");
         assert!(dropped < N as u64, "{dropped} dropped of {N}");
         stalled.push(rate);

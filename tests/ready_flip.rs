@@ -13,6 +13,10 @@
 //! [`BrokerRestore`] starts the broker again whatever happens, and
 //! [`TestBroker`] deletes this test's exchange and queues.
 
+// The helper modules each include the shared broker helpers (as
+// tests/hardening_amqp.rs does); the copies are identical.
+#![allow(clippy::duplicate_mod)]
+
 mod amqp;
 #[path = "common/openmetrics.rs"]
 mod openmetrics;
@@ -42,7 +46,10 @@ async fn wait_ready_is(
     let deadline = Instant::now() + timeout;
     loop {
         let now: Vec<_> = procs.iter().map(|(_, a)| ready(*a)).collect();
-        if now.iter().all(|r| r.as_ref().is_some_and(|(s, _)| *s == status)) {
+        if now
+            .iter()
+            .all(|r| r.as_ref().is_some_and(|(s, _)| *s == status))
+        {
             return now.into_iter().map(|r| r.unwrap().1).collect();
         }
         for (p, _) in procs.iter_mut() {
@@ -82,13 +89,25 @@ async fn ready_is_503_while_the_broker_is_stopped_and_200_when_it_is_back() {
     let down = wait_ready_is(&mut procs, 503, Duration::from_secs(15)).await;
     for body in &down {
         let reason = body["reason"].as_str().unwrap_or_default();
-        assert!(reason.contains("broker"), "503 without the broker as reason: {body}");
+        assert!(
+            reason.contains("broker"),
+            "503 without the broker as reason: {body}"
+        );
     }
     for (p, addr) in procs.iter() {
         let s = scrape(*addr);
-        assert_eq!(s.count("modelwatch_bridge_connected", &[]), 0, "{}", p.label);
+        assert_eq!(
+            s.count("modelwatch_bridge_connected", &[]),
+            0,
+            "{}",
+            p.label
+        );
         let health = http_request(*addr, "GET", "/health", "").expect("/health");
-        assert_eq!(health.status, 200, "{}: the pipeline died with the broker", p.label);
+        assert_eq!(
+            health.status, 200,
+            "{}: the pipeline died with the broker",
+            p.label
+        );
     }
     let rows_down = procs[1].0.csv_rows_now();
 
@@ -102,7 +121,12 @@ async fn ready_is_503_while_the_broker_is_stopped_and_200_when_it_is_back() {
     drop(restore);
     wait_ready_is(&mut procs, 200, Duration::from_secs(30)).await;
     for (p, addr) in procs.iter() {
-        assert_eq!(scrape(*addr).count("modelwatch_bridge_connected", &[]), 1, "{}", p.label);
+        assert_eq!(
+            scrape(*addr).count("modelwatch_bridge_connected", &[]),
+            1,
+            "{}",
+            p.label
+        );
     }
     // The local pipeline went on while the broker was away.
     procs[1].0.wait_rows(rows_down + 1, START).await;

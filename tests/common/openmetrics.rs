@@ -36,7 +36,9 @@ impl Scrape {
             let value: f64 = match value {
                 "+Inf" => f64::INFINITY,
                 "-Inf" => f64::NEG_INFINITY,
-                v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+                v => v
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value in {line:?}")),
             };
             let (name, labels) = match series.split_once('{') {
                 None => (series.to_string(), BTreeMap::new()),
@@ -60,7 +62,11 @@ impl Scrape {
         let path = logs.join("final_metrics.txt");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (the process writes it at exit)", path.display()));
-        assert!(text.ends_with("# EOF\n"), "{}: not a whole exposition", path.display());
+        assert!(
+            text.ends_with("# EOF\n"),
+            "{}: not a whole exposition",
+            path.display()
+        );
         Scrape::parse(&text)
     }
 
@@ -70,7 +76,10 @@ impl Scrape {
         self.samples
             .iter()
             .filter(|(n, l, _)| {
-                n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
             })
             .map(|(_, _, v)| v)
             .sum()
@@ -79,7 +88,10 @@ impl Scrape {
     /// As [`Scrape::get`], as a whole number.
     pub fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         let v = self.get(name, labels);
-        assert!(v >= 0.0 && v.fract() == 0.0, "{name} {labels:?} = {v} is not a count");
+        assert!(
+            v >= 0.0 && v.fract() == 0.0,
+            "{name} {labels:?} = {v} is not a count"
+        );
         v as u64
     }
 
@@ -146,7 +158,12 @@ pub struct Response {
 
 /// `METHOD path` with `extra` header lines, over a fresh connection;
 /// every read and write bounded by 5 s.
-pub fn http_request(addr: SocketAddr, method: &str, path: &str, extra: &str) -> std::io::Result<Response> {
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &str,
+) -> std::io::Result<Response> {
     let limit = Some(Duration::from_secs(5));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(limit)?;
