@@ -31,6 +31,11 @@ use crate::config::{redact_url, BridgeSettings};
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 /// Messages taken from the outbox per lock.
 const TAKE_CHUNK: usize = 256;
+/// How often an idle publisher looks at its connection. With nothing to
+/// publish, no publish or confirm fails when the broker goes away, so
+/// without this look the bridge would report itself connected (and `/ready`
+/// say 200) until the next message.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What the publisher has left when it stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -221,6 +226,8 @@ impl Publisher {
         let mut pending_new: VecDeque<OutMessage> = VecDeque::new();
         let mut trim = tokio::time::interval(TRIM_INTERVAL);
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut liveness = tokio::time::interval(LIVENESS_INTERVAL);
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         let result = loop {
             // Fill the window: retries first, then new messages.
@@ -309,6 +316,11 @@ impl Publisher {
                         break Ended::Lost(e);
                     }
                 }
+                _ = liveness.tick() => {
+                    if let Some(e) = connection_gone(conn, &channel) {
+                        break Ended::Lost(e);
+                    }
+                }
                 _ = connection::sleep_until_opt(deadline) => {}
             }
         };
@@ -341,6 +353,22 @@ impl Publisher {
 /// the later of the shutdown request (`asked`) and the last progress.
 pub fn idle_deadline(asked: Instant, last_progress: Instant, timeout: Duration) -> Instant {
     asked.max(last_progress) + timeout
+}
+
+/// `Some(error)` once the connection or the channel is no longer open
+/// (closed by the broker, e.g. `rabbitmqctl stop_app`, or errored).
+fn connection_gone(conn: &Connection, channel: &Channel) -> Option<lapin::Error> {
+    if conn.status().connected() && channel.status().connected() {
+        return None;
+    }
+    Some(lapin::Error::from(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        if conn.status().connected() {
+            "the publishing channel closed"
+        } else {
+            "the broker connection closed"
+        },
+    )))
 }
 
 async fn open_confirm_channel(conn: &Connection) -> lapin::Result<Channel> {

@@ -1,0 +1,285 @@
+//! The HTTP server of one real `modelwatch` process: `/metrics`, `/health`
+//! and `/ready` while it runs, the registry it leaves in
+//! `logs/final_metrics.txt` against the CSV, the requests a hostile or
+//! broken client sends (they get errors, the pipeline goes on), and an
+//! address already in use (exit 2 before anything starts).
+//!
+//! Every socket goes to 127.0.0.1, every read and write is bounded, and
+//! every process is killed by its guard if a test fails.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::openmetrics::{http_addr, http_get, http_request, scrape, Scrape};
+use common::*;
+
+/// The JSON body of a response; panics with the response otherwise.
+fn json_of(r: &common::openmetrics::Response) -> serde_json::Value {
+    assert!(
+        r.headers
+            .get("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "not JSON: {r:?}"
+    );
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("bad JSON ({e}): {r:?}"))
+}
+
+/// Rows of `metric_log.csv` now (complete lines, header excluded).
+fn csv_rows_now(logs: &Path) -> usize {
+    std::fs::read(logs.join("metric_log.csv"))
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// Sends `bytes` as they are (whatever the server does meanwhile) and
+/// reads what comes back until the server closes: `Some(status)` of the
+/// response, `None` when it closed without one. Bounded by 5 s per I/O.
+fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The server may answer and close before everything is sent: a write
+    // error then is expected, the answer is what counts.
+    for chunk in bytes.chunks(16 * 1024) {
+        if s.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while raw.len() < 1 << 20 {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&raw);
+    text.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("HTTP/1.1 "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|c| c.parse().ok())
+}
+
+/// Sockets the process `pid` holds open (its served connections, its
+/// listener, any broker connection).
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn metrics_health_and_ready_while_running_then_the_final_registry_matches_the_csv() {
+    const N: usize = 3000;
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let app = Running::spawn(sb.run_command(
+        &logs,
+        &["--count", &N.to_string(), "--rate", "1000", "--seed", "3"],
+    ));
+    let addr = http_addr(&logs, TIMEOUT);
+    assert!(addr.ip().is_loopback(), "{addr}");
+
+    let raw = http_get(addr, "/metrics");
+    assert!(
+        raw.body.ends_with("# EOF\n"),
+        "not one whole exposition: {raw:?}"
+    );
+    let first = scrape(addr);
+    assert!(
+        first.has("modelwatch_samples_emitted_total"),
+        "{}",
+        first.text
+    );
+    // The counter moves while the source runs (1000 samples/s).
+    let mut second = first.clone();
+    wait_until(
+        "samples_emitted to rise between two scrapes",
+        TIMEOUT,
+        || {
+            second = scrape(addr);
+            second.get("modelwatch_samples_emitted_total", &[])
+                > first.get("modelwatch_samples_emitted_total", &[])
+        },
+    );
+    assert!(second.text.ends_with("# EOF\n"));
+
+    let health = http_get(addr, "/health");
+    assert_eq!(health.status, 200, "{health:?}");
+    assert_eq!(json_of(&health)["status"], "alive", "{health:?}");
+    let ready = http_get(addr, "/ready");
+    assert_eq!(ready.status, 200, "{ready:?}");
+    assert_eq!(json_of(&ready)["status"], "ready", "{ready:?}");
+
+    let out = app.wait(TIMEOUT);
+    out.expect_code(0);
+    let rows = read_metric_log(&logs);
+    assert_eq!(rows.len(), N);
+    let fin = Scrape::final_of(&logs);
+    assert_eq!(
+        fin.count("modelwatch_rows_written_total", &[]),
+        rows.len() as u64
+    );
+    assert_eq!(
+        fin.count("modelwatch_samples_emitted_total", &[]),
+        rows.len() as u64
+    );
+    assert_eq!(
+        fin.count("modelwatch_absolute_error_count", &[]),
+        rows.len() as u64,
+        "every row's error is in the histogram"
+    );
+}
+
+#[test]
+fn bad_requests_get_errors_and_the_pipeline_keeps_writing() {
+    const LIMIT: usize = 50;
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let mut cmd = sb.run_command(&logs, &["--count", "0", "--rate", "500"]);
+    cmd.env("MODELWATCH__HTTP__MAX_CONNECTIONS", LIMIT.to_string())
+        .env("MODELWATCH__HTTP__REQUEST_TIMEOUT", "1s");
+    let mut app = Running::spawn(cmd);
+    let addr = http_addr(&logs, TIMEOUT);
+    wait_until("the first rows", TIMEOUT, || csv_rows_now(&logs) > 0);
+
+    // A 200 KB header: refused with 431 (or 400), never served.
+    let mut big = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 200 * 1024));
+    big.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    let status = raw_exchange(addr, &big);
+    assert!(
+        matches!(status, Some(431) | Some(400)),
+        "200 KB header: {status:?}"
+    );
+
+    let r = http_get(addr, "/nothing-here");
+    assert_eq!(r.status, 404, "{r:?}");
+    for method in ["POST", "PUT", "DELETE"] {
+        let r = http_request(addr, method, "/metrics", "Content-Length: 0\r\n")
+            .unwrap_or_else(|e| panic!("{method} /metrics: {e}"));
+        assert_eq!(r.status, 405, "{method} /metrics: {r:?}");
+    }
+    let garbage = raw_exchange(addr, b"\x00\x01\x02 \xff\xfe nonsense\r\n\r\n");
+    assert_eq!(garbage, Some(400), "a garbage request line");
+
+    // A slowloris client that sends nothing is closed after request_timeout.
+    let mut idle = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match idle.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue, // a 408 before the close
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        closed && t.elapsed() < Duration::from_secs(5),
+        "an idle connection was not closed after http.request_timeout=1s ({:?})",
+        t.elapsed()
+    );
+
+    // 1000 connections at once, each with an unfinished request head: the
+    // server serves at most LIMIT of them; the others wait in the backlog.
+    let pid = app.pid();
+    let before = open_sockets(pid);
+    let rows_before = csv_rows_now(&logs);
+    // Counted from another thread from before the first connect: the
+    // first ones are served (and timed out) while the others connect.
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(open_sockets(pid).saturating_sub(before));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    let mut held = Vec::with_capacity(1000);
+    let mut refused = 0;
+    for _ in 0..1000 {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(mut s) => {
+                let _ = s.write_all(b"GET /health HTTP/1.1\r\n");
+                held.push(s);
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    // Long enough for every held connection to be served or timed out.
+    std::thread::sleep(Duration::from_millis(2500));
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().expect("the sampler");
+    eprintln!(
+        "1000 connections: {} held, {refused} refused, at most {peak} in service (limit {LIMIT})",
+        held.len()
+    );
+    assert!(app.is_running(), "the process died under 1000 connections");
+    assert!(
+        peak <= LIMIT + 2,
+        "{peak} connections in service at once, limit {LIMIT} ({} held, {refused} refused)",
+        held.len()
+    );
+    assert!(peak >= LIMIT / 2, "the server served only {peak} at once");
+    wait_until("rows written under the connection flood", TIMEOUT, || {
+        csv_rows_now(&logs) > rows_before
+    });
+    drop(held);
+    let mut health = None;
+    wait_until("/health after the flood", TIMEOUT, || {
+        health = http_request(addr, "GET", "/health", "").ok();
+        health.as_ref().is_some_and(|r| r.status == 200)
+    });
+    let rows_mid = csv_rows_now(&logs);
+    wait_until("rows still written after the flood", TIMEOUT, || {
+        csv_rows_now(&logs) > rows_mid
+    });
+
+    app.signal("TERM");
+    let out = app.wait(TIMEOUT);
+    out.expect_code(0);
+    let log = read_pipeline_log(&logs);
+    assert!(!log.contains("panicked"), "a panic:\n{log}");
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let fin = Scrape::final_of(&logs);
+    let rows = read_metric_log(&logs).len() as u64;
+    assert_eq!(fin.count("modelwatch_rows_written_total", &[]), rows);
+    assert_eq!(fin.count("modelwatch_samples_emitted_total", &[]), rows);
+}
+
+#[test]
+fn an_address_in_use_exits_2_before_anything_starts_naming_it() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let addr = taken.local_addr().unwrap().to_string();
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let out = run(sb.run_command(&logs, &["--count", "10", "--http-listen", &addr]));
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("http.listen") && line.contains(&addr),
+        "the error names neither the key nor {addr}: {line:?}"
+    );
+    assert!(
+        !logs.join("metric_log.csv").exists(),
+        "the CSV was created before the bind failed"
+    );
+    drop(taken);
+}
