@@ -19,11 +19,9 @@
 //! (the sample id) tells the copies apart.
 
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Connection, ConnectionProperties};
 
 const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const EXCHANGE: &str = "ml_pipeline";
@@ -66,19 +64,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
     let channel = conn.create_channel().await?;
 
-    // modelwatch declares the exchange too; declaring it here, with the same
-    // properties (durable topic), lets this consumer start first.
-    channel
-        .exchange_declare(
-            EXCHANGE.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    // modelwatch declares the exchange too; declaring it here, as the
+    // library does (a durable topic exchange), lets this consumer start first.
+    modelwatch::amqp::topology::exchange(&channel, EXCHANGE).await?;
 
     // A private queue: the broker names it, only this connection uses it,
     // and it is deleted when we disconnect. (For a consumer that must not

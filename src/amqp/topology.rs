@@ -102,8 +102,17 @@ pub async fn declare_checked(conn: &Connection, s: &BridgeSettings) -> Result<()
 
 /// The durable topic exchange of `bridge.exchange`.
 async fn declare_exchange(ch: &lapin::Channel, s: &BridgeSettings) -> Result<(), DeclareError> {
+    exchange(ch, &s.exchange)
+        .await
+        .map_err(on("bridge.exchange", "exchange", &s.exchange))
+}
+
+/// Declares the exchange `name` as the bridge does: a durable topic
+/// exchange. The one place it is written; consumers (the examples, the
+/// tests, the bench) declare it through here to be able to start first.
+pub async fn exchange(ch: &lapin::Channel, name: &str) -> lapin::Result<()> {
     ch.exchange_declare(
-        s.exchange.as_str().into(),
+        name.into(),
         ExchangeKind::Topic,
         ExchangeDeclareOptions {
             durable: true,
@@ -112,7 +121,6 @@ async fn declare_exchange(ch: &lapin::Channel, s: &BridgeSettings) -> Result<(),
         FieldTable::default(),
     )
     .await
-    .map_err(on("bridge.exchange", "exchange", &s.exchange))
 }
 
 /// A work queue of the split layout: its name, the key that names it and

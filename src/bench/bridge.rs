@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use futures::stream::{FuturesUnordered, StreamExt};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 use super::pipeline::run_child;
 use super::{median, BenchOptions, Figure};
@@ -55,16 +55,7 @@ pub fn wire_messages(samples: usize) -> Vec<(Kind, Vec<u8>)> {
 async fn prepare(url: &str) -> anyhow::Result<Connection> {
     let conn = Connection::connect(url, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
-    ch.exchange_declare(
-        EXCHANGE.into(),
-        ExchangeKind::Topic,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await?;
+    crate::amqp::topology::exchange(&ch, EXCHANGE).await?;
     let mut args = FieldTable::default();
     args.insert("x-max-length".into(), AMQPValue::LongInt(200_000));
     ch.queue_declare(

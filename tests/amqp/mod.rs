@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions, QueuePurgeOptions,
+    BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
 
 #[path = "../broker_common/mod.rs"]
@@ -433,17 +433,9 @@ impl Drop for BrokerRestore {
 
 /// Declares `ml_pipeline` as the bridge does (durable topic).
 pub async fn declare_exchange(ch: &lapin::Channel) {
-    ch.exchange_declare(
-        EXCHANGE.into(),
-        ExchangeKind::Topic,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("declaring the ml_pipeline exchange");
+    modelwatch::amqp::topology::exchange(ch, EXCHANGE)
+        .await
+        .expect("declaring the ml_pipeline exchange");
 }
 
 /// A message as a consumer sees it.
