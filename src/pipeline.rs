@@ -316,12 +316,18 @@ where
 
 /// Runs the pipeline until `count` samples are done, `shutdown` asks for a
 /// drain, or the metric gives up writing. Must be called inside an actix
-/// `System`.
+/// `System`. The steps, in order:
 ///
-/// Each role runs if `roles` names it. A link between two local roles is an
-/// actor recipient; a link to a role elsewhere goes through RabbitMQ: the
-/// bridge publishes what local actors emit, and inbound consumers feed local
-/// actors from their work queues.
+/// 1. start the bridge (if on) and the local actors, wired by [`Routes`];
+/// 2. feed local roles whose producer runs elsewhere from RabbitMQ;
+/// 3. serve HTTP;
+/// 4. wait for the end of the source's count, a drain, or a metric that
+///    gave up;
+/// 5. drain in order: inbound consumers, the metric's files, the last plot,
+///    the broker's confirms.
+///
+/// [`Shutdown::abort`] during steps 4–5 gives up with an error that says
+/// how many messages were left undelivered.
 pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let Prepared {
@@ -333,144 +339,22 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         http,
         ..
     } = p;
-    let metrics = telemetry.metrics.clone();
-
-    let mut bridge = if settings.bridge.enabled {
-        Some(
-            Bridge::start(settings.bridge.clone(), &metrics)
+    let mut bridge = match settings.bridge.enabled {
+        true => Some(
+            Bridge::start(settings.bridge.clone(), &telemetry.metrics)
                 .context("starting the AMQP runtime")?,
-        )
-    } else {
-        None
+        ),
+        false => None,
     };
-    // The metric's restart policy is linked to the run: it stops retrying
-    // when the run stops, and it can end the run when it gives up.
-    let stop = CancellationToken::new();
-    let link = RestartLink {
-        stopping: stop.clone(),
-        gave_up: CancellationToken::new(),
-    };
-    let gave_up = link.gave_up.clone();
-
-    // Observers run on a thread of their own: a stalled one stalls nothing else.
-    let observers = Arbiter::new();
-    let rate = metrics.rows_per_second.clone();
-    let mut routes = Routes {
-        metrics: metrics.clone(),
-        bridge: bridge.as_ref().map(|b| b.actor.clone()),
-        plot: None,
-        metric: None,
-        model: None,
-        throughput: ThroughputObserver::start_in_arbiter(&observers.handle(), move |_| {
-            ThroughputObserver::new(rate)
-        }),
-    };
-
-    routes.plot = plot.map(|actor| Supervisor::start(move |_| actor));
-    // The metric does the file I/O: give it its own thread.
-    let metric_arbiter = Arbiter::new();
-    routes.metric = metric.map(|(files, recent)| {
-        let (out, settings, m) = (routes.records(), settings.metric.clone(), metrics.clone());
-        Supervisor::start_in_arbiter(&metric_arbiter.handle(), move |_| {
-            MetricActor::new(files, out, settings, recent, m).with_link(link)
-        })
-    });
-    routes.model = model.map(|m| {
-        let out = routes.predictions();
-        Supervisor::start(move |_| ModelActor::new(m, out))
-    });
-    let (done_tx, mut done_rx) = oneshot::channel();
-    let source = settings.runs(Role::Features).then(|| {
-        let sampler = Sampler::new(Dataset::embedded(), settings.source.seed);
-        let (features, truths) = (routes.features(), routes.truths());
-        let (source_settings, stop_source) = (settings.source.clone(), stop.clone());
-        let emitted = metrics.samples_emitted.clone();
-        Supervisor::start(move |_| {
-            FeatureSource::new(
-                sampler,
-                features,
-                truths,
-                source_settings,
-                stop_source,
-                done_tx,
-                emitted,
-            )
-        })
-    });
-
-    // What comes in from RabbitMQ: a local role's input whose producer runs
-    // elsewhere (queue, kind, the actor it feeds).
-    if let Some(bridge) = bridge.as_mut() {
-        let (q, remote) = (&settings.inbound, |role| !settings.runs(role));
-        if let (Some(model), true) = (&routes.model, remote(Role::Features)) {
-            bridge.consume::<Features>(
-                &q.model_queue,
-                Kind::Features,
-                model.clone().recipient(),
-                q,
-            );
-        }
-        if let (Some(metric), true) = (&routes.metric, remote(Role::Features)) {
-            bridge.consume::<Truth>(
-                &q.metric_truth_queue,
-                Kind::YTrue,
-                metric.clone().recipient(),
-                q,
-            );
-        }
-        if let (Some(metric), true) = (&routes.metric, remote(Role::Model)) {
-            bridge.consume::<Prediction>(
-                &q.metric_prediction_queue,
-                Kind::YPred,
-                metric.clone().recipient(),
-                q,
-            );
-        }
-        if let (Some(plot), true) = (&routes.plot, remote(Role::Metric)) {
-            bridge.consume::<MetricRecord>(
-                &q.plot_queue,
-                Kind::Metrics,
-                plot.clone().recipient(),
-                q,
-            );
-        }
+    let mut actors = Actors::start(&settings, &telemetry.metrics, &bridge, model, metric, plot);
+    if let Some(b) = bridge.as_mut() {
+        consume_remote_inputs(b, &actors.routes, &settings);
     }
-
     let server = match http {
-        Some(listener) => {
-            let status = Arc::new(status_of(
-                &routes,
-                source.as_ref(),
-                &metrics,
-                settings.bridge.enabled,
-            ));
-            let limits = crate::http::Limits {
-                max_connections: settings.http.max_connections,
-                request_timeout: settings.http.request_timeout,
-            };
-            Some(
-                crate::http::serve(listener, telemetry.clone(), status, limits)
-                    .context("starting the http server")?,
-            )
-        }
+        Some(listener) => Some(serve_http(listener, &actors, &telemetry, &settings)?),
         None => None,
     };
 
-    // Run until the count is done, a drain is asked for, or the metric gives up.
-    let mut source_report = None;
-    let mut source_running = source.is_some();
-    tokio::select! {
-        r = &mut done_rx, if source_running => {
-            source_report = Some(r.context("the source ended without a report")?);
-            source_running = false;
-        }
-        why = shutdown.drained() => tracing::info!(signal = why, "stopping: draining in-flight work"),
-        _ = gave_up.cancelled() => tracing::error!("stopping: the metric cannot write its logs"),
-    }
-    if source_report.is_none() || gave_up.is_cancelled() {
-        // Stopped early: the source and a failing metric stop retrying.
-        stop.cancel();
-    }
     let probe = bridge.as_ref().map(Bridge::probe);
     let aborted = |why: String| {
         let left = probe.as_ref().map_or(0, |p| p.undelivered_now());
@@ -483,14 +367,139 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
             "second signal ({why}) during the shutdown: stopped without finishing it; {left} messages not delivered to the broker"
         )
     };
-    if source_running {
+    let report = tokio::select! {
+        report = async {
+            let source = actors.wait_for_end(&shutdown, &bridge, &settings).await?;
+            actors.drain(bridge, source, started).await
+        } => report,
+        why = shutdown.aborted() => Err(aborted(why)),
+    };
+    if let Some(server) = server {
+        server.stop(true).await;
+    }
+    report
+}
+
+/// The local actors of a run, and what the run needs to stop them.
+struct Actors {
+    routes: Routes,
+    source: Option<Addr<FeatureSource>>,
+    /// The source's report, once its count is done or it is stopped.
+    done: oneshot::Receiver<SourceReport>,
+    /// Cancelled when the run stops: the source stops, a failing metric
+    /// stops retrying.
+    stop: CancellationToken,
+    /// Cancelled by the metric when it gives up writing: the run must end.
+    gave_up: CancellationToken,
+    metric_thread: Arbiter,
+    observers_thread: Arbiter,
+}
+
+impl Actors {
+    /// Starts the actors of the roles that run here, from the end of the
+    /// pipeline to its start (each needs its recipients).
+    fn start(
+        settings: &Settings,
+        metrics: &Metrics,
+        bridge: &Option<Bridge>,
+        model: Option<Arc<LinearModel>>,
+        metric: Option<(MetricFiles, Option<RecentIds>)>,
+        plot: Option<PlotActor>,
+    ) -> Actors {
+        let stop = CancellationToken::new();
+        let link = RestartLink {
+            stopping: stop.clone(),
+            gave_up: CancellationToken::new(),
+        };
+        let gave_up = link.gave_up.clone();
+        // Observers run on a thread of their own: a stalled one stalls nothing else.
+        let observers_thread = Arbiter::new();
+        let rate = metrics.rows_per_second.clone();
+        let mut routes = Routes {
+            metrics: metrics.clone(),
+            bridge: bridge.as_ref().map(|b| b.actor.clone()),
+            plot: None,
+            metric: None,
+            model: None,
+            throughput: ThroughputObserver::start_in_arbiter(
+                &observers_thread.handle(),
+                move |_| ThroughputObserver::new(rate),
+            ),
+        };
+        routes.plot = plot.map(|actor| Supervisor::start(move |_| actor));
+        // The metric does the file I/O: give it its own thread.
+        let metric_thread = Arbiter::new();
+        routes.metric = metric.map(|(files, recent)| {
+            let (out, settings, m) = (routes.records(), settings.metric.clone(), metrics.clone());
+            Supervisor::start_in_arbiter(&metric_thread.handle(), move |_| {
+                MetricActor::new(files, out, settings, recent, m).with_link(link)
+            })
+        });
+        routes.model = model.map(|m| {
+            let out = routes.predictions();
+            Supervisor::start(move |_| ModelActor::new(m, out))
+        });
+        let (done_tx, done) = oneshot::channel();
+        let source = settings.runs(Role::Features).then(|| {
+            let sampler = Sampler::new(Dataset::embedded(), settings.source.seed);
+            let (features, truths) = (routes.features(), routes.truths());
+            let (source_settings, stop_source) = (settings.source.clone(), stop.clone());
+            let emitted = metrics.samples_emitted.clone();
+            Supervisor::start(move |_| {
+                FeatureSource::new(
+                    sampler,
+                    features,
+                    truths,
+                    source_settings,
+                    stop_source,
+                    done_tx,
+                    emitted,
+                )
+            })
+        });
+        Actors {
+            routes,
+            source,
+            done,
+            stop,
+            gave_up,
+            metric_thread,
+            observers_thread,
+        }
+    }
+
+    /// Waits for the end of the source's count, a drain, or a metric that
+    /// gave up; then stops the source and waits for its report.
+    async fn wait_for_end(
+        &mut self,
+        shutdown: &Shutdown,
+        bridge: &Option<Bridge>,
+        settings: &Settings,
+    ) -> anyhow::Result<Option<SourceReport>> {
+        let mut report = None;
+        let mut running = self.source.is_some();
+        tokio::select! {
+            r = &mut self.done, if running => {
+                report = Some(r.context("the source ended without a report")?);
+                running = false;
+            }
+            why = shutdown.drained() => tracing::info!(signal = why, "stopping: draining in-flight work"),
+            _ = self.gave_up.cancelled() => tracing::error!("stopping: the metric cannot write its logs"),
+        }
+        if report.is_none() || self.gave_up.is_cancelled() {
+            // Stopped early: the source and a failing metric stop retrying.
+            self.stop.cancel();
+        }
+        if !running {
+            return Ok(report);
+        }
         // The source's last batches may wait for room in a full outbox: the
         // broker takes them as long as it confirms (a healthy broker under
         // load); only when it has confirmed nothing for
         // `bridge.shutdown_timeout` does the bridge refuse (and count)
         // instead of wait, so the drain cannot hang on a dead broker.
         let stalled = async {
-            let Some(p) = &probe else {
+            let Some(p) = bridge.as_ref().map(Bridge::probe) else {
                 return std::future::pending().await;
             };
             let (mut last, mut since) = (p.confirmed(), Instant::now());
@@ -504,29 +513,34 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
             }
         };
         tokio::select! {
-            r = &mut done_rx => source_report = Some(r.context("the source ended without a report")?),
-            why = shutdown.aborted() => return Err(aborted(why)),
+            r = &mut self.done => return Ok(Some(r.context("the source ended without a report")?)),
             _ = stalled => {
                 tracing::warn!("the broker confirmed nothing for bridge.shutdown_timeout: the bridge refuses what it has no room for (counted)");
-                if let Some(b) = &bridge {
+                if let Some(b) = bridge {
                     b.stop_blocking();
-                }
-                tokio::select! {
-                    r = done_rx => source_report = Some(r.context("the source ended without a report")?),
-                    why = shutdown.aborted() => return Err(aborted(why)),
                 }
             }
         }
+        Ok(Some(
+            (&mut self.done)
+                .await
+                .context("the source ended without a report")?,
+        ))
     }
-    // Drain in order; an abort during the drain gives up on it.
-    let drain = async move {
-        let mut bridge = bridge;
+
+    /// Drains in order: no new inbound work (what is in flight finishes and
+    /// is acked), the metric's final flush, the last plot, then the broker's
+    /// confirms (even when the logs failed: wait for the broker and count).
+    async fn drain(
+        self,
+        mut bridge: Option<Bridge>,
+        source: Option<SourceReport>,
+        started: Instant,
+    ) -> anyhow::Result<RunReport> {
         if let Some(b) = bridge.as_mut() {
-            // No new inbound work; what is in flight finishes and is acked.
             b.stop_consumers().await;
         }
-
-        let metric_report = match &routes.metric {
+        let metric = match &self.routes.metric {
             Some(metric) => Some(
                 metric
                     .send(FlushAndReport)
@@ -536,7 +550,7 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
             ),
             None => None,
         };
-        if let Some(plot) = &routes.plot {
+        if let Some(plot) = &self.routes.plot {
             let plotted = plot
                 .send(FinalRender)
                 .await
@@ -545,29 +559,69 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
                 tracing::error!(error = %e, "final plot render failed");
             }
         }
-        metric_arbiter.stop();
-        observers.stop();
-        // Even when the logs failed: wait for the broker and count.
-        let bridge_report = match bridge {
+        self.metric_thread.stop();
+        self.observers_thread.stop();
+        let bridge = match bridge {
             Some(b) => Some(b.shutdown().await),
             None => None,
         };
         Ok(RunReport {
-            source: source_report,
-            metric: metric_report.transpose()?,
+            source,
+            metric: metric.transpose()?,
             // With the bridge on, the run ends when the broker has confirmed.
             elapsed: started.elapsed(),
-            bridge: bridge_report,
+            bridge,
         })
-    };
-    let report = tokio::select! {
-        report = drain => report,
-        why = shutdown.aborted() => Err(aborted(why)),
-    };
-    if let Some(server) = server {
-        server.stop(true).await;
     }
-    report
+}
+
+/// What comes in from RabbitMQ: a local role's input whose producer runs
+/// elsewhere (queue, kind, the actor it feeds).
+fn consume_remote_inputs(bridge: &mut Bridge, routes: &Routes, settings: &Settings) {
+    let (q, remote) = (&settings.inbound, |role| !settings.runs(role));
+    if let (Some(model), true) = (&routes.model, remote(Role::Features)) {
+        bridge.consume::<Features>(&q.model_queue, Kind::Features, model.clone().recipient(), q);
+    }
+    if let (Some(metric), true) = (&routes.metric, remote(Role::Features)) {
+        bridge.consume::<Truth>(
+            &q.metric_truth_queue,
+            Kind::YTrue,
+            metric.clone().recipient(),
+            q,
+        );
+    }
+    if let (Some(metric), true) = (&routes.metric, remote(Role::Model)) {
+        bridge.consume::<Prediction>(
+            &q.metric_prediction_queue,
+            Kind::YPred,
+            metric.clone().recipient(),
+            q,
+        );
+    }
+    if let (Some(plot), true) = (&routes.plot, remote(Role::Metric)) {
+        bridge.consume::<MetricRecord>(&q.plot_queue, Kind::Metrics, plot.clone().recipient(), q);
+    }
+}
+
+/// Serves `/metrics`, `/health` and `/ready` on the listener bound at start.
+fn serve_http(
+    listener: TcpListener,
+    actors: &Actors,
+    telemetry: &Arc<Telemetry>,
+    settings: &Settings,
+) -> anyhow::Result<actix_web::dev::ServerHandle> {
+    let status = status_of(
+        &actors.routes,
+        actors.source.as_ref(),
+        &telemetry.metrics,
+        settings.bridge.enabled,
+    );
+    let limits = crate::http::Limits {
+        max_connections: settings.http.max_connections,
+        request_timeout: settings.http.request_timeout,
+    };
+    crate::http::serve(listener, telemetry.clone(), Arc::new(status), limits)
+        .context("starting the http server")
 }
 
 /// What `/health` and `/ready` look at: every local actor, and the broker.
