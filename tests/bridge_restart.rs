@@ -44,19 +44,10 @@ async fn broker_restart_mid_run_loses_nothing() {
 
     let restore = BrokerRestore::arm();
     let t = Instant::now();
-    tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"], Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .expect("rabbitmqctl stop_app");
+    broker_stop_app().await;
     let stopped_at = t.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    tokio::task::spawn_blocking(|| {
-        rabbitmqctl(&["start_app"], Duration::from_secs(60))?;
-        rabbitmqctl(&["await_startup"], Duration::from_secs(60))
-    })
-    .await
-    .unwrap()
-    .expect("rabbitmqctl start_app");
+    broker_start_app().await;
     let back_at = t.elapsed();
     let running_after_restart = app.is_running();
     drop(restore);

@@ -25,7 +25,7 @@ mod split_support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use amqp::{rabbitmqctl, wait_for_broker, BrokerRestore};
+use amqp::{broker_start_app, broker_stop_app, wait_for_broker, BrokerRestore};
 use openmetrics::{http_addr, http_request, scrape};
 use split_support::{RoleProc, TestBroker, START, STOP};
 
@@ -82,10 +82,7 @@ async fn ready_is_503_while_the_broker_is_stopped_and_200_when_it_is_back() {
     wait_ready_is(&mut procs, 200, START).await;
 
     let restore = BrokerRestore::arm();
-    tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"], Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .expect("rabbitmqctl stop_app");
+    broker_stop_app().await;
     let down = wait_ready_is(&mut procs, 503, Duration::from_secs(15)).await;
     for body in &down {
         let reason = body["reason"].as_str().unwrap_or_default();
@@ -111,13 +108,7 @@ async fn ready_is_503_while_the_broker_is_stopped_and_200_when_it_is_back() {
     }
     let rows_down = procs[1].0.csv_rows_now();
 
-    tokio::task::spawn_blocking(|| {
-        rabbitmqctl(&["start_app"], Duration::from_secs(60))?;
-        rabbitmqctl(&["await_startup"], Duration::from_secs(60))
-    })
-    .await
-    .unwrap()
-    .expect("rabbitmqctl start_app");
+    broker_start_app().await;
     drop(restore);
     wait_ready_is(&mut procs, 200, Duration::from_secs(30)).await;
     for (p, addr) in procs.iter() {

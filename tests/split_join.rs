@@ -239,6 +239,24 @@ async fn a_backlog_through_a_fast_and_a_slow_model_writes_every_row_once() {
     eprintln!("{N} rows through a fast and a slow model in {took:?} (slow did {slow_did})");
 }
 
+/// Waits (bounded) until the running metric's `/metrics` counts `n` expired
+/// halves.
+async fn wait_expired(metric: &RoleProc, n: u64, what: &str) {
+    let addr = openmetrics::http_addr(&metric.logs_dir(), START);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let expired = || {
+        openmetrics::scrape(addr).count("modelwatch_join_dropped_total", &[("reason", "expired")])
+    };
+    while expired() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{what} never expired\n{}",
+            metric.report()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// What left the join stays gone across restarts (a hostile pass found
 /// expired orphans restored and expiring again at every start, an expired
 /// id later written as a row, and joined halves coming back when
@@ -263,18 +281,7 @@ async fn expired_and_joined_halves_stay_gone_across_restarts() {
     let preds: Vec<Vec<u8>> = pairs.clone().map(prediction).collect();
     publish_raw(&ch, &broker.exchange, "y_pred", &preds).await;
     metric.wait_rows(500, Duration::from_secs(30)).await;
-    let addr = openmetrics::http_addr(&metric.logs_dir(), START);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while openmetrics::scrape(addr).count("modelwatch_join_dropped_total", &[("reason", "expired")])
-        < 50
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the orphans never expired\n{}",
-            metric.report()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_expired(&metric, 50, "the orphans").await;
     metric.stop(STOP).await;
     let journal = metric.logs_dir().join("pending_halves.journal");
     let left = std::fs::read_to_string(&journal).unwrap();
@@ -307,18 +314,7 @@ async fn expired_and_joined_halves_stay_gone_across_restarts() {
     )
     .await;
     metric.wait_rows(600, Duration::from_secs(30)).await;
-    let addr = openmetrics::http_addr(&metric.logs_dir(), START);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while openmetrics::scrape(addr).count("modelwatch_join_dropped_total", &[("reason", "expired")])
-        < 50
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the late partners never expired\n{}",
-            metric.report()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_expired(&metric, 50, "the late partners").await;
     metric.stop(STOP).await;
     let reg = metric.registry();
     assert_eq!(

@@ -408,6 +408,25 @@ pub fn rabbitmqctl(args: &[&str], timeout: Duration) -> Result<String, String> {
     }
 }
 
+/// `rabbitmqctl stop_app` (the node stays up; arm a [`BrokerRestore`] first).
+pub async fn broker_stop_app() {
+    tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"], Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("rabbitmqctl stop_app");
+}
+
+/// `rabbitmqctl start_app`, then waits until the broker has started.
+pub async fn broker_start_app() {
+    tokio::task::spawn_blocking(|| {
+        rabbitmqctl(&["start_app"], Duration::from_secs(60))?;
+        rabbitmqctl(&["await_startup"], Duration::from_secs(60))
+    })
+    .await
+    .unwrap()
+    .expect("rabbitmqctl start_app");
+}
+
 /// Restores the broker on drop (`rabbitmqctl start_app`, then
 /// `await_startup`), also when the test panics. Create it before stopping
 /// the broker.
