@@ -373,39 +373,9 @@ pub async fn wait_for_broker(timeout: Duration) {
 
 /// Runs `rabbitmqctl ARGS`, killing it after `timeout`. Ok(stdout) on exit 0.
 pub fn rabbitmqctl(args: &[&str], timeout: Duration) -> Result<String, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new("rabbitmqctl")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(File::create(&out).map_err(|e| e.to_string())?)
-        .stderr(File::create(&err).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("rabbitmqctl {args:?}: {e}"))?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "rabbitmqctl {args:?}: no answer within {timeout:?}"
-                ));
-            }
-            Err(e) => return Err(format!("rabbitmqctl {args:?}: {e}")),
-        }
-    };
-    if status.success() {
-        Ok(read(&out))
-    } else {
-        Err(format!(
-            "rabbitmqctl {args:?} exited with {status}: {}{}",
-            read(&out),
-            read(&err)
-        ))
-    }
+    let mut cmd = Command::new("rabbitmqctl");
+    cmd.args(args);
+    run_bounded(&format!("rabbitmqctl {args:?}"), cmd, timeout)
 }
 
 /// `rabbitmqctl stop_app` (the node stays up; arm a [`BrokerRestore`] first).
