@@ -325,7 +325,10 @@ fn log_summary(report: &pipeline::RunReport, metrics: &crate::metrics::Metrics) 
 /// An output file that is a directory cannot be written: say so at start
 /// (exit 2) rather than fail at the first write or render.
 fn check_output_files(settings: &Settings, paths: &LogPaths) -> Result<(), String> {
-    let mut outputs = vec![("logs.dir", &paths.pipeline_log)];
+    let mut outputs = vec![
+        ("logs.dir", &paths.pipeline_log),
+        ("logs.dir", &paths.final_metrics),
+    ];
     if settings.runs(Role::Metric) {
         outputs.push(("logs.dir", &paths.metric_csv));
         if settings.metric.labels_log {

@@ -63,6 +63,9 @@ pub struct Status {
     /// `Some` with the bridge on: 1 while connected with the topology
     /// declared (`modelwatch_bridge_connected`).
     pub broker: Option<Gauge>,
+    /// `Some` with the metric role: its failed writes in a row
+    /// (`modelwatch_metric_write_failures`).
+    pub writes: Option<Gauge>,
 }
 
 impl Status {
@@ -93,6 +96,11 @@ impl Status {
         }
         if !self.started.load(Ordering::Acquire) {
             return Some("starting: model and logs not ready yet".into());
+        }
+        if let Some(failures) = self.writes.as_ref().map(Gauge::get).filter(|&n| n > 0) {
+            return Some(format!(
+                "the metric cannot write its logs ({failures} failed writes in a row)"
+            ));
         }
         match &self.broker {
             Some(up) if up.get() != 1 => {
@@ -127,11 +135,26 @@ pub fn serve(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .service(web::resource("/metrics").route(web::get().to(metrics)))
-            .service(web::resource("/health").route(web::get().to(health)))
-            .service(web::resource("/ready").route(web::get().to(ready)))
+            .service(
+                web::resource("/metrics")
+                    .route(web::get().to(metrics))
+                    .route(web::head().to(metrics)),
+            )
+            .service(
+                web::resource("/health")
+                    .route(web::get().to(health))
+                    .route(web::head().to(health)),
+            )
+            .service(
+                web::resource("/ready")
+                    .route(web::get().to(ready))
+                    .route(web::head().to(ready)),
+            )
     })
     .workers(1)
+    // One request per connection: a client cannot hold a slot by keeping
+    // its connection alive (scrapes are seconds apart anyway).
+    .keep_alive(actix_web::http::KeepAlive::Disabled)
     .max_connections(limits.max_connections)
     .client_request_timeout(limits.request_timeout)
     .client_disconnect_timeout(Duration::from_secs(1))

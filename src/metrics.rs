@@ -103,6 +103,9 @@ pub struct Metrics {
     /// Halves that wrote no row: expired, evicted, duplicate, redelivered.
     pub join_dropped: Family<ReasonLabel, Counter>,
     pub join_waiting: Gauge,
+    /// Failed writes of the metric's logs in a row (0 when writing works):
+    /// `/ready` is 503 while it is not 0.
+    pub metric_write_failures: Gauge,
     /// Halves read back from the split-layout metric's journal at start.
     pub journal_restored: Counter,
     pub actor_restarts: Family<ActorLabel, Counter>,
@@ -150,6 +153,7 @@ impl Telemetry {
             halves_received: Family::default(),
             join_dropped: Family::default(),
             join_waiting: Gauge::default(),
+            metric_write_failures: Gauge::default(),
             journal_restored: Counter::default(),
             actor_restarts: Family::default(),
             plot_renders: Counter::default(),
@@ -195,6 +199,11 @@ impl Telemetry {
             "join_waiting",
             "Halves waiting for their other half",
             m.join_waiting.clone(),
+        );
+        r.register(
+            "metric_write_failures",
+            "Failed writes of the metric's logs in a row (0 while writing works)",
+            m.metric_write_failures.clone(),
         );
         r.register(
             "journal_restored",

@@ -129,6 +129,15 @@ fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
 pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     let paths = LogPaths::new(&settings.logs.dir);
     paths.create_dir()?;
+    // An earlier run's registry must not pass for this one's (a panic, exit
+    // 70, writes none).
+    match std::fs::remove_file(&paths.final_metrics) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e)
+                .with_context(|| format!("{}: cannot remove", paths.final_metrics.display()));
+        }
+        _ => {}
+    }
     let roles: Vec<String> = settings
         .roles
         .iter()
@@ -644,6 +653,7 @@ fn status_of(
     }
     if let Some(a) = &routes.metric {
         status.watch("metric", probe(a));
+        status.writes = Some(metrics.metric_write_failures.clone());
     }
     if let Some(a) = &routes.plot {
         status.watch("plot", probe(a));

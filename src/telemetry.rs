@@ -48,12 +48,14 @@ pub fn init(level: &str, file: Option<&Path>) -> std::io::Result<LogGuard> {
 }
 
 /// actix-server's own lifecycle lines (workers starting and stopping) are
-/// noise at `info`; its warnings and errors still show.
+/// noise at `info`; its warnings and errors still show. actix-http logs an
+/// ERROR line per malformed request a client sends: the client gets its
+/// 4xx, and the log must not be a way to fill the disk, so those are off.
 fn quiet_http(filter: EnvFilter) -> EnvFilter {
-    match "actix_server=warn".parse() {
-        Ok(d) => filter.add_directive(d),
-        Err(_) => filter,
-    }
+    ["actix_server=warn", "actix_http=off"]
+        .into_iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |f, d| f.add_directive(d))
 }
 
 /// A panic anywhere ends the process with [`crate::exit::FATAL`]: actix does

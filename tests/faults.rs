@@ -47,9 +47,20 @@ fn write_errors_restart_the_metric_actor_without_losing_a_row() {
 fn a_panic_in_the_model_exits_70() {
     let sb = Sandbox::new();
     let logs = sb.logs();
+    // An earlier run's registry: it must not pass for this run's.
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join("final_metrics.txt"),
+        "modelwatch_rows_written_total 1000\n# EOF\n",
+    )
+    .unwrap();
     let mut cmd = sb.run_command(&logs, &["--count", "1000", "--rate", "0"]);
     cmd.env("FAILPOINTS", "model-predict=panic");
     let out = run(cmd);
     out.expect_code(70);
     assert!(out.stderr.contains("model-predict"), "{}", out.stderr);
+    assert!(
+        !logs.join("final_metrics.txt").exists(),
+        "a panicked run leaves no registry, and no stale one"
+    );
 }

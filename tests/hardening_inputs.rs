@@ -79,6 +79,24 @@ fn names_over_255_bytes_are_refused_naming_the_key() {
     config_check(&[("MODELWATCH__BRIDGE__EXCHANGE", &max)], &[]).expect_code(0);
 }
 
+/// A control character in a name: the broker strips a newline when it
+/// declares the queue, then cannot find the name it was given to consume
+/// (found by a hostile pass: a role that never consumed and looked ready).
+#[test]
+fn names_with_control_characters_are_refused_naming_the_key() {
+    for (key, value) in [
+        ("inbound.model_queue", "q.with\nnewline"),
+        ("bridge.exchange", "x\rcr"),
+        ("inbound.dead_letter_queue", "tab\there"),
+    ] {
+        let var = format!("MODELWATCH__{}", key.to_uppercase().replace('.', "__"));
+        let line = refused(&config_check(&[(&var, value)], &[]), key);
+        assert!(line.contains("control characters"), "{line}");
+    }
+    // Quotes, backslashes and non-ASCII are fine for the broker.
+    config_check(&[("MODELWATCH__INBOUND__MODEL_QUEUE", "q.\"é\\")], &[]).expect_code(0);
+}
+
 #[test]
 fn a_url_query_lapin_cannot_use_is_refused_naming_bridge_url() {
     for (query, needle) in [

@@ -283,3 +283,60 @@ fn an_address_in_use_exits_2_before_anything_starts_naming_it() {
     );
     drop(taken);
 }
+
+/// What a second hostile pass found: a client holding keep-alive
+/// connections locked everyone else out; HEAD got 405; `/ready` said 200
+/// while the metric could not write its logs.
+#[test]
+fn one_request_per_connection_head_works_and_ready_follows_failing_writes() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let mut cmd = sb.run_command(&logs, &["--count", "0", "--rate", "200"]);
+    // Every write fails; the metric retries (backoff up to 5 s) for long.
+    cmd.env("FAILPOINTS", "append-file-write=return")
+        .env("MODELWATCH__METRIC__MAX_RESTARTS", "1000");
+    let run = Running::spawn(cmd);
+    let addr = http_addr(&logs, Duration::from_secs(30));
+
+    // A keep-alive request is answered, then the server closes.
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let closed = s.read_to_end(&mut raw).is_ok();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(closed, "the server kept the connection open: {text}");
+
+    // HEAD is answered like GET, without a body.
+    let head = http_request(addr, "HEAD", "/metrics", "").expect("HEAD /metrics");
+    assert_eq!(head.status, 200, "{head:?}");
+    assert!(head.body.is_empty(), "{head:?}");
+
+    // Writing fails: not ready, and says why; alive all the same.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = http_get(addr, "/ready");
+        if r.status == 503 {
+            let why = json_of(&r)["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(why.contains("cannot write its logs"), "{why}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/ready stayed {r:?} while every write failed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(http_get(addr, "/health").status, 200);
+    run.signal("TERM");
+    let out = run.wait(Duration::from_secs(30));
+    out.expect_code(1); // rows could not be written
+}

@@ -278,5 +278,13 @@ fn failing_writes_stop_on_sigterm_within_the_shutdown_timeout() {
 #[test]
 fn failing_writes_end_the_run_after_max_restarts() {
     let sb = Sandbox::new();
-    full_disk_ends_by_itself(FullDisk::fail_point(&sb), &sb);
+    let disk = FullDisk::fail_point(&sb);
+    let logs = disk.logs();
+    full_disk_ends_by_itself(disk, &sb);
+    // The registry counts the rows that reached the file, not those that
+    // were formatted and then dropped.
+    assert_eq!(
+        Scrape::final_of(&logs).count("modelwatch_rows_written_total", &[]),
+        read_metric_log(&logs).len() as u64
+    );
 }

@@ -167,7 +167,7 @@ impl MetricActor {
     }
 
     fn flush_files(&mut self) -> Result<(), JournalError> {
-        self.files.csv.flush()?;
+        self.write_csv(AppendFile::flush)?;
         if let Some(labels) = &mut self.files.labels {
             labels.flush()?;
         }
@@ -183,6 +183,17 @@ impl MetricActor {
         // the inbound messages behind them are done.
         self.awaiting_flush.clear();
         Ok(())
+    }
+
+    /// Writes (or syncs) the CSV with `op`; rows count as written once they
+    /// are in the file (a partial write leaves the rest of a row, and its
+    /// newline, in the buffer).
+    fn write_csv<E>(&mut self, op: impl FnOnce(&mut AppendFile) -> Result<(), E>) -> Result<(), E> {
+        let buffered = self.files.csv.pending_rows();
+        let result = op(&mut self.files.csv);
+        let written = buffered - self.files.csv.pending_rows();
+        self.metrics.rows_written.inc_by(written);
+        result
     }
 
     /// Records in the journal the halves the join dropped (expired,
@@ -221,6 +232,7 @@ impl MetricActor {
         // (The journal is rewritten at the first flush, with what waits.)
         self.journal_dropped();
         self.metrics.journal_restored.inc_by(self.restored);
+        self.metrics.join_waiting.set(self.joiner.pending() as i64);
         tracing::info!(
             restored = self.restored,
             already_written = skipped,
@@ -246,9 +258,11 @@ impl MetricActor {
             Ok(()) => {
                 self.backoff = BACKOFF_MIN;
                 self.failures = 0;
+                self.metrics.metric_write_failures.set(0);
             }
             Err(e) => {
                 self.failures += 1;
+                self.metrics.metric_write_failures.set(self.failures as i64);
                 if self.failures > self.settings.max_restarts || self.link.stopping.is_cancelled() {
                     self.give_up(e);
                     return;
@@ -336,7 +350,6 @@ impl MetricActor {
         }
         let written = (records.len() - not_finite) as u64;
         self.rows += written;
-        self.metrics.rows_written.inc_by(written);
         self.metrics.absolute_error.observe_many(
             records
                 .iter()
@@ -524,12 +537,11 @@ impl Handler<FlushAndReport> for MetricActor {
         }
         let mut last_err = None;
         for attempt in 0..5 {
-            let waiting = self.joiner.waiting();
             let synced = self
-                .files
-                .csv
-                .sync()
-                .and_then(|_| self.files.labels.as_mut().map_or(Ok(()), |l| l.sync()))
+                .write_csv(AppendFile::sync)
+                .and_then(|_| self.files.labels.as_mut().map_or(Ok(()), |l| l.sync()));
+            let waiting = self.joiner.waiting();
+            let synced = synced
                 .map_err(JournalError::from)
                 // A clean end leaves the journal with only what waits.
                 .and_then(|_| self.journal.as_mut().map_or(Ok(()), |j| j.rewrite(waiting)));

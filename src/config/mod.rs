@@ -185,6 +185,12 @@ fn amqp_name(key: &str, name: &str) -> Result<(), ConfigError> {
     if name.is_empty() {
         return Err(ConfigError::invalid(key, "must not be empty"));
     }
+    if name.chars().any(char::is_control) {
+        return Err(ConfigError::invalid(
+            key,
+            "must not contain control characters (the broker strips some of them when it declares, then cannot find the name it was given)",
+        ));
+    }
     if name.len() > MAX_AMQP_NAME_BYTES {
         return Err(ConfigError::invalid(
             key,
