@@ -37,12 +37,7 @@ fn compose_runs_rabbitmq_with_a_healthcheck_and_the_app_with_the_bridge_on() {
         app["depends_on"]["rabbitmq"]["condition"].as_str(),
         Some("service_healthy")
     );
-    let volumes: Vec<&str> = app["volumes"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
+    let volumes: Vec<&str> = strings(&app["volumes"]);
     assert!(volumes.contains(&"logs:/app/logs"), "{volumes:?}");
     assert!(c["volumes"].get("logs").is_some());
 }
@@ -216,12 +211,7 @@ fn compose_split_profile_runs_the_four_roles_with_two_models_sharing_logs() {
         let s = &services[name];
         assert_eq!(s["profiles"][0].as_str(), Some("split"), "{name}");
         assert_eq!(s["image"].as_str(), Some("modelwatch:latest"), "{name}");
-        let cmd: Vec<&str> = s["command"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .filter_map(|v| v.as_str())
-            .collect();
+        let cmd: Vec<&str> = strings(&s["command"]);
         let at = cmd.iter().position(|a| *a == "--roles").expect("--roles");
         assert_eq!(cmd[at + 1], name);
         assert!(s["environment"]["AMQP_URL"]
@@ -279,22 +269,12 @@ fn compose_monitoring_profile_scrapes_every_role_at_its_own_port() {
         "{prom:?}"
     );
     assert_eq!(prom["profiles"][0].as_str(), Some("monitoring"));
-    let mounts: Vec<&str> = prom["volumes"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
+    let mounts: Vec<&str> = strings(&prom["volumes"]);
     assert!(
         mounts.contains(&"./prometheus.yml:/etc/prometheus/prometheus.yml:ro"),
         "{mounts:?}"
     );
-    let args: Vec<&str> = prom["command"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
+    let args: Vec<&str> = strings(&prom["command"]);
     assert!(
         args.contains(&"--config.file=/etc/prometheus/prometheus.yml"),
         "{args:?}"
@@ -364,4 +344,13 @@ fn compose_monitoring_profile_scrapes_every_role_at_its_own_port() {
     let served: Vec<&String> = ports.keys().collect();
     let covered: Vec<&String> = scraped.keys().collect();
     assert_eq!(covered, served, "every modelwatch service is scraped");
+}
+
+/// The strings of a YAML list (panics if it is not a list).
+fn strings(v: &serde_yaml::Value) -> Vec<&str> {
+    v.as_sequence()
+        .unwrap_or_else(|| panic!("not a list: {v:?}"))
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect()
 }

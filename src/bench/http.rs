@@ -44,12 +44,7 @@ fn one_run(opts: &BenchOptions, count: u64, scrape: bool) -> anyhow::Result<(f64
     }
     let registry = std::fs::read_to_string(dir.path().join("final_metrics.txt"))
         .context("no final metrics")?;
-    let value = |series: &str| -> f64 {
-        registry
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
-    };
+    let value = |series: &str| super::pipeline::registry_value(&registry, series);
     let rows = value("modelwatch_rows_written_total");
     if rows as u64 != count {
         bail!("wrote {rows} of {count} rows");

@@ -26,6 +26,14 @@ pub fn summary_fields(log: &Path, marker: &str) -> anyhow::Result<HashMap<String
         .collect())
 }
 
+/// A sample of an exposition by its exact series (0 if absent).
+pub fn registry_value(registry: &str, series: &str) -> f64 {
+    registry
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// What a child run left: its registry at exit (`final_metrics.txt`) and
 /// its summary line.
 pub struct ChildRun {
@@ -39,10 +47,7 @@ impl ChildRun {
     /// `modelwatch_bridge_messages_total{event="confirmed"}` (0 if absent:
     /// a counter nobody touched is not exposed).
     pub fn value(&self, series: &str) -> f64 {
-        self.registry
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
+        registry_value(&self.registry, series)
     }
 
     /// A field of the summary line (the latency quantiles).

@@ -388,25 +388,8 @@ pub fn log_line<'a>(log: &'a str, message: &str) -> &'a str {
     found[0]
 }
 
-/// Decodes a PNG fully and returns its size.
-pub fn png_size(path: &Path) -> (u32, u32) {
-    let file = fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let decoder = png::Decoder::new(std::io::BufReader::new(file));
-    let mut reader = decoder
-        .read_info()
-        .unwrap_or_else(|e| panic!("{}: not a PNG: {e}", path.display()));
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let frame = reader
-        .next_frame(&mut buf)
-        .unwrap_or_else(|e| panic!("{}: cannot decode: {e}", path.display()));
-    (frame.width, frame.height)
-}
-
-/// Decodes a PNG fully and panics unless it shows something: a blank picture
-/// (one colour, or a background with a few stray pixels) fails. Returns the
-/// size. The plot's bars, axes and labels cover far more than 1% of it in
-/// several colours.
-pub fn assert_png_has_a_picture(path: &Path) -> (u32, u32) {
+/// Decodes a PNG fully (8-bit samples): its frame and pixel bytes.
+fn decode_png(path: &Path) -> (png::OutputInfo, Vec<u8>) {
     let file = fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
@@ -417,8 +400,24 @@ pub fn assert_png_has_a_picture(path: &Path) -> (u32, u32) {
     let frame = reader
         .next_frame(&mut buf)
         .unwrap_or_else(|e| panic!("{}: cannot decode: {e}", path.display()));
+    buf.truncate(frame.buffer_size());
+    (frame, buf)
+}
+
+/// Decodes a PNG fully and returns its size.
+pub fn png_size(path: &Path) -> (u32, u32) {
+    let (frame, _) = decode_png(path);
+    (frame.width, frame.height)
+}
+
+/// Decodes a PNG fully and panics unless it shows something: a blank picture
+/// (one colour, or a background with a few stray pixels) fails. Returns the
+/// size. The plot's bars, axes and labels cover far more than 1% of it in
+/// several colours.
+pub fn assert_png_has_a_picture(path: &Path) -> (u32, u32) {
+    let (frame, buf) = decode_png(path);
     let channels = frame.color_type.samples();
-    let pixels: Vec<&[u8]> = buf[..frame.buffer_size()].chunks(channels).collect();
+    let pixels: Vec<&[u8]> = buf.chunks(channels).collect();
     let mut counts: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
     for p in &pixels {
         *counts.entry(*p).or_default() += 1;
