@@ -366,6 +366,7 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
 
     let probe = bridge.as_ref().map(Bridge::probe);
     let aborted = |why: String| {
+        crate::exit::leave();
         let left = probe.as_ref().map_or(0, |p| p.undelivered_now());
         tracing::error!(
             signal = why,

@@ -27,6 +27,14 @@ pub use source::FeatureSource;
 /// mailbox means an actor died (a panic); running on without it would lose
 /// data silently. The outer supervisor (Docker, systemd) restarts us.
 pub fn fatal_dead_actor(who: &str, err: actix::MailboxError) -> ! {
+    if crate::exit::is_leaving() {
+        // The run was given up and the process is exiting with its own
+        // code: this thread just waits for the end.
+        tracing::debug!(actor = who, error = %err, "mailbox closed while leaving");
+        loop {
+            std::thread::park();
+        }
+    }
     tracing::error!(actor = who, error = %err, "a downstream actor is gone; exiting");
     eprintln!("modelwatch: fatal: {who}: downstream actor is gone ({err})");
     std::process::exit(crate::exit::FATAL)
