@@ -25,6 +25,7 @@ pub mod log_format;
 pub mod messages;
 pub mod metrics;
 pub mod model;
+pub mod monitor;
 pub mod pipeline;
 pub mod render;
 pub mod sampler;

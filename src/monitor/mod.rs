@@ -1,0 +1,11 @@
+//! The monitor: how well the model does over time, against what it did in
+//! training, and whether its inputs still look like the training data.
+//!
+//! Pure logic only (the actor that owns a [`Monitor`] is
+//! `actors::monitor`): the rolling windows, the training baseline, the
+//! drift statistics, the alert rules. [`report`] holds the types that leave
+//! the monitor: one [`report::WindowReport`] per closed window, one
+//! [`report::AlertEvent`] per fire or resolve, and the [`report::Board`]
+//! the dashboard reads.
+
+pub mod report;

@@ -1,0 +1,165 @@
+//! What the monitor tells the rest of the program, in one place: the
+//! baseline band of a metric, a closed window's figures and drift, an alert
+//! event, and the [`Board`] (the latest of these, bounded) that the
+//! dashboard and `/events` read. Every type serialises to the JSON that
+//! goes on the exchange (routing keys `monitor` and `alerts`) and into
+//! `logs/alerts.jsonl`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::messages::SampleId;
+
+/// The quality metrics of one window of joined records.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct WindowStats {
+    pub count: u64,
+    pub mae: f64,
+    pub rmse: f64,
+    /// R² of the window (NaN when the window's targets are all equal or it
+    /// has fewer than two rows; serialised as null).
+    pub r2: f64,
+    /// Mean of `y_pred - y_true`: positive when the model overestimates.
+    pub bias: f64,
+    pub max_error: f64,
+}
+
+/// What a metric looks like over a window of `Baseline::window` rows when
+/// nothing is wrong: the distribution over bootstrap windows of the
+/// training residuals.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    pub mean: f64,
+    pub std: f64,
+    /// 1st and 99th percentiles over the bootstrap windows.
+    pub p01: f64,
+    pub p99: f64,
+}
+
+/// The training baseline, stored in the model artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// Rows per window the bands are for (`monitor.window` at training).
+    pub window: usize,
+    /// Bootstrap windows drawn.
+    pub windows: usize,
+    pub seed: u64,
+    pub mae: Band,
+    pub rmse: Band,
+    pub r2: Band,
+    pub bias: Band,
+    pub max_error: Band,
+}
+
+/// How one feature (or the predictions) compares with the reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// A feature name, or `"prediction"`.
+    pub name: String,
+    /// `"ks"` (two-sample Kolmogorov-Smirnov) or `"chi2"` (two proportions).
+    pub test: String,
+    /// The test's statistic (KS D, or chi²).
+    pub statistic: f64,
+    /// The test's p-value, before correction.
+    pub p_value: f64,
+    /// Population stability index on the reference's deciles.
+    pub psi: f64,
+    /// Wasserstein-1 distance divided by the reference's standard deviation.
+    pub wasserstein: f64,
+    /// The p-value is below the configured level (Bonferroni-corrected).
+    pub drifted: bool,
+}
+
+/// One closed window: a row of `metrics_over_time.csv`, a `monitor`
+/// message on the exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowReport {
+    /// Closed windows so far, this run (1 for the first).
+    pub seq: u64,
+    /// The id of the window's last record.
+    pub end_id: SampleId,
+    /// When it closed, milliseconds since the Unix epoch.
+    pub end_ms: u64,
+    /// The last `monitor.window` records.
+    pub window: WindowStats,
+    /// The records of the last `monitor.period`.
+    pub period: WindowStats,
+    /// One per feature, in data order (absent while too few features were seen).
+    pub features: Vec<Drift>,
+    pub prediction: Option<Drift>,
+    /// Share of features that drifted.
+    pub drift_share: f64,
+    pub dataset_drift: bool,
+    /// Names of the rules firing after this window.
+    pub active_alerts: Vec<String>,
+}
+
+/// An alert rule changing state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    /// The rule's name.
+    pub rule: String,
+    /// `"fired"` or `"resolved"`.
+    pub state: String,
+    /// The metric the rule watches, e.g. `mae` or `drift.bmi`.
+    pub metric: String,
+    pub value: f64,
+    pub threshold: f64,
+    /// The window that changed it.
+    pub seq: u64,
+    pub end_id: SampleId,
+    pub at_ms: u64,
+    /// One readable sentence.
+    pub message: String,
+}
+
+/// Most windows and events the board keeps (what a page opened late shows).
+pub const BOARD_WINDOWS: usize = 600;
+pub const BOARD_EVENTS: usize = 100;
+
+/// The latest of what the monitor said, bounded; shared with the dashboard.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BoardState {
+    pub baseline: Option<Baseline>,
+    pub windows: VecDeque<WindowReport>,
+    pub events: VecDeque<AlertEvent>,
+}
+
+/// The monitor writes, readers take a copy.
+#[derive(Debug, Clone, Default)]
+pub struct Board(Arc<Mutex<BoardState>>);
+
+impl Board {
+    pub fn set_baseline(&self, b: Baseline) {
+        self.lock().baseline = Some(b);
+    }
+
+    pub fn push_window(&self, w: WindowReport) {
+        let mut s = self.lock();
+        if s.windows.len() == BOARD_WINDOWS {
+            s.windows.pop_front();
+        }
+        s.windows.push_back(w);
+    }
+
+    pub fn push_event(&self, e: AlertEvent) {
+        let mut s = self.lock();
+        if s.events.len() == BOARD_EVENTS {
+            s.events.pop_front();
+        }
+        s.events.push_back(e);
+    }
+
+    /// A copy of the whole board.
+    pub fn snapshot(&self) -> BoardState {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoardState> {
+        // A writer that panicked leaves whole values: keep serving them.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
