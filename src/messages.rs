@@ -117,17 +117,30 @@ impl<T: 'static> actix::Message for Batch<T> {
     type Result = ();
 }
 
-/// The four kinds, with their AMQP routing keys.
+/// The kinds of wire message, with their AMQP routing keys: the four of
+/// the pipeline, and the monitor's two (a closed window, an alert event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Features,
     YTrue,
     YPred,
     Metrics,
+    Monitor,
+    Alerts,
 }
 
 impl Kind {
+    /// The pipeline's four.
     pub const ALL: [Kind; 4] = [Kind::Features, Kind::YTrue, Kind::YPred, Kind::Metrics];
+    /// Every routing key the program publishes.
+    pub const PUBLISHED: [Kind; 6] = [
+        Kind::Features,
+        Kind::YTrue,
+        Kind::YPred,
+        Kind::Metrics,
+        Kind::Monitor,
+        Kind::Alerts,
+    ];
 
     /// The routing key (and the AMQP `type` property).
     pub fn routing_key(self) -> &'static str {
@@ -136,7 +149,14 @@ impl Kind {
             Kind::YTrue => "y_true",
             Kind::YPred => "y_pred",
             Kind::Metrics => "metrics",
+            Kind::Monitor => "monitor",
+            Kind::Alerts => "alerts",
         }
+    }
+
+    /// The kind of a routing key, if it is one of ours.
+    pub fn from_routing_key(key: &str) -> Option<Kind> {
+        Kind::PUBLISHED.into_iter().find(|k| k.routing_key() == key)
     }
 }
 
@@ -211,6 +231,36 @@ impl WireMessage for MetricRecord {
                 absolute_error: self.absolute_error,
             },
         )
+    }
+}
+
+/// A message of the monitor on the wire: `{"id": <id>, "body": <report or
+/// event>}` under a fresh id of its own (two alerts of one window must not
+/// share a `message_id`, or a consumer that deduplicates would drop one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published<T> {
+    pub id: SampleId,
+    pub body: T,
+}
+
+impl WireMessage for Published<crate::monitor::report::WindowReport> {
+    const KIND: Kind = Kind::Monitor;
+    fn id(&self) -> SampleId {
+        self.id
+    }
+    fn to_json(&self) -> Vec<u8> {
+        // serde_json writes a NaN (the R² of a constant window) as null.
+        envelope(self.id, &self.body)
+    }
+}
+
+impl WireMessage for Published<crate::monitor::report::AlertEvent> {
+    const KIND: Kind = Kind::Alerts;
+    fn id(&self) -> SampleId {
+        self.id
+    }
+    fn to_json(&self) -> Vec<u8> {
+        envelope(self.id, &self.body)
     }
 }
 

@@ -130,6 +130,8 @@ pub struct Metrics {
     pub peak_resident_memory_bytes: Gauge,
     /// Set at the end of a run: from start to the end of the drain.
     pub run_seconds: Gauge<f64, AtomicU64>,
+    /// The monitor's figures, drift and alerts.
+    pub monitor: crate::monitor::telemetry::MonitorMetrics,
 }
 
 /// The registry and its handles.
@@ -173,6 +175,7 @@ impl Telemetry {
             resident_memory_bytes: Gauge::default(),
             peak_resident_memory_bytes: Gauge::default(),
             run_seconds: Gauge::default(),
+            monitor: Default::default(),
         };
         let mut r = Registry::with_prefix("modelwatch");
         r.register(
@@ -305,6 +308,7 @@ impl Telemetry {
             Unit::Seconds,
             m.run_seconds.clone(),
         );
+        m.monitor.register(&mut r);
         r.register(
             "build",
             "Version and roles of this process",

@@ -8,4 +8,6 @@
 //! [`report::AlertEvent`] per fire or resolve, and the [`report::Board`]
 //! the dashboard reads.
 
+pub mod log;
 pub mod report;
+pub mod telemetry;
