@@ -99,6 +99,8 @@ pub enum BrokerCheckError {
 struct Plan {
     inbound: InboundSettings,
     roles: Vec<Role>,
+    /// The monitor runs (its features queue, in the split layout).
+    monitor: bool,
 }
 
 /// How the check went, before it is turned into a result.
@@ -124,6 +126,7 @@ pub fn check_topology(settings: &Settings) -> Result<(), BrokerCheckError> {
     let plan = Plan {
         inbound: settings.inbound.clone(),
         roles: settings.roles.clone(),
+        monitor: false, // MERGE-TODO settings.monitor.enabled
     };
     check(&settings.bridge, Some(plan))
 }
@@ -202,7 +205,7 @@ async fn declare_all(
     plan: &Plan,
 ) -> Result<(), topology::DeclareError> {
     topology::declare_checked(conn, settings).await?;
-    for (key, name, kind) in plan.inbound.work_queues(&plan.roles) {
+    for (key, name, kind) in plan.inbound.work_queues(&plan.roles, plan.monitor) {
         let q = topology::WorkQueue { key, name, kind };
         topology::declare_work_queue(conn, settings, &plan.inbound, q).await?;
     }

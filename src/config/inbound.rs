@@ -36,6 +36,9 @@ pub struct InboundSettings {
     pub metric_prediction_queue: String,
     /// Work queue of the plot role (bound to `metrics`).
     pub plot_queue: String,
+    /// The monitor's features (it runs with the metric role; features for
+    /// its drift tests come from this queue when the source runs elsewhere).
+    pub monitor_features_queue: String,
     /// Where malformed messages go, with the reason in the `x-reject-reason` header.
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
@@ -58,6 +61,7 @@ impl Default for InboundSettings {
             metric_truth_queue: "ml_pipeline.metric.y_true".into(),
             metric_prediction_queue: "ml_pipeline.metric.y_pred".into(),
             plot_queue: "ml_pipeline.plot".into(),
+            monitor_features_queue: "ml_pipeline.monitor.features".into(),
             dead_letter_exchange: "ml_pipeline.dlx".into(),
             dead_letter_queue: "ml_pipeline.dlq".into(),
             queue_max_length: 1_000_000,
@@ -89,7 +93,7 @@ impl InboundSettings {
             .map_or("inbound.model_queue", |(k, _, _)| k)
     }
 
-    fn work_queues_all(&self) -> [(&'static str, &str, Kind); 4] {
+    fn work_queues_all(&self) -> [(&'static str, &str, Kind); 5] {
         [
             ("inbound.model_queue", &self.model_queue, Kind::Features),
             (
@@ -103,15 +107,20 @@ impl InboundSettings {
                 Kind::YPred,
             ),
             ("inbound.plot_queue", &self.plot_queue, Kind::Metrics),
+            (
+                "inbound.monitor_features_queue",
+                &self.monitor_features_queue,
+                Kind::Features,
+            ),
         ]
     }
 
     /// The work queues a process running `roles` consumes (key, name,
     /// routing key): a local role's input whose producer runs elsewhere,
     /// as the pipeline wires its consumers.
-    pub fn work_queues(&self, roles: &[Role]) -> Vec<(&'static str, &str, Kind)> {
+    pub fn work_queues(&self, roles: &[Role], monitor: bool) -> Vec<(&'static str, &str, Kind)> {
         let runs = |r| roles.contains(&r);
-        let [model, truth, prediction, plot] = self.work_queues_all();
+        let [model, truth, prediction, plot, monitor_features] = self.work_queues_all();
         let mut out = Vec::new();
         if runs(Role::Model) && !runs(Role::Features) {
             out.push(model);
@@ -124,6 +133,9 @@ impl InboundSettings {
         }
         if runs(Role::Plot) && !runs(Role::Metric) {
             out.push(plot);
+        }
+        if monitor && runs(Role::Metric) && !runs(Role::Features) {
+            out.push(monitor_features);
         }
         out
     }
@@ -142,10 +154,21 @@ impl Check for InboundSettings {
                 &self.metric_prediction_queue,
             ),
             ("inbound.plot_queue", &self.plot_queue),
+            ("inbound.monitor_features_queue", &self.monitor_features_queue),
             ("inbound.dead_letter_exchange", &self.dead_letter_exchange),
             ("inbound.dead_letter_queue", &self.dead_letter_queue),
         ] {
             amqp_name(key, name)?;
+        }
+        // Two roles' queues of one name would take each other's messages.
+        let queues = self.work_queues_all();
+        for (i, (key, name, _)) in queues.iter().enumerate() {
+            if let Some((other, _, _)) = queues[..i].iter().find(|(_, n, _)| n == name) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("is the same queue as {other}; every work queue needs its own name"),
+                ));
+            }
         }
         in_range(
             "inbound.queue_max_length",
