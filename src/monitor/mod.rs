@@ -9,3 +9,4 @@
 //! the dashboard reads.
 
 pub mod report;
+pub mod rolling;
