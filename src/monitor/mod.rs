@@ -8,5 +8,6 @@
 //! [`report::AlertEvent`] per fire or resolve, and the [`report::Board`]
 //! the dashboard reads.
 
+pub mod drift;
 pub mod report;
 pub mod rolling;

@@ -339,9 +339,7 @@ impl PeriodWindow {
     /// (at least 1).
     pub fn new(period: Duration, max_rows: usize) -> PeriodWindow {
         let max_rows = max_rows.max(1);
-        let period_ms = u64::try_from(period.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
         // Re-sum about every window's worth of pushes, but never more
         // often than every 1024 (a short period must not re-sum per push).
         let resum_every = max_rows.clamp(1024, 1 << 20);
@@ -574,7 +572,13 @@ mod tests {
             w.push(5_000, *y, p);
         }
         assert_eq!(w.evicted_over_max(), 5);
-        let want = naive(&Y[5..].iter().copied().zip(P[5..].iter().copied()).collect::<Vec<_>>());
+        let want = naive(
+            &Y[5..]
+                .iter()
+                .copied()
+                .zip(P[5..].iter().copied())
+                .collect::<Vec<_>>(),
+        );
         assert_stats(w.stats(5_000), want, 1e-12);
         // A record from the past is filed at the latest time seen.
         w.push(1, 100.0, 100.0);
