@@ -140,6 +140,33 @@ pub struct TrainArgs {
     /// Where to write the artifact (default: model.artifact of the config).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Rows per window of the training baseline the artifact carries (the
+    /// monitor's window; 10..=100000).
+    #[arg(long, default_value_t = crate::monitor::baseline::DEFAULT_WINDOW, value_parser = baseline_window)]
+    pub baseline_window: usize,
+    /// Bootstrap windows the baseline is drawn from (100..=100000).
+    #[arg(long, default_value_t = crate::monitor::baseline::DEFAULT_WINDOWS, value_parser = baseline_windows)]
+    pub baseline_windows: usize,
+    /// Seed of the baseline's bootstrap.
+    #[arg(long, default_value_t = crate::monitor::baseline::DEFAULT_SEED)]
+    pub baseline_seed: u64,
+}
+
+fn in_range(text: &str, range: std::ops::RangeInclusive<usize>) -> Result<usize, String> {
+    let v: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not in {range:?}"))
+    }
+}
+
+fn baseline_window(text: &str) -> Result<usize, String> {
+    in_range(text, crate::monitor::baseline::WINDOW_RANGE)
+}
+
+fn baseline_windows(text: &str) -> Result<usize, String> {
+    in_range(text, crate::monitor::baseline::WINDOWS_RANGE)
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -367,12 +394,39 @@ fn train(args: TrainArgs) -> i32 {
     if let Err(e) = not_a_directory(key, &out) {
         return usage_error(e);
     }
-    let result = LinearModel::fit(Dataset::embedded())
-        .and_then(|m| m.save(&out).map(|_| m))
+    let mut model = match LinearModel::fit(Dataset::embedded()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("modelwatch: error: {e:#}");
+            return exit::FAILURE;
+        }
+    };
+    let started = std::time::Instant::now();
+    let baseline = crate::monitor::baseline::from_model(
+        &model,
+        args.baseline_window,
+        args.baseline_windows,
+        args.baseline_seed,
+    );
+    let took = started.elapsed();
+    match baseline {
+        Ok(b) => model.baseline = Some(b),
+        Err(e) => {
+            let flag = match e.key {
+                "window" => "--baseline-window",
+                "windows" => "--baseline-windows",
+                other => other,
+            };
+            return usage_error(format!("{flag}: {}", e.problem));
+        }
+    }
+    let result = model
+        .save(&out)
+        .map(|_| model)
         .with_context(|| format!("training into {}", out.display()));
     match result {
         Ok(m) => {
-            let line = format!(
+            let mut text = format!(
                 "wrote {}: intercept {:.6}, R² {:.7}, MAE {:.4} on {} rows\n",
                 out.display(),
                 m.intercept,
@@ -380,13 +434,41 @@ fn train(args: TrainArgs) -> i32 {
                 m.training.mae,
                 m.training.rows
             );
-            print_out(line.as_bytes(), "the training summary")
+            if let Some(b) = &m.baseline {
+                text += &baseline_summary(b, took);
+            }
+            print_out(text.as_bytes(), "the training summary")
         }
         Err(e) => {
             eprintln!("modelwatch: error: {e:#}");
             exit::FAILURE
         }
     }
+}
+
+/// The baseline as `train` prints it: one line per metric.
+fn baseline_summary(b: &crate::monitor::report::Baseline, took: std::time::Duration) -> String {
+    let mut out = format!(
+        "baseline: {} bootstrap windows of {} rows (seed {}) in {:.1} ms\n",
+        b.windows,
+        b.window,
+        b.seed,
+        took.as_secs_f64() * 1e3
+    );
+    let bands = [
+        ("mae", &b.mae),
+        ("rmse", &b.rmse),
+        ("r2", &b.r2),
+        ("bias", &b.bias),
+        ("max_error", &b.max_error),
+    ];
+    for (name, band) in bands {
+        out += &format!(
+            "  {name:<9} mean {:>10.4}  std {:>8.4}  p01 {:>10.4}  p99 {:>10.4}\n",
+            band.mean, band.std, band.p01, band.p99
+        );
+    }
+    out
 }
 
 fn bench(args: BenchArgs) -> i32 {

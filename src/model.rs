@@ -4,7 +4,8 @@
 //! 442 scaled rows, exactly like the `LinearRegression().fit(X, y)` pickle of
 //! the Python service it replaces, and writes a JSON artifact: coefficients,
 //! intercept, feature names, the preprocessing (raw -> scaled), training R²
-//! and MAE, and the sha256 of the training data. `run` loads that artifact,
+//! and MAE, the sha256 of the training data and (format `/2`) the training
+//! baseline of the monitor's windows. `run` loads that artifact,
 //! or fits in memory when there is none. Prediction is a dot product, so it
 //! is done here directly (single rows and batches through ndarray).
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, FeatureVector, Scaling, FEATURE_NAMES, N_FEATURES};
 use crate::messages::{MAX_ABS_FEATURE, MAX_ABS_VALUE};
+use crate::monitor::report::Baseline;
 
 /// Largest |prediction| an artifact may produce for any accepted feature
 /// row: a tenth of [`MAX_ABS_VALUE`], so that rounding never carries a
@@ -25,8 +27,12 @@ use crate::messages::{MAX_ABS_FEATURE, MAX_ABS_VALUE};
 /// stays finite.
 pub const MAX_ABS_PREDICTION: f64 = MAX_ABS_VALUE / 10.0;
 
-/// The artifact format this build reads and writes.
-pub const ARTIFACT_FORMAT: &str = "modelwatch-linear-regression/1";
+/// The artifact format this build writes (and reads).
+pub const ARTIFACT_FORMAT: &str = "modelwatch-linear-regression/2";
+
+/// The previous format, still read: the same fields without a baseline. It
+/// loads as a model of the current format with `baseline: None`.
+pub const ARTIFACT_FORMAT_V1: &str = "modelwatch-linear-regression/1";
 
 /// Errors fitting, loading or checking a model.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +134,11 @@ pub struct LinearModel {
     pub intercept: f64,
     pub coefficients: Vec<f64>,
     pub training: TrainingInfo,
+    /// What a window of the monitor looks like when nothing is wrong
+    /// (`monitor::baseline`); absent in `/1` artifacts and when fitted in
+    /// memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
 }
 
 impl LinearModel {
@@ -153,6 +164,7 @@ impl LinearModel {
                 data_sha256: data.sha256.clone(),
                 fitted_with: "linfa-linear 0.8.1 LinearRegression (OLS, intercept)".to_owned(),
             },
+            baseline: None,
         };
         let predictions = model.predict_batch(data.features.view());
         model.training.r2 = r2_score(data.targets.view(), predictions.view());
@@ -180,7 +192,7 @@ impl LinearModel {
     pub fn load(path: &Path) -> Result<LinearModel, ModelError> {
         let shown = crate::config::sanitize(&path.display().to_string());
         let text = read_bounded(path, &shown)?;
-        let model: LinearModel =
+        let mut model: LinearModel =
             serde_json::from_str(&text).map_err(|source| ModelError::Corrupt {
                 path: shown.clone(),
                 source,
@@ -189,6 +201,7 @@ impl LinearModel {
             path: shown,
             problem,
         })?;
+        model.format = ARTIFACT_FORMAT.to_owned();
         Ok(model)
     }
 
@@ -210,11 +223,20 @@ impl LinearModel {
 
     /// Checks that the artifact fits this pipeline's features.
     fn check(&self) -> Result<(), String> {
-        if self.format != ARTIFACT_FORMAT {
+        if self.format == ARTIFACT_FORMAT_V1 {
+            if self.baseline.is_some() {
+                return Err(format!(
+                    "a {ARTIFACT_FORMAT_V1:?} artifact has no baseline (write it as {ARTIFACT_FORMAT:?})"
+                ));
+            }
+        } else if self.format != ARTIFACT_FORMAT {
             return Err(format!(
-                "format is {:?}, this build reads {ARTIFACT_FORMAT:?}",
+                "format is {:?}, this build reads {ARTIFACT_FORMAT:?} and {ARTIFACT_FORMAT_V1:?}",
                 self.format
             ));
+        }
+        if let Some(b) = &self.baseline {
+            crate::monitor::baseline::check(b).map_err(|e| format!("baseline.{e}"))?;
         }
         if self.feature_names != FEATURE_NAMES {
             return Err(format!(
@@ -373,5 +395,63 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("none.json"), "{err}");
+    }
+
+    #[test]
+    fn artifacts_carry_a_checked_baseline_and_v1_ones_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.json");
+        let mut m = LinearModel::fit(Dataset::embedded()).unwrap();
+        let b = crate::monitor::baseline::from_model(&m, 500, 200, 42).unwrap();
+        m.baseline = Some(b.clone());
+        m.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(ARTIFACT_FORMAT) && text.contains("\"baseline\""));
+        assert_eq!(LinearModel::load(&path).unwrap(), m);
+
+        // A `/1` artifact: no baseline key, the old format string.
+        let mut v1: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v1.as_object_mut().unwrap().remove("baseline");
+        v1["format"] = ARTIFACT_FORMAT_V1.into();
+        std::fs::write(&path, v1.to_string()).unwrap();
+        let loaded = LinearModel::load(&path).unwrap();
+        assert_eq!(loaded.baseline, None);
+        assert_eq!(loaded.format, ARTIFACT_FORMAT);
+        assert_eq!(loaded.coefficients, m.coefficients);
+
+        // ... but a `/1` artifact with a baseline is not one.
+        v1["baseline"] = serde_json::to_value(&b).unwrap();
+        std::fs::write(&path, v1.to_string()).unwrap();
+        let err = LinearModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("has no baseline"), "{err}");
+
+        let mut unknown = v1.clone();
+        unknown["format"] = "modelwatch-linear-regression/3".into();
+        std::fs::write(&path, unknown.to_string()).unwrap();
+        let err = LinearModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("/3"), "{err}");
+
+        // The baseline is outside input: its figures are checked.
+        let mut bad = m.clone();
+        bad.baseline.as_mut().unwrap().rmse.std = -0.5;
+        bad.save(&path).unwrap();
+        let err = LinearModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("baseline.rmse: std -0.5 is negative"), "{err}");
+        let mut bad = m.clone();
+        bad.baseline.as_mut().unwrap().window = 1 << 40;
+        bad.save(&path).unwrap();
+        let err = LinearModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("baseline.window"), "{err}");
+        // A NaN is written as null, which is not a number: refused too.
+        let mut bad = m.clone();
+        bad.baseline.as_mut().unwrap().mae.mean = f64::NAN;
+        bad.save(&path).unwrap();
+        assert!(LinearModel::load(&path).is_err());
+        // An unknown key inside the baseline.
+        let mut extra: serde_json::Value = serde_json::from_str(&text).unwrap();
+        extra["baseline"]["surprise"] = 1.into();
+        std::fs::write(&path, extra.to_string()).unwrap();
+        let err = LinearModel::load(&path).unwrap_err().to_string();
+        assert!(err.contains("surprise"), "{err}");
     }
 }

@@ -328,6 +328,35 @@ fn train_writes_the_artifact_and_run_loads_it() {
         "intercept {intercept}"
     );
     assert_eq!(json["training"]["rows"].as_u64(), Some(442));
+    assert_eq!(
+        json["format"].as_str(),
+        Some("modelwatch-linear-regression/2")
+    );
+    // The baseline for the default window: 2,000 bootstrap windows of 500,
+    // seed 42. Its MAE band against numpy's estimate of the same quantity
+    // over 200,000 windows (`/work/venv-sci/bin/python tests/oracle/baseline.py`:
+    // mean 43.27709422966184, std 1.4015886633377992), within four
+    // Monte-Carlo standard errors of a 2,000-window estimate (0.0312 and 0.0221).
+    let baseline = &json["baseline"];
+    assert_eq!(baseline["window"].as_u64(), Some(500));
+    assert_eq!(baseline["windows"].as_u64(), Some(2000));
+    assert_eq!(baseline["seed"].as_u64(), Some(42));
+    let mae_mean = baseline["mae"]["mean"].as_f64().expect("baseline.mae.mean");
+    let mae_std = baseline["mae"]["std"].as_f64().expect("baseline.mae.std");
+    assert!(
+        (mae_mean - 43.27709422966184).abs() <= 4.0 * 0.0312,
+        "{mae_mean}"
+    );
+    assert!(
+        (mae_std - 1.4015886633377992).abs() <= 4.0 * 0.0221,
+        "{mae_std}"
+    );
+    assert!(
+        out.stdout
+            .contains("baseline: 2000 bootstrap windows of 500 rows"),
+        "{}",
+        out.stdout
+    );
     let coefficients: Vec<f64> = json["coefficients"]
         .as_array()
         .expect("coefficients")
@@ -357,6 +386,52 @@ fn train_writes_the_artifact_and_run_loads_it() {
     let rows = read_metric_log(&logs);
     assert_eq!(rows.len(), 50);
     assert_rows_are_model_outputs(&rows);
+}
+
+#[test]
+fn train_takes_the_baseline_window_and_refuses_bad_ones() {
+    let sb = Sandbox::new();
+    let artifact = sb.join("m.json");
+    let mut train = sb.command(["train", "--out"]);
+    train.arg(&artifact).args([
+        "--baseline-window",
+        "50",
+        "--baseline-windows",
+        "300",
+        "--baseline-seed",
+        "7",
+    ]);
+    run(train).expect_code(0);
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&artifact).unwrap()).unwrap();
+    assert_eq!(json["baseline"]["window"].as_u64(), Some(50));
+    assert_eq!(json["baseline"]["windows"].as_u64(), Some(300));
+    assert_eq!(json["baseline"]["seed"].as_u64(), Some(7));
+
+    for (flags, named) in [
+        (["--baseline-window", "0"], "--baseline-window"),
+        (["--baseline-windows", "99"], "--baseline-windows"),
+        (["--baseline-window", "nope"], "--baseline-window"),
+    ] {
+        let mut train = sb.command(["train", "--out"]);
+        train.arg(sb.join("never.json")).args(flags);
+        let out = run(train);
+        out.expect_code(2);
+        assert!(out.stderr.contains(named), "{flags:?}: {}", out.stderr);
+        assert!(!sb.join("never.json").exists());
+    }
+    // In range one by one, too many rows together.
+    let mut train = sb.command(["train", "--out"]);
+    train.arg(sb.join("never.json")).args([
+        "--baseline-window",
+        "100000",
+        "--baseline-windows",
+        "100000",
+    ]);
+    let out = run(train);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(line.contains("--baseline-windows"), "{line}");
 }
 
 #[test]

@@ -8,6 +8,9 @@
 //! [`report::AlertEvent`] per fire or resolve, and the [`report::Board`]
 //! the dashboard reads.
 
+pub mod baseline;
+pub mod drift;
 pub mod log;
 pub mod report;
+pub mod rolling;
 pub mod telemetry;
