@@ -8,4 +8,5 @@
 //! [`report::AlertEvent`] per fire or resolve, and the [`report::Board`]
 //! the dashboard reads.
 
+pub mod alerts;
 pub mod report;
