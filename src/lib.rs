@@ -2,7 +2,7 @@
 //!
 //! Read top-down: [`messages`] (what flows), [`config`] (every setting),
 //! the pure logic ([`data`], [`model`], [`sampler`], [`join`],
-//! [`histogram`], [`log_format`], [`append_file`], [`render`]), the
+//! [`histogram`], [`scenario`], [`log_format`], [`append_file`], [`render`]), the
 //! [`actors`] that wrap it, and [`pipeline`], which wires and runs them.
 //! [`cli`] is the command line; `main.rs` only calls it.
 
@@ -29,5 +29,6 @@ pub mod monitor;
 pub mod pipeline;
 pub mod render;
 pub mod sampler;
+pub mod scenario;
 pub mod shutdown;
 pub mod telemetry;

@@ -40,6 +40,7 @@ use crate::metrics::{Metrics, Telemetry};
 use crate::model::{LinearModel, ModelError};
 use crate::render::PlotSpec;
 use crate::sampler::Sampler;
+use crate::scenario::{Plan, Scenario};
 use crate::shutdown::Shutdown;
 
 /// The files a run writes, all in `logs.dir`.
@@ -451,7 +452,15 @@ impl Actors {
         });
         let (done_tx, done) = oneshot::channel();
         let source = settings.runs(Role::Features).then(|| {
-            let sampler = Sampler::new(Dataset::embedded(), settings.source.seed);
+            // Checked when the settings were loaded (exit 2 there).
+            let scenario = settings.source.scenario.as_ref().map(|s| {
+                let plan = Plan::new(s, Dataset::embedded())
+                    .expect("source.scenario is checked when the settings load");
+                tracing::info!(scenario = ?s, "scenario: the stream changes from sample {} on", s.start);
+                Scenario::new(plan, settings.source.seed)
+            });
+            let sampler = Sampler::new(Dataset::embedded(), settings.source.seed)
+                .with_scenario(scenario);
             let (features, truths) = (routes.features(), routes.truths());
             let (source_settings, stop_source) = (settings.source.clone(), stop.clone());
             let emitted = metrics.samples_emitted.clone();

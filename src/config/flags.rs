@@ -9,7 +9,8 @@
 
 use std::path::PathBuf;
 
-use super::{Role, Settings};
+use super::scenario::parse_spec;
+use super::{ConfigError, Role, Settings};
 
 /// Command-line overrides, applied after the file and the environment.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -41,11 +42,25 @@ pub struct Overrides {
     /// picks a free port) or `off`. Overrides http.listen.
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<String>,
+    /// Shift the stream on purpose from a sample on, e.g.
+    /// `start=20000,bmi+=5` or `start=1000,s5*=1.2,target+=10,target~=20,age>median`
+    /// (F+=X, F-=X, F*=X change feature F in raw units; target+=X, target-=X,
+    /// target~=X bias the truth or add noise of std X; F>X, F<X with X a
+    /// number or `median` keep a sub-population). Sets source.scenario.
+    #[arg(long, value_name = "SPEC")]
+    pub scenario: Option<String>,
+    /// Records per monitor window. Overrides monitor.window.
+    #[arg(long, value_name = "N")]
+    pub monitor_window: Option<usize>,
+    /// Do not run the monitor. Sets monitor.enabled = false.
+    #[arg(long)]
+    pub no_monitor: bool,
 }
 
 impl Overrides {
-    /// Sets the key of every flag given.
-    pub(super) fn apply(&self, s: &mut Settings) {
+    /// Sets the key of every flag given; a `--scenario` that does not
+    /// parse is an error naming the flag.
+    pub(super) fn apply(&self, s: &mut Settings) -> Result<(), ConfigError> {
         let Overrides {
             count,
             rate,
@@ -55,6 +70,9 @@ impl Overrides {
             roles,
             legacy_inbound,
             http_listen,
+            scenario,
+            monitor_window,
+            no_monitor,
         } = self;
         set(&mut s.source.count, count);
         set(&mut s.source.rate, rate);
@@ -71,6 +89,17 @@ impl Overrides {
             s.inbound.legacy = true;
         }
         set(&mut s.http.listen, http_listen);
+        if let Some(spec) = scenario {
+            s.source.scenario = Some(
+                parse_spec(spec)
+                    .map_err(|p| ConfigError::invalid("--scenario (source.scenario)", p))?,
+            );
+        }
+        set(&mut s.monitor.window, monitor_window);
+        if *no_monitor {
+            s.monitor.enabled = false;
+        }
+        Ok(())
     }
 }
 
@@ -109,8 +138,14 @@ mod tests {
             "--roles=model,metric",
             "--legacy-inbound",
             "--http-listen=0.0.0.0:0",
+            "--scenario=start=3,bmi+=5",
+            "--monitor-window=100",
+            "--no-monitor",
         ])
         .unwrap();
+        let scenario = s.source.scenario.as_ref().unwrap();
+        assert_eq!((scenario.start, scenario.shift["bmi"]), (3, 5.0));
+        assert_eq!((s.monitor.window, s.monitor.enabled), (100, false));
         assert_eq!(
             (s.source.count, s.source.rate, s.source.seed),
             (7, 2.5, Some(3))
@@ -131,6 +166,17 @@ mod tests {
         assert!(err.to_string().contains("http.listen"), "{err}");
         let err = settings_with(&["--rate", "-1"]).unwrap_err();
         assert!(err.to_string().contains("source.rate"), "{err}");
+        let err = settings_with(&["--scenario", "bmi/=2"]).unwrap_err();
+        assert!(err.to_string().contains("--scenario"), "{err}");
+        let err = settings_with(&["--scenario", "bmj+=2"]).unwrap_err();
+        assert!(
+            err.to_string().contains("source.scenario.shift.bmj"),
+            "{err}"
+        );
+        let err = settings_with(&["--scenario", "start=10,bmi+=1", "--count", "10"]).unwrap_err();
+        assert!(err.to_string().contains("source.scenario.start"), "{err}");
+        let err = settings_with(&["--monitor-window", "0"]).unwrap_err();
+        assert!(err.to_string().contains("monitor.window"), "{err}");
     }
 
     #[test]

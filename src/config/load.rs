@@ -12,8 +12,13 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
+use super::monitor::{default_rules, RuleSettings};
 use super::redact::{sanitize, shown_path};
+use super::scenario::{parse_spec, ScenarioSettings};
 use super::{ConfigError, Overrides, Settings, CONFIG_ENV, ENV_PREFIX, IMPLICIT_CONFIG};
+use crate::data::FEATURE_NAMES;
 
 /// Largest config file read; a config is a few KiB.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -94,10 +99,7 @@ impl Settings {
         overrides: &Overrides,
         env: Vec<(String, String)>,
     ) -> Result<Settings, ConfigError> {
-        let schema = toml::Value::try_from(Settings::default())
-            .expect("settings always serialize")
-            .try_into::<toml::Table>()
-            .expect("settings serialize to a table");
+        let schema = schema();
         let text = match path {
             Some(path) => {
                 let text = read_config_file(path)?;
@@ -111,9 +113,12 @@ impl Settings {
         };
         check_env_names(&env)?;
         check_env_values(&schema, &env)?;
+        let env_scenario = env_scenario(&env)?;
         let env_map = env
             .iter()
-            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .filter(|(k, _)| {
+                k.starts_with(&format!("{ENV_PREFIX}__")) && !k.eq_ignore_ascii_case(SCENARIO_ENV)
+            })
             .cloned()
             .collect();
         let mut builder = config::Config::builder();
@@ -134,12 +139,15 @@ impl Settings {
         let mut settings: Settings = raw
             .try_deserialize()
             .map_err(|e| ConfigError::Load(sanitize(&e.to_string())))?;
+        if env_scenario.is_some() {
+            settings.source.scenario = env_scenario;
+        }
         // `AMQP_URL` is what the Python services read; a flag wins over it.
         if let Some((_, url)) = env.iter().find(|(k, _)| k == "AMQP_URL") {
             settings.bridge.url = url.clone();
             settings.bridge.enabled = true;
         }
-        overrides.apply(&mut settings);
+        overrides.apply(&mut settings)?;
         settings.inbound.resolve_legacy();
         settings.validate()?;
         Ok(settings)
@@ -210,13 +218,53 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// The kind of value a key takes, from the built-in defaults (`source.seed`,
-/// absent by default, is an integer). `None`: not a key (serde names it).
+/// The kind of value every key takes: the built-in defaults, plus the keys
+/// that are absent by default (`source.seed`, `source.scenario`) and the
+/// fields of a rule, every one of them present.
+fn schema() -> toml::Table {
+    let mut schema = toml::Value::try_from(Settings::default())
+        .expect("settings always serialize")
+        .try_into::<toml::Table>()
+        .expect("settings serialize to a table");
+    let every_feature: BTreeMap<String, f64> =
+        FEATURE_NAMES.iter().map(|f| (f.to_string(), 1.0)).collect();
+    let scenario = ScenarioSettings {
+        shift: every_feature.clone(),
+        scale: every_feature,
+        ..ScenarioSettings::default()
+    };
+    let rule = RuleSettings {
+        value: Some(0.0),
+        relative: Some(0.0),
+        sigmas: Some(0.0),
+        resolve_after: Some(1),
+        ..default_rules().remove(0)
+    };
+    let section = |schema: &mut toml::Table, name: &str, key: &str, value: toml::Value| {
+        schema
+            .get_mut(name)
+            .and_then(toml::Value::as_table_mut)
+            .expect("every section serializes as a table")
+            .insert(key.to_owned(), value);
+    };
+    section(&mut schema, "source", "seed", toml::Value::Integer(0));
+    section(
+        &mut schema,
+        "source",
+        "scenario",
+        toml::Value::try_from(scenario).expect("a scenario serializes"),
+    );
+    section(
+        &mut schema,
+        "monitor",
+        "rules",
+        toml::Value::Array(vec![toml::Value::try_from(rule).expect("a rule serializes")]),
+    );
+    schema
+}
+
+/// The kind of value a key takes, from [`schema`]. `None`: not a key (serde names it).
 fn expected<'a>(schema: &'a toml::Table, path: &[&str]) -> Option<&'a toml::Value> {
-    const SEED: toml::Value = toml::Value::Integer(0);
-    if path == ["source", "seed"] {
-        return Some(&SEED);
-    }
     let (last, sections) = path.split_last()?;
     let mut table = schema;
     for s in sections {
@@ -227,41 +275,84 @@ fn expected<'a>(schema: &'a toml::Table, path: &[&str]) -> Option<&'a toml::Valu
 
 /// The file's values have the type of their key: a float in an integer key
 /// is refused (the config crate would round it), so are a string in a
-/// number key and the like. Unknown keys are left to serde, which names them.
+/// number key and the like, down into tables and lists of tables (a rule
+/// of `monitor.rules`). Unknown keys are left to serde, which names them.
 fn check_file_types(
     schema: &toml::Table,
     table: &toml::Table,
     prefix: &str,
 ) -> Result<(), ConfigError> {
     for (k, v) in table {
-        let key = format!("{prefix}{k}");
-        let path: Vec<&str> = key.split('.').collect();
-        let Some(want) = expected(schema, &path) else {
-            continue;
-        };
-        let ok = match (want, v) {
-            (toml::Value::Table(_), toml::Value::Table(inner)) => {
-                check_file_types(schema, inner, &format!("{key}."))?;
-                true
-            }
-            (toml::Value::Integer(_), toml::Value::Integer(_)) => true,
-            (toml::Value::Integer(_), toml::Value::Float(f)) => {
-                return Err(ConfigError::invalid(
-                    &key,
-                    format!("must be a whole number, got {f}"),
-                ))
-            }
-            (toml::Value::Float(_), toml::Value::Float(_) | toml::Value::Integer(_)) => true,
-            (a, b) => a.same_type(b),
-        };
-        if !ok {
-            return Err(ConfigError::invalid(
-                &key,
-                format!("must be {}, got {}", type_name(want), type_name(v)),
-            ));
+        if let Some(want) = schema.get(k) {
+            check_type(want, v, &format!("{prefix}{k}"))?;
         }
     }
     Ok(())
+}
+
+/// `v`, the value of `key`, has the type of `want`.
+fn check_type(want: &toml::Value, v: &toml::Value, key: &str) -> Result<(), ConfigError> {
+    let ok = match (want, v) {
+        (toml::Value::Table(want), toml::Value::Table(inner)) => {
+            check_file_types(want, inner, &format!("{key}."))?;
+            true
+        }
+        (toml::Value::Array(want), toml::Value::Array(items)) => {
+            if let Some(item_type) = want.first() {
+                for (i, item) in items.iter().enumerate() {
+                    check_type(item_type, item, &format!("{key}[{i}]"))?;
+                }
+            }
+            true
+        }
+        (toml::Value::Integer(_), toml::Value::Integer(_)) => true,
+        (toml::Value::Integer(_), toml::Value::Float(f)) => {
+            return Err(ConfigError::invalid(
+                key,
+                format!("must be a whole number, got {f}"),
+            ))
+        }
+        (toml::Value::Float(_), toml::Value::Float(_) | toml::Value::Integer(_)) => true,
+        (a, b) => a.same_type(b),
+    };
+    if !ok {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be {}, got {}", type_name(want), type_name(v)),
+        ));
+    }
+    Ok(())
+}
+
+/// `MODELWATCH__SOURCE__SCENARIO`, the compact form of `--scenario`.
+const SCENARIO_ENV: &str = "MODELWATCH__SOURCE__SCENARIO";
+
+/// The scenario of [`SCENARIO_ENV`], if set. Lists and tables below it do
+/// not fit a variable: `MODELWATCH__SOURCE__SCENARIO__*` and
+/// `MODELWATCH__MONITOR__RULES*` are refused with that advice (the config
+/// crate would otherwise fail on them with a less helpful message).
+fn env_scenario(env: &[(String, String)]) -> Result<Option<ScenarioSettings>, ConfigError> {
+    let mut found = None;
+    for (k, v) in env {
+        let upper = k.to_ascii_uppercase();
+        if upper == SCENARIO_ENV {
+            found = Some(
+                parse_spec(v)
+                    .map_err(|p| ConfigError::invalid(&format!("{k} (source.scenario)"), p))?,
+            );
+        } else if upper.starts_with(&format!("{SCENARIO_ENV}__")) {
+            return Err(ConfigError::invalid(
+                k,
+                format!("set the whole scenario in its compact form, {SCENARIO_ENV}=start=1000,bmi+=5 (as --scenario), or in the config file"),
+            ));
+        } else if upper.starts_with(&format!("{ENV_PREFIX}__MONITOR__RULES")) {
+            return Err(ConfigError::invalid(
+                k,
+                "alert rules are a list: they come from the config file ([[monitor.rules]]), not the environment",
+            ));
+        }
+    }
+    Ok(found)
 }
 
 fn type_name(v: &toml::Value) -> &'static str {

@@ -12,8 +12,8 @@
 //!
 //! Read in the order of `config/default.toml`: one file per section holds
 //! its struct, its default, what it is for and its [`Check`] —
-//! [`roles`], [`source`], [`model`], [`metric`], [`plot`], [`logs`],
-//! [`bridge`], [`inbound`], [`http`]; [`Settings::validate`] runs the checks
+//! [`roles`], [`source`] (with its [`scenario`]), [`model`], [`metric`], [`plot`], [`logs`],
+//! [`bridge`], [`inbound`], [`http`], [`monitor`]; [`Settings::validate`] runs the checks
 //! in that order. Then how the layers combine ([`load`]), the command-line
 //! flags that override keys ([`flags`]: a flag is declared and mapped
 //! there, once) and [`redact`]ion. A new key is a field, its default and
@@ -32,9 +32,11 @@ pub mod load;
 pub mod logs;
 pub mod metric;
 pub mod model;
+pub mod monitor;
 pub mod plot;
 pub mod redact;
 pub mod roles;
+pub mod scenario;
 pub mod source;
 #[cfg(test)]
 mod tests;
@@ -47,9 +49,11 @@ pub use load::ConfigSource;
 pub use logs::LogSettings;
 pub use metric::MetricSettings;
 pub use model::ModelSettings;
+pub use monitor::{MonitorSettings, Op, RuleSettings};
 pub use plot::PlotSettings;
 pub use redact::{redact_credentials, redact_url, sanitize};
 pub use roles::Role;
+pub use scenario::ScenarioSettings;
 pub use source::{SourceSettings, MAX_RATE};
 
 /// Prefix of environment overrides; sections and keys are separated by `__`.
@@ -80,6 +84,7 @@ pub struct Settings {
     pub bridge: BridgeSettings,
     pub inbound: InboundSettings,
     pub http: HttpSettings,
+    pub monitor: MonitorSettings,
 }
 
 impl Default for Settings {
@@ -94,6 +99,7 @@ impl Default for Settings {
             bridge: BridgeSettings::default(),
             inbound: InboundSettings::default(),
             http: HttpSettings::default(),
+            monitor: MonitorSettings::default(),
         }
     }
 }
@@ -120,7 +126,8 @@ impl Settings {
         self.logs.check()?;
         self.bridge.check()?;
         self.inbound.check()?;
-        self.http.check()
+        self.http.check()?;
+        self.monitor.check()
     }
 
     /// The settings as TOML, with the AMQP password replaced by `***`.

@@ -3,10 +3,14 @@
 //! It picks random rows of the data set `count` times (0 = forever) at
 //! `rate` samples/s (0 = as fast as the pipeline takes them) and sends them
 //! downstream in batches; `max_in_flight` batches on their way bound memory.
+//! `scenario` (off by default) shifts the stream from a given sample on.
 
 use serde::{Deserialize, Serialize};
 
+use super::scenario::ScenarioSettings;
 use super::{in_range, Check, ConfigError};
+use crate::data::Dataset;
+use crate::scenario::Plan;
 
 /// Fastest `source.rate`: beyond it the pacing arithmetic loses meaning, and
 /// the pipeline does not reach a tenth of it anyway (BENCHMARKS.md).
@@ -26,6 +30,10 @@ pub struct SourceSettings {
     pub batch_size: usize,
     /// Batches emitted but not yet fully processed downstream.
     pub max_in_flight: usize,
+    /// Shift the stream from a given sample on (absent = off); see
+    /// [`super::scenario`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<ScenarioSettings>,
 }
 
 impl Default for SourceSettings {
@@ -36,6 +44,7 @@ impl Default for SourceSettings {
             seed: None,
             batch_size: 512,
             max_in_flight: 4,
+            scenario: None,
         }
     }
 }
@@ -52,6 +61,21 @@ impl Check for SourceSettings {
             ));
         }
         in_range("source.batch_size", self.batch_size, 1, 65_536)?;
-        in_range("source.max_in_flight", self.max_in_flight, 1, 1024)
+        in_range("source.max_in_flight", self.max_in_flight, 1, 1024)?;
+        if let Some(scenario) = &self.scenario {
+            if self.count > 0 && scenario.start >= self.count {
+                return Err(ConfigError::invalid(
+                    "source.scenario.start",
+                    format!(
+                        "the scenario would never begin: start {} is not below source.count {}",
+                        scenario.start, self.count
+                    ),
+                ));
+            }
+            Plan::new(scenario, Dataset::embedded()).map_err(|e| {
+                ConfigError::invalid(&format!("source.scenario.{}", e.key), e.problem)
+            })?;
+        }
+        Ok(())
     }
 }

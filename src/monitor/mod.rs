@@ -8,6 +8,7 @@
 //! [`report::AlertEvent`] per fire or resolve, and the [`report::Board`]
 //! the dashboard reads.
 
+pub mod alerts;
 pub mod baseline;
 pub mod drift;
 pub mod log;
