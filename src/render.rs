@@ -1,11 +1,16 @@
 //! Draws the error histogram to a PNG with plotters.
 //!
 //! Pure drawing, no actor: the plot actor hands a snapshot of the histogram
-//! to a blocking thread that calls [`render_png`]. The font (DejaVu Sans,
-//! shipped in `assets/`) is compiled in and registered with plotters'
-//! `ab_glyph` backend, so neither building nor running needs fontconfig. The
-//! picture is written beside its final name and renamed over it, so a viewer
-//! never sees half a PNG.
+//! to a blocking thread that calls [`render_png`]. Over the bars goes the
+//! density curve the Python original drew (seaborn's `histplot(kde=True)`:
+//! a Gaussian KDE with Scott's bandwidth, scaled to samples per bar, from
+//! the smallest error to the largest), estimated from the histogram's fine
+//! bins so a frame costs the same however long the run; and, when the model
+//! artifact has a training baseline, a vertical line at its MAE. The font
+//! (DejaVu Sans, shipped in `assets/`) is compiled in and registered with
+//! plotters' `ab_glyph` backend, so neither building nor running needs
+//! fontconfig. Every picture is written beside its final name and renamed
+//! over it ([`write_png`]), so a viewer never sees half a PNG.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +19,19 @@ use std::sync::Once;
 use plotters::prelude::*;
 
 use crate::histogram::ErrorHistogram;
+use crate::monitor::kde::Kde;
+use crate::monitor::report::Baseline;
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Bars of the histogram.
+pub const BAR_COLOR: RGBColor = RGBColor(70, 130, 180);
+/// The density curve.
+pub const KDE_COLOR: RGBColor = RGBColor(8, 48, 107);
+/// The training baseline's MAE.
+pub const BASELINE_COLOR: RGBColor = RGBColor(200, 30, 30);
+/// Points on the density curve (seaborn's `gridsize`).
+pub const KDE_GRID: usize = 200;
 
 /// Size and bar count of the picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +49,8 @@ pub struct RenderError {
     pub problem: String,
 }
 
-fn register_font() {
+/// Registers the bundled DejaVu Sans as plotters' "sans-serif" (once).
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
@@ -42,8 +59,12 @@ fn register_font() {
     });
 }
 
-/// Renders `hist` as a bar chart to `path` (PNG).
-pub fn render_png(hist: &ErrorHistogram, spec: PlotSpec, path: &Path) -> Result<(), RenderError> {
+/// Runs `draw` on a unique temporary file beside `path`, then renames it
+/// over `path`: a reader sees the old picture or the new one, never half.
+pub(crate) fn write_png(
+    path: &Path,
+    draw: impl FnOnce(&Path) -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<(), RenderError> {
     register_font();
     let err = |problem: String| RenderError {
         path: path.to_owned(),
@@ -53,18 +74,65 @@ pub fn render_png(hist: &ErrorHistogram, spec: PlotSpec, path: &Path) -> Result<
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let tmp = path.with_extension(format!("{}.{seq}.tmp.png", std::process::id()));
-    draw(hist, spec, &tmp).map_err(|e| err(e.to_string()))?;
+    if let Err(e) = draw(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e.to_string()));
+    }
     std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+}
+
+/// Renders `hist` as a bar chart with its density curve to `path` (PNG),
+/// with a line at the training MAE when there is a `baseline`.
+pub fn render_png(
+    hist: &ErrorHistogram,
+    spec: PlotSpec,
+    baseline: Option<&Baseline>,
+    path: &Path,
+) -> Result<(), RenderError> {
+    write_png(path, |tmp| draw(hist, spec, baseline, tmp))
+}
+
+/// The density curve in samples per bar of `bar_width` (seaborn scales the
+/// KDE by the histogram's area, `n × bar_width` for equal bars counted),
+/// on [`KDE_GRID`] points from the first non-empty fine bin to the largest
+/// error. None while the errors have no spread (fewer than two distinct
+/// fine bins): seaborn draws no curve then either.
+pub fn density_curve(hist: &ErrorHistogram, bar_width: f64) -> Option<Vec<(f64, f64)>> {
+    let (centres, counts): (Vec<f64>, Vec<u64>) = hist.fine_bins().unzip();
+    let kde = Kde::from_counts(&centres, &counts).ok()?;
+    let lo = centres[0].min(hist.max());
+    let scale = hist.count() as f64 * bar_width;
+    Some(
+        kde.curve(lo, hist.max(), KDE_GRID)
+            .into_iter()
+            .map(|(x, d)| (x, d * scale))
+            .collect(),
+    )
 }
 
 fn draw(
     hist: &ErrorHistogram,
     spec: PlotSpec,
+    baseline: Option<&Baseline>,
     path: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let bars = hist.bars(spec.bins);
-    let x_max = bars.last().map_or(1.0, |b| b.hi);
-    let y_max = bars.iter().map(|b| b.count).max().unwrap_or(0).max(1) as f64 * 1.1;
+    let bar_width = bars[0].hi - bars[0].lo;
+    let curve = density_curve(hist, bar_width).unwrap_or_default();
+    let training_mae = baseline
+        .map(|b| b.mae.mean)
+        .filter(|m| m.is_finite() && *m >= 0.0);
+    let x_max = bars
+        .last()
+        .map_or(1.0, |b| b.hi)
+        .max(training_mae.map_or(0.0, |m| m * 1.05));
+    let y_top = bars
+        .iter()
+        .map(|b| b.count as f64)
+        .chain(curve.iter().map(|p| p.1))
+        .fold(1.0, f64::max);
+    // Headroom for the legend and the summary.
+    let y_max = y_top * 1.25;
 
     let root = BitMapBackend::new(path, (spec.width, spec.height)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -77,23 +145,58 @@ fn draw(
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_desc("absolute error |y_true - y_pred|")
+        .x_desc("absolute error |y_true - y_pred| (target units)")
         .y_desc("samples")
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .y_label_formatter(&|v| format!("{v:.0}"))
+        .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    let fill = RGBColor(70, 130, 180).filled();
-    chart.draw_series(
-        bars.iter()
-            .filter(|b| b.count > 0)
-            .map(|b| Rectangle::new([(b.lo, 0.0), (b.hi, b.count as f64)], fill)),
-    )?;
+    let fill = BAR_COLOR.filled();
+    chart
+        .draw_series(
+            bars.iter()
+                .filter(|b| b.count > 0)
+                .map(|b| Rectangle::new([(b.lo, 0.0), (b.hi, b.count as f64)], fill)),
+        )?
+        .label(format!("errors per bar ({bar_width:.2} wide)"))
+        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], fill));
     chart.draw_series(
         bars.iter()
             .filter(|b| b.count > 0)
             .map(|b| Rectangle::new([(b.lo, 0.0), (b.hi, b.count as f64)], BLACK.stroke_width(1))),
     )?;
+    if !curve.is_empty() {
+        let style = KDE_COLOR.stroke_width(3);
+        chart
+            .draw_series(LineSeries::new(curve, style))?
+            .label("density (Gaussian KDE, Scott's bandwidth)")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
+    }
+    if let Some(mae) = training_mae {
+        let style = BASELINE_COLOR.stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(mae, 0.0), (mae, y_top * 1.05)],
+                8,
+                5,
+                style,
+            ))?
+            .label(format!("training MAE {mae:.2}"))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
+        chart.draw_series(std::iter::once(Text::new(
+            format!("training MAE {mae:.2}"),
+            (mae, y_top * 1.1),
+            ("sans-serif", 15).into_font().color(&BASELINE_COLOR),
+        )))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
     let summary = format!(
         "n = {}   mean = {:.2}   max = {:.2}",
         hist.count(),
@@ -103,7 +206,7 @@ fn draw(
     root.draw_text(
         &summary,
         &("sans-serif", 16).into_font().color(&BLACK),
-        (spec.width as i32 - 360, 50),
+        (90, 50),
     )?;
     root.present()?;
     Ok(())
@@ -126,11 +229,11 @@ mod tests {
             height: 480,
             bins: 20,
         };
-        render_png(&h, spec, &path).unwrap();
+        render_png(&h, spec, None, &path).unwrap();
         let decoder = png::Decoder::new(std::fs::File::open(&path).unwrap());
         let reader = decoder.read_info().unwrap();
         assert_eq!((reader.info().width, reader.info().height), (640, 480));
         // an empty histogram renders too
-        render_png(&ErrorHistogram::new(), spec, &path).unwrap();
+        render_png(&ErrorHistogram::new(), spec, None, &path).unwrap();
     }
 }
