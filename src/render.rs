@@ -212,6 +212,51 @@ fn draw(
     Ok(())
 }
 
+/// Decoding pictures in tests, as a reader would see them.
+#[cfg(test)]
+pub(crate) mod test_png {
+    use plotters::style::RGBColor;
+    use std::path::Path;
+
+    /// A decoded RGB picture.
+    pub struct Image {
+        pub width: u32,
+        pub height: u32,
+        rgb: Vec<u8>,
+    }
+
+    pub fn decode(path: &Path) -> Image {
+        let mut decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut reader = decoder.read_info().unwrap();
+        let mut rgb = vec![0; reader.output_buffer_size()];
+        let frame = reader.next_frame(&mut rgb).unwrap();
+        assert_eq!(frame.color_type, png::ColorType::Rgb);
+        rgb.truncate(frame.buffer_size());
+        Image {
+            width: frame.width,
+            height: frame.height,
+            rgb,
+        }
+    }
+
+    impl Image {
+        /// (column, row) of every pixel exactly `color` left of column `x_end`.
+        pub fn pixels(&self, color: RGBColor, x_end: u32) -> Vec<(u32, u32)> {
+            let mut out = Vec::new();
+            for y in 0..self.height {
+                for x in 0..x_end.min(self.width) {
+                    let i = ((y * self.width + x) * 3) as usize;
+                    if self.rgb[i..i + 3] == [color.0, color.1, color.2] {
+                        out.push((x, y));
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +280,143 @@ mod tests {
         assert_eq!((reader.info().width, reader.info().height), (640, 480));
         // an empty histogram renders too
         render_png(&ErrorHistogram::new(), spec, None, &path).unwrap();
+    }
+
+    /// |N(0, 40)|-like errors from a fixed LCG and Box-Muller.
+    fn half_normal(n: usize) -> ErrorHistogram {
+        let mut state: u64 = 7;
+        let mut uniform = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let mut h = ErrorHistogram::new();
+        for _ in 0..n {
+            let (u, v) = (uniform(), uniform());
+            h.add((40.0 * (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()).abs());
+        }
+        h
+    }
+
+    #[test]
+    fn the_density_curve_is_on_the_scale_of_the_bars() {
+        let h = half_normal(20_000);
+        let bars = h.bars(40);
+        let bw = bars[0].hi - bars[0].lo;
+        let curve = density_curve(&h, bw).unwrap();
+        assert_eq!(curve.len(), KDE_GRID);
+        assert!(
+            curve[0].0 < 0.1 && curve[KDE_GRID - 1].0 == h.max(),
+            "cut = 0"
+        );
+        // Its area in bars is the number of errors, less what the Gaussian
+        // kernels spill below 0 and past the largest error (a few percent).
+        let area: f64 = curve
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
+            .sum();
+        let in_bars = area / bw;
+        assert!(
+            in_bars > 0.9 * 20_000.0 && in_bars < 20_000.0,
+            "curve holds {in_bars} errors"
+        );
+        // Away from 0, it runs through the tops of the bars.
+        for b in &bars[3..15] {
+            let mid = (b.lo + b.hi) / 2.0;
+            let near = curve
+                .iter()
+                .min_by(|a, c| (a.0 - mid).abs().total_cmp(&(c.0 - mid).abs()))
+                .unwrap();
+            let rel = (near.1 - b.count as f64).abs() / b.count as f64;
+            assert!(
+                rel < 0.1,
+                "bar at {mid:.1}: {} vs curve {:.0}",
+                b.count,
+                near.1
+            );
+        }
+        // No spread, no curve.
+        let mut one = ErrorHistogram::new();
+        one.add(5.0);
+        one.add(5.0);
+        assert_eq!(density_curve(&one, 1.0), None);
+    }
+
+    #[test]
+    fn the_picture_shows_the_curve_and_the_training_mae() {
+        use crate::monitor::report::Band;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.png");
+        // Errors spread evenly over [0, 100): every bar the same height.
+        let mut h = ErrorHistogram::new();
+        for i in 0..10_000 {
+            h.add(i as f64 / 100.0);
+        }
+        let band = |mean| Band {
+            mean,
+            std: 1.0,
+            p01: mean - 2.3,
+            p99: mean + 2.3,
+        };
+        let baseline = Baseline {
+            window: 500,
+            windows: 100,
+            seed: 1,
+            mae: band(30.0),
+            rmse: band(40.0),
+            r2: band(0.5),
+            bias: band(0.0),
+            max_error: band(99.0),
+        };
+        let spec = PlotSpec {
+            width: 1000,
+            height: 600,
+            bins: 20,
+        };
+        render_png(&h, spec, Some(&baseline), &path).unwrap();
+        let img = test_png::decode(&path);
+        assert_eq!((img.width, img.height), (1000, 600));
+
+        // The bars' span on the bottom row of bar pixels maps x to columns.
+        let bar = img.pixels(BAR_COLOR, img.width);
+        let floor = bar.iter().map(|p| p.1).max().unwrap();
+        let on_floor: Vec<u32> = bar.iter().filter(|p| p.1 == floor).map(|p| p.0).collect();
+        let (left, right) = (
+            *on_floor.iter().min().unwrap(),
+            *on_floor.iter().max().unwrap(),
+        );
+        let column = |x: f64| left as f64 + x / h.max() * (right - left) as f64;
+
+        // The training MAE is a vertical line at 30.
+        let red = img.pixels(BASELINE_COLOR, img.width);
+        let mut per_column = std::collections::HashMap::new();
+        for p in &red {
+            *per_column.entry(p.0).or_insert(0) += 1;
+        }
+        let (&line_x, &tall) = per_column.iter().max_by_key(|e| *e.1).unwrap();
+        assert!(tall > 150, "the line is {tall} pixels tall");
+        assert!(
+            (line_x as f64 - column(30.0)).abs() <= 3.0,
+            "line at column {line_x}, 30.0 is at {:.0}",
+            column(30.0)
+        );
+
+        // The density curve runs along the tops of the (equal) bars in the
+        // middle of the range.
+        let curve = img.pixels(KDE_COLOR, img.width);
+        let x = column(52.5).round() as u32; // a bar's centre, not an edge
+        let bar_top = bar.iter().filter(|p| p.0 == x).map(|p| p.1).min().unwrap();
+        let curve_rows: Vec<u32> = curve.iter().filter(|p| p.0 == x).map(|p| p.1).collect();
+        assert!(!curve_rows.is_empty());
+        assert!(
+            curve_rows.iter().all(|&r| r.abs_diff(bar_top) <= 6),
+            "curve rows {curve_rows:?}, bar top {bar_top}"
+        );
+
+        render_png(&h, spec, None, &path).unwrap();
+        let img = test_png::decode(&path);
+        assert!(img.pixels(BASELINE_COLOR, img.width).is_empty());
+        assert!(!img.pixels(KDE_COLOR, img.width).is_empty());
     }
 }

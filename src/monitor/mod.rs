@@ -11,4 +11,5 @@
 //! [`report::Board`] the dashboard reads.
 
 pub mod kde;
+pub mod over_time;
 pub mod report;
