@@ -93,6 +93,18 @@ impl ErrorHistogram {
         self.max
     }
 
+    /// The non-empty fine bins as (centre, count), in order: what the
+    /// density curve is estimated from (at most 2048 pairs, however many
+    /// values were counted).
+    pub fn fine_bins(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let width = self.width;
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(move |(i, &c)| ((i as f64 + 0.5) * width, c))
+    }
+
     /// `n` equal bars from 0 to just past the largest value.
     pub fn bars(&self, n: usize) -> Vec<Bar> {
         let n = n.max(1);

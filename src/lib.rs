@@ -2,8 +2,9 @@
 //!
 //! Read top-down: [`messages`] (what flows), [`config`] (every setting),
 //! the pure logic ([`data`], [`model`], [`sampler`], [`join`],
-//! [`histogram`], [`scenario`], [`log_format`], [`append_file`], [`render`]), the
-//! [`actors`] that wrap it, and [`pipeline`], which wires and runs them.
+//! [`histogram`], [`scenario`], [`log_format`], [`append_file`], [`render`],
+//! [`monitor`], [`render_over_time`]), the [`actors`] that wrap it, and
+//! [`pipeline`], which wires and runs them.
 //! [`cli`] is the command line; `main.rs` only calls it.
 
 pub mod actors;
@@ -28,6 +29,7 @@ pub mod model;
 pub mod monitor;
 pub mod pipeline;
 pub mod render;
+pub mod render_over_time;
 pub mod sampler;
 pub mod scenario;
 pub mod shutdown;

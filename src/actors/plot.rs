@@ -6,7 +6,8 @@
 //! so the cost of a frame does not grow with the log (the Python original
 //! re-read the whole CSV each frame). Rendering runs on a blocking thread
 //! of its own with a snapshot of the histogram (a 16 KiB copy), so it never
-//! stalls message routing.
+//! stalls message routing. The training baseline, when the model has one,
+//! is drawn as a line at its MAE ([`PlotActor::with_baseline`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,6 +18,7 @@ use crate::histogram::ErrorHistogram;
 use crate::log_format::read_metric_log;
 use crate::messages::{Batch, MetricRecord};
 use crate::metrics::{BatchHistogram, Metrics};
+use crate::monitor::report::Baseline;
 use crate::render::{render_png, PlotSpec, RenderError};
 
 /// Draws one picture; handled on the renderer's own thread.
@@ -25,6 +27,7 @@ use crate::render::{render_png, PlotSpec, RenderError};
 struct Render {
     hist: ErrorHistogram,
     spec: PlotSpec,
+    baseline: Option<Baseline>,
     path: PathBuf,
     /// `modelwatch_plot_render_seconds`.
     took: BatchHistogram,
@@ -43,7 +46,7 @@ impl Handler<Render> for Renderer {
 
     fn handle(&mut self, r: Render, _: &mut SyncContext<Self>) -> Self::Result {
         let started = Instant::now();
-        let result = render_png(&r.hist, r.spec, &r.path);
+        let result = render_png(&r.hist, r.spec, r.baseline.as_ref(), &r.path);
         r.took.observe(started.elapsed().as_secs_f64());
         result
     }
@@ -57,6 +60,7 @@ pub struct FinalRender;
 pub struct PlotActor {
     hist: ErrorHistogram,
     spec: PlotSpec,
+    baseline: Option<Baseline>,
     path: PathBuf,
     interval: std::time::Duration,
     renderer: Option<Addr<Renderer>>,
@@ -89,6 +93,7 @@ impl PlotActor {
         Ok(PlotActor {
             hist,
             spec,
+            baseline: None,
             path: png,
             interval,
             renderer: None,
@@ -99,10 +104,17 @@ impl PlotActor {
         })
     }
 
+    /// Draws a line at the training baseline's MAE (none without one).
+    pub fn with_baseline(mut self, baseline: Option<Baseline>) -> PlotActor {
+        self.baseline = baseline;
+        self
+    }
+
     fn render_request(&mut self) -> Render {
         Render {
             hist: self.hist.clone(),
             spec: self.spec,
+            baseline: self.baseline.clone(),
             path: self.path.clone(),
             took: self.metrics.plot_render_seconds.clone(),
         }

@@ -64,7 +64,7 @@ fn measure(opts: &BenchOptions, rows: u64) -> anyhow::Result<Cost> {
         for i in 0..512 {
             hist.add((i % 150) as f64);
         }
-        render_png(&hist, spec, &png)?;
+        render_png(&hist, spec, None, &png)?;
         frames.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(Cost {

@@ -3,15 +3,19 @@
 //!
 //! Pure logic only (the actor that owns a [`Monitor`] is
 //! `actors::monitor`): the rolling windows, the training baseline, the
-//! drift statistics, the alert rules. [`report`] holds the types that leave
-//! the monitor: one [`report::WindowReport`] per closed window, one
-//! [`report::AlertEvent`] per fire or resolve, and the [`report::Board`]
-//! the dashboard reads.
+//! drift statistics, the alert rules, and what the pictures need: the
+//! density curve of the errors ([`kde`]) and the bounded series of window
+//! figures that `error_over_time.png` draws ([`over_time`]). [`report`]
+//! holds the types that leave the monitor: one [`report::WindowReport`] per
+//! closed window, one [`report::AlertEvent`] per fire or resolve, and the
+//! [`report::Board`] the dashboard reads.
 
 pub mod alerts;
 pub mod baseline;
 pub mod drift;
+pub mod kde;
 pub mod log;
+pub mod over_time;
 pub mod report;
 pub mod rolling;
 pub mod telemetry;
