@@ -93,6 +93,8 @@ fn the_default_config_printout_round_trips() {
         "[bridge]",
         "[inbound]",
         "[http]",
+        "[monitor]",
+        "[[monitor.rules]]",
     ] {
         assert!(out.stdout.contains(section), "{section} missing");
     }

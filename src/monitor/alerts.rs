@@ -950,7 +950,8 @@ mod tests {
     #[test]
     fn validation_names_the_field_at_fault() {
         let base = mae_rule(("value", 50.0), 2, None);
-        let cases: Vec<(Box<dyn Fn(&mut RuleSettings)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut RuleSettings)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|r| r.metric = "mea".into()), "metric"),
             (Box::new(|r| r.metric = "drift.bmj".into()), "metric"),
             (Box::new(|r| r.metric = "period.drift".into()), "metric"),
