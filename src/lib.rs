@@ -3,7 +3,8 @@
 //! Read top-down: [`messages`] (what flows), [`config`] (every setting),
 //! the pure logic ([`data`], [`model`], [`sampler`], [`join`],
 //! [`histogram`], [`log_format`], [`append_file`], [`render`]), the
-//! [`actors`] that wrap it, and [`pipeline`], which wires and runs them.
+//! [`actors`] that wrap it, and [`pipeline`], which wires and runs them;
+//! [`http`] serves the registry and the [`dashboard`].
 //! [`cli`] is the command line; `main.rs` only calls it.
 
 pub mod actors;
@@ -12,6 +13,7 @@ pub mod append_file;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod data;
 pub mod done;
 pub mod exit;
