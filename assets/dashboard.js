@@ -44,7 +44,7 @@
         { label: "baseline p99", stroke: "rgba(27,122,58,0.5)", width: 1, dash: [4, 4], points: { show: false } },
         { label: "baseline p01", stroke: "rgba(27,122,58,0.5)", width: 1, dash: [4, 4], points: { show: false } },
         { label: "alert", stroke: RED, width: 0, paths: function () { return null; },
-          points: { show: true, size: 9, fill: RED, stroke: RED } }
+          points: { show: true, size: 6, fill: RED, stroke: RED } }
       ],
       bands: [{ series: [2, 3], fill: BAND }],
       axes: [{ stroke: "#5b6675", grid: { stroke: "#eceff3" } }, { stroke: "#5b6675", grid: { stroke: "#eceff3" }, size: 56 }]
@@ -83,6 +83,9 @@
   }
 
   function drawLines() {
+    var box = $("charts");
+    if (!xs.length) return; // "no windows yet": nothing to plot
+    if (box && box.hidden) box.hidden = false;
     metrics.forEach(function (m) {
       var el = $("c-" + m[0]);
       if (!el) return;
@@ -124,7 +127,7 @@
     var html = s.events.length ? s.events.slice().reverse().map(function (e) {
       return '<li class="' + (e.state === "fired" ? "fired" : "resolved") + '"><strong>' + esc(e.rule) + "</strong> " +
         esc(e.state) + " (window " + Number(e.seq) + "): " + esc(e.message) + "</li>";
-    }).join("") : '<li class="muted">no alert events yet</li>';
+    }).join("") : '<li class="muted empty">no alert events yet</li>';
     if (list.innerHTML !== html) list.innerHTML = html;
   }
 

@@ -31,7 +31,6 @@ use crate::amqp::{Bridge, BridgeActor, BridgeReport};
 use crate::append_file::AppendFile;
 use crate::config::{Role, Settings};
 use crate::dashboard::Dashboard;
-use crate::monitor::report::Board;
 use crate::data::Dataset;
 use crate::join::RecentIds;
 use crate::journal::Journal;
@@ -40,6 +39,7 @@ use crate::log_format::METRIC_HEADER;
 use crate::messages::{Batch, Features, Kind, MetricRecord, Prediction, Truth};
 use crate::metrics::{Metrics, Telemetry};
 use crate::model::{LinearModel, ModelError};
+use crate::monitor::report::Board;
 use crate::render::PlotSpec;
 use crate::sampler::Sampler;
 use crate::shutdown::Shutdown;
@@ -672,8 +672,14 @@ fn serve_http(
         .map(str::to_owned)
         .to_vec();
     }
-    crate::http::serve(listener, telemetry.clone(), Arc::new(status), limits, dashboard)
-        .context("starting the http server")
+    crate::http::serve(
+        listener,
+        telemetry.clone(),
+        Arc::new(status),
+        limits,
+        dashboard,
+    )
+    .context("starting the http server")
 }
 
 /// What `/health` and `/ready` look at: every local actor, and the broker.

@@ -39,7 +39,10 @@ fn post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> (u16, 
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status line: {text:?}"));
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
     (status, body)
 }
 
@@ -56,7 +59,9 @@ fn post_json(addr: SocketAddr, body: &serde_json::Value) -> (u16, serde_json::Va
 
 /// Row `i` of the data as the raw JSON object.
 fn raw_json(i: usize) -> serde_json::Value {
-    let names = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"];
+    let names = [
+        "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6",
+    ];
     let row = oracle::rows()[i];
     serde_json::Value::Object(
         names
@@ -95,7 +100,10 @@ fn the_json_api_predicts_sklearns_figures_and_names_the_bad_field() {
         );
         let scaled: Vec<f64> = serde_json::from_value(got["scaled"].clone()).unwrap();
         for (a, b) in scaled.iter().zip(want.scaled) {
-            assert!((a - b).abs() < oracle::FEATURE_TOLERANCE, "row {i}: {a} vs {b}");
+            assert!(
+                (a - b).abs() < oracle::FEATURE_TOLERANCE,
+                "row {i}: {a} vs {b}"
+            );
         }
         assert_eq!(got["model"]["origin"], "fitted in memory");
         // The same row sent scaled gives the same answer.
@@ -183,12 +191,19 @@ fn read_events(
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(k) => buf.extend_from_slice(&chunk[..k]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                || e.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                continue
+            }
             Err(e) => panic!("reading /events: {e}"),
         }
         let text = String::from_utf8_lossy(buf).into_owned();
-        let found: Vec<&str> = text.match_indices("\ndata: ").map(|(i, _)| &text[i + 7..]).collect();
+        let found: Vec<&str> = text
+            .match_indices("\ndata: ")
+            .map(|(i, _)| &text[i + 7..])
+            .collect();
         for d in found.iter().skip(seen) {
             if let Some(end) = d.find('\n') {
                 data.push(d[..end].to_owned());
@@ -202,8 +217,13 @@ fn read_events(
 
 fn open_events(addr: SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    write!(s, "GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    write!(
+        s,
+        "GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
     s
 }
 
@@ -217,7 +237,11 @@ fn events_come_once_a_second_with_rising_counters_are_bounded_and_end_when_the_s
     let (events, at) = read_events(&mut a, &mut buf, 4, Duration::from_secs(10));
     let head = String::from_utf8_lossy(&buf).into_owned();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
     assert_eq!(events.len(), 4, "{head}");
     // At most one event per second (the first comes at once).
     for w in at.windows(2).skip(1) {
@@ -263,7 +287,12 @@ fn events_come_once_a_second_with_rising_counters_are_bounded_and_end_when_the_s
     // Two streams at most: a third is refused, and gets its slot back later.
     let mut b = open_events(addr);
     let mut bbuf = Vec::new();
-    assert_eq!(read_events(&mut b, &mut bbuf, 1, Duration::from_secs(5)).0.len(), 1);
+    assert_eq!(
+        read_events(&mut b, &mut bbuf, 1, Duration::from_secs(5))
+            .0
+            .len(),
+        1
+    );
     let third = http_request(addr, "GET", "/events", "").unwrap();
     assert_eq!(third.status, 503, "{third:?}");
     assert!(third.body.contains("http.max_event_streams"), "{third:?}");
@@ -271,7 +300,9 @@ fn events_come_once_a_second_with_rising_counters_are_bounded_and_end_when_the_s
     wait_until("the closed stream's slot to come back", TIMEOUT, || {
         let mut c = open_events(addr);
         let mut cbuf = Vec::new();
-        let n = read_events(&mut c, &mut cbuf, 1, Duration::from_secs(2)).0.len();
+        let n = read_events(&mut c, &mut cbuf, 1, Duration::from_secs(2))
+            .0
+            .len();
         n == 1
     });
 
@@ -284,10 +315,16 @@ fn events_come_once_a_second_with_rising_counters_are_bounded_and_end_when_the_s
     let _ = a.read_to_end(&mut rest);
     let ended = asked.elapsed();
     let tail = String::from_utf8_lossy(&rest).into_owned();
-    assert!(tail.ends_with("0\r\n\r\n"), "no clean end of the stream: {tail:?}");
+    assert!(
+        tail.ends_with("0\r\n\r\n"),
+        "no clean end of the stream: {tail:?}"
+    );
     let out = app.wait(TIMEOUT);
     out.expect_code(0);
-    println!("sse: stream ended {ended:?} after SIGTERM; process exited at {:?}", asked.elapsed());
+    println!(
+        "sse: stream ended {ended:?} after SIGTERM; process exited at {:?}",
+        asked.elapsed()
+    );
     assert!(ended < Duration::from_secs(5), "{ended:?}");
 }
 
@@ -308,11 +345,19 @@ fn the_page_reads_without_javascript_and_assets_are_cached() {
     assert!(page.body.contains("data-k=\"rows\""), "{}", page.body);
     assert!(page.body.contains("no windows yet"));
     assert!(page.body.contains("fitted in memory"));
-    assert!(!page.body.contains("http://") && !page.body.contains("https://"), "no CDN, no external fonts");
+    assert!(
+        !page.body.contains("http://") && !page.body.contains("https://"),
+        "no CDN, no external fonts"
+    );
 
     let form = http_get(addr, "/predict");
     assert_eq!(form.status, 200);
-    for (name, value) in [("age", "59"), ("sex", "2"), ("bmi", "32.1"), ("s5", "4.8598")] {
+    for (name, value) in [
+        ("age", "59"),
+        ("sex", "2"),
+        ("bmi", "32.1"),
+        ("s5", "4.8598"),
+    ] {
         assert!(
             form.body.contains(&format!("name=\"{name}\" type=\"text\" inputmode=\"decimal\" autocomplete=\"off\" maxlength=\"32\" value=\"{value}\"")),
             "{name}: {}",
@@ -329,21 +374,31 @@ fn the_page_reads_without_javascript_and_assets_are_cached() {
         b"age=abc&sex=2&bmi=32.1&bp=101&s1=157&s2=93.2&s3=38&s4=4&s5=4.8598&s6=87",
     );
     assert_eq!(status, 422);
-    assert!(body.contains("<span class=\"error\" id=\"e-age\">Age is not a number</span>"), "{body}");
+    assert!(
+        body.contains("<span class=\"error\" id=\"e-age\">Age is not a number</span>"),
+        "{body}"
+    );
     assert!(!body.contains("id=\"prediction\""));
 
     // uPlot, vendored and versioned: cached for a year; the page's own
     // script revalidates with its ETag.
     let js = http_get(addr, "/assets/uplot-1.6.32.iife.min.js");
     assert_eq!(js.status, 200);
-    let on_disk = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/uplot/uPlot.iife.min.js")).unwrap();
+    let on_disk = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/uplot/uPlot.iife.min.js"
+    ))
+    .unwrap();
     assert_eq!(js.body.len(), on_disk.len());
     assert_eq!(
         js.headers.get("cache-control").map(String::as_str),
         Some("public, max-age=31536000, immutable")
     );
     let own = http_get(addr, "/assets/dashboard.js");
-    assert_eq!(own.headers.get("cache-control").map(String::as_str), Some("no-cache"));
+    assert_eq!(
+        own.headers.get("cache-control").map(String::as_str),
+        Some("no-cache")
+    );
     let etag = own.headers.get("etag").expect("an ETag").clone();
     let again = http_request(
         addr,

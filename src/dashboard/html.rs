@@ -11,9 +11,9 @@
 
 use std::fmt::Write as _;
 
-use crate::data::N_FEATURES;
 use crate::dashboard::predict::{Answer, FieldError, RANGES};
 use crate::dashboard::snapshot::{ModelInfo, Snapshot};
+use crate::data::N_FEATURES;
 use crate::monitor::report::Drift;
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -112,9 +112,10 @@ fn drift_rows(out: &mut String, drift: &[Drift]) {
         let class = if d.drifted { " class=\"drifted\"" } else { "" };
         let _ = write!(
             out,
-            "<tr{class}><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr{class}><th scope=\"row\">{}</th><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&d.name),
             pval(d.p_value),
+            if d.test == "chi2" { " (χ²)" } else { "" },
             num(d.psi, 3),
             num(d.wasserstein, 3),
             if d.drifted { "drifted" } else { "ok" },
@@ -129,11 +130,31 @@ pub fn dashboard(snap: &Snapshot) -> String {
     let c = &snap.counters;
     out.push_str("<section aria-labelledby=\"h-now\"><h2 id=\"h-now\">Now <span id=\"live\" class=\"muted\" aria-live=\"polite\">(numbers as of page load)</span></h2><dl class=\"stats\">");
     stat(&mut out, "rate", "Samples/s now", &num(c.rate, 1));
-    stat(&mut out, "samples", "Samples emitted", &c.samples.to_string());
+    stat(
+        &mut out,
+        "samples",
+        "Samples emitted",
+        &c.samples.to_string(),
+    );
     stat(&mut out, "rows", "Rows written", &c.rows.to_string());
-    stat(&mut out, "waiting", "Waiting to join", &c.waiting.to_string());
-    stat(&mut out, "expired", "Expired (unmatched)", &c.expired.to_string());
-    stat(&mut out, "evicted", "Evicted (unmatched)", &c.evicted.to_string());
+    stat(
+        &mut out,
+        "waiting",
+        "Waiting to join",
+        &c.waiting.to_string(),
+    );
+    stat(
+        &mut out,
+        "expired",
+        "Expired (unmatched)",
+        &c.expired.to_string(),
+    );
+    stat(
+        &mut out,
+        "evicted",
+        "Evicted (unmatched)",
+        &c.evicted.to_string(),
+    );
     stat(&mut out, "uptime", "Uptime", &uptime(c.uptime_s));
     match &c.bridge {
         Some(b) => {
@@ -141,11 +162,20 @@ pub fn dashboard(snap: &Snapshot) -> String {
                 &mut out,
                 "bridge",
                 "Broker",
-                if b.connected { "connected" } else { "not connected" },
+                if b.connected {
+                    "connected"
+                } else {
+                    "not connected"
+                },
             );
             stat(&mut out, "buffered", "Buffered", &b.buffered.to_string());
             stat(&mut out, "resent", "Resent", &b.resent.to_string());
-            stat(&mut out, "bdropped", "Dropped (full buffer)", &b.dropped.to_string());
+            stat(
+                &mut out,
+                "bdropped",
+                "Dropped (full buffer)",
+                &b.dropped.to_string(),
+            );
         }
         None => stat(&mut out, "bridge", "Broker", "bridge off"),
     }
@@ -184,8 +214,14 @@ pub fn dashboard(snap: &Snapshot) -> String {
             );
         }
     }
+    // Without windows there is nothing to plot: the charts wait, hidden.
+    let _ = write!(
+        out,
+        "<div class=\"charts\" id=\"charts\"{}>",
+        if latest.is_none() { " hidden" } else { "" }
+    );
     out.push_str(
-        "<div class=\"charts\">\
+        "\
          <figure><figcaption>MAE</figcaption><div id=\"c-mae\" class=\"chart\"></div></figure>\
          <figure><figcaption>RMSE</figcaption><div id=\"c-rmse\" class=\"chart\"></div></figure>\
          <figure><figcaption>R²</figcaption><div id=\"c-r2\" class=\"chart\"></div></figure>\
@@ -209,7 +245,7 @@ pub fn dashboard(snap: &Snapshot) -> String {
     if let Some(s) = snap.drift_share {
         let _ = write!(out, "({}% of features drifted)", num(s * 100.0, 0));
     }
-    out.push_str("</span></h2><table id=\"drift\"><thead><tr><th scope=\"col\">Feature</th><th scope=\"col\">KS p</th><th scope=\"col\">PSI</th><th scope=\"col\">Wasserstein / σ</th><th scope=\"col\">State</th></tr></thead><tbody>");
+    out.push_str("</span></h2><table id=\"drift\"><thead><tr><th scope=\"col\">Feature</th><th scope=\"col\">p-value (KS)</th><th scope=\"col\">PSI</th><th scope=\"col\">Wasserstein / σ</th><th scope=\"col\">State</th></tr></thead><tbody>");
     drift_rows(&mut out, &snap.drift);
     out.push_str("</tbody></table></section>\n");
 
@@ -222,13 +258,17 @@ pub fn dashboard(snap: &Snapshot) -> String {
     }
     out.push_str("</span></p><ol id=\"events\" reversed>");
     if snap.events.is_empty() {
-        out.push_str("<li class=\"muted\">no alert events yet</li>");
+        out.push_str("<li class=\"muted empty\">no alert events yet</li>");
     }
     for e in snap.events.iter().rev() {
         let _ = write!(
             out,
             "<li class=\"{}\"><strong>{}</strong> {} (window {}): {}</li>",
-            if e.state == "fired" { "fired" } else { "resolved" },
+            if e.state == "fired" {
+                "fired"
+            } else {
+                "resolved"
+            },
             esc(&e.rule),
             esc(&e.state),
             e.seq,
@@ -264,12 +304,16 @@ pub fn predict(model: &ModelInfo, values: &[String; N_FEATURES], outcome: Outcom
         _ => &[],
     };
     out.push_str("<section aria-labelledby=\"h-form\"><h2 id=\"h-form\">Ask the model</h2>");
+    let origin = if model.origin == "fitted in memory" {
+        "fitted in memory at start".to_owned()
+    } else {
+        format!("loaded from {}", esc(&model.origin))
+    };
     let _ = write!(
         out,
-        "<p class=\"muted\">Linear regression (training R² {}) from {}. Values in the data's raw units; \
+        "<p class=\"muted\">Linear regression (training R² {}), {origin}. Values in the data's raw units; \
          prefilled with the first row of the data.</p>",
         num(model.r2, 4),
-        esc(&model.origin)
     );
     if !errors.is_empty() {
         let _ = write!(
@@ -295,7 +339,13 @@ pub fn predict(model: &ModelInfo, values: &[String; N_FEATURES], outcome: Outcom
             super::predict::MAX_FIELD_CHARS,
             esc(value),
             if err.is_some() {
-                format!(" aria-invalid=\"true\" aria-describedby=\"e-{id}\"")
+                // The first refused field takes the focus: fix, then Enter.
+                let focus = if errors.first().is_some_and(|e| e.field == spec.name) {
+                    " autofocus"
+                } else {
+                    ""
+                };
+                format!(" aria-invalid=\"true\" aria-describedby=\"e-{id}\"{focus}")
             } else {
                 String::new()
             },
@@ -399,7 +449,10 @@ mod tests {
         assert!(html.contains("(50% of features drifted)"));
         assert!(html.contains("<strong class=\"alert\">mae_high</strong>"));
         // The alert's message came from outside: escaped.
-        assert!(html.contains("MAE &lt;b&gt;43&lt;/b&gt; above 42"), "{html}");
+        assert!(
+            html.contains("MAE &lt;b&gt;43&lt;/b&gt; above 42"),
+            "{html}"
+        );
         assert!(!html.contains("<b>43</b>"));
         assert!(html.contains("Window 3: MAE 43.00, RMSE 53.00, R² 0.500, bias -1.50."));
     }
@@ -415,7 +468,10 @@ mod tests {
         values[0] = "\"><script>".into();
         let errors = [FieldError::new("age", "is not a number")];
         let html = predict(&m, &values, Outcome::Refused(&errors));
-        assert!(html.contains("value=\"&quot;&gt;&lt;script&gt;\""), "{html}");
+        assert!(
+            html.contains("value=\"&quot;&gt;&lt;script&gt;\""),
+            "{html}"
+        );
         assert!(html.contains("aria-describedby=\"e-age\""));
         assert!(html.contains("<span class=\"error\" id=\"e-age\">Age is not a number</span>"));
         assert!(!html.contains("id=\"prediction\""));

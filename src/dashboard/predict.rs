@@ -37,25 +37,95 @@ pub struct FieldSpec {
 /// The ten fields in data order, with their accepted ranges.
 pub const RANGES: [FieldSpec; N_FEATURES] = [
     // data: 19..79
-    FieldSpec { name: "age", label: "Age", unit: "years", min: 0.0, max: 120.0, step: "1" },
+    FieldSpec {
+        name: "age",
+        label: "Age",
+        unit: "years",
+        min: 0.0,
+        max: 120.0,
+        step: "1",
+    },
     // data: 1, 2 (checked apart: exactly 1 or 2)
-    FieldSpec { name: "sex", label: "Sex", unit: "1 or 2", min: 1.0, max: 2.0, step: "1" },
+    FieldSpec {
+        name: "sex",
+        label: "Sex",
+        unit: "1 or 2",
+        min: 1.0,
+        max: 2.0,
+        step: "1",
+    },
     // data: 18.0..42.2
-    FieldSpec { name: "bmi", label: "Body mass index", unit: "kg/m²", min: 10.0, max: 80.0, step: "any" },
+    FieldSpec {
+        name: "bmi",
+        label: "Body mass index",
+        unit: "kg/m²",
+        min: 10.0,
+        max: 80.0,
+        step: "any",
+    },
     // data: 62..133
-    FieldSpec { name: "bp", label: "Mean blood pressure", unit: "mm Hg", min: 30.0, max: 250.0, step: "any" },
+    FieldSpec {
+        name: "bp",
+        label: "Mean blood pressure",
+        unit: "mm Hg",
+        min: 30.0,
+        max: 250.0,
+        step: "any",
+    },
     // data: 97..301
-    FieldSpec { name: "s1", label: "s1: total serum cholesterol (tc)", unit: "mg/dL", min: 20.0, max: 800.0, step: "any" },
+    FieldSpec {
+        name: "s1",
+        label: "s1: total serum cholesterol (tc)",
+        unit: "mg/dL",
+        min: 20.0,
+        max: 800.0,
+        step: "any",
+    },
     // data: 41.6..242.4
-    FieldSpec { name: "s2", label: "s2: low-density lipoproteins (ldl)", unit: "mg/dL", min: 0.0, max: 600.0, step: "any" },
+    FieldSpec {
+        name: "s2",
+        label: "s2: low-density lipoproteins (ldl)",
+        unit: "mg/dL",
+        min: 0.0,
+        max: 600.0,
+        step: "any",
+    },
     // data: 22..99
-    FieldSpec { name: "s3", label: "s3: high-density lipoproteins (hdl)", unit: "mg/dL", min: 0.0, max: 300.0, step: "any" },
+    FieldSpec {
+        name: "s3",
+        label: "s3: high-density lipoproteins (hdl)",
+        unit: "mg/dL",
+        min: 0.0,
+        max: 300.0,
+        step: "any",
+    },
     // data: 2..9.09
-    FieldSpec { name: "s4", label: "s4: total cholesterol / HDL (tch)", unit: "ratio", min: 0.0, max: 30.0, step: "any" },
+    FieldSpec {
+        name: "s4",
+        label: "s4: cholesterol / HDL (tch)",
+        unit: "ratio",
+        min: 0.0,
+        max: 30.0,
+        step: "any",
+    },
     // data: 3.2581..6.107
-    FieldSpec { name: "s5", label: "s5: log of serum triglycerides (ltg)", unit: "ln mg/dL", min: 0.0, max: 10.0, step: "any" },
+    FieldSpec {
+        name: "s5",
+        label: "s5: log of triglycerides (ltg)",
+        unit: "ln mg/dL",
+        min: 0.0,
+        max: 10.0,
+        step: "any",
+    },
     // data: 58..124
-    FieldSpec { name: "s6", label: "s6: blood sugar level (glu)", unit: "mg/dL", min: 20.0, max: 600.0, step: "any" },
+    FieldSpec {
+        name: "s6",
+        label: "s6: blood sugar level (glu)",
+        unit: "mg/dL",
+        min: 20.0,
+        max: 600.0,
+        step: "any",
+    },
 ];
 
 /// Longest text accepted in one field (a number is far shorter).
@@ -95,7 +165,10 @@ fn check_value(spec: &FieldSpec, field: &str, v: f64) -> Result<f64, FieldError>
     if v < spec.min || v > spec.max {
         return Err(FieldError::new(
             field,
-            format!("must be between {} and {} {}", spec.min, spec.max, spec.unit),
+            format!(
+                "must be between {} and {} {}",
+                spec.min, spec.max, spec.unit
+            ),
         ));
     }
     Ok(v)
@@ -312,7 +385,11 @@ mod tests {
         }
         // sklearn LinearRegression().fit(load_diabetes()).predict(X[:1]),
         // tests/common/oracle.rs: 206.11667724
-        assert!((a.prediction - 206.116_677_24).abs() < 1e-6, "{}", a.prediction);
+        assert!(
+            (a.prediction - 206.116_677_24).abs() < 1e-6,
+            "{}",
+            a.prediction
+        );
     }
 
     #[test]

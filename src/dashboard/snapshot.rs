@@ -356,7 +356,13 @@ pub(crate) mod tests {
         assert_eq!(first.active_alerts, ["mae_high"]);
         assert_eq!(first.drift.len(), 2);
         assert_eq!(first.drift_share, Some(0.5));
-        let next = build(c, None, &b, histogram(&m.metrics), last_seq(&b).map(|s| s - 1));
+        let next = build(
+            c,
+            None,
+            &b,
+            histogram(&m.metrics),
+            last_seq(&b).map(|s| s - 1),
+        );
         assert_eq!(next.windows.iter().map(|p| p.seq).collect::<Vec<_>>(), [3]);
         assert!(next.baseline.is_none());
         let json = serde_json::to_string(&next).unwrap();
@@ -384,7 +390,12 @@ pub(crate) mod tests {
                 .join("\n")
         };
         let before = stable(&t);
-        let c = counters(m, Instant::now(), true, &["q.model".into(), "q.other".into()]);
+        let c = counters(
+            m,
+            Instant::now(),
+            true,
+            &["q.model".into(), "q.other".into()],
+        );
         assert_eq!((c.samples, c.rows, c.expired, c.evicted), (7, 5, 2, 0));
         let b = c.bridge.unwrap();
         assert_eq!((b.connected, b.resent, b.dropped), (false, 3, 0));
@@ -398,7 +409,8 @@ pub(crate) mod tests {
             }]
         );
         assert_eq!(stable(&t), before, "reading created a series");
-        m.absolute_error.observe_many([3.0, 4.0, 12.0, 400.0].into_iter());
+        m.absolute_error
+            .observe_many([3.0, 4.0, 12.0, 400.0].into_iter());
         let h = histogram(m);
         assert_eq!(h.counts.iter().sum::<u64>(), 4);
         assert_eq!((h.counts[0], h.counts[2]), (2, 1));

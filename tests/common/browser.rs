@@ -43,7 +43,10 @@ fn find_executable(name: &str) -> Option<PathBuf> {
 }
 
 fn find_tools() -> Option<(PathBuf, PathBuf)> {
-    Some((find_executable("chromium")?, find_executable("chromedriver")?))
+    Some((
+        find_executable("chromium")?,
+        find_executable("chromedriver")?,
+    ))
 }
 
 /// `(chromium, chromedriver)`, installed from Debian when missing. Once per
@@ -171,7 +174,10 @@ impl Browser {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on {addr}");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on {addr}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let mut caps = serde_json::Map::new();
