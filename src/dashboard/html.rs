@@ -276,9 +276,9 @@ pub fn dashboard(snap: &Snapshot) -> String {
         );
     }
     out.push_str("</ol></section></div>\n");
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<script src=\"{}\"></script><script src=\"{}\"></script>\n",
+        "<script src=\"{}\"></script><script src=\"{}\"></script>",
         super::assets::UPLOT_JS_PATH,
         super::assets::DASHBOARD_JS_PATH
     );
