@@ -372,6 +372,31 @@ pub(crate) mod tests {
     use crate::metrics::Telemetry;
 
     #[test]
+    fn a_full_board_makes_a_bounded_first_event_and_small_later_ones() {
+        use crate::monitor::report::BOARD_WINDOWS;
+        let mut b = board();
+        b.windows.clear();
+        for seq in 1..=BOARD_WINDOWS as u64 + 50 {
+            if b.windows.len() == BOARD_WINDOWS {
+                b.windows.pop_front();
+            }
+            let mut w = window(seq, &["mae_high"]);
+            w.features = (0..10).map(|_| w.features[1].clone()).collect();
+            b.windows.push_back(w);
+        }
+        let t = Telemetry::new("test");
+        let c = counters(&t.metrics, Instant::now(), true, &[]);
+        let first = build(c.clone(), None, &b, histogram(&t.metrics), None);
+        assert_eq!(first.windows.len(), BOARD_WINDOWS);
+        let first_len = serde_json::to_string(&first).unwrap().len();
+        let next = build(c, None, &b, histogram(&t.metrics), last_seq(&b).map(|s| s - 1));
+        let next_len = serde_json::to_string(&next).unwrap().len();
+        println!("first event {first_len} bytes, next {next_len} bytes");
+        assert!(first_len < 128 * 1024, "{first_len}");
+        assert!(next_len < 4 * 1024, "{next_len}");
+    }
+
+    #[test]
     fn counters_come_from_the_registry_without_creating_series() {
         let t = Telemetry::new("test");
         let m = &t.metrics;
