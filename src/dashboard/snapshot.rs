@@ -389,7 +389,13 @@ pub(crate) mod tests {
         let first = build(c.clone(), None, &b, histogram(&t.metrics), None);
         assert_eq!(first.windows.len(), BOARD_WINDOWS);
         let first_len = serde_json::to_string(&first).unwrap().len();
-        let next = build(c, None, &b, histogram(&t.metrics), last_seq(&b).map(|s| s - 1));
+        let next = build(
+            c,
+            None,
+            &b,
+            histogram(&t.metrics),
+            last_seq(&b).map(|s| s - 1),
+        );
         let next_len = serde_json::to_string(&next).unwrap().len();
         println!("first event {first_len} bytes, next {next_len} bytes");
         assert!(first_len < 128 * 1024, "{first_len}");
