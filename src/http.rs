@@ -15,6 +15,8 @@
 //!   open and, with the bridge on, the broker connection is up with the
 //!   topology declared; 503 with the reason while it is not (for example
 //!   while the broker is away; back to 200 when it returns).
+//! - The dashboard (`/`, `/events`, `/assets/...`) and the predict form
+//!   (`/predict`, `/api/predict`): see [`crate::dashboard`].
 //!
 //! Unknown paths get 404, other methods 405. Connections are bounded by
 //! `http.max_connections`; request heads by actix-http's limits (431 past
@@ -31,6 +33,7 @@ use std::time::Duration;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::dashboard::Dashboard;
 use crate::exposition;
 use crate::metrics::{Telemetry, OPENMETRICS_CONTENT_TYPE};
 
@@ -123,18 +126,38 @@ struct State {
     status: Arc<Status>,
 }
 
+/// A running server: stop it with [`Server::stop`].
+pub struct Server {
+    handle: actix_web::dev::ServerHandle,
+    /// Ends the dashboard's event streams.
+    streams: tokio_util::sync::CancellationToken,
+}
+
+impl Server {
+    /// Ends the open event streams, then stops the server gracefully
+    /// (requests in flight finish; bounded by a 1 s shutdown timeout).
+    pub async fn stop(self) {
+        self.streams.cancel();
+        self.handle.stop(true).await;
+    }
+}
+
 /// Starts serving on `listener` (inside an actix System); stop it with the
-/// returned handle.
+/// returned [`Server`].
 pub fn serve(
     listener: TcpListener,
     telemetry: Arc<Telemetry>,
     status: Arc<Status>,
     limits: Limits,
-) -> std::io::Result<actix_web::dev::ServerHandle> {
+    dashboard: Dashboard,
+) -> std::io::Result<Server> {
     let state = web::Data::new(State { telemetry, status });
+    let streams = dashboard.stop.clone();
     let server = HttpServer::new(move || {
+        let dashboard = dashboard.clone();
         App::new()
             .app_data(state.clone())
+            .configure(move |cfg| crate::dashboard::routes::configure(cfg, dashboard))
             .service(
                 web::resource("/metrics")
                     .route(web::get().to(metrics))
@@ -168,7 +191,7 @@ pub fn serve(
             tracing::error!(error = %e, "http server failed");
         }
     });
-    Ok(handle)
+    Ok(Server { handle, streams })
 }
 
 async fn metrics(req: actix_web::HttpRequest, state: web::Data<State>) -> HttpResponse {

@@ -4,7 +4,8 @@
 //! the pure logic ([`data`], [`model`], [`sampler`], [`join`],
 //! [`histogram`], [`scenario`], [`log_format`], [`append_file`], [`render`],
 //! [`monitor`], [`render_over_time`]), the [`actors`] that wrap it, and
-//! [`pipeline`], which wires and runs them.
+//! [`pipeline`], which wires and runs them; [`http`] serves the registry
+//! and the [`dashboard`].
 //! [`cli`] is the command line; `main.rs` only calls it.
 
 pub mod actors;
@@ -13,6 +14,7 @@ pub mod append_file;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod data;
 pub mod done;
 pub mod exit;

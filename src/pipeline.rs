@@ -30,6 +30,7 @@ use crate::actors::{Fanout, FeatureSource, MetricActor, ModelActor, PlotActor};
 use crate::amqp::{Bridge, BridgeActor, BridgeReport};
 use crate::append_file::AppendFile;
 use crate::config::{Role, Settings};
+use crate::dashboard::Dashboard;
 use crate::data::Dataset;
 use crate::join::RecentIds;
 use crate::journal::Journal;
@@ -38,6 +39,7 @@ use crate::log_format::METRIC_HEADER;
 use crate::messages::{Batch, Features, Kind, MetricRecord, Prediction, Truth};
 use crate::metrics::{Metrics, Telemetry};
 use crate::model::{LinearModel, ModelError};
+use crate::monitor::report::Board;
 use crate::render::PlotSpec;
 use crate::sampler::Sampler;
 use crate::scenario::{Plan, Scenario};
@@ -87,6 +89,8 @@ pub struct Prepared {
     /// The registry every component updates; read it after the run.
     pub telemetry: Arc<Telemetry>,
     model: Option<Arc<LinearModel>>,
+    /// Where the model came from: the artifact's path, or "fitted in memory".
+    model_origin: String,
     metric: Option<(MetricFiles, Option<RecentIds>)>,
     plot: Option<PlotActor>,
     /// The HTTP server's listener, bound.
@@ -168,6 +172,11 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     } else {
         None
     };
+    let model_origin = if settings.model.artifact.exists() {
+        settings.model.artifact.display().to_string()
+    } else {
+        "fitted in memory".to_owned()
+    };
     // The metric opens (and repairs) the log before the plot reads it.
     let metric = if settings.runs(Role::Metric) {
         let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
@@ -222,6 +231,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         paths,
         telemetry,
         model,
+        model_origin,
         metric,
         plot,
         http,
@@ -344,11 +354,22 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         settings,
         telemetry,
         model,
+        model_origin,
         metric,
         plot,
         http,
         ..
     } = p;
+    let mut dashboard = Dashboard::new(
+        telemetry.metrics.clone(),
+        // The monitor's board, once the monitor runs here; empty until then
+        // (the dashboard says "no windows yet").
+        Board::default(),
+        settings.http.max_event_streams,
+    );
+    if let Some(m) = &model {
+        dashboard = dashboard.with_model(m.clone(), &model_origin);
+    }
     let mut bridge = match settings.bridge.enabled {
         true => Some(
             Bridge::start(settings.bridge.clone(), &telemetry.metrics)
@@ -361,7 +382,9 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         consume_remote_inputs(b, &actors.routes, &settings);
     }
     let server = match http {
-        Some(listener) => Some(serve_http(listener, &actors, &telemetry, &settings)?),
+        Some(listener) => Some(serve_http(
+            listener, &actors, &telemetry, &settings, dashboard,
+        )?),
         None => None,
     };
 
@@ -386,7 +409,7 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         why = shutdown.aborted() => Err(aborted(why)),
     };
     if let Some(server) = server {
-        server.stop(true).await;
+        server.stop().await;
     }
     report
 }
@@ -622,13 +645,15 @@ fn consume_remote_inputs(bridge: &mut Bridge, routes: &Routes, settings: &Settin
     }
 }
 
-/// Serves `/metrics`, `/health` and `/ready` on the listener bound at start.
+/// Serves `/metrics`, `/health`, `/ready` and the dashboard on the
+/// listener bound at start.
 fn serve_http(
     listener: TcpListener,
     actors: &Actors,
     telemetry: &Arc<Telemetry>,
     settings: &Settings,
-) -> anyhow::Result<actix_web::dev::ServerHandle> {
+    mut dashboard: Dashboard,
+) -> anyhow::Result<crate::http::Server> {
     let status = status_of(
         &actors.routes,
         actors.source.as_ref(),
@@ -639,8 +664,31 @@ fn serve_http(
         max_connections: settings.http.max_connections,
         request_timeout: settings.http.request_timeout,
     };
-    crate::http::serve(listener, telemetry.clone(), Arc::new(status), limits)
-        .context("starting the http server")
+    dashboard.bridge = settings.bridge.enabled;
+    if settings.bridge.enabled {
+        // Every queue this process may consume; the dashboard shows those
+        // with deliveries.
+        let q = &settings.inbound;
+        dashboard.inbound_queues = [
+            q.model_queue.as_str(),
+            &q.metric_truth_queue,
+            &q.metric_prediction_queue,
+            &q.plot_queue,
+            "features",
+            "y_true",
+            "y_pred",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+    }
+    crate::http::serve(
+        listener,
+        telemetry.clone(),
+        Arc::new(status),
+        limits,
+        dashboard,
+    )
+    .context("starting the http server")
 }
 
 /// What `/health` and `/ready` look at: every local actor, and the broker.

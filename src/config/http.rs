@@ -1,6 +1,9 @@
 //! `[http]`: the HTTP server inside the process (`/metrics`, `/health`,
 //! `/ready`; see `crate::http`).
 //!
+//! `max_event_streams` bounds the dashboard's live streams (`/events`);
+//! each holds one of the `max_connections` for as long as its page is open.
+//!
 //! `listen` is an address `ip:port` (port 0 picks a free port, logged and
 //! written to `logs/http.addr`) or `off`. Two processes of the split layout
 //! on one machine need different ports. Connections served at once and the
@@ -28,6 +31,8 @@ pub struct HttpSettings {
     /// A client must send its request head within this time.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Dashboard event streams (`GET /events`) open at once, at most.
+    pub max_event_streams: usize,
 }
 
 impl Default for HttpSettings {
@@ -36,6 +41,7 @@ impl Default for HttpSettings {
             listen: "127.0.0.1:9898".into(),
             max_connections: 256,
             request_timeout: Duration::from_secs(5),
+            max_event_streams: 16,
         }
     }
 }
@@ -64,6 +70,7 @@ impl Check for HttpSettings {
             ));
         }
         in_range("http.max_connections", self.max_connections, 1, 100_000)?;
+        in_range("http.max_event_streams", self.max_event_streams, 1, 1000)?;
         duration_in(
             "http.request_timeout",
             self.request_timeout,
@@ -139,6 +146,19 @@ mod tests {
                 Err(e) => {
                     assert!(!ok, "{max_connections}: {e}");
                     assert!(e.to_string().contains("http.max_connections"), "{e}");
+                }
+            }
+        }
+        for (streams, ok) in [(0, false), (1, true), (1000, true), (1001, false)] {
+            let h = HttpSettings {
+                max_event_streams: streams,
+                ..HttpSettings::default()
+            };
+            match h.check() {
+                Ok(()) => assert!(ok, "{streams} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{streams}: {e}");
+                    assert!(e.to_string().contains("http.max_event_streams"), "{e}");
                 }
             }
         }

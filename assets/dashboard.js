@@ -1,0 +1,183 @@
+// modelwatch dashboard: live numbers and charts from GET /events (Server-Sent
+// Events), drawn with the vendored uPlot. No framework, no build step. The
+// server renders every number into the page first, so without JavaScript the
+// page still reads; this script only keeps it current.
+(function () {
+  "use strict";
+  var MAX_POINTS = 600; // as many windows as the server's board keeps
+  var root = document.documentElement;
+  root.classList.remove("nojs");
+  var $ = function (id) { return document.getElementById(id); };
+  var BLUE = "#1f5fbf", RED = "#b3261e", BAND = "rgba(27,122,58,0.13)";
+
+  function fmt(v, d) { return (v === null || v === undefined || !isFinite(v)) ? "-" : Number(v).toFixed(d); }
+  function pfmt(p) { return !isFinite(p) ? "-" : (p < 1e-3 ? p.toExponential(1) : p.toFixed(3)); }
+  function esc(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function uptime(s) {
+    s = Math.max(0, Math.floor(s));
+    var h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, r = s % 60, p = function (n) { return (n < 10 ? "0" : "") + n; };
+    return h ? h + "h " + p(m) + "m " + p(r) + "s" : (m ? m + "m " + p(r) + "s" : r + "s");
+  }
+  function set(key, text) {
+    var el = document.querySelector('[data-k="' + key + '"]');
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+
+  // ---- charts -------------------------------------------------------------
+  var metrics = [["mae", "MAE", 2], ["rmse", "RMSE", 2], ["r2", "R²", 3], ["bias", "Bias", 2]];
+  var xs = [], cols = { mae: [], rmse: [], r2: [], bias: [] }, alerts = [], lastSeq = -1, baseline = null;
+  var charts = {}, hist = null;
+
+  function width(el) { return Math.max(240, Math.floor(el.getBoundingClientRect().width)); }
+
+  function lineOpts(label, el) {
+    return {
+      width: width(el), height: 190, legend: { show: false }, cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true } },
+      series: [
+        {},
+        { label: label, stroke: BLUE, width: 2, points: { show: false }, spanGaps: false },
+        { label: "baseline p99", stroke: "rgba(27,122,58,0.5)", width: 1, dash: [4, 4], points: { show: false } },
+        { label: "baseline p01", stroke: "rgba(27,122,58,0.5)", width: 1, dash: [4, 4], points: { show: false } },
+        { label: "alert", stroke: RED, width: 0, paths: function () { return null; },
+          points: { show: true, size: 6, fill: RED, stroke: RED } }
+      ],
+      bands: [{ series: [2, 3], fill: BAND }],
+      axes: [{ stroke: "#5b6675", grid: { stroke: "#eceff3" } }, { stroke: "#5b6675", grid: { stroke: "#eceff3" }, size: 56 }]
+    };
+  }
+
+  function lineData(key) {
+    var b = baseline && baseline[key];
+    var hi = xs.map(function () { return b ? b.p99 : null; });
+    var lo = xs.map(function () { return b ? b.p01 : null; });
+    var marks = cols[key].map(function (v, i) { return alerts[i] ? v : null; });
+    return [xs.slice(), cols[key].slice(), hi, lo, marks];
+  }
+
+  function histOpts(el, n) {
+    return {
+      width: width(el), height: 190, legend: { show: false }, cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: false, range: [-0.6, n - 0.4] } },
+      series: [{}, { label: "rows", fill: BLUE, stroke: BLUE, width: 0,
+                     paths: uPlot.paths.bars({ size: [0.85, 60] }), points: { show: false } }],
+      axes: [{ stroke: "#5b6675", grid: { show: false }, incrs: [1, 2, 4],
+               values: function (u, ticks) { return ticks.map(function (t) { return histLabels[t] || ""; }); } },
+             { stroke: "#5b6675", grid: { stroke: "#eceff3" }, size: 56 }]
+    };
+  }
+  var histLabels = [];
+
+  function drawHistogram(h) {
+    var el = $("c-hist");
+    if (!el || !h) return;
+    histLabels = h.upper.map(function (u) { return u === null ? "more" : "≤" + u; });
+    var xi = h.counts.map(function (_, i) { return i; });
+    var data = [xi, h.counts.slice()];
+    if (!hist) hist = new uPlot(histOpts(el, xi.length), data, el);
+    else hist.setData(data);
+  }
+
+  function drawLines() {
+    var box = $("charts");
+    if (!xs.length) return; // "no windows yet": nothing to plot
+    if (box && box.hidden) box.hidden = false;
+    metrics.forEach(function (m) {
+      var el = $("c-" + m[0]);
+      if (!el) return;
+      var data = lineData(m[0]);
+      if (!charts[m[0]]) charts[m[0]] = new uPlot(lineOpts(m[1], el), data, el);
+      else charts[m[0]].setData(data);
+    });
+  }
+
+  window.addEventListener("resize", function () {
+    Object.keys(charts).forEach(function (k) {
+      var el = $("c-" + k);
+      charts[k].setSize({ width: width(el), height: 190 });
+    });
+    if (hist) hist.setSize({ width: width($("c-hist")), height: 190 });
+  });
+
+  // ---- tables -------------------------------------------------------------
+  function drawDrift(s) {
+    var body = document.querySelector("#drift tbody");
+    if (!body) return;
+    var html = s.drift.length ? s.drift.map(function (d) {
+      return "<tr" + (d.drifted ? ' class="drifted"' : "") + '><th scope="row">' + esc(d.name) + "</th><td>" +
+        pfmt(d.p_value) + "</td><td>" + fmt(d.psi, 3) + "</td><td>" + fmt(d.wasserstein, 3) + "</td><td>" +
+        (d.drifted ? "drifted" : "ok") + "</td></tr>";
+    }).join("") : '<tr><td colspan="5">no windows yet</td></tr>';
+    if (body.innerHTML !== html) body.innerHTML = html;
+    var share = $("drift-share");
+    if (share) share.textContent = s.drift_share === null || s.drift_share === undefined ? "" :
+      "(" + Math.round(s.drift_share * 100) + "% of features drifted)";
+  }
+
+  function drawAlerts(s) {
+    var active = $("active");
+    if (active) active.innerHTML = s.active_alerts.length ?
+      '<strong class="alert">' + s.active_alerts.map(esc).join(", ") + "</strong>" : "none";
+    var list = $("events");
+    if (!list) return;
+    var html = s.events.length ? s.events.slice().reverse().map(function (e) {
+      return '<li class="' + (e.state === "fired" ? "fired" : "resolved") + '"><strong>' + esc(e.rule) + "</strong> " +
+        esc(e.state) + " (window " + Number(e.seq) + "): " + esc(e.message) + "</li>";
+    }).join("") : '<li class="muted empty">no alert events yet</li>';
+    if (list.innerHTML !== html) list.innerHTML = html;
+  }
+
+  function drawCounters(s) {
+    var c = s.counters;
+    set("rate", fmt(c.rate, 1));
+    set("samples", String(c.samples));
+    set("rows", String(c.rows));
+    set("waiting", String(c.waiting));
+    set("expired", String(c.expired));
+    set("evicted", String(c.evicted));
+    set("uptime", uptime(c.uptime_s));
+    if (c.bridge) {
+      set("bridge", c.bridge.connected ? "connected" : "not connected");
+      set("buffered", String(c.bridge.buffered));
+      set("resent", String(c.bridge.resent));
+      set("bdropped", String(c.bridge.dropped));
+    }
+    c.inbound.forEach(function (q) { set("q:" + q.queue, q.delivered + " / " + q.acked); });
+  }
+
+  function onSnapshot(s) {
+    if (s.baseline) baseline = s.baseline;
+    s.windows.forEach(function (w) {
+      if (w.seq <= lastSeq) return; // a reconnected stream repeats the history
+      lastSeq = w.seq;
+      xs.push(w.t); alerts.push(w.alert);
+      metrics.forEach(function (m) { cols[m[0]].push(w[m[0]]); });
+    });
+    if (xs.length > MAX_POINTS) {
+      var cut = xs.length - MAX_POINTS;
+      xs.splice(0, cut); alerts.splice(0, cut);
+      metrics.forEach(function (m) { cols[m[0]].splice(0, cut); });
+    }
+    var nw = $("no-windows"), last = xs.length - 1;
+    if (nw && last >= 0) nw.textContent = "Window " + lastSeq + ": MAE " + fmt(cols.mae[last], 2) + ", RMSE " +
+      fmt(cols.rmse[last], 2) + ", R² " + fmt(cols.r2[last], 3) + ", bias " + fmt(cols.bias[last], 2) + ".";
+    drawCounters(s);
+    drawLines();
+    drawHistogram(s.histogram);
+    drawDrift(s);
+    drawAlerts(s);
+  }
+
+  var live = $("live");
+  if (!window.EventSource) { if (live) live.textContent = "(this browser has no EventSource: reload for new numbers)"; return; }
+  var es = new EventSource("/events");
+  es.addEventListener("snapshot", function (ev) {
+    try { onSnapshot(JSON.parse(ev.data)); } catch (e) { if (live) live.textContent = "(bad update: " + e + ")"; return; }
+    if (live) live.textContent = "(live)";
+  });
+  es.onerror = function () { if (live) live.textContent = "(reconnecting…)"; };
+})();

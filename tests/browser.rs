@@ -1,0 +1,295 @@
+//! The dashboard and the predict form in a real headless Chromium (Debian's
+//! `chromium` and `chromium-driver`, installed by the test when missing),
+//! driven over WebDriver with fantoccini, against the real binary on a free
+//! port:
+//!
+//! - `/`: the counters rise while the test watches (the page's EventSource
+//!   gets `/events`), and uPlot draws: the histogram's canvas holds pixels
+//!   of its bar colour;
+//! - `/predict`: row 0 of `data/diabetes.csv` typed in raw units and
+//!   submitted gives sklearn's prediction to the digits shown; bad input
+//!   (age "abc", sex 3) shows the messages next to the fields and no
+//!   prediction.
+//!
+//! Screenshots go to `target/screenshots/` for a person to look at.
+//! (The scenario test, "a drift cell and an alert appear", waits for the
+//! monitor and its scenario to be merged.)
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use browser::Browser;
+use common::openmetrics::http_addr;
+use common::oracle;
+use common::*;
+use fantoccini::Locator;
+
+fn screenshot_dir() -> PathBuf {
+    let dir = browser::target_dir().join("screenshots");
+    std::fs::create_dir_all(&dir).expect("target/screenshots");
+    dir
+}
+
+async fn save_screenshot(b: &Browser, name: &str) -> PathBuf {
+    let png = b.client.screenshot().await.expect("a screenshot");
+    let path = screenshot_dir().join(name);
+    std::fs::write(&path, &png).expect("writing the screenshot");
+    let (w, h) = assert_png_has_a_picture(&path);
+    assert!(w >= 300 && h >= 300, "{}: {w}x{h}", path.display());
+    path
+}
+
+async fn text_of(b: &Browser, css: &str) -> String {
+    b.client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
+/// Polls `f` every 100 ms until it returns `Some`; panics after `timeout`.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn start_app(sb: &Sandbox) -> (Running, SocketAddr) {
+    let logs = sb.logs();
+    let app =
+        Running::spawn(sb.run_command(&logs, &["--count", "0", "--rate", "300", "--seed", "9"]));
+    let addr = http_addr(&logs, TIMEOUT);
+    (app, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_updates_live_and_draws_its_charts() {
+    let started = Instant::now();
+    let sb = Sandbox::new();
+    let (app, addr) = start_app(&sb);
+    let b = Browser::start(1000, 1500).await;
+    b.client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .expect("open /");
+
+    // Live: the script marks the page, and the counter moves on screen.
+    eventually("the page to go live", TIMEOUT, || async {
+        (text_of(&b, "#live").await == "(live)").then_some(())
+    })
+    .await;
+    let samples = |s: String| s.trim().parse::<u64>().unwrap_or(0);
+    let first = samples(text_of(&b, "[data-k=samples]").await);
+    let mut seen = vec![first];
+    let deadline = Instant::now() + TIMEOUT;
+    while seen.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the counter did not rise twice on screen: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = samples(text_of(&b, "[data-k=samples]").await);
+        if now != *seen.last().unwrap() {
+            seen.push(now);
+        }
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+
+    // uPlot drew the histogram: its canvas holds pixels of the bars' colour
+    // (#1f5fbf), and the four line charts have canvases too.
+    let script = r#"
+        const c = document.querySelector('#c-hist canvas');
+        if (!c) return -1;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4)
+            if (d[i] === 0x1f && d[i+1] === 0x5f && d[i+2] === 0xbf && d[i+3] === 255) n++;
+        return n;"#;
+    let bar_pixels = eventually("histogram bars on the canvas", TIMEOUT, || async {
+        let n = b
+            .client
+            .execute(script, vec![])
+            .await
+            .expect("execute")
+            .as_i64()
+            .unwrap_or(-1);
+        (n > 500).then_some(n)
+    })
+    .await;
+    let canvases = b
+        .client
+        .execute(
+            "return document.querySelectorAll('.chart canvas').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        canvases, 1,
+        "the histogram; the line charts wait for windows"
+    );
+    let hidden = b
+        .client
+        .execute("return document.getElementById('charts').hidden;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(hidden, true, "no windows: the line charts are hidden");
+    // The drift table and alerts say so when the board is empty.
+    assert_eq!(text_of(&b, "#drift tbody").await, "no windows yet");
+    let shot = save_screenshot(&b, "dashboard.png").await;
+
+    // Phone width: nothing wider than the screen.
+    b.client.set_window_size(390, 1200).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let overflow = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "wider than a phone by {overflow}"
+    );
+    save_screenshot(&b, "dashboard-phone.png").await;
+
+    b.close().await;
+    drop(app);
+    println!(
+        "browser: dashboard test {:?} ({} bar pixels; {})",
+        started.elapsed(),
+        bar_pixels,
+        shot.display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_predict_form_gives_sklearns_prediction_and_refuses_bad_input_beside_the_field() {
+    let started = Instant::now();
+    let sb = Sandbox::new();
+    let (app, addr) = start_app(&sb);
+    let b = Browser::start(1000, 1400).await;
+    b.client
+        .goto(&format!("http://{addr}/predict"))
+        .await
+        .expect("open /predict");
+
+    // Row 0 of the data file, read here, typed into the labelled inputs.
+    let csv =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/diabetes.csv")).unwrap();
+    let mut lines = csv.lines();
+    let names: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row0: Vec<&str> = lines.next().unwrap().split(',').collect();
+    for (name, value) in names.iter().zip(&row0).take(10) {
+        let input = b
+            .client
+            .find(Locator::Css(&format!(
+                "label[for=f-{name}] + input#f-{name}"
+            )))
+            .await
+            .unwrap_or_else(|e| panic!("the labelled input of {name}: {e}"));
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    b.client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let shown = eventually("the prediction", TIMEOUT, || async {
+        let e = b.client.find(Locator::Id("prediction")).await.ok()?;
+        e.text().await.ok()
+    })
+    .await;
+    // sklearn's prediction of row 0 (tests/common/oracle.rs: 206.116677...),
+    // to the six decimals the page shows.
+    let want = oracle::rows()[0].prediction;
+    assert_eq!(shown, format!("{want:.6}"), "sklearn: {want}");
+    assert_eq!(shown, "206.116677");
+    let nearest = text_of(&b, "#nearest tbody tr:first-child").await;
+    assert_eq!(
+        nearest.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0.0000", "151"],
+        "row 0 is its own nearest row"
+    );
+    save_screenshot(&b, "predict.png").await;
+
+    // Bad input: the messages next to their fields, nothing predicted.
+    for (name, value) in [("age", "abc"), ("sex", "3")] {
+        let input = b
+            .client
+            .find(Locator::Id(&format!("f-{name}")))
+            .await
+            .unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    // Keyboard only: Enter in a field submits the form.
+    b.client
+        .find(Locator::Id("f-sex"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    let age_error = eventually("the age message", TIMEOUT, || async {
+        let e = b
+            .client
+            .find(Locator::Css(".field.bad #e-age"))
+            .await
+            .ok()?;
+        e.text().await.ok()
+    })
+    .await;
+    assert_eq!(age_error, "Age is not a number");
+    assert_eq!(text_of(&b, ".field.bad #e-sex").await, "Sex must be 1 or 2");
+    // The message belongs to its input (read by screen readers with it).
+    let described = b
+        .client
+        .find(Locator::Id("f-age"))
+        .await
+        .unwrap()
+        .attr("aria-describedby")
+        .await
+        .unwrap();
+    assert_eq!(described.as_deref(), Some("e-age"));
+    assert!(
+        b.client.find(Locator::Id("prediction")).await.is_err(),
+        "a prediction was shown"
+    );
+    // What was typed stays in the form.
+    let age = b
+        .client
+        .find(Locator::Id("f-age"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(age.as_deref(), Some("abc"));
+    save_screenshot(&b, "predict-refused.png").await;
+
+    b.close().await;
+    drop(app);
+    println!("browser: predict test {:?}", started.elapsed());
+}
