@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::metric::{FlushAndReport, MetricFiles, MetricReport, RestartLink};
+use crate::actors::monitor::{FinalFlush, MonitorActor, Reference};
 use crate::actors::plot::FinalRender;
 use crate::actors::source::SourceReport;
 use crate::actors::throughput::ThroughputObserver;
@@ -59,6 +60,10 @@ pub struct LogPaths {
     pub http_addr: PathBuf,
     /// The telemetry registry at exit, in the OpenMetrics text format.
     pub final_metrics: PathBuf,
+    /// The monitor's closed windows, its alert events, its picture.
+    pub over_time_csv: PathBuf,
+    pub alerts: PathBuf,
+    pub over_time_png: PathBuf,
 }
 
 impl LogPaths {
@@ -72,6 +77,9 @@ impl LogPaths {
             pending_journal: dir.join("pending_halves.journal"),
             http_addr: dir.join("http.addr"),
             final_metrics: dir.join("final_metrics.txt"),
+            over_time_csv: dir.join("metrics_over_time.csv"),
+            alerts: dir.join("alerts.jsonl"),
+            over_time_png: dir.join("error_over_time.png"),
         }
     }
 
@@ -93,6 +101,10 @@ pub struct Prepared {
     model_origin: String,
     metric: Option<(MetricFiles, Option<RecentIds>)>,
     plot: Option<PlotActor>,
+    /// With the metric role and `monitor.enabled`.
+    monitor: Option<MonitorActor>,
+    /// What the monitor said lately, for the dashboard (empty without one).
+    board: Board,
     /// The HTTP server's listener, bound.
     http: Option<TcpListener>,
 }
@@ -118,7 +130,7 @@ pub fn load_or_fit_model(path: &Path) -> Result<LinearModel, ModelError> {
 }
 
 /// Opens one log file for appending, logging a repaired torn line.
-fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
+pub(crate) fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
     let (file, report) = AppendFile::open(path, header)?;
     if report.repaired_bytes > 0 {
         tracing::warn!(
@@ -208,6 +220,21 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     } else {
         None
     };
+    // The monitor (with the metric role) and the histogram's baseline line
+    // (with the plot role) judge against the model's training figures: this
+    // process's model, or the artifact's when the model runs elsewhere.
+    let baseline = match settings.monitor.enabled
+        && (settings.runs(Role::Metric) || settings.runs(Role::Plot))
+    {
+        true => {
+            let m = match &model {
+                Some(m) => m.clone(),
+                None => Arc::new(load_or_fit_model(&settings.model.artifact)?),
+            };
+            Some(Reference::of(m, &settings.monitor)?)
+        }
+        false => None,
+    };
     let plot = if settings.runs(Role::Plot) {
         let spec = PlotSpec {
             width: settings.plot.width,
@@ -226,6 +253,21 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     } else {
         None
     };
+    let board = Board::default();
+    let monitor = match &baseline {
+        Some(baseline) if settings.runs(Role::Metric) => Some(
+            MonitorActor::open(
+                &settings,
+                &paths,
+                baseline.clone(),
+                board.clone(),
+                telemetry.metrics.monitor.clone(),
+            )
+            .context("starting the monitor")?,
+        ),
+        _ => None,
+    };
+    let plot = plot.map(|p| p.with_baseline(baseline.map(|b| b.baseline)));
     Ok(Prepared {
         settings,
         paths,
@@ -234,8 +276,18 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         model_origin,
         metric,
         plot,
+        monitor,
+        board,
         http,
     })
+}
+
+/// The prepared actors of the roles that run in this process.
+struct LocalRoles {
+    model: Option<Arc<LinearModel>>,
+    metric: Option<(MetricFiles, Option<RecentIds>)>,
+    plot: Option<PlotActor>,
+    monitor: Option<MonitorActor>,
 }
 
 /// Figures of a finished run (each part only if this process ran that role).
@@ -290,16 +342,19 @@ struct Routes {
     metric: Option<Addr<MetricActor>>,
     model: Option<Addr<ModelActor>>,
     throughput: Addr<ThroughputObserver>,
+    monitor: Option<Addr<MonitorActor>>,
 }
 
 impl Routes {
     //                                                   work recipients            observers
     fn records(&self) -> Fanout<Batch<MetricRecord>> {
-        self.fanout(recipient(&self.plot)).observed_by(
-            "throughput",
-            self.throughput.clone().recipient(),
-            &self.metrics,
-        )
+        self.fanout(recipient(&self.plot))
+            .observed_by(
+                "throughput",
+                self.throughput.clone().recipient(),
+                &self.metrics,
+            )
+            .maybe_observed_by("monitor", recipient(&self.monitor), &self.metrics)
     }
     fn predictions(&self) -> Fanout<Batch<Prediction>> {
         self.fanout(recipient(&self.metric))
@@ -308,7 +363,11 @@ impl Routes {
         self.fanout(recipient(&self.metric))
     }
     fn features(&self) -> Fanout<Batch<Features>> {
-        self.fanout(recipient(&self.model))
+        self.fanout(recipient(&self.model)).maybe_observed_by(
+            "monitor",
+            recipient(&self.monitor),
+            &self.metrics,
+        )
     }
 
     /// `local` (if that role runs here) and the bridge (if on).
@@ -357,14 +416,16 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         model_origin,
         metric,
         plot,
+        monitor,
+        board,
         http,
         ..
     } = p;
+    // The monitor's board: empty in a process without the monitor (the
+    // dashboard says "no windows yet").
     let mut dashboard = Dashboard::new(
         telemetry.metrics.clone(),
-        // The monitor's board, once the monitor runs here; empty until then
-        // (the dashboard says "no windows yet").
-        Board::default(),
+        board,
         settings.http.max_event_streams,
     );
     if let Some(m) = &model {
@@ -377,7 +438,13 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         ),
         false => None,
     };
-    let mut actors = Actors::start(&settings, &telemetry.metrics, &bridge, model, metric, plot);
+    let local = LocalRoles {
+        model,
+        metric,
+        plot,
+        monitor,
+    };
+    let mut actors = Actors::start(&settings, &telemetry.metrics, &bridge, local);
     if let Some(b) = bridge.as_mut() {
         consume_remote_inputs(b, &actors.routes, &settings);
     }
@@ -436,10 +503,14 @@ impl Actors {
         settings: &Settings,
         metrics: &Metrics,
         bridge: &Option<Bridge>,
-        model: Option<Arc<LinearModel>>,
-        metric: Option<(MetricFiles, Option<RecentIds>)>,
-        plot: Option<PlotActor>,
+        local: LocalRoles,
     ) -> Actors {
+        let LocalRoles {
+            model,
+            metric,
+            plot,
+            monitor,
+        } = local;
         let stop = CancellationToken::new();
         let link = RestartLink {
             stopping: stop.clone(),
@@ -459,7 +530,13 @@ impl Actors {
                 &observers_thread.handle(),
                 move |_| ThroughputObserver::new(rate),
             ),
+            monitor: None,
         };
+        let bridge_addr = bridge.as_ref().map(|b| b.actor.clone());
+        routes.monitor = monitor.map(|actor| {
+            let actor = actor.with_bridge(bridge_addr);
+            MonitorActor::start_in_arbiter(&observers_thread.handle(), move |_| actor)
+        });
         routes.plot = plot.map(|actor| Supervisor::start(move |_| actor));
         // The metric does the file I/O: give it its own thread.
         let metric_thread = Arbiter::new();
@@ -601,6 +678,14 @@ impl Actors {
                 tracing::error!(error = %e, "final plot render failed");
             }
         }
+        if let Some(monitor) = &self.routes.monitor {
+            // Behind whatever it still has in its mailbox.
+            if monitor.send(FinalFlush).await.is_err() {
+                tracing::error!(
+                    "monitor gone at shutdown: its last window and picture are not written"
+                );
+            }
+        }
         self.metric_thread.stop();
         self.observers_thread.stop();
         let bridge = match bridge {
@@ -642,6 +727,15 @@ fn consume_remote_inputs(bridge: &mut Bridge, routes: &Routes, settings: &Settin
     }
     if let (Some(plot), true) = (&routes.plot, remote(Role::Metric)) {
         bridge.consume::<MetricRecord>(&q.plot_queue, Kind::Metrics, plot.clone().recipient(), q);
+    }
+    // The monitor runs with the metric; its drift tests need the features.
+    if let (Some(monitor), true) = (&routes.monitor, remote(Role::Features)) {
+        bridge.consume::<Features>(
+            &q.monitor_features_queue,
+            Kind::Features,
+            monitor.clone().recipient(),
+            q,
+        );
     }
 }
 
@@ -720,6 +814,9 @@ fn status_of(
         status.watch("bridge", probe(a));
     }
     status.watch("throughput", probe(&routes.throughput));
+    if let Some(a) = &routes.monitor {
+        status.watch("monitor", probe(a));
+    }
     status
         .started
         .store(true, std::sync::atomic::Ordering::Release);

@@ -93,6 +93,19 @@ where
         self
     }
 
+    /// With an observer, if there is one (it may not run in this process).
+    pub fn maybe_observed_by(
+        self,
+        name: &'static str,
+        r: Option<Recipient<M>>,
+        metrics: &Metrics,
+    ) -> Self {
+        match r {
+            Some(r) => self.observed_by(name, r, metrics),
+            None => self,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.work.len() + self.observers.len()
     }

@@ -11,6 +11,7 @@
 pub mod fanout;
 pub mod metric;
 pub mod model;
+pub mod monitor;
 pub mod plot;
 pub mod source;
 pub mod throughput;

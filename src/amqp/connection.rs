@@ -126,7 +126,7 @@ pub fn check_topology(settings: &Settings) -> Result<(), BrokerCheckError> {
     let plan = Plan {
         inbound: settings.inbound.clone(),
         roles: settings.roles.clone(),
-        monitor: false, // MERGE-TODO settings.monitor.enabled
+        monitor: settings.monitor.enabled,
     };
     check(&settings.bridge, Some(plan))
 }

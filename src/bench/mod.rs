@@ -9,6 +9,7 @@
 
 pub mod bridge;
 pub mod http;
+pub mod monitor;
 pub mod pipeline;
 pub mod plot;
 pub mod split;
@@ -73,6 +74,7 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let mut figures = Vec::new();
     figures.extend(pipeline::bench(opts)?);
     figures.extend(http::bench(opts)?);
+    figures.extend(monitor::bench(opts)?);
     figures.extend(plot::bench(opts)?);
     match &opts.amqp_url {
         Some(url) => {

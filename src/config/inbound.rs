@@ -154,7 +154,10 @@ impl Check for InboundSettings {
                 &self.metric_prediction_queue,
             ),
             ("inbound.plot_queue", &self.plot_queue),
-            ("inbound.monitor_features_queue", &self.monitor_features_queue),
+            (
+                "inbound.monitor_features_queue",
+                &self.monitor_features_queue,
+            ),
             ("inbound.dead_letter_exchange", &self.dead_letter_exchange),
             ("inbound.dead_letter_queue", &self.dead_letter_queue),
         ] {

@@ -13,6 +13,7 @@
 pub mod alerts;
 pub mod baseline;
 pub mod drift;
+pub mod engine;
 pub mod kde;
 pub mod log;
 pub mod over_time;

@@ -1,0 +1,502 @@
+//! MonitorActor: the thin shell around a [`Monitor`]: it is fed records
+//! (and features) as an observer, writes each closed window to
+//! `metrics_over_time.csv`, each alert event to `alerts.jsonl` and as a
+//! WARN line, updates the telemetry and the dashboard's [`Board`], sends
+//! both to the exchange (routing keys `monitor` and `alerts`) when the
+//! bridge is on, and renders `error_over_time.png` every `plot.interval`
+//! and at shutdown.
+//!
+//! It is an observer (see [`super::fanout`]): it runs on the observers'
+//! thread, its mailbox is bounded, and when it falls behind it misses
+//! batches (counted in `modelwatch_observer_dropped_total{observer="monitor"}`)
+//! rather than slow the pipeline. In the split layout it runs with the
+//! metric role (where the records are) and gets features from a queue of
+//! its own; a restart, even after `kill -9`, continues from the last row of
+//! `metrics_over_time.csv` and takes in the rows of `metric_log.csv` written
+//! after that window (see [`crate::monitor::log::records_after`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use anyhow::Context as _;
+
+use crate::amqp::BridgeActor;
+use crate::append_file::AppendFile;
+use crate::config::{MonitorSettings, Settings};
+use crate::ids::IdGenerator;
+use crate::join::RecentIds;
+use crate::messages::{Batch, Features, MetricRecord, Published};
+use crate::model::LinearModel;
+use crate::monitor::baseline;
+use crate::monitor::drift::{DriftConfig, DriftDetector};
+use crate::monitor::engine::{Closed, Monitor};
+use crate::monitor::log::{write_event, write_row};
+use crate::monitor::over_time::OverTime;
+use crate::monitor::report::{AlertEvent, Baseline, Board, WindowReport};
+use crate::monitor::telemetry::MonitorMetrics;
+use crate::pipeline::LogPaths;
+use crate::render::{PlotSpec, RenderError};
+
+/// Windows closed at start kept for the bridge (it starts later).
+const MAX_UNSENT: usize = 1000;
+/// Points of `error_over_time.png` kept (neighbours merge when full).
+const SERIES_POINTS: usize = 2000;
+/// Batches that may wait in the mailbox before the sender's copies are dropped.
+const MAILBOX: usize = 64;
+/// Most bytes of rows kept for a file that cannot be written (then they
+/// are dropped and counted, and the monitor carries on).
+const MAX_PENDING_BYTES: usize = 4 << 20;
+
+/// What the monitor judges against: the model (its predictions on the
+/// training data are the reference for prediction drift) and the training
+/// baseline for windows of `monitor.window` rows.
+#[derive(Clone)]
+pub struct Reference {
+    pub model: Arc<LinearModel>,
+    pub baseline: Baseline,
+}
+
+impl Reference {
+    /// The artifact's baseline when it is for `monitor.window`, else one
+    /// computed now from the training residuals (`monitor.baseline_windows`
+    /// bootstrap windows, a fixed seed: every process computes the same).
+    pub fn of(model: Arc<LinearModel>, s: &MonitorSettings) -> anyhow::Result<Reference> {
+        let baseline = match &model.baseline {
+            Some(b) if b.window == s.window => {
+                tracing::info!(
+                    window = b.window,
+                    windows = b.windows,
+                    "monitor: the artifact's baseline"
+                );
+                b.clone()
+            }
+            other => {
+                let started = std::time::Instant::now();
+                let b = baseline::from_model(
+                    &model,
+                    s.window,
+                    s.baseline_windows,
+                    baseline::DEFAULT_SEED,
+                )
+                .context("computing the training baseline")?;
+                tracing::info!(
+                    window = s.window,
+                    windows = s.baseline_windows,
+                    artifact_window = other.as_ref().map(|b| b.window),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "monitor: baseline computed from the training residuals (`modelwatch train` stores one for monitor.window)"
+                );
+                b
+            }
+        };
+        tracing::info!(
+            mae = baseline.mae.mean,
+            mae_std = baseline.mae.std,
+            rmse = baseline.rmse.mean,
+            r2 = baseline.r2.mean,
+            "monitor: baseline for windows of {} records",
+            baseline.window
+        );
+        Ok(Reference { model, baseline })
+    }
+}
+
+/// The monitor's outputs.
+pub struct MonitorFiles {
+    pub over_time_csv: AppendFile,
+    pub alerts: AppendFile,
+    pub png: PathBuf,
+}
+
+/// Renders the picture once more, flushes the files, and answers. Sent at shutdown.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FinalFlush;
+
+/// Draws one picture on the renderer's thread.
+#[derive(Message)]
+#[rtype(result = "Result<(), RenderError>")]
+struct Render {
+    series: OverTime,
+    baseline: Baseline,
+    spec: PlotSpec,
+    path: PathBuf,
+}
+
+struct Renderer;
+
+impl Actor for Renderer {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<Render> for Renderer {
+    type Result = Result<(), RenderError>;
+    fn handle(&mut self, r: Render, _: &mut SyncContext<Self>) -> Self::Result {
+        r.series.render(Some(&r.baseline), r.spec, &r.path)
+    }
+}
+
+pub struct MonitorActor {
+    monitor: Monitor,
+    files: MonitorFiles,
+    series: OverTime,
+    baseline: Baseline,
+    spec: PlotSpec,
+    interval: Duration,
+    board: Board,
+    metrics: MonitorMetrics,
+    bridge: Option<Addr<BridgeActor>>,
+    ids: IdGenerator,
+    rules: Vec<String>,
+    /// Feature ids seen lately, when features come from a queue (at least once).
+    seen_features: Option<RecentIds>,
+    renderer: Option<Addr<Renderer>>,
+    /// Windows closed by the restore at start, before the bridge was set
+    /// (the most recent [`MAX_UNSENT`]).
+    unsent: std::collections::VecDeque<(WindowReport, Vec<AlertEvent>)>,
+    changed: bool,
+    write_failures: u64,
+}
+
+impl MonitorActor {
+    /// Opens the monitor's files, builds its statistics, and continues
+    /// where an earlier run stopped: the sequence after the last row of
+    /// `metrics_over_time.csv`, and the rows of `metric_log.csv` written
+    /// after that window's last record taken in again (so every record is
+    /// in exactly one window, across restarts and `kill -9`).
+    pub fn open(
+        settings: &Settings,
+        paths: &LogPaths,
+        reference: Reference,
+        board: Board,
+        metrics: MonitorMetrics,
+    ) -> anyhow::Result<MonitorActor> {
+        let s = &settings.monitor;
+        let drift = DriftConfig {
+            p_value: s.drift_p_value,
+            drift_share: s.drift_share,
+        };
+        let detector = DriftDetector::from_training(&reference.model, drift)
+            .context("building the drift reference")?;
+        let mut monitor = Monitor::new(s, &reference.baseline, detector)?;
+        for rule in monitor.describe_rules() {
+            tracing::info!("monitor: rule {rule}");
+        }
+        let last = crate::monitor::log::last_row(&paths.over_time_csv)
+            .with_context(|| format!("{}: cannot read", paths.over_time_csv.display()))?;
+        let header = crate::monitor::log::header();
+        let files = MonitorFiles {
+            over_time_csv: crate::pipeline::open_log(&paths.over_time_csv, Some(&header))?,
+            alerts: crate::pipeline::open_log(&paths.alerts, None)?,
+            png: paths.over_time_png.clone(),
+        };
+        if let Some(last) = last {
+            monitor.resume(last.seq, last.records_total);
+        }
+        let spec = PlotSpec {
+            width: settings.plot.width,
+            height: settings.plot.height,
+            bins: settings.plot.bins,
+        };
+        let dedup = (!settings.runs(crate::config::Role::Features)).then_some(4 * s.window);
+        let mut actor = MonitorActor::new(
+            monitor,
+            files,
+            reference.baseline,
+            spec,
+            settings.plot.interval,
+            board,
+            metrics,
+            None,
+            dedup,
+        );
+        if let Some(last) = last {
+            let mut chunk = Vec::with_capacity(4096);
+            let found = crate::monitor::log::records_after(&paths.metric_csv, last.end_id, |r| {
+                chunk.push(*r);
+                if chunk.len() == chunk.capacity() {
+                    actor.restore(&chunk);
+                    chunk.clear();
+                }
+            })
+            .with_context(|| format!("reading {}", paths.metric_csv.display()))?;
+            actor.restore(&chunk);
+            match found {
+                Some(n) => tracing::info!(
+                    window = last.seq,
+                    records = n,
+                    "monitor: continuing after the last closed window; took in the rows written after it"
+                ),
+                None => tracing::warn!(
+                    window = last.seq,
+                    end_id = last.end_id,
+                    "monitor: the last window's record is not in metric_log.csv; starting the next window afresh"
+                ),
+            }
+        }
+        Ok(actor)
+    }
+
+    /// Sends closed windows and alert events to the exchange too (those
+    /// the restore at start closed first).
+    pub fn with_bridge(mut self, bridge: Option<Addr<BridgeActor>>) -> MonitorActor {
+        self.bridge = bridge;
+        let unsent = std::mem::take(&mut self.unsent);
+        if self.bridge.is_some() {
+            for (report, events) in unsent {
+                self.send_to_bridge(report, events);
+            }
+        }
+        self
+    }
+
+    fn send_to_bridge(&mut self, report: WindowReport, events: Vec<AlertEvent>) {
+        let Some(bridge) = &self.bridge else {
+            if self.unsent.len() == MAX_UNSENT {
+                self.unsent.pop_front();
+            }
+            self.unsent.push_back((report, events));
+            return;
+        };
+        let now = std::time::Instant::now();
+        let report = Published {
+            id: self.ids.next_id(),
+            body: report,
+        };
+        bridge.do_send(Batch::new(vec![report], now));
+        if !events.is_empty() {
+            let events: Vec<_> = events
+                .into_iter()
+                .map(|body| Published {
+                    id: self.ids.next_id(),
+                    body,
+                })
+                .collect();
+            bridge.do_send(Batch::new(events, now));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        monitor: Monitor,
+        files: MonitorFiles,
+        baseline: Baseline,
+        spec: PlotSpec,
+        interval: Duration,
+        board: Board,
+        metrics: MonitorMetrics,
+        bridge: Option<Addr<BridgeActor>>,
+        dedup_features: Option<usize>,
+    ) -> MonitorActor {
+        board.set_baseline(baseline.clone());
+        metrics.set_baseline(&baseline);
+        let rules = monitor.rule_names();
+        MonitorActor {
+            monitor,
+            files,
+            series: OverTime::new(SERIES_POINTS),
+            baseline,
+            spec,
+            interval,
+            board,
+            metrics,
+            bridge,
+            ids: IdGenerator::new(),
+            rules,
+            seen_features: dedup_features.map(RecentIds::new),
+            renderer: None,
+            unsent: Default::default(),
+            changed: true,
+            write_failures: 0,
+        }
+    }
+
+    /// Takes in records read back from `metric_log.csv` at start (no output
+    /// but the windows they close).
+    pub fn restore(&mut self, records: &[MetricRecord]) {
+        let now = now_ms();
+        let closed: Vec<Closed> = records
+            .iter()
+            .filter_map(|r| self.monitor.observe_record(r, now))
+            .collect();
+        self.metrics.records.inc_by(records.len() as u64);
+        for c in closed {
+            self.publish(c);
+        }
+        self.flush();
+    }
+
+    fn publish(&mut self, c: Closed) {
+        let Closed {
+            report,
+            events,
+            records_total,
+            drift_took,
+        } = c;
+        self.metrics
+            .drift_eval_seconds
+            .observe(drift_took.as_secs_f64());
+        write_row(self.files.over_time_csv.buffer(), &report, records_total);
+        for e in &events {
+            if e.state == "fired" {
+                tracing::warn!(
+                    rule = %e.rule,
+                    metric = %e.metric,
+                    value = e.value,
+                    threshold = e.threshold,
+                    window = e.seq,
+                    "alert fired: {}",
+                    e.message
+                );
+            } else {
+                tracing::info!(rule = %e.rule, metric = %e.metric, value = e.value, window = e.seq, "alert resolved: {}", e.message);
+            }
+            write_event(self.files.alerts.buffer(), e);
+            self.metrics.record_event(e);
+            self.series.push_event(e);
+            self.board.push_event(e.clone());
+        }
+        self.metrics.record_window(&report, &self.rules);
+        self.series.push_window(&report);
+        self.board.push_window(report.clone());
+        self.changed = true;
+        self.send_to_bridge(report, events);
+    }
+
+    fn flush(&mut self) {
+        for file in [&mut self.files.over_time_csv, &mut self.files.alerts] {
+            if file.pending_bytes() == 0 {
+                continue;
+            }
+            if let Err(e) = file.flush() {
+                self.write_failures += 1;
+                if self.write_failures == 1 {
+                    tracing::error!(error = %e, "monitor: cannot write its log; keeping what fits in memory");
+                }
+                if file.pending_bytes() > MAX_PENDING_BYTES {
+                    let _ = file.discard_pending();
+                    tracing::error!(file = %file.path().display(), "monitor: dropped unwritten rows (the file cannot be written)");
+                }
+            } else if self.write_failures > 0 {
+                tracing::info!(
+                    failures = self.write_failures,
+                    "monitor: writing its logs again"
+                );
+                self.write_failures = 0;
+            }
+        }
+    }
+
+    fn render(&mut self, ctx: &mut Context<Self>) -> Option<Request<Renderer, Render>> {
+        if !self.changed {
+            return None;
+        }
+        self.changed = false;
+        let renderer = self
+            .renderer
+            .get_or_insert_with(|| SyncArbiter::start(1, || Renderer))
+            .clone();
+        let _ = ctx;
+        Some(renderer.send(Render {
+            series: self.series.clone(),
+            baseline: self.baseline.clone(),
+            spec: self.spec,
+            path: self.files.png.clone(),
+        }))
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Actor for MonitorActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX);
+        ctx.run_interval(self.interval, |act, ctx| {
+            if let Some(req) = act.render(ctx) {
+                ctx.spawn(
+                    async move {
+                        if let Ok(Err(e)) = req.await {
+                            tracing::error!(error = %e, "rendering error_over_time.png failed");
+                        }
+                    }
+                    .into_actor(act),
+                );
+            }
+        });
+    }
+}
+
+impl Handler<Batch<MetricRecord>> for MonitorActor {
+    type Result = ();
+
+    fn handle(&mut self, batch: Batch<MetricRecord>, _: &mut Context<Self>) {
+        let now = now_ms();
+        let closed: Vec<Closed> = batch
+            .items
+            .iter()
+            .filter_map(|r| self.monitor.observe_record(r, now))
+            .collect();
+        self.metrics.records.inc_by(batch.items.len() as u64);
+        let (window, period) = self.monitor.rolling(now);
+        self.metrics.set_window("count", &window);
+        self.metrics.set_window("period", &period);
+        if !closed.is_empty() {
+            for c in closed {
+                self.publish(c);
+            }
+            self.flush();
+        }
+    }
+}
+
+impl Handler<Batch<Features>> for MonitorActor {
+    type Result = ();
+
+    fn handle(&mut self, batch: Batch<Features>, _: &mut Context<Self>) {
+        match &mut self.seen_features {
+            None => self.monitor.observe_features(batch.items.iter()),
+            Some(seen) => {
+                let fresh: Vec<Features> = batch
+                    .items
+                    .iter()
+                    .filter(|f| !seen.contains(f.id))
+                    .copied()
+                    .collect();
+                for f in batch.items.iter() {
+                    seen.insert(f.id);
+                }
+                self.monitor.observe_features(fresh.iter());
+            }
+        }
+    }
+}
+
+impl Handler<FinalFlush> for MonitorActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: FinalFlush, ctx: &mut Context<Self>) -> Self::Result {
+        self.flush();
+        let _ = self.files.over_time_csv.sync();
+        let _ = self.files.alerts.sync();
+        self.changed = true;
+        let req = self.render(ctx);
+        Box::pin(
+            async move {
+                if let Some(req) = req {
+                    if let Ok(Err(e)) = req.await {
+                        tracing::error!(error = %e, "the last render of error_over_time.png failed");
+                    }
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
