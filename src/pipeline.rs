@@ -364,7 +364,7 @@ impl Routes {
     }
     fn features(&self) -> Fanout<Batch<Features>> {
         self.fanout(recipient(&self.model)).maybe_observed_by(
-            "monitor",
+            "monitor_features",
             recipient(&self.monitor),
             &self.metrics,
         )
@@ -494,6 +494,7 @@ struct Actors {
     gave_up: CancellationToken,
     metric_thread: Arbiter,
     observers_thread: Arbiter,
+    monitor_thread: Arbiter,
 }
 
 impl Actors {
@@ -532,10 +533,13 @@ impl Actors {
             ),
             monitor: None,
         };
+        // The monitor's statistics cost more than the other observers':
+        // a thread of its own, so it never starves them.
+        let monitor_thread = Arbiter::new();
         let bridge_addr = bridge.as_ref().map(|b| b.actor.clone());
         routes.monitor = monitor.map(|actor| {
             let actor = actor.with_bridge(bridge_addr);
-            MonitorActor::start_in_arbiter(&observers_thread.handle(), move |_| actor)
+            MonitorActor::start_in_arbiter(&monitor_thread.handle(), move |_| actor)
         });
         routes.plot = plot.map(|actor| Supervisor::start(move |_| actor));
         // The metric does the file I/O: give it its own thread.
@@ -584,6 +588,7 @@ impl Actors {
             gave_up,
             metric_thread,
             observers_thread,
+            monitor_thread,
         }
     }
 
@@ -688,6 +693,7 @@ impl Actors {
         }
         self.metric_thread.stop();
         self.observers_thread.stop();
+        self.monitor_thread.stop();
         let bridge = match bridge {
             Some(b) => Some(b.shutdown().await),
             None => None,

@@ -44,7 +44,7 @@ const MAX_UNSENT: usize = 1000;
 /// Points of `error_over_time.png` kept (neighbours merge when full).
 const SERIES_POINTS: usize = 2000;
 /// Batches that may wait in the mailbox before the sender's copies are dropped.
-const MAILBOX: usize = 64;
+const MAILBOX: usize = 256;
 /// Most bytes of rows kept for a file that cannot be written (then they
 /// are dropped and counted, and the monitor carries on).
 const MAX_PENDING_BYTES: usize = 4 << 20;

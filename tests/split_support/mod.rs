@@ -87,6 +87,8 @@ pub struct TestBroker {
     pub truth_queue: String,
     pub pred_queue: String,
     pub plot_queue: String,
+    /// The monitor's features (it runs with the metric role).
+    pub monitor_queue: String,
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
     /// Whether the processes declare the legacy queues (default: no).
@@ -104,6 +106,7 @@ impl TestBroker {
             truth_queue: format!("{prefix}.metric.y_true"),
             pred_queue: format!("{prefix}.metric.y_pred"),
             plot_queue: format!("{prefix}.plot"),
+            monitor_queue: format!("{prefix}.monitor.features"),
             dead_letter_exchange: format!("{prefix}.dlx"),
             dead_letter_queue: format!("{prefix}.dlq"),
             legacy_queues: false,
@@ -123,6 +126,10 @@ impl TestBroker {
                 &self.pred_queue,
             ),
             ("MODELWATCH__INBOUND__PLOT_QUEUE", &self.plot_queue),
+            (
+                "MODELWATCH__INBOUND__MONITOR_FEATURES_QUEUE",
+                &self.monitor_queue,
+            ),
             (
                 "MODELWATCH__INBOUND__DEAD_LETTER_EXCHANGE",
                 &self.dead_letter_exchange,
@@ -160,6 +167,7 @@ impl Drop for TestBroker {
             &self.truth_queue,
             &self.pred_queue,
             &self.plot_queue,
+            &self.monitor_queue,
             &self.dead_letter_queue,
         ]
         .into_iter()
