@@ -493,7 +493,7 @@ mod tests {
 
     // (statistic, p_value, psi, wasserstein/std, scipy ks_2samp exact p),
     // features in data order then the prediction, from
-    // `/work/venv-sci/bin/python tests/oracle/drift.py` (scipy 1.16, numpy 2.3).
+    // `/work/venv-sci/bin/python tests/oracle/drift.py` (scipy 1.17.1, numpy 2.4.6).
     const EXPECTED: [(f64, f64, f64, f64, f64); 11] = [
         (
             0.05816289592760181,
