@@ -161,7 +161,9 @@ impl Core {
 
     fn push_back(&mut self, y: f64, p: f64) {
         if self.recs.is_empty() {
-            // Nothing to shift about yet: centre on the first target.
+            // Start afresh (an emptied window may keep rounding residue of
+            // the old shift) and centre on the first target.
+            self.resum();
             self.shift = y;
         }
         let seq = self.first_seq + self.recs.len() as u64;
@@ -340,9 +342,9 @@ impl PeriodWindow {
     pub fn new(period: Duration, max_rows: usize) -> PeriodWindow {
         let max_rows = max_rows.max(1);
         let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
-        // Re-sum about every window's worth of pushes, but never more
-        // often than every 1024 (a short period must not re-sum per push).
-        let resum_every = max_rows.clamp(1024, 1 << 20);
+        // Re-sum once per window's worth of pushes (a re-sum costs at most
+        // `max_rows`), but never more often than every 1024 pushes.
+        let resum_every = max_rows.max(1024);
         PeriodWindow {
             period_ms,
             max_rows,
@@ -564,6 +566,11 @@ mod tests {
         assert_eq!(w.stats(1850).count, 1);
         assert_eq!(w.stats(1900).count, 0);
         assert_eq!(w.evicted_over_max(), 0);
+        // Emptied, then filled again: only the new records count.
+        w.push(2000, 1e6, 1e6 + 3.0);
+        w.push(2001, 1e6 + 2.0, 1e6 - 1.0);
+        let want = naive(&[(1e6, 1e6 + 3.0), (1e6 + 2.0, 1e6 - 1.0)]);
+        assert_stats(w.stats(2001), want, 1e-12);
 
         // All ten at the same instant through a window capped at 5: the
         // last five remain, five were evicted by the cap.
