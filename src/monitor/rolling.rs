@@ -476,6 +476,32 @@ mod tests {
     }
 
     #[test]
+    fn huge_errors_leave_no_residue_once_they_have_left() {
+        // Bursts of errors of 1e8 (squares 1e16) through a window of small
+        // errors (about 1e-2): plain running sums keep rounding residue of
+        // the huge terms after they are gone, larger than the small sums.
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut w = CountWindow::new(1000);
+        let mut checked = 0;
+        for i in 0..300_000u32 {
+            let y = rng.random_range(25..=346) as f64;
+            let huge = i % 20_000 < 3;
+            let e = if huge {
+                1e8 * (1.0 + rng.random::<f64>())
+            } else {
+                normal(&mut rng, 0.0, 1e-2)
+            };
+            w.push(y, y + e);
+            if i % 20_000 == 1500 || i % 20_000 == 10_000 || i % 20_000 == 999 {
+                let recs: Vec<_> = w.core.recs.iter().map(|r| (r.y, r.p)).collect();
+                assert_stats(w.stats(), naive(&recs), 1e-9);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 45);
+    }
+
+    #[test]
     fn large_offsets_do_not_cancel() {
         // Targets near 1e6 with a spread of 1: the shifted sums keep R².
         let mut rng = StdRng::seed_from_u64(3);
