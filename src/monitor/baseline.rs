@@ -252,7 +252,7 @@ mod tests {
         LinearModel::fit(Dataset::embedded()).unwrap()
     }
 
-    // From `/work/venv-sci/bin/python tests/oracle/baseline.py` (numpy 2.3):
+    // From `/work/venv-sci/bin/python tests/oracle/baseline.py` (numpy 2.4.6):
     // per metric (mean, std ddof=1, p01, p99) over 200,000 bootstrap windows of
     // 500, then the Monte-Carlo standard error of each figure for an estimate
     // from 2,000 windows (the std of the figure across 100 batches of 2,000).

@@ -263,9 +263,14 @@ fn column(name: &str, mut values: Vec<f64>) -> Result<Column, DriftError> {
     values.sort_by(f64::total_cmp);
     let std = std_ddof0(&values);
     let (lo, hi) = (values[0], values[values.len() - 1]);
-    if !(std > 0.0) || lo == hi {
+    if lo == hi || std <= 0.0 {
         return Err(DriftError::Reference(format!(
             "{name} is constant: nothing to compare a window with"
+        )));
+    }
+    if !std.is_finite() {
+        return Err(DriftError::Reference(format!(
+            "{name}'s spread overflows a float"
         )));
     }
     let high_from = values.partition_point(|&v| v == lo);
@@ -493,7 +498,7 @@ mod tests {
 
     // (statistic, p_value, psi, wasserstein/std, scipy ks_2samp exact p),
     // features in data order then the prediction, from
-    // `/work/venv-sci/bin/python tests/oracle/drift.py` (scipy 1.16, numpy 2.3).
+    // `/work/venv-sci/bin/python tests/oracle/drift.py` (scipy 1.17.1, numpy 2.4.6).
     const EXPECTED: [(f64, f64, f64, f64, f64); 11] = [
         (
             0.05816289592760181,

@@ -161,7 +161,9 @@ impl Core {
 
     fn push_back(&mut self, y: f64, p: f64) {
         if self.recs.is_empty() {
-            // Nothing to shift about yet: centre on the first target.
+            // Start afresh (an emptied window may keep rounding residue of
+            // the old shift) and centre on the first target.
+            self.resum();
             self.shift = y;
         }
         let seq = self.first_seq + self.recs.len() as u64;
@@ -340,9 +342,9 @@ impl PeriodWindow {
     pub fn new(period: Duration, max_rows: usize) -> PeriodWindow {
         let max_rows = max_rows.max(1);
         let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
-        // Re-sum about every window's worth of pushes, but never more
-        // often than every 1024 (a short period must not re-sum per push).
-        let resum_every = max_rows.clamp(1024, 1 << 20);
+        // Re-sum once per window's worth of pushes (a re-sum costs at most
+        // `max_rows`), but never more often than every 1024 pushes.
+        let resum_every = max_rows.max(1024);
         PeriodWindow {
             period_ms,
             max_rows,
@@ -474,6 +476,32 @@ mod tests {
     }
 
     #[test]
+    fn huge_errors_leave_no_residue_once_they_have_left() {
+        // Bursts of errors of 1e8 (squares 1e16) through a window of small
+        // errors (about 1e-2): plain running sums keep rounding residue of
+        // the huge terms after they are gone, larger than the small sums.
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut w = CountWindow::new(1000);
+        let mut checked = 0;
+        for i in 0..300_000u32 {
+            let y = rng.random_range(25..=346) as f64;
+            let huge = i % 20_000 < 3;
+            let e = if huge {
+                1e8 * (1.0 + rng.random::<f64>())
+            } else {
+                normal(&mut rng, 0.0, 1e-2)
+            };
+            w.push(y, y + e);
+            if i % 20_000 == 1500 || i % 20_000 == 10_000 || i % 20_000 == 999 {
+                let recs: Vec<_> = w.core.recs.iter().map(|r| (r.y, r.p)).collect();
+                assert_stats(w.stats(), naive(&recs), 1e-9);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 45);
+    }
+
+    #[test]
     fn large_offsets_do_not_cancel() {
         // Targets near 1e6 with a spread of 1: the shifted sums keep R².
         let mut rng = StdRng::seed_from_u64(3);
@@ -564,6 +592,11 @@ mod tests {
         assert_eq!(w.stats(1850).count, 1);
         assert_eq!(w.stats(1900).count, 0);
         assert_eq!(w.evicted_over_max(), 0);
+        // Emptied, then filled again: only the new records count.
+        w.push(2000, 1e6, 1e6 + 3.0);
+        w.push(2001, 1e6 + 2.0, 1e6 - 1.0);
+        let want = naive(&[(1e6, 1e6 + 3.0), (1e6 + 2.0, 1e6 - 1.0)]);
+        assert_stats(w.stats(2001), want, 1e-12);
 
         // All ten at the same instant through a window capped at 5: the
         // last five remain, five were evicted by the cap.

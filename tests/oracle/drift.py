@@ -1,7 +1,7 @@
 """Expected drift figures for src/monitor/drift.rs's unit tests, from scipy/numpy.
 
 Run from the repository root:  /work/venv-sci/bin/python tests/oracle/drift.py
-(scipy 1.x, numpy 2.x). Prints Rust literals pasted into the tests.
+(written with scipy 1.17.1, numpy 2.4.6). Prints Rust literals pasted into the tests.
 
 The window: rows (i*i + 3*i) % 442 for i in 0..500 of the data (a subset of
 the rows, some many times), bmi shifted by +2 raw units, then sklearn's diabetes scaling. The
