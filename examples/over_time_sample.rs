@@ -10,11 +10,12 @@
 //! `target/over_time_long_sample.png` (400,000 windows in 500 points).
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use modelwatch::histogram::ErrorHistogram;
 use modelwatch::monitor::over_time::OverTime;
 use modelwatch::monitor::report::{AlertEvent, Band, Baseline, WindowReport, WindowStats};
-use modelwatch::render::{render_png, PlotSpec};
+use modelwatch::render::{density_curve, render_png, PlotSpec};
 
 /// A deterministic uniform in (0, 1) (a 64-bit LCG).
 struct Lcg(u64);
@@ -55,6 +56,10 @@ fn event(state: &str, seq: u64, value: f64) -> AlertEvent {
         at_ms: 1_764_428_400_000 + seq * 2_000,
         message: String::new(),
     }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
 }
 
 fn main() -> anyhow::Result<()> {
@@ -114,9 +119,28 @@ fn main() -> anyhow::Result<()> {
         bins: 40,
     };
     let over_time = dir.join("over_time_sample.png");
+    // Twice: the first call also registers the font.
     series.render(Some(&baseline), spec, &over_time)?;
+    let t = Instant::now();
+    series.render(Some(&baseline), spec, &over_time)?;
+    println!("over time, 300 points: {:.1} ms", ms(t));
     let histogram = dir.join("histogram_sample.png");
+    let t = Instant::now();
     render_png(&hist, spec, Some(&baseline), &histogram)?;
+    println!(
+        "histogram with its curve, {} errors: {:.1} ms",
+        hist.count(),
+        ms(t)
+    );
+    let bars = hist.bars(spec.bins);
+    let t = Instant::now();
+    let curve = density_curve(&hist, bars[0].hi - bars[0].lo);
+    println!(
+        "of which the curve ({} kernels x {} points): {:.2} ms",
+        hist.fine_bins().count(),
+        curve.map_or(0, |c| c.len()),
+        ms(t)
+    );
 
     // A long run: 400,000 windows kept in 500 points (each the mean of
     // 1024 windows, with their min-max range), shifted from 150,000 to 250,000.
@@ -152,7 +176,13 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let merged = dir.join("over_time_long_sample.png");
+    let t = Instant::now();
     long.render(Some(&baseline), spec, &merged)?;
+    println!(
+        "over time, {} points of 400,000 windows: {:.1} ms",
+        long.len(),
+        ms(t)
+    );
     println!(
         "{}\n{}\n{}",
         over_time.display(),

@@ -280,6 +280,17 @@ mod tests {
         assert_eq!((reader.info().width, reader.info().height), (640, 480));
         // an empty histogram renders too
         render_png(&ErrorHistogram::new(), spec, None, &path).unwrap();
+        // and so do the smallest and the most lopsided sizes the config allows
+        for (width, height) in [(200, 150), (8000, 150), (200, 8000)] {
+            let spec = PlotSpec {
+                width,
+                height,
+                bins: 1000,
+            };
+            render_png(&h, spec, None, &path).unwrap();
+            let img = test_png::decode(&path);
+            assert_eq!((img.width, img.height), (width, height));
+        }
     }
 
     /// |N(0, 40)|-like errors from a fixed LCG and Box-Muller.

@@ -539,6 +539,23 @@ mod tests {
     }
 
     #[test]
+    fn the_smallest_and_largest_configured_sizes_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.png");
+        let s = step_series(2000);
+        for (width, height) in [(200, 150), (8000, 150), (200, 8000)] {
+            let spec = PlotSpec {
+                width,
+                height,
+                bins: 1,
+            };
+            s.render(Some(&baseline()), spec, &path).unwrap();
+            let img = decode(&path);
+            assert_eq!((img.width, img.height), (width, height));
+        }
+    }
+
+    #[test]
     fn an_empty_series_renders_and_replaces_the_old_picture() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.png");
