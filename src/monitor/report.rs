@@ -12,17 +12,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::messages::SampleId;
 
+/// A figure that may be missing (NaN) goes on the wire as `null` (JSON has
+/// no NaN) and comes back as NaN, so a reader of the `monitor` messages
+/// (replay, backfill) gets what was sent.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 /// The quality metrics of one window of joined records.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct WindowStats {
     pub count: u64,
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub mae: f64,
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub rmse: f64,
     /// R² of the window (NaN when the window's targets are all equal or it
     /// has fewer than two rows; serialised as null).
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub r2: f64,
     /// Mean of `y_pred - y_true`: positive when the model overestimates.
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub bias: f64,
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub max_error: f64,
 }
 
@@ -62,12 +78,16 @@ pub struct Drift {
     /// `"ks"` (two-sample Kolmogorov-Smirnov) or `"chi2"` (two proportions).
     pub test: String,
     /// The test's statistic (KS D, or chi²).
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub statistic: f64,
     /// The test's p-value, before correction.
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub p_value: f64,
     /// Population stability index on the reference's deciles.
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub psi: f64,
     /// Wasserstein-1 distance divided by the reference's standard deviation.
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub wasserstein: f64,
     /// The p-value is below the configured level (Bonferroni-corrected).
     pub drifted: bool,
@@ -91,6 +111,7 @@ pub struct WindowReport {
     pub features: Vec<Drift>,
     pub prediction: Option<Drift>,
     /// Share of features that drifted.
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub drift_share: f64,
     pub dataset_drift: bool,
     /// Names of the rules firing after this window.
@@ -106,7 +127,9 @@ pub struct AlertEvent {
     pub state: String,
     /// The metric the rule watches, e.g. `mae` or `drift.bmi`.
     pub metric: String,
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub value: f64,
+    #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub threshold: f64,
     /// The window that changed it.
     pub seq: u64,
@@ -161,5 +184,27 @@ impl Board {
     fn lock(&self) -> std::sync::MutexGuard<'_, BoardState> {
         // A writer that panicked leaves whole values: keep serving them.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_figure_goes_out_as_null_and_comes_back_as_nan() {
+        let w = WindowStats {
+            count: 1,
+            mae: 2.0,
+            rmse: 2.0,
+            r2: f64::NAN,
+            bias: -2.0,
+            max_error: 2.0,
+        };
+        let json = serde_json::to_string(&w).unwrap();
+        assert!(json.contains("\"r2\":null"), "{json}");
+        let back: WindowStats = serde_json::from_str(&json).unwrap();
+        assert!(back.r2.is_nan());
+        assert_eq!((back.mae, back.bias, back.count), (2.0, -2.0, 1));
     }
 }
