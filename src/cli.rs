@@ -140,13 +140,15 @@ pub struct TrainArgs {
     /// Where to write the artifact (default: model.artifact of the config).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Rows per window of the training baseline the artifact carries (the
-    /// monitor's window; 10..=100000).
-    #[arg(long, default_value_t = crate::monitor::baseline::DEFAULT_WINDOW, value_parser = baseline_window)]
-    pub baseline_window: usize,
-    /// Bootstrap windows the baseline is drawn from (100..=100000).
-    #[arg(long, default_value_t = crate::monitor::baseline::DEFAULT_WINDOWS, value_parser = baseline_windows)]
-    pub baseline_windows: usize,
+    /// Rows per window of the training baseline the artifact carries
+    /// (10..=100000; default: the config's monitor.window, so that `run`
+    /// uses the artifact's baseline).
+    #[arg(long, value_parser = baseline_window)]
+    pub baseline_window: Option<usize>,
+    /// Bootstrap windows the baseline is drawn from (100..=100000; default:
+    /// the config's monitor.baseline_windows).
+    #[arg(long, value_parser = baseline_windows)]
+    pub baseline_windows: Option<usize>,
     /// Seed of the baseline's bootstrap.
     #[arg(long, default_value_t = crate::monitor::baseline::DEFAULT_SEED)]
     pub baseline_seed: u64,
@@ -404,8 +406,9 @@ fn train(args: TrainArgs) -> i32 {
     let started = std::time::Instant::now();
     let baseline = crate::monitor::baseline::from_model(
         &model,
-        args.baseline_window,
-        args.baseline_windows,
+        args.baseline_window.unwrap_or(settings.monitor.window),
+        args.baseline_windows
+            .unwrap_or(settings.monitor.baseline_windows),
         args.baseline_seed,
     );
     let took = started.elapsed();

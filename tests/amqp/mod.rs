@@ -325,6 +325,14 @@ impl Counters {
         }
     }
 
+    /// The monitor's own messages on the exchange: one per closed window
+    /// (routing key `monitor`) and one per alert event (`alerts`), beside
+    /// the pipeline's four per sample.
+    pub fn monitor_messages(&self) -> u64 {
+        self.scrape.count("modelwatch_monitor_windows_total", &[])
+            + self.scrape.count("modelwatch_alert_events_total", &[])
+    }
+
     /// A counter of the bridge (`accepted`, `published`, `confirmed`,
     /// `nacked`, `resent`, `dropped`, or `reconnects`).
     pub fn get(&self, name: &str) -> u64 {
