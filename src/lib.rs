@@ -4,6 +4,7 @@
 //! the pure logic ([`data`], [`model`], [`sampler`], [`join`],
 //! [`histogram`], [`log_format`], [`append_file`], [`render`]), the
 //! [`actors`] that wrap it, and [`pipeline`], which wires and runs them.
+//! [`history`] reads back what the bridge kept in a RabbitMQ stream.
 //! [`cli`] is the command line; `main.rs` only calls it.
 
 pub mod actors;
@@ -17,6 +18,7 @@ pub mod done;
 pub mod exit;
 pub mod exposition;
 pub mod histogram;
+pub mod history;
 pub mod http;
 pub mod ids;
 pub mod join;
