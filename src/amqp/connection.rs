@@ -176,7 +176,7 @@ fn check(settings: &BridgeSettings, plan: Option<Plan>) -> Result<(), BrokerChec
         },
         Ok(Outcome::Declare(d)) if d.is_refusal() || d.is_history_refusal() => {
             let reason = crate::config::sanitize(&d.error.to_string());
-            let hint = if d.key == "history.queue" && reason.contains("x-queue-type") {
+            let hint = if d.key == "history.queue" && reason.contains("inequivalent arg") {
                 " (a queue of that name exists and is not a stream: name another history.queue, or delete that queue)"
             } else if d.key == "history.queue" {
                 " (the broker cannot make a stream: history needs RabbitMQ 3.9+ with the stream_queue feature flag, `rabbitmqctl enable_feature_flag stream_queue`)"

@@ -285,10 +285,6 @@ pub async fn declare_history(
         Ok(_) => ch,
         Err(e) if super::connection::is_precondition_failed(&e) => {
             let reason = crate::config::sanitize(&e.to_string());
-            if reason.contains("x-queue-type") {
-                // A classic or quorum queue holds the name: not a history.
-                return Err(on(KEY, "stream", name)(e));
-            }
             let fresh = conn
                 .create_channel()
                 .await
@@ -297,6 +293,14 @@ pub async fn declare_history(
                 // It does not exist, yet the broker refused to make it.
                 return Err(on(KEY, "stream", name)(e));
             }
+            let _ = fresh.close(200, "checked".into()).await;
+            if let Some(not_a_stream) = not_a_stream(conn, name).await {
+                return Err(on(KEY, "stream", name)(not_a_stream));
+            }
+            let fresh = conn
+                .create_channel()
+                .await
+                .map_err(on("bridge.url", "channel", ""))?;
             if !HISTORY_DIFFERENCE_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 tracing::warn!(
                     stream = %name.escape_debug(),
@@ -319,6 +323,51 @@ pub async fn declare_history(
     .map_err(on(KEY, "binding of stream", name))?;
     let _ = ch.close(200, "declared".into()).await;
     Ok(())
+}
+
+/// Arguments only a stream takes; a queue that refuses a declaration for
+/// one of these (and nothing else) is a stream with other retention.
+const STREAM_ARGUMENTS: [&str; 5] = [
+    "x-max-age",
+    "x-max-length-bytes",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
+];
+
+/// Tells whether the existing queue `name` is not a stream: declared again
+/// with `x-queue-type = stream` alone, the broker names the first argument
+/// that differs (it compares them in a fixed order, `x-queue-type` after
+/// the others). A stream differs only in stream arguments; a classic or
+/// quorum queue differs in `x-queue-type` or in an argument a stream
+/// cannot have (`x-expires`, `x-max-length`, ...). Returns the broker's
+/// refusal for a queue that is not a stream.
+async fn not_a_stream(conn: &Connection, name: &str) -> Option<lapin::Error> {
+    let ch = conn.create_channel().await.ok()?;
+    let mut only_type = FieldTable::default();
+    only_type.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from("stream")),
+    );
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    match ch.queue_declare(name.into(), durable, only_type).await {
+        Ok(_) => {
+            let _ = ch.close(200, "checked".into()).await;
+            None
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let arg = text
+                .split("inequivalent arg '")
+                .nth(1)
+                .and_then(|rest| rest.split('\'').next())
+                .unwrap_or("");
+            (!STREAM_ARGUMENTS.contains(&arg)).then_some(e)
+        }
+    }
 }
 
 /// Is `name` one of the queues of the original Python services?
