@@ -117,6 +117,7 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| ReplayError::Failed(e.into()))?;
+    let follow = req.follow;
     let mut since_save = 0u64;
     let mut line = Vec::with_capacity(256);
     let mut sink = |e: &super::reader::Entry| -> anyhow::Result<()> {
@@ -135,6 +136,11 @@ pub fn run(
                 )?;
                 line.push(b'\n');
                 out.write_all(&line)
+                    .and_then(|()| match follow {
+                        // Each line as it comes: a follower is watched live.
+                        true => out.flush(),
+                        false => Ok(()),
+                    })
                     .map_err(|err| anyhow::anyhow!("writing to stdout: {err}"))?;
             }
         }
