@@ -107,6 +107,10 @@ pub struct BenchArgs {
     /// Python with pika, for the baseline of the original services.
     #[arg(long, default_value = "python3")]
     pub python: String,
+    /// Only these groups of figures (comma-separated): pipeline, http, plot,
+    /// bridge, split, history. Default: all.
+    #[arg(long, value_delimiter = ',', value_parser = ["pipeline", "http", "plot", "bridge", "split", "history"])]
+    pub only: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -440,6 +444,7 @@ fn bench(args: BenchArgs) -> i32 {
         quick: args.quick,
         amqp_url: args.amqp_url,
         python: args.python,
+        only: args.only,
     };
     match crate::bench::run_all(&opts) {
         Ok(figures) => {

@@ -288,7 +288,14 @@ async fn refusals_exit_2_with_a_clear_message() {
         .start()
         .finish(Duration::from_secs(60))
         .await;
+    // Nor does replay read it (a consumer would take its messages away).
+    let classic_stream = TestStream {
+        name: classic.name.clone(),
+    };
+    let e = replay(&classic_stream, &[], REPLAY_TIMEOUT).refused();
+    std::mem::forget(classic_stream); // the queue is the TestQueue's to delete
     classic.delete().await;
+    assert!(e.contains("not a stream"), "{e}");
     assert_eq!(run.status.code(), Some(2), "{}", run.stderr());
     let err = run.stderr();
     assert!(

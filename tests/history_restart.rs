@@ -65,7 +65,10 @@ async fn replay_follow_continues_across_a_broker_restart() {
     );
     follower.signal("TERM");
     let (status, out) = follower.finish(Duration::from_secs(30));
-    assert!(status.success(), "replay --follow exits 0 at SIGTERM: {status}");
+    assert!(
+        status.success(),
+        "replay --follow exits 0 at SIGTERM: {status}"
+    );
     let lines = parse_lines(&out.join("\n"));
     assert_offsets_increase(&lines);
     let mut seen: HashMap<u64, usize> = HashMap::new();
@@ -96,6 +99,10 @@ async fn replay_follow_continues_across_a_broker_restart() {
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "rebuilt ids are unique");
-    assert_eq!(ids.len(), SAMPLES + 1, "the run's rows and the first run's one");
+    assert_eq!(
+        ids.len(),
+        SAMPLES + 1,
+        "the run's rows and the first run's one"
+    );
     assert!(csv_ids.iter().all(|id| unique.binary_search(id).is_ok()));
 }

@@ -335,14 +335,16 @@ const STREAM_ARGUMENTS: [&str; 5] = [
     "x-queue-leader-locator",
 ];
 
-/// Tells whether the existing queue `name` is not a stream: declared again
+/// Tells whether the existing queue `name` is not a stream (the history
+/// reader asks too, before it consumes: a consumer of a classic queue takes
+/// its messages away): declared again
 /// with `x-queue-type = stream` alone, the broker names the first argument
 /// that differs (it compares them in a fixed order, `x-queue-type` after
 /// the others). A stream differs only in stream arguments; a classic or
 /// quorum queue differs in `x-queue-type` or in an argument a stream
 /// cannot have (`x-expires`, `x-max-length`, ...). Returns the broker's
 /// refusal for a queue that is not a stream.
-async fn not_a_stream(conn: &Connection, name: &str) -> Option<lapin::Error> {
+pub async fn not_a_stream(conn: &Connection, name: &str) -> Option<lapin::Error> {
     let ch = conn.create_channel().await.ok()?;
     let mut only_type = FieldTable::default();
     only_type.insert(

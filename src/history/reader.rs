@@ -444,6 +444,15 @@ async fn stream_exists(conn: &lapin::Connection, queue: &str) -> Result<u32, Att
     match connection::bounded(crate::amqp::topology::passive(&ch, queue)).await {
         Ok(q) => {
             let _ = ch.close(200, "checked".into()).await;
+            if let Ok(Some(e)) =
+                tokio::time::timeout(connection::BROKER_OP_TIMEOUT, crate::amqp::topology::not_a_stream(conn, queue)).await
+            {
+                return Err(Attempt::Fatal(ReadError::Refused(format!(
+                    "history.queue {}: not a stream (a queue of another type has that name; reading it would take its messages away): {}",
+                    queue.escape_debug(),
+                    bounded_text(&e.to_string(), 200)
+                ))));
+            }
             Ok(q.message_count())
         }
         Err(e) if is_protocol_error(&e) => Err(Attempt::Fatal(ReadError::Refused(format!(
