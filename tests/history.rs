@@ -385,4 +385,28 @@ async fn an_existing_stream_with_other_arguments_is_used_as_it_is() {
     let mut expected: Vec<u64> = first.rows().iter().map(|r| r.id).collect();
     expected.extend(second.rows().iter().map(|r| r.id));
     assert_eq!(lines.iter().map(|l| l.id).collect::<Vec<_>>(), expected);
+
+    // Backfill, as a late observer calls it: the last 50 metrics, in order.
+    let source = modelwatch::history::StreamSource {
+        bridge: modelwatch::config::BridgeSettings {
+            enabled: true,
+            url: BROKER_URL.into(),
+            exchange: stream.exchange().into(),
+            ..Default::default()
+        },
+        queue: stream.name.clone(),
+        prefetch: 1000,
+        max_body_bytes: 65_536,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let recent = modelwatch::history::read_recent(&source, &["metrics"], 50, deadline)
+        .await
+        .unwrap();
+    let recent_ids: Vec<u64> = recent.iter().map(|e| e.id.unwrap()).collect();
+    assert_eq!(recent_ids, expected[expected.len() - 50..]);
+    // More than the stream holds: all of them.
+    let all = modelwatch::history::read_recent(&source, &["metrics", "y_true"], 1000, deadline)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 400, "200 samples, two keys");
 }

@@ -35,7 +35,7 @@ async fn replay_follow_continues_across_a_broker_restart() {
     follower.wait_for_line("\"key\":\"metrics\"", Duration::from_secs(30));
 
     // About 15 s of samples; the broker goes away 3 s in, for 3 s.
-    let app = run_with_history(
+    let mut app = run_with_history(
         &stream,
         &["--count", &SAMPLES.to_string(), "--rate", "400"],
         &[
@@ -48,7 +48,12 @@ async fn replay_follow_continues_across_a_broker_restart() {
     broker_stop_app().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     broker_start_app().await;
+    let running_after_restart = app.is_running();
     drop(restore);
+    assert!(
+        running_after_restart,
+        "the run ended while the broker was down: no restart mid-run"
+    );
     wait_for_broker(Duration::from_secs(30)).await;
     let run = app.finish(Duration::from_secs(180)).await;
     run.assert_exit_ok();
