@@ -206,6 +206,15 @@ async fn replay_reads_back_what_the_live_run_wrote() {
     .ok();
     assert!(again.lines.is_empty());
 
+    // A time after the last message (a past time, yet past the end):
+    // nothing to print, and the replay ends.
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let after = replay(&stream, &["--from", &rfc3339(now)], REPLAY_TIMEOUT).ok();
+    assert!(after.lines.is_empty());
+
     // 6. An offset past the end, and a time in the future: exit 2.
     let end = all.lines.last().unwrap().offset;
     let past = (end + 2).to_string();

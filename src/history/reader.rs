@@ -15,7 +15,8 @@
 //! The end (`--until now`): [`end_of_stream`] finds it before reading
 //! (see there how, and why it is exact); reading stops at that offset. A
 //! start past the end (a `--from` time after the last message) delivers
-//! nothing: [`IDLE_END`] without a delivery ends such a read.
+//! nothing: [`IDLE_END`] without any delivery ends such a read; a pause
+//! after deliveries ([`STALL`]) reconnects instead.
 
 use std::time::{Duration, Instant};
 
@@ -361,17 +362,26 @@ async fn consume(
         _ => 0,
     };
     loop {
+        // Without --follow: nothing at all delivered is a start past the
+        // end; a pause after deliveries, before the end, is a stall.
+        let idle_for = if consumed { STALL } else { IDLE_END };
         let idle = async {
             match stop {
                 Stop::Follow => std::future::pending().await,
-                Stop::At(_) => tokio::time::sleep(IDLE_END).await,
+                Stop::At(_) => tokio::time::sleep(idle_for).await,
             }
         };
         let next = tokio::select! {
             d = consumer.next() => d,
             _ = cancel.cancelled() => return Ok(()),
             _ = idle => {
-                tracing::debug!(queue = %queue.escape_debug(), end = ?report.end, last = ?report.last_offset, "history: nothing delivered for a while; at the end");
+                if consumed {
+                    return Err(Attempt::Lost {
+                        error: format!("no delivery for {} s before the end of the stream", STALL.as_secs()),
+                        consumed,
+                    });
+                }
+                tracing::debug!(queue = %queue.escape_debug(), end = ?report.end, "history: nothing delivered: the start is past the end");
                 return Ok(());
             }
         };
@@ -471,9 +481,14 @@ const PROBE_FIRST: Duration = Duration::from_secs(2);
 /// After the first delivery, how long the probe waits for the rest of the
 /// last chunk (the broker sends a chunk's messages back to back).
 const PROBE_TAIL: Duration = Duration::from_millis(300);
-/// Without `--follow`: no delivery for this long means there is nothing
-/// more to read (a `--from` time after the last message attaches at the end).
+/// Without `--follow`: no delivery at all for this long means there is
+/// nothing to read (a `--from` time after the last message attaches at the
+/// end, where nothing comes).
 pub const IDLE_END: Duration = Duration::from_secs(2);
+/// Without `--follow`: no delivery for this long after some, before the
+/// end, is a stalled connection: it is made again, resuming after the last
+/// offset (never a silent stop short of the end).
+pub const STALL: Duration = Duration::from_secs(30);
 
 /// The offset of the last message of the stream now, `None` if it holds
 /// none. AMQP 0-9-1 has no call that returns a stream's committed offset
