@@ -1,5 +1,5 @@
-//! The command line: `modelwatch run`, `train`, `bench`, `config`,
-//! `completions`, `man`.
+//! The command line: `modelwatch run`, `train`, `bench`, `replay`,
+//! `config`, `completions`, `man`.
 //!
 //! Parsing, then the steps in order: settings (bad ones exit 2 before
 //! anything starts), logging, start-up checks (exit 2), the run (exit 0 once
@@ -66,6 +66,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure throughput, latency, memory and cost growth (BENCHMARKS.md).
     Bench(BenchArgs),
+    /// Read the history stream (history.enabled): print it as JSON lines, or
+    /// rebuild metric_log.csv, labels_log.txt and the plot from it.
+    Replay(ReplayArgs),
     /// Print the configuration: the effective one (password hidden), or with
     /// --default the complete commented default file, to start your own.
     Config(ConfigCmdArgs),
@@ -104,6 +107,44 @@ pub struct BenchArgs {
     /// Python with pika, for the baseline of the original services.
     #[arg(long, default_value = "python3")]
     pub python: String,
+    /// Only these groups of figures (comma-separated): pipeline, http, plot,
+    /// bridge, split, history. Default: all.
+    #[arg(long, value_delimiter = ',', value_parser = ["pipeline", "http", "plot", "bridge", "split", "history"])]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The broker (turns the bridge on). Also AMQP_URL.
+    #[arg(long)]
+    pub amqp_url: Option<String>,
+    /// Where to start: first, last, next, an offset, or an RFC 3339 time
+    /// (e.g. 2026-11-29T08:42:49Z; whole seconds).
+    #[arg(long, default_value = "first")]
+    pub from: String,
+    /// Where to stop: now (the end of the stream when the replay starts) or
+    /// an RFC 3339 time in the past.
+    #[arg(long, default_value = "now", conflicts_with = "follow")]
+    pub until: String,
+    /// Keep reading new messages until SIGINT/SIGTERM, reconnecting after a
+    /// lost broker and continuing from the last offset.
+    #[arg(long)]
+    pub follow: bool,
+    /// Routing keys to keep, repeatable or comma-separated: features,
+    /// y_true, y_pred, metrics, monitor, alerts (default all).
+    #[arg(long, value_name = "KEY")]
+    pub key: Vec<String>,
+    /// Instead of printing, write metric_log.csv, labels_log.txt and
+    /// error_distribution.png in DIR, as a live run writes them (appending,
+    /// and skipping ids already in metric_log.csv).
+    #[arg(long, value_name = "DIR")]
+    pub rebuild: Option<PathBuf>,
+    /// Start right after the offset saved in FILE (if it exists; else at
+    /// --from) and save the offset reached there as it goes (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub from_offset_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +220,7 @@ pub fn main(cli: Cli) -> i32 {
         Some(Command::Run(args)) => run(args),
         Some(Command::Train(args)) => train(args),
         Some(Command::Bench(args)) => bench(args),
+        Some(Command::Replay(args)) => replay(args),
         Some(Command::Config(args)) => config(args),
         Some(Command::Completions { shell }) => completions(shell),
         Some(Command::Man) => man(),
@@ -487,6 +529,7 @@ fn bench(args: BenchArgs) -> i32 {
         quick: args.quick,
         amqp_url: args.amqp_url,
         python: args.python,
+        only: args.only,
     };
     match crate::bench::run_all(&opts) {
         Ok(figures) => {
@@ -502,6 +545,62 @@ fn bench(args: BenchArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("modelwatch: bench failed: {e:#}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// `modelwatch replay`: 0 at the end (or at SIGINT/SIGTERM with
+/// `--follow`), 2 for a refusal before reading, 1 for a failure while reading.
+fn replay(args: ReplayArgs) -> i32 {
+    let overrides = Overrides {
+        amqp_url: args.amqp_url.clone(),
+        ..Overrides::default()
+    };
+    let settings = match Settings::load_from(&args.config.source(), &overrides) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    // Logs to stderr only: stdout carries the lines.
+    let _ = telemetry::init(&settings.logs.level, None);
+    let request = crate::history::replay::ReplayRequest {
+        from: args.from,
+        until: args.until,
+        follow: args.follow,
+        keys: args.key,
+        rebuild: args.rebuild,
+        offset_file: args.from_offset_file,
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            on_signal.cancel();
+        });
+    });
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match crate::history::replay::run(&settings, &request, cancel, &mut out) {
+        Ok(_) => exit::OK,
+        Err(crate::history::replay::ReplayError::Usage(why)) => usage_error(why),
+        Err(e) => {
+            eprintln!("modelwatch: error: {e}");
             exit::FAILURE
         }
     }

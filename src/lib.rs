@@ -5,7 +5,8 @@
 //! [`histogram`], [`scenario`], [`log_format`], [`append_file`], [`render`],
 //! [`monitor`], [`render_over_time`]), the [`actors`] that wrap it, and
 //! [`pipeline`], which wires and runs them; [`http`] serves the registry
-//! and the [`dashboard`].
+//! and the [`dashboard`]; [`history`] reads back what the bridge kept in a
+//! RabbitMQ stream.
 //! [`cli`] is the command line; `main.rs` only calls it.
 
 pub mod actors;
@@ -20,6 +21,7 @@ pub mod done;
 pub mod exit;
 pub mod exposition;
 pub mod histogram;
+pub mod history;
 pub mod http;
 pub mod ids;
 pub mod join;

@@ -130,7 +130,7 @@ pub fn load_or_fit_model(path: &Path) -> Result<LinearModel, ModelError> {
 }
 
 /// Opens one log file for appending, logging a repaired torn line.
-pub(crate) fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
+pub fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
     let (file, report) = AppendFile::open(path, header)?;
     if report.repaired_bytes > 0 {
         tracing::warn!(
@@ -433,8 +433,12 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     }
     let mut bridge = match settings.bridge.enabled {
         true => Some(
-            Bridge::start(settings.bridge.clone(), &telemetry.metrics)
-                .context("starting the AMQP runtime")?,
+            Bridge::start(
+                settings.bridge.clone(),
+                settings.history.enabled.then(|| settings.history.clone()),
+                &telemetry.metrics,
+            )
+            .context("starting the AMQP runtime")?,
         ),
         false => None,
     };

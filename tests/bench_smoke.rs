@@ -3,7 +3,8 @@
 //! with the test venv's Python for the pika baseline, within a time limit
 //! (killed past it), and the broker is left as it was found: the bench's
 //! `modelwatch_bench` exchange and queue are deleted after, pass or fail,
-//! unless they were there before (then the queue is only purged).
+//! unless they were there before (then the queue is only purged); the
+//! history bench deletes its own stream, queue and exchange.
 
 mod common;
 
@@ -133,6 +134,8 @@ fn bench_quick_produces_every_figure() {
         "broker unreachable",
         "split layout, 1 model worker",
         "split layout, 2 model worker",
+        "history: replay rate",
+        "live consume rate",
     ] {
         let row = stdout
             .lines()
@@ -146,4 +149,10 @@ fn bench_quick_produces_every_figure() {
             .unwrap_or_else(|| panic!("{figure}: {value:?} does not start with a number"));
         assert!(first.is_finite() && first > 0.0, "{figure}: {value}");
     }
+    // A number where the broker's data folder is readable (root, here).
+    let disk = stdout
+        .lines()
+        .find(|l| l.contains("history: stream disk per million samples"))
+        .unwrap_or_else(|| panic!("no stream disk row in:\n{stdout}"));
+    assert!(disk.contains(" MB ") || disk.contains("n/a"), "{disk}");
 }

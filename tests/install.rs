@@ -120,7 +120,7 @@ fn completions_and_the_man_page_name_every_command() {
     for shell in ["bash", "zsh", "fish"] {
         let out = run(sb.command(["completions", shell]));
         out.expect_code(0);
-        for word in ["run", "train", "bench", "legacy-inbound"] {
+        for word in ["run", "train", "bench", "replay", "legacy-inbound"] {
             assert!(out.stdout.contains(word), "{shell}: {word} missing");
         }
     }
@@ -129,7 +129,7 @@ fn completions_and_the_man_page_name_every_command() {
     let out = run(sb.command(["man"]));
     out.expect_code(0);
     assert!(out.stdout.starts_with(".ie") || out.stdout.contains(".TH modelwatch"));
-    for word in ["run", "train", "bench", "MODELWATCH_CONFIG"] {
+    for word in ["run", "train", "bench", "replay", "MODELWATCH_CONFIG"] {
         assert!(out.stdout.contains(word), "man: {word} missing");
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::topology;
-use crate::config::{BridgeSettings, InboundSettings, Role, Settings};
+use crate::config::{BridgeSettings, HistorySettings, InboundSettings, Role, Settings};
 
 /// Longest wait for a connection (TCP, handshake, declarations) or a close.
 /// lapin can wait forever for a reply that a cut socket will never bring.
@@ -101,6 +101,7 @@ struct Plan {
     roles: Vec<Role>,
     /// The monitor runs (its features queue, in the split layout).
     monitor: bool,
+    history: Option<HistorySettings>,
 }
 
 /// How the check went, before it is turned into a result.
@@ -117,7 +118,7 @@ enum Outcome {
 /// thread and runtime of its own, so it can be called from anywhere.
 ///
 /// Then every declaration this process will make (the
-/// exchange, the legacy queues, and for a split layout its roles' work
+/// exchange, the legacy queues, the history stream, and for a split layout its roles' work
 /// queues and the dead-letter objects, through [`topology`]): one the broker
 /// refuses for good (PRECONDITION_FAILED, ACCESS_REFUSED) can never succeed
 /// later, so it is a configuration error naming the key. Declaring early is
@@ -127,6 +128,7 @@ pub fn check_topology(settings: &Settings) -> Result<(), BrokerCheckError> {
         inbound: settings.inbound.clone(),
         roles: settings.roles.clone(),
         monitor: settings.monitor.enabled,
+        history: settings.history.enabled.then(|| settings.history.clone()),
     };
     check(&settings.bridge, Some(plan))
 }
@@ -175,9 +177,13 @@ fn check(settings: &BridgeSettings, plan: Option<Plan>) -> Result<(), BrokerChec
                 Ok(())
             }
         },
-        Ok(Outcome::Declare(d)) if d.is_refusal() => {
+        Ok(Outcome::Declare(d)) if d.is_refusal() || d.is_history_refusal() => {
             let reason = crate::config::sanitize(&d.error.to_string());
-            let hint = if reason.contains("x-max-length") {
+            let hint = if d.key == "history.queue" && reason.contains("inequivalent arg") {
+                " (a queue of that name exists and is not a stream: name another history.queue, or delete that queue)"
+            } else if d.key == "history.queue" {
+                " (the broker cannot make a stream: history needs RabbitMQ 3.9+ with the stream_queue feature flag, `rabbitmqctl enable_feature_flag stream_queue`)"
+            } else if reason.contains("x-max-length") {
                 " (inbound.queue_max_length differs from the existing queue's: set it back, or delete the queue)"
             } else {
                 ""
@@ -205,6 +211,9 @@ async fn declare_all(
     plan: &Plan,
 ) -> Result<(), topology::DeclareError> {
     topology::declare_checked(conn, settings).await?;
+    if let Some(h) = &plan.history {
+        topology::declare_history(conn, settings, h).await?;
+    }
     for (key, name, kind) in plan.inbound.work_queues(&plan.roles, plan.monitor) {
         let q = topology::WorkQueue { key, name, kind };
         topology::declare_work_queue(conn, settings, &plan.inbound, q).await?;

@@ -30,7 +30,7 @@ pub use connection::{check_topology, BROKER_OP_TIMEOUT};
 pub use publish::actor::BridgeActor;
 pub use publish::stats::{BridgeStats, StatsSnapshot};
 
-use crate::config::{BridgeSettings, InboundSettings};
+use crate::config::{BridgeSettings, HistorySettings, InboundSettings};
 use crate::messages::{Batch, Kind};
 use crate::metrics::Metrics;
 use consume::decode::Decode;
@@ -92,7 +92,12 @@ pub struct Bridge {
 
 impl Bridge {
     /// Starts the AMQP runtime and the actor (inside an actix System).
-    pub fn start(settings: BridgeSettings, metrics: &Metrics) -> std::io::Result<Bridge> {
+    /// With `history`, the history stream is declared at every connect.
+    pub fn start(
+        settings: BridgeSettings,
+        history: Option<HistorySettings>,
+        metrics: &Metrics,
+    ) -> std::io::Result<Bridge> {
         let stats = Arc::new(BridgeStats::registered(metrics));
         let outbox = Arc::new(Outbox::new(
             settings.buffer,
@@ -110,6 +115,7 @@ impl Bridge {
         let (done_tx, done) = oneshot::channel();
         let publisher = Publisher::new(
             settings.clone(),
+            history,
             outbox.clone(),
             stats.clone(),
             shutdown_rx.clone(),

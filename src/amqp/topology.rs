@@ -4,7 +4,9 @@
 //!   `features`, `y_true`, `y_pred`, `metrics`;
 //! - the queues `features`, `y_true`, `y_pred` that the original Python
 //!   services read, bound to the exchange under their routing key, so those
-//!   services keep working unchanged.
+//!   services keep working unchanged;
+//! - with `history.enabled`, the history stream ([`declare_history`]), bound
+//!   with `#` so it keeps every message, read by `modelwatch replay`.
 //!
 //! The Python services declare their queues with a plain
 //! `queue_declare(queue=...)` (not durable, no arguments), and RabbitMQ
@@ -31,7 +33,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Connection, ExchangeKind};
 
 use super::publish::stats::BridgeStats;
-use crate::config::{BridgeSettings, InboundSettings};
+use crate::config::{BridgeSettings, HistorySettings, InboundSettings};
 use crate::messages::Kind;
 
 /// The legacy queues: the kinds the Python services exchanged.
@@ -57,6 +59,15 @@ impl DeclareError {
         matches!(self.error.kind(), lapin::ErrorKind::ProtocolError(amqp)
             if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED | AMQPSoftError::ACCESSREFUSED)))
     }
+
+    /// Did the broker answer the history stream's declaration with any
+    /// protocol error? A broker without streams refuses `x-queue-type =
+    /// stream` in more than one way (406, 540 NOT_IMPLEMENTED, 541), and
+    /// none of them goes away with a retry.
+    pub fn is_history_refusal(&self) -> bool {
+        self.key == "history.queue"
+            && matches!(self.error.kind(), lapin::ErrorKind::ProtocolError(_))
+    }
 }
 
 /// Tags a failed declaration with its key and object.
@@ -65,7 +76,8 @@ fn on(key: &'static str, kind: &str, name: &str) -> impl FnOnce(lapin::Error) ->
     move |error| DeclareError { key, object, error }
 }
 
-/// Declares the exchange and, if enabled, the legacy queues and bindings.
+/// Declares the exchange and, if enabled, the legacy queues and bindings
+/// (the history stream is [`declare_history`]).
 pub async fn declare(conn: &Connection, s: &BridgeSettings) -> lapin::Result<()> {
     declare_checked(conn, s).await.map_err(|e| e.error)
 }
@@ -212,6 +224,152 @@ pub async fn declare_work_queue(
     .map_err(on(q.key, "binding of queue", q.name))?;
     let _ = ch.close(200, "declared".into()).await;
     Ok(())
+}
+
+/// The arguments of the history stream: its type and its retention.
+pub fn history_arguments(h: &HistorySettings) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from("stream")),
+    );
+    args.insert(
+        "x-max-age".into(),
+        AMQPValue::LongString(LongString::from(h.max_age.as_str())),
+    );
+    args.insert(
+        "x-max-length-bytes".into(),
+        AMQPValue::LongLongInt(h.max_bytes as i64),
+    );
+    args.insert(
+        "x-stream-max-segment-size-bytes".into(),
+        AMQPValue::LongLongInt(h.segment_bytes as i64),
+    );
+    args
+}
+
+/// Set once the difference of an existing stream was logged (the bridge
+/// declares at every reconnect: one line per process is enough).
+static HISTORY_DIFFERENCE_LOGGED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Declares the history stream of `h` (durable, `x-queue-type = stream`,
+/// with its retention) and binds it to the exchange with `#`, so it keeps
+/// every routing key, those of the monitor included. Idempotent. When the
+/// stream exists with other retention arguments the broker refuses (406,
+/// and closes the channel): it is then used as it is, checked with a
+/// passive declare on a fresh channel, and the broker's reason (which
+/// names the argument and both values) is logged once. A queue of that
+/// name that is not a stream, or a broker that cannot make one (no
+/// streams), is a refusal naming `history.queue`.
+pub async fn declare_history(
+    conn: &Connection,
+    bridge: &BridgeSettings,
+    h: &HistorySettings,
+) -> Result<(), DeclareError> {
+    const KEY: &str = "history.queue";
+    let name = h.queue.as_str();
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(on("bridge.url", "channel", ""))?;
+    declare_exchange(&ch, bridge).await?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let ch = match ch
+        .queue_declare(name.into(), durable, history_arguments(h))
+        .await
+    {
+        Ok(_) => ch,
+        Err(e) if super::connection::is_precondition_failed(&e) => {
+            let reason = crate::config::sanitize(&e.to_string());
+            let fresh = conn
+                .create_channel()
+                .await
+                .map_err(on("bridge.url", "channel", ""))?;
+            if passive(&fresh, name).await.is_err() {
+                // It does not exist, yet the broker refused to make it.
+                return Err(on(KEY, "stream", name)(e));
+            }
+            let _ = fresh.close(200, "checked".into()).await;
+            if let Some(not_a_stream) = not_a_stream(conn, name).await {
+                return Err(on(KEY, "stream", name)(not_a_stream));
+            }
+            let fresh = conn
+                .create_channel()
+                .await
+                .map_err(on("bridge.url", "channel", ""))?;
+            if !HISTORY_DIFFERENCE_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    stream = %name.escape_debug(),
+                    difference = %reason,
+                    "history stream exists with other arguments; using it as it is (delete it, or set the history keys to its values, to change them)"
+                );
+            }
+            fresh
+        }
+        Err(e) => return Err(on(KEY, "stream", name)(e)),
+    };
+    ch.queue_bind(
+        name.into(),
+        bridge.exchange.as_str().into(),
+        "#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(on(KEY, "binding of stream", name))?;
+    let _ = ch.close(200, "declared".into()).await;
+    Ok(())
+}
+
+/// Arguments only a stream takes; a queue that refuses a declaration for
+/// one of these (and nothing else) is a stream with other retention.
+const STREAM_ARGUMENTS: [&str; 5] = [
+    "x-max-age",
+    "x-max-length-bytes",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
+];
+
+/// Tells whether the existing queue `name` is not a stream (the history
+/// reader asks too, before it consumes: a consumer of a classic queue takes
+/// its messages away): declared again
+/// with `x-queue-type = stream` alone, the broker names the first argument
+/// that differs (it compares them in a fixed order, `x-queue-type` after
+/// the others). A stream differs only in stream arguments; a classic or
+/// quorum queue differs in `x-queue-type` or in an argument a stream
+/// cannot have (`x-expires`, `x-max-length`, ...). Returns the broker's
+/// refusal for a queue that is not a stream.
+pub async fn not_a_stream(conn: &Connection, name: &str) -> Option<lapin::Error> {
+    let ch = conn.create_channel().await.ok()?;
+    let mut only_type = FieldTable::default();
+    only_type.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from("stream")),
+    );
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    match ch.queue_declare(name.into(), durable, only_type).await {
+        Ok(_) => {
+            let _ = ch.close(200, "checked".into()).await;
+            None
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let arg = text
+                .split("inequivalent arg '")
+                .nth(1)
+                .and_then(|rest| rest.split('\'').next())
+                .unwrap_or("");
+            (!STREAM_ARGUMENTS.contains(&arg)).then_some(e)
+        }
+    }
 }
 
 /// Is `name` one of the queues of the original Python services?

@@ -89,6 +89,15 @@ async fn purge(conn: &Connection) -> anyhow::Result<()> {
 
 /// Plain lapin: publish every message with confirms, 1000 in flight.
 async fn lapin_publish(conn: &Connection, msgs: &[(Kind, Vec<u8>)]) -> anyhow::Result<f64> {
+    lapin_publish_to(conn, EXCHANGE, msgs).await
+}
+
+/// [`lapin_publish`] to `exchange`; returns messages/s.
+pub async fn lapin_publish_to(
+    conn: &Connection,
+    exchange: &str,
+    msgs: &[(Kind, Vec<u8>)],
+) -> anyhow::Result<f64> {
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let start = Instant::now();
@@ -106,7 +115,7 @@ async fn lapin_publish(conn: &Connection, msgs: &[(Kind, Vec<u8>)]) -> anyhow::R
                 .with_type(kind.routing_key().into());
             let confirm = ch
                 .basic_publish(
-                    EXCHANGE.into(),
+                    exchange.into(),
                     kind.routing_key().into(),
                     BasicPublishOptions::default(),
                     body,

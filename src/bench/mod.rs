@@ -4,10 +4,12 @@
 //! figures are measured in the same invocation. The pipeline figures run
 //! this very binary as a child (`run --rate 0`), the way a user runs it, and
 //! read its summary line from `pipeline.log`; the plot figures call the plot
-//! code in-process; the bridge figures need a RabbitMQ (`--amqp-url`).
+//! code in-process; the bridge and history figures need a RabbitMQ
+//! (`--amqp-url`).
 //! `--quick` shrinks every size so the tests can run the whole command.
 
 pub mod bridge;
+pub mod history;
 pub mod http;
 pub mod monitor;
 pub mod pipeline;
@@ -26,9 +28,16 @@ pub struct BenchOptions {
     /// Broker for the bridge figures; `None` skips them (and says so).
     pub amqp_url: Option<String>,
     pub python: String,
+    /// Groups to run (`--only`); empty: all.
+    pub only: Vec<String>,
 }
 
 impl BenchOptions {
+    /// Whether the group `name` of figures runs.
+    pub fn runs_group(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == name)
+    }
+
     /// `--config FILE` for a child run, or nothing.
     pub fn config_args(&self) -> Vec<&std::ffi::OsStr> {
         match &self.config {
@@ -72,14 +81,29 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 /// Runs every bench and returns the table rows.
 pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let mut figures = Vec::new();
-    figures.extend(pipeline::bench(opts)?);
-    figures.extend(http::bench(opts)?);
-    figures.extend(monitor::bench(opts)?);
-    figures.extend(plot::bench(opts)?);
+    if opts.runs_group("pipeline") {
+        figures.extend(pipeline::bench(opts)?);
+    }
+    if opts.runs_group("http") {
+        figures.extend(http::bench(opts)?);
+    }
+    if opts.runs_group("monitor") {
+        figures.extend(monitor::bench(opts)?);
+    }
+    if opts.runs_group("plot") {
+        figures.extend(plot::bench(opts)?);
+    }
     match &opts.amqp_url {
         Some(url) => {
-            figures.extend(bridge::bench(opts, url)?);
-            figures.extend(split::bench(opts, url)?);
+            if opts.runs_group("bridge") {
+                figures.extend(bridge::bench(opts, url)?);
+            }
+            if opts.runs_group("split") {
+                figures.extend(split::bench(opts, url)?);
+            }
+            if opts.runs_group("history") {
+                figures.extend(history::bench(opts, url)?);
+            }
         }
         None => figures.push(Figure::new(
             "bridge figures",

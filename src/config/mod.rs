@@ -13,7 +13,7 @@
 //! Read in the order of `config/default.toml`: one file per section holds
 //! its struct, its default, what it is for and its [`Check`] —
 //! [`roles`], [`source`] (with its [`scenario`]), [`model`], [`metric`], [`plot`], [`logs`],
-//! [`bridge`], [`inbound`], [`http`], [`monitor`]; [`Settings::validate`] runs the checks
+//! [`bridge`], [`inbound`], [`history`], [`http`], [`monitor`]; [`Settings::validate`] runs the checks
 //! in that order. Then how the layers combine ([`load`]), the command-line
 //! flags that override keys ([`flags`]: a flag is declared and mapped
 //! there, once) and [`redact`]ion. A new key is a field, its default and
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod bridge;
 pub mod flags;
+pub mod history;
 pub mod http;
 pub mod inbound;
 pub mod load;
@@ -43,6 +44,7 @@ mod tests;
 
 pub use bridge::{BridgeSettings, OnFull};
 pub use flags::Overrides;
+pub use history::HistorySettings;
 pub use http::HttpSettings;
 pub use inbound::InboundSettings;
 pub use load::ConfigSource;
@@ -83,6 +85,7 @@ pub struct Settings {
     pub logs: LogSettings,
     pub bridge: BridgeSettings,
     pub inbound: InboundSettings,
+    pub history: HistorySettings,
     pub http: HttpSettings,
     pub monitor: MonitorSettings,
 }
@@ -98,6 +101,7 @@ impl Default for Settings {
             logs: LogSettings::default(),
             bridge: BridgeSettings::default(),
             inbound: InboundSettings::default(),
+            history: HistorySettings::default(),
             http: HttpSettings::default(),
             monitor: MonitorSettings::default(),
         }
@@ -126,6 +130,13 @@ impl Settings {
         self.logs.check()?;
         self.bridge.check()?;
         self.inbound.check()?;
+        self.history.check()?;
+        if self.history.enabled && !self.bridge.enabled {
+            return Err(ConfigError::invalid(
+                "history.enabled",
+                "the history stream is written by the bridge: turn the bridge on (bridge.enabled, --amqp-url or AMQP_URL), or history off",
+            ));
+        }
         self.http.check()?;
         self.monitor.check()
     }

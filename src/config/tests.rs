@@ -380,3 +380,24 @@ fn the_scenario_has_a_compact_form_in_the_environment_and_rules_do_not() {
     .unwrap();
     assert_eq!((s.monitor.window, s.monitor.enabled), (250, false));
 }
+
+#[test]
+fn history_needs_the_bridge() {
+    let err = load("[history]\nenabled = true\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("history.enabled") && err.contains("bridge"),
+        "{err}"
+    );
+    let s = load("[history]\nenabled = true\n[bridge]\nenabled = true\n", &[]).unwrap();
+    assert!(s.history.enabled);
+    let err = load("[history]\nmax_age = \"7days\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("history.max_age"), "{err}");
+    let err = load("[history]\nsegment_bytes = 1.5\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("history.segment_bytes"), "{err}");
+}

@@ -753,6 +753,17 @@ impl LineChild {
         read(&self.stderr)
     }
 
+    /// Sends a signal (`TERM`, `INT`) with `kill(1)`, by process id.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("still running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{name} {pid} failed: {status}");
+    }
+
     /// Waits (blocking) for a line containing `needle`.
     pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use super::outbox::{OutMessage, Outbox};
 use super::stats::BridgeStats;
 use crate::amqp::{connection, topology};
-use crate::config::{redact_url, BridgeSettings};
+use crate::config::{redact_url, BridgeSettings, HistorySettings};
 
 /// How often legacy queues are checked against their bound.
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
@@ -55,6 +55,8 @@ enum Ended {
 /// The publisher: owns the retry queue and the in-flight window.
 pub struct Publisher {
     settings: BridgeSettings,
+    /// The history stream, declared at every connect before publishing.
+    history: Option<HistorySettings>,
     outbox: Arc<Outbox>,
     stats: Arc<BridgeStats>,
     /// `Some(when)` once shutdown was asked for.
@@ -69,12 +71,14 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(
         settings: BridgeSettings,
+        history: Option<HistorySettings>,
         outbox: Arc<Outbox>,
         stats: Arc<BridgeStats>,
         shutdown: watch::Receiver<Option<Instant>>,
     ) -> Publisher {
         Publisher {
             settings,
+            history,
             outbox,
             stats,
             shutdown,
@@ -187,6 +191,11 @@ impl Publisher {
         connection::bounded(async {
             let conn = connection::connect(&self.settings, "modelwatch bridge").await?;
             topology::declare(&conn, &self.settings).await?;
+            if let Some(h) = &self.history {
+                topology::declare_history(&conn, &self.settings, h)
+                    .await
+                    .map_err(|e| e.error)?;
+            }
             Ok(conn)
         })
         .await

@@ -1,0 +1,578 @@
+//! Reading the history stream over AMQP 0-9-1, the one place that knows
+//! how: per-consumer `basic.qos` (a stream consumer must have one), manual
+//! acks (for a stream they are credit, not deletion: acking every half
+//! prefetch keeps the deliveries flowing), `x-stream-offset` to attach, and
+//! the `x-stream-offset` header of every delivery recorded.
+//!
+//! Exactly once by offset: the broker attaches at a whole chunk, so the
+//! first deliveries after `--from <offset>` or after a reconnect may come
+//! before the offset asked for; they are skipped (counted), and a reconnect
+//! resumes at the offset after the last one handed on. A message the bridge
+//! published twice (a resend after a lost connection) has two offsets:
+//! that duplicate is passed on, and removed by id where it matters
+//! (`--rebuild`).
+//!
+//! The end (`--until now`): [`end_of_stream`] finds it before reading
+//! (see there how, and why it is exact); reading stops at that offset. A
+//! start past the end (a `--from` time after the last message) delivers
+//! nothing: [`IDLE_END`] without any delivery ends such a read; a pause
+//! after deliveries ([`STALL`]) reconnects instead.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use tokio_util::sync::CancellationToken;
+
+use super::position::{Start, Until};
+use crate::amqp::connection;
+use crate::amqp::consume::decode::bounded_text;
+use crate::config::{redact_url, BridgeSettings};
+
+/// Longest a replay without `--follow` keeps trying to reach a broker that
+/// went away mid-read before it gives up (exit 1).
+pub const RECONNECT_LIMIT: Duration = Duration::from_secs(60);
+
+/// One message of the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Its offset in the stream.
+    pub offset: u64,
+    /// Its routing key, one of [`super::position::KEYS`].
+    pub key: &'static str,
+    /// The `id` of the JSON body, else the `message_id` property.
+    pub id: Option<u64>,
+    /// The AMQP `timestamp` (seconds since the epoch; when the bridge took it).
+    pub timestamp: Option<u64>,
+    /// The `body` of the JSON envelope (the whole JSON if it has none).
+    pub body: serde_json::Value,
+}
+
+/// The stream to read and how.
+#[derive(Debug, Clone)]
+pub struct StreamSource {
+    pub bridge: BridgeSettings,
+    /// The stream queue (`history.queue`).
+    pub queue: String,
+    /// Unacknowledged deliveries at most (`inbound.prefetch`).
+    pub prefetch: u16,
+    /// Larger bodies are skipped, counted (`inbound.max_body_bytes`).
+    pub max_body_bytes: usize,
+}
+
+/// Where a read stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// At the end of the stream as it was at the start, or at a time.
+    At(Until),
+    /// Never (until cancelled): `--follow`.
+    Follow,
+}
+
+/// What a read did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadReport {
+    /// Deliveries received (all keys, skipped ones included).
+    pub delivered: u64,
+    /// Messages handed on (of the keys asked for).
+    pub kept: u64,
+    /// Deliveries before the start offset (the head of a chunk) or already
+    /// handed on before a reconnect: skipped.
+    pub skipped: u64,
+    /// Deliveries whose body is not JSON, too large, or whose routing key is
+    /// not a history key: skipped.
+    pub malformed: u64,
+    /// Connections lost and made again.
+    pub reconnects: u64,
+    /// The offset of the last delivery handled, if any.
+    pub last_offset: Option<u64>,
+    /// The end of the stream found at the start (`--until`), if any.
+    pub end: Option<u64>,
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Refused for good: the caller exits 2.
+    #[error("{0}")]
+    Refused(String),
+    /// The broker went away and did not come back in time: exit 1.
+    #[error("history.queue {queue}: the broker connection was lost and not regained within {secs} s: {error}")]
+    Lost {
+        queue: String,
+        secs: u64,
+        error: String,
+    },
+    /// The consumer of the entries failed (stdout, the rebuild's files).
+    #[error(transparent)]
+    Sink(anyhow::Error),
+}
+
+/// The `x-stream-offset` argument for `start`.
+fn offset_argument(start: Start) -> AMQPValue {
+    match start {
+        Start::First => AMQPValue::LongString(LongString::from("first")),
+        Start::Last => AMQPValue::LongString(LongString::from("last")),
+        Start::Next => AMQPValue::LongString(LongString::from("next")),
+        Start::Offset(o) => AMQPValue::LongLongInt(o.min(i64::MAX as u64) as i64),
+        Start::Time(t) => AMQPValue::Timestamp(t),
+    }
+}
+
+/// The `x-stream-offset` header of a delivery.
+fn delivery_offset(d: &lapin::message::Delivery) -> Option<u64> {
+    let headers = d.properties.headers().as_ref()?;
+    match headers.inner().get("x-stream-offset")? {
+        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::LongUInt(v) => Some(*v as u64),
+        AMQPValue::LongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::Timestamp(v) => Some(*v),
+        _ => None,
+    }
+}
+
+/// Turns a delivery into an [`Entry`]; `None` for one that is not a
+/// history message (unknown key, not JSON, too large).
+fn entry(d: &lapin::message::Delivery, offset: u64, max_body: usize) -> Option<Entry> {
+    let key = super::position::KEYS
+        .iter()
+        .find(|k| **k == d.routing_key.as_str())?;
+    if d.data.len() > max_body {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(&d.data).ok()?;
+    let message_id = d
+        .properties
+        .message_id()
+        .as_ref()
+        .and_then(|m| m.as_str().parse().ok());
+    let (id, body) = match json {
+        serde_json::Value::Object(mut map) if map.contains_key("body") => (
+            map.get("id").and_then(|v| v.as_u64()).or(message_id),
+            map.remove("body").unwrap_or_default(),
+        ),
+        other => (message_id, other),
+    };
+    Some(Entry {
+        offset,
+        key,
+        id,
+        timestamp: *d.properties.timestamp(),
+        body,
+    })
+}
+
+/// Reads the stream of `source` from `start` until `stop`, handing each
+/// message of `keys` to `sink` in offset order. Cancelling `cancel` ends the
+/// read cleanly (what was handed on stays handed on).
+pub async fn read(
+    source: &StreamSource,
+    start: Start,
+    stop: Stop,
+    keys: &[&'static str],
+    cancel: &CancellationToken,
+    sink: &mut dyn FnMut(&Entry) -> anyhow::Result<()>,
+) -> Result<ReadReport, ReadError> {
+    let mut report = ReadReport::default();
+    let mut backoff = source.bridge.backoff_min;
+    let mut lost_since: Option<(Instant, String)> = None;
+    let mut first_connect = true;
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(report);
+        }
+        let attempt = read_on_connection(
+            source,
+            start,
+            stop,
+            keys,
+            cancel,
+            sink,
+            &mut report,
+            first_connect,
+        )
+        .await;
+        match attempt {
+            Ok(()) => return Ok(report),
+            Err(Attempt::Fatal(e)) => return Err(e),
+            Err(Attempt::Lost { error, consumed }) => {
+                if consumed || lost_since.is_none() {
+                    if consumed || first_connect {
+                        tracing::warn!(queue = %source.queue.escape_debug(), error = %error, last_offset = ?report.last_offset, "history: connection lost; reconnecting to continue after the last offset");
+                    }
+                    if consumed {
+                        report.reconnects += 1;
+                        backoff = source.bridge.backoff_min;
+                    }
+                    lost_since = Some((Instant::now(), error.clone()));
+                }
+                first_connect = false;
+                let (since, _) = lost_since.as_ref().expect("set above");
+                if stop != Stop::Follow && since.elapsed() >= RECONNECT_LIMIT {
+                    return Err(ReadError::Lost {
+                        queue: source.queue.escape_debug().to_string(),
+                        secs: RECONNECT_LIMIT.as_secs(),
+                        error,
+                    });
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = cancel.cancelled() => return Ok(report),
+                }
+                backoff = (backoff * 2).min(source.bridge.backoff_max);
+            }
+        }
+    }
+}
+
+/// How one connection's read ended, when it did not finish.
+pub(crate) enum Attempt {
+    /// No retry can help (exit 2), or the sink failed.
+    Fatal(ReadError),
+    /// The connection failed; `consumed` if it delivered something first.
+    Lost { error: String, consumed: bool },
+}
+
+fn lost(e: impl std::fmt::Display) -> Attempt {
+    Attempt::Lost {
+        error: bounded_text(&e.to_string(), 300),
+        consumed: false,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_on_connection(
+    source: &StreamSource,
+    start: Start,
+    stop: Stop,
+    keys: &[&'static str],
+    cancel: &CancellationToken,
+    sink: &mut dyn FnMut(&Entry) -> anyhow::Result<()>,
+    report: &mut ReadReport,
+    first_connect: bool,
+) -> Result<(), Attempt> {
+    let conn =
+        match connection::bounded(connection::connect(&source.bridge, "modelwatch replay")).await {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(refusal) = connection::permanent_refusal(&e) {
+                    return Err(Attempt::Fatal(ReadError::Refused(format!(
+                        "bridge.url {}: {refusal}",
+                        redact_url(&source.bridge.url)
+                    ))));
+                }
+                return Err(lost(e));
+            }
+        };
+    let result = consume(
+        source,
+        start,
+        stop,
+        keys,
+        cancel,
+        sink,
+        report,
+        first_connect,
+        &conn,
+    )
+    .await;
+    connection::close_quietly(&conn, 200, "replay done").await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn consume(
+    source: &StreamSource,
+    start: Start,
+    stop: Stop,
+    keys: &[&'static str],
+    cancel: &CancellationToken,
+    sink: &mut dyn FnMut(&Entry) -> anyhow::Result<()>,
+    report: &mut ReadReport,
+    first_connect: bool,
+    conn: &lapin::Connection,
+) -> Result<(), Attempt> {
+    let queue = source.queue.as_str();
+    if first_connect {
+        if let Stop::At(_) = stop {
+            report.end = end_of_stream(conn, queue).await?;
+        } else {
+            stream_exists(conn, queue).await?;
+        }
+        if let (Start::Offset(o), Stop::At(_)) = (start, stop) {
+            let next = report.end.map_or(0, |e| e + 1);
+            if o > next {
+                return Err(Attempt::Fatal(ReadError::Refused(format!(
+                    "--from {o}: past the end of history.queue {} (its next offset is {next})",
+                    queue.escape_debug()
+                ))));
+            }
+        }
+    }
+    // Where this connection starts: after what was handed on already.
+    let resume = match report.last_offset {
+        Some(last) => Start::Offset(last + 1),
+        None => start,
+    };
+    let done = |report: &ReadReport| match (stop, report.end, report.last_offset) {
+        (Stop::At(_), None, _) => true,
+        (Stop::At(_), Some(end), Some(last)) => last >= end,
+        _ => false,
+    };
+    if done(report) || (start == Start::Next && stop != Stop::Follow) {
+        return Ok(());
+    }
+    if let (Stop::At(_), Some(end), Start::Offset(o)) = (stop, report.end, resume) {
+        if o > end {
+            return Ok(());
+        }
+    }
+    let ch = connection::bounded(conn.create_channel())
+        .await
+        .map_err(lost)?;
+    connection::bounded(ch.basic_qos(source.prefetch.max(1), BasicQosOptions::default()))
+        .await
+        .map_err(lost)?;
+    let mut args = FieldTable::default();
+    args.insert("x-stream-offset".into(), offset_argument(resume));
+    let mut consumer = match connection::bounded(ch.basic_consume(
+        queue.into(),
+        "modelwatch-replay".into(),
+        BasicConsumeOptions::default(),
+        args,
+    ))
+    .await
+    {
+        Ok(c) => c,
+        Err(e) if is_protocol_error(&e) => {
+            return Err(Attempt::Fatal(ReadError::Refused(format!(
+                "history.queue {}: the broker refused to read it as a stream: {}",
+                queue.escape_debug(),
+                bounded_text(&e.to_string(), 300)
+            ))))
+        }
+        Err(e) => return Err(lost(e)),
+    };
+    let ack_every = (source.prefetch as u64 / 2).max(1);
+    let mut unacked = 0u64;
+    let mut consumed = false;
+    let skip_below = match resume {
+        Start::Offset(o) => o,
+        _ => 0,
+    };
+    loop {
+        // Without --follow: nothing at all delivered is a start past the
+        // end; a pause after deliveries, before the end, is a stall.
+        let idle_for = if consumed { STALL } else { IDLE_END };
+        let idle = async {
+            match stop {
+                Stop::Follow => std::future::pending().await,
+                Stop::At(_) => tokio::time::sleep(idle_for).await,
+            }
+        };
+        let next = tokio::select! {
+            d = consumer.next() => d,
+            _ = cancel.cancelled() => return Ok(()),
+            _ = idle => {
+                if consumed {
+                    return Err(Attempt::Lost {
+                        error: format!("no delivery for {} s before the end of the stream", STALL.as_secs()),
+                        consumed,
+                    });
+                }
+                tracing::debug!(queue = %queue.escape_debug(), end = ?report.end, "history: nothing delivered: the start is past the end");
+                return Ok(());
+            }
+        };
+        let delivery = match next {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                return Err(Attempt::Lost {
+                    error: bounded_text(&e.to_string(), 300),
+                    consumed,
+                })
+            }
+            None => {
+                return Err(Attempt::Lost {
+                    error: "the broker closed the consumer".into(),
+                    consumed,
+                })
+            }
+        };
+        consumed = true;
+        report.delivered += 1;
+        unacked += 1;
+        let tag = delivery.delivery_tag;
+        if unacked >= ack_every {
+            if let Err(e) = ch.basic_ack(tag, BasicAckOptions { multiple: true }).await {
+                return Err(Attempt::Lost {
+                    error: bounded_text(&e.to_string(), 300),
+                    consumed,
+                });
+            }
+            unacked = 0;
+        }
+        let Some(offset) = delivery_offset(&delivery) else {
+            report.malformed += 1;
+            continue;
+        };
+        if offset < skip_below || report.last_offset.is_some_and(|l| offset <= l) {
+            report.skipped += 1;
+            continue;
+        }
+        if let (Stop::At(Until::Time(t)), Some(ts)) = (stop, *delivery.properties.timestamp()) {
+            if ts > t {
+                return Ok(());
+            }
+        }
+        match entry(&delivery, offset, source.max_body_bytes) {
+            Some(e) if keys.contains(&e.key) => {
+                sink(&e).map_err(|e| Attempt::Fatal(ReadError::Sink(e)))?;
+                report.kept += 1;
+            }
+            Some(_) => {}
+            None => report.malformed += 1,
+        }
+        report.last_offset = Some(offset);
+        if done(report) {
+            return Ok(());
+        }
+    }
+}
+
+fn is_protocol_error(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(_))
+}
+
+/// Checks that `queue` exists (a passive declare on a channel of its own:
+/// a refusal closes it).
+async fn stream_exists(conn: &lapin::Connection, queue: &str) -> Result<u32, Attempt> {
+    let ch = connection::bounded(conn.create_channel())
+        .await
+        .map_err(lost)?;
+    match connection::bounded(crate::amqp::topology::passive(&ch, queue)).await {
+        Ok(q) => {
+            let _ = ch.close(200, "checked".into()).await;
+            if let Ok(Some(e)) =
+                tokio::time::timeout(connection::BROKER_OP_TIMEOUT, crate::amqp::topology::not_a_stream(conn, queue)).await
+            {
+                return Err(Attempt::Fatal(ReadError::Refused(format!(
+                    "history.queue {}: not a stream (a queue of another type has that name; reading it would take its messages away): {}",
+                    queue.escape_debug(),
+                    bounded_text(&e.to_string(), 200)
+                ))));
+            }
+            Ok(q.message_count())
+        }
+        Err(e) if is_protocol_error(&e) => Err(Attempt::Fatal(ReadError::Refused(format!(
+            "history.queue {}: no such stream on the broker (is history.enabled on where the pipeline runs? {})",
+            queue.escape_debug(),
+            bounded_text(&e.to_string(), 200)
+        )))),
+        Err(e) => Err(lost(e)),
+    }
+}
+
+/// How long the end probe waits for the first delivery of the last chunk:
+/// a stream that holds messages answers a consumer attached at `last` at
+/// once (the broker sends a chunk as soon as it is attached).
+const PROBE_FIRST: Duration = Duration::from_secs(2);
+/// After the first delivery, how long the probe waits for the rest of the
+/// last chunk (the broker sends a chunk's messages back to back).
+const PROBE_TAIL: Duration = Duration::from_millis(300);
+/// Without `--follow`: no delivery at all for this long means there is
+/// nothing to read (a `--from` time after the last message attaches at the
+/// end, where nothing comes).
+pub const IDLE_END: Duration = Duration::from_secs(2);
+/// Without `--follow`: no delivery for this long after some, before the
+/// end, is a stalled connection: it is made again, resuming after the last
+/// offset (never a silent stop short of the end).
+pub const STALL: Duration = Duration::from_secs(30);
+
+/// The offset of the last message of the stream now, `None` if it holds
+/// none. AMQP 0-9-1 has no call that returns a stream's committed offset
+/// (the message count of a passive declare lags by seconds: it is the
+/// broker's periodic statistic), so a probe consumer attaches at `last`:
+/// the broker delivers the whole last chunk at once, and the largest
+/// offset in it is the end. Offsets are not dense (each new segment file
+/// takes one for its tracking snapshot), so the end is an offset seen, not
+/// a count.
+pub(crate) async fn end_of_stream(
+    conn: &lapin::Connection,
+    queue: &str,
+) -> Result<Option<u64>, Attempt> {
+    stream_exists(conn, queue).await?;
+    let ch = connection::bounded(conn.create_channel())
+        .await
+        .map_err(lost)?;
+    connection::bounded(ch.basic_qos(1000, BasicQosOptions::default()))
+        .await
+        .map_err(lost)?;
+    let mut args = FieldTable::default();
+    args.insert("x-stream-offset".into(), offset_argument(Start::Last));
+    let mut probe = connection::bounded(ch.basic_consume(
+        queue.into(),
+        "modelwatch-replay-end".into(),
+        BasicConsumeOptions::default(),
+        args,
+    ))
+    .await
+    .map_err(|e| match is_protocol_error(&e) {
+        true => Attempt::Fatal(ReadError::Refused(format!(
+            "history.queue {}: the broker refused to read it as a stream: {}",
+            queue.escape_debug(),
+            bounded_text(&e.to_string(), 300)
+        ))),
+        false => lost(e),
+    })?;
+    let mut end = None;
+    let mut wait = PROBE_FIRST;
+    while let Ok(next) = tokio::time::timeout(wait, probe.next()).await {
+        let d = match next {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => return Err(lost(e)),
+            None => return Err(lost("the broker closed the end probe")),
+        };
+        let _ = ch
+            .basic_ack(d.delivery_tag, BasicAckOptions { multiple: true })
+            .await;
+        if let Some(o) = delivery_offset(&d) {
+            end = end.max(Some(o));
+        }
+        wait = PROBE_TAIL;
+    }
+    let _ = ch.close(200, "end found".into()).await;
+    Ok(end)
+}
+
+/// The offset of the last message of the stream of `source` (see
+/// [`end_of_stream`]), on a connection of its own.
+pub async fn find_end(source: &StreamSource) -> Result<Option<u64>, ReadError> {
+    let conn = connection::bounded(connection::connect(
+        &source.bridge,
+        "modelwatch history end",
+    ))
+    .await
+    .map_err(|e| match connection::permanent_refusal(&e) {
+        Some(refusal) => ReadError::Refused(format!(
+            "bridge.url {}: {refusal}",
+            redact_url(&source.bridge.url)
+        )),
+        None => ReadError::Lost {
+            queue: source.queue.escape_debug().to_string(),
+            secs: 0,
+            error: bounded_text(&e.to_string(), 300),
+        },
+    })?;
+    let end = end_of_stream(&conn, &source.queue).await;
+    connection::close_quietly(&conn, 200, "end found").await;
+    end.map_err(|a| match a {
+        Attempt::Fatal(e) => e,
+        Attempt::Lost { error, .. } => ReadError::Lost {
+            queue: source.queue.escape_debug().to_string(),
+            secs: 0,
+            error,
+        },
+    })
+}

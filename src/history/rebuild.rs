@@ -1,0 +1,220 @@
+//! `replay --rebuild DIR`: the metric's files made again from the history,
+//! with the live run's own code, so they equal what a live run wrote.
+//!
+//! - `metric_log.csv` from the `metrics` messages: the same header and
+//!   opening (a torn last line repaired, the header only on a new file),
+//!   the same rows ([`crate::log_format::write_metric_rows`] over
+//!   [`MetricRecord::join`]), the same dedup by id as the metric of the
+//!   split layout ([`RecentIds`] of `metric.dedup_window`, seeded with the
+//!   ids already in the file, so a resumed rebuild never writes a row
+//!   twice). The stream holds the rows in the order the metric wrote them,
+//!   so the rebuilt CSV equals the live one row for row.
+//! - `labels_log.txt` from the `y_true` and `y_pred` messages, one line per
+//!   message ([`crate::log_format::write_label_line`]), deduplicated by id
+//!   the same way; the time is the message's AMQP `timestamp` (when the
+//!   bridge took it; the live file has the time the metric received it).
+//! - `error_distribution.png`: the histogram of the rows
+//!   ([`ErrorHistogram`], filled from the existing CSV first, as the plot
+//!   actor does), rendered once at the end by [`render_png`].
+//!
+//! More outputs plug in through [`RecordSink`]: `metrics_over_time.csv`
+//! (the monitor's windows) is meant to be one, added with
+//! [`Rebuild::with_sink`], fed every new row in order.
+
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context as _;
+
+use super::reader::Entry;
+use crate::append_file::AppendFile;
+use crate::config::Settings;
+use crate::histogram::ErrorHistogram;
+use crate::join::RecentIds;
+use crate::log_format::{read_metric_log, write_label_line, write_metric_rows, METRIC_HEADER};
+use crate::messages::{Kind, MetricRecord};
+use crate::pipeline::{open_log, LogPaths};
+use crate::render::{render_png, PlotSpec};
+
+/// Buffered bytes that trigger a write (as the metric's eager flush).
+const FLUSH_BYTES: usize = 256 * 1024;
+
+/// Another output of a rebuild, fed every new (deduplicated) row in order.
+/// The hook for `metrics_over_time.csv`.
+pub trait RecordSink {
+    fn record(&mut self, r: &MetricRecord) -> anyhow::Result<()>;
+    /// Called once at the end: write what is left.
+    fn finish(&mut self) -> anyhow::Result<()>;
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Rows written to `metric_log.csv` by this rebuild.
+    pub rows: u64,
+    /// Rows already in the file when it started (a resumed rebuild).
+    pub rows_before: u64,
+    /// `metrics` messages whose id was already written (resent by the
+    /// bridge after a lost connection, or read twice): removed.
+    pub duplicates: u64,
+    /// Lines written to `labels_log.txt`.
+    pub labels: u64,
+    /// `y_true` and `y_pred` messages whose id was already logged: removed.
+    pub label_duplicates: u64,
+    /// Messages of a rebuilt key whose body is not the pipeline's.
+    pub malformed: u64,
+}
+
+/// The files of a rebuild, open.
+pub struct Rebuild {
+    csv: AppendFile,
+    labels: Option<AppendFile>,
+    written: RecentIds,
+    truths: RecentIds,
+    predictions: RecentIds,
+    hist: ErrorHistogram,
+    spec: PlotSpec,
+    paths: LogPaths,
+    sinks: Vec<Box<dyn RecordSink>>,
+    report: RebuildReport,
+}
+
+impl Rebuild {
+    /// Opens (creating) `dir` and its files as the live metric opens them.
+    pub fn open(dir: &Path, settings: &Settings) -> anyhow::Result<Rebuild> {
+        let paths = LogPaths::new(dir);
+        paths.create_dir()?;
+        let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
+        let labels = match settings.metric.labels_log {
+            true => Some(open_log(&paths.labels, None)?),
+            false => None,
+        };
+        let mut written = RecentIds::new(settings.metric.dedup_window);
+        let mut hist = ErrorHistogram::new();
+        let rows_before = read_metric_log(&paths.metric_csv, |r| {
+            written.insert(r.id);
+            hist.add(r.absolute_error);
+        })
+        .with_context(|| format!("reading the ids of {}", paths.metric_csv.display()))?;
+        let window = settings.metric.dedup_window;
+        Ok(Rebuild {
+            csv,
+            labels,
+            written,
+            truths: RecentIds::new(window),
+            predictions: RecentIds::new(window),
+            hist,
+            spec: PlotSpec {
+                width: settings.plot.width,
+                height: settings.plot.height,
+                bins: settings.plot.bins,
+            },
+            paths,
+            sinks: Vec::new(),
+            report: RebuildReport {
+                rows_before,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Adds an output fed every new row (the monitor's `metrics_over_time.csv`).
+    pub fn with_sink(mut self, sink: Box<dyn RecordSink>) -> Rebuild {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Takes one message of the history; keys it does not rebuild from
+    /// (`features`, `monitor`, `alerts`) are ignored.
+    pub fn take(&mut self, e: &Entry) -> anyhow::Result<()> {
+        match e.key {
+            "metrics" => self.row(e)?,
+            "y_true" => self.label(e, Kind::YTrue)?,
+            "y_pred" => self.label(e, Kind::YPred)?,
+            _ => {}
+        }
+        if self.csv.pending_bytes() >= FLUSH_BYTES {
+            self.csv.flush()?;
+        }
+        if let Some(l) = &mut self.labels {
+            if l.pending_bytes() >= FLUSH_BYTES {
+                l.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn row(&mut self, e: &Entry) -> anyhow::Result<()> {
+        let (Some(id), Some(body)) = (e.id, e.body.as_object()) else {
+            self.report.malformed += 1;
+            return Ok(());
+        };
+        let num = |k: &str| body.get(k).and_then(|v| v.as_f64());
+        let (Some(y_true), Some(y_pred)) = (num("y_true"), num("y_pred")) else {
+            self.report.malformed += 1;
+            return Ok(());
+        };
+        if self.written.contains(id) {
+            self.report.duplicates += 1;
+            return Ok(());
+        }
+        let record = MetricRecord::join(id, y_true, y_pred);
+        if write_metric_rows(std::slice::from_ref(&record), self.csv.buffer()) > 0 {
+            self.report.malformed += 1;
+            return Ok(());
+        }
+        self.written.insert(id);
+        self.hist.add(record.absolute_error);
+        self.report.rows += 1;
+        for s in &mut self.sinks {
+            s.record(&record)?;
+        }
+        Ok(())
+    }
+
+    fn label(&mut self, e: &Entry, kind: Kind) -> anyhow::Result<()> {
+        let Some(labels) = &mut self.labels else {
+            return Ok(());
+        };
+        let (Some(id), Some(value)) = (e.id, e.body.as_f64()) else {
+            self.report.malformed += 1;
+            return Ok(());
+        };
+        let seen = match kind {
+            Kind::YTrue => &mut self.truths,
+            _ => &mut self.predictions,
+        };
+        if seen.contains(id) {
+            self.report.label_duplicates += 1;
+            return Ok(());
+        }
+        seen.insert(id);
+        let at = UNIX_EPOCH + Duration::from_secs(e.timestamp.unwrap_or(0));
+        let time = humantime::format_rfc3339_micros(at).to_string();
+        write_label_line(labels.buffer(), &time, kind, id, value);
+        self.report.labels += 1;
+        Ok(())
+    }
+
+    /// Writes what is buffered to the files (before an offset is saved).
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.csv.flush()?;
+        if let Some(l) = &mut self.labels {
+            l.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes and syncs the files, renders the picture, finishes the sinks.
+    pub fn finish(mut self) -> anyhow::Result<RebuildReport> {
+        self.csv.sync()?;
+        if let Some(l) = &mut self.labels {
+            l.sync()?;
+        }
+        for s in &mut self.sinks {
+            s.finish()?;
+        }
+        render_png(&self.hist, self.spec, None, &self.paths.plot_png)?;
+        Ok(self.report)
+    }
+}

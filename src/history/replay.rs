@@ -1,0 +1,194 @@
+//! `modelwatch replay`: reads the history stream and prints it as JSON
+//! lines, or rebuilds the metric's files from it.
+//!
+//! One line per message, `{"offset":..,"key":..,"id":..,"body":..}`, in
+//! offset order, to stdout. With `--from-offset-file FILE` the replay
+//! starts right after the offset saved there (else at `--from`) and saves
+//! its progress as it goes, after the lines or rows before it are written
+//! (so a saved offset never runs ahead of the output), and at the end.
+//!
+//! Refusals exit 2 before anything is printed ([`ReplayError::Usage`]):
+//! the bridge off, a bad `--from`/`--until`/`--key`, a time in the future,
+//! an offset past the end, no stream of that name, a refused login.
+//! Failures while reading exit 1 ([`ReplayError::Failed`]).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::offset_file::OffsetFile;
+use super::position::{parse_from, parse_keys, parse_until, Start};
+use super::reader::{read, ReadError, ReadReport, Stop, StreamSource};
+use super::rebuild::{Rebuild, RebuildReport};
+use crate::config::Settings;
+
+/// Kept messages between two saves of the offset file.
+const SAVE_EVERY: u64 = 1000;
+
+/// What the command line asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayRequest {
+    pub from: String,
+    pub until: String,
+    pub follow: bool,
+    pub keys: Vec<String>,
+    pub rebuild: Option<PathBuf>,
+    pub offset_file: Option<PathBuf>,
+}
+
+/// Why a replay did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Bad input or a refusal found before reading: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// A failure while reading or writing: exit 1.
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplaySummary {
+    pub read: ReadReport,
+    pub rebuild: Option<RebuildReport>,
+    /// Where the replay started (after the offset file, if any).
+    pub start: Option<Start>,
+}
+
+/// One output line.
+#[derive(Serialize)]
+struct Line<'a> {
+    offset: u64,
+    key: &'a str,
+    id: Option<u64>,
+    body: &'a serde_json::Value,
+}
+
+/// Runs a replay with `settings` (the bridge, `history.queue`, the inbound
+/// prefetch and body bound, the metric and plot keys for a rebuild),
+/// writing lines to `out`, until the end or `cancel`.
+pub fn run(
+    settings: &Settings,
+    req: &ReplayRequest,
+    cancel: CancellationToken,
+    out: &mut dyn Write,
+) -> Result<ReplaySummary, ReplayError> {
+    let usage = |e: &dyn std::fmt::Display| ReplayError::Usage(e.to_string());
+    if !settings.bridge.enabled {
+        return Err(ReplayError::Usage(
+            "replay reads the history stream on RabbitMQ: turn the bridge on (bridge.enabled, --amqp-url or AMQP_URL)".into(),
+        ));
+    }
+    let now = SystemTime::now();
+    let mut start = parse_from(&req.from, now).map_err(|e| usage(&e))?;
+    let until = parse_until(&req.until, start, now).map_err(|e| usage(&e))?;
+    let keys = parse_keys(&req.keys).map_err(|e| usage(&e))?;
+    let offset_file = req.offset_file.as_ref().map(OffsetFile::new);
+    if let Some(f) = &offset_file {
+        if let Some(saved) = f.load().map_err(|e| usage(&e))? {
+            start = Start::Offset(saved.saturating_add(1));
+            tracing::info!(saved, file = %f.path().display(), "replay resumes after the saved offset");
+        }
+    }
+    let mut rebuild = match &req.rebuild {
+        Some(dir) => Some(
+            Rebuild::open(dir, settings)
+                .map_err(|e| ReplayError::Usage(format!("--rebuild {}: {e:#}", dir.display())))?,
+        ),
+        None => None,
+    };
+    let source = StreamSource {
+        bridge: settings.bridge.clone(),
+        queue: settings.history.queue.clone(),
+        prefetch: settings.inbound.prefetch,
+        max_body_bytes: settings.inbound.max_body_bytes,
+    };
+    let stop = match (req.follow, until) {
+        (true, _) => Stop::Follow,
+        (false, u) => Stop::At(u),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("replay")
+        .enable_all()
+        .build()
+        .map_err(|e| ReplayError::Failed(e.into()))?;
+    let follow = req.follow;
+    let mut since_save = 0u64;
+    let mut line = Vec::with_capacity(256);
+    let mut sink = |e: &super::reader::Entry| -> anyhow::Result<()> {
+        match &mut rebuild {
+            Some(r) => r.take(e)?,
+            None => {
+                line.clear();
+                serde_json::to_writer(
+                    &mut line,
+                    &Line {
+                        offset: e.offset,
+                        key: e.key,
+                        id: e.id,
+                        body: &e.body,
+                    },
+                )?;
+                line.push(b'\n');
+                out.write_all(&line)
+                    .and_then(|()| match follow {
+                        // Each line as it comes: a follower is watched live.
+                        true => out.flush(),
+                        false => Ok(()),
+                    })
+                    .map_err(|err| anyhow::anyhow!("writing to stdout: {err}"))?;
+            }
+        }
+        since_save += 1;
+        if let Some(f) = &offset_file {
+            if since_save >= SAVE_EVERY {
+                match &mut rebuild {
+                    Some(r) => r.flush()?,
+                    None => out.flush()?,
+                }
+                f.save(e.offset)?;
+                since_save = 0;
+            }
+        }
+        Ok(())
+    };
+    let result = runtime.block_on(read(&source, start, stop, &keys, &cancel, &mut sink));
+    runtime.shutdown_background();
+    let report = match result {
+        Ok(r) => r,
+        Err(ReadError::Refused(why)) => return Err(ReplayError::Usage(why)),
+        Err(e) => return Err(ReplayError::Failed(e.into())),
+    };
+    out.flush()
+        .map_err(|e| ReplayError::Failed(anyhow::anyhow!("writing to stdout: {e}")))?;
+    let rebuilt = match rebuild {
+        Some(r) => Some(r.finish().map_err(ReplayError::Failed)?),
+        None => None,
+    };
+    if let (Some(f), Some(last)) = (&offset_file, report.last_offset) {
+        f.save(last).map_err(|e| ReplayError::Failed(e.into()))?;
+    }
+    let summary = ReplaySummary {
+        read: report,
+        rebuild: rebuilt,
+        start: Some(start),
+    };
+    tracing::info!(
+        kept = report.kept,
+        delivered = report.delivered,
+        skipped = report.skipped,
+        malformed = report.malformed,
+        reconnects = report.reconnects,
+        first_end = ?report.end,
+        last_offset = ?report.last_offset,
+        rows = rebuilt.map(|r| r.rows),
+        duplicates = rebuilt.map(|r| r.duplicates),
+        "replay finished"
+    );
+    Ok(summary)
+}
