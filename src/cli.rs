@@ -109,7 +109,7 @@ pub struct BenchArgs {
     pub python: String,
     /// Only these groups of figures (comma-separated): pipeline, http, plot,
     /// bridge, split, history. Default: all.
-    #[arg(long, value_delimiter = ',', value_parser = ["pipeline", "http", "plot", "bridge", "split", "history"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["pipeline", "http", "monitor", "plot", "bridge", "split", "history"])]
     pub only: Vec<String>,
 }
 

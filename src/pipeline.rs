@@ -524,6 +524,7 @@ impl Actors {
         let gave_up = link.gave_up.clone();
         // Observers run on a thread of their own: a stalled one stalls nothing else.
         let observers_thread = Arbiter::new();
+        observers_thread.spawn_fn(crate::actors::lower_this_threads_priority);
         let rate = metrics.rows_per_second.clone();
         let mut routes = Routes {
             metrics: metrics.clone(),
@@ -538,8 +539,11 @@ impl Actors {
             monitor: None,
         };
         // The monitor's statistics cost more than the other observers':
-        // a thread of its own, so it never starves them.
+        // a thread of its own, so it never starves them, at the lowest
+        // scheduling priority, so that on a busy machine it takes only the
+        // CPU the pipeline leaves (and misses, counted, what it cannot do).
         let monitor_thread = Arbiter::new();
+        monitor_thread.spawn_fn(crate::actors::lower_this_threads_priority);
         let bridge_addr = bridge.as_ref().map(|b| b.actor.clone());
         routes.monitor = monitor.map(|actor| {
             let actor = actor.with_bridge(bridge_addr);

@@ -283,3 +283,36 @@ fn a_restart_continues_the_windows_where_they_stopped() {
     let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
     assert_eq!(text.matches("seq,end_id").count(), 1, "one header");
 }
+
+/// An alert firing when the process stops is still firing after the
+/// restart: it does not fire a second time (the last row's active alerts
+/// are restored), and it resolves once when the stream is back to normal.
+#[test]
+fn an_alert_firing_across_a_restart_fires_once_and_resolves_once() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--rate", "20000", "--monitor-window", "100", "--seed", "13"];
+        all.extend_from_slice(args);
+        run_within(sb.run_command(&logs, &all), Duration::from_secs(30)).expect_code(0);
+    };
+    // Shifted from sample 1,000 on; still shifted in the second run; back
+    // to normal in the third.
+    run(&["--count", "3000", "--scenario", "start=1000,bmi+=10"]);
+    run(&["--count", "2000", "--scenario", "start=0,bmi+=10"]);
+    run(&["--count", "3000"]);
+    let events: Vec<(String, u64)> = read_alerts(&logs)
+        .iter()
+        .filter(|a| a["rule"] == "mae_high")
+        .map(|a| {
+            (
+                a["state"].as_str().unwrap().to_owned(),
+                a["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let states: Vec<&str> = events.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(states, ["fired", "resolved"], "{events:?}");
+    // Fired in the first run (windows 1..30), resolved in the third (51..80).
+    assert!(events[0].1 <= 30 && events[1].1 > 50, "{events:?}");
+}

@@ -40,3 +40,23 @@ pub fn fatal_dead_actor(who: &str, err: actix::MailboxError) -> ! {
     eprintln!("modelwatch: fatal: {who}: downstream actor is gone ({err})");
     std::process::exit(crate::exit::FATAL)
 }
+
+/// Gives the calling thread the lowest scheduling priority (nice 19):
+/// observers run on such threads, so the work path always gets the CPU
+/// first and an observer never slows it, even on a machine with fewer
+/// cores than busy threads. Linux applies a nice value to one thread when
+/// given its thread id; failing to lower it (another OS) changes nothing
+/// else, so the error is only logged.
+pub fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take plain integers and touch no memory.
+        let rc = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 19)
+        };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower an observer thread's priority");
+        }
+    }
+}

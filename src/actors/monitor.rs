@@ -192,8 +192,8 @@ impl MonitorActor {
             alerts: crate::pipeline::open_log(&paths.alerts, None)?,
             png: paths.over_time_png.clone(),
         };
-        if let Some(last) = last {
-            monitor.resume(last.seq, last.records_total);
+        if let Some(last) = &last {
+            monitor.resume(last.seq, last.records_total, &last.active_alerts);
         }
         let spec = PlotSpec {
             width: settings.plot.width,

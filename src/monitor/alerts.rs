@@ -629,6 +629,20 @@ impl Rules {
         events
     }
 
+    /// Marks the rules named as firing, with no event: a restarted monitor
+    /// continues the alerts of the last window an earlier run closed, so
+    /// an alert that was firing is not fired a second time (it resolves
+    /// once, later). Names of rules that no longer exist are ignored.
+    pub fn restore_active(&mut self, names: &[String]) {
+        for r in &mut self.rules {
+            if names.contains(&r.name) {
+                r.active = true;
+                r.breaches = r.fire_after;
+                r.clears = 0;
+            }
+        }
+    }
+
     /// Names of the rules firing now, in rule order.
     pub fn active(&self) -> Vec<String> {
         self.rules

@@ -85,10 +85,12 @@ impl Monitor {
         self.rules.describe()
     }
 
-    /// Continues the numbering of an earlier run (its last row).
-    pub fn resume(&mut self, seq: u64, records_total: u64) {
+    /// Continues an earlier run from its last row: the numbering, and the
+    /// alerts that were firing (they do not fire again).
+    pub fn resume(&mut self, seq: u64, records_total: u64, active_alerts: &[String]) {
         self.seq = seq;
         self.records_total = records_total;
+        self.rules.restore_active(active_alerts);
     }
 
     /// The rule names, for the telemetry of active alerts.

@@ -117,11 +117,13 @@ pub fn rfc3339_ms(ms: u64) -> String {
 }
 
 /// Where an earlier run stopped: its last closed window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastRow {
     pub seq: u64,
     pub end_id: SampleId,
     pub records_total: u64,
+    /// The rules that were firing after it.
+    pub active_alerts: Vec<String>,
 }
 
 /// Largest tail of the file read to find the last row (a row is about
@@ -159,6 +161,13 @@ pub fn last_row(path: &Path) -> io::Result<Option<LastRow>> {
             seq,
             end_id,
             records_total,
+            active_alerts: match fields.last() {
+                Some(f) if fields.len() > 4 && !f.is_empty() => String::from_utf8_lossy(f)
+                    .split(';')
+                    .map(str::to_owned)
+                    .collect(),
+                _ => Vec::new(),
+            },
         }),
         _ => None,
     })
@@ -267,7 +276,8 @@ mod tests {
             Some(LastRow {
                 seq: 8,
                 end_id: 1_700_000_000_000_008,
-                records_total: 4000
+                records_total: 4000,
+                active_alerts: vec!["mae_high".into(), "feature_drift:bmi".into()],
             })
         );
     }
