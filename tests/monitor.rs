@@ -283,3 +283,68 @@ fn a_restart_continues_the_windows_where_they_stopped() {
     let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
     assert_eq!(text.matches("seq,end_id").count(), 1, "one header");
 }
+
+/// `error_over_time.png` covers the whole history: after a restart the
+/// picture still holds the first run's windows and alert markers (read
+/// back from `metrics_over_time.csv` and `alerts.jsonl`), not only the
+/// second run's. What it covers is read from the registry
+/// (`modelwatch_over_time_*`), checked against the files.
+#[test]
+fn a_restarted_run_s_picture_still_shows_the_earlier_windows_and_alerts() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    // Run 1: bmi shifted from sample 1,000: alerts fire in windows 3 to 6.
+    run_within(
+        sb.run_command(
+            &logs,
+            &[
+                "--count",
+                "3000",
+                "--rate",
+                "20000",
+                "--seed",
+                "11",
+                "--scenario",
+                "start=1000,bmi+=10",
+            ],
+        ),
+        Duration::from_secs(60),
+    )
+    .expect_code(0);
+    let first = Scrape::final_of(&logs);
+    let events = read_alerts(&logs).len() as u64;
+    assert!(events >= 2, "the shift fires alerts: {events}");
+    assert_eq!(first.count("modelwatch_over_time_windows", &[]), 6);
+    assert_eq!(first.count("modelwatch_over_time_first_window", &[]), 1);
+    assert_eq!(first.count("modelwatch_over_time_markers", &[]), events);
+
+    // Run 2, unshifted, into the same logs dir: three more windows.
+    run_within(
+        sb.run_command(
+            &logs,
+            &["--count", "1500", "--rate", "20000", "--seed", "12"],
+        ),
+        Duration::from_secs(60),
+    )
+    .expect_code(0);
+    let windows = read_windows(&logs);
+    assert_eq!(windows.len(), 9);
+    let second = Scrape::final_of(&logs);
+    assert_eq!(
+        second.count("modelwatch_monitor_windows_total", &[]),
+        3,
+        "this run closed three"
+    );
+    assert_eq!(
+        second.count("modelwatch_over_time_windows", &[]),
+        windows.len() as u64,
+        "the picture covers both runs"
+    );
+    assert_eq!(second.count("modelwatch_over_time_first_window", &[]), 1);
+    assert_eq!(
+        second.count("modelwatch_over_time_markers", &[]),
+        read_alerts(&logs).len() as u64,
+        "every event of both runs is marked"
+    );
+    common::assert_png_has_a_picture(&logs.join("error_over_time.png"));
+}
