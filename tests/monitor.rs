@@ -347,4 +347,26 @@ fn a_restarted_run_s_picture_still_shows_the_earlier_windows_and_alerts() {
         "every event of both runs is marked"
     );
     common::assert_png_has_a_picture(&logs.join("error_over_time.png"));
+
+    // The rules run 1 left firing are taken back: run 2 does not fire them
+    // again, it resolves them (the shift is gone). Per rule, fired and
+    // resolved alternate across both runs, starting with fired.
+    let alerts = read_alerts(&logs);
+    let last_of_run1 = windows[5].0["active_alerts"].clone();
+    let left_firing: Vec<&str> = last_of_run1.split(';').filter(|s| !s.is_empty()).collect();
+    assert!(!left_firing.is_empty(), "run 1 ends with alerts firing");
+    let mut state: BTreeMap<String, &str> = BTreeMap::new();
+    for a in &alerts {
+        let rule = a["rule"].as_str().unwrap().to_string();
+        let now = a["state"].as_str().unwrap();
+        let before = state.insert(rule.clone(), now).unwrap_or("resolved");
+        assert_ne!(before, now, "{rule} {now} twice in a row: {alerts:?}");
+    }
+    for rule in &left_firing {
+        let resolved_in_run2 = alerts.iter().any(|a| {
+            a["rule"] == *rule && a["state"] == "resolved" && a["seq"].as_u64().unwrap() > 6
+        });
+        assert!(resolved_in_run2, "{rule} resolves in run 2: {alerts:?}");
+    }
+    assert!(windows[8].0["active_alerts"].is_empty(), "all resolved");
 }

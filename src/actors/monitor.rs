@@ -245,20 +245,38 @@ impl MonitorActor {
     /// [`SERIES_POINTS`] points as it goes) and their latest alert events
     /// (the last [`MAX_EVENTS`] lines of `alerts.jsonl`), so a restarted
     /// run's `error_over_time.png` still shows the whole history, as the
-    /// histogram does. A file that cannot be read costs only the picture's
-    /// past: a warning, and the run goes on.
+    /// histogram does; and takes back the rules the last row left firing,
+    /// so they resolve rather than fire a second time. A file that cannot
+    /// be read costs only that past: a warning, and the run goes on.
     fn read_back_history(&mut self, paths: &LogPaths) {
         let started = std::time::Instant::now();
         let series = &mut self.series;
         match crate::monitor::log::read_over_time(&paths.over_time_csv, |w| series.push(w)) {
-            Ok(back) if back.rows > 0 || back.skipped > 0 => tracing::info!(
-                rows = back.rows,
-                skipped = back.skipped,
-                points = self.series.len(),
-                took_ms = started.elapsed().as_millis() as u64,
-                "monitor: error_over_time.png continues the earlier windows"
-            ),
-            Ok(_) => {}
+            Ok(back) => {
+                if back.rows > 0 || back.skipped > 0 {
+                    tracing::info!(
+                        rows = back.rows,
+                        skipped = back.skipped,
+                        points = self.series.len(),
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "monitor: error_over_time.png continues the earlier windows"
+                    );
+                }
+                let restored = self.monitor.restore_alerts(&back.last_active);
+                for rule in &self.rules {
+                    let on = back.last_active.contains(rule);
+                    self.metrics
+                        .alert_active
+                        .get_or_create(&crate::monitor::telemetry::RuleLabel { rule: rule.clone() })
+                        .set(on as i64);
+                }
+                if restored > 0 {
+                    tracing::info!(
+                        rules = restored,
+                        "monitor: alerts still firing when the last run stopped stay fired (they resolve, not fire again)"
+                    );
+                }
+            }
             Err(e) => tracing::warn!(
                 error = %e,
                 file = %paths.over_time_csv.display(),

@@ -91,6 +91,12 @@ impl Monitor {
         self.records_total = records_total;
     }
 
+    /// Takes back the rules an earlier run left firing (see
+    /// [`Rules::restore_active`]); returns how many.
+    pub fn restore_alerts<S: AsRef<str>>(&mut self, names: &[S]) -> usize {
+        self.rules.restore_active(names)
+    }
+
     /// The rule names, for the telemetry of active alerts.
     pub fn rule_names(&self) -> Vec<String> {
         self.rules.names()

@@ -177,13 +177,15 @@ pub const MAX_ROW_BYTES: usize = 16 * 1024;
 pub const MAX_EVENT_BYTES: usize = 4 * 1024;
 
 /// What [`read_over_time`] found besides the windows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadBack {
     /// Complete rows handed on.
     pub rows: u64,
     /// Lines that are not a row of this format (too long, a field that is
     /// not a number, a missing MAE or RMSE), and a last line torn by a crash.
     pub skipped: u64,
+    /// The rules firing after the last row handed on (its `active_alerts`).
+    pub last_active: Vec<String>,
 }
 
 /// Calls `each` for every line of `r` that ends with a newline and is at
@@ -243,6 +245,7 @@ pub fn read_over_time(path: &Path, mut each: impl FnMut(&PastWindow)) -> io::Res
         Err(e) => return Err(e),
     };
     let mut cols: Option<[usize; 5]> = None;
+    let mut active_col = None;
     let mut bad_header = false;
     let mut back = ReadBack::default();
     let torn = for_each_line(io::BufReader::new(file), MAX_ROW_BYTES, |line| {
@@ -256,12 +259,21 @@ pub fn read_over_time(path: &Path, mut each: impl FnMut(&PastWindow)) -> io::Res
                 (Some(a), Some(b), Some(c), Some(d), Some(e)) => cols = Some([a, b, c, d, e]),
                 _ => bad_header = true,
             }
+            active_col = at("active_alerts");
             return;
         };
         match parse_window(line, cols) {
             Some(w) => {
                 back.rows += 1;
                 each(&w);
+                back.last_active.clear();
+                let field = active_col.and_then(|i| line.split(|&b| b == b',').nth(i));
+                for name in field.unwrap_or_default().split(|&b| b == b';') {
+                    if !name.is_empty() {
+                        back.last_active
+                            .push(String::from_utf8_lossy(name).into_owned());
+                    }
+                }
             }
             None => back.skipped += 1,
         }
@@ -490,13 +502,16 @@ mod tests {
         text.push(b'\n');
         text.extend_from_slice(b"8,1,not a time,4000,500,1,2\n");
         let mut r8 = report(8);
+        r8.active_alerts.push("rmse_high".into());
+        r8.active_alerts.remove(0);
         r8.window.mae = 61.0;
         r8.window.count = 499;
         write_row(&mut text, &r8, 4000);
         text.extend_from_slice(b"9,17000"); // torn by a crash
         std::fs::write(&p, &text).unwrap();
         let back = read_over_time(&p, |w| seen.push(*w)).unwrap();
-        assert_eq!(back, ReadBack { rows: 2, skipped: 3 });
+        assert_eq!((back.rows, back.skipped), (2, 3));
+        assert_eq!(back.last_active, ["feature_drift:bmi", "rmse_high"]);
         // end_time 2026-11-29T13:48:59.192Z is 1795960139192 ms:
         // python3 -c "import datetime;print(datetime.datetime(2026,11,29,13,48,59,192000,tzinfo=datetime.timezone.utc).timestamp()*1000)"
         let w = |seq, count, mae| PastWindow {
