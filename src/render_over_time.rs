@@ -687,7 +687,10 @@ mod tests {
             let Some(a) = a else { continue };
             assert!(a.x0 >= columns.start && a.x1 <= columns.end, "{a:?}");
             let x = anchors[i];
-            assert!(a.x0 == x + LABEL_GAP || a.x1 == x - LABEL_GAP, "{a:?} at {x}");
+            assert!(
+                a.x0 == x + LABEL_GAP || a.x1 == x - LABEL_GAP,
+                "{a:?} at {x}"
+            );
             for b in slots[i + 1..].iter().flatten() {
                 assert!(
                     a.lane != b.lane || a.x1 + LABEL_GAP <= b.x0 || b.x1 + LABEL_GAP <= a.x0,
@@ -722,7 +725,10 @@ mod tests {
         let anchors = [300, 303, 600];
         let slots = place_labels(&groups, &anchors, 80..800, 3, 260, width);
         assert_laid_out(&slots, &anchors, 80..800);
-        let texts: Vec<&str> = slots.iter().map(|s| s.as_ref().unwrap().text.as_str()).collect();
+        let texts: Vec<&str> = slots
+            .iter()
+            .map(|s| s.as_ref().unwrap().text.as_str())
+            .collect();
         // 260 px hold 37 characters: two of the four names, then "…"
         assert_eq!(
             texts,
@@ -758,7 +764,11 @@ mod tests {
             let slots = place_labels(&groups, &anchors, 80..800, 6, 300, width);
             assert_laid_out(&slots, &anchors, 80..800);
             let placed = slots.iter().flatten().count();
-            let short = slots.iter().flatten().filter(|s| s.text == "2 fired").count();
+            let short = slots
+                .iter()
+                .flatten()
+                .filter(|s| s.text == "2 fired")
+                .count();
             eprintln!("spacing {spacing}: {placed} placed, {short} short");
             if spacing == 1 {
                 // Within 50 px only one label fits per lane.

@@ -192,11 +192,7 @@ pub struct ReadBack {
 /// most `max` bytes long (without it), streaming: memory is bounded by
 /// `max` whatever the file. Returns the lines skipped (too long, or a last
 /// line without its newline).
-fn for_each_line(
-    mut r: impl BufRead,
-    max: usize,
-    mut each: impl FnMut(&[u8]),
-) -> io::Result<u64> {
+fn for_each_line(mut r: impl BufRead, max: usize, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
     let mut line = Vec::new();
     let (mut too_long, mut skipped) = (false, 0u64);
     loop {
@@ -255,7 +251,13 @@ pub fn read_over_time(path: &Path, mut each: impl FnMut(&PastWindow)) -> io::Res
             }
             let names: Vec<&[u8]> = line.split(|&b| b == b',').collect();
             let at = |name: &str| names.iter().position(|n| *n == name.as_bytes());
-            match (at("seq"), at("end_time"), at("count"), at("mae"), at("rmse")) {
+            match (
+                at("seq"),
+                at("end_time"),
+                at("count"),
+                at("mae"),
+                at("rmse"),
+            ) {
                 (Some(a), Some(b), Some(c), Some(d), Some(e)) => cols = Some([a, b, c, d, e]),
                 _ => bad_header = true,
             }
@@ -554,7 +556,10 @@ mod tests {
         assert_eq!(read_alerts_tail(&p, 10).unwrap(), AlertsTail::default());
         let mut text = Vec::new();
         for seq in 0..250 {
-            text.extend(event_line(seq, if seq % 2 == 0 { "fired" } else { "resolved" }));
+            text.extend(event_line(
+                seq,
+                if seq % 2 == 0 { "fired" } else { "resolved" },
+            ));
         }
         text.extend_from_slice(b"{\"rule\": 3}\n"); // not an event
         text.extend_from_slice(&event_line(250, "fired")[..40]); // torn
