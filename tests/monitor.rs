@@ -301,7 +301,7 @@ fn a_restarted_run_s_picture_still_shows_the_earlier_windows_and_alerts() {
                 "--count",
                 "3000",
                 "--rate",
-                "20000",
+                "5000",
                 "--seed",
                 "11",
                 "--scenario",
@@ -311,10 +311,14 @@ fn a_restarted_run_s_picture_still_shows_the_earlier_windows_and_alerts() {
         Duration::from_secs(60),
     )
     .expect_code(0);
+    // The monitor is an observer: on a loaded machine it may miss a batch
+    // (and so close fewer windows), so counts come from the files.
+    let n1 = read_windows(&logs).len() as u64;
+    assert!(n1 >= 4, "run 1 closed {n1} windows");
     let first = Scrape::final_of(&logs);
     let events = read_alerts(&logs).len() as u64;
     assert!(events >= 2, "the shift fires alerts: {events}");
-    assert_eq!(first.count("modelwatch_over_time_windows", &[]), 6);
+    assert_eq!(first.count("modelwatch_over_time_windows", &[]), n1);
     assert_eq!(first.count("modelwatch_over_time_first_window", &[]), 1);
     assert_eq!(first.count("modelwatch_over_time_markers", &[]), events);
 
@@ -322,18 +326,19 @@ fn a_restarted_run_s_picture_still_shows_the_earlier_windows_and_alerts() {
     run_within(
         sb.run_command(
             &logs,
-            &["--count", "1500", "--rate", "20000", "--seed", "12"],
+            &["--count", "1500", "--rate", "5000", "--seed", "12"],
         ),
         Duration::from_secs(60),
     )
     .expect_code(0);
     let windows = read_windows(&logs);
-    assert_eq!(windows.len(), 9);
+    let n = windows.len() as u64;
+    assert!(n > n1 + 1, "run 2 closed {} windows", n - n1);
     let second = Scrape::final_of(&logs);
     assert_eq!(
         second.count("modelwatch_monitor_windows_total", &[]),
-        3,
-        "this run closed three"
+        n - n1,
+        "this run closed only its own"
     );
     assert_eq!(
         second.count("modelwatch_over_time_windows", &[]),
@@ -352,7 +357,7 @@ fn a_restarted_run_s_picture_still_shows_the_earlier_windows_and_alerts() {
     // again, it resolves them (the shift is gone). Per rule, fired and
     // resolved alternate across both runs, starting with fired.
     let alerts = read_alerts(&logs);
-    let last_of_run1 = windows[5].0["active_alerts"].clone();
+    let last_of_run1 = windows[n1 as usize - 1].0["active_alerts"].clone();
     let left_firing: Vec<&str> = last_of_run1.split(';').filter(|s| !s.is_empty()).collect();
     assert!(!left_firing.is_empty(), "run 1 ends with alerts firing");
     let mut state: BTreeMap<String, &str> = BTreeMap::new();
@@ -364,9 +369,12 @@ fn a_restarted_run_s_picture_still_shows_the_earlier_windows_and_alerts() {
     }
     for rule in &left_firing {
         let resolved_in_run2 = alerts.iter().any(|a| {
-            a["rule"] == *rule && a["state"] == "resolved" && a["seq"].as_u64().unwrap() > 6
+            a["rule"] == *rule && a["state"] == "resolved" && a["seq"].as_u64().unwrap() > n1
         });
         assert!(resolved_in_run2, "{rule} resolves in run 2: {alerts:?}");
     }
-    assert!(windows[8].0["active_alerts"].is_empty(), "all resolved");
+    assert!(
+        windows.last().unwrap().0["active_alerts"].is_empty(),
+        "all resolved"
+    );
 }

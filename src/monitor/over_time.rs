@@ -4,7 +4,10 @@
 //!
 //! The monitor actor pushes every [`WindowReport`] and [`AlertEvent`] as it
 //! makes them and renders from this series (see
-//! [`crate::render_over_time`]); nothing is re-read. When the series holds
+//! [`crate::render_over_time`]); at start it refills it once from the
+//! earlier runs' `metrics_over_time.csv` and the tail of `alerts.jsonl`
+//! ([`PastWindow`]s, see [`crate::monitor::log`]), so the picture covers
+//! the whole history, and nothing is re-read after. When the series holds
 //! `max_points` points, neighbours merge pairwise (their mean, minimum and
 //! maximum are kept), and from then on each new point gathers twice as many
 //! windows, so every point stands for the same number of windows, the whole
