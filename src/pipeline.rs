@@ -539,7 +539,7 @@ impl Actors {
             monitor: None,
         };
         // The monitor's statistics cost more than the other observers':
-        // a thread of its own, so it never starves them, at the lowest
+        // a thread of its own, so it never starves them, at a low
         // scheduling priority, so that on a busy machine it takes only the
         // CPU the pipeline leaves (and misses, counted, what it cannot do).
         let monitor_thread = Arbiter::new();

@@ -8,6 +8,13 @@
 //! write-then-rename as the histogram ([`crate::render`]). The legend and the
 //! run's facts (windows, rows per window, time span, events) sit in a panel
 //! to the right of the chart, so they never hide a line.
+//!
+//! Markers of one window in one state share a label ("6 fired: mae_high,
+//! rmse_high, …", cut to fit); labels sit in lanes in a headroom above the
+//! lines and never overlap: each takes the first lane where it clears its
+//! neighbours, with the longest text that finds room, down to "6 fired".
+//! With more markers than the lanes hold (dozens within a few pixels),
+//! the lines stay and the panel says how many labels were left out.
 
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
@@ -16,7 +23,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::monitor::over_time::{OverTime, Point};
+use crate::monitor::over_time::{Marker, OverTime, Point};
 use crate::monitor::report::{Band, Baseline};
 use crate::render::{write_png, PlotSpec, RenderError};
 
@@ -30,9 +37,139 @@ pub const FIRED_COLOR: RGBColor = RGBColor(214, 39, 40);
 pub const RESOLVED_COLOR: RGBColor = RGBColor(44, 160, 44);
 /// Half-width of the band, in baseline standard deviations (NannyML's 3σ).
 pub const BAND_SIGMAS: f64 = 3.0;
-/// Marker labels are written only up to this many markers (beyond, they
-/// would overlap; the colours and the legend still tell).
-const MAX_LABELS: usize = 12;
+/// Share of the chart's height above the lines kept for marker labels.
+const LABEL_SHARE: f64 = 0.22;
+/// Height of one lane of marker labels, pixels.
+const LANE_PX: i32 = 17;
+/// Space between the marker line and its label, and between labels.
+const LABEL_GAP: i32 = 4;
+
+/// The markers of one window in one state: they share a line and a label.
+#[derive(Debug, Clone, PartialEq)]
+struct Group<'a> {
+    seq: u64,
+    fired: bool,
+    rules: Vec<&'a str>,
+}
+
+/// Markers grouped by window and state, in window order (fired before
+/// resolved in the same window).
+fn group_markers<'a>(markers: &[&'a Marker]) -> Vec<Group<'a>> {
+    let mut sorted: Vec<&Marker> = markers.to_vec();
+    sorted.sort_by_key(|m| (m.seq, !m.fired));
+    let mut groups: Vec<Group> = Vec::new();
+    for m in sorted {
+        match groups.last_mut() {
+            Some(g) if g.seq == m.seq && g.fired == m.fired => {
+                if !g.rules.contains(&m.rule.as_str()) {
+                    g.rules.push(&m.rule);
+                }
+            }
+            _ => groups.push(Group {
+                seq: m.seq,
+                fired: m.fired,
+                rules: vec![&m.rule],
+            }),
+        }
+    }
+    groups
+}
+
+/// The texts a group's label may take, longest first: every rule name,
+/// then fewer and "…", then only the count and the state.
+fn label_texts(g: &Group) -> Vec<String> {
+    let state = if g.fired { "fired" } else { "resolved" };
+    let n = g.rules.len();
+    let head = if n == 1 {
+        state.to_string()
+    } else {
+        format!("{n} {state}")
+    };
+    let mut out: Vec<String> = (1..=n)
+        .rev()
+        .map(|k| {
+            let more = if k < n { ", …" } else { "" };
+            format!("{head}: {}{more}", g.rules[..k].join(", "))
+        })
+        .collect();
+    out.push(head);
+    out
+}
+
+/// Where a label goes: its lane (0 at the top) and pixel columns.
+#[derive(Debug, Clone, PartialEq)]
+struct Slot {
+    text: String,
+    lane: usize,
+    x0: i32,
+    x1: i32,
+}
+
+/// Lays the groups' labels out without overlap: each goes right of its
+/// marker (left of it when it would run out of the chart), in the first
+/// lane from the top where it clears the labels already there, with the
+/// longest text that is at most `max_width` wide and finds room. When
+/// markers are crowded a label also ends before the marker `lanes` further
+/// on, so that the ones after it find a lane too (shorter labels for all
+/// rather than long ones for a few). A group
+/// that finds no room in any of `lanes` lanes gets `None` (the panel counts
+/// them). `anchors` are the markers' pixel columns, `columns` the chart's.
+/// Cost: groups × texts × lanes, all bounded.
+fn place_labels(
+    groups: &[Group],
+    anchors: &[i32],
+    columns: std::ops::Range<i32>,
+    lanes: usize,
+    max_width: i32,
+    measure: impl Fn(&str) -> i32,
+) -> Vec<Option<Slot>> {
+    // Rightmost column used in each lane: labels are placed left to right.
+    let mut ends = vec![i32::MIN; lanes];
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by_key(|&i| anchors[i]);
+    let mut out = vec![None; groups.len()];
+    for (k, &i) in order.iter().enumerate() {
+        let x = anchors[i];
+        // Crowded: a label ends before the marker `lanes` on, so each
+        // of the next ones finds a lane too (they cycle through the lanes).
+        let room = order
+            .get(k + lanes)
+            .map_or(max_width, |&j| (anchors[j] - x - LABEL_GAP).min(max_width));
+        let texts = label_texts(&groups[i]);
+        let shortest = texts.last().cloned();
+        let tries = texts
+            .into_iter()
+            .map(|t| (t, room))
+            // Too crowded even for the count: it may still find a free lane.
+            .chain(shortest.map(|t| (t, max_width)));
+        'texts: for (text, room) in tries {
+            let w = measure(&text);
+            if w > room {
+                continue;
+            }
+            let x0 = if x + LABEL_GAP + w <= columns.end {
+                x + LABEL_GAP
+            } else if x - LABEL_GAP - w >= columns.start {
+                x - LABEL_GAP - w
+            } else {
+                continue;
+            };
+            for (lane, end) in ends.iter_mut().enumerate() {
+                if *end == i32::MIN || x0 >= *end + LABEL_GAP {
+                    *end = x0 + w;
+                    out[i] = Some(Slot {
+                        text,
+                        lane,
+                        x0,
+                        x1: x0 + w,
+                    });
+                    break 'texts;
+                }
+            }
+        }
+    }
+    out
+}
 
 /// Width of the legend panel on the right of a picture `width` wide.
 fn panel_width(width: u32) -> u32 {
@@ -111,7 +248,13 @@ fn draw(
         (0.0, 1.0)
     } else {
         let pad = ((y_hi - y_lo) * 0.08).max(y_hi.abs() * 0.02).max(1e-6);
-        ((y_lo - pad).max(0.0), y_hi + pad * 2.5)
+        let (lo, top) = ((y_lo - pad).max(0.0), y_hi + pad);
+        if markers.is_empty() {
+            (lo, y_hi + pad * 2.5)
+        } else {
+            // The top LABEL_SHARE of the chart is the labels' headroom.
+            (lo, top + (top - lo) * LABEL_SHARE / (1.0 - LABEL_SHARE))
+        }
     };
 
     let root = BitMapBackend::new(path, (spec.width, spec.height)).into_drawing_area();
@@ -218,9 +361,7 @@ fn draw(
     }
 
     // Markers over everything: fired solid red, resolved dashed green.
-    let label_font = ("sans-serif", 13).into_font();
-    let plot_top = y_hi - (y_hi - y_lo) * 0.01;
-    for (i, m) in markers.iter().enumerate() {
+    for m in &markers {
         let x = m.seq as f64;
         let line = [(x, y_lo), (x, y_hi)];
         if m.fired {
@@ -236,24 +377,44 @@ fn draw(
                 RESOLVED_COLOR.stroke_width(2),
             ))?;
         }
-        if markers.len() <= MAX_LABELS {
-            let color = if m.fired { FIRED_COLOR } else { RESOLVED_COLOR };
-            let state = if m.fired { "fired" } else { "resolved" };
-            // Right of the line, or left of it in the right part of the
-            // chart, so a label never runs into the legend.
-            let (text, anchor) = if (x - x_lo) / (x_hi - x_lo) < 0.6 {
-                (format!(" {} {state}", m.rule), HPos::Left)
-            } else {
-                (format!("{} {state} ", m.rule), HPos::Right)
-            };
-            // Stagger labels over three rows so neighbours do not overlap.
-            let y = plot_top - (y_hi - y_lo) * 0.045 * (i % 3) as f64;
-            let style = label_font
-                .clone()
-                .color(&color)
-                .pos(Pos::new(anchor, VPos::Top));
-            chart.draw_series(std::iter::once(Text::new(text, (x, y), style)))?;
-        }
+    }
+    // Their labels, one per window and state, in lanes in the headroom
+    // above the lines (see `place_labels`).
+    let label_font: TextStyle = ("sans-serif", 13).into_font().into();
+    let groups = group_markers(&markers);
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    let lanes = if markers.is_empty() {
+        0
+    } else {
+        ((py.end - py.start) as f64 * LABEL_SHARE) as usize / LANE_PX as usize
+    };
+    let measure = |t: &str| {
+        left.estimate_text_size(t, &label_font)
+            .map_or(t.len() as i32 * 8, |(w, _)| w as i32)
+    };
+    let anchors: Vec<i32> = groups
+        .iter()
+        .map(|g| chart.backend_coord(&(g.seq as f64, y_lo)).0)
+        .collect();
+    let max_width = ((px.end - px.start) / 2).min(480);
+    let placed = place_labels(&groups, &anchors, px.clone(), lanes, max_width, measure);
+    let mut hidden = 0;
+    for (g, slot) in groups.iter().zip(&placed) {
+        let Some(slot) = slot else {
+            hidden += 1;
+            continue;
+        };
+        let y = py.start + 2 + slot.lane as i32 * LANE_PX;
+        left.draw(&Rectangle::new(
+            [(slot.x0 - 1, y), (slot.x1 + 1, y + LANE_PX - 2)],
+            WHITE.mix(0.85).filled(),
+        ))?;
+        let color = if g.fired { FIRED_COLOR } else { RESOLVED_COLOR };
+        let style = label_font
+            .clone()
+            .color(&color)
+            .pos(Pos::new(HPos::Left, VPos::Top));
+        left.draw(&Text::new(slot.text.clone(), (slot.x0, y + 1), style))?;
     }
     if points.is_empty() {
         left.draw_text(
@@ -263,7 +424,7 @@ fn draw(
         )?;
     }
 
-    draw_panel(&panel, series, &points, baseline.is_some(), merged)?;
+    draw_panel(&panel, series, &points, baseline.is_some(), merged, hidden)?;
     root.present()?;
     Ok(())
 }
@@ -275,6 +436,7 @@ fn draw_panel(
     points: &[&Point],
     banded: bool,
     merged: bool,
+    hidden_labels: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let font = ("sans-serif", 14).into_font().color(&BLACK);
     let small = ("sans-serif", 13).into_font().color(&RGBColor(60, 60, 60));
@@ -352,6 +514,10 @@ fn draw_panel(
     facts.push(format!("alerts: {fired} fired, {resolved} resolved"));
     if series.dropped_events > 0 {
         facts.push(format!("({} older not shown)", series.dropped_events));
+    }
+    if hidden_labels > 0 {
+        facts.push(format!("{hidden_labels} labels left out"));
+        facts.push("  (markers too close)".to_string());
     }
     for line in facts {
         panel.draw_text(&line, &small, (8, y))?;
@@ -503,6 +669,156 @@ mod tests {
                 on.iter().map(|p| p.1).max().unwrap() - on.iter().map(|p| p.1).min().unwrap();
             assert!(span > 400, "marker at window {seq}: spans {span} rows");
         }
+    }
+
+    fn marker(seq: u64, fired: bool, rule: &str) -> Marker {
+        Marker {
+            seq,
+            at_ms: 0,
+            fired,
+            rule: rule.into(),
+        }
+    }
+
+    /// No two labels in one lane share a column, each is inside the chart
+    /// and touches its marker (right of it, or left of it).
+    fn assert_laid_out(slots: &[Option<Slot>], anchors: &[i32], columns: std::ops::Range<i32>) {
+        for (i, a) in slots.iter().enumerate() {
+            let Some(a) = a else { continue };
+            assert!(a.x0 >= columns.start && a.x1 <= columns.end, "{a:?}");
+            let x = anchors[i];
+            assert!(
+                a.x0 == x + LABEL_GAP || a.x1 == x - LABEL_GAP,
+                "{a:?} at {x}"
+            );
+            for b in slots[i + 1..].iter().flatten() {
+                assert!(
+                    a.lane != b.lane || a.x1 + LABEL_GAP <= b.x0 || b.x1 + LABEL_GAP <= a.x0,
+                    "{a:?} overlaps {b:?}"
+                );
+            }
+        }
+    }
+
+    /// 7 pixels a character (the layout does not depend on the font).
+    fn width(t: &str) -> i32 {
+        7 * t.chars().count() as i32
+    }
+
+    #[test]
+    fn a_window_s_alerts_share_one_label_cut_to_fit() {
+        // The bmi shift: four rules fire in window 21, two in 22 (3 px on),
+        // one resolves in 40.
+        let rules21 = ["mae_high", "rmse_high", "r2_low", "feature_drift:bmi"];
+        let mut ms: Vec<Marker> = rules21.iter().map(|r| marker(21, true, r)).collect();
+        ms.push(marker(22, true, "bias_high"));
+        ms.push(marker(22, true, "prediction_drift"));
+        ms.push(marker(22, true, "bias_high")); // a repeat is named once
+        ms.push(marker(40, false, "bias_high"));
+        let refs: Vec<&Marker> = ms.iter().collect();
+        let groups = group_markers(&refs);
+        assert_eq!(groups.len(), 3);
+        assert_eq!((groups[0].seq, groups[0].rules.len()), (21, 4));
+        assert_eq!(groups[1].rules, ["bias_high", "prediction_drift"]);
+        assert!(!groups[2].fired);
+
+        let anchors = [300, 303, 600];
+        let slots = place_labels(&groups, &anchors, 80..800, 3, 260, width);
+        assert_laid_out(&slots, &anchors, 80..800);
+        let texts: Vec<&str> = slots
+            .iter()
+            .map(|s| s.as_ref().unwrap().text.as_str())
+            .collect();
+        // 260 px hold 37 characters: two of the four names, then "…"
+        assert_eq!(
+            texts,
+            [
+                "4 fired: mae_high, rmse_high, …",
+                "2 fired: bias_high, prediction_drift",
+                "resolved: bias_high"
+            ]
+        );
+        let lanes: Vec<usize> = slots.iter().map(|s| s.as_ref().unwrap().lane).collect();
+        assert_eq!(lanes, [0, 1, 0], "the neighbour goes a lane down");
+
+        // Near the right edge a label goes left of its line.
+        let m = marker(9, true, "mae_high");
+        let one = group_markers(&[&m]);
+        let slots = place_labels(&one, &[690], 80..700, 3, 260, width);
+        assert_eq!(slots[0].as_ref().unwrap().x1, 690 - LABEL_GAP);
+        assert_eq!(slots[0].as_ref().unwrap().text, "fired: mae_high");
+    }
+
+    #[test]
+    fn fifty_markers_never_overlap_and_the_crowded_ones_are_counted() {
+        // 50 windows each firing two rules, spread evenly (12 px apart) and
+        // then all within 50 px: labels shrink to "2 fired", then drop.
+        for spacing in [12, 1] {
+            let ms: Vec<Marker> = (0..50u64)
+                .flat_map(|i| [marker(i, true, "mae_high"), marker(i, true, "rmse_high")])
+                .collect();
+            let refs: Vec<&Marker> = ms.iter().collect();
+            let groups = group_markers(&refs);
+            assert_eq!(groups.len(), 50);
+            let anchors: Vec<i32> = (0..50).map(|i| 100 + spacing * i).collect();
+            let slots = place_labels(&groups, &anchors, 80..800, 6, 300, width);
+            assert_laid_out(&slots, &anchors, 80..800);
+            let placed = slots.iter().flatten().count();
+            let short = slots
+                .iter()
+                .flatten()
+                .filter(|s| s.text == "2 fired")
+                .count();
+            eprintln!("spacing {spacing}: {placed} placed, {short} short");
+            if spacing == 1 {
+                // Within 50 px only one label fits per lane.
+                assert_eq!(placed, 6);
+            } else {
+                // 72 px between a marker and the one six on: every one
+                // gets a label, the short one, rather than a few a long
+                // one (the last six have nothing six on: more room).
+                assert_eq!(placed, 50);
+                assert!(short >= 44, "{short} short");
+            }
+        }
+        // No lane at all (a tiny picture): nothing placed, nothing drawn.
+        let m = marker(1, true, "mae_high");
+        let one = group_markers(&[&m]);
+        assert_eq!(place_labels(&one, &[100], 80..800, 0, 300, width), [None]);
+    }
+
+    #[test]
+    fn labels_stay_in_the_headroom_above_the_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.png");
+        let mut s = step_series(2000);
+        for seq in (210..400).step_by(4) {
+            for rule in ["mae_high", "rmse_high", "feature_drift:bmi"] {
+                s.push_event(&event(rule, "fired", seq));
+            }
+        }
+        s.render(Some(&baseline()), SPEC, &path).unwrap();
+        let img = decode(&path);
+        let top_line = pixels(&img, RMSE_COLOR)
+            .into_iter()
+            .chain(pixels(&img, MAE_COLOR))
+            .map(|p| p.1)
+            .min()
+            .unwrap();
+        // Marker lines are whole columns of red: the label pixels are the
+        // red ones in columns that are not.
+        let red = pixels(&img, FIRED_COLOR);
+        let mut per_column = std::collections::HashMap::new();
+        for p in &red {
+            *per_column.entry(p.0).or_insert(0u32) += 1;
+        }
+        let text: Vec<&(u32, u32)> = red.iter().filter(|p| per_column[&p.0] < 100).collect();
+        assert!(text.len() > 20, "labels drawn: {} pixels", text.len());
+        let lowest = text.iter().map(|p| p.1).max().unwrap();
+        assert!(
+            lowest < top_line,
+            "a label reaches row {lowest}, the lines start at row {top_line}"
+        );
     }
 
     #[test]

@@ -41,7 +41,13 @@ pub fn fatal_dead_actor(who: &str, err: actix::MailboxError) -> ! {
     std::process::exit(crate::exit::FATAL)
 }
 
-/// Gives the calling thread the lowest scheduling priority (nice 19):
+/// The nice value of observer threads: a CFS weight of 110 against the
+/// work threads' 1024, so under full load an observer gets about a tenth
+/// of a core's share (enough to keep up at moderate rates), never more
+/// than the pipeline leaves.
+pub const OBSERVER_NICE: libc::c_int = 10;
+
+/// Gives the calling thread a low scheduling priority ([`OBSERVER_NICE`]):
 /// observers run on such threads, so the work path always gets the CPU
 /// first and an observer never slows it, even on a machine with fewer
 /// cores than busy threads. Linux applies a nice value to one thread when
@@ -53,7 +59,7 @@ pub fn lower_this_threads_priority() {
         // SAFETY: gettid and setpriority take plain integers and touch no memory.
         let rc = unsafe {
             let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, 19)
+            libc::setpriority(libc::PRIO_PROCESS, tid, OBSERVER_NICE)
         };
         if rc != 0 {
             tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower an observer thread's priority");

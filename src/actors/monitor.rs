@@ -33,7 +33,7 @@ use crate::monitor::baseline;
 use crate::monitor::drift::{DriftConfig, DriftDetector};
 use crate::monitor::engine::{Closed, Monitor};
 use crate::monitor::log::{write_event, write_row};
-use crate::monitor::over_time::OverTime;
+use crate::monitor::over_time::{OverTime, MAX_EVENTS};
 use crate::monitor::report::{AlertEvent, Baseline, Board, WindowReport};
 use crate::monitor::telemetry::MonitorMetrics;
 use crate::pipeline::LogPaths;
@@ -193,7 +193,7 @@ impl MonitorActor {
             png: paths.over_time_png.clone(),
         };
         if let Some(last) = &last {
-            monitor.resume(last.seq, last.records_total, &last.active_alerts);
+            monitor.resume(last.seq, last.records_total);
         }
         let spec = PlotSpec {
             width: settings.plot.width,
@@ -212,6 +212,7 @@ impl MonitorActor {
             None,
             dedup,
         );
+        actor.read_back_history(paths);
         if let Some(last) = last {
             let mut chunk = Vec::with_capacity(4096);
             let found = crate::monitor::log::records_after(&paths.metric_csv, last.end_id, |r| {
@@ -237,6 +238,82 @@ impl MonitorActor {
             }
         }
         Ok(actor)
+    }
+
+    /// Refills the picture's series with the earlier runs' windows (every
+    /// row of `metrics_over_time.csv`, merged into at most
+    /// [`SERIES_POINTS`] points as it goes) and their latest alert events
+    /// (the last [`MAX_EVENTS`] lines of `alerts.jsonl`), so a restarted
+    /// run's `error_over_time.png` still shows the whole history, as the
+    /// histogram does; and takes back the rules the last row left firing,
+    /// so they resolve rather than fire a second time. A file that cannot
+    /// be read costs only that past: a warning, and the run goes on.
+    fn read_back_history(&mut self, paths: &LogPaths) {
+        let started = std::time::Instant::now();
+        let series = &mut self.series;
+        match crate::monitor::log::read_over_time(&paths.over_time_csv, |w| series.push(w)) {
+            Ok(back) => {
+                if back.rows > 0 || back.skipped > 0 {
+                    tracing::info!(
+                        rows = back.rows,
+                        skipped = back.skipped,
+                        points = self.series.len(),
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "monitor: error_over_time.png continues the earlier windows"
+                    );
+                }
+                let restored = self.monitor.restore_alerts(&back.last_active);
+                for rule in &self.rules {
+                    let on = back.last_active.contains(rule);
+                    self.metrics
+                        .alert_active
+                        .get_or_create(&crate::monitor::telemetry::RuleLabel { rule: rule.clone() })
+                        .set(on as i64);
+                }
+                if restored > 0 {
+                    tracing::info!(
+                        rules = restored,
+                        "monitor: alerts still firing when the last run stopped stay fired (they resolve, not fire again)"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                file = %paths.over_time_csv.display(),
+                "monitor: cannot read the earlier windows back; the picture starts with this run"
+            ),
+        }
+        // Events of windows not in the file (written after its last row by a
+        // crash) would come again from the records taken in after it.
+        let last_seq = self.series.last_seq();
+        match crate::monitor::log::read_alerts_tail(&paths.alerts, MAX_EVENTS) {
+            Ok(tail) => {
+                let mut later = 0u64;
+                for e in &tail.events {
+                    if e.seq <= last_seq {
+                        self.series.push_event(e);
+                    } else {
+                        later += 1;
+                    }
+                }
+                self.series.dropped_events += tail.older;
+                if !tail.events.is_empty() || tail.skipped > 0 {
+                    tracing::info!(
+                        events = tail.events.len() as u64 - later,
+                        older = tail.older,
+                        skipped = tail.skipped,
+                        after_last_window = later,
+                        "monitor: error_over_time.png marks the earlier alert events"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                file = %paths.alerts.display(),
+                "monitor: cannot read the earlier alert events back"
+            ),
+        }
+        self.metrics.set_over_time(&self.series);
     }
 
     /// Sends closed windows and alert events to the exchange too (those
@@ -360,6 +437,7 @@ impl MonitorActor {
         }
         self.metrics.record_window(&report, &self.rules);
         self.series.push_window(&report);
+        self.metrics.set_over_time(&self.series);
         self.board.push_window(report.clone());
         self.changed = true;
         self.send_to_bridge(report, events);

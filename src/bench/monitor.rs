@@ -63,7 +63,7 @@ pub fn bench(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
             format!("pipeline, {count} samples: monitor on vs off"),
             format!("{on:.0} vs {off:.0} samples/s (ratio {:.3})", on / off),
             format!(
-                "`MODELWATCH__MONITOR__ENABLED=true|false`, `--rate 0`, alternated; at full speed the monitor (nice 19) took in {taken:.0} of {count} records ({windows:.0} windows), the rest missed and counted"
+                "`MODELWATCH__MONITOR__ENABLED=true|false`, `--rate 0`, alternated; at full speed the monitor (nice 10) took in {taken:.0} of {count} records ({windows:.0} windows), the rest missed and counted"
             ),
         ),
         Figure::new(

@@ -629,18 +629,23 @@ impl Rules {
         events
     }
 
-    /// Marks the rules named as firing, with no event: a restarted monitor
-    /// continues the alerts of the last window an earlier run closed, so
-    /// an alert that was firing is not fired a second time (it resolves
-    /// once, later). Names of rules that no longer exist are ignored.
-    pub fn restore_active(&mut self, names: &[String]) {
+    /// Takes back the rules an earlier run left firing (the
+    /// `active_alerts` of its last window), so a restart neither fires them
+    /// again nor leaves them never resolved: each resolves after
+    /// `resolve_after` clear windows, as if the run had not stopped. Names
+    /// that are no longer rules (the config changed) are ignored; returns
+    /// how many were taken back.
+    pub fn restore_active<S: AsRef<str>>(&mut self, names: &[S]) -> usize {
+        let mut restored = 0;
         for r in &mut self.rules {
-            if names.contains(&r.name) {
+            if names.iter().any(|n| n.as_ref() == r.name) {
                 r.active = true;
                 r.breaches = r.fire_after;
                 r.clears = 0;
+                restored += 1;
             }
         }
+        restored
     }
 
     /// Names of the rules firing now, in rule order.
@@ -780,6 +785,17 @@ mod tests {
             events,
             [(6, "fired".to_owned()), (11, "resolved".to_owned())]
         );
+        assert!(r.active().is_empty());
+    }
+
+    #[test]
+    fn restored_rules_do_not_fire_again_and_resolve_as_usual() {
+        let mut r = Rules::new(&[mae_rule(("value", 50.0), 2, Some(3))], &baseline()).unwrap();
+        assert_eq!(r.restore_active(&["mae_high", "gone_from_the_config"]), 1);
+        assert_eq!(r.active(), ["mae_high"]);
+        // Still breaching: no second fire; then three clear windows.
+        let events = run(&mut r, &[51.0, 52.0, 40.0, 40.0, 51.0, 40.0, 40.0, 40.0]);
+        assert_eq!(events, [(8, "resolved".to_owned())]);
         assert!(r.active().is_empty());
     }
 

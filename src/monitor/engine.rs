@@ -85,12 +85,16 @@ impl Monitor {
         self.rules.describe()
     }
 
-    /// Continues an earlier run from its last row: the numbering, and the
-    /// alerts that were firing (they do not fire again).
-    pub fn resume(&mut self, seq: u64, records_total: u64, active_alerts: &[String]) {
+    /// Continues the numbering of an earlier run (its last row).
+    pub fn resume(&mut self, seq: u64, records_total: u64) {
         self.seq = seq;
         self.records_total = records_total;
-        self.rules.restore_active(active_alerts);
+    }
+
+    /// Takes back the rules an earlier run left firing (see
+    /// [`Rules::restore_active`]); returns how many.
+    pub fn restore_alerts<S: AsRef<str>>(&mut self, names: &[S]) -> usize {
+        self.rules.restore_active(names)
     }
 
     /// The rule names, for the telemetry of active alerts.

@@ -17,13 +17,18 @@
 //! [`last_row`] reads back where the previous run stopped, so a restarted
 //! monitor (even after `kill -9`) continues the sequence and takes in
 //! exactly the records of `metric_log.csv` it had not yet put in a window.
+//! [`read_over_time`] and [`read_alerts_tail`] read back the earlier runs'
+//! windows and latest alert events, so `error_over_time.png` still covers
+//! the whole history after a restart (in bounded memory: lines longer than
+//! a row can be are skipped, and only the tail of `alerts.jsonl` is read).
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::data::FEATURE_NAMES;
 use crate::messages::SampleId;
 
+use super::over_time::PastWindow;
 use super::report::{AlertEvent, Drift, WindowReport, WindowStats};
 
 /// What a window's figures are called in the header, in order.
@@ -117,13 +122,11 @@ pub fn rfc3339_ms(ms: u64) -> String {
 }
 
 /// Where an earlier run stopped: its last closed window.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastRow {
     pub seq: u64,
     pub end_id: SampleId,
     pub records_total: u64,
-    /// The rules that were firing after it.
-    pub active_alerts: Vec<String>,
 }
 
 /// Largest tail of the file read to find the last row (a row is about
@@ -161,16 +164,220 @@ pub fn last_row(path: &Path) -> io::Result<Option<LastRow>> {
             seq,
             end_id,
             records_total,
-            active_alerts: match fields.last() {
-                Some(f) if fields.len() > 4 && !f.is_empty() => String::from_utf8_lossy(f)
-                    .split(';')
-                    .map(str::to_owned)
-                    .collect(),
-                _ => Vec::new(),
-            },
         }),
         _ => None,
     })
+}
+
+/// Longest line of `metrics_over_time.csv` taken in when reading it back
+/// (a row is about 1.2 KB; a longer line is not one of ours).
+pub const MAX_ROW_BYTES: usize = 16 * 1024;
+/// Longest line of `alerts.jsonl` taken in when reading it back (an event
+/// is a few hundred bytes).
+pub const MAX_EVENT_BYTES: usize = 4 * 1024;
+
+/// What [`read_over_time`] found besides the windows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadBack {
+    /// Complete rows handed on.
+    pub rows: u64,
+    /// Lines that are not a row of this format (too long, a field that is
+    /// not a number, a missing MAE or RMSE), and a last line torn by a crash.
+    pub skipped: u64,
+    /// The rules firing after the last row handed on (its `active_alerts`).
+    pub last_active: Vec<String>,
+}
+
+/// Calls `each` for every line of `r` that ends with a newline and is at
+/// most `max` bytes long (without it), streaming: memory is bounded by
+/// `max` whatever the file. Returns the lines skipped (too long, or a last
+/// line without its newline).
+fn for_each_line(mut r: impl BufRead, max: usize, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
+    let mut line = Vec::new();
+    let (mut too_long, mut skipped) = (false, 0u64);
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let newline = buf.iter().position(|&b| b == b'\n');
+        let chunk = &buf[..newline.unwrap_or(buf.len())];
+        if !too_long {
+            if line.len() + chunk.len() > max {
+                too_long = true;
+                line.clear();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        let used = chunk.len() + usize::from(newline.is_some());
+        r.consume(used);
+        if newline.is_some() {
+            if too_long {
+                skipped += 1;
+            } else {
+                each(&line);
+            }
+            line.clear();
+            too_long = false;
+        }
+    }
+    if too_long || !line.is_empty() {
+        skipped += 1;
+    }
+    Ok(skipped)
+}
+
+/// Reads `metrics_over_time.csv` back, calling `each` with every complete
+/// row's window (sequence number, end time, count-window count, MAE and
+/// RMSE), in file order. Streaming; columns are found by the header's
+/// names, so a file whose later columns changed still reads. A missing
+/// file has no rows; a file whose first line lacks those columns is an
+/// `InvalidData` error.
+pub fn read_over_time(path: &Path, mut each: impl FnMut(&PastWindow)) -> io::Result<ReadBack> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ReadBack::default()),
+        Err(e) => return Err(e),
+    };
+    let mut cols: Option<[usize; 5]> = None;
+    let mut active_col = None;
+    let mut bad_header = false;
+    let mut back = ReadBack::default();
+    let torn = for_each_line(io::BufReader::new(file), MAX_ROW_BYTES, |line| {
+        let Some(cols) = cols else {
+            if bad_header {
+                return;
+            }
+            let names: Vec<&[u8]> = line.split(|&b| b == b',').collect();
+            let at = |name: &str| names.iter().position(|n| *n == name.as_bytes());
+            match (
+                at("seq"),
+                at("end_time"),
+                at("count"),
+                at("mae"),
+                at("rmse"),
+            ) {
+                (Some(a), Some(b), Some(c), Some(d), Some(e)) => cols = Some([a, b, c, d, e]),
+                _ => bad_header = true,
+            }
+            active_col = at("active_alerts");
+            return;
+        };
+        match parse_window(line, cols) {
+            Some(w) => {
+                back.rows += 1;
+                each(&w);
+                back.last_active.clear();
+                let field = active_col.and_then(|i| line.split(|&b| b == b',').nth(i));
+                for name in field.unwrap_or_default().split(|&b| b == b';') {
+                    if !name.is_empty() {
+                        back.last_active
+                            .push(String::from_utf8_lossy(name).into_owned());
+                    }
+                }
+            }
+            None => back.skipped += 1,
+        }
+    })?;
+    if bad_header {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the first line is not a header with seq, end_time, count, mae and rmse",
+        ));
+    }
+    back.skipped += torn;
+    Ok(back)
+}
+
+fn parse_window(line: &[u8], [seq, end_time, count, mae, rmse]: [usize; 5]) -> Option<PastWindow> {
+    let line = std::str::from_utf8(line).ok()?;
+    let fields: Vec<&str> = line.split(',').collect();
+    let field = |i: usize| fields.get(i).copied();
+    let end = humantime::parse_rfc3339(field(end_time)?).ok()?;
+    Some(PastWindow {
+        seq: field(seq)?.parse().ok()?,
+        end_ms: end
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis()
+            .try_into()
+            .ok()?,
+        count: field(count)?.parse().ok()?,
+        mae: field(mae)?.parse().ok()?,
+        rmse: field(rmse)?.parse().ok()?,
+    })
+}
+
+/// The last alert events of `alerts.jsonl`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertsTail {
+    /// At most the `max` asked for, oldest first.
+    pub events: Vec<AlertEvent>,
+    /// Complete lines before them (not read back).
+    pub older: u64,
+    /// Lines among the last `max` that are not an event (or are too long).
+    pub skipped: u64,
+}
+
+/// Reads the last `max` complete lines of `alerts.jsonl` (at most
+/// `max * MAX_EVENT_BYTES` bytes from its end are held; the lines before
+/// are only counted, streaming). A missing file has none; a last line
+/// without its newline (a crash mid-write) is left out.
+pub fn read_alerts_tail(path: &Path, max: usize) -> io::Result<AlertsTail> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AlertsTail::default()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub((max * (MAX_EVENT_BYTES + 1)) as u64);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::with_capacity((len - start) as usize);
+    file.by_ref().take(len - start).read_to_end(&mut tail)?;
+    // Complete lines only: none after the last newline, and the first one
+    // only when it starts at a line's start.
+    let end = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut lines: Vec<&[u8]> = tail[..end].split_inclusive(|&b| b == b'\n').collect();
+    let mut older = 0u64;
+    if start > 0 {
+        file.seek(SeekFrom::Start(start - 1))?;
+        let mut before = [0u8];
+        file.read_exact(&mut before)?;
+        if before[0] != b'\n' && !lines.is_empty() {
+            // The part of a line cut at `start`: counted with the older ones.
+            lines.remove(0);
+            older += 1;
+        }
+        file.seek(SeekFrom::Start(0))?;
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut left = start;
+        while left > 0 {
+            let n = file.read(&mut chunk[..left.min(64 * 1024) as usize])?;
+            if n == 0 {
+                break;
+            }
+            older += chunk[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+            left -= n as u64;
+        }
+    }
+    let keep = lines.len().saturating_sub(max);
+    older += keep as u64;
+    let mut out = AlertsTail {
+        older,
+        ..AlertsTail::default()
+    };
+    for line in &lines[keep..] {
+        let line = &line[..line.len() - 1];
+        match (line.len() <= MAX_EVENT_BYTES)
+            .then(|| serde_json::from_slice::<AlertEvent>(line).ok())
+            .flatten()
+        {
+            Some(e) => out.events.push(e),
+            None => out.skipped += 1,
+        }
+    }
+    Ok(out)
 }
 
 /// Calls `each` for every record of `metric_log.csv` after the one with id
@@ -276,10 +483,104 @@ mod tests {
             Some(LastRow {
                 seq: 8,
                 end_id: 1_700_000_000_000_008,
-                records_total: 4000,
-                active_alerts: vec!["mae_high".into(), "feature_drift:bmi".into()],
+                records_total: 4000
             })
         );
+    }
+
+    #[test]
+    fn read_over_time_gives_the_windows_of_complete_rows_in_bounded_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metrics_over_time.csv");
+        let mut seen = Vec::new();
+        assert_eq!(
+            read_over_time(&p, |w| seen.push(*w)).unwrap(),
+            ReadBack::default(),
+            "no file, no rows"
+        );
+        let mut text = format!("{}\n", header()).into_bytes();
+        write_row(&mut text, &report(7), 3500);
+        text.extend_from_slice(&vec![b'9'; 1 << 20]); // a 1 MiB line: not a row
+        text.push(b'\n');
+        text.extend_from_slice(b"8,1,not a time,4000,500,1,2\n");
+        let mut r8 = report(8);
+        r8.active_alerts.push("rmse_high".into());
+        r8.active_alerts.remove(0);
+        r8.window.mae = 61.0;
+        r8.window.count = 499;
+        write_row(&mut text, &r8, 4000);
+        text.extend_from_slice(b"9,17000"); // torn by a crash
+        std::fs::write(&p, &text).unwrap();
+        let back = read_over_time(&p, |w| seen.push(*w)).unwrap();
+        assert_eq!((back.rows, back.skipped), (2, 3));
+        assert_eq!(back.last_active, ["feature_drift:bmi", "rmse_high"]);
+        // end_time 2026-11-29T13:48:59.192Z is 1795960139192 ms:
+        // python3 -c "import datetime;print(datetime.datetime(2026,11,29,13,48,59,192000,tzinfo=datetime.timezone.utc).timestamp()*1000)"
+        let w = |seq, count, mae| PastWindow {
+            seq,
+            end_ms: 1_795_960_139_192,
+            count,
+            mae,
+            rmse: 54.25,
+        };
+        assert_eq!(seen, [w(7, 500, 43.5), w(8, 499, 61.0)]);
+
+        std::fs::write(&p, "id,y_true\n1,2\n").unwrap();
+        let err = read_over_time(&p, |_| panic!()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    fn event_line(seq: u64, state: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_event(
+            &mut out,
+            &AlertEvent {
+                rule: "mae_high".into(),
+                state: state.into(),
+                metric: "mae".into(),
+                value: 60.0,
+                threshold: 47.5,
+                seq,
+                end_id: 1_000 + seq,
+                at_ms: 2_000 + seq,
+                message: "MAE 60 above 47.5 for 2 windows".into(),
+            },
+        );
+        out
+    }
+
+    #[test]
+    fn read_alerts_tail_keeps_the_last_events_and_counts_the_older() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerts.jsonl");
+        assert_eq!(read_alerts_tail(&p, 10).unwrap(), AlertsTail::default());
+        let mut text = Vec::new();
+        for seq in 0..250 {
+            text.extend(event_line(
+                seq,
+                if seq % 2 == 0 { "fired" } else { "resolved" },
+            ));
+        }
+        text.extend_from_slice(b"{\"rule\": 3}\n"); // not an event
+        text.extend_from_slice(&event_line(250, "fired")[..40]); // torn
+        std::fs::write(&p, &text).unwrap();
+
+        // The whole file fits the bytes held: the older lines are those
+        // before the last 200.
+        let all = read_alerts_tail(&p, 200).unwrap();
+        assert_eq!(all.events.len(), 199);
+        assert_eq!((all.older, all.skipped), (51, 1));
+        assert_eq!(all.events[0].seq, 51);
+        assert_eq!(all.events[0].state, "resolved");
+        assert_eq!(all.events.last().unwrap().seq, 249);
+
+        // Only the end is read: 5 lines of at most 4 KiB from a larger
+        // file, and the lines before the bytes read are still counted.
+        assert!(text.len() > 5 * (MAX_EVENT_BYTES + 1));
+        let tail = read_alerts_tail(&p, 5).unwrap();
+        let seqs: Vec<u64> = tail.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [246, 247, 248, 249]);
+        assert_eq!((tail.older, tail.skipped), (246, 1));
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //!
 //! The monitor actor pushes every [`WindowReport`] and [`AlertEvent`] as it
 //! makes them and renders from this series (see
-//! [`crate::render_over_time`]); nothing is re-read. When the series holds
+//! [`crate::render_over_time`]); at start it refills it once from the
+//! earlier runs' `metrics_over_time.csv` and the tail of `alerts.jsonl`
+//! ([`PastWindow`]s, see [`crate::monitor::log`]), so the picture covers
+//! the whole history, and nothing is re-read after. When the series holds
 //! `max_points` points, neighbours merge pairwise (their mean, minimum and
 //! maximum are kept), and from then on each new point gathers twice as many
 //! windows, so every point stands for the same number of windows, the whole
@@ -73,15 +76,15 @@ pub struct Point {
 }
 
 impl Point {
-    fn of(r: &WindowReport) -> Point {
+    fn of(w: &PastWindow) -> Point {
         Point {
             windows: 1,
-            first_seq: r.seq,
-            last_seq: r.seq,
-            first_ms: r.end_ms,
-            last_ms: r.end_ms,
-            mae: Spread::of(r.window.mae),
-            rmse: Spread::of(r.window.rmse),
+            first_seq: w.seq,
+            last_seq: w.seq,
+            first_ms: w.end_ms,
+            last_ms: w.end_ms,
+            mae: Spread::of(w.mae),
+            rmse: Spread::of(w.rmse),
         }
     }
 
@@ -110,6 +113,31 @@ impl Point {
     /// Mean RMSE of its windows.
     pub fn rmse(&self) -> f64 {
         self.rmse.sum / self.windows as f64
+    }
+}
+
+/// What the picture needs of one closed window: a [`WindowReport`]'s
+/// count-based figures, or a row of `metrics_over_time.csv` read back at
+/// start (see [`crate::monitor::log::read_over_time`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PastWindow {
+    pub seq: u64,
+    /// When it closed, ms since the Unix epoch.
+    pub end_ms: u64,
+    pub count: u64,
+    pub mae: f64,
+    pub rmse: f64,
+}
+
+impl PastWindow {
+    pub fn of(r: &WindowReport) -> PastWindow {
+        PastWindow {
+            seq: r.seq,
+            end_ms: r.end_ms,
+            count: r.window.count,
+            mae: r.window.mae,
+            rmse: r.window.rmse,
+        }
     }
 }
 
@@ -166,16 +194,22 @@ impl OverTime {
     /// Adds one closed window (its count-based figures: the band is for
     /// windows of that many rows).
     pub fn push_window(&mut self, r: &WindowReport) {
-        let w = &r.window;
-        if r.seq <= self.last_seq || !w.mae.is_finite() || !w.rmse.is_finite() || w.count == 0 {
+        self.push(&PastWindow::of(r));
+    }
+
+    /// Adds one closed window given by its figures (a report, or a row of
+    /// an earlier run read back at start). Skipped when out of order,
+    /// repeated, empty, or without finite figures.
+    pub fn push(&mut self, w: &PastWindow) {
+        if w.seq <= self.last_seq || !w.mae.is_finite() || !w.rmse.is_finite() || w.count == 0 {
             self.skipped_windows += 1;
             return;
         }
-        self.last_seq = r.seq;
+        self.last_seq = w.seq;
         self.window_rows = w.count;
         let p = match self.pending.take() {
-            Some(pending) => pending.merge(Point::of(r)),
-            None => Point::of(r),
+            Some(pending) => pending.merge(Point::of(w)),
+            None => Point::of(w),
         };
         if p.windows < self.stride {
             self.pending = Some(p);
@@ -236,6 +270,26 @@ impl OverTime {
     /// Windows each stored point stands for.
     pub fn windows_per_point(&self) -> u64 {
         self.stride
+    }
+
+    /// Windows on the picture (every one pushed and not skipped).
+    pub fn windows(&self) -> u64 {
+        self.points().map(|p| p.windows).sum()
+    }
+
+    /// Sequence number of the first window on the picture (0 when empty).
+    pub fn first_seq(&self) -> u64 {
+        self.points().next().map_or(0, |p| p.first_seq)
+    }
+
+    /// Sequence number of the last window pushed (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Markers kept (at most [`MAX_EVENTS`]).
+    pub fn events_len(&self) -> usize {
+        self.events.len()
     }
 
     /// Rows of the last window pushed (0 before the first).

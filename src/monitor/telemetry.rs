@@ -75,6 +75,12 @@ pub struct MonitorMetrics {
     /// Records the monitor took in (restored ones included).
     pub records: Counter,
     pub drift_eval_seconds: BatchHistogram,
+    /// Windows `error_over_time.png` covers (earlier runs' included).
+    pub over_time_windows: Gauge,
+    /// Sequence number of the first window on the picture.
+    pub over_time_first_window: Gauge,
+    /// Alert markers on the picture.
+    pub over_time_markers: Gauge,
 }
 
 impl MonitorMetrics {
@@ -99,11 +105,14 @@ impl MonitorMetrics {
             windows: Counter::default(),
             records: Counter::default(),
             drift_eval_seconds: BatchHistogram::new(&DRIFT_EVAL_BUCKETS),
+            over_time_windows: Gauge::default(),
+            over_time_first_window: Gauge::default(),
+            over_time_markers: Gauge::default(),
         }
     }
 
     /// Registers every handle under `window_*`, `drift_*`, `baseline_*`,
-    /// `alert*` and `monitor_*`.
+    /// `alert*`, `monitor_*` and `over_time_*`.
     pub fn register(&self, r: &mut Registry) {
         let w =
             "over the last monitor.window records (window=count) or monitor.period (window=period)";
@@ -196,6 +205,28 @@ impl MonitorMetrics {
             Unit::Seconds,
             self.drift_eval_seconds.clone(),
         );
+        r.register(
+            "over_time_windows",
+            "Windows error_over_time.png covers, earlier runs' read back at start included",
+            self.over_time_windows.clone(),
+        );
+        r.register(
+            "over_time_first_window",
+            "Sequence number of the first window on error_over_time.png",
+            self.over_time_first_window.clone(),
+        );
+        r.register(
+            "over_time_markers",
+            "Alert events marked on error_over_time.png",
+            self.over_time_markers.clone(),
+        );
+    }
+
+    /// What `error_over_time.png` covers.
+    pub fn set_over_time(&self, s: &super::over_time::OverTime) {
+        self.over_time_windows.set(s.windows() as i64);
+        self.over_time_first_window.set(s.first_seq() as i64);
+        self.over_time_markers.set(s.events_len() as i64);
     }
 
     pub fn set_baseline(&self, b: &Baseline) {
