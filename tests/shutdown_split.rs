@@ -121,6 +121,13 @@ async fn sigterm_under_load_with_a_healthy_broker_delivers_everything() {
         confirmed >= accepted,
         "accepted {accepted}, confirmed {confirmed}"
     );
-    // Four messages per sample: features, y_true, y_pred, metrics.
-    assert_eq!(accepted, 4 * rows, "every handled sample was mirrored");
+    // Four messages per sample (features, y_true, y_pred, metrics), and
+    // the monitor's: one per closed window and one per alert event.
+    let monitor = reg.count("modelwatch_monitor_windows_total", &[])
+        + reg.count("modelwatch_alert_events_total", &[]);
+    assert_eq!(
+        accepted,
+        4 * rows + monitor,
+        "every handled sample was mirrored"
+    );
 }
