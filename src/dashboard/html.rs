@@ -230,16 +230,32 @@ pub fn dashboard(snap: &Snapshot) -> String {
     );
 
     out.push_str("<section aria-labelledby=\"h-hist\"><h2 id=\"h-hist\">Absolute error</h2>\
-                  <figure><figcaption>Rows per error bucket, since start</figcaption><div id=\"c-hist\" class=\"chart\"></div></figure>");
-    out.push_str("<table class=\"compact\" id=\"hist-table\"><caption class=\"sr\">Rows per absolute-error bucket</caption><thead><tr><th scope=\"col\">Error up to</th><th scope=\"col\">Rows</th></tr></thead><tbody>");
-    for (u, n) in snap.histogram.upper.iter().zip(&snap.histogram.counts) {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{n}</td></tr>",
-            u.map_or("more".into(), |u| num(u, 0))
-        );
+                  <figure><figcaption>Rows per bar since start, and their density (Gaussian KDE, Scott's bandwidth): the bars and curve of <code>error_distribution.png</code></figcaption><div id=\"c-hist\" class=\"chart\"></div></figure>");
+    match &snap.histogram {
+        Some(h) => {
+            let _ = write!(
+                out,
+                "<p class=\"muted\" id=\"hist-summary\">{} rows, mean {}, largest {}.</p>",
+                h.rows,
+                num(h.mean, 2),
+                num(h.max, 2)
+            );
+            out.push_str("<table class=\"compact\" id=\"hist-table\"><caption class=\"sr\">Rows per absolute-error bar</caption><thead><tr><th scope=\"col\">Error from</th><th scope=\"col\">to</th><th scope=\"col\">Rows</th></tr></thead><tbody>");
+            for (i, n) in h.counts.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
+                    num(i as f64 * h.bar_width, 1),
+                    num((i + 1) as f64 * h.bar_width, 1)
+                );
+            }
+            out.push_str("</tbody></table>");
+        }
+        None => out.push_str(
+            "<p class=\"muted\" id=\"hist-summary\">No histogram here: it is drawn by the process with the plot role.</p>",
+        ),
     }
-    out.push_str("</tbody></table></section>\n");
+    out.push_str("</section>\n");
 
     out.push_str("<div class=\"two\"><section aria-labelledby=\"h-drift\"><h2 id=\"h-drift\">Drift <span class=\"muted\" id=\"drift-share\">");
     if let Some(s) = snap.drift_share {
@@ -416,7 +432,7 @@ mod tests {
     fn snap_of(b: &crate::monitor::report::BoardState) -> Snapshot {
         let t = Telemetry::new("test");
         let c = snapshot::counters(&t.metrics, std::time::Instant::now(), false, &[]);
-        snapshot::build(c, None, b, snapshot::histogram(&t.metrics), None)
+        snapshot::build(c, None, b, None, None)
     }
 
     #[test]
