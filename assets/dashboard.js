@@ -110,8 +110,8 @@
                 y: { range: function () { return [0, histTop()]; } } },
       series: [{}, { label: "density", stroke: DENSITY, width: 2.5, points: { show: false } }],
       hooks: { drawAxes: [drawBars] },
-      axes: [{ stroke: "#5b6675", grid: { show: false } },
-             { stroke: "#5b6675", grid: { stroke: "#eceff3" }, size: 56 }]
+      axes: [{ stroke: "#5b6675", grid: { show: false }, size: 34, label: "absolute error |y_true − y_pred|", labelSize: 20 },
+             { stroke: "#5b6675", grid: { stroke: "#eceff3" }, size: 56, label: "rows per bar", labelSize: 22 }]
     };
   }
 
@@ -126,7 +126,9 @@
       y = d.y.slice();
     }
     var sum = $("hist-summary");
-    if (sum) sum.textContent = h.rows + " rows, mean " + fmt(h.mean, 2) + ", largest " + fmt(h.max, 2) + ".";
+    var mae = baseline && baseline.mae && baseline.mae.mean;
+    if (sum) sum.textContent = h.rows + " rows at the last render of the plot, mean " + fmt(h.mean, 2) + ", largest " +
+      fmt(h.max, 2) + (isFinite(mae) && mae > 0 ? "; dashed red line: the training MAE, " + fmt(mae, 2) : "") + ".";
     if (!hist) hist = new uPlot(histOpts(el), [x, y], el);
     else hist.setData([x, y]);
   }
@@ -167,6 +169,12 @@
       "(" + Math.round(s.drift_share * 100) + "% of features drifted)";
   }
 
+  // The message without its opening "Alert <rule> <state>: " (as the server's page).
+  function detail(e) {
+    var opening = "Alert " + e.rule + " " + e.state + ": ";
+    return e.message.indexOf(opening) === 0 ? e.message.slice(opening.length) : e.message;
+  }
+
   function drawAlerts(s) {
     var active = $("active");
     if (active) active.innerHTML = s.active_alerts.length ?
@@ -175,7 +183,7 @@
     if (!list) return;
     var html = s.events.length ? s.events.slice().reverse().map(function (e) {
       return '<li class="' + (e.state === "fired" ? "fired" : "resolved") + '"><strong>' + esc(e.rule) + "</strong> " +
-        esc(e.state) + " (window " + Number(e.seq) + "): " + esc(e.message) + "</li>";
+        esc(e.state) + " (window " + Number(e.seq) + "): " + esc(detail(e)) + "</li>";
     }).join("") : '<li class="muted empty">no alert events yet</li>';
     if (list.innerHTML !== html) list.innerHTML = html;
   }

@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(four_digits(98_765.4), 98_770.0);
         assert_eq!(four_digits(-2.345_67), -2.346);
         assert_eq!(four_digits(0.0), 0.0);
-        assert_eq!(serde_json::to_string(&four_digits(0.1 + 0.2)).unwrap(), "0.3");
+        assert_eq!(
+            serde_json::to_string(&four_digits(0.1 + 0.2)).unwrap(),
+            "0.3"
+        );
     }
 
     /// The view's bars and curve are the picture's, and the curve is
@@ -129,9 +132,7 @@ mod tests {
         let mut h = ErrorHistogram::new();
         // Errors on fine-bin centres (width 1/128), so the binned KDE is the
         // KDE of these very values.
-        let values = [
-            0.5, 1.5, 1.5, 2.5, 2.5, 2.5, 3.5, 3.5, 4.5, 6.5, 8.5, 12.5,
-        ];
+        let values = [0.5, 1.5, 1.5, 2.5, 2.5, 2.5, 3.5, 3.5, 4.5, 6.5, 8.5, 12.5];
         for v in values {
             h.add(v + 1.0 / 256.0);
         }
@@ -140,7 +141,10 @@ mod tests {
         assert_eq!(view.rows, 12);
         assert_eq!(view.counts, [6, 3, 2, 1]);
         let bars = h.bars(4);
-        assert_eq!(view.counts, bars.iter().map(|b| b.count).collect::<Vec<_>>());
+        assert_eq!(
+            view.counts,
+            bars.iter().map(|b| b.count).collect::<Vec<_>>()
+        );
         let d = view.density.expect("a curve");
         assert_eq!(d.y.len(), crate::render::KDE_GRID);
         let c = 1.0 / 256.0;
@@ -151,7 +155,11 @@ mod tests {
         //   print(repr(k(x[0])[0]*12*w), repr(k(x[50])[0]*12*w), repr(k(x[199])[0]*12*w))
         //   print(np.histogram(v,bins=4,range=(0,(12.5+c)*(1+1e-9)))[0])"
         // -> 3.3227021934944934 4.52143791218709 0.7016307512113055 / [6 3 2 1]
-        let want = [3.322_702_193_494_493_4, 4.521_437_912_187_09, 0.701_630_751_211_305_5];
+        let want = [
+            3.322_702_193_494_493_4,
+            4.521_437_912_187_09,
+            0.701_630_751_211_305_5,
+        ];
         for (i, w) in [0usize, 50, 199].into_iter().zip(want) {
             assert!(
                 (d.y[i] - w).abs() <= w * 1e-3,

@@ -74,12 +74,16 @@ where
 }
 
 fn start_app(sb: &Sandbox) -> (Running, SocketAddr) {
-    start_app_with(sb, &["--count", "0", "--rate", "300", "--seed", "9"])
+    start_app_with(sb, &["--count", "0", "--rate", "300", "--seed", "9"], &[])
 }
 
-fn start_app_with(sb: &Sandbox, args: &[&str]) -> (Running, SocketAddr) {
+fn start_app_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> (Running, SocketAddr) {
     let logs = sb.logs();
-    let app = Running::spawn(sb.run_command(&logs, args));
+    let mut cmd = sb.run_command(&logs, args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let app = Running::spawn(cmd);
     let addr = http_addr(&logs, TIMEOUT);
     (app, addr)
 }
@@ -122,7 +126,13 @@ const ALERT_RGB: [u8; 3] = [0xb3, 0x26, 0x1e];
 async fn the_dashboard_updates_live_and_draws_its_charts() {
     let started = Instant::now();
     let sb = Sandbox::new();
-    let (app, addr) = start_app(&sb);
+    // The monitor off: the page before any window (the scenario test below
+    // has the monitor's windows).
+    let (app, addr) = start_app_with(
+        &sb,
+        &["--count", "0", "--rate", "300", "--seed", "9"],
+        &[("MODELWATCH__MONITOR__ENABLED", "false")],
+    );
     let b = Browser::start(1000, 1500).await;
     b.client
         .goto(&format!("http://{addr}/"))
@@ -153,13 +163,16 @@ async fn the_dashboard_updates_live_and_draws_its_charts() {
 
     // The histogram is drawn: its canvas holds pixels of the bars' colour
     // and of the density curve's (the PNG's colours).
-    let (bar_pixels, curve_pixels) =
-        eventually("histogram bars and curve on the canvas", TIMEOUT, || async {
+    let (bar_pixels, curve_pixels) = eventually(
+        "histogram bars and curve on the canvas",
+        TIMEOUT,
+        || async {
             let bars = pixels_of(&b, "#c-hist canvas", BAR_RGB).await;
             let curve = pixels_of(&b, "#c-hist canvas", DENSITY_RGB).await;
             (bars > 500 && curve > 100).then_some((bars, curve))
-        })
-        .await;
+        },
+    )
+    .await;
     let canvases = b
         .client
         .execute(
@@ -230,8 +243,9 @@ async fn a_bmi_shift_shows_its_drift_and_alerts_on_the_page() {
             "--scenario",
             "start=3000,bmi+=10",
         ],
+        &[],
     );
-    let b = Browser::start(1100, 2300).await;
+    let b = Browser::start(1100, 1800).await;
     b.client
         .goto(&format!("http://{addr}/"))
         .await
@@ -289,8 +303,23 @@ async fn a_bmi_shift_shows_its_drift_and_alerts_on_the_page() {
     .await;
     let bars = pixels_of(&b, "#c-hist canvas", BAR_RGB).await;
     assert!(bars > 500, "histogram bars: {bars} pixels");
-    // Let a few more windows in so the picture shows after the shift too.
+    // Let a few more windows in so the picture shows after the shift too,
+    // and make the window as tall as the page (the screenshot is its view).
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let tall = b
+        .client
+        .execute(
+            "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (page, chrome) = (tall[0].as_u64().unwrap(), tall[1].as_u64().unwrap_or(0));
+    b.client
+        .set_window_size(1100, (page + chrome) as u32)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let shot = save_screenshot(&b, "dashboard-scenario.png").await;
 
     b.close().await;

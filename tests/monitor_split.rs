@@ -8,8 +8,6 @@
 
 mod split_support;
 
-use std::time::Duration;
-
 use split_support::*;
 
 const N: usize = 6000;
