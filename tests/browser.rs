@@ -301,8 +301,12 @@ async fn a_bmi_shift_shows_its_drift_and_alerts_on_the_page() {
         (line > 200 && marks > 20).then_some((line, marks))
     })
     .await;
-    let bars = pixels_of(&b, "#c-hist canvas", BAR_RGB).await;
-    assert!(bars > 500, "histogram bars: {bars} pixels");
+    // The histogram is the plot's, published at each render (every
+    // plot.interval, 2 s): its bars come with the first render that had rows.
+    eventually("the histogram's bars", TIMEOUT, || async {
+        (pixels_of(&b, "#c-hist canvas", BAR_RGB).await > 500).then_some(())
+    })
+    .await;
     // Let a few more windows in so the picture shows after the shift too,
     // and make the window as tall as the page (the screenshot is its view).
     tokio::time::sleep(Duration::from_secs(3)).await;
