@@ -326,6 +326,33 @@ async fn a_bmi_shift_shows_its_drift_and_alerts_on_the_page() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let shot = save_screenshot(&b, "dashboard-scenario.png").await;
 
+    // With the monitor's tables full, a phone's width still holds the page.
+    b.client.set_window_size(390, 1200).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let overflow = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    if overflow.as_i64().unwrap() > 0 {
+        save_screenshot(&b, "dashboard-scenario-phone.png").await;
+        let wide = b
+            .client
+            .execute(
+                "const w = document.documentElement.clientWidth; return [...document.querySelectorAll('body *')]
+                   .filter(e => e.getBoundingClientRect().right > w)
+                   .slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        panic!("wider than a phone by {overflow}: {wide}");
+    }
+    save_screenshot(&b, "dashboard-scenario-phone.png").await;
+
     b.close().await;
     drop(app);
     println!(

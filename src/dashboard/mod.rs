@@ -3,8 +3,8 @@
 //! one prediction (`GET`/`POST /predict`, `POST /api/predict`).
 //!
 //! The pure parts are apart and tested on their own: [`snapshot`] (what
-//! the page shows, read from the telemetry registry and the monitor's
-//! board), [`html`] (the pages, rendered on the server so they read without
+//! the page shows, read from the telemetry registry, the monitor's board
+//! and the plot's [`PlotView`]), [`html`] (the pages, rendered on the server so they read without
 //! JavaScript), [`predict`] (input checks, scaling, nearest rows) and
 //! [`assets`] (uPlot and the page's script, embedded). [`routes`] holds
 //! the actix-web handlers, thin, and [`events`] the Server-Sent Events
