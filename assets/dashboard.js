@@ -59,27 +59,78 @@
     return [xs.slice(), cols[key].slice(), hi, lo, marks];
   }
 
-  function histOpts(el, n) {
+  // The histogram as error_distribution.png draws it: bars of equal width
+  // from 0 (drawn on the canvas under the curve), the density curve in rows
+  // per bar, and a dashed line at the training MAE.
+  var BAR = "#4682b4", DENSITY = "#08306b", TRAIN = "#c81e1e", histView = null;
+
+  function histRight() {
+    var h = histView, right = h ? h.bar_width * h.counts.length : 1;
+    var mae = baseline && baseline.mae && baseline.mae.mean;
+    return isFinite(mae) && mae > 0 ? Math.max(right, mae * 1.05) : right;
+  }
+  function histTop() {
+    var h = histView, top = 1;
+    if (h) {
+      h.counts.forEach(function (n) { if (n > top) top = n; });
+      if (h.density) h.density.y.forEach(function (y) { if (y > top) top = y; });
+    }
+    return top * 1.08;
+  }
+
+  function drawBars(u) {
+    var h = histView;
+    if (!h) return;
+    var ctx = u.ctx, b = u.bbox;
+    ctx.save();
+    ctx.beginPath(); ctx.rect(b.left, b.top, b.width, b.height); ctx.clip();
+    var y0 = Math.round(u.valToPos(0, "y", true));
+    ctx.fillStyle = BAR;
+    h.counts.forEach(function (n, i) {
+      if (!n) return;
+      var x0 = Math.round(u.valToPos(i * h.bar_width, "x", true));
+      var x1 = Math.round(u.valToPos((i + 1) * h.bar_width, "x", true));
+      var yt = Math.round(u.valToPos(n, "y", true));
+      ctx.fillRect(x0, yt, Math.max(1, x1 - x0 - 1), Math.max(1, y0 - yt));
+    });
+    var mae = baseline && baseline.mae && baseline.mae.mean;
+    if (isFinite(mae) && mae > 0) {
+      var xm = Math.round(u.valToPos(mae, "x", true)) + 0.5;
+      ctx.strokeStyle = TRAIN; ctx.lineWidth = 2 * (window.devicePixelRatio || 1);
+      ctx.setLineDash([8, 5]);
+      ctx.beginPath(); ctx.moveTo(xm, b.top); ctx.lineTo(xm, y0); ctx.stroke();
+    }
+    ctx.restore();
+  }
+
+  function histOpts(el) {
     return {
-      width: width(el), height: 190, legend: { show: false }, cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: false, range: [-0.6, n - 0.4] } },
-      series: [{}, { label: "rows", fill: BLUE, stroke: BLUE, width: 0,
-                     paths: uPlot.paths.bars({ size: [0.85, 60] }), points: { show: false } }],
-      axes: [{ stroke: "#5b6675", grid: { show: false }, incrs: [1, 2, 4],
-               values: function (u, ticks) { return ticks.map(function (t) { return histLabels[t] || ""; }); } },
-             { stroke: "#5b6675", grid: { stroke: "#eceff3" }, size: 56 }]
+      width: width(el), height: 220, legend: { show: false }, cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: false, range: function () { return [0, histRight()]; } },
+                y: { range: function () { return [0, histTop()]; } } },
+      series: [{}, { label: "density", stroke: DENSITY, width: 2.5, points: { show: false } }],
+      hooks: { drawAxes: [drawBars] },
+      axes: [{ stroke: "#5b6675", grid: { show: false }, size: 34, label: "absolute error |y_true − y_pred|", labelSize: 20 },
+             { stroke: "#5b6675", grid: { stroke: "#eceff3" }, size: 56, label: "rows per bar", labelSize: 22 }]
     };
   }
-  var histLabels = [];
 
   function drawHistogram(h) {
     var el = $("c-hist");
-    if (!el || !h) return;
-    histLabels = h.upper.map(function (u) { return u === null ? "more" : "≤" + u; });
-    var xi = h.counts.map(function (_, i) { return i; });
-    var data = [xi, h.counts.slice()];
-    if (!hist) hist = new uPlot(histOpts(el, xi.length), data, el);
-    else hist.setData(data);
+    if (!el || !h) return; // null: no plot role here, or no render yet
+    histView = h;
+    var x = [0], y = [null];
+    if (h.density && h.density.y.length > 1) {
+      var d = h.density, step = (d.hi - d.lo) / (d.y.length - 1);
+      x = d.y.map(function (_, i) { return d.lo + i * step; });
+      y = d.y.slice();
+    }
+    var sum = $("hist-summary");
+    var mae = baseline && baseline.mae && baseline.mae.mean;
+    if (sum) sum.textContent = h.rows + " rows at the last render of the plot, mean " + fmt(h.mean, 2) + ", largest " +
+      fmt(h.max, 2) + (isFinite(mae) && mae > 0 ? "; dashed red line: the training MAE, " + fmt(mae, 2) : "") + ".";
+    if (!hist) hist = new uPlot(histOpts(el), [x, y], el);
+    else hist.setData([x, y]);
   }
 
   function drawLines() {
@@ -100,7 +151,7 @@
       var el = $("c-" + k);
       charts[k].setSize({ width: width(el), height: 190 });
     });
-    if (hist) hist.setSize({ width: width($("c-hist")), height: 190 });
+    if (hist) hist.setSize({ width: width($("c-hist")), height: 220 });
   });
 
   // ---- tables -------------------------------------------------------------
@@ -118,6 +169,12 @@
       "(" + Math.round(s.drift_share * 100) + "% of features drifted)";
   }
 
+  // The message without its opening "Alert <rule> <state>: " (as the server's page).
+  function detail(e) {
+    var opening = "Alert " + e.rule + " " + e.state + ": ";
+    return e.message.indexOf(opening) === 0 ? e.message.slice(opening.length) : e.message;
+  }
+
   function drawAlerts(s) {
     var active = $("active");
     if (active) active.innerHTML = s.active_alerts.length ?
@@ -126,7 +183,7 @@
     if (!list) return;
     var html = s.events.length ? s.events.slice().reverse().map(function (e) {
       return '<li class="' + (e.state === "fired" ? "fired" : "resolved") + '"><strong>' + esc(e.rule) + "</strong> " +
-        esc(e.state) + " (window " + Number(e.seq) + "): " + esc(e.message) + "</li>";
+        esc(e.state) + " (window " + Number(e.seq) + "): " + esc(detail(e)) + "</li>";
     }).join("") : '<li class="muted empty">no alert events yet</li>';
     if (list.innerHTML !== html) list.innerHTML = html;
   }

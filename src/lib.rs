@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod model;
 pub mod monitor;
 pub mod pipeline;
+pub mod plot_view;
 pub mod render;
 pub mod render_over_time;
 pub mod sampler;

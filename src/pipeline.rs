@@ -41,6 +41,7 @@ use crate::messages::{Batch, Features, Kind, MetricRecord, Prediction, Truth};
 use crate::metrics::{Metrics, Telemetry};
 use crate::model::{LinearModel, ModelError};
 use crate::monitor::report::Board;
+use crate::plot_view::PlotView;
 use crate::render::PlotSpec;
 use crate::sampler::Sampler;
 use crate::scenario::{Plan, Scenario};
@@ -431,6 +432,12 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     if let Some(m) = &model {
         dashboard = dashboard.with_model(m.clone(), &model_origin);
     }
+    // With the plot role, the dashboard's histogram is what the plot drew.
+    let plot = plot.map(|p| {
+        let view = PlotView::default();
+        dashboard.histogram = Some(view.clone());
+        p.with_view(view)
+    });
     let mut bridge = match settings.bridge.enabled {
         true => Some(
             Bridge::start(

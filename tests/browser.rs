@@ -4,16 +4,19 @@
 //! port:
 //!
 //! - `/`: the counters rise while the test watches (the page's EventSource
-//!   gets `/events`), and uPlot draws: the histogram's canvas holds pixels
-//!   of its bar colour;
+//!   gets `/events`), and the histogram is drawn: its canvas holds pixels
+//!   of its bar colour and of its density curve's;
+//! - `/` during a scenario run (`bmi += 10` from sample 3,000): the bmi row
+//!   of the drift table turns drifted, the `feature_drift:bmi` and
+//!   `mae_high` alerts appear in the alert list and as active, and the
+//!   rolling-MAE chart draws its line and red alert marks;
 //! - `/predict`: row 0 of `data/diabetes.csv` typed in raw units and
 //!   submitted gives sklearn's prediction to the digits shown; bad input
 //!   (age "abc", sex 3) shows the messages next to the fields and no
 //!   prediction.
 //!
-//! Screenshots go to `target/screenshots/` for a person to look at.
-//! (The scenario test, "a drift cell and an alert appear", waits for the
-//! monitor and its scenario to be merged.)
+//! Screenshots go to `target/screenshots/` for a person to look at
+//! (`dashboard-scenario.png` is the one `docs/dashboard.png` is taken from).
 
 #[path = "common/browser.rs"]
 mod browser;
@@ -71,18 +74,65 @@ where
 }
 
 fn start_app(sb: &Sandbox) -> (Running, SocketAddr) {
+    start_app_with(sb, &["--count", "0", "--rate", "300", "--seed", "9"], &[])
+}
+
+fn start_app_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> (Running, SocketAddr) {
     let logs = sb.logs();
-    let app =
-        Running::spawn(sb.run_command(&logs, &["--count", "0", "--rate", "300", "--seed", "9"]));
+    let mut cmd = sb.run_command(&logs, args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let app = Running::spawn(cmd);
     let addr = http_addr(&logs, TIMEOUT);
     (app, addr)
 }
+
+/// Pixels of the first canvas under `css` within 24 (per channel) of the
+/// colour `rgb`, opaque: -1 while there is no such canvas.
+async fn pixels_of(b: &Browser, css: &str, rgb: [u8; 3]) -> i64 {
+    let script = r#"
+        const [css, r, g, b] = arguments;
+        const c = document.querySelector(css);
+        if (!c) return -1;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4)
+            if (Math.abs(d[i] - r) <= 24 && Math.abs(d[i+1] - g) <= 24 &&
+                Math.abs(d[i+2] - b) <= 24 && d[i+3] === 255) n++;
+        return n;"#;
+    let args = vec![
+        serde_json::json!(css),
+        serde_json::json!(rgb[0]),
+        serde_json::json!(rgb[1]),
+        serde_json::json!(rgb[2]),
+    ];
+    b.client
+        .execute(script, args)
+        .await
+        .expect("execute")
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+/// The histogram's bars (steel blue, as in the PNG) and density curve (dark blue).
+const BAR_RGB: [u8; 3] = [0x46, 0x82, 0xb4];
+const DENSITY_RGB: [u8; 3] = [0x08, 0x30, 0x6b];
+/// The rolling charts' line and alert marks.
+const LINE_RGB: [u8; 3] = [0x1f, 0x5f, 0xbf];
+const ALERT_RGB: [u8; 3] = [0xb3, 0x26, 0x1e];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_updates_live_and_draws_its_charts() {
     let started = Instant::now();
     let sb = Sandbox::new();
-    let (app, addr) = start_app(&sb);
+    // The monitor off: the page before any window (the scenario test below
+    // has the monitor's windows).
+    let (app, addr) = start_app_with(
+        &sb,
+        &["--count", "0", "--rate", "300", "--seed", "9"],
+        &[("MODELWATCH__MONITOR__ENABLED", "false")],
+    );
     let b = Browser::start(1000, 1500).await;
     b.client
         .goto(&format!("http://{addr}/"))
@@ -111,26 +161,17 @@ async fn the_dashboard_updates_live_and_draws_its_charts() {
     }
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
 
-    // uPlot drew the histogram: its canvas holds pixels of the bars' colour
-    // (#1f5fbf), and the four line charts have canvases too.
-    let script = r#"
-        const c = document.querySelector('#c-hist canvas');
-        if (!c) return -1;
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let n = 0;
-        for (let i = 0; i < d.length; i += 4)
-            if (d[i] === 0x1f && d[i+1] === 0x5f && d[i+2] === 0xbf && d[i+3] === 255) n++;
-        return n;"#;
-    let bar_pixels = eventually("histogram bars on the canvas", TIMEOUT, || async {
-        let n = b
-            .client
-            .execute(script, vec![])
-            .await
-            .expect("execute")
-            .as_i64()
-            .unwrap_or(-1);
-        (n > 500).then_some(n)
-    })
+    // The histogram is drawn: its canvas holds pixels of the bars' colour
+    // and of the density curve's (the PNG's colours).
+    let (bar_pixels, curve_pixels) = eventually(
+        "histogram bars and curve on the canvas",
+        TIMEOUT,
+        || async {
+            let bars = pixels_of(&b, "#c-hist canvas", BAR_RGB).await;
+            let curve = pixels_of(&b, "#c-hist canvas", DENSITY_RGB).await;
+            (bars > 500 && curve > 100).then_some((bars, curve))
+        },
+    )
     .await;
     let canvases = b
         .client
@@ -174,9 +215,149 @@ async fn the_dashboard_updates_live_and_draws_its_charts() {
     b.close().await;
     drop(app);
     println!(
-        "browser: dashboard test {:?} ({} bar pixels; {})",
+        "browser: dashboard test {:?} ({} bar pixels, {} curve pixels; {})",
         started.elapsed(),
         bar_pixels,
+        curve_pixels,
+        shot.display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bmi_shift_shows_its_drift_and_alerts_on_the_page() {
+    let started = Instant::now();
+    let sb = Sandbox::new();
+    // 2,000 rows/s, a window closes every 500 rows (monitor.window's
+    // default, which the baseline bands are for): the shift begins in the
+    // seventh window, 1.5 s in; the monitor test shows the drift and MAE
+    // alerts fire within three windows of it.
+    let (app, addr) = start_app_with(
+        &sb,
+        &[
+            "--count",
+            "0",
+            "--rate",
+            "2000",
+            "--seed",
+            "11",
+            "--scenario",
+            "start=3000,bmi+=10",
+        ],
+        &[],
+    );
+    let b = Browser::start(1100, 1800).await;
+    b.client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .expect("open /");
+
+    // The drift table marks bmi, and only as the page updates (no reload).
+    let drifted = eventually("bmi marked drifted", TIMEOUT, || async {
+        let rows = b
+            .client
+            .find_all(Locator::Css("#drift tbody tr.drifted th"))
+            .await
+            .ok()?;
+        let mut names = Vec::new();
+        for r in rows {
+            names.push(r.text().await.ok()?);
+        }
+        names.iter().any(|n| n == "bmi").then_some(names)
+    })
+    .await;
+    let state = text_of(&b, "#drift tbody tr.drifted td:last-child").await;
+    assert_eq!(state, "drifted");
+    // Both alerts in the list, fired, and active.
+    let events = eventually("the alerts in the list", TIMEOUT, || async {
+        let t = b
+            .client
+            .find(Locator::Css("#events"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (t.contains("feature_drift:bmi fired") && t.contains("mae_high fired")).then_some(t)
+    })
+    .await;
+    let fired = b
+        .client
+        .find_all(Locator::Css("#events li.fired"))
+        .await
+        .unwrap()
+        .len();
+    assert!(fired >= 2, "{events}");
+    let active = text_of(&b, "#active").await;
+    assert!(
+        active.contains("feature_drift:bmi") && active.contains("mae_high"),
+        "active: {active}"
+    );
+
+    // The rolling-MAE chart draws its line and the red marks of windows
+    // with an alert; the histogram its bars and curve.
+    let (line, marks) = eventually("the MAE chart's line and alert marks", TIMEOUT, || async {
+        let line = pixels_of(&b, "#c-mae canvas", LINE_RGB).await;
+        let marks = pixels_of(&b, "#c-mae canvas", ALERT_RGB).await;
+        (line > 200 && marks > 20).then_some((line, marks))
+    })
+    .await;
+    // The histogram is the plot's, published at each render (every
+    // plot.interval, 2 s): its bars come with the first render that had rows.
+    eventually("the histogram's bars", TIMEOUT, || async {
+        (pixels_of(&b, "#c-hist canvas", BAR_RGB).await > 500).then_some(())
+    })
+    .await;
+    // Let a few more windows in so the picture shows after the shift too,
+    // and make the window as tall as the page (the screenshot is its view).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tall = b
+        .client
+        .execute(
+            "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (page, chrome) = (tall[0].as_u64().unwrap(), tall[1].as_u64().unwrap_or(0));
+    b.client
+        .set_window_size(1100, (page + chrome) as u32)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shot = save_screenshot(&b, "dashboard-scenario.png").await;
+
+    // With the monitor's tables full, a phone's width still holds the page.
+    b.client.set_window_size(390, 1200).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let overflow = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    if overflow.as_i64().unwrap() > 0 {
+        save_screenshot(&b, "dashboard-scenario-phone.png").await;
+        let wide = b
+            .client
+            .execute(
+                "const w = document.documentElement.clientWidth; return [...document.querySelectorAll('body *')]
+                   .filter(e => e.getBoundingClientRect().right > w)
+                   .slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        panic!("wider than a phone by {overflow}: {wide}");
+    }
+    save_screenshot(&b, "dashboard-scenario-phone.png").await;
+
+    b.close().await;
+    drop(app);
+    println!(
+        "browser: scenario test {:?} (drifted {drifted:?}, {fired} fired events, MAE chart {line} line / {marks} alert pixels; {})",
+        started.elapsed(),
         shot.display()
     );
 }

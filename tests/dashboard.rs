@@ -337,6 +337,127 @@ fn events_come_once_a_second_with_rising_counters_are_bounded_and_end_when_the_s
     assert!(ended < Duration::from_secs(5), "{ended:?}");
 }
 
+/// During a scenario run (`bmi += 10` from sample 3,000, 2,000 rows/s, a
+/// window every 500 rows): across the events every window comes exactly
+/// once and in order (the first event has the history, later ones only the
+/// new windows), the drift table turns bmi drifted with its alerts active,
+/// and the histogram is the plot's, with its density curve; events stay
+/// small and come once a second. Prints the sizes and the rate.
+#[test]
+fn during_a_scenario_events_carry_each_window_once_the_drift_and_the_density() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let app = Running::spawn(sb.run_command(
+        &logs,
+        &[
+            "--count",
+            "0",
+            "--rate",
+            "2000",
+            "--seed",
+            "11",
+            "--scenario",
+            "start=3000,bmi+=10",
+        ],
+    ));
+    let addr = http_addr(&logs, TIMEOUT);
+    let mut a = open_events(addr);
+    let mut buf = Vec::new();
+    let (events, _) = read_events(&mut a, &mut buf, 8, Duration::from_secs(20));
+    assert_eq!(events.len(), 8, "{}", String::from_utf8_lossy(&buf));
+    let snaps: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap_or_else(|err| panic!("{err}: {e}")))
+        .collect();
+
+    // Every window once, in order, from the first.
+    let seqs: Vec<u64> = snaps
+        .iter()
+        .flat_map(|s| s["windows"].as_array().unwrap().clone())
+        .map(|w| w["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.len() >= 10, "{seqs:?}");
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    // The baseline comes until the stream has sent a window, then no more.
+    assert!(snaps[0]["baseline"]["mae"]["mean"].is_f64());
+    let first_with_windows = snaps
+        .iter()
+        .position(|s| !s["windows"].as_array().unwrap().is_empty())
+        .unwrap();
+    assert!(snaps[first_with_windows]["baseline"].is_object());
+    assert!(snaps[first_with_windows + 1..]
+        .iter()
+        .all(|s| s.get("baseline").is_none()));
+
+    // The drift and the alerts of the last event.
+    let last = &snaps[7];
+    let bmi = last["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "bmi")
+        .expect("a bmi row");
+    assert_eq!(bmi["drifted"], true, "{bmi}");
+    let active: Vec<&str> = last["active_alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        active.contains(&"feature_drift:bmi") && active.contains(&"mae_high"),
+        "{active:?}"
+    );
+
+    // The plot's histogram: plot.bins bars that add up to its rows (no
+    // more than were written), and a density curve on 200 points.
+    let h = &last["histogram"];
+    let counts: Vec<u64> = h["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 40, "plot.bins");
+    let rows = h["rows"].as_u64().unwrap();
+    assert_eq!(counts.iter().sum::<u64>(), rows);
+    assert!(rows > 0 && rows <= last["counters"]["rows"].as_u64().unwrap());
+    let y = h["density"]["y"].as_array().expect("a density curve");
+    assert_eq!(y.len(), 200);
+    assert!(y.iter().all(|v| v.as_f64().unwrap() >= 0.0));
+    let (lo, hi) = (
+        h["density"]["lo"].as_f64().unwrap(),
+        h["density"]["hi"].as_f64().unwrap(),
+    );
+    let max = h["max"].as_f64().unwrap();
+    assert!(
+        lo >= 0.0 && lo < hi && (hi - max).abs() <= 1e-9 * max,
+        "{lo} {hi} {max}"
+    );
+
+    // Small and once a second, by the server's clock.
+    let sizes: Vec<usize> = events.iter().map(String::len).collect();
+    // Bounded: 20 alert events, 11 drift rows, the 40 bars and 200-point
+    // curve, a few windows: well under 16 KB.
+    assert!(sizes[1..].iter().all(|n| *n < 16 * 1024), "{sizes:?}");
+    let t: Vec<f64> = snaps
+        .iter()
+        .map(|s| s["counters"]["uptime_s"].as_f64().unwrap())
+        .collect();
+    assert!(t.windows(2).all(|w| w[1] - w[0] >= 0.9), "{t:?}");
+    let per_event: Vec<usize> = snaps
+        .iter()
+        .map(|s| s["windows"].as_array().unwrap().len())
+        .collect();
+    println!(
+        "sse during a scenario: event sizes {sizes:?} bytes, windows per event {per_event:?}, {} events in {:.2} s (server clock)",
+        snaps.len(),
+        t[7] - t[0]
+    );
+    drop(a);
+    drop(app);
+}
+
 #[test]
 fn the_page_reads_without_javascript_and_assets_are_cached() {
     let sb = Sandbox::new();

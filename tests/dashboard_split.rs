@@ -1,7 +1,8 @@
 //! The dashboard in the split layout: the metric process (no model role)
 //! shows the bridge and its inbound queues' counts, and refuses `/predict`
 //! and `/api/predict` with 404 saying where the model runs; the model
-//! process answers them.
+//! process answers them. The histogram is on the dashboard of the process
+//! with the plot role only.
 //!
 //! Needs the real RabbitMQ on 127.0.0.1:5672; run under the shared lock
 //! (`flock -s /tmp/modelwatch-broker.lock cargo test --test dashboard_split`).
@@ -95,6 +96,28 @@ async fn the_metric_process_shows_its_queues_and_sends_predictions_to_the_model_
             .unwrap_or_else(|| panic!("{q} not shown: {snap}"));
         assert!(row["delivered"].as_u64().unwrap() >= N as u64, "{row}");
     }
+    // The histogram lives with the plot role: here, the plot's bars (what
+    // it drew at its last render, so no more rows than were written) and
+    // its density curve; the model process has none and says where it is.
+    let h = &snap["histogram"];
+    let counts: u64 = h["counts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no histogram: {snap}"))
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert_eq!(counts, h["rows"].as_u64().unwrap(), "{h}");
+    assert!(counts <= N as u64, "{h}");
+    let model_snap = first_event(model_addr);
+    assert!(model_snap["histogram"].is_null(), "{model_snap}");
+    let model_page = http_get(model_addr, "/");
+    assert!(
+        model_page
+            .body
+            .contains("drawn by the process with the plot role"),
+        "{}",
+        model_page.body
+    );
     let page = http_get(metric_addr, "/");
     assert_eq!(page.status, 200);
     assert!(

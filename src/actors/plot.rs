@@ -7,7 +7,9 @@
 //! re-read the whole CSV each frame). Rendering runs on a blocking thread
 //! of its own with a snapshot of the histogram (a 16 KiB copy), so it never
 //! stalls message routing. The training baseline, when the model has one,
-//! is drawn as a line at its MAE ([`PlotActor::with_baseline`]).
+//! is drawn as a line at its MAE ([`PlotActor::with_baseline`]). After each
+//! render the renderer publishes the bars and the density curve it drew to
+//! a [`PlotView`] ([`PlotActor::with_view`]) that the dashboard reads.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -19,6 +21,7 @@ use crate::log_format::read_metric_log;
 use crate::messages::{Batch, MetricRecord};
 use crate::metrics::{BatchHistogram, Metrics};
 use crate::monitor::report::Baseline;
+use crate::plot_view::PlotView;
 use crate::render::{render_png, PlotSpec, RenderError};
 
 /// Draws one picture; handled on the renderer's own thread.
@@ -31,6 +34,8 @@ struct Render {
     path: PathBuf,
     /// `modelwatch_plot_render_seconds`.
     took: BatchHistogram,
+    /// Where the drawn bars and curve go for the dashboard.
+    view: PlotView,
 }
 
 /// Runs renders one at a time on a thread of its own, in the order asked,
@@ -48,6 +53,7 @@ impl Handler<Render> for Renderer {
         let started = Instant::now();
         let result = render_png(&r.hist, r.spec, r.baseline.as_ref(), &r.path);
         r.took.observe(started.elapsed().as_secs_f64());
+        r.view.publish(&r.hist, r.spec.bins);
         result
     }
 }
@@ -68,6 +74,7 @@ pub struct PlotActor {
     dirty: bool,
     renders: u64,
     metrics: Metrics,
+    view: PlotView,
 }
 
 impl PlotActor {
@@ -101,12 +108,19 @@ impl PlotActor {
             dirty: true,
             renders: 0,
             metrics,
+            view: PlotView::default(),
         })
     }
 
     /// Draws a line at the training baseline's MAE (none without one).
     pub fn with_baseline(mut self, baseline: Option<Baseline>) -> PlotActor {
         self.baseline = baseline;
+        self
+    }
+
+    /// Publishes what it draws to `view` (the dashboard's histogram).
+    pub fn with_view(mut self, view: PlotView) -> PlotActor {
+        self.view = view;
         self
     }
 
@@ -117,6 +131,7 @@ impl PlotActor {
             baseline: self.baseline.clone(),
             path: self.path.clone(),
             took: self.metrics.plot_render_seconds.clone(),
+            view: self.view.clone(),
         }
     }
 

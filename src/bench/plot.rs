@@ -1,5 +1,7 @@
 //! Cost growth of the plot: loading an existing log once at start, and one
-//! update-and-render, with a small and a large log already written.
+//! update-and-render, with a small and a large log already written; and
+//! what publishing the dashboard's view (bars and density curve) adds to a
+//! render.
 
 use std::time::Instant;
 
@@ -33,6 +35,7 @@ fn write_log(path: &std::path::Path, rows: u64) -> anyhow::Result<()> {
 struct Cost {
     load_ms: f64,
     frame_ms: f64,
+    view_ms: f64,
 }
 
 fn measure(opts: &BenchOptions, rows: u64) -> anyhow::Result<Cost> {
@@ -47,6 +50,8 @@ fn measure(opts: &BenchOptions, rows: u64) -> anyhow::Result<Cost> {
     };
     let mut loads = Vec::new();
     let mut frames = Vec::new();
+    let mut views = Vec::new();
+    let view = crate::plot_view::PlotView::default();
     for _ in 0..opts.runs {
         let t = Instant::now();
         let _actor = PlotActor::load(
@@ -66,10 +71,14 @@ fn measure(opts: &BenchOptions, rows: u64) -> anyhow::Result<Cost> {
         }
         render_png(&hist, spec, None, &png)?;
         frames.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        view.publish(&hist, spec.bins);
+        views.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(Cost {
         load_ms: median(loads),
         frame_ms: median(frames),
+        view_ms: median(views),
     })
 }
 
@@ -91,6 +100,14 @@ pub fn bench(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
                 l.frame_ms / s.frame_ms
             ),
             "512 new records and one 1000x600 PNG",
+        ),
+        Figure::new(
+            format!("plot's dashboard view, {large} rows logged"),
+            format!("{:.2} ms per render", l.view_ms),
+            format!(
+                "40 bars and the 200-point density curve, published after each render ({small} rows: {:.2} ms)",
+                s.view_ms
+            ),
         ),
         Figure::new(
             format!("plot start-up with a {large}-row log"),

@@ -4,7 +4,8 @@
 //! `snapshot` event whose data is one line of JSON ([`super::snapshot`]).
 //! The first event carries every window the board keeps, the later ones
 //! only the windows closed since, so a page opened late has its history at
-//! once and a steady stream stays small. The browser's EventSource
+//! once and a steady stream stays small. A tick reads the board in place
+//! (`Board::read`) and copies only what it sends. The browser's EventSource
 //! reconnects by itself (`retry:` says after 2 s), and a reconnected page
 //! gets the history again (the script skips windows it has).
 //!

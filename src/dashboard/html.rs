@@ -49,6 +49,35 @@ fn num(v: f64, digits: usize) -> String {
     }
 }
 
+/// The line under the histogram (the script writes the same words).
+pub fn hist_summary(
+    h: &crate::plot_view::HistogramView,
+    baseline: Option<&crate::monitor::report::Baseline>,
+) -> String {
+    let mut s = format!(
+        "{} rows at the last render of the plot, mean {}, largest {}",
+        h.rows,
+        num(h.mean, 2),
+        num(h.max, 2)
+    );
+    if let Some(b) = baseline.filter(|b| b.mae.mean.is_finite() && b.mae.mean > 0.0) {
+        let _ = write!(
+            s,
+            "; dashed red line: the training MAE, {}",
+            num(b.mae.mean, 2)
+        );
+    }
+    s.push('.');
+    s
+}
+
+/// An alert event's message without its opening "Alert <rule> <state>: ",
+/// which the list already shows in its own words.
+pub fn event_detail(e: &crate::monitor::report::AlertEvent) -> &str {
+    let opening = format!("Alert {} {}: ", e.rule, e.state);
+    e.message.strip_prefix(&opening).unwrap_or(&e.message)
+}
+
 /// A p-value: scientific below 0.001.
 fn pval(p: f64) -> String {
     if !p.is_finite() {
@@ -230,16 +259,30 @@ pub fn dashboard(snap: &Snapshot) -> String {
     );
 
     out.push_str("<section aria-labelledby=\"h-hist\"><h2 id=\"h-hist\">Absolute error</h2>\
-                  <figure><figcaption>Rows per error bucket, since start</figcaption><div id=\"c-hist\" class=\"chart\"></div></figure>");
-    out.push_str("<table class=\"compact\" id=\"hist-table\"><caption class=\"sr\">Rows per absolute-error bucket</caption><thead><tr><th scope=\"col\">Error up to</th><th scope=\"col\">Rows</th></tr></thead><tbody>");
-    for (u, n) in snap.histogram.upper.iter().zip(&snap.histogram.counts) {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{n}</td></tr>",
-            u.map_or("more".into(), |u| num(u, 0))
-        );
+                  <figure><figcaption>Rows per bar since start, and their density (Gaussian KDE, Scott's bandwidth): the bars and curve of <code>error_distribution.png</code></figcaption><div id=\"c-hist\" class=\"chart\"></div></figure>");
+    match &snap.histogram {
+        Some(h) => {
+            let _ = write!(
+                out,
+                "<p class=\"muted\" id=\"hist-summary\">{}</p>",
+                esc(&hist_summary(h, snap.baseline.as_ref()))
+            );
+            out.push_str("<table class=\"compact\" id=\"hist-table\"><caption class=\"sr\">Rows per absolute-error bar</caption><thead><tr><th scope=\"col\">Error from</th><th scope=\"col\">to</th><th scope=\"col\">Rows</th></tr></thead><tbody>");
+            for (i, n) in h.counts.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
+                    num(i as f64 * h.bar_width, 1),
+                    num((i + 1) as f64 * h.bar_width, 1)
+                );
+            }
+            out.push_str("</tbody></table>");
+        }
+        None => out.push_str(
+            "<p class=\"muted\" id=\"hist-summary\">No histogram here: it is drawn by the process with the plot role.</p>",
+        ),
     }
-    out.push_str("</tbody></table></section>\n");
+    out.push_str("</section>\n");
 
     out.push_str("<div class=\"two\"><section aria-labelledby=\"h-drift\"><h2 id=\"h-drift\">Drift <span class=\"muted\" id=\"drift-share\">");
     if let Some(s) = snap.drift_share {
@@ -272,7 +315,7 @@ pub fn dashboard(snap: &Snapshot) -> String {
             esc(&e.rule),
             esc(&e.state),
             e.seq,
-            esc(&e.message)
+            esc(event_detail(e))
         );
     }
     out.push_str("</ol></section></div>\n");
@@ -416,7 +459,7 @@ mod tests {
     fn snap_of(b: &crate::monitor::report::BoardState) -> Snapshot {
         let t = Telemetry::new("test");
         let c = snapshot::counters(&t.metrics, std::time::Instant::now(), false, &[]);
-        snapshot::build(c, None, b, snapshot::histogram(&t.metrics), None)
+        snapshot::build(c, None, b, None, None)
     }
 
     #[test]
@@ -426,6 +469,37 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
         assert_eq!(json_for_script("\"</script>\""), "\"\\u003c/script>\"");
+    }
+
+    #[test]
+    fn an_event_shows_its_message_without_repeating_rule_and_state() {
+        let mut e = board().events[0].clone();
+        e.message = "Alert mae_high fired: mae = 70 > 50 for 2 windows in a row.".into();
+        assert_eq!(event_detail(&e), "mae = 70 > 50 for 2 windows in a row.");
+        e.state = "resolved".into();
+        assert_eq!(event_detail(&e), e.message, "another opening stays whole");
+    }
+
+    #[test]
+    fn the_histogram_is_the_plots_view_with_its_table_and_summary() {
+        let mut h = crate::histogram::ErrorHistogram::new();
+        for v in [1.0, 2.0, 2.5, 9.0] {
+            h.add(v);
+        }
+        let b = board();
+        let mut snap = snap_of(&b);
+        snap.histogram = Some(std::sync::Arc::new(crate::plot_view::HistogramView::of(
+            &h, 3, 1,
+        )));
+        let html = dashboard(&snap);
+        assert!(
+            html.contains("4 rows at the last render of the plot, mean 3.62, largest 9.00; dashed red line: the training MAE, 43.00."),
+            "{html}"
+        );
+        // Three bars of 9.000000009 / 3: [0, 3) holds 1, 2, 2.5; [6, 9] holds 9.
+        assert!(html.contains("<tr><td>0.0</td><td>3.0</td><td>3</td></tr><tr><td>3.0</td><td>6.0</td><td>0</td></tr><tr><td>6.0</td><td>9.0</td><td>1</td></tr>"), "{html}");
+        let none = dashboard(&snap_of(&b));
+        assert!(none.contains("drawn by the process with the plot role"));
     }
 
     #[test]

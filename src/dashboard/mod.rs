@@ -3,8 +3,8 @@
 //! one prediction (`GET`/`POST /predict`, `POST /api/predict`).
 //!
 //! The pure parts are apart and tested on their own: [`snapshot`] (what
-//! the page shows, read from the telemetry registry and the monitor's
-//! board), [`html`] (the pages, rendered on the server so they read without
+//! the page shows, read from the telemetry registry, the monitor's board
+//! and the plot's [`PlotView`]), [`html`] (the pages, rendered on the server so they read without
 //! JavaScript), [`predict`] (input checks, scaling, nearest rows) and
 //! [`assets`] (uPlot and the page's script, embedded). [`routes`] holds
 //! the actix-web handlers, thin, and [`events`] the Server-Sent Events
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 use crate::model::LinearModel;
 use crate::monitor::report::Board;
+use crate::plot_view::PlotView;
 use snapshot::{ModelInfo, Snapshot};
 
 /// What the dashboard's handlers read. Cheap to share (`Arc`s inside).
@@ -33,6 +34,8 @@ use snapshot::{ModelInfo, Snapshot};
 pub struct Dashboard {
     pub metrics: Metrics,
     pub board: Board,
+    /// What the plot last drew (`Some` in a process with the plot role).
+    pub histogram: Option<PlotView>,
     /// `Some` in a process with the model role: it serves `/predict`.
     pub model: Option<Arc<LinearModel>>,
     pub model_info: Option<ModelInfo>,
@@ -59,6 +62,7 @@ impl Dashboard {
         Dashboard {
             metrics,
             board,
+            histogram: None,
             model: None,
             model_info: None,
             started: Instant::now(),
@@ -78,22 +82,21 @@ impl Dashboard {
         self
     }
 
-    /// The snapshot now; `after_seq` as in [`snapshot::build`].
+    /// The snapshot now; `after_seq` as in [`snapshot::build`]. Reads the
+    /// board in place and copies only the windows past `after_seq`; the
+    /// histogram is the plot's shared view (a reference count, no copy).
     pub fn snapshot(&self, after_seq: Option<u64>) -> (Snapshot, Option<u64>) {
-        let board = self.board.snapshot();
         let counters = snapshot::counters(
             &self.metrics,
             self.started,
             self.bridge,
             &self.inbound_queues,
         );
-        let snap = snapshot::build(
-            counters,
-            self.model_info.clone(),
-            &board,
-            snapshot::histogram(&self.metrics),
-            after_seq,
-        );
-        (snap, snapshot::last_seq(&board).or(after_seq))
+        let histogram = self.histogram.as_ref().and_then(PlotView::latest);
+        let model = self.model_info.clone();
+        self.board.read(|board| {
+            let snap = snapshot::build(counters, model, board, histogram, after_seq);
+            (snap, snapshot::last_seq(board).or(after_seq))
+        })
     }
 }

@@ -10,8 +10,10 @@
 //! `/metrics`. Windows are sent incrementally: an event carries the
 //! windows whose `seq` is past the one the client last got (the first event
 //! carries everything the board keeps, so a page opened late has its
-//! history at once).
+//! history at once). The histogram is the plot's [`HistogramView`], shared
+//! by reference.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -19,6 +21,7 @@ use serde::Serialize;
 use crate::metrics::{EventLabel, Metrics, QueueEventLabel, ReasonLabel};
 use crate::model::LinearModel;
 use crate::monitor::report::{AlertEvent, Baseline, BoardState, Drift, WindowReport};
+use crate::plot_view::HistogramView;
 
 /// Reasons a half is dropped by the join (the `reason` label's values).
 pub const DROP_REASONS: [&str; 4] = ["expired", "evicted", "duplicate", "redelivered"];
@@ -111,15 +114,12 @@ impl Point {
     }
 }
 
-/// The error histogram: bars of `absolute_error` (uneven widths: the
-/// registry's buckets). `density` is where a smoothed curve goes once the
-/// monitor or the plot provides one.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Histogram {
-    /// Upper bound of each bar (the last is open: `null`).
-    pub upper: Vec<Option<f64>>,
-    pub counts: Vec<u64>,
-    pub density: Option<Vec<f64>>,
+/// Writes the shared view as itself (serde has no `Arc` without its `rc` feature).
+fn shared_view<S: serde::Serializer>(
+    v: &Option<Arc<HistogramView>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    v.as_deref().serialize(s)
 }
 
 /// What one `/events` message carries.
@@ -138,7 +138,11 @@ pub struct Snapshot {
     pub active_alerts: Vec<String>,
     /// The latest alert events, newest last.
     pub events: Vec<AlertEvent>,
-    pub histogram: Histogram,
+    /// The error histogram and its density curve as the plot last drew
+    /// them (`null` in a process without the plot role, or before its
+    /// first render).
+    #[serde(serialize_with = "shared_view")]
+    pub histogram: Option<Arc<HistogramView>>,
 }
 
 /// Reads the counters from the registry's handles.
@@ -198,26 +202,13 @@ pub fn counters(
     }
 }
 
-/// The histogram of absolute errors from the registry.
-pub fn histogram(m: &Metrics) -> Histogram {
-    let buckets = m.absolute_error.buckets();
-    Histogram {
-        upper: buckets
-            .iter()
-            .map(|(b, _)| b.is_finite().then_some(*b))
-            .collect(),
-        counts: buckets.iter().map(|(_, c)| *c).collect(),
-        density: None,
-    }
-}
-
 /// A snapshot with the windows past `after_seq` (`None`: all of them, and
 /// the baseline).
 pub fn build(
     counters: Counters,
     model: Option<ModelInfo>,
     board: &BoardState,
-    histogram: Histogram,
+    histogram: Option<Arc<HistogramView>>,
     after_seq: Option<u64>,
 ) -> Snapshot {
     let latest = board.windows.back();
@@ -345,7 +336,7 @@ pub(crate) mod tests {
         let b = board();
         let m = Telemetry::new("test");
         let c = counters(&m.metrics, Instant::now(), false, &[]);
-        let first = build(c.clone(), None, &b, histogram(&m.metrics), None);
+        let first = build(c.clone(), None, &b, None, None);
         assert_eq!(
             first.windows.iter().map(|p| p.seq).collect::<Vec<_>>(),
             [1, 2, 3]
@@ -356,13 +347,7 @@ pub(crate) mod tests {
         assert_eq!(first.active_alerts, ["mae_high"]);
         assert_eq!(first.drift.len(), 2);
         assert_eq!(first.drift_share, Some(0.5));
-        let next = build(
-            c,
-            None,
-            &b,
-            histogram(&m.metrics),
-            last_seq(&b).map(|s| s - 1),
-        );
+        let next = build(c, None, &b, None, last_seq(&b).map(|s| s - 1));
         assert_eq!(next.windows.iter().map(|p| p.seq).collect::<Vec<_>>(), [3]);
         assert!(next.baseline.is_none());
         let json = serde_json::to_string(&next).unwrap();
@@ -386,16 +371,16 @@ pub(crate) mod tests {
         }
         let t = Telemetry::new("test");
         let c = counters(&t.metrics, Instant::now(), true, &[]);
-        let first = build(c.clone(), None, &b, histogram(&t.metrics), None);
+        // A histogram of a long run, as the plot publishes it.
+        let mut h = crate::histogram::ErrorHistogram::new();
+        for i in 0..100_000u64 {
+            h.add((i % 997) as f64 * 0.173 + (i % 13) as f64);
+        }
+        let view = Some(Arc::new(HistogramView::of(&h, 40, 1)));
+        let first = build(c.clone(), None, &b, view.clone(), None);
         assert_eq!(first.windows.len(), BOARD_WINDOWS);
         let first_len = serde_json::to_string(&first).unwrap().len();
-        let next = build(
-            c,
-            None,
-            &b,
-            histogram(&t.metrics),
-            last_seq(&b).map(|s| s - 1),
-        );
+        let next = build(c, None, &b, view, last_seq(&b).map(|s| s - 1));
         let next_len = serde_json::to_string(&next).unwrap().len();
         println!("first event {first_len} bytes, next {next_len} bytes");
         assert!(first_len < 128 * 1024, "{first_len}");
@@ -440,12 +425,5 @@ pub(crate) mod tests {
             }]
         );
         assert_eq!(stable(&t), before, "reading created a series");
-        m.absolute_error
-            .observe_many([3.0, 4.0, 12.0, 400.0].into_iter());
-        let h = histogram(m);
-        assert_eq!(h.counts.iter().sum::<u64>(), 4);
-        assert_eq!((h.counts[0], h.counts[2]), (2, 1));
-        assert_eq!(h.upper.last(), Some(&None));
-        assert_eq!(h.counts.last(), Some(&1));
     }
 }

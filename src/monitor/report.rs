@@ -151,7 +151,9 @@ pub struct BoardState {
     pub events: VecDeque<AlertEvent>,
 }
 
-/// The monitor writes, readers take a copy.
+/// The monitor writes; readers either take a copy ([`Board::snapshot`]) or
+/// look inside under the lock and copy only what they need
+/// ([`Board::read`]: `/events` takes the windows newer than the ones it sent).
 #[derive(Debug, Clone, Default)]
 pub struct Board(Arc<Mutex<BoardState>>);
 
@@ -181,6 +183,12 @@ impl Board {
         self.lock().clone()
     }
 
+    /// Runs `f` on the board under its lock and returns what `f` made of
+    /// it. Keep `f` short and free of I/O: the monitor waits for it.
+    pub fn read<T>(&self, f: impl FnOnce(&BoardState) -> T) -> T {
+        f(&self.lock())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BoardState> {
         // A writer that panicked leaves whole values: keep serving them.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -190,6 +198,36 @@ impl Board {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_sees_the_board_in_place_and_copies_only_what_it_takes() {
+        let board = Board::default();
+        for seq in 1..=BOARD_WINDOWS as u64 + 5 {
+            board.push_window(WindowReport {
+                seq,
+                end_id: seq,
+                end_ms: seq,
+                window: WindowStats::default(),
+                period: WindowStats::default(),
+                features: Vec::new(),
+                prediction: None,
+                drift_share: 0.0,
+                dataset_drift: false,
+                active_alerts: Vec::new(),
+            });
+        }
+        let newer: Vec<u64> = board.read(|s| {
+            s.windows
+                .iter()
+                .filter(|w| w.seq > BOARD_WINDOWS as u64 + 2)
+                .map(|w| w.seq)
+                .collect()
+        });
+        let last = BOARD_WINDOWS as u64 + 5;
+        assert_eq!(newer, [last - 2, last - 1, last]);
+        let (len, first) = board.read(|s| (s.windows.len(), s.windows[0].seq));
+        assert_eq!((len, first), (BOARD_WINDOWS, 6), "bounded: the oldest left");
+    }
 
     #[test]
     fn a_missing_figure_goes_out_as_null_and_comes_back_as_nan() {
