@@ -106,6 +106,8 @@ pub struct Prepared {
     monitor: Option<MonitorActor>,
     /// What the monitor said lately, for the dashboard (empty without one).
     board: Board,
+    /// Held while the process runs: the logs dir's lock (metric role).
+    _logs_lock: Option<std::fs::File>,
     /// The HTTP server's listener, bound.
     http: Option<TcpListener>,
 }
@@ -130,6 +132,32 @@ pub fn load_or_fit_model(path: &Path) -> Result<LinearModel, ModelError> {
     }
 }
 
+/// Takes the logs dir's lock (`.modelwatch.lock`, an exclusive `flock`
+/// released when the process ends, even by `kill -9`); held by another
+/// process, it is bad configuration (exit 2) naming the folder.
+fn lock_logs_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join(".modelwatch.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("logs.dir: cannot create {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: flock on a descriptor this function owns.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            anyhow::bail!(
+                "logs.dir {}: in use by another modelwatch process with the metric role (one writer per logs dir; give each process its own --logs-dir)",
+                dir.display()
+            );
+        }
+    }
+    Ok(file)
+}
+
 /// Opens one log file for appending, logging a repaired torn line.
 pub fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
     let (file, report) = AppendFile::open(path, header)?;
@@ -147,6 +175,13 @@ pub fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile>
 pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     let paths = LogPaths::new(&settings.logs.dir);
     paths.create_dir()?;
+    // One writer per logs dir: two metrics appending to one metric_log.csv
+    // (and monitors to one metrics_over_time.csv) interleave their rows.
+    let logs_lock = if settings.runs(Role::Metric) {
+        Some(lock_logs_dir(&paths.dir)?)
+    } else {
+        None
+    };
     // An earlier run's registry must not pass for this one's (a panic, exit
     // 70, writes none).
     match std::fs::remove_file(&paths.final_metrics) {
@@ -279,6 +314,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         plot,
         monitor,
         board,
+        _logs_lock: logs_lock,
         http,
     })
 }
@@ -299,11 +335,20 @@ pub struct RunReport {
     pub elapsed: Duration,
     /// With the bridge on: its counters and what was not delivered.
     pub bridge: Option<BridgeReport>,
+    /// What the monitor could not write, if it ran.
+    pub monitor: Option<crate::actors::monitor::MonitorShortfall>,
 }
 
 impl RunReport {
     /// What this run did not deliver, if anything (then it must exit 1).
     pub fn shortfall(&self) -> Option<String> {
+        if let Some(m) = self.monitor.as_ref().filter(|m| !m.is_empty()) {
+            return Some(format!(
+                "the monitor could not write everything: {} bytes of rows dropped, still unwritten: {}",
+                m.dropped_bytes,
+                if m.unwritten.is_empty() { "nothing".to_owned() } else { m.unwritten.join(", ") }
+            ));
+        }
         let b = self.bridge?;
         if b.complete() {
             return None;
@@ -698,14 +743,19 @@ impl Actors {
                 tracing::error!(error = %e, "final plot render failed");
             }
         }
-        if let Some(monitor) = &self.routes.monitor {
+        let monitor = match &self.routes.monitor {
             // Behind whatever it still has in its mailbox.
-            if monitor.send(FinalFlush).await.is_err() {
+            Some(monitor) => Some(monitor.send(FinalFlush).await.unwrap_or_else(|_| {
                 tracing::error!(
                     "monitor gone at shutdown: its last window and picture are not written"
                 );
-            }
-        }
+                crate::actors::monitor::MonitorShortfall {
+                    unwritten: vec!["the monitor's files (the monitor is gone)".into()],
+                    dropped_bytes: 0,
+                }
+            })),
+            None => None,
+        };
         self.metric_thread.stop();
         self.observers_thread.stop();
         self.monitor_thread.stop();
@@ -719,6 +769,7 @@ impl Actors {
             // With the bridge on, the run ends when the broker has confirmed.
             elapsed: started.elapsed(),
             bridge,
+            monitor,
         })
     }
 }

@@ -32,7 +32,7 @@ use crate::model::LinearModel;
 use crate::monitor::baseline;
 use crate::monitor::drift::{DriftConfig, DriftDetector};
 use crate::monitor::engine::{Closed, Monitor};
-use crate::monitor::log::{write_event, write_row};
+use crate::monitor::log::{write_event, write_row, Resumed};
 use crate::monitor::over_time::{OverTime, MAX_EVENTS};
 use crate::monitor::report::{AlertEvent, Baseline, Board, WindowReport};
 use crate::monitor::telemetry::MonitorMetrics;
@@ -110,10 +110,30 @@ pub struct MonitorFiles {
     pub png: PathBuf,
 }
 
-/// Renders the picture once more, flushes the files, and answers. Sent at shutdown.
+/// Renders the picture once more, flushes the files, and answers what it
+/// could not write. Sent at shutdown.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "MonitorShortfall")]
 pub struct FinalFlush;
+
+/// What the monitor could not write (the run must then exit 1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MonitorShortfall {
+    /// Files with rows still unwritten at the end.
+    pub unwritten: Vec<String>,
+    /// Rows dropped because a file could not be written for too long.
+    pub dropped_bytes: u64,
+}
+
+impl MonitorShortfall {
+    pub fn is_empty(&self) -> bool {
+        self.unwritten.is_empty() && self.dropped_bytes == 0
+    }
+}
+
+/// Longest the last render may take at shutdown before the drain goes on
+/// without it.
+const FINAL_RENDER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Draws one picture on the renderer's thread.
 #[derive(Message)]
@@ -153,11 +173,16 @@ pub struct MonitorActor {
     /// Feature ids seen lately, when features come from a queue (at least once).
     seen_features: Option<RecentIds>,
     renderer: Option<Addr<Renderer>>,
+    /// A render is in flight: the next waits for it (renders never queue up).
+    rendering: bool,
+    /// Bytes of rows dropped because their file could not be written.
+    dropped_bytes: u64,
     /// Windows closed by the restore at start, before the bridge was set
     /// (the most recent [`MAX_UNSENT`]).
     unsent: std::collections::VecDeque<(WindowReport, Vec<AlertEvent>)>,
     changed: bool,
-    write_failures: u64,
+    /// Failed writes in a row, per file (over_time_csv, alerts).
+    write_failures: [u64; 2],
 }
 
 impl MonitorActor {
@@ -180,9 +205,17 @@ impl MonitorActor {
         };
         let detector = DriftDetector::from_training(&reference.model, drift)
             .context("building the drift reference")?;
-        let mut monitor = Monitor::new(s, &reference.baseline, detector)?;
+        // A rule whose threshold this baseline makes impossible is bad
+        // configuration, named like the config check names it.
+        let mut monitor = Monitor::new(s, &reference.baseline, detector).map_err(|e| {
+            anyhow::anyhow!("monitor.rules[{}].{}: {}", e.index, e.field, e.problem)
+        })?;
         for rule in monitor.describe_rules() {
             tracing::info!("monitor: rule {rule}");
+        }
+        for path in [&paths.over_time_csv, &paths.alerts] {
+            crate::monitor::log::open_regular(path)
+                .with_context(|| format!("{}: cannot be the monitor's log", path.display()))?;
         }
         let last = crate::monitor::log::last_row(&paths.over_time_csv)
             .with_context(|| format!("{}: cannot read", paths.over_time_csv.display()))?;
@@ -225,15 +258,16 @@ impl MonitorActor {
             .with_context(|| format!("reading {}", paths.metric_csv.display()))?;
             actor.restore(&chunk);
             match found {
-                Some(n) => tracing::info!(
+                Resumed::AfterItsRow(n) => tracing::info!(
                     window = last.seq,
                     records = n,
                     "monitor: continuing after the last closed window; took in the rows written after it"
                 ),
-                None => tracing::warn!(
+                Resumed::LaterIds(n) => tracing::warn!(
                     window = last.seq,
                     end_id = last.end_id,
-                    "monitor: the last window's record is not in metric_log.csv; starting the next window afresh"
+                    records = n,
+                    "monitor: the last window's record is not in metric_log.csv (rows lost by a crash before the metric flushed them); took in the rows with later ids"
                 ),
             }
         }
@@ -384,9 +418,11 @@ impl MonitorActor {
             rules,
             seen_features: dedup_features.map(RecentIds::new),
             renderer: None,
+            rendering: false,
+            dropped_bytes: 0,
             unsent: Default::default(),
             changed: true,
-            write_failures: 0,
+            write_failures: [0; 2],
         }
     }
 
@@ -443,35 +479,66 @@ impl MonitorActor {
         self.send_to_bridge(report, events);
     }
 
+    /// Writes what is buffered. A file that cannot be written keeps its
+    /// rows (up to [`MAX_PENDING_BYTES`], then they are dropped and
+    /// counted); each file's failures are logged once per streak and
+    /// counted in `modelwatch_monitor_write_failures_total{file}`.
     fn flush(&mut self) {
-        for file in [&mut self.files.over_time_csv, &mut self.files.alerts] {
+        let [csv_failures, alerts_failures] = &mut self.write_failures;
+        let files = [
+            (&mut self.files.over_time_csv, csv_failures),
+            (&mut self.files.alerts, alerts_failures),
+        ];
+        for (file, failures) in files {
             if file.pending_bytes() == 0 {
                 continue;
             }
+            let name = file
+                .path()
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
             if let Err(e) = file.flush() {
-                self.write_failures += 1;
-                if self.write_failures == 1 {
+                *failures += 1;
+                self.metrics.write_failure(&name);
+                if *failures == 1 {
                     tracing::error!(error = %e, "monitor: cannot write its log; keeping what fits in memory");
                 }
                 if file.pending_bytes() > MAX_PENDING_BYTES {
+                    let bytes = file.pending_bytes() as u64;
                     let _ = file.discard_pending();
-                    tracing::error!(file = %file.path().display(), "monitor: dropped unwritten rows (the file cannot be written)");
+                    self.dropped_bytes += bytes;
+                    self.metrics.dropped_bytes.inc_by(bytes);
+                    tracing::error!(file = %file.path().display(), bytes, "monitor: dropped unwritten rows (the file cannot be written)");
                 }
-            } else if self.write_failures > 0 {
+            } else if *failures > 0 {
                 tracing::info!(
-                    failures = self.write_failures,
-                    "monitor: writing its logs again"
+                    failures = *failures,
+                    file = %file.path().display(),
+                    "monitor: writing its log again"
                 );
-                self.write_failures = 0;
+                *failures = 0;
             }
         }
     }
 
+    /// What is left unwritten now.
+    fn shortfall(&self) -> MonitorShortfall {
+        MonitorShortfall {
+            unwritten: [&self.files.over_time_csv, &self.files.alerts]
+                .into_iter()
+                .filter(|f| f.pending_bytes() > 0)
+                .map(|f| f.path().display().to_string())
+                .collect(),
+            dropped_bytes: self.dropped_bytes,
+        }
+    }
+
     fn render(&mut self, ctx: &mut Context<Self>) -> Option<Request<Renderer, Render>> {
-        if !self.changed {
+        if !self.changed || self.rendering {
             return None;
         }
         self.changed = false;
+        self.rendering = true;
         let renderer = self
             .renderer
             .get_or_insert_with(|| SyncArbiter::start(1, || Renderer))
@@ -505,7 +572,8 @@ impl Actor for MonitorActor {
                             tracing::error!(error = %e, "rendering error_over_time.png failed");
                         }
                     }
-                    .into_actor(act),
+                    .into_actor(act)
+                    .map(|_, act, _| act.rendering = false),
                 );
             }
         });
@@ -558,23 +626,38 @@ impl Handler<Batch<Features>> for MonitorActor {
 }
 
 impl Handler<FinalFlush> for MonitorActor {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = ResponseActFuture<Self, MonitorShortfall>;
 
-    fn handle(&mut self, _: FinalFlush, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: FinalFlush, _: &mut Context<Self>) -> Self::Result {
         self.flush();
         let _ = self.files.over_time_csv.sync();
         let _ = self.files.alerts.sync();
-        self.changed = true;
-        let req = self.render(ctx);
+        // The last picture, after any render in flight (the renderer runs
+        // them in order), bounded in time.
+        let renderer = self
+            .renderer
+            .get_or_insert_with(|| SyncArbiter::start(1, || Renderer))
+            .clone();
+        let req = renderer.send(Render {
+            series: self.series.clone(),
+            baseline: self.baseline.clone(),
+            spec: self.spec,
+            path: self.files.png.clone(),
+        });
         Box::pin(
             async move {
-                if let Some(req) = req {
-                    if let Ok(Err(e)) = req.await {
-                        tracing::error!(error = %e, "the last render of error_over_time.png failed");
+                match tokio::time::timeout(FINAL_RENDER_TIMEOUT, req).await {
+                    Ok(Ok(Err(e))) => {
+                        tracing::error!(error = %e, "the last render of error_over_time.png failed")
                     }
+                    Err(_) => tracing::error!(
+                        "the last render of error_over_time.png took longer than {FINAL_RENDER_TIMEOUT:?}; the drain goes on without it"
+                    ),
+                    _ => {}
                 }
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(|_, act, _| act.shortfall()),
         )
     }
 }

@@ -504,6 +504,30 @@ impl Rules {
                     ),
                     (_, None) => unreachable!("check_rule refuses relative/sigmas without a band"),
                 };
+                // A threshold the baseline put outside what the metric can
+                // take (r2 > 1.03, mae < -95) can never be met: bad config.
+                let (lo, hi) = metric.range(Limits::NONE);
+                let never = match r.op {
+                    Op::Above => threshold >= hi,
+                    Op::Below => threshold <= lo,
+                };
+                if never && !matches!(form, Form::Value(_)) {
+                    return Err(RuleError {
+                        index,
+                        field: if matches!(form, Form::Relative(_)) {
+                            "relative"
+                        } else {
+                            "sigmas"
+                        },
+                        problem: format!(
+                            "resolves to {} {} {} with this baseline ({basis}), which {} can never be",
+                            metric.name(),
+                            r.op.symbol(),
+                            short(threshold),
+                            metric.name()
+                        ),
+                    });
+                }
                 if !threshold.is_finite() {
                     return Err(RuleError {
                         index,

@@ -3,8 +3,7 @@
 //! `metrics_over_time.csv`: one row per closed window. The columns: the
 //! window's sequence number (counting across restarts), the id of its last
 //! record, when it closed (RFC 3339, UTC, milliseconds), the records the
-//! monitor has taken in so far (across restarts: with every window closed,
-//! the last row's total equals the rows of `metric_log.csv`), the count
+//! monitor has taken in so far (across restarts), the count
 //! window's figures, the period window's figures, then per feature and for
 //! the predictions the drift test's p-value, PSI, normalised Wasserstein
 //! distance and verdict (1 = drifted), the drift share, dataset drift, and
@@ -137,10 +136,8 @@ const TAIL_BYTES: u64 = 64 * 1024;
 /// empty file, or a header-only one, has none; a last line without its
 /// newline (a crash mid-write) is skipped, as `AppendFile` will cut it.
 pub fn last_row(path: &Path) -> io::Result<Option<LastRow>> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(mut file) = open_regular(path)? else {
+        return Ok(None);
     };
     let len = file.metadata()?.len();
     let start = len.saturating_sub(TAIL_BYTES);
@@ -150,23 +147,63 @@ pub fn last_row(path: &Path) -> io::Result<Option<LastRow>> {
     let Some(end) = tail.iter().rposition(|&b| b == b'\n') else {
         return Ok(None);
     };
-    let complete = &tail[..end];
-    let line = match complete.iter().rposition(|&b| b == b'\n') {
-        Some(i) => &complete[i + 1..],
-        None if start == 0 => complete,
-        None => return Ok(None),
-    };
-    let fields: Vec<&[u8]> = line.split(|&b| b == b',').collect();
-    let num = |i: usize| -> Option<u64> { std::str::from_utf8(fields.get(i)?).ok()?.parse().ok() };
-    // The header, or a line not of this format, gives none.
-    Ok(match (num(0), num(1), num(3)) {
-        (Some(seq), Some(end_id), Some(records_total)) => Some(LastRow {
-            seq,
-            end_id,
-            records_total,
-        }),
-        _ => None,
-    })
+    // The last line that is a row: a line someone appended by hand, or a
+    // damaged one, is skipped (and the caller warns), not taken for the
+    // end of the history (the numbering would start again at 1).
+    let mut lines: Vec<&[u8]> = tail[..end].split(|&b| b == b'\n').collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // the first may be the end of a longer line
+    }
+    let mut others = 0;
+    for line in lines.iter().rev() {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b',').collect();
+        let num =
+            |i: usize| -> Option<u64> { std::str::from_utf8(fields.get(i)?).ok()?.parse().ok() };
+        if let (Some(seq), Some(end_id), Some(records_total)) = (num(0), num(1), num(3)) {
+            if others > 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    lines = others,
+                    seq,
+                    "the last lines of the file are not rows; continuing after the last row"
+                );
+            }
+            return Ok(Some(LastRow {
+                seq,
+                end_id,
+                records_total,
+            }));
+        }
+        if !line.starts_with(b"seq,") {
+            others += 1;
+        }
+    }
+    if others > 0 {
+        // Lines, but not one row: not a file this program wrote.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no row of this format in its last {TAIL_BYTES} bytes ({others} other lines)"),
+        ));
+    }
+    Ok(None)
+}
+
+/// Opens `path` for reading if it is a regular file; `None` when it does
+/// not exist. A FIFO, a device or a directory is refused before it is
+/// opened (opening a FIFO would wait for a writer for ever).
+pub fn open_regular(path: &Path) -> io::Result<Option<std::fs::File>> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_file() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a directory, FIFO, socket or device)",
+            ))
+        }
+        Ok(_) => {}
+    }
+    std::fs::File::open(path).map(Some)
 }
 
 /// Longest line of `metrics_over_time.csv` taken in when reading it back
@@ -235,10 +272,8 @@ fn for_each_line(mut r: impl BufRead, max: usize, mut each: impl FnMut(&[u8])) -
 /// file has no rows; a file whose first line lacks those columns is an
 /// `InvalidData` error.
 pub fn read_over_time(path: &Path, mut each: impl FnMut(&PastWindow)) -> io::Result<ReadBack> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ReadBack::default()),
-        Err(e) => return Err(e),
+    let Some(file) = open_regular(path)? else {
+        return Ok(ReadBack::default());
     };
     let mut cols: Option<[usize; 5]> = None;
     let mut active_col = None;
@@ -325,10 +360,8 @@ pub struct AlertsTail {
 /// are only counted, streaming). A missing file has none; a last line
 /// without its newline (a crash mid-write) is left out.
 pub fn read_alerts_tail(path: &Path, max: usize) -> io::Result<AlertsTail> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AlertsTail::default()),
-        Err(e) => return Err(e),
+    let Some(mut file) = open_regular(path)? else {
+        return Ok(AlertsTail::default());
     };
     let len = file.metadata()?.len();
     let start = len.saturating_sub((max * (MAX_EVENT_BYTES + 1)) as u64);
@@ -380,15 +413,27 @@ pub fn read_alerts_tail(path: &Path, max: usize) -> io::Result<AlertsTail> {
     Ok(out)
 }
 
-/// Calls `each` for every record of `metric_log.csv` after the one with id
-/// `after` (in file order: the order the monitor received them). When no
-/// row has that id (the log was moved away), returns `None` and calls
-/// nothing: the monitor starts afresh. Reads the file twice, streaming.
+/// How the records after the last window were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumed {
+    /// The rows after the window's last record, in file order (the order
+    /// the monitor received them).
+    AfterItsRow(u64),
+    /// The window's last record is not in the log (in one process, a
+    /// `kill -9` can lose the rows the metric had not flushed yet, which the
+    /// monitor had already seen): the rows with a later id (ids increase
+    /// in emission order).
+    LaterIds(u64),
+}
+
+/// Calls `each` for every record of `metric_log.csv` written after the
+/// window that ended with id `after`; see [`Resumed`]. Reads the file
+/// twice, streaming.
 pub fn records_after(
     metric_csv: &Path,
     after: SampleId,
     mut each: impl FnMut(&crate::messages::MetricRecord),
-) -> Result<Option<u64>, csv::Error> {
+) -> Result<Resumed, csv::Error> {
     let mut position = None;
     let mut row = 0u64;
     crate::log_format::read_metric_log(metric_csv, |r| {
@@ -397,18 +442,22 @@ pub fn records_after(
             position = Some(row);
         }
     })?;
-    let Some(at) = position else {
-        return Ok(None);
-    };
     let (mut row, mut fed) = (0u64, 0u64);
     crate::log_format::read_metric_log(metric_csv, |r| {
         row += 1;
-        if row > at {
+        let take = match position {
+            Some(at) => row > at,
+            None => r.id > after,
+        };
+        if take {
             fed += 1;
             each(r);
         }
     })?;
-    Ok(Some(fed))
+    Ok(match position {
+        Some(_) => Resumed::AfterItsRow(fed),
+        None => Resumed::LaterIds(fed),
+    })
 }
 
 #[cfg(test)]
@@ -593,8 +642,21 @@ mod tests {
         )
         .unwrap();
         let mut seen = Vec::new();
-        assert_eq!(records_after(&p, 30, |r| seen.push(r.id)).unwrap(), Some(2));
+        assert_eq!(
+            records_after(&p, 30, |r| seen.push(r.id)).unwrap(),
+            Resumed::AfterItsRow(2)
+        );
         assert_eq!(seen, [10, 20], "file order, not id order");
-        assert_eq!(records_after(&p, 99, |_| panic!()).unwrap(), None);
+        assert_eq!(
+            records_after(&p, 99, |_| panic!()).unwrap(),
+            Resumed::LaterIds(0)
+        );
+        seen.clear();
+        assert_eq!(
+            records_after(&p, 15, |r| seen.push(r.id)).unwrap(),
+            Resumed::LaterIds(2),
+            "a lost row: the later ids"
+        );
+        assert_eq!(seen, [30, 20]);
     }
 }

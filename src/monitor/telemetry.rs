@@ -36,6 +36,11 @@ pub struct MetricLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FileLabel {
+    pub file: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabel {
     pub rule: String,
 }
@@ -81,6 +86,10 @@ pub struct MonitorMetrics {
     pub over_time_first_window: Gauge,
     /// Alert markers on the picture.
     pub over_time_markers: Gauge,
+    /// Failed writes of the monitor's files, by file name (two).
+    pub write_failures: Family<FileLabel, Counter>,
+    /// Bytes of rows dropped because their file could not be written.
+    pub dropped_bytes: Counter,
 }
 
 impl MonitorMetrics {
@@ -108,6 +117,8 @@ impl MonitorMetrics {
             over_time_windows: Gauge::default(),
             over_time_first_window: Gauge::default(),
             over_time_markers: Gauge::default(),
+            write_failures: Family::default(),
+            dropped_bytes: Counter::default(),
         }
     }
 
@@ -199,6 +210,17 @@ impl MonitorMetrics {
             "Records the monitor took in",
             self.records.clone(),
         );
+        r.register(
+            "monitor_write_failures",
+            "Failed writes of the monitor's files (metrics_over_time.csv, alerts.jsonl)",
+            self.write_failures.clone(),
+        );
+        r.register_with_unit(
+            "monitor_dropped",
+            "Rows of the monitor's files dropped because the file could not be written",
+            Unit::Bytes,
+            self.dropped_bytes.clone(),
+        );
         r.register_with_unit(
             "drift_evaluation",
             "Time of one drift evaluation of a closed window",
@@ -283,6 +305,14 @@ impl MonitorMetrics {
         self.psi.get_or_create(&l).set(d.psi);
         self.wasserstein.get_or_create(&l).set(d.wasserstein);
         self.drifted.get_or_create(&l).set(d.drifted as i64);
+    }
+
+    pub fn write_failure(&self, file: &str) {
+        self.write_failures
+            .get_or_create(&FileLabel {
+                file: file.to_owned(),
+            })
+            .inc();
     }
 
     pub fn record_event(&self, e: &AlertEvent) {
