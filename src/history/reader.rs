@@ -61,6 +61,19 @@ pub struct StreamSource {
     pub max_body_bytes: usize,
 }
 
+impl StreamSource {
+    /// The history of `settings`: the bridge's broker, `history.queue`,
+    /// the inbound prefetch and body bound.
+    pub fn of(settings: &crate::config::Settings) -> StreamSource {
+        StreamSource {
+            bridge: settings.bridge.clone(),
+            queue: settings.history.queue.clone(),
+            prefetch: settings.inbound.prefetch,
+            max_body_bytes: settings.inbound.max_body_bytes,
+        }
+    }
+}
+
 /// Where a read stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
