@@ -6,16 +6,18 @@
 //! dropped), and the whole read ends at `deadline` with what the last read
 //! that reached the end found (a read cut short holds messages from
 //! somewhere before the end, not the last ones: it is dropped; so a
-//! deadline hit during the first read gives nothing). It
-//! reads only the tail: from a little before the end (`last` times the
-//! number of keys, plus a margin, since the keys are interleaved), and
-//! further back, four times as far each time, only while it found fewer
-//! than `last` and the stream holds more.
+//! deadline hit during the first read gives nothing). It reads only the
+//! tail: the end is probed once, then it reads from a little before it
+//! (`last` times the number of keys, plus a margin, since the keys are
+//! interleaved), and further back, as far as the density of what it found
+//! says, only while it found fewer than `last`, the stream holds more, and
+//! the rate of the last read says a longer one fits before the deadline.
 //!
 //! [`monitor_history`] is what a starting monitor reads: the last
-//! [`BOARD_WINDOWS`] `monitor` and [`BOARD_EVENTS`] `alerts` messages, on a
-//! thread and runtime of its own (start-up is not async), both reads at
-//! once, within one deadline.
+//! [`BOARD_WINDOWS`] `monitor` messages and, of the same span of the
+//! stream, the last [`BOARD_EVENTS`] `alerts` messages, on a
+//! thread and runtime of its own (start-up is not async), both in the
+//! same reads ([`read_tail`]), within one deadline.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -43,8 +45,30 @@ pub struct MonitorHistory {
     pub complete: bool,
 }
 
-/// The last windows and alert events in the stream of `source`, read
-/// within `within` (blocking the caller at most that long, plus the
+/// How far back the next read of the tail goes, after one of `span`
+/// offsets that took `took` and found `found` of the `want` messages of
+/// the leading group, with `left` before the deadline; `None` when it has
+/// them all or no longer read fits in the time left. As far back as the
+/// density found says (with a quarter more; at least twice, at most 64
+/// times as far; 64 when it found none), capped by what the rate of the
+/// last read says fits in four fifths of the time left (other groups get
+/// what that span holds: a starting monitor wants the alert events of the
+/// windows it shows, not older ones).
+pub fn next_span(span: u64, want: usize, found: usize, took: Duration, left: Duration) -> Option<u64> {
+    if found >= want {
+        return None;
+    }
+    let factor = match found {
+        0 => 64.0,
+        n => want as f64 / n as f64 * 1.25,
+    };
+    let wanted = span as f64 * factor.clamp(2.0, 64.0);
+    let fits = span as f64 / took.as_secs_f64().max(1e-3) * left.as_secs_f64() * 0.8;
+    (fits > span as f64).then(|| wanted.min(fits) as u64)
+}
+
+/// The last windows and (as far back as those go) alert events in the
+/// stream of `source`, read within `within` (blocking the caller at most that long, plus the
 /// time to stop the reads' runtime).
 pub fn monitor_history(source: StreamSource, within: Duration) -> Result<MonitorHistory, ReadError> {
     let deadline = Instant::now() + within;
@@ -59,17 +83,14 @@ pub fn monitor_history(source: StreamSource, within: Duration) -> Result<Monitor
                 secs: 0,
                 error: format!("starting a runtime: {e}"),
             })?;
-        let both = runtime.block_on(async {
-            tokio::join!(
-                read_recent(&source, &["monitor"], BOARD_WINDOWS, deadline),
-                read_recent(&source, &["alerts"], BOARD_EVENTS, deadline),
-            )
-        });
+        let groups: [(&[&'static str], usize); 2] =
+            [(&["monitor"], BOARD_WINDOWS), (&["alerts"], BOARD_EVENTS)];
+        let found = runtime.block_on(read_tail(&source, &groups, deadline));
         runtime.shutdown_background();
-        Ok::<_, ReadError>(both)
+        found
     };
     // A thread of its own: the caller may be inside a runtime already.
-    let (windows, events) = std::thread::Builder::new()
+    let mut found = std::thread::Builder::new()
         .name("backfill".into())
         .spawn(read)
         .map_err(|e| ReadError::Lost {
@@ -79,12 +100,12 @@ pub fn monitor_history(source: StreamSource, within: Duration) -> Result<Monitor
         })?
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-    let (windows, events) = (windows?, events?);
     let complete = Instant::now() < deadline;
     let mut out = MonitorHistory {
         complete,
         ..Default::default()
     };
+    let (events, windows) = (found.pop().unwrap_or_default(), found.pop().unwrap_or_default());
     for e in windows {
         match serde_json::from_value::<WindowReport>(e.body) {
             Ok(w) => out.windows.push(w),
@@ -101,56 +122,131 @@ pub fn monitor_history(source: StreamSource, within: Duration) -> Result<Monitor
 }
 
 /// The last `last` messages of `keys` (oldest first) in the stream of
-/// `source`, read until `deadline` at the latest (then what was found).
+/// `source`, read until `deadline` at the latest (then what the last read
+/// that reached the end found).
 pub async fn read_recent(
     source: &StreamSource,
     keys: &[&'static str],
     last: usize,
     deadline: Instant,
 ) -> Result<Vec<Entry>, ReadError> {
-    if last == 0 {
-        return Ok(Vec::new());
+    let mut found = read_tail(source, &[(keys, last)], deadline).await?;
+    Ok(found.pop().unwrap_or_default())
+}
+
+/// For each group `(keys, last)`, the last `last` messages of those keys
+/// (oldest first), all groups in the same reads, until `deadline` at the
+/// latest. The first group leads: the reads go back until it has its
+/// `last` (or the stream's start); the others keep what those spans hold.
+///
+/// The end is probed once. The first read takes a span of offsets as if
+/// the keys were evenly interleaved; when the first group found fewer than
+/// it wants, the next read goes back as far as its density says it must
+/// (at least twice, at most 64 times as far), but never further than the
+/// rate of the last read says fits in the time left: a read cut by the
+/// deadline is lost, so it is better not started.
+pub async fn read_tail(
+    source: &StreamSource,
+    groups: &[(&[&'static str], usize)],
+    deadline: Instant,
+) -> Result<Vec<Vec<Entry>>, ReadError> {
+    let empty = || groups.iter().map(|_| Vec::new()).collect::<Vec<_>>();
+    let total: usize = groups.iter().map(|(_, last)| *last).sum();
+    if groups.first().is_none_or(|(_, last)| *last == 0) {
+        return Ok(empty());
     }
+    let probing = Instant::now();
     let end = match tokio::time::timeout_at(deadline.into(), reader::find_end(source)).await {
         Ok(end) => end?,
-        Err(_) => return Ok(Vec::new()),
+        Err(_) => return Ok(empty()),
     };
+    tracing::debug!(?end, took_ms = probing.elapsed().as_millis() as u64, "backfill: the end of the stream");
     let Some(end) = end else {
-        return Ok(Vec::new());
+        return Ok(empty());
     };
-    let mut span = (last as u64).saturating_mul(KEYS.len() as u64) + 64;
-    let mut best = VecDeque::new();
+    let mut keys: Vec<&'static str> = groups.iter().flat_map(|(k, _)| k.iter().copied()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut span = (total as u64).saturating_mul(KEYS.len() as u64) + 64;
+    let mut best: Option<Vec<VecDeque<Entry>>> = None;
     loop {
         let from = end.saturating_sub(span);
-        let mut ring: VecDeque<Entry> = VecDeque::with_capacity(last.min(1 << 16));
+        let mut rings: Vec<VecDeque<Entry>> = groups
+            .iter()
+            .map(|(_, last)| VecDeque::with_capacity((*last).min(1 << 16)))
+            .collect();
         let cancel = CancellationToken::new();
         let mut keep = |e: &Entry| {
-            if ring.len() == last {
-                ring.pop_front();
+            for ((group, last), ring) in groups.iter().zip(rings.iter_mut()) {
+                if *last > 0 && group.contains(&e.key) {
+                    if ring.len() == *last {
+                        ring.pop_front();
+                    }
+                    ring.push_back(e.clone());
+                }
             }
-            ring.push_back(e.clone());
             Ok(())
         };
+        let started = Instant::now();
         let read = reader::read(
             source,
             Start::Offset(from),
-            Stop::At(Until::Now),
-            keys,
+            Stop::At(Until::Offset(end)),
+            &keys,
             &cancel,
             &mut keep,
         );
         let finished = tokio::time::timeout_at(deadline.into(), read).await;
+        let took = started.elapsed();
+        tracing::debug!(
+            from,
+            end,
+            took_ms = took.as_millis() as u64,
+            found = ?rings.iter().map(VecDeque::len).collect::<Vec<_>>(),
+            complete = matches!(finished, Ok(Ok(_))),
+            "backfill: one read of the tail"
+        );
         match finished {
             // A read that reached the end holds the tail: the longest yet.
-            Ok(Ok(_)) => best = ring,
+            Ok(Ok(_)) => {}
             // One cut by the deadline holds messages from somewhere before
             // the end, not the last ones: the last complete read stands.
-            Err(_) => return Ok(best.into()),
-            Ok(Err(e)) => return Err(e),
+            Err(_) => break,
+            Ok(Err(e)) if best.is_none() => return Err(e),
+            Ok(Err(_)) => break,
         }
-        if best.len() >= last || from == 0 {
-            return Ok(best.into());
+        let (found, want) = (rings[0].len(), groups[0].1);
+        best = Some(rings);
+        let left = deadline.saturating_duration_since(Instant::now());
+        match next_span(span, want, found, took, left) {
+            Some(next) if from > 0 => span = next,
+            _ => break,
         }
-        span = span.saturating_mul(4);
+    }
+    Ok(match best {
+        Some(rings) => rings.into_iter().map(Vec::from).collect(),
+        None => empty(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_span_follows_the_density_and_fits_the_time_left() {
+        let s = Duration::from_secs;
+        // All found: no further read.
+        assert_eq!(next_span(1000, 10, 10, s(1), s(10)), None);
+        // 2 of 10 in 1000 offsets: 10/2 × 1.25 = 6.25 times as far.
+        assert_eq!(next_span(1000, 10, 2, s(1), s(10)), Some(6250));
+        // None found: 64 times as far.
+        assert_eq!(next_span(1000, 10, 0, s(1), s(100)), Some(64_000));
+        // 9 of 10: at least twice as far.
+        assert_eq!(next_span(1000, 10, 9, s(1), s(10)), Some(2000));
+        // 1000 offsets a second, 5 s left: 4,000 fit (four fifths).
+        assert_eq!(next_span(1000, 10, 1, s(1), s(5)), Some(4000));
+        // Less than one more read of the same length fits: stop.
+        assert_eq!(next_span(1000, 10, 1, s(1), Duration::from_millis(1200)), None);
     }
 }

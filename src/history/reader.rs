@@ -308,10 +308,15 @@ async fn consume(
 ) -> Result<(), Attempt> {
     let queue = source.queue.as_str();
     if first_connect {
-        if let Stop::At(_) = stop {
-            report.end = end_of_stream(conn, queue).await?;
-        } else {
-            stream_exists(conn, queue).await?;
+        match stop {
+            Stop::At(Until::Offset(end)) => {
+                stream_exists(conn, queue).await?;
+                report.end = Some(end);
+            }
+            Stop::At(_) => report.end = end_of_stream(conn, queue).await?,
+            Stop::Follow => {
+                stream_exists(conn, queue).await?;
+            }
         }
         if let (Start::Offset(o), Stop::At(_)) = (start, stop) {
             let next = report.end.map_or(0, |e| e + 1);
