@@ -398,7 +398,11 @@ fn backfill(settings: &Settings, last: Option<LastRow>) -> Earlier {
     };
     let last_seq = found.windows.last().map(|w| w.seq);
     let upto = last.map_or(u64::MAX, |l| l.seq);
-    let windows: Vec<WindowReport> = found.windows.into_iter().filter(|w| w.seq <= upto).collect();
+    let windows: Vec<WindowReport> = found
+        .windows
+        .into_iter()
+        .filter(|w| w.seq <= upto)
+        .collect();
     let events: Vec<AlertEvent> = found.events.into_iter().filter(|e| e.seq <= upto).collect();
     tracing::info!(
         windows = windows.len(),

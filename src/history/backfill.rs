@@ -54,7 +54,13 @@ pub struct MonitorHistory {
 /// last read says fits in four fifths of the time left (other groups get
 /// what that span holds: a starting monitor wants the alert events of the
 /// windows it shows, not older ones).
-pub fn next_span(span: u64, want: usize, found: usize, took: Duration, left: Duration) -> Option<u64> {
+pub fn next_span(
+    span: u64,
+    want: usize,
+    found: usize,
+    took: Duration,
+    left: Duration,
+) -> Option<u64> {
     if found >= want {
         return None;
     }
@@ -70,7 +76,10 @@ pub fn next_span(span: u64, want: usize, found: usize, took: Duration, left: Dur
 /// The last windows and (as far back as those go) alert events in the
 /// stream of `source`, read within `within` (blocking the caller at most that long, plus the
 /// time to stop the reads' runtime).
-pub fn monitor_history(source: StreamSource, within: Duration) -> Result<MonitorHistory, ReadError> {
+pub fn monitor_history(
+    source: StreamSource,
+    within: Duration,
+) -> Result<MonitorHistory, ReadError> {
     let deadline = Instant::now() + within;
     let read = move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -105,7 +114,10 @@ pub fn monitor_history(source: StreamSource, within: Duration) -> Result<Monitor
         complete,
         ..Default::default()
     };
-    let (events, windows) = (found.pop().unwrap_or_default(), found.pop().unwrap_or_default());
+    let (events, windows) = (
+        found.pop().unwrap_or_default(),
+        found.pop().unwrap_or_default(),
+    );
     for e in windows {
         match serde_json::from_value::<WindowReport>(e.body) {
             Ok(w) => out.windows.push(w),
@@ -160,7 +172,11 @@ pub async fn read_tail(
         Ok(end) => end?,
         Err(_) => return Ok(empty()),
     };
-    tracing::debug!(?end, took_ms = probing.elapsed().as_millis() as u64, "backfill: the end of the stream");
+    tracing::debug!(
+        ?end,
+        took_ms = probing.elapsed().as_millis() as u64,
+        "backfill: the end of the stream"
+    );
     let Some(end) = end else {
         return Ok(empty());
     };
@@ -247,6 +263,9 @@ mod tests {
         // 1000 offsets a second, 5 s left: 4,000 fit (four fifths).
         assert_eq!(next_span(1000, 10, 1, s(1), s(5)), Some(4000));
         // Less than one more read of the same length fits: stop.
-        assert_eq!(next_span(1000, 10, 1, s(1), Duration::from_millis(1200)), None);
+        assert_eq!(
+            next_span(1000, 10, 1, s(1), Duration::from_millis(1200)),
+            None
+        );
     }
 }

@@ -222,8 +222,9 @@ impl Rebuild {
             true => {
                 let model = std::sync::Arc::new(load_or_fit_model(&settings.model.artifact)?);
                 let reference = crate::actors::monitor::Reference::of(model, &settings.monitor)?;
-                let sink = MonitorSink::open(settings, &paths, &reference.model, &reference.baseline)
-                    .context("opening the monitor's files")?;
+                let sink =
+                    MonitorSink::open(settings, &paths, &reference.model, &reference.baseline)
+                        .context("opening the monitor's files")?;
                 let sinks: Vec<Box<dyn RecordSink>> = vec![Box::new(sink)];
                 (Some(reference.baseline), sinks)
             }
