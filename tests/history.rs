@@ -68,14 +68,18 @@ async fn replay_reads_back_what_the_live_run_wrote() {
         );
     }
 
-    // 2. Every key: the four kinds of each sample.
+    // 2. Every key: the four kinds of each sample, and the monitor's one
+    // message per window of 500 (and alert events, if a rule fired).
     let all = replay(&stream, &[], REPLAY_TIMEOUT).ok();
     let mut per_key: HashMap<&str, usize> = HashMap::new();
     for l in &all.lines {
         *per_key.entry(l.key.as_str()).or_default() += 1;
     }
-    assert_eq!(per_key.len(), 4, "{per_key:?}");
-    assert!(per_key.values().all(|n| *n == SAMPLES), "{per_key:?}");
+    for key in ["features", "y_true", "y_pred", "metrics"] {
+        assert_eq!(per_key.get(key), Some(&SAMPLES), "{key}: {per_key:?}");
+    }
+    assert_eq!(per_key.get("monitor"), Some(&(SAMPLES / 500)), "{per_key:?}");
+
     assert_offsets_increase(&all.lines);
 
     // 3. From a time in the middle: only the later ones, a tail of the CSV.
