@@ -78,7 +78,11 @@ async fn replay_reads_back_what_the_live_run_wrote() {
     for key in ["features", "y_true", "y_pred", "metrics"] {
         assert_eq!(per_key.get(key), Some(&SAMPLES), "{key}: {per_key:?}");
     }
-    assert_eq!(per_key.get("monitor"), Some(&(SAMPLES / 500)), "{per_key:?}");
+    assert_eq!(
+        per_key.get("monitor"),
+        Some(&(SAMPLES / 500)),
+        "{per_key:?}"
+    );
 
     assert_offsets_increase(&all.lines);
 
