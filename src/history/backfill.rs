@@ -3,15 +3,17 @@
 //! history), so a page opened after a restart is not empty.
 //!
 //! Bounded twice: at most `last` messages are kept (a ring, oldest
-//! dropped), and the whole read ends at `deadline` with what the last read
-//! that reached the end found (a read cut short holds messages from
-//! somewhere before the end, not the last ones: it is dropped; so a
-//! deadline hit during the first read gives nothing). It reads only the
+//! dropped), and the whole read ends at `deadline` with what the complete
+//! reads found (each read takes the offsets just before the ones read
+//! already; one cut short holds messages from somewhere in its span, not
+//! the last ones before them: it is dropped; so a deadline hit during the
+//! first read gives nothing). It reads only the
 //! tail: the end is probed once, then it reads from a little before it
 //! (`last` times the number of keys, plus a margin, since the keys are
-//! interleaved), and further back, as far as the density of what it found
-//! says, only while it found fewer than `last`, the stream holds more, and
-//! the rate of the last read says a longer one fits before the deadline.
+//! interleaved), then the offsets before those, as many as the density of
+//! what it found says, only while it found fewer than `last`, the stream
+//! holds more, and the rate of the last read says the next one fits before
+//! the deadline.
 //!
 //! [`monitor_history`] is what a starting monitor reads: the last
 //! [`BOARD_WINDOWS`] `monitor` messages and, of the same span of the
@@ -45,19 +47,23 @@ pub struct MonitorHistory {
     pub complete: bool,
 }
 
-/// How far back the next read of the tail goes, after one of `span`
-/// offsets that took `took` and found `found` of the `want` messages of
-/// the leading group, with `left` before the deadline; `None` when it has
-/// them all or no longer read fits in the time left. As far back as the
-/// density found says (with a quarter more; at least twice, at most 64
-/// times as far; 64 when it found none), capped by what the rate of the
-/// last read says fits in four fifths of the time left (other groups get
-/// what that span holds: a starting monitor wants the alert events of the
-/// windows it shows, not older ones).
-pub fn next_span(
-    span: u64,
+/// How many offsets the next read of the tail takes (it ends where the
+/// reads so far began), after reads that covered `covered` offsets and
+/// found `found` of the `want` messages of the leading group, the last of
+/// them `last_len` offsets in `took`, with `left` before the deadline.
+/// `None` when it has them all or too little fits in the time left.
+///
+/// As far back as the density found says (with a quarter more; at least
+/// twice, at most 64 times as far in all; 64 when it found none), capped by
+/// what the rate of the last read says fits in three fifths of the time
+/// left (a read cut by the deadline is lost). Other groups get what those
+/// spans hold: a starting monitor wants the alert events of the windows it
+/// shows, not older ones.
+pub fn next_chunk(
+    covered: u64,
     want: usize,
     found: usize,
+    last_len: u64,
     took: Duration,
     left: Duration,
 ) -> Option<u64> {
@@ -68,10 +74,14 @@ pub fn next_span(
         0 => 64.0,
         n => want as f64 / n as f64 * 1.25,
     };
-    let wanted = span as f64 * factor.clamp(2.0, 64.0);
-    let fits = span as f64 / took.as_secs_f64().max(1e-3) * left.as_secs_f64() * 0.8;
-    (fits > span as f64).then(|| wanted.min(fits) as u64)
+    let more = covered as f64 * (factor.clamp(2.0, 64.0) - 1.0);
+    let fits = last_len as f64 / took.as_secs_f64().max(1e-3) * left.as_secs_f64() * 0.6;
+    let chunk = more.min(fits) as u64;
+    (chunk >= MIN_CHUNK).then_some(chunk)
 }
+
+/// Fewer offsets than this are not worth one more read (a connection each).
+const MIN_CHUNK: u64 = 256;
 
 /// The last windows and (as far back as those go) alert events in the
 /// stream of `source`, read within `within` (blocking the caller at most that long, plus the
@@ -152,11 +162,10 @@ pub async fn read_recent(
 /// `last` (or the stream's start); the others keep what those spans hold.
 ///
 /// The end is probed once. The first read takes a span of offsets as if
-/// the keys were evenly interleaved; when the first group found fewer than
-/// it wants, the next read goes back as far as its density says it must
-/// (at least twice, at most 64 times as far), but never further than the
-/// rate of the last read says fits in the time left: a read cut by the
-/// deadline is lost, so it is better not started.
+/// the keys were evenly interleaved; while the first group has fewer than
+/// it wants, the next read takes the offsets before, as many as
+/// [`next_chunk`] says: a read cut by the deadline is lost, so one that
+/// does not fit is better not started.
 pub async fn read_tail(
     source: &StreamSource,
     groups: &[(&[&'static str], usize)],
@@ -183,16 +192,21 @@ pub async fn read_tail(
     let mut keys: Vec<&'static str> = groups.iter().flat_map(|(k, _)| k.iter().copied()).collect();
     keys.sort_unstable();
     keys.dedup();
-    let mut span = (total as u64).saturating_mul(KEYS.len() as u64) + 64;
+    let span = (total as u64).saturating_mul(KEYS.len() as u64) + 64;
+    // Each read takes the offsets just before the ones read already, so a
+    // read cut by the deadline loses only itself.
+    let (mut from, mut upper) = (end.saturating_sub(span - 1), end);
     let mut best: Option<Vec<VecDeque<Entry>>> = None;
     loop {
-        let from = end.saturating_sub(span);
         let mut rings: Vec<VecDeque<Entry>> = groups
             .iter()
             .map(|(_, last)| VecDeque::with_capacity((*last).min(1 << 16)))
             .collect();
         let cancel = CancellationToken::new();
         let mut keep = |e: &Entry| {
+            if e.offset > upper {
+                return Ok(()); // read already (the end is an offset seen, not a bound)
+            }
             for ((group, last), ring) in groups.iter().zip(rings.iter_mut()) {
                 if *last > 0 && group.contains(&e.key) {
                     if ring.len() == *last {
@@ -207,7 +221,7 @@ pub async fn read_tail(
         let read = reader::read(
             source,
             Start::Offset(from),
-            Stop::At(Until::Offset(end)),
+            Stop::At(Until::Offset(upper)),
             &keys,
             &cancel,
             &mut keep,
@@ -216,27 +230,41 @@ pub async fn read_tail(
         let took = started.elapsed();
         tracing::debug!(
             from,
-            end,
+            upper,
             took_ms = took.as_millis() as u64,
             found = ?rings.iter().map(VecDeque::len).collect::<Vec<_>>(),
             complete = matches!(finished, Ok(Ok(_))),
             "backfill: one read of the tail"
         );
         match finished {
-            // A read that reached the end holds the tail: the longest yet.
             Ok(Ok(_)) => {}
-            // One cut by the deadline holds messages from somewhere before
-            // the end, not the last ones: the last complete read stands.
+            // A read cut by the deadline holds messages from somewhere in
+            // its span, not the last ones before what was read: dropped.
             Err(_) => break,
             Ok(Err(e)) if best.is_none() => return Err(e),
             Ok(Err(_)) => break,
         }
+        // This read's messages come before those read already.
+        if let Some(later) = best.take() {
+            for (((_, last), ring), later) in groups.iter().zip(rings.iter_mut()).zip(later) {
+                ring.extend(later);
+                while ring.len() > *last {
+                    ring.pop_front();
+                }
+            }
+        }
         let (found, want) = (rings[0].len(), groups[0].1);
         best = Some(rings);
+        if from == 0 {
+            break;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        match next_span(span, want, found, took, left) {
-            Some(next) if from > 0 => span = next,
-            _ => break,
+        match next_chunk(end - from + 1, want, found, upper - from + 1, took, left) {
+            Some(chunk) => {
+                upper = from - 1;
+                from = from.saturating_sub(chunk);
+            }
+            None => break,
         }
     }
     Ok(match best {
@@ -250,21 +278,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_next_span_follows_the_density_and_fits_the_time_left() {
+    fn the_next_read_follows_the_density_and_fits_the_time_left() {
         let s = Duration::from_secs;
         // All found: no further read.
-        assert_eq!(next_span(1000, 10, 10, s(1), s(10)), None);
-        // 2 of 10 in 1000 offsets: 10/2 × 1.25 = 6.25 times as far.
-        assert_eq!(next_span(1000, 10, 2, s(1), s(10)), Some(6250));
-        // None found: 64 times as far.
-        assert_eq!(next_span(1000, 10, 0, s(1), s(100)), Some(64_000));
-        // 9 of 10: at least twice as far.
-        assert_eq!(next_span(1000, 10, 9, s(1), s(10)), Some(2000));
-        // 1000 offsets a second, 5 s left: 4,000 fit (four fifths).
-        assert_eq!(next_span(1000, 10, 1, s(1), s(5)), Some(4000));
-        // Less than one more read of the same length fits: stop.
+        assert_eq!(next_chunk(1000, 10, 10, 1000, s(1), s(10)), None);
+        // 2 of 10 in 1000 offsets: 10/2 × 1.25 = 6.25 times as far in
+        // all, 5,250 more.
+        assert_eq!(next_chunk(1000, 10, 2, 1000, s(1), s(10)), Some(5250));
+        // None found: 64 times as far in all.
+        assert_eq!(next_chunk(1000, 10, 0, 1000, s(1), s(200)), Some(63_000));
+        // 9 of 10: at least twice as far in all.
+        assert_eq!(next_chunk(1000, 10, 9, 1000, s(1), s(10)), Some(1000));
+        // The last read: 500 offsets a second; 5 s left: 1,500 fit (three fifths).
+        assert_eq!(next_chunk(1000, 10, 1, 500, s(1), s(5)), Some(1500));
+        // Too little fits: stop.
         assert_eq!(
-            next_span(1000, 10, 1, s(1), Duration::from_millis(1200)),
+            next_chunk(1000, 10, 1, 500, s(1), Duration::from_millis(800)),
             None
         );
     }
