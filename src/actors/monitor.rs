@@ -14,6 +14,13 @@
 //! its own; a restart, even after `kill -9`, continues from the last row of
 //! `metrics_over_time.csv` and takes in the rows of `metric_log.csv` written
 //! after that window (see [`crate::monitor::log::records_after`]).
+//!
+//! With history on, it starts with what the stream holds (see
+//! [`crate::history::backfill::monitor_history`]): the board and the
+//! picture get the earlier windows and alert events, and a monitor without
+//! logs of its own numbers its windows after the stream's last. Opening
+//! and writing the files is [`crate::monitor::files`], shared with
+//! `replay --rebuild`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
