@@ -68,14 +68,22 @@ async fn replay_reads_back_what_the_live_run_wrote() {
         );
     }
 
-    // 2. Every key: the four kinds of each sample.
+    // 2. Every key: the four kinds of each sample, and the monitor's one
+    // message per window of 500 (and alert events, if a rule fired).
     let all = replay(&stream, &[], REPLAY_TIMEOUT).ok();
     let mut per_key: HashMap<&str, usize> = HashMap::new();
     for l in &all.lines {
         *per_key.entry(l.key.as_str()).or_default() += 1;
     }
-    assert_eq!(per_key.len(), 4, "{per_key:?}");
-    assert!(per_key.values().all(|n| *n == SAMPLES), "{per_key:?}");
+    for key in ["features", "y_true", "y_pred", "metrics"] {
+        assert_eq!(per_key.get(key), Some(&SAMPLES), "{key}: {per_key:?}");
+    }
+    assert_eq!(
+        per_key.get("monitor"),
+        Some(&(SAMPLES / 500)),
+        "{per_key:?}"
+    );
+
     assert_offsets_increase(&all.lines);
 
     // 3. From a time in the middle: only the later ones, a tail of the CSV.
@@ -418,4 +426,232 @@ async fn an_existing_stream_with_other_arguments_is_used_as_it_is() {
         .await
         .unwrap();
     assert_eq!(all.len(), 400, "200 samples, two keys");
+}
+
+/// `metrics_over_time.csv` as (header, rows of fields).
+fn over_time(logs: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
+    let mut lines = text.lines();
+    let split = |l: &str| l.split(',').map(String::from).collect::<Vec<_>>();
+    let header = split(lines.next().expect("a header"));
+    (header, lines.map(split).collect())
+}
+
+/// `alerts.jsonl` as (rule, state, seq) in file order.
+fn alert_events(logs: &std::path::Path) -> Vec<(String, String, u64)> {
+    std::fs::read_to_string(logs.join("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["rule"].as_str().unwrap().to_owned(),
+                v["state"].as_str().unwrap().to_owned(),
+                v["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A scenario run with history on (so alerts fire), then `replay
+/// --rebuild`: the monitor's files come back by the live monitor's code.
+/// `metrics_over_time.csv` equals the live one on every column but
+/// `end_time` and `period_*` (they depend on the clock), `alerts.jsonl`
+/// has the same rule/state/seq events, `error_distribution.png` (with the
+/// baseline line) is the live one byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_makes_the_monitors_files_again() {
+    let _lock = broker_lock().await;
+    wait_for_broker(Duration::from_secs(30)).await;
+    let stream = TestStream::new("monitor");
+    let run = run_with_history(
+        &stream,
+        &[
+            "--count",
+            "6000",
+            "--rate",
+            "3000",
+            "--seed",
+            "11",
+            "--scenario",
+            "start=3000,bmi+=10",
+        ],
+        &[],
+    )
+    .finish(Duration::from_secs(120))
+    .await;
+    run.assert_exit_ok();
+    let live = run.logs_dir();
+    let (header, live_rows) = over_time(&live);
+    assert_eq!(live_rows.len(), 12, "6,000 samples, windows of 500");
+    let live_alerts = alert_events(&live);
+    assert!(
+        live_alerts.iter().any(|(_, state, _)| state == "fired"),
+        "the scenario fires alerts: {live_alerts:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let rebuilt = dir.path().join("rebuilt");
+    // From the live run's folder: the same model (fitted in memory there,
+    // no artifact), so the same baseline.
+    let mut cmd = replay_command(&stream, &["--rebuild", rebuilt.to_str().unwrap()]);
+    cmd.current_dir(live.parent().unwrap());
+    let r = replay_with(cmd, REPLAY_TIMEOUT).ok();
+    assert!(r.lines.is_empty(), "--rebuild prints no lines");
+
+    let (rebuilt_header, rebuilt_rows) = over_time(&rebuilt);
+    assert_eq!(rebuilt_header, header);
+    assert_eq!(rebuilt_rows.len(), live_rows.len());
+    let clock = |name: &str| name == "end_time" || name.starts_with("period_");
+    let mut compared = 0;
+    for (a, b) in live_rows.iter().zip(&rebuilt_rows) {
+        assert_eq!(a.len(), header.len());
+        for ((name, x), y) in header.iter().zip(a).zip(b) {
+            if !clock(name) {
+                assert_eq!(x, y, "window {}: column {name}", a[0]);
+                compared += 1;
+            }
+        }
+    }
+    eprintln!(
+        "rebuild: {} windows, {compared} fields equal ({} columns of {} compared), {} alert events",
+        rebuilt_rows.len(),
+        header.iter().filter(|h| !clock(h)).count(),
+        header.len(),
+        live_alerts.len()
+    );
+    assert_eq!(alert_events(&rebuilt), live_alerts);
+    assert_eq!(
+        bytes(&rebuilt.join("error_distribution.png")),
+        bytes(&live.join("error_distribution.png")),
+        "the rebuilt histogram has the baseline line, as the live one"
+    );
+    let png = bytes(&rebuilt.join("error_over_time.png"));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000);
+
+    // A second rebuild into the same folder adds nothing: the monitor
+    // continues after its last row, and every row is already there.
+    let mut cmd = replay_command(&stream, &["--rebuild", rebuilt.to_str().unwrap()]);
+    cmd.current_dir(live.parent().unwrap());
+    replay_with(cmd, REPLAY_TIMEOUT).ok();
+    assert_eq!(over_time(&rebuilt).1.len(), live_rows.len());
+    assert_eq!(alert_events(&rebuilt), live_alerts);
+}
+
+/// The first `/events` message of the server at `addr` (waits for the
+/// server to serve: the port is bound before the pipeline starts).
+fn first_event(addr: &str, timeout: Duration) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = addr.trim().parse().unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    write!(
+        s,
+        "GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + timeout;
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 65536]);
+    while std::time::Instant::now() < deadline {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("reading /events: {e}"),
+        }
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(i) = text.find("\ndata: ") {
+            if let Some(end) = text[i + 7..].find('\n') {
+                return serde_json::from_str(&text[i + 7..i + 7 + end]).unwrap();
+            }
+        }
+    }
+    panic!(
+        "no /events message within {timeout:?}: {}",
+        String::from_utf8_lossy(&buf)
+    );
+}
+
+/// Backfill at start: run 1 with history writes windows; run 2, in a fresh
+/// logs folder (a new container) on the same stream, shows them on its
+/// board before its own first window closes (a slow rate), and numbers its
+/// first window after run 1's last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_process_starts_with_the_windows_of_the_stream() {
+    let _lock = broker_lock().await;
+    wait_for_broker(Duration::from_secs(30)).await;
+    let stream = TestStream::new("backfill");
+    let first = run_with_history(
+        &stream,
+        &[
+            "--count",
+            "2000",
+            "--rate",
+            "4000",
+            "--monitor-window",
+            "200",
+        ],
+        &[],
+    )
+    .finish(Duration::from_secs(120))
+    .await;
+    first.assert_exit_ok();
+    let (header, rows) = over_time(&first.logs_dir());
+    assert_eq!(rows.len(), 10, "2,000 samples, windows of 200");
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (seq, mae) = (col("seq"), col("mae"));
+    let last_seq: u64 = rows.last().unwrap()[seq].parse().unwrap();
+
+    // Run 2: its first window of 200 closes after 5 s at 40 samples/s.
+    let mut second = run_with_history(
+        &stream,
+        &["--count", "200", "--rate", "40", "--monitor-window", "200"],
+        &[],
+    );
+    let addr_file = second.logs_dir().join("http.addr");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !addr_file.exists() {
+        assert!(second.is_running(), "run 2 ended before it served HTTP");
+        assert!(std::time::Instant::now() < deadline, "no http.addr");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let addr = std::fs::read_to_string(&addr_file).unwrap();
+    let snapshot = first_event(&addr, Duration::from_secs(30));
+    let shown: Vec<(u64, f64)> = snapshot["windows"]
+        .as_array()
+        .expect("windows")
+        .iter()
+        .map(|w| (w["seq"].as_u64().unwrap(), w["mae"].as_f64().unwrap()))
+        .collect();
+    eprintln!(
+        "backfill: the first event of run 2 shows windows {:?} of run 1's {}",
+        shown.iter().map(|w| w.0).collect::<Vec<_>>(),
+        rows.len()
+    );
+    assert!(!shown.is_empty(), "the board starts with run 1's windows");
+    // A tail of run 1's windows (the backfill is bounded by a deadline),
+    // ending at its last, with its figures; none of run 2's yet.
+    let tail = &rows[rows.len() - shown.len()..];
+    for ((s, m), row) in shown.iter().zip(tail) {
+        assert_eq!(*s, row[seq].parse::<u64>().unwrap());
+        assert_eq!(*m, row[mae].parse::<f64>().unwrap(), "window {s}");
+    }
+    assert_eq!(shown.last().unwrap().0, last_seq);
+
+    let second = second.finish(Duration::from_secs(120)).await;
+    second.assert_exit_ok();
+    let (_, own) = over_time(&second.logs_dir());
+    assert_eq!(own.len(), 1, "one window of 200");
+    assert_eq!(
+        own[0][seq].parse::<u64>().unwrap(),
+        last_seq + 1,
+        "run 2 numbers its first window after run 1's last"
+    );
+    assert_eq!(own[0][col("records_total")], "200", "its own records only");
 }

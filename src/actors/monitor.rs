@@ -14,6 +14,13 @@
 //! its own; a restart, even after `kill -9`, continues from the last row of
 //! `metrics_over_time.csv` and takes in the rows of `metric_log.csv` written
 //! after that window (see [`crate::monitor::log::records_after`]).
+//!
+//! With history on, it starts with what the stream holds (see
+//! [`crate::history::backfill::monitor_history`]): the board and the
+//! picture get the earlier windows and alert events, and a monitor without
+//! logs of its own numbers its windows after the stream's last. Opening
+//! and writing the files is [`crate::monitor::files`], shared with
+//! `replay --rebuild`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,16 +30,17 @@ use actix::prelude::*;
 use anyhow::Context as _;
 
 use crate::amqp::BridgeActor;
-use crate::append_file::AppendFile;
 use crate::config::{MonitorSettings, Settings};
+use crate::history::backfill::{monitor_history, START_DEADLINE};
+use crate::history::StreamSource;
 use crate::ids::IdGenerator;
 use crate::join::RecentIds;
 use crate::messages::{Batch, Features, MetricRecord, Published};
 use crate::model::LinearModel;
 use crate::monitor::baseline;
-use crate::monitor::drift::{DriftConfig, DriftDetector};
 use crate::monitor::engine::{Closed, Monitor};
-use crate::monitor::log::{write_event, write_row, Resumed};
+use crate::monitor::files::{self, MonitorFiles, Opened};
+use crate::monitor::log::LastRow;
 use crate::monitor::over_time::{OverTime, MAX_EVENTS};
 use crate::monitor::report::{AlertEvent, Baseline, Board, WindowReport};
 use crate::monitor::telemetry::MonitorMetrics;
@@ -41,8 +49,6 @@ use crate::render::{PlotSpec, RenderError};
 
 /// Windows closed at start kept for the bridge (it starts later).
 const MAX_UNSENT: usize = 1000;
-/// Points of `error_over_time.png` kept (neighbours merge when full).
-const SERIES_POINTS: usize = 2000;
 /// Batches that may wait in the mailbox before the sender's copies are dropped.
 const MAILBOX: usize = 256;
 /// Most bytes of rows kept for a file that cannot be written (then they
@@ -101,13 +107,6 @@ impl Reference {
         );
         Ok(Reference { model, baseline })
     }
-}
-
-/// The monitor's outputs.
-pub struct MonitorFiles {
-    pub over_time_csv: AppendFile,
-    pub alerts: AppendFile,
-    pub png: PathBuf,
 }
 
 /// Renders the picture once more, flushes the files, and answers what it
@@ -199,41 +198,32 @@ impl MonitorActor {
         metrics: MonitorMetrics,
     ) -> anyhow::Result<MonitorActor> {
         let s = &settings.monitor;
-        let drift = DriftConfig {
-            p_value: s.drift_p_value,
-            drift_share: s.drift_share,
+        let Opened {
+            mut monitor,
+            files,
+            last,
+        } = files::open(s, paths, &reference.model, &reference.baseline)?;
+        // With history, what the stream holds of earlier windows and events
+        // (bounded, with a deadline): the board and the picture start with
+        // them, and a monitor without logs of its own continues their
+        // numbering.
+        let earlier = match settings.bridge.enabled && settings.history.enabled {
+            true => backfill(settings, last),
+            false => Earlier::default(),
         };
-        let detector = DriftDetector::from_training(&reference.model, drift)
-            .context("building the drift reference")?;
-        // A rule whose threshold this baseline makes impossible is bad
-        // configuration, named like the config check names it.
-        let mut monitor = Monitor::new(s, &reference.baseline, detector).map_err(|e| {
-            anyhow::anyhow!("monitor.rules[{}].{}: {}", e.index, e.field, e.problem)
-        })?;
-        for rule in monitor.describe_rules() {
-            tracing::info!("monitor: rule {rule}");
+        if let (None, Some(seq)) = (last, earlier.last_seq) {
+            monitor.resume(seq, 0);
+            tracing::info!(
+                window = seq,
+                "monitor: no metrics_over_time.csv here; continuing the window sequence after the last one in the history stream"
+            );
         }
-        for path in [&paths.over_time_csv, &paths.alerts] {
-            crate::monitor::log::open_regular(path)
-                .with_context(|| format!("{}: cannot be the monitor's log", path.display()))?;
-        }
-        let last = crate::monitor::log::last_row(&paths.over_time_csv)
-            .with_context(|| format!("{}: cannot read", paths.over_time_csv.display()))?;
-        let header = crate::monitor::log::header();
-        let files = MonitorFiles {
-            over_time_csv: crate::pipeline::open_log(&paths.over_time_csv, Some(&header))?,
-            alerts: crate::pipeline::open_log(&paths.alerts, None)?,
-            png: paths.over_time_png.clone(),
-        };
-        if let Some(last) = &last {
-            monitor.resume(last.seq, last.records_total);
-        }
+        let dedup = (!settings.runs(crate::config::Role::Features)).then_some(4 * s.window);
         let spec = PlotSpec {
             width: settings.plot.width,
             height: settings.plot.height,
             bins: settings.plot.bins,
         };
-        let dedup = (!settings.runs(crate::config::Role::Features)).then_some(4 * s.window);
         let mut actor = MonitorActor::new(
             monitor,
             files,
@@ -246,30 +236,16 @@ impl MonitorActor {
             dedup,
         );
         actor.read_back_history(paths);
+        for e in &earlier.events {
+            actor.series.push_event(e);
+            actor.board.push_event(e.clone());
+        }
+        for w in earlier.windows {
+            actor.series.push_window(&w);
+            actor.board.push_window(w);
+        }
         if let Some(last) = last {
-            let mut chunk = Vec::with_capacity(4096);
-            let found = crate::monitor::log::records_after(&paths.metric_csv, last.end_id, |r| {
-                chunk.push(*r);
-                if chunk.len() == chunk.capacity() {
-                    actor.restore(&chunk);
-                    chunk.clear();
-                }
-            })
-            .with_context(|| format!("reading {}", paths.metric_csv.display()))?;
-            actor.restore(&chunk);
-            match found {
-                Resumed::AfterItsRow(n) => tracing::info!(
-                    window = last.seq,
-                    records = n,
-                    "monitor: continuing after the last closed window; took in the rows written after it"
-                ),
-                Resumed::LaterIds(n) => tracing::warn!(
-                    window = last.seq,
-                    end_id = last.end_id,
-                    records = n,
-                    "monitor: the last window's record is not in metric_log.csv (rows lost by a crash before the metric flushed them); took in the rows with later ids"
-                ),
-            }
+            files::restore_after(&paths.metric_csv, last, |chunk| actor.restore(chunk))?;
         }
         Ok(actor)
     }
@@ -407,7 +383,7 @@ impl MonitorActor {
         MonitorActor {
             monitor,
             files,
-            series: OverTime::new(SERIES_POINTS),
+            series: OverTime::new(files::SERIES_POINTS),
             baseline,
             spec,
             interval,
@@ -442,37 +418,16 @@ impl MonitorActor {
     }
 
     fn publish(&mut self, c: Closed) {
-        let Closed {
-            report,
-            events,
-            records_total,
-            drift_took,
-        } = c;
         self.metrics
             .drift_eval_seconds
-            .observe(drift_took.as_secs_f64());
-        write_row(self.files.over_time_csv.buffer(), &report, records_total);
+            .observe(c.drift_took.as_secs_f64());
+        files::write_closed(&mut self.files, &mut self.series, &c);
+        let Closed { report, events, .. } = c;
         for e in &events {
-            if e.state == "fired" {
-                tracing::warn!(
-                    rule = %e.rule,
-                    metric = %e.metric,
-                    value = e.value,
-                    threshold = e.threshold,
-                    window = e.seq,
-                    "alert fired: {}",
-                    e.message
-                );
-            } else {
-                tracing::info!(rule = %e.rule, metric = %e.metric, value = e.value, window = e.seq, "alert resolved: {}", e.message);
-            }
-            write_event(self.files.alerts.buffer(), e);
             self.metrics.record_event(e);
-            self.series.push_event(e);
             self.board.push_event(e.clone());
         }
         self.metrics.record_window(&report, &self.rules);
-        self.series.push_window(&report);
         self.metrics.set_over_time(&self.series);
         self.board.push_window(report.clone());
         self.changed = true;
@@ -550,6 +505,61 @@ impl MonitorActor {
             spec: self.spec,
             path: self.files.png.clone(),
         }))
+    }
+}
+
+/// What the history stream held of earlier windows and events, for a
+/// monitor that starts.
+#[derive(Default)]
+struct Earlier {
+    /// Those the board and the picture start with: all of them, or with
+    /// logs here, only those up to the last row of `metrics_over_time.csv`
+    /// (the later ones the restore closes again: never shown twice).
+    windows: Vec<WindowReport>,
+    events: Vec<AlertEvent>,
+    /// The sequence number of the last window in the stream.
+    last_seq: Option<u64>,
+}
+
+/// Reads the last [`BOARD_WINDOWS`](crate::monitor::report::BOARD_WINDOWS)
+/// `monitor` and [`BOARD_EVENTS`](crate::monitor::report::BOARD_EVENTS)
+/// `alerts` messages of the history, within [`START_DEADLINE`]. A broker
+/// that is down or slow costs at most that; then the monitor starts
+/// without them (a WARN line says why).
+fn backfill(settings: &Settings, last: Option<LastRow>) -> Earlier {
+    let started = std::time::Instant::now();
+    let found = match monitor_history(StreamSource::of(settings), START_DEADLINE) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                took_ms = started.elapsed().as_millis() as u64,
+                "monitor: could not read the history stream; the board starts empty"
+            );
+            return Earlier::default();
+        }
+    };
+    let last_seq = found.windows.last().map(|w| w.seq);
+    let upto = last.map_or(u64::MAX, |l| l.seq);
+    let windows: Vec<WindowReport> = found
+        .windows
+        .into_iter()
+        .filter(|w| w.seq <= upto)
+        .collect();
+    let events: Vec<AlertEvent> = found.events.into_iter().filter(|e| e.seq <= upto).collect();
+    tracing::info!(
+        windows = windows.len(),
+        events = events.len(),
+        last_window = last_seq,
+        malformed = found.malformed,
+        complete = found.complete,
+        took_ms = started.elapsed().as_millis() as u64,
+        "monitor: backfilled the board from the history stream"
+    );
+    Earlier {
+        windows,
+        events,
+        last_seq,
     }
 }
 

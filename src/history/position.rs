@@ -40,6 +40,9 @@ pub enum Until {
     /// The first message published after this time (seconds since the
     /// epoch, compared with the message's `timestamp`), or the end.
     Time(u64),
+    /// The message at this offset: the end as found before (a backfill
+    /// that reads the tail several times probes for the end once).
+    Offset(u64),
 }
 
 /// A refused `--from`, `--until` or `--key`.

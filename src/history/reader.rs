@@ -61,6 +61,19 @@ pub struct StreamSource {
     pub max_body_bytes: usize,
 }
 
+impl StreamSource {
+    /// The history of `settings`: the bridge's broker, `history.queue`,
+    /// the inbound prefetch and body bound.
+    pub fn of(settings: &crate::config::Settings) -> StreamSource {
+        StreamSource {
+            bridge: settings.bridge.clone(),
+            queue: settings.history.queue.clone(),
+            prefetch: settings.inbound.prefetch,
+            max_body_bytes: settings.inbound.max_body_bytes,
+        }
+    }
+}
+
 /// Where a read stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -295,10 +308,15 @@ async fn consume(
 ) -> Result<(), Attempt> {
     let queue = source.queue.as_str();
     if first_connect {
-        if let Stop::At(_) = stop {
-            report.end = end_of_stream(conn, queue).await?;
-        } else {
-            stream_exists(conn, queue).await?;
+        match stop {
+            Stop::At(Until::Offset(end)) => {
+                stream_exists(conn, queue).await?;
+                report.end = Some(end);
+            }
+            Stop::At(_) => report.end = end_of_stream(conn, queue).await?,
+            Stop::Follow => {
+                stream_exists(conn, queue).await?;
+            }
         }
         if let (Start::Offset(o), Stop::At(_)) = (start, stop) {
             let next = report.end.map_or(0, |e| e + 1);

@@ -101,12 +101,7 @@ pub fn run(
         ),
         None => None,
     };
-    let source = StreamSource {
-        bridge: settings.bridge.clone(),
-        queue: settings.history.queue.clone(),
-        prefetch: settings.inbound.prefetch,
-        max_body_bytes: settings.inbound.max_body_bytes,
-    };
+    let source = StreamSource::of(settings);
     let stop = match (req.follow, until) {
         (true, _) => Stop::Follow,
         (false, u) => Stop::At(u),

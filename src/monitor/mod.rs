@@ -8,12 +8,15 @@
 //! figures that `error_over_time.png` draws ([`over_time`]). [`report`]
 //! holds the types that leave the monitor: one [`report::WindowReport`] per
 //! closed window, one [`report::AlertEvent`] per fire or resolve, and the
-//! [`report::Board`] the dashboard reads.
+//! [`report::Board`] the dashboard reads. [`files`] opens a monitor with
+//! its files and writes a closed window: the actor and `replay --rebuild`
+//! share it.
 
 pub mod alerts;
 pub mod baseline;
 pub mod drift;
 pub mod engine;
+pub mod files;
 pub mod kde;
 pub mod log;
 pub mod over_time;
