@@ -17,14 +17,14 @@
 
 #![allow(dead_code)]
 
-use std::fs::{self, File};
+use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::provision::run_bounded;
+use super::provision::debian_tools;
 
 /// The cargo target dir of this build (`CARGO_TARGET_TMPDIR` is `<target>/tmp`).
 pub fn target_dir() -> PathBuf {
@@ -59,51 +59,13 @@ pub fn chromium_tools() -> (PathBuf, PathBuf) {
 }
 
 fn provision() -> Result<(PathBuf, PathBuf), String> {
-    if let Some(t) = find_tools() {
-        return Ok(t);
-    }
-    let target = target_dir();
-    fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-    let lock_path = target.join("test-chromium.lock");
-    let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    // Blocks while another test binary installs; released on drop.
-    lock.lock()
-        .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
-    if let Some(t) = find_tools() {
-        return Ok(t);
-    }
-    eprintln!("provision: chromium/chromedriver not found; installing Debian's packages");
-    let apt = |args: &[&str]| {
-        let mut cmd = Command::new("apt-get");
-        cmd.args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .env("NEEDRESTART_MODE", "a");
-        cmd
-    };
-    if let Err(e) = run_bounded("apt-get update", apt(&["update"]), Duration::from_secs(300)) {
-        eprintln!("provision: {e}; trying the install anyway");
-    }
-    run_bounded(
-        "apt-get install chromium chromium-driver",
-        apt(&[
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "chromium",
-            "chromium-driver",
-        ]),
-        Duration::from_secs(900),
+    debian_tools(
+        "test-chromium.lock",
+        &["chromium", "chromium-driver"],
+        "the browser tests need Debian's chromium and chromium-driver packages: \
+         apt-get install chromium chromium-driver, as root",
+        find_tools,
     )
-    .map_err(|e| {
-        format!(
-            "{e}\n(the browser tests need Debian's chromium and chromium-driver packages: \
-             apt-get install chromium chromium-driver, as root)"
-        )
-    })?;
-    find_tools().ok_or_else(|| {
-        "apt-get installed chromium, but chromium/chromedriver are on neither PATH nor /usr/bin"
-            .to_string()
-    })
 }
 
 /// Every descendant of `pid` (from /proc), deepest last.

@@ -157,20 +157,41 @@ pub fn prometheus_tools() -> (PathBuf, PathBuf) {
 }
 
 fn provision_prometheus() -> Result<(PathBuf, PathBuf), String> {
-    if let Some(tools) = find_prometheus_tools() {
+    debian_tools(
+        "test-prometheus.lock",
+        &["prometheus"],
+        "the Prometheus tests need Debian's prometheus package, which ships \
+         prometheus and promtool: apt-get install prometheus, as root",
+        find_prometheus_tools,
+    )
+}
+
+/// Tools from Debian's `packages`, installed when `find` does not find
+/// them: once across test binaries (a lock file under `target/`, checked
+/// again once held), `apt-get update` then `apt-get install -y
+/// --no-install-recommends`, each bounded in time. Fails with what failed
+/// and `why` (what needs them and how to install them by hand).
+pub fn debian_tools<T>(
+    lock_name: &str,
+    packages: &[&str],
+    why: &str,
+    find: impl Fn() -> Option<T>,
+) -> Result<T, String> {
+    if let Some(tools) = find() {
         return Ok(tools);
     }
     let target = target_dir();
     fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-    let lock_path = target.join("test-prometheus.lock");
+    let lock_path = target.join(lock_name);
     let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
     // Blocks while another test binary installs; released on drop.
     lock.lock()
         .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
-    if let Some(tools) = find_prometheus_tools() {
-        return Ok(tools); // another test binary installed it meanwhile
+    if let Some(tools) = find() {
+        return Ok(tools); // another test binary installed them meanwhile
     }
-    eprintln!("provision: prometheus/promtool not found; installing Debian's prometheus package");
+    let list = packages.join(" ");
+    eprintln!("provision: not found; installing Debian's {list}");
     let apt = |args: &[&str]| {
         let mut cmd = Command::new("apt-get");
         cmd.args(args)
@@ -183,20 +204,16 @@ fn provision_prometheus() -> Result<(PathBuf, PathBuf), String> {
     if let Err(e) = run_bounded("apt-get update", apt(&["update"]), Duration::from_secs(300)) {
         eprintln!("provision: {e}; trying the install anyway");
     }
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend_from_slice(packages);
     run_bounded(
-        "apt-get install prometheus",
-        apt(&["install", "-y", "--no-install-recommends", "prometheus"]),
-        Duration::from_secs(600),
+        &format!("apt-get install {list}"),
+        apt(&args),
+        Duration::from_secs(900),
     )
-    .map_err(|e| {
-        format!(
-            "{e}\n(the Prometheus tests need Debian's prometheus package, which ships \
-             prometheus and promtool: apt-get install prometheus, as root)"
-        )
-    })?;
-    find_prometheus_tools().ok_or_else(|| {
-        "apt-get installed prometheus, but prometheus/promtool are on neither PATH nor /usr/bin"
-            .to_string()
+    .map_err(|e| format!("{e}\n({why})"))?;
+    find().ok_or_else(|| {
+        format!("apt-get installed {list}, but its tools are on neither PATH nor /usr/bin")
     })
 }
 
