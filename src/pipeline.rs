@@ -135,7 +135,7 @@ pub fn load_or_fit_model(path: &Path) -> Result<LinearModel, ModelError> {
 /// Takes the logs dir's lock (`.modelwatch.lock`, an exclusive `flock`
 /// released when the process ends, even by `kill -9`); held by another
 /// process, it is bad configuration (exit 2) naming the folder.
-fn lock_logs_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+pub fn lock_logs_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     let path = dir.join(".modelwatch.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -150,7 +150,7 @@ fn lock_logs_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             anyhow::bail!(
-                "logs.dir {}: in use by another modelwatch process with the metric role (one writer per logs dir; give each process its own --logs-dir)",
+                "logs.dir {}: in use by another modelwatch process (a run with the metric role or a replay --rebuild; one writer per logs dir: give each its own folder)",
                 dir.display()
             );
         }

@@ -26,6 +26,34 @@ use crate::data::{Dataset, N_FEATURES};
 /// take a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 4096;
 
+/// Longest a client may take to send a body of `POST /predict` or `POST
+/// /api/predict` (`http.request_timeout` bounds only the request head): a
+/// body dripped a byte at a time must not hold a connection for an hour.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`] within
+/// [`BODY_TIMEOUT`]: 413 beyond the size, 408 past the time.
+async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, HttpResponse> {
+    use futures::StreamExt as _;
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| HttpResponse::BadRequest().finish())?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(HttpResponse::PayloadTooLarge().finish());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(r) => r,
+        Err(_) => Err(HttpResponse::RequestTimeout()
+            .insert_header(("connection", "close"))
+            .finish()),
+    }
+}
+
 /// Adds the dashboard's routes to an app.
 pub fn configure(cfg: &mut web::ServiceConfig, dash: Dashboard) {
     let body_limit = web::PayloadConfig::new(MAX_BODY_BYTES);
@@ -118,9 +146,13 @@ async fn predict_form(dash: web::Data<Dashboard>) -> HttpResponse {
     )
 }
 
-async fn predict_post(dash: web::Data<Dashboard>, body: web::Bytes) -> HttpResponse {
+async fn predict_post(dash: web::Data<Dashboard>, payload: web::Payload) -> HttpResponse {
     let (Some(model), Some(info)) = (&dash.model, &dash.model_info) else {
         return no_model_page();
+    };
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
     };
     // The first value of each known field; unknown ones are ignored (a form).
     let mut typed: [Option<String>; N_FEATURES] = Default::default();
@@ -181,11 +213,15 @@ fn refused(e: &FieldError) -> HttpResponse {
     }))
 }
 
-async fn api_predict(dash: web::Data<Dashboard>, body: web::Bytes) -> HttpResponse {
+async fn api_predict(dash: web::Data<Dashboard>, payload: web::Payload) -> HttpResponse {
     let Some(model) = &dash.model else {
         return HttpResponse::NotFound().json(serde_json::json!({
             "error": "this process does not run the model role: POST /api/predict to the process that does (--roles model, or all roles)",
         }));
+    };
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
     };
     match predict::parse_json(&body, model) {
         Ok(input) => {

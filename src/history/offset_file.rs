@@ -48,9 +48,11 @@ impl OffsetFile {
     /// (the replay then starts at `--from`).
     pub fn load(&self) -> Result<Option<u64>, OffsetFileError> {
         use std::io::Read as _;
-        let file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // A FIFO would block the open for ever (past SIGTERM); a device or
+        // a directory is not an offset file either.
+        let file = match crate::monitor::log::open_regular(&self.path) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(None),
             Err(error) => {
                 return Err(OffsetFileError::Read {
                     path: self.shown(),
@@ -76,6 +78,22 @@ impl OffsetFile {
     }
 
     /// Replaces the file with `offset`, atomically.
+    /// Whether the file can be saved where it is (its folder takes a new
+    /// file): checked before anything is read, so a replay does not print
+    /// a thousand lines and then fail.
+    pub fn check_writable(&self) -> Result<(), OffsetFileError> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        tempfile::NamedTempFile::new_in(dir)
+            .map(drop)
+            .map_err(|error| OffsetFileError::Write {
+                path: self.shown(),
+                error,
+            })
+    }
+
     pub fn save(&self, offset: u64) -> Result<(), OffsetFileError> {
         let err = |error| OffsetFileError::Write {
             path: self.shown(),

@@ -34,6 +34,10 @@ use crate::config::{redact_url, BridgeSettings};
 /// went away mid-read before it gives up (exit 1).
 pub const RECONNECT_LIMIT: Duration = Duration::from_secs(60);
 
+/// Longest a replay without `--follow` tries to reach a broker it has not
+/// read anything from yet (exit 1): a broker that is down is said soon.
+pub const FIRST_CONNECT_LIMIT: Duration = Duration::from_secs(10);
+
 /// One message of the history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -222,10 +226,14 @@ pub async fn read(
                 }
                 first_connect = false;
                 let (since, _) = lost_since.as_ref().expect("set above");
-                if stop != Stop::Follow && since.elapsed() >= RECONNECT_LIMIT {
+                let limit = match report.delivered {
+                    0 => FIRST_CONNECT_LIMIT,
+                    _ => RECONNECT_LIMIT,
+                };
+                if stop != Stop::Follow && since.elapsed() >= limit {
                     return Err(ReadError::Lost {
                         queue: source.queue.escape_debug().to_string(),
-                        secs: RECONNECT_LIMIT.as_secs(),
+                        secs: limit.as_secs(),
                         error,
                     });
                 }

@@ -195,6 +195,8 @@ pub struct Rebuild {
     /// The training baseline (the histogram's MAE line), with the monitor on.
     baseline: Option<Baseline>,
     report: RebuildReport,
+    /// The folder's lock, held while rebuilding.
+    _lock: std::fs::File,
 }
 
 impl Rebuild {
@@ -202,6 +204,9 @@ impl Rebuild {
     pub fn open(dir: &Path, settings: &Settings) -> anyhow::Result<Rebuild> {
         let paths = LogPaths::new(dir);
         paths.create_dir()?;
+        // The folder of a running process is that process's: a rebuild
+        // there would be a second writer of its files.
+        let lock = crate::pipeline::lock_logs_dir(&paths.dir)?;
         let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
         let labels = match settings.metric.labels_log {
             true => Some(open_log(&paths.labels, None)?),
@@ -231,6 +236,7 @@ impl Rebuild {
             false => (None, Vec::new()),
         };
         Ok(Rebuild {
+            _lock: lock,
             csv,
             labels,
             written,

@@ -89,6 +89,7 @@ pub fn run(
     let keys = parse_keys(&req.keys).map_err(|e| usage(&e))?;
     let offset_file = req.offset_file.as_ref().map(OffsetFile::new);
     if let Some(f) = &offset_file {
+        f.check_writable().map_err(|e| usage(&e))?;
         if let Some(saved) = f.load().map_err(|e| usage(&e))? {
             start = Start::Offset(saved.saturating_add(1));
             tracing::info!(saved, file = %f.path().display(), "replay resumes after the saved offset");
@@ -167,6 +168,18 @@ pub fn run(
     };
     if let (Some(f), Some(last)) = (&offset_file, report.last_offset) {
         f.save(last).map_err(|e| ReplayError::Failed(e.into()))?;
+    }
+    // Without --follow the replay is done at the end it was asked for; a
+    // signal before that leaves it unfinished (what was read is kept and
+    // the offset file saved, but the exit code says so).
+    if stop != Stop::Follow && cancel.is_cancelled() {
+        return Err(ReplayError::Failed(anyhow::anyhow!(
+            "interrupted before the end of the history: {} messages read{}",
+            report.kept,
+            report
+                .last_offset
+                .map_or(String::new(), |o| format!(", up to offset {o}"))
+        )));
     }
     let summary = ReplaySummary {
         read: report,
