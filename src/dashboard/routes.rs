@@ -73,6 +73,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, dash: Dashboard) {
             web::resource("/predict")
                 .app_data(body_limit.clone())
                 .route(web::get().to(predict_form))
+                .route(web::head().to(predict_form))
                 .route(web::post().to(predict_post)),
         )
         .service(
