@@ -50,7 +50,7 @@ use crate::render::{PlotSpec, RenderError};
 /// Windows closed at start kept for the bridge (it starts later).
 const MAX_UNSENT: usize = 1000;
 /// Batches that may wait in the mailbox before the sender's copies are dropped.
-const MAILBOX: usize = 256;
+const MAILBOX: usize = 1024;
 /// Most bytes of rows kept for a file that cannot be written (then they
 /// are dropped and counted, and the monitor carries on).
 const MAX_PENDING_BYTES: usize = 4 << 20;
