@@ -227,6 +227,14 @@ pub enum Input {
 pub fn parse_json(body: &[u8], model: &LinearModel) -> Result<Input, FieldError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| FieldError::new("body", format!("is not JSON: {e}")))?;
+    // serde_json keeps the last of two equal keys, the form the first: a
+    // key given twice is refused rather than either silently chosen.
+    if let Some(key) = duplicate_key(body) {
+        return Err(FieldError::new(
+            crate::config::sanitize(&key),
+            "is given twice",
+        ));
+    }
     let obj = value
         .as_object()
         .ok_or_else(|| FieldError::new("body", "must be a JSON object"))?;
@@ -364,6 +372,37 @@ pub fn answer(model: &LinearModel, data: &Dataset, input: Input) -> Answer {
     }
 }
 
+/// The first key given twice at the top level of a JSON object, if any
+/// (the body is bounded, so are its keys).
+fn duplicate_key(body: &[u8]) -> Option<String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Keys(Option<String>);
+    struct KeysVisitor;
+    impl<'de> Visitor<'de> for KeysVisitor {
+        type Value = Keys;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut twice = None;
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if !seen.insert(key.clone()) && twice.is_none() {
+                    twice = Some(key);
+                }
+            }
+            Ok(Keys(twice))
+        }
+    }
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+            d.deserialize_map(KeysVisitor)
+        }
+    }
+    serde_json::from_slice::<Keys>(body).ok().and_then(|k| k.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,6 +528,9 @@ mod tests {
             (br#"{"age":59,"sex":2,"bmi":32.1,"bp":101,"s1":157,"s2":93.2,"s3":38,"s4":4,"s5":4.8598,"s6":87,"weight":3}"#, "weight"),
             (br#"{"scaled":[0,0,0,0,0,0,0,0,0,0],"age":3}"#, "scaled"),
             (br#"{"scaled":[0,0,0]}"#, "scaled"),
+            // Given twice: refused, whichever value comes last.
+            (br#"{"age":200,"age":59,"sex":2,"bmi":32.1,"bp":101,"s1":157,"s2":93.2,"s3":38,"s4":4,"s5":4.8598,"s6":87}"#, "age"),
+            (br#"{"age":59,"sex":2,"bmi":32.1,"bp":101,"s1":157,"s2":93.2,"s3":38,"s4":4,"s5":4.8598,"s6":87,"s6":87}"#, "s6"),
         ] {
             let e = parse_json(body, &m).unwrap_err();
             assert_eq!(e.field, field, "{}: {e}", String::from_utf8_lossy(body));
