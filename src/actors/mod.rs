@@ -13,6 +13,7 @@ pub mod metric;
 pub mod model;
 pub mod monitor;
 pub mod plot;
+pub mod renderer;
 pub mod source;
 pub mod throughput;
 

@@ -22,13 +22,13 @@
 //! and writing the files is [`crate::monitor::files`], shared with
 //! `replay --rebuild`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use anyhow::Context as _;
 
+use super::renderer::{Draw, Renderer};
 use crate::amqp::BridgeActor;
 use crate::config::{MonitorSettings, Settings};
 use crate::history::backfill::{monitor_history, START_DEADLINE};
@@ -45,7 +45,7 @@ use crate::monitor::over_time::{OverTime, MAX_EVENTS};
 use crate::monitor::report::{AlertEvent, Baseline, Board, WindowReport};
 use crate::monitor::telemetry::MonitorMetrics;
 use crate::pipeline::LogPaths;
-use crate::render::{PlotSpec, RenderError};
+use crate::render::PlotSpec;
 
 /// Windows closed at start kept for the bridge (it starts later).
 const MAX_UNSENT: usize = 1000;
@@ -133,29 +133,6 @@ impl MonitorShortfall {
 /// Longest the last render may take at shutdown before the drain goes on
 /// without it.
 const FINAL_RENDER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Draws one picture on the renderer's thread.
-#[derive(Message)]
-#[rtype(result = "Result<(), RenderError>")]
-struct Render {
-    series: OverTime,
-    baseline: Baseline,
-    spec: PlotSpec,
-    path: PathBuf,
-}
-
-struct Renderer;
-
-impl Actor for Renderer {
-    type Context = SyncContext<Self>;
-}
-
-impl Handler<Render> for Renderer {
-    type Result = Result<(), RenderError>;
-    fn handle(&mut self, r: Render, _: &mut SyncContext<Self>) -> Self::Result {
-        r.series.render(Some(&r.baseline), r.spec, &r.path)
-    }
-}
 
 pub struct MonitorActor {
     monitor: Monitor,
@@ -488,22 +465,27 @@ impl MonitorActor {
         }
     }
 
-    fn render(&mut self, ctx: &mut Context<Self>) -> Option<Request<Renderer, Render>> {
+    /// A render of the picture now, unless nothing changed or one is in
+    /// flight (renders never queue up).
+    fn render(&mut self) -> Option<Request<Renderer, Draw>> {
         if !self.changed || self.rendering {
             return None;
         }
         self.changed = false;
         self.rendering = true;
-        let renderer = self
-            .renderer
-            .get_or_insert_with(|| SyncArbiter::start(1, || Renderer))
-            .clone();
-        let _ = ctx;
-        Some(renderer.send(Render {
-            series: self.series.clone(),
-            baseline: self.baseline.clone(),
-            spec: self.spec,
-            path: self.files.png.clone(),
+        Some(self.draw())
+    }
+
+    /// Sends the picture of the series now to the renderer thread.
+    fn draw(&mut self) -> Request<Renderer, Draw> {
+        let (series, baseline, spec, path) = (
+            self.series.clone(),
+            self.baseline.clone(),
+            self.spec,
+            self.files.png.clone(),
+        );
+        Renderer::of(&mut self.renderer).send(Draw::new(move || {
+            series.render(Some(&baseline), spec, &path)
         }))
     }
 }
@@ -575,7 +557,7 @@ impl Actor for MonitorActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX);
         ctx.run_interval(self.interval, |act, ctx| {
-            if let Some(req) = act.render(ctx) {
+            if let Some(req) = act.render() {
                 ctx.spawn(
                     async move {
                         if let Ok(Err(e)) = req.await {
@@ -644,16 +626,7 @@ impl Handler<FinalFlush> for MonitorActor {
         let _ = self.files.alerts.sync();
         // The last picture, after any render in flight (the renderer runs
         // them in order), bounded in time.
-        let renderer = self
-            .renderer
-            .get_or_insert_with(|| SyncArbiter::start(1, || Renderer))
-            .clone();
-        let req = renderer.send(Render {
-            series: self.series.clone(),
-            baseline: self.baseline.clone(),
-            spec: self.spec,
-            path: self.files.png.clone(),
-        });
+        let req = self.draw();
         Box::pin(
             async move {
                 match tokio::time::timeout(FINAL_RENDER_TIMEOUT, req).await {

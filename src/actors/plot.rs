@@ -16,47 +16,14 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
+use super::renderer::{Draw, Renderer};
 use crate::histogram::ErrorHistogram;
 use crate::log_format::read_metric_log;
 use crate::messages::{Batch, MetricRecord};
-use crate::metrics::{BatchHistogram, Metrics};
+use crate::metrics::Metrics;
 use crate::monitor::report::Baseline;
 use crate::plot_view::PlotView;
-use crate::render::{render_png, PlotSpec, RenderError};
-
-/// Draws one picture; handled on the renderer's own thread.
-#[derive(Message)]
-#[rtype(result = "Result<(), RenderError>")]
-struct Render {
-    hist: ErrorHistogram,
-    spec: PlotSpec,
-    baseline: Option<Baseline>,
-    path: PathBuf,
-    /// `modelwatch_plot_render_seconds`.
-    took: BatchHistogram,
-    /// Where the drawn bars and curve go for the dashboard.
-    view: PlotView,
-}
-
-/// Runs renders one at a time on a thread of its own, in the order asked,
-/// so the final picture is never overwritten by an older one.
-struct Renderer;
-
-impl Actor for Renderer {
-    type Context = SyncContext<Self>;
-}
-
-impl Handler<Render> for Renderer {
-    type Result = Result<(), RenderError>;
-
-    fn handle(&mut self, r: Render, _: &mut SyncContext<Self>) -> Self::Result {
-        let started = Instant::now();
-        let result = render_png(&r.hist, r.spec, r.baseline.as_ref(), &r.path);
-        r.took.observe(started.elapsed().as_secs_f64());
-        r.view.publish(&r.hist, r.spec.bins);
-        result
-    }
-}
+use crate::render::{render_png, PlotSpec};
 
 /// Renders once more and waits for it. Sent at shutdown.
 #[derive(Message)]
@@ -124,21 +91,27 @@ impl PlotActor {
         self
     }
 
-    fn render_request(&mut self) -> Render {
-        Render {
-            hist: self.hist.clone(),
-            spec: self.spec,
-            baseline: self.baseline.clone(),
-            path: self.path.clone(),
-            took: self.metrics.plot_render_seconds.clone(),
-            view: self.view.clone(),
-        }
+    /// A picture of the histogram now: drawn, timed
+    /// (`modelwatch_plot_render_seconds`) and published for the dashboard.
+    fn render_request(&mut self) -> Draw {
+        let (hist, spec, baseline, path) = (
+            self.hist.clone(),
+            self.spec,
+            self.baseline.clone(),
+            self.path.clone(),
+        );
+        let (took, view) = (self.metrics.plot_render_seconds.clone(), self.view.clone());
+        Draw::new(move || {
+            let started = Instant::now();
+            let result = render_png(&hist, spec, baseline.as_ref(), &path);
+            took.observe(started.elapsed().as_secs_f64());
+            view.publish(&hist, spec.bins);
+            result
+        })
     }
 
     fn renderer(&mut self) -> Addr<Renderer> {
-        self.renderer
-            .get_or_insert_with(|| SyncArbiter::start(1, || Renderer))
-            .clone()
+        Renderer::of(&mut self.renderer)
     }
 
     /// Starts a render on the renderer thread unless one is running.

@@ -56,10 +56,22 @@ async fn prepare(url: &str) -> anyhow::Result<Connection> {
     let conn = Connection::connect(url, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     crate::amqp::topology::exchange(&ch, EXCHANGE).await?;
+    empty_bound_queue(&ch, QUEUE, EXCHANGE, 200_000).await?;
+    Ok(conn)
+}
+
+/// A durable queue of at most `max_len` messages bound to `exchange` with
+/// `#`, emptied: where a bench's messages land, or are consumed from.
+pub(super) async fn empty_bound_queue(
+    ch: &lapin::Channel,
+    queue: &str,
+    exchange: &str,
+    max_len: i32,
+) -> lapin::Result<()> {
     let mut args = FieldTable::default();
-    args.insert("x-max-length".into(), AMQPValue::LongInt(200_000));
+    args.insert("x-max-length".into(), AMQPValue::LongInt(max_len));
     ch.queue_declare(
-        QUEUE.into(),
+        queue.into(),
         QueueDeclareOptions {
             durable: true,
             ..Default::default()
@@ -68,16 +80,16 @@ async fn prepare(url: &str) -> anyhow::Result<Connection> {
     )
     .await?;
     ch.queue_bind(
-        QUEUE.into(),
-        EXCHANGE.into(),
+        queue.into(),
+        exchange.into(),
         "#".into(),
         QueueBindOptions::default(),
         FieldTable::default(),
     )
     .await?;
-    ch.queue_purge(QUEUE.into(), QueuePurgeOptions::default())
+    ch.queue_purge(queue.into(), QueuePurgeOptions::default())
         .await?;
-    Ok(conn)
+    Ok(())
 }
 
 async fn purge(conn: &Connection) -> anyhow::Result<()> {

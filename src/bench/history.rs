@@ -19,11 +19,11 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use futures::StreamExt;
 use lapin::options::*;
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use tokio_util::sync::CancellationToken;
 
-use super::bridge::{lapin_publish_to, wire_messages};
+use super::bridge::{empty_bound_queue, lapin_publish_to, wire_messages};
 use super::{median, BenchOptions, Figure};
 use crate::config::{BridgeSettings, HistorySettings};
 use crate::history::reader::{self, Stop, StreamSource};
@@ -58,27 +58,7 @@ async fn prepare(conn: &Connection, url: &str) -> anyhow::Result<()> {
     crate::amqp::topology::declare_history(conn, &bridge, &stream_settings())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut args = FieldTable::default();
-    args.insert("x-max-length".into(), AMQPValue::LongInt(1_000_000));
-    ch.queue_declare(
-        LIVE.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
-    )
-    .await?;
-    ch.queue_bind(
-        LIVE.into(),
-        EXCHANGE.into(),
-        "#".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
-    ch.queue_purge(LIVE.into(), QueuePurgeOptions::default())
-        .await?;
+    empty_bound_queue(&ch, LIVE, EXCHANGE, 1_000_000).await?;
     Ok(())
 }
 

@@ -262,6 +262,20 @@ fn lost(e: impl std::fmt::Display) -> Attempt {
     }
 }
 
+/// A connection to the stream's broker: a refused login or vhost is
+/// fatal (exit 2), anything else is lost (retried).
+async fn connect(source: &StreamSource, name: &str) -> Result<lapin::Connection, Attempt> {
+    connection::bounded(connection::connect(&source.bridge, name))
+        .await
+        .map_err(|e| match connection::permanent_refusal(&e) {
+            Some(refusal) => Attempt::Fatal(ReadError::Refused(format!(
+                "bridge.url {}: {refusal}",
+                redact_url(&source.bridge.url)
+            ))),
+            None => lost(e),
+        })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn read_on_connection(
     source: &StreamSource,
@@ -273,19 +287,7 @@ async fn read_on_connection(
     report: &mut ReadReport,
     first_connect: bool,
 ) -> Result<(), Attempt> {
-    let conn =
-        match connection::bounded(connection::connect(&source.bridge, "modelwatch replay")).await {
-            Ok(c) => c,
-            Err(e) => {
-                if let Some(refusal) = connection::permanent_refusal(&e) {
-                    return Err(Attempt::Fatal(ReadError::Refused(format!(
-                        "bridge.url {}: {refusal}",
-                        redact_url(&source.bridge.url)
-                    ))));
-                }
-                return Err(lost(e));
-            }
-        };
+    let conn = connect(source, "modelwatch replay").await?;
     let result = consume(
         source,
         start,
@@ -575,24 +577,14 @@ pub(crate) async fn end_of_stream(
 /// The offset of the last message of the stream of `source` (see
 /// [`end_of_stream`]), on a connection of its own.
 pub async fn find_end(source: &StreamSource) -> Result<Option<u64>, ReadError> {
-    let conn = connection::bounded(connection::connect(
-        &source.bridge,
-        "modelwatch history end",
-    ))
-    .await
-    .map_err(|e| match connection::permanent_refusal(&e) {
-        Some(refusal) => ReadError::Refused(format!(
-            "bridge.url {}: {refusal}",
-            redact_url(&source.bridge.url)
-        )),
-        None => ReadError::Lost {
-            queue: source.queue.escape_debug().to_string(),
-            secs: 0,
-            error: bounded_text(&e.to_string(), 300),
-        },
-    })?;
-    let end = end_of_stream(&conn, &source.queue).await;
-    connection::close_quietly(&conn, 200, "end found").await;
+    let end = match connect(source, "modelwatch history end").await {
+        Ok(conn) => {
+            let end = end_of_stream(&conn, &source.queue).await;
+            connection::close_quietly(&conn, 200, "end found").await;
+            end
+        }
+        Err(a) => Err(a),
+    };
     end.map_err(|a| match a {
         Attempt::Fatal(e) => e,
         Attempt::Lost { error, .. } => ReadError::Lost {
