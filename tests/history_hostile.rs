@@ -6,6 +6,8 @@
 //! body sent a byte at a time is cut at its deadline, and an offset file
 //! that cannot be saved is refused before anything is read.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -172,16 +174,7 @@ fn a_body_dripped_a_byte_at_a_time_is_cut_at_its_deadline() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    let addr = loop {
-        if let Ok(a) = std::fs::read_to_string(logs.join("http.addr")) {
-            if let Ok(a) = a.trim().parse::<std::net::SocketAddr>() {
-                break a;
-            }
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "no http.addr");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let addr = common::openmetrics::http_addr(&logs, Duration::from_secs(20));
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
