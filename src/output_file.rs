@@ -124,7 +124,11 @@ mod tests {
         replace(&p, b"one").unwrap();
         replace(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a temporary file left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "a temporary file left"
+        );
     }
 
     #[test]
@@ -137,10 +141,17 @@ mod tests {
         let err = replace(&link, b"x").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(check(&link).unwrap_err().contains("symbolic link"));
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(std::fs::read(&target).unwrap(), b"kept");
         let fifo = dir.path().join("fifo");
-        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
         assert!(check(&fifo).unwrap_err().contains("FIFO"));
         assert!(replace(&fifo, b"x").is_err());
         assert!(check(dir.path()).unwrap_err().contains("directory"));

@@ -599,8 +599,16 @@ fn the_readmes_predict_example_is_what_the_binary_answers() {
         "README {digits} vs {}",
         got["prediction"]
     );
-    for key in got.as_object().unwrap().keys().chain(got["model"].as_object().unwrap().keys()) {
-        assert!(shown.contains(&format!("\"{key}\":")), "{key} not in the README's answer");
+    for key in got
+        .as_object()
+        .unwrap()
+        .keys()
+        .chain(got["model"].as_object().unwrap().keys())
+    {
+        assert!(
+            shown.contains(&format!("\"{key}\":")),
+            "{key} not in the README's answer"
+        );
     }
     drop(app);
 }

@@ -180,7 +180,10 @@ fn an_artifact_that_is_a_device_a_fifo_or_too_large_exits_2() {
 /// A link (to a regular file), a FIFO and a character device made in the
 /// sandbox, each at `<sandbox>/<prefix>.{link,fifo,chr}`; the link's target
 /// holds `kept`. Returns the three paths and the target.
-fn non_regular_files(sb: &common::Sandbox, prefix: &str) -> (Vec<std::path::PathBuf>, std::path::PathBuf) {
+fn non_regular_files(
+    sb: &common::Sandbox,
+    prefix: &str,
+) -> (Vec<std::path::PathBuf>, std::path::PathBuf) {
     let target = sb.join(&format!("{prefix}.target"));
     std::fs::write(&target, "kept\n").unwrap();
     let link = sb.join(&format!("{prefix}.link"));
@@ -193,10 +196,18 @@ fn non_regular_files(sb: &common::Sandbox, prefix: &str) -> (Vec<std::path::Path
         // device is never put at risk by the test.
         (
             "mknod",
-            vec![chr.as_os_str().to_owned(), "c".into(), "1".into(), "7".into()],
+            vec![
+                chr.as_os_str().to_owned(),
+                "c".into(),
+                "1".into(),
+                "7".into(),
+            ],
         ),
     ] {
-        let made = std::process::Command::new(tool).args(&args).status().expect(tool);
+        let made = std::process::Command::new(tool)
+            .args(&args)
+            .status()
+            .expect(tool);
         assert!(made.success(), "{tool} failed (the tests run as root)");
     }
     (vec![link, fifo, chr], target)
@@ -216,7 +227,10 @@ fn untouched(paths: &[std::path::PathBuf], target: &std::path::Path) {
 fn train_out_that_is_a_link_a_fifo_or_a_device_exits_2_and_leaves_it() {
     let sb = common::Sandbox::new();
     let (paths, target) = non_regular_files(&sb, "artifact");
-    for (path, what) in paths.iter().zip(["symbolic link", "FIFO", "character device"]) {
+    for (path, what) in paths
+        .iter()
+        .zip(["symbolic link", "FIFO", "character device"])
+    {
         let mut cmd = sb.command(["train", "--out"]);
         cmd.arg(path);
         let out = common::run_within(cmd, QUICK);
@@ -237,7 +251,9 @@ fn train_out_that_is_a_link_a_fifo_or_a_device_exits_2_and_leaves_it() {
     let mut cmd = sb.command(["train", "--out"]);
     cmd.arg(&out);
     common::run_within(cmd, Duration::from_secs(60)).expect_code(0);
-    assert!(std::fs::read_to_string(&out).unwrap().contains("modelwatch-linear-regression/2"));
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("modelwatch-linear-regression/2"));
     let strays: Vec<_> = std::fs::read_dir(sb.path())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -270,7 +286,10 @@ fn run_and_replay_outputs_that_are_a_link_a_fifo_or_a_device_exit_2() {
             );
             let line = refused(&out, name);
             assert!(line.contains("not a regular file"), "{line}");
-            assert!(!logs.join("metric_log.csv").exists(), "{name}: the run started");
+            assert!(
+                !logs.join("metric_log.csv").exists(),
+                "{name}: the run started"
+            );
             std::fs::rename(&at, path).unwrap();
         }
         untouched(&paths, &target);
@@ -281,7 +300,10 @@ fn run_and_replay_outputs_that_are_a_link_a_fifo_or_a_device_exit_2() {
     let logs = sb.logs();
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::rename(&paths[1], logs.join("metric_log.csv")).unwrap();
-    let out = common::run_within(sb.run_command(&logs, &["--count", "10", "--rate", "0"]), QUICK);
+    let out = common::run_within(
+        sb.run_command(&logs, &["--count", "10", "--rate", "0"]),
+        QUICK,
+    );
     refused(&out, "metric_log.csv");
     // The offset file: checked before anything is read (no broker needed).
     let sb = common::Sandbox::new();
@@ -309,16 +331,32 @@ fn stderr_is_coloured_only_on_a_terminal_and_never_with_no_color() {
     const ESC: char = '\u{1b}';
     let sb = common::Sandbox::new();
     let logs = sb.logs();
-    let out = common::run_within(sb.run_command(&logs, &["--count", "20", "--rate", "0"]), QUICK);
+    let out = common::run_within(
+        sb.run_command(&logs, &["--count", "20", "--rate", "0"]),
+        QUICK,
+    );
     out.expect_code(0);
-    assert!(out.stderr.contains("INFO"), "no log line on stderr: {}", out.stderr);
-    assert!(!out.stderr.contains(ESC), "escape codes on a pipe: {:?}", out.stderr);
+    assert!(
+        out.stderr.contains("INFO"),
+        "no log line on stderr: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains(ESC),
+        "escape codes on a pipe: {:?}",
+        out.stderr
+    );
     let file = std::fs::read_to_string(logs.join("pipeline.log")).unwrap();
     assert!(file.contains("INFO") && !file.contains(ESC), "{file:?}");
     // The same on a pseudo-terminal: coloured, and plain with NO_COLOR.
     let bin = env!("CARGO_BIN_EXE_modelwatch");
     let config = common::default_config();
-    for (no_color, coloured) in [(None, true), (Some(""), true), (Some("1"), false), (Some("false"), false)] {
+    for (no_color, coloured) in [
+        (None, true),
+        (Some(""), true),
+        (Some("1"), false),
+        (Some("false"), false),
+    ] {
         let logs = sb.join(&format!("logs-pty-{}", no_color.unwrap_or("unset")));
         let line = format!(
             "'{bin}' run --config '{}' --logs-dir '{}' --count 20 --rate 0",
@@ -331,7 +369,11 @@ fn stderr_is_coloured_only_on_a_terminal_and_never_with_no_color() {
         }
         let out = common::run_within(cmd, QUICK);
         out.expect_code(0);
-        assert!(out.stdout.contains("INFO"), "{no_color:?}: {:?}", out.stdout);
+        assert!(
+            out.stdout.contains("INFO"),
+            "{no_color:?}: {:?}",
+            out.stdout
+        );
         assert_eq!(
             out.stdout.contains(ESC),
             coloured,

@@ -10,7 +10,7 @@
 //! the position, never the line (which may hold a password). An error about
 //! a value that came from the environment names the variable and never
 //! quotes the value, which may be a secret put in the wrong variable
-//! ([`ConfigError::from_env`]): `MODELWATCH__BRIDGE__ON_FULL (bridge.on_full):
+//! ([`ConfigError::traced_to_env`]): `MODELWATCH__BRIDGE__ON_FULL (bridge.on_full):
 //! not one of block, drop_oldest`.
 
 use std::io::Read as _;
@@ -88,7 +88,9 @@ impl Settings {
         // A file named by `MODELWATCH_CONFIG` (not by `--config`) is named
         // by the variable: the environment's values are not quoted back.
         let from_env = match source {
-            ConfigSource::Named(p) => std::env::var_os(CONFIG_ENV).is_some_and(|v| p == Path::new(&v)),
+            ConfigSource::Named(p) => {
+                std::env::var_os(CONFIG_ENV).is_some_and(|v| p == Path::new(&v))
+            }
             _ => false,
         };
         match result {
@@ -114,7 +116,7 @@ impl Settings {
         env: Vec<(String, String)>,
     ) -> Result<Settings, ConfigError> {
         let sources = env_sources(&env, overrides);
-        Self::load_layers(path, overrides, env).map_err(|e| e.from_env(&sources))
+        Self::load_layers(path, overrides, env).map_err(|e| e.traced_to_env(&sources))
     }
 
     /// The layers of [`Settings::load_source`], before errors are traced
@@ -204,7 +206,11 @@ fn env_sources(env: &[(String, String)], overrides: &Overrides) -> Vec<EnvSource
     env.iter()
         .filter_map(|(var, value)| {
             let key = match var.strip_prefix(&prefix) {
-                Some(rest) => rest.to_ascii_lowercase().split("__").collect::<Vec<_>>().join("."),
+                Some(rest) => rest
+                    .to_ascii_lowercase()
+                    .split("__")
+                    .collect::<Vec<_>>()
+                    .join("."),
                 None if var == "AMQP_URL" => "bridge.url".to_owned(),
                 None => return None,
             };
@@ -219,7 +225,7 @@ fn env_sources(env: &[(String, String)], overrides: &Overrides) -> Vec<EnvSource
 
 impl ConfigError {
     /// An error of the `config` crate: with the key it names, if any, so
-    /// that [`ConfigError::from_env`] can trace it to a variable.
+    /// that [`ConfigError::traced_to_env`] can trace it to a variable.
     fn from_crate(e: config::ConfigError) -> ConfigError {
         let key = match &e {
             config::ConfigError::At { key, .. } | config::ConfigError::Type { key, .. } => {
@@ -249,7 +255,7 @@ impl ConfigError {
     /// The error as it is shown when the value at fault came from the
     /// environment: named by the variable, the value never quoted (it may
     /// be a secret put in the wrong variable), what the key takes instead.
-    pub(super) fn from_env(self, sources: &[EnvSource]) -> ConfigError {
+    pub(super) fn traced_to_env(self, sources: &[EnvSource]) -> ConfigError {
         let find = |key: &str| {
             sources.iter().rev().find(|s| {
                 key == s.key
@@ -281,7 +287,10 @@ impl ConfigError {
             },
             // No key named: the variable whose value the text quotes.
             ConfigError::Load(text) => {
-                match sources.iter().find(|s| contains_token(&text, s.value.trim())) {
+                match sources
+                    .iter()
+                    .find(|s| contains_token(&text, s.value.trim()))
+                {
                     Some(s) => named(s, &s.key, expected_form(&s.key, None)),
                     None => ConfigError::Load(text),
                 }
@@ -295,21 +304,28 @@ impl ConfigError {
 fn expected_form(key: &str, expected: Option<&str>) -> String {
     let listed = |names: Vec<String>| names.join(", ");
     let enum_names = |v: toml::Value| match v {
-        toml::Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+        toml::Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
         toml::Value::String(s) => vec![s],
         _ => Vec::new(),
     };
     match key {
         "roles" => format!(
             "not a list of roles (comma-separated: {})",
-            listed(enum_names(toml::Value::try_from(super::Role::ALL).unwrap_or(toml::Value::Array(Vec::new()))))
+            listed(enum_names(
+                toml::Value::try_from(super::Role::ALL).unwrap_or(toml::Value::Array(Vec::new()))
+            ))
         ),
         "bridge.on_full" => format!(
             "not one of {}",
             listed(
                 [super::OnFull::Block, super::OnFull::DropOldest]
                     .into_iter()
-                    .flat_map(|v| enum_names(toml::Value::try_from(v).unwrap_or(toml::Value::Array(Vec::new()))))
+                    .flat_map(|v| enum_names(
+                        toml::Value::try_from(v).unwrap_or(toml::Value::Array(Vec::new()))
+                    ))
                     .collect()
             )
         ),
@@ -319,7 +335,8 @@ fn expected_form(key: &str, expected: Option<&str>) -> String {
             None if is_duration_key(key) => {
                 "not a duration (such as \"500ms\", \"2s\" or \"1m\")".to_owned()
             }
-            None => "does not parse (`modelwatch config --default` shows what each key takes)".to_owned(),
+            None => "does not parse (`modelwatch config --default` shows what each key takes)"
+                .to_owned(),
         },
     }
 }
