@@ -1,5 +1,6 @@
 //! Output files written whole: the model artifact, the PNG renders, the
-//! replay offset file, `logs/http.addr` and `logs/final_metrics.txt`.
+//! replay offset file, `logs/http.addr`, `logs/final_metrics.txt` and the
+//! split metric's journal when it is rewritten.
 //!
 //! Each is written to a new temporary file beside it and renamed over the
 //! path, so a reader never sees half of one. A rename replaces whatever is
@@ -63,6 +64,25 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     persist(tmp, path)
+}
+
+/// As [`replace`], with the temporary file written by `write` (through a
+/// buffer), fsynced, renamed, and the folder fsynced: durable.
+pub fn replace_durably(
+    path: &Path,
+    write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let tmp = temporary_beside(path)?;
+    let mut out = io::BufWriter::new(tmp.as_file());
+    write(&mut out)?;
+    out.flush()?;
+    drop(out);
+    tmp.as_file().sync_all()?;
+    persist(tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// As [`replace`], with the temporary file filled by `fill` (given its
