@@ -39,7 +39,7 @@ actor (restart the process).
 
 Environment: MODELWATCH_CONFIG names the config file; MODELWATCH__SECTION__KEY \
 sets any key (e.g. MODELWATCH__SOURCE__RATE=100); AMQP_URL turns the bridge \
-on; RUST_LOG sets the log filter.";
+on; RUST_LOG sets the log filter; NO_COLOR (any non-empty value) turns off the colour stderr has on a terminal (never in a file or a pipe).";
 
 /// Run a linear model on the diabetes data in a loop and watch its errors live.
 ///
