@@ -22,8 +22,15 @@
     var h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, r = s % 60, p = function (n) { return (n < 10 ? "0" : "") + n; };
     return h ? h + "h " + p(m) + "m " + p(r) + "s" : (m ? m + "m " + p(r) + "s" : r + "s");
   }
+  // Every counter cell by its key, looked up once. No CSS selector is built
+  // from a key: a queue name (any name a user can configure) with `"` or `]`
+  // made the selector throw and no chart was drawn.
+  var cells = new Map();
+  Array.prototype.forEach.call(document.querySelectorAll("[data-k]"), function (el) {
+    cells.set(el.getAttribute("data-k"), el);
+  });
   function set(key, text) {
-    var el = document.querySelector('[data-k="' + key + '"]');
+    var el = cells.get(key);
     if (el && el.textContent !== text) el.textContent = text;
   }
 

@@ -39,7 +39,7 @@ actor (restart the process).
 
 Environment: MODELWATCH_CONFIG names the config file; MODELWATCH__SECTION__KEY \
 sets any key (e.g. MODELWATCH__SOURCE__RATE=100); AMQP_URL turns the bridge \
-on; RUST_LOG sets the log filter.";
+on; RUST_LOG sets the log filter; NO_COLOR (any non-empty value) turns off the colour stderr has on a terminal (never in a file or a pipe).";
 
 /// Run a linear model on the diabetes data in a loop and watch its errors live.
 ///
@@ -243,6 +243,26 @@ fn print_out(bytes: &[u8], what: &str) -> i32 {
     }
 }
 
+/// What clap answers instead of a command line to run: `--help` and
+/// `--version` go to stdout through [`print_out`] (clap's own exit ignores
+/// a failed write and exits 0, so `--version >/dev/full` looked done);
+/// a bad command line is printed by clap on stderr, exit 2.
+pub fn parse_failure(e: clap::Error) -> i32 {
+    use std::io::IsTerminal as _;
+    if e.use_stderr() {
+        let _ = e.print();
+        return exit::USAGE;
+    }
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let text = if colour {
+        e.render().ansi().to_string()
+    } else {
+        e.render().to_string()
+    };
+    print_out(text.as_bytes(), "the help or version text")
+}
+
 fn usage_error(e: impl std::fmt::Display) -> i32 {
     eprintln!("modelwatch: error: {e}");
     exit::USAGE
@@ -292,7 +312,7 @@ fn run(args: RunArgs) -> i32 {
             .run_seconds
             .set(report.elapsed.as_secs_f64());
     }
-    if let Err(e) = std::fs::write(&final_metrics, telemetry.encode()) {
+    if let Err(e) = crate::output_file::replace(&final_metrics, telemetry.encode().as_bytes()) {
         tracing::error!(error = %e, file = %final_metrics.display(), "cannot write the final metrics");
     }
     match result {
@@ -393,36 +413,56 @@ fn log_summary(report: &pipeline::RunReport, metrics: &crate::metrics::Metrics) 
     }
 }
 
-/// An output file that is a directory cannot be written: say so at start
-/// (exit 2) rather than fail at the first write or render.
+/// An output file that cannot be one is refused at start (exit 2) rather
+/// than fail at the first write or render. Files written whole by a rename
+/// (the PNGs, `http.addr`, `final_metrics.txt`) must be absent or regular
+/// files: a link, a FIFO or a device there would be replaced. Files
+/// appended to must not be a directory, FIFO or device (a link to a
+/// regular file is appended through).
 fn check_output_files(settings: &Settings, paths: &LogPaths) -> Result<(), String> {
-    let mut outputs = vec![
-        ("logs.dir", &paths.pipeline_log),
-        ("logs.dir", &paths.final_metrics),
-    ];
+    let mut appended = vec![&paths.pipeline_log];
+    let mut replaced = vec![&paths.final_metrics];
+    if settings.http.listen_addr().is_some() {
+        replaced.push(&paths.http_addr);
+    }
     if settings.runs(Role::Metric) {
-        outputs.push(("logs.dir", &paths.metric_csv));
+        appended.push(&paths.metric_csv);
         if settings.metric.labels_log {
-            outputs.push(("logs.dir", &paths.labels));
+            appended.push(&paths.labels);
         }
+        replaced.push(&paths.over_time_png);
     }
     if settings.runs(Role::Plot) {
-        outputs.push(("logs.dir", &paths.plot_png));
+        replaced.push(&paths.plot_png);
     }
-    for (key, path) in outputs {
-        not_a_directory(key, path)?;
+    for path in appended {
+        appendable("logs.dir", path)?;
+    }
+    for path in replaced {
+        replaceable("logs.dir", path)?;
     }
     Ok(())
 }
 
-fn not_a_directory(what: &str, path: &Path) -> Result<(), String> {
-    if path.is_dir() {
-        return Err(format!(
-            "{what}: {} is a directory, not a file: remove or rename it",
-            crate::config::sanitize(&path.display().to_string())
-        ));
+/// `path`, written whole by a rename, holds nothing or a regular file.
+fn replaceable(what: &str, path: &Path) -> Result<(), String> {
+    crate::output_file::check(path).map_err(|why| format!("{what}: {why}"))
+}
+
+/// `path`, appended to, is absent or (through any link) a regular file.
+fn appendable(what: &str, path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(format!(
+            "{what}: {} is {}, not a regular file: remove or rename it",
+            crate::config::sanitize(&path.display().to_string()),
+            if meta.is_dir() {
+                "a directory"
+            } else {
+                "a FIFO, socket or device"
+            }
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn train(args: TrainArgs) -> i32 {
@@ -435,7 +475,9 @@ fn train(args: TrainArgs) -> i32 {
         Some(out) => ("--out", out),
         None => ("model.artifact", settings.model.artifact),
     };
-    if let Err(e) = not_a_directory(key, &out) {
+    // Before the fit: a link, FIFO or device at the path is refused (exit
+    // 2) and left as it is, as `run` refuses such an artifact.
+    if let Err(e) = replaceable(key, &out) {
         return usage_error(e);
     }
     let mut model = match LinearModel::fit(Dataset::embedded()) {

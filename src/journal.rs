@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::append_file::{AppendError, AppendFile};
@@ -167,27 +167,24 @@ impl Journal {
         waiting: impl Iterator<Item = (SampleId, Half)>,
     ) -> Result<(), JournalError> {
         let path = self.file.path().to_owned();
-        let tmp = path.with_extension("journal.tmp");
-        let io_err = |source| JournalError::Io {
-            path: tmp.clone(),
-            source,
-        };
-        let mut out = BufWriter::new(File::create(&tmp).map_err(io_err)?);
         let mut lines = 0;
-        let mut line = Vec::with_capacity(64);
-        for (id, half) in waiting {
-            line.clear();
-            write_line(&mut line, id, half).expect("writing to a Vec");
-            out.write_all(&line).map_err(io_err)?;
-            lines += 1;
-        }
-        let file = out.into_inner().map_err(|e| io_err(e.into_error()))?;
-        file.sync_all().map_err(io_err)?;
-        drop(file);
-        std::fs::rename(&tmp, &path).map_err(io_err)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
-        }
+        // A new temporary file (never a link planted at a fixed name),
+        // fsynced, renamed over the journal, the folder fsynced; a link, FIFO
+        // or device standing at the journal's path is refused, not replaced.
+        crate::output_file::replace_durably(&path, |out| {
+            let mut line = Vec::with_capacity(64);
+            for (id, half) in waiting {
+                line.clear();
+                write_line(&mut line, id, half).expect("writing to a Vec");
+                out.write_all(&line)?;
+                lines += 1;
+            }
+            Ok(())
+        })
+        .map_err(|source| JournalError::Io {
+            path: path.clone(),
+            source,
+        })?;
         // The buffered halves are in the new file; appends go to it from now.
         self.file.discard_and_reopen();
         self.lines = lines;

@@ -2,7 +2,8 @@
 //!
 //! Read top-down: [`messages`] (what flows), [`config`] (every setting),
 //! the pure logic ([`data`], [`model`], [`sampler`], [`join`],
-//! [`histogram`], [`scenario`], [`log_format`], [`append_file`], [`render`],
+//! [`histogram`], [`scenario`], [`log_format`], [`append_file`],
+//! [`output_file`], [`render`],
 //! [`monitor`], [`render_over_time`]), the [`actors`] that wrap it, and
 //! [`pipeline`], which wires and runs them; [`http`] serves the registry
 //! and the [`dashboard`]; [`history`] reads back what the bridge kept in a
@@ -31,6 +32,7 @@ pub mod messages;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+pub mod output_file;
 pub mod pipeline;
 pub mod plot_view;
 pub mod render;

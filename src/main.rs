@@ -3,6 +3,9 @@
 use clap::Parser;
 
 fn main() {
-    let cli = modelwatch::cli::Cli::parse();
-    std::process::exit(modelwatch::cli::main(cli));
+    let code = match modelwatch::cli::Cli::try_parse() {
+        Ok(cli) => modelwatch::cli::main(cli),
+        Err(e) => modelwatch::cli::parse_failure(e),
+    };
+    std::process::exit(code);
 }

@@ -215,10 +215,9 @@ impl LinearModel {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
         let json = serde_json::to_string_pretty(self).expect("a model always serializes");
-        // Write beside and rename, so a reader never sees half an artifact.
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json + "\n").map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        // Written beside and renamed, so a reader never sees half an
+        // artifact; a link, FIFO or device at the path is refused.
+        crate::output_file::replace(path, (json + "\n").as_bytes()).map_err(io)
     }
 
     /// Checks that the artifact fits this pipeline's features.

@@ -202,7 +202,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         Some(addr) => {
             let listener = crate::http::bind(&addr.to_string())?;
             let bound = listener.local_addr()?;
-            std::fs::write(&paths.http_addr, format!("{bound}\n"))
+            crate::output_file::replace(&paths.http_addr, format!("{bound}\n").as_bytes())
                 .with_context(|| format!("{}: cannot write", paths.http_addr.display()))?;
             tracing::info!(addr = %bound, "http server: /metrics /health /ready");
             Some(listener)

@@ -13,7 +13,6 @@
 //! over it ([`write_png`]), so a viewer never sees half a PNG.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
 use plotters::prelude::*;
@@ -70,15 +69,16 @@ pub(crate) fn write_png(
         path: path.to_owned(),
         problem,
     };
-    // A unique temporary name: a periodic and the final render may overlap.
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_extension(format!("{}.{seq}.tmp.png", std::process::id()));
-    if let Err(e) = draw(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e.to_string()));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    // A unique temporary file per render (a periodic and the final render
+    // may overlap); a link, FIFO or device at `path` is refused.
+    let mut problem = None;
+    crate::output_file::replace_with(path, |tmp| {
+        draw(tmp).map_err(|e| {
+            problem = Some(e.to_string());
+            std::io::Error::other("drawing failed")
+        })
+    })
+    .map_err(|e| err(problem.take().unwrap_or_else(|| e.to_string())))
 }
 
 /// Renders `hist` as a bar chart with its density curve to `path` (PNG),

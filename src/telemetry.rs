@@ -3,7 +3,11 @@
 //!
 //! The file writer runs on its own thread and never drops lines (it blocks
 //! instead). The level comes from `logs.level`, or `RUST_LOG` when set.
+//! Colour (ANSI escapes) only on stderr, only when it is a terminal and
+//! `NO_COLOR` is unset or empty (no-color.org): `2>run.log` and the file log
+//! stay plain text.
 
+use std::io::IsTerminal as _;
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
@@ -21,6 +25,10 @@ pub fn init(level: &str, file: Option<&Path>) -> std::io::Result<LogGuard> {
             .unwrap_or_else(|_| EnvFilter::new("info"))
     };
     let stderr = fmt::layer()
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_writer(std::io::stderr)
         .with_filter(filter());
     let (file_layer, guard) = match file {
@@ -45,6 +53,12 @@ pub fn init(level: &str, file: Option<&Path>) -> std::io::Result<LogGuard> {
         .with(file_layer)
         .try_init();
     Ok(LogGuard(guard))
+}
+
+/// Colour on a terminal, unless `NO_COLOR` holds anything (no-color.org:
+/// any non-empty value, whatever it is, turns colour off).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// actix-server's own lifecycle lines (workers starting and stopping) are
@@ -73,4 +87,19 @@ pub fn exit_on_panic() {
 /// Peak resident memory of this process in KiB (Linux `VmHWM`), if known.
 pub fn peak_rss_kib() -> Option<u64> {
     crate::metrics::status_kib("VmHWM:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(true, Some("0".into())));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some("".into())));
+    }
 }

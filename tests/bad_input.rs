@@ -264,6 +264,120 @@ fn a_password_in_bad_config_text_never_shows() {
     }
 }
 
+/// Issue 18: `MODELWATCH__BRIDGE__ON_FULL=hunter2` printed `hunter2`, so did
+/// other keys whose value did not parse. Every way in (the config crate's
+/// parsing, our own checks, the scenario, `AMQP_URL`, `MODELWATCH_CONFIG`):
+/// the variable is named, the value never shows, nothing is written.
+#[test]
+fn environment_values_that_do_not_parse_are_never_quoted() {
+    let secret = format!("hunter2x{}", std::process::id());
+    let s = secret.as_str();
+    for (var, value, needles) in [
+        (
+            "MODELWATCH__BRIDGE__ON_FULL",
+            s.to_owned(),
+            vec!["bridge.on_full", "not one of block, drop_oldest"],
+        ),
+        (
+            "MODELWATCH__METRIC__PENDING_TTL",
+            s.to_owned(),
+            vec!["metric.pending_ttl", "not a duration"],
+        ),
+        (
+            "MODELWATCH__PLOT__INTERVAL",
+            format!("5{s}"),
+            vec!["plot.interval", "not a duration"],
+        ),
+        (
+            "MODELWATCH__HTTP__LISTEN",
+            s.to_owned(),
+            vec!["http.listen", "ip:port"],
+        ),
+        (
+            "MODELWATCH__HTTP__LISTEN",
+            format!("{s}:80"),
+            vec!["http.listen"],
+        ),
+        (
+            "MODELWATCH__ROLES",
+            s.to_owned(),
+            vec!["roles", "features, model, metric, plot"],
+        ),
+        ("MODELWATCH__ROLES", format!("model,{s}"), vec!["roles"]),
+        (
+            "MODELWATCH__HISTORY__MAX_AGE",
+            s.to_owned(),
+            vec!["history.max_age", "7D"],
+        ),
+        (
+            "MODELWATCH__HISTORY__MAX_AGE",
+            format!("{s}D"),
+            vec!["history.max_age"],
+        ),
+        (
+            "MODELWATCH__SOURCE__SCENARIO",
+            s.to_owned(),
+            vec!["source.scenario", "operator"],
+        ),
+        (
+            "MODELWATCH__SOURCE__SCENARIO",
+            format!("bmi+={s}"),
+            vec!["source.scenario"],
+        ),
+        (
+            "MODELWATCH__SOURCE__SEED",
+            s.to_owned(),
+            vec!["source.seed", "whole number"],
+        ),
+        (
+            "MODELWATCH__INBOUND__LEGACY",
+            s.to_owned(),
+            vec!["inbound.legacy", "true or false"],
+        ),
+        (
+            "MODELWATCH__LOGS__LEVEL",
+            format!("{s}=x=y"),
+            vec!["logs.level"],
+        ),
+        (
+            "MODELWATCH__BRIDGE__URL",
+            s.to_owned(),
+            vec!["bridge.url", "not a URL"],
+        ),
+        ("AMQP_URL", s.to_owned(), vec!["bridge.url", "not a URL"]),
+        (
+            "AMQP_URL",
+            format!("{s}:x"),
+            vec!["bridge.url", "amqp or amqps"],
+        ),
+        (
+            "MODELWATCH_CONFIG",
+            format!("/nowhere/{s}.toml"),
+            vec!["not found"],
+        ),
+    ] {
+        let sb = Sandbox::new();
+        let mut cmd = sb.command(["run", "--count", "10", "--rate", "0", "--logs-dir"]);
+        cmd.arg(sb.logs()).env(var, &value);
+        let out = run_within(cmd, QUICK);
+        assert_no_secret(s, &out, &sb);
+        assert_eq!(out.code(), Some(2), "{var}={value}: {}", out.stderr);
+        let line = one_error_line(&out);
+        assert!(line.contains(var), "{var} not named in {line:?}");
+        for needle in needles {
+            assert!(line.contains(needle), "{var}: {needle:?} not in {line:?}");
+        }
+        assert_nothing_written(&sb.logs());
+    }
+    // A value set in the file is still quoted (the user wrote it there).
+    let (sb, cmd) = with_config(
+        "[bridge]
+on_full = \"sometimes\"\n",
+    );
+    refused(cmd, &["bridge.on_full", "sometimes"]);
+    assert_nothing_written(&sb.logs());
+}
+
 /// `secret` is in none of stdout, stderr and the files the run wrote.
 fn assert_no_secret(secret: &str, out: &Output, sb: &Sandbox) {
     for (what, text) in [

@@ -15,12 +15,21 @@
 //!   (age "abc", sex 3) shows the messages next to the fields and no
 //!   prediction.
 //!
+//! - `/` of a metric process whose inbound queues are named with `"`, `'`,
+//!   `\`, `<` and `]` (split layout, the real RabbitMQ on 127.0.0.1:5672,
+//!   objects named for the test and deleted): every chart is drawn and the
+//!   queue counters update (the script built a CSS selector from the name
+//!   and threw).
+//!
 //! Screenshots go to `target/screenshots/` for a person to look at
 //! (`dashboard-scenario.png` is the one `docs/dashboard.png` is taken from).
+
+#![allow(clippy::duplicate_mod)]
 
 #[path = "common/browser.rs"]
 mod browser;
 mod common;
+mod split_support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -473,4 +482,88 @@ async fn the_predict_form_gives_sklearns_prediction_and_refuses_bad_input_beside
     b.close().await;
     drop(app);
     println!("browser: predict test {:?}", started.elapsed());
+}
+
+/// Issue 18: a queue name with `"` made the page's script throw ("bad
+/// update: SyntaxError") and draw no chart. Any name a user can configure
+/// must leave the page working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_names_with_quotes_and_brackets_leave_every_chart_drawn() {
+    use split_support::{ensure_broker, TestBroker, START, STOP};
+    ensure_broker();
+    let mut broker = TestBroker::new("browserq");
+    broker.truth_queue = format!("{}.y_true\"'\\<]", broker.prefix);
+    broker.pred_queue = format!("{}.y_pred]<b>\"x\"\\'", broker.prefix);
+    let mut metric = broker.spawn("metric", "metric,plot", &[]);
+    let addr = http_addr(&metric.logs_dir(), START);
+    metric.wait_log("inbound consumer started", 2, START).await;
+    // 1,000 rows/s: a monitor window (500 rows) every half second.
+    let mut source = broker.spawn(
+        "source",
+        "features,model",
+        &["--count", "0", "--rate", "1000"],
+    );
+    let b = Browser::start(1000, 1800).await;
+    b.client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .expect("open /");
+    // Each line chart draws its line, the histogram its bars; the page
+    // stays live (no "bad update").
+    for id in ["c-mae", "c-rmse", "c-r2", "c-bias"] {
+        let css = format!("#{id} canvas");
+        eventually(&format!("{id} drawn"), TIMEOUT, || async {
+            let live = text_of(&b, "#live").await;
+            assert!(!live.contains("bad update"), "{live}");
+            (pixels_of(&b, &css, LINE_RGB).await > 50).then_some(())
+        })
+        .await;
+    }
+    eventually("histogram bars drawn", TIMEOUT, || async {
+        (pixels_of(&b, "#c-hist canvas", BAR_RGB).await > 500).then_some(())
+    })
+    .await;
+    assert_eq!(text_of(&b, "#live").await, "(live)");
+    // The two queues' counters are on the page and move as it updates.
+    let cell = |name: String| {
+        let b = &b;
+        async move {
+            b.client
+                .execute(
+                    "const k = 'q:' + arguments[0];
+                     const el = Array.from(document.querySelectorAll('[data-k]'))
+                         .find(e => e.getAttribute('data-k') === k);
+                     return el ? el.textContent : null;",
+                    vec![serde_json::json!(name)],
+                )
+                .await
+                .expect("execute")
+                .as_str()
+                .map(str::to_owned)
+        }
+    };
+    let delivered = |text: &str| -> u64 {
+        text.split(" / ")
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    for q in [broker.truth_queue.clone(), broker.pred_queue.clone()] {
+        let first = cell(q.clone())
+            .await
+            .unwrap_or_else(|| panic!("no counter of {q:?} on the page"));
+        eventually(&format!("{q:?} counter moves"), TIMEOUT, || {
+            let q = q.clone();
+            let first = first.clone();
+            async move {
+                let now = cell(q).await?;
+                (delivered(&now) > delivered(&first)).then_some(())
+            }
+        })
+        .await;
+    }
+    save_screenshot(&b, "dashboard-hostile-queue-names.png").await;
+    b.close().await;
+    source.stop(STOP).await;
+    metric.stop(STOP).await;
 }

@@ -556,3 +556,59 @@ fn the_page_reads_without_javascript_and_assets_are_cached() {
     );
     drop(app);
 }
+
+/// The README's `/api/predict` example is what the binary answers: the
+/// same request gives the artifact format, origin, prediction (to the
+/// digits shown) and top-level fields the README prints (it showed format
+/// `/1` while the binary answered `/2`).
+#[test]
+fn the_readmes_predict_example_is_what_the_binary_answers() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("- `POST /api/predict`")
+        .nth(1)
+        .expect("the README's /api/predict item");
+    let (request, rest) = section
+        .split_once("/api/predict -d '")
+        .and_then(|(_, r)| r.split_once('\''))
+        .expect("the README's curl example");
+    let shown = rest.split("curl").next().unwrap();
+    let quoted = |key: &str| -> String {
+        let start = shown
+            .find(&format!("\"{key}\":\""))
+            .unwrap_or_else(|| panic!("{key} not in the README's answer: {shown}"))
+            + key.len()
+            + 4;
+        shown[start..].split('"').next().unwrap().to_owned()
+    };
+    let sb = Sandbox::new();
+    let (app, addr) = spawn(&sb, &[]);
+    let (status, text) = post(addr, "/api/predict", "application/json", request.as_bytes());
+    assert_eq!(status, 200, "{text}");
+    let got: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(quoted("format"), got["model"]["format"], "README: {shown}");
+    assert_eq!(quoted("origin"), got["model"]["origin"], "README: {shown}");
+    let digits = shown
+        .split("\"prediction\":")
+        .nth(1)
+        .and_then(|t| t.split("...").next())
+        .expect("the README's prediction");
+    assert!(
+        got["prediction"].to_string().starts_with(digits),
+        "README {digits} vs {}",
+        got["prediction"]
+    );
+    for key in got
+        .as_object()
+        .unwrap()
+        .keys()
+        .chain(got["model"].as_object().unwrap().keys())
+    {
+        assert!(
+            shown.contains(&format!("\"{key}\":")),
+            "{key} not in the README's answer"
+        );
+    }
+    drop(app);
+}

@@ -7,6 +7,10 @@
 //! - a failed write to stdout (`>/dev/full`: a panic, exit 70);
 //! - a model artifact that is a device, a FIFO or too large (memory grew
 //!   without bound, or the run hung).
+//!
+//! And of issue 18: `--version` and `--help` to `/dev/full` exited 0; `train
+//! --out` (and every file written by a rename) replaced a link, a FIFO or a
+//! device with a regular file; stderr carried colour escapes into a file.
 
 mod common;
 
@@ -124,6 +128,11 @@ fn a_failed_write_to_stdout_exits_1_with_one_line_and_no_panic() {
         vec!["completions", "bash"],
         vec!["run", "--config", config, "--print-config"],
         vec!["man"],
+        vec!["--version"],
+        vec!["--help"],
+        vec!["-h"],
+        vec!["run", "--help"],
+        vec!["help", "train"],
     ] {
         let mut cmd = sb.command(&args);
         let full = std::fs::OpenOptions::new()
@@ -166,4 +175,212 @@ fn an_artifact_that_is_a_device_a_fifo_or_too_large_exits_2() {
     let big = sb.join("big.json");
     std::fs::write(&big, vec![b' '; (1 << 20) + 1]).expect("writing a big file");
     artifact_refused(&sb, &big, "larger than");
+}
+
+/// A link (to a regular file), a FIFO and a character device made in the
+/// sandbox, each at `<sandbox>/<prefix>.{link,fifo,chr}`; the link's target
+/// holds `kept`. Returns the three paths and the target.
+fn non_regular_files(
+    sb: &common::Sandbox,
+    prefix: &str,
+) -> (Vec<std::path::PathBuf>, std::path::PathBuf) {
+    let target = sb.join(&format!("{prefix}.target"));
+    std::fs::write(&target, "kept\n").unwrap();
+    let link = sb.join(&format!("{prefix}.link"));
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let fifo = sb.join(&format!("{prefix}.fifo"));
+    let chr = sb.join(&format!("{prefix}.chr"));
+    for (tool, args) in [
+        ("mkfifo", vec![fifo.as_os_str().to_owned()]),
+        // The same device numbers as /dev/full, made here: the system's own
+        // device is never put at risk by the test.
+        (
+            "mknod",
+            vec![
+                chr.as_os_str().to_owned(),
+                "c".into(),
+                "1".into(),
+                "7".into(),
+            ],
+        ),
+    ] {
+        let made = std::process::Command::new(tool)
+            .args(&args)
+            .status()
+            .expect(tool);
+        assert!(made.success(), "{tool} failed (the tests run as root)");
+    }
+    (vec![link, fifo, chr], target)
+}
+
+/// Each of the three is still what it was, and the link's target unchanged.
+fn untouched(paths: &[std::path::PathBuf], target: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt as _;
+    let kind = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().file_type();
+    assert!(kind(&paths[0]).is_symlink(), "{:?} replaced", paths[0]);
+    assert!(kind(&paths[1]).is_fifo(), "{:?} replaced", paths[1]);
+    assert!(kind(&paths[2]).is_char_device(), "{:?} replaced", paths[2]);
+    assert_eq!(std::fs::read_to_string(target).unwrap(), "kept\n");
+}
+
+#[test]
+fn train_out_that_is_a_link_a_fifo_or_a_device_exits_2_and_leaves_it() {
+    let sb = common::Sandbox::new();
+    let (paths, target) = non_regular_files(&sb, "artifact");
+    for (path, what) in paths
+        .iter()
+        .zip(["symbolic link", "FIFO", "character device"])
+    {
+        let mut cmd = sb.command(["train", "--out"]);
+        cmd.arg(path);
+        let out = common::run_within(cmd, QUICK);
+        let line = refused(&out, "--out");
+        assert!(line.contains(what), "{what} not named in {line:?}");
+        assert!(line.contains(&path.display().to_string()), "{line}");
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+    }
+    untouched(&paths, &target);
+    // model.artifact from the environment, the same.
+    let mut cmd = sb.command(["train"]);
+    cmd.env("MODELWATCH__MODEL__ARTIFACT", &paths[0]);
+    refused(&common::run_within(cmd, QUICK), "model.artifact");
+    untouched(&paths, &target);
+    // A regular file is replaced, and no temporary file is left beside it.
+    let out = sb.join("model.json");
+    std::fs::write(&out, "old").unwrap();
+    let mut cmd = sb.command(["train", "--out"]);
+    cmd.arg(&out);
+    common::run_within(cmd, Duration::from_secs(60)).expect_code(0);
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("modelwatch-linear-regression/2"));
+    let strays: Vec<_> = std::fs::read_dir(sb.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+        .collect();
+    assert!(strays.is_empty(), "temporary files left: {strays:?}");
+}
+
+/// The other files written by a rename: the PNG renders, `http.addr`,
+/// `final_metrics.txt` (refused by `run` at start, exit 2, nothing run) and
+/// the replay's offset file (refused before the broker is reached).
+#[test]
+fn run_and_replay_outputs_that_are_a_link_a_fifo_or_a_device_exit_2() {
+    for name in [
+        "error_distribution.png",
+        "error_over_time.png",
+        "http.addr",
+        "final_metrics.txt",
+    ] {
+        let sb = common::Sandbox::new();
+        let (paths, target) = non_regular_files(&sb, "out");
+        let logs = sb.logs();
+        std::fs::create_dir_all(&logs).unwrap();
+        for path in &paths {
+            let at = logs.join(name);
+            std::fs::rename(path, &at).unwrap();
+            let out = common::run_within(
+                sb.run_command(&logs, &["--count", "10", "--rate", "0"]),
+                QUICK,
+            );
+            let line = refused(&out, name);
+            assert!(line.contains("not a regular file"), "{line}");
+            assert!(
+                !logs.join("metric_log.csv").exists(),
+                "{name}: the run started"
+            );
+            std::fs::rename(&at, path).unwrap();
+        }
+        untouched(&paths, &target);
+    }
+    // A FIFO to append to would block the run: refused too.
+    let sb = common::Sandbox::new();
+    let (paths, _) = non_regular_files(&sb, "csv");
+    let logs = sb.logs();
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::rename(&paths[1], logs.join("metric_log.csv")).unwrap();
+    let out = common::run_within(
+        sb.run_command(&logs, &["--count", "10", "--rate", "0"]),
+        QUICK,
+    );
+    refused(&out, "metric_log.csv");
+    // The offset file: checked before anything is read (no broker needed).
+    let sb = common::Sandbox::new();
+    let (paths, target) = non_regular_files(&sb, "offset");
+    for path in &paths {
+        let mut cmd = sb.command([
+            "replay",
+            "--amqp-url",
+            "amqp://guest:guest@127.0.0.1:1/%2f",
+            "--from-offset-file",
+        ]);
+        cmd.arg(path);
+        let out = common::run_within(cmd, QUICK);
+        let line = refused(&out, "--from-offset-file");
+        assert!(line.contains("not a regular file"), "{line}");
+    }
+    untouched(&paths, &target);
+}
+
+/// Colour only on a terminal: stderr to a pipe and the file log have no
+/// escape at all; on a pseudo-terminal (`script`) the levels are coloured,
+/// unless `NO_COLOR` is set to anything non-empty (no-color.org).
+#[test]
+fn stderr_is_coloured_only_on_a_terminal_and_never_with_no_color() {
+    const ESC: char = '\u{1b}';
+    let sb = common::Sandbox::new();
+    let logs = sb.logs();
+    let out = common::run_within(
+        sb.run_command(&logs, &["--count", "20", "--rate", "0"]),
+        QUICK,
+    );
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("INFO"),
+        "no log line on stderr: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains(ESC),
+        "escape codes on a pipe: {:?}",
+        out.stderr
+    );
+    let file = std::fs::read_to_string(logs.join("pipeline.log")).unwrap();
+    assert!(file.contains("INFO") && !file.contains(ESC), "{file:?}");
+    // The same on a pseudo-terminal: coloured, and plain with NO_COLOR.
+    let bin = env!("CARGO_BIN_EXE_modelwatch");
+    let config = common::default_config();
+    for (no_color, coloured) in [
+        (None, true),
+        (Some(""), true),
+        (Some("1"), false),
+        (Some("false"), false),
+    ] {
+        let logs = sb.join(&format!("logs-pty-{}", no_color.unwrap_or("unset")));
+        let line = format!(
+            "'{bin}' run --config '{}' --logs-dir '{}' --count 20 --rate 0",
+            config.display(),
+            logs.display()
+        );
+        let mut cmd = sb.command_of(std::path::Path::new("script"), ["-qec", &line, "/dev/null"]);
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = common::run_within(cmd, QUICK);
+        out.expect_code(0);
+        assert!(
+            out.stdout.contains("INFO"),
+            "{no_color:?}: {:?}",
+            out.stdout
+        );
+        assert_eq!(
+            out.stdout.contains(ESC),
+            coloured,
+            "NO_COLOR={no_color:?}: {:?}",
+            out.stdout
+        );
+        let file = std::fs::read_to_string(logs.join("pipeline.log")).unwrap();
+        assert!(!file.contains(ESC), "colour in the file log: {file:?}");
+    }
 }

@@ -60,17 +60,23 @@ fn a_named_config_is_used_and_a_missing_one_is_an_error() {
     let log = read_pipeline_log(&sb.logs());
     log_line(&log, config.to_str().unwrap());
 
-    // A named file that does not exist: exit 2 naming it, by flag or by env.
+    // A named file that does not exist: exit 2 naming it, by flag or by env
+    // (the variable is named, not its value: an environment value that does
+    // not resolve is never quoted back).
     let missing = sb.join("nowhere.toml");
     let mut by_flag = sb.command(["run", "--config"]);
     by_flag.arg(&missing);
     let mut by_env = sb.command(["run"]);
     by_env.env("MODELWATCH_CONFIG", &missing);
-    for cmd in [by_flag, by_env] {
+    for (cmd, named, quoted) in [
+        (by_flag, missing.to_str().unwrap(), true),
+        (by_env, "MODELWATCH_CONFIG", false),
+    ] {
         let out = run(cmd);
         out.expect_code(2);
         let line = one_error_line(&out);
-        assert!(line.contains(missing.to_str().unwrap()), "{line}");
+        assert!(line.contains(named), "{line}");
+        assert_eq!(line.contains(missing.to_str().unwrap()), quoted, "{line}");
         assert!(line.contains("not found"), "{line}");
     }
     assert!(!sb.cwd().join("logs").exists(), "a run started");

@@ -7,7 +7,11 @@
 //! checked against the types of the built-in defaults, because `config`
 //! would round a float into an integer key and silently ignore a variable
 //! spelt with one underscore. A file is read bounded; a syntax error gives
-//! the position, never the line (which may hold a password).
+//! the position, never the line (which may hold a password). An error about
+//! a value that came from the environment names the variable and never
+//! quotes the value, which may be a secret put in the wrong variable
+//! ([`ConfigError::traced_to_env`]): `MODELWATCH__BRIDGE__ON_FULL (bridge.on_full):
+//! not one of block, drop_oldest`.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -80,7 +84,19 @@ impl Settings {
         source: &ConfigSource,
         overrides: &Overrides,
     ) -> Result<Settings, ConfigError> {
-        Self::load_source(source.path(), overrides, std::env::vars().collect())
+        let result = Self::load_source(source.path(), overrides, std::env::vars().collect());
+        // A file named by `MODELWATCH_CONFIG` (not by `--config`) is named
+        // by the variable: the environment's values are not quoted back.
+        let from_env = match source {
+            ConfigSource::Named(p) => {
+                std::env::var_os(CONFIG_ENV).is_some_and(|v| p == Path::new(&v))
+            }
+            _ => false,
+        };
+        match result {
+            Err(e) if from_env => Err(e.file_named_by(&format!("named by {CONFIG_ENV}"))),
+            other => other,
+        }
     }
 
     /// As [`Settings::load`], with an explicit environment (for tests).
@@ -95,6 +111,17 @@ impl Settings {
     /// The built-in defaults, the file at `path` if any, the environment
     /// `env`, then `overrides`; every value checked.
     pub fn load_source(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        env: Vec<(String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let sources = env_sources(&env, overrides);
+        Self::load_layers(path, overrides, env).map_err(|e| e.traced_to_env(&sources))
+    }
+
+    /// The layers of [`Settings::load_source`], before errors are traced
+    /// back to the environment.
+    fn load_layers(
         path: Option<&Path>,
         overrides: &Overrides,
         env: Vec<(String, String)>,
@@ -135,10 +162,8 @@ impl Settings {
                     .source(Some(env_map)),
             )
             .build()
-            .map_err(|e| ConfigError::Load(sanitize(&e.to_string())))?;
-        let mut settings: Settings = raw
-            .try_deserialize()
-            .map_err(|e| ConfigError::Load(sanitize(&e.to_string())))?;
+            .map_err(ConfigError::from_crate)?;
+        let mut settings: Settings = raw.try_deserialize().map_err(ConfigError::from_crate)?;
         if env_scenario.is_some() {
             settings.source.scenario = env_scenario;
         }
@@ -152,6 +177,226 @@ impl Settings {
         settings.validate()?;
         Ok(settings)
     }
+}
+
+/// A key whose value came from an environment variable.
+#[derive(Debug)]
+pub(super) struct EnvSource {
+    /// The key, dotted (`bridge.on_full`).
+    key: String,
+    /// The variable (`MODELWATCH__BRIDGE__ON_FULL`).
+    var: String,
+    /// Its value, never to be quoted in a message.
+    value: String,
+}
+
+/// The keys the environment sets (`MODELWATCH__SECTION__KEY`, and
+/// `AMQP_URL` for `bridge.url`), except those a flag sets again (the flag
+/// wins, and an error is the flag's).
+fn env_sources(env: &[(String, String)], overrides: &Overrides) -> Vec<EnvSource> {
+    let prefix = format!("{ENV_PREFIX}__");
+    let by_flag = |key: &str| match key {
+        "bridge.url" => overrides.amqp_url.is_some(),
+        "roles" => overrides.roles.is_some(),
+        "http.listen" => overrides.http_listen.is_some(),
+        "source.scenario" => overrides.scenario.is_some(),
+        "logs.dir" => overrides.logs_dir.is_some(),
+        _ => false,
+    };
+    env.iter()
+        .filter_map(|(var, value)| {
+            let key = match var.strip_prefix(&prefix) {
+                Some(rest) => rest
+                    .to_ascii_lowercase()
+                    .split("__")
+                    .collect::<Vec<_>>()
+                    .join("."),
+                None if var == "AMQP_URL" => "bridge.url".to_owned(),
+                None => return None,
+            };
+            (!by_flag(&key)).then(|| EnvSource {
+                key,
+                var: var.clone(),
+                value: value.clone(),
+            })
+        })
+        .collect()
+}
+
+impl ConfigError {
+    /// An error of the `config` crate: with the key it names, if any, so
+    /// that [`ConfigError::traced_to_env`] can trace it to a variable.
+    fn from_crate(e: config::ConfigError) -> ConfigError {
+        let key = match &e {
+            config::ConfigError::At { key, .. } | config::ConfigError::Type { key, .. } => {
+                key.clone()
+            }
+            _ => None,
+        };
+        let expected = match &e {
+            config::ConfigError::Type { expected, .. } => Some(*expected),
+            config::ConfigError::At { error, .. } => match error.as_ref() {
+                config::ConfigError::Type { expected, .. } => Some(*expected),
+                _ => None,
+            },
+            _ => None,
+        };
+        let text = sanitize(&e.to_string());
+        match key {
+            Some(key) => ConfigError::Parse {
+                key: sanitize(&key),
+                expected,
+                text,
+            },
+            None => ConfigError::Load(text),
+        }
+    }
+
+    /// The error as it is shown when the value at fault came from the
+    /// environment: named by the variable, the value never quoted (it may
+    /// be a secret put in the wrong variable), what the key takes instead.
+    pub(super) fn traced_to_env(self, sources: &[EnvSource]) -> ConfigError {
+        let find = |key: &str| {
+            sources.iter().rev().find(|s| {
+                key == s.key
+                    || key
+                        .strip_prefix(s.key.as_str())
+                        .is_some_and(|rest| rest.starts_with(['[', '.']))
+            })
+        };
+        let named = |s: &EnvSource, key: &str, problem: String| ConfigError::Invalid {
+            key: format!("{} ({key})", s.var),
+            problem,
+        };
+        match self {
+            ConfigError::Parse {
+                key,
+                expected,
+                text,
+            } => match find(&key) {
+                Some(s) => named(s, &key, expected_form(&s.key, expected)),
+                None => ConfigError::Load(text),
+            },
+            ConfigError::Invalid { key, problem } => match find(&key) {
+                Some(s) => {
+                    let problem = without_value(&problem, &s.value)
+                        .unwrap_or_else(|| expected_form(&s.key, None));
+                    named(s, &key, problem)
+                }
+                None => ConfigError::Invalid { key, problem },
+            },
+            // No key named: the variable whose value the text quotes.
+            ConfigError::Load(text) => {
+                match sources
+                    .iter()
+                    .find(|s| contains_token(&text, s.value.trim()))
+                {
+                    Some(s) => named(s, &s.key, expected_form(&s.key, None)),
+                    None => ConfigError::Load(text),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// What `key` takes, for a value from the environment that did not parse.
+fn expected_form(key: &str, expected: Option<&str>) -> String {
+    let listed = |names: Vec<String>| names.join(", ");
+    let enum_names = |v: toml::Value| match v {
+        toml::Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        toml::Value::String(s) => vec![s],
+        _ => Vec::new(),
+    };
+    match key {
+        "roles" => format!(
+            "not a list of roles (comma-separated: {})",
+            listed(enum_names(
+                toml::Value::try_from(super::Role::ALL).unwrap_or(toml::Value::Array(Vec::new()))
+            ))
+        ),
+        "bridge.on_full" => format!(
+            "not one of {}",
+            listed(
+                [super::OnFull::Block, super::OnFull::DropOldest]
+                    .into_iter()
+                    .flat_map(|v| enum_names(
+                        toml::Value::try_from(v).unwrap_or(toml::Value::Array(Vec::new()))
+                    ))
+                    .collect()
+            )
+        ),
+        _ => match expected {
+            Some("a duration") => "not a duration (such as \"500ms\", \"2s\" or \"1m\")".to_owned(),
+            Some(what) => format!("does not parse: {what} expected"),
+            None if is_duration_key(key) => {
+                "not a duration (such as \"500ms\", \"2s\" or \"1m\")".to_owned()
+            }
+            None => "does not parse (`modelwatch config --default` shows what each key takes)"
+                .to_owned(),
+        },
+    }
+}
+
+/// `key`'s default is a duration (`"1m"`).
+fn is_duration_key(key: &str) -> bool {
+    let path: Vec<&str> = key.split('.').collect();
+    expected(&schema(), &path)
+        .and_then(toml::Value::as_str)
+        .is_some_and(|d| humantime::parse_duration(d).is_ok())
+}
+
+/// `problem` without the value it quotes: what follows its last "got",
+/// and every quoted part of `value`; `None` if the value is still in it.
+fn without_value(problem: &str, value: &str) -> Option<String> {
+    let value = value.trim();
+    let mut p = match [", got ", "; got ", " got "]
+        .iter()
+        .filter_map(|m| problem.rfind(m))
+        .max()
+    {
+        Some(at) => problem[..at].to_owned(),
+        None => problem.to_owned(),
+    };
+    // Quoted parts of the value (a scenario's items): removed.
+    let mut out = String::with_capacity(p.len());
+    let mut rest = p.as_str();
+    while let Some(open) = rest.find('"') {
+        let Some(len) = rest[open + 1..].find('"') else {
+            break;
+        };
+        let inner = &rest[open + 1..open + 1 + len];
+        out.push_str(&rest[..open]);
+        if !inner.is_empty() && value.contains(inner.replace("\\\"", "\"").as_str()) {
+            out.push_str("(a part of the value)");
+        } else {
+            out.push_str(&rest[open..open + len + 2]);
+        }
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    p = out;
+    let p = p.trim_end_matches([',', ';', ':', ' ']).to_owned();
+    let shown = sanitize(value);
+    if p.is_empty() || contains_token(&p, value) || contains_token(&p, &shown) {
+        None
+    } else {
+        Some(p)
+    }
+}
+
+/// `needle` occurs in `hay` not inside a longer word.
+fn contains_token(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    hay.match_indices(needle).any(|(at, _)| {
+        !word(hay[..at].chars().next_back()) && !word(hay[at + needle.len()..].chars().next())
+    })
 }
 
 /// `MODELWATCH_SOURCE__RATE` (one underscore after the prefix) would be ignored
@@ -336,10 +581,12 @@ fn env_scenario(env: &[(String, String)]) -> Result<Option<ScenarioSettings>, Co
     for (k, v) in env {
         let upper = k.to_ascii_uppercase();
         if upper == SCENARIO_ENV {
-            found = Some(
-                parse_spec(v)
-                    .map_err(|p| ConfigError::invalid(&format!("{k} (source.scenario)"), p))?,
-            );
+            // The problem without the value's quoted items.
+            found = Some(parse_spec(v).map_err(|p| {
+                let problem = without_value(&sanitize(&p), v)
+                    .unwrap_or_else(|| expected_form("source.scenario", None));
+                ConfigError::invalid(&format!("{k} (source.scenario)"), problem)
+            })?);
         } else if upper.starts_with(&format!("{SCENARIO_ENV}__")) {
             return Err(ConfigError::invalid(
                 k,

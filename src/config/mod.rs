@@ -171,6 +171,14 @@ pub enum ConfigError {
     Load(String),
     #[error("config: {key}: {problem}")]
     Invalid { key: String, problem: String },
+    /// A value the `config` crate could not read into its key's type;
+    /// `text` is its own message (which quotes the value).
+    #[error("config: {text}")]
+    Parse {
+        key: String,
+        expected: Option<&'static str>,
+        text: String,
+    },
 }
 
 impl ConfigError {
@@ -178,6 +186,20 @@ impl ConfigError {
         ConfigError::Invalid {
             key: sanitize(key),
             problem: sanitize(&problem.into()),
+        }
+    }
+
+    /// The same error with the config file shown as `shown` (the file named
+    /// by `MODELWATCH_CONFIG` is named by the variable, not quoted).
+    fn file_named_by(self, shown: &str) -> ConfigError {
+        match self {
+            ConfigError::Missing(_) => ConfigError::Missing(shown.to_owned()),
+            ConfigError::IsDirectory(_) => ConfigError::IsDirectory(shown.to_owned()),
+            ConfigError::File { problem, .. } => ConfigError::File {
+                path: shown.to_owned(),
+                problem,
+            },
+            other => other,
         }
     }
 

@@ -8,7 +8,6 @@
 //! a torn one; a replay that dies between handling a message and saving
 //! reads that message again (at-least-once, like every consumer here).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Longest offset file read: one number and a newline.
@@ -86,6 +85,11 @@ impl OffsetFile {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
+        // A link, FIFO or device there would be replaced by the rename.
+        crate::output_file::check(&self.path).map_err(|why| OffsetFileError::Write {
+            path: self.shown(),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidInput, why),
+        })?;
         tempfile::NamedTempFile::new_in(dir)
             .map(drop)
             .map_err(|error| OffsetFileError::Write {
@@ -99,15 +103,7 @@ impl OffsetFile {
             path: self.shown(),
             error,
         };
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-        writeln!(tmp, "{offset}").map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(&self.path).map_err(|e| err(e.error))?;
-        Ok(())
+        crate::output_file::replace(&self.path, format!("{offset}\n").as_bytes()).map_err(err)
     }
 }
 
