@@ -171,6 +171,50 @@ pub fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile>
     Ok(file)
 }
 
+/// Refuses `path` unless it is a regular file or absent: what is there
+/// otherwise (a symlink, a FIFO, a device) is neither followed nor replaced.
+fn regular_or_absent(path: &Path) -> anyhow::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(true),
+        Ok(_) => anyhow::bail!(
+            "{}: not a regular file (a link, a directory, a device?): remove or rename it",
+            crate::config::sanitize(&path.display().to_string())
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot inspect", path.display())),
+    }
+}
+
+/// Writes the bound address to `logs/http.addr`, whole or not at all (a
+/// temporary file renamed over it), so a reader never sees half an address.
+fn write_http_addr(path: &Path, addr: &str) -> anyhow::Result<()> {
+    regular_or_absent(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".http.addr.")
+        .tempfile_in(dir)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    std::io::Write::write_all(&mut tmp, format!("{addr}\n").as_bytes())
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// With the server off, removes an earlier run's `logs/http.addr`.
+fn remove_http_addr(path: &Path) -> anyhow::Result<()> {
+    if regular_or_absent(path)? {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("{}: cannot remove", path.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Opens the log files and the model of the roles to run; nothing runs yet.
 pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     let paths = LogPaths::new(&settings.logs.dir);
@@ -197,17 +241,29 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         .map(|r| format!("{r:?}").to_lowercase())
         .collect();
     let telemetry = Telemetry::new(&roles.join(","));
-    // Bound first: an address in use is bad configuration (exit 2).
-    let http = match settings.http.listen_addr() {
-        Some(addr) => {
-            let listener = crate::http::bind(&addr.to_string())?;
+    // Bound first: an address the user gave that is in use is bad
+    // configuration (exit 2); `auto` falls back to a free port.
+    let http = match crate::http::bind_listen(settings.http.listen())? {
+        Some((listener, fell_back)) => {
             let bound = listener.local_addr()?;
-            std::fs::write(&paths.http_addr, format!("{bound}\n"))
-                .with_context(|| format!("{}: cannot write", paths.http_addr.display()))?;
+            write_http_addr(&paths.http_addr, &bound.to_string())?;
+            if fell_back {
+                tracing::warn!(
+                    taken = crate::config::http::DEFAULT_ADDR,
+                    addr = %bound,
+                    file = %paths.http_addr.display(),
+                    "http.listen auto: {} is in use by another process; serving on {bound} instead",
+                    crate::config::http::DEFAULT_ADDR
+                );
+            }
             tracing::info!(addr = %bound, "http server: /metrics /health /ready");
             Some(listener)
         }
-        None => None,
+        None => {
+            // An earlier run's address must not pass for this run's.
+            remove_http_addr(&paths.http_addr)?;
+            None
+        }
     };
     if settings.bridge.enabled {
         // A refused login or vhost, or a declaration the broker refuses for
@@ -829,6 +885,7 @@ fn serve_http(
     let limits = crate::http::Limits {
         max_connections: settings.http.max_connections,
         request_timeout: settings.http.request_timeout,
+        write_timeout: settings.http.write_timeout,
     };
     dashboard.bridge = settings.bridge.enabled;
     if settings.bridge.enabled {
