@@ -60,7 +60,6 @@ struct State {
     ticks: tokio::time::Interval,
 }
 
-/// The handler's response: the stream, or 503 when every slot is taken.
 /// `HEAD /events`: the status and headers a GET would get now, without
 /// a body and without taking a stream slot.
 pub fn head(dash: &Dashboard) -> HttpResponse {
@@ -83,7 +82,7 @@ pub fn head(dash: &Dashboard) -> HttpResponse {
         .streaming(futures::stream::empty::<Result<Bytes, actix_web::Error>>())
 }
 
-/// `GET /events`: the live feed, while a stream slot is free.
+/// The handler's response: the stream, or 503 when every slot is taken.
 pub fn respond(dash: &Dashboard) -> HttpResponse {
     if dash.stop.is_cancelled() {
         return HttpResponse::ServiceUnavailable()
