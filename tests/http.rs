@@ -594,4 +594,21 @@ fn auto_falls_back_when_9898_is_taken_and_off_leaves_no_stale_http_addr() {
     );
     app.signal("TERM");
     app.wait(TIMEOUT).expect_code(0);
+
+    // Something other than a regular file at logs/http.addr is neither
+    // followed nor replaced: exit 2 naming it.
+    let other = sb.join("other-logs");
+    std::fs::create_dir_all(&other).unwrap();
+    let target = sb.join("not-yours.txt");
+    std::fs::write(&target, "keep me\n").unwrap();
+    std::os::unix::fs::symlink(&target, other.join("http.addr")).unwrap();
+    let out = run(sb.run_command(&other, &["--count", "10"]));
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(line.contains("http.addr"), "{line}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    assert!(std::fs::symlink_metadata(other.join("http.addr"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
