@@ -18,12 +18,17 @@
 //! - The dashboard (`/`, `/events`, `/assets/...`) and the predict form
 //!   (`/predict`, `/api/predict`): see [`crate::dashboard`].
 //!
-//! Unknown paths get 404, other methods 405. Connections are bounded by
-//! `http.max_connections`; request heads by actix-http's limits (431 past
-//! them), and a client that sends nothing times out.
+//! Unknown paths get 404, other methods 405 with `Allow`. Connections are
+//! bounded by `http.max_connections`; request heads by actix-http's limits
+//! (431 past them), and a client that sends nothing times out. One request
+//! per connection: a request pipelined behind the first is never answered
+//! and the connection closes after the first response; a client that takes
+//! nothing of a response for `http.write_timeout` is dropped ([`Guarded`]).
+//! So no client can hold a connection or make responses queue up.
 //!
-//! The listener is bound at start-up ([`bind`]), before any actor starts,
-//! so an address in use is a configuration error (exit 2) that names it.
+//! The listener is bound at start-up ([`bind_listen`]), before any actor
+//! starts: an address the user gave that is in use is a configuration
+//! error (exit 2) that names it; `auto` falls back to a free port.
 
 use std::cell::Cell;
 use std::future::Future as _;
@@ -366,6 +371,13 @@ struct ConnRef(Rc<Conn>);
 /// destroy the response the client has not read yet (RFC 9112 9.6).
 const LINGER: Duration = Duration::from_secs(1);
 
+/// Connections draining at once, at most (each holds a descriptor outside
+/// `http.max_connections` for up to [`LINGER`]); past it, they close at once.
+const MAX_LINGERING: usize = 64;
+
+/// Connections draining now.
+static LINGERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A served TCP connection: a write that makes no progress for
 /// `write_timeout` fails (the dispatcher then drops the connection), and
 /// once a request pipelined behind the first was seen, nothing more is read
@@ -476,25 +488,32 @@ impl Drop for Guarded {
             // SAFETY: shutdown(2) of the write half of a socket this owns.
             unsafe { libc::shutdown(io.as_raw_fd(), libc::SHUT_WR) };
         }
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = tokio::time::timeout(LINGER, async {
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        if io.readable().await.is_err() {
-                            return;
-                        }
-                        match io.try_read(&mut buf) {
-                            Ok(0) => return,
-                            Ok(_) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .await;
-            });
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if LINGERING.fetch_add(1, Ordering::AcqRel) >= MAX_LINGERING {
+            LINGERING.fetch_sub(1, Ordering::AcqRel);
+            return;
         }
+        rt.spawn(async move {
+            let _ = tokio::time::timeout(LINGER, async {
+                let mut buf = [0u8; 4096];
+                loop {
+                    if io.readable().await.is_err() {
+                        return;
+                    }
+                    match io.try_read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return,
+                    }
+                }
+            })
+            .await;
+            drop(io);
+            LINGERING.fetch_sub(1, Ordering::AcqRel);
+        });
     }
 }
 
