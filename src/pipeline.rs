@@ -171,6 +171,18 @@ pub fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile>
     Ok(file)
 }
 
+/// With the server off, removes an earlier run's `logs/http.addr`.
+fn remove_http_addr(path: &Path) -> anyhow::Result<()> {
+    // What is not a regular file there is neither followed nor removed.
+    crate::output_file::check(path).map_err(|why| anyhow::anyhow!(why))?;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("{}: cannot remove", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Opens the log files and the model of the roles to run; nothing runs yet.
 pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     let paths = LogPaths::new(&settings.logs.dir);
@@ -197,17 +209,30 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         .map(|r| format!("{r:?}").to_lowercase())
         .collect();
     let telemetry = Telemetry::new(&roles.join(","));
-    // Bound first: an address in use is bad configuration (exit 2).
-    let http = match settings.http.listen_addr() {
-        Some(addr) => {
-            let listener = crate::http::bind(&addr.to_string())?;
+    // Bound first: an address the user gave that is in use is bad
+    // configuration (exit 2); `auto` falls back to a free port.
+    let http = match crate::http::bind_listen(settings.http.listen())? {
+        Some((listener, fell_back)) => {
             let bound = listener.local_addr()?;
             crate::output_file::replace(&paths.http_addr, format!("{bound}\n").as_bytes())
                 .with_context(|| format!("{}: cannot write", paths.http_addr.display()))?;
+            if fell_back {
+                tracing::warn!(
+                    taken = crate::config::http::DEFAULT_ADDR,
+                    addr = %bound,
+                    file = %paths.http_addr.display(),
+                    "http.listen auto: {} is in use by another process; serving on {bound} instead",
+                    crate::config::http::DEFAULT_ADDR
+                );
+            }
             tracing::info!(addr = %bound, "http server: /metrics /health /ready");
             Some(listener)
         }
-        None => None,
+        None => {
+            // An earlier run's address must not pass for this run's.
+            remove_http_addr(&paths.http_addr)?;
+            None
+        }
     };
     if settings.bridge.enabled {
         // A refused login or vhost, or a declaration the broker refuses for
@@ -829,6 +854,7 @@ fn serve_http(
     let limits = crate::http::Limits {
         max_connections: settings.http.max_connections,
         request_timeout: settings.http.request_timeout,
+        write_timeout: settings.http.write_timeout,
     };
     dashboard.bridge = settings.bridge.enabled;
     if settings.bridge.enabled {

@@ -277,6 +277,12 @@ fn an_address_in_use_exits_2_before_anything_starts_naming_it() {
         line.contains("http.listen") && line.contains(&addr),
         "the error names neither the key nor {addr}: {line:?}"
     );
+    // The OS error once, not twice (issue 18, 1.1).
+    assert_eq!(
+        line.matches("os error").count(),
+        1,
+        "the OS error is not said exactly once: {line:?}"
+    );
     assert!(
         !logs.join("metric_log.csv").exists(),
         "the CSV was created before the bind failed"
@@ -339,4 +345,270 @@ fn one_request_per_connection_head_works_and_ready_follows_failing_writes() {
     run.signal("TERM");
     let out = run.wait(Duration::from_secs(30));
     out.expect_code(1); // rows could not be written
+}
+
+/// VmRSS of `pid` in bytes (from /proc/PID/status); panics when absent.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"));
+    kb * 1024
+}
+
+/// Reads what the server sends on `s` until it closes (5 s bound): the
+/// bytes, and whether it closed (EOF or reset) rather than kept it open.
+fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (raw, true),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (raw, true),
+            Err(_) => return (raw, false),
+        }
+    }
+}
+
+/// Responses in `raw` (status lines; bodies here hold no such line).
+fn responses_in(raw: &[u8]) -> usize {
+    String::from_utf8_lossy(raw).matches("HTTP/1.1 ").count()
+}
+
+/// Issue 18, 2.1: the server answered every request pipelined on one
+/// connection, and a client that pipelined the uPlot asset and never read
+/// pinned its connection and the responses queued for it (RSS 40 MB to
+/// 3.4 GB, `/health` timing out). One request per connection means one;
+/// the connection closes after it; memory stays bounded; `/health` answers
+/// throughout.
+#[test]
+fn pipelined_requests_get_one_answer_and_clients_that_never_read_pin_nothing() {
+    const CLIENTS: usize = 100;
+    const PIPELINED: usize = 200;
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let mut app = Running::spawn(sb.run_command(&logs, &["--count", "0", "--rate", "200"]));
+    let addr = http_addr(&logs, TIMEOUT);
+    wait_until("the first rows", TIMEOUT, || csv_rows_now(&logs) > 0);
+    let pid = app.pid();
+
+    // 1000 requests in one write: one answer, then the server closes.
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    let one = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    s.write_all(one.repeat(1000).as_bytes()).unwrap();
+    let (raw, closed) = read_until_closed(&mut s);
+    assert_eq!(
+        responses_in(&raw),
+        1,
+        "1000 pipelined requests: {} answers",
+        responses_in(&raw)
+    );
+    assert!(closed, "the connection stayed open after its one answer");
+    drop(s);
+
+    let sockets_before = open_sockets(pid);
+    let rss_before = rss_bytes(pid);
+    let asset = format!("GET /assets/uplot-1.6.32.iife.min.js HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    assert_eq!(
+        http_get(addr, "/assets/uplot-1.6.32.iife.min.js").status,
+        200
+    );
+    let attack = asset.repeat(PIPELINED);
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        c.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        // The server may close before taking everything: that is the point.
+        let _ = c.write_all(attack.as_bytes());
+        clients.push(c);
+    }
+    // /health answers within 2 s throughout; RSS sampled meanwhile.
+    let started = Instant::now();
+    let mut peak = rss_before;
+    let mut slowest = Duration::ZERO;
+    let mut served = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        peak = peak.max(rss_bytes(pid));
+        let t = Instant::now();
+        let r = http_request(addr, "GET", "/health", "");
+        let took = t.elapsed();
+        slowest = slowest.max(took);
+        assert!(
+            r.as_ref().is_ok_and(|r| r.status == 200) && took < Duration::from_secs(2),
+            "/health under {CLIENTS} pipelining clients that never read: {r:?} after {took:?}"
+        );
+        served += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sockets_after = open_sockets(pid);
+    let rss_after = rss_bytes(pid);
+    eprintln!(
+        "{CLIENTS} clients x {PIPELINED} pipelined asset requests: RSS {} -> peak {} -> {} MB, \
+         /health {served} times, slowest {slowest:?}, server sockets {sockets_before} -> {sockets_after}",
+        rss_before >> 20,
+        peak >> 20,
+        rss_after >> 20
+    );
+    // Every attacking connection is closed by the server (the clients still
+    // hold theirs open): at most the listener's neighbours remain.
+    assert!(
+        sockets_after <= sockets_before + 2,
+        "the server still holds {} connections of clients that never read",
+        sockets_after.saturating_sub(sockets_before)
+    );
+    assert!(
+        peak <= rss_before + (32 << 20),
+        "RSS grew from {} to {} MB under the attack",
+        rss_before >> 20,
+        peak >> 20
+    );
+    // Each client got one answer (the asset, whole) and then the close.
+    for (i, c) in clients.iter_mut().enumerate() {
+        let (raw, closed) = read_until_closed(c);
+        assert_eq!(
+            responses_in(&raw),
+            1,
+            "client {i}: {} answers",
+            responses_in(&raw)
+        );
+        assert!(closed, "client {i}: the server kept the connection open");
+    }
+    drop(clients);
+    assert!(app.is_running(), "the process died under the attack");
+    app.signal("TERM");
+    app.wait(TIMEOUT).expect_code(0);
+}
+
+/// Issue 18, smaller items: `HEAD /events` gave 405; 405 carried no
+/// `Allow`; `Expect: 100-continue` with a 1 MB body got `100 Continue`
+/// (also pipelined behind another request) instead of 413.
+#[test]
+fn head_events_allow_on_405_and_an_oversized_expect_gets_413_before_continue() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let app = Running::spawn(sb.run_command(&logs, &["--count", "0", "--rate", "100"]));
+    let addr = http_addr(&logs, TIMEOUT);
+
+    let head = http_request(addr, "HEAD", "/events", "").expect("HEAD /events");
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(
+        head.headers.get("content-type").map(String::as_str),
+        Some("text/event-stream"),
+        "{head:?}"
+    );
+    assert!(head.body.is_empty(), "{head:?}");
+
+    for (method, path, allow) in [
+        ("POST", "/metrics", "GET, HEAD"),
+        ("DELETE", "/health", "GET, HEAD"),
+        ("POST", "/events", "GET, HEAD"),
+        ("PUT", "/", "GET, HEAD"),
+        ("POST", "/assets/uplot-1.6.32.iife.min.js", "GET, HEAD"),
+        ("DELETE", "/predict", "GET, HEAD, POST"),
+        ("GET", "/api/predict", "POST"),
+    ] {
+        let r = http_request(addr, method, path, "Content-Length: 0\r\n")
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        assert_eq!(r.status, 405, "{method} {path}: {r:?}");
+        assert_eq!(
+            r.headers.get("allow").map(String::as_str),
+            Some(allow),
+            "{method} {path}: {r:?}"
+        );
+    }
+
+    let big = format!(
+        "POST /api/predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Expect: 100-continue\r\nContent-Length: 1048576\r\n\r\n"
+    );
+    // Alone: 413, never 100 Continue.
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.write_all(big.as_bytes()).unwrap();
+    let (raw, _) = read_until_closed(&mut s);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+    // Pipelined behind a request: that one is answered, nothing else.
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n{big}").as_bytes())
+        .unwrap();
+    let (raw, closed) = read_until_closed(&mut s);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(responses_in(&raw), 1, "{text}");
+    assert!(!text.contains("100 Continue") && closed, "{text}");
+    app.signal("TERM");
+    app.wait(TIMEOUT).expect_code(0);
+}
+
+/// Issue 18, 1.1: `http.listen = "auto"` (the default) falls back to a
+/// free port when 127.0.0.1:9898 is taken, with one WARN line naming it and
+/// the address in `logs/http.addr`; with the server off, an earlier run's
+/// `logs/http.addr` is gone while the run is alive.
+#[test]
+fn auto_falls_back_when_9898_is_taken_and_off_leaves_no_stale_http_addr() {
+    // Hold 9898 (or find it held by someone else: taken either way).
+    let _held = TcpListener::bind("127.0.0.1:9898").ok();
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let mut cmd = sb.run_command(&logs, &["--count", "0", "--rate", "100"]);
+    cmd.env("MODELWATCH__HTTP__LISTEN", "auto");
+    let app = Running::spawn(cmd);
+    let addr = http_addr(&logs, TIMEOUT);
+    assert_ne!(addr.port(), 9898, "{addr}");
+    assert!(addr.ip().is_loopback(), "{addr}");
+    assert_eq!(http_get(addr, "/health").status, 200);
+    app.signal("TERM");
+    let out = app.wait(TIMEOUT);
+    out.expect_code(0);
+    let warns: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("is in use"))
+        .collect();
+    assert_eq!(warns.len(), 1, "{}", out.stderr);
+    assert!(
+        warns[0].contains("127.0.0.1:9898") && warns[0].contains(&addr.to_string()),
+        "the WARN line names neither the default nor {addr}: {}",
+        warns[0]
+    );
+
+    // The server off: the earlier run's http.addr goes at start.
+    assert!(logs.join("http.addr").exists());
+    let mut cmd = sb.run_command(&logs, &["--count", "0", "--rate", "100"]);
+    cmd.env("MODELWATCH__HTTP__LISTEN", "off");
+    let app = Running::spawn(cmd);
+    let rows = csv_rows_now(&logs);
+    wait_until("rows of the run with the server off", TIMEOUT, || {
+        csv_rows_now(&logs) > rows
+    });
+    assert!(
+        !logs.join("http.addr").exists(),
+        "logs/http.addr of an earlier run is still there while a run with the server off is alive"
+    );
+    app.signal("TERM");
+    app.wait(TIMEOUT).expect_code(0);
+
+    // Something other than a regular file at logs/http.addr is neither
+    // followed nor replaced: exit 2 naming it.
+    let other = sb.join("other-logs");
+    std::fs::create_dir_all(&other).unwrap();
+    let target = sb.join("not-yours.txt");
+    std::fs::write(&target, "keep me\n").unwrap();
+    std::os::unix::fs::symlink(&target, other.join("http.addr")).unwrap();
+    let out = run(sb.run_command(&other, &["--count", "10"]));
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(line.contains("http.addr"), "{line}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    assert!(std::fs::symlink_metadata(other.join("http.addr"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }

@@ -39,7 +39,8 @@ pub struct Overrides {
     #[arg(long)]
     pub legacy_inbound: bool,
     /// Serve /metrics, /health and /ready on this address `ip:port` (port 0
-    /// picks a free port) or `off`. Overrides http.listen.
+    /// picks a free port; taken: exit 2), `auto` (127.0.0.1:9898, or a free
+    /// port when taken) or `off`. Overrides http.listen.
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<String>,
     /// Shift the stream on purpose from a sample on, e.g.

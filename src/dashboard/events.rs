@@ -60,6 +60,28 @@ struct State {
     ticks: tokio::time::Interval,
 }
 
+/// `HEAD /events`: the status and headers a GET would get now, without
+/// a body and without taking a stream slot.
+pub fn head(dash: &Dashboard) -> HttpResponse {
+    if dash.stop.is_cancelled() {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("retry-after", "2"))
+            .finish();
+    }
+    if dash.streams.load(Ordering::Acquire) >= dash.max_streams {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("retry-after", "5"))
+            .content_type("text/plain; charset=utf-8")
+            .finish();
+    }
+    // A stream of unknown length, as the GET's: no content-length.
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-store"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(futures::stream::empty::<Result<Bytes, actix_web::Error>>())
+}
+
 /// The handler's response: the stream, or 503 when every slot is taken.
 pub fn respond(dash: &Dashboard) -> HttpResponse {
     if dash.stop.is_cancelled() {

@@ -2,7 +2,8 @@
 //! calls the pure modules, and answers.
 //!
 //! - `GET /`: the dashboard ([`super::html::dashboard`]).
-//! - `GET /events`: the live feed ([`super::events`]).
+//! - `GET /events`: the live feed ([`super::events`]); HEAD says what a GET
+//!   would get, without opening a stream.
 //! - `GET /assets/...`: uPlot, the page's script and stylesheet, cached.
 //! - `GET /predict`: the form, prefilled with row 0 of the data;
 //!   `POST /predict` (a plain form post): the answer, or 422 with the form
@@ -12,7 +13,9 @@
 //! A process without the model role answers `/predict` and
 //! `/api/predict` with 404 and says where the model runs: the resource is
 //! not here (and will not appear by retrying, which a 503 would suggest).
-//! Bodies are bounded ([`MAX_BODY_BYTES`]; 413 beyond it).
+//! Bodies are bounded ([`MAX_BODY_BYTES`]; 413 beyond it, before `100
+//! Continue` when the client asks for one). A method a resource does not
+//! answer gets 405 with `Allow`.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -57,29 +60,39 @@ async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, HttpResponse
 /// Adds the dashboard's routes to an app.
 pub fn configure(cfg: &mut web::ServiceConfig, dash: Dashboard) {
     let body_limit = web::PayloadConfig::new(MAX_BODY_BYTES);
+    use crate::http::{not_allowed, GET_HEAD};
     cfg.app_data(web::Data::new(dash))
         .service(
             web::resource("/")
                 .route(web::get().to(dashboard))
-                .route(web::head().to(dashboard)),
+                .route(web::head().to(dashboard))
+                .default_service(not_allowed(GET_HEAD)),
         )
-        .service(web::resource("/events").route(web::get().to(events_feed)))
+        .service(
+            web::resource("/events")
+                .route(web::get().to(events_feed))
+                .route(web::head().to(events_head))
+                .default_service(not_allowed(GET_HEAD)),
+        )
         .service(
             web::resource("/assets/{name}")
                 .route(web::get().to(asset))
-                .route(web::head().to(asset)),
+                .route(web::head().to(asset))
+                .default_service(not_allowed(GET_HEAD)),
         )
         .service(
             web::resource("/predict")
                 .app_data(body_limit.clone())
                 .route(web::get().to(predict_form))
                 .route(web::head().to(predict_form))
-                .route(web::post().to(predict_post)),
+                .route(web::post().to(predict_post))
+                .default_service(not_allowed("GET, HEAD, POST")),
         )
         .service(
             web::resource("/api/predict")
                 .app_data(body_limit)
-                .route(web::post().to(api_predict)),
+                .route(web::post().to(api_predict))
+                .default_service(not_allowed("POST")),
         );
 }
 
@@ -102,6 +115,10 @@ async fn dashboard(dash: web::Data<Dashboard>) -> HttpResponse {
 
 async fn events_feed(dash: web::Data<Dashboard>) -> HttpResponse {
     events::respond(&dash)
+}
+
+async fn events_head(dash: web::Data<Dashboard>) -> HttpResponse {
+    events::head(&dash)
 }
 
 async fn asset(req: HttpRequest) -> HttpResponse {

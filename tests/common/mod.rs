@@ -8,6 +8,7 @@ pub mod openmetrics;
 #[allow(unused_imports)]
 pub use openmetrics::Scrape;
 pub mod oracle;
+pub mod private_broker;
 pub mod provision;
 
 use std::fs;
