@@ -29,7 +29,7 @@ use crate::actors::source::SourceReport;
 use crate::actors::throughput::ThroughputObserver;
 use crate::actors::{Fanout, FeatureSource, MetricActor, ModelActor, PlotActor};
 use crate::amqp::{Bridge, BridgeActor, BridgeReport};
-use crate::append_file::AppendFile;
+use crate::append_file::{AppendFile, Rotation};
 use crate::config::{Role, Settings};
 use crate::dashboard::Dashboard;
 use crate::data::Dataset;
@@ -43,6 +43,7 @@ use crate::model::{LinearModel, ModelError};
 use crate::monitor::report::Board;
 use crate::plot_view::PlotView;
 use crate::render::PlotSpec;
+use crate::reopen::Reopen;
 use crate::sampler::Sampler;
 use crate::scenario::{Plan, Scenario};
 use crate::shutdown::Shutdown;
@@ -65,6 +66,9 @@ pub struct LogPaths {
     pub over_time_csv: PathBuf,
     pub alerts: PathBuf,
     pub over_time_png: PathBuf,
+    /// How the appended logs are bounded and reopened (`logs.max_bytes`,
+    /// `logs.keep`, SIGHUP); none unless [`LogPaths::with_rotation`].
+    pub rotation: Rotation,
 }
 
 impl LogPaths {
@@ -81,7 +85,20 @@ impl LogPaths {
             over_time_csv: dir.join("metrics_over_time.csv"),
             alerts: dir.join("alerts.jsonl"),
             over_time_png: dir.join("error_over_time.png"),
+            rotation: Rotation::default(),
         }
+    }
+
+    /// Bounds and reopens the logs opened through these paths.
+    pub fn with_rotation(mut self, rotation: Rotation) -> LogPaths {
+        self.rotation = rotation;
+        self
+    }
+
+    /// Opens one of these logs for appending (see [`open_log`]), with the
+    /// rotation.
+    pub fn open_log(&self, path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
+        Ok(open_log(path, header)?.with_rotation(self.rotation.clone()))
     }
 
     /// Creates the folder; an error names it.
@@ -173,7 +190,9 @@ pub fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile>
 
 /// Opens the log files and the model of the roles to run; nothing runs yet.
 pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
-    let paths = LogPaths::new(&settings.logs.dir);
+    // Its reopen is asked for through `Prepared::paths` (SIGHUP in cli.rs).
+    let paths =
+        LogPaths::new(&settings.logs.dir).with_rotation(settings.logs.rotation(&Reopen::new()));
     paths.create_dir()?;
     // One writer per logs dir: two metrics appending to one metric_log.csv
     // (and monitors to one metrics_over_time.csv) interleave their rows.
@@ -227,9 +246,9 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     };
     // The metric opens (and repairs) the log before the plot reads it.
     let metric = if settings.runs(Role::Metric) {
-        let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
+        let csv = paths.open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
         let labels = if settings.metric.labels_log {
-            Some(open_log(&paths.labels, None)?)
+            Some(paths.open_log(&paths.labels, None)?)
         } else {
             None
         };
@@ -237,9 +256,14 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         // written; and a half that waits for its partner is journaled so
         // that its delivery can be acknowledged.
         let (recent, journal) = if !settings.runs(Role::Features) || !settings.runs(Role::Model) {
+            // The newest old file first: a rotation just before a restart
+            // must not empty the window.
             let mut recent = RecentIds::new(settings.metric.dedup_window);
-            read_metric_log(&paths.metric_csv, |r| recent.insert(r.id))
-                .with_context(|| format!("reading the ids of {}", paths.metric_csv.display()))?;
+            let old = paths.rotation.old_files(&paths.metric_csv);
+            for csv in old.last().into_iter().chain([&paths.metric_csv]) {
+                read_metric_log(csv, |r| recent.insert(r.id))
+                    .with_context(|| format!("reading the ids of {}", csv.display()))?;
+            }
             let journal = Journal::open(&paths.pending_journal)?;
             (Some(recent), Some(journal))
         } else {
