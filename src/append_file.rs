@@ -573,6 +573,84 @@ mod tests {
     }
 
     #[test]
+    fn rotation_ends_files_between_rows_and_keeps_at_most_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        let rotation = Rotation {
+            max_bytes: 20,
+            keep: 2,
+            reopen: Reopen::new(),
+        };
+        let (f, _) = AppendFile::open(&p, Some("h")).unwrap();
+        let mut f = f.with_rotation(rotation.clone());
+        for i in 0..12 {
+            f.buffer()
+                .extend_from_slice(format!("row{i:02}\n").as_bytes());
+        }
+        f.flush().unwrap();
+        // 2 + 6 per row: three rows a file; the oldest two files are gone.
+        assert_eq!(read(&p), "h\nrow09\nrow10\nrow11\n");
+        assert_eq!(read(&numbered(&p, 1)), "h\nrow06\nrow07\nrow08\n");
+        assert_eq!(read(&numbered(&p, 2)), "h\nrow03\nrow04\nrow05\n");
+        assert!(!numbered(&p, 3).exists());
+        assert_eq!(f.rotations(), 3);
+        assert_eq!(
+            rotation.old_files(&p),
+            vec![numbered(&p, 2), numbered(&p, 1)]
+        );
+        // A row longer than the bound gets a file of its own.
+        f.buffer().extend_from_slice(b"a-very-long-row-indeed\n");
+        f.flush().unwrap();
+        assert_eq!(read(&p), "h\na-very-long-row-indeed\n");
+    }
+
+    #[test]
+    fn reopen_goes_on_in_a_new_file_after_a_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        let reopen = Reopen::new();
+        let (f, _) = AppendFile::open(&p, Some("h")).unwrap();
+        let mut f = f.with_rotation(Rotation {
+            reopen: reopen.clone(),
+            ..Rotation::default()
+        });
+        f.buffer().extend_from_slice(b"1\n");
+        f.flush().unwrap();
+        let moved = dir.path().join("a.csv.old");
+        std::fs::rename(&p, &moved).unwrap();
+        f.buffer().extend_from_slice(b"2\n");
+        reopen.request();
+        f.flush().unwrap();
+        assert_eq!(read(&moved), "h\n1\n");
+        assert_eq!(read(&p), "h\n2\n");
+    }
+
+    #[test]
+    fn what_is_not_a_regular_file_is_neither_followed_nor_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "v\n").unwrap();
+        let p = dir.path().join("a.csv");
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        let err = AppendFile::open(&p, Some("h")).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(&victim, numbered(&p, 1)).unwrap();
+        let (f, _) = AppendFile::open(&p, Some("h")).unwrap();
+        let mut f = f.with_rotation(Rotation {
+            max_bytes: 4,
+            keep: 3,
+            reopen: Reopen::new(),
+        });
+        f.buffer().extend_from_slice(b"1\n2\n");
+        let err = f.flush().unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert_eq!(f.pending_rows(), 1, "the row that did not fit waits");
+        assert_eq!(read(&victim), "v\n");
+        assert_eq!(read(&p), "h\n1\n");
+    }
+
+    #[test]
     fn failed_write_keeps_the_bytes_for_the_next_flush() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.txt");

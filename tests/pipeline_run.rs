@@ -519,7 +519,7 @@ fn log_family(logs: &Path, name: &str) -> Vec<std::path::PathBuf> {
             Some((n.parse().ok()?, p))
         })
         .collect();
-    old.sort_by(|a, b| b.0.cmp(&a.0));
+    old.sort_by_key(|b| std::cmp::Reverse(b.0));
     let mut all: Vec<_> = old.into_iter().map(|(_, p)| p).collect();
     all.push(logs.join(name));
     all
