@@ -342,8 +342,9 @@ async fn forward_signals(shutdown: Shutdown, reopen: [crate::reopen::Reopen; 2])
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: reopening the log files at their next write");
+                // Asked first: this line is the first of the new pipeline.log.
                 reopen.iter().for_each(crate::reopen::Reopen::request);
+                tracing::info!("SIGHUP: reopening the log files at their next write");
                 continue;
             }
         };
