@@ -536,16 +536,29 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     };
 
     let probe = bridge.as_ref().map(Bridge::probe);
+    // Rows the metric made (each observed once in the error histogram)
+    // and rows that reached the file: the difference is what an abort loses.
+    let metrics = telemetry.metrics.clone();
+    let has_metric = settings.runs(Role::Metric);
     let aborted = |why: String| {
         crate::exit::leave();
         let left = probe.as_ref().map_or(0, |p| p.undelivered_now());
+        let unwritten = metrics
+            .absolute_error
+            .count()
+            .saturating_sub(metrics.rows_written.get());
         tracing::error!(
             signal = why,
             undelivered = left,
+            unwritten_rows = unwritten,
             "second signal: exiting without finishing the drain"
         );
+        let rows = match has_metric {
+            true => format!("; {unwritten} rows not written to metric_log.csv"),
+            false => String::new(),
+        };
         anyhow::anyhow!(
-            "second signal ({why}) during the shutdown: stopped without finishing it; {left} messages not delivered to the broker"
+            "second signal ({why}) during the shutdown: stopped without finishing it; {left} messages not delivered to the broker{rows}"
         )
     };
     let report = tokio::select! {

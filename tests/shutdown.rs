@@ -75,10 +75,14 @@ fn a_second_signal_during_the_drain_exits_1_without_a_panic() {
     assert!(line.contains("second signal (SIGINT)"), "{line}");
     let left = number_before(&line, "messages not delivered");
     assert!(left > 0, "messages were buffered for the broker: {line}");
-    // The metric's rows are whole: the first stop drained the local pipeline.
+    // The metric's rows are whole: the first stop drained the local
+    // pipeline, and the exit line counts what did not reach the file.
     let rows = read_metric_log(&logs);
     assert!(!rows.is_empty());
     assert_rows_are_model_outputs(&rows);
+    let unwritten = number_before(&line, "rows not written");
+    let made = Scrape::final_of(&logs).count("modelwatch_absolute_error_count", &[]);
+    assert_eq!(rows.len() as u64 + unwritten, made, "{line}");
 }
 
 #[test]
