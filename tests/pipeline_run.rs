@@ -739,3 +739,29 @@ fn logs_never_follow_or_replace_what_is_not_a_regular_file() {
     // What was written is whole.
     assert!(!read_metric_log(&logs).is_empty());
 }
+
+#[test]
+fn the_monitor_numbering_goes_on_after_a_rotation_and_a_restart() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let args = ["--count", "1000", "--rate", "0", "--seed", "7"];
+    run_ok(&sb, &logs, &args);
+    assert_eq!(window_seqs(&logs.join("metrics_over_time.csv")), [1, 2]);
+    // As a rotation leaves it: the windows in `.1`, a new file with only
+    // its header.
+    let current = logs.join("metrics_over_time.csv");
+    fs::rename(&current, logs.join("metrics_over_time.csv.1")).unwrap();
+    let header = fs::read_to_string(logs.join("metrics_over_time.csv.1"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    fs::write(&current, format!("{header}\n")).unwrap();
+    run_ok(&sb, &logs, &args);
+    assert_eq!(
+        window_seqs(&current),
+        [3, 4],
+        "the numbering restarted after a rotation"
+    );
+}
