@@ -367,11 +367,7 @@ impl RunReport {
     /// What this run did not deliver, if anything (then it must exit 1).
     pub fn shortfall(&self) -> Option<String> {
         if let Some(m) = self.monitor.as_ref().filter(|m| !m.is_empty()) {
-            return Some(format!(
-                "the monitor could not write everything: {} bytes of rows dropped, still unwritten: {}",
-                m.dropped_bytes,
-                if m.unwritten.is_empty() { "nothing".to_owned() } else { m.unwritten.join(", ") }
-            ));
+            return Some(m.to_string());
         }
         let b = self.bridge?;
         if b.complete() {
@@ -788,7 +784,7 @@ impl Actors {
                 );
                 crate::actors::monitor::MonitorShortfall {
                     unwritten: vec!["the monitor's files (the monitor is gone)".into()],
-                    dropped_bytes: 0,
+                    ..Default::default()
                 }
             })),
             None => None,
@@ -800,9 +796,18 @@ impl Actors {
             Some(b) => Some(b.shutdown().await),
             None => None,
         };
+        // A failed metric ends the run with its error; what the monitor
+        // could not write is counted on the same line.
+        let metric = match metric.transpose() {
+            Ok(m) => m,
+            Err(e) => match monitor.as_ref().filter(|m| !m.is_empty()) {
+                Some(m) => return Err(anyhow::anyhow!("{e:#}; {m}")),
+                None => return Err(e),
+            },
+        };
         Ok(RunReport {
             source,
-            metric: metric.transpose()?,
+            metric,
             // With the bridge on, the run ends when the broker has confirmed.
             elapsed: started.elapsed(),
             bridge,

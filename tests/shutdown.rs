@@ -411,3 +411,28 @@ fn a_disk_full_at_the_final_flush_counts_the_rows_and_tears_none() {
     assert_eq!(dropped + written, 3000, "{}", one_error_line(&out));
     assert!(dropped > 0);
 }
+
+#[test]
+fn a_failed_final_flush_with_the_monitor_counts_its_rows_too_and_tears_none() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let mut cmd = sb.run_command(&logs, &["--count", "3000", "--rate", "0", "--seed", "8"]);
+    cmd.env("MODELWATCH__METRIC__FLUSH_INTERVAL", "1m")
+        .env("FAILPOINTS", "append-file-write=return")
+        .env("NO_COLOR", "1");
+    let out = run_within(cmd, Duration::from_secs(60));
+    let (dropped, written) = check_counted_exit(&out, &logs);
+    assert_eq!((dropped, written), (3000, 0), "{}", out.stderr);
+    // 3000 records: six windows of 500 (and any alert event), none written.
+    let line = one_error_line(&out);
+    let rows = number_before(&line, "rows (windows and alert events) dropped");
+    let windows = Scrape::final_of(&logs).count("modelwatch_monitor_windows_total", &[]);
+    assert_eq!(windows, 6);
+    assert!(rows >= windows, "{line}");
+    assert_eq!(
+        std::fs::read_to_string(logs.join("alerts.jsonl")).unwrap(),
+        ""
+    );
+    let over_time = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
+    assert_eq!(over_time.lines().count(), 1, "only the header: {over_time}");
+}
