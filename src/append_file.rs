@@ -1,4 +1,5 @@
-//! An append-only log file that never loses or tears a row.
+//! An append-only log file that never loses or tears a row, bounded by size
+//! and reopened on request (log rotation).
 //!
 //! Rows are formatted into an in-memory buffer and written out on `flush`.
 //! Progress is tracked to the byte: a failed or partial write keeps exactly
@@ -7,10 +8,22 @@
 //! duplicates a row. At open, a torn last line left by a crash is cut off and
 //! the header is written only to a new or empty file; an existing file whose
 //! first line is not the expected header is refused rather than mixed.
+//!
+//! With a [`Rotation`], a file that a row would take past `max_bytes` is
+//! renamed to `name.1` (`name.1` to `name.2` and so on, `name.keep` dropped)
+//! and a new one started with the header, always between two rows; and a
+//! [`Reopen`] request (SIGHUP, after logrotate renamed the file) makes the
+//! next flush finish the current row in the old file and go on in a file
+//! opened anew by its path. Only regular files are opened, renamed or
+//! removed: a symbolic link, FIFO, device or folder at one of those names is
+//! refused with an error naming it, never followed or replaced.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+
+use crate::reopen::Reopen;
 
 /// Errors opening or writing a log file, with its path.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +47,54 @@ pub struct OpenReport {
     pub wrote_header: bool,
 }
 
-/// A log file opened for appending whole lines.
+/// How a log file is bounded and when it is reopened (`logs.max_bytes`,
+/// `logs.keep`, SIGHUP). The default bounds nothing and is never asked to
+/// reopen.
+#[derive(Debug, Clone, Default)]
+pub struct Rotation {
+    /// Start a new file rather than let a row take this one past this size
+    /// (0: no bound).
+    pub max_bytes: u64,
+    /// Old files kept: `name.1` (the newest) to `name.keep`.
+    pub keep: u32,
+    /// Reopen the file by its path at the next flush.
+    pub reopen: Reopen,
+}
+
+impl Rotation {
+    /// The old files this rotation keeps of `path` that exist, oldest first.
+    pub fn old_files(&self, path: &Path) -> Vec<PathBuf> {
+        (1..=self.keep)
+            .rev()
+            .map(|k| numbered(path, k))
+            .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_file()))
+            .collect()
+    }
+}
+
+/// `name.k`: the k-th newest old file of `path`.
+pub fn numbered(path: &Path, k: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{k}"));
+    PathBuf::from(name)
+}
+
 #[derive(Debug)]
 pub struct AppendFile {
     path: PathBuf,
     file: Option<File>,
     pending: Vec<u8>,
+    header: Option<String>,
+    /// Bytes in the open file (as far as this process wrote or found them).
+    size: u64,
+    /// The last write ended inside a row (a partial write): the rest of
+    /// that row must go to the same file.
+    mid_row: bool,
+    rotation: Rotation,
+    /// The reopen generation this file last saw.
+    seen: u64,
+    /// Files started because of `max_bytes`.
+    rotations: u64,
 }
 
 impl AppendFile {
@@ -53,12 +108,7 @@ impl AppendFile {
             path: path.to_owned(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(io_err)?;
+        let mut file = open_regular(path, true).map_err(io_err)?;
         let mut report = OpenReport {
             repaired_bytes: repair_torn_tail(&mut file).map_err(io_err)?,
             ..OpenReport::default()
@@ -79,12 +129,31 @@ impl AppendFile {
                 }
             }
         }
+        let size = file.metadata().map_err(io_err)?.len();
         let this = AppendFile {
             path: path.to_owned(),
             file: Some(file),
             pending: Vec::with_capacity(64 * 1024),
+            header: header.map(str::to_owned),
+            size,
+            mid_row: false,
+            rotation: Rotation::default(),
+            seen: 0,
+            rotations: 0,
         };
         Ok((this, report))
+    }
+
+    /// Bounds the file by size and reopens it on request (see [`Rotation`]).
+    pub fn with_rotation(mut self, rotation: Rotation) -> AppendFile {
+        self.seen = rotation.reopen.generation();
+        self.rotation = rotation;
+        self
+    }
+
+    /// Files started because of `max_bytes` since the open.
+    pub fn rotations(&self) -> u64 {
+        self.rotations
     }
 
     pub fn path(&self) -> &Path {
@@ -101,47 +170,136 @@ impl AppendFile {
         self.pending.len()
     }
 
-    /// Writes everything buffered. On error the unwritten bytes stay buffered
-    /// and the file is closed, to be reopened by the next flush.
+    /// Writes everything buffered (rotating, or reopening when asked, on the
+    /// way). On error the unwritten bytes stay buffered and the file is
+    /// closed, to be reopened by the next flush.
     pub fn flush(&mut self) -> Result<(), AppendError> {
-        let io_err = |source| AppendError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        if self.pending.is_empty() {
+        let generation = self.rotation.reopen.generation();
+        let reopen = generation != self.seen;
+        if self.pending.is_empty() && !reopen {
             return Ok(());
         }
         fail::fail_point!("append-file-write", |_| {
             self.file = None;
-            Err(io_err(io::Error::other(
-                "injected by failpoint append-file-write",
-            )))
+            Err(self.io_err(io::Error::other("injected by failpoint append-file-write")))
         });
-        if self.file.is_none() {
-            let file = OpenOptions::new()
-                .append(true)
-                .open(&self.path)
-                .map_err(io_err)?;
-            self.file = Some(file);
-        }
-        let file = self.file.as_mut().expect("opened above");
+        self.write_buffered(reopen, generation)
+    }
+
+    /// [`AppendFile::flush`] without its fail point.
+    fn write_buffered(&mut self, reopen: bool, generation: u64) -> Result<(), AppendError> {
         let mut written = 0;
-        let result = loop {
-            if written == self.pending.len() {
-                break Ok(());
-            }
-            match file.write(&self.pending[written..]) {
-                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
+        let result = self.write_out(&mut written, reopen, generation);
         self.pending.drain(..written);
         if let Err(e) = result {
             self.file = None;
-            return Err(io_err(e));
+            return Err(self.io_err(e));
         }
+        Ok(())
+    }
+
+    fn io_err(&self, source: io::Error) -> AppendError {
+        AppendError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Writes `pending[*written..]`, advancing `written` as bytes reach a
+    /// file. A reopen first finishes a row begun in the old file.
+    fn write_out(&mut self, written: &mut usize, reopen: bool, generation: u64) -> io::Result<()> {
+        if reopen {
+            if self.mid_row && self.file.is_some() {
+                let end = row_end(&self.pending, 0);
+                self.write_range(written, end)?;
+            }
+            self.file = None;
+            self.seen = generation;
+            self.open_by_path()?;
+        }
+        while *written < self.pending.len() {
+            if self.file.is_none() {
+                self.open_by_path()?;
+            }
+            match self.chunk_end(*written) {
+                Some(end) => self.write_range(written, end)?,
+                None => self.rotate()?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `pending[*written..end]` to the open file.
+    fn write_range(&mut self, written: &mut usize, end: usize) -> io::Result<()> {
+        let file = self.file.as_mut().expect("opened before writing");
+        while *written < end {
+            match file.write(&self.pending[*written..end]) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    *written += n;
+                    self.size += n as u64;
+                    self.mid_row = self.pending[*written - 1] != b'\n';
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the next write from `from` ends: the whole rows that fit under
+    /// `max_bytes`, at least the rest of a row begun and one row in a file
+    /// that holds no row yet; `None` when the file must rotate first.
+    fn chunk_end(&self, from: usize) -> Option<usize> {
+        let rest = &self.pending[from..];
+        let max = self.rotation.max_bytes;
+        if max == 0 || self.size + rest.len() as u64 <= max {
+            return Some(self.pending.len());
+        }
+        if self.mid_row || self.size <= self.header_len() {
+            return Some(row_end(&self.pending, from));
+        }
+        let room = max.saturating_sub(self.size).min(rest.len() as u64) as usize;
+        rest[..room]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|pos| from + pos + 1)
+    }
+
+    fn header_len(&self) -> u64 {
+        self.header.as_ref().map_or(0, |h| h.len() as u64 + 1)
+    }
+
+    /// Opens the file by its path (creating it, with the header if it is
+    /// new or empty). What an earlier write left in it stays as it is: the
+    /// buffer continues it.
+    fn open_by_path(&mut self) -> io::Result<()> {
+        let mut file = open_regular(&self.path, false)?;
+        let mut size = file.metadata()?.len();
+        if size == 0 {
+            if let Some(h) = &self.header {
+                file.write_all(format!("{h}\n").as_bytes())?;
+                size = h.len() as u64 + 1;
+            }
+            self.mid_row = false;
+        }
+        self.size = size;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// Renames the full file to `name.1` (shifting the older ones, the
+    /// oldest dropped); the next write starts a new file.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file = None;
+        let keep = self.rotation.keep.max(1);
+        remove_regular(&numbered(&self.path, keep))?;
+        for k in (1..keep).rev() {
+            rename_regular(&numbered(&self.path, k), &numbered(&self.path, k + 1))?;
+        }
+        rename_regular(&self.path, &numbered(&self.path, 1))?;
+        self.rotations += 1;
+        self.size = 0;
         Ok(())
     }
 
@@ -151,6 +309,7 @@ impl AppendFile {
     pub fn discard_and_reopen(&mut self) {
         self.pending.clear();
         self.file = None;
+        self.mid_row = false;
     }
 
     /// Rows (newlines) in the buffer, not yet in the file.
@@ -164,11 +323,16 @@ impl AppendFile {
     pub fn discard_pending(&mut self) -> Result<(), AppendError> {
         self.pending.clear();
         self.file = None;
+        self.mid_row = false;
         let cut = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&self.path)
-            .and_then(|mut f| repair_torn_tail(&mut f));
+            .and_then(|mut f| match f.metadata()?.is_file() {
+                true => repair_torn_tail(&mut f),
+                false => Err(not_regular()),
+            });
         match cut {
             Ok(_) => Ok(()),
             Err(source) => Err(AppendError::Io {
@@ -189,6 +353,116 @@ impl AppendFile {
         }
         Ok(())
     }
+}
+
+/// Unwritten bytes of `pipeline.log` kept while its disk fails; past them
+/// the buffer is dropped (the same lines went to stderr).
+const LOG_BUFFER_MAX: usize = 1 << 20;
+
+/// `pipeline.log` as tracing-appender's worker writes it (one event per
+/// `write`), through an [`AppendFile`], so that it is bounded and reopened
+/// like the other logs. A failing disk never blocks or fails the worker:
+/// the lines wait in a bounded buffer. (The `append-file-write` fail point
+/// is not in this path: it stands for the data files.)
+#[derive(Debug)]
+pub struct LogWriter(AppendFile);
+
+impl LogWriter {
+    pub fn open(path: &Path, rotation: Rotation) -> Result<LogWriter, AppendError> {
+        let (file, _) = AppendFile::open(path, None)?;
+        Ok(LogWriter(file.with_rotation(rotation)))
+    }
+
+    fn write_out(&mut self) {
+        let f = &mut self.0;
+        let generation = f.rotation.reopen.generation();
+        let reopen = generation != f.seen;
+        if (f.pending.is_empty() && !reopen) || f.write_buffered(reopen, generation).is_ok() {
+            return;
+        }
+        if f.pending_bytes() > LOG_BUFFER_MAX {
+            let _ = f.discard_pending();
+        }
+    }
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.buffer().extend_from_slice(buf);
+        self.write_out();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_out();
+        Ok(())
+    }
+}
+
+/// The end of the row that `pending[from..]` starts (or continues).
+fn row_end(pending: &[u8], from: usize) -> usize {
+    pending[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(pending.len(), |pos| from + pos + 1)
+}
+
+fn not_regular() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "not a regular file (a symbolic link, directory, FIFO, socket or device); refusing to follow or replace it",
+    )
+}
+
+/// Opens `path` for appending, creating it; refuses (without following or
+/// blocking on it) anything that is not a regular file.
+fn open_regular(path: &Path, read: bool) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(read)
+        .append(true)
+        .create(true)
+        // A symbolic link fails (ELOOP); a FIFO does not wait for a reader.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::ENXIO) => not_regular(),
+            _ => e,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+/// Whether `path` is absent (Ok(false)) or a regular file (Ok(true));
+/// anything else is refused.
+fn regular_or_absent(path: &Path) -> io::Result<bool> {
+    match path.symlink_metadata() {
+        Ok(m) if m.is_file() => Ok(true),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: {}", path.display(), not_regular()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn remove_regular(path: &Path) -> io::Result<()> {
+    if regular_or_absent(path)? {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
+}
+
+/// Renames a regular file `from` (if there is one) to `to`, which must be
+/// absent or a regular file.
+fn rename_regular(from: &Path, to: &Path) -> io::Result<()> {
+    if regular_or_absent(from)? {
+        regular_or_absent(to)?;
+        std::fs::rename(from, to)?;
+    }
+    Ok(())
 }
 
 /// Length of the file up to and including its last newline (0 if none).
@@ -296,6 +570,84 @@ mod tests {
         std::fs::write(&p, "name,age\nx,1\n").unwrap();
         let err = AppendFile::open(&p, Some("id,y")).unwrap_err().to_string();
         assert!(err.contains("expected the header"), "{err}");
+    }
+
+    #[test]
+    fn rotation_ends_files_between_rows_and_keeps_at_most_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        let rotation = Rotation {
+            max_bytes: 20,
+            keep: 2,
+            reopen: Reopen::new(),
+        };
+        let (f, _) = AppendFile::open(&p, Some("h")).unwrap();
+        let mut f = f.with_rotation(rotation.clone());
+        for i in 0..12 {
+            f.buffer()
+                .extend_from_slice(format!("row{i:02}\n").as_bytes());
+        }
+        f.flush().unwrap();
+        // 2 + 6 per row: three rows a file; the oldest two files are gone.
+        assert_eq!(read(&p), "h\nrow09\nrow10\nrow11\n");
+        assert_eq!(read(&numbered(&p, 1)), "h\nrow06\nrow07\nrow08\n");
+        assert_eq!(read(&numbered(&p, 2)), "h\nrow03\nrow04\nrow05\n");
+        assert!(!numbered(&p, 3).exists());
+        assert_eq!(f.rotations(), 3);
+        assert_eq!(
+            rotation.old_files(&p),
+            vec![numbered(&p, 2), numbered(&p, 1)]
+        );
+        // A row longer than the bound gets a file of its own.
+        f.buffer().extend_from_slice(b"a-very-long-row-indeed\n");
+        f.flush().unwrap();
+        assert_eq!(read(&p), "h\na-very-long-row-indeed\n");
+    }
+
+    #[test]
+    fn reopen_goes_on_in_a_new_file_after_a_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        let reopen = Reopen::new();
+        let (f, _) = AppendFile::open(&p, Some("h")).unwrap();
+        let mut f = f.with_rotation(Rotation {
+            reopen: reopen.clone(),
+            ..Rotation::default()
+        });
+        f.buffer().extend_from_slice(b"1\n");
+        f.flush().unwrap();
+        let moved = dir.path().join("a.csv.old");
+        std::fs::rename(&p, &moved).unwrap();
+        f.buffer().extend_from_slice(b"2\n");
+        reopen.request();
+        f.flush().unwrap();
+        assert_eq!(read(&moved), "h\n1\n");
+        assert_eq!(read(&p), "h\n2\n");
+    }
+
+    #[test]
+    fn what_is_not_a_regular_file_is_neither_followed_nor_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "v\n").unwrap();
+        let p = dir.path().join("a.csv");
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        let err = AppendFile::open(&p, Some("h")).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(&victim, numbered(&p, 1)).unwrap();
+        let (f, _) = AppendFile::open(&p, Some("h")).unwrap();
+        let mut f = f.with_rotation(Rotation {
+            max_bytes: 4,
+            keep: 3,
+            reopen: Reopen::new(),
+        });
+        f.buffer().extend_from_slice(b"1\n2\n");
+        let err = f.flush().unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert_eq!(f.pending_rows(), 1, "the row that did not fit waits");
+        assert_eq!(read(&victim), "v\n");
+        assert_eq!(read(&p), "h\n1\n");
     }
 
     #[test]

@@ -277,14 +277,18 @@ fn run(args: RunArgs) -> i32 {
     if args.print_config {
         return print_out(settings.to_redacted_toml().as_bytes(), "the configuration");
     }
-    let paths = LogPaths::new(&settings.logs.dir);
+    // pipeline.log's own rotation; the data files get theirs in `prepare`.
+    let log_reopen = crate::reopen::Reopen::new();
+    let paths =
+        LogPaths::new(&settings.logs.dir).with_rotation(settings.logs.rotation(&log_reopen));
     if let Err(e) = check_output_files(&settings, &paths) {
         return usage_error(e);
     }
     if let Err(e) = paths.create_dir() {
         return usage_error(format!("{e:#}"));
     }
-    let _log_guard = match telemetry::init(&settings.logs.level, Some(&paths.pipeline_log)) {
+    let log_file = (paths.pipeline_log.as_path(), paths.rotation.clone());
+    let _log_guard = match telemetry::init(&settings.logs.level, Some(log_file)) {
         Ok(g) => g,
         Err(e) => return usage_error(format!("{}: {e}", paths.pipeline_log.display())),
     };
@@ -298,10 +302,11 @@ fn run(args: RunArgs) -> i32 {
     };
     let telemetry = prepared.telemetry.clone();
     let final_metrics = prepared.paths.final_metrics.clone();
+    let reopen = [log_reopen, prepared.paths.rotation.reopen.clone()];
     let shutdown = Shutdown::new();
     let system = actix::System::new();
     let result = system.block_on(async {
-        actix::spawn(forward_signals(shutdown.clone()));
+        actix::spawn(forward_signals(shutdown.clone(), reopen));
         pipeline::run(prepared, shutdown).await
     });
     // The registry at exit, for whoever reads the final counters of a
@@ -336,16 +341,18 @@ fn run(args: RunArgs) -> i32 {
 }
 
 /// Turns SIGINT and SIGTERM into the two steps of `shutdown`: the first
-/// signal drains, the second aborts the drain. The only place that knows
-/// about signals.
-async fn forward_signals(shutdown: Shutdown) {
+/// signal drains, the second aborts the drain; and SIGHUP (logrotate's
+/// `postrotate`) into a request to reopen every log file. The only place
+/// that knows about signals.
+async fn forward_signals(shutdown: Shutdown, reopen: [crate::reopen::Reopen; 2]) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (mut term, mut int) = match (
+    let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) {
-        (Ok(t), Ok(i)) => (t, i),
-        (Err(e), _) | (_, Err(e)) => {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             tracing::error!(error = %e, "cannot install the signal handlers");
             return;
         }
@@ -354,6 +361,12 @@ async fn forward_signals(shutdown: Shutdown) {
         let name = tokio::select! {
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => {
+                // Asked first: this line is the first of the new pipeline.log.
+                reopen.iter().for_each(crate::reopen::Reopen::request);
+                tracing::info!("SIGHUP: reopening the log files at their next write");
+                continue;
+            }
         };
         if shutdown.is_draining() {
             shutdown.abort(name);

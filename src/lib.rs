@@ -37,6 +37,7 @@ pub mod pipeline;
 pub mod plot_view;
 pub mod render;
 pub mod render_over_time;
+pub mod reopen;
 pub mod sampler;
 pub mod scenario;
 pub mod shutdown;

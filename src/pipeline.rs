@@ -29,7 +29,7 @@ use crate::actors::source::SourceReport;
 use crate::actors::throughput::ThroughputObserver;
 use crate::actors::{Fanout, FeatureSource, MetricActor, ModelActor, PlotActor};
 use crate::amqp::{Bridge, BridgeActor, BridgeReport};
-use crate::append_file::AppendFile;
+use crate::append_file::{AppendFile, Rotation};
 use crate::config::{Role, Settings};
 use crate::dashboard::Dashboard;
 use crate::data::Dataset;
@@ -43,6 +43,7 @@ use crate::model::{LinearModel, ModelError};
 use crate::monitor::report::Board;
 use crate::plot_view::PlotView;
 use crate::render::PlotSpec;
+use crate::reopen::Reopen;
 use crate::sampler::Sampler;
 use crate::scenario::{Plan, Scenario};
 use crate::shutdown::Shutdown;
@@ -65,6 +66,9 @@ pub struct LogPaths {
     pub over_time_csv: PathBuf,
     pub alerts: PathBuf,
     pub over_time_png: PathBuf,
+    /// How the appended logs are bounded and reopened (`logs.max_bytes`,
+    /// `logs.keep`, SIGHUP); none unless [`LogPaths::with_rotation`].
+    pub rotation: Rotation,
 }
 
 impl LogPaths {
@@ -81,7 +85,20 @@ impl LogPaths {
             over_time_csv: dir.join("metrics_over_time.csv"),
             alerts: dir.join("alerts.jsonl"),
             over_time_png: dir.join("error_over_time.png"),
+            rotation: Rotation::default(),
         }
+    }
+
+    /// Bounds and reopens the logs opened through these paths.
+    pub fn with_rotation(mut self, rotation: Rotation) -> LogPaths {
+        self.rotation = rotation;
+        self
+    }
+
+    /// Opens one of these logs for appending (see [`open_log`]), with the
+    /// rotation.
+    pub fn open_log(&self, path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
+        Ok(open_log(path, header)?.with_rotation(self.rotation.clone()))
     }
 
     /// Creates the folder; an error names it.
@@ -185,7 +202,9 @@ fn remove_http_addr(path: &Path) -> anyhow::Result<()> {
 
 /// Opens the log files and the model of the roles to run; nothing runs yet.
 pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
-    let paths = LogPaths::new(&settings.logs.dir);
+    // Its reopen is asked for through `Prepared::paths` (SIGHUP in cli.rs).
+    let paths =
+        LogPaths::new(&settings.logs.dir).with_rotation(settings.logs.rotation(&Reopen::new()));
     paths.create_dir()?;
     // One writer per logs dir: two metrics appending to one metric_log.csv
     // (and monitors to one metrics_over_time.csv) interleave their rows.
@@ -252,9 +271,9 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     };
     // The metric opens (and repairs) the log before the plot reads it.
     let metric = if settings.runs(Role::Metric) {
-        let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
+        let csv = paths.open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
         let labels = if settings.metric.labels_log {
-            Some(open_log(&paths.labels, None)?)
+            Some(paths.open_log(&paths.labels, None)?)
         } else {
             None
         };
@@ -262,9 +281,14 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         // written; and a half that waits for its partner is journaled so
         // that its delivery can be acknowledged.
         let (recent, journal) = if !settings.runs(Role::Features) || !settings.runs(Role::Model) {
+            // The newest old file first: a rotation just before a restart
+            // must not empty the window.
             let mut recent = RecentIds::new(settings.metric.dedup_window);
-            read_metric_log(&paths.metric_csv, |r| recent.insert(r.id))
-                .with_context(|| format!("reading the ids of {}", paths.metric_csv.display()))?;
+            let old = paths.rotation.old_files(&paths.metric_csv);
+            for csv in old.last().into_iter().chain([&paths.metric_csv]) {
+                read_metric_log(csv, |r| recent.insert(r.id))
+                    .with_context(|| format!("reading the ids of {}", csv.display()))?;
+            }
             let journal = Journal::open(&paths.pending_journal)?;
             (Some(recent), Some(journal))
         } else {
@@ -368,11 +392,7 @@ impl RunReport {
     /// What this run did not deliver, if anything (then it must exit 1).
     pub fn shortfall(&self) -> Option<String> {
         if let Some(m) = self.monitor.as_ref().filter(|m| !m.is_empty()) {
-            return Some(format!(
-                "the monitor could not write everything: {} bytes of rows dropped, still unwritten: {}",
-                m.dropped_bytes,
-                if m.unwritten.is_empty() { "nothing".to_owned() } else { m.unwritten.join(", ") }
-            ));
+            return Some(m.to_string());
         }
         let b = self.bridge?;
         if b.complete() {
@@ -537,16 +557,29 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     };
 
     let probe = bridge.as_ref().map(Bridge::probe);
+    // Rows the metric made (each observed once in the error histogram)
+    // and rows that reached the file: the difference is what an abort loses.
+    let metrics = telemetry.metrics.clone();
+    let has_metric = settings.runs(Role::Metric);
     let aborted = |why: String| {
         crate::exit::leave();
         let left = probe.as_ref().map_or(0, |p| p.undelivered_now());
+        let unwritten = metrics
+            .absolute_error
+            .count()
+            .saturating_sub(metrics.rows_written.get());
         tracing::error!(
             signal = why,
             undelivered = left,
+            unwritten_rows = unwritten,
             "second signal: exiting without finishing the drain"
         );
+        let rows = match has_metric {
+            true => format!("; {unwritten} rows not written to metric_log.csv"),
+            false => String::new(),
+        };
         anyhow::anyhow!(
-            "second signal ({why}) during the shutdown: stopped without finishing it; {left} messages not delivered to the broker"
+            "second signal ({why}) during the shutdown: stopped without finishing it; {left} messages not delivered to the broker{rows}"
         )
     };
     let report = tokio::select! {
@@ -776,7 +809,7 @@ impl Actors {
                 );
                 crate::actors::monitor::MonitorShortfall {
                     unwritten: vec!["the monitor's files (the monitor is gone)".into()],
-                    dropped_bytes: 0,
+                    ..Default::default()
                 }
             })),
             None => None,
@@ -788,9 +821,18 @@ impl Actors {
             Some(b) => Some(b.shutdown().await),
             None => None,
         };
+        // A failed metric ends the run with its error; what the monitor
+        // could not write is counted on the same line.
+        let metric = match metric.transpose() {
+            Ok(m) => m,
+            Err(e) => match monitor.as_ref().filter(|m| !m.is_empty()) {
+                Some(m) => return Err(anyhow::anyhow!("{e:#}; {m}")),
+                None => return Err(e),
+            },
+        };
         Ok(RunReport {
             source,
-            metric: metric.transpose()?,
+            metric,
             // With the bridge on, the run ends when the broker has confirmed.
             elapsed: started.elapsed(),
             bridge,

@@ -2,23 +2,26 @@
 //! policy.
 //!
 //! The file writer runs on its own thread and never drops lines (it blocks
-//! instead). The level comes from `logs.level`, or `RUST_LOG` when set.
-//! Colour (ANSI escapes) only on stderr, only when it is a terminal and
-//! `NO_COLOR` is unset or empty (no-color.org): `2>run.log` and the file log
-//! stay plain text.
+//! instead), unless the disk fails for more than a MiB of them. The level
+//! comes from `logs.level`, or `RUST_LOG` when set. Colour (ANSI escapes)
+//! only on stderr, only when it is a terminal and `NO_COLOR` is unset or
+//! empty (no-color.org): `2>run.log` and the file log stay plain text.
 
 use std::io::IsTerminal as _;
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
+
+use crate::append_file::Rotation;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{fmt, EnvFilter};
 
 /// Keeps the file writer alive; drop it last so the last lines are written.
 pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
 
-/// Installs the subscriber. `file` is the pipeline log (appended), if any.
-pub fn init(level: &str, file: Option<&Path>) -> std::io::Result<LogGuard> {
+/// Installs the subscriber. `file` is the pipeline log (appended, bounded
+/// and reopened like the other logs), if any.
+pub fn init(level: &str, file: Option<(&Path, Rotation)>) -> std::io::Result<LogGuard> {
     let filter = || {
         EnvFilter::try_from_default_env()
             .or_else(|_| EnvFilter::try_new(level).map(quiet_http))
@@ -32,11 +35,11 @@ pub fn init(level: &str, file: Option<&Path>) -> std::io::Result<LogGuard> {
         .with_writer(std::io::stderr)
         .with_filter(filter());
     let (file_layer, guard) = match file {
-        Some(path) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
+        Some((path, rotation)) => {
+            let f = crate::append_file::LogWriter::open(path, rotation).map_err(|e| match e {
+                crate::append_file::AppendError::Io { source, .. } => source,
+                other => std::io::Error::other(other.to_string()),
+            })?;
             let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
                 .lossy(false)
                 .finish(f);

@@ -469,3 +469,299 @@ fn print_config_hides_the_amqp_password() {
     assert_eq!(printed["logs"]["dir"].as_str(), logs.to_str());
     assert!(!logs.exists(), "--print-config created the logs dir");
 }
+
+// ---------------------------------------------------------------------------
+// Log rotation: SIGHUP after a rename (logrotate), and the size bound.
+
+/// `(kind, id)` of every line of a labels file, checked whole.
+fn label_keys(path: &Path) -> Vec<(String, u64)> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "{}: torn",
+        path.display()
+    );
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f.len(), 4, "{}: {l:?}", path.display());
+            let id = f[2].strip_prefix("id=").and_then(|i| i.parse().ok());
+            (f[1].to_owned(), id.unwrap_or_else(|| panic!("{l:?}")))
+        })
+        .collect()
+}
+
+/// The `seq` column of a `metrics_over_time.csv` (header first, checked).
+fn window_seqs(path: &Path) -> Vec<u64> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    assert!(
+        lines.next().is_some_and(|h| h.starts_with("seq,")),
+        "{}: no header first",
+        path.display()
+    );
+    lines
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// `name`, `name.1`, … of a log in `logs`, oldest first (the current last).
+fn log_family(logs: &Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut old: Vec<(u32, std::path::PathBuf)> = fs::read_dir(logs)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            let n = p
+                .file_name()?
+                .to_str()?
+                .strip_prefix(name)?
+                .strip_prefix('.')?;
+            Some((n.parse().ok()?, p))
+        })
+        .collect();
+    old.sort_by_key(|b| std::cmp::Reverse(b.0));
+    let mut all: Vec<_> = old.into_iter().map(|(_, p)| p).collect();
+    all.push(logs.join(name));
+    all
+}
+
+/// Panics unless no file of the family is longer than `max` by more than
+/// its longest line (a file ends between two rows, at most one row late).
+fn assert_bounded(files: &[std::path::PathBuf], max: u64) {
+    for f in files {
+        let text = fs::read_to_string(f).unwrap();
+        let longest = text.lines().map(|l| l.len() as u64 + 1).max().unwrap_or(0);
+        let len = text.len() as u64;
+        assert!(
+            len <= max || len <= max + longest && text.lines().count() <= 2,
+            "{} is {len} bytes, over logs.max_bytes {max} by more than one row",
+            f.display()
+        );
+        assert!(text.ends_with('\n'), "{} torn", f.display());
+    }
+}
+
+#[test]
+fn sighup_after_a_rename_continues_in_new_files_losing_and_doubling_nothing() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let csv = logs.join("metric_log.csv");
+    let mut child = Running::spawn(
+        sb.run_command(&logs, &["--count", "3000", "--rate", "1000", "--seed", "4"]),
+    );
+    wait_until("rows and a closed window", Duration::from_secs(20), || {
+        assert!(child.is_running(), "modelwatch exited before the rename");
+        let rows = fs::read_to_string(&csv).map_or(0, |t| t.lines().count());
+        let windows =
+            fs::read_to_string(logs.join("metrics_over_time.csv")).map_or(0, |t| t.lines().count());
+        rows > 600 && windows > 1
+    });
+    let names = [
+        "metric_log.csv",
+        "labels_log.txt",
+        "metrics_over_time.csv",
+        "pipeline.log",
+    ];
+    // What logrotate does by default: rename, then `postrotate` sends SIGHUP.
+    for name in names {
+        fs::rename(logs.join(name), logs.join(format!("{name}.rotated"))).unwrap();
+    }
+    child.signal("HUP");
+    let out = child.wait(TIMEOUT);
+    out.expect_code(0);
+
+    let old = parse_metric_log(&fs::read_to_string(logs.join("metric_log.csv.rotated")).unwrap())
+        .unwrap_or_else(|e| panic!("old file: {e}"));
+    // Strict: the new file starts with the header.
+    let new = parse_metric_log(&fs::read_to_string(&csv).unwrap())
+        .unwrap_or_else(|e| panic!("new file: {e}"));
+    assert!(
+        !old.is_empty() && !new.is_empty(),
+        "{} + {}",
+        old.len(),
+        new.len()
+    );
+    let all: Vec<Row> = old.iter().chain(&new).copied().collect();
+    assert_eq!(all.len(), 3000, "rows lost or doubled across the two files");
+    assert_unique_ids(&all);
+    assert_rows_are_model_outputs(&all);
+    let last_old = old.iter().map(|r| r.id).max().unwrap();
+    assert!(
+        new.iter().all(|r| r.id > last_old),
+        "rows written after the reopen went to the renamed file"
+    );
+
+    let mut labels = label_keys(&logs.join("labels_log.txt.rotated"));
+    let new_labels = label_keys(&logs.join("labels_log.txt"));
+    assert!(!new_labels.is_empty());
+    labels.extend(new_labels);
+    assert_eq!(labels.len(), 6000);
+    assert_eq!(
+        labels.iter().collect::<HashSet<_>>().len(),
+        6000,
+        "a label twice"
+    );
+
+    // The monitor's numbering goes on in the new file, after the old one's.
+    let old_seqs = window_seqs(&logs.join("metrics_over_time.csv.rotated"));
+    let new_seqs = window_seqs(&logs.join("metrics_over_time.csv"));
+    let seqs: Vec<u64> = old_seqs.iter().chain(&new_seqs).copied().collect();
+    assert_eq!(
+        seqs,
+        (1..=6).collect::<Vec<_>>(),
+        "{old_seqs:?} + {new_seqs:?}"
+    );
+
+    let log = read_pipeline_log(&logs);
+    assert!(
+        log.contains("SIGHUP") && log.contains("run finished"),
+        "{log}"
+    );
+    let old_log = fs::read_to_string(logs.join("pipeline.log.rotated")).unwrap();
+    assert!(!old_log.contains("run finished"), "{old_log}");
+}
+
+#[test]
+fn logs_rotate_by_size_keeping_at_most_keep_old_files() {
+    const MAX: u64 = 4096;
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let mut cmd = sb.run_command(&logs, &["--count", "5000", "--rate", "0", "--seed", "6"]);
+    cmd.env("MODELWATCH__LOGS__MAX_BYTES", MAX.to_string())
+        .env("MODELWATCH__LOGS__KEEP", "1000");
+    run(cmd).expect_code(0);
+
+    // Every row is in exactly one file; every file starts with the header.
+    let csvs = log_family(&logs, "metric_log.csv");
+    assert!(
+        csvs.len() > 60,
+        "{} files of 5000 rows of ~60 bytes",
+        csvs.len()
+    );
+    assert_bounded(&csvs, MAX);
+    let mut rows = Vec::new();
+    for f in &csvs {
+        let text = fs::read_to_string(f).unwrap();
+        rows.extend(parse_metric_log(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display())));
+    }
+    assert_eq!(rows.len(), 5000);
+    assert_unique_ids(&rows);
+    assert!(
+        rows.windows(2).all(|w| w[0].id < w[1].id),
+        "the files, oldest first, are not in the order the rows were written"
+    );
+    assert_rows_are_model_outputs(&rows);
+
+    let labels_files = log_family(&logs, "labels_log.txt");
+    assert_bounded(&labels_files, MAX);
+    let labels: Vec<_> = labels_files.iter().flat_map(|f| label_keys(f)).collect();
+    assert_eq!(labels.iter().collect::<HashSet<_>>().len(), 10000);
+
+    let windows = log_family(&logs, "metrics_over_time.csv");
+    assert!(windows.len() > 1, "10 windows of ~1.2 KB did not rotate");
+    let seqs: Vec<u64> = windows.iter().flat_map(|f| window_seqs(f)).collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+
+    let pipeline = log_family(&logs, "pipeline.log");
+    assert!(pipeline.len() > 1, "pipeline.log did not rotate");
+    assert_bounded(&pipeline, MAX);
+    assert!(read_pipeline_log(&logs).contains("run finished"));
+
+    // keep = 2: the oldest go, at most two old files of each log stay.
+    let logs = sb.join("keep2");
+    let mut cmd = sb.run_command(&logs, &["--count", "3000", "--rate", "0", "--seed", "6"]);
+    cmd.env("MODELWATCH__LOGS__MAX_BYTES", MAX.to_string())
+        .env("MODELWATCH__LOGS__KEEP", "2");
+    run(cmd).expect_code(0);
+    for name in ["metric_log.csv", "labels_log.txt"] {
+        let family = log_family(&logs, name);
+        assert_eq!(family.len(), 3, "{name}: {family:?}");
+        assert_bounded(&family, MAX);
+    }
+    let kept: Vec<Row> = log_family(&logs, "metric_log.csv")
+        .iter()
+        .flat_map(|f| parse_metric_log(&fs::read_to_string(f).unwrap()).unwrap())
+        .collect();
+    assert!(kept.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(
+        Scrape::final_of(&logs).count("modelwatch_rows_written_total", &[]),
+        3000
+    );
+
+    // A bound below one row per file is refused before anything starts.
+    let mut cmd = sb.run_command(&sb.join("tiny"), &["--count", "10"]);
+    cmd.env("MODELWATCH__LOGS__MAX_BYTES", "100");
+    let out = run(cmd);
+    out.expect_code(2);
+    assert!(
+        one_error_line(&out).contains("logs.max_bytes"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn logs_never_follow_or_replace_what_is_not_a_regular_file() {
+    let sb = Sandbox::new();
+    let victim = sb.join("victim.txt");
+    fs::write(&victim, "not modelwatch's\n").unwrap();
+
+    // A symbolic link where the log goes: refused at start, not followed.
+    let logs = sb.join("linked");
+    fs::create_dir_all(&logs).unwrap();
+    std::os::unix::fs::symlink(&victim, logs.join("metric_log.csv")).unwrap();
+    let out = run(sb.run_command(&logs, &["--count", "100", "--rate", "0"]));
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("metric_log.csv") && line.contains("not a regular file"),
+        "{line}"
+    );
+
+    // A symbolic link where a rotation would rename to: the rotation is
+    // refused (never replaced), the run ends with exit 1 counting the rows.
+    let logs = sb.join("rotating");
+    fs::create_dir_all(&logs).unwrap();
+    std::os::unix::fs::symlink(&victim, logs.join("metric_log.csv.1")).unwrap();
+    let mut cmd = sb.run_command(&logs, &["--count", "3000", "--rate", "0", "--no-monitor"]);
+    cmd.env("MODELWATCH__LOGS__MAX_BYTES", "4096")
+        .env("MODELWATCH__METRIC__MAX_RESTARTS", "1");
+    let out = run(cmd);
+    out.expect_code(1);
+    let line = one_error_line(&out);
+    assert!(line.contains("rows could not be written"), "{line}");
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "not modelwatch's\n");
+    assert!(fs::symlink_metadata(logs.join("metric_log.csv.1"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // What was written is whole.
+    assert!(!read_metric_log(&logs).is_empty());
+}
+
+#[test]
+fn the_monitor_numbering_goes_on_after_a_rotation_and_a_restart() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let args = ["--count", "1000", "--rate", "0", "--seed", "7"];
+    run_ok(&sb, &logs, &args);
+    assert_eq!(window_seqs(&logs.join("metrics_over_time.csv")), [1, 2]);
+    // As a rotation leaves it: the windows in `.1`, a new file with only
+    // its header.
+    let current = logs.join("metrics_over_time.csv");
+    fs::rename(&current, logs.join("metrics_over_time.csv.1")).unwrap();
+    let header = fs::read_to_string(logs.join("metrics_over_time.csv.1"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    fs::write(&current, format!("{header}\n")).unwrap();
+    run_ok(&sb, &logs, &args);
+    assert_eq!(
+        window_seqs(&current),
+        [3, 4],
+        "the numbering restarted after a rotation"
+    );
+}

@@ -75,10 +75,14 @@ fn a_second_signal_during_the_drain_exits_1_without_a_panic() {
     assert!(line.contains("second signal (SIGINT)"), "{line}");
     let left = number_before(&line, "messages not delivered");
     assert!(left > 0, "messages were buffered for the broker: {line}");
-    // The metric's rows are whole: the first stop drained the local pipeline.
+    // The metric's rows are whole: the first stop drained the local
+    // pipeline, and the exit line counts what did not reach the file.
     let rows = read_metric_log(&logs);
     assert!(!rows.is_empty());
     assert_rows_are_model_outputs(&rows);
+    let unwritten = number_before(&line, "rows not written");
+    let made = Scrape::final_of(&logs).count("modelwatch_absolute_error_count", &[]);
+    assert_eq!(rows.len() as u64 + unwritten, made, "{line}");
 }
 
 #[test]
@@ -121,12 +125,17 @@ struct Tmpfs {
 impl Tmpfs {
     /// None when this machine does not let us mount (not root, no tmpfs).
     fn mount() -> Option<Tmpfs> {
+        Tmpfs::mount_sized("2m")
+    }
+
+    /// A tmpfs of `size` (as `mount -o size=` takes it).
+    fn mount_sized(size: &str) -> Option<Tmpfs> {
         let dir = tempfile::Builder::new()
             .prefix("modelwatch-tmpfs-")
             .tempdir()
             .ok()?;
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
             .stderr(std::process::Stdio::null())
             .status()
@@ -287,4 +296,143 @@ fn failing_writes_end_the_run_after_max_restarts() {
         Scrape::final_of(&logs).count("modelwatch_rows_written_total", &[]),
         read_metric_log(&logs).len() as u64
     );
+}
+
+// ---------------------------------------------------------------------------
+// A final flush that fails: the rows it could not write are counted on the
+// exit line, and the file stays whole.
+
+/// The exit line of a run whose final flush failed: exit 1, the counts of
+/// the rows dropped and of those before them, which are whole in the CSV.
+/// Returns `(dropped, written)`.
+fn check_counted_exit(out: &Output, logs: &Path) -> (u64, u64) {
+    out.expect_code(1);
+    assert_no_panic(out, logs);
+    let line = one_error_line(out);
+    let dropped = number_before(&line, "rows could not be written");
+    let written = number_before(&line, "rows before them are whole");
+    // Strict parse: header once, four fields a row, no torn last line.
+    let rows = read_metric_log(logs);
+    assert_eq!(rows.len() as u64, written, "{line}");
+    assert_unique_ids(&rows);
+    assert_rows_are_model_outputs(&rows);
+    (dropped, written)
+}
+
+#[test]
+fn a_final_flush_that_fails_counts_the_rows_it_could_not_write() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    // Every write fails, and nothing is written before the end (the rows
+    // wait for the 1 minute flush): only the final flush tries.
+    let mut cmd = sb.run_command(
+        &logs,
+        &[
+            "--count",
+            "3000",
+            "--rate",
+            "0",
+            "--seed",
+            "8",
+            "--no-monitor",
+        ],
+    );
+    cmd.env("MODELWATCH__METRIC__FLUSH_INTERVAL", "1m")
+        .env("FAILPOINTS", "append-file-write=return")
+        .env("NO_COLOR", "1");
+    let out = run_within(cmd, Duration::from_secs(60));
+    let (dropped, written) = check_counted_exit(&out, &logs);
+    assert_eq!((dropped, written), (3000, 0), "{}", out.stderr);
+    let line = one_error_line(&out);
+    assert_eq!(
+        number_before(&line, "lines of the labels log"),
+        6000,
+        "{line}"
+    );
+}
+
+#[test]
+fn writes_that_mostly_fail_lose_no_row_without_a_count() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let mut cmd = sb.run_command(
+        &logs,
+        &[
+            "--count",
+            "5000",
+            "--rate",
+            "0",
+            "--seed",
+            "8",
+            "--no-monitor",
+        ],
+    );
+    cmd.env("FAILPOINTS", "append-file-write=90%return")
+        .env("NO_COLOR", "1");
+    let out = run_within(cmd, Duration::from_secs(120));
+    let emitted = Scrape::final_of(&logs).count("modelwatch_samples_emitted_total", &[]);
+    match out.code() {
+        Some(0) => assert_eq!(read_metric_log(&logs).len() as u64, emitted),
+        _ => {
+            let (dropped, written) = check_counted_exit(&out, &logs);
+            assert_eq!(
+                dropped + written,
+                emitted,
+                "every sample emitted is a row written or a row counted as dropped"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_disk_full_at_the_final_flush_counts_the_rows_and_tears_none() {
+    let sb = Sandbox::new();
+    // A real full disk: 3 MB of tmpfs (this test needs root and fails
+    // without it rather than pretend).
+    let disk = Tmpfs::mount_sized("3m").expect("mount -t tmpfs (as root) for a real full disk");
+    let logs = disk.path();
+    let mut cmd = sb.run_command(&logs, &["--count", "3000", "--rate", "1000", "--seed", "9"]);
+    cmd.env("MODELWATCH__METRIC__FLUSH_INTERVAL", "1m")
+        .env("NO_COLOR", "1");
+    let run = Running::spawn(cmd);
+    thread::sleep(Duration::from_millis(2500));
+    // Fill what is left of the disk.
+    let mut filler = std::fs::File::create(logs.join("filler")).unwrap();
+    let block = vec![b'x'; 64 * 1024];
+    loop {
+        use std::io::Write as _;
+        match filler.write(&block) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let out = run.wait(Duration::from_secs(60));
+    let (dropped, written) = check_counted_exit(&out, &logs);
+    assert_eq!(dropped + written, 3000, "{}", one_error_line(&out));
+    assert!(dropped > 0);
+}
+
+#[test]
+fn a_failed_final_flush_with_the_monitor_counts_its_rows_too_and_tears_none() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let mut cmd = sb.run_command(&logs, &["--count", "3000", "--rate", "0", "--seed", "8"]);
+    cmd.env("MODELWATCH__METRIC__FLUSH_INTERVAL", "1m")
+        .env("FAILPOINTS", "append-file-write=return")
+        .env("NO_COLOR", "1");
+    let out = run_within(cmd, Duration::from_secs(60));
+    let (dropped, written) = check_counted_exit(&out, &logs);
+    assert_eq!((dropped, written), (3000, 0), "{}", out.stderr);
+    // 3000 records: six windows of 500 (and any alert event), none written.
+    let line = one_error_line(&out);
+    let rows = number_before(&line, "rows (windows and alert events) dropped");
+    let windows = Scrape::final_of(&logs).count("modelwatch_monitor_windows_total", &[]);
+    assert_eq!(windows, 6);
+    assert!(rows >= windows, "{line}");
+    assert_eq!(
+        std::fs::read_to_string(logs.join("alerts.jsonl")).unwrap(),
+        ""
+    );
+    let over_time = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
+    assert_eq!(over_time.lines().count(), 1, "only the header: {over_time}");
 }

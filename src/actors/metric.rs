@@ -13,7 +13,10 @@
 //! disk): it drops the unwritten rows, counting them, fails the inbound
 //! batches behind them (requeued), tells the run through its
 //! [`RestartLink`], and from then on reads its mail and counts instead of
-//! writing, so the run can drain and exit 1.
+//! writing, so the run can drain and exit 1. A final flush at shutdown that
+//! still fails after a few tries ends the same way: the rows (and label
+//! lines) not written are counted in the run's exit line, and a row cut by
+//! a partial write is cut off, so the file stays whole.
 //!
 //! When its inputs come from RabbitMQ (split layout) a half whose partner
 //! has not arrived yet goes to the journal of waiting halves
@@ -114,6 +117,8 @@ pub struct MetricActor {
     /// Set when the actor gave up writing: why, and the rows dropped.
     gave_up: Option<String>,
     unwritten: u64,
+    /// Lines of the labels log dropped (with the rows).
+    unwritten_labels: u64,
 }
 
 impl MetricActor {
@@ -157,6 +162,7 @@ impl MetricActor {
             link: RestartLink::default(),
             gave_up: None,
             unwritten: 0,
+            unwritten_labels: 0,
         }
     }
 
@@ -311,16 +317,21 @@ impl MetricActor {
     }
 
     /// After giving up: counts and drops the buffered rows (and label
-    /// lines), and fails the inbound batches behind them (requeued).
-    fn drop_unwritten(&mut self) {
+    /// lines), cuts a row torn by a partial write, and fails the inbound
+    /// batches behind them (requeued). Returns what this call dropped.
+    fn drop_unwritten(&mut self) -> (u64, u64) {
+        let rows = self.files.csv.pending_rows();
         if self.files.csv.pending_bytes() > 0 {
-            self.unwritten += self.files.csv.pending_rows();
+            self.unwritten += rows;
             if let Err(e) = self.files.csv.discard_pending() {
                 tracing::error!(error = %e, "cutting a torn row off the metric log");
             }
         }
+        let mut labels_dropped = 0;
         if let Some(labels) = &mut self.files.labels {
             if labels.pending_bytes() > 0 {
+                labels_dropped = labels.pending_rows();
+                self.unwritten_labels += labels_dropped;
                 if let Err(e) = labels.discard_pending() {
                     tracing::error!(error = %e, "cutting a torn line off the labels log");
                 }
@@ -329,6 +340,25 @@ impl MetricActor {
         for done in self.awaiting_flush.drain(..) {
             done.fail();
         }
+        (rows, labels_dropped)
+    }
+
+    /// The exit line of a run whose rows could not all be written: how
+    /// many were dropped, and how many before them are whole in the file.
+    fn unwritten_message(&self, why: &str) -> String {
+        let mut text = format!(
+            "{} rows could not be written to {} and were dropped ({why}); the {} rows before them are whole in the file",
+            self.unwritten,
+            self.csv_path.display(),
+            self.rows.saturating_sub(self.unwritten)
+        );
+        if self.unwritten_labels > 0 {
+            text += &format!(
+                "; {} lines of the labels log were dropped too",
+                self.unwritten_labels
+            );
+        }
+        text
     }
 
     fn accept(
@@ -528,12 +558,7 @@ impl Handler<FlushAndReport> for MetricActor {
     fn handle(&mut self, _: FlushAndReport, _: &mut Context<Self>) -> Self::Result {
         if let Some(why) = self.gave_up.clone() {
             self.drop_unwritten();
-            return Err(format!(
-                "{} rows could not be written to {} and were dropped ({why}); the {} rows before them are whole in the file",
-                self.unwritten,
-                self.csv_path.display(),
-                self.rows.saturating_sub(self.unwritten)
-            ));
+            return Err(self.unwritten_message(&why));
         }
         let mut last_err = None;
         for attempt in 0..5 {
@@ -558,7 +583,17 @@ impl Handler<FlushAndReport> for MetricActor {
             }
         }
         if let Some(e) = last_err {
-            return Err(e);
+            // Given up at the end: what is still buffered is dropped and
+            // counted, and a row cut by a partial write is cut off.
+            let (rows, labels) = self.drop_unwritten();
+            tracing::error!(
+                error = %e,
+                unwritten_rows = rows,
+                unwritten_label_lines = labels,
+                file = %self.csv_path.display(),
+                "final flush of the metric logs failed; the rows not written are dropped"
+            );
+            return Err(self.unwritten_message(&e));
         }
         self.metrics.join_waiting.set(self.joiner.pending() as i64);
         Ok(MetricReport {

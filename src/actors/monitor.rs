@@ -122,11 +122,30 @@ pub struct MonitorShortfall {
     pub unwritten: Vec<String>,
     /// Rows dropped because a file could not be written for too long.
     pub dropped_bytes: u64,
+    /// Rows (windows and alert events) dropped, those bytes and what the
+    /// end could not write.
+    pub dropped_rows: u64,
 }
 
 impl MonitorShortfall {
     pub fn is_empty(&self) -> bool {
         self.unwritten.is_empty() && self.dropped_bytes == 0
+    }
+}
+
+impl std::fmt::Display for MonitorShortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the monitor could not write everything: {} rows (windows and alert events) dropped, {} bytes; not written to: {}",
+            self.dropped_rows,
+            self.dropped_bytes,
+            if self.unwritten.is_empty() {
+                "nothing".to_owned()
+            } else {
+                self.unwritten.join(", ")
+            }
+        )
     }
 }
 
@@ -153,6 +172,8 @@ pub struct MonitorActor {
     rendering: bool,
     /// Bytes of rows dropped because their file could not be written.
     dropped_bytes: u64,
+    /// Those rows.
+    dropped_rows: u64,
     /// Windows closed by the restore at start, before the bridge was set
     /// (the most recent [`MAX_UNSENT`]).
     unsent: std::collections::VecDeque<(WindowReport, Vec<AlertEvent>)>,
@@ -373,6 +394,7 @@ impl MonitorActor {
             renderer: None,
             rendering: false,
             dropped_bytes: 0,
+            dropped_rows: 0,
             unsent: Default::default(),
             changed: true,
             write_failures: [0; 2],
@@ -437,6 +459,7 @@ impl MonitorActor {
                 }
                 if file.pending_bytes() > MAX_PENDING_BYTES {
                     let bytes = file.pending_bytes() as u64;
+                    self.dropped_rows += file.pending_rows();
                     let _ = file.discard_pending();
                     self.dropped_bytes += bytes;
                     self.metrics.dropped_bytes.inc_by(bytes);
@@ -453,15 +476,25 @@ impl MonitorActor {
         }
     }
 
-    /// What is left unwritten now.
-    fn shortfall(&self) -> MonitorShortfall {
+    /// What is left unwritten at the end: counted and dropped, and a row
+    /// cut by a partial write cut off, so the files stay whole.
+    fn shortfall(&mut self) -> MonitorShortfall {
+        let mut unwritten = Vec::new();
+        for file in [&mut self.files.over_time_csv, &mut self.files.alerts] {
+            if file.pending_bytes() == 0 {
+                continue;
+            }
+            unwritten.push(file.path().display().to_string());
+            self.dropped_rows += file.pending_rows();
+            self.dropped_bytes += file.pending_bytes() as u64;
+            if let Err(e) = file.discard_pending() {
+                tracing::error!(error = %e, "monitor: cutting a torn row off its log");
+            }
+        }
         MonitorShortfall {
-            unwritten: [&self.files.over_time_csv, &self.files.alerts]
-                .into_iter()
-                .filter(|f| f.pending_bytes() > 0)
-                .map(|f| f.path().display().to_string())
-                .collect(),
+            unwritten,
             dropped_bytes: self.dropped_bytes,
+            dropped_rows: self.dropped_rows,
         }
     }
 

@@ -22,7 +22,7 @@ use crate::append_file::AppendFile;
 use crate::config::MonitorSettings;
 use crate::messages::MetricRecord;
 use crate::model::LinearModel;
-use crate::pipeline::{open_log, LogPaths};
+use crate::pipeline::LogPaths;
 
 /// Points of `error_over_time.png` kept (neighbours merge when full).
 pub const SERIES_POINTS: usize = 2000;
@@ -74,12 +74,23 @@ pub fn open(
         super::log::open_regular(path)
             .with_context(|| format!("{}: cannot be the monitor's log", path.display()))?;
     }
-    let last = last_row(&paths.over_time_csv)
-        .with_context(|| format!("{}: cannot read", paths.over_time_csv.display()))?;
+    // Just after a rotation the file holds only its header: the last
+    // window is the newest old file's last row.
+    let mut last = None;
+    let newest_old = paths.rotation.old_files(&paths.over_time_csv).pop();
+    for path in [Some(&paths.over_time_csv), newest_old.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        last = last_row(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        if last.is_some() {
+            break;
+        }
+    }
     let header = super::log::header();
     let files = MonitorFiles {
-        over_time_csv: open_log(&paths.over_time_csv, Some(&header))?,
-        alerts: open_log(&paths.alerts, None)?,
+        over_time_csv: paths.open_log(&paths.over_time_csv, Some(&header))?,
+        alerts: paths.open_log(&paths.alerts, None)?,
         png: paths.over_time_png.clone(),
     };
     if let Some(last) = last {
