@@ -9,16 +9,24 @@
 //!
 //! Windows are tumbling for the report (one row per `window` records) and
 //! rolling for the live gauges (the last `window` records, between
-//! closes). Drift compares the closed window's predictions, and the last
-//! `window` features whose ids are not past the window's last record, with
-//! the training data. Features and records arrive independently (features
-//! run ahead by the samples in flight; in the split layout they come on
-//! another queue), so the features are kept by id, up to
-//! [`FEATURES_KEPT`] of them, and a window's features are those up to its
-//! end: a shift from sample N on shows in the window that holds sample N,
-//! not earlier.
+//! closes). Drift compares the closed window's predictions, and the
+//! features of the window's own records (matched by id), with the training
+//! data. Features and records arrive independently (features run ahead by
+//! the samples in flight; in the split layout they come on another queue),
+//! so a feature waits by id, up to [`FEATURES_KEPT`] of them, for its
+//! record, and a record waits for its feature until its window closes. A
+//! window whose records are all in but some of whose features are not yet
+//! (they may trail the records by a batch) is sealed and closes when they
+//! come, or at the latest once the next window has half its records or
+//! [`SEALED_WAIT_MS`] passed (or at the end of the run); its figures are
+//! those of the moment it was sealed. A feature whose record never comes (a queue that kept
+//! what earlier runs published, a record that went elsewhere) is never
+//! used: it is dropped when it is pushed out by newer ones or at the end,
+//! and counted ([`Monitor::take_unmatched`]). A window none of whose records
+//! had its features has no drift figures at all (no `drift_share`, no
+//! dataset drift), never figures made up from other samples.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::alerts::{RuleError, Rules};
@@ -29,9 +37,9 @@ use crate::config::MonitorSettings;
 use crate::data::FeatureVector;
 use crate::messages::{Features, MetricRecord, SampleId};
 
-/// Features kept at most, beyond `window`: how far features may run ahead
-/// of records (the source's `max_in_flight` × `batch_size` in one process)
-/// and still be matched to their window.
+/// Features kept waiting for their record at most, beyond `window`: how
+/// far features may run ahead of records (the source's `max_in_flight` ×
+/// `batch_size` in one process) and still be matched to their record.
 pub const FEATURES_KEPT: usize = 16_384;
 
 /// A window that closed, and what it changed.
@@ -45,13 +53,46 @@ pub struct Closed {
     pub drift_took: Duration,
 }
 
+/// The records of one window and the features matched to them.
+#[derive(Default)]
+struct Gathered {
+    /// The features of its records, matched so far.
+    matched: Vec<FeatureVector>,
+    /// Its records whose features have not come yet.
+    waiting: HashSet<SampleId>,
+    predictions: Vec<f64>,
+}
+
+/// A window whose records are all in, waiting (bounded) for the features
+/// of some of them.
+struct Sealed {
+    gathered: Gathered,
+    end_id: SampleId,
+    end_ms: u64,
+    window: WindowStats,
+    period: WindowStats,
+    records_total: u64,
+}
+
+/// Longest a sealed window waits for its records' features, in records of
+/// the next window (a share of `window`) and in time ([`Monitor::close_overdue`]).
+pub const SEALED_WAIT_MS: u64 = 1000;
+
 pub struct Monitor {
     window: CountWindow,
     period: PeriodWindow,
     size: usize,
-    /// Features by arrival, with their ids (bounded: `window` + [`FEATURES_KEPT`]).
-    features: VecDeque<(SampleId, FeatureVector)>,
-    predictions: Vec<f64>,
+    /// Features waiting for their record, by id (bounded: `window` +
+    /// [`FEATURES_KEPT`]).
+    features: HashMap<SampleId, FeatureVector>,
+    /// Their ids by arrival, oldest first (may name ids matched since).
+    arrivals: VecDeque<SampleId>,
+    /// The open window.
+    open: Gathered,
+    /// The last window, complete but for some features (at most one).
+    sealed: Option<Sealed>,
+    /// Features dropped unmatched since the last [`Monitor::take_unmatched`].
+    unmatched: u64,
     detector: DriftDetector,
     rules: Rules,
     seq: u64,
@@ -71,8 +112,11 @@ impl Monitor {
             window: CountWindow::new(settings.window),
             period: PeriodWindow::new(settings.period, settings.max_period_rows),
             size: settings.window,
-            features: VecDeque::new(),
-            predictions: Vec::with_capacity(settings.window),
+            features: HashMap::new(),
+            arrivals: VecDeque::new(),
+            open: Gathered::default(),
+            sealed: None,
+            unmatched: 0,
             detector,
             rules: Rules::new(&settings.rules, baseline)?,
             seq: 0,
@@ -102,22 +146,103 @@ impl Monitor {
         self.rules.names()
     }
 
-    pub fn observe_features<'a>(&mut self, xs: impl IntoIterator<Item = &'a Features>) {
+    /// Takes in features: each joins the window of its record if that
+    /// record is there already, else waits for its record (the oldest
+    /// waiting one is dropped, counted, past the bound). Returns the sealed
+    /// window once its last missing feature came.
+    pub fn observe_features<'a>(&mut self, xs: impl IntoIterator<Item = &'a Features>) -> Vec<Closed> {
+        let mut closed = Vec::new();
         for f in xs {
-            if self.features.len() == self.size + FEATURES_KEPT {
-                self.features.pop_front();
+            if let Some(s) = &mut self.sealed {
+                if s.gathered.waiting.remove(&f.id) {
+                    s.gathered.matched.push(f.x);
+                    if s.gathered.waiting.is_empty() {
+                        closed.extend(self.close_sealed());
+                    }
+                    continue;
+                }
             }
-            self.features.push_back((f.id, f.x));
+            if self.open.waiting.remove(&f.id) {
+                self.open.matched.push(f.x);
+                continue;
+            }
+            if self.features.insert(f.id, f.x).is_some() {
+                // The same id again: it keeps its place.
+                continue;
+            }
+            self.arrivals.push_back(f.id);
+            while self.arrivals.len() > self.size + FEATURES_KEPT {
+                let oldest = self.arrivals.pop_front().expect("not empty");
+                if self.features.remove(&oldest).is_some() {
+                    self.unmatched += 1;
+                }
+            }
         }
+        closed
     }
 
-    /// Takes in one record; returns the window it closed, if it closed one.
-    pub fn observe_record(&mut self, r: &MetricRecord, now_ms: u64) -> Option<Closed> {
+    /// Features dropped because no record of theirs came, since the last
+    /// call; `at_end` drops (and counts) those still waiting too.
+    pub fn take_unmatched(&mut self, at_end: bool) -> u64 {
+        if at_end {
+            self.unmatched += self.features.len() as u64;
+            self.features.clear();
+            self.arrivals.clear();
+        }
+        std::mem::take(&mut self.unmatched)
+    }
+
+    /// Takes in one record; returns the windows it closed. A window whose
+    /// records are all in closes at once if every feature of theirs came,
+    /// else it is sealed and waits for them: until they come, the next
+    /// window has half its records, [`SEALED_WAIT_MS`] pass
+    /// ([`Monitor::close_overdue`]) or the run ends ([`Monitor::close_sealed`]).
+    pub fn observe_record(&mut self, r: &MetricRecord, now_ms: u64) -> Vec<Closed> {
+        match self.features.remove(&r.id) {
+            Some(x) => self.open.matched.push(x),
+            None => {
+                self.open.waiting.insert(r.id);
+            }
+        }
         self.window.push(r.y_true, r.y_pred);
         self.period.push(now_ms, r.y_true, r.y_pred);
-        self.predictions.push(r.y_pred);
+        self.open.predictions.push(r.y_pred);
         self.records_total += 1;
-        (self.predictions.len() == self.size).then(|| self.close(r.id, now_ms))
+        let mut closed = Vec::new();
+        if self.sealed.is_some() && self.open.predictions.len() >= self.size.div_ceil(2) {
+            closed.extend(self.close_sealed());
+        }
+        if self.open.predictions.len() == self.size {
+            closed.extend(self.close_sealed());
+            self.sealed = Some(Sealed {
+                gathered: std::mem::take(&mut self.open),
+                end_id: r.id,
+                end_ms: now_ms,
+                window: self.window.stats(),
+                period: self.period.stats(now_ms),
+                records_total: self.records_total,
+            });
+            if self.sealed.as_ref().is_some_and(|s| s.gathered.waiting.is_empty()) {
+                closed.extend(self.close_sealed());
+            }
+        }
+        closed
+    }
+
+    /// Closes the sealed window if it waited [`SEALED_WAIT_MS`] by `now_ms`.
+    pub fn close_overdue(&mut self, now_ms: u64) -> Option<Closed> {
+        let overdue = self
+            .sealed
+            .as_ref()
+            .is_some_and(|s| now_ms.saturating_sub(s.end_ms) >= SEALED_WAIT_MS);
+        overdue.then(|| self.close_sealed()).flatten()
+    }
+
+    /// Closes the sealed window now, with the features it has (at the end
+    /// of a run, or when it waited long enough).
+    pub fn close_sealed(&mut self) -> Option<Closed> {
+        let s = self.sealed.take()?;
+        Some(self.close(s))
     }
 
     /// The rolling figures now (count window, period window).
@@ -125,29 +250,34 @@ impl Monitor {
         (self.window.stats(), self.period.stats(now_ms))
     }
 
-    fn close(&mut self, end_id: SampleId, now_ms: u64) -> Closed {
+    fn close(&mut self, sealed: Sealed) -> Closed {
         self.seq += 1;
         let started = Instant::now();
-        // The last `window` features up to this window's last record.
-        let mut features: Vec<FeatureVector> = self
-            .features
-            .iter()
-            .rev()
-            .filter(|(id, _)| *id <= end_id)
-            .take(self.size)
-            .map(|(_, x)| *x)
-            .collect();
-        features.reverse();
-        let (drift, prediction, share, dataset) =
-            self.detector.evaluate(&features, &self.predictions);
+        // The features of this window's own records; those still missing
+        // come too late for it.
+        let Sealed {
+            gathered,
+            end_id,
+            end_ms,
+            window,
+            period,
+            records_total,
+        } = sealed;
+        let (drift, prediction, share, dataset) = self
+            .detector
+            .evaluate(&gathered.matched, &gathered.predictions);
+        // No feature figures: no share and no dataset verdict (not 0).
+        let (share, dataset) = match drift.is_empty() {
+            true => (None, None),
+            false => (Some(share), Some(dataset)),
+        };
         let drift_took = started.elapsed();
-        self.predictions.clear();
         let mut report = WindowReport {
             seq: self.seq,
             end_id,
-            end_ms: now_ms,
-            window: self.window.stats(),
-            period: self.period.stats(now_ms),
+            end_ms,
+            window,
+            period,
             features: drift,
             prediction,
             drift_share: share,
@@ -159,7 +289,7 @@ impl Monitor {
         Closed {
             report,
             events,
-            records_total: self.records_total,
+            records_total,
             drift_took,
         }
     }
