@@ -157,7 +157,11 @@ fn body(id: u64, body: serde_json::Value) -> Vec<u8> {
 
 /// A counter of the registry that must be there (absent fails, never reads 0).
 fn counter(reg: &Scrape, name: &str) -> u64 {
-    assert!(reg.has(name), "{name} is not in the registry:\n{}", reg.text);
+    assert!(
+        reg.has(name),
+        "{name} is not in the registry:\n{}",
+        reg.text
+    );
     reg.count(name, &[])
 }
 
@@ -186,7 +190,11 @@ async fn stale_features_are_dropped_and_counted_and_windows_without_features_say
     let rows = oracle::rows();
     let stale: Vec<Vec<u8>> = (0..STALE)
         .map(|i| {
-            let x: Vec<f64> = rows[i % rows.len()].scaled.iter().map(|v| v + 1.0).collect();
+            let x: Vec<f64> = rows[i % rows.len()]
+                .scaled
+                .iter()
+                .map(|v| v + 1.0)
+                .collect();
             body(1_700_000_000_000_000 + i as u64, serde_json::json!(x))
         })
         .collect();
@@ -202,7 +210,8 @@ async fn stale_features_are_dropped_and_counted_and_windows_without_features_say
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pairs = row_truths_and_predictions();
-    let records = |from: usize| -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    // The bodies of y_true, y_pred and features of PER_PHASE records.
+    let records = |from: usize| -> [Vec<Vec<u8>>; 3] {
         let (mut truths, mut preds, mut features) = (Vec::new(), Vec::new(), Vec::new());
         for i in from..from + PER_PHASE {
             let (id, row) = (1_800_000_000_000_000 + i as u64, (i * 7) % rows.len());
@@ -210,10 +219,10 @@ async fn stale_features_are_dropped_and_counted_and_windows_without_features_say
             preds.push(body(id, serde_json::json!(pairs[row].1)));
             features.push(body(id, serde_json::json!(rows[row].scaled.to_vec())));
         }
-        (truths, preds, features)
+        [truths, preds, features]
     };
     // Phase 1: records without features.
-    let (truths, preds, _) = records(0);
+    let [truths, preds, _] = records(0);
     publish_raw(&ch, &broker.exchange, "y_true", &truths).await;
     publish_raw(&ch, &broker.exchange, "y_pred", &preds).await;
     metric.wait_rows(PER_PHASE, RUN).await;
@@ -240,7 +249,7 @@ async fn stale_features_are_dropped_and_counted_and_windows_without_features_say
     );
 
     // Phase 2: each record's own features first, then the record.
-    let (truths, preds, features) = records(PER_PHASE);
+    let [truths, preds, features] = records(PER_PHASE);
     publish_raw(&ch, &broker.exchange, "features", &features).await;
     publish_raw(&ch, &broker.exchange, "y_true", &truths).await;
     publish_raw(&ch, &broker.exchange, "y_pred", &preds).await;

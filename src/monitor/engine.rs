@@ -150,7 +150,10 @@ impl Monitor {
     /// record is there already, else waits for its record (the oldest
     /// waiting one is dropped, counted, past the bound). Returns the sealed
     /// window once its last missing feature came.
-    pub fn observe_features<'a>(&mut self, xs: impl IntoIterator<Item = &'a Features>) -> Vec<Closed> {
+    pub fn observe_features<'a>(
+        &mut self,
+        xs: impl IntoIterator<Item = &'a Features>,
+    ) -> Vec<Closed> {
         let mut closed = Vec::new();
         for f in xs {
             if let Some(s) = &mut self.sealed {
@@ -222,7 +225,11 @@ impl Monitor {
                 period: self.period.stats(now_ms),
                 records_total: self.records_total,
             });
-            if self.sealed.as_ref().is_some_and(|s| s.gathered.waiting.is_empty()) {
+            if self
+                .sealed
+                .as_ref()
+                .is_some_and(|s| s.gathered.waiting.is_empty())
+            {
                 closed.extend(self.close_sealed());
             }
         }
@@ -292,5 +299,106 @@ impl Monitor {
             records_total,
             drift_took,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Dataset, N_FEATURES};
+    use crate::model::LinearModel;
+    use crate::monitor::drift::DriftConfig;
+
+    const WINDOW: usize = 50;
+
+    fn monitor() -> Monitor {
+        let model = LinearModel::fit(Dataset::embedded()).unwrap();
+        let settings = MonitorSettings {
+            window: WINDOW,
+            rules: Vec::new(),
+            ..Default::default()
+        };
+        let baseline = super::super::baseline::from_model(&model, WINDOW, 200, 1).unwrap();
+        let config = DriftConfig {
+            p_value: settings.drift_p_value,
+            drift_share: settings.drift_share,
+        };
+        let detector = DriftDetector::from_training(&model, config).unwrap();
+        Monitor::new(&settings, &baseline, detector).unwrap()
+    }
+
+    fn record(id: SampleId) -> MetricRecord {
+        let y_pred = 150.0 + (id % 13) as f64;
+        MetricRecord {
+            id,
+            y_true: 150.0,
+            y_pred,
+            absolute_error: y_pred - 150.0,
+        }
+    }
+
+    fn features(ids: std::ops::Range<SampleId>, shift: f64) -> Vec<Features> {
+        let data = Dataset::embedded();
+        ids.map(|id| Features {
+            id,
+            x: data.feature_row(id as usize % data.len()).map(|v| v + shift),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn features_of_no_record_are_never_used_and_are_counted() {
+        let mut m = monitor();
+        assert!(m.observe_features(features(0..80, 1.0).iter()).is_empty());
+        let closed: Vec<Closed> = (1000..1000 + WINDOW as u64)
+            .flat_map(|id| m.observe_record(&record(id), 0))
+            .collect();
+        assert!(closed.is_empty(), "sealed: waiting for its features");
+        let c = m.close_sealed().expect("the sealed window");
+        assert!(c.report.features.is_empty());
+        assert!(c.report.prediction.is_some());
+        assert_eq!(c.report.drift_share, None);
+        assert_eq!(c.report.dataset_drift, None);
+        assert_eq!(m.take_unmatched(false), 0, "still waiting for a record");
+        assert_eq!(m.take_unmatched(true), 80);
+    }
+
+    #[test]
+    fn a_sealed_window_closes_when_its_last_features_come_or_when_overdue() {
+        let mut m = monitor();
+        m.observe_features(features(0..40, 0.0).iter());
+        let closed: Vec<Closed> = (0..WINDOW as u64)
+            .flat_map(|id| m.observe_record(&record(id), 5))
+            .collect();
+        assert!(closed.is_empty(), "10 features missing");
+        assert!(m.close_overdue(5 + SEALED_WAIT_MS - 1).is_none());
+        let closed = m.observe_features(features(40..50, 0.0).iter());
+        assert_eq!(closed.len(), 1);
+        let r = &closed[0].report;
+        assert_eq!((r.seq, r.end_id, r.end_ms), (1, WINDOW as u64 - 1, 5));
+        assert_eq!(r.features.len(), N_FEATURES);
+        assert!(r.drift_share.is_some() && r.dataset_drift.is_some());
+        assert_eq!(closed[0].records_total, WINDOW as u64);
+        // The next one: its features never come; time closes it.
+        let closed: Vec<Closed> = (100..100 + WINDOW as u64)
+            .flat_map(|id| m.observe_record(&record(id), 10))
+            .collect();
+        assert!(closed.is_empty());
+        let c = m.close_overdue(10 + SEALED_WAIT_MS).expect("overdue");
+        assert_eq!(c.report.seq, 2);
+        assert!(c.report.features.is_empty());
+        assert_eq!(m.take_unmatched(true), 0);
+    }
+
+    #[test]
+    fn half_of_the_next_window_closes_a_sealed_one() {
+        let mut m = monitor();
+        let mut closed: Vec<Closed> = (0..WINDOW as u64 + WINDOW as u64 / 2 - 1)
+            .flat_map(|id| m.observe_record(&record(id), 0))
+            .collect();
+        assert!(closed.is_empty());
+        closed.extend(m.observe_record(&record(999), 0));
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].records_total, WINDOW as u64);
     }
 }
