@@ -19,12 +19,13 @@
 //! (they may trail the records by a batch) is sealed and closes when they
 //! come, or at the latest once the next window has half its records or
 //! [`SEALED_WAIT_MS`] passed (or at the end of the run); its figures are
-//! those of the moment it was sealed. A feature whose record never comes (a queue that kept
-//! what earlier runs published, a record that went elsewhere) is never
-//! used: it is dropped when it is pushed out by newer ones or at the end,
-//! and counted ([`Monitor::take_unmatched`]). A window none of whose records
-//! had its features has no drift figures at all (no `drift_share`, no
-//! dataset drift), never figures made up from other samples.
+//! those of the moment it was sealed. A feature whose record never comes
+//! (a queue that kept what earlier runs published, a record that went
+//! elsewhere) is never used: it is dropped when newer ones push it out or
+//! at the end, and counted ([`Monitor::take_unmatched`]). A window none of
+//! whose records had its features has no drift figures at all (no
+//! `drift_share`, no dataset drift), never figures made up from other
+//! samples.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -74,8 +75,9 @@ struct Sealed {
     records_total: u64,
 }
 
-/// Longest a sealed window waits for its records' features, in records of
-/// the next window (a share of `window`) and in time ([`Monitor::close_overdue`]).
+/// Longest a sealed window waits for its records' features
+/// ([`Monitor::close_overdue`]); it also closes once the next window has
+/// half its records.
 pub const SEALED_WAIT_MS: u64 = 1000;
 
 pub struct Monitor {
@@ -341,7 +343,9 @@ mod tests {
         let data = Dataset::embedded();
         ids.map(|id| Features {
             id,
-            x: data.feature_row(id as usize % data.len()).map(|v| v + shift),
+            x: data
+                .feature_row(id as usize % data.len())
+                .map(|v| v + shift),
         })
         .collect()
     }
