@@ -86,8 +86,16 @@ async fn the_monitor_takes_every_record_once_across_a_kill_9_of_its_process() {
     let with_drift = w.iter().filter(|x| x.2).count();
     assert!(
         with_drift >= w.len() - 2,
-        "{with_drift} of {} windows have drift figures",
-        w.len()
+        "{with_drift} of {} windows have drift figures: {w:?}\n{}\n{}",
+        w.len(),
+        metric
+            .registry()
+            .text
+            .lines()
+            .filter(|l| l.contains("monitor_") || l.contains("observer"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        metric.report()
     );
     // The restarted process did continue after a window of the first.
     let resumed = metric.line("monitor: continuing after the last closed window");

@@ -662,7 +662,7 @@ impl Handler<FinalFlush> for MonitorActor {
     type Result = ResponseActFuture<Self, MonitorShortfall>;
 
     fn handle(&mut self, _: FinalFlush, _: &mut Context<Self>) -> Self::Result {
-        // A window still waiting for features closes with what it has.
+        // Windows still waiting for features close with what they have.
         let closed = self.monitor.close_sealed();
         self.publish_all(closed);
         self.count_unmatched(true);

@@ -157,7 +157,7 @@ impl RecordSink for MonitorSink {
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {
-        // A window still waiting for features closes with what it has.
+        // Windows still waiting for features close with what they have.
         let closed = self.monitor.close_sealed();
         self.write(closed);
         self.files.over_time_csv.flush()?;

@@ -16,10 +16,11 @@
 //! so a feature waits by id, up to [`FEATURES_KEPT`] of them, for its
 //! record, and a record waits for its feature until its window closes. A
 //! window whose records are all in but some of whose features are not yet
-//! (they may trail the records by a batch) is sealed and closes when they
-//! come, or at the latest once the next window has half its records or
-//! [`SEALED_WAIT_MS`] passed (or at the end of the run); its figures are
-//! those of the moment it was sealed. A feature whose record never comes
+//! (they trail the records by a batch, or by a backlog when a restarted
+//! metric process catches up) is sealed and closes when they come, or at
+//! the latest [`SEALED_WAIT_MS`] later, when more than [`MAX_SEALED`]
+//! windows or [`FEATURES_KEPT`] records wait, or at the end of the run; windows close in
+//! order, and their figures are those of the moment they were sealed. A feature whose record never comes
 //! (a queue that kept what earlier runs published, a record that went
 //! elsewhere) is never used: it is dropped when newer ones push it out or
 //! at the end, and counted ([`Monitor::take_unmatched`]). A window none of
@@ -76,9 +77,11 @@ struct Sealed {
 }
 
 /// Longest a sealed window waits for its records' features
-/// ([`Monitor::close_overdue`]); it also closes once the next window has
-/// half its records.
-pub const SEALED_WAIT_MS: u64 = 1000;
+/// ([`Monitor::close_overdue`]).
+pub const SEALED_WAIT_MS: u64 = 2000;
+
+/// Most sealed windows at once (each feature is looked up in each).
+pub const MAX_SEALED: usize = 64;
 
 pub struct Monitor {
     window: CountWindow,
@@ -91,8 +94,10 @@ pub struct Monitor {
     arrivals: VecDeque<SampleId>,
     /// The open window.
     open: Gathered,
-    /// The last window, complete but for some features (at most one).
-    sealed: Option<Sealed>,
+    /// Windows complete but for some features, oldest first.
+    sealed: VecDeque<Sealed>,
+    /// Most sealed windows: [`FEATURES_KEPT`] records' worth, 1 to [`MAX_SEALED`].
+    max_sealed: usize,
     /// Features dropped unmatched since the last [`Monitor::take_unmatched`].
     unmatched: u64,
     detector: DriftDetector,
@@ -117,7 +122,8 @@ impl Monitor {
             features: HashMap::new(),
             arrivals: VecDeque::new(),
             open: Gathered::default(),
-            sealed: None,
+            sealed: VecDeque::new(),
+            max_sealed: (FEATURES_KEPT / settings.window.max(1)).clamp(1, MAX_SEALED),
             unmatched: 0,
             detector,
             rules: Rules::new(&settings.rules, baseline)?,
@@ -151,21 +157,22 @@ impl Monitor {
     /// Takes in features: each joins the window of its record if that
     /// record is there already, else waits for its record (the oldest
     /// waiting one is dropped, counted, past the bound). Returns the sealed
-    /// window once its last missing feature came.
+    /// windows it completed (in order: none before an older one).
     pub fn observe_features<'a>(
         &mut self,
         xs: impl IntoIterator<Item = &'a Features>,
     ) -> Vec<Closed> {
         let mut closed = Vec::new();
         for f in xs {
-            if let Some(s) = &mut self.sealed {
-                if s.gathered.waiting.remove(&f.id) {
-                    s.gathered.matched.push(f.x);
-                    if s.gathered.waiting.is_empty() {
-                        closed.extend(self.close_sealed());
-                    }
-                    continue;
-                }
+            if let Some(s) = self
+                .sealed
+                .iter_mut()
+                .find(|s| s.gathered.waiting.contains(&f.id))
+            {
+                s.gathered.waiting.remove(&f.id);
+                s.gathered.matched.push(f.x);
+                closed.extend(self.close_complete());
+                continue;
             }
             if self.open.waiting.remove(&f.id) {
                 self.open.matched.push(f.x);
@@ -198,10 +205,10 @@ impl Monitor {
     }
 
     /// Takes in one record; returns the windows it closed. A window whose
-    /// records are all in closes at once if every feature of theirs came,
-    /// else it is sealed and waits for them: until they come, the next
-    /// window has half its records, [`SEALED_WAIT_MS`] pass
-    /// ([`Monitor::close_overdue`]) or the run ends ([`Monitor::close_sealed`]).
+    /// records are all in closes at once if every feature of theirs came
+    /// (and no older one waits), else it is sealed and waits for them: until
+    /// they come, [`SEALED_WAIT_MS`] pass ([`Monitor::close_overdue`]), too
+    /// many windows wait, or the run ends ([`Monitor::close_sealed`]).
     pub fn observe_record(&mut self, r: &MetricRecord, now_ms: u64) -> Vec<Closed> {
         match self.features.remove(&r.id) {
             Some(x) => self.open.matched.push(x),
@@ -214,12 +221,8 @@ impl Monitor {
         self.open.predictions.push(r.y_pred);
         self.records_total += 1;
         let mut closed = Vec::new();
-        if self.sealed.is_some() && self.open.predictions.len() >= self.size.div_ceil(2) {
-            closed.extend(self.close_sealed());
-        }
         if self.open.predictions.len() == self.size {
-            closed.extend(self.close_sealed());
-            self.sealed = Some(Sealed {
+            self.sealed.push_back(Sealed {
                 gathered: std::mem::take(&mut self.open),
                 end_id: r.id,
                 end_ms: now_ms,
@@ -227,31 +230,55 @@ impl Monitor {
                 period: self.period.stats(now_ms),
                 records_total: self.records_total,
             });
-            if self
-                .sealed
-                .as_ref()
-                .is_some_and(|s| s.gathered.waiting.is_empty())
-            {
-                closed.extend(self.close_sealed());
+            while self.sealed.len() > self.max_sealed {
+                closed.extend(self.close_oldest());
             }
+            closed.extend(self.close_complete());
         }
         closed
     }
 
-    /// Closes the sealed window if it waited [`SEALED_WAIT_MS`] by `now_ms`.
-    pub fn close_overdue(&mut self, now_ms: u64) -> Option<Closed> {
-        let overdue = self
+    /// Closes the oldest sealed windows as long as they have every feature.
+    fn close_complete(&mut self) -> Vec<Closed> {
+        let mut closed = Vec::new();
+        while self
             .sealed
-            .as_ref()
-            .is_some_and(|s| now_ms.saturating_sub(s.end_ms) >= SEALED_WAIT_MS);
-        overdue.then(|| self.close_sealed()).flatten()
+            .front()
+            .is_some_and(|s| s.gathered.waiting.is_empty())
+        {
+            closed.extend(self.close_oldest());
+        }
+        closed
     }
 
-    /// Closes the sealed window now, with the features it has (at the end
-    /// of a run, or when it waited long enough).
-    pub fn close_sealed(&mut self) -> Option<Closed> {
-        let s = self.sealed.take()?;
+    fn close_oldest(&mut self) -> Option<Closed> {
+        let s = self.sealed.pop_front()?;
         Some(self.close(s))
+    }
+
+    /// Closes the sealed windows that waited [`SEALED_WAIT_MS`] by
+    /// `now_ms` (and the complete ones after them).
+    pub fn close_overdue(&mut self, now_ms: u64) -> Vec<Closed> {
+        let mut closed = Vec::new();
+        while self
+            .sealed
+            .front()
+            .is_some_and(|s| now_ms.saturating_sub(s.end_ms) >= SEALED_WAIT_MS)
+        {
+            closed.extend(self.close_oldest());
+            closed.extend(self.close_complete());
+        }
+        closed
+    }
+
+    /// Closes every sealed window now, with the features it has (at the
+    /// end of a run).
+    pub fn close_sealed(&mut self) -> Vec<Closed> {
+        let mut closed = Vec::new();
+        while let Some(c) = self.close_oldest() {
+            closed.push(c);
+        }
+        closed
     }
 
     /// The rolling figures now (count window, period window).
@@ -358,7 +385,7 @@ mod tests {
             .flat_map(|id| m.observe_record(&record(id), 0))
             .collect();
         assert!(closed.is_empty(), "sealed: waiting for its features");
-        let c = m.close_sealed().expect("the sealed window");
+        let c = m.close_sealed().pop().expect("the sealed window");
         assert!(c.report.features.is_empty());
         assert!(c.report.prediction.is_some());
         assert_eq!(c.report.drift_share, None);
@@ -375,7 +402,7 @@ mod tests {
             .flat_map(|id| m.observe_record(&record(id), 5))
             .collect();
         assert!(closed.is_empty(), "10 features missing");
-        assert!(m.close_overdue(5 + SEALED_WAIT_MS - 1).is_none());
+        assert!(m.close_overdue(5 + SEALED_WAIT_MS - 1).is_empty());
         let closed = m.observe_features(features(40..50, 0.0).iter());
         assert_eq!(closed.len(), 1);
         let r = &closed[0].report;
@@ -388,21 +415,35 @@ mod tests {
             .flat_map(|id| m.observe_record(&record(id), 10))
             .collect();
         assert!(closed.is_empty());
-        let c = m.close_overdue(10 + SEALED_WAIT_MS).expect("overdue");
+        let c = m.close_overdue(10 + SEALED_WAIT_MS).pop().expect("overdue");
         assert_eq!(c.report.seq, 2);
         assert!(c.report.features.is_empty());
         assert_eq!(m.take_unmatched(true), 0);
     }
 
     #[test]
-    fn half_of_the_next_window_closes_a_sealed_one() {
+    fn windows_close_in_order_and_no_more_wait_than_features_kept() {
         let mut m = monitor();
-        let mut closed: Vec<Closed> = (0..WINDOW as u64 + WINDOW as u64 / 2 - 1)
+        // Two windows sealed; the second's features come first: it waits
+        // for the first.
+        let closed: Vec<Closed> = (0..2 * WINDOW as u64)
             .flat_map(|id| m.observe_record(&record(id), 0))
             .collect();
         assert!(closed.is_empty());
-        closed.extend(m.observe_record(&record(999), 0));
+        assert!(m
+            .observe_features(features(WINDOW as u64..2 * WINDOW as u64, 0.0).iter())
+            .is_empty());
+        let closed = m.observe_features(features(0..WINDOW as u64, 0.0).iter());
+        let seqs: Vec<u64> = closed.iter().map(|c| c.report.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+        assert!(closed.iter().all(|c| c.report.features.len() == N_FEATURES));
+        // Without features, at most MAX_SEALED windows wait.
+        let most = (FEATURES_KEPT / WINDOW).min(MAX_SEALED);
+        let closed: Vec<Closed> = (10_000..10_000 + ((most + 1) * WINDOW) as u64)
+            .flat_map(|id| m.observe_record(&record(id), 0))
+            .collect();
         assert_eq!(closed.len(), 1);
-        assert_eq!(closed[0].records_total, WINDOW as u64);
+        assert_eq!(closed[0].report.seq, 3);
+        assert_eq!(m.close_sealed().len(), most);
     }
 }
