@@ -172,7 +172,8 @@
     }).join("") : '<tr><td colspan="5">no windows yet</td></tr>';
     if (body.innerHTML !== html) body.innerHTML = html;
     var share = $("drift-share");
-    if (share) share.textContent = s.drift_share === null || s.drift_share === undefined ? "" :
+    if (share) share.textContent = s.drift_share === null || s.drift_share === undefined ?
+      (s.no_features ? "(no features: the last window's features never reached the monitor, drift is not watched)" : "") :
       "(" + Math.round(s.drift_share * 100) + "% of features drifted)";
   }
 

@@ -97,8 +97,8 @@ fn main() -> anyhow::Result<()> {
             period: WindowStats::default(),
             features: Vec::new(),
             prediction: None,
-            drift_share: 0.0,
-            dataset_drift: false,
+            drift_share: None,
+            dataset_drift: None,
             active_alerts: Vec::new(),
         };
         series.push_window(&report);
@@ -162,8 +162,8 @@ fn main() -> anyhow::Result<()> {
             period: WindowStats::default(),
             features: Vec::new(),
             prediction: None,
-            drift_share: 0.0,
-            dataset_drift: false,
+            drift_share: None,
+            dataset_drift: None,
             active_alerts: Vec::new(),
         };
         report.window.r2 = 0.5;

@@ -669,8 +669,8 @@ impl Actors {
             })
         });
         routes.model = model.map(|m| {
-            let out = routes.predictions();
-            Supervisor::start(move |_| ModelActor::new(m, out))
+            let (out, forward) = (routes.predictions(), forward_features(settings, bridge));
+            Supervisor::start(move |_| ModelActor::new(m, out).forwarding(forward))
         });
         let (done_tx, done) = oneshot::channel();
         let source = settings.runs(Role::Features).then(|| {
@@ -838,6 +838,31 @@ impl Actors {
             bridge,
             monitor,
         })
+    }
+}
+
+/// Where the model forwards the features it consumed: with
+/// `--legacy-inbound` it reads the Python services' queue `features`, which
+/// no monitor sees, so it forwards each batch to the monitor's queue
+/// (`inbound.monitor_features_queue`), straight to it through the default
+/// exchange: on the exchange under `features` they would be routed back
+/// into `features`, a loop. A work recipient, so the deliveries are acked
+/// only once the broker has the forwarded copies too (at least once; the
+/// monitor deduplicates by id). Nowhere otherwise.
+fn forward_features(settings: &Settings, bridge: &Option<Bridge>) -> Fanout<Batch<Features>> {
+    let forwards = settings
+        .inbound
+        .forwards_features(&settings.roles, settings.monitor.enabled);
+    match bridge {
+        Some(b) if forwards => {
+            let queue = &settings.inbound.monitor_features_queue;
+            tracing::info!(
+                queue = %queue.escape_debug(),
+                "model: forwarding the features it consumes from the legacy queue `features` to the monitor's queue"
+            );
+            Fanout::of([b.to_queue(queue).recipient()])
+        }
+        _ => Fanout::default(),
     }
 }
 

@@ -5,8 +5,22 @@
 //! `metrics_over_time.csv` and takes in the rows of `metric_log.csv`
 //! written after it). The real RabbitMQ; objects named per test, deleted
 //! after.
+//!
+//! Drift figures come only from the features of a window's own records:
+//! features left in the monitor's queue by earlier runs are dropped and
+//! counted, and a window without features says so everywhere (empty
+//! fields, NaN gauges, a counter, one WARN line, "no features" on the
+//! dashboard). With `--legacy-inbound` (the original Python producer) the
+//! model forwards the features it consumed to the monitor: that test runs
+//! on a RabbitMQ node of its own ([`PrivateNode`]), since the legacy queue
+//! names on the machine's broker are other people's.
 
 mod split_support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use split_support::*;
 
@@ -72,8 +86,16 @@ async fn the_monitor_takes_every_record_once_across_a_kill_9_of_its_process() {
     let with_drift = w.iter().filter(|x| x.2).count();
     assert!(
         with_drift >= w.len() - 2,
-        "{with_drift} of {} windows have drift figures",
-        w.len()
+        "{with_drift} of {} windows have drift figures: {w:?}\n{}\n{}",
+        w.len(),
+        metric
+            .registry()
+            .text
+            .lines()
+            .filter(|l| l.contains("monitor_") || l.contains("observer"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        metric.report()
     );
     // The restarted process did continue after a window of the first.
     let resumed = metric.line("monitor: continuing after the last closed window");
@@ -90,5 +112,415 @@ async fn the_monitor_takes_every_record_once_across_a_kill_9_of_its_process() {
         "split monitor: {N} rows, {} windows, {with_drift} with drift figures, across a kill -9 at {} rows",
         w.len(),
         N / 3
+    );
+}
+
+/// The rows of `metrics_over_time.csv` as column name -> field.
+fn over_time_rows(logs: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap_or_default();
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let header: Vec<&str> = header.split(',').collect();
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), header.len(), "a whole row: {l}");
+            header
+                .iter()
+                .zip(f)
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Waits until `metrics_over_time.csv` has `n` rows (bounded).
+async fn wait_windows(p: &mut RoleProc, n: usize) -> Vec<BTreeMap<String, String>> {
+    let deadline = Instant::now() + RUN;
+    loop {
+        let rows = over_time_rows(&p.logs_dir());
+        if rows.len() >= n {
+            return rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} windows after {RUN:?}\n{}",
+            rows.len(),
+            p.report()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const FEATURES: [&str; 10] = [
+    "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6",
+];
+
+/// `{"id": id, "body": body}`.
+fn body(id: u64, body: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"id": id, "body": body})).unwrap()
+}
+
+/// A counter of the registry that must be there (absent fails, never reads 0).
+fn counter(reg: &Scrape, name: &str) -> u64 {
+    assert!(
+        reg.has(name),
+        "{name} is not in the registry:\n{}",
+        reg.text
+    );
+    reg.count(name, &[])
+}
+
+/// The issue's case: `ml_pipeline.monitor.features` kept what earlier runs
+/// published, and a metric role took those as its windows' features (the
+/// same p-values in every window). Here the queue is pre-loaded with
+/// features whose ids match no record (shifted by +1 in every column, so
+/// any use of them would flag drift everywhere); the metric role then gets
+/// 1,000 records without features and 1,000 whose own (unshifted) features
+/// come first. The first two windows must have no drift figures at all
+/// (empty fields, NaN gauges, a counter, one WARN line, "no features" on
+/// the dashboard), the last two figures from their own features only, and
+/// every stale feature is counted as dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_features_are_dropped_and_counted_and_windows_without_features_say_so() {
+    const STALE: usize = 1200;
+    const PER_PHASE: usize = 2 * WINDOW;
+    let broker = TestBroker::new("monstale");
+    // A first metric process declares the queues, then stops: what is
+    // published now waits in the monitor's queue, as earlier runs' features did.
+    let mut first = broker.spawn("metric-first", "metric", &[]);
+    first.wait_log("inbound consumer started", 3, START).await;
+    first.stop(STOP).await;
+    let conn = connect().await;
+    let ch = confirm_channel(&conn).await;
+    let rows = oracle::rows();
+    let stale: Vec<Vec<u8>> = (0..STALE)
+        .map(|i| {
+            let x: Vec<f64> = rows[i % rows.len()]
+                .scaled
+                .iter()
+                .map(|v| v + 1.0)
+                .collect();
+            body(1_700_000_000_000_000 + i as u64, serde_json::json!(x))
+        })
+        .collect();
+    publish_raw(&ch, &broker.exchange, "features", &stale).await;
+    assert_eq!(queue_len(&conn, &broker.monitor_queue).await, STALE as u32);
+
+    let mut metric = broker.spawn("metric", "metric", &[]);
+    metric.wait_log("inbound consumer started", 3, START).await;
+    // The monitor has taken them all before any record comes.
+    let deadline = Instant::now() + RUN;
+    while queue_len(&conn, &broker.monitor_queue).await > 0 {
+        assert!(Instant::now() < deadline, "{}", metric.report());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pairs = row_truths_and_predictions();
+    // The bodies of y_true, y_pred and features of PER_PHASE records.
+    let records = |from: usize| -> [Vec<Vec<u8>>; 3] {
+        let (mut truths, mut preds, mut features) = (Vec::new(), Vec::new(), Vec::new());
+        for i in from..from + PER_PHASE {
+            let (id, row) = (1_800_000_000_000_000 + i as u64, (i * 7) % rows.len());
+            truths.push(body(id, serde_json::json!(pairs[row].0)));
+            preds.push(body(id, serde_json::json!(pairs[row].1)));
+            features.push(body(id, serde_json::json!(rows[row].scaled.to_vec())));
+        }
+        [truths, preds, features]
+    };
+    // Phase 1: records without features.
+    let [truths, preds, _] = records(0);
+    publish_raw(&ch, &broker.exchange, "y_true", &truths).await;
+    publish_raw(&ch, &broker.exchange, "y_pred", &preds).await;
+    metric.wait_rows(PER_PHASE, RUN).await;
+    wait_windows(&mut metric, 2).await;
+    // While the last window has no features: the page and the gauges say so.
+    let addr = openmetrics::http_addr(&metric.logs_dir(), START);
+    let page = openmetrics::http_get(addr, "/").body;
+    assert!(
+        page.contains("(no features: the last window&#39;s features never reached the monitor")
+            || page.contains("(no features: the last window's features never reached the monitor"),
+        "the dashboard says the window had no features:\n{page}"
+    );
+    let live = openmetrics::scrape(addr);
+    for name in ["modelwatch_drift_share", "modelwatch_dataset_drift"] {
+        assert!(live.has(name), "{name} missing");
+        assert!(live.get(name, &[]).is_nan(), "{name} is NaN, not 0");
+    }
+    assert!(live
+        .get("modelwatch_drift_p_value", &[("feature", "bmi")])
+        .is_nan());
+    assert_eq!(
+        counter(&live, "modelwatch_monitor_windows_without_features_total"),
+        2
+    );
+
+    // Phase 2: each record's own features first, then the record.
+    let [truths, preds, features] = records(PER_PHASE);
+    publish_raw(&ch, &broker.exchange, "features", &features).await;
+    publish_raw(&ch, &broker.exchange, "y_true", &truths).await;
+    publish_raw(&ch, &broker.exchange, "y_pred", &preds).await;
+    metric.wait_rows(2 * PER_PHASE, RUN).await;
+    let w = wait_windows(&mut metric, 4).await;
+    metric.stop(STOP).await;
+
+    assert_eq!(w.len(), 4, "{w:?}");
+    for (i, row) in w.iter().enumerate() {
+        let report = format!("window {}: {row:?}", i + 1);
+        assert!(!row["prediction_p"].is_empty(), "{report}");
+        if i < 2 {
+            // No features of its own: nothing made up from the stale ones.
+            for f in FEATURES {
+                for stat in ["p", "psi", "wasserstein", "drift"] {
+                    assert_eq!(row[&format!("{f}_{stat}")], "", "{f}_{stat} of {report}");
+                }
+            }
+            assert_eq!(row["drift_share"], "", "{report}");
+            assert_eq!(row["dataset_drift"], "", "{report}");
+        } else {
+            // Its own, unshifted features: the +1 shift of the stale ones
+            // would make every feature drift.
+            for f in FEATURES {
+                assert!(!row[&format!("{f}_p")].is_empty(), "{f}_p of {report}");
+            }
+            assert_eq!(row["bmi_drift"], "0", "{report}");
+            let share: f64 = row["drift_share"].parse().expect("a share");
+            assert!(share < 0.5, "{report}");
+            assert_eq!(row["dataset_drift"], "0", "{report}");
+        }
+    }
+    let reg = metric.registry();
+    assert_eq!(
+        counter(&reg, "modelwatch_monitor_features_unmatched_total"),
+        STALE as u64,
+        "every stale feature dropped and counted, none of the records' own"
+    );
+    assert_eq!(
+        counter(&reg, "modelwatch_monitor_windows_without_features_total"),
+        2
+    );
+    let warned = metric.lines("closed without the features of any of its records");
+    assert_eq!(warned.len(), 1, "one WARN line: {warned:?}");
+    assert!(warned[0].contains("WARN"), "{}", warned[0]);
+    println!(
+        "stale features: {STALE} dropped and counted; 2 windows without features, 2 with their own"
+    );
+}
+
+/// A RabbitMQ node of the test's own (ARCHITECTURE.md, "A private RabbitMQ
+/// node for tests"): its directories under the target dir, free ports, its
+/// own config file; stopped and removed when dropped, pass or fail. The
+/// machine's broker is left alone.
+struct PrivateNode {
+    name: String,
+    dir: PathBuf,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl PrivateNode {
+    fn start(test: &str) -> PrivateNode {
+        let pid = std::process::id();
+        let name = format!("mw{test}{pid}@localhost");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rabbit-{test}-{pid}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["mnesia", "log"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("node dirs");
+        }
+        let (port, dist) = (free_port(), free_port());
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"),
+        )
+        .unwrap();
+        let node = PrivateNode { name, dir, port };
+        let mut chown = Command::new("chown");
+        chown.arg("-R").arg("rabbitmq:rabbitmq").arg(&node.dir);
+        run_bounded("chown", chown, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+        let d = |p: &str| node.dir.join(p);
+        let mut server = Command::new("rabbitmq-server");
+        server
+            .arg("-detached")
+            .env("RABBITMQ_NODENAME", &node.name)
+            .env("RABBITMQ_CONFIG_FILE", d("rabbitmq"))
+            .env("RABBITMQ_DIST_PORT", dist.to_string())
+            .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d("log"))
+            .env("RABBITMQ_PID_FILE", d("pid"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"));
+        run_bounded("rabbitmq-server -detached", server, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // It exits 69 until the node has registered.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let mut wait = Command::new("rabbitmqctl");
+            wait.args(["-n", &node.name, "await_startup"]);
+            match run_bounded("rabbitmqctl await_startup", wait, Duration::from_secs(60)) {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline => panic!("private node {}: {e}", node.name),
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+        node
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+}
+
+impl Drop for PrivateNode {
+    fn drop(&mut self) {
+        let mut stop = Command::new("rabbitmqctl");
+        stop.args(["-n", &self.name, "stop"]);
+        if let Err(e) = run_bounded("rabbitmqctl stop", stop, Duration::from_secs(60)) {
+            eprintln!("private node {}: {e}", self.name);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The original features service as it was (pika `BlockingConnection`, the
+/// default exchange, plain `queue_declare`, float timestamp ids), but for
+/// the port (`argv[1]`: the private node), the rows from a JSON file
+/// (`argv[2]`), `argv[3]` samples on one connection without the sleep, and
+/// a final `done`.
+const LEGACY_PRODUCER: &str = r#"
+import json
+import random
+import sys
+from datetime import datetime
+
+import pika
+
+with open(sys.argv[2]) as f:
+    data = json.load(f)
+X, y = data['features'], data['targets']
+N = int(sys.argv[3])
+random.seed(42)
+
+connection = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1', int(sys.argv[1])))
+channel = connection.channel()
+channel.queue_declare(queue='features')
+channel.queue_declare(queue='y_true')
+
+last_id = None
+for _ in range(N):
+    random_row = random.randint(0, len(X) - 1)
+    message_id = datetime.timestamp(datetime.now())
+    while message_id == last_id:
+        message_id = datetime.timestamp(datetime.now())
+    last_id = message_id
+    message_y_true = {'id': message_id, 'body': y[random_row]}
+    channel.basic_publish(exchange='', routing_key='y_true', body=json.dumps(message_y_true))
+    message_features = {'id': message_id, 'body': list(X[random_row])}
+    channel.basic_publish(exchange='', routing_key='features', body=json.dumps(message_features))
+
+connection.close()
+print('done')
+"#;
+
+/// The issue's case: with the original Python producer (`--legacy-inbound`)
+/// the monitor never saw a feature and wrote `drift_share` 0.0 and
+/// `dataset_drift` 0 in every window. Now the model forwards the features it
+/// consumed from `features` to the monitor's queue: every window has drift
+/// figures from its own records' features, and the model's deliveries are
+/// acked only once the forwarded copies are confirmed (nothing left in the
+/// legacy queues).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_python_producer_the_monitor_gets_the_features_the_model_consumed() {
+    const N: usize = 2 * WINDOW;
+    let node = PrivateNode::start("legacy");
+    let mut broker = TestBroker::new("monlegacy");
+    broker.url = node.url();
+    let mut metric = broker.spawn("metric", "metric", &["--legacy-inbound"]);
+    let mut model = broker.spawn("model", "model", &["--legacy-inbound"]);
+    metric.wait_log("inbound consumer started", 3, START).await;
+    model.wait_log("inbound consumer started", 1, START).await;
+
+    let rows: Vec<Vec<f64>> = oracle::rows().iter().map(|r| r.scaled.to_vec()).collect();
+    let targets: Vec<f64> = oracle::rows().iter().map(|r| r.target).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_file = dir.path().join("diabetes.json");
+    std::fs::write(
+        &data_file,
+        serde_json::to_vec(&serde_json::json!({"features": rows, "targets": targets})).unwrap(),
+    )
+    .unwrap();
+    let mut py = PyProc::spawn(
+        "legacy-producer",
+        LEGACY_PRODUCER,
+        &[
+            &node.port.to_string(),
+            data_file.to_str().unwrap(),
+            &N.to_string(),
+        ],
+    );
+    py.wait_until("done", RUN, |l| l.last().is_some_and(|x| x == "done"))
+        .await;
+    py.expect_exit_ok(STOP).await;
+    metric.wait_rows(N, RUN).await;
+    let w = wait_windows(&mut metric, N / WINDOW).await;
+    let addr = openmetrics::http_addr(&metric.logs_dir(), START);
+    let page = openmetrics::http_get(addr, "/").body;
+    assert!(!page.contains("(no features"), "{page}");
+    model.stop(STOP).await;
+    metric.stop(STOP).await;
+
+    assert_eq!(w.len(), N / WINDOW);
+    for (i, row) in w.iter().enumerate() {
+        let report = format!("window {}: {row:?}\n{}", i + 1, metric.report());
+        for f in FEATURES {
+            assert!(!row[&format!("{f}_p")].is_empty(), "{f}_p of {report}");
+        }
+        assert!(!row["drift_share"].is_empty(), "{report}");
+        assert!(!row["dataset_drift"].is_empty(), "{report}");
+    }
+    let reg = metric.registry();
+    assert_eq!(
+        counter(&reg, "modelwatch_monitor_windows_without_features_total"),
+        0
+    );
+    // Features the monitor could not match (a record's feature arriving
+    // after its window closed) are few.
+    let unmatched = counter(&reg, "modelwatch_monitor_features_unmatched_total");
+    assert!(
+        unmatched <= (N / 20) as u64,
+        "{unmatched} unmatched\n{}\n{w:?}",
+        reg.text
+            .lines()
+            .filter(|l| l.contains("monitor") || l.contains("inbound_messages"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // The model forwarded each feature once it had predicted it (at least
+    // once: confirmed, so the deliveries were acked), and the legacy queue
+    // is empty.
+    assert!(
+        model.bridge("confirmed") >= 2 * N as u64,
+        "predictions and forwarded features confirmed: {}",
+        model.bridge("confirmed")
+    );
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        lapin::Connection::connect(&node.url(), lapin::ConnectionProperties::default()),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect to the private node");
+    assert_eq!(queue_len(&conn, "features").await, 0);
+    assert_eq!(queue_len(&conn, &broker.monitor_queue).await, 0);
+    let _ = conn.close(200, "done".into()).await;
+    println!(
+        "legacy producer -> model (forwarding) -> monitor: {N} samples, {} windows with drift, {unmatched} features unmatched",
+        w.len()
     );
 }

@@ -1,4 +1,11 @@
 //! ModelActor: predicts each batch of features and emits the predictions.
+//!
+//! It may also pass the features it predicted on to more recipients
+//! ([`ModelActor::forwarding`]): with `--legacy-inbound` the features come
+//! from the Python services' queue, so the monitor (elsewhere) sees them
+//! only if the model forwards them. Those recipients are work recipients:
+//! the inbound batch is acknowledged once the predictions and the forwarded
+//! features are both confirmed by the broker (at least once).
 
 use std::sync::Arc;
 
@@ -12,6 +19,8 @@ use crate::model::LinearModel;
 pub struct ModelActor {
     model: Arc<LinearModel>,
     out: Fanout<Batch<Prediction>>,
+    /// Who else gets the features (empty unless forwarding).
+    forward: Fanout<Batch<Features>>,
     predicted: u64,
 }
 
@@ -20,8 +29,15 @@ impl ModelActor {
         ModelActor {
             model,
             out,
+            forward: Fanout::default(),
             predicted: 0,
         }
+    }
+
+    /// Also sends every batch of features it takes to `forward` (awaited).
+    pub fn forwarding(mut self, forward: Fanout<Batch<Features>>) -> ModelActor {
+        self.forward = forward;
+        self
     }
 }
 
@@ -50,10 +66,16 @@ impl Handler<Batch<Features>> for ModelActor {
             .collect();
         self.predicted += predictions.len() as u64;
         let out = Batch::new(predictions, batch.emitted_at).with_done(batch.done.clone());
+        // Forwarded features first: they reach the broker before the
+        // predictions, so the monitor has them when the records come.
+        let forwarded = (!self.forward.is_empty()).then(|| self.forward.send(batch));
         let sent = self.out.send(out);
         Box::pin(async move {
             if let Err(e) = sent.await {
                 fatal_dead_actor("model", e);
+            }
+            if let Some(Err(e)) = futures::future::OptionFuture::from(forwarded).await {
+                fatal_dead_actor("model (forwarding features)", e);
             }
         })
     }

@@ -11,7 +11,11 @@
 //! batches (counted in `modelwatch_observer_dropped_total{observer="monitor"}`)
 //! rather than slow the pipeline. In the split layout it runs with the
 //! metric role (where the records are) and gets features from a queue of
-//! its own; a restart, even after `kill -9`, continues from the last row of
+//! its own (with `--legacy-inbound`, the model forwards the features it
+//! consumed there). Features are matched to records by id: one that never
+//! matches is dropped and counted, never used; a window without any
+//! features has no drift figures, counted and said in one WARN line. A
+//! restart, even after `kill -9`, continues from the last row of
 //! `metrics_over_time.csv` and takes in the rows of `metric_log.csv` written
 //! after that window (see [`crate::monitor::log::records_after`]).
 //!
@@ -38,7 +42,7 @@ use crate::join::RecentIds;
 use crate::messages::{Batch, Features, MetricRecord, Published};
 use crate::model::LinearModel;
 use crate::monitor::baseline;
-use crate::monitor::engine::{Closed, Monitor};
+use crate::monitor::engine::{Closed, Monitor, SEALED_WAIT_MS};
 use crate::monitor::files::{self, MonitorFiles, Opened};
 use crate::monitor::log::LastRow;
 use crate::monitor::over_time::{OverTime, MAX_EVENTS};
@@ -180,6 +184,8 @@ pub struct MonitorActor {
     changed: bool,
     /// Failed writes in a row, per file (over_time_csv, alerts).
     write_failures: [u64; 2],
+    /// A window without features was reported (the WARN line is once).
+    warned_no_features: bool,
 }
 
 impl MonitorActor {
@@ -398,6 +404,7 @@ impl MonitorActor {
             unsent: Default::default(),
             changed: true,
             write_failures: [0; 2],
+            warned_no_features: false,
         }
     }
 
@@ -407,7 +414,7 @@ impl MonitorActor {
         let now = now_ms();
         let closed: Vec<Closed> = records
             .iter()
-            .filter_map(|r| self.monitor.observe_record(r, now))
+            .flat_map(|r| self.monitor.observe_record(r, now))
             .collect();
         self.metrics.records.inc_by(records.len() as u64);
         for c in closed {
@@ -420,6 +427,13 @@ impl MonitorActor {
         self.metrics
             .drift_eval_seconds
             .observe(c.drift_took.as_secs_f64());
+        if c.report.features.is_empty() && !self.warned_no_features {
+            self.warned_no_features = true;
+            tracing::warn!(
+                window = c.report.seq,
+                "monitor: a window closed without the features of any of its records: no drift figures, drift is not watched (features come with the source in one process; in the split layout on inbound.monitor_features_queue, where the model forwards them with --legacy-inbound). Logged once; counted in modelwatch_monitor_windows_without_features_total"
+            );
+        }
         files::write_closed(&mut self.files, &mut self.series, &c);
         let Closed { report, events, .. } = c;
         for e in &events {
@@ -474,6 +488,25 @@ impl MonitorActor {
                 *failures = 0;
             }
         }
+    }
+
+    /// Publishes windows closed by features or a timer, then flushes.
+    fn publish_all(&mut self, closed: impl IntoIterator<Item = Closed>) {
+        let mut any = false;
+        for c in closed {
+            self.publish(c);
+            any = true;
+        }
+        if any {
+            self.flush();
+        }
+    }
+
+    /// Counts the features dropped because no record of theirs came (at
+    /// the end: all still waiting).
+    fn count_unmatched(&mut self, at_end: bool) {
+        let n = self.monitor.take_unmatched(at_end);
+        self.metrics.features_unmatched.inc_by(n);
     }
 
     /// What is left unwritten at the end: counted and dropped, and a row
@@ -589,6 +622,11 @@ impl Actor for MonitorActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX);
+        // A sealed window waits for its features at most SEALED_WAIT_MS.
+        ctx.run_interval(Duration::from_millis(SEALED_WAIT_MS / 4), |act, _| {
+            let closed = act.monitor.close_overdue(now_ms());
+            act.publish_all(closed);
+        });
         ctx.run_interval(self.interval, |act, ctx| {
             if let Some(req) = act.render() {
                 ctx.spawn(
@@ -613,9 +651,10 @@ impl Handler<Batch<MetricRecord>> for MonitorActor {
         let closed: Vec<Closed> = batch
             .items
             .iter()
-            .filter_map(|r| self.monitor.observe_record(r, now))
+            .flat_map(|r| self.monitor.observe_record(r, now))
             .collect();
         self.metrics.records.inc_by(batch.items.len() as u64);
+        self.count_unmatched(false);
         let (window, period) = self.monitor.rolling(now);
         self.metrics.set_window("count", &window);
         self.metrics.set_window("period", &period);
@@ -632,7 +671,7 @@ impl Handler<Batch<Features>> for MonitorActor {
     type Result = ();
 
     fn handle(&mut self, batch: Batch<Features>, _: &mut Context<Self>) {
-        match &mut self.seen_features {
+        let closed = match &mut self.seen_features {
             None => self.monitor.observe_features(batch.items.iter()),
             Some(seen) => {
                 let fresh: Vec<Features> = batch
@@ -644,9 +683,11 @@ impl Handler<Batch<Features>> for MonitorActor {
                 for f in batch.items.iter() {
                     seen.insert(f.id);
                 }
-                self.monitor.observe_features(fresh.iter());
+                self.monitor.observe_features(fresh.iter())
             }
-        }
+        };
+        self.count_unmatched(false);
+        self.publish_all(closed);
     }
 }
 
@@ -654,6 +695,17 @@ impl Handler<FinalFlush> for MonitorActor {
     type Result = ResponseActFuture<Self, MonitorShortfall>;
 
     fn handle(&mut self, _: FinalFlush, _: &mut Context<Self>) -> Self::Result {
+        // Windows still waiting for features close with what they have.
+        let closed = self.monitor.close_sealed();
+        self.publish_all(closed);
+        self.count_unmatched(true);
+        let unmatched = self.metrics.features_unmatched.get();
+        if unmatched > 0 {
+            tracing::warn!(
+                features = unmatched,
+                "monitor: features that matched no record were dropped, not used for drift (stale ones from an earlier run, or their records went elsewhere)"
+            );
+        }
         self.flush();
         let _ = self.files.over_time_csv.sync();
         let _ = self.files.alerts.sync();

@@ -147,6 +147,13 @@ impl Bridge {
         })
     }
 
+    /// A bridge actor that publishes straight to `queue` (the default
+    /// exchange), through the same outbox, confirms and retries.
+    pub fn to_queue(&self, queue: &str) -> Addr<BridgeActor> {
+        let (outbox, queue) = (self.outbox.clone(), queue.to_owned());
+        Supervisor::start(move |_| BridgeActor::to_queue(outbox, &queue))
+    }
+
     pub fn probe(&self) -> BridgeProbe {
         BridgeProbe {
             outbox: self.outbox.clone(),

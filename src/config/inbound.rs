@@ -115,9 +115,18 @@ impl InboundSettings {
         ]
     }
 
+    /// Does the model of a process running `roles` forward the features
+    /// it consumes to `monitor_features_queue`? With `legacy` it reads the
+    /// Python services' queue `features`, which no monitor sees; so it does
+    /// when it takes its features from RabbitMQ and the monitor is on.
+    pub fn forwards_features(&self, roles: &[Role], monitor: bool) -> bool {
+        self.legacy && monitor && roles.contains(&Role::Model) && !roles.contains(&Role::Features)
+    }
+
     /// The work queues a process running `roles` consumes (key, name,
     /// routing key): a local role's input whose producer runs elsewhere,
-    /// as the pipeline wires its consumers.
+    /// as the pipeline wires its consumers; and the monitor's queue when
+    /// the model forwards features to it ([`Self::forwards_features`]).
     pub fn work_queues(&self, roles: &[Role], monitor: bool) -> Vec<(&'static str, &str, Kind)> {
         let runs = |r| roles.contains(&r);
         let [model, truth, prediction, plot, monitor_features] = self.work_queues_all();
@@ -134,7 +143,11 @@ impl InboundSettings {
         if runs(Role::Plot) && !runs(Role::Metric) {
             out.push(plot);
         }
-        if monitor && runs(Role::Metric) && !runs(Role::Features) {
+        // The model's forwarded features go there too: declared by the
+        // model's process as well, so none is lost when it starts first.
+        if (monitor && runs(Role::Metric) && !runs(Role::Features))
+            || self.forwards_features(roles, monitor)
+        {
             out.push(monitor_features);
         }
         out

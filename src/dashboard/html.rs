@@ -16,6 +16,11 @@ use crate::dashboard::snapshot::{ModelInfo, Snapshot};
 use crate::data::N_FEATURES;
 use crate::monitor::report::Drift;
 
+/// Beside "Drift" when the latest window had no features (the same text
+/// as `dashboard.js` writes).
+const NO_FEATURES: &str =
+    "(no features: the last window's features never reached the monitor, drift is not watched)";
+
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -287,6 +292,8 @@ pub fn dashboard(snap: &Snapshot) -> String {
     out.push_str("<div class=\"two\"><section aria-labelledby=\"h-drift\"><h2 id=\"h-drift\">Drift <span class=\"muted\" id=\"drift-share\">");
     if let Some(s) = snap.drift_share {
         let _ = write!(out, "({}% of features drifted)", num(s * 100.0, 0));
+    } else if snap.no_features {
+        out.push_str(NO_FEATURES);
     }
     out.push_str("</span></h2><table id=\"drift\"><thead><tr><th scope=\"col\">Feature</th><th scope=\"col\">p-value (KS)</th><th scope=\"col\">PSI</th><th scope=\"col\">Wasserstein / σ</th><th scope=\"col\">State</th></tr></thead><tbody>");
     drift_rows(&mut out, &snap.drift);

@@ -135,6 +135,8 @@ pub struct Snapshot {
     /// The drift of the latest window, per feature and the prediction.
     pub drift: Vec<Drift>,
     pub drift_share: Option<f64>,
+    /// The latest window had no features: drift is not watched.
+    pub no_features: bool,
     pub active_alerts: Vec<String>,
     /// The latest alert events, newest last.
     pub events: Vec<AlertEvent>,
@@ -232,7 +234,8 @@ pub fn build(
             .map(Point::of)
             .collect(),
         drift,
-        drift_share: latest.map(|w| w.drift_share),
+        drift_share: latest.and_then(|w| w.drift_share),
+        no_features: latest.is_some_and(|w| w.features.is_empty()),
         active_alerts: latest.map(|w| w.active_alerts.clone()).unwrap_or_default(),
         events: board.events.iter().skip(skip).cloned().collect(),
         histogram,
@@ -293,8 +296,8 @@ pub(crate) mod tests {
                 },
             ],
             prediction: None,
-            drift_share: 0.5,
-            dataset_drift: true,
+            drift_share: Some(0.5),
+            dataset_drift: Some(true),
             active_alerts: alerts.iter().map(|s| s.to_string()).collect(),
         }
     }

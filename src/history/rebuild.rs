@@ -120,7 +120,12 @@ impl MonitorSink {
     }
 
     fn observe(&mut self, r: &MetricRecord, at_ms: u64) {
-        if let Some(c) = self.monitor.observe_record(r, at_ms) {
+        let closed = self.monitor.observe_record(r, at_ms);
+        self.write(closed);
+    }
+
+    fn write(&mut self, closed: impl IntoIterator<Item = crate::monitor::engine::Closed>) {
+        for c in closed {
             files::write_closed(&mut self.files, &mut self.series, &c);
             self.windows += 1;
         }
@@ -139,7 +144,8 @@ impl RecordSink for MonitorSink {
     fn features(&mut self, f: &Features) -> anyhow::Result<()> {
         if !self.seen.contains(f.id) {
             self.seen.insert(f.id);
-            self.monitor.observe_features(std::iter::once(f));
+            let closed = self.monitor.observe_features(std::iter::once(f));
+            self.write(closed);
         }
         Ok(())
     }
@@ -151,6 +157,11 @@ impl RecordSink for MonitorSink {
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {
+        // Windows still waiting for features close with what they have.
+        let closed = self.monitor.close_sealed();
+        self.write(closed);
+        self.files.over_time_csv.flush()?;
+        self.files.alerts.flush()?;
         self.files.over_time_csv.sync()?;
         self.files.alerts.sync()?;
         self.series

@@ -265,10 +265,8 @@ impl Metric {
         let v = match *self {
             Metric::Window(s) => (r.window.count > 0 || s == Stat::Count).then(|| s.of(&r.window)),
             Metric::Period(s) => (r.period.count > 0 || s == Stat::Count).then(|| s.of(&r.period)),
-            Metric::DriftShare => (!r.features.is_empty()).then_some(r.drift_share),
-            Metric::DatasetDrift => {
-                (!r.features.is_empty()).then(|| f64::from(u8::from(r.dataset_drift)))
-            }
+            Metric::DriftShare => r.drift_share,
+            Metric::DatasetDrift => r.dataset_drift.map(|d| f64::from(u8::from(d))),
             Metric::Drift(d, Subject::Prediction) => r.prediction.as_ref().map(|p| d.of(p)),
             Metric::Drift(d, Subject::Feature(i)) => r
                 .features
@@ -762,8 +760,8 @@ mod tests {
             period: stats,
             features: vec![],
             prediction: None,
-            drift_share: 0.0,
-            dataset_drift: false,
+            drift_share: None,
+            dataset_drift: None,
             active_alerts: vec![],
         }
     }
@@ -976,8 +974,8 @@ mod tests {
             .collect();
         w.features[8].psi = 0.3;
         w.prediction = Some(drift("prediction", true, 0.001));
-        w.drift_share = 1.0;
-        w.dataset_drift = true;
+        w.drift_share = Some(1.0);
+        w.dataset_drift = Some(true);
         let fired: Vec<_> = rules.observe(&w).into_iter().map(|e| e.rule).collect();
         assert_eq!(
             fired,

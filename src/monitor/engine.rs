@@ -9,16 +9,26 @@
 //!
 //! Windows are tumbling for the report (one row per `window` records) and
 //! rolling for the live gauges (the last `window` records, between
-//! closes). Drift compares the closed window's predictions, and the last
-//! `window` features whose ids are not past the window's last record, with
-//! the training data. Features and records arrive independently (features
-//! run ahead by the samples in flight; in the split layout they come on
-//! another queue), so the features are kept by id, up to
-//! [`FEATURES_KEPT`] of them, and a window's features are those up to its
-//! end: a shift from sample N on shows in the window that holds sample N,
-//! not earlier.
+//! closes). Drift compares the closed window's predictions, and the
+//! features of the window's own records (matched by id), with the training
+//! data. Features and records arrive independently (features run ahead by
+//! the samples in flight; in the split layout they come on another queue),
+//! so a feature waits by id, up to [`FEATURES_KEPT`] of them, for its
+//! record, and a record waits for its feature until its window closes. A
+//! window whose records are all in but some of whose features are not yet
+//! (they trail the records by a batch, or by a backlog when a restarted
+//! metric process catches up) is sealed and closes when they come, or at
+//! the latest [`SEALED_WAIT_MS`] later, when more than [`MAX_SEALED`]
+//! windows or [`FEATURES_KEPT`] records wait, or at the end of the run; windows close in
+//! order, and their figures are those of the moment they were sealed. A feature whose record never comes
+//! (a queue that kept what earlier runs published, a record that went
+//! elsewhere) is never used: it is dropped when newer ones push it out or
+//! at the end, and counted ([`Monitor::take_unmatched`]). A window none of
+//! whose records had its features has no drift figures at all (no
+//! `drift_share`, no dataset drift), never figures made up from other
+//! samples.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::alerts::{RuleError, Rules};
@@ -29,9 +39,9 @@ use crate::config::MonitorSettings;
 use crate::data::FeatureVector;
 use crate::messages::{Features, MetricRecord, SampleId};
 
-/// Features kept at most, beyond `window`: how far features may run ahead
-/// of records (the source's `max_in_flight` × `batch_size` in one process)
-/// and still be matched to their window.
+/// Features kept waiting for their record at most, beyond `window`: how
+/// far features may run ahead of records (the source's `max_in_flight` ×
+/// `batch_size` in one process) and still be matched to their record.
 pub const FEATURES_KEPT: usize = 16_384;
 
 /// A window that closed, and what it changed.
@@ -45,13 +55,51 @@ pub struct Closed {
     pub drift_took: Duration,
 }
 
+/// The records of one window and the features matched to them.
+#[derive(Default)]
+struct Gathered {
+    /// The features of its records, matched so far.
+    matched: Vec<FeatureVector>,
+    /// Its records whose features have not come yet.
+    waiting: HashSet<SampleId>,
+    predictions: Vec<f64>,
+}
+
+/// A window whose records are all in, waiting (bounded) for the features
+/// of some of them.
+struct Sealed {
+    gathered: Gathered,
+    end_id: SampleId,
+    end_ms: u64,
+    window: WindowStats,
+    period: WindowStats,
+    records_total: u64,
+}
+
+/// Longest a sealed window waits for its records' features
+/// ([`Monitor::close_overdue`]).
+pub const SEALED_WAIT_MS: u64 = 2000;
+
+/// Most sealed windows at once (each feature is looked up in each).
+pub const MAX_SEALED: usize = 64;
+
 pub struct Monitor {
     window: CountWindow,
     period: PeriodWindow,
     size: usize,
-    /// Features by arrival, with their ids (bounded: `window` + [`FEATURES_KEPT`]).
-    features: VecDeque<(SampleId, FeatureVector)>,
-    predictions: Vec<f64>,
+    /// Features waiting for their record, by id (bounded: `window` +
+    /// [`FEATURES_KEPT`]).
+    features: HashMap<SampleId, FeatureVector>,
+    /// Their ids by arrival, oldest first (may name ids matched since).
+    arrivals: VecDeque<SampleId>,
+    /// The open window.
+    open: Gathered,
+    /// Windows complete but for some features, oldest first.
+    sealed: VecDeque<Sealed>,
+    /// Most sealed windows: [`FEATURES_KEPT`] records' worth, 1 to [`MAX_SEALED`].
+    max_sealed: usize,
+    /// Features dropped unmatched since the last [`Monitor::take_unmatched`].
+    unmatched: u64,
     detector: DriftDetector,
     rules: Rules,
     seq: u64,
@@ -71,8 +119,12 @@ impl Monitor {
             window: CountWindow::new(settings.window),
             period: PeriodWindow::new(settings.period, settings.max_period_rows),
             size: settings.window,
-            features: VecDeque::new(),
-            predictions: Vec::with_capacity(settings.window),
+            features: HashMap::new(),
+            arrivals: VecDeque::new(),
+            open: Gathered::default(),
+            sealed: VecDeque::new(),
+            max_sealed: (FEATURES_KEPT / settings.window.max(1)).clamp(1, MAX_SEALED),
+            unmatched: 0,
             detector,
             rules: Rules::new(&settings.rules, baseline)?,
             seq: 0,
@@ -102,22 +154,131 @@ impl Monitor {
         self.rules.names()
     }
 
-    pub fn observe_features<'a>(&mut self, xs: impl IntoIterator<Item = &'a Features>) {
+    /// Takes in features: each joins the window of its record if that
+    /// record is there already, else waits for its record (the oldest
+    /// waiting one is dropped, counted, past the bound). Returns the sealed
+    /// windows it completed (in order: none before an older one).
+    pub fn observe_features<'a>(
+        &mut self,
+        xs: impl IntoIterator<Item = &'a Features>,
+    ) -> Vec<Closed> {
+        let mut closed = Vec::new();
         for f in xs {
-            if self.features.len() == self.size + FEATURES_KEPT {
-                self.features.pop_front();
+            if let Some(s) = self
+                .sealed
+                .iter_mut()
+                .find(|s| s.gathered.waiting.contains(&f.id))
+            {
+                s.gathered.waiting.remove(&f.id);
+                s.gathered.matched.push(f.x);
+                closed.extend(self.close_complete());
+                continue;
             }
-            self.features.push_back((f.id, f.x));
+            if self.open.waiting.remove(&f.id) {
+                self.open.matched.push(f.x);
+                continue;
+            }
+            if self.features.insert(f.id, f.x).is_some() {
+                // The same id again: it keeps its place.
+                continue;
+            }
+            self.arrivals.push_back(f.id);
+            while self.arrivals.len() > self.size + FEATURES_KEPT {
+                let oldest = self.arrivals.pop_front().expect("not empty");
+                if self.features.remove(&oldest).is_some() {
+                    self.unmatched += 1;
+                }
+            }
         }
+        closed
     }
 
-    /// Takes in one record; returns the window it closed, if it closed one.
-    pub fn observe_record(&mut self, r: &MetricRecord, now_ms: u64) -> Option<Closed> {
+    /// Features dropped because no record of theirs came, since the last
+    /// call; `at_end` drops (and counts) those still waiting too.
+    pub fn take_unmatched(&mut self, at_end: bool) -> u64 {
+        if at_end {
+            self.unmatched += self.features.len() as u64;
+            self.features.clear();
+            self.arrivals.clear();
+        }
+        std::mem::take(&mut self.unmatched)
+    }
+
+    /// Takes in one record; returns the windows it closed. A window whose
+    /// records are all in closes at once if every feature of theirs came
+    /// (and no older one waits), else it is sealed and waits for them: until
+    /// they come, [`SEALED_WAIT_MS`] pass ([`Monitor::close_overdue`]), too
+    /// many windows wait, or the run ends ([`Monitor::close_sealed`]).
+    pub fn observe_record(&mut self, r: &MetricRecord, now_ms: u64) -> Vec<Closed> {
+        match self.features.remove(&r.id) {
+            Some(x) => self.open.matched.push(x),
+            None => {
+                self.open.waiting.insert(r.id);
+            }
+        }
         self.window.push(r.y_true, r.y_pred);
         self.period.push(now_ms, r.y_true, r.y_pred);
-        self.predictions.push(r.y_pred);
+        self.open.predictions.push(r.y_pred);
         self.records_total += 1;
-        (self.predictions.len() == self.size).then(|| self.close(r.id, now_ms))
+        let mut closed = Vec::new();
+        if self.open.predictions.len() == self.size {
+            self.sealed.push_back(Sealed {
+                gathered: std::mem::take(&mut self.open),
+                end_id: r.id,
+                end_ms: now_ms,
+                window: self.window.stats(),
+                period: self.period.stats(now_ms),
+                records_total: self.records_total,
+            });
+            while self.sealed.len() > self.max_sealed {
+                closed.extend(self.close_oldest());
+            }
+            closed.extend(self.close_complete());
+        }
+        closed
+    }
+
+    /// Closes the oldest sealed windows as long as they have every feature.
+    fn close_complete(&mut self) -> Vec<Closed> {
+        let mut closed = Vec::new();
+        while self
+            .sealed
+            .front()
+            .is_some_and(|s| s.gathered.waiting.is_empty())
+        {
+            closed.extend(self.close_oldest());
+        }
+        closed
+    }
+
+    fn close_oldest(&mut self) -> Option<Closed> {
+        let s = self.sealed.pop_front()?;
+        Some(self.close(s))
+    }
+
+    /// Closes the sealed windows that waited [`SEALED_WAIT_MS`] by
+    /// `now_ms` (and the complete ones after them).
+    pub fn close_overdue(&mut self, now_ms: u64) -> Vec<Closed> {
+        let mut closed = Vec::new();
+        while self
+            .sealed
+            .front()
+            .is_some_and(|s| now_ms.saturating_sub(s.end_ms) >= SEALED_WAIT_MS)
+        {
+            closed.extend(self.close_oldest());
+            closed.extend(self.close_complete());
+        }
+        closed
+    }
+
+    /// Closes every sealed window now, with the features it has (at the
+    /// end of a run).
+    pub fn close_sealed(&mut self) -> Vec<Closed> {
+        let mut closed = Vec::new();
+        while let Some(c) = self.close_oldest() {
+            closed.push(c);
+        }
+        closed
     }
 
     /// The rolling figures now (count window, period window).
@@ -125,29 +286,34 @@ impl Monitor {
         (self.window.stats(), self.period.stats(now_ms))
     }
 
-    fn close(&mut self, end_id: SampleId, now_ms: u64) -> Closed {
+    fn close(&mut self, sealed: Sealed) -> Closed {
         self.seq += 1;
         let started = Instant::now();
-        // The last `window` features up to this window's last record.
-        let mut features: Vec<FeatureVector> = self
-            .features
-            .iter()
-            .rev()
-            .filter(|(id, _)| *id <= end_id)
-            .take(self.size)
-            .map(|(_, x)| *x)
-            .collect();
-        features.reverse();
-        let (drift, prediction, share, dataset) =
-            self.detector.evaluate(&features, &self.predictions);
+        // The features of this window's own records; those still missing
+        // come too late for it.
+        let Sealed {
+            gathered,
+            end_id,
+            end_ms,
+            window,
+            period,
+            records_total,
+        } = sealed;
+        let (drift, prediction, share, dataset) = self
+            .detector
+            .evaluate(&gathered.matched, &gathered.predictions);
+        // No feature figures: no share and no dataset verdict (not 0).
+        let (share, dataset) = match drift.is_empty() {
+            true => (None, None),
+            false => (Some(share), Some(dataset)),
+        };
         let drift_took = started.elapsed();
-        self.predictions.clear();
         let mut report = WindowReport {
             seq: self.seq,
             end_id,
-            end_ms: now_ms,
-            window: self.window.stats(),
-            period: self.period.stats(now_ms),
+            end_ms,
+            window,
+            period,
             features: drift,
             prediction,
             drift_share: share,
@@ -159,8 +325,125 @@ impl Monitor {
         Closed {
             report,
             events,
-            records_total: self.records_total,
+            records_total,
             drift_took,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Dataset, N_FEATURES};
+    use crate::model::LinearModel;
+    use crate::monitor::drift::DriftConfig;
+
+    const WINDOW: usize = 50;
+
+    fn monitor() -> Monitor {
+        let model = LinearModel::fit(Dataset::embedded()).unwrap();
+        let settings = MonitorSettings {
+            window: WINDOW,
+            rules: Vec::new(),
+            ..Default::default()
+        };
+        let baseline = super::super::baseline::from_model(&model, WINDOW, 200, 1).unwrap();
+        let config = DriftConfig {
+            p_value: settings.drift_p_value,
+            drift_share: settings.drift_share,
+        };
+        let detector = DriftDetector::from_training(&model, config).unwrap();
+        Monitor::new(&settings, &baseline, detector).unwrap()
+    }
+
+    fn record(id: SampleId) -> MetricRecord {
+        let y_pred = 150.0 + (id % 13) as f64;
+        MetricRecord {
+            id,
+            y_true: 150.0,
+            y_pred,
+            absolute_error: y_pred - 150.0,
+        }
+    }
+
+    fn features(ids: std::ops::Range<SampleId>, shift: f64) -> Vec<Features> {
+        let data = Dataset::embedded();
+        ids.map(|id| Features {
+            id,
+            x: data
+                .feature_row(id as usize % data.len())
+                .map(|v| v + shift),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn features_of_no_record_are_never_used_and_are_counted() {
+        let mut m = monitor();
+        assert!(m.observe_features(features(0..80, 1.0).iter()).is_empty());
+        let closed: Vec<Closed> = (1000..1000 + WINDOW as u64)
+            .flat_map(|id| m.observe_record(&record(id), 0))
+            .collect();
+        assert!(closed.is_empty(), "sealed: waiting for its features");
+        let c = m.close_sealed().pop().expect("the sealed window");
+        assert!(c.report.features.is_empty());
+        assert!(c.report.prediction.is_some());
+        assert_eq!(c.report.drift_share, None);
+        assert_eq!(c.report.dataset_drift, None);
+        assert_eq!(m.take_unmatched(false), 0, "still waiting for a record");
+        assert_eq!(m.take_unmatched(true), 80);
+    }
+
+    #[test]
+    fn a_sealed_window_closes_when_its_last_features_come_or_when_overdue() {
+        let mut m = monitor();
+        m.observe_features(features(0..40, 0.0).iter());
+        let closed: Vec<Closed> = (0..WINDOW as u64)
+            .flat_map(|id| m.observe_record(&record(id), 5))
+            .collect();
+        assert!(closed.is_empty(), "10 features missing");
+        assert!(m.close_overdue(5 + SEALED_WAIT_MS - 1).is_empty());
+        let closed = m.observe_features(features(40..50, 0.0).iter());
+        assert_eq!(closed.len(), 1);
+        let r = &closed[0].report;
+        assert_eq!((r.seq, r.end_id, r.end_ms), (1, WINDOW as u64 - 1, 5));
+        assert_eq!(r.features.len(), N_FEATURES);
+        assert!(r.drift_share.is_some() && r.dataset_drift.is_some());
+        assert_eq!(closed[0].records_total, WINDOW as u64);
+        // The next one: its features never come; time closes it.
+        let closed: Vec<Closed> = (100..100 + WINDOW as u64)
+            .flat_map(|id| m.observe_record(&record(id), 10))
+            .collect();
+        assert!(closed.is_empty());
+        let c = m.close_overdue(10 + SEALED_WAIT_MS).pop().expect("overdue");
+        assert_eq!(c.report.seq, 2);
+        assert!(c.report.features.is_empty());
+        assert_eq!(m.take_unmatched(true), 0);
+    }
+
+    #[test]
+    fn windows_close_in_order_and_no_more_wait_than_features_kept() {
+        let mut m = monitor();
+        // Two windows sealed; the second's features come first: it waits
+        // for the first.
+        let closed: Vec<Closed> = (0..2 * WINDOW as u64)
+            .flat_map(|id| m.observe_record(&record(id), 0))
+            .collect();
+        assert!(closed.is_empty());
+        assert!(m
+            .observe_features(features(WINDOW as u64..2 * WINDOW as u64, 0.0).iter())
+            .is_empty());
+        let closed = m.observe_features(features(0..WINDOW as u64, 0.0).iter());
+        let seqs: Vec<u64> = closed.iter().map(|c| c.report.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+        assert!(closed.iter().all(|c| c.report.features.len() == N_FEATURES));
+        // Without features, at most MAX_SEALED windows wait.
+        let most = (FEATURES_KEPT / WINDOW).min(MAX_SEALED);
+        let closed: Vec<Closed> = (10_000..10_000 + ((most + 1) * WINDOW) as u64)
+            .flat_map(|id| m.observe_record(&record(id), 0))
+            .collect();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].report.seq, 3);
+        assert_eq!(m.close_sealed().len(), most);
     }
 }

@@ -101,8 +101,12 @@ pub fn write_row(out: &mut Vec<u8>, w: &WindowReport, records_total: u64) {
             None => out.extend_from_slice(b",,,,"),
         }
     }
-    num(out, w.drift_share);
-    let _ = write!(out, ",{}", w.dataset_drift as u8);
+    // Empty for a window without features (not 0: drift was not watched).
+    num(out, w.drift_share.unwrap_or(f64::NAN));
+    out.push(b',');
+    if let Some(d) = w.dataset_drift {
+        let _ = write!(out, "{}", d as u8);
+    }
     out.push(b',');
     out.extend_from_slice(w.active_alerts.join(";").as_bytes());
     out.push(b'\n');
@@ -490,8 +494,8 @@ mod tests {
                 drifted: true,
             }],
             prediction: None,
-            drift_share: 0.1,
-            dataset_drift: false,
+            drift_share: Some(0.1),
+            dataset_drift: Some(false),
             active_alerts: vec!["mae_high".into(), "feature_drift:bmi".into()],
         }
     }

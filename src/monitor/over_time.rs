@@ -324,8 +324,8 @@ pub(crate) mod tests {
             period: WindowStats::default(),
             features: Vec::new(),
             prediction: None,
-            drift_share: 0.0,
-            dataset_drift: false,
+            drift_share: None,
+            dataset_drift: None,
             active_alerts: Vec::new(),
         }
     }

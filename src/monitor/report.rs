@@ -110,10 +110,10 @@ pub struct WindowReport {
     /// One per feature, in data order (absent while too few features were seen).
     pub features: Vec<Drift>,
     pub prediction: Option<Drift>,
-    /// Share of features that drifted.
-    #[serde(deserialize_with = "nan_as_null::deserialize")]
-    pub drift_share: f64,
-    pub dataset_drift: bool,
+    /// Share of features that drifted; `None` (null) for a window without
+    /// features, as `dataset_drift`: drift was not watched, not absent.
+    pub drift_share: Option<f64>,
+    pub dataset_drift: Option<bool>,
     /// Names of the rules firing after this window.
     pub active_alerts: Vec<String>,
 }
@@ -211,8 +211,8 @@ mod tests {
                 period: WindowStats::default(),
                 features: Vec::new(),
                 prediction: None,
-                drift_share: 0.0,
-                dataset_drift: false,
+                drift_share: None,
+                dataset_drift: None,
                 active_alerts: Vec::new(),
             });
         }

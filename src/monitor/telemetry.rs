@@ -68,9 +68,11 @@ pub struct MonitorMetrics {
     pub p_value: Family<FeatureLabel, F64Gauge>,
     pub psi: Family<FeatureLabel, F64Gauge>,
     pub wasserstein: Family<FeatureLabel, F64Gauge>,
-    pub drifted: Family<FeatureLabel, Gauge>,
+    pub drifted: Family<FeatureLabel, F64Gauge>,
+    /// NaN (no value) after a window without features, as is
+    /// `dataset_drift` and every feature's drift figures.
     pub drift_share: F64Gauge,
-    pub dataset_drift: Gauge,
+    pub dataset_drift: F64Gauge,
     pub baseline_mean: Family<MetricLabel, F64Gauge>,
     pub baseline_std: Family<MetricLabel, F64Gauge>,
     pub alert_active: Family<RuleLabel, Gauge>,
@@ -90,6 +92,11 @@ pub struct MonitorMetrics {
     pub write_failures: Family<FileLabel, Counter>,
     /// Bytes of rows dropped because their file could not be written.
     pub dropped_bytes: Counter,
+    /// Windows closed without the features of any of their records (no
+    /// drift figures).
+    pub windows_without_features: Counter,
+    /// Features dropped unused because no record of theirs came.
+    pub features_unmatched: Counter,
 }
 
 impl MonitorMetrics {
@@ -119,6 +126,8 @@ impl MonitorMetrics {
             over_time_markers: Gauge::default(),
             write_failures: Family::default(),
             dropped_bytes: Counter::default(),
+            windows_without_features: Counter::default(),
+            features_unmatched: Counter::default(),
         }
     }
 
@@ -172,12 +181,12 @@ impl MonitorMetrics {
         );
         r.register(
             "drift_share",
-            "Share of features that drifted in the last closed window",
+            "Share of features that drifted in the last closed window (NaN: it had no features)",
             self.drift_share.clone(),
         );
         r.register(
             "dataset_drift",
-            "1 when at least monitor.drift_share of the features drifted",
+            "1 when at least monitor.drift_share of the features drifted (NaN: no features)",
             self.dataset_drift.clone(),
         );
         r.register(
@@ -214,6 +223,16 @@ impl MonitorMetrics {
             "monitor_write_failures",
             "Failed writes of the monitor's files (metrics_over_time.csv, alerts.jsonl)",
             self.write_failures.clone(),
+        );
+        r.register(
+            "monitor_windows_without_features",
+            "Windows closed without the features of any of their records: no drift figures",
+            self.windows_without_features.clone(),
+        );
+        r.register(
+            "monitor_features_unmatched",
+            "Features dropped unused because no record with their id came (stale or foreign features)",
+            self.features_unmatched.clone(),
         );
         r.register_with_unit(
             "monitor_dropped",
@@ -284,11 +303,22 @@ impl MonitorMetrics {
         self.windows.inc();
         self.set_window("count", &w.window);
         self.set_window("period", &w.period);
+        if w.features.is_empty() {
+            // No features: the last figures would be another window's.
+            self.windows_without_features.inc();
+            for feature in crate::data::FEATURE_NAMES {
+                self.set_no_drift(feature);
+            }
+        }
+        if w.prediction.is_none() {
+            self.set_no_drift(super::drift::PREDICTION);
+        }
         for d in w.features.iter().chain(w.prediction.as_ref()) {
             self.set_drift(d);
         }
-        self.drift_share.set(w.drift_share);
-        self.dataset_drift.set(w.dataset_drift as i64);
+        self.drift_share.set(w.drift_share.unwrap_or(f64::NAN));
+        self.dataset_drift
+            .set(w.dataset_drift.map_or(f64::NAN, |d| f64::from(u8::from(d))));
         for rule in rules {
             let on = w.active_alerts.iter().any(|a| a == rule);
             self.alert_active
@@ -304,7 +334,20 @@ impl MonitorMetrics {
         self.p_value.get_or_create(&l).set(d.p_value);
         self.psi.get_or_create(&l).set(d.psi);
         self.wasserstein.get_or_create(&l).set(d.wasserstein);
-        self.drifted.get_or_create(&l).set(d.drifted as i64);
+        self.drifted
+            .get_or_create(&l)
+            .set(f64::from(u8::from(d.drifted)));
+    }
+
+    /// No figures for `feature` in the last window: NaN, verdict included.
+    fn set_no_drift(&self, feature: &str) {
+        let l = FeatureLabel {
+            feature: feature.to_owned(),
+        };
+        self.p_value.get_or_create(&l).set(f64::NAN);
+        self.psi.get_or_create(&l).set(f64::NAN);
+        self.wasserstein.get_or_create(&l).set(f64::NAN);
+        self.drifted.get_or_create(&l).set(f64::NAN);
     }
 
     pub fn write_failure(&self, file: &str) {

@@ -95,6 +95,9 @@ pub struct TestBroker {
     pub legacy_queues: bool,
     /// More `MODELWATCH__...` variables for every process.
     pub extra_env: Vec<(String, String)>,
+    /// The broker the processes use (default [`BROKER_URL`]; a test's
+    /// private node otherwise).
+    pub url: String,
 }
 
 impl TestBroker {
@@ -111,6 +114,7 @@ impl TestBroker {
             dead_letter_queue: format!("{prefix}.dlq"),
             legacy_queues: false,
             extra_env: Vec::new(),
+            url: BROKER_URL.to_string(),
             prefix,
         }
     }
@@ -152,7 +156,7 @@ impl TestBroker {
 
     /// Starts `modelwatch run --roles <roles> <args>` against these objects.
     pub fn spawn(&self, label: &str, roles: &str, args: &[&str]) -> RoleProc {
-        RoleProc::spawn(label, roles, args, &self.env())
+        RoleProc::spawn_at(&self.url, label, roles, args, &self.env())
     }
 
     fn owned(&self, name: &str) -> bool {
@@ -174,6 +178,7 @@ impl Drop for TestBroker {
         .filter(|q| self.owned(q))
         .cloned()
         .collect();
+        let url = self.url.clone();
         let exchanges: Vec<String> = [&self.exchange, &self.dead_letter_exchange]
             .into_iter()
             .filter(|x| self.owned(x))
@@ -189,7 +194,7 @@ impl Drop for TestBroker {
             rt.block_on(async move {
                 let conn = match tokio::time::timeout(
                     Duration::from_secs(10),
-                    Connection::connect(BROKER_URL, ConnectionProperties::default()),
+                    Connection::connect(&url, ConnectionProperties::default()),
                 )
                 .await
                 {
@@ -234,6 +239,7 @@ impl Drop for TestBroker {
 pub struct RoleProc {
     pub label: String,
     roles: String,
+    url: String,
     dir: tempfile::TempDir,
     child: Child,
     status: Option<ExitStatus>,
@@ -246,26 +252,38 @@ impl RoleProc {
     /// on [`BROKER_URL`], and only `env` of the `MODELWATCH*`, `AMQP_URL`
     /// and `RUST_LOG` variables.
     pub fn spawn(label: &str, roles: &str, args: &[&str], env: &[(String, String)]) -> RoleProc {
+        RoleProc::spawn_at(BROKER_URL, label, roles, args, env)
+    }
+
+    /// [`RoleProc::spawn`] with the bridge on the broker at `url`.
+    pub fn spawn_at(
+        url: &str,
+        label: &str,
+        roles: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> RoleProc {
         let dir = tempfile::Builder::new()
             .prefix(&format!("mw-split-{label}-"))
             .tempdir()
             .expect("creating a temp dir");
         std::fs::create_dir(dir.path().join("cwd")).expect("creating the cwd");
-        RoleProc::spawn_in(dir, label, roles, args, env)
+        RoleProc::spawn_in(dir, url, label, roles, args, env)
     }
 
     /// Starts the same roles again in the same folder (same logs) once this
     /// process has exited (after [`RoleProc::kill9`], say).
     pub fn respawn(mut self, args: &[&str], env: &[(String, String)]) -> RoleProc {
         assert!(!self.is_running(), "{} is still running", self.label);
-        let roles = self.roles.clone();
+        let (roles, url) = (self.roles.clone(), self.url.clone());
         // Keep the folder: the new process takes it over.
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        RoleProc::spawn_in(dir, &self.label, &roles, args, env)
+        RoleProc::spawn_in(dir, &url, &self.label, &roles, args, env)
     }
 
     fn spawn_in(
         dir: tempfile::TempDir,
+        url: &str,
         label: &str,
         roles: &str,
         args: &[&str],
@@ -279,7 +297,7 @@ impl RoleProc {
             .arg("--roles")
             .arg(roles)
             .arg("--amqp-url")
-            .arg(BROKER_URL)
+            .arg(url)
             .arg("--logs-dir")
             .arg(dir.path().join("logs"))
             .args(args)
@@ -305,6 +323,7 @@ impl RoleProc {
         RoleProc {
             label: label.to_string(),
             roles: roles.to_string(),
+            url: url.to_string(),
             dir,
             child,
             status: None,

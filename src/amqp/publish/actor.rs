@@ -2,6 +2,13 @@
 //! recipient of every batch; it turns each sample into its wire message and
 //! pushes it into the bounded outbox, answering only once the messages are
 //! in (so under `block` a full outbox slows the sender down).
+//!
+//! A second one, [`BridgeActor::to_queue`], shares the outbox and sends its
+//! messages straight to one queue through the default exchange: the model
+//! role forwards the features it consumed from the Python services' queue
+//! `features` to the monitor's queue that way (see
+//! [`crate::pipeline`]), since publishing them on the exchange under
+//! `features` would route them back into that queue.
 
 use std::sync::Arc;
 
@@ -12,11 +19,25 @@ use crate::messages::{Batch, WireMessage};
 
 pub struct BridgeActor {
     outbox: Arc<Outbox>,
+    /// Every message goes straight to this queue, not to the exchange.
+    queue: Option<Arc<str>>,
 }
 
 impl BridgeActor {
     pub fn new(outbox: Arc<Outbox>) -> BridgeActor {
-        BridgeActor { outbox }
+        BridgeActor {
+            outbox,
+            queue: None,
+        }
+    }
+
+    /// A bridge actor whose messages go to `queue` through the default
+    /// exchange (same outbox, confirms and retries as the others).
+    pub fn to_queue(outbox: Arc<Outbox>, queue: &str) -> BridgeActor {
+        BridgeActor {
+            outbox,
+            queue: Some(queue.into()),
+        }
     }
 }
 
@@ -36,6 +57,7 @@ impl<T: WireMessage> Handler<Batch<T>> for BridgeActor {
             .iter()
             .map(|m| OutMessage {
                 done: batch.done.clone(),
+                queue: self.queue.clone(),
                 ..OutMessage::from_wire(m, now)
             })
             .collect();

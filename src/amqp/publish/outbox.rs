@@ -31,6 +31,11 @@ pub struct OutMessage {
     /// Completion token of the inbound batch it came from (dropped when the
     /// broker confirms it; failed when it is dropped unpublished).
     pub done: Option<Done>,
+    /// Published straight to this queue (the default exchange) instead of
+    /// the topic exchange: features the model consumed from a legacy queue,
+    /// forwarded to the monitor's queue (the exchange would route them back
+    /// into that legacy queue, a loop).
+    pub queue: Option<Arc<str>>,
 }
 
 impl OutMessage {
@@ -51,6 +56,7 @@ impl OutMessage {
             timestamp,
             attempts: 0,
             done: None,
+            queue: None,
         }
     }
 }

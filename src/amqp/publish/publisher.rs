@@ -249,10 +249,16 @@ impl Publisher {
                 let Some(msg) = self.retry.pop_front().or_else(|| pending_new.pop_front()) else {
                     break;
                 };
+                // Straight to a queue through the default exchange, or
+                // to the exchange under the kind's routing key.
+                let (exchange, key) = match &msg.queue {
+                    Some(q) => ("", q.as_ref()),
+                    None => (self.settings.exchange.as_str(), msg.kind.routing_key()),
+                };
                 let publish = channel
                     .basic_publish(
-                        self.settings.exchange.as_str().into(),
-                        msg.kind.routing_key().into(),
+                        exchange.into(),
+                        key.into(),
                         BasicPublishOptions::default(),
                         &msg.body,
                         self.properties(&msg),
