@@ -12,7 +12,12 @@
 //! from `start` on; without one the row picker draws exactly as it would
 //! without a scenario. [`Plan::new`] checks everything that needs the data
 //! (known features, `sex` left alone, a population that is not empty) and
-//! is what the config check runs. Pure logic: the sampler applies it.
+//! is what the config check runs. A setting that changes nothing is refused
+//! too, naming its key: a shift of 0, a scale of 1 (or any that leaves
+//! every raw value of the column as it is), a `target_bias` that leaves
+//! every target as it is, a population that holds every row. Such a
+//! scenario runs as an unshifted stream while its user believes it shifted
+//! (issue 18, 2.9). Pure logic: the sampler applies it.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -109,6 +114,19 @@ impl Plan {
                         format!("must be a finite number within ±{bound}, got {v}"),
                     ));
                 }
+                // A change that leaves every raw value of the column as it
+                // is (0 added, times 1, or too small to move a value).
+                let change = if kind == "scale" { (v, 0.0) } else { (1.0, v) };
+                let column = data.raw.column(j);
+                if column.iter().all(|&x| x * change.0 + change.1 == x) {
+                    return Err(error(
+                        key,
+                        format!(
+                            "{} {name} by {v} changes no value of it: the scenario would run unshifted",
+                            if kind == "scale" { "scaling" } else { "shifting" }
+                        ),
+                    ));
+                }
                 let (factor, offset) = changes[j].unwrap_or((1.0, 0.0));
                 changes[j] = Some(if kind == "scale" {
                     (v, offset)
@@ -122,6 +140,15 @@ impl Plan {
                 "target_bias",
                 format!(
                     "must be a finite number within ±{MAX_OFFSET}, got {}",
+                    s.target_bias
+                ),
+            ));
+        }
+        if s.target_bias != 0.0 && data.targets.iter().all(|&y| y + s.target_bias == y) {
+            return Err(error(
+                "target_bias",
+                format!(
+                    "{} changes no target: the scenario would run unshifted",
                     s.target_bias
                 ),
             ));
@@ -174,6 +201,23 @@ impl Plan {
                         "population",
                         format!(
                             "no row of the data has {} {}: the population is empty",
+                            p.feature,
+                            [
+                                above.map(|a| format!("> {a}")),
+                                below.map(|b| format!("< {b}"))
+                            ]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                        ),
+                    ));
+                }
+                if rows.len() == data.len() {
+                    return Err(error(
+                        "population",
+                        format!(
+                            "every row of the data has {} {}: the population is the whole data set, and the scenario would run unshifted",
                             p.feature,
                             [
                                 above.map(|a| format!("> {a}")),
@@ -369,6 +413,15 @@ mod tests {
             ("age>1000", "population"),
             ("age>60,age<40", "population"),
             ("start=5", "shift"),
+            // Issue 18, 2.9: settings that change nothing.
+            ("bmi+=0", "shift.bmi"),
+            ("bmi-=0", "shift.bmi"),
+            ("bmi*=1", "scale.bmi"),
+            ("bmi+=1e-300", "shift.bmi"),
+            ("bmi*=1,bmi+=5", "scale.bmi"),
+            ("target+=1e-300", "target_bias"),
+            ("age>-1", "population"),
+            ("age<1000", "population"),
         ] {
             let e = plan(spec).unwrap_err();
             assert_eq!(e.key, key, "{spec}: {e}");
