@@ -844,12 +844,21 @@ mod tests {
         let det = DriftDetector::from_training(&m, DriftConfig::default()).unwrap();
         let nudges: [fn(f64, usize) -> f64; 3] = [
             |v, _| v.next_up(),
-            |v, i| if i % 2 == 0 { v.next_up() } else { v.next_down() },
+            |v, i| {
+                if i % 2 == 0 {
+                    v.next_up()
+                } else {
+                    v.next_down()
+                }
+            },
             |v, i| if i % 3 == 0 { v + 1.7e-16 } else { v - 1.7e-16 },
         ];
         for (rows, preds) in bootstrap_windows(7, 5, 0.0) {
             let (want, want_pred, want_share, _) = det.evaluate(&rows, &preds);
-            assert!(want.iter().all(|d| !d.drifted), "an unshifted window drifted");
+            assert!(
+                want.iter().all(|d| !d.drifted),
+                "an unshifted window drifted"
+            );
             for nudge in nudges {
                 let moved: Vec<FeatureVector> = rows
                     .iter()
@@ -862,10 +871,17 @@ mod tests {
                         out
                     })
                     .collect();
-                let moved_preds: Vec<f64> =
-                    preds.iter().enumerate().map(|(i, &p)| nudge(p, i)).collect();
+                let moved_preds: Vec<f64> = preds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &p)| nudge(p, i))
+                    .collect();
                 let (got, got_pred, got_share, _) = det.evaluate(&moved, &moved_preds);
-                for (g, w) in got.iter().chain(&got_pred).zip(want.iter().chain(&want_pred)) {
+                for (g, w) in got
+                    .iter()
+                    .chain(&got_pred)
+                    .zip(want.iter().chain(&want_pred))
+                {
                     assert_eq!(g.p_value, w.p_value, "{} p", g.name);
                     assert_eq!(g.statistic, w.statistic, "{} statistic", g.name);
                     assert_eq!(g.psi, w.psi, "{} psi", g.name);

@@ -563,7 +563,11 @@ mod tests {
                 assert!(e.contains(&format!("line {line}:")), "{e}");
                 assert!(e.contains("cannot go on"), "{e}");
             }
-            std::fs::write(&p, format!("{text}{}", ((1u64 << 53) - 1).to_string() + "," + rest)).unwrap();
+            std::fs::write(
+                &p,
+                format!("{text}{}", ((1u64 << 53) - 1).to_string() + "," + rest),
+            )
+            .unwrap();
             assert_eq!(last_row(&p).unwrap().unwrap().seq, (1 << 53) - 1);
         }
     }

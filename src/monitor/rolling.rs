@@ -480,7 +480,13 @@ mod tests {
             assert_stats(s, naive(&recs), 1e-9);
             assert_eq!(s.max_error, 2.0 * M);
             // The ten extreme rows dominate: RMSE = 2M * sqrt(10/500).
-            assert_close("rmse", s.rmse, 2.0 * M * (10.0f64 / 500.0).sqrt(), 0.0, 1e-12);
+            assert_close(
+                "rmse",
+                s.rmse,
+                2.0 * M * (10.0f64 / 500.0).sqrt(),
+                0.0,
+                1e-12,
+            );
         }
     }
 
