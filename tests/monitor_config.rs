@@ -258,7 +258,7 @@ fn bad_monitor_and_scenario_settings_exit_2_naming_the_key() {
 /// run, `count < 500` never), exit 2 naming the key.
 #[test]
 fn settings_whose_outcome_is_fixed_exit_2_naming_the_key() {
-    let flags: [(&[&str], &str); 7] = [
+    let flags: [(&[&str], &str); 8] = [
         (&["--scenario", "bmi+=0"], "source.scenario.shift.bmi"),
         (&["--scenario", "bmi-=0"], "source.scenario.shift.bmi"),
         (&["--scenario", "bmi*=1"], "source.scenario.scale.bmi"),
@@ -270,6 +270,10 @@ fn settings_whose_outcome_is_fixed_exit_2_naming_the_key() {
         (
             &["--scenario", "target+=1e-300"],
             "source.scenario.target_bias",
+        ),
+        (
+            &["--scenario", "target~=1e-300"],
+            "source.scenario.target_noise",
         ),
         (&["--scenario", "bmi*=1,s5+=1"], "source.scenario.scale.bmi"),
     ];
