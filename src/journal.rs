@@ -53,7 +53,7 @@ pub enum JournalError {
     Append(#[from] AppendError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{path}: line {line} is not `y_true|y_pred <id> <value>` or `done <id>` (ids below 2^53, values within ±1e300, at most 128 bytes): {text:?}; move the file away to start without the halves it holds")]
+    #[error("{path}: line {line} is not `y_true|y_pred <id> <value>` or `done <id>` (ids below 2^53, values within ±1e100, at most 128 bytes): {text:?}; move the file away to start without the halves it holds")]
     Corrupt {
         path: PathBuf,
         line: usize,

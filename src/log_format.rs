@@ -9,7 +9,13 @@
 use std::io;
 use std::path::Path;
 
-use crate::messages::{Kind, MetricRecord, SampleId};
+use crate::messages::{Kind, MetricRecord, SampleId, MAX_ABS_VALUE};
+
+/// A truth or prediction the files take: finite and within
+/// [`MAX_ABS_VALUE`].
+fn within_bound(v: f64) -> bool {
+    v.abs() <= MAX_ABS_VALUE
+}
 
 /// The first line of `metric_log.csv`.
 pub const METRIC_HEADER: &str = "id,y_true,y_pred,absolute_error";
@@ -17,9 +23,11 @@ pub const METRIC_HEADER: &str = "id,y_true,y_pred,absolute_error";
 /// Appends CSV rows (no header) for `records` to `out`: the id with itoa,
 /// the floats with ryu (shortest round-trip, as the `csv` crate writes
 /// them), no quoting needed (numbers only). This is the hot path of the
-/// metric: a million rows a second. A record with a non-finite number is
-/// never written (the inbound checks and the model's artifact check keep
-/// such values out; this is the last guard); returns how many were left out.
+/// metric: a million rows a second. A record with a non-finite number, or
+/// a truth or prediction beyond [`MAX_ABS_VALUE`], is never written (the
+/// inbound checks and the model's artifact check keep such values out; this
+/// is the last guard, and what `replay --rebuild` counts as malformed);
+/// returns how many were left out.
 pub fn write_metric_rows(records: &[MetricRecord], out: &mut Vec<u8>) -> usize {
     let mut int = itoa::Buffer::new();
     let mut float = ryu::Buffer::new();
@@ -27,7 +35,7 @@ pub fn write_metric_rows(records: &[MetricRecord], out: &mut Vec<u8>) -> usize {
     out.reserve(records.len() * 64);
     for r in records {
         let values = [r.y_true, r.y_pred, r.absolute_error];
-        if !values.iter().all(|v| v.is_finite()) {
+        if !(within_bound(r.y_true) && within_bound(r.y_pred) && r.absolute_error.is_finite()) {
             not_finite += 1;
             continue;
         }
@@ -59,7 +67,9 @@ pub fn write_label_line(out: &mut Vec<u8>, time: &str, kind: Kind, id: SampleId,
 
 /// Reads every record of an existing `metric_log.csv`, calling `each` per
 /// row; a missing file reads as empty. An unfinished last line (no newline
-/// yet: a crash, or a writer in another process mid-row) is not read.
+/// yet: a crash, or a writer in another process mid-row) is not read. A row
+/// whose truth or prediction is beyond [`MAX_ABS_VALUE`] (a hand edit: this
+/// program never writes one) is an error naming its line, not taken in.
 /// Returns the number of rows.
 pub fn read_metric_log(
     path: &Path,
@@ -77,7 +87,20 @@ pub fn read_metric_log(
     let mut reader = csv::Reader::from_reader(reader);
     let mut n = 0;
     for record in reader.deserialize::<MetricRecord>() {
-        each(&record?);
+        let record = record?;
+        if !(within_bound(record.y_true) && within_bound(record.y_pred)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "line {}: y_true {:e} or y_pred {:e} is beyond ±{MAX_ABS_VALUE:e}",
+                    n + 2,
+                    record.y_true,
+                    record.y_pred
+                ),
+            )
+            .into());
+        }
+        each(&record);
         n += 1;
     }
     Ok(n)

@@ -24,10 +24,15 @@ use crate::done::Done;
 pub type SampleId = u64;
 
 /// Largest |value| of a target, a prediction or a metric accepted from the
-/// wire. Any two such values differ by at most 2e300, far below `f64::MAX`
-/// (about 1.8e308), so `|y_true - y_pred|` is always finite; larger values
-/// are dead-lettered at decode.
-pub const MAX_ABS_VALUE: f64 = 1e300;
+/// wire (larger values are dead-lettered at decode) and written to or read
+/// from `metric_log.csv`. Any two such values differ by at most 2e100, so
+/// `|y_true - y_pred|` is finite, and so is every sum the monitor keeps:
+/// a squared error is at most 4e200, and a window would need 1e107 of them
+/// to overflow `f64::MAX` (about 1.8e308). At 1e300 (the bound before
+/// issue 18) truth 1e300 and prediction -1e300 overflowed the squares: an
+/// RMSE of 0 and an empty R² for that window, and `rmse_high` could never
+/// fire. Any real target is many orders of magnitude smaller.
+pub const MAX_ABS_VALUE: f64 = 1e100;
 
 /// Largest |value| of a (scaled) feature accepted from the wire. The
 /// diabetes data's scaled features lie within ±0.25; a model artifact is

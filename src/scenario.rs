@@ -12,7 +12,13 @@
 //! from `start` on; without one the row picker draws exactly as it would
 //! without a scenario. [`Plan::new`] checks everything that needs the data
 //! (known features, `sex` left alone, a population that is not empty) and
-//! is what the config check runs. Pure logic: the sampler applies it.
+//! is what the config check runs. A setting that changes nothing is refused
+//! too, naming its key: a shift of 0, a scale of 1 (or any that leaves
+//! every raw value of the column as it is), a `target_bias` or
+//! `target_noise` that leaves every target as it is, a population that
+//! holds every row. Such a
+//! scenario runs as an unshifted stream while its user believes it shifted
+//! (issue 18, 2.9). Pure logic: the sampler applies it.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -52,6 +58,16 @@ pub struct Plan {
     pub target_noise: f64,
     /// The rows drawn from `start` on (`None`: all of them).
     pub rows: Option<Vec<usize>>,
+}
+
+/// `v` as a user wrote it: plain when that is short, else in `e` notation
+/// (`{}` prints 1e-300 with 300 zeros).
+fn shown(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e15).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
 }
 
 /// The index of a feature name.
@@ -106,7 +122,21 @@ impl Plan {
                 if !(v.is_finite() && v.abs() <= bound) {
                     return Err(error(
                         key,
-                        format!("must be a finite number within ±{bound}, got {v}"),
+                        format!("must be a finite number within ±{bound}, got {}", shown(v)),
+                    ));
+                }
+                // A change that leaves every raw value of the column as it
+                // is (0 added, times 1, or too small to move a value).
+                let change = if kind == "scale" { (v, 0.0) } else { (1.0, v) };
+                let column = data.raw.column(j);
+                if column.iter().all(|&x| x * change.0 + change.1 == x) {
+                    return Err(error(
+                        key,
+                        format!(
+                            "{} {name} by {} changes no value of it: the scenario would run unshifted",
+                            if kind == "scale" { "scaling" } else { "shifting" },
+                            shown(v)
+                        ),
                     ));
                 }
                 let (factor, offset) = changes[j].unwrap_or((1.0, 0.0));
@@ -122,7 +152,16 @@ impl Plan {
                 "target_bias",
                 format!(
                     "must be a finite number within ±{MAX_OFFSET}, got {}",
-                    s.target_bias
+                    shown(s.target_bias)
+                ),
+            ));
+        }
+        if s.target_bias != 0.0 && data.targets.iter().all(|&y| y + s.target_bias == y) {
+            return Err(error(
+                "target_bias",
+                format!(
+                    "{} changes no target: the scenario would run unshifted",
+                    shown(s.target_bias)
                 ),
             ));
         }
@@ -130,7 +169,26 @@ impl Plan {
         if !(noise.is_finite() && (0.0..=MAX_OFFSET).contains(&noise)) {
             return Err(error(
                 "target_noise",
-                format!("must be a standard deviation between 0 and {MAX_OFFSET}, got {noise}"),
+                format!(
+                    "must be a standard deviation between 0 and {MAX_OFFSET}, got {}",
+                    shown(noise)
+                ),
+            ));
+        }
+        // A draw of [`standard_normal`] is within ±8.6 (its u1 is at least
+        // 2^-53): noise that cannot move any target changes nothing.
+        if noise > 0.0
+            && data
+                .targets
+                .iter()
+                .all(|&y| y + 8.6 * noise == y && y - 8.6 * noise == y)
+        {
+            return Err(error(
+                "target_noise",
+                format!(
+                    "{} changes no target: the scenario would run unshifted",
+                    shown(noise)
+                ),
             ));
         }
         let rows = match &s.population {
@@ -143,7 +201,7 @@ impl Plan {
                         Some(Cut::Value(v)) if v.is_finite() => Ok(Some(*v)),
                         Some(Cut::Value(v)) => Err(error(
                             format!("population.{key}"),
-                            format!("must be a finite number or \"median\", got {v}"),
+                            format!("must be a finite number or \"median\", got {}", shown(*v)),
                         )),
                         Some(Cut::Word(w)) if w == "median" => Ok(Some(median(data, j))),
                         Some(Cut::Word(w)) => Err(error(
@@ -176,8 +234,25 @@ impl Plan {
                             "no row of the data has {} {}: the population is empty",
                             p.feature,
                             [
-                                above.map(|a| format!("> {a}")),
-                                below.map(|b| format!("< {b}"))
+                                above.map(|a| format!("> {}", shown(a))),
+                                below.map(|b| format!("< {}", shown(b)))
+                            ]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                        ),
+                    ));
+                }
+                if rows.len() == data.len() {
+                    return Err(error(
+                        "population",
+                        format!(
+                            "every row of the data has {} {}: the population is the whole data set, and the scenario would run unshifted",
+                            p.feature,
+                            [
+                                above.map(|a| format!("> {}", shown(a))),
+                                below.map(|b| format!("< {}", shown(b)))
                             ]
                             .into_iter()
                             .flatten()
@@ -367,11 +442,23 @@ mod tests {
             ("target+=1e300", "target_bias"),
             ("agx>median", "population.feature"),
             ("age>1000", "population"),
+            ("age>1e300", "population"),
             ("age>60,age<40", "population"),
             ("start=5", "shift"),
+            // Issue 18, 2.9: settings that change nothing.
+            ("bmi+=0", "shift.bmi"),
+            ("bmi-=0", "shift.bmi"),
+            ("bmi*=1", "scale.bmi"),
+            ("bmi+=1e-300", "shift.bmi"),
+            ("bmi*=1,bmi+=5", "scale.bmi"),
+            ("target+=1e-300", "target_bias"),
+            ("target~=1e-300", "target_noise"),
+            ("age>-1", "population"),
+            ("age<1000", "population"),
         ] {
             let e = plan(spec).unwrap_err();
             assert_eq!(e.key, key, "{spec}: {e}");
+            assert!(e.to_string().len() < 300, "{spec}: {e}");
         }
         let s = ScenarioSettings {
             population: Some(Population {

@@ -284,7 +284,7 @@ async fn a_dead_letter_the_broker_refuses_is_rejected_to_the_queues_own_dlx_once
 }
 
 /// Item 6: y_true 1.7e308 and y_pred -1.7e308 used to join into the row
-/// `id,1.7e308,-1.7e308,inf`. Each is refused at decode (|y| over 1e300),
+/// `id,1.7e308,-1.7e308,inf`. Each is refused at decode (|y| over 1e100),
 /// dead-lettered with the reason; a good pair still makes its row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inbound_pair_whose_error_overflows_is_dead_lettered_and_no_inf_row() {

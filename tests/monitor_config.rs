@@ -250,3 +250,92 @@ fn bad_monitor_and_scenario_settings_exit_2_naming_the_key() {
         refused(&sb, cmd, key, name);
     }
 }
+
+/// Issue 18, 2.9 and 2.10: a scenario setting that changes nothing (the
+/// run would be an unshifted stream its user takes for a shifted one) and
+/// a rule on `count`, whose outcome the window size fixes (a count window
+/// always holds `monitor.window` records: `count > 499` fires on every
+/// run, `count < 500` never), exit 2 naming the key.
+#[test]
+fn settings_whose_outcome_is_fixed_exit_2_naming_the_key() {
+    let flags: [(&[&str], &str); 8] = [
+        (&["--scenario", "bmi+=0"], "source.scenario.shift.bmi"),
+        (&["--scenario", "bmi-=0"], "source.scenario.shift.bmi"),
+        (&["--scenario", "bmi*=1"], "source.scenario.scale.bmi"),
+        (&["--scenario", "age>-1"], "source.scenario.population"),
+        (
+            &["--scenario", "start=100,bp+=1e-300"],
+            "source.scenario.shift.bp",
+        ),
+        (
+            &["--scenario", "target+=1e-300"],
+            "source.scenario.target_bias",
+        ),
+        (
+            &["--scenario", "target~=1e-300"],
+            "source.scenario.target_noise",
+        ),
+        (&["--scenario", "bmi*=1,s5+=1"], "source.scenario.scale.bmi"),
+    ];
+    for (args, key) in flags {
+        let sb = Sandbox::new();
+        let mut all = vec!["--count", "1000", "--rate", "0"];
+        all.extend(args);
+        refused(
+            &sb,
+            sb.run_command(&sb.logs(), &all),
+            key,
+            &format!("{args:?}"),
+        );
+    }
+    let rule = |metric: &str, op: &str, value: f64| {
+        format!("[[monitor.rules]]\nname = \"r\"\nmetric = \"{metric}\"\nop = \"{op}\"\nvalue = {value}\n")
+    };
+    let files = [
+        (
+            "[source.scenario]\nshift = { bmi = 0.0 }\n".to_owned(),
+            &[][..],
+            "source.scenario.shift.bmi",
+        ),
+        (
+            "[source.scenario]\npopulation = { feature = \"age\", above = -1 }\n".to_owned(),
+            &[][..],
+            "source.scenario.population",
+        ),
+        (rule("count", ">", 499.0), &[][..], "monitor.rules[0].value"),
+        (rule("count", "<", 500.0), &[][..], "monitor.rules[0].value"),
+        (rule("count", "<", 501.0), &[][..], "monitor.rules[0].value"),
+        // The window size the flag sets is the one that counts.
+        (
+            rule("count", ">", 99.0),
+            &["--monitor-window", "100"][..],
+            "monitor.rules[0].value",
+        ),
+    ];
+    for (text, extra, key) in files {
+        let sb = Sandbox::new();
+        let config = sb.join("fixed.toml");
+        fs::write(&config, &text).unwrap();
+        let mut cmd = sb.command(["run", "--config"]);
+        cmd.arg(&config)
+            .arg("--logs-dir")
+            .arg(sb.logs())
+            .args(["--count", "1000", "--rate", "0"])
+            .args(extra);
+        refused(&sb, cmd, key, &text);
+    }
+    // What still varies is still accepted: period.count, and a real shift.
+    let sb = Sandbox::new();
+    let config = sb.join("ok.toml");
+    fs::write(&config, rule("period.count", ">", 499.0)).unwrap();
+    let mut cmd = sb.command(["run", "--config"]);
+    cmd.arg(&config).arg("--logs-dir").arg(sb.logs()).args([
+        "--count",
+        "600",
+        "--rate",
+        "0",
+        "--scenario",
+        "bmi+=0.5",
+    ]);
+    run_within(cmd, Duration::from_secs(60)).expect_code(0);
+}

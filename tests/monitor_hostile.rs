@@ -153,3 +153,34 @@ fn a_fifo_for_metrics_over_time_is_refused_at_start() {
     );
     assert_ne!(out.code(), Some(0));
 }
+
+/// Issue 18: a hand-edited `seq` of 18446744073709551615 (u64::MAX) in
+/// the last row wrapped to 0 at the next window. The numbering cannot go on
+/// after it: the next start exits 2 naming the file and the line, and
+/// leaves the file as it was.
+#[test]
+fn a_last_seq_the_numbering_cannot_go_on_from_is_refused_naming_file_and_line() {
+    let sb = Sandbox::new();
+    let logs = sb.logs();
+    let args = ["--count", "1000", "--rate", "0", "--seed", "5"];
+    run(sb.run_command(&logs, &args)).expect_code(0);
+    let path = logs.join("metrics_over_time.csv");
+    let text = fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two windows");
+    let last = lines[2].split_once(',').unwrap().1;
+    let edited = format!("{}\n{}\n18446744073709551615,{last}\n", lines[0], lines[1]);
+    fs::write(&path, &edited).unwrap();
+    let out = run_within(sb.run_command(&logs, &args), Duration::from_secs(30));
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("metrics_over_time.csv") && line.contains("line 3"),
+        "{line}"
+    );
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        edited,
+        "the file was changed"
+    );
+}

@@ -129,7 +129,8 @@ fn rule(name: &str, metric: &str, op: Op, sigmas: Option<f64>, value: Option<f64
     }
 }
 
-/// The shipped rules. None fires on an unshifted stream: in 20,000
+/// The shipped rules. They fire rarely on an unshifted stream (measured:
+/// one false alarm, a `bias_high`, in about 117,000 windows): in 20,000
 /// bootstrap windows of 500 training residuals (numpy), 0.25% of the MAE
 /// windows and 0.19% of the RMSE windows were past +3σ, so two in a row
 /// come about once in 160,000 windows; a drift flag needs the

@@ -45,8 +45,10 @@ pub struct RuleError {
     pub problem: String,
 }
 
-/// What bounds the values of some metrics: `count` is at most `window`,
-/// `period.count` at most `max_period_rows`.
+/// What bounds the values of some metrics: `count` is exactly `window` (a
+/// count window closes when it holds `window` records, so a rule on it is
+/// always or never met and is refused), `period.count` at most
+/// `max_period_rows`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub window: usize,
@@ -239,6 +241,10 @@ impl Metric {
             Stat::Count => (0.0, most as f64),
         };
         match *self {
+            // Every closed count window holds exactly `window` records.
+            Metric::Window(Stat::Count) if limits.window != usize::MAX => {
+                (limits.window as f64, limits.window as f64)
+            }
             Metric::Window(s) => stat(s, limits.window),
             Metric::Period(s) => stat(s, limits.max_period_rows),
             Metric::DriftShare | Metric::DatasetDrift => (0.0, 1.0),
@@ -356,9 +362,14 @@ fn check_rule(
             };
             if never || always {
                 let how = if never { "never" } else { "always" };
+                let range = if lo == hi {
+                    format!("{metric} is always {lo} (a count window closes when it holds monitor.window records; period.count varies)")
+                } else {
+                    format!("{metric} lies between {lo} and {hi}")
+                };
                 return Err(err(
                     "value",
-                    format!("{metric} {op} {v} is {how} true: {metric} lies between {lo} and {hi}"),
+                    format!("{metric} {op} {v} is {how} true: {range}"),
                 ));
             }
         }
@@ -1047,6 +1058,30 @@ mod tests {
                 Box::new(|r| {
                     r.metric = "count".into();
                     r.value = Some(500.0)
+                }),
+                "value",
+            ),
+            // Issue 18, 2.10: a count window always holds `window` records.
+            (
+                Box::new(|r| {
+                    r.metric = "count".into();
+                    r.value = Some(499.0)
+                }),
+                "value",
+            ),
+            (
+                Box::new(|r| {
+                    r.metric = "count".into();
+                    r.op = Op::Below;
+                    r.value = Some(500.0)
+                }),
+                "value",
+            ),
+            (
+                Box::new(|r| {
+                    r.metric = "count".into();
+                    r.op = Op::Below;
+                    r.value = Some(501.0)
                 }),
                 "value",
             ),

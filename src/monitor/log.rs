@@ -155,15 +155,27 @@ pub fn last_row(path: &Path) -> io::Result<Option<LastRow>> {
     // damaged one, is skipped (and the caller warns), not taken for the
     // end of the history (the numbering would start again at 1).
     let mut lines: Vec<&[u8]> = tail[..end].split(|&b| b == b'\n').collect();
-    if start > 0 && !lines.is_empty() {
+    let cut_first = start > 0 && !lines.is_empty();
+    if cut_first {
         lines.remove(0); // the first may be the end of a longer line
     }
     let mut others = 0;
-    for line in lines.iter().rev() {
+    for (k, line) in lines.iter().enumerate().rev() {
         let fields: Vec<&[u8]> = line.split(|&b| b == b',').collect();
         let num =
             |i: usize| -> Option<u64> { std::str::from_utf8(fields.get(i)?).ok()?.parse().ok() };
         if let (Some(seq), Some(end_id), Some(records_total)) = (num(0), num(1), num(3)) {
+            if seq >= MAX_COUNT || records_total >= MAX_COUNT || end_id >= MAX_COUNT {
+                // The numbering cannot go on from here (seq + 1 would wrap
+                // to 0 at u64::MAX): not a file this program wrote.
+                let line_no = newlines_before(path, start)? + k as u64 + 1 + u64::from(cut_first);
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "line {line_no}: seq {seq}, end_id {end_id} or records_total {records_total} is not below 2^53; the numbering cannot go on after it: correct the line or move the file away"
+                    ),
+                ));
+            }
             if others > 0 {
                 tracing::warn!(
                     file = %path.display(),
@@ -190,6 +202,31 @@ pub fn last_row(path: &Path) -> io::Result<Option<LastRow>> {
         ));
     }
     Ok(None)
+}
+
+/// Bound of a window's `seq`, `end_id` and `records_total` read back: 2^53
+/// (exact in JSON and in a float; a program writing a window a millisecond
+/// would need 285,000 years to reach it). A larger value can only be a hand
+/// edit, and continuing after it would wrap.
+pub const MAX_COUNT: u64 = 1 << 53;
+
+/// Newlines in the first `upto` bytes of `path` (for a line number in an
+/// error).
+fn newlines_before(path: &Path, upto: u64) -> io::Result<u64> {
+    let Some(file) = open_regular(path)? else {
+        return Ok(0);
+    };
+    let mut r = io::BufReader::new(file.take(upto));
+    let mut n = 0;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(n);
+        }
+        n += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let len = buf.len();
+        r.consume(len);
+    }
 }
 
 /// Opens `path` for reading if it is a regular file; `None` when it does
@@ -497,6 +534,45 @@ mod tests {
             drift_share: Some(0.1),
             dataset_drift: Some(false),
             active_alerts: vec!["mae_high".into(), "feature_drift:bmi".into()],
+        }
+    }
+
+    /// Issue 18: a hand-edited `seq` of u64::MAX wrapped to 0 at the next
+    /// window. Such a last row is refused, naming its line, also when only
+    /// the tail of a long file is read.
+    #[test]
+    fn a_last_row_the_numbering_cannot_go_on_from_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        for rows in [3u64, 200] {
+            let mut text = format!("{}\n", header());
+            for seq in 1..=rows {
+                let mut out = Vec::new();
+                write_row(&mut out, &report(seq), seq * 500);
+                text.push_str(std::str::from_utf8(&out).unwrap());
+            }
+            let mut out = Vec::new();
+            write_row(&mut out, &report(1), 500);
+            let row = String::from_utf8(out).unwrap();
+            let rest = row.split_once(',').unwrap().1;
+            for (seq, total) in [
+                (u64::MAX.to_string(), "500".to_string()),
+                ((1u64 << 53).to_string(), "500".to_string()),
+                ("7".to_string(), u64::MAX.to_string()),
+            ] {
+                let rest = rest.replacen(",500,", &format!(",{total},"), 1);
+                std::fs::write(&p, format!("{text}{seq},{rest}")).unwrap();
+                let e = last_row(&p).unwrap_err().to_string();
+                let line = rows + 2;
+                assert!(e.contains(&format!("line {line}:")), "{e}");
+                assert!(e.contains("cannot go on"), "{e}");
+            }
+            std::fs::write(
+                &p,
+                format!("{text}{}", ((1u64 << 53) - 1).to_string() + "," + rest),
+            )
+            .unwrap();
+            assert_eq!(last_row(&p).unwrap().unwrap().seq, (1 << 53) - 1);
         }
     }
 

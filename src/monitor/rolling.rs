@@ -17,6 +17,12 @@
 //! (the window's mean at the last re-sum), so that the total sum of squares
 //! does not lose digits to cancellation.
 //!
+//! Every figure stays finite because its inputs are bounded where they
+//! enter the program: truths and predictions within
+//! [`crate::messages::MAX_ABS_VALUE`] (1e100), so a squared error is at
+//! most 4e200 and no sum of a window can overflow (a unit test pushes the
+//! extremes). At 1e300 the squares overflowed: an RMSE of 0 and no R².
+//!
 //! R² is NaN when the window has fewer than two rows or all its targets are
 //! equal (sklearn's `r2_score(..., force_finite=False)` gives NaN or -inf
 //! there; NaN says "undefined" without pretending). An empty window has
@@ -447,6 +453,41 @@ mod tests {
         let u1: f64 = 1.0 - rng.random::<f64>();
         let u2: f64 = rng.random();
         mean + sd * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// Issue 18, 2.5: truth and prediction at the opposite ends of what
+    /// is accepted give finite figures, equal to the naive ones.
+    #[test]
+    fn the_largest_accepted_values_give_finite_figures() {
+        use crate::messages::MAX_ABS_VALUE as M;
+        let mut w = CountWindow::new(500);
+        let mut p = PeriodWindow::new(Duration::from_secs(60), 1_000_000);
+        let mut recs = Vec::new();
+        for i in 0..500u32 {
+            let (y, pred) = if i % 50 == 0 {
+                (M, -M)
+            } else {
+                (100.0 + f64::from(i % 7), 110.0)
+            };
+            w.push(y, pred);
+            p.push(1000, y, pred);
+            recs.push((y, pred));
+        }
+        for s in [w.stats(), p.stats(1000)] {
+            for v in [s.mae, s.rmse, s.r2, s.bias, s.max_error] {
+                assert!(v.is_finite(), "{s:?}");
+            }
+            assert_stats(s, naive(&recs), 1e-9);
+            assert_eq!(s.max_error, 2.0 * M);
+            // The ten extreme rows dominate: RMSE = 2M * sqrt(10/500).
+            assert_close(
+                "rmse",
+                s.rmse,
+                2.0 * M * (10.0f64 / 500.0).sqrt(),
+                0.0,
+                1e-12,
+            );
+        }
     }
 
     #[test]

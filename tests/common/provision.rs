@@ -2,12 +2,13 @@
 //! the tests themselves so that the README's `cargo test --locked` passes on a
 //! fresh machine with RabbitMQ installed:
 //!
-//! - [`python_with_pika`]: a Python with pika, in a venv under the target dir
+//! - [`python_with_pika`]: a Python with pika and numpy (the tests' oracle
+//!   of numpy-scaled features), in a venv under the target dir
 //!   (`target/test-venv`), made once and shared by every test binary. Never the
 //!   system Python (Debian refuses system-wide pip installs, and a test must
 //!   not depend on what someone installed there). Creation runs under a file
 //!   lock, so parallel test binaries do not race, and is idempotent: a venv
-//!   that imports pika is reused as it is.
+//!   that imports both is reused as it is.
 //! - [`ensure_broker`]: starts RabbitMQ when 127.0.0.1:5672 does not answer
 //!   (`rabbitmqctl start_app`, else `rabbitmq-server -detached`, then
 //!   `rabbitmqctl await_startup`), bounded; panics, saying why, when it cannot.
@@ -33,6 +34,8 @@ use std::time::{Duration, Instant};
 
 /// pika as the tests use it; pinned so every machine runs the same client.
 const PIKA: &str = "pika==1.3.2";
+/// numpy, for features scaled as the original Python services scale them.
+const NUMPY: &str = "numpy==2.4.6";
 /// The broker the tests run against.
 const BROKER_ADDR: &str = "127.0.0.1:5672";
 
@@ -100,8 +103,8 @@ fn provision_venv() -> Result<PathBuf, String> {
 
     let imports_pika = |python: &Path| {
         let mut cmd = Command::new(python);
-        cmd.args(["-c", "import pika"]);
-        run_bounded("import pika", cmd, Duration::from_secs(30)).is_ok()
+        cmd.args(["-c", "import pika, numpy"]);
+        run_bounded("import pika, numpy", cmd, Duration::from_secs(30)).is_ok()
     };
     if python.exists() && imports_pika(&python) {
         return Ok(python);
@@ -110,7 +113,7 @@ fn provision_venv() -> Result<PathBuf, String> {
     if venv.exists() {
         fs::remove_dir_all(&venv).map_err(|e| format!("removing {}: {e}", venv.display()))?;
     }
-    eprintln!("provision: creating {} with {PIKA}", venv.display());
+    eprintln!("provision: creating {} with {PIKA} {NUMPY}", venv.display());
     let mut mk = Command::new("python3");
     mk.args(["-m", "venv"]).arg(&venv);
     run_bounded("python3 -m venv", mk, Duration::from_secs(120)).map_err(|e| {
@@ -124,10 +127,14 @@ fn provision_venv() -> Result<PathBuf, String> {
         "--quiet",
         "--disable-pip-version-check",
         PIKA,
+        NUMPY,
     ]);
-    run_bounded("pip install pika", pip, Duration::from_secs(300))?;
+    run_bounded("pip install pika numpy", pip, Duration::from_secs(300))?;
     if !imports_pika(&python) {
-        return Err(format!("{} still cannot import pika", python.display()));
+        return Err(format!(
+            "{} still cannot import pika and numpy",
+            python.display()
+        ));
     }
     Ok(python)
 }

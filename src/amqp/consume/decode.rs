@@ -344,7 +344,9 @@ mod tests {
         for (body, what) in [
             ("1.7e308", "y_true"),
             ("-1.7e308", "y_true"),
-            ("1e301", "y_true"),
+            ("1e101", "y_true"),
+            // Issue 18, 2.5: accepted before, and its squared error overflowed.
+            ("1e300", "y_true"),
         ] {
             let msg = format!(r#"{{"id": 1, "body": {body}}}"#);
             let reason = decode::<Truth>(msg.as_bytes(), 1000).unwrap_err().reason();
@@ -353,11 +355,11 @@ mod tests {
                 "{reason}"
             );
         }
-        let t: Truth = decode(br#"{"id": 1, "body": -1e300}"#, 1000).unwrap();
+        let t: Truth = decode(br#"{"id": 1, "body": -1e100}"#, 1000).unwrap();
         assert_eq!(t.y, -MAX_ABS_VALUE);
         let p = decode::<Prediction>(br#"{"id": 1, "body": -1.7e308}"#, 1000).unwrap_err();
         assert!(p.reason().contains("y_pred"), "{p}");
-        let m = br#"{"id": 1, "body": {"y_true": 1e301, "y_pred": 0, "absolute_error": 1}}"#;
+        let m = br#"{"id": 1, "body": {"y_true": 1e101, "y_pred": 0, "absolute_error": 1}}"#;
         assert!(decode::<MetricRecord>(m, 1000).is_err());
         let f = br#"{"id": 1, "body": [0,0,0,0,0,0,0,0,0,1e7]}"#;
         let reason = decode::<Features>(f, 1000).unwrap_err().reason();
