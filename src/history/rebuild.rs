@@ -44,7 +44,8 @@ use crate::join::RecentIds;
 use crate::log_format::{read_metric_log, write_label_line, write_metric_rows, METRIC_HEADER};
 use crate::messages::{Features, Kind, MetricRecord};
 use crate::monitor::engine::Monitor;
-use crate::monitor::files::{self, MonitorFiles};
+use crate::monitor::files::{self, MonitorFiles, Written};
+use crate::monitor::log::LastRow;
 use crate::monitor::over_time::OverTime;
 use crate::monitor::report::Baseline;
 use crate::pipeline::{load_or_fit_model, open_log, LogPaths};
@@ -70,6 +71,13 @@ pub trait RecordSink {
 }
 
 /// The monitor's files rebuilt: the live monitor's code over the history.
+///
+/// The monitor always runs over every row of the history from window 1
+/// (its windows, drift and alert states are what the rows before made
+/// them), and writes only what its files do not hold yet: a rebuild into a
+/// folder an earlier (finished, interrupted or killed) rebuild of the same
+/// history wrote continues it, and the files end as one uninterrupted
+/// rebuild writes them.
 pub struct MonitorSink {
     monitor: Monitor,
     files: MonitorFiles,
@@ -78,22 +86,32 @@ pub struct MonitorSink {
     spec: PlotSpec,
     /// Feature ids seen lately (the stream may hold one twice).
     seen: RecentIds,
-    /// Windows closed by this rebuild.
+    /// What the files held at the start and is not written again.
+    already: Written,
+    /// The last row the files held: the window of that number made again
+    /// must end at the same record (else the folder is another history's).
+    last: Option<LastRow>,
+    /// Lines `alerts.jsonl` held at the start.
+    events_before: u64,
+    paths: LogPaths,
+    /// Windows closed by this rebuild (written or already there).
     pub windows: u64,
 }
 
 impl MonitorSink {
-    /// Opens the monitor's files in `paths` as the live monitor does (a
-    /// resumed rebuild continues after their last row and takes in the
-    /// rows of `metric_log.csv` written after it).
+    /// Opens the monitor's files in `paths` as the live monitor does and
+    /// counts what they hold: the rows and events made again by this
+    /// rebuild that are already there are not written twice.
     pub fn open(
         settings: &Settings,
         paths: &LogPaths,
         model: &crate::model::LinearModel,
         baseline: &Baseline,
     ) -> anyhow::Result<MonitorSink> {
-        let opened = files::open(&settings.monitor, paths, model, baseline)?;
-        let mut sink = MonitorSink {
+        let opened = files::open_unresumed(&settings.monitor, paths, model, baseline)?;
+        let events_before = count_lines(&paths.alerts)
+            .with_context(|| format!("{}: cannot read", paths.alerts.display()))?;
+        Ok(MonitorSink {
             monitor: opened.monitor,
             files: opened.files,
             series: OverTime::new(files::SERIES_POINTS),
@@ -104,32 +122,57 @@ impl MonitorSink {
                 bins: settings.plot.bins,
             },
             seen: RecentIds::new(4 * settings.monitor.window),
+            already: Written {
+                rows: opened.last.map_or(0, |l| l.seq),
+                events: events_before,
+            },
+            last: opened.last,
+            events_before,
+            paths: paths.clone(),
             windows: 0,
-        };
-        if let Some(last) = opened.last {
-            let now = std::time::SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            files::restore_after(&paths.metric_csv, last, |chunk| {
-                for r in chunk {
-                    sink.observe(r, now);
-                }
-            })?;
-        }
-        Ok(sink)
+        })
     }
 
-    fn observe(&mut self, r: &MetricRecord, at_ms: u64) {
-        if let Some(c) = self.monitor.observe_record(r, at_ms) {
-            files::write_closed(&mut self.files, &mut self.series, &c);
-            self.windows += 1;
+    fn observe(&mut self, r: &MetricRecord, at_ms: u64) -> anyhow::Result<()> {
+        let Some(c) = self.monitor.observe_record(r, at_ms) else {
+            return Ok(());
+        };
+        if let Some(last) = self.last.filter(|l| l.seq == c.report.seq) {
+            if last.end_id != c.report.end_id {
+                anyhow::bail!(
+                    "{}: window {} ends at id {} there and at id {} in this history: the folder holds another history's (or another --from's) windows; rebuild into an empty folder",
+                    self.paths.over_time_csv.display(),
+                    last.seq,
+                    last.end_id,
+                    c.report.end_id
+                );
+            }
+        }
+        files::write_closed_after(&mut self.files, &mut self.series, &c, &mut self.already);
+        self.windows += 1;
+        Ok(())
+    }
+}
+
+/// Complete lines of the file at `path` (0 if there is none).
+fn count_lines(path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let Some(mut file) = crate::monitor::log::open_regular(path)? else {
+        return Ok(0);
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut lines = 0u64;
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(lines),
+            n => lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
         }
     }
 }
 
 impl RecordSink for MonitorSink {
     fn record(&mut self, r: &MetricRecord, at_ms: u64) -> anyhow::Result<()> {
-        self.observe(r, at_ms);
+        self.observe(r, at_ms)?;
         if self.files.over_time_csv.pending_bytes() >= FLUSH_BYTES {
             self.flush()?;
         }
@@ -151,6 +194,20 @@ impl RecordSink for MonitorSink {
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {
+        // A folder that holds more than this history gives is not one this
+        // history's rebuild wrote (or the history lost its oldest
+        // segments since): its files and this rebuild's do not add up.
+        let held = self.last.map_or(0, |l| l.seq);
+        if self.windows < held || self.already.events > 0 {
+            anyhow::bail!(
+                "{} holds {held} windows and {} {} alert events, this history gives only {} windows and {} events: the folder holds another history's (or another --from's) files, or the stream dropped old segments since; rebuild into an empty folder",
+                self.paths.over_time_csv.display(),
+                self.paths.alerts.display(),
+                self.events_before,
+                self.windows,
+                self.events_before - self.already.events,
+            );
+        }
         self.files.over_time_csv.sync()?;
         self.files.alerts.sync()?;
         self.series
@@ -170,12 +227,16 @@ pub struct RebuildReport {
     pub rows: u64,
     /// Rows already in the file when it started (a resumed rebuild).
     pub rows_before: u64,
-    /// `metrics` messages whose id was already written (resent by the
-    /// bridge after a lost connection, or read twice): removed.
+    /// `metrics` messages whose id came before in the history (resent by
+    /// the bridge after a lost connection): removed.
     pub duplicates: u64,
+    /// Rows of the history already in the file (a resumed or repeated
+    /// rebuild): not written again.
+    pub already: u64,
     /// Lines written to `labels_log.txt`.
     pub labels: u64,
-    /// `y_true` and `y_pred` messages whose id was already logged: removed.
+    /// `y_true` and `y_pred` messages whose id was already logged (in this
+    /// history or in the file): not written again.
     pub label_duplicates: u64,
     /// Messages of a rebuilt key whose body is not the pipeline's.
     pub malformed: u64,
@@ -185,6 +246,9 @@ pub struct RebuildReport {
 pub struct Rebuild {
     csv: AppendFile,
     labels: Option<AppendFile>,
+    /// Ids of the history's rows taken so far (a resend is dropped).
+    taken: RecentIds,
+    /// Ids in `metric_log.csv` (there at the start, or written since).
     written: RecentIds,
     truths: RecentIds,
     predictions: RecentIds,
@@ -208,8 +272,19 @@ impl Rebuild {
         // there would be a second writer of its files.
         let lock = crate::pipeline::lock_logs_dir(&paths.dir)?;
         let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
+        let window = settings.metric.dedup_window;
+        let (mut truths, mut predictions) = (RecentIds::new(window), RecentIds::new(window));
         let labels = match settings.metric.labels_log {
-            true => Some(open_log(&paths.labels, None)?),
+            true => {
+                let file = open_log(&paths.labels, None)?;
+                // The lines already there are not written again.
+                read_label_ids(&paths.labels, |kind, id| match kind {
+                    Kind::YTrue => truths.insert(id),
+                    _ => predictions.insert(id),
+                })
+                .with_context(|| format!("reading the ids of {}", paths.labels.display()))?;
+                Some(file)
+            }
             false => None,
         };
         let mut written = RecentIds::new(settings.metric.dedup_window);
@@ -219,7 +294,6 @@ impl Rebuild {
             hist.add(r.absolute_error);
         })
         .with_context(|| format!("reading the ids of {}", paths.metric_csv.display()))?;
-        let window = settings.metric.dedup_window;
         // The monitor's files, by the live monitor's code, judged against
         // the same reference as live (the artifact's model and baseline,
         // or the same in-memory fit).
@@ -239,9 +313,10 @@ impl Rebuild {
             _lock: lock,
             csv,
             labels,
+            taken: RecentIds::new(window),
             written,
-            truths: RecentIds::new(window),
-            predictions: RecentIds::new(window),
+            truths,
+            predictions,
             hist,
             spec: PlotSpec {
                 width: settings.plot.width,
@@ -295,18 +370,29 @@ impl Rebuild {
             self.report.malformed += 1;
             return Ok(());
         };
-        if self.written.contains(id) {
+        if self.taken.contains(id) {
             self.report.duplicates += 1;
             return Ok(());
         }
         let record = MetricRecord::join(id, y_true, y_pred);
-        if write_metric_rows(std::slice::from_ref(&record), self.csv.buffer()) > 0 {
+        let values = [record.y_true, record.y_pred, record.absolute_error];
+        if !values.iter().all(|v| v.is_finite()) {
+            // write_metric_rows leaves such a record out: so do the others.
             self.report.malformed += 1;
             return Ok(());
         }
-        self.written.insert(id);
-        self.hist.add(record.absolute_error);
-        self.report.rows += 1;
+        self.taken.insert(id);
+        if self.written.contains(id) {
+            // Written by an earlier rebuild into this folder: the monitor
+            // still takes it in (it makes its windows again from the first
+            // row), the CSV and the histogram have it.
+            self.report.already += 1;
+        } else {
+            write_metric_rows(std::slice::from_ref(&record), self.csv.buffer());
+            self.written.insert(id);
+            self.hist.add(record.absolute_error);
+            self.report.rows += 1;
+        }
         let at_ms = e.timestamp.unwrap_or(0).saturating_mul(1000);
         for s in &mut self.sinks {
             s.record(&record, at_ms)?;
@@ -394,5 +480,48 @@ impl Rebuild {
             &self.paths.plot_png,
         )?;
         Ok(self.report)
+    }
+}
+
+/// Reads the ids of the lines of an existing `labels_log.txt`
+/// (`<time> <kind> id=<id> value=<value>`, as
+/// [`write_label_line`] writes them), calling `each` per line; a missing
+/// file reads as empty, an unfinished last line and lines of another form
+/// are not read. Returns the number of lines read.
+fn read_label_ids(path: &Path, mut each: impl FnMut(Kind, u64)) -> std::io::Result<u64> {
+    use std::io::{BufRead, Read};
+    let Some(file) = crate::monitor::log::open_regular(path)? else {
+        return Ok(0);
+    };
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    let (mut line, mut n) = (Vec::with_capacity(256), 0u64);
+    loop {
+        line.clear();
+        // A label line is short: a longer one is not ours (bounded read).
+        let read = (&mut reader).take(4096).read_until(b'\n', &mut line)?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            if read == 4096 {
+                // Skip the rest of an overlong line.
+                let mut rest = Vec::new();
+                reader.read_until(b'\n', &mut rest)?;
+                continue;
+            }
+            return Ok(n);
+        }
+        let mut fields = line[..line.len() - 1].split(|&b| b == b' ');
+        let (_, kind, id) = (fields.next(), fields.next(), fields.next());
+        let kind = match kind {
+            Some(b"y_true") => Kind::YTrue,
+            Some(b"y_pred") => Kind::YPred,
+            _ => continue,
+        };
+        let id = id
+            .and_then(|f| f.strip_prefix(b"id="))
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse::<u64>().ok());
+        if let Some(id) = id {
+            each(kind, id);
+            n += 1;
+        }
     }
 }
