@@ -697,7 +697,10 @@ const REBUILT_FILES: [&str; 6] = [
 ];
 
 fn rebuilt_files(dir: &std::path::Path) -> Vec<(&'static str, Vec<u8>)> {
-    REBUILT_FILES.iter().map(|f| (*f, bytes(&dir.join(f)))).collect()
+    REBUILT_FILES
+        .iter()
+        .map(|f| (*f, bytes(&dir.join(f))))
+        .collect()
 }
 
 /// Asserts that the files of `dir` equal `expected`, naming the first
@@ -859,7 +862,11 @@ async fn a_killed_rebuild_resumes_to_the_files_of_an_uninterrupted_one() {
     cut("metric_log.csv", &|all| all.len() * 2 / 3 + 7);
     cut("labels_log.txt", &|all| all.len() / 3 + 11);
     rebuild(&killed);
-    assert_same_files(&killed, &expected, "files cut at other points, then resumed");
+    assert_same_files(
+        &killed,
+        &expected,
+        "files cut at other points, then resumed",
+    );
 
     // A finished rebuild run again changes nothing.
     let again = rebuild(&killed);
