@@ -292,6 +292,26 @@ async fn refusals_exit_2_with_a_clear_message() {
     assert!(e.contains("before"), "{e}");
     let e = replay(&stream, &["--from", "yesterday"], REPLAY_TIMEOUT).refused();
     assert!(e.contains("--from"), "{e}");
+    // A rebuild resumes from its folder, not from an offset file (its
+    // monitor must start at the first row); nothing is created.
+    let dir = tempfile::tempdir().unwrap();
+    let (rebuilt, offsets) = (dir.path().join("r"), dir.path().join("o"));
+    let e = replay(
+        &stream,
+        &[
+            "--rebuild",
+            rebuilt.to_str().unwrap(),
+            "--from-offset-file",
+            offsets.to_str().unwrap(),
+        ],
+        REPLAY_TIMEOUT,
+    )
+    .refused();
+    assert!(
+        e.contains("--from-offset-file") && e.contains("--rebuild"),
+        "{e}"
+    );
+    assert!(!rebuilt.exists() && !offsets.exists());
 
     // Replay with the bridge off: history is on RabbitMQ.
     let off = replay_command_without_bridge(&stream, &[]);
