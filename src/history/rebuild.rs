@@ -5,11 +5,10 @@
 //! - `metric_log.csv` from the `metrics` messages: the same header and
 //!   opening (a torn last line repaired, the header only on a new file),
 //!   the same rows ([`crate::log_format::write_metric_rows`] over
-//!   [`MetricRecord::join`]), the same dedup by id as the metric of the
-//!   split layout ([`RecentIds`] of `metric.dedup_window`, seeded with the
-//!   ids already in the file, so a resumed rebuild never writes a row
-//!   twice). The stream holds the rows in the order the metric wrote them,
-//!   so the rebuilt CSV equals the live one row for row.
+//!   [`MetricRecord::join`]), the same dedup by id of the bridge's resends
+//!   as the metric of the split layout ([`RecentIds`] of
+//!   `metric.dedup_window`). The stream holds the rows in the order the
+//!   metric wrote them, so the rebuilt CSV equals the live one row for row.
 //! - `labels_log.txt` from the `y_true` and `y_pred` messages, one line per
 //!   message ([`crate::log_format::write_label_line`]), deduplicated by id
 //!   the same way; the time is the message's AMQP `timestamp` (when the
@@ -25,6 +24,17 @@
 //!   id as live). The period window's clock is the message's AMQP
 //!   `timestamp`, so the `end_time` and `period_*` columns differ from the
 //!   live run's (they depend on the clock); every other column is equal.
+//!
+//! Resumable and idempotent: the rebuild's files are a function of the
+//! history, written in order, so a file of the folder that holds `n` rows
+//! (after its torn last line is cut) holds this history's first `n`: they
+//! are made again and not written ([`Held`], checked at the file's last
+//! row). The monitor runs from the history's first row every time (its
+//! windows, drift and alert states depend on every row before) and writes
+//! only the windows and events past those its files hold. So a rebuild
+//! stopped or killed at any point and run again ends with the files of
+//! one uninterrupted rebuild, and one run again on a finished folder
+//! writes nothing.
 //!
 //! More outputs plug in through [`RecordSink`], added with
 //! [`Rebuild::with_sink`], fed every new row in order and every feature
@@ -235,9 +245,11 @@ pub struct RebuildReport {
     pub already: u64,
     /// Lines written to `labels_log.txt`.
     pub labels: u64,
-    /// `y_true` and `y_pred` messages whose id was already logged (in this
-    /// history or in the file): not written again.
+    /// `y_true` and `y_pred` messages whose id came before in the history:
+    /// removed.
     pub label_duplicates: u64,
+    /// Label lines of the history already in the file: not written again.
+    pub labels_already: u64,
     /// Messages of a rebuilt key whose body is not the pipeline's.
     pub malformed: u64,
 }
@@ -248,10 +260,13 @@ pub struct Rebuild {
     labels: Option<AppendFile>,
     /// Ids of the history's rows taken so far (a resend is dropped).
     taken: RecentIds,
-    /// Ids in `metric_log.csv` (there at the start, or written since).
-    written: RecentIds,
     truths: RecentIds,
     predictions: RecentIds,
+    /// What `metric_log.csv` held at the start: its first rows are this
+    /// history's first rows (checked at its last one), not written again.
+    rows_held: Held<u64>,
+    /// The same for `labels_log.txt` (its last line's kind and id).
+    labels_held: Held<(Kind, u64)>,
     hist: ErrorHistogram,
     spec: PlotSpec,
     paths: LogPaths,
@@ -273,27 +288,29 @@ impl Rebuild {
         let lock = crate::pipeline::lock_logs_dir(&paths.dir)?;
         let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
         let window = settings.metric.dedup_window;
-        let (mut truths, mut predictions) = (RecentIds::new(window), RecentIds::new(window));
+        let mut labels_held = Held::default();
         let labels = match settings.metric.labels_log {
             true => {
                 let file = open_log(&paths.labels, None)?;
                 // The lines already there are not written again.
-                read_label_ids(&paths.labels, |kind, id| match kind {
-                    Kind::YTrue => truths.insert(id),
-                    _ => predictions.insert(id),
-                })
-                .with_context(|| format!("reading the ids of {}", paths.labels.display()))?;
+                labels_held = read_label_ids(&paths.labels)
+                    .with_context(|| format!("reading the ids of {}", paths.labels.display()))?;
                 Some(file)
             }
             false => None,
         };
-        let mut written = RecentIds::new(settings.metric.dedup_window);
         let mut hist = ErrorHistogram::new();
+        let mut last_id = None;
         let rows_before = read_metric_log(&paths.metric_csv, |r| {
-            written.insert(r.id);
+            last_id = Some(r.id);
             hist.add(r.absolute_error);
         })
         .with_context(|| format!("reading the ids of {}", paths.metric_csv.display()))?;
+        let rows_held = Held {
+            count: rows_before,
+            last: last_id,
+            seen: 0,
+        };
         // The monitor's files, by the live monitor's code, judged against
         // the same reference as live (the artifact's model and baseline,
         // or the same in-memory fit).
@@ -314,9 +331,10 @@ impl Rebuild {
             csv,
             labels,
             taken: RecentIds::new(window),
-            written,
-            truths,
-            predictions,
+            truths: RecentIds::new(window),
+            predictions: RecentIds::new(window),
+            rows_held,
+            labels_held,
             hist,
             spec: PlotSpec {
                 width: settings.plot.width,
@@ -382,14 +400,13 @@ impl Rebuild {
             return Ok(());
         }
         self.taken.insert(id);
-        if self.written.contains(id) {
+        if self.rows_held.take(id, &self.paths.metric_csv)? {
             // Written by an earlier rebuild into this folder: the monitor
             // still takes it in (it makes its windows again from the first
             // row), the CSV and the histogram have it.
             self.report.already += 1;
         } else {
             write_metric_rows(std::slice::from_ref(&record), self.csv.buffer());
-            self.written.insert(id);
             self.hist.add(record.absolute_error);
             self.report.rows += 1;
         }
@@ -429,9 +446,9 @@ impl Rebuild {
     }
 
     fn label(&mut self, e: &Entry, kind: Kind) -> anyhow::Result<()> {
-        let Some(labels) = &mut self.labels else {
+        if self.labels.is_none() {
             return Ok(());
-        };
+        }
         let (Some(id), Some(value)) = (e.id, e.body.as_f64()) else {
             self.report.malformed += 1;
             return Ok(());
@@ -445,6 +462,13 @@ impl Rebuild {
             return Ok(());
         }
         seen.insert(id);
+        if self.labels_held.take((kind, id), &self.paths.labels)? {
+            self.report.labels_already += 1;
+            return Ok(());
+        }
+        let Some(labels) = &mut self.labels else {
+            return Ok(());
+        };
         let at = UNIX_EPOCH + Duration::from_secs(e.timestamp.unwrap_or(0));
         let time = humantime::format_rfc3339_micros(at).to_string();
         write_label_line(labels.buffer(), &time, kind, id, value);
@@ -466,6 +490,8 @@ impl Rebuild {
 
     /// Writes and syncs the files, renders the picture, finishes the sinks.
     pub fn finish(mut self) -> anyhow::Result<RebuildReport> {
+        self.rows_held.all_seen(&self.paths.metric_csv, "rows")?;
+        self.labels_held.all_seen(&self.paths.labels, "lines")?;
         self.csv.sync()?;
         if let Some(l) = &mut self.labels {
             l.sync()?;
@@ -483,45 +509,172 @@ impl Rebuild {
     }
 }
 
-/// Reads the ids of the lines of an existing `labels_log.txt`
-/// (`<time> <kind> id=<id> value=<value>`, as
-/// [`write_label_line`] writes them), calling `each` per line; a missing
-/// file reads as empty, an unfinished last line and lines of another form
-/// are not read. Returns the number of lines read.
-fn read_label_ids(path: &Path, mut each: impl FnMut(Kind, u64)) -> std::io::Result<u64> {
+/// What a file of the folder held when the rebuild started: its first
+/// `count` rows (or lines) are the first ones this history gives, not
+/// written again. Counted, not looked up by id, so that a history of any
+/// length is resumed exactly, in constant memory: the rebuild writes the
+/// same rows in the same order every time. `last` (the file's last row)
+/// checks it: the history's row of that number must be the same one.
+#[derive(Debug, Clone, Copy)]
+struct Held<T> {
+    count: u64,
+    last: Option<T>,
+    /// Rows of the history taken so far against `count`.
+    seen: u64,
+}
+
+impl<T> Default for Held<T> {
+    fn default() -> Self {
+        Held {
+            count: 0,
+            last: None,
+            seen: 0,
+        }
+    }
+}
+
+impl<T: PartialEq + std::fmt::Debug + Copy> Held<T> {
+    /// Takes the history's next row `row`: true if the file holds it
+    /// already; an error if the file's last row is not the history's.
+    fn take(&mut self, row: T, path: &Path) -> anyhow::Result<bool> {
+        if self.seen >= self.count {
+            return Ok(false);
+        }
+        self.seen += 1;
+        if self.seen == self.count && self.last != Some(row) {
+            anyhow::bail!(
+                "{}: its row {} is {:?}, this history's is {:?}: the folder holds another history's (or another --from's) files; rebuild into an empty folder",
+                path.display(),
+                self.count,
+                self.last,
+                row
+            );
+        }
+        Ok(true)
+    }
+
+    /// An error if the file held more than the history gave.
+    fn all_seen(&self, path: &Path, what: &str) -> anyhow::Result<()> {
+        if self.seen < self.count {
+            anyhow::bail!(
+                "{}: holds {} {what}, this history gives only {}: the folder holds another history's (or another --from's) files, or the stream dropped old segments since; rebuild into an empty folder",
+                path.display(),
+                self.count,
+                self.seen
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What an existing `labels_log.txt` holds: its complete lines, and the
+/// kind and id of the last one (`<time> <kind> id=<id> value=<value>`, as
+/// [`write_label_line`] writes them; `None` if it is not of that form). A
+/// missing file holds nothing; an unfinished last line (cut at open) is
+/// not counted.
+fn read_label_ids(path: &Path) -> std::io::Result<Held<(Kind, u64)>> {
     use std::io::{BufRead, Read};
+    let mut held = Held::default();
     let Some(file) = crate::monitor::log::open_regular(path)? else {
-        return Ok(0);
+        return Ok(held);
     };
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
-    let (mut line, mut n) = (Vec::with_capacity(256), 0u64);
+    let mut line = Vec::with_capacity(256);
     loop {
         line.clear();
-        // A label line is short: a longer one is not ours (bounded read).
+        // A label line is short: only the start of a longer one is kept
+        // (bounded memory), and the rest is read past.
         let read = (&mut reader).take(4096).read_until(b'\n', &mut line)?;
-        if read == 0 || line.last() != Some(&b'\n') {
-            if read == 4096 {
-                // Skip the rest of an overlong line.
-                let mut rest = Vec::new();
-                reader.read_until(b'\n', &mut rest)?;
-                continue;
+        if read == 0 {
+            return Ok(held);
+        }
+        if line.last() != Some(&b'\n') {
+            let mut rest = Vec::new();
+            if reader.read_until(b'\n', &mut rest)? == 0 || rest.last() != Some(&b'\n') {
+                return Ok(held); // an unfinished last line
             }
-            return Ok(n);
+            held.count += 1;
+            held.last = None;
+            continue;
         }
-        let mut fields = line[..line.len() - 1].split(|&b| b == b' ');
-        let (_, kind, id) = (fields.next(), fields.next(), fields.next());
-        let kind = match kind {
-            Some(b"y_true") => Kind::YTrue,
-            Some(b"y_pred") => Kind::YPred,
-            _ => continue,
+        held.count += 1;
+        held.last = parse_label_line(&line[..line.len() - 1]);
+    }
+}
+
+/// The kind and id of a label line.
+fn parse_label_line(line: &[u8]) -> Option<(Kind, u64)> {
+    let mut fields = line.split(|&b| b == b' ');
+    let (_, kind, id) = (fields.next(), fields.next()?, fields.next()?);
+    let kind = match kind {
+        b"y_true" => Kind::YTrue,
+        b"y_pred" => Kind::YPred,
+        _ => return None,
+    };
+    let id = std::str::from_utf8(id.strip_prefix(b"id=")?).ok()?;
+    Some((kind, id.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_rows_are_skipped_and_checked_at_the_last() {
+        let path = Path::new("metric_log.csv");
+        let mut held = Held {
+            count: 2,
+            last: Some(20u64),
+            seen: 0,
         };
-        let id = id
-            .and_then(|f| f.strip_prefix(b"id="))
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| d.parse::<u64>().ok());
-        if let Some(id) = id {
-            each(kind, id);
-            n += 1;
-        }
+        assert!(held.take(10, path).unwrap());
+        assert!(held.take(20, path).unwrap());
+        assert!(!held.take(30, path).unwrap());
+        held.all_seen(path, "rows").unwrap();
+
+        let mut other = Held {
+            count: 2,
+            last: Some(20u64),
+            seen: 0,
+        };
+        other.take(10, path).unwrap();
+        let e = other.take(21, path).unwrap_err().to_string();
+        assert!(
+            e.contains("metric_log.csv") && e.contains("another history"),
+            "{e}"
+        );
+        let short = Held {
+            count: 3,
+            last: Some(1u64),
+            seen: 1,
+        };
+        assert!(short.all_seen(path, "rows").is_err());
+    }
+
+    #[test]
+    fn label_lines_read_back_as_written() {
+        let mut out = Vec::new();
+        write_label_line(
+            &mut out,
+            "2026-12-02T00:00:00.000001Z",
+            Kind::YPred,
+            17,
+            2.5,
+        );
+        write_label_line(
+            &mut out,
+            "2026-12-02T00:00:00.000002Z",
+            Kind::YTrue,
+            18,
+            265.0,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels_log.txt");
+        out.extend_from_slice(b"2026-12-02T00:00:00Z y_true id=19 val"); // torn
+        std::fs::write(&path, &out).unwrap();
+        let held = read_label_ids(&path).unwrap();
+        assert_eq!((held.count, held.last), (2, Some((Kind::YTrue, 18))));
+        assert_eq!(parse_label_line(b"t y_pred id=x value=1"), None);
+        assert_eq!(read_label_ids(&dir.path().join("none")).unwrap().count, 0);
     }
 }
