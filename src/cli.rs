@@ -136,9 +136,9 @@ pub struct ReplayArgs {
     /// y_true, y_pred, metrics, monitor, alerts (default all).
     #[arg(long, value_name = "KEY")]
     pub key: Vec<String>,
-    /// Instead of printing, write metric_log.csv, labels_log.txt and
-    /// error_distribution.png in DIR, as a live run writes them (appending,
-    /// and skipping ids already in metric_log.csv).
+    /// Instead of printing, write metric_log.csv, labels_log.txt,
+    /// error_distribution.png and the monitor's files in DIR, as a live run
+    /// writes them. Resumable: run again, it writes only what DIR lacks.
     #[arg(long, value_name = "DIR")]
     pub rebuild: Option<PathBuf>,
     /// Start right after the offset saved in FILE (if it exists; else at

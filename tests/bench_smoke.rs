@@ -125,6 +125,7 @@ fn bench_quick_produces_every_figure() {
         "pipeline, bridge off",
         "emit-to-row latency",
         "pipeline peak RSS",
+        "monitor peak RSS",
         "plot update + render",
         "plot start-up",
         "bridge: mirrored msg/s",

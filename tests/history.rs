@@ -36,6 +36,14 @@ async fn replay_reads_back_what_the_live_run_wrote() {
         .finish(Duration::from_secs(120))
         .await;
     run.assert_exit_ok();
+    // The stream's checks (is it a stream?) refuse nothing on a stream
+    // declared as the history keys say: no ERROR line at start (lapin
+    // logs a refused declaration as one).
+    assert!(
+        error_lines(&run.stderr()).is_empty(),
+        "a run with history on logs no ERROR:\n{}",
+        error_lines(&run.stderr()).join("\n")
+    );
     let rows = run.rows();
     assert_eq!(rows.len(), SAMPLES);
     let csv_ids: Vec<u64> = rows.iter().map(|r| r.id).collect();
@@ -48,6 +56,11 @@ async fn replay_reads_back_what_the_live_run_wrote() {
     )
     .ok();
     assert_eq!(full.lines.len(), SAMPLES, "{}", full.stderr);
+    assert!(
+        error_lines(&full.stderr).is_empty(),
+        "a replay logs no ERROR:\n{}",
+        full.stderr
+    );
     assert!(full.lines.iter().all(|l| l.key == "metrics"));
     assert_eq!(ids(&full.lines).len(), SAMPLES, "distinct ids");
     assert_offsets_increase(&full.lines);
@@ -279,6 +292,26 @@ async fn refusals_exit_2_with_a_clear_message() {
     assert!(e.contains("before"), "{e}");
     let e = replay(&stream, &["--from", "yesterday"], REPLAY_TIMEOUT).refused();
     assert!(e.contains("--from"), "{e}");
+    // A rebuild resumes from its folder, not from an offset file (its
+    // monitor must start at the first row); nothing is created.
+    let dir = tempfile::tempdir().unwrap();
+    let (rebuilt, offsets) = (dir.path().join("r"), dir.path().join("o"));
+    let e = replay(
+        &stream,
+        &[
+            "--rebuild",
+            rebuilt.to_str().unwrap(),
+            "--from-offset-file",
+            offsets.to_str().unwrap(),
+        ],
+        REPLAY_TIMEOUT,
+    )
+    .refused();
+    assert!(
+        e.contains("--from-offset-file") && e.contains("--rebuild"),
+        "{e}"
+    );
+    assert!(!rebuilt.exists() && !offsets.exists());
 
     // Replay with the bridge off: history is on RabbitMQ.
     let off = replay_command_without_bridge(&stream, &[]);
@@ -412,6 +445,7 @@ async fn an_existing_stream_with_other_arguments_is_used_as_it_is() {
             ..Default::default()
         },
         queue: stream.name.clone(),
+        history: Default::default(),
         prefetch: 1000,
         max_body_bytes: 65_536,
     };
@@ -664,4 +698,261 @@ async fn a_fresh_process_starts_with_the_windows_of_the_stream() {
         "run 2 numbers its first window after run 1's last"
     );
     assert_eq!(own[0][col("records_total")], "200", "its own records only");
+}
+
+/// Lines of `text` that a log level marks as an ERROR (with or without
+/// colour codes around the level).
+fn error_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.contains("ERROR")).collect()
+}
+
+/// The files a rebuild writes, by name, as bytes.
+const REBUILT_FILES: [&str; 6] = [
+    "metric_log.csv",
+    "labels_log.txt",
+    "metrics_over_time.csv",
+    "alerts.jsonl",
+    "error_distribution.png",
+    "error_over_time.png",
+];
+
+fn rebuilt_files(dir: &std::path::Path) -> Vec<(&'static str, Vec<u8>)> {
+    REBUILT_FILES
+        .iter()
+        .map(|f| (*f, bytes(&dir.join(f))))
+        .collect()
+}
+
+/// Asserts that the files of `dir` equal `expected`, naming the first
+/// that differs.
+fn assert_same_files(dir: &std::path::Path, expected: &[(&'static str, Vec<u8>)], what: &str) {
+    for (name, want) in expected {
+        let got = bytes(&dir.join(name));
+        assert!(
+            got == *want,
+            "{what}: {name} differs from the uninterrupted rebuild's ({} bytes, expected {}; {} lines, expected {})",
+            got.len(),
+            want.len(),
+            got.iter().filter(|&&b| b == b'\n').count(),
+            want.iter().filter(|&&b| b == b'\n').count(),
+        );
+    }
+}
+
+/// The size of the file at `path` (0 if there is none yet).
+fn size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Starts `replay --rebuild dir` (from `cwd`) and kills it with SIGKILL
+/// as soon as `file` of `dir` is larger than `above` bytes; panics if the
+/// rebuild ended by itself before (the kill would not be mid-way).
+fn rebuild_killed_when(
+    stream: &TestStream,
+    cwd: &std::path::Path,
+    dir: &std::path::Path,
+    file: &str,
+    above: u64,
+) {
+    let mut cmd = replay_command(stream, &["--rebuild", dir.to_str().unwrap()]);
+    cmd.current_dir(cwd)
+        .env("MODELWATCH__MONITOR__WINDOW", "250")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("starting modelwatch replay --rebuild");
+    let path = dir.join(file);
+    let deadline = std::time::Instant::now() + REPLAY_TIMEOUT;
+    loop {
+        if size(&path) > above {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the rebuild ended ({status}) before {file} grew past {above} bytes: no kill mid-way");
+        }
+        assert!(std::time::Instant::now() < deadline, "rebuild stuck");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `replay --rebuild` is resumable and idempotent for every file it
+/// writes: killed with SIGKILL twice mid-way (when `labels_log.txt`, then
+/// `metric_log.csv` got their first flush: the monitor's files then hold
+/// nothing yet, as in the report of 14 windows of 40 after a resume) and
+/// run again, its files equal those of one uninterrupted rebuild, byte for
+/// byte; from files cut at other points (`metrics_over_time.csv` and
+/// `alerts.jsonl` partly written, torn last lines) too; and running it
+/// once more on a finished folder changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_rebuild_resumes_to_the_files_of_an_uninterrupted_one() {
+    let _lock = broker_lock().await;
+    wait_for_broker(Duration::from_secs(30)).await;
+    let stream = TestStream::new("resume");
+    // 40 windows of 250, alerts from the shift at the middle.
+    let run = run_with_history(
+        &stream,
+        &[
+            "--count",
+            "10000",
+            "--rate",
+            "4000",
+            "--seed",
+            "7",
+            "--monitor-window",
+            "250",
+            "--scenario",
+            "start=5000,bmi+=10",
+        ],
+        &[],
+    )
+    .finish(Duration::from_secs(180))
+    .await;
+    run.assert_exit_ok();
+    let cwd = tempfile::tempdir().unwrap();
+    let rebuild = |dir: &std::path::Path| {
+        let mut cmd = replay_command(&stream, &["--rebuild", dir.to_str().unwrap()]);
+        cmd.current_dir(cwd.path())
+            .env("MODELWATCH__MONITOR__WINDOW", "250");
+        replay_with(cmd, REPLAY_TIMEOUT).ok()
+    };
+
+    // One uninterrupted rebuild: the reference.
+    let whole = cwd.path().join("whole");
+    let r = rebuild(&whole);
+    assert!(
+        error_lines(&r.stderr).is_empty(),
+        "a rebuild logs no ERROR:\n{}",
+        r.stderr
+    );
+    let expected = rebuilt_files(&whole);
+    let (_, windows) = over_time(&whole);
+    assert_eq!(windows.len(), 40, "10,000 records, windows of 250");
+    let events = alert_events(&whole);
+    assert!(
+        events.iter().any(|(_, s, _)| s == "fired"),
+        "the shift fires alerts: {events:?}"
+    );
+
+    // Killed twice mid-way, then run to the end.
+    let killed = cwd.path().join("killed");
+    rebuild_killed_when(&stream, cwd.path(), &killed, "labels_log.txt", 0);
+    let csv_after_first = size(&killed.join("metric_log.csv"));
+    rebuild_killed_when(
+        &stream,
+        cwd.path(),
+        &killed,
+        "metric_log.csv",
+        csv_after_first.max(100),
+    );
+    eprintln!(
+        "killed twice: metric_log.csv {} of {} bytes, labels_log.txt {} of {}, metrics_over_time.csv {} of {}",
+        size(&killed.join("metric_log.csv")),
+        size(&whole.join("metric_log.csv")),
+        size(&killed.join("labels_log.txt")),
+        size(&whole.join("labels_log.txt")),
+        size(&killed.join("metrics_over_time.csv")),
+        size(&whole.join("metrics_over_time.csv")),
+    );
+    assert!(
+        size(&killed.join("metric_log.csv")) < size(&whole.join("metric_log.csv")),
+        "the kill was mid-way"
+    );
+    rebuild(&killed);
+    assert_same_files(&killed, &expected, "killed twice, then resumed");
+
+    // Cut at other points, as a kill between two writes leaves them: the
+    // first 10 windows, half the alert events, torn last lines.
+    let cut = |name: &str, keep: &dyn Fn(&[u8]) -> usize| {
+        let path = killed.join(name);
+        let all = bytes(&path);
+        let n = keep(&all);
+        std::fs::write(&path, &all[..n]).unwrap();
+    };
+    let nth_line_end = |all: &[u8], n: usize| -> usize {
+        all.iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .nth(n - 1)
+            .map_or(all.len(), |(i, _)| i + 1)
+    };
+    cut("metrics_over_time.csv", &|all| nth_line_end(all, 11)); // header + 10
+    let half = events.len().div_ceil(2);
+    cut("alerts.jsonl", &|all| nth_line_end(all, half) + 5); // torn
+    cut("metric_log.csv", &|all| all.len() * 2 / 3 + 7);
+    cut("labels_log.txt", &|all| all.len() / 3 + 11);
+    rebuild(&killed);
+    assert_same_files(
+        &killed,
+        &expected,
+        "files cut at other points, then resumed",
+    );
+
+    // A finished rebuild run again changes nothing.
+    let again = rebuild(&killed);
+    assert_same_files(&killed, &expected, "a finished rebuild run again");
+    assert!(error_lines(&again.stderr).is_empty(), "{}", again.stderr);
+}
+
+/// `replay --follow` that loses its stream after reading exits 1 (a
+/// failure while reading, with a line saying what), not 2 (which says
+/// nothing was read: bad input).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_exits_1_when_the_stream_is_deleted_after_reading() {
+    let _lock = broker_lock().await;
+    wait_for_broker(Duration::from_secs(30)).await;
+    let stream = TestStream::new("deleted");
+    run_with_history(&stream, &["--count", "200"], &[])
+        .finish(Duration::from_secs(120))
+        .await
+        .assert_exit_ok();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut cmd = replay_command(&stream, &["--follow", "--key", "metrics"]);
+    let mut child = cmd
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let lines = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while lines(&out) < 200 {
+        assert!(child.try_wait().unwrap().is_none(), "--follow ended early");
+        assert!(std::time::Instant::now() < deadline, "no 200 lines");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rabbitmqctl(&["delete_queue", &stream.name], Duration::from_secs(30)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "--follow still running 90 s after its stream was deleted:\n{}",
+                std::fs::read_to_string(&err).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(lines(&out), 200, "the lines read before are kept");
+    assert_eq!(status.code(), Some(1), "a failure after reading:\n{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("modelwatch: error:"))
+        .collect();
+    assert_eq!(said.len(), 1, "one line saying what:\n{stderr}");
+    assert!(
+        said[0].contains("after 200 messages read") && said[0].contains(&stream.name),
+        "{}",
+        said[0]
+    );
 }

@@ -294,7 +294,7 @@ pub async fn declare_history(
                 return Err(on(KEY, "stream", name)(e));
             }
             let _ = fresh.close(200, "checked".into()).await;
-            if let Some(not_a_stream) = not_a_stream(conn, name).await {
+            if let Some(not_a_stream) = not_a_stream(conn, name, h).await {
                 return Err(on(KEY, "stream", name)(not_a_stream));
             }
             let fresh = conn
@@ -337,24 +337,42 @@ const STREAM_ARGUMENTS: [&str; 5] = [
 
 /// Tells whether the existing queue `name` is not a stream (the history
 /// reader asks too, before it consumes: a consumer of a classic queue takes
-/// its messages away): declared again
+/// its messages away). First it is declared again with the arguments of
+/// `h` ([`history_arguments`]): a stream declared with them (the usual
+/// case: `run` made it with the same history keys) accepts that, and no
+/// channel is closed (the broker's refusal closes the channel, which lapin
+/// logs as an ERROR: a probe that refuses every time would log an ERROR at
+/// every start and every replay). Only when that is refused, declared again
 /// with `x-queue-type = stream` alone, the broker names the first argument
 /// that differs (it compares them in a fixed order, `x-queue-type` after
 /// the others). A stream differs only in stream arguments; a classic or
 /// quorum queue differs in `x-queue-type` or in an argument a stream
 /// cannot have (`x-expires`, `x-max-length`, ...). Returns the broker's
 /// refusal for a queue that is not a stream.
-pub async fn not_a_stream(conn: &Connection, name: &str) -> Option<lapin::Error> {
+pub async fn not_a_stream(
+    conn: &Connection,
+    name: &str,
+    h: &HistorySettings,
+) -> Option<lapin::Error> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let ch = conn.create_channel().await.ok()?;
+    if ch
+        .queue_declare(name.into(), durable, history_arguments(h))
+        .await
+        .is_ok()
+    {
+        let _ = ch.close(200, "checked".into()).await;
+        return None;
+    }
     let ch = conn.create_channel().await.ok()?;
     let mut only_type = FieldTable::default();
     only_type.insert(
         "x-queue-type".into(),
         AMQPValue::LongString(LongString::from("stream")),
     );
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
     match ch.queue_declare(name.into(), durable, only_type).await {
         Ok(_) => {
             let _ = ch.close(200, "checked".into()).await;

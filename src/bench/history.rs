@@ -102,6 +102,7 @@ async fn replay_rate(url: &str, n: usize) -> anyhow::Result<f64> {
             ..BridgeSettings::default()
         },
         queue: STREAM.into(),
+        history: stream_settings(),
         prefetch: 1000,
         max_body_bytes: 65_536,
     };

@@ -6,7 +6,9 @@
 //! flatter a monitor that drops everything); the rate at which it still
 //! takes in every record; and the time of one drift evaluation of a
 //! window, measured in-process (the registry's histogram times a
-//! low-priority thread that may be preempted).
+//! low-priority thread that may be preempted); and the peak RSS with the
+//! monitor on and off (the monitor's hand-off queues and its time window
+//! are most of a full-speed run's memory).
 
 use anyhow::bail;
 
@@ -32,16 +34,20 @@ fn one_run(opts: &BenchOptions, count: u64, monitor: bool) -> anyhow::Result<Chi
 pub fn bench(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let count = if opts.quick { 20_000 } else { 1_000_000 };
     let (mut off, mut on, mut taken, mut windows) = (vec![], vec![], vec![], vec![]);
+    let (mut rss_off, mut rss_on) = (vec![], vec![]);
     for _ in 0..opts.runs {
         let r = one_run(opts, count, false)?;
         off.push(r.rows() / r.secs().max(1e-9));
+        rss_off.push(r.peak_rss_mib());
         let r = one_run(opts, count, true)?;
         on.push(r.rows() / r.secs().max(1e-9));
+        rss_on.push(r.peak_rss_mib());
         taken.push(r.value("modelwatch_monitor_records_total"));
         windows.push(r.value("modelwatch_monitor_windows_total"));
     }
     let (off, on) = (median(off), median(on));
     let (taken, windows) = (median(taken), median(windows));
+    let (rss_off, rss_on) = (median(rss_off), median(rss_on));
     let paced = if opts.quick { 20_000 } else { 200_000 };
     let rate = 100_000;
     let r = run_child(
@@ -65,6 +71,11 @@ pub fn bench(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
             format!(
                 "`MODELWATCH__MONITOR__ENABLED=true|false`, `--rate 0`, alternated; at full speed the monitor (nice 10) took in {taken:.0} of {count} records ({windows:.0} windows), the rest missed and counted"
             ),
+        ),
+        Figure::new(
+            format!("monitor peak RSS, {count} samples at `--rate 0`: monitor on vs off"),
+            format!("{rss_on:.1} MiB vs {rss_off:.1} MiB"),
+            "VmHWM of the same alternated runs; the monitor's share is mostly its hand-off queues (batches waiting for it while it falls behind) and its time window (`monitor.max_period_rows`, 24 bytes a record)",
         ),
         Figure::new(
             format!("monitor at `--rate {rate}`: records taken in"),

@@ -171,7 +171,7 @@ pub fn bench(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
             "HdrHistogram in the metric actor",
         ),
         Figure::new(
-            format!("pipeline peak RSS, {small} vs {large} samples"),
+            format!("pipeline peak RSS (monitor as configured: on by default), {small} vs {large} samples"),
             format!(
                 "{:.1} MiB vs {:.1} MiB (ratio {:.2})",
                 s.rss_mib,

@@ -32,7 +32,8 @@ pub struct MonitorSettings {
     /// Length of the time window.
     #[serde(with = "humantime_serde")]
     pub period: Duration,
-    /// Most records the time window holds; the oldest leave early beyond it.
+    /// Most records the time window holds (24 bytes each); the oldest leave
+    /// early beyond it.
     pub max_period_rows: usize,
     /// Significance of the drift tests, before the Bonferroni correction
     /// over the features.
@@ -51,7 +52,7 @@ impl Default for MonitorSettings {
             enabled: true,
             window: 500,
             period: Duration::from_secs(60),
-            max_period_rows: 1_000_000,
+            max_period_rows: 100_000,
             drift_p_value: 0.05,
             drift_share: 0.5,
             baseline_windows: 2000,

@@ -59,6 +59,11 @@ pub struct StreamSource {
     pub bridge: BridgeSettings,
     /// The stream queue (`history.queue`).
     pub queue: String,
+    /// The history keys the stream is expected to be declared with: the
+    /// check that it is a stream declares it with them, which a stream
+    /// made with them accepts without a refusal (see
+    /// [`crate::amqp::topology::not_a_stream`]).
+    pub history: crate::config::HistorySettings,
     /// Unacknowledged deliveries at most (`inbound.prefetch`).
     pub prefetch: u16,
     /// Larger bodies are skipped, counted (`inbound.max_body_bytes`).
@@ -72,6 +77,7 @@ impl StreamSource {
         StreamSource {
             bridge: settings.bridge.clone(),
             queue: settings.history.queue.clone(),
+            history: settings.history.clone(),
             prefetch: settings.inbound.prefetch,
             max_body_bytes: settings.inbound.max_body_bytes,
         }
@@ -320,12 +326,12 @@ async fn consume(
     if first_connect {
         match stop {
             Stop::At(Until::Offset(end)) => {
-                stream_exists(conn, queue).await?;
+                stream_exists(conn, source).await?;
                 report.end = Some(end);
             }
-            Stop::At(_) => report.end = end_of_stream(conn, queue).await?,
+            Stop::At(_) => report.end = end_of_stream(conn, source).await?,
             Stop::Follow => {
-                stream_exists(conn, queue).await?;
+                stream_exists(conn, source).await?;
             }
         }
         if let (Start::Offset(o), Stop::At(_)) = (start, stop) {
@@ -475,7 +481,8 @@ fn is_protocol_error(e: &lapin::Error) -> bool {
 
 /// Checks that `queue` exists (a passive declare on a channel of its own:
 /// a refusal closes it).
-async fn stream_exists(conn: &lapin::Connection, queue: &str) -> Result<u32, Attempt> {
+async fn stream_exists(conn: &lapin::Connection, source: &StreamSource) -> Result<u32, Attempt> {
+    let queue = source.queue.as_str();
     let ch = connection::bounded(conn.create_channel())
         .await
         .map_err(lost)?;
@@ -483,7 +490,7 @@ async fn stream_exists(conn: &lapin::Connection, queue: &str) -> Result<u32, Att
         Ok(q) => {
             let _ = ch.close(200, "checked".into()).await;
             if let Ok(Some(e)) =
-                tokio::time::timeout(connection::BROKER_OP_TIMEOUT, crate::amqp::topology::not_a_stream(conn, queue)).await
+                tokio::time::timeout(connection::BROKER_OP_TIMEOUT, crate::amqp::topology::not_a_stream(conn, queue, &source.history)).await
             {
                 return Err(Attempt::Fatal(ReadError::Refused(format!(
                     "history.queue {}: not a stream (a queue of another type has that name; reading it would take its messages away): {}",
@@ -528,9 +535,10 @@ pub const STALL: Duration = Duration::from_secs(30);
 /// a count.
 pub(crate) async fn end_of_stream(
     conn: &lapin::Connection,
-    queue: &str,
+    source: &StreamSource,
 ) -> Result<Option<u64>, Attempt> {
-    stream_exists(conn, queue).await?;
+    let queue = source.queue.as_str();
+    stream_exists(conn, source).await?;
     let ch = connection::bounded(conn.create_channel())
         .await
         .map_err(lost)?;
@@ -579,7 +587,7 @@ pub(crate) async fn end_of_stream(
 pub async fn find_end(source: &StreamSource) -> Result<Option<u64>, ReadError> {
     let end = match connect(source, "modelwatch history end").await {
         Ok(conn) => {
-            let end = end_of_stream(&conn, &source.queue).await;
+            let end = end_of_stream(&conn, source).await;
             connection::close_quietly(&conn, 200, "end found").await;
             end
         }

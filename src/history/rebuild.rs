@@ -5,11 +5,10 @@
 //! - `metric_log.csv` from the `metrics` messages: the same header and
 //!   opening (a torn last line repaired, the header only on a new file),
 //!   the same rows ([`crate::log_format::write_metric_rows`] over
-//!   [`MetricRecord::join`]), the same dedup by id as the metric of the
-//!   split layout ([`RecentIds`] of `metric.dedup_window`, seeded with the
-//!   ids already in the file, so a resumed rebuild never writes a row
-//!   twice). The stream holds the rows in the order the metric wrote them,
-//!   so the rebuilt CSV equals the live one row for row.
+//!   [`MetricRecord::join`]), the same dedup by id of the bridge's resends
+//!   as the metric of the split layout ([`RecentIds`] of
+//!   `metric.dedup_window`). The stream holds the rows in the order the
+//!   metric wrote them, so the rebuilt CSV equals the live one row for row.
 //! - `labels_log.txt` from the `y_true` and `y_pred` messages, one line per
 //!   message ([`crate::log_format::write_label_line`]), deduplicated by id
 //!   the same way; the time is the message's AMQP `timestamp` (when the
@@ -25,6 +24,17 @@
 //!   id as live). The period window's clock is the message's AMQP
 //!   `timestamp`, so the `end_time` and `period_*` columns differ from the
 //!   live run's (they depend on the clock); every other column is equal.
+//!
+//! Resumable and idempotent: the rebuild's files are a function of the
+//! history, written in order, so a file of the folder that holds `n` rows
+//! (after its torn last line is cut) holds this history's first `n`: they
+//! are made again and not written ([`Held`], checked at the file's last
+//! row). The monitor runs from the history's first row every time (its
+//! windows, drift and alert states depend on every row before) and writes
+//! only the windows and events past those its files hold. So a rebuild
+//! stopped or killed at any point and run again ends with the files of
+//! one uninterrupted rebuild, and one run again on a finished folder
+//! writes nothing.
 //!
 //! More outputs plug in through [`RecordSink`], added with
 //! [`Rebuild::with_sink`], fed every new row in order and every feature
@@ -44,7 +54,8 @@ use crate::join::RecentIds;
 use crate::log_format::{read_metric_log, write_label_line, write_metric_rows, METRIC_HEADER};
 use crate::messages::{Features, Kind, MetricRecord};
 use crate::monitor::engine::Monitor;
-use crate::monitor::files::{self, MonitorFiles};
+use crate::monitor::files::{self, MonitorFiles, Written};
+use crate::monitor::log::LastRow;
 use crate::monitor::over_time::OverTime;
 use crate::monitor::report::Baseline;
 use crate::pipeline::{load_or_fit_model, open_log, LogPaths};
@@ -70,6 +81,13 @@ pub trait RecordSink {
 }
 
 /// The monitor's files rebuilt: the live monitor's code over the history.
+///
+/// The monitor always runs over every row of the history from window 1
+/// (its windows, drift and alert states are what the rows before made
+/// them), and writes only what its files do not hold yet: a rebuild into a
+/// folder an earlier (finished, interrupted or killed) rebuild of the same
+/// history wrote continues it, and the files end as one uninterrupted
+/// rebuild writes them.
 pub struct MonitorSink {
     monitor: Monitor,
     files: MonitorFiles,
@@ -78,22 +96,32 @@ pub struct MonitorSink {
     spec: PlotSpec,
     /// Feature ids seen lately (the stream may hold one twice).
     seen: RecentIds,
-    /// Windows closed by this rebuild.
+    /// What the files held at the start and is not written again.
+    already: Written,
+    /// The last row the files held: the window of that number made again
+    /// must end at the same record (else the folder is another history's).
+    last: Option<LastRow>,
+    /// Lines `alerts.jsonl` held at the start.
+    events_before: u64,
+    paths: LogPaths,
+    /// Windows closed by this rebuild (written or already there).
     pub windows: u64,
 }
 
 impl MonitorSink {
-    /// Opens the monitor's files in `paths` as the live monitor does (a
-    /// resumed rebuild continues after their last row and takes in the
-    /// rows of `metric_log.csv` written after it).
+    /// Opens the monitor's files in `paths` as the live monitor does and
+    /// counts what they hold: the rows and events made again by this
+    /// rebuild that are already there are not written twice.
     pub fn open(
         settings: &Settings,
         paths: &LogPaths,
         model: &crate::model::LinearModel,
         baseline: &Baseline,
     ) -> anyhow::Result<MonitorSink> {
-        let opened = files::open(&settings.monitor, paths, model, baseline)?;
-        let mut sink = MonitorSink {
+        let opened = files::open_unresumed(&settings.monitor, paths, model, baseline)?;
+        let events_before = count_lines(&paths.alerts)
+            .with_context(|| format!("{}: cannot read", paths.alerts.display()))?;
+        Ok(MonitorSink {
             monitor: opened.monitor,
             files: opened.files,
             series: OverTime::new(files::SERIES_POINTS),
@@ -104,37 +132,66 @@ impl MonitorSink {
                 bins: settings.plot.bins,
             },
             seen: RecentIds::new(4 * settings.monitor.window),
+            already: Written {
+                rows: opened.last.map_or(0, |l| l.seq),
+                events: events_before,
+            },
+            last: opened.last,
+            events_before,
+            paths: paths.clone(),
             windows: 0,
-        };
-        if let Some(last) = opened.last {
-            let now = std::time::SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            files::restore_after(&paths.metric_csv, last, |chunk| {
-                for r in chunk {
-                    sink.observe(r, now);
-                }
-            })?;
-        }
-        Ok(sink)
+        })
     }
 
-    fn observe(&mut self, r: &MetricRecord, at_ms: u64) {
+    fn observe(&mut self, r: &MetricRecord, at_ms: u64) -> anyhow::Result<()> {
         let closed = self.monitor.observe_record(r, at_ms);
-        self.write(closed);
+        self.write(closed)
     }
 
-    fn write(&mut self, closed: impl IntoIterator<Item = crate::monitor::engine::Closed>) {
+    /// Writes the closed windows the folder does not hold yet, after
+    /// checking that a window it holds ends where this history's does.
+    fn write(
+        &mut self,
+        closed: impl IntoIterator<Item = crate::monitor::engine::Closed>,
+    ) -> anyhow::Result<()> {
         for c in closed {
-            files::write_closed(&mut self.files, &mut self.series, &c);
+            if let Some(last) = self.last.filter(|l| l.seq == c.report.seq) {
+                if last.end_id != c.report.end_id {
+                    anyhow::bail!(
+                        "{}: window {} ends at id {} there and at id {} in this history: the folder holds another history's (or another --from's) windows; rebuild into an empty folder",
+                        self.paths.over_time_csv.display(),
+                        last.seq,
+                        last.end_id,
+                        c.report.end_id
+                    );
+                }
+            }
+            files::write_closed_after(&mut self.files, &mut self.series, &c, &mut self.already);
             self.windows += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Complete lines of the file at `path` (0 if there is none).
+fn count_lines(path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let Some(mut file) = crate::monitor::log::open_regular(path)? else {
+        return Ok(0);
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut lines = 0u64;
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(lines),
+            n => lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
         }
     }
 }
 
 impl RecordSink for MonitorSink {
     fn record(&mut self, r: &MetricRecord, at_ms: u64) -> anyhow::Result<()> {
-        self.observe(r, at_ms);
+        self.observe(r, at_ms)?;
         if self.files.over_time_csv.pending_bytes() >= FLUSH_BYTES {
             self.flush()?;
         }
@@ -145,7 +202,7 @@ impl RecordSink for MonitorSink {
         if !self.seen.contains(f.id) {
             self.seen.insert(f.id);
             let closed = self.monitor.observe_features(std::iter::once(f));
-            self.write(closed);
+            self.write(closed)?;
         }
         Ok(())
     }
@@ -159,7 +216,21 @@ impl RecordSink for MonitorSink {
     fn finish(&mut self) -> anyhow::Result<()> {
         // Windows still waiting for features close with what they have.
         let closed = self.monitor.close_sealed();
-        self.write(closed);
+        self.write(closed)?;
+        // A folder that holds more than this history gives is not one this
+        // history's rebuild wrote (or the history lost its oldest
+        // segments since): its files and this rebuild's do not add up.
+        let held = self.last.map_or(0, |l| l.seq);
+        if self.windows < held || self.already.events > 0 {
+            anyhow::bail!(
+                "{} holds {held} windows and {} {} alert events, this history gives only {} windows and {} events: the folder holds another history's (or another --from's) files, or the stream dropped old segments since; rebuild into an empty folder",
+                self.paths.over_time_csv.display(),
+                self.paths.alerts.display(),
+                self.events_before,
+                self.windows,
+                self.events_before - self.already.events,
+            );
+        }
         self.files.over_time_csv.flush()?;
         self.files.alerts.flush()?;
         self.files.over_time_csv.sync()?;
@@ -181,13 +252,19 @@ pub struct RebuildReport {
     pub rows: u64,
     /// Rows already in the file when it started (a resumed rebuild).
     pub rows_before: u64,
-    /// `metrics` messages whose id was already written (resent by the
-    /// bridge after a lost connection, or read twice): removed.
+    /// `metrics` messages whose id came before in the history (resent by
+    /// the bridge after a lost connection): removed.
     pub duplicates: u64,
+    /// Rows of the history already in the file (a resumed or repeated
+    /// rebuild): not written again.
+    pub already: u64,
     /// Lines written to `labels_log.txt`.
     pub labels: u64,
-    /// `y_true` and `y_pred` messages whose id was already logged: removed.
+    /// `y_true` and `y_pred` messages whose id came before in the history:
+    /// removed.
     pub label_duplicates: u64,
+    /// Label lines of the history already in the file: not written again.
+    pub labels_already: u64,
     /// Messages of a rebuilt key whose body is not the pipeline's.
     pub malformed: u64,
 }
@@ -196,9 +273,15 @@ pub struct RebuildReport {
 pub struct Rebuild {
     csv: AppendFile,
     labels: Option<AppendFile>,
-    written: RecentIds,
+    /// Ids of the history's rows taken so far (a resend is dropped).
+    taken: RecentIds,
     truths: RecentIds,
     predictions: RecentIds,
+    /// What `metric_log.csv` held at the start: its first rows are this
+    /// history's first rows (checked at its last one), not written again.
+    rows_held: Held<u64>,
+    /// The same for `labels_log.txt` (its last line's kind and id).
+    labels_held: Held<(Kind, u64)>,
     hist: ErrorHistogram,
     spec: PlotSpec,
     paths: LogPaths,
@@ -219,18 +302,30 @@ impl Rebuild {
         // there would be a second writer of its files.
         let lock = crate::pipeline::lock_logs_dir(&paths.dir)?;
         let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
+        let window = settings.metric.dedup_window;
+        let mut labels_held = Held::default();
         let labels = match settings.metric.labels_log {
-            true => Some(open_log(&paths.labels, None)?),
+            true => {
+                let file = open_log(&paths.labels, None)?;
+                // The lines already there are not written again.
+                labels_held = read_label_ids(&paths.labels)
+                    .with_context(|| format!("reading the ids of {}", paths.labels.display()))?;
+                Some(file)
+            }
             false => None,
         };
-        let mut written = RecentIds::new(settings.metric.dedup_window);
         let mut hist = ErrorHistogram::new();
+        let mut last_id = None;
         let rows_before = read_metric_log(&paths.metric_csv, |r| {
-            written.insert(r.id);
+            last_id = Some(r.id);
             hist.add(r.absolute_error);
         })
         .with_context(|| format!("reading the ids of {}", paths.metric_csv.display()))?;
-        let window = settings.metric.dedup_window;
+        let rows_held = Held {
+            count: rows_before,
+            last: last_id,
+            seen: 0,
+        };
         // The monitor's files, by the live monitor's code, judged against
         // the same reference as live (the artifact's model and baseline,
         // or the same in-memory fit).
@@ -250,9 +345,11 @@ impl Rebuild {
             _lock: lock,
             csv,
             labels,
-            written,
+            taken: RecentIds::new(window),
             truths: RecentIds::new(window),
             predictions: RecentIds::new(window),
+            rows_held,
+            labels_held,
             hist,
             spec: PlotSpec {
                 width: settings.plot.width,
@@ -306,18 +403,28 @@ impl Rebuild {
             self.report.malformed += 1;
             return Ok(());
         };
-        if self.written.contains(id) {
+        if self.taken.contains(id) {
             self.report.duplicates += 1;
             return Ok(());
         }
         let record = MetricRecord::join(id, y_true, y_pred);
-        if write_metric_rows(std::slice::from_ref(&record), self.csv.buffer()) > 0 {
+        let values = [record.y_true, record.y_pred, record.absolute_error];
+        if !values.iter().all(|v| v.is_finite()) {
+            // write_metric_rows leaves such a record out: so do the others.
             self.report.malformed += 1;
             return Ok(());
         }
-        self.written.insert(id);
-        self.hist.add(record.absolute_error);
-        self.report.rows += 1;
+        self.taken.insert(id);
+        if self.rows_held.take(id, &self.paths.metric_csv)? {
+            // Written by an earlier rebuild into this folder: the monitor
+            // still takes it in (it makes its windows again from the first
+            // row), the CSV and the histogram have it.
+            self.report.already += 1;
+        } else {
+            write_metric_rows(std::slice::from_ref(&record), self.csv.buffer());
+            self.hist.add(record.absolute_error);
+            self.report.rows += 1;
+        }
         let at_ms = e.timestamp.unwrap_or(0).saturating_mul(1000);
         for s in &mut self.sinks {
             s.record(&record, at_ms)?;
@@ -354,9 +461,9 @@ impl Rebuild {
     }
 
     fn label(&mut self, e: &Entry, kind: Kind) -> anyhow::Result<()> {
-        let Some(labels) = &mut self.labels else {
+        if self.labels.is_none() {
             return Ok(());
-        };
+        }
         let (Some(id), Some(value)) = (e.id, e.body.as_f64()) else {
             self.report.malformed += 1;
             return Ok(());
@@ -370,6 +477,13 @@ impl Rebuild {
             return Ok(());
         }
         seen.insert(id);
+        if self.labels_held.take((kind, id), &self.paths.labels)? {
+            self.report.labels_already += 1;
+            return Ok(());
+        }
+        let Some(labels) = &mut self.labels else {
+            return Ok(());
+        };
         let at = UNIX_EPOCH + Duration::from_secs(e.timestamp.unwrap_or(0));
         let time = humantime::format_rfc3339_micros(at).to_string();
         write_label_line(labels.buffer(), &time, kind, id, value);
@@ -391,6 +505,8 @@ impl Rebuild {
 
     /// Writes and syncs the files, renders the picture, finishes the sinks.
     pub fn finish(mut self) -> anyhow::Result<RebuildReport> {
+        self.rows_held.all_seen(&self.paths.metric_csv, "rows")?;
+        self.labels_held.all_seen(&self.paths.labels, "lines")?;
         self.csv.sync()?;
         if let Some(l) = &mut self.labels {
             l.sync()?;
@@ -405,5 +521,175 @@ impl Rebuild {
             &self.paths.plot_png,
         )?;
         Ok(self.report)
+    }
+}
+
+/// What a file of the folder held when the rebuild started: its first
+/// `count` rows (or lines) are the first ones this history gives, not
+/// written again. Counted, not looked up by id, so that a history of any
+/// length is resumed exactly, in constant memory: the rebuild writes the
+/// same rows in the same order every time. `last` (the file's last row)
+/// checks it: the history's row of that number must be the same one.
+#[derive(Debug, Clone, Copy)]
+struct Held<T> {
+    count: u64,
+    last: Option<T>,
+    /// Rows of the history taken so far against `count`.
+    seen: u64,
+}
+
+impl<T> Default for Held<T> {
+    fn default() -> Self {
+        Held {
+            count: 0,
+            last: None,
+            seen: 0,
+        }
+    }
+}
+
+impl<T: PartialEq + std::fmt::Debug + Copy> Held<T> {
+    /// Takes the history's next row `row`: true if the file holds it
+    /// already; an error if the file's last row is not the history's.
+    fn take(&mut self, row: T, path: &Path) -> anyhow::Result<bool> {
+        if self.seen >= self.count {
+            return Ok(false);
+        }
+        self.seen += 1;
+        if self.seen == self.count && self.last != Some(row) {
+            anyhow::bail!(
+                "{}: its row {} is {:?}, this history's is {:?}: the folder holds another history's (or another --from's) files; rebuild into an empty folder",
+                path.display(),
+                self.count,
+                self.last,
+                row
+            );
+        }
+        Ok(true)
+    }
+
+    /// An error if the file held more than the history gave.
+    fn all_seen(&self, path: &Path, what: &str) -> anyhow::Result<()> {
+        if self.seen < self.count {
+            anyhow::bail!(
+                "{}: holds {} {what}, this history gives only {}: the folder holds another history's (or another --from's) files, or the stream dropped old segments since; rebuild into an empty folder",
+                path.display(),
+                self.count,
+                self.seen
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What an existing `labels_log.txt` holds: its complete lines, and the
+/// kind and id of the last one (`<time> <kind> id=<id> value=<value>`, as
+/// [`write_label_line`] writes them; `None` if it is not of that form). A
+/// missing file holds nothing; an unfinished last line (cut at open) is
+/// not counted.
+fn read_label_ids(path: &Path) -> std::io::Result<Held<(Kind, u64)>> {
+    use std::io::{BufRead, Read};
+    let mut held = Held::default();
+    let Some(file) = crate::monitor::log::open_regular(path)? else {
+        return Ok(held);
+    };
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        // A label line is short: only the start of a longer one is kept
+        // (bounded memory), and the rest is read past.
+        let read = (&mut reader).take(4096).read_until(b'\n', &mut line)?;
+        if read == 0 {
+            return Ok(held);
+        }
+        if line.last() != Some(&b'\n') {
+            let mut rest = Vec::new();
+            if reader.read_until(b'\n', &mut rest)? == 0 || rest.last() != Some(&b'\n') {
+                return Ok(held); // an unfinished last line
+            }
+            held.count += 1;
+            held.last = None;
+            continue;
+        }
+        held.count += 1;
+        held.last = parse_label_line(&line[..line.len() - 1]);
+    }
+}
+
+/// The kind and id of a label line.
+fn parse_label_line(line: &[u8]) -> Option<(Kind, u64)> {
+    let mut fields = line.split(|&b| b == b' ');
+    let (_, kind, id) = (fields.next(), fields.next()?, fields.next()?);
+    let kind = match kind {
+        b"y_true" => Kind::YTrue,
+        b"y_pred" => Kind::YPred,
+        _ => return None,
+    };
+    let id = std::str::from_utf8(id.strip_prefix(b"id=")?).ok()?;
+    Some((kind, id.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_rows_are_skipped_and_checked_at_the_last() {
+        let path = Path::new("metric_log.csv");
+        let mut held = Held {
+            count: 2,
+            last: Some(20u64),
+            seen: 0,
+        };
+        assert!(held.take(10, path).unwrap());
+        assert!(held.take(20, path).unwrap());
+        assert!(!held.take(30, path).unwrap());
+        held.all_seen(path, "rows").unwrap();
+
+        let mut other = Held {
+            count: 2,
+            last: Some(20u64),
+            seen: 0,
+        };
+        other.take(10, path).unwrap();
+        let e = other.take(21, path).unwrap_err().to_string();
+        assert!(
+            e.contains("metric_log.csv") && e.contains("another history"),
+            "{e}"
+        );
+        let short = Held {
+            count: 3,
+            last: Some(1u64),
+            seen: 1,
+        };
+        assert!(short.all_seen(path, "rows").is_err());
+    }
+
+    #[test]
+    fn label_lines_read_back_as_written() {
+        let mut out = Vec::new();
+        write_label_line(
+            &mut out,
+            "2026-12-02T00:00:00.000001Z",
+            Kind::YPred,
+            17,
+            2.5,
+        );
+        write_label_line(
+            &mut out,
+            "2026-12-02T00:00:00.000002Z",
+            Kind::YTrue,
+            18,
+            265.0,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels_log.txt");
+        out.extend_from_slice(b"2026-12-02T00:00:00Z y_true id=19 val"); // torn
+        std::fs::write(&path, &out).unwrap();
+        let held = read_label_ids(&path).unwrap();
+        assert_eq!((held.count, held.last), (2, Some((Kind::YTrue, 18))));
+        assert_eq!(parse_label_line(b"t y_pred id=x value=1"), None);
+        assert_eq!(read_label_ids(&dir.path().join("none")).unwrap().count, 0);
     }
 }

@@ -9,8 +9,10 @@
 //!
 //! Refusals exit 2 before anything is printed ([`ReplayError::Usage`]):
 //! the bridge off, a bad `--from`/`--until`/`--key`, a time in the future,
-//! an offset past the end, no stream of that name, a refused login.
-//! Failures while reading exit 1 ([`ReplayError::Failed`]).
+//! an offset past the end, no stream of that name, a refused login,
+//! `--from-offset-file` with `--rebuild`. Failures while reading exit 1
+//! ([`ReplayError::Failed`]), a refusal after the first message read too
+//! (with `--follow`, the stream deleted while it is read).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -87,6 +89,15 @@ pub fn run(
     let mut start = parse_from(&req.from, now).map_err(|e| usage(&e))?;
     let until = parse_until(&req.until, start, now).map_err(|e| usage(&e))?;
     let keys = parse_keys(&req.keys).map_err(|e| usage(&e))?;
+    if let (Some(_), Some(dir)) = (&req.offset_file, &req.rebuild) {
+        // The monitor of a rebuild makes its windows from the first row of
+        // the history on: started in the middle it would number and judge
+        // them otherwise. A rebuild resumes by itself, from DIR's files.
+        return Err(ReplayError::Usage(format!(
+            "--from-offset-file goes with printed lines, not with --rebuild: a rebuild resumes by itself (run the same command again; what {} holds is not written twice)",
+            dir.display()
+        )));
+    }
     let offset_file = req.offset_file.as_ref().map(OffsetFile::new);
     if let Some(f) = &offset_file {
         f.check_writable().map_err(|e| usage(&e))?;
@@ -115,6 +126,9 @@ pub fn run(
         .map_err(|e| ReplayError::Failed(e.into()))?;
     let follow = req.follow;
     let mut since_save = 0u64;
+    // Messages handed to the output: a refusal after the first one is a
+    // failure while reading (exit 1), not bad input (exit 2).
+    let mut taken = 0u64;
     let mut line = Vec::with_capacity(256);
     let mut sink = |e: &super::reader::Entry| -> anyhow::Result<()> {
         match &mut rebuild {
@@ -141,6 +155,7 @@ pub fn run(
             }
         }
         since_save += 1;
+        taken += 1;
         if let Some(f) = &offset_file {
             if since_save >= SAVE_EVERY {
                 match &mut rebuild {
@@ -157,7 +172,12 @@ pub fn run(
     runtime.shutdown_background();
     let report = match result {
         Ok(r) => r,
-        Err(ReadError::Refused(why)) => return Err(ReplayError::Usage(why)),
+        Err(ReadError::Refused(why)) if taken == 0 => return Err(ReplayError::Usage(why)),
+        Err(ReadError::Refused(why)) => {
+            return Err(ReplayError::Failed(anyhow::anyhow!(
+                "after {taken} messages read: {why}"
+            )))
+        }
         Err(e) => return Err(ReplayError::Failed(e.into())),
     };
     out.flush()
@@ -196,6 +216,7 @@ pub fn run(
         last_offset = ?report.last_offset,
         rows = rebuilt.map(|r| r.rows),
         duplicates = rebuilt.map(|r| r.duplicates),
+        already = rebuilt.map(|r| r.already),
         "replay finished"
     );
     Ok(summary)

@@ -55,6 +55,23 @@ pub fn open(
     model: &LinearModel,
     baseline: &Baseline,
 ) -> anyhow::Result<Opened> {
+    let mut opened = open_unresumed(settings, paths, model, baseline)?;
+    if let Some(last) = opened.last {
+        opened.monitor.resume(last.seq, last.records_total);
+    }
+    Ok(opened)
+}
+
+/// [`open`] without continuing the numbering: the monitor starts at
+/// window 1 whatever the files hold (`last` says what they hold). A
+/// rebuild runs the monitor over the whole history again and writes only
+/// what its files do not hold yet ([`write_closed_after`]).
+pub fn open_unresumed(
+    settings: &MonitorSettings,
+    paths: &LogPaths,
+    model: &LinearModel,
+    baseline: &Baseline,
+) -> anyhow::Result<Opened> {
     let drift = DriftConfig {
         p_value: settings.drift_p_value,
         drift_share: settings.drift_share,
@@ -63,7 +80,7 @@ pub fn open(
         DriftDetector::from_training(model, drift).context("building the drift reference")?;
     // A rule whose threshold this baseline makes impossible is bad
     // configuration, named like the config check names it.
-    let mut monitor = Monitor::new(settings, baseline, detector)
+    let monitor = Monitor::new(settings, baseline, detector)
         .map_err(|e| anyhow::anyhow!("monitor.rules[{}].{}: {}", e.index, e.field, e.problem))?;
     for rule in monitor.describe_rules() {
         tracing::info!("monitor: rule {rule}");
@@ -93,9 +110,6 @@ pub fn open(
         alerts: paths.open_log(&paths.alerts, None)?,
         png: paths.over_time_png.clone(),
     };
-    if let Some(last) = last {
-        monitor.resume(last.seq, last.records_total);
-    }
     Ok(Opened {
         monitor,
         files,
@@ -137,12 +151,43 @@ pub fn restore_after(
     Ok(())
 }
 
+/// What the monitor's files already hold, counted from their start: a
+/// rebuild makes those rows and events again and must not write them
+/// twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Rows of `metrics_over_time.csv` (windows).
+    pub rows: u64,
+    /// Lines of `alerts.jsonl` (events).
+    pub events: u64,
+}
+
 /// Writes one closed window: its row, its alert events (a WARN line for a
 /// fire, an INFO line for a resolve, a line of `alerts.jsonl`), and its
 /// points in `series` (events first, then the window).
 pub fn write_closed(files: &mut MonitorFiles, series: &mut OverTime, c: &Closed) {
-    write_row(files.over_time_csv.buffer(), &c.report, c.records_total);
+    write_closed_after(files, series, c, &mut Written::default());
+}
+
+/// [`write_closed`] for a monitor that makes again what its files hold:
+/// the first `already.rows` rows and `already.events` events are not
+/// written (nor logged) but counted down; `series` gets every point.
+pub fn write_closed_after(
+    files: &mut MonitorFiles,
+    series: &mut OverTime,
+    c: &Closed,
+    already: &mut Written,
+) {
+    match already.rows {
+        0 => write_row(files.over_time_csv.buffer(), &c.report, c.records_total),
+        _ => already.rows -= 1,
+    }
     for e in &c.events {
+        if already.events > 0 {
+            already.events -= 1;
+            series.push_event(e);
+            continue;
+        }
         if e.state == "fired" {
             tracing::warn!(
                 rule = %e.rule,
