@@ -227,20 +227,21 @@ impl Plan {
                         above.is_none_or(|a| x > a) && below.is_none_or(|b| x < b)
                     })
                     .collect();
+                // The population as the data names it, e.g. "bmi > 31.2".
+                let condition = [
+                    above.map(|a| format!("> {}", shown(a))),
+                    below.map(|b| format!("< {}", shown(b))),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" and ");
                 if rows.is_empty() {
                     return Err(error(
                         "population",
                         format!(
-                            "no row of the data has {} {}: the population is empty",
-                            p.feature,
-                            [
-                                above.map(|a| format!("> {}", shown(a))),
-                                below.map(|b| format!("< {}", shown(b)))
-                            ]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(" and ")
+                            "no row of the data has {} {condition}: the population is empty",
+                            p.feature
                         ),
                     ));
                 }
@@ -248,16 +249,8 @@ impl Plan {
                     return Err(error(
                         "population",
                         format!(
-                            "every row of the data has {} {}: the population is the whole data set, and the scenario would run unshifted",
-                            p.feature,
-                            [
-                                above.map(|a| format!("> {}", shown(a))),
-                                below.map(|b| format!("< {}", shown(b)))
-                            ]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(" and ")
+                            "every row of the data has {} {condition}: the population is the whole data set, and the scenario would run unshifted",
+                            p.feature
                         ),
                     ));
                 }
