@@ -329,18 +329,23 @@ impl Counters {
     /// (routing key `monitor`) and one per alert event (`alerts`), beside
     /// the pipeline's four per sample.
     pub fn monitor_messages(&self) -> u64 {
+        // No alert event: the family has no label set at all.
         self.scrape.count("modelwatch_monitor_windows_total", &[])
-            + self.scrape.count("modelwatch_alert_events_total", &[])
+            + self
+                .scrape
+                .count_or_zero("modelwatch_alert_events_total", &[])
     }
 
     /// A counter of the bridge (`accepted`, `published`, `confirmed`,
-    /// `nacked`, `resent`, `dropped`, or `reconnects`).
+    /// `nacked`, `resent`, `dropped`, or `reconnects`). An event's label
+    /// set shows only once it happened: absent reads 0 (a name the program
+    /// does not register still fails).
     pub fn get(&self, name: &str) -> u64 {
         match name {
             "reconnects" => self.scrape.count("modelwatch_bridge_reconnects_total", &[]),
             event => self
                 .scrape
-                .count("modelwatch_bridge_messages_total", &[("event", event)]),
+                .count_or_zero("modelwatch_bridge_messages_total", &[("event", event)]),
         }
     }
 }

@@ -548,17 +548,19 @@ impl RoleProc {
         InboundStopped::all_of(&self.registry())
     }
 
-    /// A counter of the bridge at exit (`confirmed`, `dropped`, ...).
+    /// A counter of the bridge at exit (`confirmed`, `dropped`, ...); an
+    /// event's label set shows only once it happened (absent reads 0).
     pub fn bridge(&self, event: &str) -> u64 {
         self.registry()
-            .count("modelwatch_bridge_messages_total", &[("event", event)])
+            .count_or_zero("modelwatch_bridge_messages_total", &[("event", event)])
     }
 
     /// Halves that wrote no row at exit, by reason (`expired`, `evicted`,
-    /// `duplicate`, `redelivered`).
+    /// `duplicate`, `redelivered`); a reason's label set shows only once
+    /// it happened (absent reads 0).
     pub fn join_dropped(&self, reason: &str) -> u64 {
         self.registry()
-            .count("modelwatch_join_dropped_total", &[("reason", reason)])
+            .count_or_zero("modelwatch_join_dropped_total", &[("reason", reason)])
     }
 }
 
@@ -602,8 +604,10 @@ impl InboundStopped {
         queues
             .into_iter()
             .map(|queue| {
+                // The queues are those the registry shows; an event's
+                // label set shows only once it happened (absent reads 0).
                 let n = |event| {
-                    reg.count(
+                    reg.count_or_zero(
                         "modelwatch_inbound_messages_total",
                         &[("queue", &queue), ("event", event)],
                     )
@@ -614,7 +618,7 @@ impl InboundStopped {
                     requeued: n("requeued"),
                     redelivered: n("redelivered"),
                     rejected: n("rejected"),
-                    dead_lettered: reg.count(
+                    dead_lettered: reg.count_or_zero(
                         "modelwatch_inbound_dead_lettered_total",
                         &[("queue", &queue)],
                     ),
