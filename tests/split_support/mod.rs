@@ -40,9 +40,11 @@ mod broker_common;
 #[allow(unused_imports)]
 pub use broker_common::openmetrics::{self, Scrape};
 #[allow(unused_imports)]
+pub use broker_common::private_broker::PrivateBroker;
+#[allow(unused_imports)]
 pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
 #[allow(unused_imports)]
-pub use broker_common::{connect, oracle, read_metric_csv, LegacyQueues, Row, BROKER_URL};
+pub use broker_common::{connect, connect_to, oracle, read_metric_csv, Row, BROKER_URL};
 
 /// `config/default.toml` of this crate, by absolute path.
 pub fn config_path() -> PathBuf {
