@@ -878,7 +878,9 @@ pub async fn declare_like_python(conn: &Connection, queue: &str) {
     let _ = ch.close(200, "declared".into()).await;
 }
 
-/// Purges `queue`; returns how many messages it dropped.
+/// Purges `queue`; returns how many messages it dropped. Only ever on a
+/// test's own [`PrivateBroker`] (`conn` to it): no test purges a queue of
+/// the machine's broker.
 pub async fn purge(conn: &Connection, queue: &str) -> u32 {
     let ch = conn.create_channel().await.expect("channel");
     let n = ch
