@@ -506,12 +506,14 @@ async fn drop_oldest_counts_what_it_drops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_queues_keep_the_python_services_working() {
     let started = Instant::now();
-    let _serial = broker_lock().await;
+    // The fixed legacy queue names: on a node of this test's own, so the
+    // machine's `features`, `y_true`, `y_pred` are never filled or purged.
+    let node = PrivateBroker::start("bridge-legacy");
+    let url = node.url();
     let locked = Instant::now();
-    wait_for_broker(BROKER_WAIT).await;
-    let _restore = LegacyQueues::take().await;
+    wait_for_broker_at(&url, BROKER_WAIT).await;
     let run = App::builder()
-        .args(&["--count", "300", "--rate", "0", "--amqp-url", BROKER_URL])
+        .args(&["--count", "300", "--rate", "0", "--amqp-url", &url])
         .env(LEGACY_QUEUES_KEY, "true")
         .env("MODELWATCH__BRIDGE__SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT)
         .start()
@@ -535,9 +537,10 @@ for name in ("features", "y_true", "y_pred"):
     print(name, ok.method.message_count, msg["id"])
 conn.close()  # the unacked messages go back to their queues
 "#;
+    let pika_url = url.clone();
     let out = tokio::task::spawn_blocking(move || {
         let mut cmd = std::process::Command::new(python_with_pika());
-        cmd.args(["-c", script, BROKER_URL]);
+        cmd.args(["-c", script, &pika_url]);
         run_bounded("pika redeclare script", cmd, Duration::from_secs(60))
     })
     .await
@@ -559,7 +562,7 @@ conn.close()  # the unacked messages go back to their queues
     }
 
     for q in LEGACY_QUEUES {
-        let msgs = drain_queue(q, Duration::from_secs(30)).await;
+        let msgs = drain_queue_at(&url, q, Duration::from_secs(30)).await;
         let cov = coverage(&rows, &msgs, &[q]);
         eprintln!("legacy queue {q}:\n{}", cov.report());
         assert_eq!(cov.missing(), 0, "{q}:\n{}", cov.report());

@@ -4,9 +4,9 @@
 //! Duplicates (resends after the lost connection) are allowed and counted;
 //! a missing id fails.
 //!
-//! This stops the broker, so it is a test binary of its own (cargo runs test
-//! binaries one after the other) with a single test. [`BrokerRestore`]
-//! starts the broker again whatever happens.
+//! The broker it restarts is a [`PrivateBroker`] the test starts for
+//! itself (its own node, port and data under `target/`, stopped and removed
+//! on drop, pass or fail): the machine's broker is never touched.
 
 mod amqp;
 
@@ -24,8 +24,10 @@ const SHUTDOWN_TIMEOUT: &str = "90s";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_run_loses_nothing() {
     let started = Instant::now();
-    wait_for_broker(Duration::from_secs(30)).await;
-    let queue = TestQueue::declare("restart", "#").await;
+    let broker = PrivateBroker::start("bridge-restart");
+    let url = broker.url();
+    wait_for_broker_at(&url, Duration::from_secs(30)).await;
+    let queue = TestQueue::declare_on(&broker, "restart", "#").await;
 
     let mut app = App::builder()
         .args(&[
@@ -34,7 +36,7 @@ async fn broker_restart_mid_run_loses_nothing() {
             "--rate",
             "2000",
             "--amqp-url",
-            BROKER_URL,
+            &url,
         ])
         .env("MODELWATCH__BRIDGE__SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT)
         .env("MODELWATCH__BRIDGE__BACKOFF_MAX", "1s")
@@ -42,22 +44,20 @@ async fn broker_restart_mid_run_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(app.is_running(), "the run ended before the restart");
 
-    let restore = BrokerRestore::arm();
     let t = Instant::now();
-    broker_stop_app().await;
+    tokio::task::block_in_place(|| broker.stop_app());
     let stopped_at = t.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    broker_start_app().await;
+    tokio::task::block_in_place(|| broker.start_app());
     let back_at = t.elapsed();
     let running_after_restart = app.is_running();
-    drop(restore);
     // Otherwise the restart was not mid-run and proves nothing.
     assert!(
         running_after_restart,
         "the run ended while the broker was down ({:.1} s after stop_app): no restart mid-run",
         back_at.as_secs_f64()
     );
-    wait_for_broker(Duration::from_secs(30)).await;
+    wait_for_broker_at(&url, Duration::from_secs(30)).await;
 
     let run = app.finish(Duration::from_secs(150)).await;
     run.assert_exit_ok();

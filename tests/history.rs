@@ -339,9 +339,7 @@ async fn refusals_exit_2_with_a_clear_message() {
         .finish(Duration::from_secs(60))
         .await;
     // Nor does replay read it (a consumer would take its messages away).
-    let classic_stream = TestStream {
-        name: classic.name.clone(),
-    };
+    let classic_stream = TestStream::named(&classic.name);
     let e = replay(&classic_stream, &[], REPLAY_TIMEOUT).refused();
     std::mem::forget(classic_stream); // the queue is the TestQueue's to delete
     classic.delete().await;

@@ -81,11 +81,23 @@ fn a_signal_before_the_end_of_a_replay_is_not_success() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    let _ = Command::new("kill")
+    let signalled = std::time::Instant::now();
+    let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
-        .status();
+        .status()
+        .expect("running kill");
+    assert!(killed.success(), "kill -TERM: {killed}");
     let status = wait_bounded(child, Duration::from_secs(20));
+    let after = signalled.elapsed();
     assert_eq!(status.and_then(|s| s.code()), Some(1));
+    // Replay gives up on its own at FIRST_CONNECT_LIMIT (10 s from its
+    // start, 8 s after the signal) with exit 1 too: only the time tells
+    // that the signal, not the limit, ended it.
+    assert!(
+        after < Duration::from_secs(4),
+        "replay exited {after:?} after SIGTERM: it ignored the signal (it gives up by \
+         itself 10 s after its start)"
+    );
 }
 
 /// A rebuild into the logs folder of a running process would be a second

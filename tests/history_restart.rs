@@ -4,9 +4,9 @@
 //! of the CSV is printed (no gap) and no offset twice; the bridge's resends
 //! may print an id twice (counted here), and `--rebuild` removes those.
 //!
-//! This stops the broker: a test binary of its own with one test, run under
-//! `flock -x /tmp/modelwatch-broker.lock cargo test --test history_restart`.
-//! [`BrokerRestore`] starts the broker again whatever happens.
+//! The broker it restarts is a [`PrivateBroker`] the test starts for
+//! itself (its own node, port and data under `target/`, stopped and removed
+//! on drop, pass or fail): the machine's broker is never touched.
 
 mod amqp;
 mod history_support;
@@ -21,8 +21,9 @@ const SAMPLES: usize = 6_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_follow_continues_across_a_broker_restart() {
-    wait_for_broker(Duration::from_secs(30)).await;
-    let stream = TestStream::new("restart");
+    let broker = PrivateBroker::start("history-restart");
+    wait_for_broker_at(&broker.url(), Duration::from_secs(30)).await;
+    let stream = TestStream::on(&broker, "restart");
     // Declares the stream first, so the follower can attach before the run.
     run_with_history(&stream, &["--count", "1"], &[])
         .finish(Duration::from_secs(60))
@@ -44,17 +45,15 @@ async fn replay_follow_continues_across_a_broker_restart() {
         ],
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let restore = BrokerRestore::arm();
-    broker_stop_app().await;
+    tokio::task::block_in_place(|| broker.stop_app());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    broker_start_app().await;
+    tokio::task::block_in_place(|| broker.start_app());
     let running_after_restart = app.is_running();
-    drop(restore);
     assert!(
         running_after_restart,
         "the run ended while the broker was down: no restart mid-run"
     );
-    wait_for_broker(Duration::from_secs(30)).await;
+    wait_for_broker_at(&broker.url(), Duration::from_secs(30)).await;
     let run = app.finish(Duration::from_secs(180)).await;
     run.assert_exit_ok();
     let csv_ids: Vec<u64> = run.rows().iter().map(|r| r.id).collect();

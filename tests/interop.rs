@@ -9,12 +9,13 @@
 //! - our features and model roles feed the original metric service, which
 //!   reads the legacy queues `y_true` and `y_pred` the bridge binds.
 //!
-//! Both tests use the fixed legacy queue names, so they are serialized with
-//! a static mutex, purge those queues before they start, and put them back
-//! as they found them when they end, pass or fail ([`LegacyQueues`]).
+//! Both tests use the fixed legacy queue names, so each runs on a
+//! [`PrivateBroker`] of its own (its own node, port and data under
+//! `target/`, stopped and removed on drop, pass or fail): the legacy queues
+//! of the machine's broker are never declared, purged or deleted by a test.
 //! Everything else (exchange, work and dead-letter queues) is unique to the
-//! test and deleted at the end. They need the real RabbitMQ on
-//! 127.0.0.1:5672 and python3 with pika, and fail (never skip) without them.
+//! test too. They need RabbitMQ installed and python3 with pika, and fail
+//! (never skip) without them.
 
 mod split_support;
 
@@ -24,10 +25,8 @@ use std::time::Instant;
 use serde_json::Value;
 use split_support::*;
 
-/// The legacy queues are shared by the tests of this file.
-static LEGACY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Declares the legacy queues as the Python services do and empties them.
+/// Declares the legacy queues as the Python services do and empties them
+/// (on the test's private node: nothing else has used them there).
 async fn fresh_legacy_queues(conn: &lapin::Connection, queues: &[&str]) {
     for q in queues {
         declare_like_python(conn, q).await;
@@ -42,7 +41,8 @@ async fn fresh_legacy_queues(conn: &lapin::Connection, queues: &[&str]) {
 /// the rows from a JSON file (`{"features": [[10 floats]...], "targets":
 /// [...]}`) instead of sklearn's `load_diabetes()`, sends `argv[2]` samples on
 /// one connection instead of one connection and a 10 s sleep per sample, and
-/// prints what it sent (`{"id": <float>, "row": <index>}`) for the test.
+/// prints what it sent (`{"id": <float>, "row": <index>}`) for the test; and
+/// it connects to the port `argv[3]` (the test's private node).
 const FEATURES_SERVICE: &str = r#"
 import json
 import random
@@ -57,7 +57,7 @@ X, y = data['features'], data['targets']
 N = int(sys.argv[2])
 random.seed(42)
 
-connection = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1'))
+connection = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1', int(sys.argv[3])))
 channel = connection.channel()
 channel.queue_declare(queue='features')
 channel.queue_declare(queue='y_true')
@@ -82,7 +82,8 @@ print('done')
 /// The original metric service: reads `y_true` and `y_pred` with
 /// `auto_ack=True`, joins by id and computes the absolute error. It prints
 /// each joined row as a JSON line (the original appended it to a CSV), prints
-/// `ready` once it consumes, and stops after `argv[1]` rows.
+/// `ready` once it consumes, and stops after `argv[1]` rows. It connects to
+/// the port `argv[2]` (the test's private node).
 const METRIC_SERVICE: &str = r#"
 import json
 import sys
@@ -93,7 +94,7 @@ N = int(sys.argv[1])
 answers = {}
 joined = 0
 
-connection = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1'))
+connection = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1', int(sys.argv[2])))
 channel = connection.channel()
 channel.queue_declare(queue='y_true')
 channel.queue_declare(queue='y_pred')
@@ -129,9 +130,8 @@ connection.close()
 async fn python_features_service_feeds_our_model_and_metric_roles() {
     const N: usize = 300;
     let t0 = Instant::now();
-    let _legacy = LEGACY.lock().await;
-    let _restore = LegacyQueues::take().await;
-    let conn = connect().await;
+    let node = PrivateBroker::start("interop-py-features");
+    let conn = connect_to(&node.url()).await;
     // Our consumers start first, on queues that do not exist yet: they must
     // create them as the Python service declares them, or its plain
     // queue_declare would be refused (406).
@@ -144,7 +144,8 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
 
     // The one switch, as the README says; the work queue names the test
     // broker sets are overridden by it.
-    let broker = TestBroker::new("py-features");
+    let mut broker = TestBroker::new("py-features");
+    broker.url = node.url();
     let mut metric = broker.spawn("metric", "metric", &["--legacy-inbound"]);
     let mut model = broker.spawn("model", "model", &["--legacy-inbound"]);
     metric.wait_log("inbound consumer started", 2, START).await;
@@ -168,7 +169,11 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
     let mut py = PyProc::spawn(
         "features.py",
         FEATURES_SERVICE,
-        &[data_file.to_str().unwrap(), &N.to_string()],
+        &[
+            data_file.to_str().unwrap(),
+            &N.to_string(),
+            &node.port.to_string(),
+        ],
     );
     py.wait_until("done", RUN, |l| l.last().is_some_and(|x| x == "done"))
         .await;
@@ -256,14 +261,18 @@ async fn python_features_service_feeds_our_model_and_metric_roles() {
 async fn our_features_and_model_roles_feed_the_python_metric_service() {
     const N: usize = 200;
     let t0 = Instant::now();
-    let _legacy = LEGACY.lock().await;
-    let _restore = LegacyQueues::take().await;
-    let conn = connect().await;
+    let node = PrivateBroker::start("interop-py-metric");
+    let conn = connect_to(&node.url()).await;
     fresh_legacy_queues(&conn, &["features", "y_true", "y_pred"]).await;
 
     let mut broker = TestBroker::new("py-metric");
     broker.legacy_queues = true;
-    let mut py = PyProc::spawn("metric.py", METRIC_SERVICE, &[&N.to_string()]);
+    broker.url = node.url();
+    let mut py = PyProc::spawn(
+        "metric.py",
+        METRIC_SERVICE,
+        &[&N.to_string(), &node.port.to_string()],
+    );
     py.wait_until("\"ready\"", START, |l| l.iter().any(|x| x == "ready"))
         .await;
 
@@ -313,5 +322,5 @@ async fn our_features_and_model_roles_feed_the_python_metric_service() {
         t0.elapsed()
     );
     // Our features went to the legacy `features` queue too (nobody reads
-    // it): `_restore` empties or deletes the legacy queues, pass or fail.
+    // it): it goes with the private node.
 }

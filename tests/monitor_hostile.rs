@@ -90,10 +90,20 @@ fn an_unreadable_last_row_does_not_restart_the_numbering() {
     let text = fs::read_to_string(&path).unwrap();
     fs::write(&path, format!("{text}# checked by ops\n")).unwrap();
     let out = run(sb.run_command(&logs, &args));
+    // Skipped with a warning naming the file, and the run goes on (exit
+    // 0): a panic or any other exit is a failure, not an acceptable end.
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains("the last lines of the file are not rows")
+            && out.stderr.contains("metrics_over_time.csv"),
+        "no warning naming the file:\n{}",
+        out.stderr
+    );
     let w = windows(&logs);
     let last = w.last().unwrap();
     assert!(
-        out.code() != Some(0) || last.0 > 2,
+        last.0 > 2,
         "after an edited last line the numbering restarted: {w:?}"
     );
 }
@@ -151,7 +161,13 @@ fn a_fifo_for_metrics_over_time_is_refused_at_start() {
         sb.run_command(&logs, &["--count", "100", "--rate", "0"]),
         Duration::from_secs(15),
     );
-    assert_ne!(out.code(), Some(0));
+    // Refused: exit 2 naming the file (a panic is not a refusal).
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("metrics_over_time.csv") && out.stderr.contains("FIFO"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// Issue 18: a hand-edited `seq` of 18446744073709551615 (u64::MAX) in

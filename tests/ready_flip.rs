@@ -7,11 +7,9 @@
 //! nothing feeding it: its publisher has nothing to publish and must still
 //! notice the dead connection).
 //!
-//! This STOPS THE SHARED BROKER: a test binary of its own with one test,
-//! run only under the exclusive lock
-//! (`flock -x /tmp/modelwatch-broker.lock cargo test --test ready_flip`).
-//! [`BrokerRestore`] starts the broker again whatever happens, and
-//! [`TestBroker`] deletes this test's exchange and queues.
+//! The broker it stops is a [`PrivateBroker`] the test starts for itself
+//! (its own node, port and data under `target/`, stopped and removed on
+//! drop, pass or fail): the machine's broker is never touched.
 
 // The helper modules each include the shared broker helpers (as
 // tests/hardening_amqp.rs does); the copies are identical.
@@ -25,7 +23,7 @@ mod split_support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use amqp::{broker_start_app, broker_stop_app, wait_for_broker, BrokerRestore};
+use amqp::{wait_for_broker_at, PrivateBroker};
 use openmetrics::{http_addr, http_request, scrape};
 use split_support::{RoleProc, TestBroker, START, STOP};
 
@@ -65,8 +63,12 @@ async fn wait_ready_is(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_is_503_while_the_broker_is_stopped_and_200_when_it_is_back() {
-    wait_for_broker(Duration::from_secs(30)).await;
+    // Declared first, so it is dropped (stopped) last, after the processes
+    // and the cleanup of `broker`.
+    let node = PrivateBroker::start("ready-flip");
+    wait_for_broker_at(&node.url(), Duration::from_secs(30)).await;
     let mut broker = TestBroker::new("readyflip");
+    broker.url = node.url();
     broker
         .extra_env
         .push(("MODELWATCH__BRIDGE__BACKOFF_MAX".into(), "1s".into()));
@@ -81,8 +83,7 @@ async fn ready_is_503_while_the_broker_is_stopped_and_200_when_it_is_back() {
     let mut procs = [(&mut idle, idle_addr), (&mut busy, busy_addr)];
     wait_ready_is(&mut procs, 200, START).await;
 
-    let restore = BrokerRestore::arm();
-    broker_stop_app().await;
+    tokio::task::block_in_place(|| node.stop_app());
     let down = wait_ready_is(&mut procs, 503, Duration::from_secs(15)).await;
     for body in &down {
         let reason = body["reason"].as_str().unwrap_or_default();
@@ -108,8 +109,7 @@ async fn ready_is_503_while_the_broker_is_stopped_and_200_when_it_is_back() {
     }
     let rows_down = procs[1].0.csv_rows_now();
 
-    broker_start_app().await;
-    drop(restore);
+    tokio::task::block_in_place(|| node.start_app());
     wait_ready_is(&mut procs, 200, Duration::from_secs(30)).await;
     for (p, addr) in procs.iter() {
         assert_eq!(

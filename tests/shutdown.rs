@@ -123,24 +123,26 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// None when this machine does not let us mount (not root, no tmpfs).
-    fn mount() -> Option<Tmpfs> {
-        Tmpfs::mount_sized("2m")
-    }
-
-    /// A tmpfs of `size` (as `mount -o size=` takes it).
-    fn mount_sized(size: &str) -> Option<Tmpfs> {
+    /// A tmpfs of `size` (as `mount -o size=` takes it); Err says why not
+    /// (not root, no tmpfs), with mount's own message.
+    fn mount_sized(size: &str) -> Result<Tmpfs, String> {
         let dir = tempfile::Builder::new()
             .prefix("modelwatch-tmpfs-")
             .tempdir()
-            .ok()?;
-        let ok = Command::new("mount")
+            .map_err(|e| format!("a folder for the tmpfs: {e}"))?;
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(Tmpfs { dir })
+            .output()
+            .map_err(|e| format!("running mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs -o size={size}: {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs { dir })
     }
 
     fn path(&self) -> PathBuf {
@@ -163,14 +165,14 @@ enum FullDisk {
 }
 
 impl FullDisk {
-    fn tmpfs_or_fail_point(sb: &Sandbox) -> FullDisk {
-        match Tmpfs::mount() {
-            Some(t) => FullDisk::Tmpfs(t),
-            None => {
-                eprintln!("cannot mount a tmpfs here: the append-file-write fail point stands in");
-                FullDisk::fail_point(sb)
-            }
-        }
+    /// A real full disk: a 2 MiB tmpfs. These tests need root and fail,
+    /// saying why, without it: no silent fallback (the fail-point variants
+    /// are tests of their own).
+    fn tmpfs() -> FullDisk {
+        FullDisk::Tmpfs(
+            Tmpfs::mount_sized("2m")
+                .unwrap_or_else(|e| panic!("a real full disk needs a tmpfs mounted as root: {e}")),
+        )
     }
 
     fn fail_point(sb: &Sandbox) -> FullDisk {
@@ -269,13 +271,13 @@ fn full_disk_ends_by_itself(disk: FullDisk, sb: &Sandbox) {
 #[test]
 fn a_full_disk_run_stops_on_sigterm_within_the_shutdown_timeout() {
     let sb = Sandbox::new();
-    full_disk_stops_on_sigterm(FullDisk::tmpfs_or_fail_point(&sb), &sb);
+    full_disk_stops_on_sigterm(FullDisk::tmpfs(), &sb);
 }
 
 #[test]
 fn a_full_disk_run_left_alone_ends_with_exit_1_and_whole_rows() {
     let sb = Sandbox::new();
-    full_disk_ends_by_itself(FullDisk::tmpfs_or_fail_point(&sb), &sb);
+    full_disk_ends_by_itself(FullDisk::tmpfs(), &sb);
 }
 
 #[test]
@@ -389,7 +391,8 @@ fn a_disk_full_at_the_final_flush_counts_the_rows_and_tears_none() {
     let sb = Sandbox::new();
     // A real full disk: 3 MB of tmpfs (this test needs root and fails
     // without it rather than pretend).
-    let disk = Tmpfs::mount_sized("3m").expect("mount -t tmpfs (as root) for a real full disk");
+    let disk = Tmpfs::mount_sized("3m")
+        .unwrap_or_else(|e| panic!("mount -t tmpfs (as root) for a real full disk: {e}"));
     let logs = disk.path();
     let mut cmd = sb.run_command(&logs, &["--count", "3000", "--rate", "1000", "--seed", "9"]);
     cmd.env("MODELWATCH__METRIC__FLUSH_INTERVAL", "1m")

@@ -6,8 +6,9 @@
 //!   drained with lapin into [`Received`] messages, deleted at the end;
 //! - [`read_metric_csv`], [`Counters`] and [`coverage`] to compare what the
 //!   run wrote with what the broker holds;
-//! - [`BrokerRestore`]: runs `rabbitmqctl start_app` on drop, so a test that
-//!   stops the broker always restores it, even when it fails;
+//! - [`PrivateBroker`]: a RabbitMQ node of the test's own, for the tests
+//!   that stop or restart the broker or need fixed queue names (the
+//!   machine's broker is never stopped, restarted or purged by a test);
 //! - [`LineChild`]: a child process whose stdout is read line by line.
 //!
 //! Nothing here skips a test when the broker is absent: every broker helper
@@ -27,7 +28,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-    QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
@@ -38,9 +38,11 @@ mod broker_common;
 #[allow(unused_imports)]
 pub use broker_common::openmetrics::{self, Scrape};
 #[allow(unused_imports)]
+pub use broker_common::private_broker::PrivateBroker;
+#[allow(unused_imports)]
 pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
 #[allow(unused_imports)]
-pub use broker_common::{connect, oracle, read_metric_csv, LegacyQueues, Row, BROKER_URL};
+pub use broker_common::{connect, connect_to, oracle, read_metric_csv, Row, BROKER_URL};
 
 /// Nothing listens on port 1: connections are refused at once.
 pub const UNREACHABLE_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
@@ -122,9 +124,9 @@ impl AppBuilder {
                 cmd.env_remove(k);
             }
         }
-        // The legacy queues `features`, `y_true`, `y_pred` are shared broker
-        // state that no test reads unless it says so (and then restores them
-        // with [`LegacyQueues`]): off unless the test sets the key.
+        // The legacy queues `features`, `y_true`, `y_pred` are fixed names
+        // that no test reads unless it says so (and then on a
+        // [`PrivateBroker`] of its own): off unless the test sets the key.
         if !self.env.iter().any(|(k, _)| k == LEGACY_QUEUES_KEY) {
             cmd.env(LEGACY_QUEUES_KEY, "false");
         }
@@ -329,18 +331,23 @@ impl Counters {
     /// (routing key `monitor`) and one per alert event (`alerts`), beside
     /// the pipeline's four per sample.
     pub fn monitor_messages(&self) -> u64 {
+        // No alert event: the family has no label set at all.
         self.scrape.count("modelwatch_monitor_windows_total", &[])
-            + self.scrape.count("modelwatch_alert_events_total", &[])
+            + self
+                .scrape
+                .count_or_zero("modelwatch_alert_events_total", &[])
     }
 
     /// A counter of the bridge (`accepted`, `published`, `confirmed`,
-    /// `nacked`, `resent`, `dropped`, or `reconnects`).
+    /// `nacked`, `resent`, `dropped`, or `reconnects`). An event's label
+    /// set shows only once it happened: absent reads 0 (a name the program
+    /// does not register still fails).
     pub fn get(&self, name: &str) -> u64 {
         match name {
             "reconnects" => self.scrape.count("modelwatch_bridge_reconnects_total", &[]),
             event => self
                 .scrape
-                .count("modelwatch_bridge_messages_total", &[("event", event)]),
+                .count_or_zero("modelwatch_bridge_messages_total", &[("event", event)]),
         }
     }
 }
@@ -354,11 +361,17 @@ impl Counters {
 /// Waits until the broker takes AMQP connections; panics after `timeout`.
 pub async fn wait_for_broker(timeout: Duration) {
     ensure_broker();
+    wait_for_broker_at(BROKER_URL, timeout).await
+}
+
+/// Waits until the broker at `url` takes AMQP connections; panics after
+/// `timeout`.
+pub async fn wait_for_broker_at(url: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         let attempt = tokio::time::timeout(
             Duration::from_secs(5),
-            Connection::connect(BROKER_URL, ConnectionProperties::default()),
+            Connection::connect(url, ConnectionProperties::default()),
         )
         .await;
         let error = match attempt {
@@ -371,7 +384,7 @@ pub async fn wait_for_broker(timeout: Duration) {
         };
         if Instant::now() >= deadline {
             panic!(
-                "RabbitMQ at {BROKER_URL} not reachable within {timeout:?} ({error}). These tests \
+                "RabbitMQ at {url} not reachable within {timeout:?} ({error}). These tests \
                  need the broker: `rabbitmq-server -detached`, then `rabbitmqctl await_startup`."
             );
         }
@@ -384,48 +397,6 @@ pub fn rabbitmqctl(args: &[&str], timeout: Duration) -> Result<String, String> {
     let mut cmd = Command::new("rabbitmqctl");
     cmd.args(args);
     run_bounded(&format!("rabbitmqctl {args:?}"), cmd, timeout)
-}
-
-/// `rabbitmqctl stop_app` (the node stays up; arm a [`BrokerRestore`] first).
-pub async fn broker_stop_app() {
-    tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"], Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .expect("rabbitmqctl stop_app");
-}
-
-/// `rabbitmqctl start_app`, then waits until the broker has started.
-pub async fn broker_start_app() {
-    tokio::task::spawn_blocking(|| {
-        rabbitmqctl(&["start_app"], Duration::from_secs(60))?;
-        rabbitmqctl(&["await_startup"], Duration::from_secs(60))
-    })
-    .await
-    .unwrap()
-    .expect("rabbitmqctl start_app");
-}
-
-/// Restores the broker on drop (`rabbitmqctl start_app`, then
-/// `await_startup`), also when the test panics. Create it before stopping
-/// the broker.
-pub struct BrokerRestore;
-
-impl BrokerRestore {
-    pub fn arm() -> BrokerRestore {
-        BrokerRestore
-    }
-}
-
-impl Drop for BrokerRestore {
-    fn drop(&mut self) {
-        // Idempotent: start_app on a running broker succeeds at once.
-        if let Err(e) = rabbitmqctl(&["start_app"], Duration::from_secs(60)) {
-            eprintln!("BrokerRestore: {e}");
-        }
-        if let Err(e) = rabbitmqctl(&["await_startup"], Duration::from_secs(60)) {
-            eprintln!("BrokerRestore: {e}");
-        }
-    }
 }
 
 /// Declares `ml_pipeline` as the bridge does (durable topic).
@@ -480,7 +451,13 @@ impl Received {
 
 /// Reads every message `queue` holds now (no ack: they are consumed).
 pub async fn drain_queue(queue: &str, timeout: Duration) -> Vec<Received> {
-    let conn = connect().await;
+    ensure_broker();
+    drain_queue_at(BROKER_URL, queue, timeout).await
+}
+
+/// As [`drain_queue`], on the broker at `url`.
+pub async fn drain_queue_at(url: &str, queue: &str, timeout: Duration) -> Vec<Received> {
+    let conn = connect_to(url).await;
     let ch = conn.create_channel().await.expect("channel");
     let n = modelwatch::amqp::topology::passive(&ch, queue)
         .await
@@ -517,24 +494,17 @@ pub async fn drain_queue(queue: &str, timeout: Duration) -> Vec<Received> {
 
 /// Messages in `queue` now, or None when it does not exist.
 pub async fn message_count(queue: &str) -> Option<u32> {
-    let conn = connect().await;
+    ensure_broker();
+    message_count_at(BROKER_URL, queue).await
+}
+
+/// As [`message_count`], on the broker at `url`.
+pub async fn message_count_at(url: &str, queue: &str) -> Option<u32> {
+    let conn = connect_to(url).await;
     let ch = conn.create_channel().await.expect("channel");
     let r = modelwatch::amqp::topology::passive(&ch, queue).await;
     let _ = conn.close(200, "counted".into()).await;
     r.ok().map(|q| q.message_count())
-}
-
-/// Purges `queue` if it exists.
-pub async fn purge_if_exists(queue: &str) {
-    if message_count(queue).await.is_none() {
-        return;
-    }
-    let conn = connect().await;
-    let ch = conn.create_channel().await.expect("channel");
-    ch.queue_purge(queue.into(), QueuePurgeOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("purging {queue}: {e}"));
-    let _ = conn.close(200, "purged".into()).await;
 }
 
 /// A durable queue with a unique name, bound to `ml_pipeline`. Delete it
@@ -542,13 +512,28 @@ pub async fn purge_if_exists(queue: &str) {
 /// with rabbitmqctl, and `x-expires` (10 min unused) as a last resort.
 pub struct TestQueue {
     pub name: String,
+    /// The broker it lives on.
+    url: String,
+    /// `-n NODE` for rabbitmqctl: None for the shared broker.
+    node: Option<String>,
     deleted: bool,
 }
 
 impl TestQueue {
+    /// On the shared broker.
     pub async fn declare(what: &str, binding_key: &str) -> TestQueue {
+        ensure_broker();
+        TestQueue::declare_at(BROKER_URL, None, what, binding_key).await
+    }
+
+    /// On a test's own node.
+    pub async fn declare_on(broker: &PrivateBroker, what: &str, binding_key: &str) -> TestQueue {
+        TestQueue::declare_at(&broker.url(), Some(&broker.node), what, binding_key).await
+    }
+
+    async fn declare_at(url: &str, node: Option<&str>, what: &str, binding_key: &str) -> TestQueue {
         let name = unique_name(what);
-        let conn = connect().await;
+        let conn = connect_to(url).await;
         let ch = conn.create_channel().await.expect("channel");
         declare_exchange(&ch).await;
         let mut args = FieldTable::default();
@@ -575,23 +560,25 @@ impl TestQueue {
         let _ = conn.close(200, "declared".into()).await;
         TestQueue {
             name,
+            url: url.to_string(),
+            node: node.map(str::to_string),
             deleted: false,
         }
     }
 
     pub async fn message_count(&self) -> u32 {
-        message_count(&self.name)
+        message_count_at(&self.url, &self.name)
             .await
             .unwrap_or_else(|| panic!("test queue {} is gone", self.name))
     }
 
     /// Reads every message the queue holds now.
     pub async fn drain(&self, timeout: Duration) -> Vec<Received> {
-        drain_queue(&self.name, timeout).await
+        drain_queue_at(&self.url, &self.name, timeout).await
     }
 
     pub async fn delete(mut self) {
-        let conn = connect().await;
+        let conn = connect_to(&self.url).await;
         let ch = conn.create_channel().await.expect("channel");
         ch.queue_delete(self.name.as_str().into(), QueueDeleteOptions::default())
             .await
@@ -604,7 +591,12 @@ impl TestQueue {
 impl Drop for TestQueue {
     fn drop(&mut self) {
         if !self.deleted {
-            let _ = rabbitmqctl(&["delete_queue", &self.name], Duration::from_secs(15));
+            let mut args = Vec::new();
+            if let Some(node) = &self.node {
+                args.extend(["-n", node.as_str()]);
+            }
+            args.extend(["delete_queue", self.name.as_str()]);
+            let _ = rabbitmqctl(&args, Duration::from_secs(15));
         }
     }
 }

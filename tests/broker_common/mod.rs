@@ -13,6 +13,8 @@ pub use modelwatch::log_format::METRIC_HEADER;
 pub mod openmetrics;
 #[path = "../common/oracle.rs"]
 pub mod oracle;
+#[path = "../common/private_broker.rs"]
+pub mod private_broker;
 #[path = "../common/provision.rs"]
 pub mod provision;
 
@@ -24,18 +26,24 @@ pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// there is no broker.
 pub async fn connect() -> Connection {
     provision::ensure_broker();
+    connect_to(BROKER_URL).await
+}
+
+/// Connects to `url` (the shared broker or a test's
+/// [`private_broker::PrivateBroker`]); panics when it cannot.
+pub async fn connect_to(url: &str) -> Connection {
     match tokio::time::timeout(
         Duration::from_secs(10),
-        Connection::connect(BROKER_URL, ConnectionProperties::default()),
+        Connection::connect(url, ConnectionProperties::default()),
     )
     .await
     {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => panic!(
-            "cannot connect to RabbitMQ at {BROKER_URL}: {e}. These tests need the broker: \
+            "cannot connect to RabbitMQ at {url}: {e}. These tests need the broker: \
              `rabbitmq-server -detached`, then `rabbitmqctl await_startup`."
         ),
-        Err(_) => panic!("RabbitMQ at {BROKER_URL}: no connection within 10 s"),
+        Err(_) => panic!("RabbitMQ at {url}: no connection within 10 s"),
     }
 }
 
@@ -74,53 +82,4 @@ pub fn read_metric_csv(path: &Path) -> Vec<Row> {
             }
         })
         .collect()
-}
-
-/// The legacy queues of the Python services, as a test found them: taken
-/// before a test that fills them, put back on drop, pass or fail. A queue
-/// that did not exist is deleted; one that did is purged (it was purged when
-/// taken too, so what the test published does not stay behind).
-pub struct LegacyQueues {
-    existed: Vec<(&'static str, bool)>,
-}
-
-impl LegacyQueues {
-    /// The names of the legacy queues.
-    pub const NAMES: [&'static str; 3] = ["features", "y_true", "y_pred"];
-
-    /// Notes which legacy queues exist, and purges those that do.
-    pub async fn take() -> LegacyQueues {
-        let conn = connect().await;
-        let mut existed = Vec::new();
-        for q in Self::NAMES {
-            // A failed passive declare closes its channel: one channel each.
-            let ch = conn.create_channel().await.expect("channel");
-            let exists = modelwatch::amqp::topology::passive(&ch, q).await.is_ok();
-            if exists {
-                ch.queue_purge(q.into(), lapin::options::QueuePurgeOptions::default())
-                    .await
-                    .unwrap_or_else(|e| panic!("purging {q}: {e}"));
-            }
-            existed.push((q, exists));
-        }
-        let _ = conn.close(200, "legacy queues taken".into()).await;
-        LegacyQueues { existed }
-    }
-}
-
-impl Drop for LegacyQueues {
-    fn drop(&mut self) {
-        for (q, existed) in &self.existed {
-            let verb = if *existed {
-                "purge_queue"
-            } else {
-                "delete_queue"
-            };
-            let mut cmd = std::process::Command::new("rabbitmqctl");
-            cmd.args([verb, q]);
-            if let Err(e) = provision::run_bounded(verb, cmd, Duration::from_secs(30)) {
-                eprintln!("LegacyQueues: restoring {q}: {e}");
-            }
-        }
-    }
 }

@@ -70,35 +70,152 @@ impl Scrape {
         Scrape::parse(&text)
     }
 
-    /// The sum of the samples named `name` whose labels include `labels`
-    /// (0 when there is none: a counter nobody touched is not exposed).
+    /// The sum of the samples named `name` whose labels include `labels`.
+    /// Panics, naming the series, when there is none: a renamed metric, one
+    /// never registered, or a wrong name in the test must fail the check,
+    /// never read as 0. See [`Scrape::get_or_zero`] for the label sets a
+    /// family only shows once they are used.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.find(name, labels).unwrap_or_else(|| {
+            panic!(
+                "the series {name}{labels:?} is absent from the registry ({} samples{}): \
+                 renamed, never registered, or a wrong name in the test",
+                self.samples.len(),
+                if self.has(name) {
+                    format!("; {name} has other label sets: {:?}", self.label_sets(name))
+                } else {
+                    String::new()
+                }
+            )
+        })
+    }
+
+    /// As [`Scrape::get`], but an absent series reads 0 when, and only when,
+    /// `name` belongs to a metric family the program registers (the names
+    /// of the `register` calls in `src/metrics.rs` and
+    /// `src/monitor/telemetry.rs`): a labelled family (say
+    /// `modelwatch_bridge_messages_total{event="nacked"}`) shows a label set
+    /// only once it is used, and a family nobody touched not at all. A name
+    /// the program does not register still fails, naming it.
+    pub fn get_or_zero(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        match self.find(name, labels) {
+            Some(v) => v,
+            None => {
+                assert!(
+                    declared_family(name).is_some(),
+                    "{name}: no metric family of that name is registered by the program \
+                     (src/metrics.rs, src/monitor/telemetry.rs): renamed, or a wrong name in \
+                     the test"
+                );
+                0.0
+            }
+        }
+    }
+
+    fn find(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut found = None;
+        for (n, l, v) in &self.samples {
+            if n == name
+                && labels
+                    .iter()
+                    .all(|(k, want)| l.get(*k).map(String::as_str) == Some(*want))
+            {
+                *found.get_or_insert(0.0) += v;
+            }
+        }
+        found
+    }
+
+    fn label_sets(&self, name: &str) -> Vec<&BTreeMap<String, String>> {
         self.samples
             .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, _, v)| v)
-            .sum()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, l, _)| l)
+            .take(10)
+            .collect()
     }
 
     /// As [`Scrape::get`], as a whole number.
     pub fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        let v = self.get(name, labels);
-        assert!(
-            v >= 0.0 && v.fract() == 0.0,
-            "{name} {labels:?} = {v} is not a count"
-        );
-        v as u64
+        whole(name, labels, self.get(name, labels))
+    }
+
+    /// As [`Scrape::get_or_zero`], as a whole number.
+    pub fn count_or_zero(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        whole(name, labels, self.get_or_zero(name, labels))
     }
 
     /// Whether any sample is named `name`.
     pub fn has(&self, name: &str) -> bool {
         self.samples.iter().any(|(n, _, _)| n == name)
     }
+}
+
+fn whole(name: &str, labels: &[(&str, &str)], v: f64) -> u64 {
+    assert!(
+        v >= 0.0 && v.fract() == 0.0,
+        "{name} {labels:?} = {v} is not a count"
+    );
+    v as u64
+}
+
+/// The sources of the program's metric families.
+const REGISTRATIONS: [&str; 2] = [
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/metrics.rs")),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/monitor/telemetry.rs"
+    )),
+];
+
+/// The names the program registers under the `modelwatch_` prefix: the
+/// first string literal of every `register(` call of [`REGISTRATIONS`],
+/// with its unit for `register_with_unit(` (`_seconds`, `_bytes`).
+fn declared_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for src in REGISTRATIONS {
+        for (i, _) in src.match_indices(".register") {
+            let rest = &src[i..];
+            let call = &rest[..rest.find(';').unwrap_or(rest.len())];
+            let unit = if call.starts_with(".register(") {
+                ""
+            } else if call.starts_with(".register_with_unit(") {
+                if call.contains("Unit::Seconds") {
+                    "_seconds"
+                } else if call.contains("Unit::Bytes") {
+                    "_bytes"
+                } else {
+                    panic!("openmetrics: a unit this helper does not know in {call}")
+                }
+            } else {
+                continue;
+            };
+            // `m.monitor.register(&mut r)` names nothing: no literal.
+            if let Some(open) = call.find('"') {
+                if let Some(len) = call[open + 1..].find('"') {
+                    let name = &call[open + 1..open + 1 + len];
+                    names.push(format!("modelwatch_{name}{unit}"));
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The registered family a sample name belongs to (`_total`, `_bucket`,
+/// `_sum`, `_count`, `_created`, `_info` are the suffixes OpenMetrics adds).
+pub fn declared_family(name: &str) -> Option<String> {
+    let names = declared_names();
+    let mut candidates = vec![name];
+    for suffix in ["_total", "_bucket", "_sum", "_count", "_created", "_info"] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            candidates.push(base);
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|c| names.iter().any(|n| n == c))
+        .map(str::to_string)
 }
 
 fn parse_labels(body: &str, line: &str) -> BTreeMap<String, String> {
@@ -242,5 +359,20 @@ fn openmetrics_text_is_read_back() {
     assert_eq!(s.count("b_total", &[("event", "acked")]), 7);
     assert_eq!(s.count("b_total", &[("queue", "q,1")]), 2);
     assert_eq!(s.count("c_bucket", &[("le", "+Inf")]), 7);
-    assert_eq!(s.count("nothing_total", &[]), 0);
+    // An absent series fails, naming it; `*_or_zero` only for a family the
+    // program registers.
+    let absent = std::panic::catch_unwind(|| s.count("nothing_total", &[]));
+    let msg = *absent.unwrap_err().downcast::<String>().unwrap();
+    assert!(msg.contains("nothing_total"), "{msg}");
+    assert!(std::panic::catch_unwind(|| s.count("b_total", &[("event", "nacked")])).is_err());
+    assert!(std::panic::catch_unwind(|| s.count_or_zero("nothing_total", &[])).is_err());
+    assert_eq!(
+        s.count_or_zero("modelwatch_bridge_messages_total", &[("event", "nacked")]),
+        0
+    );
+    assert_eq!(
+        declared_family("modelwatch_absolute_error_count").as_deref(),
+        Some("modelwatch_absolute_error")
+    );
+    assert_eq!(declared_family("modelwatch_absolute_eror_count"), None);
 }

@@ -2,7 +2,9 @@
 //! the target dir, started by the test and stopped (and removed) when the
 //! [`PrivateBroker`] is dropped. For tests that must not share the
 //! machine's broker at 127.0.0.1:5672: ones that stop, restart or purge it,
-//! or that run commands (the README's) whose queue names are fixed.
+//! or that need fixed queue names (the legacy `features`, `y_true`,
+//! `y_pred`, the bench's, the README's commands). Streams (history) are a
+//! core feature of the node: no plugin needed.
 //!
 //! The recipe (ARCHITECTURE.md, "A private RabbitMQ node for tests"): the
 //! Debian wrapper runs the server as the `rabbitmq` user, so the node's
@@ -131,6 +133,21 @@ impl PrivateBroker {
             cmd,
             timeout,
         )
+    }
+
+    /// `rabbitmqctl -n NODE stop_app`: this node's broker goes away (the
+    /// Erlang node stays up), as a restart of the broker looks to a client.
+    pub fn stop_app(&self) {
+        self.ctl(&["stop_app"], Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log_tail()));
+    }
+
+    /// `rabbitmqctl -n NODE start_app`, then `await_startup`: this node's
+    /// broker is back.
+    pub fn start_app(&self) {
+        self.ctl(&["start_app"], Duration::from_secs(60))
+            .and_then(|_| self.ctl(&["await_startup"], Duration::from_secs(60)))
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log_tail()));
     }
 
     /// The end of the node's log, for a failure message.

@@ -10,19 +10,44 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::amqp::{rabbitmqctl, unique_name, App, BROKER_URL};
+use crate::amqp::{rabbitmqctl, unique_name, App, PrivateBroker, BROKER_URL};
 
 /// A history stream and an exchange of its own (so that no other run on
 /// the shared broker reaches it), both named for one test only and deleted
 /// on drop, pass or fail.
 pub struct TestStream {
     pub name: String,
+    /// The broker it lives on ([`BROKER_URL`] unless [`TestStream::on`]).
+    pub url: String,
+    /// `-n NODE` for rabbitmqctl: None for the shared broker.
+    node: Option<String>,
 }
 
 impl TestStream {
+    /// On the shared broker.
     pub fn new(what: &str) -> TestStream {
         TestStream {
             name: unique_name(&format!("history.{what}")),
+            url: BROKER_URL.to_string(),
+            node: None,
+        }
+    }
+
+    /// A queue of that name on the shared broker (one a test made).
+    pub fn named(name: &str) -> TestStream {
+        TestStream {
+            name: name.to_string(),
+            url: BROKER_URL.to_string(),
+            node: None,
+        }
+    }
+
+    /// On a test's own node.
+    pub fn on(broker: &PrivateBroker, what: &str) -> TestStream {
+        TestStream {
+            name: unique_name(&format!("history.{what}")),
+            url: broker.url(),
+            node: Some(broker.node.clone()),
         }
     }
 
@@ -43,17 +68,23 @@ impl TestStream {
 
 impl Drop for TestStream {
     fn drop(&mut self) {
-        let _ = rabbitmqctl(&["delete_queue", &self.name], Duration::from_secs(30));
+        let mut args = Vec::new();
+        if let Some(node) = &self.node {
+            args.extend(["-n", node.as_str()]);
+        }
+        args.extend(["delete_queue", self.name.as_str()]);
+        let _ = rabbitmqctl(&args, Duration::from_secs(30));
         // rabbitmqctl cannot delete an exchange: lapin, on a thread and
         // runtime of its own (drop may run inside the test's runtime).
         let name = self.name.clone();
+        let url = self.url.clone();
         let deleted = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let conn = crate::amqp::connect().await;
+                let conn = crate::amqp::connect_to(&url).await;
                 let ch = conn.create_channel().await.map_err(|e| e.to_string())?;
                 ch.exchange_delete(
                     name.as_str().into(),
@@ -74,7 +105,7 @@ impl Drop for TestStream {
 
 /// `modelwatch run` with the bridge and history on (`stream`) and `args`.
 pub fn run_with_history(stream: &TestStream, args: &[&str], env: &[(&str, &str)]) -> App {
-    let mut all = vec!["--amqp-url", BROKER_URL];
+    let mut all = vec!["--amqp-url", stream.url.as_str()];
     all.extend_from_slice(args);
     let mut b = App::builder().args(&all);
     for (k, v) in stream.env() {
@@ -116,11 +147,11 @@ pub fn parse_lines(stdout: &str) -> Vec<Line> {
         .collect()
 }
 
-/// `modelwatch replay` against [`BROKER_URL`] reading `stream`, with a clean
+/// `modelwatch replay` against the broker of `stream` reading it, with a clean
 /// environment (only what the test sets).
 pub fn replay_command(stream: &TestStream, args: &[&str]) -> Command {
     let mut cmd = replay_command_without_bridge(stream, args);
-    cmd.args(["--amqp-url", BROKER_URL]);
+    cmd.args(["--amqp-url", stream.url.as_str()]);
     cmd
 }
 

@@ -40,9 +40,11 @@ mod broker_common;
 #[allow(unused_imports)]
 pub use broker_common::openmetrics::{self, Scrape};
 #[allow(unused_imports)]
+pub use broker_common::private_broker::PrivateBroker;
+#[allow(unused_imports)]
 pub use broker_common::provision::{ensure_broker, python_with_pika, run_bounded};
 #[allow(unused_imports)]
-pub use broker_common::{connect, oracle, read_metric_csv, LegacyQueues, Row, BROKER_URL};
+pub use broker_common::{connect, connect_to, oracle, read_metric_csv, Row, BROKER_URL};
 
 /// `config/default.toml` of this crate, by absolute path.
 pub fn config_path() -> PathBuf {
@@ -548,17 +550,19 @@ impl RoleProc {
         InboundStopped::all_of(&self.registry())
     }
 
-    /// A counter of the bridge at exit (`confirmed`, `dropped`, ...).
+    /// A counter of the bridge at exit (`confirmed`, `dropped`, ...); an
+    /// event's label set shows only once it happened (absent reads 0).
     pub fn bridge(&self, event: &str) -> u64 {
         self.registry()
-            .count("modelwatch_bridge_messages_total", &[("event", event)])
+            .count_or_zero("modelwatch_bridge_messages_total", &[("event", event)])
     }
 
     /// Halves that wrote no row at exit, by reason (`expired`, `evicted`,
-    /// `duplicate`, `redelivered`).
+    /// `duplicate`, `redelivered`); a reason's label set shows only once
+    /// it happened (absent reads 0).
     pub fn join_dropped(&self, reason: &str) -> u64 {
         self.registry()
-            .count("modelwatch_join_dropped_total", &[("reason", reason)])
+            .count_or_zero("modelwatch_join_dropped_total", &[("reason", reason)])
     }
 }
 
@@ -602,8 +606,10 @@ impl InboundStopped {
         queues
             .into_iter()
             .map(|queue| {
+                // The queues are those the registry shows; an event's
+                // label set shows only once it happened (absent reads 0).
                 let n = |event| {
-                    reg.count(
+                    reg.count_or_zero(
                         "modelwatch_inbound_messages_total",
                         &[("queue", &queue), ("event", event)],
                     )
@@ -614,7 +620,7 @@ impl InboundStopped {
                     requeued: n("requeued"),
                     redelivered: n("redelivered"),
                     rejected: n("rejected"),
-                    dead_lettered: reg.count(
+                    dead_lettered: reg.count_or_zero(
                         "modelwatch_inbound_dead_lettered_total",
                         &[("queue", &queue)],
                     ),
@@ -872,7 +878,9 @@ pub async fn declare_like_python(conn: &Connection, queue: &str) {
     let _ = ch.close(200, "declared".into()).await;
 }
 
-/// Purges `queue`; returns how many messages it dropped.
+/// Purges `queue`; returns how many messages it dropped. Only ever on a
+/// test's own [`PrivateBroker`] (`conn` to it): no test purges a queue of
+/// the machine's broker.
 pub async fn purge(conn: &Connection, queue: &str) -> u32 {
     let ch = conn.create_channel().await.expect("channel");
     let n = ch
