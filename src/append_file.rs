@@ -415,8 +415,9 @@ fn not_regular() -> io::Error {
 }
 
 /// Opens `path` for appending, creating it; refuses (without following or
-/// blocking on it) anything that is not a regular file.
-fn open_regular(path: &Path, read: bool) -> io::Result<File> {
+/// blocking on it) anything that is not a regular file. Also how the logs
+/// dir's lock file is opened.
+pub fn open_regular(path: &Path, read: bool) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(read)
         .append(true)

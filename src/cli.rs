@@ -285,7 +285,7 @@ fn run(args: RunArgs) -> i32 {
         return usage_error(e);
     }
     if let Err(e) = paths.create_dir() {
-        return usage_error(format!("{e:#}"));
+        return usage_error(error_chain(&e));
     }
     let log_file = (paths.pipeline_log.as_path(), paths.rotation.clone());
     let _log_guard = match telemetry::init(&settings.logs.level, Some(log_file)) {
@@ -296,8 +296,9 @@ fn run(args: RunArgs) -> i32 {
     let prepared = match pipeline::prepare(settings) {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "start-up failed");
-            return usage_error(format!("{e:#}"));
+            let shown = error_chain(&e);
+            tracing::error!(error = shown, "start-up failed");
+            return usage_error(shown);
         }
     };
     let telemetry = prepared.telemetry.clone();
@@ -333,8 +334,9 @@ fn run(args: RunArgs) -> i32 {
             }
         }
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "run failed");
-            eprintln!("modelwatch: error: {e:#}");
+            let shown = error_chain(&e);
+            tracing::error!(error = shown, "run failed");
+            eprintln!("modelwatch: error: {shown}");
             exit::FAILURE
         }
     }
@@ -695,5 +697,49 @@ fn man() -> i32 {
             eprintln!("modelwatch: error: rendering the man page: {e}");
             exit::FAILURE
         }
+    }
+}
+
+/// An error and its causes, joined with ": " as `{:#}` does, leaving out a
+/// cause whose text the message before already ends with (errors that
+/// print their source in their own message would otherwise say it twice).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut shown = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if shown.is_empty() {
+            shown = text;
+        } else if !shown.ends_with(&text) {
+            shown.push_str(": ");
+            shown.push_str(&text);
+        }
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{path}: {source}")]
+    struct Says {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    /// A cause that its error already printed is not said twice; others are.
+    #[test]
+    fn a_cause_is_said_once() {
+        let said = || Says {
+            path: "logs/j",
+            source: std::io::Error::other("not a regular file"),
+        };
+        let e = anyhow::Error::new(said());
+        assert_eq!(error_chain(&e), "logs/j: not a regular file");
+        let e = anyhow::Error::new(said()).context("start");
+        assert_eq!(error_chain(&e), "start: logs/j: not a regular file");
+        let e = anyhow::Error::new(std::io::Error::other("refused")).context("broker");
+        assert_eq!(error_chain(&e), "broker: refused");
     }
 }

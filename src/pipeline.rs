@@ -154,11 +154,8 @@ pub fn load_or_fit_model(path: &Path) -> Result<LinearModel, ModelError> {
 /// process, it is bad configuration (exit 2) naming the folder.
 pub fn lock_logs_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     let path = dir.join(".modelwatch.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+    // A link planted there is not followed, a FIFO not waited on.
+    let file = crate::append_file::open_regular(&path, false)
         .with_context(|| format!("logs.dir: cannot create {}", path.display()))?;
     #[cfg(unix)]
     {
@@ -253,6 +250,12 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
             None
         }
     };
+    if settings.inbound.legacy && !settings.is_split() {
+        // Said, not refused: the same command line serves both layouts.
+        tracing::warn!(
+            "inbound.legacy (--legacy-inbound) has no effect here: this process runs every role, so it reads no queue; run the model and metric roles in their own processes to read the Python services' queues"
+        );
+    }
     if settings.bridge.enabled {
         // A refused login or vhost, or a declaration the broker refuses for
         // good (a queue that exists with another bound, a reserved name), is

@@ -323,6 +323,39 @@ fn run_and_replay_outputs_that_are_a_link_a_fifo_or_a_device_exit_2() {
     untouched(&paths, &target);
 }
 
+/// The logs dir's lock file is opened like the logs: a link planted there
+/// (even a dangling one, whose target would be created) is not followed,
+/// a FIFO is not waited on (the run hung), a device is refused; exit 2,
+/// the reason said once, the thing left as it was.
+#[test]
+fn a_lock_file_that_is_a_link_a_fifo_or_a_device_exits_2_and_leaves_it() {
+    let sb = common::Sandbox::new();
+    let (paths, target) = non_regular_files(&sb, "lock");
+    let logs = sb.logs();
+    std::fs::create_dir_all(&logs).unwrap();
+    let at = logs.join(".modelwatch.lock");
+    for path in &paths {
+        std::fs::rename(path, &at).unwrap();
+        let out = common::run_within(
+            sb.run_command(&logs, &["--count", "10", "--rate", "0"]),
+            QUICK,
+        );
+        let line = refused(&out, ".modelwatch.lock");
+        assert_eq!(line.matches("not a regular file").count(), 1, "{line}");
+        assert!(!logs.join("metric_log.csv").exists(), "the run started");
+        std::fs::rename(&at, path).unwrap();
+    }
+    untouched(&paths, &target);
+    let nowhere = sb.join("lock.nowhere");
+    std::os::unix::fs::symlink(&nowhere, &at).unwrap();
+    let out = common::run_within(
+        sb.run_command(&logs, &["--count", "10", "--rate", "0"]),
+        QUICK,
+    );
+    refused(&out, ".modelwatch.lock");
+    assert!(!nowhere.exists(), "a dangling link was followed");
+}
+
 /// Colour only on a terminal: stderr to a pipe and the file log have no
 /// escape at all; on a pseudo-terminal (`script`) the levels are coloured,
 /// unless `NO_COLOR` is set to anything non-empty (no-color.org).

@@ -162,10 +162,20 @@ pub fn last_row(path: &Path) -> io::Result<Option<LastRow>> {
     let mut others = 0;
     for (k, line) in lines.iter().enumerate().rev() {
         let fields: Vec<&[u8]> = line.split(|&b| b == b',').collect();
-        let num =
-            |i: usize| -> Option<u64> { std::str::from_utf8(fields.get(i)?).ok()?.parse().ok() };
+        // A field of digits too long for a u64 is past the bound, not damage.
+        let num = |i: usize| -> Option<u64> {
+            let field = fields.get(i)?;
+            match std::str::from_utf8(field).ok()?.parse() {
+                Ok(n) => Some(n),
+                Err(_) if !field.is_empty() && field.iter().all(u8::is_ascii_digit) => {
+                    Some(u64::MAX)
+                }
+                Err(_) => None,
+            }
+        };
         if let (Some(seq), Some(end_id), Some(records_total)) = (num(0), num(1), num(3)) {
-            if seq >= MAX_COUNT || records_total >= MAX_COUNT || end_id >= MAX_COUNT {
+            // The next window's seq must stay below the bound too.
+            if seq >= MAX_COUNT - 1 || records_total >= MAX_COUNT || end_id >= MAX_COUNT {
                 // The numbering cannot go on from here (seq + 1 would wrap
                 // to 0 at u64::MAX): not a file this program wrote.
                 let line_no = newlines_before(path, start)? + k as u64 + 1 + u64::from(cut_first);
@@ -538,8 +548,9 @@ mod tests {
     }
 
     /// Issue 18: a hand-edited `seq` of u64::MAX wrapped to 0 at the next
-    /// window. Such a last row is refused, naming its line, also when only
-    /// the tail of a long file is read.
+    /// window, and one of 2^53 - 1 let the run write 2^53. Such a last row
+    /// is refused, naming its line, also when only the tail of a long file
+    /// is read.
     #[test]
     fn a_last_row_the_numbering_cannot_go_on_from_is_refused_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
@@ -558,6 +569,10 @@ mod tests {
             for (seq, total) in [
                 (u64::MAX.to_string(), "500".to_string()),
                 ((1u64 << 53).to_string(), "500".to_string()),
+                // The next window would be 2^53.
+                (((1u64 << 53) - 1).to_string(), "500".to_string()),
+                // Too long for a u64: past the bound, not a damaged row.
+                ("18446744073709551616".to_string(), "500".to_string()),
                 ("7".to_string(), u64::MAX.to_string()),
             ] {
                 let rest = rest.replacen(",500,", &format!(",{total},"), 1);
@@ -569,10 +584,10 @@ mod tests {
             }
             std::fs::write(
                 &p,
-                format!("{text}{}", ((1u64 << 53) - 1).to_string() + "," + rest),
+                format!("{text}{}", ((1u64 << 53) - 2).to_string() + "," + rest),
             )
             .unwrap();
-            assert_eq!(last_row(&p).unwrap().unwrap().seq, (1 << 53) - 1);
+            assert_eq!(last_row(&p).unwrap().unwrap().seq, (1 << 53) - 2);
         }
     }
 
