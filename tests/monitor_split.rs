@@ -12,14 +12,13 @@
 //! fields, NaN gauges, a counter, one WARN line, "no features" on the
 //! dashboard). With `--legacy-inbound` (the original Python producer) the
 //! model forwards the features it consumed to the monitor: that test runs
-//! on a RabbitMQ node of its own ([`PrivateNode`]), since the legacy queue
+//! on a RabbitMQ node of its own ([`PrivateBroker`]), since the legacy queue
 //! names on the machine's broker are other people's.
 
 mod split_support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use split_support::*;
@@ -308,86 +307,6 @@ async fn stale_features_are_dropped_and_counted_and_windows_without_features_say
     );
 }
 
-/// A RabbitMQ node of the test's own (ARCHITECTURE.md, "A private RabbitMQ
-/// node for tests"): its directories under the target dir, free ports, its
-/// own config file; stopped and removed when dropped, pass or fail. The
-/// machine's broker is left alone.
-struct PrivateNode {
-    name: String,
-    dir: PathBuf,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-impl PrivateNode {
-    fn start(test: &str) -> PrivateNode {
-        let pid = std::process::id();
-        let name = format!("mw{test}{pid}@localhost");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rabbit-{test}-{pid}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["mnesia", "log"] {
-            std::fs::create_dir_all(dir.join(sub)).expect("node dirs");
-        }
-        let (port, dist) = (free_port(), free_port());
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"),
-        )
-        .unwrap();
-        let node = PrivateNode { name, dir, port };
-        let mut chown = Command::new("chown");
-        chown.arg("-R").arg("rabbitmq:rabbitmq").arg(&node.dir);
-        run_bounded("chown", chown, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
-        let d = |p: &str| node.dir.join(p);
-        let mut server = Command::new("rabbitmq-server");
-        server
-            .arg("-detached")
-            .env("RABBITMQ_NODENAME", &node.name)
-            .env("RABBITMQ_CONFIG_FILE", d("rabbitmq"))
-            .env("RABBITMQ_DIST_PORT", dist.to_string())
-            .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d("log"))
-            .env("RABBITMQ_PID_FILE", d("pid"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"));
-        run_bounded("rabbitmq-server -detached", server, Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("{e}"));
-        // It exits 69 until the node has registered.
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let mut wait = Command::new("rabbitmqctl");
-            wait.args(["-n", &node.name, "await_startup"]);
-            match run_bounded("rabbitmqctl await_startup", wait, Duration::from_secs(60)) {
-                Ok(_) => break,
-                Err(e) if Instant::now() >= deadline => panic!("private node {}: {e}", node.name),
-                Err(_) => std::thread::sleep(Duration::from_millis(500)),
-            }
-        }
-        node
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-}
-
-impl Drop for PrivateNode {
-    fn drop(&mut self) {
-        let mut stop = Command::new("rabbitmqctl");
-        stop.args(["-n", &self.name, "stop"]);
-        if let Err(e) = run_bounded("rabbitmqctl stop", stop, Duration::from_secs(60)) {
-            eprintln!("private node {}: {e}", self.name);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The original features service as it was (pika `BlockingConnection`, the
 /// default exchange, plain `queue_declare`, float timestamp ids), but for
 /// the port (`argv[1]`: the private node), the rows from a JSON file
@@ -438,7 +357,7 @@ print('done')
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_python_producer_the_monitor_gets_the_features_the_model_consumed() {
     const N: usize = 2 * WINDOW;
-    let node = PrivateNode::start("legacy");
+    let node = PrivateBroker::start("legacy");
     let mut broker = TestBroker::new("monlegacy");
     broker.url = node.url();
     let mut metric = broker.spawn("metric", "metric", &["--legacy-inbound"]);
