@@ -13,10 +13,11 @@
 //! without a scenario. [`Plan::new`] checks everything that needs the data
 //! (known features, `sex` left alone, a population that is not empty) and
 //! is what the config check runs. A setting that changes nothing is refused
-//! too, naming its key: a shift of 0, a scale of 1 (or any that leaves
-//! every raw value of the column as it is), a `target_bias` or
-//! `target_noise` that leaves every target as it is, a population that
-//! holds every row. Such a
+//! too, naming its key, alone or beside a real change: a shift of 0, a
+//! scale of 1 (or any that leaves every raw value of the column as it is),
+//! a `target_bias` or `target_noise` given that leaves every target as it
+//! is (0 among them: a target setting not given is `None`, one given as 0
+//! is refused), a population that holds every row. Such a
 //! scenario runs as an unshifted stream while its user believes it shifted
 //! (issue 18, 2.9). Pure logic: the sampler applies it.
 
@@ -147,49 +148,57 @@ impl Plan {
                 });
             }
         }
-        if !(s.target_bias.is_finite() && s.target_bias.abs() <= MAX_OFFSET) {
-            return Err(error(
-                "target_bias",
-                format!(
-                    "must be a finite number within ±{MAX_OFFSET}, got {}",
-                    shown(s.target_bias)
-                ),
-            ));
+        // A target setting that was given is checked even beside a real
+        // change elsewhere: one that changes nothing (0, or too small to
+        // move a target) is refused naming its own key.
+        let bias = s.target_bias.unwrap_or(0.0);
+        if let Some(b) = s.target_bias {
+            if !(b.is_finite() && b.abs() <= MAX_OFFSET) {
+                return Err(error(
+                    "target_bias",
+                    format!(
+                        "must be a finite number within ±{MAX_OFFSET}, got {}",
+                        shown(b)
+                    ),
+                ));
+            }
+            if data.targets.iter().all(|&y| y + b == y) {
+                return Err(error(
+                    "target_bias",
+                    format!(
+                        "{} changes no target (as target+={0} on the command line): the scenario would run unshifted",
+                        shown(b + 0.0) // -0 shown as 0
+                    ),
+                ));
+            }
         }
-        if s.target_bias != 0.0 && data.targets.iter().all(|&y| y + s.target_bias == y) {
-            return Err(error(
-                "target_bias",
-                format!(
-                    "{} changes no target: the scenario would run unshifted",
-                    shown(s.target_bias)
-                ),
-            ));
-        }
-        let noise = s.target_noise;
-        if !(noise.is_finite() && (0.0..=MAX_OFFSET).contains(&noise)) {
-            return Err(error(
-                "target_noise",
-                format!(
-                    "must be a standard deviation between 0 and {MAX_OFFSET}, got {}",
-                    shown(noise)
-                ),
-            ));
-        }
-        // A draw of [`standard_normal`] is within ±8.6 (its u1 is at least
-        // 2^-53): noise that cannot move any target changes nothing.
-        if noise > 0.0
-            && data
+        let noise = s.target_noise.unwrap_or(0.0);
+        if let Some(n) = s.target_noise {
+            if !(n.is_finite() && (0.0..=MAX_OFFSET).contains(&n)) {
+                return Err(error(
+                    "target_noise",
+                    format!(
+                        "must be a standard deviation between 0 and {MAX_OFFSET}, got {}",
+                        shown(n)
+                    ),
+                ));
+            }
+            // A draw of [`standard_normal`] is within ±8.6 (its u1 is at
+            // least 2^-53): noise that cannot move any target (0 among
+            // them) changes nothing.
+            if data
                 .targets
                 .iter()
-                .all(|&y| y + 8.6 * noise == y && y - 8.6 * noise == y)
-        {
-            return Err(error(
-                "target_noise",
-                format!(
-                    "{} changes no target: the scenario would run unshifted",
-                    shown(noise)
-                ),
-            ));
+                .all(|&y| y + 8.6 * n == y && y - 8.6 * n == y)
+            {
+                return Err(error(
+                    "target_noise",
+                    format!(
+                        "{} changes no target (as target~={0} on the command line): the scenario would run unshifted",
+                        shown(n)
+                    ),
+                ));
+            }
         }
         let rows = match &s.population {
             None => None,
@@ -257,11 +266,7 @@ impl Plan {
                 Some(rows)
             }
         };
-        if changes.iter().all(Option::is_none)
-            && s.target_bias == 0.0
-            && noise == 0.0
-            && rows.is_none()
-        {
+        if changes.iter().all(Option::is_none) && bias == 0.0 && noise == 0.0 && rows.is_none() {
             return Err(error(
                 "shift",
                 "the scenario changes nothing: give a shift, scale, target_bias, target_noise or population",
@@ -270,7 +275,7 @@ impl Plan {
         Ok(Plan {
             start: s.start,
             changes,
-            target_bias: s.target_bias,
+            target_bias: bias,
             target_noise: noise,
             rows,
         })
@@ -446,6 +451,14 @@ mod tests {
             ("bmi*=1,bmi+=5", "scale.bmi"),
             ("target+=1e-300", "target_bias"),
             ("target~=1e-300", "target_noise"),
+            // A target setting that changes nothing is refused on its own
+            // and beside a real change, naming its own key.
+            ("target+=0", "target_bias"),
+            ("target-=0", "target_bias"),
+            ("target~=0", "target_noise"),
+            ("s5*=1.2,target+=0", "target_bias"),
+            ("bmi+=1,target~=0", "target_noise"),
+            ("age>median,target-=0", "target_bias"),
             ("age>-1", "population"),
             ("age<1000", "population"),
         ] {

@@ -892,6 +892,95 @@ async fn a_killed_rebuild_resumes_to_the_files_of_an_uninterrupted_one() {
     assert!(error_lines(&again.stderr).is_empty(), "{}", again.stderr);
 }
 
+/// The files of `dir` (not below it), by name, as bytes.
+fn folder_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                bytes(&p),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `replay --rebuild` into a copy of a live run's folder is refused (exit
+/// 1, naming `labels_log.txt`), the files left as the live run wrote
+/// them: the live label lines have the time the metric received each
+/// message, to the microsecond, the rebuild's the time the bridge took it,
+/// to the second, so the rebuild's lines are not the folder's. (A check of
+/// the last line's kind and id alone took the 6,000 live lines for its own
+/// and exited 0 with "already=3000".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_into_a_live_runs_folder_is_refused_naming_the_labels() {
+    let _lock = broker_lock().await;
+    wait_for_broker(Duration::from_secs(30)).await;
+    let stream = TestStream::new("livedir");
+    let run = run_with_history(&stream, &["--count", "3000", "--rate", "1000"], &[])
+        .finish(Duration::from_secs(120))
+        .await;
+    run.assert_exit_ok();
+    let live = run.logs_dir();
+    let labels = bytes(&live.join("labels_log.txt"));
+    assert_eq!(
+        labels.iter().filter(|&&b| b == b'\n').count(),
+        6000,
+        "a y_true and a y_pred line per sample"
+    );
+
+    // A copy of the live folder, as a user would rebuild "into" it.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for (name, data) in folder_files(&live) {
+        std::fs::write(copy.join(&name), data).unwrap();
+    }
+    let before = folder_files(&copy);
+    assert!(before.iter().any(|(n, _)| n == "metric_log.csv"));
+
+    let mut cmd = replay_command(&stream, &["--rebuild", copy.to_str().unwrap()]);
+    cmd.current_dir(live.parent().unwrap());
+    let r = replay_with(cmd, REPLAY_TIMEOUT);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "a rebuild into a live run's folder fails:\n{}",
+        r.stderr
+    );
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("modelwatch: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{}", r.stderr);
+    eprintln!("refused: {}", errors[0]);
+    assert!(
+        errors[0].contains(copy.join("labels_log.txt").to_str().unwrap())
+            && errors[0].contains("another history"),
+        "the error names the labels file: {}",
+        errors[0]
+    );
+    let after = folder_files(&copy);
+    assert_eq!(
+        after.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        before.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        "no file added or removed"
+    );
+    for ((name, want), (_, got)) in before.iter().zip(&after) {
+        assert!(
+            got == want,
+            "{name} changed by the refused rebuild ({} bytes, was {})",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
 /// `replay --follow` that loses its stream after reading exits 1 (a
 /// failure while reading, with a line saying what), not 2 (which says
 /// nothing was read: bad input).

@@ -258,7 +258,7 @@ fn bad_monitor_and_scenario_settings_exit_2_naming_the_key() {
 /// run, `count < 500` never), exit 2 naming the key.
 #[test]
 fn settings_whose_outcome_is_fixed_exit_2_naming_the_key() {
-    let flags: [(&[&str], &str); 8] = [
+    let flags: [(&[&str], &str); 13] = [
         (&["--scenario", "bmi+=0"], "source.scenario.shift.bmi"),
         (&["--scenario", "bmi-=0"], "source.scenario.shift.bmi"),
         (&["--scenario", "bmi*=1"], "source.scenario.scale.bmi"),
@@ -276,6 +276,22 @@ fn settings_whose_outcome_is_fixed_exit_2_naming_the_key() {
             "source.scenario.target_noise",
         ),
         (&["--scenario", "bmi*=1,s5+=1"], "source.scenario.scale.bmi"),
+        // A target setting that changes nothing, alone or beside a real
+        // change, names its own key (not `shift`).
+        (&["--scenario", "target+=0"], "source.scenario.target_bias"),
+        (&["--scenario", "target~=0"], "source.scenario.target_noise"),
+        (
+            &["--scenario", "s5*=1.2,target+=0"],
+            "source.scenario.target_bias",
+        ),
+        (
+            &["--scenario", "bmi+=1,target-=0"],
+            "source.scenario.target_bias",
+        ),
+        (
+            &["--scenario", "s5*=1.2,target~=0"],
+            "source.scenario.target_noise",
+        ),
     ];
     for (args, key) in flags {
         let sb = Sandbox::new();
@@ -301,6 +317,26 @@ fn settings_whose_outcome_is_fixed_exit_2_naming_the_key() {
             "[source.scenario]\npopulation = { feature = \"age\", above = -1 }\n".to_owned(),
             &[][..],
             "source.scenario.population",
+        ),
+        (
+            "[source.scenario]\ntarget_bias = 0.0\n".to_owned(),
+            &[][..],
+            "source.scenario.target_bias",
+        ),
+        (
+            "[source.scenario]\ntarget_noise = 0.0\n".to_owned(),
+            &[][..],
+            "source.scenario.target_noise",
+        ),
+        (
+            "[source.scenario]\nshift = { bmi = 1.0 }\ntarget_bias = 0.0\n".to_owned(),
+            &[][..],
+            "source.scenario.target_bias",
+        ),
+        (
+            "[source.scenario]\nscale = { s5 = 1.2 }\ntarget_noise = 0.0\n".to_owned(),
+            &[][..],
+            "source.scenario.target_noise",
         ),
         (rule("count", ">", 499.0), &[][..], "monitor.rules[0].value"),
         (rule("count", "<", 500.0), &[][..], "monitor.rules[0].value"),

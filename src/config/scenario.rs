@@ -37,10 +37,14 @@ pub const MAX_SPEC_BYTES: usize = 1024;
 pub struct ScenarioSettings {
     /// Samples emitted unchanged before the scenario begins (0-based).
     pub start: u64,
-    /// Added to the true target.
-    pub target_bias: f64,
-    /// Standard deviation of the Gaussian noise added to the true target.
-    pub target_noise: f64,
+    /// Added to the true target (`None`: not given; a given one that
+    /// changes nothing, such as 0, is refused by the check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_bias: Option<f64>,
+    /// Standard deviation of the Gaussian noise added to the true target
+    /// (`None`: not given; a given 0 is refused by the check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_noise: Option<f64>,
     /// Feature name -> offset added to its raw value.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub shift: BTreeMap<String, f64>,
@@ -120,9 +124,9 @@ pub fn parse_spec(spec: &str) -> Result<ScenarioSettings, String> {
                     .parse()
                     .map_err(|_| format!("{shown:?}: start must be a whole number"))?
             }
-            ("target", "+=") => s.target_bias = number()?,
-            ("target", "-=") => s.target_bias = -number()?,
-            ("target", "~=") => s.target_noise = number()?,
+            ("target", "+=") => s.target_bias = Some(number()?),
+            ("target", "-=") => s.target_bias = Some(-number()?),
+            ("target", "~=") => s.target_noise = Some(number()?),
             ("start" | "target", _) => return Err(format!("{shown:?}: {name} does not take {op}")),
             (_, "+=") => {
                 s.shift.insert(name.to_owned(), number()?);
@@ -180,7 +184,7 @@ mod tests {
             BTreeMap::from([("bmi".into(), 5.0), ("bp".into(), -2.5)])
         );
         assert_eq!(s.scale, BTreeMap::from([("s5".into(), 1.2)]));
-        assert_eq!((s.target_bias, s.target_noise), (10.0, 20.0));
+        assert_eq!((s.target_bias, s.target_noise), (Some(10.0), Some(20.0)));
         assert_eq!(
             s.population,
             Some(Population {
@@ -195,7 +199,13 @@ mod tests {
             (p.above, p.below),
             (Some(Cut::Value(40.0)), Some(Cut::Value(60.0)))
         );
-        assert_eq!(s.target_bias, -3.0);
+        assert_eq!((s.target_bias, s.target_noise), (Some(-3.0), None));
+        // A target setting given is told from one not given, even as 0
+        // (the check refuses it: it changes nothing).
+        let s = parse_spec("s5*=1.2,target+=0,target~=0").unwrap();
+        assert_eq!((s.target_bias, s.target_noise), (Some(0.0), Some(0.0)));
+        let s = parse_spec("s5*=1.2").unwrap();
+        assert_eq!((s.target_bias, s.target_noise), (None, None));
     }
 
     #[test]
@@ -232,5 +242,14 @@ mod tests {
         let p = s.population.unwrap();
         assert_eq!(p.above, Some(Cut::Word("median".into())));
         assert_eq!(p.below, Some(Cut::Value(70.0)));
+        assert_eq!((s.target_bias, s.target_noise), (None, None));
+        let s: ScenarioSettings = toml::from_str(
+            "shift = { bmi = 1.0 }
+target_bias = 0.0
+target_noise = 0.0
+",
+        )
+        .unwrap();
+        assert_eq!((s.target_bias, s.target_noise), (Some(0.0), Some(0.0)));
     }
 }

@@ -343,7 +343,10 @@ fn the_scenario_has_a_compact_form_in_the_environment_and_rules_do_not() {
     )
     .unwrap();
     let sc = s.source.scenario.unwrap();
-    assert_eq!((sc.start, sc.shift["bmi"], sc.target_noise), (5, 5.0, 2.0));
+    assert_eq!(
+        (sc.start, sc.shift["bmi"], sc.target_noise),
+        (5, 5.0, Some(2.0))
+    );
     for (name, value, key) in [
         (
             "MODELWATCH__SOURCE__SCENARIO",

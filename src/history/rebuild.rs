@@ -12,7 +12,9 @@
 //! - `labels_log.txt` from the `y_true` and `y_pred` messages, one line per
 //!   message ([`crate::log_format::write_label_line`]), deduplicated by id
 //!   the same way; the time is the message's AMQP `timestamp` (when the
-//!   bridge took it; the live file has the time the metric received it).
+//!   bridge took it; the live file has the time the metric received it,
+//!   so a live run's `labels_log.txt` is not a rebuild's and is refused:
+//!   its last line is compared whole with the line made for it).
 //! - `error_distribution.png`: the histogram of the rows
 //!   ([`ErrorHistogram`], filled from the existing CSV first, as the plot
 //!   actor does), rendered once at the end by [`render_png`], with the
@@ -280,8 +282,9 @@ pub struct Rebuild {
     /// What `metric_log.csv` held at the start: its first rows are this
     /// history's first rows (checked at its last one), not written again.
     rows_held: Held<u64>,
-    /// The same for `labels_log.txt` (its last line's kind and id).
-    labels_held: Held<(Kind, u64)>,
+    /// The same for `labels_log.txt` (its last line, whole: a line of
+    /// another history or of a live run, whose times differ, is refused).
+    labels_held: Held<Vec<u8>>,
     hist: ErrorHistogram,
     spec: PlotSpec,
     paths: LogPaths,
@@ -308,7 +311,7 @@ impl Rebuild {
             true => {
                 let file = open_log(&paths.labels, None)?;
                 // The lines already there are not written again.
-                labels_held = read_label_ids(&paths.labels)
+                labels_held = read_label_lines(&paths.labels)
                     .with_context(|| format!("reading the ids of {}", paths.labels.display()))?;
                 Some(file)
             }
@@ -415,7 +418,7 @@ impl Rebuild {
             return Ok(());
         }
         self.taken.insert(id);
-        if self.rows_held.take(id, &self.paths.metric_csv)? {
+        if self.rows_held.take(|| id, &self.paths.metric_csv)? {
             // Written by an earlier rebuild into this folder: the monitor
             // still takes it in (it makes its windows again from the first
             // row), the CSV and the histogram have it.
@@ -477,15 +480,24 @@ impl Rebuild {
             return Ok(());
         }
         seen.insert(id);
-        if self.labels_held.take((kind, id), &self.paths.labels)? {
+        let at = UNIX_EPOCH + Duration::from_secs(e.timestamp.unwrap_or(0));
+        let time = humantime::format_rfc3339_micros(at).to_string();
+        // The line this rebuild writes for the message, compared whole with
+        // the file's last one (its time too: a live run's lines have the
+        // time the metric received them, to the microsecond).
+        let line = || {
+            let mut line = Vec::with_capacity(96);
+            write_label_line(&mut line, &time, kind, id, value);
+            line.pop(); // the newline
+            line
+        };
+        if self.labels_held.take(line, &self.paths.labels)? {
             self.report.labels_already += 1;
             return Ok(());
         }
         let Some(labels) = &mut self.labels else {
             return Ok(());
         };
-        let at = UNIX_EPOCH + Duration::from_secs(e.timestamp.unwrap_or(0));
-        let time = humantime::format_rfc3339_micros(at).to_string();
         write_label_line(labels.buffer(), &time, kind, id, value);
         self.report.labels += 1;
         Ok(())
@@ -530,7 +542,7 @@ impl Rebuild {
 /// length is resumed exactly, in constant memory: the rebuild writes the
 /// same rows in the same order every time. `last` (the file's last row)
 /// checks it: the history's row of that number must be the same one.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Held<T> {
     count: u64,
     last: Option<T>,
@@ -548,22 +560,26 @@ impl<T> Default for Held<T> {
     }
 }
 
-impl<T: PartialEq + std::fmt::Debug + Copy> Held<T> {
-    /// Takes the history's next row `row`: true if the file holds it
-    /// already; an error if the file's last row is not the history's.
-    fn take(&mut self, row: T, path: &Path) -> anyhow::Result<bool> {
+impl<T: PartialEq + Shown> Held<T> {
+    /// Takes the history's next row, `row()` (made only for the file's
+    /// last one, the one compared): true if the file holds it already; an
+    /// error if the file's last row is not the history's.
+    fn take(&mut self, row: impl FnOnce() -> T, path: &Path) -> anyhow::Result<bool> {
         if self.seen >= self.count {
             return Ok(false);
         }
         self.seen += 1;
-        if self.seen == self.count && self.last != Some(row) {
-            anyhow::bail!(
-                "{}: its row {} is {:?}, this history's is {:?}: the folder holds another history's (or another --from's) files; rebuild into an empty folder",
-                path.display(),
-                self.count,
-                self.last,
-                row
-            );
+        if self.seen == self.count {
+            let row = row();
+            if self.last.as_ref() != Some(&row) {
+                anyhow::bail!(
+                    "{}: its row {} is {}, this history's is {}: the folder holds another history's (or another --from's, or a live run's) files; rebuild into an empty folder",
+                    path.display(),
+                    self.count,
+                    self.last.as_ref().map_or("unreadable".to_owned(), Shown::shown),
+                    row.shown()
+                );
+            }
         }
         Ok(true)
     }
@@ -582,12 +598,29 @@ impl<T: PartialEq + std::fmt::Debug + Copy> Held<T> {
     }
 }
 
+/// A row of a [`Held`] file, as an error message shows it.
+trait Shown {
+    fn shown(&self) -> String;
+}
+
+impl Shown for u64 {
+    fn shown(&self) -> String {
+        format!("id {self}")
+    }
+}
+
+/// A label line (without its newline), quoted.
+impl Shown for Vec<u8> {
+    fn shown(&self) -> String {
+        format!("{:?}", String::from_utf8_lossy(self))
+    }
+}
+
 /// What an existing `labels_log.txt` holds: its complete lines, and the
-/// kind and id of the last one (`<time> <kind> id=<id> value=<value>`, as
-/// [`write_label_line`] writes them; `None` if it is not of that form). A
-/// missing file holds nothing; an unfinished last line (cut at open) is
-/// not counted.
-fn read_label_ids(path: &Path) -> std::io::Result<Held<(Kind, u64)>> {
+/// last one, whole, without its newline (`None` if longer than a label
+/// line can be). A missing file holds nothing; an unfinished last line
+/// (cut at open) is not counted.
+fn read_label_lines(path: &Path) -> std::io::Result<Held<Vec<u8>>> {
     use std::io::{BufRead, Read};
     let mut held = Held::default();
     let Some(file) = crate::monitor::log::open_regular(path)? else {
@@ -613,21 +646,10 @@ fn read_label_ids(path: &Path) -> std::io::Result<Held<(Kind, u64)>> {
             continue;
         }
         held.count += 1;
-        held.last = parse_label_line(&line[..line.len() - 1]);
+        let last = held.last.get_or_insert_with(Vec::new);
+        last.clear();
+        last.extend_from_slice(&line[..line.len() - 1]); // without the newline
     }
-}
-
-/// The kind and id of a label line.
-fn parse_label_line(line: &[u8]) -> Option<(Kind, u64)> {
-    let mut fields = line.split(|&b| b == b' ');
-    let (_, kind, id) = (fields.next(), fields.next()?, fields.next()?);
-    let kind = match kind {
-        b"y_true" => Kind::YTrue,
-        b"y_pred" => Kind::YPred,
-        _ => return None,
-    };
-    let id = std::str::from_utf8(id.strip_prefix(b"id=")?).ok()?;
-    Some((kind, id.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -642,9 +664,9 @@ mod tests {
             last: Some(20u64),
             seen: 0,
         };
-        assert!(held.take(10, path).unwrap());
-        assert!(held.take(20, path).unwrap());
-        assert!(!held.take(30, path).unwrap());
+        assert!(held.take(|| 10, path).unwrap());
+        assert!(held.take(|| 20, path).unwrap());
+        assert!(!held.take(|| 30, path).unwrap());
         held.all_seen(path, "rows").unwrap();
 
         let mut other = Held {
@@ -652,8 +674,8 @@ mod tests {
             last: Some(20u64),
             seen: 0,
         };
-        other.take(10, path).unwrap();
-        let e = other.take(21, path).unwrap_err().to_string();
+        other.take(|| 10, path).unwrap();
+        let e = other.take(|| 21, path).unwrap_err().to_string();
         assert!(
             e.contains("metric_log.csv") && e.contains("another history"),
             "{e}"
@@ -687,9 +709,25 @@ mod tests {
         let path = dir.path().join("labels_log.txt");
         out.extend_from_slice(b"2026-12-02T00:00:00Z y_true id=19 val"); // torn
         std::fs::write(&path, &out).unwrap();
-        let held = read_label_ids(&path).unwrap();
-        assert_eq!((held.count, held.last), (2, Some((Kind::YTrue, 18))));
-        assert_eq!(parse_label_line(b"t y_pred id=x value=1"), None);
-        assert_eq!(read_label_ids(&dir.path().join("none")).unwrap().count, 0);
+        let held = read_label_lines(&path).unwrap();
+        let last = b"2026-12-02T00:00:00.000002Z y_true id=18 value=265".to_vec();
+        assert_eq!((held.count, held.last.as_ref()), (2, Some(&last)));
+
+        // The last line is compared whole: the same kind, id and value at
+        // another time (a live run's line, to the microsecond, where the
+        // rebuild writes whole seconds) is not this history's line.
+        let live = b"2026-12-02T00:00:00.000002Z y_true id=18 value=265".to_vec();
+        let rebuilt = b"2026-12-02T00:00:00.000000Z y_true id=18 value=265".to_vec();
+        let mut same = held.clone();
+        assert!(same.take(Vec::new, &path).unwrap());
+        assert!(same.take(|| live.clone(), &path).unwrap());
+        let mut other = held.clone();
+        other.take(Vec::new, &path).unwrap();
+        let e = other.take(|| rebuilt, &path).unwrap_err().to_string();
+        assert!(
+            e.contains("labels_log.txt") && e.contains("000000Z") && e.contains("000002Z"),
+            "{e}"
+        );
+        assert_eq!(read_label_lines(&dir.path().join("none")).unwrap().count, 0);
     }
 }
