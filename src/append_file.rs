@@ -356,39 +356,81 @@ impl AppendFile {
 }
 
 /// Unwritten bytes of `pipeline.log` kept while its disk fails; past them
-/// the buffer is dropped (the same lines went to stderr).
+/// the buffer is dropped and its lines counted (the same lines went to
+/// stderr).
 const LOG_BUFFER_MAX: usize = 1 << 20;
 
 /// `pipeline.log` as tracing-appender's worker writes it (one event per
 /// `write`), through an [`AppendFile`], so that it is bounded and reopened
 /// like the other logs. A failing disk never blocks or fails the worker:
-/// the lines wait in a bounded buffer. (The `append-file-write` fail point
-/// is not in this path: it stands for the data files.)
+/// the lines wait in a bounded buffer. What cannot be written is never lost
+/// silently: a name that holds something other than a regular file (a link
+/// or FIFO planted after a rotation; never followed or replaced) drops the
+/// lines at once, a failing disk past [`LOG_BUFFER_MAX`]; either way the
+/// lines are counted in `dropped` and one line on stderr says so. (The
+/// `append-file-write` fail point is not in this path: it stands for the
+/// data files.)
 #[derive(Debug)]
-pub struct LogWriter(AppendFile);
+pub struct LogWriter {
+    file: AppendFile,
+    /// Lines dropped (`modelwatch_pipeline_log_dropped_total`).
+    dropped: prometheus_client::metrics::counter::Counter,
+    /// The stderr line was written (once per run, never per line).
+    warned: bool,
+}
 
 impl LogWriter {
-    pub fn open(path: &Path, rotation: Rotation) -> Result<LogWriter, AppendError> {
+    pub fn open(
+        path: &Path,
+        rotation: Rotation,
+        dropped: prometheus_client::metrics::counter::Counter,
+    ) -> Result<LogWriter, AppendError> {
         let (file, _) = AppendFile::open(path, None)?;
-        Ok(LogWriter(file.with_rotation(rotation)))
+        Ok(LogWriter {
+            file: file.with_rotation(rotation),
+            dropped,
+            warned: false,
+        })
     }
 
     fn write_out(&mut self) {
-        let f = &mut self.0;
+        let f = &mut self.file;
         let generation = f.rotation.reopen.generation();
         let reopen = generation != f.seen;
-        if (f.pending.is_empty() && !reopen) || f.write_buffered(reopen, generation).is_ok() {
+        if f.pending.is_empty() && !reopen {
             return;
         }
-        if f.pending_bytes() > LOG_BUFFER_MAX {
+        let Err(e) = f.write_buffered(reopen, generation) else {
+            return;
+        };
+        let refused = matches!(&e, AppendError::Io { source, .. } if source.kind() == io::ErrorKind::InvalidInput);
+        if !refused && f.pending_bytes() <= LOG_BUFFER_MAX {
+            return;
+        }
+        self.dropped.inc_by(f.pending_rows());
+        if refused {
+            // Nothing of it reached the refused file: nothing to cut there.
+            f.pending.clear();
+            f.mid_row = false;
+        } else {
             let _ = f.discard_pending();
+        }
+        if !self.warned {
+            self.warned = true;
+            let what = match refused {
+                true => "its lines are dropped from now on",
+                false => "more than 1 MiB of its lines could not be written and were dropped",
+            };
+            eprintln!(
+                "modelwatch: error: {e}; {what} (counted in modelwatch_pipeline_log_dropped_total and on the exit line: the run exits 1)"
+            );
         }
     }
 }
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.buffer().extend_from_slice(buf);
+        self.file.buffer().extend_from_slice(buf);
         self.write_out();
         Ok(buf.len())
     }
@@ -649,6 +691,43 @@ mod tests {
         assert_eq!(f.pending_rows(), 1, "the row that did not fit waits");
         assert_eq!(read(&victim), "v\n");
         assert_eq!(read(&p), "h\n1\n");
+    }
+
+    #[test]
+    fn the_pipeline_log_counts_the_lines_a_planted_link_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pipeline.log");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "v\n").unwrap();
+        let reopen = Reopen::new();
+        let dropped = prometheus_client::metrics::counter::Counter::default();
+        let rotation = Rotation {
+            reopen: reopen.clone(),
+            ..Rotation::default()
+        };
+        let mut log = LogWriter::open(&p, rotation, dropped.clone()).unwrap();
+        log.write_all(b"one\n").unwrap();
+        // logrotate's rename, a link planted at the name, then SIGHUP.
+        let moved = dir.path().join("pipeline.log.1");
+        std::fs::rename(&p, &moved).unwrap();
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        reopen.request();
+        for line in [&b"two\n"[..], b"three\n", b"four\n"] {
+            log.write_all(line).unwrap();
+        }
+        log.flush().unwrap();
+        assert_eq!(dropped.get(), 3);
+        assert!(log.warned);
+        assert_eq!(log.file.pending_bytes(), 0, "nothing kept for the link");
+        assert_eq!(read(&victim), "v\n");
+        assert!(p.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(read(&moved), "one\n");
+        // A regular file back at the name (and SIGHUP): writes go on there.
+        std::fs::remove_file(&p).unwrap();
+        reopen.request();
+        log.write_all(b"five\n").unwrap();
+        assert_eq!(read(&p), "five\n");
+        assert_eq!(dropped.get(), 3);
     }
 
     #[test]

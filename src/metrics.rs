@@ -108,6 +108,11 @@ pub struct Metrics {
     pub metric_write_failures: Gauge,
     /// Halves read back from the split-layout metric's journal at start.
     pub journal_restored: Counter,
+    /// Lines of `pipeline.log` that could not be written (a link, FIFO or
+    /// other non-regular file at its name, or a disk failing for more than
+    /// a MiB of them): the run exits 1 with the count. One per process, as
+    /// the log it counts ([`crate::telemetry::pipeline_log_dropped`]).
+    pub pipeline_log_dropped: Counter,
     pub actor_restarts: Family<ActorLabel, Counter>,
     pub plot_renders: Counter,
     pub plot_render_seconds: BatchHistogram,
@@ -157,6 +162,7 @@ impl Telemetry {
             join_waiting: Gauge::default(),
             metric_write_failures: Gauge::default(),
             journal_restored: Counter::default(),
+            pipeline_log_dropped: crate::telemetry::pipeline_log_dropped(),
             actor_restarts: Family::default(),
             plot_renders: Counter::default(),
             plot_render_seconds: BatchHistogram::new(&RENDER_BUCKETS),
@@ -178,6 +184,11 @@ impl Telemetry {
             monitor: Default::default(),
         };
         let mut r = Registry::with_prefix("modelwatch");
+        r.register(
+            "pipeline_log_dropped",
+            "Lines of pipeline.log that could not be written (not a regular file at its name, or a failing disk): exit 1",
+            m.pipeline_log_dropped.clone(),
+        );
         r.register(
             "samples_emitted",
             "Samples the source emitted",

@@ -10,7 +10,8 @@
 //! handled, flush and sync the files, render the last plot, wait for the
 //! broker's confirms. [`Shutdown::abort`] abandons the drain with an error.
 //! What was not done (rows not written, messages not delivered, inbound
-//! work abandoned) makes the run fail: [`RunReport::shortfall`] says what.
+//! work abandoned, lines of `pipeline.log` dropped) makes the run fail:
+//! [`RunReport::shortfall`] says what.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -389,28 +390,31 @@ pub struct RunReport {
     pub bridge: Option<BridgeReport>,
     /// What the monitor could not write, if it ran.
     pub monitor: Option<crate::actors::monitor::MonitorShortfall>,
+    /// Lines of `pipeline.log` that could not be written, by the end of the
+    /// drain ([`crate::telemetry::pipeline_log_dropped`]).
+    pub pipeline_log_dropped: u64,
 }
 
 impl RunReport {
     /// What this run did not deliver, if anything (then it must exit 1).
     pub fn shortfall(&self) -> Option<String> {
-        if let Some(m) = self.monitor.as_ref().filter(|m| !m.is_empty()) {
-            return Some(m.to_string());
-        }
-        let b = self.bridge?;
-        if b.complete() {
-            return None;
-        }
-        let refused = match b.stats.refused_at_shutdown {
-            0 => String::new(),
-            n => format!(
-                "; {n} of the unconfirmed were never handed to the broker (refused at shutdown after bridge.shutdown_timeout without a confirm)"
-            ),
-        };
-        Some(format!(
-            "not everything was delivered: {} messages not confirmed by the broker, {} dropped from the full buffer, {} inbound deliveries abandoned at the shutdown deadline{refused}",
-            b.undelivered, b.stats.dropped, b.inbound_abandoned
-        ))
+        let parts: Vec<String> = [
+            self.monitor
+                .as_ref()
+                .filter(|m| !m.is_empty())
+                .map(ToString::to_string),
+            self.bridge.and_then(bridge_shortfall),
+            match self.pipeline_log_dropped {
+                0 => None,
+                n => Some(format!(
+                    "{n} lines of pipeline.log could not be written and were dropped (the error on stderr says why)"
+                )),
+            },
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Rows written per second (0 without the metric role).
@@ -418,6 +422,23 @@ impl RunReport {
         let rows = self.metric.as_ref().map_or(0, |m| m.rows_written);
         rows as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+}
+
+/// What the bridge did not deliver, if anything.
+fn bridge_shortfall(b: BridgeReport) -> Option<String> {
+    if b.complete() {
+        return None;
+    }
+    let refused = match b.stats.refused_at_shutdown {
+        0 => String::new(),
+        n => format!(
+            "; {n} of the unconfirmed were never handed to the broker (refused at shutdown after bridge.shutdown_timeout without a confirm)"
+        ),
+    };
+    Some(format!(
+        "not everything was delivered: {} messages not confirmed by the broker, {} dropped from the full buffer, {} inbound deliveries abandoned at the shutdown deadline{refused}",
+        b.undelivered, b.stats.dropped, b.inbound_abandoned
+    ))
 }
 
 /// Who receives what. Each method is one line of the table: the work
@@ -595,7 +616,10 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     if let Some(server) = server {
         server.stop().await;
     }
-    report
+    report.map(|r| RunReport {
+        pipeline_log_dropped: metrics.pipeline_log_dropped.get(),
+        ..r
+    })
 }
 
 /// The local actors of a run, and what the run needs to stop them.
@@ -840,6 +864,8 @@ impl Actors {
             elapsed: started.elapsed(),
             bridge,
             monitor,
+            // Read by `run` once the drain is over.
+            pipeline_log_dropped: 0,
         })
     }
 }

@@ -2,19 +2,35 @@
 //! policy.
 //!
 //! The file writer runs on its own thread and never drops lines (it blocks
-//! instead), unless the disk fails for more than a MiB of them. The level
+//! instead), unless the disk fails for more than a MiB of them or the name
+//! `pipeline.log` holds something other than a regular file (a link or FIFO
+//! planted after a rotation, never followed): then it says so once on
+//! stderr and counts the lines it drops in [`pipeline_log_dropped`], and
+//! the run exits 1 with the count. The level
 //! comes from `logs.level`, or `RUST_LOG` when set. Colour (ANSI escapes)
 //! only on stderr, only when it is a terminal and `NO_COLOR` is unset or
 //! empty (no-color.org): `2>run.log` and the file log stay plain text.
 
 use std::io::IsTerminal as _;
 use std::path::Path;
+use std::sync::LazyLock;
+
+use prometheus_client::metrics::counter::Counter;
 
 use tracing_appender::non_blocking::WorkerGuard;
 
 use crate::append_file::Rotation;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{fmt, EnvFilter};
+
+/// Lines of `pipeline.log` that could not be written. One counter per
+/// process, as the subscriber that writes the log is: the writer counts in
+/// it from the start, and the registry (`modelwatch_pipeline_log_dropped_total`)
+/// and the exit line read it.
+pub fn pipeline_log_dropped() -> Counter {
+    static DROPPED: LazyLock<Counter> = LazyLock::new(Counter::default);
+    DROPPED.clone()
+}
 
 /// Keeps the file writer alive; drop it last so the last lines are written.
 pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
@@ -36,10 +52,11 @@ pub fn init(level: &str, file: Option<(&Path, Rotation)>) -> std::io::Result<Log
         .with_filter(filter());
     let (file_layer, guard) = match file {
         Some((path, rotation)) => {
-            let f = crate::append_file::LogWriter::open(path, rotation).map_err(|e| match e {
-                crate::append_file::AppendError::Io { source, .. } => source,
-                other => std::io::Error::other(other.to_string()),
-            })?;
+            let f = crate::append_file::LogWriter::open(path, rotation, pipeline_log_dropped())
+                .map_err(|e| match e {
+                    crate::append_file::AppendError::Io { source, .. } => source,
+                    other => std::io::Error::other(other.to_string()),
+                })?;
             let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
                 .lossy(false)
                 .finish(f);

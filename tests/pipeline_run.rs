@@ -621,6 +621,102 @@ fn sighup_after_a_rename_continues_in_new_files_losing_and_doubling_nothing() {
     assert!(!old_log.contains("run finished"), "{old_log}");
 }
 
+/// After logrotate's rename, something that is not a regular file is
+/// planted at `pipeline.log` before the SIGHUP: it is neither followed nor
+/// replaced, one stderr line names it (not one per log line), the lines are
+/// counted, and the run ends with exit 1 and the count on its exit line.
+/// Returns the path of `pipeline.log`.
+fn pipeline_log_replaced_by(sb: &Sandbox, plant: impl FnOnce(&Path)) -> std::path::PathBuf {
+    let logs = sb.logs();
+    let csv = logs.join("metric_log.csv");
+    let mut child = Running::spawn(
+        sb.run_command(&logs, &["--count", "3000", "--rate", "1000", "--seed", "4"]),
+    );
+    wait_until("rows", Duration::from_secs(20), || {
+        assert!(child.is_running(), "modelwatch exited before the rename");
+        fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) > 600
+    });
+    let log = logs.join("pipeline.log");
+    fs::rename(&log, logs.join("pipeline.log.rotated")).unwrap();
+    plant(&log);
+    child.signal("HUP");
+    let out = child.wait(TIMEOUT);
+    out.expect_code(1);
+
+    let refused: Vec<&str> = plain_stderr_lines(&out.stderr)
+        .into_iter()
+        .filter(|l| l.contains("not a regular file"))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "one line, not one per log line:\n{}",
+        out.stderr
+    );
+    assert!(
+        refused[0].starts_with("modelwatch: error:")
+            && refused[0].contains(&*log.to_string_lossy()),
+        "{}",
+        refused[0]
+    );
+    let exit_line = plain_stderr_lines(&out.stderr)
+        .last()
+        .copied()
+        .unwrap_or_default()
+        .to_owned();
+    let n: u64 = exit_line
+        .split(" lines of pipeline.log could not be written and were dropped")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count on the exit line: {exit_line}\n{}", out.stderr));
+    assert!(n > 0, "{exit_line}");
+    let counted = Scrape::final_of(&logs).count("modelwatch_pipeline_log_dropped_total", &[]);
+    assert!(counted >= n, "{counted} counted, {n} on the exit line");
+    // The data logs are whole; the old pipeline.log ends before the SIGHUP
+    // (its line went to what was planted, i.e. nowhere).
+    assert_eq!(read_metric_log(&logs).len(), 3000);
+    let old = fs::read_to_string(logs.join("pipeline.log.rotated")).unwrap();
+    assert!(
+        !old.contains("SIGHUP") && !old.contains("run finished"),
+        "{old}"
+    );
+    assert!(out.stderr.contains("SIGHUP"), "{}", out.stderr);
+    log
+}
+
+#[test]
+fn a_fifo_planted_at_pipeline_log_after_a_rename_is_refused_counted_and_exits_1() {
+    let sb = Sandbox::new();
+    let log = pipeline_log_replaced_by(&sb, |log| {
+        let made = std::process::Command::new("mkfifo")
+            .arg(log)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    });
+    let kind = fs::symlink_metadata(&log).unwrap().file_type();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(&kind),
+        "the FIFO was replaced"
+    );
+}
+
+#[test]
+fn a_symlink_planted_at_pipeline_log_after_a_rename_is_not_followed_counted_and_exits_1() {
+    let sb = Sandbox::new();
+    let victim = sb.join("victim.txt");
+    fs::write(&victim, "not modelwatch's\n").unwrap();
+    let log =
+        pipeline_log_replaced_by(&sb, |log| std::os::unix::fs::symlink(&victim, log).unwrap());
+    assert!(
+        fs::symlink_metadata(&log).unwrap().file_type().is_symlink(),
+        "the link was replaced"
+    );
+    assert_eq!(fs::read_link(&log).unwrap(), victim);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "not modelwatch's\n");
+}
+
 #[test]
 fn logs_rotate_by_size_keeping_at_most_keep_old_files() {
     const MAX: u64 = 4096;
