@@ -307,6 +307,90 @@ async fn stale_features_are_dropped_and_counted_and_windows_without_features_say
     );
 }
 
+/// The second case: the features an earlier model-only
+/// `--legacy-inbound` run left in the monitor's queue carry recent ids, a
+/// little older than this run's records, and far fewer than the bound that
+/// pushes waiting features out. They can match no record once a window
+/// holds newer ones: `/metrics` must count them while the run goes on, not
+/// only at shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_features_a_little_older_than_the_records_are_counted_while_the_run_goes_on() {
+    const STALE: usize = 2000;
+    const RECORDS: usize = 3 * WINDOW;
+    const FIRST: u64 = 1_800_000_000_000_000;
+    let broker = TestBroker::new("monrecent");
+    let mut first = broker.spawn("metric-first", "metric", &[]);
+    first.wait_log("inbound consumer started", 3, START).await;
+    first.stop(STOP).await;
+    let conn = connect().await;
+    let ch = confirm_channel(&conn).await;
+    let rows = oracle::rows();
+    // Ids just before the run's first record.
+    let stale: Vec<Vec<u8>> = (0..STALE)
+        .map(|i| {
+            let row = rows[i % rows.len()].scaled.to_vec();
+            body(FIRST - STALE as u64 + i as u64, serde_json::json!(row))
+        })
+        .collect();
+    publish_raw(&ch, &broker.exchange, "features", &stale).await;
+    assert_eq!(queue_len(&conn, &broker.monitor_queue).await, STALE as u32);
+
+    let mut metric = broker.spawn("metric", "metric", &[]);
+    metric.wait_log("inbound consumer started", 3, START).await;
+    let deadline = Instant::now() + RUN;
+    while queue_len(&conn, &broker.monitor_queue).await > 0 {
+        assert!(Instant::now() < deadline, "{}", metric.report());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The run's records, each with its own features.
+    let pairs = row_truths_and_predictions();
+    let (mut truths, mut preds, mut features) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..RECORDS {
+        let (id, row) = (FIRST + i as u64, (i * 7) % rows.len());
+        truths.push(body(id, serde_json::json!(pairs[row].0)));
+        preds.push(body(id, serde_json::json!(pairs[row].1)));
+        features.push(body(id, serde_json::json!(rows[row].scaled.to_vec())));
+    }
+    publish_raw(&ch, &broker.exchange, "features", &features).await;
+    publish_raw(&ch, &broker.exchange, "y_true", &truths).await;
+    publish_raw(&ch, &broker.exchange, "y_pred", &preds).await;
+    metric.wait_rows(RECORDS, RUN).await;
+    let w = wait_windows(&mut metric, RECORDS / WINDOW).await;
+    // Alive, before any shutdown: every stale feature is counted already.
+    let addr = openmetrics::http_addr(&metric.logs_dir(), START);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let live = loop {
+        let live = openmetrics::scrape(addr);
+        if counter(&live, "modelwatch_monitor_features_unmatched_total") >= STALE as u64
+            || Instant::now() >= deadline
+        {
+            break live;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        counter(&live, "modelwatch_monitor_features_unmatched_total"),
+        STALE as u64,
+        "the stale features are counted while the run goes on, {} windows closed\n{}",
+        w.len(),
+        metric.report()
+    );
+    metric.stop(STOP).await;
+    // Each window used its own features only (no drift against them).
+    for (i, row) in w.iter().enumerate() {
+        assert!(!row["bmi_p"].is_empty(), "window {}: {row:?}", i + 1);
+        assert_eq!(row["dataset_drift"], "0", "window {}: {row:?}", i + 1);
+    }
+    assert_eq!(
+        counter(
+            &metric.registry(),
+            "modelwatch_monitor_features_unmatched_total"
+        ),
+        STALE as u64,
+        "none of the records' own features dropped, none counted twice"
+    );
+}
+
 /// The original features service as it was (pika `BlockingConnection`, the
 /// default exchange, plain `queue_declare`, float timestamp ids), but for
 /// the port (`argv[1]`: the private node), the rows from a JSON file

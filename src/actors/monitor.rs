@@ -622,9 +622,12 @@ impl Actor for MonitorActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX);
-        // A sealed window waits for its features at most SEALED_WAIT_MS.
+        // A sealed window waits for its features at most SEALED_WAIT_MS;
+        // features that can match no record any more are dropped and
+        // counted here too (not only when records or features come).
         ctx.run_interval(Duration::from_millis(SEALED_WAIT_MS / 4), |act, _| {
             let closed = act.monitor.close_overdue(now_ms());
+            act.count_unmatched(false);
             act.publish_all(closed);
         });
         ctx.run_interval(self.interval, |act, ctx| {

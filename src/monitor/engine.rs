@@ -22,8 +22,13 @@
 //! windows or [`FEATURES_KEPT`] records wait, or at the end of the run; windows close in
 //! order, and their figures are those of the moment they were sealed. A feature whose record never comes
 //! (a queue that kept what earlier runs published, a record that went
-//! elsewhere) is never used: it is dropped when newer ones push it out or
-//! at the end, and counted ([`Monitor::take_unmatched`]). A window none of
+//! elsewhere) is never used: it is dropped and counted
+//! ([`Monitor::take_unmatched`]) as soon as its id is older than every
+//! record of the open and sealed windows (or, when they hold none, than
+//! every record to come: not newer than the newest taken in), since it can
+//! match none of them any more (checked when it comes, when a window seals
+//! or closes, and on the actor's timer); when newer ones push it out; or at
+//! the end. A window none of
 //! whose records had its features has no drift figures at all (no
 //! `drift_share`, no dataset drift), never figures made up from other
 //! samples.
@@ -58,6 +63,8 @@ pub struct Closed {
 /// The records of one window and the features matched to them.
 #[derive(Default)]
 struct Gathered {
+    /// The oldest id of its records (none yet: `None`).
+    oldest: Option<SampleId>,
     /// The features of its records, matched so far.
     matched: Vec<FeatureVector>,
     /// Its records whose features have not come yet.
@@ -100,6 +107,8 @@ pub struct Monitor {
     max_sealed: usize,
     /// Features dropped unmatched since the last [`Monitor::take_unmatched`].
     unmatched: u64,
+    /// The newest record id taken in.
+    newest: Option<SampleId>,
     detector: DriftDetector,
     rules: Rules,
     seq: u64,
@@ -125,6 +134,7 @@ impl Monitor {
             sealed: VecDeque::new(),
             max_sealed: (FEATURES_KEPT / settings.window.max(1)).clamp(1, MAX_SEALED),
             unmatched: 0,
+            newest: None,
             detector,
             rules: Rules::new(&settings.rules, baseline)?,
             seq: 0,
@@ -156,8 +166,10 @@ impl Monitor {
 
     /// Takes in features: each joins the window of its record if that
     /// record is there already, else waits for its record (the oldest
-    /// waiting one is dropped, counted, past the bound). Returns the sealed
-    /// windows it completed (in order: none before an older one).
+    /// waiting one is dropped, counted, past the bound); one older than
+    /// every record of the open and sealed windows is dropped and counted
+    /// at once. Returns the sealed windows it completed (in order: none
+    /// before an older one).
     pub fn observe_features<'a>(
         &mut self,
         xs: impl IntoIterator<Item = &'a Features>,
@@ -178,6 +190,11 @@ impl Monitor {
                 self.open.matched.push(f.x);
                 continue;
             }
+            if self.oldest_held().is_some_and(|oldest| f.id < oldest) {
+                // Its record, if it ever came, is in a closed window.
+                self.unmatched += 1;
+                continue;
+            }
             if self.features.insert(f.id, f.x).is_some() {
                 // The same id again: it keeps its place.
                 continue;
@@ -191,6 +208,32 @@ impl Monitor {
             }
         }
         closed
+    }
+
+    /// The oldest record id of the open and sealed windows (`None` before
+    /// the first record).
+    /// When they hold none, the id after the newest record taken in.
+    fn oldest_held(&self) -> Option<SampleId> {
+        self.sealed
+            .iter()
+            .filter_map(|s| s.gathered.oldest)
+            .chain(self.open.oldest)
+            .min()
+            .or(self.newest.map(|n| n.saturating_add(1)))
+    }
+
+    /// Drops (and counts) the waiting features older than every record of
+    /// the open and sealed windows: they can match no record any more.
+    fn drop_stale(&mut self) {
+        let Some(oldest) = self.oldest_held() else {
+            return;
+        };
+        let before = self.features.len();
+        self.features.retain(|&id, _| id >= oldest);
+        self.unmatched += (before - self.features.len()) as u64;
+        if self.features.is_empty() {
+            self.arrivals.clear();
+        }
     }
 
     /// Features dropped because no record of theirs came, since the last
@@ -216,6 +259,8 @@ impl Monitor {
                 self.open.waiting.insert(r.id);
             }
         }
+        self.open.oldest = Some(self.open.oldest.map_or(r.id, |o| o.min(r.id)));
+        self.newest = Some(self.newest.map_or(r.id, |n| n.max(r.id)));
         self.window.push(r.y_true, r.y_pred);
         self.period.push(now_ms, r.y_true, r.y_pred);
         self.open.predictions.push(r.y_pred);
@@ -234,6 +279,7 @@ impl Monitor {
                 closed.extend(self.close_oldest());
             }
             closed.extend(self.close_complete());
+            self.drop_stale();
         }
         closed
     }
@@ -253,12 +299,16 @@ impl Monitor {
 
     fn close_oldest(&mut self) -> Option<Closed> {
         let s = self.sealed.pop_front()?;
-        Some(self.close(s))
+        let closed = self.close(s);
+        self.drop_stale();
+        Some(closed)
     }
 
     /// Closes the sealed windows that waited [`SEALED_WAIT_MS`] by
-    /// `now_ms` (and the complete ones after them).
+    /// `now_ms` (and the complete ones after them), and drops the features
+    /// that can match no record any more (see [`Monitor::observe_features`]).
     pub fn close_overdue(&mut self, now_ms: u64) -> Vec<Closed> {
+        self.drop_stale();
         let mut closed = Vec::new();
         while self
             .sealed
@@ -380,7 +430,10 @@ mod tests {
     #[test]
     fn features_of_no_record_are_never_used_and_are_counted() {
         let mut m = monitor();
-        assert!(m.observe_features(features(0..80, 1.0).iter()).is_empty());
+        // Ahead of every record: they may still meet theirs.
+        assert!(m
+            .observe_features(features(5000..5080, 1.0).iter())
+            .is_empty());
         let closed: Vec<Closed> = (1000..1000 + WINDOW as u64)
             .flat_map(|id| m.observe_record(&record(id), 0))
             .collect();
@@ -392,6 +445,68 @@ mod tests {
         assert_eq!(c.report.dataset_drift, None);
         assert_eq!(m.take_unmatched(false), 0, "still waiting for a record");
         assert_eq!(m.take_unmatched(true), 80);
+    }
+
+    #[test]
+    fn features_older_than_every_open_record_are_dropped_when_a_window_seals_not_at_the_end() {
+        let mut m = monitor();
+        let first = 1000;
+        // Left by an earlier run: ids a little older than this run's
+        // records, far fewer than the bound that would push them out.
+        m.observe_features(features(first - 200..first, 1.0).iter());
+        // The first window's own features, but for its last 10 records
+        // (they trail).
+        m.observe_features(features(first..first + WINDOW as u64 - 10, 0.0).iter());
+        let closed: Vec<Closed> = (first..first + WINDOW as u64)
+            .flat_map(|id| m.observe_record(&record(id), 0))
+            .collect();
+        assert!(closed.is_empty(), "sealed: 10 features trail");
+        assert_eq!(
+            m.take_unmatched(false),
+            200,
+            "older than every record held: dropped when the window sealed"
+        );
+        // A stale one that comes now is dropped at once; the trailing ones
+        // still close their window with every feature.
+        m.observe_features(features(first - 300..first - 299, 1.0).iter());
+        assert_eq!(m.take_unmatched(false), 1);
+        let closed = m.observe_features(
+            features(first + WINDOW as u64 - 10..first + WINDOW as u64, 0.0).iter(),
+        );
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].report.features.len(), N_FEATURES);
+        assert_eq!(closed[0].report.dataset_drift, Some(false));
+        // Features of records not come yet stay; after the window holding
+        // them closed, the unmatched ones are dropped on the timer's call.
+        let next = first + WINDOW as u64;
+        m.observe_features(features(next..next + WINDOW as u64, 0.0).iter());
+        let closed: Vec<Closed> = (next..next + WINDOW as u64)
+            .filter(|id| id % 2 == 0)
+            .flat_map(|id| m.observe_record(&record(id), 0))
+            .collect();
+        assert!(closed.is_empty(), "half a window");
+        assert_eq!(
+            m.take_unmatched(false),
+            0,
+            "newer than the oldest open record"
+        );
+        assert!(m.close_overdue(0).is_empty());
+        assert_eq!(m.take_unmatched(false), 0);
+        let last = next + 10 * WINDOW as u64;
+        let half = WINDOW as u64 / 2;
+        // Ahead of every record: kept when the window closes.
+        m.observe_features(features(last + 1000..last + 1010, 0.0).iter());
+        m.observe_features(features(last..last + half, 0.0).iter());
+        let closed: Vec<Closed> = (last..last + half)
+            .flat_map(|id| m.observe_record(&record(id), 0))
+            .collect();
+        assert_eq!(closed.len(), 1, "the second window closes complete");
+        assert_eq!(
+            m.take_unmatched(false),
+            half,
+            "the odd ids: their records never came, and every record since is newer"
+        );
+        assert_eq!(m.take_unmatched(true), 10);
     }
 
     #[test]
