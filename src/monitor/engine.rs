@@ -23,12 +23,13 @@
 //! order, and their figures are those of the moment they were sealed. A feature whose record never comes
 //! (a queue that kept what earlier runs published, a record that went
 //! elsewhere) is never used: it is dropped and counted
-//! ([`Monitor::take_unmatched`]) as soon as its id is older than every
-//! record of the open and sealed windows (or, when they hold none, than
-//! every record to come: not newer than the newest taken in), since it can
-//! match none of them any more (checked when it comes, when a window seals
-//! or closes, and on the actor's timer); when newer ones push it out; or at
-//! the end. A window none of
+//! ([`Monitor::take_unmatched`]) once its id was older than every record
+//! of the open and sealed windows (or, when they held none, not newer than
+//! the newest taken in) [`SEALED_WAIT_MS`] ago: by then a record reordered
+//! on its way (competing model workers) has come, so only a feature no
+//! record will claim goes (checked as records come, on the actor's timer
+//! and as features come); when newer ones push it out; or at the end. A
+//! window none of
 //! whose records had its features has no drift figures at all (no
 //! `drift_share`, no dataset drift), never figures made up from other
 //! samples.
@@ -90,6 +91,11 @@ pub const SEALED_WAIT_MS: u64 = 2000;
 /// Most sealed windows at once (each feature is looked up in each).
 pub const MAX_SEALED: usize = 64;
 
+/// Least time between two cut-offs kept for stale features.
+const CUTOFF_STEP_MS: u64 = 250;
+/// Most cut-offs kept (2 s at one per [`CUTOFF_STEP_MS`] is 8).
+const MAX_CUTOFFS: usize = 64;
+
 pub struct Monitor {
     window: CountWindow,
     period: PeriodWindow,
@@ -109,6 +115,12 @@ pub struct Monitor {
     unmatched: u64,
     /// The newest record id taken in.
     newest: Option<SampleId>,
+    /// The oldest id held (see [`Monitor::oldest_held`]) as seen at
+    /// moments at least [`CUTOFF_STEP_MS`] apart, oldest first: they become
+    /// the cut-off once [`SEALED_WAIT_MS`] old (at most [`MAX_CUTOFFS`]).
+    cutoffs: VecDeque<(u64, SampleId)>,
+    /// Waiting features with an id below it can match no record: dropped.
+    stale_below: SampleId,
     detector: DriftDetector,
     rules: Rules,
     seq: u64,
@@ -135,6 +147,8 @@ impl Monitor {
             max_sealed: (FEATURES_KEPT / settings.window.max(1)).clamp(1, MAX_SEALED),
             unmatched: 0,
             newest: None,
+            cutoffs: VecDeque::new(),
+            stale_below: 0,
             detector,
             rules: Rules::new(&settings.rules, baseline)?,
             seq: 0,
@@ -166,9 +180,9 @@ impl Monitor {
 
     /// Takes in features: each joins the window of its record if that
     /// record is there already, else waits for its record (the oldest
-    /// waiting one is dropped, counted, past the bound); one older than
-    /// every record of the open and sealed windows is dropped and counted
-    /// at once. Returns the sealed windows it completed (in order: none
+    /// waiting one is dropped, counted, past the bound); one below the
+    /// stale cut-off (see [`Monitor::drop_stale`]) is dropped and counted at
+    /// once. Returns the sealed windows it completed (in order: none
     /// before an older one).
     pub fn observe_features<'a>(
         &mut self,
@@ -190,7 +204,7 @@ impl Monitor {
                 self.open.matched.push(f.x);
                 continue;
             }
-            if self.oldest_held().is_some_and(|oldest| f.id < oldest) {
+            if f.id < self.stale_below {
                 // Its record, if it ever came, is in a closed window.
                 self.unmatched += 1;
                 continue;
@@ -222,14 +236,36 @@ impl Monitor {
             .or(self.newest.map(|n| n.saturating_add(1)))
     }
 
-    /// Drops (and counts) the waiting features older than every record of
-    /// the open and sealed windows: they can match no record any more.
-    fn drop_stale(&mut self) {
-        let Some(oldest) = self.oldest_held() else {
+    /// Drops (and counts) the waiting features that were older than every
+    /// record held [`SEALED_WAIT_MS`] ago: they can match no record any
+    /// more. A feature older than the records held now but not then may
+    /// still meet a record that was reordered on its way: it stays.
+    fn drop_stale(&mut self, now_ms: u64) {
+        let due = self
+            .cutoffs
+            .back()
+            .is_none_or(|&(at, _)| now_ms.saturating_sub(at) >= CUTOFF_STEP_MS);
+        if let Some(oldest) = self.oldest_held().filter(|_| due) {
+            if self.cutoffs.len() == MAX_CUTOFFS {
+                self.cutoffs.pop_front();
+            }
+            self.cutoffs.push_back((now_ms, oldest));
+        }
+        let was = self.stale_below;
+        while let Some(&(at, oldest)) = self.cutoffs.front() {
+            if now_ms.saturating_sub(at) < SEALED_WAIT_MS {
+                break;
+            }
+            self.stale_below = self.stale_below.max(oldest);
+            self.cutoffs.pop_front();
+        }
+        if self.stale_below == was {
+            // Nothing new can be stale (those that came since were checked).
             return;
-        };
+        }
+        let stale_below = self.stale_below;
         let before = self.features.len();
-        self.features.retain(|&id, _| id >= oldest);
+        self.features.retain(|&id, _| id >= stale_below);
         self.unmatched += (before - self.features.len()) as u64;
         if self.features.is_empty() {
             self.arrivals.clear();
@@ -279,8 +315,8 @@ impl Monitor {
                 closed.extend(self.close_oldest());
             }
             closed.extend(self.close_complete());
-            self.drop_stale();
         }
+        self.drop_stale(now_ms);
         closed
     }
 
@@ -299,16 +335,14 @@ impl Monitor {
 
     fn close_oldest(&mut self) -> Option<Closed> {
         let s = self.sealed.pop_front()?;
-        let closed = self.close(s);
-        self.drop_stale();
-        Some(closed)
+        Some(self.close(s))
     }
 
     /// Closes the sealed windows that waited [`SEALED_WAIT_MS`] by
     /// `now_ms` (and the complete ones after them), and drops the features
     /// that can match no record any more (see [`Monitor::observe_features`]).
     pub fn close_overdue(&mut self, now_ms: u64) -> Vec<Closed> {
-        self.drop_stale();
+        self.drop_stale(now_ms);
         let mut closed = Vec::new();
         while self
             .sealed
@@ -448,65 +482,58 @@ mod tests {
     }
 
     #[test]
-    fn features_older_than_every_open_record_are_dropped_when_a_window_seals_not_at_the_end() {
+    fn features_older_than_every_record_held_two_seconds_ago_are_dropped_while_the_run_goes_on() {
         let mut m = monitor();
         let first = 1000;
+        let w = WINDOW as u64;
         // Left by an earlier run: ids a little older than this run's
         // records, far fewer than the bound that would push them out.
         m.observe_features(features(first - 200..first, 1.0).iter());
         // The first window's own features, but for its last 10 records
         // (they trail).
-        m.observe_features(features(first..first + WINDOW as u64 - 10, 0.0).iter());
-        let closed: Vec<Closed> = (first..first + WINDOW as u64)
+        m.observe_features(features(first..first + w - 10, 0.0).iter());
+        let closed: Vec<Closed> = (first..first + w)
             .flat_map(|id| m.observe_record(&record(id), 0))
             .collect();
         assert!(closed.is_empty(), "sealed: 10 features trail");
-        assert_eq!(
-            m.take_unmatched(false),
-            200,
-            "older than every record held: dropped when the window sealed"
-        );
-        // A stale one that comes now is dropped at once; the trailing ones
-        // still close their window with every feature.
-        m.observe_features(features(first - 300..first - 299, 1.0).iter());
-        assert_eq!(m.take_unmatched(false), 1);
-        let closed = m.observe_features(
-            features(first + WINDOW as u64 - 10..first + WINDOW as u64, 0.0).iter(),
-        );
+        assert_eq!(m.take_unmatched(false), 0, "not before the wait");
+        // The trailing ones close their window with every feature.
+        let closed = m.observe_features(features(first + w - 10..first + w, 0.0).iter());
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].report.features.len(), N_FEATURES);
         assert_eq!(closed[0].report.dataset_drift, Some(false));
-        // Features of records not come yet stay; after the window holding
-        // them closed, the unmatched ones are dropped on the timer's call.
-        let next = first + WINDOW as u64;
-        m.observe_features(features(next..next + WINDOW as u64, 0.0).iter());
-        let closed: Vec<Closed> = (next..next + WINDOW as u64)
-            .filter(|id| id % 2 == 0)
-            .flat_map(|id| m.observe_record(&record(id), 0))
-            .collect();
-        assert!(closed.is_empty(), "half a window");
+        assert!(m.close_overdue(SEALED_WAIT_MS - 1).is_empty());
+        assert_eq!(m.take_unmatched(false), 0, "not before the wait");
+        assert!(m.close_overdue(SEALED_WAIT_MS).is_empty());
         assert_eq!(
             m.take_unmatched(false),
-            0,
-            "newer than the oldest open record"
+            200,
+            "older than every record held two seconds ago: dropped, before the end"
         );
-        assert!(m.close_overdue(0).is_empty());
-        assert_eq!(m.take_unmatched(false), 0);
-        let last = next + 10 * WINDOW as u64;
-        let half = WINDOW as u64 / 2;
-        // Ahead of every record: kept when the window closes.
-        m.observe_features(features(last + 1000..last + 1010, 0.0).iter());
-        m.observe_features(features(last..last + half, 0.0).iter());
-        let closed: Vec<Closed> = (last..last + half)
-            .flat_map(|id| m.observe_record(&record(id), 0))
-            .collect();
+        // A stale one that comes now is dropped at once.
+        m.observe_features(features(first - 300..first - 299, 1.0).iter());
+        assert_eq!(m.take_unmatched(false), 1);
+        // Reordered on the way (competing model workers): the second
+        // window's later half of records comes first, its earlier half
+        // 1.5 s later. Their features, older than every record held when
+        // they wait, are kept and matched.
+        let next = first + w;
+        let t = 10 * SEALED_WAIT_MS;
+        m.observe_features(features(next..next + w, 0.0).iter());
+        let late: Vec<u64> = (next..next + w / 2).collect();
+        for id in next + w / 2..next + w {
+            assert!(m.observe_record(&record(id), t).is_empty());
+        }
+        assert!(m.close_overdue(t + 1000).is_empty());
+        let mut closed = Vec::new();
+        for &id in &late {
+            closed.extend(m.observe_record(&record(id), t + 1500));
+        }
         assert_eq!(closed.len(), 1, "the second window closes complete");
-        assert_eq!(
-            m.take_unmatched(false),
-            half,
-            "the odd ids: their records never came, and every record since is newer"
-        );
-        assert_eq!(m.take_unmatched(true), 10);
+        assert_eq!(closed[0].report.features.len(), N_FEATURES);
+        assert_eq!(m.take_unmatched(false), 0, "no feature of theirs dropped");
+        m.close_overdue(t + 5000);
+        assert_eq!(m.take_unmatched(true), 0);
     }
 
     #[test]
