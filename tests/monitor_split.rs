@@ -162,14 +162,14 @@ fn body(id: u64, body: serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({"id": id, "body": body})).unwrap()
 }
 
-/// A counter of the registry that must be there (absent fails, never reads 0).
-fn counter(reg: &Scrape, name: &str) -> u64 {
-    assert!(
-        reg.has(name),
-        "{name} is not in the registry:\n{}",
-        reg.text
-    );
-    reg.count(name, &[])
+/// Waits (bounded) until the metric process has taken every message of
+/// the monitor's queue.
+async fn monitor_queue_taken(conn: &lapin::Connection, broker: &TestBroker, metric: &RoleProc) {
+    let deadline = Instant::now() + RUN;
+    while queue_len(conn, &broker.monitor_queue).await > 0 {
+        assert!(Instant::now() < deadline, "{}", metric.report());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The case: `ml_pipeline.monitor.features` kept what earlier runs
@@ -211,11 +211,7 @@ async fn stale_features_are_dropped_and_counted_and_windows_without_features_say
     let mut metric = broker.spawn("metric", "metric", &[]);
     metric.wait_log("inbound consumer started", 3, START).await;
     // The monitor has taken them all before any record comes.
-    let deadline = Instant::now() + RUN;
-    while queue_len(&conn, &broker.monitor_queue).await > 0 {
-        assert!(Instant::now() < deadline, "{}", metric.report());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    monitor_queue_taken(&conn, &broker, &metric).await;
     let pairs = row_truths_and_predictions();
     // The bodies of y_true, y_pred and features of PER_PHASE records.
     let records = |from: usize| -> [Vec<Vec<u8>>; 3] {
@@ -251,7 +247,7 @@ async fn stale_features_are_dropped_and_counted_and_windows_without_features_say
         .get("modelwatch_drift_p_value", &[("feature", "bmi")])
         .is_nan());
     assert_eq!(
-        counter(&live, "modelwatch_monitor_windows_without_features_total"),
+        live.count("modelwatch_monitor_windows_without_features_total", &[]),
         2
     );
 
@@ -291,12 +287,12 @@ async fn stale_features_are_dropped_and_counted_and_windows_without_features_say
     }
     let reg = metric.registry();
     assert_eq!(
-        counter(&reg, "modelwatch_monitor_features_unmatched_total"),
+        reg.count("modelwatch_monitor_features_unmatched_total", &[]),
         STALE as u64,
         "every stale feature dropped and counted, none of the records' own"
     );
     assert_eq!(
-        counter(&reg, "modelwatch_monitor_windows_without_features_total"),
+        reg.count("modelwatch_monitor_windows_without_features_total", &[]),
         2
     );
     let warned = metric.lines("closed without the features of any of its records");
@@ -337,11 +333,7 @@ async fn stale_features_a_little_older_than_the_records_are_counted_while_the_ru
 
     let mut metric = broker.spawn("metric", "metric", &[]);
     metric.wait_log("inbound consumer started", 3, START).await;
-    let deadline = Instant::now() + RUN;
-    while queue_len(&conn, &broker.monitor_queue).await > 0 {
-        assert!(Instant::now() < deadline, "{}", metric.report());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    monitor_queue_taken(&conn, &broker, &metric).await;
     // The run's records, each with its own features.
     let pairs = row_truths_and_predictions();
     let (mut truths, mut preds, mut features) = (Vec::new(), Vec::new(), Vec::new());
@@ -361,7 +353,7 @@ async fn stale_features_a_little_older_than_the_records_are_counted_while_the_ru
     let deadline = Instant::now() + Duration::from_secs(5);
     let live = loop {
         let live = openmetrics::scrape(addr);
-        if counter(&live, "modelwatch_monitor_features_unmatched_total") >= STALE as u64
+        if live.count("modelwatch_monitor_features_unmatched_total", &[]) >= STALE as u64
             || Instant::now() >= deadline
         {
             break live;
@@ -369,7 +361,7 @@ async fn stale_features_a_little_older_than_the_records_are_counted_while_the_ru
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(
-        counter(&live, "modelwatch_monitor_features_unmatched_total"),
+        live.count("modelwatch_monitor_features_unmatched_total", &[]),
         STALE as u64,
         "the stale features are counted while the run goes on, {} windows closed\n{}",
         w.len(),
@@ -382,10 +374,9 @@ async fn stale_features_a_little_older_than_the_records_are_counted_while_the_ru
         assert_eq!(row["dataset_drift"], "0", "window {}: {row:?}", i + 1);
     }
     assert_eq!(
-        counter(
-            &metric.registry(),
-            "modelwatch_monitor_features_unmatched_total"
-        ),
+        metric
+            .registry()
+            .count("modelwatch_monitor_features_unmatched_total", &[]),
         STALE as u64,
         "none of the records' own features dropped, none counted twice"
     );
@@ -489,12 +480,12 @@ async fn with_the_python_producer_the_monitor_gets_the_features_the_model_consum
     }
     let reg = metric.registry();
     assert_eq!(
-        counter(&reg, "modelwatch_monitor_windows_without_features_total"),
+        reg.count("modelwatch_monitor_windows_without_features_total", &[]),
         0
     );
     // Features the monitor could not match (a record's feature arriving
     // after its window closed) are few.
-    let unmatched = counter(&reg, "modelwatch_monitor_features_unmatched_total");
+    let unmatched = reg.count("modelwatch_monitor_features_unmatched_total", &[]);
     assert!(
         unmatched <= (N / 20) as u64,
         "{unmatched} unmatched\n{}\n{w:?}",
