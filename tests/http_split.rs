@@ -113,18 +113,22 @@ async fn each_role_serves_its_own_port_ready_once_connected_with_inbound_counter
     assert_ids_once(&metric.csv(), N, "metric");
 }
 
-/// The README's fenced block tagged `split-layout`.
+/// The fenced block tagged `split-layout` of docs/operations.md (it was
+/// the README's).
 fn readme_split_layout() -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/operations.md"
+    ))
+    .expect("docs/operations.md");
     let start = readme
         .find("```sh split-layout\n")
-        .expect("README.md: no ```sh split-layout block (\"One role per process\")");
+        .expect("docs/operations.md: no ```sh split-layout block (\"One role per process\")");
     let body = &readme[start..];
     let body = &body[body.find('\n').unwrap() + 1..];
     let end = body
         .find("\n```")
-        .expect("README.md: the split-layout block does not end");
+        .expect("docs/operations.md: the split-layout block does not end");
     body[..end].to_string()
 }
 
