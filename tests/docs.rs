@@ -238,7 +238,9 @@ fn a_key_taken_out_of_either_side_or_a_changed_default_is_caught() {
         .expect("the row of http.write_timeout");
     let errors = compare(&file, &without(&doc, &format!("{row}\n")));
     assert!(
-        errors.iter().any(|e| e.contains("`http.write_timeout` has no row")),
+        errors
+            .iter()
+            .any(|e| e.contains("`http.write_timeout` has no row")),
         "{errors:?}"
     );
     // A default changed in the doc.
@@ -252,7 +254,9 @@ fn a_key_taken_out_of_either_side_or_a_changed_default_is_caught() {
     );
     // A rule more in the file.
     let errors = compare(
-        &format!("{file}\n[[monitor.rules]]\nname = \"x\"\nmetric = \"mae\"\nop = \">\"\nvalue = 99.0\n"),
+        &format!(
+            "{file}\n[[monitor.rules]]\nname = \"x\"\nmetric = \"mae\"\nop = \">\"\nvalue = 99.0\n"
+        ),
         &doc,
     );
     assert!(
@@ -404,7 +408,9 @@ fn the_links_between_the_readme_and_the_docs_resolve() {
             if !anchor.is_empty() {
                 let target_text = String::from_utf8_lossy(&target_text);
                 if !anchors(&target_text).iter().any(|a| a == anchor) {
-                    broken.push(format!("{page} (link {i}): {target}: no heading #{anchor} in {rel}"));
+                    broken.push(format!(
+                        "{page} (link {i}): {target}: no heading #{anchor} in {rel}"
+                    ));
                 }
             }
         }

@@ -116,11 +116,9 @@ async fn each_role_serves_its_own_port_ready_once_connected_with_inbound_counter
 /// The fenced block tagged `split-layout` of docs/operations.md (it was
 /// the README's).
 fn readme_split_layout() -> String {
-    let readme = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/operations.md"
-    ))
-    .expect("docs/operations.md");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+            .expect("docs/operations.md");
     let start = readme
         .find("```sh split-layout\n")
         .expect("docs/operations.md: no ```sh split-layout block (\"One role per process\")");
