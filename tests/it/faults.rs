@@ -12,19 +12,21 @@ fn write_errors_restart_the_metric_actor_without_losing_a_row() {
     let logs = sb.logs();
     // The fail point is in every appended file: the monitor's files would
     // take some of the injected failures (it has tests of its own).
-    let mut cmd = sb.run_command(
-        &logs,
-        &[
-            "--count",
-            "20000",
-            "--rate",
-            "0",
-            "--seed",
-            "3",
-            "--no-monitor",
-        ],
-    );
-    cmd.env("FAILPOINTS", "append-file-write=3*off->2*return->off");
+    let cmd = sb
+        .run_launch(
+            &logs,
+            &[
+                "--count",
+                "20000",
+                "--rate",
+                "0",
+                "--seed",
+                "3",
+                "--no-monitor",
+            ],
+        )
+        .failpoints("append-file-write=3*off->2*return->off")
+        .command();
     run(cmd).expect_code(0);
 
     let text = fs::read_to_string(logs.join("metric_log.csv")).unwrap();
@@ -65,8 +67,10 @@ fn a_panic_in_the_model_exits_70() {
         "modelwatch_rows_written_total 1000\n# EOF\n",
     )
     .unwrap();
-    let mut cmd = sb.run_command(&logs, &["--count", "1000", "--rate", "0"]);
-    cmd.env("FAILPOINTS", "model-predict=panic");
+    let cmd = sb
+        .run_launch(&logs, &["--count", "1000", "--rate", "0"])
+        .failpoints("model-predict=panic")
+        .command();
     let out = run(cmd);
     out.expect_code(70);
     assert!(out.stderr.contains("model-predict"), "{}", out.stderr);

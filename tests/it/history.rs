@@ -14,6 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::support::amqp::*;
 use crate::support::history::*;
+use crate::support::process::Proc;
 
 const SAMPLES: usize = 5_000;
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -754,16 +755,16 @@ fn rebuild_killed_when(
         .env("MODELWATCH__MONITOR__WINDOW", "250")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().expect("starting modelwatch replay --rebuild");
+    let mut child = Proc::spawn(cmd, None);
     let path = dir.join(file);
     let deadline = std::time::Instant::now() + REPLAY_TIMEOUT;
     loop {
         if size(&path) > above {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
+            child.kill(); // SIGKILL
             return;
         }
-        if let Some(status) = child.try_wait().unwrap() {
+        if !child.is_running() {
+            let status = child.status().expect("exited");
             panic!("the rebuild ended ({status}) before {file} grew past {above} bytes: no kill mid-way");
         }
         assert!(std::time::Instant::now() < deadline, "rebuild stuck");
@@ -993,11 +994,9 @@ async fn follow_exits_1_when_the_stream_is_deleted_after_reading() {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
     let mut cmd = replay_command(&stream, &["--follow", "--key", "metrics"]);
-    let mut child = cmd
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
+    cmd.stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let mut child = Proc::spawn(cmd, None);
     let lines = |p: &std::path::Path| {
         std::fs::read_to_string(p)
             .unwrap_or_default()
@@ -1006,25 +1005,17 @@ async fn follow_exits_1_when_the_stream_is_deleted_after_reading() {
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while lines(&out) < 200 {
-        assert!(child.try_wait().unwrap().is_none(), "--follow ended early");
+        assert!(child.is_running(), "--follow ended early");
         assert!(std::time::Instant::now() < deadline, "no 200 lines");
         std::thread::sleep(Duration::from_millis(20));
     }
     rabbitmqctl(&["delete_queue", &stream.name], Duration::from_secs(30)).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "--follow still running 90 s after its stream was deleted:\n{}",
-                std::fs::read_to_string(&err).unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = child.wait_for(Duration::from_secs(90)) else {
+        child.kill();
+        panic!(
+            "--follow still running 90 s after its stream was deleted:\n{}",
+            std::fs::read_to_string(&err).unwrap()
+        );
     };
     let stderr = std::fs::read_to_string(&err).unwrap();
     assert_eq!(lines(&out), 200, "the lines read before are kept");

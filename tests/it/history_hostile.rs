@@ -7,25 +7,37 @@
 //! that cannot be saved is refused before anything is read.
 
 use crate::support;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_modelwatch")
+use crate::support::process::{Launch, Proc};
+
+/// Nothing listens on port 1: connections are refused at once.
+const DOWN: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+
+/// `modelwatch replay --amqp-url <DOWN> <args>`, output discarded.
+fn replay_down(args: &[&str]) -> Launch {
+    Launch::new()
+        .subcommand("replay")
+        .broker(DOWN)
+        .args(args)
+        .quiet()
+}
+
+/// Runs `launch` to its end (killed past 30 s): its exit code and stderr.
+fn output(launch: Launch) -> (Option<i32>, String) {
+    let mut child = launch.spawn();
+    let status = child.wait_for(Duration::from_secs(30));
+    child.kill();
+    let (_, stderr) = child.take_output();
+    (status.and_then(|s| s.code()), stderr)
 }
 
 /// Waits up to `limit` for `child`; kills it by PID if it is still running.
-fn wait_bounded(mut child: Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if let Some(s) = child.try_wait().unwrap() {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
+fn wait_bounded(mut child: Proc, limit: Duration) -> Option<std::process::ExitStatus> {
+    let status = child.wait_for(limit);
+    child.kill();
+    status
 }
 
 /// A FIFO given as `--from-offset-file` would block `open(2)` for ever,
@@ -36,14 +48,7 @@ fn a_fifo_as_offset_file_is_refused_not_waited_on() {
     let fifo = dir.path().join("offset");
     let ok = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(ok.success());
-    let child = Command::new(bin())
-        .args(["replay", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2f"])
-        .arg("--from-offset-file")
-        .arg(&fifo)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = replay_down(&["--from-offset-file"]).args([&fifo]).spawn();
     let status = wait_bounded(child, Duration::from_secs(10));
     assert_eq!(
         status.and_then(|s| s.code()),
@@ -57,12 +62,7 @@ fn a_fifo_as_offset_file_is_refused_not_waited_on() {
 /// end exits 1, not 0: it did not read to the end.
 #[test]
 fn replay_to_a_broker_that_is_down_fails_within_bounded_time() {
-    let child = Command::new(bin())
-        .args(["replay", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2f"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = replay_down(&[]).spawn();
     let status = wait_bounded(child, Duration::from_secs(30));
     let code = status.and_then(|s| s.code());
     assert!(
@@ -73,19 +73,10 @@ fn replay_to_a_broker_that_is_down_fails_within_bounded_time() {
 
 #[test]
 fn a_signal_before_the_end_of_a_replay_is_not_success() {
-    let child = Command::new(bin())
-        .args(["replay", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2f"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = replay_down(&[]).spawn();
     std::thread::sleep(Duration::from_secs(2));
     let signalled = std::time::Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("running kill");
-    assert!(killed.success(), "kill -TERM: {killed}");
+    child.signal("TERM");
     let status = wait_bounded(child, Duration::from_secs(20));
     let after = signalled.elapsed();
     assert_eq!(status.and_then(|s| s.code()), Some(1));
@@ -105,42 +96,26 @@ fn a_signal_before_the_end_of_a_replay_is_not_success() {
 fn a_rebuild_into_a_running_process_s_logs_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
-    let mut run = Command::new(bin())
-        .args([
-            "run",
-            "--count",
-            "0",
-            "--rate",
-            "10",
-            "--http-listen",
-            "off",
-            "--logs-dir",
-        ])
-        .arg(&logs)
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = Launch::new()
+        .subcommand("run")
+        .args(["--count", "0", "--rate", "10", "--http-listen", "off"])
+        .logs(&logs)
+        .cwd(dir.path())
+        .quiet()
+        .spawn();
     let t0 = Instant::now();
     while !logs.join("metric_log.csv").exists() && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let out = Command::new(bin())
-        .args([
-            "replay",
-            "--amqp-url",
-            "amqp://guest:guest@127.0.0.1:1/%2f",
-            "--rebuild",
-        ])
-        .arg(&logs)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let _ = run.kill();
-    let _ = run.wait();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = output(
+        Launch::new()
+            .subcommand("replay")
+            .broker(DOWN)
+            .args(["--rebuild".as_ref(), logs.as_os_str()])
+            .cwd(dir.path()),
+    );
+    run.kill();
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("in use by another modelwatch process"),
         "{stderr}"
@@ -151,13 +126,13 @@ fn a_rebuild_into_a_running_process_s_logs_is_refused() {
 /// read (it used to fail after a thousand lines were printed).
 #[test]
 fn an_offset_file_that_cannot_be_saved_is_refused_first() {
-    let out = Command::new(bin())
-        .args(["replay", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2f"])
-        .args(["--from-offset-file", "/nonexistent-modelwatch-dir/offset"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = output(
+        Launch::new()
+            .subcommand("replay")
+            .broker(DOWN)
+            .args(["--from-offset-file", "/nonexistent-modelwatch-dir/offset"]),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("offset"), "{stderr}");
 }
 
@@ -168,23 +143,20 @@ fn a_body_dripped_a_byte_at_a_time_is_cut_at_its_deadline() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
-    let mut run = Command::new(bin())
+    let mut run = Launch::new()
+        .subcommand("run")
         .args([
-            "run",
             "--count",
             "0",
             "--rate",
             "10",
             "--http-listen",
             "127.0.0.1:0",
-            "--logs-dir",
         ])
-        .arg(&logs)
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .logs(&logs)
+        .cwd(dir.path())
+        .quiet()
+        .spawn();
     let addr = support::openmetrics::http_addr(&logs, Duration::from_secs(20));
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(200)))
@@ -210,8 +182,7 @@ fn a_body_dripped_a_byte_at_a_time_is_cut_at_its_deadline() {
         std::thread::sleep(Duration::from_millis(800));
     }
     let took = started.elapsed();
-    let _ = run.kill();
-    let _ = run.wait();
+    run.kill();
     let head = String::from_utf8_lossy(&got);
     assert!(head.starts_with("HTTP/1.1 408"), "after {took:?}: {head:?}");
     assert!(took < Duration::from_secs(10), "cut after {took:?}");

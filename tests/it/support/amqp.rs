@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -56,10 +56,7 @@ pub async fn broker_lock() -> tokio::sync::MutexGuard<'static, ()> {
     BROKER_LOCK.lock().await
 }
 
-/// `config/default.toml` of this crate, absolute.
-pub fn config_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml")
-}
+use super::process::{Launch, Proc};
 
 /// A name no other test (or test process) uses.
 pub fn unique_name(what: &str) -> String {
@@ -74,132 +71,95 @@ pub fn unique_name(what: &str) -> String {
 // ---------------------------------------------------------------------------
 // The binary under test.
 
-/// How to start one `modelwatch run`.
-#[derive(Debug, Default)]
+/// How to start one `modelwatch run` (a [`Launch`] in a temporary folder).
+#[derive(Debug)]
 pub struct AppBuilder {
+    launch: Launch,
+    /// For failure messages.
     args: Vec<String>,
-    env: Vec<(String, String)>,
 }
 
 impl AppBuilder {
     /// Extra arguments after `run --config <default.toml> --logs-dir <tmp>/logs`.
     pub fn args(mut self, args: &[&str]) -> AppBuilder {
         self.args.extend(args.iter().map(|a| a.to_string()));
+        self.launch = self.launch.args(args);
         self
     }
 
     pub fn env(mut self, key: &str, value: &str) -> AppBuilder {
-        self.env.push((key.into(), value.into()));
+        self.launch = self.launch.env(key, value);
         self
     }
 
-    /// Starts the binary with the current folder a fresh temporary folder.
+    /// Starts the binary in a fresh temporary folder (current dir
+    /// `<tmp>/cwd`, logs in `<tmp>/logs`, output in `<tmp>/std*.txt`).
     pub fn start(self) -> App {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let logs = dir.path().join("logs");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
-        cmd.arg("run")
-            .arg("--config")
-            .arg(config_path())
-            .arg("--logs-dir")
-            .arg(&logs)
-            .args(&self.args)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(File::create(dir.path().join("stdout.txt")).unwrap())
-            .stderr(File::create(dir.path().join("stderr.txt")).unwrap());
-        // Only what the test sets: no AMQP_URL, RUST_LOG or MODELWATCH_* of
-        // the calling shell.
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("MODELWATCH") || k == "AMQP_URL" || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
+        let mut launch = self.launch;
         // The legacy queues `features`, `y_true`, `y_pred` are fixed names
         // that no test reads unless it says so (and then on a
         // [`PrivateBroker`] of its own): off unless the test sets the key.
-        if !self.env.iter().any(|(k, _)| k == LEGACY_QUEUES_KEY) {
-            cmd.env(LEGACY_QUEUES_KEY, "false");
+        if !launch.sets(LEGACY_QUEUES_KEY) {
+            launch = launch.env(LEGACY_QUEUES_KEY, "false");
         }
-        // Many runs at once: each serves HTTP on a free port of its own
-        // (logs/http.addr), never the default 9898.
-        cmd.env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0");
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        let child = cmd.spawn().expect("starting the modelwatch binary");
         App {
-            dir: Some(dir),
-            child: Some(child),
-            started: Instant::now(),
+            proc: Some(launch.spawn()),
             args: self.args,
         }
     }
 }
 
-/// A running `modelwatch run`; killed if dropped before it finished.
+/// A running `modelwatch run`; killed (and its folder removed) if dropped
+/// before it finished.
 pub struct App {
     /// Taken by [`App::finish`].
-    dir: Option<tempfile::TempDir>,
-    child: Option<Child>,
-    started: Instant,
+    proc: Option<Proc>,
     args: Vec<String>,
 }
 
 impl App {
     pub fn builder() -> AppBuilder {
-        AppBuilder::default()
+        AppBuilder {
+            launch: Launch::run().in_temp_dir("modelwatch-app-"),
+            args: Vec::new(),
+        }
     }
 
-    fn path(&self) -> &Path {
-        self.dir.as_ref().expect("not finished yet").path()
+    fn proc(&mut self) -> &mut Proc {
+        self.proc.as_mut().expect("not finished yet")
     }
 
     pub fn logs_dir(&self) -> PathBuf {
-        self.path().join("logs")
+        self.proc
+            .as_ref()
+            .expect("not finished yet")
+            .dir()
+            .join("logs")
     }
 
     /// Still running?
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
+        self.proc().is_running()
     }
 
-    /// Waits for the exit; past `timeout` kills the process and panics with
-    /// the end of its log.
+    /// Waits for the exit; past `timeout` (from its start) kills the
+    /// process and panics with the end of its log.
     pub async fn finish(mut self, timeout: Duration) -> Finished {
-        let deadline = self.started + timeout;
-        let mut child = self.child.take().expect("not finished yet");
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for modelwatch") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "modelwatch {:?} still running after {timeout:?}: killed.\n--- stderr (end) ---\n{}",
-                    self.args,
-                    tail(&read(&self.path().join("stderr.txt")), 40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        let mut proc = self.proc.take().expect("not finished yet");
+        let left = (proc.started() + timeout).saturating_duration_since(Instant::now());
+        let Some(status) = proc.wait_for_async(left).await else {
+            proc.kill();
+            panic!(
+                "modelwatch {:?} still running after {timeout:?}: killed.\n--- stderr (end) ---\n{}",
+                self.args,
+                tail(&read(&proc.dir().join("stderr.txt")), 40)
+            );
         };
         Finished {
-            elapsed: self.started.elapsed(),
+            elapsed: proc.started().elapsed(),
             status,
-            dir: self.dir.take().unwrap(),
+            proc,
             args: std::mem::take(&mut self.args),
-        }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }
@@ -209,13 +169,14 @@ pub struct Finished {
     pub status: ExitStatus,
     /// From start to exit.
     pub elapsed: Duration,
-    dir: tempfile::TempDir,
+    /// Exited; holds the folder (removed when this drops).
+    proc: Proc,
     args: Vec<String>,
 }
 
 impl Finished {
     pub fn logs_dir(&self) -> PathBuf {
-        self.dir.path().join("logs")
+        self.proc.dir().join("logs")
     }
 
     /// `logs/pipeline.log` (no colours, unlike stderr).
@@ -224,7 +185,7 @@ impl Finished {
     }
 
     pub fn stderr(&self) -> String {
-        read(&self.dir.path().join("stderr.txt"))
+        read(&self.proc.dir().join("stderr.txt"))
     }
 
     /// Panics, with the end of stderr, unless the exit code is 0.
@@ -655,25 +616,25 @@ pub fn coverage(rows: &[Row], msgs: &[Received], keys: &[&str]) -> Coverage {
 // ---------------------------------------------------------------------------
 // Child processes read line by line (the example consumers).
 
-/// A child whose stdout lines are collected by a thread; killed on drop.
+/// A child whose stdout lines are collected by a thread; killed on drop
+/// (a [`Proc`]).
 pub struct LineChild {
     pub name: String,
-    child: Option<Child>,
+    proc: Proc,
     lines: mpsc::Receiver<String>,
     /// Every line read so far.
     pub seen: Vec<String>,
     stderr: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 impl LineChild {
     pub fn spawn(name: &str, mut cmd: Command) -> LineChild {
         let dir = tempfile::tempdir().unwrap();
         let stderr = dir.path().join("stderr.txt");
-        let mut child = cmd
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(File::create(&stderr).unwrap())
+            .stderr(File::create(&stderr).unwrap());
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));
         let out = child.stdout.take().unwrap();
@@ -688,11 +649,10 @@ impl LineChild {
         });
         LineChild {
             name: name.into(),
-            child: Some(child),
+            proc: Proc::adopt(child, Some(dir)),
             lines,
             seen: vec![],
             stderr,
-            _dir: dir,
         }
     }
 
@@ -702,13 +662,7 @@ impl LineChild {
 
     /// Sends a signal (`TERM`, `INT`) with `kill(1)`, by process id.
     pub fn signal(&self, name: &str) {
-        let pid = self.child.as_ref().expect("still running").id();
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -{name} {pid} failed: {status}");
+        self.proc.signal(name)
     }
 
     /// Waits (blocking) for a line containing `needle`.
@@ -737,39 +691,21 @@ impl LineChild {
     /// Waits (blocking) for the exit; returns the status and every stdout
     /// line. Past `timeout` kills it and panics.
     pub fn finish(mut self, timeout: Duration) -> (ExitStatus, Vec<String>) {
-        let deadline = Instant::now() + timeout;
-        let mut child = self.child.take().unwrap();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                self.seen.extend(self.lines.try_iter());
-                panic!(
-                    "{} still running after {timeout:?}: killed. {} lines of stdout, last: {:?}\n--- stderr ---\n{}",
-                    self.name,
-                    self.seen.len(),
-                    self.seen.last(),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        let Some(status) = self.proc.wait_for(timeout) else {
+            self.proc.kill();
+            self.seen.extend(self.lines.try_iter());
+            panic!(
+                "{} still running after {timeout:?}: killed. {} lines of stdout, last: {:?}\n--- stderr ---\n{}",
+                self.name,
+                self.seen.len(),
+                self.seen.last(),
+                self.stderr()
+            );
         };
         // The reader thread ends at EOF.
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.seen.push(line);
         }
         (status, std::mem::take(&mut self.seen))
-    }
-}
-
-impl Drop for LineChild {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }

@@ -5,10 +5,11 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::support::amqp::{rabbitmqctl, unique_name, App, PrivateBroker, BROKER_URL};
+use super::amqp::{rabbitmqctl, unique_name, App, PrivateBroker, BROKER_URL};
+use super::process::{default_config, Launch, Proc};
 
 /// A history stream and an exchange of its own (so that no other run on
 /// the shared broker reaches it), both named for one test only and deleted
@@ -148,27 +149,20 @@ pub fn parse_lines(stdout: &str) -> Vec<Line> {
 /// `modelwatch replay` against the broker of `stream` reading it, with a clean
 /// environment (only what the test sets).
 pub fn replay_command(stream: &TestStream, args: &[&str]) -> Command {
-    let mut cmd = replay_command_without_bridge(stream, args);
-    cmd.args(["--amqp-url", stream.url.as_str()]);
-    cmd
+    replay_launch(stream, args).broker(&stream.url).command()
 }
 
 /// [`replay_command`] with the bridge off (no `--amqp-url`).
 pub fn replay_command_without_bridge(stream: &TestStream, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
-    cmd.arg("replay")
-        .arg("--config")
-        .arg(crate::support::amqp::config_path())
+    replay_launch(stream, args).command()
+}
+
+fn replay_launch(stream: &TestStream, args: &[&str]) -> Launch {
+    Launch::new()
+        .subcommand("replay")
+        .config(default_config())
         .args(args)
-        .stdin(Stdio::null());
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("MODELWATCH") || k == "AMQP_URL" || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("MODELWATCH__HISTORY__QUEUE", &stream.name);
-    cmd
+        .env("MODELWATCH__HISTORY__QUEUE", &stream.name)
 }
 
 /// What a finished replay gave.
@@ -183,28 +177,20 @@ pub fn replay(stream: &TestStream, args: &[&str], timeout: Duration) -> Replayed
     replay_with(replay_command(stream, args), timeout)
 }
 
+/// Runs a replay `cmd` (from [`replay_command`], perhaps with more
+/// arguments) to its end (killed and failed after `timeout`).
 pub fn replay_with(mut cmd: Command, timeout: Duration) -> Replayed {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = cmd
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("starting modelwatch replay");
-    let deadline = std::time::Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "replay still running after {timeout:?}: killed\n--- stderr ---\n{}",
-                std::fs::read_to_string(&err).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    cmd.stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let mut child = Proc::spawn(cmd, None);
+    let Some(status) = child.wait_for(timeout) else {
+        child.kill();
+        panic!(
+            "replay still running after {timeout:?}: killed\n--- stderr ---\n{}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
     };
     let stderr = std::fs::read_to_string(&err).unwrap();
     let stdout = std::fs::read_to_string(&out).unwrap();

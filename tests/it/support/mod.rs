@@ -2,6 +2,8 @@
 //! (`tests/it/main.rs`): every test starts the real `modelwatch` binary and
 //! reads back what it wrote, so the helpers for that live here once.
 //!
+//! - [`process`]: the one way a test starts the binary (a builder, and a
+//!   child killed and cleaned up on drop);
 //! - [`sandbox`]: a run of the binary in a temporary folder, and the strict
 //!   readers of the files it writes;
 //! - [`amqp`], [`split`], [`history`]: the shared RabbitMQ (unique queues,
@@ -28,6 +30,7 @@ pub mod history;
 pub mod openmetrics;
 pub mod oracle;
 pub mod private_broker;
+pub mod process;
 pub mod provision;
 pub mod sandbox;
 pub mod split;

@@ -5,22 +5,19 @@
 pub use super::openmetrics::Scrape;
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::{self, JoinHandle};
+use std::process::{Command, ExitStatus};
+use std::thread;
 use std::time::{Duration, Instant};
+
+pub use super::process::default_config;
+use super::process::{Launch, Proc};
 
 use modelwatch::log_format::METRIC_HEADER;
 
 /// Longest a single run of the binary may take before it is killed and the
 /// test fails. Generous: every run in these tests takes a few seconds at most.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The shipped configuration file, by absolute path.
-pub fn default_config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml")
-}
 
 /// A temporary folder holding the current dir of the binary (`cwd/`, empty,
 /// so no stray `models/` artifact is picked up) and whatever the test puts
@@ -57,14 +54,15 @@ impl Sandbox {
         self.join("cwd")
     }
 
-    /// The binary, in the sandbox's cwd, with the variables that change its
-    /// behaviour removed from the environment, and stdout/stderr piped.
+    /// The binary with `args`, in the sandbox's cwd ([`Launch`]'s clean
+    /// environment, stdout/stderr piped), as a plain command the test may
+    /// add to.
     pub fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        self.command_of(Path::new(env!("CARGO_BIN_EXE_modelwatch")), args)
+        self.launch().args(args).command()
     }
 
     /// As [`Sandbox::command`], with the binary at `exe` (say, a copy).
@@ -73,39 +71,22 @@ impl Sandbox {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut cmd = Command::new(exe);
-        cmd.args(args).current_dir(self.cwd());
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("MODELWATCH")
-                || matches!(
-                    k.as_str(),
-                    "AMQP_URL" | "RUST_LOG" | "FAILPOINTS" | "RUST_BACKTRACE" | "NO_COLOR"
-                )
-            {
-                cmd.env_remove(&k);
-            }
-        }
-        // Many runs at once: each serves HTTP on a free port of its own
-        // (logs/http.addr), never the default 9898.
-        cmd.env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+        self.launch().exe(exe).args(args).command()
+    }
+
+    /// The builder of a process in this sandbox's cwd.
+    pub fn launch(&self) -> Launch {
+        Launch::new().cwd(self.cwd())
     }
 
     /// `run --config <default> --logs-dir <logs> <extra...>`.
     pub fn run_command(&self, logs: &Path, extra: &[&str]) -> Command {
-        let mut args: Vec<std::ffi::OsString> = vec![
-            "run".into(),
-            "--config".into(),
-            default_config().into(),
-            "--logs-dir".into(),
-            logs.into(),
-        ];
-        args.extend(extra.iter().map(Into::into));
-        self.command(args)
+        self.run_launch(logs, extra).command()
+    }
+
+    /// The builder behind [`Sandbox::run_command`], for more options.
+    pub fn run_launch(&self, logs: &Path, extra: &[&str]) -> Launch {
+        Launch::run().cwd(self.cwd()).logs(logs).args(extra)
     }
 }
 
@@ -137,89 +118,41 @@ impl Output {
     }
 }
 
-/// A running child, killed when dropped (a failing test never leaves a
-/// `--count 0` process behind).
+/// A running child with piped output, killed when dropped (a failing test
+/// never leaves a `--count 0` process behind).
 pub struct Running {
-    child: Option<Child>,
-    started: Instant,
-    stdout: Option<JoinHandle<String>>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-fn drain<R: Read + Send + 'static>(r: Option<R>) -> Option<JoinHandle<String>> {
-    r.map(|mut r| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    })
+    proc: Proc,
 }
 
 impl Running {
-    pub fn spawn(mut cmd: Command) -> Running {
-        let started = Instant::now();
-        let mut child = cmd.spawn().expect("starting modelwatch");
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
+    pub fn spawn(cmd: Command) -> Running {
         Running {
-            child: Some(child),
-            started,
-            stdout,
-            stderr,
+            proc: Proc::spawn(cmd, None),
         }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+        self.proc.pid()
     }
 
     /// True while the process has not exited.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.proc.is_running()
     }
 
     /// Sends a signal with `kill(1)`.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -{name} failed: {status}");
+        self.proc.signal(name)
     }
 
     /// Waits for the exit; after `timeout` kills the process and panics with
     /// what it printed.
     pub fn wait(mut self, timeout: Duration) -> Output {
-        let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            match child.try_wait().expect("waiting for modelwatch") {
-                Some(status) => break Some(status),
-                None if Instant::now() >= deadline => break None,
-                None => thread::sleep(Duration::from_millis(10)),
-            }
-        };
-        let elapsed = self.started.elapsed();
+        let status = self.proc.wait_for(timeout);
+        let elapsed = self.proc.started().elapsed();
         let timed_out = status.is_none();
-        let status = match status {
-            Some(s) => s,
-            None => {
-                let _ = child.kill();
-                child.wait().expect("reaping modelwatch")
-            }
-        };
-        let stdout = self
-            .stdout
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default();
-        let stderr = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default();
+        let status = status.unwrap_or_else(|| self.proc.kill());
+        let (stdout, stderr) = self.proc.take_output();
         assert!(
             !timed_out,
             "modelwatch did not exit within {timeout:?}; killed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
@@ -229,15 +162,6 @@ impl Running {
             stdout,
             stderr,
             elapsed,
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
         }
     }
 }

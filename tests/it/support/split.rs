@@ -21,8 +21,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,10 +38,7 @@ pub use super::private_broker::PrivateBroker;
 pub use super::provision::{ensure_broker, python_with_pika, run_bounded};
 pub use super::{connect, connect_to, oracle, read_metric_csv, Row, BROKER_URL};
 
-/// `config/default.toml` of this crate, by absolute path.
-pub fn config_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml")
-}
+use super::process::{Launch, Proc};
 
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
@@ -216,17 +213,15 @@ pub struct RoleProc {
     pub label: String,
     roles: String,
     url: String,
-    dir: tempfile::TempDir,
-    child: Child,
-    status: Option<ExitStatus>,
+    proc: Proc,
     pub started: Instant,
 }
 
 impl RoleProc {
     /// Starts the binary: current dir `<tmp>/cwd` (empty: no model artifact,
     /// so the model is fitted in memory), logs in `<tmp>/logs`, the bridge
-    /// on [`BROKER_URL`], and only `env` of the `MODELWATCH*`, `AMQP_URL`
-    /// and `RUST_LOG` variables.
+    /// on [`BROKER_URL`], and only `env` of the `MODELWATCH*`, `AMQP_URL`,
+    /// `RUST_LOG` and `FAILPOINTS` variables.
     pub fn spawn(label: &str, roles: &str, args: &[&str], env: &[(String, String)]) -> RoleProc {
         RoleProc::spawn_at(BROKER_URL, label, roles, args, env)
     }
@@ -239,12 +234,8 @@ impl RoleProc {
         args: &[&str],
         env: &[(String, String)],
     ) -> RoleProc {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("mw-split-{label}-"))
-            .tempdir()
-            .expect("creating a temp dir");
-        std::fs::create_dir(dir.path().join("cwd")).expect("creating the cwd");
-        RoleProc::spawn_in(dir, url, label, roles, args, env)
+        let launch = Launch::run().in_temp_dir(&format!("mw-split-{label}-"));
+        RoleProc::spawn_with(launch, url, label, roles, args, env)
     }
 
     /// Starts the same roles again in the same folder (same logs) once this
@@ -253,66 +244,39 @@ impl RoleProc {
         assert!(!self.is_running(), "{} is still running", self.label);
         let (roles, url) = (self.roles.clone(), self.url.clone());
         // Keep the folder: the new process takes it over.
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        RoleProc::spawn_in(dir, &url, &self.label, &roles, args, env)
+        let launch = Launch::run().in_dir(self.proc.take_dir());
+        RoleProc::spawn_with(launch, &url, &self.label, &roles, args, env)
     }
 
-    fn spawn_in(
-        dir: tempfile::TempDir,
+    fn spawn_with(
+        launch: Launch,
         url: &str,
         label: &str,
         roles: &str,
         args: &[&str],
         env: &[(String, String)],
     ) -> RoleProc {
-        let cwd = dir.path().join("cwd");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
-        cmd.arg("run")
-            .arg("--config")
-            .arg(config_path())
-            .arg("--roles")
-            .arg(roles)
-            .arg("--amqp-url")
-            .arg(url)
-            .arg("--logs-dir")
-            .arg(dir.path().join("logs"))
+        let proc = launch
+            .roles(roles)
+            .broker(url)
             .args(args)
-            .current_dir(&cwd)
-            .stdin(Stdio::null())
-            .stdout(File::create(dir.path().join("stdout.txt")).expect("stdout file"))
-            .stderr(File::create(dir.path().join("stderr.txt")).expect("stderr file"));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("MODELWATCH")
-                || matches!(k.as_str(), "AMQP_URL" | "RUST_LOG" | "FAILPOINTS")
-            {
-                cmd.env_remove(&k);
-            }
-        }
-        // Many runs at once: each serves HTTP on a free port of its own
-        // (logs/http.addr), never the default 9898.
-        cmd.env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0");
-        cmd.envs(env.iter().map(|(k, v)| (k, v)));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting modelwatch ({label}): {e}"));
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .spawn();
         RoleProc {
             label: label.to_string(),
             roles: roles.to_string(),
             url: url.to_string(),
-            dir,
-            child,
-            status: None,
-            started: Instant::now(),
+            started: proc.started(),
+            proc,
         }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.proc.pid()
     }
 
     pub fn logs_dir(&self) -> PathBuf {
-        self.dir.path().join("logs")
+        self.proc.dir().join("logs")
     }
 
     pub fn csv_path(&self) -> PathBuf {
@@ -325,7 +289,7 @@ impl RoleProc {
     }
 
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.txt")).unwrap_or_default()
+        std::fs::read_to_string(self.proc.dir().join("stderr.txt")).unwrap_or_default()
     }
 
     /// Its name, state and the end of its log, for failure messages.
@@ -336,7 +300,7 @@ impl RoleProc {
             "--- {} (pid {}, {:?}) pipeline.log (end) ---\n{}",
             self.label,
             self.pid(),
-            self.status,
+            self.proc.status(),
             tail(&log, 25)
         )
     }
@@ -359,24 +323,12 @@ impl RoleProc {
 
     /// Still running? (Records the exit status once it has exited.)
     pub fn is_running(&mut self) -> bool {
-        if self.status.is_some() {
-            return false;
-        }
-        match self.child.try_wait().expect("waiting for modelwatch") {
-            Some(s) => {
-                self.status = Some(s);
-                false
-            }
-            None => true,
-        }
+        self.proc.is_running()
     }
 
     /// Kills the process and panics with `what` and the end of its log.
     fn fail(&mut self, what: String) -> ! {
-        if self.is_running() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.proc.kill();
         panic!("{what}\n{}", self.report());
     }
 
@@ -450,12 +402,7 @@ impl RoleProc {
             self.label,
             self.report()
         );
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("running kill")
-            .success();
-        assert!(ok, "kill -TERM {} failed", self.pid());
+        self.proc.signal("TERM");
     }
 
     /// SIGKILL, and waits for the process to be gone.
@@ -466,28 +413,19 @@ impl RoleProc {
             self.label,
             self.report()
         );
-        let ok = Command::new("kill")
-            .args(["-KILL", &self.pid().to_string()])
-            .status()
-            .expect("running kill")
-            .success();
-        assert!(ok, "kill -KILL {} failed", self.pid());
-        self.status = Some(self.child.wait().expect("reaping the killed process"));
+        self.proc.signal("KILL");
+        self.proc.kill();
     }
 
     /// Waits for the exit; past `timeout` kills the process and fails.
     pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        while self.is_running() {
-            if Instant::now() >= deadline {
-                self.fail(format!(
-                    "{} still running after {timeout:?}: killed",
-                    self.label
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        match self.proc.wait_for_async(timeout).await {
+            Some(status) => status,
+            None => self.fail(format!(
+                "{} still running after {timeout:?}: killed",
+                self.label
+            )),
         }
-        self.status.expect("exited")
     }
 
     /// Waits for the exit and fails unless the code is 0.
@@ -537,15 +475,6 @@ impl RoleProc {
     pub fn join_dropped(&self, reason: &str) -> u64 {
         self.registry()
             .count_or_zero("modelwatch_join_dropped_total", &[("reason", reason)])
-    }
-}
-
-impl Drop for RoleProc {
-    fn drop(&mut self) {
-        if self.is_running() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -641,11 +570,10 @@ pub fn assert_ids_once(rows: &[Row], n: usize, what: &str) -> HashSet<u64> {
 /// test venv's Python ([`python_with_pika`]), never the system one.
 pub struct PyProc {
     pub label: String,
-    child: Child,
+    /// Owns the folder of its stderr.
+    proc: Proc,
     lines: Arc<Mutex<Vec<String>>>,
     stderr_path: PathBuf,
-    _dir: tempfile::TempDir,
-    status: Option<ExitStatus>,
 }
 
 impl PyProc {
@@ -679,11 +607,9 @@ impl PyProc {
         });
         PyProc {
             label: label.to_string(),
-            child,
+            proc: Proc::adopt(child, Some(dir)),
             lines,
             stderr_path,
-            _dir: dir,
-            status: None,
         }
     }
 
@@ -692,23 +618,11 @@ impl PyProc {
     }
 
     fn is_running(&mut self) -> bool {
-        if self.status.is_some() {
-            return false;
-        }
-        match self.child.try_wait().expect("waiting for python3") {
-            Some(s) => {
-                self.status = Some(s);
-                false
-            }
-            None => true,
-        }
+        self.proc.is_running()
     }
 
     fn fail(&mut self, what: String) -> ! {
-        if self.is_running() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.proc.kill();
         let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         let lines = self.lines();
         panic!(
@@ -741,7 +655,8 @@ impl PyProc {
                 }
                 self.fail(format!(
                     "{} exited ({:?}) before {what}",
-                    self.label, self.status
+                    self.label,
+                    self.proc.status()
                 ));
             }
             if Instant::now() >= deadline {
@@ -763,20 +678,15 @@ impl PyProc {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        if !self.status.expect("exited").success() {
-            self.fail(format!("{} exited with {:?}", self.label, self.status));
+        if !self.proc.status().expect("exited").success() {
+            self.fail(format!(
+                "{} exited with {:?}",
+                self.label,
+                self.proc.status()
+            ));
         }
         // Let the reader thread take the last lines.
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-impl Drop for PyProc {
-    fn drop(&mut self) {
-        if self.is_running() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
