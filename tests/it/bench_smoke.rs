@@ -21,6 +21,8 @@ const BENCH_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[test]
 fn bench_quick_produces_every_figure() {
+    // It measures speeds: not beside another timing test.
+    let _timing = crate::support::serial::timing_lock();
     let python = python_with_pika();
     let broker = PrivateBroker::start("bench-smoke");
     let url = broker.url();

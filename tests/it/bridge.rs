@@ -5,7 +5,7 @@
 //! the Python services.
 //!
 //! No test skips itself without a broker: they fail, saying so. The tests
-//! that publish to the broker take [`amqp::broker_lock`], so that no queue
+//! that publish to the broker take [`broker_lock`], so that no queue
 //! bound with `#` sees another test's run. The broker-restart test is in
 //! `bridge_restart.rs` (on a private broker).
 

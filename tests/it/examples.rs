@@ -92,6 +92,8 @@ fn check_output(name: &str, lines: &[String], rows: &HashMap<u64, Row>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_and_python_consumers_print_live_metrics() {
     let started = Instant::now();
+    // The consumers read `metrics` of `ml_pipeline`: no other run at once.
+    let _serial = broker_lock().await;
     wait_for_broker(Duration::from_secs(20)).await;
     let bin = tokio::task::spawn_blocking(example_binary).await.unwrap();
 

@@ -26,7 +26,6 @@ fn rfc3339(secs: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_reads_back_what_the_live_run_wrote() {
-    let _lock = broker_lock().await;
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("live");
     // About 8 s of samples, so that a time in the middle splits them.
@@ -246,7 +245,6 @@ async fn replay_reads_back_what_the_live_run_wrote() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_exit_2_with_a_clear_message() {
-    let _lock = broker_lock().await;
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("refusals");
 
@@ -352,7 +350,6 @@ async fn refusals_exit_2_with_a_clear_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_drops_old_segments() {
-    let _lock = broker_lock().await;
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("retention");
     // 8,000 messages of about 200 bytes (1.6 MB) into 4 KiB segments, 64 KiB
@@ -398,7 +395,6 @@ async fn retention_drops_old_segments() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_stream_with_other_arguments_is_used_as_it_is() {
-    let _lock = broker_lock().await;
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("other-args");
     let first = run_with_history(
@@ -491,7 +487,6 @@ fn alert_events(logs: &std::path::Path) -> Vec<(String, String, u64)> {
 /// baseline line) is the live one byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_makes_the_monitors_files_again() {
-    let _lock = broker_lock().await;
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("monitor");
     let run = run_with_history(
@@ -623,7 +618,6 @@ fn first_event(addr: &str, timeout: Duration) -> serde_json::Value {
 /// first window after run 1's last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_process_starts_with_the_windows_of_the_stream() {
-    let _lock = broker_lock().await;
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("backfill");
     let first = run_with_history(
@@ -782,7 +776,6 @@ fn rebuild_killed_when(
 /// once more on a finished folder changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_rebuild_resumes_to_the_files_of_an_uninterrupted_one() {
-    let _lock = broker_lock().await;
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("resume");
     // 40 windows of 250, alerts from the shift at the middle.
@@ -916,7 +909,6 @@ fn folder_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 /// and exited 0 with "already=3000".)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_into_a_live_runs_folder_is_refused_naming_the_labels() {
-    let _lock = broker_lock().await;
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("livedir");
     let run = run_with_history(&stream, &["--count", "3000", "--rate", "1000"], &[])
@@ -984,7 +976,6 @@ async fn a_rebuild_into_a_live_runs_folder_is_refused_naming_the_labels() {
 /// nothing was read: bad input).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_exits_1_when_the_stream_is_deleted_after_reading() {
-    let _lock = broker_lock().await;
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("deleted");
     run_with_history(&stream, &["--count", "200"], &[])

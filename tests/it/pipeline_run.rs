@@ -7,6 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support;
 use crate::support::sandbox::*;
 use modelwatch::log_format::METRIC_HEADER;
 
@@ -209,6 +210,7 @@ fn a_torn_last_line_with_four_fields_is_repaired_by_the_next_run() {
 
 #[test]
 fn the_rate_is_respected() {
+    let _timing = support::serial::timing_lock();
     let sb = Sandbox::new();
     let logs = sb.logs();
     run_ok(&sb, &logs, &["--rate", "200", "--count", "100"]);

@@ -46,17 +46,8 @@ pub const ROUTING_KEYS: [&str; 4] = ["features", "y_true", "y_pred", "metrics"];
 pub const LEGACY_QUEUES: [&str; 3] = ["features", "y_true", "y_pred"];
 /// The setting that makes the bridge declare [`LEGACY_QUEUES`].
 pub const LEGACY_QUEUES_KEY: &str = "MODELWATCH__BRIDGE__LEGACY_QUEUES";
-/// Serializes the tests of one test file that publish to the real broker:
-/// every run's messages reach every queue bound with `#`, and ids of two
-/// runs at once may even collide. Tests that never reach the broker do not
-/// take it.
-static BROKER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-pub async fn broker_lock() -> tokio::sync::MutexGuard<'static, ()> {
-    BROKER_LOCK.lock().await
-}
-
 use super::process::{Launch, Proc};
+pub use super::serial::broker_lock;
 
 /// A name no other test (or test process) uses.
 pub fn unique_name(what: &str) -> String {

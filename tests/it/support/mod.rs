@@ -4,6 +4,7 @@
 //!
 //! - [`process`]: the one way a test starts the binary (a builder, and a
 //!   child killed and cleaned up on drop);
+//! - [`serial`]: the locks of the few tests that must not overlap;
 //! - [`sandbox`]: a run of the binary in a temporary folder, and the strict
 //!   readers of the files it writes;
 //! - [`amqp`], [`split`], [`history`]: the shared RabbitMQ (unique queues,
@@ -33,6 +34,7 @@ pub mod private_broker;
 pub mod process;
 pub mod provision;
 pub mod sandbox;
+pub mod serial;
 pub mod split;
 
 /// The RabbitMQ these tests run against.

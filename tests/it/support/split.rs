@@ -75,7 +75,10 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub fn new(test: &str) -> TestBroker {
-        let prefix = format!("mwtest.{}.{test}", std::process::id());
+        // Unique in the test binary too (two modules may pick one `test`).
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("mwtest.{}.{n}.{test}", std::process::id());
         TestBroker {
             exchange: format!("{prefix}.x"),
             model_queue: format!("{prefix}.model"),
