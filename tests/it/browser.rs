@@ -483,6 +483,8 @@ async fn the_predict_form_gives_sklearns_prediction_and_refuses_bad_input_beside
 /// must leave the page working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_names_with_quotes_and_brackets_leave_every_chart_drawn() {
+    // Its source must finish within START: a throughput deadline.
+    let _timing = crate::support::serial::timing_lock_async().await;
     use crate::support::split::{ensure_broker, TestBroker, START, STOP};
     ensure_broker();
     let mut broker = TestBroker::new("browserq");

@@ -618,6 +618,8 @@ fn first_event(addr: &str, timeout: Duration) -> serde_json::Value {
 /// first window after run 1's last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_process_starts_with_the_windows_of_the_stream() {
+    // The backfill is bounded by a deadline.
+    let _timing = crate::support::serial::timing_lock_async().await;
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("backfill");
     let first = run_with_history(

@@ -79,6 +79,8 @@ fn allowed_false_flags(n: u64, p: f64) -> u64 {
 /// one, no alert, and drift flags no more often than the level allows.
 #[test]
 fn an_unshifted_stream_fires_no_alert() {
+    // The monitor (an observer) must keep up with 20,000 samples/s.
+    let _timing = crate::support::serial::timing_lock();
     let sb = Sandbox::new();
     let logs = sb.logs();
     // Paced so that the debug build's monitor keeps up (it is an observer:

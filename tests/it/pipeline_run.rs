@@ -543,6 +543,8 @@ fn assert_bounded(files: &[std::path::PathBuf], max: u64) {
 
 #[test]
 fn sighup_after_a_rename_continues_in_new_files_losing_and_doubling_nothing() {
+    // Every window counted: the monitor (an observer) must keep up.
+    let _timing = support::serial::timing_lock();
     let sb = Sandbox::new();
     let logs = sb.logs();
     let csv = logs.join("metric_log.csv");

@@ -95,6 +95,8 @@ async fn heads_further_apart_than_the_prefetch_still_join_every_row_at_once() {
 /// again, and it does not slow the rows behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orphan_half_expires_once_and_never_comes_back() {
+    // 2000 rows within the row deadline: a throughput deadline.
+    let _timing = crate::support::serial::timing_lock_async().await;
     const N: u64 = 2000;
     let conn = connect().await;
     let mut broker = TestBroker::new("orphan");

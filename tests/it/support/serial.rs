@@ -9,8 +9,12 @@
 //!   messages. Tests with an exchange of their own (history, the split
 //!   layout's [`super::split::TestBroker`]) or a private broker do not take
 //!   it.
-//! - [`timing_lock`]: the tests that measure the program's own timing or
-//!   speed (the source's rate, the bench): never two of them at once.
+//! - [`timing_lock`] (sync tests) and [`timing_lock_async`]: the tests
+//!   that measure the program's own timing or speed (the source's rate, the
+//!   bench), that need the monitor, an observer, to keep up with a fast
+//!   source, or that bound a throughput or a backfill by a deadline the
+//!   debug build meets only with most of the CPU: never two at once (each
+//!   of these missed its deadline when several of them overlapped).
 //!
 //! Both are tokio mutexes: no poisoning when a holder fails, and async
 //! tests await them without blocking their runtime.
@@ -28,4 +32,9 @@ pub async fn broker_lock() -> MutexGuard<'static, ()> {
 /// Held while a (synchronous) test measures timing or speed.
 pub fn timing_lock() -> MutexGuard<'static, ()> {
     TIMING.blocking_lock()
+}
+
+/// [`timing_lock`] for an async test.
+pub async fn timing_lock_async() -> MutexGuard<'static, ()> {
+    TIMING.lock().await
 }
