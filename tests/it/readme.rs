@@ -25,10 +25,6 @@
 //! address: the pipeline declares fixed names (`ml_pipeline`, the legacy
 //! queues), which must not land on the machine's shared broker.
 
-#[path = "common/private_broker.rs"]
-mod private_broker;
-#[path = "common/provision.rs"]
-mod provision;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -37,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use private_broker::PrivateBroker;
+use crate::support::private_broker::PrivateBroker;
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
 /// A block that ends by itself must end within this.
@@ -208,7 +204,7 @@ impl Folder {
 }
 
 /// The compiled `consume` example (`target/<profile>/examples/consume`),
-/// built when missing or older than its source (`cargo test --test readme`
+/// built when missing or older than its source (`cargo test --test it readme::`
 /// does not build examples).
 fn consume_example() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -257,7 +253,7 @@ impl Env {
                 .get_or_insert_with(|| PrivateBroker::start("readme"));
             s = s.replace("127.0.0.1:5672", &format!("127.0.0.1:{}", broker.port));
             if self.python_dir.is_none() {
-                let python = provision::python_with_pika();
+                let python = crate::support::provision::python_with_pika();
                 self.python_dir = python.parent().map(Path::to_path_buf);
             }
         }
