@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use modelwatch::log_format::METRIC_HEADER;
+use modelwatch::metric::log_format::METRIC_HEADER;
 
 /// Runs `run --count <count> --rate 0 [extra]` into `logs`, expecting exit 0.
 fn run_ok(sb: &Sandbox, logs: &Path, extra: &[&str]) -> Output {

@@ -34,7 +34,7 @@ use lapin::{Connection, ExchangeKind};
 
 use super::publish::stats::BridgeStats;
 use crate::config::{BridgeSettings, HistorySettings, InboundSettings};
-use crate::messages::Kind;
+use crate::core::messages::Kind;
 
 /// The legacy queues: the kinds the Python services exchanged.
 pub const LEGACY_KINDS: [Kind; 3] = [Kind::Features, Kind::YTrue, Kind::YPred];

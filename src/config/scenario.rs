@@ -21,7 +21,7 @@
 //! `F>X` / `F<X` (X a number or `median`) keep only that sub-population.
 //!
 //! The checks that need the data (known features, a non-empty population)
-//! are `crate::scenario::Plan::new`'s; `start` against `source.count` is
+//! are `crate::source::scenario::Plan::new`'s; `start` against `source.count` is
 //! checked with the source.
 
 use std::collections::BTreeMap;

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::ScenarioSettings;
 use super::{in_range, Check, ConfigError};
-use crate::data::Dataset;
-use crate::scenario::Plan;
+use crate::core::data::Dataset;
+use crate::source::scenario::Plan;
 
 /// Fastest `source.rate`: beyond it the pacing arithmetic loses meaning, and
 /// the pipeline does not reach a tenth of it anyway (BENCHMARKS.md).

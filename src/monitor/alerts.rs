@@ -23,7 +23,7 @@
 use std::collections::HashSet;
 
 use crate::config::monitor::{Op, RuleSettings};
-use crate::data::FEATURE_NAMES;
+use crate::core::data::FEATURE_NAMES;
 use crate::monitor::report::{AlertEvent, Band, Baseline, Drift, WindowReport, WindowStats};
 
 /// Longest rule name: it is a Prometheus label and a CSV cell.

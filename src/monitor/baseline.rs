@@ -27,7 +27,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::report::{Band, Baseline};
-use crate::data::Dataset;
+use crate::core::data::Dataset;
 use crate::model::LinearModel;
 
 /// Bootstrap windows drawn by default (`train --baseline-windows`).

@@ -205,7 +205,7 @@ fn check(points: &[f64], weights: &[f64]) -> Result<f64, KdeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::histogram::ErrorHistogram;
+    use crate::plot::histogram::ErrorHistogram;
 
     fn close(got: f64, want: f64, rel: f64) {
         assert!(

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::messages::SampleId;
+use crate::core::messages::SampleId;
 
 /// A figure that may be missing (NaN) goes on the wire as `null` (JSON has
 /// no NaN) and comes back as NaN, so a reader of the `monitor` messages

@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::report::{AlertEvent, Baseline, Drift, WindowReport, WindowStats};
-use crate::metrics::BatchHistogram;
+use crate::core::metrics::BatchHistogram;
 
 type F64Gauge = Gauge<f64, AtomicU64>;
 
@@ -306,7 +306,7 @@ impl MonitorMetrics {
         if w.features.is_empty() {
             // No features: the last figures would be another window's.
             self.windows_without_features.inc();
-            for feature in crate::data::FEATURE_NAMES {
+            for feature in crate::core::data::FEATURE_NAMES {
                 self.set_no_drift(feature);
             }
         }

@@ -18,7 +18,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use modelwatch::log_format::METRIC_HEADER;
+use modelwatch::metric::log_format::METRIC_HEADER;
 
 /// Longest a single run of the binary may take before it is killed and the
 /// test fails. Generous: every run in these tests takes a few seconds at most.

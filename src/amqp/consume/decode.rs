@@ -16,8 +16,8 @@
 
 use serde_json::Value;
 
-use crate::data::N_FEATURES;
-use crate::messages::{
+use crate::core::data::N_FEATURES;
+use crate::core::messages::{
     Features, Kind, MetricRecord, Prediction, SampleId, Truth, MAX_ABS_FEATURE, MAX_ABS_VALUE,
 };
 
@@ -255,7 +255,7 @@ impl Decode for MetricRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::WireMessage;
+    use crate::core::messages::WireMessage;
 
     #[test]
     fn our_own_messages_round_trip() {

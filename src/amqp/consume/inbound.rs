@@ -6,7 +6,7 @@
 //! starve the other; plot: `metrics`). Processes running the same role
 //! share the queue and so the work (competing consumers). Deliveries are
 //! decoded in batches and handed to the local actor with a completion token
-//! ([`crate::done`]); a batch is acknowledged only when its work is done
+//! ([`crate::core::done`]); a batch is acknowledged only when its work is done
 //! (prediction confirmed by the broker, row written), with one `multiple`
 //! ack for every run of finished batches. A failed batch is requeued. A
 //! malformed message is published to the dead-letter exchange with the
@@ -38,9 +38,9 @@ use super::decode::{decode, Decode};
 use super::throttle::Throttle;
 use crate::amqp::{connection, topology};
 use crate::config::{redact_url, BridgeSettings, InboundSettings};
-use crate::done::{Done, Outcome};
-use crate::messages::{Batch, Kind};
-use crate::metrics::{Metrics, QueueReasonLabel};
+use crate::core::done::{Done, Outcome};
+use crate::core::messages::{Batch, Kind};
+use crate::core::metrics::{Metrics, QueueReasonLabel};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
@@ -415,7 +415,7 @@ where
         let (done, outcome) = Done::new();
         let batch = Batch::new(items, Instant::now()).with_done(Some(done));
         if let Err(e) = self.target.send(batch).await {
-            crate::actors::fatal_dead_actor("inbound", e);
+            crate::core::actor::fatal_dead_actor("inbound", e);
         }
         Ok((handed, Some(outcome)))
     }
