@@ -470,7 +470,7 @@ fn appendable(what: &str, path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(meta) if !meta.is_file() => Err(format!(
             "{what}: {} is {}, not a regular file: remove or rename it",
-            crate::config::sanitize(&path.display().to_string()),
+            crate::core::text::sanitize(&path.display().to_string()),
             if meta.is_dir() {
                 "a directory"
             } else {

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use std::collections::BTreeMap;
 
 use super::monitor::{default_rules, RuleSettings};
-use super::redact::{sanitize, shown_path};
 use super::scenario::{parse_spec, ScenarioSettings};
 use super::{ConfigError, Overrides, Settings, CONFIG_ENV, ENV_PREFIX, IMPLICIT_CONFIG};
 use crate::core::data::FEATURE_NAMES;
+use crate::core::text::{sanitize, shown_path};
 
 /// Largest config file read; a config is a few KiB.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;

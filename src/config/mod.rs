@@ -35,13 +35,13 @@ pub mod metric;
 pub mod model;
 pub mod monitor;
 pub mod plot;
-pub mod redact;
 pub mod roles;
 pub mod scenario;
 pub mod source;
 #[cfg(test)]
 mod tests;
 
+use crate::core::text::{redact_url, sanitize};
 pub use bridge::{BridgeSettings, OnFull};
 pub use flags::Overrides;
 pub use history::HistorySettings;
@@ -53,7 +53,6 @@ pub use metric::MetricSettings;
 pub use model::ModelSettings;
 pub use monitor::{MonitorSettings, Op, RuleSettings};
 pub use plot::PlotSettings;
-pub use redact::{redact_credentials, redact_url, sanitize};
 pub use roles::Role;
 pub use scenario::ScenarioSettings;
 pub use source::{SourceSettings, MAX_RATE};
@@ -205,7 +204,7 @@ impl ConfigError {
 
     fn file(path: &std::path::Path, problem: impl Into<String>) -> ConfigError {
         ConfigError::File {
-            path: redact::shown_path(path),
+            path: crate::core::text::shown_path(path),
             problem: sanitize(&problem.into()),
         }
     }

@@ -97,7 +97,7 @@ pub fn parse_spec(spec: &str) -> Result<ScenarioSettings, String> {
         if item.is_empty() {
             return Err("an empty item (two commas, or a comma at an end)".to_owned());
         }
-        let shown = crate::config::sanitize(item);
+        let shown = crate::core::text::sanitize(item);
         let name_len = item
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .ok_or_else(|| format!("{shown:?} has no operator (+=, -=, *=, ~=, =, >, <)"))?;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::core::text::redact_credentials;
 
 fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let dir = tempfile::tempdir().unwrap();

@@ -20,3 +20,4 @@ pub mod metrics;
 pub mod output_file;
 pub mod reopen;
 pub mod shutdown;
+pub mod text;

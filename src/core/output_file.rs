@@ -46,7 +46,7 @@ fn not_regular(path: &Path) -> io::Result<Option<&'static str>> {
 /// `path` holds nothing or a regular file; else the reason, for a message
 /// that names the path (`<path> is a FIFO, not a regular file: ...`).
 pub fn check(path: &Path) -> Result<(), String> {
-    let shown = crate::config::sanitize(&path.display().to_string());
+    let shown = crate::core::text::sanitize(&path.display().to_string());
     match not_regular(path) {
         Ok(None) => Ok(()),
         Ok(Some(what)) => Err(format!(

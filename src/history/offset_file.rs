@@ -40,7 +40,7 @@ impl OffsetFile {
     }
 
     fn shown(&self) -> String {
-        crate::config::sanitize(&self.path.display().to_string())
+        crate::core::text::sanitize(&self.path.display().to_string())
     }
 
     /// The offset saved last, or `None` when the file does not exist yet

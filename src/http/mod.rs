@@ -6,3 +6,18 @@
 pub mod dashboard;
 pub mod exposition;
 pub mod server;
+
+use actix_web::{web, HttpResponse};
+
+/// `Allow` of a resource that answers GET and HEAD.
+pub const GET_HEAD: &str = "GET, HEAD";
+
+/// The route for the methods a resource does not answer: 405 with the
+/// `Allow` header listing those it does (RFC 9110 15.5.6).
+pub fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::route().to(move || async move {
+        HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, allow))
+            .finish()
+    })
+}

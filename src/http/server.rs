@@ -44,6 +44,7 @@ use actix_web::body::BoxBody;
 use actix_web::{web, App, HttpResponse};
 use prometheus_client::metrics::gauge::Gauge;
 
+use super::{not_allowed, GET_HEAD};
 use crate::config::http::{Listen, DEFAULT_ADDR};
 use crate::core::metrics::{Telemetry, OPENMETRICS_CONTENT_TYPE};
 use crate::http::dashboard::routes::MAX_BODY_BYTES;
@@ -186,19 +187,6 @@ impl Server {
         self.streams.cancel();
         self.handle.stop(true).await;
     }
-}
-
-/// `Allow` of a resource that answers GET and HEAD.
-pub const GET_HEAD: &str = "GET, HEAD";
-
-/// The route for the methods a resource does not answer: 405 with the
-/// `Allow` header listing those it does (RFC 9110 15.5.6).
-pub fn not_allowed(allow: &'static str) -> actix_web::Route {
-    web::route().to(move || async move {
-        HttpResponse::MethodNotAllowed()
-            .insert_header((actix_web::http::header::ALLOW, allow))
-            .finish()
-    })
 }
 
 /// Starts serving on `listener` (inside an actix System); stop it with the

@@ -97,7 +97,7 @@ impl Journal {
             let corrupt = || JournalError::Corrupt {
                 path: path.to_owned(),
                 line: n,
-                text: crate::amqp::consume::decode::bounded_text(text.trim_end(), QUOTE_MAX),
+                text: crate::core::text::bounded_text(text.trim_end(), QUOTE_MAX),
             };
             if !line.ends_with(b"\n") {
                 return Err(corrupt()); // longer than MAX_LINE (a torn tail was cut at open)

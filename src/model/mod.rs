@@ -194,7 +194,7 @@ impl LinearModel {
 
     /// Reads and checks an artifact.
     pub fn load(path: &Path) -> Result<LinearModel, ModelError> {
-        let shown = crate::config::sanitize(&path.display().to_string());
+        let shown = crate::core::text::sanitize(&path.display().to_string());
         let text = read_bounded(path, &shown)?;
         let mut model: LinearModel =
             serde_json::from_str(&text).map_err(|source| ModelError::Corrupt {

@@ -183,7 +183,7 @@ pub fn parse_metric(name: &str) -> Result<Pattern, String> {
         "dataset_drift" => return Ok(Pattern::One(Metric::DatasetDrift)),
         _ => {}
     }
-    let shown = crate::config::sanitize(name);
+    let shown = crate::core::text::sanitize(name);
     if let Some((head, tail)) = name.split_once('.') {
         if head == "period" {
             return stat(tail)
@@ -329,7 +329,7 @@ fn check_rule(
             "name",
             format!(
                 "must be 1 to {MAX_NAME_BYTES} letters, digits, '_', '-' or '.', got {:?}",
-                crate::config::sanitize(&r.name)
+                crate::core::text::sanitize(&r.name)
             ),
         ));
     }

@@ -43,7 +43,7 @@ pub struct ScenarioError {
 
 fn error(key: impl Into<String>, problem: impl Into<String>) -> ScenarioError {
     ScenarioError {
-        key: crate::config::sanitize(&key.into()),
+        key: crate::core::text::sanitize(&key.into()),
         problem: problem.into(),
     }
 }
@@ -81,7 +81,7 @@ fn feature(key: &str, name: &str) -> Result<usize, ScenarioError> {
                 key,
                 format!(
                     "unknown feature {:?}: one of {}",
-                    crate::config::sanitize(name),
+                    crate::core::text::sanitize(name),
                     FEATURE_NAMES.join(", ")
                 ),
             )
@@ -217,7 +217,7 @@ impl Plan {
                             format!("population.{key}"),
                             format!(
                                 "must be a number or \"median\", got {:?}",
-                                crate::config::sanitize(w)
+                                crate::core::text::sanitize(w)
                             ),
                         )),
                     }

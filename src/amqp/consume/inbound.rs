@@ -37,10 +37,11 @@ use tokio::sync::watch;
 use super::decode::{decode, Decode};
 use super::throttle::Throttle;
 use crate::amqp::{connection, topology};
-use crate::config::{redact_url, BridgeSettings, InboundSettings};
+use crate::config::{BridgeSettings, InboundSettings};
 use crate::core::done::{Done, Outcome};
 use crate::core::messages::{Batch, Kind};
 use crate::core::metrics::{Metrics, QueueReasonLabel};
+use crate::core::text::redact_url;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 

@@ -231,7 +231,7 @@ pub fn parse_json(body: &[u8], model: &LinearModel) -> Result<Input, FieldError>
     // key given twice is refused rather than either silently chosen.
     if let Some(key) = duplicate_key(body) {
         return Err(FieldError::new(
-            crate::config::sanitize(&key),
+            crate::core::text::sanitize(&key),
             "is given twice",
         ));
     }
@@ -240,7 +240,7 @@ pub fn parse_json(body: &[u8], model: &LinearModel) -> Result<Input, FieldError>
         .ok_or_else(|| FieldError::new("body", "must be a JSON object"))?;
     for key in obj.keys() {
         if key != "scaled" && !FEATURE_NAMES.contains(&key.as_str()) {
-            let shown = crate::config::sanitize(key);
+            let shown = crate::core::text::sanitize(key);
             return Err(FieldError::new(
                 shown,
                 "is not a field (expected age, sex, bmi, bp, s1..s6, or scaled alone)",

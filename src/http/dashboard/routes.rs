@@ -60,7 +60,7 @@ async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, HttpResponse
 /// Adds the dashboard's routes to an app.
 pub fn configure(cfg: &mut web::ServiceConfig, dash: Dashboard) {
     let body_limit = web::PayloadConfig::new(MAX_BODY_BYTES);
-    use crate::http::server::{not_allowed, GET_HEAD};
+    use crate::http::{not_allowed, GET_HEAD};
     cfg.app_data(web::Data::new(dash))
         .service(
             web::resource("/")

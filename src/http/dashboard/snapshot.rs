@@ -44,7 +44,7 @@ impl ModelInfo {
         ModelInfo {
             r2: model.training.r2,
             mae: model.training.mae,
-            origin: crate::config::sanitize(origin),
+            origin: crate::core::text::sanitize(origin),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Redaction: text from outside made fit for a one-line message.
+//! Text from outside made fit for a one-line message (redaction, escaping,
+//! bounds), for every layer that quotes it.
 //!
 //! Every text a config error quotes (a key, a path, a parser message, a
 //! value) goes through [`sanitize`]: URL passwords replaced by `***`,
@@ -24,7 +25,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// A path as shown in a message: bounded and escaped.
-pub(super) fn shown_path(path: &Path) -> String {
+pub fn shown_path(path: &Path) -> String {
     sanitize(&path.display().to_string())
 }
 
@@ -76,5 +77,24 @@ pub fn redact_credentials(text: &str) -> String {
         }
     }
     out.push_str(rest);
+    out
+}
+
+/// `s` with control characters escaped, cut (on a character boundary) to
+/// at most `max` bytes, the cut marked with "...".
+pub fn bounded_text(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for c in s.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        if out.len() + piece.len() > max.saturating_sub(3) {
+            out.push_str("...");
+            return out;
+        }
+        out.push_str(&piece);
+    }
     out
 }
