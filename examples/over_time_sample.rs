@@ -12,8 +12,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use modelwatch::model::baseline::{Band, Baseline};
 use modelwatch::monitor::over_time::OverTime;
-use modelwatch::monitor::report::{AlertEvent, Band, Baseline, WindowReport, WindowStats};
+use modelwatch::monitor::report::{AlertEvent, WindowReport, WindowStats};
 use modelwatch::plot::histogram::ErrorHistogram;
 use modelwatch::plot::render::{density_curve, render_png, PlotSpec};
 

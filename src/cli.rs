@@ -205,11 +205,11 @@ fn in_range(text: &str, range: std::ops::RangeInclusive<usize>) -> Result<usize,
 }
 
 fn baseline_window(text: &str) -> Result<usize, String> {
-    in_range(text, crate::monitor::baseline::WINDOW_RANGE)
+    in_range(text, crate::model::baseline::WINDOW_RANGE)
 }
 
 fn baseline_windows(text: &str) -> Result<usize, String> {
-    in_range(text, crate::monitor::baseline::WINDOWS_RANGE)
+    in_range(text, crate::model::baseline::WINDOWS_RANGE)
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -550,7 +550,7 @@ fn train(args: TrainArgs) -> i32 {
 }
 
 /// The baseline as `train` prints it: one line per metric.
-fn baseline_summary(b: &crate::monitor::report::Baseline, took: std::time::Duration) -> String {
+fn baseline_summary(b: &crate::model::baseline::Baseline, took: std::time::Duration) -> String {
     let mut out = format!(
         "baseline: {} bootstrap windows of {} rows (seed {}) in {:.1} ms\n",
         b.windows,

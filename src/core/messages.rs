@@ -188,7 +188,8 @@ pub trait WireMessage: Send + Sync + 'static {
     fn to_json(&self) -> Vec<u8>;
 }
 
-fn envelope<B: Serialize>(id: SampleId, body: B) -> Vec<u8> {
+/// The wire body `{"id": <id>, "body": <body>}` of every message kind.
+pub fn envelope<B: Serialize>(id: SampleId, body: B) -> Vec<u8> {
     serde_json::to_vec(&Envelope { id, body }).expect("finite numbers always serialize")
 }
 
@@ -246,27 +247,6 @@ impl WireMessage for MetricRecord {
 pub struct Published<T> {
     pub id: SampleId,
     pub body: T,
-}
-
-impl WireMessage for Published<crate::monitor::report::WindowReport> {
-    const KIND: Kind = Kind::Monitor;
-    fn id(&self) -> SampleId {
-        self.id
-    }
-    fn to_json(&self) -> Vec<u8> {
-        // serde_json writes a NaN (the R² of a constant window) as null.
-        envelope(self.id, &self.body)
-    }
-}
-
-impl WireMessage for Published<crate::monitor::report::AlertEvent> {
-    const KIND: Kind = Kind::Alerts;
-    fn id(&self) -> SampleId {
-        self.id
-    }
-    fn to_json(&self) -> Vec<u8> {
-        envelope(self.id, &self.body)
-    }
 }
 
 #[cfg(test)]

@@ -56,11 +56,11 @@ use crate::metric::join::RecentIds;
 use crate::metric::log_format::{
     read_metric_log, write_label_line, write_metric_rows, METRIC_HEADER,
 };
+use crate::model::baseline::Baseline;
 use crate::monitor::engine::Monitor;
 use crate::monitor::files::{self, MonitorFiles, Written};
 use crate::monitor::log::LastRow;
 use crate::monitor::over_time::OverTime;
-use crate::monitor::report::Baseline;
 use crate::pipeline::{load_or_fit_model, open_log, LogPaths};
 use crate::plot::histogram::ErrorHistogram;
 use crate::plot::render::{render_png, PlotSpec};

@@ -11,6 +11,7 @@
 //! The [`ModelActor`] that answers features with predictions is [`actor`].
 
 pub mod actor;
+pub mod baseline;
 pub use actor::ModelActor;
 
 use std::path::Path;
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::data::{Dataset, FeatureVector, Scaling, FEATURE_NAMES, N_FEATURES};
 use crate::core::messages::{MAX_ABS_FEATURE, MAX_ABS_VALUE};
-use crate::monitor::report::Baseline;
+use baseline::Baseline;
 
 /// Largest |prediction| an artifact may produce for any accepted feature
 /// row: a tenth of [`MAX_ABS_VALUE`], so that rounding never carries a
@@ -239,7 +240,7 @@ impl LinearModel {
             ));
         }
         if let Some(b) = &self.baseline {
-            crate::monitor::baseline::check(b).map_err(|e| format!("baseline.{e}"))?;
+            baseline::check(b).map_err(|e| format!("baseline.{e}"))?;
         }
         if self.feature_names != FEATURE_NAMES {
             return Err(format!(

@@ -24,7 +24,8 @@ use std::collections::HashSet;
 
 use crate::config::monitor::{Op, RuleSettings};
 use crate::core::data::FEATURE_NAMES;
-use crate::monitor::report::{AlertEvent, Band, Baseline, Drift, WindowReport, WindowStats};
+use crate::model::baseline::{Band, Baseline};
+use crate::monitor::report::{AlertEvent, Drift, WindowReport, WindowStats};
 
 /// Longest rule name: it is a Prometheus label and a CSV cell.
 pub const MAX_NAME_BYTES: usize = 64;

@@ -39,11 +39,12 @@ use std::time::{Duration, Instant};
 
 use super::alerts::{RuleError, Rules};
 use super::drift::DriftDetector;
-use super::report::{AlertEvent, Baseline, WindowReport, WindowStats};
+use super::report::{AlertEvent, WindowReport, WindowStats};
 use super::rolling::{CountWindow, PeriodWindow};
 use crate::config::MonitorSettings;
 use crate::core::data::FeatureVector;
 use crate::core::messages::{Features, MetricRecord, SampleId};
+use crate::model::baseline::Baseline;
 
 /// Features kept waiting for their record at most, beyond `window`: how
 /// far features may run ahead of records (the source's `max_in_flight` ×

@@ -17,10 +17,10 @@ use super::drift::{DriftConfig, DriftDetector};
 use super::engine::{Closed, Monitor};
 use super::log::{last_row, write_event, write_row, LastRow, Resumed};
 use super::over_time::OverTime;
-use super::report::Baseline;
 use crate::config::MonitorSettings;
 use crate::core::append_file::AppendFile;
 use crate::core::messages::MetricRecord;
+use crate::model::baseline::Baseline;
 use crate::model::LinearModel;
 use crate::pipeline::LogPaths;
 

@@ -5,7 +5,7 @@
 //! that owns a [`Monitor`] and [`render_over_time`], its picture. The
 //! logic: the rolling windows, the training baseline, the
 //! drift statistics, the alert rules, and what the pictures need: the
-//! density curve of the errors ([`kde`]) and the bounded series of window
+//! density curve of the errors (`plot::kde`, shared with the histogram) and the bounded series of window
 //! figures that `error_over_time.png` draws ([`over_time`]). [`report`]
 //! holds the types that leave the monitor: one [`report::WindowReport`] per
 //! closed window, one [`report::AlertEvent`] per fire or resolve, and the
@@ -19,7 +19,6 @@ pub mod baseline;
 pub mod drift;
 pub mod engine;
 pub mod files;
-pub mod kde;
 pub mod log;
 pub mod over_time;
 pub mod render_over_time;

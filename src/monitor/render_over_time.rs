@@ -23,8 +23,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::model::baseline::{Band, Baseline};
 use crate::monitor::over_time::{Marker, OverTime, Point};
-use crate::monitor::report::{Band, Baseline};
+
 use crate::plot::render::{write_png, PlotSpec, RenderError};
 
 pub const MAE_COLOR: RGBColor = RGBColor(31, 119, 180);

@@ -15,8 +15,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::report::{AlertEvent, Baseline, Drift, WindowReport, WindowStats};
+use super::report::{AlertEvent, Drift, WindowReport, WindowStats};
 use crate::core::metrics::BatchHistogram;
+use crate::model::baseline::Baseline;
 
 type F64Gauge = Gauge<f64, AtomicU64>;
 

@@ -19,7 +19,7 @@ use actix::prelude::*;
 use crate::core::messages::{Batch, MetricRecord};
 use crate::core::metrics::Metrics;
 use crate::metric::log_format::read_metric_log;
-use crate::monitor::report::Baseline;
+use crate::model::baseline::Baseline;
 use crate::plot::histogram::ErrorHistogram;
 use crate::plot::render::{render_png, PlotSpec};
 use crate::plot::renderer::{Draw, Renderer};

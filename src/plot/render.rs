@@ -17,9 +17,9 @@ use std::sync::Once;
 
 use plotters::prelude::*;
 
-use crate::monitor::kde::Kde;
-use crate::monitor::report::Baseline;
+use crate::model::baseline::Baseline;
 use crate::plot::histogram::ErrorHistogram;
+use crate::plot::kde::Kde;
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
@@ -260,6 +260,7 @@ pub(crate) mod test_png {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::baseline::Band;
 
     #[test]
     fn renders_a_png_of_the_configured_size() {
@@ -356,7 +357,6 @@ mod tests {
 
     #[test]
     fn the_picture_shows_the_curve_and_the_training_mae() {
-        use crate::monitor::report::Band;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.png");
         // Errors spread evenly over [0, 100): every bar the same height.

@@ -57,7 +57,7 @@ fn num(v: f64, digits: usize) -> String {
 /// The line under the histogram (the script writes the same words).
 pub fn hist_summary(
     h: &crate::plot::view::HistogramView,
-    baseline: Option<&crate::monitor::report::Baseline>,
+    baseline: Option<&crate::model::baseline::Baseline>,
 ) -> String {
     let mut s = format!(
         "{} rows at the last render of the plot, mean {}, largest {}",

@@ -19,8 +19,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::core::metrics::{EventLabel, Metrics, QueueEventLabel, ReasonLabel};
+use crate::model::baseline::Baseline;
 use crate::model::LinearModel;
-use crate::monitor::report::{AlertEvent, Baseline, BoardState, Drift, WindowReport};
+use crate::monitor::report::{AlertEvent, BoardState, Drift, WindowReport};
 use crate::plot::view::HistogramView;
 
 /// Reasons a half is dropped by the join (the `reason` label's values).
@@ -250,7 +251,8 @@ pub fn last_seq(board: &BoardState) -> Option<u64> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::monitor::report::{Band, WindowStats};
+    use crate::model::baseline::Band;
+    use crate::monitor::report::WindowStats;
 
     pub fn band(mean: f64) -> Band {
         Band {
