@@ -382,7 +382,7 @@ async fn forward_signals(shutdown: Shutdown, reopen: [crate::core::reopen::Reope
 /// The "run finished" line, from the telemetry registry (and the latency
 /// quantiles of the metric's own histogram).
 fn log_summary(report: &pipeline::RunReport, metrics: &crate::core::metrics::Metrics) {
-    let rss = logging::peak_rss_kib().unwrap_or(0);
+    let rss = crate::core::metrics::peak_rss_kib().unwrap_or(0);
     let secs = format!("{:.3}", report.elapsed.as_secs_f64());
     let dropped = |reason| {
         metrics

@@ -105,11 +105,6 @@ pub fn exit_on_panic() {
     }));
 }
 
-/// Peak resident memory of this process in KiB (Linux `VmHWM`), if known.
-pub fn peak_rss_kib() -> Option<u64> {
-    crate::core::metrics::status_kib("VmHWM:")
-}
-
 #[cfg(test)]
 mod tests {
     use super::colour;

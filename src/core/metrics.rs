@@ -135,8 +135,13 @@ pub struct Metrics {
     pub peak_resident_memory_bytes: Gauge,
     /// Set at the end of a run: from start to the end of the drain.
     pub run_seconds: Gauge<f64, AtomicU64>,
-    /// The monitor's figures, drift and alerts.
-    pub monitor: crate::monitor::telemetry::MonitorMetrics,
+}
+
+/// A feature's own metric families: it holds their handles and registers
+/// them in the one registry ([`Telemetry::with_families`]), so this
+/// module, below every feature, never names the feature's types.
+pub trait Families {
+    fn register(&self, r: &mut Registry);
 }
 
 /// The registry and its handles.
@@ -154,6 +159,13 @@ impl std::fmt::Debug for Telemetry {
 impl Telemetry {
     /// A registry with every family registered under `modelwatch_`.
     pub fn new(roles: &str) -> Arc<Telemetry> {
+        Telemetry::with_families(roles, &[])
+    }
+
+    /// As [`Telemetry::new`], with the families a feature declares itself
+    /// (the monitor's, `monitor::telemetry::MonitorMetrics`) registered in
+    /// the same registry, after the pipeline's own.
+    pub fn with_families(roles: &str, features: &[&dyn Families]) -> Arc<Telemetry> {
         let m = Metrics {
             samples_emitted: Counter::default(),
             rows_written: Counter::default(),
@@ -181,7 +193,6 @@ impl Telemetry {
             resident_memory_bytes: Gauge::default(),
             peak_resident_memory_bytes: Gauge::default(),
             run_seconds: Gauge::default(),
-            monitor: Default::default(),
         };
         let mut r = Registry::with_prefix("modelwatch");
         r.register(
@@ -319,7 +330,9 @@ impl Telemetry {
             Unit::Seconds,
             m.run_seconds.clone(),
         );
-        m.monitor.register(&mut r);
+        for f in features {
+            f.register(&mut r);
+        }
         r.register(
             "build",
             "Version and roles of this process",
@@ -384,6 +397,11 @@ impl Metrics {
             .get_or_create(&ActorLabel { actor })
             .inc();
     }
+}
+
+/// Peak resident memory of this process in KiB (Linux `VmHWM`), if known.
+pub fn peak_rss_kib() -> Option<u64> {
+    status_kib("VmHWM:")
 }
 
 /// A `/proc/self/status` field in KiB (Linux: `VmRSS:`, `VmHWM:`).

@@ -369,6 +369,12 @@ impl MonitorMetrics {
     }
 }
 
+impl crate::core::metrics::Families for MonitorMetrics {
+    fn register(&self, r: &mut Registry) {
+        MonitorMetrics::register(self, r)
+    }
+}
+
 impl Default for MonitorMetrics {
     fn default() -> Self {
         MonitorMetrics::new()

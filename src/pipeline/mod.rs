@@ -44,6 +44,7 @@ use crate::model::ModelActor;
 use crate::model::{LinearModel, ModelError};
 use crate::monitor::actor::{FinalFlush, MonitorActor, Reference};
 use crate::monitor::report::Board;
+use crate::monitor::telemetry::MonitorMetrics;
 use crate::plot::actor::FinalRender;
 use crate::plot::render::PlotSpec;
 use crate::plot::view::PlotView;
@@ -229,7 +230,9 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         .iter()
         .map(|r| format!("{r:?}").to_lowercase())
         .collect();
-    let telemetry = Telemetry::new(&roles.join(","));
+    // The monitor's families are registered whether or not it runs here.
+    let monitor_metrics = MonitorMetrics::new();
+    let telemetry = Telemetry::with_families(&roles.join(","), &[&monitor_metrics]);
     // Bound first: an address the user gave that is in use is bad
     // configuration (exit 2); `auto` falls back to a free port.
     let http = match crate::http::server::bind_listen(settings.http.listen())? {
@@ -354,7 +357,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
                 &paths,
                 baseline.clone(),
                 board.clone(),
-                telemetry.metrics.monitor.clone(),
+                monitor_metrics.clone(),
             )
             .context("starting the monitor")?,
         ),
