@@ -17,10 +17,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{ConfigSource, Overrides, Role, Settings, CONFIG_ENV, DEFAULT_TOML};
 use crate::core::data::Dataset;
 use crate::core::exit;
+use crate::core::log_paths::LogPaths;
 use crate::core::logging;
 use crate::core::shutdown::Shutdown;
 use crate::model::LinearModel;
-use crate::pipeline::{self, LogPaths};
+use crate::pipeline;
 
 /// `--version`: the crate version and the git commit it was built from
 /// (build.rs; "unknown" outside a git checkout).

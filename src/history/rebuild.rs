@@ -51,17 +51,18 @@ use super::reader::Entry;
 use crate::config::Settings;
 use crate::core::append_file::AppendFile;
 use crate::core::data::N_FEATURES;
+use crate::core::log_paths::{open_log, LogPaths};
 use crate::core::messages::{Features, Kind, MetricRecord};
 use crate::metric::join::RecentIds;
 use crate::metric::log_format::{
     read_metric_log, write_label_line, write_metric_rows, METRIC_HEADER,
 };
 use crate::model::baseline::Baseline;
+use crate::model::load_or_fit_model;
 use crate::monitor::engine::Monitor;
 use crate::monitor::files::{self, MonitorFiles, Written};
 use crate::monitor::log::LastRow;
 use crate::monitor::over_time::OverTime;
-use crate::pipeline::{load_or_fit_model, open_log, LogPaths};
 use crate::plot::histogram::ErrorHistogram;
 use crate::plot::render::{render_png, PlotSpec};
 
@@ -305,7 +306,7 @@ impl Rebuild {
         paths.create_dir()?;
         // The folder of a running process is that process's: a rebuild
         // there would be a second writer of its files.
-        let lock = crate::pipeline::lock_logs_dir(&paths.dir)?;
+        let lock = crate::core::log_paths::lock_logs_dir(&paths.dir)?;
         let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
         let window = settings.metric.dedup_window;
         let mut labels_held = Held::default();

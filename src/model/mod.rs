@@ -302,6 +302,26 @@ pub fn mean_absolute_error(y: ndarray::ArrayView1<f64>, pred: ndarray::ArrayView
     y.iter().zip(pred).map(|(a, b)| (a - b).abs()).sum::<f64>() / y.len() as f64
 }
 
+/// Loads the model artifact, or fits the model in memory when there is none.
+pub fn load_or_fit_model(path: &Path) -> Result<LinearModel, ModelError> {
+    if path.exists() {
+        let m = LinearModel::load(path)?;
+        if m.training.data_sha256 != Dataset::embedded().sha256 {
+            tracing::warn!(artifact = %path.display(), "model was fitted on other data than the embedded set");
+        }
+        tracing::info!(artifact = %path.display(), r2 = m.training.r2, "model loaded");
+        Ok(m)
+    } else {
+        let m = LinearModel::fit(Dataset::embedded())?;
+        tracing::info!(
+            artifact = %path.display(),
+            r2 = m.training.r2,
+            "no model artifact; fitted in memory (`modelwatch train` writes one)"
+        );
+        Ok(m)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

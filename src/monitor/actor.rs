@@ -35,6 +35,7 @@ use anyhow::Context as _;
 use crate::amqp::BridgeActor;
 use crate::config::{MonitorSettings, Settings};
 use crate::core::ids::IdGenerator;
+use crate::core::log_paths::LogPaths;
 use crate::core::messages::{Batch, Features, MetricRecord, Published};
 use crate::history::backfill::{monitor_history, START_DEADLINE};
 use crate::history::StreamSource;
@@ -48,7 +49,6 @@ use crate::monitor::log::LastRow;
 use crate::monitor::over_time::{OverTime, MAX_EVENTS};
 use crate::monitor::report::{AlertEvent, Board, WindowReport};
 use crate::monitor::telemetry::MonitorMetrics;
-use crate::pipeline::LogPaths;
 use crate::plot::render::PlotSpec;
 use crate::plot::renderer::{Draw, Renderer};
 

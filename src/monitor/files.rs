@@ -19,10 +19,10 @@ use super::log::{last_row, write_event, write_row, LastRow, Resumed};
 use super::over_time::OverTime;
 use crate::config::MonitorSettings;
 use crate::core::append_file::AppendFile;
+use crate::core::log_paths::LogPaths;
 use crate::core::messages::MetricRecord;
 use crate::model::baseline::Baseline;
 use crate::model::LinearModel;
-use crate::pipeline::LogPaths;
 
 /// Points of `error_over_time.png` kept (neighbours merge when full).
 pub const SERIES_POINTS: usize = 2000;

@@ -14,7 +14,7 @@
 //! [`RunReport::shortfall`] says what.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::amqp::{Bridge, BridgeActor, BridgeReport};
 use crate::config::{Role, Settings};
-use crate::core::append_file::{AppendFile, Rotation};
 use crate::core::data::Dataset;
 use crate::core::fanout::Fanout;
+use crate::core::log_paths::{lock_logs_dir, LogPaths};
 use crate::core::messages::{Batch, Features, Kind, MetricRecord, Prediction, Truth};
 use crate::core::metrics::{Metrics, Telemetry};
 use crate::core::reopen::Reopen;
@@ -41,7 +41,7 @@ use crate::metric::log_format::METRIC_HEADER;
 use crate::metric::throughput::ThroughputObserver;
 use crate::metric::MetricActor;
 use crate::model::ModelActor;
-use crate::model::{LinearModel, ModelError};
+use crate::model::{load_or_fit_model, LinearModel};
 use crate::monitor::actor::{FinalFlush, MonitorActor, Reference};
 use crate::monitor::report::Board;
 use crate::monitor::telemetry::MonitorMetrics;
@@ -53,66 +53,6 @@ use crate::source::actor::SourceReport;
 use crate::source::sampler::Sampler;
 use crate::source::scenario::{Plan, Scenario};
 use crate::source::FeatureSource;
-
-/// The files a run writes, all in `logs.dir`.
-#[derive(Debug, Clone)]
-pub struct LogPaths {
-    pub dir: PathBuf,
-    pub metric_csv: PathBuf,
-    pub labels: PathBuf,
-    pub pipeline_log: PathBuf,
-    pub plot_png: PathBuf,
-    /// The metric's waiting halves, in the split layout.
-    pub pending_journal: PathBuf,
-    /// The address the HTTP server got (useful with port 0).
-    pub http_addr: PathBuf,
-    /// The telemetry registry at exit, in the OpenMetrics text format.
-    pub final_metrics: PathBuf,
-    /// The monitor's closed windows, its alert events, its picture.
-    pub over_time_csv: PathBuf,
-    pub alerts: PathBuf,
-    pub over_time_png: PathBuf,
-    /// How the appended logs are bounded and reopened (`logs.max_bytes`,
-    /// `logs.keep`, SIGHUP); none unless [`LogPaths::with_rotation`].
-    pub rotation: Rotation,
-}
-
-impl LogPaths {
-    pub fn new(dir: &Path) -> LogPaths {
-        LogPaths {
-            dir: dir.to_owned(),
-            metric_csv: dir.join("metric_log.csv"),
-            labels: dir.join("labels_log.txt"),
-            pipeline_log: dir.join("pipeline.log"),
-            plot_png: dir.join("error_distribution.png"),
-            pending_journal: dir.join("pending_halves.journal"),
-            http_addr: dir.join("http.addr"),
-            final_metrics: dir.join("final_metrics.txt"),
-            over_time_csv: dir.join("metrics_over_time.csv"),
-            alerts: dir.join("alerts.jsonl"),
-            over_time_png: dir.join("error_over_time.png"),
-            rotation: Rotation::default(),
-        }
-    }
-
-    /// Bounds and reopens the logs opened through these paths.
-    pub fn with_rotation(mut self, rotation: Rotation) -> LogPaths {
-        self.rotation = rotation;
-        self
-    }
-
-    /// Opens one of these logs for appending (see [`open_log`]), with the
-    /// rotation.
-    pub fn open_log(&self, path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
-        Ok(open_log(path, header)?.with_rotation(self.rotation.clone()))
-    }
-
-    /// Creates the folder; an error names it.
-    pub fn create_dir(&self) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("logs.dir {}: cannot create", self.dir.display()))
-    }
-}
 
 /// What start-up opened and checked, for the roles this process runs.
 pub struct Prepared {
@@ -133,62 +73,6 @@ pub struct Prepared {
     _logs_lock: Option<std::fs::File>,
     /// The HTTP server's listener, bound.
     http: Option<TcpListener>,
-}
-
-/// Loads the model artifact, or fits the model in memory when there is none.
-pub fn load_or_fit_model(path: &Path) -> Result<LinearModel, ModelError> {
-    if path.exists() {
-        let m = LinearModel::load(path)?;
-        if m.training.data_sha256 != Dataset::embedded().sha256 {
-            tracing::warn!(artifact = %path.display(), "model was fitted on other data than the embedded set");
-        }
-        tracing::info!(artifact = %path.display(), r2 = m.training.r2, "model loaded");
-        Ok(m)
-    } else {
-        let m = LinearModel::fit(Dataset::embedded())?;
-        tracing::info!(
-            artifact = %path.display(),
-            r2 = m.training.r2,
-            "no model artifact; fitted in memory (`modelwatch train` writes one)"
-        );
-        Ok(m)
-    }
-}
-
-/// Takes the logs dir's lock (`.modelwatch.lock`, an exclusive `flock`
-/// released when the process ends, even by `kill -9`); held by another
-/// process, it is bad configuration (exit 2) naming the folder.
-pub fn lock_logs_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
-    let path = dir.join(".modelwatch.lock");
-    // A link planted there is not followed, a FIFO not waited on.
-    let file = crate::core::append_file::open_regular(&path, false)
-        .with_context(|| format!("logs.dir: cannot create {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd as _;
-        // SAFETY: flock on a descriptor this function owns.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            anyhow::bail!(
-                "logs.dir {}: in use by another modelwatch process (a run with the metric role or a replay --rebuild; one writer per logs dir: give each its own folder)",
-                dir.display()
-            );
-        }
-    }
-    Ok(file)
-}
-
-/// Opens one log file for appending, logging a repaired torn line.
-pub fn open_log(path: &Path, header: Option<&str>) -> anyhow::Result<AppendFile> {
-    let (file, report) = AppendFile::open(path, header)?;
-    if report.repaired_bytes > 0 {
-        tracing::warn!(
-            bytes = report.repaired_bytes,
-            file = %path.display(),
-            "cut a torn last line left by an earlier crash"
-        );
-    }
-    Ok(file)
 }
 
 /// With the server off, removes an earlier run's `logs/http.addr`.
