@@ -32,7 +32,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use anyhow::Context as _;
 
-use crate::amqp::BridgeActor;
 use crate::config::{MonitorSettings, Settings};
 use crate::core::ids::IdGenerator;
 use crate::core::log_paths::LogPaths;
@@ -158,6 +157,15 @@ impl std::fmt::Display for MonitorShortfall {
 /// without it.
 const FINAL_RENDER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where the monitor's closed windows and alert events go on the exchange
+/// (routing keys `monitor` and `alerts`): the bridge's mailbox, wired by
+/// the pipeline, so the monitor needs nothing of the AMQP side.
+#[derive(Clone)]
+pub struct ToExchange {
+    pub windows: Recipient<Batch<Published<WindowReport>>>,
+    pub events: Recipient<Batch<Published<AlertEvent>>>,
+}
+
 pub struct MonitorActor {
     monitor: Monitor,
     files: MonitorFiles,
@@ -167,7 +175,7 @@ pub struct MonitorActor {
     interval: Duration,
     board: Board,
     metrics: MonitorMetrics,
-    bridge: Option<Addr<BridgeActor>>,
+    bridge: Option<ToExchange>,
     ids: IdGenerator,
     rules: Vec<String>,
     /// Feature ids seen lately, when features come from a queue (at least once).
@@ -333,7 +341,7 @@ impl MonitorActor {
 
     /// Sends closed windows and alert events to the exchange too (those
     /// the restore at start closed first).
-    pub fn with_bridge(mut self, bridge: Option<Addr<BridgeActor>>) -> MonitorActor {
+    pub fn with_bridge(mut self, bridge: Option<ToExchange>) -> MonitorActor {
         self.bridge = bridge;
         let unsent = std::mem::take(&mut self.unsent);
         if self.bridge.is_some() {
@@ -357,7 +365,7 @@ impl MonitorActor {
             id: self.ids.next_id(),
             body: report,
         };
-        bridge.do_send(Batch::new(vec![report], now));
+        bridge.windows.do_send(Batch::new(vec![report], now));
         if !events.is_empty() {
             let events: Vec<_> = events
                 .into_iter()
@@ -366,7 +374,7 @@ impl MonitorActor {
                     body,
                 })
                 .collect();
-            bridge.do_send(Batch::new(events, now));
+            bridge.events.do_send(Batch::new(events, now));
         }
     }
 
@@ -379,7 +387,7 @@ impl MonitorActor {
         interval: Duration,
         board: Board,
         metrics: MonitorMetrics,
-        bridge: Option<Addr<BridgeActor>>,
+        bridge: Option<ToExchange>,
         dedup_features: Option<usize>,
     ) -> MonitorActor {
         board.set_baseline(baseline.clone());

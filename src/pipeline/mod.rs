@@ -42,7 +42,7 @@ use crate::metric::throughput::ThroughputObserver;
 use crate::metric::MetricActor;
 use crate::model::ModelActor;
 use crate::model::{load_or_fit_model, LinearModel};
-use crate::monitor::actor::{FinalFlush, MonitorActor, Reference};
+use crate::monitor::actor::{FinalFlush, MonitorActor, Reference, ToExchange};
 use crate::monitor::report::Board;
 use crate::monitor::telemetry::MonitorMetrics;
 use crate::plot::actor::FinalRender;
@@ -572,9 +572,12 @@ impl Actors {
         // CPU the pipeline leaves (and misses, counted, what it cannot do).
         let monitor_thread = Arbiter::new();
         monitor_thread.spawn_fn(crate::core::actor::lower_this_threads_priority);
-        let bridge_addr = bridge.as_ref().map(|b| b.actor.clone());
+        let to_exchange = bridge.as_ref().map(|b| ToExchange {
+            windows: b.actor.clone().recipient(),
+            events: b.actor.clone().recipient(),
+        });
         routes.monitor = monitor.map(|actor| {
-            let actor = actor.with_bridge(bridge_addr);
+            let actor = actor.with_bridge(to_exchange);
             MonitorActor::start_in_arbiter(&monitor_thread.handle(), move |_| actor)
         });
         routes.plot = plot.map(|actor| Supervisor::start(move |_| actor));
