@@ -271,7 +271,7 @@ fn usage_error(e: impl std::fmt::Display) -> i32 {
 
 fn run(args: RunArgs) -> i32 {
     let source = args.config.source();
-    let settings = match Settings::load_from(&source, &args.overrides) {
+    let settings = match Settings::load_from(&source, &args.overrides, pipeline::check::semantics) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
@@ -483,7 +483,11 @@ fn appendable(what: &str, path: &Path) -> Result<(), String> {
 }
 
 fn train(args: TrainArgs) -> i32 {
-    let settings = match Settings::load_from(&args.config.source(), &Overrides::default()) {
+    let settings = match Settings::load_from(
+        &args.config.source(),
+        &Overrides::default(),
+        pipeline::check::semantics,
+    ) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
@@ -616,7 +620,11 @@ fn replay(args: ReplayArgs) -> i32 {
         amqp_url: args.amqp_url.clone(),
         ..Overrides::default()
     };
-    let settings = match Settings::load_from(&args.config.source(), &overrides) {
+    let settings = match Settings::load_from(
+        &args.config.source(),
+        &overrides,
+        pipeline::check::semantics,
+    ) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
@@ -670,7 +678,11 @@ fn config(args: ConfigCmdArgs) -> i32 {
     if args.default {
         return print_out(DEFAULT_TOML.as_bytes(), "the default configuration");
     }
-    match Settings::load_from(&args.config.source(), &Overrides::default()) {
+    match Settings::load_from(
+        &args.config.source(),
+        &Overrides::default(),
+        pipeline::check::semantics,
+    ) {
         Ok(s) => print_out(s.to_redacted_toml().as_bytes(), "the configuration"),
         Err(e) => usage_error(e),
     }

@@ -47,7 +47,7 @@ pub use flags::Overrides;
 pub use history::HistorySettings;
 pub use http::HttpSettings;
 pub use inbound::InboundSettings;
-pub use load::ConfigSource;
+pub use load::{ConfigSource, Semantics};
 pub use logs::LogSettings;
 pub use metric::MetricSettings;
 pub use model::ModelSettings;
@@ -181,7 +181,8 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
+    /// `key` has a value that is wrong for `problem`: both sanitized.
+    pub fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             key: sanitize(key),
             problem: sanitize(&problem.into()),

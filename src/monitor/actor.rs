@@ -19,8 +19,9 @@
 //! `metrics_over_time.csv` and takes in the rows of `metric_log.csv` written
 //! after that window (see [`crate::monitor::log::records_after`]).
 //!
-//! With history on, it starts with what the stream holds (see
-//! [`crate::history::backfill::monitor_history`]): the board and the
+//! With history on, it starts with what the stream holds (read before it
+//! opens by the pipeline's restore step, `history::backfill::monitor_history`,
+//! and handed in: no broker I/O in the constructor): the board and the
 //! picture get the earlier windows and alert events, and a monitor without
 //! logs of its own numbers its windows after the stream's last. Opening
 //! and writing the files is [`crate::monitor::files`], shared with
@@ -36,8 +37,6 @@ use crate::config::{MonitorSettings, Settings};
 use crate::core::ids::IdGenerator;
 use crate::core::log_paths::LogPaths;
 use crate::core::messages::{Batch, Features, MetricRecord, Published};
-use crate::history::backfill::{monitor_history, START_DEADLINE};
-use crate::history::StreamSource;
 use crate::metric::join::RecentIds;
 use crate::model::baseline::Baseline;
 use crate::model::LinearModel;
@@ -46,7 +45,7 @@ use crate::monitor::engine::{Closed, Monitor, SEALED_WAIT_MS};
 use crate::monitor::files::{self, MonitorFiles, Opened};
 use crate::monitor::log::LastRow;
 use crate::monitor::over_time::{OverTime, MAX_EVENTS};
-use crate::monitor::report::{AlertEvent, Board, WindowReport};
+use crate::monitor::report::{AlertEvent, Board, MonitorHistory, WindowReport};
 use crate::monitor::telemetry::MonitorMetrics;
 use crate::plot::render::PlotSpec;
 use crate::plot::renderer::{Draw, Renderer};
@@ -203,27 +202,29 @@ impl MonitorActor {
     /// `metrics_over_time.csv`, and the rows of `metric_log.csv` written
     /// after that window's last record taken in again (so every record is
     /// in exactly one window, across restarts and `kill -9`).
+    ///
+    /// `opened` is what [`files::open`] opened; `history` what the history
+    /// stream held of earlier windows and events, read by the caller
+    /// (bounded, with a deadline; `None` without history or when it could
+    /// not be read): the board and the picture start with them, and a
+    /// monitor without logs of its own continues their numbering. No broker
+    /// I/O here.
     pub fn open(
         settings: &Settings,
         paths: &LogPaths,
         reference: Reference,
         board: Board,
         metrics: MonitorMetrics,
+        opened: Opened,
+        history: Option<Backfilled>,
     ) -> anyhow::Result<MonitorActor> {
         let s = &settings.monitor;
         let Opened {
             mut monitor,
             files,
             last,
-        } = files::open(s, paths, &reference.model, &reference.baseline)?;
-        // With history, what the stream holds of earlier windows and events
-        // (bounded, with a deadline): the board and the picture start with
-        // them, and a monitor without logs of its own continues their
-        // numbering.
-        let earlier = match settings.bridge.enabled && settings.history.enabled {
-            true => backfill(settings, last),
-            false => Earlier::default(),
-        };
+        } = opened;
+        let earlier = history.map_or_else(Earlier::default, |h| earlier_of(h, last));
         if let (None, Some(seq)) = (last, earlier.last_seq) {
             monitor.resume(seq, 0);
             tracing::info!(
@@ -578,24 +579,19 @@ struct Earlier {
     last_seq: Option<u64>,
 }
 
-/// Reads the last [`BOARD_WINDOWS`](crate::monitor::report::BOARD_WINDOWS)
-/// `monitor` and [`BOARD_EVENTS`](crate::monitor::report::BOARD_EVENTS)
-/// `alerts` messages of the history, within [`START_DEADLINE`]. A broker
-/// that is down or slow costs at most that; then the monitor starts
-/// without them (a WARN line says why).
-fn backfill(settings: &Settings, last: Option<LastRow>) -> Earlier {
-    let started = std::time::Instant::now();
-    let found = match monitor_history(StreamSource::of(settings), START_DEADLINE) {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(
-                error = %e,
-                took_ms = started.elapsed().as_millis() as u64,
-                "monitor: could not read the history stream; the board starts empty"
-            );
-            return Earlier::default();
-        }
-    };
+/// What a monitor read from the history stream at start, and how long
+/// that took (the pipeline's restore step reads it, within
+/// `history::backfill::START_DEADLINE`).
+pub struct Backfilled {
+    pub found: MonitorHistory,
+    pub took: Duration,
+}
+
+/// The windows and events of `h` the board and the picture start with: all
+/// of them, or with logs here, only those up to `last` (the later ones the
+/// restore closes again: never shown twice).
+fn earlier_of(h: Backfilled, last: Option<LastRow>) -> Earlier {
+    let found = h.found;
     let last_seq = found.windows.last().map(|w| w.seq);
     let upto = last.map_or(u64::MAX, |l| l.seq);
     let windows: Vec<WindowReport> = found
@@ -610,7 +606,7 @@ fn backfill(settings: &Settings, last: Option<LastRow>) -> Earlier {
         last_window = last_seq,
         malformed = found.malformed,
         complete = found.complete,
-        took_ms = started.elapsed().as_millis() as u64,
+        took_ms = h.took.as_millis() as u64,
         "monitor: backfilled the board from the history stream"
     );
     Earlier {

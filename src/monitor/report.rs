@@ -168,6 +168,21 @@ impl Board {
     }
 }
 
+/// What the history holds of the monitor's recent output: read by
+/// `history::backfill::monitor_history` in the pipeline's restore step and
+/// handed to the monitor as it opens.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorHistory {
+    /// The last closed windows, oldest first.
+    pub windows: Vec<WindowReport>,
+    /// The last alert events, oldest first.
+    pub events: Vec<AlertEvent>,
+    /// Messages of those keys whose body is not a window or an event.
+    pub malformed: u64,
+    /// Both reads ended before the deadline (else: what they had by then).
+    pub complete: bool,
+}
+
 // The monitor's messages on the exchange (routing keys `monitor` and
 // `alerts`): declared here, beside the types, so that the vocabulary in
 // `core::messages` does not import the monitor back.

@@ -25,6 +25,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::scenario::{Cut, ScenarioSettings};
+use crate::config::{ConfigError, SourceSettings};
 use crate::core::data::{Dataset, FeatureVector, FEATURE_NAMES, N_FEATURES};
 
 /// Largest |shift| (raw units) and |target_bias|, |target_noise|.
@@ -99,6 +100,18 @@ pub fn median(data: &Dataset, column: usize) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// The meaning of `source.scenario` against the data set (known features,
+/// a population that exists), as a configuration error naming the key
+/// (`source.scenario.<key>`): run by the settings loader after the shape
+/// checks ([`crate::config::Semantics`]).
+pub fn check_settings(s: &SourceSettings) -> Result<(), ConfigError> {
+    if let Some(scenario) = &s.scenario {
+        Plan::new(scenario, Dataset::embedded())
+            .map_err(|e| ConfigError::invalid(&format!("source.scenario.{}", e.key), e.problem))?;
+    }
+    Ok(())
 }
 
 impl Plan {
