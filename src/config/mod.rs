@@ -16,8 +16,9 @@
 //! [`bridge`], [`inbound`], [`history`], [`http`], [`monitor`]; [`Settings::validate`] runs the checks
 //! in that order. Then how the layers combine ([`load`]), the command-line
 //! flags that override keys ([`flags`]: a flag is declared and mapped
-//! there, once) and [`redact`]ion. A new key is a field, its default and
-//! its check in its section's file, plus its line in `config/default.toml`
+//! there, once) and redaction (`core::text`, shared with every layer
+//! that quotes text). A new key is a field, its default and its check in
+//! its section's file, plus its line in `config/default.toml`
 //! (a test keeps the two equal) and in the README's table.
 
 use std::time::Duration;

@@ -13,7 +13,7 @@
 //! windows of the stream.
 //!
 //! A window whose targets are all equal has no R² (see `rolling`): the R²
-//! band is taken over the windows that have one; from [`WINDOW_RANGE`]'s
+//! band is taken over the windows that have one; from [`WINDOW_RANGE`](crate::model::baseline::WINDOW_RANGE)'s
 //! lower end of 10 rows on that is practically all of them.
 //!
 //! The baseline is stored in the model artifact by `modelwatch train`;

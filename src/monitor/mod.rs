@@ -2,7 +2,7 @@
 //! training, and whether its inputs still look like the training data.
 //!
 //! One folder for the whole feature: the pure logic, and the [`actor`]
-//! that owns a [`Monitor`] and [`render_over_time`], its picture. The
+//! that owns a [`Monitor`](engine::Monitor) and [`render_over_time`], its picture. The
 //! logic: the rolling windows, the training baseline, the
 //! drift statistics, the alert rules, and what the pictures need: the
 //! density curve of the errors (`plot::kde`, shared with the histogram) and the bounded series of window

@@ -1,6 +1,6 @@
 //! Start-up, step 3: start the actors. The bridge (when on) on a runtime
 //! of its own, then the local actors under supervisors from the end of the
-//! pipeline to its start (each needs its recipients), wired by [`Routes`]
+//! pipeline to its start (each needs its recipients), wired by `Routes`
 //! (who receives what, in one table), and the consumers that feed a local
 //! role whose producer runs in another process. Every actor is made from
 //! what the restore step read: none reads the broker as it is made.
