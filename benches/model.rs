@@ -4,7 +4,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array2;
 
-use modelwatch::data::Dataset;
+use modelwatch::core::data::Dataset;
 use modelwatch::model::LinearModel;
 
 fn predict(c: &mut Criterion) {

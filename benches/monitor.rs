@@ -7,7 +7,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use modelwatch::data::Dataset;
+use modelwatch::core::data::Dataset;
 use modelwatch::model::LinearModel;
 use modelwatch::monitor::baseline;
 use modelwatch::monitor::drift::{DriftConfig, DriftDetector};

@@ -12,10 +12,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use modelwatch::histogram::ErrorHistogram;
+use modelwatch::model::baseline::{Band, Baseline};
 use modelwatch::monitor::over_time::OverTime;
-use modelwatch::monitor::report::{AlertEvent, Band, Baseline, WindowReport, WindowStats};
-use modelwatch::render::{density_curve, render_png, PlotSpec};
+use modelwatch::monitor::report::{AlertEvent, WindowReport, WindowStats};
+use modelwatch::plot::histogram::ErrorHistogram;
+use modelwatch::plot::render::{density_curve, render_png, PlotSpec};
 
 /// A deterministic uniform in (0, 1) (a 64-bit LCG).
 struct Lcg(u64);

@@ -15,12 +15,13 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{ConfigSource, Overrides, Role, Settings, CONFIG_ENV, DEFAULT_TOML};
-use crate::data::Dataset;
-use crate::exit;
+use crate::core::data::Dataset;
+use crate::core::exit;
+use crate::core::log_paths::LogPaths;
+use crate::core::logging;
+use crate::core::shutdown::Shutdown;
 use crate::model::LinearModel;
-use crate::pipeline::{self, LogPaths};
-use crate::shutdown::Shutdown;
-use crate::telemetry;
+use crate::pipeline;
 
 /// `--version`: the crate version and the git commit it was built from
 /// (build.rs; "unknown" outside a git checkout).
@@ -205,16 +206,16 @@ fn in_range(text: &str, range: std::ops::RangeInclusive<usize>) -> Result<usize,
 }
 
 fn baseline_window(text: &str) -> Result<usize, String> {
-    in_range(text, crate::monitor::baseline::WINDOW_RANGE)
+    in_range(text, crate::model::baseline::WINDOW_RANGE)
 }
 
 fn baseline_windows(text: &str) -> Result<usize, String> {
-    in_range(text, crate::monitor::baseline::WINDOWS_RANGE)
+    in_range(text, crate::model::baseline::WINDOWS_RANGE)
 }
 
 /// Runs the parsed command; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
-    telemetry::exit_on_panic();
+    logging::exit_on_panic();
     let _failpoints = fail::FailScenario::setup();
     match cli.command {
         Some(Command::Run(args)) => run(args),
@@ -270,7 +271,7 @@ fn usage_error(e: impl std::fmt::Display) -> i32 {
 
 fn run(args: RunArgs) -> i32 {
     let source = args.config.source();
-    let settings = match Settings::load_from(&source, &args.overrides) {
+    let settings = match Settings::load_from(&source, &args.overrides, pipeline::check::semantics) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
@@ -278,7 +279,7 @@ fn run(args: RunArgs) -> i32 {
         return print_out(settings.to_redacted_toml().as_bytes(), "the configuration");
     }
     // pipeline.log's own rotation; the data files get theirs in `prepare`.
-    let log_reopen = crate::reopen::Reopen::new();
+    let log_reopen = crate::core::reopen::Reopen::new();
     let paths =
         LogPaths::new(&settings.logs.dir).with_rotation(settings.logs.rotation(&log_reopen));
     if let Err(e) = check_output_files(&settings, &paths) {
@@ -288,7 +289,7 @@ fn run(args: RunArgs) -> i32 {
         return usage_error(error_chain(&e));
     }
     let log_file = (paths.pipeline_log.as_path(), paths.rotation.clone());
-    let _log_guard = match telemetry::init(&settings.logs.level, Some(log_file)) {
+    let _log_guard = match logging::init(&settings.logs.level, Some(log_file)) {
         Ok(g) => g,
         Err(e) => return usage_error(format!("{}: {e}", paths.pipeline_log.display())),
     };
@@ -318,7 +319,8 @@ fn run(args: RunArgs) -> i32 {
             .run_seconds
             .set(report.elapsed.as_secs_f64());
     }
-    if let Err(e) = crate::output_file::replace(&final_metrics, telemetry.encode().as_bytes()) {
+    if let Err(e) = crate::core::output_file::replace(&final_metrics, telemetry.encode().as_bytes())
+    {
         tracing::error!(error = %e, file = %final_metrics.display(), "cannot write the final metrics");
     }
     match result {
@@ -346,7 +348,7 @@ fn run(args: RunArgs) -> i32 {
 /// signal drains, the second aborts the drain; and SIGHUP (logrotate's
 /// `postrotate`) into a request to reopen every log file. The only place
 /// that knows about signals.
-async fn forward_signals(shutdown: Shutdown, reopen: [crate::reopen::Reopen; 2]) {
+async fn forward_signals(shutdown: Shutdown, reopen: [crate::core::reopen::Reopen; 2]) {
     use tokio::signal::unix::{signal, SignalKind};
     let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
@@ -365,7 +367,7 @@ async fn forward_signals(shutdown: Shutdown, reopen: [crate::reopen::Reopen; 2])
             _ = term.recv() => "SIGTERM",
             _ = hup.recv() => {
                 // Asked first: this line is the first of the new pipeline.log.
-                reopen.iter().for_each(crate::reopen::Reopen::request);
+                reopen.iter().for_each(crate::core::reopen::Reopen::request);
                 tracing::info!("SIGHUP: reopening the log files at their next write");
                 continue;
             }
@@ -380,13 +382,13 @@ async fn forward_signals(shutdown: Shutdown, reopen: [crate::reopen::Reopen; 2])
 
 /// The "run finished" line, from the telemetry registry (and the latency
 /// quantiles of the metric's own histogram).
-fn log_summary(report: &pipeline::RunReport, metrics: &crate::metrics::Metrics) {
-    let rss = telemetry::peak_rss_kib().unwrap_or(0);
+fn log_summary(report: &pipeline::RunReport, metrics: &crate::core::metrics::Metrics) {
+    let rss = crate::core::metrics::peak_rss_kib().unwrap_or(0);
     let secs = format!("{:.3}", report.elapsed.as_secs_f64());
     let dropped = |reason| {
         metrics
             .join_dropped
-            .get_or_create(&crate::metrics::ReasonLabel { reason })
+            .get_or_create(&crate::core::metrics::ReasonLabel { reason })
             .get()
     };
     match &report.metric {
@@ -461,7 +463,7 @@ fn check_output_files(settings: &Settings, paths: &LogPaths) -> Result<(), Strin
 
 /// `path`, written whole by a rename, holds nothing or a regular file.
 fn replaceable(what: &str, path: &Path) -> Result<(), String> {
-    crate::output_file::check(path).map_err(|why| format!("{what}: {why}"))
+    crate::core::output_file::check(path).map_err(|why| format!("{what}: {why}"))
 }
 
 /// `path`, appended to, is absent or (through any link) a regular file.
@@ -469,7 +471,7 @@ fn appendable(what: &str, path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(meta) if !meta.is_file() => Err(format!(
             "{what}: {} is {}, not a regular file: remove or rename it",
-            crate::config::sanitize(&path.display().to_string()),
+            crate::core::text::sanitize(&path.display().to_string()),
             if meta.is_dir() {
                 "a directory"
             } else {
@@ -481,11 +483,15 @@ fn appendable(what: &str, path: &Path) -> Result<(), String> {
 }
 
 fn train(args: TrainArgs) -> i32 {
-    let settings = match Settings::load_from(&args.config.source(), &Overrides::default()) {
+    let settings = match Settings::load_from(
+        &args.config.source(),
+        &Overrides::default(),
+        pipeline::check::semantics,
+    ) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
-    let _ = telemetry::init(&settings.logs.level, None);
+    let _ = logging::init(&settings.logs.level, None);
     let (key, out) = match args.out {
         Some(out) => ("--out", out),
         None => ("model.artifact", settings.model.artifact),
@@ -549,7 +555,7 @@ fn train(args: TrainArgs) -> i32 {
 }
 
 /// The baseline as `train` prints it: one line per metric.
-fn baseline_summary(b: &crate::monitor::report::Baseline, took: std::time::Duration) -> String {
+fn baseline_summary(b: &crate::model::baseline::Baseline, took: std::time::Duration) -> String {
     let mut out = format!(
         "baseline: {} bootstrap windows of {} rows (seed {}) in {:.1} ms\n",
         b.windows,
@@ -574,7 +580,7 @@ fn baseline_summary(b: &crate::monitor::report::Baseline, took: std::time::Durat
 }
 
 fn bench(args: BenchArgs) -> i32 {
-    let _ = telemetry::init("warn", None);
+    let _ = logging::init("warn", None);
     let config = args
         .config
         .source()
@@ -614,12 +620,16 @@ fn replay(args: ReplayArgs) -> i32 {
         amqp_url: args.amqp_url.clone(),
         ..Overrides::default()
     };
-    let settings = match Settings::load_from(&args.config.source(), &overrides) {
+    let settings = match Settings::load_from(
+        &args.config.source(),
+        &overrides,
+        pipeline::check::semantics,
+    ) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
     // Logs to stderr only: stdout carries the lines.
-    let _ = telemetry::init(&settings.logs.level, None);
+    let _ = logging::init(&settings.logs.level, None);
     let request = crate::history::replay::ReplayRequest {
         from: args.from,
         until: args.until,
@@ -668,7 +678,11 @@ fn config(args: ConfigCmdArgs) -> i32 {
     if args.default {
         return print_out(DEFAULT_TOML.as_bytes(), "the default configuration");
     }
-    match Settings::load_from(&args.config.source(), &Overrides::default()) {
+    match Settings::load_from(
+        &args.config.source(),
+        &Overrides::default(),
+        pipeline::check::semantics,
+    ) {
         Ok(s) => print_out(s.to_redacted_toml().as_bytes(), "the configuration"),
         Err(e) => usage_error(e),
     }

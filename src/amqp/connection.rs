@@ -34,13 +34,6 @@ pub async fn close_quietly(conn: &lapin::Connection, code: u16, why: &str) {
     .await;
 }
 
-/// Did the broker refuse with 406 PRECONDITION_FAILED (other properties)?
-pub fn is_precondition_failed(e: &lapin::Error) -> bool {
-    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp)
-        if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
-}
-
 /// A refusal by the broker that no retry can fix: the login (ACCESS_REFUSED,
 /// 403) or the virtual host (NOT_ALLOWED, 530) was refused. `None` for
 /// everything else (unreachable, reset, timed out: transient).
@@ -135,7 +128,7 @@ pub fn check_topology(settings: &Settings) -> Result<(), BrokerCheckError> {
 
 fn check(settings: &BridgeSettings, plan: Option<Plan>) -> Result<(), BrokerCheckError> {
     let settings = settings.clone();
-    let url = crate::config::redact_url(&settings.url);
+    let url = crate::core::text::redact_url(&settings.url);
     let outcome = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -178,7 +171,7 @@ fn check(settings: &BridgeSettings, plan: Option<Plan>) -> Result<(), BrokerChec
             }
         },
         Ok(Outcome::Declare(d)) if d.is_refusal() || d.is_history_refusal() => {
-            let reason = crate::config::sanitize(&d.error.to_string());
+            let reason = crate::core::text::sanitize(&d.error.to_string());
             let hint = if d.key == "history.queue" && reason.contains("inequivalent arg") {
                 " (a queue of that name exists and is not a stream: name another history.queue, or delete that queue)"
             } else if d.key == "history.queue" {

@@ -31,8 +31,8 @@ pub use publish::actor::BridgeActor;
 pub use publish::stats::{BridgeStats, StatsSnapshot};
 
 use crate::config::{BridgeSettings, HistorySettings, InboundSettings};
-use crate::messages::{Batch, Kind};
-use crate::metrics::Metrics;
+use crate::core::messages::{Batch, Kind};
+use crate::core::metrics::Metrics;
 use consume::decode::Decode;
 use consume::inbound::{self, Inbound};
 use publish::outbox::Outbox;

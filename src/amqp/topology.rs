@@ -34,7 +34,7 @@ use lapin::{Connection, ExchangeKind};
 
 use super::publish::stats::BridgeStats;
 use crate::config::{BridgeSettings, HistorySettings, InboundSettings};
-use crate::messages::Kind;
+use crate::core::messages::Kind;
 
 /// The legacy queues: the kinds the Python services exchanged.
 pub const LEGACY_KINDS: [Kind; 3] = [Kind::Features, Kind::YTrue, Kind::YPred];
@@ -283,8 +283,8 @@ pub async fn declare_history(
         .await
     {
         Ok(_) => ch,
-        Err(e) if super::connection::is_precondition_failed(&e) => {
-            let reason = crate::config::sanitize(&e.to_string());
+        Err(e) if is_precondition_failed(&e) => {
+            let reason = crate::core::text::sanitize(&e.to_string());
             let fresh = conn
                 .create_channel()
                 .await
@@ -416,7 +416,7 @@ pub async fn declare_or_accept(
 ) -> lapin::Result<()> {
     let ch = conn.create_channel().await?;
     if let Err(e) = ch.queue_declare(name.into(), options, args).await {
-        if !super::connection::is_precondition_failed(&e) {
+        if !is_precondition_failed(&e) {
             return Err(e);
         }
         tracing::info!(queue = name, reason = %e, "queue exists with other properties; using it as it is");
@@ -470,4 +470,10 @@ pub async fn trim_legacy_queues(
     }
     let _ = ch.close(200, "trimmed".into()).await;
     Ok(purged)
+}
+/// Did the broker refuse with 406 PRECONDITION_FAILED (other properties)?
+pub fn is_precondition_failed(e: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp)
+        if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
 }

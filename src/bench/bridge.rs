@@ -23,10 +23,10 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 use super::pipeline::run_child;
 use super::{median, BenchOptions, Figure};
-use crate::data::Dataset;
-use crate::messages::{Kind, MetricRecord, WireMessage};
+use crate::core::data::Dataset;
+use crate::core::messages::{Kind, MetricRecord, WireMessage};
 use crate::model::LinearModel;
-use crate::sampler::Sampler;
+use crate::source::sampler::Sampler;
 
 const EXCHANGE: &str = "modelwatch_bench";
 const QUEUE: &str = "modelwatch_bench";
@@ -40,7 +40,7 @@ pub fn wire_messages(samples: usize) -> Vec<(Kind, Vec<u8>)> {
     let (features, truths) = sampler.batch(samples);
     let mut out = Vec::with_capacity(samples * 4);
     for (f, t) in features.items.iter().zip(truths.items.iter()) {
-        let p = crate::messages::Prediction {
+        let p = crate::core::messages::Prediction {
             id: f.id,
             y: model.predict(&f.x),
         };

@@ -95,12 +95,12 @@ pub fn bench(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
 /// Median time of `n` drift evaluations of one 500-row window drawn from
 /// the data, in µs.
 fn drift_evaluation_us(n: usize) -> anyhow::Result<(f64, usize)> {
-    use crate::data::Dataset;
+    use crate::core::data::Dataset;
     use crate::monitor::drift::{DriftConfig, DriftDetector};
     let data = Dataset::embedded();
     let model = crate::model::LinearModel::fit(data)?;
     let detector = DriftDetector::from_training(&model, DriftConfig::default())?;
-    let mut sampler = crate::sampler::Sampler::new(data, Some(1));
+    let mut sampler = crate::source::sampler::Sampler::new(data, Some(1));
     let rows: Vec<_> = (0..500)
         .map(|_| data.feature_row(sampler.next_row()))
         .collect();

@@ -8,12 +8,12 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 
 use super::{median, BenchOptions, Figure};
-use crate::actors::PlotActor;
-use crate::append_file::AppendFile;
-use crate::histogram::ErrorHistogram;
-use crate::log_format::{read_metric_log, write_metric_rows, METRIC_HEADER};
-use crate::messages::MetricRecord;
-use crate::render::{render_png, PlotSpec};
+use crate::core::append_file::AppendFile;
+use crate::core::messages::MetricRecord;
+use crate::metric::log_format::{read_metric_log, write_metric_rows, METRIC_HEADER};
+use crate::plot::histogram::ErrorHistogram;
+use crate::plot::render::{render_png, PlotSpec};
+use crate::plot::PlotActor;
 
 fn write_log(path: &std::path::Path, rows: u64) -> anyhow::Result<()> {
     let (mut f, _) = AppendFile::open(path, Some(METRIC_HEADER))?;
@@ -51,7 +51,7 @@ fn measure(opts: &BenchOptions, rows: u64) -> anyhow::Result<Cost> {
     let mut loads = Vec::new();
     let mut frames = Vec::new();
     let mut views = Vec::new();
-    let view = crate::plot_view::PlotView::default();
+    let view = crate::plot::view::PlotView::default();
     for _ in 0..opts.runs {
         let t = Instant::now();
         let _actor = PlotActor::load(
@@ -59,7 +59,7 @@ fn measure(opts: &BenchOptions, rows: u64) -> anyhow::Result<Cost> {
             png.clone(),
             spec,
             std::time::Duration::from_secs(2),
-            crate::metrics::Telemetry::new("plot").metrics.clone(),
+            crate::core::metrics::Telemetry::new("plot").metrics.clone(),
         )?;
         loads.push(t.elapsed().as_secs_f64() * 1e3);
 

@@ -162,25 +162,6 @@ mod tests {
     }
 
     #[test]
-    fn a_flag_value_is_checked_like_the_key() {
-        let err = settings_with(&["--http-listen", "localhost"]).unwrap_err();
-        assert!(err.to_string().contains("http.listen"), "{err}");
-        let err = settings_with(&["--rate", "-1"]).unwrap_err();
-        assert!(err.to_string().contains("source.rate"), "{err}");
-        let err = settings_with(&["--scenario", "bmi/=2"]).unwrap_err();
-        assert!(err.to_string().contains("--scenario"), "{err}");
-        let err = settings_with(&["--scenario", "bmj+=2"]).unwrap_err();
-        assert!(
-            err.to_string().contains("source.scenario.shift.bmj"),
-            "{err}"
-        );
-        let err = settings_with(&["--scenario", "start=10,bmi+=1", "--count", "10"]).unwrap_err();
-        assert!(err.to_string().contains("source.scenario.start"), "{err}");
-        let err = settings_with(&["--monitor-window", "0"]).unwrap_err();
-        assert!(err.to_string().contains("monitor.window"), "{err}");
-    }
-
-    #[test]
     fn the_flag_wins_over_amqp_url_in_the_environment() {
         let run = Run::try_parse_from(["run", "--amqp-url", "amqp://flag/%2f"]).unwrap();
         let env = vec![("AMQP_URL".to_owned(), "amqp://env/%2f".to_owned())];

@@ -110,7 +110,7 @@ fn check_max_age(age: &str) -> Result<(), ConfigError> {
             "history.max_age",
             format!(
                 "{why}: a whole number and a unit, Y (years), M (months), D (days), h, m or s, e.g. \"7D\" or \"12h\"; got {:?}",
-                super::sanitize(age)
+                crate::core::text::sanitize(age)
             ),
         )
     };

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Role;
 use super::{amqp_name, duration_in, in_range, Check, ConfigError, HOUR};
-use crate::messages::Kind;
+use crate::core::messages::Kind;
 
 /// Consumers that feed local actors from RabbitMQ.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use std::collections::BTreeMap;
 
 use super::monitor::{default_rules, RuleSettings};
-use super::redact::{sanitize, shown_path};
 use super::scenario::{parse_spec, ScenarioSettings};
 use super::{ConfigError, Overrides, Settings, CONFIG_ENV, ENV_PREFIX, IMPLICIT_CONFIG};
-use crate::data::FEATURE_NAMES;
+use crate::core::data::FEATURE_NAMES;
+use crate::core::text::{sanitize, shown_path};
 
 /// Largest config file read; a config is a few KiB.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -72,6 +72,18 @@ impl ConfigSource {
     }
 }
 
+/// The features' own checks of what their sections mean (the alert rules,
+/// the scenario against the data set), run after every shape check, their
+/// errors named and traced to the environment like the shape checks'.
+/// Given by the layer above the features (`pipeline::check::semantics`):
+/// config checks the shape of values and never imports a feature.
+pub type Semantics = fn(&Settings) -> Result<(), ConfigError>;
+
+/// No semantic checks: the shape only (tests of the loader itself).
+fn shape_only(_: &Settings) -> Result<(), ConfigError> {
+    Ok(())
+}
+
 impl Settings {
     /// Reads `path`, applies `MODELWATCH__*` environment overrides and `overrides`,
     /// then checks every value.
@@ -79,12 +91,19 @@ impl Settings {
         Self::load_with_env(path, overrides, std::env::vars().collect())
     }
 
-    /// As [`Settings::load`], from `source` (a file or the built-in defaults).
+    /// As [`Settings::load`], from `source` (a file or the built-in
+    /// defaults), with the features' `semantics` checked too.
     pub fn load_from(
         source: &ConfigSource,
         overrides: &Overrides,
+        semantics: Semantics,
     ) -> Result<Settings, ConfigError> {
-        let result = Self::load_source(source.path(), overrides, std::env::vars().collect());
+        let result = Self::load_source_with(
+            source.path(),
+            overrides,
+            std::env::vars().collect(),
+            semantics,
+        );
         // A file named by `MODELWATCH_CONFIG` (not by `--config`) is named
         // by the variable: the environment's values are not quoted back.
         let from_env = match source {
@@ -115,8 +134,19 @@ impl Settings {
         overrides: &Overrides,
         env: Vec<(String, String)>,
     ) -> Result<Settings, ConfigError> {
+        Self::load_source_with(path, overrides, env, shape_only)
+    }
+
+    /// As [`Settings::load_source`], with the features' `semantics`
+    /// checked after the shape of every value.
+    pub fn load_source_with(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        env: Vec<(String, String)>,
+        semantics: Semantics,
+    ) -> Result<Settings, ConfigError> {
         let sources = env_sources(&env, overrides);
-        Self::load_layers(path, overrides, env).map_err(|e| e.traced_to_env(&sources))
+        Self::load_layers(path, overrides, env, semantics).map_err(|e| e.traced_to_env(&sources))
     }
 
     /// The layers of [`Settings::load_source`], before errors are traced
@@ -125,6 +155,7 @@ impl Settings {
         path: Option<&Path>,
         overrides: &Overrides,
         env: Vec<(String, String)>,
+        semantics: Semantics,
     ) -> Result<Settings, ConfigError> {
         let schema = schema();
         let text = match path {
@@ -175,6 +206,7 @@ impl Settings {
         overrides.apply(&mut settings)?;
         settings.inbound.resolve_legacy();
         settings.validate()?;
+        semantics(&settings)?;
         Ok(settings)
     }
 }

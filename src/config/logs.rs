@@ -6,15 +6,15 @@
 //! line); `level` is a tracing filter, checked here so a typo exits 2.
 //! `max_bytes` and `keep` bound every log the program appends to (a program
 //! meant to run for months must not fill the disk): see
-//! [`crate::append_file::Rotation`].
+//! [`crate::core::append_file::Rotation`].
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Check, ConfigError};
-use crate::append_file::Rotation;
-use crate::reopen::Reopen;
+use crate::core::append_file::Rotation;
+use crate::core::reopen::Reopen;
 
 /// Smallest `logs.max_bytes` (other than 0, no bound): a few rows a file.
 pub const MIN_MAX_BYTES: u64 = 4096;

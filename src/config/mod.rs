@@ -16,8 +16,9 @@
 //! [`bridge`], [`inbound`], [`history`], [`http`], [`monitor`]; [`Settings::validate`] runs the checks
 //! in that order. Then how the layers combine ([`load`]), the command-line
 //! flags that override keys ([`flags`]: a flag is declared and mapped
-//! there, once) and [`redact`]ion. A new key is a field, its default and
-//! its check in its section's file, plus its line in `config/default.toml`
+//! there, once) and redaction (`core::text`, shared with every layer
+//! that quotes text). A new key is a field, its default and its check in
+//! its section's file, plus its line in `config/default.toml`
 //! (a test keeps the two equal) and in the README's table.
 
 use std::time::Duration;
@@ -35,25 +36,24 @@ pub mod metric;
 pub mod model;
 pub mod monitor;
 pub mod plot;
-pub mod redact;
 pub mod roles;
 pub mod scenario;
 pub mod source;
 #[cfg(test)]
 mod tests;
 
+use crate::core::text::{redact_url, sanitize};
 pub use bridge::{BridgeSettings, OnFull};
 pub use flags::Overrides;
 pub use history::HistorySettings;
 pub use http::HttpSettings;
 pub use inbound::InboundSettings;
-pub use load::ConfigSource;
+pub use load::{ConfigSource, Semantics};
 pub use logs::LogSettings;
 pub use metric::MetricSettings;
 pub use model::ModelSettings;
 pub use monitor::{MonitorSettings, Op, RuleSettings};
 pub use plot::PlotSettings;
-pub use redact::{redact_credentials, redact_url, sanitize};
 pub use roles::Role;
 pub use scenario::ScenarioSettings;
 pub use source::{SourceSettings, MAX_RATE};
@@ -182,7 +182,8 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
+    /// `key` has a value that is wrong for `problem`: both sanitized.
+    pub fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             key: sanitize(key),
             problem: sanitize(&problem.into()),
@@ -205,7 +206,7 @@ impl ConfigError {
 
     fn file(path: &std::path::Path, problem: impl Into<String>) -> ConfigError {
         ConfigError::File {
-            path: redact::shown_path(path),
+            path: crate::core::text::shown_path(path),
             problem: sanitize(&problem.into()),
         }
     }

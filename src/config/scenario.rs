@@ -21,7 +21,7 @@
 //! `F>X` / `F<X` (X a number or `median`) keep only that sub-population.
 //!
 //! The checks that need the data (known features, a non-empty population)
-//! are `crate::scenario::Plan::new`'s; `start` against `source.count` is
+//! are `crate::source::scenario::Plan::new`'s; `start` against `source.count` is
 //! checked with the source.
 
 use std::collections::BTreeMap;
@@ -97,7 +97,7 @@ pub fn parse_spec(spec: &str) -> Result<ScenarioSettings, String> {
         if item.is_empty() {
             return Err("an empty item (two commas, or a comma at an end)".to_owned());
         }
-        let shown = crate::config::sanitize(item);
+        let shown = crate::core::text::sanitize(item);
         let name_len = item
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .ok_or_else(|| format!("{shown:?} has no operator (+=, -=, *=, ~=, =, >, <)"))?;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::core::text::redact_credentials;
 
 fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
@@ -266,122 +267,6 @@ fn rules_and_a_scenario_load_from_the_file_through_every_layer() {
     let mut back: Settings = toml::from_str(&shown).unwrap();
     back.bridge.url = s.bridge.url.clone();
     assert_eq!(back, s);
-}
-
-#[test]
-fn bad_rules_and_scenarios_in_the_file_name_their_key() {
-    let rule = |body: &str| format!("[[monitor.rules]]\nname = \"r\"\n{body}\n");
-    for (toml, key) in [
-        (
-            rule("metric = \"mae\"\nop = \">\"\nvalue = 50\nfor = 2.5"),
-            "monitor.rules[0].for",
-        ),
-        (
-            rule("metric = \"mae\"\nop = \">\"\nvalue = \"high\""),
-            "monitor.rules[0].value",
-        ),
-        (
-            rule("metric = \"mae\"\nop = \">\"\nvalue = 50\nresolve_after = 0"),
-            "monitor.rules[0].resolve_after",
-        ),
-        (
-            rule("metric = \"drift.bmj\"\nop = \">\"\nvalue = 0.5"),
-            "monitor.rules[0].metric",
-        ),
-        (
-            rule("metric = \"r2\"\nop = \">\"\nvalue = 1.5"),
-            "monitor.rules[0].value",
-        ),
-        (
-            rule("metric = \"mae\"\nop = \">\"\nvalue = 1\nsigmas = 3"),
-            "monitor.rules[0]",
-        ),
-        (
-            rule("metric = \"mae\"\nop = \">\"\nvalue = 1\ncolour = 3"),
-            "colour",
-        ),
-        ("[monitor]\nwindow = 0\n".to_owned(), "monitor.window"),
-        (
-            "[source.scenario]\nshift = { bmi = \"5\" }\n".to_owned(),
-            "source.scenario.shift.bmi",
-        ),
-        (
-            "[source.scenario]\nstart = 2.5\nshift = { bmi = 5 }\n".to_owned(),
-            "source.scenario.start",
-        ),
-        (
-            "[source.scenario]\nshift = { bmx = 5 }\n".to_owned(),
-            "source.scenario.shift.bmx",
-        ),
-        (
-            "[source.scenario]\nscale = { sex = 2 }\n".to_owned(),
-            "source.scenario.scale.sex",
-        ),
-        (
-            "[source]\ncount = 10\n[source.scenario]\nstart = 10\nshift = { bmi = 5 }\n".to_owned(),
-            "source.scenario.start",
-        ),
-        (
-            "[source.scenario]\npopulation = { feature = \"bmi\", above = 100 }\n".to_owned(),
-            "source.scenario.population",
-        ),
-        (
-            "[source.scenario]\nstart = 3\n".to_owned(),
-            "source.scenario",
-        ),
-    ] {
-        let err = load(&toml, &[]).unwrap_err().to_string();
-        assert!(err.contains(key), "{toml}: {err}");
-    }
-}
-
-#[test]
-fn the_scenario_has_a_compact_form_in_the_environment_and_rules_do_not() {
-    let s = load(
-        "",
-        &[("MODELWATCH__SOURCE__SCENARIO", "start=5,bmi+=5,target~=2")],
-    )
-    .unwrap();
-    let sc = s.source.scenario.unwrap();
-    assert_eq!(
-        (sc.start, sc.shift["bmi"], sc.target_noise),
-        (5, 5.0, Some(2.0))
-    );
-    for (name, value, key) in [
-        (
-            "MODELWATCH__SOURCE__SCENARIO",
-            "bmi+=",
-            "MODELWATCH__SOURCE__SCENARIO",
-        ),
-        (
-            "MODELWATCH__SOURCE__SCENARIO",
-            "bmj+=5",
-            "source.scenario.shift.bmj",
-        ),
-        (
-            "MODELWATCH__SOURCE__SCENARIO__START",
-            "5",
-            "MODELWATCH__SOURCE__SCENARIO__START",
-        ),
-        (
-            "MODELWATCH__MONITOR__RULES",
-            "x",
-            "MODELWATCH__MONITOR__RULES",
-        ),
-        ("MODELWATCH__MONITOR__WINDOW", "2.5", "monitor.window"),
-    ] {
-        let err = load("", &[(name, value)]).unwrap_err().to_string();
-        assert!(err.contains(key), "{name}={value}: {err}");
-    }
-    let s = load(
-        "",
-        &[
-            ("MODELWATCH__MONITOR__WINDOW", "250"),
-            ("MODELWATCH__MONITOR__ENABLED", "false"),
-        ],
-    )
-    .unwrap();
-    assert_eq!((s.monitor.window, s.monitor.enabled), (250, false));
 }
 
 #[test]

@@ -28,24 +28,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::position::{Start, Until, KEYS};
 use super::reader::{self, Entry, ReadError, Stop, StreamSource};
-use crate::monitor::report::{AlertEvent, WindowReport, BOARD_EVENTS, BOARD_WINDOWS};
+use crate::monitor::report::{
+    AlertEvent, MonitorHistory, WindowReport, BOARD_EVENTS, BOARD_WINDOWS,
+};
 
 /// Longest a starting monitor waits for the history (then it starts with
 /// what it has, or nothing).
 pub const START_DEADLINE: Duration = Duration::from_secs(3);
-
-/// What the history holds of the monitor's recent output.
-#[derive(Debug, Clone, Default)]
-pub struct MonitorHistory {
-    /// The last closed windows, oldest first.
-    pub windows: Vec<WindowReport>,
-    /// The last alert events, oldest first.
-    pub events: Vec<AlertEvent>,
-    /// Messages of those keys whose body is not a window or an event.
-    pub malformed: u64,
-    /// Both reads ended before the deadline (else: what they had by then).
-    pub complete: bool,
-}
 
 /// How many offsets the next read of the tail takes (it ends where the
 /// reads so far began), after reads that covered `covered` offsets and

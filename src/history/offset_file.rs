@@ -40,7 +40,7 @@ impl OffsetFile {
     }
 
     fn shown(&self) -> String {
-        crate::config::sanitize(&self.path.display().to_string())
+        crate::core::text::sanitize(&self.path.display().to_string())
     }
 
     /// The offset saved last, or `None` when the file does not exist yet
@@ -86,7 +86,7 @@ impl OffsetFile {
             _ => Path::new("."),
         };
         // A link, FIFO or device there would be replaced by the rename.
-        crate::output_file::check(&self.path).map_err(|why| OffsetFileError::Write {
+        crate::core::output_file::check(&self.path).map_err(|why| OffsetFileError::Write {
             path: self.shown(),
             error: std::io::Error::new(std::io::ErrorKind::InvalidInput, why),
         })?;
@@ -103,7 +103,7 @@ impl OffsetFile {
             path: self.shown(),
             error,
         };
-        crate::output_file::replace(&self.path, format!("{offset}\n").as_bytes()).map_err(err)
+        crate::core::output_file::replace(&self.path, format!("{offset}\n").as_bytes()).map_err(err)
     }
 }
 

@@ -68,7 +68,7 @@ pub enum PositionError {
 const QUOTED: usize = 64;
 
 fn quoted(s: &str) -> String {
-    crate::amqp::consume::decode::bounded_text(s, QUOTED)
+    crate::core::text::bounded_text(s, QUOTED)
 }
 
 fn seconds(t: SystemTime) -> u64 {

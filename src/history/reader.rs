@@ -27,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::position::{Start, Until};
 use crate::amqp::connection;
-use crate::amqp::consume::decode::bounded_text;
-use crate::config::{redact_url, BridgeSettings};
+use crate::config::BridgeSettings;
+use crate::core::text::bounded_text;
+use crate::core::text::redact_url;
 
 /// Longest a replay without `--follow` keeps trying to reach a broker that
 /// went away mid-read before it gives up (exit 1).

@@ -4,13 +4,13 @@
 //!
 //! - `metric_log.csv` from the `metrics` messages: the same header and
 //!   opening (a torn last line repaired, the header only on a new file),
-//!   the same rows ([`crate::log_format::write_metric_rows`] over
+//!   the same rows ([`crate::metric::log_format::write_metric_rows`] over
 //!   [`MetricRecord::join`]), the same dedup by id of the bridge's resends
 //!   as the metric of the split layout ([`RecentIds`] of
 //!   `metric.dedup_window`). The stream holds the rows in the order the
 //!   metric wrote them, so the rebuilt CSV equals the live one row for row.
 //! - `labels_log.txt` from the `y_true` and `y_pred` messages, one line per
-//!   message ([`crate::log_format::write_label_line`]), deduplicated by id
+//!   message ([`crate::metric::log_format::write_label_line`]), deduplicated by id
 //!   the same way; the time is the message's AMQP `timestamp` (when the
 //!   bridge took it; the live file has the time the metric received it,
 //!   so a live run's `labels_log.txt` is not a rebuild's and is refused:
@@ -48,20 +48,23 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context as _;
 
 use super::reader::Entry;
-use crate::append_file::AppendFile;
 use crate::config::Settings;
-use crate::data::N_FEATURES;
-use crate::histogram::ErrorHistogram;
-use crate::join::RecentIds;
-use crate::log_format::{read_metric_log, write_label_line, write_metric_rows, METRIC_HEADER};
-use crate::messages::{Features, Kind, MetricRecord};
+use crate::core::append_file::AppendFile;
+use crate::core::data::N_FEATURES;
+use crate::core::log_paths::{open_log, LogPaths};
+use crate::core::messages::{Features, Kind, MetricRecord};
+use crate::metric::join::RecentIds;
+use crate::metric::log_format::{
+    read_metric_log, write_label_line, write_metric_rows, METRIC_HEADER,
+};
+use crate::model::baseline::Baseline;
+use crate::model::load_or_fit_model;
 use crate::monitor::engine::Monitor;
 use crate::monitor::files::{self, MonitorFiles, Written};
 use crate::monitor::log::LastRow;
 use crate::monitor::over_time::OverTime;
-use crate::monitor::report::Baseline;
-use crate::pipeline::{load_or_fit_model, open_log, LogPaths};
-use crate::render::{render_png, PlotSpec};
+use crate::plot::histogram::ErrorHistogram;
+use crate::plot::render::{render_png, PlotSpec};
 
 /// Buffered bytes that trigger a write (as the metric's eager flush).
 const FLUSH_BYTES: usize = 256 * 1024;
@@ -303,7 +306,7 @@ impl Rebuild {
         paths.create_dir()?;
         // The folder of a running process is that process's: a rebuild
         // there would be a second writer of its files.
-        let lock = crate::pipeline::lock_logs_dir(&paths.dir)?;
+        let lock = crate::core::log_paths::lock_logs_dir(&paths.dir)?;
         let csv = open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
         let window = settings.metric.dedup_window;
         let mut labels_held = Held::default();
@@ -335,7 +338,7 @@ impl Rebuild {
         let (baseline, sinks) = match settings.monitor.enabled {
             true => {
                 let model = std::sync::Arc::new(load_or_fit_model(&settings.model.artifact)?);
-                let reference = crate::actors::monitor::Reference::of(model, &settings.monitor)?;
+                let reference = crate::monitor::actor::Reference::of(model, &settings.monitor)?;
                 let sink =
                     MonitorSink::open(settings, &paths, &reference.model, &reference.baseline)
                         .context("opening the monitor's files")?;

@@ -23,8 +23,10 @@
 use std::collections::HashSet;
 
 use crate::config::monitor::{Op, RuleSettings};
-use crate::data::FEATURE_NAMES;
-use crate::monitor::report::{AlertEvent, Band, Baseline, Drift, WindowReport, WindowStats};
+use crate::config::{ConfigError, MonitorSettings};
+use crate::core::data::FEATURE_NAMES;
+use crate::model::baseline::{Band, Baseline};
+use crate::monitor::report::{AlertEvent, Drift, WindowReport, WindowStats};
 
 /// Longest rule name: it is a Prometheus label and a CSV cell.
 pub const MAX_NAME_BYTES: usize = 64;
@@ -183,7 +185,7 @@ pub fn parse_metric(name: &str) -> Result<Pattern, String> {
         "dataset_drift" => return Ok(Pattern::One(Metric::DatasetDrift)),
         _ => {}
     }
-    let shown = crate::config::sanitize(name);
+    let shown = crate::core::text::sanitize(name);
     if let Some((head, tail)) = name.split_once('.') {
         if head == "period" {
             return stat(tail)
@@ -329,7 +331,7 @@ fn check_rule(
             "name",
             format!(
                 "must be 1 to {MAX_NAME_BYTES} letters, digits, '_', '-' or '.', got {:?}",
-                crate::config::sanitize(&r.name)
+                crate::core::text::sanitize(&r.name)
             ),
         ));
     }
@@ -443,6 +445,23 @@ pub fn validate(rules: &[RuleSettings], limits: Limits) -> Result<(), RuleError>
         }
     }
     Ok(())
+}
+
+/// The meaning of `monitor.rules` (each names a known metric and can be
+/// met within the window sizes), as a configuration error naming the key
+/// (`monitor.rules[i].field`): run by the settings loader after the shape
+/// checks ([`crate::config::Semantics`]).
+pub fn check_settings(s: &MonitorSettings) -> Result<(), ConfigError> {
+    let limits = Limits {
+        window: s.window,
+        max_period_rows: s.max_period_rows,
+    };
+    validate(&s.rules, limits).map_err(|e| {
+        ConfigError::invalid(
+            &format!("monitor.rules[{}].{}", e.index, e.field),
+            e.problem,
+        )
+    })
 }
 
 /// One expanded rule with its resolved threshold and its state.
@@ -715,6 +734,30 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Shape (config) and meaning (here) of a `[monitor]` section.
+    fn with_rules(toml_rules: &str) -> Result<MonitorSettings, String> {
+        use crate::config::Check as _;
+        let m: MonitorSettings =
+            toml::from_str(&format!("{toml_rules}\n")).map_err(|e| e.to_string())?;
+        m.check().map_err(|e| e.to_string())?;
+        check_settings(&m).map(|()| m).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_bad_rule_is_named_by_its_index_and_field() {
+        let ok = "[[rules]]\nname = \"a\"\nmetric = \"mae\"\nop = \">\"\nvalue = 50\n";
+        let m = with_rules(ok).unwrap();
+        assert_eq!(m.rules[0].for_windows, 2);
+        assert_eq!(m.rules[0].resolve_windows(), 2);
+        let bad = format!("{ok}[[rules]]\nname = \"b\"\nmetric = \"mea\"\nop = \">\"\nvalue = 1\n");
+        let err = with_rules(&bad).unwrap_err();
+        assert!(err.contains("monitor.rules[1].metric"), "{err}");
+        let err = with_rules("[[rules]]\nname = \"a\"\nmetric = \"mae\"\nop = \">=\"\nvalue = 1\n")
+            .unwrap_err();
+        assert!(err.contains("op"), "{err}");
+    }
+
     use crate::config::monitor::default_rules;
 
     fn band(mean: f64, std: f64) -> Band {

@@ -13,21 +13,19 @@
 //! windows of the stream.
 //!
 //! A window whose targets are all equal has no R² (see `rolling`): the R²
-//! band is taken over the windows that have one; from [`WINDOW_RANGE`]'s
+//! band is taken over the windows that have one; from [`WINDOW_RANGE`](crate::model::baseline::WINDOW_RANGE)'s
 //! lower end of 10 rows on that is practically all of them.
 //!
 //! The baseline is stored in the model artifact by `modelwatch train`;
 //! [`baseline_for`] returns the artifact's when it is for the monitor's
-//! window and computes one in memory otherwise. [`check`] bounds one read
-//! from disk.
-
-use std::ops::RangeInclusive;
+//! window and computes one in memory otherwise. The baseline as data, and
+//! the check of one read from disk, are `model::baseline`.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::report::{Band, Baseline};
-use crate::data::Dataset;
+use crate::core::data::Dataset;
+use crate::model::baseline::{check, check_sizes, err, Band, Baseline, BaselineError};
 use crate::model::LinearModel;
 
 /// Bootstrap windows drawn by default (`train --baseline-windows`).
@@ -36,47 +34,6 @@ pub const DEFAULT_WINDOWS: usize = 2000;
 pub const DEFAULT_SEED: u64 = 42;
 /// The default window (`monitor.window`'s default).
 pub const DEFAULT_WINDOW: usize = 500;
-/// Rows per window a baseline can be made for.
-pub const WINDOW_RANGE: RangeInclusive<usize> = 10..=100_000;
-/// Bootstrap windows a baseline can be made of.
-pub const WINDOWS_RANGE: RangeInclusive<usize> = 100..=100_000;
-/// Most rows drawn in all (window x windows): about a second in release.
-pub const MAX_DRAWS: usize = 200_000_000;
-
-/// Errors making or checking a baseline; `key` names the setting at fault.
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{key}: {problem}")]
-pub struct BaselineError {
-    pub key: &'static str,
-    pub problem: String,
-}
-
-fn err(key: &'static str, problem: String) -> BaselineError {
-    BaselineError { key, problem }
-}
-
-fn check_sizes(window: usize, windows: usize) -> Result<(), BaselineError> {
-    if !WINDOW_RANGE.contains(&window) {
-        return Err(err(
-            "window",
-            format!("{window} rows is not in {WINDOW_RANGE:?}"),
-        ));
-    }
-    if !WINDOWS_RANGE.contains(&windows) {
-        return Err(err(
-            "windows",
-            format!("{windows} windows is not in {WINDOWS_RANGE:?}"),
-        ));
-    }
-    if window.saturating_mul(windows) > MAX_DRAWS {
-        return Err(err(
-            "windows",
-            format!("{windows} windows of {window} rows draw more than {MAX_DRAWS} rows"),
-        ));
-    }
-    Ok(())
-}
-
 /// The figures of one window, in [`METRICS`] order.
 fn window_figures(pairs: &[(f64, f64)], idx: &[usize]) -> [f64; 5] {
     let n = idx.len() as f64;
@@ -204,43 +161,6 @@ pub fn baseline_for(model: &LinearModel, window: usize) -> Result<Baseline, Base
         Some(b) if b.window == window => Ok(b.clone()),
         _ => from_model(model, window, DEFAULT_WINDOWS, DEFAULT_SEED),
     }
-}
-
-/// Checks a baseline (one read from an artifact is outside input): sizes in
-/// range, every figure finite, spreads not negative, p01 <= p99, error
-/// magnitudes not negative, R² at most 1.
-pub fn check(b: &Baseline) -> Result<(), BaselineError> {
-    check_sizes(b.window, b.windows)?;
-    let bands = [
-        ("mae", &b.mae),
-        ("rmse", &b.rmse),
-        ("r2", &b.r2),
-        ("bias", &b.bias),
-        ("max_error", &b.max_error),
-    ];
-    for (name, band) in bands {
-        let figures = [band.mean, band.std, band.p01, band.p99];
-        if !figures.iter().all(|v| v.is_finite()) {
-            return Err(err(name, format!("{band:?} has a non-finite figure")));
-        }
-        if band.std < 0.0 {
-            return Err(err(name, format!("std {} is negative", band.std)));
-        }
-        if band.p01 > band.p99 {
-            return Err(err(name, format!("p01 {} > p99 {}", band.p01, band.p99)));
-        }
-        let magnitude = matches!(name, "mae" | "rmse" | "max_error");
-        if magnitude && band.p01 < 0.0 {
-            return Err(err(
-                name,
-                format!("p01 {} of an error size is negative", band.p01),
-            ));
-        }
-        if name == "r2" && band.p99 > 1.0 {
-            return Err(err(name, format!("p99 {} is above 1", band.p99)));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

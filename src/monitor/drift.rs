@@ -66,7 +66,7 @@ use statrs::stats_tests::ks_test::{ks_twosample, KSTwoSampleAlternativeMethod};
 use statrs::stats_tests::NaNPolicy;
 
 use super::report::Drift;
-use crate::data::{Dataset, FeatureVector, FEATURE_NAMES, N_FEATURES};
+use crate::core::data::{Dataset, FeatureVector, FEATURE_NAMES, N_FEATURES};
 use crate::model::LinearModel;
 
 /// Share given to an empty bin in PSI (Evidently's choice).

@@ -3,7 +3,7 @@
 //! window's figures, the period's, drift against the training data, and
 //! the alert rules that changed state.
 //!
-//! Pure and synchronous (the actor in `actors::monitor` owns one, feeds it
+//! Pure and synchronous (the actor in `monitor::actor` owns one, feeds it
 //! and writes what it returns), so `modelwatch replay --rebuild` can run
 //! the same monitor over a history and produce the same rows.
 //!
@@ -39,11 +39,12 @@ use std::time::{Duration, Instant};
 
 use super::alerts::{RuleError, Rules};
 use super::drift::DriftDetector;
-use super::report::{AlertEvent, Baseline, WindowReport, WindowStats};
+use super::report::{AlertEvent, WindowReport, WindowStats};
 use super::rolling::{CountWindow, PeriodWindow};
 use crate::config::MonitorSettings;
-use crate::data::FeatureVector;
-use crate::messages::{Features, MetricRecord, SampleId};
+use crate::core::data::FeatureVector;
+use crate::core::messages::{Features, MetricRecord, SampleId};
+use crate::model::baseline::Baseline;
 
 /// Features kept waiting for their record at most, beyond `window`: how
 /// far features may run ahead of records (the source's `max_in_flight` ×
@@ -418,7 +419,7 @@ impl Monitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{Dataset, N_FEATURES};
+    use crate::core::data::{Dataset, N_FEATURES};
     use crate::model::LinearModel;
     use crate::monitor::drift::DriftConfig;
 

@@ -7,7 +7,7 @@
 //! Why shared: a rebuilt `metrics_over_time.csv` must equal the live one,
 //! so the rebuild runs this code, not a second copy of it. What only a
 //! live process does (telemetry, the dashboard's board, the exchange)
-//! stays in `actors::monitor`.
+//! stays in `monitor::actor`.
 
 use std::path::{Path, PathBuf};
 
@@ -17,12 +17,12 @@ use super::drift::{DriftConfig, DriftDetector};
 use super::engine::{Closed, Monitor};
 use super::log::{last_row, write_event, write_row, LastRow, Resumed};
 use super::over_time::OverTime;
-use super::report::Baseline;
-use crate::append_file::AppendFile;
 use crate::config::MonitorSettings;
-use crate::messages::MetricRecord;
+use crate::core::append_file::AppendFile;
+use crate::core::log_paths::LogPaths;
+use crate::core::messages::MetricRecord;
+use crate::model::baseline::Baseline;
 use crate::model::LinearModel;
-use crate::pipeline::LogPaths;
 
 /// Points of `error_over_time.png` kept (neighbours merge when full).
 pub const SERIES_POINTS: usize = 2000;

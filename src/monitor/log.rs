@@ -24,8 +24,8 @@
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::data::FEATURE_NAMES;
-use crate::messages::SampleId;
+use crate::core::data::FEATURE_NAMES;
+use crate::core::messages::SampleId;
 
 use super::over_time::PastWindow;
 use super::report::{AlertEvent, Drift, WindowReport, WindowStats};
@@ -483,18 +483,18 @@ pub enum Resumed {
 pub fn records_after(
     metric_csv: &Path,
     after: SampleId,
-    mut each: impl FnMut(&crate::messages::MetricRecord),
+    mut each: impl FnMut(&crate::core::messages::MetricRecord),
 ) -> Result<Resumed, csv::Error> {
     let mut position = None;
     let mut row = 0u64;
-    crate::log_format::read_metric_log(metric_csv, |r| {
+    crate::metric::log_format::read_metric_log(metric_csv, |r| {
         row += 1;
         if r.id == after {
             position = Some(row);
         }
     })?;
     let (mut row, mut fed) = (0u64, 0u64);
-    crate::log_format::read_metric_log(metric_csv, |r| {
+    crate::metric::log_format::read_metric_log(metric_csv, |r| {
         row += 1;
         let take = match position {
             Some(at) => row > at,

@@ -1,10 +1,11 @@
 //! The monitor: how well the model does over time, against what it did in
 //! training, and whether its inputs still look like the training data.
 //!
-//! Pure logic only (the actor that owns a [`Monitor`] is
-//! `actors::monitor`): the rolling windows, the training baseline, the
+//! One folder for the whole feature: the pure logic, and the [`actor`]
+//! that owns a [`Monitor`](engine::Monitor) and [`render_over_time`], its picture. The
+//! logic: the rolling windows, the training baseline, the
 //! drift statistics, the alert rules, and what the pictures need: the
-//! density curve of the errors ([`kde`]) and the bounded series of window
+//! density curve of the errors (`plot::kde`, shared with the histogram) and the bounded series of window
 //! figures that `error_over_time.png` draws ([`over_time`]). [`report`]
 //! holds the types that leave the monitor: one [`report::WindowReport`] per
 //! closed window, one [`report::AlertEvent`] per fire or resolve, and the
@@ -12,14 +13,15 @@
 //! its files and writes a closed window: the actor and `replay --rebuild`
 //! share it.
 
+pub mod actor;
 pub mod alerts;
 pub mod baseline;
 pub mod drift;
 pub mod engine;
 pub mod files;
-pub mod kde;
 pub mod log;
 pub mod over_time;
+pub mod render_over_time;
 pub mod report;
 pub mod rolling;
 pub mod telemetry;

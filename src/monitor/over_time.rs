@@ -4,7 +4,7 @@
 //!
 //! The monitor actor pushes every [`WindowReport`] and [`AlertEvent`] as it
 //! makes them and renders from this series (see
-//! [`crate::render_over_time`]); at start it refills it once from the
+//! [`crate::monitor::render_over_time`]); at start it refills it once from the
 //! earlier runs' `metrics_over_time.csv` and the tail of `alerts.jsonl`
 //! ([`PastWindow`]s, see [`crate::monitor::log`]), so the picture covers
 //! the whole history, and nothing is re-read after. When the series holds

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::messages::SampleId;
+use crate::core::messages::{envelope, Kind, Published, SampleId, WireMessage};
+use crate::model::baseline::Baseline;
 
 /// A figure that may be missing (NaN) goes on the wire as `null` (JSON has
 /// no NaN) and comes back as NaN, so a reader of the `monitor` messages
@@ -40,34 +41,6 @@ pub struct WindowStats {
     pub bias: f64,
     #[serde(deserialize_with = "nan_as_null::deserialize")]
     pub max_error: f64,
-}
-
-/// What a metric looks like over a window of `Baseline::window` rows when
-/// nothing is wrong: the distribution over bootstrap windows of the
-/// training residuals.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Band {
-    pub mean: f64,
-    pub std: f64,
-    /// 1st and 99th percentiles over the bootstrap windows.
-    pub p01: f64,
-    pub p99: f64,
-}
-
-/// The training baseline, stored in the model artifact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Baseline {
-    /// Rows per window the bands are for (`monitor.window` at training).
-    pub window: usize,
-    /// Bootstrap windows drawn.
-    pub windows: usize,
-    pub seed: u64,
-    pub mae: Band,
-    pub rmse: Band,
-    pub r2: Band,
-    pub bias: Band,
-    pub max_error: Band,
 }
 
 /// How one feature (or the predictions) compares with the reference.
@@ -192,6 +165,45 @@ impl Board {
     fn lock(&self) -> std::sync::MutexGuard<'_, BoardState> {
         // A writer that panicked leaves whole values: keep serving them.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the history holds of the monitor's recent output: read by
+/// `history::backfill::monitor_history` in the pipeline's restore step and
+/// handed to the monitor as it opens.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorHistory {
+    /// The last closed windows, oldest first.
+    pub windows: Vec<WindowReport>,
+    /// The last alert events, oldest first.
+    pub events: Vec<AlertEvent>,
+    /// Messages of those keys whose body is not a window or an event.
+    pub malformed: u64,
+    /// Both reads ended before the deadline (else: what they had by then).
+    pub complete: bool,
+}
+
+// The monitor's messages on the exchange (routing keys `monitor` and
+// `alerts`): declared here, beside the types, so that the vocabulary in
+// `core::messages` does not import the monitor back.
+impl WireMessage for Published<WindowReport> {
+    const KIND: Kind = Kind::Monitor;
+    fn id(&self) -> SampleId {
+        self.id
+    }
+    fn to_json(&self) -> Vec<u8> {
+        // serde_json writes a NaN (the R² of a constant window) as null.
+        envelope(self.id, &self.body)
+    }
+}
+
+impl WireMessage for Published<AlertEvent> {
+    const KIND: Kind = Kind::Alerts;
+    fn id(&self) -> SampleId {
+        self.id
+    }
+    fn to_json(&self) -> Vec<u8> {
+        envelope(self.id, &self.body)
     }
 }
 

@@ -19,7 +19,7 @@
 //!
 //! Every figure stays finite because its inputs are bounded where they
 //! enter the program: truths and predictions within
-//! [`crate::messages::MAX_ABS_VALUE`] (1e100), so a squared error is at
+//! [`crate::core::messages::MAX_ABS_VALUE`] (1e100), so a squared error is at
 //! most 4e200 and no sum of a window can overflow (a unit test pushes the
 //! extremes). At 1e300 the squares overflowed: an RMSE of 0 and no R².
 //!
@@ -459,7 +459,7 @@ mod tests {
     /// is accepted give finite figures, equal to the naive ones.
     #[test]
     fn the_largest_accepted_values_give_finite_figures() {
-        use crate::messages::MAX_ABS_VALUE as M;
+        use crate::core::messages::MAX_ABS_VALUE as M;
         let mut w = CountWindow::new(500);
         let mut p = PeriodWindow::new(Duration::from_secs(60), 1_000_000);
         let mut recs = Vec::new();

@@ -15,8 +15,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::report::{AlertEvent, Baseline, Drift, WindowReport, WindowStats};
-use crate::metrics::BatchHistogram;
+use super::report::{AlertEvent, Drift, WindowReport, WindowStats};
+use crate::core::metrics::BatchHistogram;
+use crate::model::baseline::Baseline;
 
 type F64Gauge = Gauge<f64, AtomicU64>;
 
@@ -306,7 +307,7 @@ impl MonitorMetrics {
         if w.features.is_empty() {
             // No features: the last figures would be another window's.
             self.windows_without_features.inc();
-            for feature in crate::data::FEATURE_NAMES {
+            for feature in crate::core::data::FEATURE_NAMES {
                 self.set_no_drift(feature);
             }
         }
@@ -365,6 +366,12 @@ impl MonitorMetrics {
                 state: e.state.clone(),
             })
             .inc();
+    }
+}
+
+impl crate::core::metrics::Families for MonitorMetrics {
+    fn register(&self, r: &mut Registry) {
+        MonitorMetrics::register(self, r)
     }
 }
 

@@ -320,10 +320,6 @@ fn the_program_accepts_the_tables_defaults_and_reads_them_as_config_default_toml
     );
 }
 
-/// Pages linked to that another branch of issue 19 writes; a link to them
-/// is not checked until they exist here.
-const WRITTEN_ELSEWHERE: &[&str] = &["docs/architecture.md"];
-
 /// A heading's anchor as GitHub makes it: lower case, spaces to `-`,
 /// punctuation other than `-` and `_` dropped.
 fn slug(heading: &str) -> String {
@@ -398,9 +394,6 @@ fn the_links_between_the_readme_and_the_docs_resolve() {
             };
             let rel = resolved.to_string_lossy().into_owned();
             checked += 1;
-            if WRITTEN_ELSEWHERE.contains(&rel.as_str()) {
-                continue;
-            }
             let Ok(target_text) = std::fs::read(Path::new(MANIFEST).join(&resolved)) else {
                 broken.push(format!("{page} (link {i}): {target}: no file {rel}"));
                 continue;

@@ -336,7 +336,7 @@ async fn an_inbound_pair_whose_error_overflows_is_dead_lettered_and_no_inf_row()
 #[test]
 fn an_artifact_whose_predictions_can_overflow_exits_2_at_load() {
     let sb = support::sandbox::Sandbox::new();
-    let mut m = modelwatch::model::LinearModel::fit(modelwatch::data::Dataset::embedded())
+    let mut m = modelwatch::model::LinearModel::fit(modelwatch::core::data::Dataset::embedded())
         .expect("fitting");
     m.coefficients = vec![1.7e308; 10];
     let artifact = sb.join("huge.json");

@@ -8,8 +8,8 @@ use crate::support;
 use std::time::Duration;
 
 use modelwatch::config::Settings;
+use modelwatch::core::shutdown::Shutdown;
 use modelwatch::pipeline;
-use modelwatch::shutdown::Shutdown;
 
 #[test]
 fn a_pipeline_runs_in_process_and_stops_on_a_drain_with_every_row_counted() {

@@ -29,6 +29,7 @@ mod http_split;
 mod in_process;
 mod install;
 mod interop;
+mod layout;
 mod monitor;
 mod monitor_config;
 mod monitor_hostile;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::support;
 use crate::support::sandbox::*;
-use modelwatch::log_format::METRIC_HEADER;
+use modelwatch::metric::log_format::METRIC_HEADER;
 
 /// Runs `run --count <count> --rate 0 [extra]` into `logs`, expecting exit 0.
 fn run_ok(sb: &Sandbox, logs: &Path, extra: &[&str]) -> Output {

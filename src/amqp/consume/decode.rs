@@ -14,10 +14,11 @@
 //! cut at [`MAX_REASON_BYTES`]: it goes into a header and a log line, and a
 //! reason that repeated a 65 KB body once overflowed the broker's frame size.
 
+use crate::core::text::bounded_text;
 use serde_json::Value;
 
-use crate::data::N_FEATURES;
-use crate::messages::{
+use crate::core::data::N_FEATURES;
+use crate::core::messages::{
     Features, Kind, MetricRecord, Prediction, SampleId, Truth, MAX_ABS_FEATURE, MAX_ABS_VALUE,
 };
 
@@ -62,25 +63,6 @@ impl Rejection {
     pub fn reason(&self) -> String {
         bounded_text(&self.to_string(), MAX_REASON_BYTES)
     }
-}
-
-/// `s` with control characters escaped, cut (on a character boundary) to
-/// at most `max` bytes, the cut marked with "...".
-pub fn bounded_text(s: &str, max: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max));
-    for c in s.chars() {
-        let piece: String = if c.is_control() {
-            c.escape_default().collect()
-        } else {
-            c.to_string()
-        };
-        if out.len() + piece.len() > max.saturating_sub(3) {
-            out.push_str("...");
-            return out;
-        }
-        out.push_str(&piece);
-    }
-    out
 }
 
 /// A JSON value as quoted in a reason: its JSON text (escaped), at most
@@ -255,7 +237,7 @@ impl Decode for MetricRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::WireMessage;
+    use crate::core::messages::WireMessage;
 
     #[test]
     fn our_own_messages_round_trip() {

@@ -6,7 +6,7 @@
 //! starve the other; plot: `metrics`). Processes running the same role
 //! share the queue and so the work (competing consumers). Deliveries are
 //! decoded in batches and handed to the local actor with a completion token
-//! ([`crate::done`]); a batch is acknowledged only when its work is done
+//! ([`crate::core::done`]); a batch is acknowledged only when its work is done
 //! (prediction confirmed by the broker, row written), with one `multiple`
 //! ack for every run of finished batches. A failed batch is requeued. A
 //! malformed message is published to the dead-letter exchange with the
@@ -37,10 +37,11 @@ use tokio::sync::watch;
 use super::decode::{decode, Decode};
 use super::throttle::Throttle;
 use crate::amqp::{connection, topology};
-use crate::config::{redact_url, BridgeSettings, InboundSettings};
-use crate::done::{Done, Outcome};
-use crate::messages::{Batch, Kind};
-use crate::metrics::{Metrics, QueueReasonLabel};
+use crate::config::{BridgeSettings, InboundSettings};
+use crate::core::done::{Done, Outcome};
+use crate::core::messages::{Batch, Kind};
+use crate::core::metrics::{Metrics, QueueReasonLabel};
+use crate::core::text::redact_url;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
@@ -415,7 +416,7 @@ where
         let (done, outcome) = Done::new();
         let batch = Batch::new(items, Instant::now()).with_done(Some(done));
         if let Err(e) = self.target.send(batch).await {
-            crate::actors::fatal_dead_actor("inbound", e);
+            crate::core::actor::fatal_dead_actor("inbound", e);
         }
         Ok((handed, Some(outcome)))
     }

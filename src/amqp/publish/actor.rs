@@ -15,7 +15,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::outbox::{unix_seconds, OutMessage, Outbox};
-use crate::messages::{Batch, WireMessage};
+use crate::core::messages::{Batch, WireMessage};
 
 pub struct BridgeActor {
     outbox: Arc<Outbox>,

@@ -15,8 +15,8 @@ use tokio::sync::Notify;
 
 use super::stats::BridgeStats;
 use crate::config::OnFull;
-use crate::done::Done;
-use crate::messages::{Kind, SampleId, WireMessage};
+use crate::core::done::Done;
+use crate::core::messages::{Kind, SampleId, WireMessage};
 
 /// One message ready for the wire.
 #[derive(Debug, Clone)]
@@ -208,7 +208,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::Truth;
+    use crate::core::messages::Truth;
     use std::time::Duration;
 
     fn msgs(ids: std::ops::Range<u64>) -> Vec<OutMessage> {

@@ -25,7 +25,8 @@ use tokio::sync::watch;
 use super::outbox::{OutMessage, Outbox};
 use super::stats::BridgeStats;
 use crate::amqp::{connection, topology};
-use crate::config::{redact_url, BridgeSettings, HistorySettings};
+use crate::config::{BridgeSettings, HistorySettings};
+use crate::core::text::redact_url;
 
 /// How often legacy queues are checked against their bound.
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);

@@ -1,6 +1,6 @@
 //! The bridge's counters, shared by the actor side and the AMQP side.
 //!
-//! Each counter is a handle of the telemetry registry ([`crate::metrics`]):
+//! Each counter is a handle of the telemetry registry ([`crate::core::metrics`]):
 //! `modelwatch_bridge_messages_total{event=...}` and friends, so `/metrics`,
 //! the summary line and the tests read the same numbers the bridge counts.
 //! [`BridgeStats::default`] makes unregistered handles (for unit tests).
@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::metrics::{Metrics, QueueLabel};
+use crate::core::metrics::{Metrics, QueueLabel};
 
 /// Counts of what the bridge did. Every event that loses or repeats a
 /// message has a counter here, so nothing is dropped silently.

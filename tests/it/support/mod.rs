@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use lapin::{Connection, ConnectionProperties};
 
-pub use modelwatch::log_format::METRIC_HEADER;
+pub use modelwatch::metric::log_format::METRIC_HEADER;
 
 pub mod amqp;
 pub mod browser;

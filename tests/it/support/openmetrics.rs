@@ -158,7 +158,7 @@ fn whole(name: &str, labels: &[(&str, &str)], v: f64) -> u64 {
 
 /// The sources of the program's metric families.
 const REGISTRATIONS: [&str; 2] = [
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/metrics.rs")),
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/core/metrics.rs")),
     include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/src/monitor/telemetry.rs"

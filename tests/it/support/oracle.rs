@@ -4,7 +4,7 @@
 //! scaled as sklearn's `load_diabetes()` does (`(x - mean) / std /
 //! sqrt(442)`, population std), and predicted with the intercept and
 //! coefficients of sklearn's `LinearRegression().fit(X, y)` as that README
-//! publishes them. Nothing here calls `modelwatch::data`, `model` or
+//! publishes them. Nothing here calls `modelwatch::core::data`, `model` or
 //! `sampler`.
 //!
 

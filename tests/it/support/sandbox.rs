@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 pub use super::process::default_config;
 use super::process::{Launch, Proc};
 
-use modelwatch::log_format::METRIC_HEADER;
+use modelwatch::metric::log_format::METRIC_HEADER;
 
 /// Longest a single run of the binary may take before it is killed and the
 /// test fails. Generous: every run in these tests takes a few seconds at most.

@@ -1,0 +1,100 @@
+//! Text from outside made fit for a one-line message (redaction, escaping,
+//! bounds), for every layer that quotes it.
+//!
+//! Every text a config error quotes (a key, a path, a parser message, a
+//! value) goes through [`sanitize`]: URL passwords replaced by `***`,
+//! control characters escaped, length bounded. [`redact_url`] hides the
+//! password of the broker URL where the settings are printed or logged.
+
+use std::path::Path;
+
+/// Longest quoted text in an error message (a key, a path, a parser message).
+const MAX_QUOTED_CHARS: usize = 300;
+
+/// `amqp://user:secret@host` -> `amqp://user:***@host`; unparsable input is hidden whole.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparsable url>".into(),
+    }
+}
+
+/// A path as shown in a message: bounded and escaped.
+pub fn shown_path(path: &Path) -> String {
+    sanitize(&path.display().to_string())
+}
+
+/// Text from outside made fit for a one-line message: URL passwords
+/// redacted, control characters (newlines too) escaped, at most
+/// [`MAX_QUOTED_CHARS`] characters.
+pub fn sanitize(text: &str) -> String {
+    let redacted = redact_credentials(text);
+    let mut out = String::new();
+    for (n, c) in redacted.chars().enumerate() {
+        if n == MAX_QUOTED_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Replaces the password of every `scheme://user:password@` in `text` by
+/// `***`, also in broken URLs (an unclosed quote, a `/` in the password):
+/// the user info runs to the last `@` before a space or a quote.
+pub fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                let userinfo = &tail[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `s` with control characters escaped, cut (on a character boundary) to
+/// at most `max` bytes, the cut marked with "...".
+pub fn bounded_text(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for c in s.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        if out.len() + piece.len() > max.saturating_sub(3) {
+            out.push_str("...");
+            return out;
+        }
+        out.push_str(&piece);
+    }
+    out
+}

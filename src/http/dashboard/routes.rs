@@ -1,0 +1,253 @@
+//! The dashboard's actix-web handlers, thin: each reads the [`Dashboard`],
+//! calls the pure modules, and answers.
+//!
+//! - `GET /`: the dashboard ([`super::html::dashboard`]).
+//! - `GET /events`: the live feed ([`super::events`]); HEAD says what a GET
+//!   would get, without opening a stream.
+//! - `GET /assets/...`: uPlot, the page's script and stylesheet, cached.
+//! - `GET /predict`: the form, prefilled with row 0 of the data;
+//!   `POST /predict` (a plain form post): the answer, or 422 with the form
+//!   again and a message next to each refused field.
+//! - `POST /api/predict`: JSON in, JSON out; 422 naming the field.
+//!
+//! A process without the model role answers `/predict` and
+//! `/api/predict` with 404 and says where the model runs: the resource is
+//! not here (and will not appear by retrying, which a 503 would suggest).
+//! Bodies are bounded ([`MAX_BODY_BYTES`]; 413 beyond it, before `100
+//! Continue` when the client asks for one). A method a resource does not
+//! answer gets 405 with `Allow`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::html::{self, Outcome};
+use super::predict::{self, Answer, FieldError, RANGES};
+use super::{assets, events, Dashboard};
+use crate::core::data::{Dataset, N_FEATURES};
+
+/// Largest body `POST /predict` and `POST /api/predict` read: ten numbers
+/// take a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 4096;
+
+/// Longest a client may take to send a body of `POST /predict` or `POST
+/// /api/predict` (`http.request_timeout` bounds only the request head): a
+/// body dripped a byte at a time must not hold a connection for an hour.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`] within
+/// [`BODY_TIMEOUT`]: 413 beyond the size, 408 past the time.
+async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, HttpResponse> {
+    use futures::StreamExt as _;
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| HttpResponse::BadRequest().finish())?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(HttpResponse::PayloadTooLarge().finish());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(r) => r,
+        Err(_) => Err(HttpResponse::RequestTimeout()
+            .insert_header(("connection", "close"))
+            .finish()),
+    }
+}
+
+/// Adds the dashboard's routes to an app.
+pub fn configure(cfg: &mut web::ServiceConfig, dash: Dashboard) {
+    let body_limit = web::PayloadConfig::new(MAX_BODY_BYTES);
+    use crate::http::{not_allowed, GET_HEAD};
+    cfg.app_data(web::Data::new(dash))
+        .service(
+            web::resource("/")
+                .route(web::get().to(dashboard))
+                .route(web::head().to(dashboard))
+                .default_service(not_allowed(GET_HEAD)),
+        )
+        .service(
+            web::resource("/events")
+                .route(web::get().to(events_feed))
+                .route(web::head().to(events_head))
+                .default_service(not_allowed(GET_HEAD)),
+        )
+        .service(
+            web::resource("/assets/{name}")
+                .route(web::get().to(asset))
+                .route(web::head().to(asset))
+                .default_service(not_allowed(GET_HEAD)),
+        )
+        .service(
+            web::resource("/predict")
+                .app_data(body_limit.clone())
+                .route(web::get().to(predict_form))
+                .route(web::head().to(predict_form))
+                .route(web::post().to(predict_post))
+                .default_service(not_allowed("GET, HEAD, POST")),
+        )
+        .service(
+            web::resource("/api/predict")
+                .app_data(body_limit)
+                .route(web::post().to(api_predict))
+                .default_service(not_allowed("POST")),
+        );
+}
+
+fn html_page(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("cache-control", "no-store"))
+        .insert_header(("x-content-type-options", "nosniff"))
+        .insert_header((
+            "content-security-policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+        ))
+        .body(body)
+}
+
+async fn dashboard(dash: web::Data<Dashboard>) -> HttpResponse {
+    let (snap, _) = dash.snapshot(None);
+    html_page(actix_web::http::StatusCode::OK, html::dashboard(&snap))
+}
+
+async fn events_feed(dash: web::Data<Dashboard>) -> HttpResponse {
+    events::respond(&dash)
+}
+
+async fn events_head(dash: web::Data<Dashboard>) -> HttpResponse {
+    events::head(&dash)
+}
+
+async fn asset(req: HttpRequest) -> HttpResponse {
+    let path = req.path();
+    let Some((a, etag)) = assets::find(path) else {
+        return HttpResponse::NotFound().body("no such asset\n");
+    };
+    let inm = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let mut resp = if assets::not_modified(inm, etag) {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    resp.insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, assets::cache_control(a)))
+        .insert_header(("x-content-type-options", "nosniff"));
+    if assets::not_modified(inm, etag) {
+        return resp.finish();
+    }
+    resp.content_type(a.content_type).body(a.bytes)
+}
+
+/// Row 0 of the data in raw units, as the CSV writes them.
+fn row_zero() -> [String; N_FEATURES] {
+    let raw = &Dataset::embedded().raw;
+    std::array::from_fn(|j| raw[[0, j]].to_string())
+}
+
+fn no_model_page() -> HttpResponse {
+    html_page(actix_web::http::StatusCode::NOT_FOUND, html::no_model())
+}
+
+async fn predict_form(dash: web::Data<Dashboard>) -> HttpResponse {
+    let Some(info) = &dash.model_info else {
+        return no_model_page();
+    };
+    html_page(
+        actix_web::http::StatusCode::OK,
+        html::predict(info, &row_zero(), Outcome::Blank),
+    )
+}
+
+async fn predict_post(dash: web::Data<Dashboard>, payload: web::Payload) -> HttpResponse {
+    let (Some(model), Some(info)) = (&dash.model, &dash.model_info) else {
+        return no_model_page();
+    };
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
+    // The first value of each known field; unknown ones are ignored (a form).
+    let mut typed: [Option<String>; N_FEATURES] = Default::default();
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        if let Some(j) = RANGES.iter().position(|s| s.name == k) {
+            if typed[j].is_none() {
+                // Shown back in the form: bounded.
+                typed[j] = Some(v.chars().take(predict::MAX_FIELD_CHARS + 8).collect());
+            }
+        }
+    }
+    let parsed = predict::parse_form(|name| {
+        RANGES
+            .iter()
+            .position(|s| s.name == name)
+            .and_then(|j| typed[j].as_deref())
+    });
+    let values: [String; N_FEATURES] =
+        std::array::from_fn(|j| typed[j].clone().unwrap_or_default());
+    match parsed {
+        Ok(raw) => {
+            let a = predict::answer(model, Dataset::embedded(), predict::Input::Raw(raw));
+            html_page(
+                actix_web::http::StatusCode::OK,
+                html::predict(info, &values, Outcome::Answered(&a)),
+            )
+        }
+        Err(errors) => html_page(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            html::predict(info, &values, Outcome::Refused(&errors)),
+        ),
+    }
+}
+
+/// The JSON answer of `POST /api/predict`.
+pub fn answer_json(a: &Answer, dash: &Dashboard) -> serde_json::Value {
+    let model = dash.model.as_deref();
+    serde_json::json!({
+        "prediction": a.prediction,
+        "scaled": a.scaled,
+        "nearest": a.nearest,
+        "model": {
+            "format": model.map(|m| m.format.clone()),
+            "origin": dash.model_info.as_ref().map(|i| i.origin.clone()),
+            "training_r2": model.map(|m| m.training.r2),
+            "intercept": model.map(|m| m.intercept),
+            "coefficients": model.map(|m| m.coefficients.clone()),
+            "feature_names": model.map(|m| m.feature_names.clone()),
+        },
+    })
+}
+
+fn refused(e: &FieldError) -> HttpResponse {
+    HttpResponse::UnprocessableEntity().json(serde_json::json!({
+        "error": e.to_string(),
+        "field": e.field,
+        "message": e.message,
+    }))
+}
+
+async fn api_predict(dash: web::Data<Dashboard>, payload: web::Payload) -> HttpResponse {
+    let Some(model) = &dash.model else {
+        return HttpResponse::NotFound().json(serde_json::json!({
+            "error": "this process does not run the model role: POST /api/predict to the process that does (--roles model, or all roles)",
+        }));
+    };
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
+    match predict::parse_json(&body, model) {
+        Ok(input) => {
+            let a = predict::answer(model, Dataset::embedded(), input);
+            HttpResponse::Ok()
+                .insert_header(("cache-control", "no-store"))
+                .json(answer_json(&a, &dash))
+        }
+        Err(e) => refused(&e),
+    }
+}

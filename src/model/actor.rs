@@ -1,0 +1,83 @@
+//! ModelActor: predicts each batch of features and emits the predictions.
+//!
+//! It may also pass the features it predicted on to more recipients
+//! ([`ModelActor::forwarding`]): with `--legacy-inbound` the features come
+//! from the Python services' queue, so the monitor (elsewhere) sees them
+//! only if the model forwards them. Those recipients are work recipients:
+//! the inbound batch is acknowledged once the predictions and the forwarded
+//! features are both confirmed by the broker (at least once).
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::core::actor::fatal_dead_actor;
+use crate::core::fanout::Fanout;
+use crate::core::messages::{Batch, Features, Prediction};
+use crate::model::LinearModel;
+
+/// Holds the fitted model; never sees the truth.
+pub struct ModelActor {
+    model: Arc<LinearModel>,
+    out: Fanout<Batch<Prediction>>,
+    /// Who else gets the features (empty unless forwarding).
+    forward: Fanout<Batch<Features>>,
+    predicted: u64,
+}
+
+impl ModelActor {
+    pub fn new(model: Arc<LinearModel>, out: Fanout<Batch<Prediction>>) -> ModelActor {
+        ModelActor {
+            model,
+            out,
+            forward: Fanout::default(),
+            predicted: 0,
+        }
+    }
+
+    /// Also sends every batch of features it takes to `forward` (awaited).
+    pub fn forwarding(mut self, forward: Fanout<Batch<Features>>) -> ModelActor {
+        self.forward = forward;
+        self
+    }
+}
+
+impl Actor for ModelActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for ModelActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!(predicted = self.predicted, "model actor restarting");
+    }
+}
+
+impl Handler<Batch<Features>> for ModelActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, batch: Batch<Features>, _: &mut Context<Self>) -> Self::Result {
+        fail::fail_point!("model-predict");
+        let predictions: Vec<Prediction> = batch
+            .items
+            .iter()
+            .map(|f| Prediction {
+                id: f.id,
+                y: self.model.predict(&f.x),
+            })
+            .collect();
+        self.predicted += predictions.len() as u64;
+        let out = Batch::new(predictions, batch.emitted_at).with_done(batch.done.clone());
+        // Forwarded features first: they reach the broker before the
+        // predictions, so the monitor has them when the records come.
+        let forwarded = (!self.forward.is_empty()).then(|| self.forward.send(batch));
+        let sent = self.out.send(out);
+        Box::pin(async move {
+            if let Err(e) = sent.await {
+                fatal_dead_actor("model", e);
+            }
+            if let Some(Err(e)) = futures::future::OptionFuture::from(forwarded).await {
+                fatal_dead_actor("model (forwarding features)", e);
+            }
+        })
+    }
+}

@@ -1,0 +1,338 @@
+//! Start-up, step 1: check the inputs. Everything that can fail because of
+//! bad input and needs no broker: the settings' meaning (the features'
+//! own checks, [`semantics`]), the logs folder and its lock, the HTTP
+//! address, the model artifact and the baseline the monitor judges
+//! against. A failure here exits 2 and touches nothing that matters; no
+//! actor exists yet, and nothing waits on the network.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::config::{ConfigError, Role, Settings};
+use crate::core::log_paths::{lock_logs_dir, LogPaths};
+use crate::core::metrics::Telemetry;
+use crate::core::reopen::Reopen;
+use crate::model::{load_or_fit_model, LinearModel};
+use crate::monitor::actor::Reference;
+use crate::monitor::telemetry::MonitorMetrics;
+
+/// What the features check of their own sections: the alert rules
+/// (`monitor::alerts`) and the scenario against the data set
+/// (`source::scenario`). The settings loader runs it after the shape
+/// checks (see [`crate::config::Semantics`]); so does [`inputs`], for
+/// settings made in code.
+pub fn semantics(s: &Settings) -> Result<(), ConfigError> {
+    crate::source::scenario::check_settings(&s.source)?;
+    crate::monitor::alerts::check_settings(&s.monitor)
+}
+
+/// The inputs, checked and opened: what the restore step builds on.
+pub struct Checked {
+    pub settings: Settings,
+    pub paths: LogPaths,
+    pub telemetry: Arc<Telemetry>,
+    /// The monitor's families in [`Checked::telemetry`], for its actor.
+    pub monitor_metrics: MonitorMetrics,
+    /// With the model role.
+    pub model: Option<Arc<LinearModel>>,
+    /// Where the model came from: the artifact's path, or "fitted in memory".
+    pub model_origin: String,
+    /// What the monitor and the histogram's baseline line judge against.
+    pub reference: Option<Reference>,
+    /// Held while the process runs: the logs dir's lock (metric role).
+    pub logs_lock: Option<std::fs::File>,
+    /// The HTTP server's listener, bound.
+    pub http: Option<TcpListener>,
+}
+
+/// Checks the inputs of the roles to run (see the module's doc).
+pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
+    semantics(&settings)?;
+    // Its reopen is asked for through `Prepared::paths` (SIGHUP in cli.rs).
+    let paths =
+        LogPaths::new(&settings.logs.dir).with_rotation(settings.logs.rotation(&Reopen::new()));
+    paths.create_dir()?;
+    // One writer per logs dir: two metrics appending to one metric_log.csv
+    // (and monitors to one metrics_over_time.csv) interleave their rows.
+    let logs_lock = if settings.runs(Role::Metric) {
+        Some(lock_logs_dir(&paths.dir)?)
+    } else {
+        None
+    };
+    // An earlier run's registry must not pass for this one's (a panic, exit
+    // 70, writes none).
+    match std::fs::remove_file(&paths.final_metrics) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e)
+                .with_context(|| format!("{}: cannot remove", paths.final_metrics.display()));
+        }
+        _ => {}
+    }
+    let roles: Vec<String> = settings
+        .roles
+        .iter()
+        .map(|r| format!("{r:?}").to_lowercase())
+        .collect();
+    // The monitor's families are registered whether or not it runs here.
+    let monitor_metrics = MonitorMetrics::new();
+    let telemetry = Telemetry::with_families(&roles.join(","), &[&monitor_metrics]);
+    let http = bind_http(&settings, &paths)?;
+    if settings.inbound.legacy && !settings.is_split() {
+        // Said, not refused: the same command line serves both layouts.
+        tracing::warn!(
+            "inbound.legacy (--legacy-inbound) has no effect here: this process runs every role, so it reads no queue; run the model and metric roles in their own processes to read the Python services' queues"
+        );
+    }
+    let model = if settings.runs(Role::Model) {
+        Some(Arc::new(load_or_fit_model(&settings.model.artifact)?))
+    } else {
+        None
+    };
+    let model_origin = if settings.model.artifact.exists() {
+        settings.model.artifact.display().to_string()
+    } else {
+        "fitted in memory".to_owned()
+    };
+    // The monitor (with the metric role) and the histogram's baseline line
+    // (with the plot role) judge against the model's training figures: this
+    // process's model, or the artifact's when the model runs elsewhere.
+    let reference = match settings.monitor.enabled
+        && (settings.runs(Role::Metric) || settings.runs(Role::Plot))
+    {
+        true => {
+            let m = match &model {
+                Some(m) => m.clone(),
+                None => Arc::new(load_or_fit_model(&settings.model.artifact)?),
+            };
+            Some(Reference::of(m, &settings.monitor)?)
+        }
+        false => None,
+    };
+    Ok(Checked {
+        settings,
+        paths,
+        telemetry,
+        monitor_metrics,
+        model,
+        model_origin,
+        reference,
+        logs_lock,
+        http,
+    })
+}
+
+/// Binds the HTTP server's address first: one the user gave that is in use
+/// is bad configuration (exit 2); `auto` falls back to a free port. The
+/// address it got goes to `logs/http.addr`; with the server off, an
+/// earlier run's file is removed.
+fn bind_http(settings: &Settings, paths: &LogPaths) -> anyhow::Result<Option<TcpListener>> {
+    match crate::http::server::bind_listen(settings.http.listen())? {
+        Some((listener, fell_back)) => {
+            let bound = listener.local_addr()?;
+            crate::core::output_file::replace(&paths.http_addr, format!("{bound}\n").as_bytes())
+                .with_context(|| format!("{}: cannot write", paths.http_addr.display()))?;
+            if fell_back {
+                tracing::warn!(
+                    taken = crate::config::http::DEFAULT_ADDR,
+                    addr = %bound,
+                    file = %paths.http_addr.display(),
+                    "http.listen auto: {} is in use by another process; serving on {bound} instead",
+                    crate::config::http::DEFAULT_ADDR
+                );
+            }
+            tracing::info!(addr = %bound, "http server: /metrics /health /ready");
+            Ok(Some(listener))
+        }
+        None => {
+            // An earlier run's address must not pass for this run's.
+            remove_http_addr(&paths.http_addr)?;
+            Ok(None)
+        }
+    }
+}
+
+/// With the server off, removes an earlier run's `logs/http.addr`.
+fn remove_http_addr(path: &Path) -> anyhow::Result<()> {
+    // What is not a regular file there is neither followed nor removed.
+    crate::core::output_file::check(path).map_err(|why| anyhow::anyhow!(why))?;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("{}: cannot remove", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The settings as the command line loads them: shape and meaning
+    //! (these moved here from config's tests when the features' own
+    //! checks left config).
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::Overrides;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_source_with(Some(&path), &Overrides::default(), env, semantics)
+    }
+
+    /// The flags as `run` parses them.
+    #[derive(Debug, Parser)]
+    struct Run {
+        #[command(flatten)]
+        overrides: Overrides,
+    }
+
+    fn settings_with(args: &[&str]) -> Result<Settings, ConfigError> {
+        let run = Run::try_parse_from(std::iter::once("run").chain(args.iter().copied())).unwrap();
+        Settings::load_source_with(None, &run.overrides, vec![], semantics)
+    }
+
+    #[test]
+    fn bad_rules_and_scenarios_in_the_file_name_their_key() {
+        let rule = |body: &str| format!("[[monitor.rules]]\nname = \"r\"\n{body}\n");
+        for (toml, key) in [
+            (
+                rule("metric = \"mae\"\nop = \">\"\nvalue = 50\nfor = 2.5"),
+                "monitor.rules[0].for",
+            ),
+            (
+                rule("metric = \"mae\"\nop = \">\"\nvalue = \"high\""),
+                "monitor.rules[0].value",
+            ),
+            (
+                rule("metric = \"mae\"\nop = \">\"\nvalue = 50\nresolve_after = 0"),
+                "monitor.rules[0].resolve_after",
+            ),
+            (
+                rule("metric = \"drift.bmj\"\nop = \">\"\nvalue = 0.5"),
+                "monitor.rules[0].metric",
+            ),
+            (
+                rule("metric = \"r2\"\nop = \">\"\nvalue = 1.5"),
+                "monitor.rules[0].value",
+            ),
+            (
+                rule("metric = \"mae\"\nop = \">\"\nvalue = 1\nsigmas = 3"),
+                "monitor.rules[0]",
+            ),
+            (
+                rule("metric = \"mae\"\nop = \">\"\nvalue = 1\ncolour = 3"),
+                "colour",
+            ),
+            ("[monitor]\nwindow = 0\n".to_owned(), "monitor.window"),
+            (
+                "[source.scenario]\nshift = { bmi = \"5\" }\n".to_owned(),
+                "source.scenario.shift.bmi",
+            ),
+            (
+                "[source.scenario]\nstart = 2.5\nshift = { bmi = 5 }\n".to_owned(),
+                "source.scenario.start",
+            ),
+            (
+                "[source.scenario]\nshift = { bmx = 5 }\n".to_owned(),
+                "source.scenario.shift.bmx",
+            ),
+            (
+                "[source.scenario]\nscale = { sex = 2 }\n".to_owned(),
+                "source.scenario.scale.sex",
+            ),
+            (
+                "[source]\ncount = 10\n[source.scenario]\nstart = 10\nshift = { bmi = 5 }\n"
+                    .to_owned(),
+                "source.scenario.start",
+            ),
+            (
+                "[source.scenario]\npopulation = { feature = \"bmi\", above = 100 }\n".to_owned(),
+                "source.scenario.population",
+            ),
+            (
+                "[source.scenario]\nstart = 3\n".to_owned(),
+                "source.scenario",
+            ),
+        ] {
+            let err = load(&toml, &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_scenario_has_a_compact_form_in_the_environment_and_rules_do_not() {
+        let s = load(
+            "",
+            &[("MODELWATCH__SOURCE__SCENARIO", "start=5,bmi+=5,target~=2")],
+        )
+        .unwrap();
+        let sc = s.source.scenario.unwrap();
+        assert_eq!(
+            (sc.start, sc.shift["bmi"], sc.target_noise),
+            (5, 5.0, Some(2.0))
+        );
+        for (name, value, key) in [
+            (
+                "MODELWATCH__SOURCE__SCENARIO",
+                "bmi+=",
+                "MODELWATCH__SOURCE__SCENARIO",
+            ),
+            (
+                "MODELWATCH__SOURCE__SCENARIO",
+                "bmj+=5",
+                "source.scenario.shift.bmj",
+            ),
+            (
+                "MODELWATCH__SOURCE__SCENARIO__START",
+                "5",
+                "MODELWATCH__SOURCE__SCENARIO__START",
+            ),
+            (
+                "MODELWATCH__MONITOR__RULES",
+                "x",
+                "MODELWATCH__MONITOR__RULES",
+            ),
+            ("MODELWATCH__MONITOR__WINDOW", "2.5", "monitor.window"),
+        ] {
+            let err = load("", &[(name, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{name}={value}: {err}");
+        }
+        let s = load(
+            "",
+            &[
+                ("MODELWATCH__MONITOR__WINDOW", "250"),
+                ("MODELWATCH__MONITOR__ENABLED", "false"),
+            ],
+        )
+        .unwrap();
+        assert_eq!((s.monitor.window, s.monitor.enabled), (250, false));
+    }
+
+    #[test]
+    fn a_flag_value_is_checked_like_the_key() {
+        let err = settings_with(&["--http-listen", "localhost"]).unwrap_err();
+        assert!(err.to_string().contains("http.listen"), "{err}");
+        let err = settings_with(&["--rate", "-1"]).unwrap_err();
+        assert!(err.to_string().contains("source.rate"), "{err}");
+        let err = settings_with(&["--scenario", "bmi/=2"]).unwrap_err();
+        assert!(err.to_string().contains("--scenario"), "{err}");
+        let err = settings_with(&["--scenario", "bmj+=2"]).unwrap_err();
+        assert!(
+            err.to_string().contains("source.scenario.shift.bmj"),
+            "{err}"
+        );
+        let err = settings_with(&["--scenario", "start=10,bmi+=1", "--count", "10"]).unwrap_err();
+        assert!(err.to_string().contains("source.scenario.start"), "{err}");
+        let err = settings_with(&["--monitor-window", "0"]).unwrap_err();
+        assert!(err.to_string().contains("monitor.window"), "{err}");
+    }
+}

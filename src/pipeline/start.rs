@@ -1,0 +1,300 @@
+//! Start-up, step 3: start the actors. The bridge (when on) on a runtime
+//! of its own, then the local actors under supervisors from the end of the
+//! pipeline to its start (each needs its recipients), wired by `Routes`
+//! (who receives what, in one table), and the consumers that feed a local
+//! role whose producer runs in another process. Every actor is made from
+//! what the restore step read: none reads the broker as it is made.
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::amqp::{Bridge, BridgeActor};
+use crate::config::{Role, Settings};
+use crate::core::data::Dataset;
+use crate::core::fanout::Fanout;
+use crate::core::messages::{Batch, Features, Kind, MetricRecord, Prediction, Truth};
+use crate::core::metrics::Metrics;
+use crate::metric::actor::{MetricFiles, RestartLink};
+use crate::metric::join::RecentIds;
+use crate::metric::throughput::ThroughputObserver;
+use crate::metric::MetricActor;
+use crate::model::{LinearModel, ModelActor};
+use crate::monitor::actor::{MonitorActor, ToExchange};
+use crate::plot::PlotActor;
+use crate::source::actor::SourceReport;
+use crate::source::sampler::Sampler;
+use crate::source::scenario::{Plan, Scenario};
+use crate::source::FeatureSource;
+
+/// Starts the bridge when it is on: the AMQP side on its own runtime.
+pub(super) fn bridge(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Option<Bridge>> {
+    Ok(match settings.bridge.enabled {
+        true => Some(
+            Bridge::start(
+                settings.bridge.clone(),
+                settings.history.enabled.then(|| settings.history.clone()),
+                metrics,
+            )
+            .context("starting the AMQP runtime")?,
+        ),
+        false => None,
+    })
+}
+
+/// The prepared actors of the roles that run in this process.
+pub(super) struct LocalRoles {
+    pub(super) model: Option<std::sync::Arc<LinearModel>>,
+    pub(super) metric: Option<(MetricFiles, Option<RecentIds>)>,
+    pub(super) plot: Option<PlotActor>,
+    pub(super) monitor: Option<MonitorActor>,
+}
+
+/// Who receives what. Each method is one line of the table: the work
+/// recipients of a message (awaited: backpressure, nothing lost) and its
+/// observers (a bounded hand-off that never slows the pipeline; see
+/// [`crate::core::fanout`]). The bridge, when on, is a work recipient of
+/// every message (it bounds itself: `bridge.on_full`). A role that does not
+/// run here is `None`: its messages reach it through RabbitMQ.
+///
+/// Actors need their recipients when they start, so they start from the
+/// end of the pipeline (plot, metric, model, source), filling these in.
+pub(super) struct Routes {
+    pub(super) metrics: Metrics,
+    pub(super) bridge: Option<Addr<BridgeActor>>,
+    pub(super) plot: Option<Addr<PlotActor>>,
+    pub(super) metric: Option<Addr<MetricActor>>,
+    pub(super) model: Option<Addr<ModelActor>>,
+    pub(super) throughput: Addr<ThroughputObserver>,
+    pub(super) monitor: Option<Addr<MonitorActor>>,
+}
+
+impl Routes {
+    //                                                   work recipients            observers
+    fn records(&self) -> Fanout<Batch<MetricRecord>> {
+        self.fanout(recipient(&self.plot))
+            .observed_by(
+                "throughput",
+                self.throughput.clone().recipient(),
+                &self.metrics,
+            )
+            .maybe_observed_by("monitor", recipient(&self.monitor), &self.metrics)
+    }
+    fn predictions(&self) -> Fanout<Batch<Prediction>> {
+        self.fanout(recipient(&self.metric))
+    }
+    fn truths(&self) -> Fanout<Batch<Truth>> {
+        self.fanout(recipient(&self.metric))
+    }
+    fn features(&self) -> Fanout<Batch<Features>> {
+        self.fanout(recipient(&self.model)).maybe_observed_by(
+            "monitor_features",
+            recipient(&self.monitor),
+            &self.metrics,
+        )
+    }
+
+    /// `local` (if that role runs here) and the bridge (if on).
+    fn fanout<M>(&self, local: Option<Recipient<M>>) -> Fanout<M>
+    where
+        M: actix::Message<Result = ()> + crate::core::fanout::Items + Send + Clone + 'static,
+        BridgeActor: Handler<M>,
+    {
+        let mut out = Fanout::of(local);
+        if let Some(b) = &self.bridge {
+            out.add(b.clone().recipient());
+        }
+        out
+    }
+}
+
+fn recipient<A, M>(addr: &Option<Addr<A>>) -> Option<Recipient<M>>
+where
+    A: Actor<Context = Context<A>> + Handler<M>,
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
+    addr.as_ref().map(|a| a.clone().recipient())
+}
+
+/// The local actors of a run, and what the run needs to stop them.
+pub(super) struct Actors {
+    pub(super) routes: Routes,
+    pub(super) source: Option<Addr<FeatureSource>>,
+    /// The source's report, once its count is done or it is stopped.
+    pub(super) done: oneshot::Receiver<SourceReport>,
+    /// Cancelled when the run stops: the source stops, a failing metric
+    /// stops retrying.
+    pub(super) stop: CancellationToken,
+    /// Cancelled by the metric when it gives up writing: the run must end.
+    pub(super) gave_up: CancellationToken,
+    pub(super) metric_thread: Arbiter,
+    pub(super) observers_thread: Arbiter,
+    pub(super) monitor_thread: Arbiter,
+}
+
+impl Actors {
+    /// Starts the actors of the roles that run here, from the end of the
+    /// pipeline to its start (each needs its recipients).
+    pub(super) fn start(
+        settings: &Settings,
+        metrics: &Metrics,
+        bridge: &Option<Bridge>,
+        local: LocalRoles,
+    ) -> Actors {
+        let LocalRoles {
+            model,
+            metric,
+            plot,
+            monitor,
+        } = local;
+        let stop = CancellationToken::new();
+        let link = RestartLink {
+            stopping: stop.clone(),
+            gave_up: CancellationToken::new(),
+        };
+        let gave_up = link.gave_up.clone();
+        // Observers run on a thread of their own: a stalled one stalls nothing else.
+        let observers_thread = Arbiter::new();
+        observers_thread.spawn_fn(crate::core::actor::lower_this_threads_priority);
+        let rate = metrics.rows_per_second.clone();
+        let mut routes = Routes {
+            metrics: metrics.clone(),
+            bridge: bridge.as_ref().map(|b| b.actor.clone()),
+            plot: None,
+            metric: None,
+            model: None,
+            throughput: ThroughputObserver::start_in_arbiter(
+                &observers_thread.handle(),
+                move |_| ThroughputObserver::new(rate),
+            ),
+            monitor: None,
+        };
+        // The monitor's statistics cost more than the other observers':
+        // a thread of its own, so it never starves them, at a low
+        // scheduling priority, so that on a busy machine it takes only the
+        // CPU the pipeline leaves (and misses, counted, what it cannot do).
+        let monitor_thread = Arbiter::new();
+        monitor_thread.spawn_fn(crate::core::actor::lower_this_threads_priority);
+        let to_exchange = bridge.as_ref().map(|b| ToExchange {
+            windows: b.actor.clone().recipient(),
+            events: b.actor.clone().recipient(),
+        });
+        routes.monitor = monitor.map(|actor| {
+            let actor = actor.with_bridge(to_exchange);
+            MonitorActor::start_in_arbiter(&monitor_thread.handle(), move |_| actor)
+        });
+        routes.plot = plot.map(|actor| Supervisor::start(move |_| actor));
+        // The metric does the file I/O: give it its own thread.
+        let metric_thread = Arbiter::new();
+        routes.metric = metric.map(|(files, recent)| {
+            let (out, settings, m) = (routes.records(), settings.metric.clone(), metrics.clone());
+            Supervisor::start_in_arbiter(&metric_thread.handle(), move |_| {
+                MetricActor::new(files, out, settings, recent, m).with_link(link)
+            })
+        });
+        routes.model = model.map(|m| {
+            let (out, forward) = (routes.predictions(), forward_features(settings, bridge));
+            Supervisor::start(move |_| ModelActor::new(m, out).forwarding(forward))
+        });
+        let (done_tx, done) = oneshot::channel();
+        let source = settings.runs(Role::Features).then(|| {
+            // Checked when the settings were loaded (exit 2 there).
+            let scenario = settings.source.scenario.as_ref().map(|s| {
+                let plan = Plan::new(s, Dataset::embedded())
+                    .expect("source.scenario is checked when the settings load");
+                tracing::info!(scenario = ?s, "scenario: the stream changes from sample {} on", s.start);
+                Scenario::new(plan, settings.source.seed)
+            });
+            let sampler = Sampler::new(Dataset::embedded(), settings.source.seed)
+                .with_scenario(scenario);
+            let (features, truths) = (routes.features(), routes.truths());
+            let (source_settings, stop_source) = (settings.source.clone(), stop.clone());
+            let emitted = metrics.samples_emitted.clone();
+            Supervisor::start(move |_| {
+                FeatureSource::new(
+                    sampler,
+                    features,
+                    truths,
+                    source_settings,
+                    stop_source,
+                    done_tx,
+                    emitted,
+                )
+            })
+        });
+        Actors {
+            routes,
+            source,
+            done,
+            stop,
+            gave_up,
+            metric_thread,
+            observers_thread,
+            monitor_thread,
+        }
+    }
+}
+
+/// Where the model forwards the features it consumed: with
+/// `--legacy-inbound` it reads the Python services' queue `features`, which
+/// no monitor sees, so it forwards each batch to the monitor's queue
+/// (`inbound.monitor_features_queue`), straight to it through the default
+/// exchange: on the exchange under `features` they would be routed back
+/// into `features`, a loop. A work recipient, so the deliveries are acked
+/// only once the broker has the forwarded copies too (at least once; the
+/// monitor deduplicates by id). Nowhere otherwise.
+fn forward_features(settings: &Settings, bridge: &Option<Bridge>) -> Fanout<Batch<Features>> {
+    let forwards = settings
+        .inbound
+        .forwards_features(&settings.roles, settings.monitor.enabled);
+    match bridge {
+        Some(b) if forwards => {
+            let queue = &settings.inbound.monitor_features_queue;
+            tracing::info!(
+                queue = %queue.escape_debug(),
+                "model: forwarding the features it consumes from the legacy queue `features` to the monitor's queue"
+            );
+            Fanout::of([b.to_queue(queue).recipient()])
+        }
+        _ => Fanout::default(),
+    }
+}
+
+/// What comes in from RabbitMQ: a local role's input whose producer runs
+/// elsewhere (queue, kind, the actor it feeds).
+pub(super) fn consume_remote_inputs(bridge: &mut Bridge, routes: &Routes, settings: &Settings) {
+    let (q, remote) = (&settings.inbound, |role| !settings.runs(role));
+    if let (Some(model), true) = (&routes.model, remote(Role::Features)) {
+        bridge.consume::<Features>(&q.model_queue, Kind::Features, model.clone().recipient(), q);
+    }
+    if let (Some(metric), true) = (&routes.metric, remote(Role::Features)) {
+        bridge.consume::<Truth>(
+            &q.metric_truth_queue,
+            Kind::YTrue,
+            metric.clone().recipient(),
+            q,
+        );
+    }
+    if let (Some(metric), true) = (&routes.metric, remote(Role::Model)) {
+        bridge.consume::<Prediction>(
+            &q.metric_prediction_queue,
+            Kind::YPred,
+            metric.clone().recipient(),
+            q,
+        );
+    }
+    if let (Some(plot), true) = (&routes.plot, remote(Role::Metric)) {
+        bridge.consume::<MetricRecord>(&q.plot_queue, Kind::Metrics, plot.clone().recipient(), q);
+    }
+    // The monitor runs with the metric; its drift tests need the features.
+    if let (Some(monitor), true) = (&routes.monitor, remote(Role::Features)) {
+        bridge.consume::<Features>(
+            &q.monitor_features_queue,
+            Kind::Features,
+            monitor.clone().recipient(),
+            q,
+        );
+    }
+}
