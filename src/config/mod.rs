@@ -19,7 +19,7 @@
 //! there, once) and redaction (`core::text`, shared with every layer
 //! that quotes text). A new key is a field, its default and its check in
 //! its section's file, plus its line in `config/default.toml`
-//! (a test keeps the two equal) and in the README's table.
+//! (a test keeps the two equal) and in `docs/configuration.md`'s table (`tests/it/docs.rs` keeps that equal too).
 
 use std::time::Duration;
 

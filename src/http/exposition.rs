@@ -14,7 +14,7 @@
 //! named `x_total`; an info family `x` becomes the gauge `x_info`; `unknown`
 //! becomes `untyped`; `# UNIT`, `# EOF`, `_created` samples and exemplars
 //! have no place in the text format and are left out. Pure, tested here and
-//! by `promtool` in tests/prometheus.rs.
+//! by `promtool` in tests/it/prometheus.rs.
 
 use std::collections::HashMap;
 

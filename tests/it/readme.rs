@@ -25,7 +25,6 @@
 //! address: the pipeline declares fixed names (`ml_pipeline`, the legacy
 //! queues), which must not land on the machine's shared broker.
 
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;

@@ -423,7 +423,7 @@ mod tests {
             assert!((got - want).abs() < 1e-15, "{got} vs {want}");
         }
         // sklearn LinearRegression().fit(load_diabetes()).predict(X[:1]),
-        // tests/common/oracle.rs: 206.11667724
+        // tests/it/support/oracle.rs: 206.11667724
         assert!(
             (a.prediction - 206.116_677_24).abs() < 1e-6,
             "{}",
