@@ -2,7 +2,7 @@
 //!
 //! The modules are layers; a module imports only from layers below its
 //! own (the table and the rule: `docs/architecture.md`, kept by
-//! `tests/layout.rs`). Bottom to top:
+//! `tests/it/layout.rs`). Bottom to top:
 //!
 //! 1. [`core`]: the vocabulary (messages, ids, the data set, files, stop
 //!    signals, the telemetry registry, logging);

@@ -121,7 +121,7 @@ fn check(src: &Path) -> Vec<String> {
         let top = top_of(&m.path);
         if !layers.contains_key(top.as_str()) {
             problems.push(format!(
-                "{}: no layer for `{top}` in LAYERS (tests/layout.rs)",
+                "{}: no layer for `{top}` in LAYERS (tests/it/layout.rs)",
                 shown(&m.path)
             ));
         }
