@@ -6,6 +6,12 @@
 //! Labels are bounded: `window` is `count` or `period`, `feature` is one of
 //! the ten feature names or `prediction`, `metric` one of five, `rule` a
 //! configured rule name (their number is bounded by the config check).
+//!
+//! Each metric is declared once, in the `declare_metrics!` group below
+//! (see `core::metrics`): the struct, its registration and
+//! `MonitorMetrics::DECLARATIONS` come from it. The group lives beside the
+//! monitor, not in the core registry, which is below the monitor and gets
+//! it handed in at start ([`crate::core::metrics::Families`]).
 
 use std::sync::atomic::AtomicU64;
 
