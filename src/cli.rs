@@ -80,6 +80,9 @@ pub enum Command {
     },
     /// Print the man page (roff): `modelwatch man > modelwatch.1`.
     Man,
+    /// Print every metric the program declares (name, type, labels, help) as
+    /// the markdown table docs/metrics.md is checked against.
+    Metrics,
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +228,7 @@ pub fn main(cli: Cli) -> i32 {
         Some(Command::Config(args)) => config(args),
         Some(Command::Completions { shell }) => completions(shell),
         Some(Command::Man) => man(),
+        Some(Command::Metrics) => metrics_table(),
         None => run(cli.run),
     }
 }
@@ -712,6 +716,23 @@ fn man() -> i32 {
             exit::FAILURE
         }
     }
+}
+
+/// `modelwatch metrics`: the declarations `/metrics` is registered from, one
+/// row each, by the name a query uses (`_total` for a counter).
+fn metrics_table() -> i32 {
+    let mut table = String::from("| metric | type | labels | help |\n|---|---|---|---|\n");
+    for d in pipeline::check::metric_declarations() {
+        let labels: Vec<String> = d.labels.iter().map(|l| format!("`{l}`")).collect();
+        table.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            d.series(),
+            d.kind.as_str(),
+            labels.join(", "),
+            d.help.replace('|', "\\|"),
+        ));
+    }
+    print_out(table.as_bytes(), "the metrics table")
 }
 
 /// An error and its causes, joined with ": " as `{:#}` does, leaving out a

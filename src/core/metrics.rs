@@ -12,6 +12,15 @@
 //! actor, event): never per id. The queue label is a configured queue name,
 //! the reason label a fixed set (see [`crate::amqp::decode::Rejection::kind`]).
 //!
+//! Each metric is declared once, in a [`declare_metrics!`] group: its
+//! handle's field and type (which give its type and label names), its
+//! initial value, its name, unit and help. The group's struct, its
+//! construction, its registration and its [`MetricDecl`] list are generated
+//! from that; `modelwatch metrics` prints the lists and a test keeps
+//! `docs/metrics.md` equal to them. A feature above this layer declares its
+//! own group beside it (`monitor::telemetry`) and is handed in at start
+//! ([`Families`]), so this module never names it.
+//!
 //! [`BatchHistogram`] exists because prometheus-client's `Histogram` takes a
 //! mutex per observation; the metric records a whole batch of errors and
 //! latencies at once, lock-free, at a million rows per second.
@@ -19,13 +28,13 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 /// The content type of `GET /metrics`.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -46,101 +55,298 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 /// Upper bounds of the plot render time buckets, seconds.
 pub const RENDER_BUCKETS: [f64; 8] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    pub kind: &'static str,
+/// One metric as declared: the name given to the registry (without the
+/// `modelwatch_` prefix and the unit), its help text, its type and label
+/// names (both read from the handle's Rust type, so they cannot disagree
+/// with what is exposed), and its unit. `/metrics` is registered from these
+/// declarations and `docs/metrics.md` is checked against them
+/// (`modelwatch metrics` prints them; `tests/it/metrics_doc.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct MetricDecl {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricType,
+    pub labels: &'static [&'static str],
+    /// `""`, `"seconds"` or `"bytes"`: the suffix of the exposed name.
+    pub unit: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    pub reason: &'static str,
+impl MetricDecl {
+    /// The family's name in the exposition: `modelwatch_NAME[_UNIT]`.
+    pub fn family(&self) -> String {
+        match self.unit {
+            "" => format!("modelwatch_{}", self.name),
+            u => format!("modelwatch_{}_{u}", self.name),
+        }
+    }
+
+    /// The name a query uses: a counter's series end in `_total`, an info's
+    /// in `_info`; a gauge or histogram family is named as it is.
+    pub fn series(&self) -> String {
+        match self.kind {
+            MetricType::Counter => format!("{}_total", self.family()),
+            MetricType::Info => format!("{}_info", self.family()),
+            _ => self.family(),
+        }
+    }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ActorLabel {
-    pub actor: &'static str,
+/// The label names of a label set, declared with [`label_set!`].
+pub trait LabelNames {
+    const NAMES: &'static [&'static str];
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EventLabel {
-    pub event: &'static str,
+/// The label names of a metric handle's type: none for a plain handle, its
+/// label set's for a `Family` or an `Info`.
+pub trait Labels {
+    const LABELS: &'static [&'static str];
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QueueEventLabel {
-    pub queue: String,
-    pub event: &'static str,
+impl<N, A> Labels for Counter<N, A> {
+    const LABELS: &'static [&'static str] = &[];
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QueueReasonLabel {
-    pub queue: String,
-    pub reason: &'static str,
+impl<N, A> Labels for Gauge<N, A> {
+    const LABELS: &'static [&'static str] = &[];
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QueueLabel {
-    pub queue: String,
+impl Labels for BatchHistogram {
+    const LABELS: &'static [&'static str] = &[];
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ObserverLabel {
-    pub observer: &'static str,
+impl<S: LabelNames, M> Labels for Family<S, M> {
+    const LABELS: &'static [&'static str] = S::NAMES;
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BuildLabels {
-    pub version: &'static str,
-    pub roles: String,
+impl<S: LabelNames> Labels for Info<S> {
+    const LABELS: &'static [&'static str] = S::NAMES;
 }
 
-/// Every handle of the registry. Cheap to clone (all `Arc`s).
-#[derive(Clone, Debug)]
-pub struct Metrics {
-    pub samples_emitted: Counter,
-    pub rows_written: Counter,
-    pub halves_received: Family<KindLabel, Counter>,
-    /// Halves that wrote no row: expired, evicted, duplicate, redelivered.
-    pub join_dropped: Family<ReasonLabel, Counter>,
-    pub join_waiting: Gauge,
-    /// Failed writes of the metric's logs in a row (0 when writing works):
-    /// `/ready` is 503 while it is not 0.
-    pub metric_write_failures: Gauge,
-    /// Halves read back from the split-layout metric's journal at start.
-    pub journal_restored: Counter,
-    /// Lines of `pipeline.log` that could not be written (a link, FIFO or
-    /// other non-regular file at its name, or a disk failing for more than
-    /// a MiB of them): the run exits 1 with the count. One per process, as
-    /// the log it counts ([`crate::core::logging::pipeline_log_dropped`]).
-    pub pipeline_log_dropped: Counter,
-    pub actor_restarts: Family<ActorLabel, Counter>,
-    pub plot_renders: Counter,
-    pub plot_render_seconds: BatchHistogram,
-    pub absolute_error: BatchHistogram,
-    pub latency_seconds: BatchHistogram,
-    /// accepted, published, confirmed, nacked, resent, dropped, refused.
-    pub bridge_messages: Family<EventLabel, Counter>,
-    pub bridge_buffered: Gauge,
-    pub bridge_reconnects: Counter,
-    pub bridge_connected: Gauge,
-    /// Set at shutdown: messages the broker never confirmed (exit 1 if > 0).
-    pub bridge_undelivered: Gauge,
-    /// delivered, acked, requeued.
-    pub inbound_messages: Family<QueueEventLabel, Counter>,
-    pub inbound_dead_lettered: Family<QueueReasonLabel, Counter>,
-    pub legacy_purged: Family<QueueLabel, Counter>,
-    pub observer_dropped: Family<ObserverLabel, Counter>,
-    pub rows_per_second: Gauge<f64, AtomicU64>,
-    pub resident_memory_bytes: Gauge,
-    pub peak_resident_memory_bytes: Gauge,
-    /// Set at the end of a run: from start to the end of the drain.
-    pub run_seconds: Gauge<f64, AtomicU64>,
+/// Registers `metric` under `name` with `help`, and `unit` when not `""`.
+pub fn register_as(r: &mut Registry, d: &MetricDecl, metric: impl Metric) {
+    match d.unit {
+        "" => r.register(d.name, d.help, metric),
+        "seconds" => r.register_with_unit(d.name, d.help, Unit::Seconds, metric),
+        "bytes" => r.register_with_unit(d.name, d.help, Unit::Bytes, metric),
+        other => r.register_with_unit(d.name, d.help, Unit::Other(other.into()), metric),
+    }
 }
+
+/// A label set whose label names are known as [`LabelNames::NAMES`]:
+/// `label_set!(pub struct KindLabel { pub kind: &'static str })`.
+macro_rules! label_set {
+    ($(#[$m:meta])* pub struct $name:ident { $(pub $f:ident: $t:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+        pub struct $name {
+            $(pub $f: $t),*
+        }
+
+        impl $crate::core::metrics::LabelNames for $name {
+            const NAMES: &'static [&'static str] = &[$(stringify!($f)),*];
+        }
+    };
+}
+pub(crate) use label_set;
+
+/// A group of metrics, each declared once:
+/// `field: Type [= initial value] => "name" [in unit], "help";`.
+/// Generates the struct of handles, `DECLARATIONS` (in registration
+/// order), `declared()` (every handle at its initial value, `Default` when
+/// none is given) and `register_declared` (each handle under its
+/// declaration).
+macro_rules! declare_metrics {
+    (
+        $(#[$sm:meta])*
+        pub struct $group:ident {
+            $(
+                $(#[$fm:meta])*
+                $field:ident: $ty:ty $(= $init:expr)? => $name:literal $(in $unit:ident)?, $help:expr;
+            )*
+        }
+    ) => {
+        $(#[$sm])*
+        pub struct $group {
+            $($(#[$fm])* pub $field: $ty,)*
+        }
+
+        impl $group {
+            /// Every metric of the group, in the order they are registered.
+            pub const DECLARATIONS: &'static [$crate::core::metrics::MetricDecl] = &[$(
+                $crate::core::metrics::MetricDecl {
+                    name: $name,
+                    help: $help,
+                    kind: <$ty as prometheus_client::metrics::TypedMetric>::TYPE,
+                    labels: <$ty as $crate::core::metrics::Labels>::LABELS,
+                    unit: declare_metrics!(@unit $($unit)?),
+                },
+            )*];
+
+            /// Every handle at its declared initial value.
+            fn declared() -> $group {
+                $group {
+                    $($field: declare_metrics!(@init $($init)?),)*
+                }
+            }
+
+            /// Registers every handle under its declaration.
+            fn register_declared(&self, r: &mut prometheus_client::registry::Registry) {
+                let mut d = Self::DECLARATIONS.iter();
+                $($crate::core::metrics::register_as(
+                    r,
+                    d.next().expect("one declaration per field"),
+                    self.$field.clone(),
+                );)*
+            }
+        }
+    };
+    (@unit) => { "" };
+    (@unit $unit:ident) => { stringify!($unit) };
+    (@init) => { Default::default() };
+    (@init $init:expr) => { $init };
+}
+pub(crate) use declare_metrics;
+
+label_set!(
+    pub struct KindLabel {
+        pub kind: &'static str,
+    }
+);
+
+label_set!(
+    pub struct ReasonLabel {
+        pub reason: &'static str,
+    }
+);
+
+label_set!(
+    pub struct ActorLabel {
+        pub actor: &'static str,
+    }
+);
+
+label_set!(
+    pub struct EventLabel {
+        pub event: &'static str,
+    }
+);
+
+label_set!(
+    pub struct QueueEventLabel {
+        pub queue: String,
+        pub event: &'static str,
+    }
+);
+
+label_set!(
+    pub struct QueueReasonLabel {
+        pub queue: String,
+        pub reason: &'static str,
+    }
+);
+
+label_set!(
+    pub struct QueueLabel {
+        pub queue: String,
+    }
+);
+
+label_set!(
+    pub struct ObserverLabel {
+        pub observer: &'static str,
+    }
+);
+
+label_set!(
+    pub struct BuildLabels {
+        pub version: &'static str,
+        pub roles: String,
+    }
+);
+
+declare_metrics! {
+    /// Every handle of the registry. Cheap to clone (all `Arc`s).
+    #[derive(Clone, Debug)]
+    pub struct Metrics {
+        /// Lines of `pipeline.log` that could not be written (a link, FIFO or
+        /// other non-regular file at its name, or a disk failing for more than
+        /// a MiB of them): the run exits 1 with the count. One per process, as
+        /// the log it counts ([`crate::core::logging::pipeline_log_dropped`]).
+        pipeline_log_dropped: Counter = crate::core::logging::pipeline_log_dropped()
+            => "pipeline_log_dropped", "Lines of pipeline.log that could not be written (not a regular file at its name, or a failing disk): exit 1";
+        samples_emitted: Counter => "samples_emitted", "Samples the source emitted";
+        rows_written: Counter => "rows_written", "Rows written to metric_log.csv";
+        halves_received: Family<KindLabel, Counter>
+            => "halves_received", "Truths (y_true) and predictions (y_pred) the metric received";
+        /// Halves that wrote no row: expired, evicted, duplicate, redelivered.
+        join_dropped: Family<ReasonLabel, Counter>
+            => "join_dropped", "Halves that wrote no row, by reason (expired, evicted, duplicate, redelivered)";
+        join_waiting: Gauge => "join_waiting", "Halves waiting for their other half";
+        /// Failed writes of the metric's logs in a row (0 when writing works):
+        /// `/ready` is 503 while it is not 0.
+        metric_write_failures: Gauge
+            => "metric_write_failures", "Failed writes of the metric's logs in a row (0 while writing works)";
+        /// Halves read back from the split-layout metric's journal at start.
+        journal_restored: Counter
+            => "journal_restored", "Halves read back from the metric's journal of waiting halves at start";
+        actor_restarts: Family<ActorLabel, Counter>
+            => "actor_restarts", "Restarts of an actor by its supervisor";
+        plot_renders: Counter => "plot_renders", "Renders of error_distribution.png";
+        plot_render_seconds: BatchHistogram = BatchHistogram::new(&RENDER_BUCKETS)
+            => "plot_render" in seconds, "Time to render error_distribution.png";
+        absolute_error: BatchHistogram = BatchHistogram::new(&ERROR_BUCKETS)
+            => "absolute_error", "Absolute error |y_true - y_pred| of every row written";
+        latency_seconds: BatchHistogram = BatchHistogram::new(&LATENCY_BUCKETS)
+            => "latency" in seconds, "Time from a sample's emission to its row in the log";
+        /// accepted, published, confirmed, nacked, resent, dropped, refused.
+        bridge_messages: Family<EventLabel, Counter>
+            => "bridge_messages", "Messages through the outbound bridge, by event";
+        bridge_buffered: Gauge => "bridge_buffered", "Messages the bridge holds for the broker";
+        bridge_reconnects: Counter
+            => "bridge_reconnects", "Connections of the bridge after the first";
+        bridge_connected: Gauge
+            => "bridge_connected", "1 while the bridge is connected with its topology declared";
+        /// Set at shutdown: messages the broker never confirmed (exit 1 if > 0).
+        bridge_undelivered: Gauge
+            => "bridge_undelivered", "Messages the broker had not confirmed when the bridge stopped (set at shutdown)";
+        /// delivered, acked, requeued.
+        inbound_messages: Family<QueueEventLabel, Counter>
+            => "inbound_messages", "Deliveries of the inbound consumers, by queue and event (delivered, acked, requeued)";
+        inbound_dead_lettered: Family<QueueReasonLabel, Counter>
+            => "inbound_dead_lettered", "Malformed deliveries dead-lettered, by queue and reason";
+        legacy_purged: Family<QueueLabel, Counter>
+            => "legacy_queue_purged", "Messages purged from legacy queues nobody reads, past their bound";
+        observer_dropped: Family<ObserverLabel, Counter>
+            => "observer_dropped", "Messages an observer fell behind on and did not get";
+        rows_per_second: Gauge<f64, AtomicU64>
+            => "rows_per_second", "Rows written per second over the last ten seconds";
+        resident_memory_bytes: Gauge
+            => "resident_memory" in bytes, "Resident memory of the process";
+        peak_resident_memory_bytes: Gauge
+            => "peak_resident_memory" in bytes, "Peak resident memory of the process (VmHWM)";
+        /// Set at the end of a run: from start to the end of the drain.
+        run_seconds: Gauge<f64, AtomicU64>
+            => "run" in seconds, "Duration of the finished run, from start to the end of the drain (set at the end)";
+    }
+}
+
+/// The process's version and roles, registered last (after every feature's
+/// families): its value is only known at start, so it is no handle of
+/// [`Metrics`].
+pub const BUILD: MetricDecl = MetricDecl {
+    name: "build",
+    help: "Version and roles of this process",
+    kind: MetricType::Info,
+    labels: BuildLabels::NAMES,
+    unit: "",
+};
 
 /// A feature's own metric families: it holds their handles and registers
 /// them in the one registry ([`Telemetry::with_families`]), so this
 /// module, below every feature, never names the feature's types.
 pub trait Families {
+    /// What [`Families::register`] registers, in its order.
+    fn declarations(&self) -> &'static [MetricDecl];
     fn register(&self, r: &mut Registry);
 }
 
@@ -148,6 +354,7 @@ pub trait Families {
 pub struct Telemetry {
     pub metrics: Metrics,
     registry: Registry,
+    declarations: Vec<MetricDecl>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -166,185 +373,31 @@ impl Telemetry {
     /// (the monitor's, `monitor::telemetry::MonitorMetrics`) registered in
     /// the same registry, after the pipeline's own.
     pub fn with_families(roles: &str, features: &[&dyn Families]) -> Arc<Telemetry> {
-        let m = Metrics {
-            samples_emitted: Counter::default(),
-            rows_written: Counter::default(),
-            halves_received: Family::default(),
-            join_dropped: Family::default(),
-            join_waiting: Gauge::default(),
-            metric_write_failures: Gauge::default(),
-            journal_restored: Counter::default(),
-            pipeline_log_dropped: crate::core::logging::pipeline_log_dropped(),
-            actor_restarts: Family::default(),
-            plot_renders: Counter::default(),
-            plot_render_seconds: BatchHistogram::new(&RENDER_BUCKETS),
-            absolute_error: BatchHistogram::new(&ERROR_BUCKETS),
-            latency_seconds: BatchHistogram::new(&LATENCY_BUCKETS),
-            bridge_messages: Family::default(),
-            bridge_buffered: Gauge::default(),
-            bridge_reconnects: Counter::default(),
-            bridge_connected: Gauge::default(),
-            bridge_undelivered: Gauge::default(),
-            inbound_messages: Family::default(),
-            inbound_dead_lettered: Family::default(),
-            legacy_purged: Family::default(),
-            observer_dropped: Family::default(),
-            rows_per_second: Gauge::default(),
-            resident_memory_bytes: Gauge::default(),
-            peak_resident_memory_bytes: Gauge::default(),
-            run_seconds: Gauge::default(),
-        };
-        let mut r = Registry::with_prefix("modelwatch");
-        r.register(
-            "pipeline_log_dropped",
-            "Lines of pipeline.log that could not be written (not a regular file at its name, or a failing disk): exit 1",
-            m.pipeline_log_dropped.clone(),
-        );
-        r.register(
-            "samples_emitted",
-            "Samples the source emitted",
-            m.samples_emitted.clone(),
-        );
-        r.register(
-            "rows_written",
-            "Rows written to metric_log.csv",
-            m.rows_written.clone(),
-        );
-        r.register(
-            "halves_received",
-            "Truths (y_true) and predictions (y_pred) the metric received",
-            m.halves_received.clone(),
-        );
-        r.register(
-            "join_dropped",
-            "Halves that wrote no row, by reason (expired, evicted, duplicate, redelivered)",
-            m.join_dropped.clone(),
-        );
-        r.register(
-            "join_waiting",
-            "Halves waiting for their other half",
-            m.join_waiting.clone(),
-        );
-        r.register(
-            "metric_write_failures",
-            "Failed writes of the metric's logs in a row (0 while writing works)",
-            m.metric_write_failures.clone(),
-        );
-        r.register(
-            "journal_restored",
-            "Halves read back from the metric's journal of waiting halves at start",
-            m.journal_restored.clone(),
-        );
-        r.register(
-            "actor_restarts",
-            "Restarts of an actor by its supervisor",
-            m.actor_restarts.clone(),
-        );
-        r.register(
-            "plot_renders",
-            "Renders of error_distribution.png",
-            m.plot_renders.clone(),
-        );
-        r.register_with_unit(
-            "plot_render",
-            "Time to render error_distribution.png",
-            Unit::Seconds,
-            m.plot_render_seconds.clone(),
-        );
-        r.register(
-            "absolute_error",
-            "Absolute error |y_true - y_pred| of every row written",
-            m.absolute_error.clone(),
-        );
-        r.register_with_unit(
-            "latency",
-            "Time from a sample's emission to its row in the log",
-            Unit::Seconds,
-            m.latency_seconds.clone(),
-        );
-        r.register(
-            "bridge_messages",
-            "Messages through the outbound bridge, by event",
-            m.bridge_messages.clone(),
-        );
-        r.register(
-            "bridge_buffered",
-            "Messages the bridge holds for the broker",
-            m.bridge_buffered.clone(),
-        );
-        r.register(
-            "bridge_reconnects",
-            "Connections of the bridge after the first",
-            m.bridge_reconnects.clone(),
-        );
-        r.register(
-            "bridge_connected",
-            "1 while the bridge is connected with its topology declared",
-            m.bridge_connected.clone(),
-        );
-        r.register(
-            "bridge_undelivered",
-            "Messages the broker had not confirmed when the bridge stopped (set at shutdown)",
-            m.bridge_undelivered.clone(),
-        );
-        r.register(
-            "inbound_messages",
-            "Deliveries of the inbound consumers, by queue and event (delivered, acked, requeued)",
-            m.inbound_messages.clone(),
-        );
-        r.register(
-            "inbound_dead_lettered",
-            "Malformed deliveries dead-lettered, by queue and reason",
-            m.inbound_dead_lettered.clone(),
-        );
-        r.register(
-            "legacy_queue_purged",
-            "Messages purged from legacy queues nobody reads, past their bound",
-            m.legacy_purged.clone(),
-        );
-        r.register(
-            "observer_dropped",
-            "Messages an observer fell behind on and did not get",
-            m.observer_dropped.clone(),
-        );
-        r.register(
-            "rows_per_second",
-            "Rows written per second over the last ten seconds",
-            m.rows_per_second.clone(),
-        );
-        r.register_with_unit(
-            "resident_memory",
-            "Resident memory of the process",
-            Unit::Bytes,
-            m.resident_memory_bytes.clone(),
-        );
-        r.register_with_unit(
-            "peak_resident_memory",
-            "Peak resident memory of the process (VmHWM)",
-            Unit::Bytes,
-            m.peak_resident_memory_bytes.clone(),
-        );
-        r.register_with_unit(
-            "run",
-            "Duration of the finished run, from start to the end of the drain (set at the end)",
-            Unit::Seconds,
-            m.run_seconds.clone(),
-        );
+        let metrics = Metrics::declared();
+        let mut registry = Registry::with_prefix("modelwatch");
+        metrics.register_declared(&mut registry);
+        let mut declarations = Metrics::DECLARATIONS.to_vec();
         for f in features {
-            f.register(&mut r);
+            f.register(&mut registry);
+            declarations.extend_from_slice(f.declarations());
         }
-        r.register(
-            "build",
-            "Version and roles of this process",
-            Info::new(BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
-                roles: roles.to_owned(),
-            }),
-        );
+        let build = Info::new(BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+            roles: roles.to_owned(),
+        });
+        register_as(&mut registry, &BUILD, build);
+        declarations.push(BUILD);
         Arc::new(Telemetry {
-            metrics: m,
-            registry: r,
+            metrics,
+            registry,
+            declarations,
         })
+    }
+
+    /// Every metric registered, in registration order: the pipeline's own,
+    /// the features' (as given to [`Telemetry::with_families`]), [`BUILD`].
+    pub fn declarations(&self) -> &[MetricDecl] {
+        &self.declarations
     }
 
     /// The registry in the OpenMetrics text format (what `/metrics` serves).
@@ -528,6 +581,36 @@ mod tests {
         h.observe_n(100.0, 3);
         assert_eq!(h.buckets(), vec![(1.0, 2), (10.0, 3), (f64::INFINITY, 5)]);
         assert_eq!(h.count(), 10);
+    }
+
+    #[test]
+    fn every_declaration_is_registered_with_its_help_type_and_unit() {
+        let t = Telemetry::new("test");
+        Metrics::inc_kind(&t.metrics.halves_received, "y_true", 1);
+        let text = t.encode();
+        let line = |d: &MetricDecl| format!("# HELP {} {}.", d.family(), d.help);
+        // A family shows once one of its label sets is used; the rest always.
+        for d in t.declarations() {
+            if !d.labels.is_empty() && d.kind != MetricType::Info && d.name != "halves_received" {
+                continue;
+            }
+            let family = d.family();
+            for want in [line(d), format!("# TYPE {family} {}", d.kind.as_str())] {
+                assert!(text.lines().any(|l| l == want), "no {want:?} in\n{text}");
+            }
+            let unit = format!("# UNIT {family} {}", d.unit);
+            assert_eq!(
+                text.lines().any(|l| l == unit),
+                !d.unit.is_empty(),
+                "{unit}"
+            );
+        }
+        // Nothing is registered that is not declared.
+        for help in text.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(t.declarations().iter().any(|d| line(d) == help), "{help}");
+        }
+        assert_eq!(BUILD.labels, ["version", "roles"]);
+        assert_eq!(Metrics::DECLARATIONS[3].labels, ["kind"]);
     }
 
     #[test]

@@ -6,262 +6,157 @@
 //! Labels are bounded: `window` is `count` or `period`, `feature` is one of
 //! the ten feature names or `prediction`, `metric` one of five, `rule` a
 //! configured rule name (their number is bounded by the config check).
+//!
+//! Each metric is declared once, in the `declare_metrics!` group below
+//! (see `core::metrics`): the struct, its registration and
+//! `MonitorMetrics::DECLARATIONS` come from it. The group lives beside the
+//! monitor, not in the core registry, which is below the monitor and gets
+//! it handed in at start ([`crate::core::metrics::Families`]).
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 
 use super::report::{AlertEvent, Drift, WindowReport, WindowStats};
-use crate::core::metrics::BatchHistogram;
+use crate::core::metrics::{declare_metrics, label_set, BatchHistogram, MetricDecl};
 use crate::model::baseline::Baseline;
 
 type F64Gauge = Gauge<f64, AtomicU64>;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct WindowLabel {
-    pub window: &'static str,
-}
+label_set!(
+    pub struct WindowLabel {
+        pub window: &'static str,
+    }
+);
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FeatureLabel {
-    pub feature: String,
-}
+label_set!(
+    pub struct FeatureLabel {
+        pub feature: String,
+    }
+);
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MetricLabel {
-    pub metric: &'static str,
-}
+label_set!(
+    pub struct MetricLabel {
+        pub metric: &'static str,
+    }
+);
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FileLabel {
-    pub file: String,
-}
+label_set!(
+    pub struct FileLabel {
+        pub file: String,
+    }
+);
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RuleLabel {
-    pub rule: String,
-}
+label_set!(
+    pub struct RuleLabel {
+        pub rule: String,
+    }
+);
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RuleStateLabel {
-    pub rule: String,
-    pub state: String,
-}
+label_set!(
+    pub struct RuleStateLabel {
+        pub rule: String,
+        pub state: String,
+    }
+);
 
 /// Upper bounds of the drift evaluation time buckets, seconds.
 pub const DRIFT_EVAL_BUCKETS: [f64; 9] = [
     0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1,
 ];
 
-/// Every handle of the monitor. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct MonitorMetrics {
-    pub mae: Family<WindowLabel, F64Gauge>,
-    pub rmse: Family<WindowLabel, F64Gauge>,
-    pub r2: Family<WindowLabel, F64Gauge>,
-    pub bias: Family<WindowLabel, F64Gauge>,
-    pub max_error: Family<WindowLabel, F64Gauge>,
-    pub count: Family<WindowLabel, Gauge>,
-    pub p_value: Family<FeatureLabel, F64Gauge>,
-    pub psi: Family<FeatureLabel, F64Gauge>,
-    pub wasserstein: Family<FeatureLabel, F64Gauge>,
-    pub drifted: Family<FeatureLabel, F64Gauge>,
-    /// NaN (no value) after a window without features, as is
-    /// `dataset_drift` and every feature's drift figures.
-    pub drift_share: F64Gauge,
-    pub dataset_drift: F64Gauge,
-    pub baseline_mean: Family<MetricLabel, F64Gauge>,
-    pub baseline_std: Family<MetricLabel, F64Gauge>,
-    pub alert_active: Family<RuleLabel, Gauge>,
-    pub alert_events: Family<RuleStateLabel, Counter>,
-    /// Windows closed (rows of metrics_over_time.csv).
-    pub windows: Counter,
-    /// Records the monitor took in (restored ones included).
-    pub records: Counter,
-    pub drift_eval_seconds: BatchHistogram,
-    /// Windows `error_over_time.png` covers (earlier runs' included).
-    pub over_time_windows: Gauge,
-    /// Sequence number of the first window on the picture.
-    pub over_time_first_window: Gauge,
-    /// Alert markers on the picture.
-    pub over_time_markers: Gauge,
-    /// Failed writes of the monitor's files, by file name (two).
-    pub write_failures: Family<FileLabel, Counter>,
-    /// Bytes of rows dropped because their file could not be written.
-    pub dropped_bytes: Counter,
-    /// Windows closed without the features of any of their records (no
-    /// drift figures).
-    pub windows_without_features: Counter,
-    /// Features dropped unused because no record of theirs came.
-    pub features_unmatched: Counter,
+/// The end of the help text of every `window_*` metric.
+macro_rules! over_window {
+    () => {
+        " over the last monitor.window records (window=count) or monitor.period (window=period)"
+    };
+}
+
+/// The end of the help text of every per-feature `drift_*` metric.
+macro_rules! of_last_window {
+    () => {
+        " of the last closed window against the training data, by feature (or prediction)"
+    };
+}
+
+declare_metrics! {
+    /// Every handle of the monitor, registered under `window_*`, `drift_*`,
+    /// `baseline_*`, `alert*`, `monitor_*` and `over_time_*`. Cheap to clone.
+    #[derive(Clone, Debug)]
+    pub struct MonitorMetrics {
+        mae: Family<WindowLabel, F64Gauge>
+            => "window_mae", concat!("Mean absolute error", over_window!());
+        rmse: Family<WindowLabel, F64Gauge>
+            => "window_rmse", concat!("Root mean squared error", over_window!());
+        r2: Family<WindowLabel, F64Gauge> => "window_r2", concat!("R squared", over_window!());
+        bias: Family<WindowLabel, F64Gauge>
+            => "window_bias", concat!("Mean of y_pred - y_true", over_window!());
+        max_error: Family<WindowLabel, F64Gauge>
+            => "window_max_error", concat!("Largest absolute error", over_window!());
+        count: Family<WindowLabel, Gauge> => "window_records", concat!("Records", over_window!());
+        p_value: Family<FeatureLabel, F64Gauge>
+            => "drift_p_value", concat!("Drift test p-value (KS, or chi-squared for sex)", of_last_window!());
+        psi: Family<FeatureLabel, F64Gauge>
+            => "drift_psi", concat!("Population stability index", of_last_window!());
+        wasserstein: Family<FeatureLabel, F64Gauge>
+            => "drift_wasserstein", concat!("Wasserstein distance / reference std", of_last_window!());
+        drifted: Family<FeatureLabel, F64Gauge>
+            => "drift_detected", concat!("1 when the drift test rejects (Bonferroni-corrected)", of_last_window!());
+        /// NaN (no value) after a window without features, as is
+        /// `dataset_drift` and every feature's drift figures.
+        drift_share: F64Gauge
+            => "drift_share", "Share of features that drifted in the last closed window (NaN: it had no features)";
+        dataset_drift: F64Gauge
+            => "dataset_drift", "1 when at least monitor.drift_share of the features drifted (NaN: no features)";
+        baseline_mean: Family<MetricLabel, F64Gauge>
+            => "baseline_mean", "Training baseline: mean of the metric over bootstrap windows";
+        baseline_std: Family<MetricLabel, F64Gauge>
+            => "baseline_std", "Training baseline: standard deviation of the metric over bootstrap windows";
+        alert_active: Family<RuleLabel, Gauge> => "alert_active", "1 while the alert rule fires";
+        alert_events: Family<RuleStateLabel, Counter>
+            => "alert_events", "Alert rule state changes (fired, resolved)";
+        /// Windows closed (rows of metrics_over_time.csv).
+        windows: Counter => "monitor_windows", "Windows the monitor closed";
+        /// Records the monitor took in (restored ones included).
+        records: Counter => "monitor_records", "Records the monitor took in";
+        /// Failed writes of the monitor's files, by file name (two).
+        write_failures: Family<FileLabel, Counter>
+            => "monitor_write_failures", "Failed writes of the monitor's files (metrics_over_time.csv, alerts.jsonl)";
+        /// Windows closed without the features of any of their records (no
+        /// drift figures).
+        windows_without_features: Counter
+            => "monitor_windows_without_features", "Windows closed without the features of any of their records: no drift figures";
+        /// Features dropped unused because no record of theirs came.
+        features_unmatched: Counter
+            => "monitor_features_unmatched", "Features dropped unused because no record with their id came (stale or foreign features)";
+        /// Bytes of rows dropped because their file could not be written.
+        dropped_bytes: Counter
+            => "monitor_dropped" in bytes, "Rows of the monitor's files dropped because the file could not be written";
+        drift_eval_seconds: BatchHistogram = BatchHistogram::new(&DRIFT_EVAL_BUCKETS)
+            => "drift_evaluation" in seconds, "Time of one drift evaluation of a closed window";
+        /// Windows `error_over_time.png` covers (earlier runs' included).
+        over_time_windows: Gauge
+            => "over_time_windows", "Windows error_over_time.png covers, earlier runs' read back at start included";
+        /// Sequence number of the first window on the picture.
+        over_time_first_window: Gauge
+            => "over_time_first_window", "Sequence number of the first window on error_over_time.png";
+        /// Alert markers on the picture.
+        over_time_markers: Gauge
+            => "over_time_markers", "Alert events marked on error_over_time.png";
+    }
 }
 
 impl MonitorMetrics {
     pub fn new() -> MonitorMetrics {
-        MonitorMetrics {
-            mae: Family::default(),
-            rmse: Family::default(),
-            r2: Family::default(),
-            bias: Family::default(),
-            max_error: Family::default(),
-            count: Family::default(),
-            p_value: Family::default(),
-            psi: Family::default(),
-            wasserstein: Family::default(),
-            drifted: Family::default(),
-            drift_share: Gauge::default(),
-            dataset_drift: Gauge::default(),
-            baseline_mean: Family::default(),
-            baseline_std: Family::default(),
-            alert_active: Family::default(),
-            alert_events: Family::default(),
-            windows: Counter::default(),
-            records: Counter::default(),
-            drift_eval_seconds: BatchHistogram::new(&DRIFT_EVAL_BUCKETS),
-            over_time_windows: Gauge::default(),
-            over_time_first_window: Gauge::default(),
-            over_time_markers: Gauge::default(),
-            write_failures: Family::default(),
-            dropped_bytes: Counter::default(),
-            windows_without_features: Counter::default(),
-            features_unmatched: Counter::default(),
-        }
+        MonitorMetrics::declared()
     }
 
-    /// Registers every handle under `window_*`, `drift_*`, `baseline_*`,
-    /// `alert*`, `monitor_*` and `over_time_*`.
+    /// Registers every handle under its declaration ([`Self::DECLARATIONS`]).
     pub fn register(&self, r: &mut Registry) {
-        let w =
-            "over the last monitor.window records (window=count) or monitor.period (window=period)";
-        r.register(
-            "window_mae",
-            format!("Mean absolute error {w}"),
-            self.mae.clone(),
-        );
-        r.register(
-            "window_rmse",
-            format!("Root mean squared error {w}"),
-            self.rmse.clone(),
-        );
-        r.register("window_r2", format!("R squared {w}"), self.r2.clone());
-        r.register(
-            "window_bias",
-            format!("Mean of y_pred - y_true {w}"),
-            self.bias.clone(),
-        );
-        r.register(
-            "window_max_error",
-            format!("Largest absolute error {w}"),
-            self.max_error.clone(),
-        );
-        r.register("window_records", format!("Records {w}"), self.count.clone());
-        let f = "of the last closed window against the training data, by feature (or prediction)";
-        r.register(
-            "drift_p_value",
-            format!("Drift test p-value (KS, or chi-squared for sex) {f}"),
-            self.p_value.clone(),
-        );
-        r.register(
-            "drift_psi",
-            format!("Population stability index {f}"),
-            self.psi.clone(),
-        );
-        r.register(
-            "drift_wasserstein",
-            format!("Wasserstein distance / reference std {f}"),
-            self.wasserstein.clone(),
-        );
-        r.register(
-            "drift_detected",
-            format!("1 when the drift test rejects (Bonferroni-corrected) {f}"),
-            self.drifted.clone(),
-        );
-        r.register(
-            "drift_share",
-            "Share of features that drifted in the last closed window (NaN: it had no features)",
-            self.drift_share.clone(),
-        );
-        r.register(
-            "dataset_drift",
-            "1 when at least monitor.drift_share of the features drifted (NaN: no features)",
-            self.dataset_drift.clone(),
-        );
-        r.register(
-            "baseline_mean",
-            "Training baseline: mean of the metric over bootstrap windows",
-            self.baseline_mean.clone(),
-        );
-        r.register(
-            "baseline_std",
-            "Training baseline: standard deviation of the metric over bootstrap windows",
-            self.baseline_std.clone(),
-        );
-        r.register(
-            "alert_active",
-            "1 while the alert rule fires",
-            self.alert_active.clone(),
-        );
-        r.register(
-            "alert_events",
-            "Alert rule state changes (fired, resolved)",
-            self.alert_events.clone(),
-        );
-        r.register(
-            "monitor_windows",
-            "Windows the monitor closed",
-            self.windows.clone(),
-        );
-        r.register(
-            "monitor_records",
-            "Records the monitor took in",
-            self.records.clone(),
-        );
-        r.register(
-            "monitor_write_failures",
-            "Failed writes of the monitor's files (metrics_over_time.csv, alerts.jsonl)",
-            self.write_failures.clone(),
-        );
-        r.register(
-            "monitor_windows_without_features",
-            "Windows closed without the features of any of their records: no drift figures",
-            self.windows_without_features.clone(),
-        );
-        r.register(
-            "monitor_features_unmatched",
-            "Features dropped unused because no record with their id came (stale or foreign features)",
-            self.features_unmatched.clone(),
-        );
-        r.register_with_unit(
-            "monitor_dropped",
-            "Rows of the monitor's files dropped because the file could not be written",
-            Unit::Bytes,
-            self.dropped_bytes.clone(),
-        );
-        r.register_with_unit(
-            "drift_evaluation",
-            "Time of one drift evaluation of a closed window",
-            Unit::Seconds,
-            self.drift_eval_seconds.clone(),
-        );
-        r.register(
-            "over_time_windows",
-            "Windows error_over_time.png covers, earlier runs' read back at start included",
-            self.over_time_windows.clone(),
-        );
-        r.register(
-            "over_time_first_window",
-            "Sequence number of the first window on error_over_time.png",
-            self.over_time_first_window.clone(),
-        );
-        r.register(
-            "over_time_markers",
-            "Alert events marked on error_over_time.png",
-            self.over_time_markers.clone(),
-        );
+        self.register_declared(r)
     }
 
     /// What `error_over_time.png` covers.
@@ -370,6 +265,10 @@ impl MonitorMetrics {
 }
 
 impl crate::core::metrics::Families for MonitorMetrics {
+    fn declarations(&self) -> &'static [MetricDecl] {
+        MonitorMetrics::DECLARATIONS
+    }
+
     fn register(&self, r: &mut Registry) {
         MonitorMetrics::register(self, r)
     }

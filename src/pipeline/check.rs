@@ -13,7 +13,7 @@ use anyhow::Context as _;
 
 use crate::config::{ConfigError, Role, Settings};
 use crate::core::log_paths::{lock_logs_dir, LogPaths};
-use crate::core::metrics::Telemetry;
+use crate::core::metrics::{MetricDecl, Telemetry};
 use crate::core::reopen::Reopen;
 use crate::model::{load_or_fit_model, LinearModel};
 use crate::monitor::actor::Reference;
@@ -27,6 +27,23 @@ use crate::monitor::telemetry::MonitorMetrics;
 pub fn semantics(s: &Settings) -> Result<(), ConfigError> {
     crate::source::scenario::check_settings(&s.source)?;
     crate::monitor::alerts::check_settings(&s.monitor)
+}
+
+/// The one registry: the pipeline's own metrics, then the monitor's
+/// families (registered whether or not it runs here), then the build info.
+/// The core registry cannot name the monitor (a layer above it), so the
+/// wiring hands its group in.
+pub fn telemetry(roles: &str) -> (Arc<Telemetry>, MonitorMetrics) {
+    let monitor_metrics = MonitorMetrics::new();
+    let telemetry = Telemetry::with_families(roles, &[&monitor_metrics]);
+    (telemetry, monitor_metrics)
+}
+
+/// Every metric the program declares, in the order `/metrics` shows them:
+/// what `modelwatch metrics` prints and `docs/metrics.md` is checked
+/// against (`tests/it/metrics_doc.rs`).
+pub fn metric_declarations() -> Vec<MetricDecl> {
+    telemetry("").0.declarations().to_vec()
 }
 
 /// The inputs, checked and opened: what the restore step builds on.
@@ -76,9 +93,7 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
         .iter()
         .map(|r| format!("{r:?}").to_lowercase())
         .collect();
-    // The monitor's families are registered whether or not it runs here.
-    let monitor_metrics = MonitorMetrics::new();
-    let telemetry = Telemetry::with_families(&roles.join(","), &[&monitor_metrics]);
+    let (telemetry, monitor_metrics) = telemetry(&roles.join(","));
     let http = bind_http(&settings, &paths)?;
     if settings.inbound.legacy && !settings.is_split() {
         // Said, not refused: the same command line serves both layouts.

@@ -30,6 +30,7 @@ mod in_process;
 mod install;
 mod interop;
 mod layout;
+mod metrics_doc;
 mod monitor;
 mod monitor_config;
 mod monitor_hostile;

@@ -88,9 +88,8 @@ impl Scrape {
     }
 
     /// As [`Scrape::get`], but an absent series reads 0 when, and only when,
-    /// `name` belongs to a metric family the program registers (the names
-    /// of the `register` calls in `src/metrics.rs` and
-    /// `src/monitor/telemetry.rs`): a labelled family (say
+    /// `name` belongs to a metric family the program declares (see
+    /// `declared_names`): a labelled family (say
     /// `modelwatch_bridge_messages_total{event="nacked"}`) shows a label set
     /// only once it is used, and a family nobody touched not at all. A name
     /// the program does not register still fails, naming it.
@@ -100,9 +99,9 @@ impl Scrape {
             None => {
                 assert!(
                     declared_family(name).is_some(),
-                    "{name}: no metric family of that name is registered by the program \
-                     (src/metrics.rs, src/monitor/telemetry.rs): renamed, or a wrong name in \
-                     the test"
+                    "{name}: no metric family of that name is declared by the program \
+                     (src/core/metrics.rs, src/monitor/telemetry.rs): renamed, or a wrong name \
+                     in the test"
                 );
                 0.0
             }
@@ -156,47 +155,15 @@ fn whole(name: &str, labels: &[(&str, &str)], v: f64) -> u64 {
     v as u64
 }
 
-/// The sources of the program's metric families.
-const REGISTRATIONS: [&str; 2] = [
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/core/metrics.rs")),
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src/monitor/telemetry.rs"
-    )),
-];
-
-/// The names the program registers under the `modelwatch_` prefix: the
-/// first string literal of every `register(` call of [`REGISTRATIONS`],
-/// with its unit for `register_with_unit(` (`_seconds`, `_bytes`).
+/// The families the program registers (`modelwatch_NAME[_UNIT]`), from
+/// its own declarations (`pipeline::check::metric_declarations`: the
+/// registry's, the monitor's and the build info), the list `/metrics` is
+/// registered from.
 fn declared_names() -> Vec<String> {
-    let mut names = Vec::new();
-    for src in REGISTRATIONS {
-        for (i, _) in src.match_indices(".register") {
-            let rest = &src[i..];
-            let call = &rest[..rest.find(';').unwrap_or(rest.len())];
-            let unit = if call.starts_with(".register(") {
-                ""
-            } else if call.starts_with(".register_with_unit(") {
-                if call.contains("Unit::Seconds") {
-                    "_seconds"
-                } else if call.contains("Unit::Bytes") {
-                    "_bytes"
-                } else {
-                    panic!("openmetrics: a unit this helper does not know in {call}")
-                }
-            } else {
-                continue;
-            };
-            // `m.monitor.register(&mut r)` names nothing: no literal.
-            if let Some(open) = call.find('"') {
-                if let Some(len) = call[open + 1..].find('"') {
-                    let name = &call[open + 1..open + 1 + len];
-                    names.push(format!("modelwatch_{name}{unit}"));
-                }
-            }
-        }
-    }
-    names
+    modelwatch::pipeline::check::metric_declarations()
+        .iter()
+        .map(|d| d.family())
+        .collect()
 }
 
 /// The registered family a sample name belongs to (`_total`, `_bucket`,
@@ -372,4 +339,19 @@ fn openmetrics_text_is_read_back() {
         Some("modelwatch_absolute_error")
     );
     assert_eq!(declared_family("modelwatch_absolute_eror_count"), None);
+    // The monitor's families, units and the build info are declared too.
+    assert_eq!(
+        declared_family("modelwatch_monitor_dropped_bytes_total").as_deref(),
+        Some("modelwatch_monitor_dropped_bytes")
+    );
+    assert_eq!(
+        declared_family("modelwatch_build_info").as_deref(),
+        Some("modelwatch_build")
+    );
+    assert_eq!(s.count_or_zero("modelwatch_window_mae", &[]), 0);
+    // Without its unit the name is not declared.
+    assert!(
+        std::panic::catch_unwind(|| s.count_or_zero("modelwatch_monitor_dropped_total", &[]))
+            .is_err()
+    );
 }
