@@ -140,12 +140,15 @@ fn metric_files(
     ))
 }
 
+/// The metric's journal, opened, with the waiting halves it holds.
+type OpenedJournal = (Journal, Vec<(SampleId, Half)>);
+
 /// The ids the metric wrote lately (from the newest rotated file and the
 /// current one), and its journal with the waiting halves it holds.
 fn recent_and_journal(
     settings: &Settings,
     paths: &LogPaths,
-) -> anyhow::Result<(RecentIds, (Journal, Vec<(SampleId, Half)>))> {
+) -> anyhow::Result<(RecentIds, OpenedJournal)> {
     // The newest old file first: a rotation just before a restart
     // must not empty the window.
     let mut recent = RecentIds::new(settings.metric.dedup_window);
