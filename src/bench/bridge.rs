@@ -187,6 +187,41 @@ fn pika_publish(
         .context("pika_publish.py printed no rate")
 }
 
+/// One run of the pipeline of `samples` at `--rate 0` with the bridge on:
+/// the messages confirmed per second, until every one is confirmed.
+fn mirrored_rate(opts: &BenchOptions, url: &str, samples: usize) -> anyhow::Result<f64> {
+    let bridge_env = [
+        ("MODELWATCH__BRIDGE__EXCHANGE", EXCHANGE),
+        ("MODELWATCH__BRIDGE__LEGACY_QUEUES", "false"),
+        ("MODELWATCH__METRIC__LABELS_LOG", "false"),
+        // Measured until every message is confirmed, however long that takes.
+        ("MODELWATCH__BRIDGE__SHUTDOWN_TIMEOUT", "10m"),
+    ];
+    let n = samples.to_string();
+    let run = run_child(
+        opts,
+        &[
+            "--count",
+            &n,
+            "--rate",
+            "0",
+            "--seed",
+            "1",
+            "--amqp-url",
+            url,
+        ],
+        &bridge_env,
+    )?;
+    let confirmed = run.bridge("confirmed");
+    if confirmed < (samples * 4) as f64 {
+        bail!(
+            "the bridge confirmed {confirmed} of {} messages",
+            samples * 4
+        );
+    }
+    Ok(confirmed / run.secs())
+}
+
 pub fn bench(opts: &BenchOptions, url: &str) -> anyhow::Result<Vec<Figure>> {
     let samples = if opts.quick { 500 } else { 25_000 };
     let pika_samples = if opts.quick { 250 } else { 5_000 };
@@ -198,39 +233,10 @@ pub fn bench(opts: &BenchOptions, url: &str) -> anyhow::Result<Vec<Figure>> {
         .block_on(prepare(url))
         .context("connecting to the broker for the bridge bench")?;
     let msgs = wire_messages(samples);
-    let bridge_env = [
-        ("MODELWATCH__BRIDGE__EXCHANGE", EXCHANGE),
-        ("MODELWATCH__BRIDGE__LEGACY_QUEUES", "false"),
-        ("MODELWATCH__METRIC__LABELS_LOG", "false"),
-        // Measured until every message is confirmed, however long that takes.
-        ("MODELWATCH__BRIDGE__SHUTDOWN_TIMEOUT", "10m"),
-    ];
     let (mut mirrored, mut plain, mut pika, mut pika_confirm) = (vec![], vec![], vec![], vec![]);
     for _ in 0..opts.runs {
         rt.block_on(purge(&conn))?;
-        let n = samples.to_string();
-        let run = run_child(
-            opts,
-            &[
-                "--count",
-                &n,
-                "--rate",
-                "0",
-                "--seed",
-                "1",
-                "--amqp-url",
-                url,
-            ],
-            &bridge_env,
-        )?;
-        let confirmed = run.bridge("confirmed");
-        if confirmed < (samples * 4) as f64 {
-            bail!(
-                "the bridge confirmed {confirmed} of {} messages",
-                samples * 4
-            );
-        }
-        mirrored.push(confirmed / run.secs());
+        mirrored.push(mirrored_rate(opts, url, samples)?);
         rt.block_on(purge(&conn))?;
         plain.push(rt.block_on(lapin_publish(&conn, &msgs))?);
         rt.block_on(purge(&conn))?;

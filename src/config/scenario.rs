@@ -98,76 +98,95 @@ pub fn parse_spec(spec: &str) -> Result<ScenarioSettings, String> {
             return Err("an empty item (two commas, or a comma at an end)".to_owned());
         }
         let shown = crate::core::text::sanitize(item);
-        let name_len = item
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .ok_or_else(|| format!("{shown:?} has no operator (+=, -=, *=, ~=, =, >, <)"))?;
-        let (name, rest) = item.split_at(name_len);
-        let op = ["+=", "-=", "*=", "~=", "=", ">", "<"]
-            .into_iter()
-            .find(|op| rest.starts_with(op))
-            .ok_or_else(|| format!("{shown:?}: unknown operator (+=, -=, *=, ~=, =, >, <)"))?;
-        let arg = rest[op.len()..].trim();
-        let number = || -> Result<f64, String> {
-            arg.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| format!("{shown:?}: {arg:?} is not a finite number"))
-        };
+        let (name, op, arg) = split_item(item, &shown)?;
         // Each target of each kind once.
         let slot = if op == "-=" { "+=" } else { op };
         if !seen.insert((name.to_owned(), slot)) {
             return Err(format!("{shown:?}: {name} {op} given twice"));
         }
-        match (name, op) {
-            ("start", "=") => {
-                s.start = arg
-                    .parse()
-                    .map_err(|_| format!("{shown:?}: start must be a whole number"))?
-            }
-            ("target", "+=") => s.target_bias = Some(number()?),
-            ("target", "-=") => s.target_bias = Some(-number()?),
-            ("target", "~=") => s.target_noise = Some(number()?),
-            ("start" | "target", _) => return Err(format!("{shown:?}: {name} does not take {op}")),
-            (_, "+=") => {
-                s.shift.insert(name.to_owned(), number()?);
-            }
-            (_, "-=") => {
-                s.shift.insert(name.to_owned(), -number()?);
-            }
-            (_, "*=") => {
-                s.scale.insert(name.to_owned(), number()?);
-            }
-            (_, ">" | "<") => {
-                let cut = if arg == "median" {
-                    Cut::Word(arg.to_owned())
-                } else {
-                    Cut::Value(number()?)
-                };
-                let p = s.population.get_or_insert_with(|| Population {
-                    feature: name.to_owned(),
-                    above: None,
-                    below: None,
-                });
-                if p.feature != name {
-                    return Err(format!(
-                        "{shown:?}: the population is cut on one feature ({} already)",
-                        p.feature
-                    ));
-                }
-                if op == ">" {
-                    p.above = Some(cut);
-                } else {
-                    p.below = Some(cut);
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "{shown:?}: a feature takes +=, -=, *=, > or <, not {op}"
-                ))
-            }
-        }
+        apply(&mut s, Item { name, op, arg }, &shown)?;
     }
     Ok(s)
+}
+
+/// One item of the compact form: `name op arg`.
+struct Item<'a> {
+    name: &'a str,
+    op: &'static str,
+    arg: &'a str,
+}
+
+/// Splits an item into its name, its operator and its argument (trimmed).
+fn split_item<'a>(item: &'a str, shown: &str) -> Result<(&'a str, &'static str, &'a str), String> {
+    let name_len = item
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .ok_or_else(|| format!("{shown:?} has no operator (+=, -=, *=, ~=, =, >, <)"))?;
+    let (name, rest) = item.split_at(name_len);
+    let op = ["+=", "-=", "*=", "~=", "=", ">", "<"]
+        .into_iter()
+        .find(|op| rest.starts_with(op))
+        .ok_or_else(|| format!("{shown:?}: unknown operator (+=, -=, *=, ~=, =, >, <)"))?;
+    Ok((name, op, rest[op.len()..].trim()))
+}
+
+/// Sets on `s` what one item says (`shown`: the item as errors quote it).
+fn apply(s: &mut ScenarioSettings, item: Item<'_>, shown: &str) -> Result<(), String> {
+    let Item { name, op, arg } = item;
+    let number = || -> Result<f64, String> {
+        arg.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("{shown:?}: {arg:?} is not a finite number"))
+    };
+    match (name, op) {
+        ("start", "=") => {
+            s.start = arg
+                .parse()
+                .map_err(|_| format!("{shown:?}: start must be a whole number"))?
+        }
+        ("target", "+=") => s.target_bias = Some(number()?),
+        ("target", "-=") => s.target_bias = Some(-number()?),
+        ("target", "~=") => s.target_noise = Some(number()?),
+        ("start" | "target", _) => return Err(format!("{shown:?}: {name} does not take {op}")),
+        (_, "+=") => {
+            s.shift.insert(name.to_owned(), number()?);
+        }
+        (_, "-=") => {
+            s.shift.insert(name.to_owned(), -number()?);
+        }
+        (_, "*=") => {
+            s.scale.insert(name.to_owned(), number()?);
+        }
+        (_, ">" | "<") => {
+            let cut = if arg == "median" {
+                Cut::Word(arg.to_owned())
+            } else {
+                Cut::Value(number()?)
+            };
+            let p = s.population.get_or_insert_with(|| Population {
+                feature: name.to_owned(),
+                above: None,
+                below: None,
+            });
+            if p.feature != name {
+                return Err(format!(
+                    "{shown:?}: the population is cut on one feature ({} already)",
+                    p.feature
+                ));
+            }
+            if op == ">" {
+                p.above = Some(cut);
+            } else {
+                p.below = Some(cut);
+            }
+        }
+        _ => {
+            return Err(format!(
+                "{shown:?}: a feature takes +=, -=, *=, > or <, not {op}"
+            ))
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

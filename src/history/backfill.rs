@@ -165,17 +165,7 @@ pub async fn read_tail(
     if groups.first().is_none_or(|(_, last)| *last == 0) {
         return Ok(empty());
     }
-    let probing = Instant::now();
-    let end = match tokio::time::timeout_at(deadline.into(), reader::find_end(source)).await {
-        Ok(end) => end?,
-        Err(_) => return Ok(empty()),
-    };
-    tracing::debug!(
-        ?end,
-        took_ms = probing.elapsed().as_millis() as u64,
-        "backfill: the end of the stream"
-    );
-    let Some(end) = end else {
+    let Some(end) = probe_end(source, deadline).await? else {
         return Ok(empty());
     };
     let mut keys: Vec<&'static str> = groups.iter().flat_map(|(k, _)| k.iter().copied()).collect();
@@ -187,60 +177,18 @@ pub async fn read_tail(
     let (mut from, mut upper) = (end.saturating_sub(span - 1), end);
     let mut best: Option<Vec<VecDeque<Entry>>> = None;
     loop {
-        let mut rings: Vec<VecDeque<Entry>> = groups
-            .iter()
-            .map(|(_, last)| VecDeque::with_capacity((*last).min(1 << 16)))
-            .collect();
-        let cancel = CancellationToken::new();
-        let mut keep = |e: &Entry| {
-            if e.offset > upper {
-                return Ok(()); // read already (the end is an offset seen, not a bound)
-            }
-            for ((group, last), ring) in groups.iter().zip(rings.iter_mut()) {
-                if *last > 0 && group.contains(&e.key) {
-                    if ring.len() == *last {
-                        ring.pop_front();
-                    }
-                    ring.push_back(e.clone());
-                }
-            }
-            Ok(())
-        };
-        let started = Instant::now();
-        let read = reader::read(
-            source,
-            Start::Offset(from),
-            Stop::At(Until::Offset(upper)),
-            &keys,
-            &cancel,
-            &mut keep,
-        );
-        let finished = tokio::time::timeout_at(deadline.into(), read).await;
-        let took = started.elapsed();
-        tracing::debug!(
-            from,
-            upper,
-            took_ms = took.as_millis() as u64,
-            found = ?rings.iter().map(VecDeque::len).collect::<Vec<_>>(),
-            complete = matches!(finished, Ok(Ok(_))),
-            "backfill: one read of the tail"
-        );
-        match finished {
-            Ok(Ok(_)) => {}
-            // A read cut by the deadline holds messages from somewhere in
-            // its span, not the last ones before what was read: dropped.
-            Err(_) => break,
-            Ok(Err(e)) if best.is_none() => return Err(e),
-            Ok(Err(_)) => break,
-        }
+        let (mut rings, took) =
+            match read_span(source, groups, &keys, (from, upper), deadline).await {
+                SpanRead::Done(rings, took) => (rings, took),
+                // A read cut by the deadline holds messages from somewhere in
+                // its span, not the last ones before what was read: dropped.
+                SpanRead::Cut => break,
+                SpanRead::Failed(e) if best.is_none() => return Err(e),
+                SpanRead::Failed(_) => break,
+            };
         // This read's messages come before those read already.
         if let Some(later) = best.take() {
-            for (((_, last), ring), later) in groups.iter().zip(rings.iter_mut()).zip(later) {
-                ring.extend(later);
-                while ring.len() > *last {
-                    ring.pop_front();
-                }
-            }
+            prepend(groups, &mut rings, later);
         }
         let (found, want) = (rings[0].len(), groups[0].1);
         best = Some(rings);
@@ -260,6 +208,100 @@ pub async fn read_tail(
         Some(rings) => rings.into_iter().map(Vec::from).collect(),
         None => empty(),
     })
+}
+
+/// The stream's last offset (`None`: empty), found once before
+/// `deadline` (`Ok(None)` too when the deadline passes first).
+async fn probe_end(source: &StreamSource, deadline: Instant) -> Result<Option<u64>, ReadError> {
+    let probing = Instant::now();
+    let end = match tokio::time::timeout_at(deadline.into(), reader::find_end(source)).await {
+        Ok(end) => end?,
+        Err(_) => return Ok(None),
+    };
+    tracing::debug!(
+        ?end,
+        took_ms = probing.elapsed().as_millis() as u64,
+        "backfill: the end of the stream"
+    );
+    Ok(end)
+}
+
+/// How one read of a span ended.
+enum SpanRead {
+    /// Per group the last of its messages in the span, and how long the read took.
+    Done(Vec<VecDeque<Entry>>, Duration),
+    /// The deadline passed first.
+    Cut,
+    Failed(ReadError),
+}
+
+/// Reads the offsets `from..=upper` of `keys`, keeping per group the last
+/// of its messages there, until `deadline` at the latest.
+async fn read_span(
+    source: &StreamSource,
+    groups: &[(&[&'static str], usize)],
+    keys: &[&'static str],
+    (from, upper): (u64, u64),
+    deadline: Instant,
+) -> SpanRead {
+    let mut rings: Vec<VecDeque<Entry>> = groups
+        .iter()
+        .map(|(_, last)| VecDeque::with_capacity((*last).min(1 << 16)))
+        .collect();
+    let cancel = CancellationToken::new();
+    let mut keep = |e: &Entry| {
+        if e.offset > upper {
+            return Ok(()); // read already (the end is an offset seen, not a bound)
+        }
+        for ((group, last), ring) in groups.iter().zip(rings.iter_mut()) {
+            if *last > 0 && group.contains(&e.key) {
+                if ring.len() == *last {
+                    ring.pop_front();
+                }
+                ring.push_back(e.clone());
+            }
+        }
+        Ok(())
+    };
+    let started = Instant::now();
+    let read = reader::read(
+        source,
+        Start::Offset(from),
+        Stop::At(Until::Offset(upper)),
+        keys,
+        &cancel,
+        &mut keep,
+    );
+    let finished = tokio::time::timeout_at(deadline.into(), read).await;
+    let took = started.elapsed();
+    tracing::debug!(
+        from,
+        upper,
+        took_ms = took.as_millis() as u64,
+        found = ?rings.iter().map(VecDeque::len).collect::<Vec<_>>(),
+        complete = matches!(finished, Ok(Ok(_))),
+        "backfill: one read of the tail"
+    );
+    match finished {
+        Ok(Ok(_)) => SpanRead::Done(rings, took),
+        Err(_) => SpanRead::Cut,
+        Ok(Err(e)) => SpanRead::Failed(e),
+    }
+}
+
+/// Puts `rings` (an earlier span) before `later` (read already), each
+/// group kept to its last `last`.
+fn prepend(
+    groups: &[(&[&'static str], usize)],
+    rings: &mut [VecDeque<Entry>],
+    later: Vec<VecDeque<Entry>>,
+) {
+    for (((_, last), ring), later) in groups.iter().zip(rings.iter_mut()).zip(later) {
+        ring.extend(later);
+        while ring.len() > *last {
+            ring.pop_front();
+        }
+    }
 }
 
 #[cfg(test)]

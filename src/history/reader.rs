@@ -198,6 +198,13 @@ pub async fn read(
     cancel: &CancellationToken,
     sink: &mut dyn FnMut(&Entry) -> anyhow::Result<()>,
 ) -> Result<ReadReport, ReadError> {
+    let req = Request {
+        source,
+        start,
+        stop,
+        keys,
+        cancel,
+    };
     let mut report = ReadReport::default();
     let mut backoff = source.bridge.backoff_min;
     let mut lost_since: Option<(Instant, String)> = None;
@@ -206,17 +213,7 @@ pub async fn read(
         if cancel.is_cancelled() {
             return Ok(report);
         }
-        let attempt = read_on_connection(
-            source,
-            start,
-            stop,
-            keys,
-            cancel,
-            sink,
-            &mut report,
-            first_connect,
-        )
-        .await;
+        let attempt = read_on_connection(req, sink, &mut report, first_connect).await;
         match attempt {
             Ok(()) => return Ok(report),
             Err(Attempt::Fatal(e)) => return Err(e),
@@ -283,95 +280,150 @@ async fn connect(source: &StreamSource, name: &str) -> Result<lapin::Connection,
         })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn read_on_connection(
-    source: &StreamSource,
+/// What one read asks for: the same on every connection it takes.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    source: &'a StreamSource,
     start: Start,
     stop: Stop,
-    keys: &[&'static str],
-    cancel: &CancellationToken,
+    keys: &'a [&'static str],
+    cancel: &'a CancellationToken,
+}
+
+async fn read_on_connection(
+    req: Request<'_>,
     sink: &mut dyn FnMut(&Entry) -> anyhow::Result<()>,
     report: &mut ReadReport,
     first_connect: bool,
 ) -> Result<(), Attempt> {
-    let conn = connect(source, "modelwatch replay").await?;
-    let result = consume(
-        source,
-        start,
-        stop,
-        keys,
-        cancel,
-        sink,
-        report,
-        first_connect,
-        &conn,
-    )
-    .await;
+    let conn = connect(req.source, "modelwatch replay").await?;
+    let result = consume(req, sink, report, first_connect, &conn).await;
     connection::close_quietly(&conn, 200, "replay done").await;
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One connection's read: the end found (on the first connection), the
+/// stream attached after what was handed on already, then each delivery
+/// acked (as credit) and handed on until the end, a cancel, or a loss.
 async fn consume(
-    source: &StreamSource,
-    start: Start,
-    stop: Stop,
-    keys: &[&'static str],
-    cancel: &CancellationToken,
+    req: Request<'_>,
     sink: &mut dyn FnMut(&Entry) -> anyhow::Result<()>,
     report: &mut ReadReport,
     first_connect: bool,
     conn: &lapin::Connection,
 ) -> Result<(), Attempt> {
-    let queue = source.queue.as_str();
     if first_connect {
-        match stop {
-            Stop::At(Until::Offset(end)) => {
-                stream_exists(conn, source).await?;
-                report.end = Some(end);
-            }
-            Stop::At(_) => report.end = end_of_stream(conn, source).await?,
-            Stop::Follow => {
-                stream_exists(conn, source).await?;
-            }
-        }
-        if let (Start::Offset(o), Stop::At(_)) = (start, stop) {
-            let next = report.end.map_or(0, |e| e + 1);
-            if o > next {
-                return Err(Attempt::Fatal(ReadError::Refused(format!(
-                    "--from {o}: past the end of history.queue {} (its next offset is {next})",
-                    queue.escape_debug()
-                ))));
-            }
-        }
+        find_the_end(conn, req, report).await?;
     }
     // Where this connection starts: after what was handed on already.
     let resume = match report.last_offset {
         Some(last) => Start::Offset(last + 1),
-        None => start,
+        None => req.start,
     };
-    let done = |report: &ReadReport| match (stop, report.end, report.last_offset) {
-        (Stop::At(_), None, _) => true,
-        (Stop::At(_), Some(end), Some(last)) => last >= end,
-        _ => false,
-    };
-    if done(report) || (start == Start::Next && stop != Stop::Follow) {
+    if nothing_left(req, report, resume) {
         return Ok(());
     }
-    if let (Stop::At(_), Some(end), Start::Offset(o)) = (stop, report.end, resume) {
-        if o > end {
+    let (ch, mut consumer) = attach(conn, req, resume).await?;
+    let ack_every = (req.source.prefetch as u64 / 2).max(1);
+    let mut unacked = 0u64;
+    let mut consumed = false;
+    let skip_below = match resume {
+        Start::Offset(o) => o,
+        _ => 0,
+    };
+    loop {
+        let Some(delivery) = next_delivery(&mut consumer, req, report, consumed).await? else {
+            return Ok(());
+        };
+        consumed = true;
+        report.delivered += 1;
+        unacked += 1;
+        let tag = delivery.delivery_tag;
+        if unacked >= ack_every {
+            if let Err(e) = ch.basic_ack(tag, BasicAckOptions { multiple: true }).await {
+                return Err(Attempt::Lost {
+                    error: bounded_text(&e.to_string(), 300),
+                    consumed,
+                });
+            }
+            unacked = 0;
+        }
+        if hand_on(&delivery, req, sink, report, skip_below)? {
             return Ok(());
         }
     }
+}
+
+/// On the first connection: checks the stream is there and records where
+/// the read ends (`--until now`: the end now); a `--from` offset past that
+/// end is refused (exit 2).
+async fn find_the_end(
+    conn: &lapin::Connection,
+    req: Request<'_>,
+    report: &mut ReadReport,
+) -> Result<(), Attempt> {
+    match req.stop {
+        Stop::At(Until::Offset(end)) => {
+            stream_exists(conn, req.source).await?;
+            report.end = Some(end);
+        }
+        Stop::At(_) => report.end = end_of_stream(conn, req.source).await?,
+        Stop::Follow => {
+            stream_exists(conn, req.source).await?;
+        }
+    }
+    if let (Start::Offset(o), Stop::At(_)) = (req.start, req.stop) {
+        let next = report.end.map_or(0, |e| e + 1);
+        if o > next {
+            return Err(Attempt::Fatal(ReadError::Refused(format!(
+                "--from {o}: past the end of history.queue {} (its next offset is {next})",
+                req.source.queue.escape_debug()
+            ))));
+        }
+    }
+    Ok(())
+}
+
+/// The read has handed on everything up to its end (an empty stream has
+/// no end to reach).
+fn finished(stop: Stop, report: &ReadReport) -> bool {
+    match (stop, report.end, report.last_offset) {
+        (Stop::At(_), None, _) => true,
+        (Stop::At(_), Some(end), Some(last)) => last >= end,
+        _ => false,
+    }
+}
+
+/// Nothing is left to read from `resume`: the end was reached already, the
+/// read starts at the next message and does not follow, or `resume` is
+/// past the end.
+fn nothing_left(req: Request<'_>, report: &ReadReport, resume: Start) -> bool {
+    if finished(req.stop, report) || (req.start == Start::Next && req.stop != Stop::Follow) {
+        return true;
+    }
+    matches!(
+        (req.stop, report.end, resume),
+        (Stop::At(_), Some(end), Start::Offset(o)) if o > end
+    )
+}
+
+/// A channel with `basic.qos` and a consumer attached to the stream at
+/// `resume`; a broker that refuses to read the queue as a stream is fatal.
+async fn attach(
+    conn: &lapin::Connection,
+    req: Request<'_>,
+    resume: Start,
+) -> Result<(lapin::Channel, lapin::Consumer), Attempt> {
+    let queue = req.source.queue.as_str();
     let ch = connection::bounded(conn.create_channel())
         .await
         .map_err(lost)?;
-    connection::bounded(ch.basic_qos(source.prefetch.max(1), BasicQosOptions::default()))
+    connection::bounded(ch.basic_qos(req.source.prefetch.max(1), BasicQosOptions::default()))
         .await
         .map_err(lost)?;
     let mut args = FieldTable::default();
     args.insert("x-stream-offset".into(), offset_argument(resume));
-    let mut consumer = match connection::bounded(ch.basic_consume(
+    let consumer = match connection::bounded(ch.basic_consume(
         queue.into(),
         "modelwatch-replay".into(),
         BasicConsumeOptions::default(),
@@ -389,91 +441,89 @@ async fn consume(
         }
         Err(e) => return Err(lost(e)),
     };
-    let ack_every = (source.prefetch as u64 / 2).max(1);
-    let mut unacked = 0u64;
-    let mut consumed = false;
-    let skip_below = match resume {
-        Start::Offset(o) => o,
-        _ => 0,
+    Ok((ch, consumer))
+}
+
+/// The next delivery, or `None` when the read ends here (cancelled, or
+/// nothing at all delivered before [`IDLE_END`]: a start past the end). A
+/// pause of [`STALL`] after deliveries, a consumer error or its close is a
+/// loss (reconnect).
+async fn next_delivery(
+    consumer: &mut lapin::Consumer,
+    req: Request<'_>,
+    report: &ReadReport,
+    consumed: bool,
+) -> Result<Option<lapin::message::Delivery>, Attempt> {
+    // Without --follow: nothing at all delivered is a start past the
+    // end; a pause after deliveries, before the end, is a stall.
+    let idle_for = if consumed { STALL } else { IDLE_END };
+    let idle = async {
+        match req.stop {
+            Stop::Follow => std::future::pending().await,
+            Stop::At(_) => tokio::time::sleep(idle_for).await,
+        }
     };
-    loop {
-        // Without --follow: nothing at all delivered is a start past the
-        // end; a pause after deliveries, before the end, is a stall.
-        let idle_for = if consumed { STALL } else { IDLE_END };
-        let idle = async {
-            match stop {
-                Stop::Follow => std::future::pending().await,
-                Stop::At(_) => tokio::time::sleep(idle_for).await,
-            }
-        };
-        let next = tokio::select! {
-            d = consumer.next() => d,
-            _ = cancel.cancelled() => return Ok(()),
-            _ = idle => {
-                if consumed {
-                    return Err(Attempt::Lost {
-                        error: format!("no delivery for {} s before the end of the stream", STALL.as_secs()),
-                        consumed,
-                    });
-                }
-                tracing::debug!(queue = %queue.escape_debug(), end = ?report.end, "history: nothing delivered: the start is past the end");
-                return Ok(());
-            }
-        };
-        let delivery = match next {
-            Some(Ok(d)) => d,
-            Some(Err(e)) => {
+    let next = tokio::select! {
+        d = consumer.next() => d,
+        _ = req.cancel.cancelled() => return Ok(None),
+        _ = idle => {
+            if consumed {
                 return Err(Attempt::Lost {
-                    error: bounded_text(&e.to_string(), 300),
-                    consumed,
-                })
-            }
-            None => {
-                return Err(Attempt::Lost {
-                    error: "the broker closed the consumer".into(),
-                    consumed,
-                })
-            }
-        };
-        consumed = true;
-        report.delivered += 1;
-        unacked += 1;
-        let tag = delivery.delivery_tag;
-        if unacked >= ack_every {
-            if let Err(e) = ch.basic_ack(tag, BasicAckOptions { multiple: true }).await {
-                return Err(Attempt::Lost {
-                    error: bounded_text(&e.to_string(), 300),
+                    error: format!("no delivery for {} s before the end of the stream", STALL.as_secs()),
                     consumed,
                 });
             }
-            unacked = 0;
+            tracing::debug!(queue = %req.source.queue.escape_debug(), end = ?report.end, "history: nothing delivered: the start is past the end");
+            return Ok(None);
         }
-        let Some(offset) = delivery_offset(&delivery) else {
-            report.malformed += 1;
-            continue;
-        };
-        if offset < skip_below || report.last_offset.is_some_and(|l| offset <= l) {
-            report.skipped += 1;
-            continue;
-        }
-        if let (Stop::At(Until::Time(t)), Some(ts)) = (stop, *delivery.properties.timestamp()) {
-            if ts > t {
-                return Ok(());
-            }
-        }
-        match entry(&delivery, offset, source.max_body_bytes) {
-            Some(e) if keys.contains(&e.key) => {
-                sink(&e).map_err(|e| Attempt::Fatal(ReadError::Sink(e)))?;
-                report.kept += 1;
-            }
-            Some(_) => {}
-            None => report.malformed += 1,
-        }
-        report.last_offset = Some(offset);
-        if done(report) {
-            return Ok(());
+    };
+    match next {
+        Some(Ok(d)) => Ok(Some(d)),
+        Some(Err(e)) => Err(Attempt::Lost {
+            error: bounded_text(&e.to_string(), 300),
+            consumed,
+        }),
+        None => Err(Attempt::Lost {
+            error: "the broker closed the consumer".into(),
+            consumed,
+        }),
+    }
+}
+
+/// Hands one delivery to `sink` if it is new (not below `skip_below`, after
+/// the last offset handed on) and of the keys asked for, counting it
+/// otherwise. True when the read is finished: past `--until <time>`, or
+/// the end reached.
+fn hand_on(
+    delivery: &lapin::message::Delivery,
+    req: Request<'_>,
+    sink: &mut dyn FnMut(&Entry) -> anyhow::Result<()>,
+    report: &mut ReadReport,
+    skip_below: u64,
+) -> Result<bool, Attempt> {
+    let Some(offset) = delivery_offset(delivery) else {
+        report.malformed += 1;
+        return Ok(false);
+    };
+    if offset < skip_below || report.last_offset.is_some_and(|l| offset <= l) {
+        report.skipped += 1;
+        return Ok(false);
+    }
+    if let (Stop::At(Until::Time(t)), Some(ts)) = (req.stop, *delivery.properties.timestamp()) {
+        if ts > t {
+            return Ok(true);
         }
     }
+    match entry(delivery, offset, req.source.max_body_bytes) {
+        Some(e) if req.keys.contains(&e.key) => {
+            sink(&e).map_err(|e| Attempt::Fatal(ReadError::Sink(e)))?;
+            report.kept += 1;
+        }
+        Some(_) => {}
+        None => report.malformed += 1,
+    }
+    report.last_offset = Some(offset);
+    Ok(finished(req.stop, report))
 }
 
 fn is_protocol_error(e: &lapin::Error) -> bool {

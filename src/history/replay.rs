@@ -72,13 +72,97 @@ struct Line<'a> {
 
 /// Runs a replay with `settings` (the bridge, `history.queue`, the inbound
 /// prefetch and body bound, the metric and plot keys for a rebuild),
-/// writing lines to `out`, until the end or `cancel`.
+/// writing lines to `out`, until the end or `cancel`: the request checked
+/// and resolved ([`plan`]), the stream read into the output, the output
+/// finished and the offset saved, then the end judged and logged.
 pub fn run(
     settings: &Settings,
     req: &ReplayRequest,
     cancel: CancellationToken,
     out: &mut dyn Write,
 ) -> Result<ReplaySummary, ReplayError> {
+    let Plan {
+        start,
+        stop,
+        keys,
+        offset_file,
+        rebuild,
+    } = plan(settings, req)?;
+    let source = StreamSource::of(settings);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("replay")
+        .enable_all()
+        .build()
+        .map_err(|e| ReplayError::Failed(e.into()))?;
+    let mut output = Output {
+        out,
+        rebuild,
+        offset_file: offset_file.as_ref(),
+        follow: req.follow,
+        since_save: 0,
+        taken: 0,
+        line: Vec::with_capacity(256),
+    };
+    let mut sink = |e: &super::reader::Entry| output.take(e);
+    let result = runtime.block_on(read(&source, start, stop, &keys, &cancel, &mut sink));
+    runtime.shutdown_background();
+    let report = match result {
+        Ok(r) => r,
+        Err(ReadError::Refused(why)) if output.taken == 0 => return Err(ReplayError::Usage(why)),
+        Err(ReadError::Refused(why)) => {
+            return Err(ReplayError::Failed(anyhow::anyhow!(
+                "after {} messages read: {why}",
+                output.taken
+            )))
+        }
+        Err(e) => return Err(ReplayError::Failed(e.into())),
+    };
+    output
+        .out
+        .flush()
+        .map_err(|e| ReplayError::Failed(anyhow::anyhow!("writing to stdout: {e}")))?;
+    let rebuilt = match output.rebuild {
+        Some(r) => Some(r.finish().map_err(ReplayError::Failed)?),
+        None => None,
+    };
+    if let (Some(f), Some(last)) = (&offset_file, report.last_offset) {
+        f.save(last).map_err(|e| ReplayError::Failed(e.into()))?;
+    }
+    // Without --follow the replay is done at the end it was asked for; a
+    // signal before that leaves it unfinished (what was read is kept and
+    // the offset file saved, but the exit code says so).
+    if stop != Stop::Follow && cancel.is_cancelled() {
+        return Err(ReplayError::Failed(anyhow::anyhow!(
+            "interrupted before the end of the history: {} messages read{}",
+            report.kept,
+            report
+                .last_offset
+                .map_or(String::new(), |o| format!(", up to offset {o}"))
+        )));
+    }
+    log_finished(&report, rebuilt);
+    Ok(ReplaySummary {
+        read: report,
+        rebuild: rebuilt,
+        start: Some(start),
+    })
+}
+
+/// A replay request checked and resolved, before anything is read.
+struct Plan {
+    start: Start,
+    stop: Stop,
+    keys: Vec<&'static str>,
+    offset_file: Option<OffsetFile>,
+    rebuild: Option<Rebuild>,
+}
+
+/// Checks the request (exit 2 for each refusal, in this order: the bridge
+/// off, `--from`, `--until`, `--key`, an offset file with `--rebuild`, an
+/// offset file that cannot be written or read, a rebuild folder that
+/// cannot be opened) and resolves where it starts and stops.
+fn plan(settings: &Settings, req: &ReplayRequest) -> Result<Plan, ReplayError> {
     let usage = |e: &dyn std::fmt::Display| ReplayError::Usage(e.to_string());
     if !settings.bridge.enabled {
         return Err(ReplayError::Usage(
@@ -106,37 +190,49 @@ pub fn run(
             tracing::info!(saved, file = %f.path().display(), "replay resumes after the saved offset");
         }
     }
-    let mut rebuild = match &req.rebuild {
+    let rebuild = match &req.rebuild {
         Some(dir) => Some(
             Rebuild::open(dir, settings)
                 .map_err(|e| ReplayError::Usage(format!("--rebuild {}: {e:#}", dir.display())))?,
         ),
         None => None,
     };
-    let source = StreamSource::of(settings);
     let stop = match (req.follow, until) {
         (true, _) => Stop::Follow,
         (false, u) => Stop::At(u),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("replay")
-        .enable_all()
-        .build()
-        .map_err(|e| ReplayError::Failed(e.into()))?;
-    let follow = req.follow;
-    let mut since_save = 0u64;
-    // Messages handed to the output: a refusal after the first one is a
-    // failure while reading (exit 1), not bad input (exit 2).
-    let mut taken = 0u64;
-    let mut line = Vec::with_capacity(256);
-    let mut sink = |e: &super::reader::Entry| -> anyhow::Result<()> {
-        match &mut rebuild {
+    Ok(Plan {
+        start,
+        stop,
+        keys,
+        offset_file,
+        rebuild,
+    })
+}
+
+/// Where the messages read go: printed as lines to `out`, or taken by the
+/// rebuild; the offset saved every [`SAVE_EVERY`] after the output before
+/// it is flushed.
+struct Output<'a> {
+    out: &'a mut dyn Write,
+    rebuild: Option<Rebuild>,
+    offset_file: Option<&'a OffsetFile>,
+    follow: bool,
+    since_save: u64,
+    /// Messages handed to the output: a refusal after the first one is a
+    /// failure while reading (exit 1), not bad input (exit 2).
+    taken: u64,
+    line: Vec<u8>,
+}
+
+impl Output<'_> {
+    fn take(&mut self, e: &super::reader::Entry) -> anyhow::Result<()> {
+        match &mut self.rebuild {
             Some(r) => r.take(e)?,
             None => {
-                line.clear();
+                self.line.clear();
                 serde_json::to_writer(
-                    &mut line,
+                    &mut self.line,
                     &Line {
                         offset: e.offset,
                         key: e.key,
@@ -144,68 +240,35 @@ pub fn run(
                         body: &e.body,
                     },
                 )?;
-                line.push(b'\n');
-                out.write_all(&line)
-                    .and_then(|()| match follow {
+                self.line.push(b'\n');
+                self.out
+                    .write_all(&self.line)
+                    .and_then(|()| match self.follow {
                         // Each line as it comes: a follower is watched live.
-                        true => out.flush(),
+                        true => self.out.flush(),
                         false => Ok(()),
                     })
                     .map_err(|err| anyhow::anyhow!("writing to stdout: {err}"))?;
             }
         }
-        since_save += 1;
-        taken += 1;
-        if let Some(f) = &offset_file {
-            if since_save >= SAVE_EVERY {
-                match &mut rebuild {
+        self.since_save += 1;
+        self.taken += 1;
+        if let Some(f) = self.offset_file {
+            if self.since_save >= SAVE_EVERY {
+                match &mut self.rebuild {
                     Some(r) => r.flush()?,
-                    None => out.flush()?,
+                    None => self.out.flush()?,
                 }
                 f.save(e.offset)?;
-                since_save = 0;
+                self.since_save = 0;
             }
         }
         Ok(())
-    };
-    let result = runtime.block_on(read(&source, start, stop, &keys, &cancel, &mut sink));
-    runtime.shutdown_background();
-    let report = match result {
-        Ok(r) => r,
-        Err(ReadError::Refused(why)) if taken == 0 => return Err(ReplayError::Usage(why)),
-        Err(ReadError::Refused(why)) => {
-            return Err(ReplayError::Failed(anyhow::anyhow!(
-                "after {taken} messages read: {why}"
-            )))
-        }
-        Err(e) => return Err(ReplayError::Failed(e.into())),
-    };
-    out.flush()
-        .map_err(|e| ReplayError::Failed(anyhow::anyhow!("writing to stdout: {e}")))?;
-    let rebuilt = match rebuild {
-        Some(r) => Some(r.finish().map_err(ReplayError::Failed)?),
-        None => None,
-    };
-    if let (Some(f), Some(last)) = (&offset_file, report.last_offset) {
-        f.save(last).map_err(|e| ReplayError::Failed(e.into()))?;
     }
-    // Without --follow the replay is done at the end it was asked for; a
-    // signal before that leaves it unfinished (what was read is kept and
-    // the offset file saved, but the exit code says so).
-    if stop != Stop::Follow && cancel.is_cancelled() {
-        return Err(ReplayError::Failed(anyhow::anyhow!(
-            "interrupted before the end of the history: {} messages read{}",
-            report.kept,
-            report
-                .last_offset
-                .map_or(String::new(), |o| format!(", up to offset {o}"))
-        )));
-    }
-    let summary = ReplaySummary {
-        read: report,
-        rebuild: rebuilt,
-        start: Some(start),
-    };
+}
+
+/// The one INFO line of a replay that finished.
+fn log_finished(report: &ReadReport, rebuilt: Option<RebuildReport>) {
     tracing::info!(
         kept = report.kept,
         delivered = report.delivered,
@@ -219,5 +282,4 @@ pub fn run(
         already = rebuilt.map(|r| r.already),
         "replay finished"
     );
-    Ok(summary)
 }

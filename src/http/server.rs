@@ -234,24 +234,7 @@ pub fn serve(
                 })
                 .app_data(state.clone())
                 .configure(move |cfg| crate::http::dashboard::routes::configure(cfg, dashboard))
-                .service(
-                    web::resource("/metrics")
-                        .route(web::get().to(metrics))
-                        .route(web::head().to(metrics))
-                        .default_service(not_allowed(GET_HEAD)),
-                )
-                .service(
-                    web::resource("/health")
-                        .route(web::get().to(health))
-                        .route(web::head().to(health))
-                        .default_service(not_allowed(GET_HEAD)),
-                )
-                .service(
-                    web::resource("/ready")
-                        .route(web::get().to(ready))
-                        .route(web::head().to(ready))
-                        .default_service(not_allowed(GET_HEAD)),
-                );
+                .configure(probe_routes);
             let app = map_config(
                 app.into_factory()
                     .map_err(|e: actix_web::Error| e.error_response()),
@@ -287,6 +270,28 @@ pub fn serve(
         }
     });
     Ok(Server { handle, streams })
+}
+
+/// `/metrics`, `/health` and `/ready`: GET and HEAD, anything else 405.
+fn probe_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics))
+            .route(web::head().to(metrics))
+            .default_service(not_allowed(GET_HEAD)),
+    )
+    .service(
+        web::resource("/health")
+            .route(web::get().to(health))
+            .route(web::head().to(health))
+            .default_service(not_allowed(GET_HEAD)),
+    )
+    .service(
+        web::resource("/ready")
+            .route(web::get().to(ready))
+            .route(web::head().to(ready))
+            .default_service(not_allowed(GET_HEAD)),
+    );
 }
 
 /// `Expect: 100-continue`: refuses a body over the limit every route has

@@ -218,7 +218,6 @@ impl MonitorActor {
         opened: Opened,
         history: Option<Backfilled>,
     ) -> anyhow::Result<MonitorActor> {
-        let s = &settings.monitor;
         let Opened {
             mut monitor,
             files,
@@ -232,23 +231,8 @@ impl MonitorActor {
                 "monitor: no metrics_over_time.csv here; continuing the window sequence after the last one in the history stream"
             );
         }
-        let dedup = (!settings.runs(crate::config::Role::Features)).then_some(4 * s.window);
-        let spec = PlotSpec {
-            width: settings.plot.width,
-            height: settings.plot.height,
-            bins: settings.plot.bins,
-        };
-        let mut actor = MonitorActor::new(
-            monitor,
-            files,
-            reference.baseline,
-            spec,
-            settings.plot.interval,
-            board,
-            metrics,
-            None,
-            dedup,
-        );
+        let mut actor =
+            MonitorActor::new(settings, monitor, files, reference.baseline, board, metrics);
         actor.read_back_history(paths);
         for e in &earlier.events {
             actor.series.push_event(e);
@@ -379,18 +363,26 @@ impl MonitorActor {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The actor around `monitor` and its `files`, without a bridge yet
+    /// ([`Self::with_bridge`] sets it). From `settings` it takes the
+    /// picture's size and interval, and whether features come from a
+    /// queue (then ids seen lately, 4 windows of them, are kept to drop
+    /// a feature delivered twice).
     fn new(
+        settings: &Settings,
         monitor: Monitor,
         files: MonitorFiles,
         baseline: Baseline,
-        spec: PlotSpec,
-        interval: Duration,
         board: Board,
         metrics: MonitorMetrics,
-        bridge: Option<ToExchange>,
-        dedup_features: Option<usize>,
     ) -> MonitorActor {
+        let dedup_features =
+            (!settings.runs(crate::config::Role::Features)).then_some(4 * settings.monitor.window);
+        let spec = PlotSpec {
+            width: settings.plot.width,
+            height: settings.plot.height,
+            bins: settings.plot.bins,
+        };
         board.set_baseline(baseline.clone());
         metrics.set_baseline(&baseline);
         let rules = monitor.rule_names();
@@ -400,10 +392,10 @@ impl MonitorActor {
             series: OverTime::new(files::SERIES_POINTS),
             baseline,
             spec,
-            interval,
+            interval: settings.plot.interval,
             board,
             metrics,
-            bridge,
+            bridge: None,
             ids: IdGenerator::new(),
             rules,
             seen_features: dedup_features.map(RecentIds::new),

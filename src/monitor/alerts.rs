@@ -309,33 +309,24 @@ fn expand(name: &str, pattern: Pattern) -> Vec<(String, Metric)> {
     }
 }
 
+/// A problem of one rule: the field it is in and what is wrong.
+type Problem = (&'static str, String);
+
 /// Checks one rule on its own; returns its metrics and threshold form.
+/// The checks in order: the name, the metric, one threshold, the
+/// threshold against the metric's range and band, the hold counts.
 fn check_rule(
     index: usize,
     r: &RuleSettings,
     limits: Limits,
 ) -> Result<(Vec<(String, Metric)>, Form), RuleError> {
-    let err = |field, problem: String| RuleError {
+    let err = |(field, problem): Problem| RuleError {
         index,
         field,
         problem,
     };
-    if r.name.is_empty()
-        || r.name.len() > MAX_NAME_BYTES
-        || !r
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(err(
-            "name",
-            format!(
-                "must be 1 to {MAX_NAME_BYTES} letters, digits, '_', '-' or '.', got {:?}",
-                crate::core::text::sanitize(&r.name)
-            ),
-        ));
-    }
-    let pattern = parse_metric(&r.metric).map_err(|p| err("metric", p))?;
+    check_name(&r.name).map_err(err)?;
+    let pattern = parse_metric(&r.metric).map_err(|p| err(("metric", p)))?;
     let metrics = expand(&r.name, pattern);
     // Every expanded metric has the same range and band.
     let m = metrics[0].1;
@@ -344,75 +335,111 @@ fn check_rule(
         (None, Some(v), None) => Form::Relative(v),
         (None, None, Some(v)) => Form::Sigmas(v),
         _ => {
-            return Err(err(
+            return Err(err((
                 "",
                 "give exactly one threshold: value, relative or sigmas".to_owned(),
-            ))
+            )))
         }
     };
+    match form {
+        Form::Value(v) => check_value(r, m, v, limits),
+        Form::Relative(f) => check_factor(r, m, "relative", f, limits),
+        Form::Sigmas(f) => check_factor(r, m, "sigmas", f, limits),
+    }
+    .map_err(err)?;
+    check_hold(r).map_err(err)?;
+    Ok((metrics, form))
+}
+
+/// A rule name: 1 to [`MAX_NAME_BYTES`] letters, digits, '_', '-' or '.'.
+fn check_name(name: &str) -> Result<(), Problem> {
+    if name.is_empty()
+        || name.len() > MAX_NAME_BYTES
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err((
+            "name",
+            format!(
+                "must be 1 to {MAX_NAME_BYTES} letters, digits, '_', '-' or '.', got {:?}",
+                crate::core::text::sanitize(name)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute threshold `v`: finite, and neither never nor always met
+/// within the range `m` can take.
+fn check_value(r: &RuleSettings, m: Metric, v: f64, limits: Limits) -> Result<(), Problem> {
     let (lo, hi) = m.range(limits);
     let metric = &r.metric;
     let op = r.op.symbol();
-    match form {
-        Form::Value(v) => {
-            if !v.is_finite() {
-                return Err(err("value", format!("must be a finite number, got {v}")));
-            }
-            let (never, always) = match r.op {
-                Op::Above => (v >= hi, v < lo),
-                Op::Below => (v <= lo, v > hi),
-            };
-            if never || always {
-                let how = if never { "never" } else { "always" };
-                let range = if lo == hi {
-                    format!("{metric} is always {lo} (a count window closes when it holds monitor.window records; period.count varies)")
-                } else {
-                    format!("{metric} lies between {lo} and {hi}")
-                };
-                return Err(err(
-                    "value",
-                    format!("{metric} {op} {v} is {how} true: {range}"),
-                ));
-            }
+    if !v.is_finite() {
+        return Err(("value", format!("must be a finite number, got {v}")));
+    }
+    let (never, always) = match r.op {
+        Op::Above => (v >= hi, v < lo),
+        Op::Below => (v <= lo, v > hi),
+    };
+    if never || always {
+        let how = if never { "never" } else { "always" };
+        let range = if lo == hi {
+            format!("{metric} is always {lo} (a count window closes when it holds monitor.window records; period.count varies)")
+        } else {
+            format!("{metric} lies between {lo} and {hi}")
+        };
+        return Err(("value", format!("{metric} {op} {v} is {how} true: {range}")));
+    }
+    Ok(())
+}
+
+/// A threshold relative to the baseline band (`field` is `relative` or
+/// `sigmas`, `f` its factor): a metric with a band, a factor in range, and
+/// for `relative` a band mean that is not 0 and a bound that can be met.
+fn check_factor(
+    r: &RuleSettings,
+    m: Metric,
+    field: &'static str,
+    f: f64,
+    limits: Limits,
+) -> Result<(), Problem> {
+    let (lo, _) = m.range(limits);
+    let metric = &r.metric;
+    if !m.has_band() {
+        return Err((
+            field,
+            format!("{metric} has no baseline band: give an absolute value (the band metrics are mae, rmse, r2, bias, max_error and their period. forms)"),
+        ));
+    }
+    if !(f.is_finite() && f > 0.0 && f <= MAX_FACTOR) {
+        return Err((
+            field,
+            format!("must be a number above 0 and at most {MAX_FACTOR}, got {f}"),
+        ));
+    }
+    if field == "relative" {
+        if matches!(m, Metric::Window(Stat::Bias) | Metric::Period(Stat::Bias)) {
+            return Err((
+                field,
+                "the baseline bias is 0 (least squares with an intercept), so a share of it is 0: use sigmas or value".to_owned(),
+            ));
         }
-        Form::Relative(f) | Form::Sigmas(f) => {
-            let field = if matches!(form, Form::Relative(_)) {
-                "relative"
-            } else {
-                "sigmas"
-            };
-            if !m.has_band() {
-                return Err(err(
-                    field,
-                    format!("{metric} has no baseline band: give an absolute value (the band metrics are mae, rmse, r2, bias, max_error and their period. forms)"),
-                ));
-            }
-            if !(f.is_finite() && f > 0.0 && f <= MAX_FACTOR) {
-                return Err(err(
-                    field,
-                    format!("must be a number above 0 and at most {MAX_FACTOR}, got {f}"),
-                ));
-            }
-            if field == "relative" {
-                if matches!(m, Metric::Window(Stat::Bias) | Metric::Period(Stat::Bias)) {
-                    return Err(err(
-                        field,
-                        "the baseline bias is 0 (least squares with an intercept), so a share of it is 0: use sigmas or value".to_owned(),
-                    ));
-                }
-                if r.op == Op::Below && lo >= 0.0 && f >= 1.0 {
-                    return Err(err(
-                        field,
-                        format!(
-                            "{metric} < mean × (1 − {f}) is never true: {metric} is never below 0"
-                        ),
-                    ));
-                }
-            }
+        if r.op == Op::Below && lo >= 0.0 && f >= 1.0 {
+            return Err((
+                field,
+                format!("{metric} < mean × (1 − {f}) is never true: {metric} is never below 0"),
+            ));
         }
     }
+    Ok(())
+}
+
+/// `for` and `resolve_after`: between 1 and [`MAX_HOLD`] windows.
+fn check_hold(r: &RuleSettings) -> Result<(), Problem> {
     if !(1..=MAX_HOLD).contains(&r.for_windows) {
-        return Err(err(
+        return Err((
             "for",
             format!(
                 "must be between 1 and {MAX_HOLD} windows, got {}",
@@ -422,13 +449,13 @@ fn check_rule(
     }
     if let Some(n) = r.resolve_after {
         if !(1..=MAX_HOLD).contains(&n) {
-            return Err(err(
+            return Err((
                 "resolve_after",
                 format!("must be between 1 and {MAX_HOLD} windows, got {n}"),
             ));
         }
     }
-    Ok((metrics, form))
+    Ok(())
 }
 
 /// Checks every rule (see the module doc); the first problem is the error.
@@ -462,6 +489,70 @@ pub fn check_settings(s: &MonitorSettings) -> Result<(), ConfigError> {
             e.problem,
         )
     })
+}
+
+/// The threshold of a rule with `op` and `form` against the metric's
+/// baseline `band`, and how it was obtained (for the messages).
+fn resolve(op: Op, form: Form, band: Option<&Band>) -> (f64, String) {
+    let sign = match op {
+        Op::Above => 1.0,
+        Op::Below => -1.0,
+    };
+    match (form, band) {
+        (Form::Value(v), _) => (v, "value".to_owned()),
+        (Form::Relative(f), Some(b)) => (
+            b.mean * (1.0 + sign * f),
+            format!(
+                "baseline mean {} × {}",
+                short(b.mean),
+                short(1.0 + sign * f)
+            ),
+        ),
+        (Form::Sigmas(k), Some(b)) => (
+            b.mean + sign * k * b.std,
+            format!(
+                "baseline mean {} {} {}σ, σ = {}",
+                short(b.mean),
+                if sign > 0.0 { '+' } else { '−' },
+                short(k),
+                short(b.std)
+            ),
+        ),
+        (_, None) => unreachable!("check_rule refuses relative/sigmas without a band"),
+    }
+}
+
+/// A threshold the baseline put outside what the metric can take (r2 >
+/// 1.03, mae < -95) can never be met: bad config; nor can one that is not
+/// finite. (An absolute value was checked on its own.)
+fn check_resolved(
+    op: Op,
+    form: Form,
+    metric: Metric,
+    threshold: f64,
+    basis: &str,
+) -> Result<(), String> {
+    let (lo, hi) = metric.range(Limits::NONE);
+    let never = match op {
+        Op::Above => threshold >= hi,
+        Op::Below => threshold <= lo,
+    };
+    if never && !matches!(form, Form::Value(_)) {
+        return Err(format!(
+            "resolves to {} {} {} with this baseline ({basis}), which {} can never be",
+            metric.name(),
+            op.symbol(),
+            short(threshold),
+            metric.name()
+        ));
+    }
+    if !threshold.is_finite() {
+        return Err(format!(
+            "the baseline band of {} is not finite",
+            metric.name()
+        ));
+    }
+    Ok(())
 }
 
 /// One expanded rule with its resolved threshold and its state.
@@ -505,68 +596,18 @@ impl Rules {
         for (index, r) in settings.iter().enumerate() {
             let (metrics, form) = check_rule(index, r, Limits::NONE)?;
             for (name, metric) in metrics {
-                let sign = match r.op {
-                    Op::Above => 1.0,
-                    Op::Below => -1.0,
-                };
-                let band = metric.band(baseline);
-                let (threshold, basis) = match (form, band) {
-                    (Form::Value(v), _) => (v, "value".to_owned()),
-                    (Form::Relative(f), Some(b)) => (
-                        b.mean * (1.0 + sign * f),
-                        format!(
-                            "baseline mean {} × {}",
-                            short(b.mean),
-                            short(1.0 + sign * f)
-                        ),
-                    ),
-                    (Form::Sigmas(k), Some(b)) => (
-                        b.mean + sign * k * b.std,
-                        format!(
-                            "baseline mean {} {} {}σ, σ = {}",
-                            short(b.mean),
-                            if sign > 0.0 { '+' } else { '−' },
-                            short(k),
-                            short(b.std)
-                        ),
-                    ),
-                    (_, None) => unreachable!("check_rule refuses relative/sigmas without a band"),
-                };
-                // A threshold the baseline put outside what the metric can
-                // take (r2 > 1.03, mae < -95) can never be met: bad config.
-                let (lo, hi) = metric.range(Limits::NONE);
-                let never = match r.op {
-                    Op::Above => threshold >= hi,
-                    Op::Below => threshold <= lo,
-                };
-                if never && !matches!(form, Form::Value(_)) {
-                    return Err(RuleError {
+                let (threshold, basis) = resolve(r.op, form, metric.band(baseline));
+                check_resolved(r.op, form, metric, threshold, &basis).map_err(|problem| {
+                    RuleError {
                         index,
                         field: if matches!(form, Form::Relative(_)) {
                             "relative"
                         } else {
                             "sigmas"
                         },
-                        problem: format!(
-                            "resolves to {} {} {} with this baseline ({basis}), which {} can never be",
-                            metric.name(),
-                            r.op.symbol(),
-                            short(threshold),
-                            metric.name()
-                        ),
-                    });
-                }
-                if !threshold.is_finite() {
-                    return Err(RuleError {
-                        index,
-                        field: if matches!(form, Form::Relative(_)) {
-                            "relative"
-                        } else {
-                            "sigmas"
-                        },
-                        problem: format!("the baseline band of {} is not finite", metric.name()),
-                    });
-                }
+                        problem,
+                    }
+                })?;
                 rules.push(Rule {
                     name,
                     metric,

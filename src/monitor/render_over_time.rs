@@ -19,6 +19,7 @@
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -204,33 +205,91 @@ fn clock(ms: u64) -> String {
         .replace('Z', " UTC")
 }
 
+type Error = Box<dyn std::error::Error>;
+type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The chart's ranges: x in window numbers, y in error.
+#[derive(Clone, Copy)]
+struct Frame {
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+/// The picture, back to front: the ranges, the chart and its mesh, the
+/// bands, the min–max lines, the lines, the markers and their labels, then
+/// the panel on the right.
 fn draw(
     series: &OverTime,
     baseline: Option<&Baseline>,
     spec: PlotSpec,
     path: &Path,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), Error> {
     let points: Vec<&Point> = series.points().collect();
     let markers: Vec<_> = series.events().collect();
     let mae_band = baseline.and_then(|b| band_range(&b.mae));
     let rmse_band = baseline.and_then(|b| band_range(&b.rmse));
     let merged = points.iter().any(|p| p.windows > 1);
+    let frame = Frame {
+        x: x_range(&points, &markers),
+        y: y_range(&points, [mae_band, rmse_band], merged, markers.is_empty()),
+    };
 
-    // x: window sequence numbers, covering the windows and the markers.
+    let root = BitMapBackend::new(path, (spec.width, spec.height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, panel) = root.split_horizontally(spec.width - panel_width(spec.width));
+    let mut chart = chart_on(&left, &title(series, baseline), frame)?;
+
+    // Bands first, so every line is drawn over them.
+    draw_bands(&mut chart, frame, baseline, [mae_band, rmse_band])?;
+    if merged {
+        draw_spread(&mut chart, &points)?;
+    }
+    draw_lines(&mut chart, &points)?;
+    // Markers over everything, then their labels.
+    draw_markers(&mut chart, frame, &markers)?;
+    let hidden = draw_labels(&left, &chart, frame, &markers)?;
+    if points.is_empty() {
+        left.draw_text(
+            "no closed window yet",
+            &("sans-serif", 18).into_font().color(&BLACK),
+            (spec.width as i32 / 3, spec.height as i32 / 2),
+        )?;
+    }
+
+    draw_panel(&panel, series, &points, baseline.is_some(), merged, hidden)?;
+    root.present()?;
+    Ok(())
+}
+
+/// x: window sequence numbers, covering the windows and the markers.
+fn x_range(points: &[&Point], markers: &[&Marker]) -> (f64, f64) {
     let seqs = points
         .iter()
         .flat_map(|p| [p.first_seq as f64, p.last_seq as f64])
         .chain(markers.iter().map(|m| m.seq as f64));
-    let (mut x_lo, mut x_hi) = seqs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+    let (x_lo, x_hi) = seqs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
         (lo.min(x), hi.max(x))
     });
     if x_lo > x_hi {
-        (x_lo, x_hi) = (0.0, 1.0);
+        (0.0, 1.0)
     } else if x_hi - x_lo < 1.0 {
-        (x_lo, x_hi) = (x_lo - 0.5, x_hi + 0.5);
+        (x_lo - 0.5, x_hi + 0.5)
+    } else {
+        (x_lo, x_hi)
     }
+}
 
-    // y: the lines (with their min–max when merged) and the bands.
+/// y: the lines (with their min–max when merged) and the bands, padded,
+/// with the labels' headroom on top when there are markers.
+fn y_range(
+    points: &[&Point],
+    bands: [Option<(f64, f64)>; 2],
+    merged: bool,
+    no_markers: bool,
+) -> (f64, f64) {
+    let [mae_band, rmse_band] = bands;
     let ys = points
         .iter()
         .flat_map(|p| {
@@ -245,33 +304,37 @@ fn draw(
     let (y_lo, y_hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
         (lo.min(y), hi.max(y))
     });
-    let (y_lo, y_hi) = if y_lo > y_hi {
+    if y_lo > y_hi {
         (0.0, 1.0)
     } else {
         let pad = ((y_hi - y_lo) * 0.08).max(y_hi.abs() * 0.02).max(1e-6);
         let (lo, top) = ((y_lo - pad).max(0.0), y_hi + pad);
-        if markers.is_empty() {
+        if no_markers {
             (lo, y_hi + pad * 2.5)
         } else {
             // The top LABEL_SHARE of the chart is the labels' headroom.
             (lo, top + (top - lo) * LABEL_SHARE / (1.0 - LABEL_SHARE))
         }
-    };
+    }
+}
 
-    let root = BitMapBackend::new(path, (spec.width, spec.height)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, panel) = root.split_horizontally(spec.width - panel_width(spec.width));
-
+/// The caption, with the rows per window when they are known.
+fn title(series: &OverTime, baseline: Option<&Baseline>) -> String {
     let rows = baseline
         .map(|b| b.window as u64)
         .filter(|&r| r > 0)
         .unwrap_or(series.window_rows());
-    let title = if rows > 0 {
+    if rows > 0 {
         format!("Model error over time (windows of {rows} rows)")
     } else {
         "Model error over time".to_string()
-    };
-    let mut chart = ChartBuilder::on(&left)
+    }
+}
+
+/// The chart on `left` with its caption, axes and labels.
+fn chart_on<'a, 'b>(left: &'a Area<'b>, title: &str, frame: Frame) -> Result<Chart<'a, 'b>, Error> {
+    let ((x_lo, x_hi), (y_lo, y_hi)) = (frame.x, frame.y);
+    let mut chart = ChartBuilder::on(left)
         .caption(title, ("sans-serif", 24))
         .margin(15)
         .x_label_area_size(45)
@@ -293,8 +356,17 @@ fn draw(
         })
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
+    Ok(chart)
+}
 
-    // Bands first, so every line is drawn over them.
+/// The baseline's bands (RMSE, then MAE) with their means dashed.
+fn draw_bands(
+    chart: &mut Chart<'_, '_>,
+    frame: Frame,
+    baseline: Option<&Baseline>,
+    [mae_band, rmse_band]: [Option<(f64, f64)>; 2],
+) -> Result<(), Error> {
+    let (x_lo, x_hi) = frame.x;
     for (band, mean, color, line) in [
         (
             rmse_band,
@@ -322,31 +394,38 @@ fn draw(
             ))?;
         }
     }
-    if merged {
-        // Thin lines at the smallest and largest window of each point: a
-        // spike that the mean of merged windows hides still shows, and the
-        // band stays visible between them.
-        for (spread, color) in [
-            (
-                points.iter().map(|p| (p.x(), p.rmse)).collect::<Vec<_>>(),
-                RMSE_RANGE_COLOR,
-            ),
-            (
-                points.iter().map(|p| (p.x(), p.mae)).collect(),
-                MAE_RANGE_COLOR,
-            ),
-        ] {
-            let style = color.stroke_width(1);
-            chart.draw_series(LineSeries::new(
-                spread.iter().map(|(x, s)| (*x, s.min)),
-                style,
-            ))?;
-            chart.draw_series(LineSeries::new(
-                spread.iter().map(|(x, s)| (*x, s.max)),
-                style,
-            ))?;
-        }
+    Ok(())
+}
+
+/// Thin lines at the smallest and largest window of each point: a spike
+/// that the mean of merged windows hides still shows, and the band stays
+/// visible between them.
+fn draw_spread(chart: &mut Chart<'_, '_>, points: &[&Point]) -> Result<(), Error> {
+    for (spread, color) in [
+        (
+            points.iter().map(|p| (p.x(), p.rmse)).collect::<Vec<_>>(),
+            RMSE_RANGE_COLOR,
+        ),
+        (
+            points.iter().map(|p| (p.x(), p.mae)).collect(),
+            MAE_RANGE_COLOR,
+        ),
+    ] {
+        let style = color.stroke_width(1);
+        chart.draw_series(LineSeries::new(
+            spread.iter().map(|(x, s)| (*x, s.min)),
+            style,
+        ))?;
+        chart.draw_series(LineSeries::new(
+            spread.iter().map(|(x, s)| (*x, s.max)),
+            style,
+        ))?;
     }
+    Ok(())
+}
+
+/// The RMSE and MAE lines (a dot for a single point).
+fn draw_lines(chart: &mut Chart<'_, '_>, points: &[&Point]) -> Result<(), Error> {
     for (values, color) in [
         (
             points.iter().map(|p| (p.x(), p.rmse())).collect::<Vec<_>>(),
@@ -360,9 +439,13 @@ fn draw(
             chart.draw_series(LineSeries::new(values, color.stroke_width(2)))?;
         }
     }
+    Ok(())
+}
 
-    // Markers over everything: fired solid red, resolved dashed green.
-    for m in &markers {
+/// A vertical line per marker: fired solid red, resolved dashed green.
+fn draw_markers(chart: &mut Chart<'_, '_>, frame: Frame, markers: &[&Marker]) -> Result<(), Error> {
+    let (y_lo, y_hi) = frame.y;
+    for m in markers {
         let x = m.seq as f64;
         let line = [(x, y_lo), (x, y_hi)];
         if m.fired {
@@ -379,10 +462,20 @@ fn draw(
             ))?;
         }
     }
-    // Their labels, one per window and state, in lanes in the headroom
-    // above the lines (see `place_labels`).
+    Ok(())
+}
+
+/// The markers' labels, one per window and state, in lanes in the
+/// headroom above the lines (see `place_labels`). Answers how many found
+/// no room.
+fn draw_labels(
+    left: &Area<'_>,
+    chart: &Chart<'_, '_>,
+    frame: Frame,
+    markers: &[&Marker],
+) -> Result<usize, Error> {
     let label_font: TextStyle = ("sans-serif", 13).into_font().into();
-    let groups = group_markers(&markers);
+    let groups = group_markers(markers);
     let (px, py) = chart.plotting_area().get_pixel_range();
     let lanes = if markers.is_empty() {
         0
@@ -395,7 +488,7 @@ fn draw(
     };
     let anchors: Vec<i32> = groups
         .iter()
-        .map(|g| chart.backend_coord(&(g.seq as f64, y_lo)).0)
+        .map(|g| chart.backend_coord(&(g.seq as f64, frame.y.0)).0)
         .collect();
     let max_width = ((px.end - px.start) / 2).min(480);
     let placed = place_labels(&groups, &anchors, px.clone(), lanes, max_width, measure);
@@ -417,46 +510,46 @@ fn draw(
             .pos(Pos::new(HPos::Left, VPos::Top));
         left.draw(&Text::new(slot.text.clone(), (slot.x0, y + 1), style))?;
     }
-    if points.is_empty() {
-        left.draw_text(
-            "no closed window yet",
-            &("sans-serif", 18).into_font().color(&BLACK),
-            (spec.width as i32 / 3, spec.height as i32 / 2),
-        )?;
-    }
-
-    draw_panel(&panel, series, &points, baseline.is_some(), merged, hidden)?;
-    root.present()?;
-    Ok(())
+    Ok(hidden)
 }
 
 /// Legend entries and facts about the run, top to bottom.
 fn draw_panel(
-    panel: &DrawingArea<BitMapBackend<'_>, Shift>,
+    panel: &Area<'_>,
     series: &OverTime,
     points: &[&Point],
     banded: bool,
     merged: bool,
     hidden_labels: usize,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let font = ("sans-serif", 14).into_font().color(&BLACK);
+) -> Result<(), Error> {
     let small = ("sans-serif", 13).into_font().color(&RGBColor(60, 60, 60));
+    let mut y = draw_legend(panel, banded, merged)?;
+    for line in facts(series, points, merged, hidden_labels) {
+        panel.draw_text(&line, &small, (8, y))?;
+        y += 19;
+    }
+    Ok(())
+}
+
+/// The legend: a swatch and a name per line, band and marker drawn.
+/// Answers where the facts start.
+fn draw_legend(panel: &Area<'_>, banded: bool, merged: bool) -> Result<i32, Error> {
+    let font = ("sans-serif", 14).into_font().color(&BLACK);
     let mut y = 60;
     let step = 24;
-    let swatch_line =
-        |y: i32, color: RGBColor, dashed: bool| -> Result<(), Box<dyn std::error::Error>> {
-            if dashed {
-                for x in (5..35).step_by(10) {
-                    panel.draw(&PathElement::new(
-                        [(x, y), (x + 6, y)],
-                        color.stroke_width(2),
-                    ))?;
-                }
-            } else {
-                panel.draw(&PathElement::new([(5, y), (35, y)], color.stroke_width(2)))?;
+    let swatch_line = |y: i32, color: RGBColor, dashed: bool| -> Result<(), Error> {
+        if dashed {
+            for x in (5..35).step_by(10) {
+                panel.draw(&PathElement::new(
+                    [(x, y), (x + 6, y)],
+                    color.stroke_width(2),
+                ))?;
             }
-            Ok(())
-        };
+        } else {
+            panel.draw(&PathElement::new([(5, y), (35, y)], color.stroke_width(2)))?;
+        }
+        Ok(())
+    };
     let swatch_box = |y: i32, color: RGBColor| {
         panel.draw(&Rectangle::new([(5, y - 7), (35, y + 7)], color.filled()))
     };
@@ -491,8 +584,12 @@ fn draw_panel(
     y += step;
     swatch_line(y, RESOLVED_COLOR, true)?;
     panel.draw_text("alert resolved", &font, (45, y - 8))?;
-    y += step + 14;
+    Ok(y + step + 14)
+}
 
+/// The run's facts, a line each: windows, rows, time span, alerts, and
+/// what the picture left out.
+fn facts(series: &OverTime, points: &[&Point], merged: bool, hidden_labels: usize) -> Vec<String> {
     let mut facts = Vec::new();
     if let (Some(first), Some(last)) = (points.first(), points.last()) {
         facts.push(format!("windows {} – {}", first.first_seq, last.last_seq));
@@ -520,11 +617,7 @@ fn draw_panel(
         facts.push(format!("{hidden_labels} labels left out"));
         facts.push("  (markers too close)".to_string());
     }
-    for line in facts {
-        panel.draw_text(&line, &small, (8, y))?;
-        y += 19;
-    }
-    Ok(())
+    facts
 }
 
 #[cfg(test)]

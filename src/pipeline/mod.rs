@@ -30,8 +30,9 @@ pub mod start;
 
 use std::time::Instant;
 
-use crate::amqp::Bridge;
+use crate::amqp::{Bridge, BridgeProbe};
 use crate::config::{Role, Settings};
+use crate::core::metrics::Metrics;
 use crate::core::shutdown::Shutdown;
 use crate::http::dashboard::Dashboard;
 use crate::plot::view::PlotView;
@@ -115,27 +116,7 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     // and rows that reached the file: the difference is what an abort loses.
     let metrics = telemetry.metrics.clone();
     let has_metric = settings.runs(Role::Metric);
-    let aborted = |why: String| {
-        crate::core::exit::leave();
-        let left = probe.as_ref().map_or(0, |p| p.undelivered_now());
-        let unwritten = metrics
-            .absolute_error
-            .count()
-            .saturating_sub(metrics.rows_written.get());
-        tracing::error!(
-            signal = why,
-            undelivered = left,
-            unwritten_rows = unwritten,
-            "second signal: exiting without finishing the drain"
-        );
-        let rows = match has_metric {
-            true => format!("; {unwritten} rows not written to metric_log.csv"),
-            false => String::new(),
-        };
-        anyhow::anyhow!(
-            "second signal ({why}) during the shutdown: stopped without finishing it; {left} messages not delivered to the broker{rows}"
-        )
-    };
+    let aborted = |why: String| abort_error(why, probe.as_ref(), &metrics, has_metric);
     let report = tokio::select! {
         report = async {
             let source = actors.wait_for_end(&shutdown, &bridge, &settings).await?;
@@ -150,4 +131,36 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         pipeline_log_dropped: metrics.pipeline_log_dropped.get(),
         ..r
     })
+}
+
+/// A second signal during the drain: the process is leaving (the exit
+/// code is set), an ERROR line says what is lost, and the error names it:
+/// the messages not delivered to the broker, and the rows not written to
+/// `metric_log.csv` (with the metric role), the rows made and observed
+/// less those that reached the file.
+fn abort_error(
+    why: String,
+    probe: Option<&BridgeProbe>,
+    metrics: &Metrics,
+    has_metric: bool,
+) -> anyhow::Error {
+    crate::core::exit::leave();
+    let left = probe.map_or(0, |p| p.undelivered_now());
+    let unwritten = metrics
+        .absolute_error
+        .count()
+        .saturating_sub(metrics.rows_written.get());
+    tracing::error!(
+        signal = why,
+        undelivered = left,
+        unwritten_rows = unwritten,
+        "second signal: exiting without finishing the drain"
+    );
+    let rows = match has_metric {
+        true => format!("; {unwritten} rows not written to metric_log.csv"),
+        false => String::new(),
+    };
+    anyhow::anyhow!(
+        "second signal ({why}) during the shutdown: stopped without finishing it; {left} messages not delivered to the broker{rows}"
+    )
 }

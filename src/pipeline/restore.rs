@@ -14,14 +14,19 @@ use anyhow::Context as _;
 
 use super::check::Checked;
 use crate::config::{Role, Settings};
+use crate::core::log_paths::LogPaths;
+use crate::core::messages::SampleId;
+use crate::core::metrics::Telemetry;
 use crate::history::backfill::{monitor_history, START_DEADLINE};
 use crate::history::StreamSource;
 use crate::metric::actor::MetricFiles;
+use crate::metric::join::Half;
 use crate::metric::join::RecentIds;
 use crate::metric::journal::Journal;
 use crate::metric::log_format::{read_metric_log, METRIC_HEADER};
-use crate::monitor::actor::{Backfilled, MonitorActor};
+use crate::monitor::actor::{Backfilled, MonitorActor, Reference};
 use crate::monitor::report::Board;
+use crate::monitor::telemetry::MonitorMetrics;
 use crate::plot::render::PlotSpec;
 use crate::plot::PlotActor;
 
@@ -68,81 +73,24 @@ pub fn state(c: Checked) -> anyhow::Result<Prepared> {
     }
     // The metric opens (and repairs) the log before the plot reads it.
     let metric = if settings.runs(Role::Metric) {
-        let csv = paths.open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
-        let labels = if settings.metric.labels_log {
-            Some(paths.open_log(&paths.labels, None)?)
-        } else {
-            None
-        };
-        // Inputs read from RabbitMQ may come twice: remember what is
-        // written; and a half that waits for its partner is journaled so
-        // that its delivery can be acknowledged.
-        let (recent, journal) = if !settings.runs(Role::Features) || !settings.runs(Role::Model) {
-            // The newest old file first: a rotation just before a restart
-            // must not empty the window.
-            let mut recent = RecentIds::new(settings.metric.dedup_window);
-            let old = paths.rotation.old_files(&paths.metric_csv);
-            for csv in old.last().into_iter().chain([&paths.metric_csv]) {
-                read_metric_log(csv, |r| recent.insert(r.id))
-                    .with_context(|| format!("reading the ids of {}", csv.display()))?;
-            }
-            let journal = Journal::open(&paths.pending_journal)?;
-            (Some(recent), Some(journal))
-        } else {
-            (None, None)
-        };
-        Some((
-            MetricFiles {
-                csv,
-                labels,
-                journal,
-            },
-            recent,
-        ))
+        Some(metric_files(&settings, &paths)?)
     } else {
         None
     };
     let plot = if settings.runs(Role::Plot) {
-        let spec = PlotSpec {
-            width: settings.plot.width,
-            height: settings.plot.height,
-            bins: settings.plot.bins,
-        };
-        let actor = PlotActor::load(
-            &paths.metric_csv,
-            paths.plot_png.clone(),
-            spec,
-            settings.plot.interval,
-            telemetry.metrics.clone(),
-        )
-        .with_context(|| format!("reading the existing {}", paths.metric_csv.display()))?;
-        Some(actor)
+        Some(plot_actor(&settings, &paths, &telemetry)?)
     } else {
         None
     };
     let board = Board::default();
     let monitor = match &reference {
-        Some(reference) if settings.runs(Role::Metric) => {
-            let opened = crate::monitor::files::open(
-                &settings.monitor,
-                &paths,
-                &reference.model,
-                &reference.baseline,
-            )
-            .context("starting the monitor")?;
-            let history = monitor_backfill(&settings);
-            let actor = MonitorActor::open(
-                &settings,
-                &paths,
-                reference.clone(),
-                board.clone(),
-                monitor_metrics,
-                opened,
-                history,
-            )
-            .context("starting the monitor")?;
-            Some(actor)
-        }
+        Some(reference) if settings.runs(Role::Metric) => Some(monitor_actor(
+            &settings,
+            &paths,
+            reference,
+            board.clone(),
+            monitor_metrics,
+        )?),
         _ => None,
     };
     let plot = plot.map(|p| p.with_baseline(reference.map(|r| r.baseline)));
@@ -159,6 +107,108 @@ pub fn state(c: Checked) -> anyhow::Result<Prepared> {
         _logs_lock: logs_lock,
         http,
     })
+}
+
+/// The metric's logs, opened (a torn last line repaired), and in the split
+/// layout the ids it wrote lately and its journal.
+fn metric_files(
+    settings: &Settings,
+    paths: &LogPaths,
+) -> anyhow::Result<(MetricFiles, Option<RecentIds>)> {
+    let csv = paths.open_log(&paths.metric_csv, Some(METRIC_HEADER))?;
+    let labels = if settings.metric.labels_log {
+        Some(paths.open_log(&paths.labels, None)?)
+    } else {
+        None
+    };
+    // Inputs read from RabbitMQ may come twice: remember what is
+    // written; and a half that waits for its partner is journaled so
+    // that its delivery can be acknowledged.
+    let (recent, journal) = if !settings.runs(Role::Features) || !settings.runs(Role::Model) {
+        let (recent, journal) = recent_and_journal(settings, paths)?;
+        (Some(recent), Some(journal))
+    } else {
+        (None, None)
+    };
+    Ok((
+        MetricFiles {
+            csv,
+            labels,
+            journal,
+        },
+        recent,
+    ))
+}
+
+/// The metric's journal, opened, with the waiting halves it holds.
+type OpenedJournal = (Journal, Vec<(SampleId, Half)>);
+
+/// The ids the metric wrote lately (from the newest rotated file and the
+/// current one), and its journal with the waiting halves it holds.
+fn recent_and_journal(
+    settings: &Settings,
+    paths: &LogPaths,
+) -> anyhow::Result<(RecentIds, OpenedJournal)> {
+    // The newest old file first: a rotation just before a restart
+    // must not empty the window.
+    let mut recent = RecentIds::new(settings.metric.dedup_window);
+    let old = paths.rotation.old_files(&paths.metric_csv);
+    for csv in old.last().into_iter().chain([&paths.metric_csv]) {
+        read_metric_log(csv, |r| recent.insert(r.id))
+            .with_context(|| format!("reading the ids of {}", csv.display()))?;
+    }
+    let journal = Journal::open(&paths.pending_journal)?;
+    Ok((recent, journal))
+}
+
+/// The plot, with the histogram of the existing `metric_log.csv`.
+fn plot_actor(
+    settings: &Settings,
+    paths: &LogPaths,
+    telemetry: &Telemetry,
+) -> anyhow::Result<PlotActor> {
+    let spec = PlotSpec {
+        width: settings.plot.width,
+        height: settings.plot.height,
+        bins: settings.plot.bins,
+    };
+    PlotActor::load(
+        &paths.metric_csv,
+        paths.plot_png.clone(),
+        spec,
+        settings.plot.interval,
+        telemetry.metrics.clone(),
+    )
+    .with_context(|| format!("reading the existing {}", paths.metric_csv.display()))
+}
+
+/// The monitor: its files opened, what the history stream holds of it
+/// read (bounded), and the actor built from both.
+fn monitor_actor(
+    settings: &Settings,
+    paths: &LogPaths,
+    reference: &Reference,
+    board: Board,
+    monitor_metrics: MonitorMetrics,
+) -> anyhow::Result<MonitorActor> {
+    let opened = crate::monitor::files::open(
+        &settings.monitor,
+        paths,
+        &reference.model,
+        &reference.baseline,
+    )
+    .context("starting the monitor")?;
+    let history = monitor_backfill(settings);
+    MonitorActor::open(
+        settings,
+        paths,
+        reference.clone(),
+        board,
+        monitor_metrics,
+        opened,
+        history,
+    )
+    .context("starting the monitor")
 }
 
 /// With history on, the last windows and alert events of the monitor in

@@ -199,31 +199,9 @@ impl Actors {
             Supervisor::start(move |_| ModelActor::new(m, out).forwarding(forward))
         });
         let (done_tx, done) = oneshot::channel();
-        let source = settings.runs(Role::Features).then(|| {
-            // Checked when the settings were loaded (exit 2 there).
-            let scenario = settings.source.scenario.as_ref().map(|s| {
-                let plan = Plan::new(s, Dataset::embedded())
-                    .expect("source.scenario is checked when the settings load");
-                tracing::info!(scenario = ?s, "scenario: the stream changes from sample {} on", s.start);
-                Scenario::new(plan, settings.source.seed)
-            });
-            let sampler = Sampler::new(Dataset::embedded(), settings.source.seed)
-                .with_scenario(scenario);
-            let (features, truths) = (routes.features(), routes.truths());
-            let (source_settings, stop_source) = (settings.source.clone(), stop.clone());
-            let emitted = metrics.samples_emitted.clone();
-            Supervisor::start(move |_| {
-                FeatureSource::new(
-                    sampler,
-                    features,
-                    truths,
-                    source_settings,
-                    stop_source,
-                    done_tx,
-                    emitted,
-                )
-            })
-        });
+        let source = settings
+            .runs(Role::Features)
+            .then(|| start_source(settings, metrics, &routes, &stop, done_tx));
         Actors {
             routes,
             source,
@@ -235,6 +213,46 @@ impl Actors {
             monitor_thread,
         }
     }
+}
+
+/// The feature source: its sampler (with the scenario, when there is
+/// one), feeding the routes' receivers of features and truths, stopped by
+/// `stop`, its report sent on `done_tx`.
+fn start_source(
+    settings: &Settings,
+    metrics: &Metrics,
+    routes: &Routes,
+    stop: &CancellationToken,
+    done_tx: oneshot::Sender<SourceReport>,
+) -> Addr<FeatureSource> {
+    let sampler = sampler(settings);
+    let (features, truths) = (routes.features(), routes.truths());
+    let (source_settings, stop_source) = (settings.source.clone(), stop.clone());
+    let emitted = metrics.samples_emitted.clone();
+    Supervisor::start(move |_| {
+        FeatureSource::new(
+            sampler,
+            features,
+            truths,
+            source_settings,
+            stop_source,
+            done_tx,
+            emitted,
+        )
+    })
+}
+
+/// The sampler of the embedded data, with the scenario of
+/// `source.scenario` when there is one.
+fn sampler(settings: &Settings) -> Sampler {
+    // Checked when the settings were loaded (exit 2 there).
+    let scenario = settings.source.scenario.as_ref().map(|s| {
+        let plan = Plan::new(s, Dataset::embedded())
+            .expect("source.scenario is checked when the settings load");
+        tracing::info!(scenario = ?s, "scenario: the stream changes from sample {} on", s.start);
+        Scenario::new(plan, settings.source.seed)
+    });
+    Sampler::new(Dataset::embedded(), settings.source.seed).with_scenario(scenario)
 }
 
 /// Where the model forwards the features it consumed: with

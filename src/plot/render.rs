@@ -15,10 +15,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::model::baseline::Baseline;
-use crate::plot::histogram::ErrorHistogram;
+use crate::plot::histogram::{Bar, ErrorHistogram};
 use crate::plot::kde::Kde;
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
@@ -110,6 +111,11 @@ pub fn density_curve(hist: &ErrorHistogram, bar_width: f64) -> Option<Vec<(f64, 
     )
 }
 
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The picture, back to front: the ranges, the chart and its mesh, the
+/// bars, the density curve, the training MAE, the legend, the summary.
 fn draw(
     hist: &ErrorHistogram,
     spec: PlotSpec,
@@ -152,20 +158,7 @@ fn draw(
         .y_label_formatter(&|v| format!("{v:.0}"))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    let fill = BAR_COLOR.filled();
-    chart
-        .draw_series(
-            bars.iter()
-                .filter(|b| b.count > 0)
-                .map(|b| Rectangle::new([(b.lo, 0.0), (b.hi, b.count as f64)], fill)),
-        )?
-        .label(format!("errors per bar ({bar_width:.2} wide)"))
-        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], fill));
-    chart.draw_series(
-        bars.iter()
-            .filter(|b| b.count > 0)
-            .map(|b| Rectangle::new([(b.lo, 0.0), (b.hi, b.count as f64)], BLACK.stroke_width(1))),
-    )?;
+    draw_bars(&mut chart, &bars, bar_width)?;
     if !curve.is_empty() {
         let style = KDE_COLOR.stroke_width(3);
         chart
@@ -174,21 +167,7 @@ fn draw(
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
     }
     if let Some(mae) = training_mae {
-        let style = BASELINE_COLOR.stroke_width(2);
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(mae, 0.0), (mae, y_top * 1.05)],
-                8,
-                5,
-                style,
-            ))?
-            .label(format!("training MAE {mae:.2}"))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
-        chart.draw_series(std::iter::once(Text::new(
-            format!("training MAE {mae:.2}"),
-            (mae, y_top * 1.1),
-            ("sans-serif", 15).into_font().color(&BASELINE_COLOR),
-        )))?;
+        draw_training_mae(&mut chart, mae, y_top)?;
     }
     chart
         .configure_series_labels()
@@ -209,6 +188,54 @@ fn draw(
         (90, 50),
     )?;
     root.present()?;
+    Ok(())
+}
+
+/// The non-empty bars, filled (with their legend entry), then outlined.
+fn draw_bars(
+    chart: &mut Chart<'_, '_>,
+    bars: &[Bar],
+    bar_width: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let fill = BAR_COLOR.filled();
+    chart
+        .draw_series(
+            bars.iter()
+                .filter(|b| b.count > 0)
+                .map(|b| Rectangle::new([(b.lo, 0.0), (b.hi, b.count as f64)], fill)),
+        )?
+        .label(format!("errors per bar ({bar_width:.2} wide)"))
+        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], fill));
+    chart.draw_series(
+        bars.iter()
+            .filter(|b| b.count > 0)
+            .map(|b| Rectangle::new([(b.lo, 0.0), (b.hi, b.count as f64)], BLACK.stroke_width(1))),
+    )?;
+    Ok(())
+}
+
+/// The training MAE: a dashed vertical line (with its legend entry) and
+/// its value written above it.
+fn draw_training_mae(
+    chart: &mut Chart<'_, '_>,
+    mae: f64,
+    y_top: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let style = BASELINE_COLOR.stroke_width(2);
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(mae, 0.0), (mae, y_top * 1.05)],
+            8,
+            5,
+            style,
+        ))?
+        .label(format!("training MAE {mae:.2}"))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
+    chart.draw_series(std::iter::once(Text::new(
+        format!("training MAE {mae:.2}"),
+        (mae, y_top * 1.1),
+        ("sans-serif", 15).into_font().color(&BASELINE_COLOR),
+    )))?;
     Ok(())
 }
 

@@ -24,7 +24,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::scenario::{Cut, ScenarioSettings};
+use crate::config::scenario::{Cut, Population, ScenarioSettings};
 use crate::config::{ConfigError, SourceSettings};
 use crate::core::data::{Dataset, FeatureVector, FEATURE_NAMES, N_FEATURES};
 
@@ -114,170 +114,211 @@ pub fn check_settings(s: &SourceSettings) -> Result<(), ConfigError> {
     Ok(())
 }
 
-impl Plan {
-    /// Checks `s` against `data` and resolves it.
-    pub fn new(s: &ScenarioSettings, data: &Dataset) -> Result<Plan, ScenarioError> {
-        let mut changes = [None; N_FEATURES];
-        for (kind, map) in [("scale", &s.scale), ("shift", &s.shift)] {
-            for (name, &v) in map {
-                let key = format!("{kind}.{name}");
-                let j = feature(&key, name)?;
-                if FEATURE_NAMES[j] == "sex" {
-                    return Err(error(
-                        key,
-                        "sex is a category (1 or 2), not a quantity: it cannot be shifted or scaled (a population cut on sex changes its mix)",
-                    ));
-                }
-                let bound = if kind == "scale" {
-                    MAX_FACTOR
-                } else {
-                    MAX_OFFSET
-                };
-                if !(v.is_finite() && v.abs() <= bound) {
-                    return Err(error(
-                        key,
-                        format!("must be a finite number within ±{bound}, got {}", shown(v)),
-                    ));
-                }
-                // A change that leaves every raw value of the column as it
-                // is (0 added, times 1, or too small to move a value).
-                let change = if kind == "scale" { (v, 0.0) } else { (1.0, v) };
-                let column = data.raw.column(j);
-                if column.iter().all(|&x| x * change.0 + change.1 == x) {
-                    return Err(error(
-                        key,
-                        format!(
-                            "{} {name} by {} changes no value of it: the scenario would run unshifted",
-                            if kind == "scale" { "scaling" } else { "shifting" },
-                            shown(v)
-                        ),
-                    ));
-                }
-                let (factor, offset) = changes[j].unwrap_or((1.0, 0.0));
-                changes[j] = Some(if kind == "scale" {
-                    (v, offset)
-                } else {
-                    (factor, v)
-                });
-            }
+/// Per column the `(factor, offset)` of `scale` and `shift`, each checked
+/// (scales first, then shifts, each map in its order).
+fn feature_changes(
+    s: &ScenarioSettings,
+    data: &Dataset,
+) -> Result<[Option<(f64, f64)>; N_FEATURES], ScenarioError> {
+    let mut changes = [None; N_FEATURES];
+    for (kind, map) in [("scale", &s.scale), ("shift", &s.shift)] {
+        for (name, &v) in map {
+            let j = checked_change(kind, name, v, data)?;
+            let (factor, offset) = changes[j].unwrap_or((1.0, 0.0));
+            changes[j] = Some(if kind == "scale" {
+                (v, offset)
+            } else {
+                (factor, v)
+            });
         }
+    }
+    Ok(changes)
+}
+
+/// The column of one `scale.<name>` or `shift.<name>` (`kind`) of `v`:
+/// a known feature other than `sex`, a finite value within its bound,
+/// and a change that moves at least one raw value.
+fn checked_change(kind: &str, name: &str, v: f64, data: &Dataset) -> Result<usize, ScenarioError> {
+    let key = format!("{kind}.{name}");
+    let j = feature(&key, name)?;
+    if FEATURE_NAMES[j] == "sex" {
+        return Err(error(
+            key,
+            "sex is a category (1 or 2), not a quantity: it cannot be shifted or scaled (a population cut on sex changes its mix)",
+        ));
+    }
+    let bound = if kind == "scale" {
+        MAX_FACTOR
+    } else {
+        MAX_OFFSET
+    };
+    if !(v.is_finite() && v.abs() <= bound) {
+        return Err(error(
+            key,
+            format!("must be a finite number within ±{bound}, got {}", shown(v)),
+        ));
+    }
+    // A change that leaves every raw value of the column as it
+    // is (0 added, times 1, or too small to move a value).
+    let change = if kind == "scale" { (v, 0.0) } else { (1.0, v) };
+    let column = data.raw.column(j);
+    if column.iter().all(|&x| x * change.0 + change.1 == x) {
+        return Err(error(
+            key,
+            format!(
+                "{} {name} by {} changes no value of it: the scenario would run unshifted",
+                if kind == "scale" {
+                    "scaling"
+                } else {
+                    "shifting"
+                },
+                shown(v)
+            ),
+        ));
+    }
+    Ok(j)
+}
+
+/// `target_bias` (0 when not given), checked when given.
+fn target_bias(given: Option<f64>, data: &Dataset) -> Result<f64, ScenarioError> {
+    if let Some(b) = given {
+        if !(b.is_finite() && b.abs() <= MAX_OFFSET) {
+            return Err(error(
+                "target_bias",
+                format!(
+                    "must be a finite number within ±{MAX_OFFSET}, got {}",
+                    shown(b)
+                ),
+            ));
+        }
+        if data.targets.iter().all(|&y| y + b == y) {
+            return Err(error(
+                "target_bias",
+                format!(
+                    "{} changes no target (as target+={0} on the command line): the scenario would run unshifted",
+                    shown(b + 0.0) // -0 shown as 0
+                ),
+            ));
+        }
+    }
+    Ok(given.unwrap_or(0.0))
+}
+
+/// `target_noise` (0 when not given), checked when given.
+fn target_noise(given: Option<f64>, data: &Dataset) -> Result<f64, ScenarioError> {
+    if let Some(n) = given {
+        if !(n.is_finite() && (0.0..=MAX_OFFSET).contains(&n)) {
+            return Err(error(
+                "target_noise",
+                format!(
+                    "must be a standard deviation between 0 and {MAX_OFFSET}, got {}",
+                    shown(n)
+                ),
+            ));
+        }
+        // A draw of [`standard_normal`] is within ±8.6 (its u1 is at
+        // least 2^-53): noise that cannot move any target (0 among
+        // them) changes nothing.
+        if data
+            .targets
+            .iter()
+            .all(|&y| y + 8.6 * n == y && y - 8.6 * n == y)
+        {
+            return Err(error(
+                "target_noise",
+                format!(
+                    "{} changes no target (as target~={0} on the command line): the scenario would run unshifted",
+                    shown(n)
+                ),
+            ));
+        }
+    }
+    Ok(given.unwrap_or(0.0))
+}
+
+/// One cut of `population.<key>` on column `j`: a finite number, or
+/// `"median"` (the column's median).
+fn cut(key: &str, c: &Option<Cut>, data: &Dataset, j: usize) -> Result<Option<f64>, ScenarioError> {
+    match c {
+        None => Ok(None),
+        Some(Cut::Value(v)) if v.is_finite() => Ok(Some(*v)),
+        Some(Cut::Value(v)) => Err(error(
+            format!("population.{key}"),
+            format!("must be a finite number or \"median\", got {}", shown(*v)),
+        )),
+        Some(Cut::Word(w)) if w == "median" => Ok(Some(median(data, j))),
+        Some(Cut::Word(w)) => Err(error(
+            format!("population.{key}"),
+            format!(
+                "must be a number or \"median\", got {:?}",
+                crate::core::text::sanitize(w)
+            ),
+        )),
+    }
+}
+
+/// The rows of the population: at least one cut, and neither none nor
+/// every row of the data.
+fn population_rows(p: &Population, data: &Dataset) -> Result<Vec<usize>, ScenarioError> {
+    let j = feature("population.feature", &p.feature)?;
+    let above = cut("above", &p.above, data, j)?;
+    let below = cut("below", &p.below, data, j)?;
+    if above.is_none() && below.is_none() {
+        return Err(error(
+            "population",
+            "give above, below or both (a number or \"median\")",
+        ));
+    }
+    let rows: Vec<usize> = (0..data.len())
+        .filter(|&i| {
+            let x = data.raw[[i, j]];
+            above.is_none_or(|a| x > a) && below.is_none_or(|b| x < b)
+        })
+        .collect();
+    // The population as the data names it, e.g. "bmi > 31.2".
+    let condition = [
+        above.map(|a| format!("> {}", shown(a))),
+        below.map(|b| format!("< {}", shown(b))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" and ");
+    if rows.is_empty() {
+        return Err(error(
+            "population",
+            format!(
+                "no row of the data has {} {condition}: the population is empty",
+                p.feature
+            ),
+        ));
+    }
+    if rows.len() == data.len() {
+        return Err(error(
+            "population",
+            format!(
+                "every row of the data has {} {condition}: the population is the whole data set, and the scenario would run unshifted",
+                p.feature
+            ),
+        ));
+    }
+    Ok(rows)
+}
+
+impl Plan {
+    /// Checks `s` against `data` and resolves it: the feature changes, the
+    /// target's bias and noise, the population, in that order (the first
+    /// error found is the one answered), and then that something changes.
+    pub fn new(s: &ScenarioSettings, data: &Dataset) -> Result<Plan, ScenarioError> {
+        let changes = feature_changes(s, data)?;
         // A target setting that was given is checked even beside a real
         // change elsewhere: one that changes nothing (0, or too small to
         // move a target) is refused naming its own key.
-        let bias = s.target_bias.unwrap_or(0.0);
-        if let Some(b) = s.target_bias {
-            if !(b.is_finite() && b.abs() <= MAX_OFFSET) {
-                return Err(error(
-                    "target_bias",
-                    format!(
-                        "must be a finite number within ±{MAX_OFFSET}, got {}",
-                        shown(b)
-                    ),
-                ));
-            }
-            if data.targets.iter().all(|&y| y + b == y) {
-                return Err(error(
-                    "target_bias",
-                    format!(
-                        "{} changes no target (as target+={0} on the command line): the scenario would run unshifted",
-                        shown(b + 0.0) // -0 shown as 0
-                    ),
-                ));
-            }
-        }
-        let noise = s.target_noise.unwrap_or(0.0);
-        if let Some(n) = s.target_noise {
-            if !(n.is_finite() && (0.0..=MAX_OFFSET).contains(&n)) {
-                return Err(error(
-                    "target_noise",
-                    format!(
-                        "must be a standard deviation between 0 and {MAX_OFFSET}, got {}",
-                        shown(n)
-                    ),
-                ));
-            }
-            // A draw of [`standard_normal`] is within ±8.6 (its u1 is at
-            // least 2^-53): noise that cannot move any target (0 among
-            // them) changes nothing.
-            if data
-                .targets
-                .iter()
-                .all(|&y| y + 8.6 * n == y && y - 8.6 * n == y)
-            {
-                return Err(error(
-                    "target_noise",
-                    format!(
-                        "{} changes no target (as target~={0} on the command line): the scenario would run unshifted",
-                        shown(n)
-                    ),
-                ));
-            }
-        }
+        let bias = target_bias(s.target_bias, data)?;
+        let noise = target_noise(s.target_noise, data)?;
         let rows = match &s.population {
             None => None,
-            Some(p) => {
-                let j = feature("population.feature", &p.feature)?;
-                let cut = |key: &str, c: &Option<Cut>| -> Result<Option<f64>, ScenarioError> {
-                    match c {
-                        None => Ok(None),
-                        Some(Cut::Value(v)) if v.is_finite() => Ok(Some(*v)),
-                        Some(Cut::Value(v)) => Err(error(
-                            format!("population.{key}"),
-                            format!("must be a finite number or \"median\", got {}", shown(*v)),
-                        )),
-                        Some(Cut::Word(w)) if w == "median" => Ok(Some(median(data, j))),
-                        Some(Cut::Word(w)) => Err(error(
-                            format!("population.{key}"),
-                            format!(
-                                "must be a number or \"median\", got {:?}",
-                                crate::core::text::sanitize(w)
-                            ),
-                        )),
-                    }
-                };
-                let above = cut("above", &p.above)?;
-                let below = cut("below", &p.below)?;
-                if above.is_none() && below.is_none() {
-                    return Err(error(
-                        "population",
-                        "give above, below or both (a number or \"median\")",
-                    ));
-                }
-                let rows: Vec<usize> = (0..data.len())
-                    .filter(|&i| {
-                        let x = data.raw[[i, j]];
-                        above.is_none_or(|a| x > a) && below.is_none_or(|b| x < b)
-                    })
-                    .collect();
-                // The population as the data names it, e.g. "bmi > 31.2".
-                let condition = [
-                    above.map(|a| format!("> {}", shown(a))),
-                    below.map(|b| format!("< {}", shown(b))),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" and ");
-                if rows.is_empty() {
-                    return Err(error(
-                        "population",
-                        format!(
-                            "no row of the data has {} {condition}: the population is empty",
-                            p.feature
-                        ),
-                    ));
-                }
-                if rows.len() == data.len() {
-                    return Err(error(
-                        "population",
-                        format!(
-                            "every row of the data has {} {condition}: the population is the whole data set, and the scenario would run unshifted",
-                            p.feature
-                        ),
-                    ));
-                }
-                Some(rows)
-            }
+            Some(p) => Some(population_rows(p, data)?),
         };
         if changes.iter().all(Option::is_none) && bias == 0.0 && noise == 0.0 && rows.is_none() {
             return Err(error(

@@ -128,6 +128,32 @@ struct Warnings {
     lost: Throttle,
 }
 
+/// The backoff and the failure streaks of one consumer across reconnects:
+/// failed connects, and failed starts on a connection, each logged once
+/// per streak, which ends only when a consumer really started (the
+/// backoff too: a connect that works is not enough).
+struct Streak {
+    backoff: Duration,
+    failures: u64,
+    start_failures: u64,
+}
+
+impl Streak {
+    /// Waits the backoff (or until shutdown changes), then doubles it up
+    /// to `bridge.backoff_max`.
+    async fn back_off(
+        &mut self,
+        bridge: &BridgeSettings,
+        shutdown: &mut watch::Receiver<Option<Instant>>,
+    ) {
+        tokio::select! {
+            _ = tokio::time::sleep(self.backoff) => {}
+            _ = shutdown.changed() => {}
+        }
+        self.backoff = (self.backoff * 2).min(bridge.backoff_max);
+    }
+}
+
 impl<T: Decode> Inbound<T>
 where
     Batch<T>: actix::Message<Result = ()> + Send,
@@ -139,12 +165,11 @@ where
         settings: InboundSettings,
         mut shutdown: watch::Receiver<Option<Instant>>,
     ) {
-        let mut backoff = bridge.backoff_min;
-        // Failed connects, and failed starts on a connection: each logged
-        // once per streak, which ends only when a consumer really started
-        // (the backoff too: a connect that works is not enough).
-        let mut failures = 0u64;
-        let mut start_failures = 0u64;
+        let mut streak = Streak {
+            backoff: bridge.backoff_min,
+            failures: 0,
+            start_failures: 0,
+        };
         let mut warnings = Warnings {
             malformed: Throttle::new(bridge.stats_interval),
             dead_letter_failed: Throttle::new(bridge.stats_interval),
@@ -159,22 +184,11 @@ where
             {
                 Ok(c) => c,
                 Err(e) => {
-                    failures += 1;
-                    if failures == 1 {
-                        match connection::permanent_refusal(&e) {
-                            Some(refusal) => {
-                                tracing::error!(queue = %self.queue, url = %redact_url(&bridge.url), error = %refusal, "inbound: the broker refused the connection (a configuration error); retrying with backoff")
-                            }
-                            None => {
-                                tracing::warn!(queue = %self.queue, url = %redact_url(&bridge.url), error = %e, "inbound: broker unreachable; retrying with backoff")
-                            }
-                        }
+                    streak.failures += 1;
+                    if streak.failures == 1 {
+                        self.log_connect_failed(&bridge, &e);
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    backoff = (backoff * 2).min(bridge.backoff_max);
+                    streak.back_off(&bridge, &mut shutdown).await;
                     continue;
                 }
             };
@@ -199,9 +213,9 @@ where
                     if started {
                         // It consumed: a new streak begins (one line per
                         // interval, as before, for a flapping connection).
-                        failures = 0;
-                        start_failures = 0;
-                        backoff = bridge.backoff_min;
+                        streak.failures = 0;
+                        streak.start_failures = 0;
+                        streak.backoff = bridge.backoff_min;
                         if let Some(count) = warnings.lost.note(Instant::now()) {
                             tracing::warn!(queue = %self.queue, error = %e, count, "inbound: connection lost; reconnecting (unacked deliveries come back)");
                         }
@@ -209,19 +223,32 @@ where
                         // A refused declaration, qos or consume fails the
                         // same way at every attempt: back off like a failed
                         // connect (never spin), one line per streak.
-                        start_failures += 1;
-                        if start_failures == 1 {
+                        streak.start_failures += 1;
+                        if streak.start_failures == 1 {
                             tracing::error!(queue = %self.queue, error = %format!("{e:#}"), "inbound: cannot start consuming; retrying with backoff (logged once until it works)");
                         }
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = shutdown.changed() => {}
-                        }
-                        backoff = (backoff * 2).min(bridge.backoff_max);
+                        streak.back_off(&bridge, &mut shutdown).await;
                     }
                 }
             }
         }
+        self.log_stopped();
+    }
+
+    /// The one line of a streak of failed connects: an error for a refusal
+    /// (configuration), else a warning.
+    fn log_connect_failed(&self, bridge: &BridgeSettings, e: &lapin::Error) {
+        match connection::permanent_refusal(e) {
+            Some(refusal) => {
+                tracing::error!(queue = %self.queue, url = %redact_url(&bridge.url), error = %refusal, "inbound: the broker refused the connection (a configuration error); retrying with backoff")
+            }
+            None => {
+                tracing::warn!(queue = %self.queue, url = %redact_url(&bridge.url), error = %e, "inbound: broker unreachable; retrying with backoff")
+            }
+        }
+    }
+
+    fn log_stopped(&self) {
         tracing::info!(
             queue = %self.queue,
             received = self.stats.received.get(),
@@ -235,15 +262,14 @@ where
         );
     }
 
-    async fn consume_on(
+    /// Declares the work queue (within `BROKER_OP_TIMEOUT`) and answers a
+    /// channel with `basic.qos`, the dead-letter channel, and a consumer.
+    async fn start_consuming(
         &self,
         conn: &Connection,
         bridge: &BridgeSettings,
         settings: &InboundSettings,
-        shutdown: &mut watch::Receiver<Option<Instant>>,
-        warnings: &mut Warnings,
-        started: &mut bool,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<(Channel, Channel, lapin::Consumer)> {
         let q = topology::WorkQueue {
             key: settings.queue_key(&self.queue),
             name: &self.queue,
@@ -257,8 +283,8 @@ where
         let ch = conn.create_channel().await?;
         ch.basic_qos(settings.prefetch, BasicQosOptions::default())
             .await?;
-        let mut dlq = open_dead_letter_channel(conn).await?;
-        let mut consumer = ch
+        let dlq = open_dead_letter_channel(conn).await?;
+        let consumer = ch
             .basic_consume(
                 self.queue.as_str().into(),
                 "".into(),
@@ -266,6 +292,22 @@ where
                 FieldTable::default(),
             )
             .await?;
+        Ok((ch, dlq, consumer))
+    }
+
+    /// Consumes on one connection: batches handed over as they come, and
+    /// settled in order as their work finishes; at shutdown no new
+    /// deliveries, and what is in flight may finish until the deadline.
+    async fn consume_on(
+        &self,
+        conn: &Connection,
+        bridge: &BridgeSettings,
+        settings: &InboundSettings,
+        shutdown: &mut watch::Receiver<Option<Instant>>,
+        warnings: &mut Warnings,
+        started: &mut bool,
+    ) -> anyhow::Result<()> {
+        let (ch, mut dlq, mut consumer) = self.start_consuming(conn, bridge, settings).await?;
         *started = true;
         tracing::info!(queue = %self.queue, prefetch = settings.prefetch, "inbound consumer started");
         let mut in_flight: FuturesOrdered<_> = FuturesOrdered::new();
@@ -283,16 +325,7 @@ where
                         .await;
                 }
                 if in_flight.is_empty() || Instant::now() >= d {
-                    if !in_flight.is_empty() {
-                        let abandoned = self.stats.in_flight.swap(0, Relaxed);
-                        self.stats.abandoned.inc_by(abandoned);
-                        tracing::warn!(queue = %self.queue, batches = in_flight.len(), deliveries = abandoned, "inbound: shutdown deadline passed; unacked deliveries go back to the queue");
-                    }
-                    // Close channels before the connection, or their drop
-                    // races the connection close (lapin logs an error).
-                    let quick = Duration::from_secs(2);
-                    let _ = tokio::time::timeout(quick, ch.close(200, "done".into())).await;
-                    let _ = tokio::time::timeout(quick, dlq.close(200, "done".into())).await;
+                    self.stop_consuming(in_flight.len(), &ch, &dlq).await;
                     return Ok(());
                 }
             }
@@ -329,6 +362,22 @@ where
                 _ = connection::sleep_until_opt(deadline) => {}
             }
         }
+    }
+
+    /// The end of a consumer at shutdown: `batches` still in flight are
+    /// abandoned (counted, said; unacked they go back to the queue), then
+    /// the channels closed.
+    async fn stop_consuming(&self, batches: usize, ch: &Channel, dlq: &Channel) {
+        if batches > 0 {
+            let abandoned = self.stats.in_flight.swap(0, Relaxed);
+            self.stats.abandoned.inc_by(abandoned);
+            tracing::warn!(queue = %self.queue, batches, deliveries = abandoned, "inbound: shutdown deadline passed; unacked deliveries go back to the queue");
+        }
+        // Close channels before the connection, or their drop
+        // races the connection close (lapin logs an error).
+        let quick = Duration::from_secs(2);
+        let _ = tokio::time::timeout(quick, ch.close(200, "done".into())).await;
+        let _ = tokio::time::timeout(quick, dlq.close(200, "done".into())).await;
     }
 
     /// Decodes a batch, dead-letters the bad ones, hands the good ones over.
@@ -370,6 +419,40 @@ where
                 }
             }
         }
+        let mut handed = Handed {
+            first,
+            last,
+            dead: Vec::new(),
+            rejected: Vec::new(),
+        };
+        let channel_broken = self
+            .settle_dead_letters(ch, publishes, &mut handed, warnings)
+            .await?;
+        if channel_broken || !dlq.status().connected() {
+            *dlq = open_dead_letter_channel(conn).await?;
+        }
+        if items.is_empty() {
+            return Ok((handed, None));
+        }
+        let (done, outcome) = Done::new();
+        let batch = Batch::new(items, Instant::now()).with_done(Some(done));
+        if let Err(e) = self.target.send(batch).await {
+            crate::core::actor::fatal_dead_actor("inbound", e);
+        }
+        Ok((handed, Some(outcome)))
+    }
+
+    /// Waits for the confirms of the dead-letter copies: a confirmed one
+    /// is acked with its batch (`handed.dead`), one that failed is
+    /// rejected now (`handed.rejected`). True when the dead-letter channel
+    /// broke.
+    async fn settle_dead_letters(
+        &self,
+        ch: &Channel,
+        publishes: Vec<(u64, lapin::Result<lapin::PublisherConfirm>)>,
+        handed: &mut Handed,
+        warnings: &mut Warnings,
+    ) -> lapin::Result<bool> {
         // Acked only once the broker holds their dead-lettered copies.
         let confirms = publishes.into_iter().map(|(tag, publish)| async move {
             let confirmed = match publish {
@@ -378,12 +461,6 @@ where
             };
             (tag, confirmed)
         });
-        let mut handed = Handed {
-            first,
-            last,
-            dead: Vec::new(),
-            rejected: Vec::new(),
-        };
         let mut channel_broken = false;
         for (tag, confirmed) in futures::future::join_all(confirms).await {
             let failure = match confirmed {
@@ -407,18 +484,7 @@ where
                 tracing::error!(queue = %self.queue, error = %failure, count, "inbound: dead-letter publish failed; rejected the message to the queue's own dead-letter exchange (no requeue)");
             }
         }
-        if channel_broken || !dlq.status().connected() {
-            *dlq = open_dead_letter_channel(conn).await?;
-        }
-        if items.is_empty() {
-            return Ok((handed, None));
-        }
-        let (done, outcome) = Done::new();
-        let batch = Batch::new(items, Instant::now()).with_done(Some(done));
-        if let Err(e) = self.target.send(batch).await {
-            crate::core::actor::fatal_dead_actor("inbound", e);
-        }
-        Ok((handed, Some(outcome)))
+        Ok(channel_broken)
     }
 
     /// Acks (multiple) every finished batch in order; requeues failed ones.

@@ -223,133 +223,23 @@ impl Publisher {
             .with_app_id(self.app_id.as_str().into())
     }
 
-    /// Publishes until shutdown completes or the connection fails.
+    /// Publishes until shutdown completes or the connection fails: a
+    /// confirm channel, the loop of [`Self::publish_loop`], then what was
+    /// not confirmed given back to be resent, and the channel closed when
+    /// done.
     async fn publish_on(&mut self, conn: &Connection) -> Ended {
         let channel = match connection::bounded(open_confirm_channel(conn)).await {
             Ok(c) => c,
             Err(e) => return Ended::Lost(e),
         };
-        let window = self.settings.confirm_window;
-        let mut unconfirmed: HashMap<u64, OutMessage> = HashMap::new();
-        let mut confirms = FuturesUnordered::new();
-        let mut seq: u64 = 0;
-        let mut pending_new: VecDeque<OutMessage> = VecDeque::new();
-        let mut trim = tokio::time::interval(TRIM_INTERVAL);
-        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut liveness = tokio::time::interval(LIVENESS_INTERVAL);
-        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-        let result = loop {
-            // Fill the window: retries first, then new messages.
-            let mut lost = None;
-            while unconfirmed.len() < window {
-                if pending_new.is_empty() && self.retry.is_empty() {
-                    pending_new
-                        .extend(self.outbox.take(TAKE_CHUNK.min(window - unconfirmed.len())));
-                }
-                let Some(msg) = self.retry.pop_front().or_else(|| pending_new.pop_front()) else {
-                    break;
-                };
-                // Straight to a queue through the default exchange, or
-                // to the exchange under the kind's routing key.
-                let (exchange, key) = match &msg.queue {
-                    Some(q) => ("", q.as_ref()),
-                    None => (self.settings.exchange.as_str(), msg.kind.routing_key()),
-                };
-                let publish = channel
-                    .basic_publish(
-                        exchange.into(),
-                        key.into(),
-                        BasicPublishOptions::default(),
-                        &msg.body,
-                        self.properties(&msg),
-                    )
-                    .await;
-                match publish {
-                    Ok(confirm) => {
-                        BridgeStats::add(&self.stats.published, 1);
-                        if msg.attempts > 0 {
-                            BridgeStats::add(&self.stats.resent, 1);
-                        }
-                        seq += 1;
-                        let id = seq;
-                        unconfirmed.insert(id, msg);
-                        confirms.push(async move { (id, confirm.await) });
-                    }
-                    Err(e) => {
-                        // It may or may not have left: count a later publish as a resend.
-                        let mut msg = msg;
-                        msg.attempts += 1;
-                        self.retry.push_front(msg);
-                        lost = Some(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(e) = lost {
-                break Ended::Lost(e);
-            }
-            if unconfirmed.is_empty() && pending_new.is_empty() && self.drained() {
-                break Ended::Done;
-            }
-            if self.past_deadline() {
-                break Ended::Done;
-            }
-            let held = unconfirmed.len() + pending_new.len() + self.retry.len();
-            self.stats
-                .held
-                .store(held as u64, std::sync::atomic::Ordering::Relaxed);
-            let window_open = unconfirmed.len() < window;
-            let deadline = self.deadline();
-            tokio::select! {
-                Some((id, result)) = confirms.next() => {
-                    let Some(mut msg) = unconfirmed.remove(&id) else { continue };
-                    match result {
-                        Ok(Confirmation::Ack(_)) => {
-                            BridgeStats::add(&self.stats.confirmed, 1);
-                            self.last_confirm = Instant::now();
-                        }
-                        Ok(Confirmation::Nack(_)) => {
-                            BridgeStats::add(&self.stats.nacked, 1);
-                            msg.attempts += 1;
-                            self.retry.push_back(msg);
-                        }
-                        Ok(Confirmation::NotRequested) => {
-                            BridgeStats::add(&self.stats.confirmed, 1);
-                            self.last_confirm = Instant::now();
-                        }
-                        Err(e) => {
-                            msg.attempts += 1;
-                            self.retry.push_back(msg);
-                            break Ended::Lost(e);
-                        }
-                    }
-                }
-                _ = self.outbox.wait_items(), if window_open && pending_new.is_empty() => {}
-                _ = self.shutdown.changed() => {}
-                _ = trim.tick() => {
-                    if let Err(e) = connection::bounded(topology::trim_legacy_queues(conn, &self.settings, &self.stats)).await {
-                        break Ended::Lost(e);
-                    }
-                }
-                _ = liveness.tick() => {
-                    if let Some(e) = connection_gone(conn, &channel) {
-                        break Ended::Lost(e);
-                    }
-                }
-                _ = connection::sleep_until_opt(deadline) => {}
-            }
+        let mut flight = InFlight {
+            unconfirmed: HashMap::new(),
+            confirms: FuturesUnordered::new(),
+            seq: 0,
+            pending_new: VecDeque::new(),
         };
-        // Whatever was not confirmed goes back, oldest first, to be resent.
-        let mut back: Vec<(u64, OutMessage)> = unconfirmed.into_iter().collect();
-        back.sort_by_key(|(id, _)| *id);
-        for (_, mut msg) in back.into_iter().rev() {
-            msg.attempts += 1;
-            self.retry.push_front(msg);
-        }
-        for msg in pending_new.into_iter().rev() {
-            self.retry.push_front(msg);
-        }
+        let result = self.publish_loop(conn, &channel, &mut flight).await;
+        self.give_back(&mut flight);
         if let Ended::Done = result {
             if !self.retry.is_empty() {
                 tracing::warn!(
@@ -363,6 +253,189 @@ impl Publisher {
         }
         result
     }
+
+    /// Keeps the confirm window full and takes the confirms in, until
+    /// everything is confirmed at shutdown, the deadline passes, or the
+    /// connection fails (a publish, a confirm, the trim of the legacy
+    /// queues, or the liveness check).
+    async fn publish_loop(
+        &mut self,
+        conn: &Connection,
+        channel: &Channel,
+        flight: &mut InFlight,
+    ) -> Ended {
+        let window = self.settings.confirm_window;
+        let mut trim = tokio::time::interval(TRIM_INTERVAL);
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut liveness = tokio::time::interval(LIVENESS_INTERVAL);
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Fill the window: retries first, then new messages.
+            if let Some(e) = self.fill_window(channel, flight, window).await {
+                return Ended::Lost(e);
+            }
+            if flight.unconfirmed.is_empty() && flight.pending_new.is_empty() && self.drained() {
+                return Ended::Done;
+            }
+            if self.past_deadline() {
+                return Ended::Done;
+            }
+            let held = flight.unconfirmed.len() + flight.pending_new.len() + self.retry.len();
+            self.stats
+                .held
+                .store(held as u64, std::sync::atomic::Ordering::Relaxed);
+            let window_open = flight.unconfirmed.len() < window;
+            let deadline = self.deadline();
+            tokio::select! {
+                Some((id, result)) = flight.confirms.next() => {
+                    if let Err(e) = self.confirmed(flight, id, result) {
+                        return Ended::Lost(e);
+                    }
+                }
+                _ = self.outbox.wait_items(), if window_open && flight.pending_new.is_empty() => {}
+                _ = self.shutdown.changed() => {}
+                _ = trim.tick() => {
+                    if let Err(e) = connection::bounded(topology::trim_legacy_queues(conn, &self.settings, &self.stats)).await {
+                        return Ended::Lost(e);
+                    }
+                }
+                _ = liveness.tick() => {
+                    if let Some(e) = connection_gone(conn, channel) {
+                        return Ended::Lost(e);
+                    }
+                }
+                _ = connection::sleep_until_opt(deadline) => {}
+            }
+        }
+    }
+
+    /// Publishes until `window` messages are unconfirmed or there is
+    /// nothing to send: retries first, then new messages from the outbox.
+    /// A publish that fails puts its message back first and answers the
+    /// error.
+    async fn fill_window(
+        &mut self,
+        channel: &Channel,
+        flight: &mut InFlight,
+        window: usize,
+    ) -> Option<lapin::Error> {
+        while flight.unconfirmed.len() < window {
+            if flight.pending_new.is_empty() && self.retry.is_empty() {
+                flight.pending_new.extend(
+                    self.outbox
+                        .take(TAKE_CHUNK.min(window - flight.unconfirmed.len())),
+                );
+            }
+            let Some(msg) = self
+                .retry
+                .pop_front()
+                .or_else(|| flight.pending_new.pop_front())
+            else {
+                break;
+            };
+            // Straight to a queue through the default exchange, or
+            // to the exchange under the kind's routing key.
+            let (exchange, key) = match &msg.queue {
+                Some(q) => ("", q.as_ref()),
+                None => (self.settings.exchange.as_str(), msg.kind.routing_key()),
+            };
+            let publish = channel
+                .basic_publish(
+                    exchange.into(),
+                    key.into(),
+                    BasicPublishOptions::default(),
+                    &msg.body,
+                    self.properties(&msg),
+                )
+                .await;
+            match publish {
+                Ok(confirm) => {
+                    BridgeStats::add(&self.stats.published, 1);
+                    if msg.attempts > 0 {
+                        BridgeStats::add(&self.stats.resent, 1);
+                    }
+                    flight.seq += 1;
+                    let id = flight.seq;
+                    flight.unconfirmed.insert(id, msg);
+                    flight
+                        .confirms
+                        .push(futures::future::join(futures::future::ready(id), confirm));
+                }
+                Err(e) => {
+                    // It may or may not have left: count a later publish as a resend.
+                    let mut msg = msg;
+                    msg.attempts += 1;
+                    self.retry.push_front(msg);
+                    return Some(e);
+                }
+            }
+        }
+        None
+    }
+
+    /// The confirm of message `id`: an ack counts it confirmed, a nack
+    /// sends it to be resent, an error (the channel lost) too, and is
+    /// answered.
+    fn confirmed(
+        &mut self,
+        flight: &mut InFlight,
+        id: u64,
+        result: lapin::Result<Confirmation>,
+    ) -> Result<(), lapin::Error> {
+        let Some(mut msg) = flight.unconfirmed.remove(&id) else {
+            return Ok(());
+        };
+        match result {
+            Ok(Confirmation::Ack(_)) => {
+                BridgeStats::add(&self.stats.confirmed, 1);
+                self.last_confirm = Instant::now();
+            }
+            Ok(Confirmation::Nack(_)) => {
+                BridgeStats::add(&self.stats.nacked, 1);
+                msg.attempts += 1;
+                self.retry.push_back(msg);
+            }
+            Ok(Confirmation::NotRequested) => {
+                BridgeStats::add(&self.stats.confirmed, 1);
+                self.last_confirm = Instant::now();
+            }
+            Err(e) => {
+                msg.attempts += 1;
+                self.retry.push_back(msg);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whatever was not confirmed goes back, oldest first, to be resent,
+    /// before what was taken from the outbox and not published yet.
+    fn give_back(&mut self, flight: &mut InFlight) {
+        let mut back: Vec<(u64, OutMessage)> = std::mem::take(&mut flight.unconfirmed)
+            .into_iter()
+            .collect();
+        back.sort_by_key(|(id, _)| *id);
+        for (_, mut msg) in back.into_iter().rev() {
+            msg.attempts += 1;
+            self.retry.push_front(msg);
+        }
+        for msg in std::mem::take(&mut flight.pending_new).into_iter().rev() {
+            self.retry.push_front(msg);
+        }
+    }
+}
+
+/// A confirm awaited, with the id of its message.
+type Confirming = futures::future::Join<futures::future::Ready<u64>, lapin::PublisherConfirm>;
+
+/// What one channel has in flight: published and not confirmed yet (by
+/// id, numbered in publish order), their confirms, and what was taken from
+/// the outbox and not published yet.
+struct InFlight {
+    unconfirmed: HashMap<u64, OutMessage>,
+    confirms: FuturesUnordered<Confirming>,
+    seq: u64,
+    pending_new: VecDeque<OutMessage>,
 }
 
 /// A shutdown deadline measured as time without progress: `timeout` after

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 
 use crate::core::data::N_FEATURES;
-use crate::http::dashboard::predict::{Answer, FieldError, RANGES};
+use crate::http::dashboard::predict::{Answer, FieldError, FieldSpec, RANGES};
 use crate::http::dashboard::snapshot::{ModelInfo, Snapshot};
 use crate::monitor::report::Drift;
 
@@ -157,43 +157,51 @@ fn drift_rows(out: &mut String, drift: &[Drift]) {
     }
 }
 
-/// The dashboard, with `snap`'s numbers rendered in.
+/// The dashboard, with `snap`'s numbers rendered in: the counters now,
+/// quality over time, the error histogram, drift, alerts, then the scripts.
 pub fn dashboard(snap: &Snapshot) -> String {
     let mut out = String::with_capacity(16 * 1024);
     head(&mut out, "modelwatch: dashboard");
+    now_section(&mut out, snap);
+    quality_section(&mut out, snap);
+    histogram_section(&mut out, snap);
+    drift_section(&mut out, snap);
+    alerts_section(&mut out, snap);
+    let _ = writeln!(
+        out,
+        "<script src=\"{}\"></script><script src=\"{}\"></script>",
+        super::assets::UPLOT_JS_PATH,
+        super::assets::DASHBOARD_JS_PATH
+    );
+    foot(&mut out);
+    out
+}
+
+/// "Now": the counters, the bridge, the inbound queues, the model.
+fn now_section(out: &mut String, snap: &Snapshot) {
     let c = &snap.counters;
     out.push_str("<section aria-labelledby=\"h-now\"><h2 id=\"h-now\">Now <span id=\"live\" class=\"muted\" aria-live=\"polite\">(numbers as of page load)</span></h2><dl class=\"stats\">");
-    stat(&mut out, "rate", "Samples/s now", &num(c.rate, 1));
+    stat(out, "rate", "Samples/s now", &num(c.rate, 1));
+    stat(out, "samples", "Samples emitted", &c.samples.to_string());
+    stat(out, "rows", "Rows written", &c.rows.to_string());
+    stat(out, "waiting", "Waiting to join", &c.waiting.to_string());
     stat(
-        &mut out,
-        "samples",
-        "Samples emitted",
-        &c.samples.to_string(),
-    );
-    stat(&mut out, "rows", "Rows written", &c.rows.to_string());
-    stat(
-        &mut out,
-        "waiting",
-        "Waiting to join",
-        &c.waiting.to_string(),
-    );
-    stat(
-        &mut out,
+        out,
         "expired",
         "Expired (unmatched)",
         &c.expired.to_string(),
     );
     stat(
-        &mut out,
+        out,
         "evicted",
         "Evicted (unmatched)",
         &c.evicted.to_string(),
     );
-    stat(&mut out, "uptime", "Uptime", &uptime(c.uptime_s));
+    stat(out, "uptime", "Uptime", &uptime(c.uptime_s));
     match &c.bridge {
         Some(b) => {
             stat(
-                &mut out,
+                out,
                 "bridge",
                 "Broker",
                 if b.connected {
@@ -202,20 +210,20 @@ pub fn dashboard(snap: &Snapshot) -> String {
                     "not connected"
                 },
             );
-            stat(&mut out, "buffered", "Buffered", &b.buffered.to_string());
-            stat(&mut out, "resent", "Resent", &b.resent.to_string());
+            stat(out, "buffered", "Buffered", &b.buffered.to_string());
+            stat(out, "resent", "Resent", &b.resent.to_string());
             stat(
-                &mut out,
+                out,
                 "bdropped",
                 "Dropped (full buffer)",
                 &b.dropped.to_string(),
             );
         }
-        None => stat(&mut out, "bridge", "Broker", "bridge off"),
+        None => stat(out, "bridge", "Broker", "bridge off"),
     }
     for q in &c.inbound {
         stat(
-            &mut out,
+            out,
             &format!("q:{}", q.queue),
             &format!("Queue {}: delivered / acked", q.queue),
             &format!("{} / {}", q.delivered, q.acked),
@@ -223,13 +231,16 @@ pub fn dashboard(snap: &Snapshot) -> String {
     }
     match &snap.model {
         Some(m) => {
-            stat(&mut out, "model_r2", "Model R² (training)", &num(m.r2, 4));
-            stat(&mut out, "model_origin", "Model from", &m.origin);
+            stat(out, "model_r2", "Model R² (training)", &num(m.r2, 4));
+            stat(out, "model_origin", "Model from", &m.origin);
         }
-        None => stat(&mut out, "model_r2", "Model", "runs in another process"),
+        None => stat(out, "model_r2", "Model", "runs in another process"),
     }
     out.push_str("</dl></section>\n");
+}
 
+/// "Quality over time": the latest window in words, and the charts' places.
+fn quality_section(out: &mut String, snap: &Snapshot) {
     out.push_str(
         "<section aria-labelledby=\"h-quality\"><h2 id=\"h-quality\">Quality over time</h2>",
     );
@@ -262,7 +273,10 @@ pub fn dashboard(snap: &Snapshot) -> String {
          <figure><figcaption>Bias (prediction − truth)</figcaption><div id=\"c-bias\" class=\"chart\"></div></figure>\
          </div><p class=\"muted\">Shaded: the training baseline band (1st–99th percentile); red marks: windows with an alert firing.</p></section>\n",
     );
+}
 
+/// "Absolute error": the histogram's summary and its bars as a table.
+fn histogram_section(out: &mut String, snap: &Snapshot) {
     out.push_str("<section aria-labelledby=\"h-hist\"><h2 id=\"h-hist\">Absolute error</h2>\
                   <figure><figcaption>Rows per bar since start, and their density (Gaussian KDE, Scott's bandwidth): the bars and curve of <code>error_distribution.png</code></figcaption><div id=\"c-hist\" class=\"chart\"></div></figure>");
     match &snap.histogram {
@@ -288,7 +302,10 @@ pub fn dashboard(snap: &Snapshot) -> String {
         ),
     }
     out.push_str("</section>\n");
+}
 
+/// "Drift": the share of drifted features and a row per feature.
+fn drift_section(out: &mut String, snap: &Snapshot) {
     out.push_str("<div class=\"two\"><section aria-labelledby=\"h-drift\"><h2 id=\"h-drift\">Drift <span class=\"muted\" id=\"drift-share\">");
     if let Some(s) = snap.drift_share {
         let _ = write!(out, "({}% of features drifted)", num(s * 100.0, 0));
@@ -296,9 +313,12 @@ pub fn dashboard(snap: &Snapshot) -> String {
         out.push_str(NO_FEATURES);
     }
     out.push_str("</span></h2><table id=\"drift\"><thead><tr><th scope=\"col\">Feature</th><th scope=\"col\">p-value (KS)</th><th scope=\"col\">PSI</th><th scope=\"col\">Wasserstein / σ</th><th scope=\"col\">State</th></tr></thead><tbody>");
-    drift_rows(&mut out, &snap.drift);
+    drift_rows(out, &snap.drift);
     out.push_str("</tbody></table></section>\n");
+}
 
+/// "Alerts": the rules active now and the events, newest first.
+fn alerts_section(out: &mut String, snap: &Snapshot) {
     out.push_str("<section aria-labelledby=\"h-alerts\"><h2 id=\"h-alerts\">Alerts</h2><p>Active: <span id=\"active\">");
     if snap.active_alerts.is_empty() {
         out.push_str("none");
@@ -326,14 +346,6 @@ pub fn dashboard(snap: &Snapshot) -> String {
         );
     }
     out.push_str("</ol></section></div>\n");
-    let _ = writeln!(
-        out,
-        "<script src=\"{}\"></script><script src=\"{}\"></script>",
-        super::assets::UPLOT_JS_PATH,
-        super::assets::DASHBOARD_JS_PATH
-    );
-    foot(&mut out);
-    out
 }
 
 /// What the predict page shows below the form.
@@ -353,6 +365,22 @@ pub fn predict(model: &ModelInfo, values: &[String; N_FEATURES], outcome: Outcom
         Outcome::Refused(e) => e,
         _ => &[],
     };
+    form_section(&mut out, model, values, errors);
+    if let Outcome::Answered(a) = outcome {
+        answer_section(&mut out, a);
+    }
+    foot(&mut out);
+    out
+}
+
+/// "Ask the model": the model in words, the count of refused fields, and
+/// a field per feature.
+fn form_section(
+    out: &mut String,
+    model: &ModelInfo,
+    values: &[String; N_FEATURES],
+    errors: &[FieldError],
+) {
     out.push_str("<section aria-labelledby=\"h-form\"><h2 id=\"h-form\">Ask the model</h2>");
     let origin = if model.origin == "fitted in memory" {
         "fitted in memory at start".to_owned()
@@ -376,72 +404,79 @@ pub fn predict(model: &ModelInfo, values: &[String; N_FEATURES], outcome: Outcom
     }
     out.push_str("<form method=\"post\" action=\"/predict\" novalidate><div class=\"fields\">");
     for (spec, value) in RANGES.iter().zip(values) {
-        let err = errors.iter().find(|e| e.field == spec.name);
-        let id = spec.name;
-        let _ = write!(
-            out,
-            "<div class=\"field{}\"><label for=\"f-{id}\">{} <span class=\"muted\">({})</span></label>\
-             <input id=\"f-{id}\" name=\"{id}\" type=\"text\" inputmode=\"decimal\" autocomplete=\"off\" \
-             maxlength=\"{}\" value=\"{}\"{}>",
-            if err.is_some() { " bad" } else { "" },
-            esc(spec.label),
-            esc(spec.unit),
-            super::predict::MAX_FIELD_CHARS,
-            esc(value),
-            if err.is_some() {
-                // The first refused field takes the focus: fix, then Enter.
-                let focus = if errors.first().is_some_and(|e| e.field == spec.name) {
-                    " autofocus"
-                } else {
-                    ""
-                };
-                format!(" aria-invalid=\"true\" aria-describedby=\"e-{id}\"{focus}")
-            } else {
-                String::new()
-            },
-        );
-        if let Some(e) = err {
-            let _ = write!(
-                out,
-                "<span class=\"error\" id=\"e-{id}\">{} {}</span>",
-                esc(spec.label),
-                esc(&e.message)
-            );
-        }
-        out.push_str("</div>");
+        field(out, spec, value, errors);
     }
     out.push_str("</div><button type=\"submit\">Predict</button></form></section>\n");
-    if let Outcome::Answered(a) = outcome {
+}
+
+/// One field of the form: its label, its input with `value`, and its
+/// error when it was refused (the first refused field takes the focus).
+fn field(out: &mut String, spec: &FieldSpec, value: &str, errors: &[FieldError]) {
+    let err = errors.iter().find(|e| e.field == spec.name);
+    let id = spec.name;
+    let _ = write!(
+        out,
+        "<div class=\"field{}\"><label for=\"f-{id}\">{} <span class=\"muted\">({})</span></label>\
+         <input id=\"f-{id}\" name=\"{id}\" type=\"text\" inputmode=\"decimal\" autocomplete=\"off\" \
+         maxlength=\"{}\" value=\"{}\"{}>",
+        if err.is_some() { " bad" } else { "" },
+        esc(spec.label),
+        esc(spec.unit),
+        super::predict::MAX_FIELD_CHARS,
+        esc(value),
+        if err.is_some() {
+            // The first refused field takes the focus: fix, then Enter.
+            let focus = if errors.first().is_some_and(|e| e.field == spec.name) {
+                " autofocus"
+            } else {
+                ""
+            };
+            format!(" aria-invalid=\"true\" aria-describedby=\"e-{id}\"{focus}")
+        } else {
+            String::new()
+        },
+    );
+    if let Some(e) = err {
         let _ = write!(
             out,
-            "<section aria-labelledby=\"h-answer\" id=\"answer\"><h2 id=\"h-answer\">Prediction</h2>\
-             <p class=\"big\">Disease progression in one year: <output id=\"prediction\">{}</output></p>",
-            num(a.prediction, 6)
+            "<span class=\"error\" id=\"e-{id}\">{} {}</span>",
+            esc(spec.label),
+            esc(&e.message)
         );
-        out.push_str("<div class=\"two\"><div><h3>What the model saw (scaled features)</h3><table id=\"scaled\"><thead><tr><th scope=\"col\">Feature</th><th scope=\"col\">Raw</th><th scope=\"col\">Scaled</th></tr></thead><tbody>");
-        for (j, spec) in RANGES.iter().enumerate() {
-            let _ = write!(
-                out,
-                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td></tr>",
-                spec.name,
-                a.raw.map_or("-".into(), |r| r[j].to_string()),
-                num(a.scaled[j], 6)
-            );
-        }
-        out.push_str("</tbody></table></div><div><h3>Nearest training rows</h3><table id=\"nearest\"><thead><tr><th scope=\"col\">Row</th><th scope=\"col\">Distance</th><th scope=\"col\">Target</th></tr></thead><tbody>");
-        for n in &a.nearest {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                n.row,
-                num(n.distance, 4),
-                num(n.target, 0)
-            );
-        }
-        out.push_str("</tbody></table><p class=\"muted\">Row: position in data/diabetes.csv (0 is the first); distance in scaled space.</p></div></div></section>\n");
     }
-    foot(&mut out);
-    out
+    out.push_str("</div>");
+}
+
+/// "Prediction": the answer, the scaled features the model saw, and the
+/// nearest training rows.
+fn answer_section(out: &mut String, a: &Answer) {
+    let _ = write!(
+        out,
+        "<section aria-labelledby=\"h-answer\" id=\"answer\"><h2 id=\"h-answer\">Prediction</h2>\
+         <p class=\"big\">Disease progression in one year: <output id=\"prediction\">{}</output></p>",
+        num(a.prediction, 6)
+    );
+    out.push_str("<div class=\"two\"><div><h3>What the model saw (scaled features)</h3><table id=\"scaled\"><thead><tr><th scope=\"col\">Feature</th><th scope=\"col\">Raw</th><th scope=\"col\">Scaled</th></tr></thead><tbody>");
+    for (j, spec) in RANGES.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td></tr>",
+            spec.name,
+            a.raw.map_or("-".into(), |r| r[j].to_string()),
+            num(a.scaled[j], 6)
+        );
+    }
+    out.push_str("</tbody></table></div><div><h3>Nearest training rows</h3><table id=\"nearest\"><thead><tr><th scope=\"col\">Row</th><th scope=\"col\">Distance</th><th scope=\"col\">Target</th></tr></thead><tbody>");
+    for n in &a.nearest {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            n.row,
+            num(n.distance, 4),
+            num(n.target, 0)
+        );
+    }
+    out.push_str("</tbody></table><p class=\"muted\">Row: position in data/diabetes.csv (0 is the first); distance in scaled space.</p></div></div></section>\n");
 }
 
 /// The page of a process without the model role.
