@@ -556,18 +556,19 @@ fn the_page_reads_without_javascript_and_assets_are_cached() {
     drop(app);
 }
 
-/// The README's `/api/predict` example is what the binary answers: the
-/// same request gives the artifact format, origin, prediction (to the
-/// digits shown) and top-level fields the README prints (it showed format
-/// `/1` while the binary answered `/2`).
+/// The docs' `/api/predict` example (docs/monitor.md; it was the
+/// README's) is what the binary answers: the same request gives the
+/// artifact format, origin, prediction (to the digits shown) and top-level
+/// fields the page prints (it once showed format `/1` while the binary
+/// answered `/2`).
 #[test]
 fn the_readmes_predict_example_is_what_the_binary_answers() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/monitor.md"))
+        .expect("docs/monitor.md");
     let section = readme
         .split("- `POST /api/predict`")
         .nth(1)
-        .expect("the README's /api/predict item");
+        .expect("docs/monitor.md's /api/predict item");
     let (request, rest) = section
         .split_once("/api/predict -d '")
         .and_then(|(_, r)| r.split_once('\''))
