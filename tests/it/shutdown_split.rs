@@ -97,7 +97,10 @@ async fn sigterm_under_load_with_a_healthy_broker_delivers_everything() {
         &["--rate", "0", "--count", "0"],
         &env,
     );
-    run.wait_rows(20_000, Duration::from_secs(60)).await;
+    // The deadline only bounds a failure: the broker's pace decides how
+    // soon 20,000 rows come (CI, with other tests beside it: under 17,000
+    // in 60 s).
+    run.wait_rows(20_000, Duration::from_secs(180)).await;
     run.sigterm();
     let status = run.wait_exit(Duration::from_secs(60)).await;
     let reg = run.registry();
