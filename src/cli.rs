@@ -197,6 +197,45 @@ pub struct TrainArgs {
     /// Seed of the baseline's bootstrap.
     #[arg(long, default_value_t = crate::monitor::baseline::DEFAULT_SEED)]
     pub baseline_seed: u64,
+    /// Your own data: a CSV file with a header line. The model is fitted on
+    /// every other column to predict --target, and written with the schema
+    /// and the preprocessing (default --out: models/<file name>.model.json).
+    #[arg(long, requires = "target", value_name = "FILE.csv")]
+    pub data: Option<PathBuf>,
+    /// The column of --data to predict.
+    #[arg(long, requires = "data", value_name = "COLUMN")]
+    pub target: Option<String>,
+    /// Regression or classification (default: classification when the
+    /// target has a value that is not a number, else regression).
+    #[arg(long, requires = "data", value_enum)]
+    pub task: Option<crate::model::tabular::Task>,
+    /// The field delimiter of --data (one ASCII character; `\t` for tab).
+    #[arg(long, requires = "data", default_value = ",", value_parser = delimiter)]
+    pub delimiter: u8,
+    /// Rows with a missing value (empty, NA, NaN): left out and counted
+    /// (omit), or the file refused naming the first (refuse).
+    #[arg(long, requires = "data", value_enum, default_value = "omit")]
+    pub missing: crate::core::table::Missing,
+    /// Largest --data file read, in bytes (1..=64 GiB).
+    #[arg(long, requires = "data", default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(1..=(64u64 << 30)))]
+    pub max_bytes: u64,
+    /// Most levels of a categorical column of --data (2..=10000).
+    #[arg(long, requires = "data", default_value_t = 100, value_parser = max_levels)]
+    pub max_levels: usize,
+}
+
+fn delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "\\t" | "\t" => Ok(b'\t'),
+        t if t.len() == 1 && t.is_ascii() && t != "\"" && t != "\n" && t != "\r" => {
+            Ok(t.as_bytes()[0])
+        }
+        _ => Err("one ASCII character other than a quote or a line break".into()),
+    }
+}
+
+fn max_levels(text: &str) -> Result<usize, String> {
+    in_range(text, 2..=10_000)
 }
 
 fn in_range(text: &str, range: std::ops::RangeInclusive<usize>) -> Result<usize, String> {
@@ -487,6 +526,9 @@ fn appendable(what: &str, path: &Path) -> Result<(), String> {
 }
 
 fn train(args: TrainArgs) -> i32 {
+    if let Some(data) = &args.data {
+        return train_own(&args, data);
+    }
     let settings = match Settings::load_from(
         &args.config.source(),
         &Overrides::default(),
@@ -556,6 +598,74 @@ fn train(args: TrainArgs) -> i32 {
             exit::FAILURE
         }
     }
+}
+
+/// `train --data FILE --target COLUMN`: reads the user's CSV (every bad
+/// input exit 2, naming file, line and column, nothing written), fits, and
+/// writes the artifact with its schema and preprocessing.
+fn train_own(args: &TrainArgs, data: &Path) -> i32 {
+    use crate::core::table::{ReadOptions, Table};
+    use crate::model::tabular::TabularModel;
+    let target = args.target.as_deref().unwrap_or_default();
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => {
+            let stem = data.file_stem().unwrap_or_default().to_string_lossy();
+            PathBuf::from("models").join(format!("{stem}.model.json"))
+        }
+    };
+    if let Err(e) = replaceable("--out", &out) {
+        return usage_error(e);
+    }
+    let options = ReadOptions {
+        delimiter: args.delimiter,
+        max_bytes: args.max_bytes,
+        max_levels: args.max_levels,
+        missing: args.missing,
+        ..ReadOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let table = match Table::read(data, &options) {
+        Ok(t) => t,
+        Err(e) => return usage_error(format!("--data {e}")),
+    };
+    let model = match TabularModel::fit(&table, target, args.task) {
+        Ok(m) => m,
+        Err(e) => {
+            return usage_error(format!(
+                "--data {}: {e}",
+                crate::core::text::shown_path(data)
+            ))
+        }
+    };
+    if let Err(e) = model.save(&out) {
+        eprintln!(
+            "modelwatch: error: writing {}: {e}",
+            crate::core::text::shown_path(&out)
+        );
+        return exit::FAILURE;
+    }
+    let (task, score) = match model.task {
+        crate::model::tabular::Task::Regression => ("regression", "R²"),
+        crate::model::tabular::Task::Classification => ("classification", "accuracy"),
+    };
+    let text = format!(
+        "wrote {}: {task} of {} from {} feature column(s) ({} inputs), {score} {:.6} on {} rows \
+         ({} left out for a missing value) in {:.2} s\n",
+        crate::core::text::shown_path(&out),
+        crate::core::table::quoted(target),
+        model.features.len(),
+        model.n_inputs(),
+        model.training.score,
+        model.training.rows,
+        model.training.omitted,
+        started.elapsed().as_secs_f64(),
+    );
+    let text = match model.training.log_loss {
+        Some(l) => format!("{text}log loss {l:.9} on the training rows\n"),
+        None => text,
+    };
+    print_out(text.as_bytes(), "the training summary")
 }
 
 /// The baseline as `train` prints it: one line per metric.

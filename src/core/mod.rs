@@ -21,4 +21,5 @@ pub mod metrics;
 pub mod output_file;
 pub mod reopen;
 pub mod shutdown;
+pub mod table;
 pub mod text;

@@ -12,6 +12,7 @@
 
 pub mod actor;
 pub mod baseline;
+pub mod tabular;
 pub use actor::ModelActor;
 
 use std::path::Path;
@@ -197,6 +198,23 @@ impl LinearModel {
     pub fn load(path: &Path) -> Result<LinearModel, ModelError> {
         let shown = crate::core::text::sanitize(&path.display().to_string());
         let text = read_bounded(path, &shown)?;
+        // A model of the user's own data reads as what it is, not as a
+        // diabetes artifact with unknown fields.
+        #[derive(Deserialize)]
+        struct Format {
+            format: String,
+        }
+        if serde_json::from_str::<Format>(&text).is_ok_and(|f| f.format == tabular::TABULAR_FORMAT)
+        {
+            return Err(ModelError::Mismatch {
+                path: shown,
+                problem: format!(
+                    "it is a {:?} model of your own data (`train --data`); running one is not \
+                     built yet (docs/own-data.md), this pipeline runs the diabetes model",
+                    tabular::TABULAR_FORMAT
+                ),
+            });
+        }
         let mut model: LinearModel =
             serde_json::from_str(&text).map_err(|source| ModelError::Corrupt {
                 path: shown.clone(),

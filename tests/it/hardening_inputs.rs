@@ -127,6 +127,7 @@ fn a_failed_write_to_stdout_exits_1_with_one_line_and_no_panic() {
         vec!["completions", "bash"],
         vec!["run", "--config", config, "--print-config"],
         vec!["man"],
+        vec!["metrics"],
         vec!["--version"],
         vec!["--help"],
         vec!["-h"],

@@ -45,3 +45,4 @@ mod shutdown;
 mod shutdown_split;
 mod split;
 mod split_join;
+mod train_own;

@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 const PIKA: &str = "pika==1.3.2";
 /// numpy, for features scaled as the original Python services scale them.
 const NUMPY: &str = "numpy==2.4.6";
+/// scikit-learn and scipy: the oracle of `train --data` (tests/oracle/tabular.py).
+const SKLEARN: &str = "scikit-learn==1.9.1";
+const SCIPY: &str = "scipy==1.17.1";
 /// The broker the tests run against.
 const BROKER_ADDR: &str = "127.0.0.1:5672";
 
@@ -100,8 +103,13 @@ fn provision_venv() -> Result<PathBuf, String> {
 
     let imports_pika = |python: &Path| {
         let mut cmd = Command::new(python);
-        cmd.args(["-c", "import pika, numpy"]);
-        run_bounded("import pika, numpy", cmd, Duration::from_secs(30)).is_ok()
+        cmd.args(["-c", "import pika, numpy, scipy, sklearn"]);
+        run_bounded(
+            "import pika, numpy, scipy, sklearn",
+            cmd,
+            Duration::from_secs(60),
+        )
+        .is_ok()
     };
     if python.exists() && imports_pika(&python) {
         return Ok(python);
@@ -110,7 +118,10 @@ fn provision_venv() -> Result<PathBuf, String> {
     if venv.exists() {
         fs::remove_dir_all(&venv).map_err(|e| format!("removing {}: {e}", venv.display()))?;
     }
-    eprintln!("provision: creating {} with {PIKA} {NUMPY}", venv.display());
+    eprintln!(
+        "provision: creating {} with {PIKA} {NUMPY} {SKLEARN} {SCIPY}",
+        venv.display()
+    );
     let mut mk = Command::new("python3");
     mk.args(["-m", "venv"]).arg(&venv);
     run_bounded("python3 -m venv", mk, Duration::from_secs(120)).map_err(|e| {
@@ -125,11 +136,17 @@ fn provision_venv() -> Result<PathBuf, String> {
         "--disable-pip-version-check",
         PIKA,
         NUMPY,
+        SKLEARN,
+        SCIPY,
     ]);
-    run_bounded("pip install pika numpy", pip, Duration::from_secs(300))?;
+    run_bounded(
+        "pip install pika numpy scikit-learn scipy",
+        pip,
+        Duration::from_secs(600),
+    )?;
     if !imports_pika(&python) {
         return Err(format!(
-            "{} still cannot import pika and numpy",
+            "{} still cannot import pika, numpy, scipy and sklearn",
             python.display()
         ));
     }

@@ -1,0 +1,593 @@
+//! A data set of the user's own: a CSV file read into typed columns, its
+//! schema inferred from the data.
+//!
+//! `modelwatch train --data FILE --target COLUMN` starts here. The file is
+//! RFC 4180 (the csv crate) with a header line and a configurable
+//! delimiter; spaces around a value are ignored. It is read twice: the
+//! first pass infers each column's type (numeric when every present value
+//! parses as a finite number, categorical otherwise, with at most
+//! `max_levels` levels), the second fills the typed columns. So the memory
+//! beyond the typed columns themselves (8 bytes a numeric cell, 4 a
+//! categorical one) is one record and the levels: the text of the file is
+//! never held whole.
+//!
+//! Every bad input is refused with an error that names the file, the line
+//! and the column, before anything is written: a path that is not a
+//! regular file, a file over `max_bytes`, text that is not UTF-8, a ragged
+//! row, a header with an empty or a repeated name, more than `max_columns`
+//! columns, a column with too many levels or a level over
+//! [`MAX_LEVEL_BYTES`], no rows. Missing values (an empty cell, `NA`,
+//! `NaN`) follow [`Missing`]: the rows that have one are left out and
+//! counted, or the file is refused naming the first. Everything quoted
+//! from the file is escaped and bounded.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::core::text::{bounded_text, shown_path};
+
+/// The cells that count as missing (after trimming spaces).
+pub const MISSING_TOKENS: [&str; 3] = ["", "NA", "NaN"];
+
+/// Longest level of a categorical column, in bytes.
+pub const MAX_LEVEL_BYTES: usize = 256;
+
+/// Longest column name, in bytes.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// How a row with a missing value is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Missing {
+    /// Left out of the data, counted and said.
+    Omit,
+    /// The file is refused, naming the first such cell.
+    Refuse,
+}
+
+/// The bounds and choices of a read.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub delimiter: u8,
+    /// Largest file read, in bytes.
+    pub max_bytes: u64,
+    /// Most levels of a categorical column (and classes of a target).
+    pub max_levels: usize,
+    /// Most columns, the target included.
+    pub max_columns: usize,
+    pub missing: Missing,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            delimiter: b',',
+            max_bytes: 1 << 30,
+            max_levels: 100,
+            max_columns: 1000,
+            missing: Missing::Omit,
+        }
+    }
+}
+
+/// The type of a column, with the levels of a categorical one (sorted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ColumnKind {
+    Numeric,
+    Categorical { levels: Vec<String> },
+}
+
+/// One column of the schema: its name as the header gives it, its type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSchema {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: ColumnKind,
+}
+
+/// The values of one column: numbers, or indices into the levels.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    Numeric(Vec<f64>),
+    Categorical(Vec<u32>),
+}
+
+/// A typed column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub schema: ColumnSchema,
+    pub values: Values,
+}
+
+/// A CSV file read into typed columns (rows with a missing value left out).
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// In the header's order.
+    pub columns: Vec<Column>,
+    /// Rows kept.
+    pub rows: usize,
+    /// Rows left out for a missing value ([`Missing::Omit`]).
+    pub omitted: usize,
+    /// sha256 of the file's bytes, hex.
+    pub sha256: String,
+}
+
+/// A bad input, with where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("{file}: {problem}")]
+    File { file: String, problem: String },
+    #[error("{file}: line {line}: {problem}")]
+    Line {
+        file: String,
+        line: u64,
+        problem: String,
+    },
+    #[error("{file}: line {line}, column {column}: {problem}")]
+    Cell {
+        file: String,
+        line: u64,
+        /// The column's name, quoted and bounded.
+        column: String,
+        problem: String,
+    },
+}
+
+/// A column name or a cell as an error quotes it: escaped and bounded.
+pub fn quoted(text: &str) -> String {
+    format!("\"{}\"", bounded_text(text, 64).replace('"', "\\\""))
+}
+
+/// True for a cell that counts as missing.
+pub fn is_missing(cell: &str) -> bool {
+    MISSING_TOKENS.contains(&cell)
+}
+
+/// A finite number, or nothing.
+pub fn parse_number(cell: &str) -> Option<f64> {
+    cell.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// What the first pass learns of one column.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Every present value parsed as a finite number so far.
+    numeric: bool,
+    /// The distinct values, while there are at most `max_levels`.
+    levels: BTreeSet<String>,
+    /// The line where the levels went past `max_levels`.
+    too_many_at: Option<u64>,
+    /// The first level over [`MAX_LEVEL_BYTES`], with its line.
+    too_long_at: Option<u64>,
+}
+
+impl Table {
+    /// Reads `path` (see the module's comment for what is refused).
+    pub fn read(path: &Path, options: &ReadOptions) -> Result<Table, TableError> {
+        let file = shown_path(path);
+        let (header, seen, sha256) = first_pass(path, &file, options)?;
+        let schema: Vec<ColumnSchema> = header
+            .iter()
+            .zip(seen)
+            .map(|(name, seen)| column_schema(&file, name, seen, options))
+            .collect::<Result<_, _>>()?;
+        let (columns, rows, omitted) = second_pass(path, &file, schema, options)?;
+        if rows == 0 {
+            return Err(TableError::File {
+                file,
+                problem: format!("no rows left ({omitted} left out for a missing value)"),
+            });
+        }
+        Ok(Table {
+            columns,
+            rows,
+            omitted,
+            sha256,
+        })
+    }
+
+    /// The column named `name`, with its index.
+    pub fn column(&self, name: &str) -> Option<(usize, &Column)> {
+        self.columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.schema.name == name)
+    }
+
+    /// The names of the columns, quoted, for an error (at most 20).
+    pub fn names(&self) -> String {
+        names_of(self.columns.iter().map(|c| c.schema.name.as_str()))
+    }
+}
+
+/// Names quoted for an error, at most 20 and then a count.
+pub fn names_of<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let n = names.len();
+    let mut shown: Vec<String> = names.take(20).map(quoted).collect();
+    if n > 20 {
+        shown.push(format!("and {} more", n - 20));
+    }
+    shown.join(", ")
+}
+
+/// Opens `path` for reading: a regular file of at most `max_bytes`, read
+/// with that bound (a file that grows while it is read is cut there and
+/// caught by the row counts of the two passes).
+fn open(path: &Path, file: &str, options: &ReadOptions) -> Result<impl Read, TableError> {
+    let err = |problem: String| TableError::File {
+        file: file.to_owned(),
+        problem,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    if meta.len() > options.max_bytes {
+        return Err(err(format!(
+            "{} bytes, more than data.max_bytes ({})",
+            meta.len(),
+            options.max_bytes
+        )));
+    }
+    let f = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    Ok(std::io::BufReader::with_capacity(1 << 16, f).take(options.max_bytes))
+}
+
+fn reader<R: Read>(input: R, options: &ReadOptions) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .delimiter(options.delimiter)
+        .has_headers(true)
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(input)
+}
+
+/// A csv error as a [`TableError`] with its line.
+fn csv_error(file: &str, e: csv::Error) -> TableError {
+    let line = e.position().map(|p| p.line());
+    let problem = match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => {
+            format!("not UTF-8 text (field {})", err.field() + 1)
+        }
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("{len} fields, the header has {expected_len}"),
+        csv::ErrorKind::Io(io) => io.to_string(),
+        _ => bounded_text(&e.to_string(), 200),
+    };
+    match line {
+        Some(line) => TableError::Line {
+            file: file.to_owned(),
+            line,
+            problem,
+        },
+        None => TableError::File {
+            file: file.to_owned(),
+            problem,
+        },
+    }
+}
+
+/// Hashes what it reads.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Checks the header and learns each column's type.
+fn first_pass(
+    path: &Path,
+    file: &str,
+    options: &ReadOptions,
+) -> Result<(Vec<String>, Vec<Seen>, String), TableError> {
+    let mut hashing = Hashing {
+        inner: open(path, file, options)?,
+        hasher: Sha256::new(),
+    };
+    let mut rdr = reader(&mut hashing, options);
+    let header = check_header(file, &mut rdr, options)?;
+    let mut seen: Vec<Seen> = header
+        .iter()
+        .map(|_| Seen {
+            numeric: true,
+            ..Seen::default()
+        })
+        .collect();
+    let mut record = csv::StringRecord::new();
+    while rdr
+        .read_record(&mut record)
+        .map_err(|e| csv_error(file, e))?
+    {
+        let line = record.position().map_or(0, |p| p.line());
+        for (cell, s) in record.iter().zip(seen.iter_mut()) {
+            if is_missing(cell) {
+                continue;
+            }
+            s.numeric &= parse_number(cell).is_some();
+            if s.too_many_at.is_some() || s.levels.contains(cell) {
+                continue;
+            }
+            if cell.len() > MAX_LEVEL_BYTES {
+                s.too_long_at.get_or_insert(line);
+            } else if s.levels.len() == options.max_levels {
+                s.too_many_at = Some(line);
+                s.levels.clear();
+            } else {
+                s.levels.insert(cell.to_owned());
+            }
+        }
+    }
+    drop(rdr);
+    // The rest of the file, if the reader stopped before its end.
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| TableError::File {
+        file: file.to_owned(),
+        problem: e.to_string(),
+    })?;
+    let sha256 = hashing
+        .hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((header, seen, sha256))
+}
+
+/// The header: at least one column, at most `max_columns`, every name
+/// present, bounded and given once.
+fn check_header<R: Read>(
+    file: &str,
+    rdr: &mut csv::Reader<R>,
+    options: &ReadOptions,
+) -> Result<Vec<String>, TableError> {
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| csv_error(file, e))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let line_err = |problem: String| TableError::Line {
+        file: file.to_owned(),
+        line: 1,
+        problem,
+    };
+    if header.len() < 2 {
+        return Err(line_err(format!(
+            "the header has {} column(s); a data set needs a target and at least one feature \
+             (is the delimiter {:?}?)",
+            header.len(),
+            options.delimiter as char
+        )));
+    }
+    if header.len() > options.max_columns {
+        return Err(line_err(format!(
+            "{} columns, more than {}",
+            header.len(),
+            options.max_columns
+        )));
+    }
+    let mut names = BTreeSet::new();
+    for (i, name) in header.iter().enumerate() {
+        if name.is_empty() {
+            return Err(line_err(format!("column {} has no name", i + 1)));
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(line_err(format!(
+                "column {} {} is longer than {MAX_NAME_BYTES} bytes",
+                i + 1,
+                quoted(name)
+            )));
+        }
+        if !names.insert(name.as_str()) {
+            return Err(line_err(format!("column {} is named twice", quoted(name))));
+        }
+    }
+    Ok(header)
+}
+
+/// The type of one column from what the first pass saw.
+fn column_schema(
+    file: &str,
+    name: &str,
+    seen: Seen,
+    options: &ReadOptions,
+) -> Result<ColumnSchema, TableError> {
+    if seen.numeric {
+        return Ok(ColumnSchema {
+            name: name.to_owned(),
+            kind: ColumnKind::Numeric,
+        });
+    }
+    let cell = |line: u64, problem: String| TableError::Cell {
+        file: file.to_owned(),
+        line,
+        column: quoted(name),
+        problem,
+    };
+    if let Some(line) = seen.too_long_at {
+        return Err(cell(
+            line,
+            format!("a categorical value longer than {MAX_LEVEL_BYTES} bytes"),
+        ));
+    }
+    if let Some(line) = seen.too_many_at {
+        return Err(cell(
+            line,
+            format!(
+                "categorical (not every value is a number) with more than {} levels \
+                 (data.max_levels)",
+                options.max_levels
+            ),
+        ));
+    }
+    Ok(ColumnSchema {
+        name: name.to_owned(),
+        kind: ColumnKind::Categorical {
+            levels: seen.levels.into_iter().collect(),
+        },
+    })
+}
+
+/// Fills the typed columns; rows with a missing value are left out or
+/// refused.
+fn second_pass(
+    path: &Path,
+    file: &str,
+    schema: Vec<ColumnSchema>,
+    options: &ReadOptions,
+) -> Result<(Vec<Column>, usize, usize), TableError> {
+    let mut rdr = reader(open(path, file, options)?, options);
+    let header = check_header(file, &mut rdr, options)?;
+    let mut columns: Vec<Column> = schema
+        .into_iter()
+        .map(|schema| {
+            let values = match schema.kind {
+                ColumnKind::Numeric => Values::Numeric(Vec::new()),
+                ColumnKind::Categorical { .. } => Values::Categorical(Vec::new()),
+            };
+            Column { schema, values }
+        })
+        .collect();
+    let changed = || TableError::File {
+        file: file.to_owned(),
+        problem: "changed while it was read".into(),
+    };
+    if header.len() != columns.len() {
+        return Err(changed());
+    }
+    let (mut rows, mut omitted) = (0, 0);
+    let mut record = csv::StringRecord::new();
+    while rdr
+        .read_record(&mut record)
+        .map_err(|e| csv_error(file, e))?
+    {
+        let line = record.position().map_or(0, |p| p.line());
+        if let Some(j) = record.iter().position(is_missing) {
+            if options.missing == Missing::Refuse {
+                return Err(TableError::Cell {
+                    file: file.to_owned(),
+                    line,
+                    column: quoted(&columns[j].schema.name),
+                    problem: "a missing value (data.missing = \"refuse\")".into(),
+                });
+            }
+            omitted += 1;
+            continue;
+        }
+        for (cell, col) in record.iter().zip(columns.iter_mut()) {
+            match (&mut col.values, &col.schema.kind) {
+                (Values::Numeric(v), _) => v.push(parse_number(cell).ok_or_else(changed)?),
+                (Values::Categorical(v), ColumnKind::Categorical { levels }) => {
+                    let i = levels
+                        .binary_search_by(|l| l.as_str().cmp(cell))
+                        .map_err(|_| changed())?;
+                    v.push(i as u32);
+                }
+                (Values::Categorical(_), ColumnKind::Numeric) => unreachable!("built together"),
+            }
+        }
+        rows += 1;
+    }
+    Ok((columns, rows, omitted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &[u8], options: &ReadOptions) -> Result<Table, TableError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        std::fs::write(&path, text).unwrap();
+        Table::read(&path, options)
+    }
+
+    #[test]
+    fn types_are_inferred_and_levels_sorted() {
+        let t = read(
+            b"x,color,y\n1.5,red,3\n2,blue,4\n-1e3, red ,5\n",
+            &ReadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(t.rows, 3);
+        assert_eq!(
+            t.columns[0].values,
+            Values::Numeric(vec![1.5, 2.0, -1000.0])
+        );
+        assert_eq!(
+            t.columns[1].schema.kind,
+            ColumnKind::Categorical {
+                levels: vec!["blue".into(), "red".into()]
+            }
+        );
+        assert_eq!(t.columns[1].values, Values::Categorical(vec![1, 0, 1]));
+        assert_eq!(t.sha256.len(), 64);
+    }
+
+    #[test]
+    fn missing_rows_are_left_out_or_refused_with_line_and_column() {
+        let text = b"x,y\n1,2\nNA,3\n4,\n5,6\n";
+        let t = read(text, &ReadOptions::default()).unwrap();
+        assert_eq!((t.rows, t.omitted), (2, 2));
+        let refuse = ReadOptions {
+            missing: Missing::Refuse,
+            ..ReadOptions::default()
+        };
+        let e = read(text, &refuse).unwrap_err().to_string();
+        assert!(e.contains("line 3, column \"x\": a missing value"), "{e}");
+    }
+
+    #[test]
+    fn bad_files_are_named_with_their_line() {
+        let o = ReadOptions::default();
+        let e = read(b"x,y\n1,2\n3\n", &o).unwrap_err().to_string();
+        assert!(e.contains("line 3: 1 fields, the header has 2"), "{e}");
+        let e = read(b"x,y\n1,2\n3,\xff\n", &o).unwrap_err().to_string();
+        assert!(e.contains("line 3: not UTF-8"), "{e}");
+        let e = read(b"x,x\n1,2\n", &o).unwrap_err().to_string();
+        assert!(e.contains("line 1: column \"x\" is named twice"), "{e}");
+        let e = read(b"x;y\n1;2\n", &o).unwrap_err().to_string();
+        assert!(e.contains("1 column(s)"), "{e}");
+        let e = read(b"x,y\n", &o).unwrap_err().to_string();
+        assert!(e.contains("no rows"), "{e}");
+        let few = ReadOptions {
+            max_levels: 2,
+            ..ReadOptions::default()
+        };
+        let e = read(b"c,y\na,1\nb,2\na,3\nz,4\n", &few)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 5, column \"c\": categorical") && e.contains("more than 2 levels"),
+            "{e}"
+        );
+        let small = ReadOptions {
+            max_bytes: 4,
+            ..ReadOptions::default()
+        };
+        let e = read(b"x,y\n1,2\n", &small).unwrap_err().to_string();
+        assert!(e.contains("more than data.max_bytes (4)"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Table::read(dir.path(), &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+}

@@ -1,0 +1,280 @@
+//! `modelwatch train --data FILE --target COLUMN` on data of the user's own:
+//! the model the binary writes against scikit-learn fitted on the same
+//! rows with the same preprocessing (tests/oracle/tabular.py, in the test
+//! venv), and every bad input refused with exit 2 naming file, line and
+//! column, nothing written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::support;
+use crate::support::sandbox::{run_within, Sandbox};
+
+const TRAIN: Duration = Duration::from_secs(120);
+
+fn oracle() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/tabular.py")
+}
+
+/// The data sets the oracle writes (once per test run).
+fn data_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("modelwatch-train-data-")
+            .tempdir()
+            .expect("temp dir");
+        let mut cmd = Command::new(support::provision::python_with_pika());
+        cmd.arg(oracle()).arg("make").arg(dir.path());
+        support::provision::run_bounded("tabular.py make", cmd, Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("{e}"));
+        dir
+    })
+    .path()
+}
+
+/// Trains on `csv`, returns the artifact's path, stdout, and the oracle's figures.
+fn train_and_check(
+    sb: &Sandbox,
+    csv: &str,
+    target: &str,
+) -> (serde_json::Value, String, serde_json::Value) {
+    let data = data_dir().join(csv);
+    let out = sb.join(&format!("{csv}.model.json"));
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(&data).args(["--target", target, "--out"]).arg(&out);
+    let ran = run_within(cmd, TRAIN);
+    ran.expect_code(0);
+    let artifact: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("artifact written"))
+            .expect("artifact is JSON");
+    let mut cmd = Command::new(support::provision::python_with_pika());
+    cmd.arg(oracle())
+        .arg("check")
+        .arg(&out)
+        .arg(&data)
+        .arg(target);
+    let figures = support::provision::run_bounded("tabular.py check", cmd, TRAIN)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let figures: serde_json::Value = serde_json::from_str(figures.trim()).expect("oracle JSON");
+    println!("{csv}: {}\n{figures}", ran.stdout.trim());
+    (artifact, ran.stdout.clone(), figures)
+}
+
+/// The number after `label` in the training summary.
+fn figure(stdout: &str, label: &str) -> f64 {
+    let at = stdout
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {stdout}"));
+    stdout[at + label.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|t| t.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no number after {label:?} in {stdout}"))
+}
+
+#[test]
+fn a_regression_with_categorical_columns_and_missing_cells_equals_sklearns_ols() {
+    let sb = Sandbox::new();
+    let (artifact, stdout, sk) = train_and_check(&sb, "reg.csv", "y");
+    assert_eq!(artifact["format"], "modelwatch-tabular/1");
+    assert_eq!(artifact["task"], "regression");
+    // The schema: two numeric, two categorical columns with their levels.
+    let kinds: Vec<(String, String)> = artifact["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().into(),
+                f["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("x1", "numeric"),
+            ("color", "categorical"),
+            ("x2", "numeric"),
+            ("size", "categorical")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(
+        artifact["features"][3]["levels"],
+        serde_json::json!(["L", "M", "S", "XL"])
+    );
+    // Rows with a missing cell are left out, counted and said.
+    let rows = sk["rows"].as_u64().unwrap();
+    assert_eq!(artifact["training"]["rows"].as_u64(), Some(rows));
+    let omitted = artifact["training"]["omitted"].as_u64().unwrap();
+    assert_eq!(rows + omitted, 600);
+    assert!(omitted > 0, "the data has missing cells");
+    assert!(
+        stdout.contains(&format!("({omitted} left out for a missing value)")),
+        "{stdout}"
+    );
+    // Predictions equal scikit-learn's LinearRegression's to 1e-9.
+    let diff = sk["max_pred_diff"].as_f64().unwrap();
+    assert!(diff < 1e-9, "largest relative difference {diff}");
+    let r2 = figure(&stdout, "R² ");
+    let sk_r2 = sk["r2"].as_f64().unwrap();
+    assert!((r2 - sk_r2).abs() < 1e-6, "R² {r2} vs sklearn {sk_r2}");
+    // The pipeline does not run such a model yet, and says so (exit 2).
+    let mut cmd = sb.command(["run", "--count", "10", "--http-listen", "off"]);
+    cmd.env("MODELWATCH__MODEL__ARTIFACT", sb.join("reg.csv.model.json"));
+    let ran = run_within(cmd, TRAIN);
+    assert_eq!(ran.code(), Some(2), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("model of your own data"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn a_binary_classifier_gives_sklearns_logistic_probabilities() {
+    let sb = Sandbox::new();
+    let (artifact, stdout, sk) = train_and_check(&sb, "binary.csv", "label");
+    assert_eq!(artifact["task"], "classification");
+    assert_eq!(
+        artifact["model"]["classes"],
+        serde_json::json!(["benign", "malignant"])
+    );
+    let diff = sk["max_pred_diff"].as_f64().unwrap();
+    assert!(diff < 1e-4, "largest probability difference {diff}");
+    let (acc, loss) = (figure(&stdout, "accuracy "), figure(&stdout, "log loss "));
+    let (sk_acc, sk_loss) = (
+        sk["accuracy"].as_f64().unwrap(),
+        sk["log_loss"].as_f64().unwrap(),
+    );
+    assert!(
+        (acc - sk_acc).abs() < 1e-6,
+        "accuracy {acc} vs sklearn {sk_acc}"
+    );
+    assert!(
+        (loss - sk_loss).abs() < 1e-5,
+        "log loss {loss} vs sklearn {sk_loss}"
+    );
+}
+
+#[test]
+fn a_multiclass_classifier_gives_sklearns_multinomial_probabilities() {
+    let sb = Sandbox::new();
+    let (artifact, stdout, sk) = train_and_check(&sb, "multi.csv", "label");
+    assert_eq!(
+        artifact["model"]["classes"],
+        serde_json::json!(["class_0", "class_1", "class_2"])
+    );
+    assert_eq!(artifact["model"]["weights"].as_array().unwrap().len(), 3);
+    let diff = sk["max_pred_diff"].as_f64().unwrap();
+    assert!(diff < 1e-4, "largest probability difference {diff}");
+    let (acc, loss) = (figure(&stdout, "accuracy "), figure(&stdout, "log loss "));
+    let (sk_acc, sk_loss) = (
+        sk["accuracy"].as_f64().unwrap(),
+        sk["log_loss"].as_f64().unwrap(),
+    );
+    assert!(
+        (acc - sk_acc).abs() < 1e-6,
+        "accuracy {acc} vs sklearn {sk_acc}"
+    );
+    assert!(
+        (loss - sk_loss).abs() < 1e-5,
+        "log loss {loss} vs sklearn {sk_loss}"
+    );
+}
+
+/// Bad input: exit 2, one line naming the file, the line and the column
+/// where there is one, nothing written.
+#[test]
+fn bad_data_exits_2_naming_where_and_writes_nothing() {
+    let sb = Sandbox::new();
+    // (file, its bytes, extra flags, what the error line names)
+    type Case<'a> = (&'a str, &'a [u8], &'a [&'a str], &'a [&'a str]);
+    let cases: [Case; 9] = [
+        (
+            "ragged.csv",
+            b"a,b,y\n1,2,3\n4,5\n",
+            &[],
+            &["line 3", "2 fields, the header has 3"],
+        ),
+        (
+            "utf8.csv",
+            b"a,b,y\n1,x,3\n4,\xff\xfe,5\n",
+            &[],
+            &["line 3", "not UTF-8"],
+        ),
+        (
+            "absent.csv",
+            b"a,b,z\n1,2,3\n",
+            &[],
+            &["--target \"y\": no such column", "\"z\""],
+        ),
+        (
+            "constant.csv",
+            b"a,y\n1,5\n2,5\n3,5\n",
+            &[],
+            &["target \"y\" is constant"],
+        ),
+        (
+            "oneclass.csv",
+            b"a,y\n1,yes\n2,yes\n",
+            &[],
+            &["one class", "\"yes\""],
+        ),
+        (
+            "levels.csv",
+            b"c,y\na,1\nb,2\nc,3\n",
+            &["--max-levels", "2"],
+            &["line 4, column \"c\"", "more than 2 levels"],
+        ),
+        (
+            "missing.csv",
+            b"a,y\n1,2\nNA,3\n",
+            &["--missing", "refuse"],
+            &["line 3, column \"a\": a missing value"],
+        ),
+        (
+            "big.csv",
+            b"a,y\n1,2\n3,4\n",
+            &["--max-bytes", "5"],
+            &["more than data.max_bytes (5)"],
+        ),
+        (
+            "regress.csv",
+            b"a,y\n1,no\n2,yes\n",
+            &["--task", "regression"],
+            &["target \"y\" is not numeric"],
+        ),
+    ];
+    for (name, text, extra, needles) in cases {
+        let data = sb.join(name);
+        std::fs::write(&data, text).unwrap();
+        let out = sb.join(&format!("{name}.json"));
+        let mut cmd = sb.command(["train", "--data"]);
+        cmd.arg(&data)
+            .args(["--target", "y", "--out"])
+            .arg(&out)
+            .args(extra);
+        let ran = run_within(cmd, TRAIN);
+        assert_eq!(ran.code(), Some(2), "{name}: {}", ran.stderr);
+        let line = support::sandbox::one_error_line(&ran);
+        assert!(line.contains(name), "{name}: the file is not named: {line}");
+        for n in needles {
+            assert!(line.contains(n), "{name}: {n:?} not in {line}");
+        }
+        assert!(!out.exists(), "{name}: an artifact was written");
+    }
+    // A FIFO is refused before it is opened (nothing blocks on it).
+    let fifo = sb.join("fifo.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(&fifo).args(["--target", "y"]);
+    let ran = run_within(cmd, Duration::from_secs(20));
+    assert_eq!(ran.code(), Some(2), "{}", ran.stderr);
+    assert!(support::sandbox::one_error_line(&ran).contains("not a regular file"));
+}

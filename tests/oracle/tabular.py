@@ -1,0 +1,145 @@
+"""The oracle of `modelwatch train --data FILE --target COLUMN`: scikit-learn.
+
+Run by tests/it/train_own.rs in the test venv (scikit-learn 1.9.1, numpy
+2.4.6, scipy 1.17.1; target/test-venv, made by the tests). Two commands:
+
+  tabular.py make DIR
+      Writes the data sets the tests train on:
+      - reg.csv: 600 rows of a regression with two numeric and two
+        categorical columns and missing cells ("", NA, NaN), seeded;
+      - binary.csv: scikit-learn's bundled breast cancer data (569 rows, 30
+        numeric columns) with the target as "malignant"/"benign" and a
+        categorical column "size" (terciles of mean radius);
+      - multi.csv: scikit-learn's bundled wine data (178 rows, 13 numeric
+        columns, classes class_0..class_2) with a categorical column "hue_band".
+
+  tabular.py check ARTIFACT CSV TARGET
+      Fits scikit-learn on CSV the way the artifact says it was fitted
+      (rows with a missing cell left out; numeric columns StandardScaler,
+      categorical ones OneHotEncoder, drop="first" for a regression;
+      LinearRegression, or LogisticRegression() with C=1 at a tight
+      tolerance), computes the artifact's own predictions from its
+      parameters with numpy, and prints one JSON object: the largest
+      difference of predictions (regression) or probabilities
+      (classification), and scikit-learn's R² or accuracy and log loss.
+"""
+import csv
+import json
+import sys
+
+import numpy as np
+
+MISSING = {"", "NA", "NaN"}
+
+
+def number(cell):
+    try:
+        v = float(cell)
+    except ValueError:
+        return None
+    return v if np.isfinite(v) else None
+
+
+def make(out):
+    from sklearn.datasets import load_breast_cancer, load_wine
+
+    rng = np.random.default_rng(20)
+    n = 600
+    x1 = rng.normal(10, 3, n)
+    x2 = rng.uniform(-5, 5, n)
+    color = rng.choice(["red", "green", "blue"], n)
+    size = rng.choice(["S", "M", "L", "XL"], n, p=[0.4, 0.3, 0.2, 0.1])
+    effect = {"red": 4.0, "green": -2.0, "blue": 0.5}
+    y = 3 * x1 - 2 * x2 + np.array([effect[c] for c in color]) + (size == "XL") * 7 + rng.normal(0, 1.5, n)
+    with open(f"{out}/reg.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["x1", "color", "x2", "size", "y"])
+        for i in range(n):
+            row = [repr(float(x1[i])), str(color[i]), repr(float(x2[i])), str(size[i]), repr(float(y[i]))]
+            if i % 37 == 5:
+                row[i % 4] = ["", "NA", "NaN"][i % 3]
+            w.writerow(row)
+
+    def write(name, data, target_names, cat_name, cat_col):
+        X, t = data.data, data.target
+        cuts = np.quantile(X[:, cat_col], [1 / 3, 2 / 3])
+        band = np.where(X[:, cat_col] < cuts[0], "low", np.where(X[:, cat_col] < cuts[1], "mid", "high"))
+        names = [c.replace(" ", "_") for c in data.feature_names]
+        with open(f"{out}/{name}", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(names + [cat_name, "label"])
+            for i in range(len(t)):
+                w.writerow([repr(float(v)) for v in X[i]] + [str(band[i]), target_names[t[i]]])
+
+    write("binary.csv", load_breast_cancer(), ["malignant", "benign"], "size", 0)
+    write("multi.csv", load_wine(), ["class_0", "class_1", "class_2"], "hue_band", 10)
+
+
+def check(artifact_path, csv_path, target):
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.metrics import accuracy_score, log_loss, r2_score
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    art = json.load(open(artifact_path))
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], [[c.strip() for c in r] for r in rows[1:]]
+    body = [r for r in body if not any(c in MISSING for c in r)]
+    cols = {name: [r[j] for r in body] for j, name in enumerate(header)}
+    features = [h for h in header if h != target]
+    numeric = [h for h in features if all(number(c) is not None for c in cols[h])]
+    categorical = [h for h in features if h not in numeric]
+    regression = art["task"] == "regression"
+
+    parts = []
+    if numeric:
+        parts.append(StandardScaler().fit_transform(np.array([[float(c) for c in cols[h]] for h in numeric]).T))
+    if categorical:
+        enc = OneHotEncoder(drop="first" if regression else None, sparse_output=False)
+        parts.append(enc.fit_transform(np.array([cols[h] for h in categorical], dtype=object).T))
+    X = np.hstack(parts)
+
+    # The artifact's own inputs, from its encoding of the raw values.
+    mine = []
+    for f in art["features"]:
+        values, enc = cols[f["name"]], f["encoding"]
+        if enc["encode"] == "standardise":
+            mine.append(((np.array([float(v) for v in values]) - enc["mean"]) / enc["scale"])[:, None])
+        else:
+            levels = f["levels"][enc["first"]:]
+            mine.append(np.array([[1.0 if v == l else 0.0 for l in levels] for v in values]).reshape(len(values), len(levels)))
+    Xa = np.hstack(mine)
+    m = art["model"]
+    out = {"rows": len(body)}
+    if regression:
+        y = np.array([float(c) for c in cols[target]])
+        sk = LinearRegression().fit(X, y)
+        p_sk = sk.predict(X)
+        p_art = Xa @ np.array(m["coefficients"]) + m["intercept"]
+        out["max_pred_diff"] = float(np.max(np.abs(p_sk - p_art) / np.maximum(1.0, np.abs(p_sk))))
+        out["r2"] = float(r2_score(y, p_sk))
+    else:
+        y = np.array(cols[target])
+        sk = LogisticRegression(C=1.0, tol=1e-10, max_iter=100000).fit(X, y)
+        p_sk = sk.predict_proba(X)
+        W = np.array(m["weights"])
+        h = Xa @ W.T + np.array(m["intercepts"])
+        if W.shape[0] == 1:
+            p1 = 1 / (1 + np.exp(-h[:, 0]))
+            p_art = np.c_[1 - p1, p1]
+        else:
+            e = np.exp(h - h.max(axis=1, keepdims=True))
+            p_art = e / e.sum(axis=1, keepdims=True)
+        order = [m["classes"].index(c) for c in sk.classes_]
+        out["max_pred_diff"] = float(np.max(np.abs(p_sk - p_art[:, order])))
+        out["accuracy"] = float(accuracy_score(y, sk.predict(X)))
+        out["log_loss"] = float(log_loss(y, p_sk))
+        out["classes"] = [str(c) for c in sk.classes_]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "make":
+        make(sys.argv[2])
+    else:
+        check(sys.argv[2], sys.argv[3], sys.argv[4])
