@@ -11,11 +11,16 @@
 //! closed window, one [`report::AlertEvent`] per fire or resolve, and the
 //! [`report::Board`] the dashboard reads. [`files`] opens a monitor with
 //! its files and writes a closed window: the actor and `replay --rebuild`
-//! share it.
+//! share it. [`categorical`] (χ², PSI and unseen levels of a categorical
+//! column) and [`classification`] (a classifier's window metrics) are the
+//! statistics of "watch your own model", checked against scipy and
+//! scikit-learn, not wired into the pipeline yet.
 
 pub mod actor;
 pub mod alerts;
 pub mod baseline;
+pub mod categorical;
+pub mod classification;
 pub mod drift;
 pub mod engine;
 pub mod files;
