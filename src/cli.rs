@@ -526,9 +526,6 @@ fn appendable(what: &str, path: &Path) -> Result<(), String> {
 }
 
 fn train(args: TrainArgs) -> i32 {
-    if let Some(data) = &args.data {
-        return train_own(&args, data);
-    }
     let settings = match Settings::load_from(
         &args.config.source(),
         &Overrides::default(),
@@ -538,6 +535,9 @@ fn train(args: TrainArgs) -> i32 {
         Err(e) => return usage_error(e),
     };
     let _ = logging::init(&settings.logs.level, None);
+    if let Some(data) = &args.data {
+        return train_own(&args, data, &settings);
+    }
     let (key, out) = match args.out {
         Some(out) => ("--out", out),
         None => ("model.artifact", settings.model.artifact),
@@ -603,7 +603,7 @@ fn train(args: TrainArgs) -> i32 {
 /// `train --data FILE --target COLUMN`: reads the user's CSV (every bad
 /// input exit 2, naming file, line and column, nothing written), fits, and
 /// writes the artifact with its schema and preprocessing.
-fn train_own(args: &TrainArgs, data: &Path) -> i32 {
+fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
     use crate::core::table::{ReadOptions, Table};
     use crate::model::tabular::TabularModel;
     let target = args.target.as_deref().unwrap_or_default();
@@ -629,7 +629,7 @@ fn train_own(args: &TrainArgs, data: &Path) -> i32 {
         Ok(t) => t,
         Err(e) => return usage_error(format!("--data {e}")),
     };
-    let model = match TabularModel::fit(&table, target, args.task) {
+    let mut model = match TabularModel::fit(&table, target, args.task) {
         Ok(m) => m,
         Err(e) => {
             return usage_error(format!(
@@ -638,6 +638,24 @@ fn train_own(args: &TrainArgs, data: &Path) -> i32 {
             ))
         }
     };
+    let reference_started = std::time::Instant::now();
+    let window = args.baseline_window.unwrap_or(settings.monitor.window);
+    let windows = args
+        .baseline_windows
+        .unwrap_or(settings.monitor.baseline_windows);
+    match crate::monitor::reference::of_tabular(&model, &table, window, windows, args.baseline_seed)
+    {
+        Ok(r) => model.reference = Some(r),
+        Err(e) => {
+            let flag = match e.key {
+                "window" => "--baseline-window",
+                "windows" => "--baseline-windows",
+                _ => "--data",
+            };
+            return usage_error(format!("{flag}: {}", e.problem));
+        }
+    }
+    let reference_took = reference_started.elapsed();
     if let Err(e) = model.save(&out) {
         eprintln!(
             "modelwatch: error: writing {}: {e}",
@@ -661,10 +679,28 @@ fn train_own(args: &TrainArgs, data: &Path) -> i32 {
         model.training.omitted,
         started.elapsed().as_secs_f64(),
     );
-    let text = match model.training.log_loss {
+    let mut text = match model.training.log_loss {
         Some(l) => format!("{text}log loss {l:.9} on the training rows\n"),
         None => text,
     };
+    if let Some(r) = &model.reference {
+        text += &format!(
+            "reference: the distributions of {} feature(s) and of the prediction; bands of {} \
+             window metrics over {} bootstrap windows of {} rows (seed {}) in {:.1} ms\n",
+            r.features.len(),
+            r.bands.len(),
+            r.windows,
+            r.window,
+            r.seed,
+            reference_took.as_secs_f64() * 1e3
+        );
+        for b in &r.bands {
+            text += &format!(
+                "  {:<9} mean {:>12.6}  std {:>10.6}  p01 {:>12.6}  p99 {:>12.6}\n",
+                b.metric, b.band.mean, b.band.std, b.band.p01, b.band.p99
+            );
+        }
+    }
     print_out(text.as_bytes(), "the training summary")
 }
 

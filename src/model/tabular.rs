@@ -93,6 +93,46 @@ pub struct Training {
     pub fitted_with: String,
 }
 
+/// The training distribution of one column (or of the prediction), as
+/// the monitor compares windows with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Distribution {
+    /// `quantiles`: every training value sorted when there are at most
+    /// [`MAX_REFERENCE_VALUES`], else that many evenly spaced quantiles
+    /// (`numpy.quantile`, linear); `std` with ddof 0 over every value.
+    Numeric { quantiles: Vec<f64>, std: f64 },
+    /// Training rows per level, in the levels' order.
+    Categorical { counts: Vec<u64> },
+}
+
+/// Most values a numeric [`Distribution`] keeps.
+pub const MAX_REFERENCE_VALUES: usize = 10_000;
+
+/// A window metric's band over bootstrap windows of the training rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricBand {
+    pub metric: String,
+    #[serde(flatten)]
+    pub band: super::baseline::Band,
+}
+
+/// The monitor's reference: the training distribution of every feature
+/// (in the order of `features`) and of the prediction (a regression's
+/// values; a classifier's predicted classes), and the band of every window
+/// metric for windows of `window` rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    pub features: Vec<Distribution>,
+    pub prediction: Distribution,
+    pub window: usize,
+    pub windows: usize,
+    pub seed: u64,
+    pub bands: Vec<MetricBand>,
+}
+
 /// The artifact: schema, preprocessing, model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +143,24 @@ pub struct TabularModel {
     pub features: Vec<Feature>,
     pub model: Fitted,
     pub training: Training,
+    /// What the monitor compares windows with (`monitor::reference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
+}
+
+/// Truths and model outputs of a set of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outputs {
+    Regression {
+        truth: Vec<f64>,
+        predictions: Vec<f64>,
+    },
+    Classification {
+        /// Class index of each row.
+        truth: Vec<usize>,
+        /// One probability per class.
+        probabilities: Vec<Vec<f64>>,
+    },
 }
 
 /// Why a table cannot be fitted: the problem, naming the column.
@@ -158,6 +216,7 @@ impl TabularModel {
             target: target_col.schema.clone(),
             features,
             model,
+            reference: None,
             training: Training {
                 rows: table.rows,
                 omitted: table.omitted,
@@ -186,6 +245,30 @@ impl TabularModel {
             }
         };
         Ok(m)
+    }
+
+    /// The truths and the model's outputs on the rows of `table` (its
+    /// training data): what the monitor's reference is computed from.
+    pub fn outputs(&self, table: &Table) -> Result<Outputs, FitError> {
+        let (_, target) = table
+            .column(&self.target.name)
+            .ok_or_else(|| FitError(format!("no column {}", quoted(&self.target.name))))?;
+        let x = self.encode(table)?;
+        Ok(match target_of(target, self.task)? {
+            Target::Values(y) => Outputs::Regression {
+                truth: y.to_vec(),
+                predictions: self.predict_encoded(&x).to_vec(),
+            },
+            Target::Classes(_, truth) => Outputs::Classification {
+                truth,
+                probabilities: self
+                    .probabilities_encoded(&x)
+                    .rows()
+                    .into_iter()
+                    .map(|r| r.to_vec())
+                    .collect(),
+            },
+        })
     }
 
     /// Number of model inputs after encoding.

@@ -66,7 +66,7 @@ fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Mean, std (ddof 1), p01 and p99 of the finite values (at least two).
-fn band(values: &mut Vec<f64>) -> Option<Band> {
+pub(crate) fn band(values: &mut Vec<f64>) -> Option<Band> {
     values.retain(|v| v.is_finite());
     if values.len() < 2 {
         return None;

@@ -26,6 +26,7 @@ pub mod engine;
 pub mod files;
 pub mod log;
 pub mod over_time;
+pub mod reference;
 pub mod render_over_time;
 pub mod report;
 pub mod rolling;

@@ -63,6 +63,36 @@ fn train_and_check(
     (artifact, ran.stdout.clone(), figures)
 }
 
+/// The artifact's monitor reference against numpy (the oracle's figures):
+/// the distributions equal, and the band of every linear window metric
+/// centred on the figure over all rows (|z| < 5 over 2,000 windows).
+fn assert_reference(sk: &serde_json::Value, metrics: &[&str]) {
+    let diff = sk["ref_max_diff"].as_f64().expect("ref_max_diff");
+    assert!(diff < 1e-9, "reference distributions differ by {diff}");
+    assert_eq!(sk["ref_counts_equal"], true, "{sk}");
+    assert_eq!(sk["band_metrics"], serde_json::json!(metrics), "{sk}");
+    let z = sk["band_z"].as_object().expect("band_z");
+    assert!(!z.is_empty());
+    for (metric, z) in z {
+        let z = z.as_f64().unwrap();
+        assert!(
+            z.abs() < 5.0,
+            "{metric}: the band's mean is {z} standard errors off"
+        );
+    }
+}
+
+const REGRESSION_METRICS: [&str; 5] = ["mae", "rmse", "r2", "bias", "max_error"];
+const CLASSIFICATION_METRICS: [&str; 7] = [
+    "accuracy",
+    "log_loss",
+    "roc_auc",
+    "precision",
+    "recall",
+    "f1",
+    "brier",
+];
+
 /// The number after `label` in the training summary.
 fn figure(stdout: &str, label: &str) -> f64 {
     let at = stdout
@@ -123,6 +153,7 @@ fn a_regression_with_categorical_columns_and_missing_cells_equals_sklearns_ols()
     let r2 = figure(&stdout, "R² ");
     let sk_r2 = sk["r2"].as_f64().unwrap();
     assert!((r2 - sk_r2).abs() < 1e-6, "R² {r2} vs sklearn {sk_r2}");
+    assert_reference(&sk, &REGRESSION_METRICS);
     // The pipeline does not run such a model yet, and says so (exit 2).
     let mut cmd = sb.command(["run", "--count", "10", "--http-listen", "off"]);
     cmd.env("MODELWATCH__MODEL__ARTIFACT", sb.join("reg.csv.model.json"));
@@ -159,6 +190,7 @@ fn a_binary_classifier_gives_sklearns_logistic_probabilities() {
         (loss - sk_loss).abs() < 1e-5,
         "log loss {loss} vs sklearn {sk_loss}"
     );
+    assert_reference(&sk, &CLASSIFICATION_METRICS);
 }
 
 #[test]
@@ -185,6 +217,7 @@ fn a_multiclass_classifier_gives_sklearns_multinomial_probabilities() {
         (loss - sk_loss).abs() < 1e-5,
         "log loss {loss} vs sklearn {sk_loss}"
     );
+    assert_reference(&sk, &CLASSIFICATION_METRICS);
 }
 
 /// Bad input: exit 2, one line naming the file, the line and the column

@@ -21,7 +21,8 @@ Run by tests/it/train_own.rs in the test venv (scikit-learn 1.9.1, numpy
       tolerance), computes the artifact's own predictions from its
       parameters with numpy, and prints one JSON object: the largest
       difference of predictions (regression) or probabilities
-      (classification), and scikit-learn's R² or accuracy and log loss.
+      (classification), scikit-learn's R² or accuracy and log loss, and
+      the artifact's monitor reference against numpy (check_reference).
 """
 import csv
 import json
@@ -135,7 +136,59 @@ def check(artifact_path, csv_path, target):
         out["accuracy"] = float(accuracy_score(y, sk.predict(X)))
         out["log_loss"] = float(log_loss(y, p_sk))
         out["classes"] = [str(c) for c in sk.classes_]
+    out.update(check_reference(art, cols, target, regression, p_sk))
     print(json.dumps(out))
+
+
+def check_reference(art, cols, target, regression, p_sk):
+    """The artifact's monitor reference against numpy on the same rows:
+    the largest difference of the numeric distributions (sorted values and
+    std, ddof 0), whether the level and predicted-class counts are equal,
+    and for the bands of linear window metrics (whose bootstrap expectation
+    is the figure over every row) the z-score of the band's mean."""
+    ref = art["reference"]
+    diffs, counts_equal = [0.0], True
+    for f, d in zip(art["features"], ref["features"]):
+        values = cols[f["name"]]
+        if d["type"] == "numeric":
+            v = np.sort(np.array([float(x) for x in values]))
+            diffs.append(float(np.max(np.abs(v - np.array(d["quantiles"])))))
+            diffs.append(abs(float(np.std(v)) - d["std"]))
+        else:
+            counts = [values.count(level) for level in f["levels"]]
+            counts_equal &= counts == d["counts"]
+    pred = ref["prediction"]
+    bands = {b["metric"]: b for b in ref["bands"]}
+    windows = ref["windows"]
+    z = {}
+    def zscore(metric, full):
+        b = bands[metric]
+        if b["std"] == 0:  # every window the same (a perfect fit): exactly the figure
+            z[metric] = 0.0 if abs(b["mean"] - full) < 1e-12 else 1e9
+        else:
+            z[metric] = (b["mean"] - full) / (b["std"] / np.sqrt(windows))
+    if regression:
+        y = np.array([float(c) for c in cols[target]])
+        diffs.append(float(np.max(np.abs(np.sort(p_sk) - np.array(pred["quantiles"])) / np.maximum(1.0, np.abs(np.sort(p_sk))))))
+        zscore("mae", float(np.mean(np.abs(y - p_sk))))
+        zscore("bias", float(np.mean(y - p_sk)))
+    else:
+        from sklearn.metrics import log_loss
+        classes = art["model"]["classes"]
+        y = np.array([classes.index(c) for c in cols[target]])
+        # p_sk's columns are sklearn's classes_, sorted like the artifact's.
+        if p_sk.shape[1] == 2:
+            predicted = (p_sk[:, 1] >= 0.5).astype(int)
+            brier = float(np.mean((p_sk[:, 1] - y) ** 2))
+        else:
+            predicted = p_sk.argmax(axis=1)
+            brier = float(np.mean(np.sum((p_sk - np.eye(p_sk.shape[1])[y]) ** 2, axis=1)))
+        counts_equal &= [int(np.sum(predicted == k)) for k in range(len(classes))] == pred["counts"]
+        zscore("accuracy", float(np.mean(predicted == y)))
+        zscore("log_loss", float(log_loss(y, p_sk, labels=list(range(len(classes))))))
+        zscore("brier", brier)
+    return {"ref_max_diff": max(diffs), "ref_counts_equal": bool(counts_equal), "band_z": z,
+            "band_metrics": [b["metric"] for b in ref["bands"]]}
 
 
 if __name__ == "__main__":
