@@ -205,6 +205,9 @@ pub struct TrainArgs {
     /// The column of --data to predict.
     #[arg(long, requires = "data", value_name = "COLUMN")]
     pub target: Option<String>,
+    /// A column of --data that identifies rows (left out of the features).
+    #[arg(long, requires = "data", value_name = "COLUMN")]
+    pub id: Option<String>,
     /// Regression or classification (default: classification when the
     /// target has a value that is not a number, else regression).
     #[arg(long, requires = "data", value_enum)]
@@ -622,8 +625,15 @@ fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
         max_bytes: args.max_bytes,
         max_levels: args.max_levels,
         missing: args.missing,
+        skip: args.id.iter().cloned().collect(),
         ..ReadOptions::default()
     };
+    if args.id.as_deref() == Some(target) {
+        return usage_error(format!(
+            "--id and --target are the same column {}",
+            crate::core::table::quoted(target)
+        ));
+    }
     let started = std::time::Instant::now();
     let table = match Table::read(data, &options) {
         Ok(t) => t,

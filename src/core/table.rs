@@ -60,6 +60,9 @@ pub struct ReadOptions {
     /// Most columns, the target included.
     pub max_columns: usize,
     pub missing: Missing,
+    /// Columns read past, neither typed nor kept (an id column); each must
+    /// be in the header.
+    pub skip: Vec<String>,
 }
 
 impl Default for ReadOptions {
@@ -70,6 +73,7 @@ impl Default for ReadOptions {
             max_levels: 100,
             max_columns: 1000,
             missing: Missing::Omit,
+            skip: Vec::new(),
         }
     }
 }
@@ -172,12 +176,27 @@ impl Table {
     pub fn read(path: &Path, options: &ReadOptions) -> Result<Table, TableError> {
         let file = shown_path(path);
         let (header, seen, sha256) = first_pass(path, &file, options)?;
+        for name in &options.skip {
+            if !header.contains(name) {
+                return Err(TableError::File {
+                    file,
+                    problem: format!(
+                        "no column {} (--id); the columns are {}",
+                        quoted(name),
+                        names_of(header.iter().map(String::as_str))
+                    ),
+                });
+            }
+        }
+        let kept: Vec<bool> = header.iter().map(|h| !options.skip.contains(h)).collect();
         let schema: Vec<ColumnSchema> = header
             .iter()
             .zip(seen)
-            .map(|(name, seen)| column_schema(&file, name, seen, options))
+            .zip(&kept)
+            .filter(|(_, keep)| **keep)
+            .map(|((name, seen), _)| column_schema(&file, name, seen, options))
             .collect::<Result<_, _>>()?;
-        let (columns, rows, omitted) = second_pass(path, &file, schema, options)?;
+        let (columns, rows, omitted) = second_pass(path, &file, schema, &kept, options)?;
         if rows == 0 {
             return Err(TableError::File {
                 file,
@@ -230,7 +249,7 @@ fn open(path: &Path, file: &str, options: &ReadOptions) -> Result<impl Read, Tab
     }
     if meta.len() > options.max_bytes {
         return Err(err(format!(
-            "{} bytes, more than data.max_bytes ({})",
+            "{} bytes, more than --max-bytes ({})",
             meta.len(),
             options.max_bytes
         )));
@@ -428,7 +447,7 @@ fn column_schema(
             line,
             format!(
                 "categorical (not every value is a number) with more than {} levels \
-                 (data.max_levels)",
+                 (--max-levels)",
                 options.max_levels
             ),
         ));
@@ -447,6 +466,7 @@ fn second_pass(
     path: &Path,
     file: &str,
     schema: Vec<ColumnSchema>,
+    kept: &[bool],
     options: &ReadOptions,
 ) -> Result<(Vec<Column>, usize, usize), TableError> {
     let mut rdr = reader(open(path, file, options)?, options);
@@ -465,7 +485,7 @@ fn second_pass(
         file: file.to_owned(),
         problem: "changed while it was read".into(),
     };
-    if header.len() != columns.len() {
+    if header.len() != kept.len() {
         return Err(changed());
     }
     let (mut rows, mut omitted) = (0, 0);
@@ -475,19 +495,20 @@ fn second_pass(
         .map_err(|e| csv_error(file, e))?
     {
         let line = record.position().map_or(0, |p| p.line());
-        if let Some(j) = record.iter().position(is_missing) {
+        let mut cells = record.iter().zip(kept).filter(|(_, k)| **k).map(|(c, _)| c);
+        if let Some(j) = cells.clone().position(is_missing) {
             if options.missing == Missing::Refuse {
                 return Err(TableError::Cell {
                     file: file.to_owned(),
                     line,
                     column: quoted(&columns[j].schema.name),
-                    problem: "a missing value (data.missing = \"refuse\")".into(),
+                    problem: "a missing value (--missing refuse)".into(),
                 });
             }
             omitted += 1;
             continue;
         }
-        for (cell, col) in record.iter().zip(columns.iter_mut()) {
+        for (cell, col) in cells.by_ref().zip(columns.iter_mut()) {
             match (&mut col.values, &col.schema.kind) {
                 (Values::Numeric(v), _) => v.push(parse_number(cell).ok_or_else(changed)?),
                 (Values::Categorical(v), ColumnKind::Categorical { levels }) => {
@@ -579,7 +600,25 @@ mod tests {
             ..ReadOptions::default()
         };
         let e = read(b"x,y\n1,2\n", &small).unwrap_err().to_string();
-        assert!(e.contains("more than data.max_bytes (4)"), "{e}");
+        assert!(e.contains("more than --max-bytes (4)"), "{e}");
+    }
+
+    #[test]
+    fn a_skipped_column_is_not_typed_and_must_exist() {
+        let skip = ReadOptions {
+            skip: vec!["id".into()],
+            max_levels: 2,
+            ..ReadOptions::default()
+        };
+        // The id has more levels than allowed and a missing cell: neither counts.
+        let t = read(b"id,x,y\na,1,2\nb,3,4\n,5,6\nd,7,8\n", &skip).unwrap();
+        assert_eq!((t.rows, t.omitted, t.columns.len()), (4, 0, 2));
+        assert_eq!(
+            t.columns[0].values,
+            Values::Numeric(vec![1.0, 3.0, 5.0, 7.0])
+        );
+        let e = read(b"x,y\n1,2\n", &skip).unwrap_err().to_string();
+        assert!(e.contains("no column \"id\" (--id)"), "{e}");
     }
 
     #[test]

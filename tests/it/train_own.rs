@@ -274,7 +274,7 @@ fn bad_data_exits_2_naming_where_and_writes_nothing() {
             "big.csv",
             b"a,y\n1,2\n3,4\n",
             &["--max-bytes", "5"],
-            &["more than data.max_bytes (5)"],
+            &["more than --max-bytes (5)"],
         ),
         (
             "regress.csv",
@@ -301,6 +301,24 @@ fn bad_data_exits_2_naming_where_and_writes_nothing() {
         }
         assert!(!out.exists(), "{name}: an artifact was written");
     }
+    // An id column is no feature, whatever it holds; one not in the header is named.
+    let data = sb.join("ids.csv");
+    std::fs::write(&data, b"row,a,y\nr1,1,2\nr2,2,4.5\nr3,3,5.5\nr4,4,8\n").unwrap();
+    let out = sb.join("ids.json");
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(&data)
+        .args(["--target", "y", "--id", "row", "--max-levels", "2", "--out"])
+        .arg(&out);
+    run_within(cmd, TRAIN).expect_code(0);
+    let artifact: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(artifact["features"].as_array().unwrap().len(), 1);
+    assert_eq!(artifact["features"][0]["name"], "a");
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(&data).args(["--target", "y", "--id", "nope"]);
+    let ran = run_within(cmd, TRAIN);
+    assert_eq!(ran.code(), Some(2), "{}", ran.stderr);
+    assert!(support::sandbox::one_error_line(&ran).contains("no column \"nope\" (--id)"));
     // A FIFO is refused before it is opened (nothing blocks on it).
     let fifo = sb.join("fifo.csv");
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
