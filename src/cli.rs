@@ -620,6 +620,12 @@ fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
     if let Err(e) = replaceable("--out", &out) {
         return usage_error(e);
     }
+    if same_file(data, &out) {
+        return usage_error(format!(
+            "--out {} is the --data file: training would replace the data",
+            crate::core::text::shown_path(&out)
+        ));
+    }
     let options = ReadOptions {
         delimiter: args.delimiter,
         max_bytes: args.max_bytes,
@@ -639,7 +645,12 @@ fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
         Ok(t) => t,
         Err(e) => return usage_error(format!("--data {e}")),
     };
-    let mut model = match TabularModel::fit(&table, target, args.task) {
+    tracing::info!(
+        "read {} rows of {} columns; fitting",
+        table.rows,
+        table.columns.len()
+    );
+    let (mut model, outputs) = match TabularModel::fit(&table, target, args.task) {
         Ok(m) => m,
         Err(e) => {
             return usage_error(format!(
@@ -648,13 +659,20 @@ fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
             ))
         }
     };
+    tracing::info!("fitted; computing the monitor's reference");
     let reference_started = std::time::Instant::now();
     let window = args.baseline_window.unwrap_or(settings.monitor.window);
     let windows = args
         .baseline_windows
         .unwrap_or(settings.monitor.baseline_windows);
-    match crate::monitor::reference::of_tabular(&model, &table, window, windows, args.baseline_seed)
-    {
+    match crate::monitor::reference::of_tabular(
+        &model,
+        &table,
+        outputs,
+        window,
+        windows,
+        args.baseline_seed,
+    ) {
         Ok(r) => model.reference = Some(r),
         Err(e) => {
             let flag = match e.key {
@@ -712,6 +730,15 @@ fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
         }
     }
     print_out(text.as_bytes(), "the training summary")
+}
+
+/// True when both paths name one existing file (device and inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// The baseline as `train` prints it: one line per metric.

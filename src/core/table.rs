@@ -145,7 +145,8 @@ pub enum TableError {
 
 /// A column name or a cell as an error quotes it: escaped and bounded.
 pub fn quoted(text: &str) -> String {
-    format!("\"{}\"", bounded_text(text, 64).replace('"', "\\\""))
+    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{}\"", bounded_text(&escaped, 64))
 }
 
 /// True for a cell that counts as missing.
@@ -163,6 +164,8 @@ pub fn parse_number(cell: &str) -> Option<f64> {
 struct Seen {
     /// Every present value parsed as a finite number so far.
     numeric: bool,
+    /// The first line whose value is not a number.
+    not_a_number_at: Option<u64>,
     /// The distinct values, while there are at most `max_levels`.
     levels: BTreeSet<String>,
     /// The line where the levels went past `max_levels`.
@@ -196,7 +199,7 @@ impl Table {
             .filter(|(_, keep)| **keep)
             .map(|((name, seen), _)| column_schema(&file, name, seen, options))
             .collect::<Result<_, _>>()?;
-        let (columns, rows, omitted) = second_pass(path, &file, schema, &kept, options)?;
+        let (columns, rows, omitted) = second_pass(path, &file, schema, &kept, &sha256, options)?;
         if rows == 0 {
             return Err(TableError::File {
                 file,
@@ -238,7 +241,7 @@ pub fn names_of<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
 /// Opens `path` for reading: a regular file of at most `max_bytes`, read
 /// with that bound (a file that grows while it is read is cut there and
 /// caught by the row counts of the two passes).
-fn open(path: &Path, file: &str, options: &ReadOptions) -> Result<impl Read, TableError> {
+fn open(path: &Path, file: &str, options: &ReadOptions, pass: u8) -> Result<impl Read, TableError> {
     let err = |problem: String| TableError::File {
         file: file.to_owned(),
         problem,
@@ -255,7 +258,15 @@ fn open(path: &Path, file: &str, options: &ReadOptions) -> Result<impl Read, Tab
         )));
     }
     let f = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
-    Ok(std::io::BufReader::with_capacity(1 << 16, f).take(options.max_bytes))
+    Ok(Progress {
+        inner: std::io::BufReader::with_capacity(1 << 16, f).take(options.max_bytes),
+        read: 0,
+        total: meta.len(),
+        pass,
+        file: file.to_owned(),
+        last: std::time::Instant::now(),
+        line: 0,
+    })
 }
 
 fn reader<R: Read>(input: R, options: &ReadOptions) -> csv::Reader<R> {
@@ -293,6 +304,55 @@ fn csv_error(file: &str, e: csv::Error) -> TableError {
     }
 }
 
+/// Longest line (record) read, in bytes: the csv reader holds one whole
+/// record, so this bounds its memory.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// How often a long read says how far it is.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Counts what it reads, and logs the share read every [`PROGRESS_EVERY`]
+/// (a file read within that says nothing).
+struct Progress<R> {
+    inner: R,
+    read: u64,
+    total: u64,
+    pass: u8,
+    file: String,
+    last: std::time::Instant,
+    /// Bytes since the last line break.
+    line: usize,
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        self.line = match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(i) => n - i - 1,
+            None => self.line + n,
+        };
+        if self.line > MAX_LINE_BYTES {
+            return Err(std::io::Error::other(format!(
+                "a line longer than {} MB",
+                MAX_LINE_BYTES >> 20
+            )));
+        }
+        if self.last.elapsed() >= PROGRESS_EVERY {
+            self.last = std::time::Instant::now();
+            tracing::info!(
+                "reading {}: pass {} of 2, {}% ({} of {} MB)",
+                self.file,
+                self.pass,
+                self.read * 100 / self.total.max(1),
+                self.read >> 20,
+                self.total >> 20
+            );
+        }
+        Ok(n)
+    }
+}
+
 /// Hashes what it reads.
 struct Hashing<R> {
     inner: R,
@@ -314,7 +374,7 @@ fn first_pass(
     options: &ReadOptions,
 ) -> Result<(Vec<String>, Vec<Seen>, String), TableError> {
     let mut hashing = Hashing {
-        inner: open(path, file, options)?,
+        inner: open(path, file, options, 1)?,
         hasher: Sha256::new(),
     };
     let mut rdr = reader(&mut hashing, options);
@@ -336,7 +396,10 @@ fn first_pass(
             if is_missing(cell) {
                 continue;
             }
-            s.numeric &= parse_number(cell).is_some();
+            if s.numeric && parse_number(cell).is_none() {
+                s.numeric = false;
+                s.not_a_number_at = Some(line);
+            }
             if s.too_many_at.is_some() || s.levels.contains(cell) {
                 continue;
             }
@@ -356,12 +419,7 @@ fn first_pass(
         file: file.to_owned(),
         problem: e.to_string(),
     })?;
-    let sha256 = hashing
-        .hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = hex(hashing.hasher.finalize().as_slice());
     Ok((header, seen, sha256))
 }
 
@@ -446,8 +504,9 @@ fn column_schema(
         return Err(cell(
             line,
             format!(
-                "categorical (not every value is a number) with more than {} levels \
+                "categorical (line {} is not a number) with more than {} levels \
                  (--max-levels)",
+                seen.not_a_number_at.unwrap_or(0),
                 options.max_levels
             ),
         ));
@@ -467,9 +526,14 @@ fn second_pass(
     file: &str,
     schema: Vec<ColumnSchema>,
     kept: &[bool],
+    sha256: &str,
     options: &ReadOptions,
 ) -> Result<(Vec<Column>, usize, usize), TableError> {
-    let mut rdr = reader(open(path, file, options)?, options);
+    let mut hashing = Hashing {
+        inner: open(path, file, options, 2)?,
+        hasher: Sha256::new(),
+    };
+    let mut rdr = reader(&mut hashing, options);
     let header = check_header(file, &mut rdr, options)?;
     let mut columns: Vec<Column> = schema
         .into_iter()
@@ -522,7 +586,54 @@ fn second_pass(
         }
         rows += 1;
     }
+    drop(rdr);
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| TableError::File {
+        file: file.to_owned(),
+        problem: e.to_string(),
+    })?;
+    // The same bytes both times, or the schema and the rows may be of two files.
+    if hex(hashing.hasher.finalize().as_slice()) != sha256 {
+        return Err(changed());
+    }
+    prune_levels(&mut columns);
     Ok((columns, rows, omitted))
+}
+
+/// Levels no kept row has (they were only in rows left out for a missing
+/// value) are dropped from the schema, the indices renumbered.
+fn prune_levels(columns: &mut [Column]) {
+    for c in columns {
+        let (ColumnKind::Categorical { levels }, Values::Categorical(v)) =
+            (&mut c.schema.kind, &mut c.values)
+        else {
+            continue;
+        };
+        let mut used = vec![false; levels.len()];
+        for &i in v.iter() {
+            used[i as usize] = true;
+        }
+        if used.iter().all(|u| *u) {
+            continue;
+        }
+        let mut new_index = vec![0u32; levels.len()];
+        let mut next = 0;
+        for (i, u) in used.iter().enumerate() {
+            new_index[i] = next;
+            next += u32::from(*u);
+        }
+        let mut i = 0;
+        levels.retain(|_| {
+            i += 1;
+            used[i - 1]
+        });
+        for x in v.iter_mut() {
+            *x = new_index[*x as usize];
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

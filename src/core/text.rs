@@ -40,7 +40,7 @@ pub fn sanitize(text: &str) -> String {
             out.push_str("...");
             break;
         }
-        if c.is_control() {
+        if needs_escape(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -85,7 +85,7 @@ pub fn redact_credentials(text: &str) -> String {
 pub fn bounded_text(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max));
     for c in s.chars() {
-        let piece: String = if c.is_control() {
+        let piece: String = if needs_escape(c) {
             c.escape_default().collect()
         } else {
             c.to_string()
@@ -97,4 +97,24 @@ pub fn bounded_text(s: &str, max: usize) -> String {
         out.push_str(&piece);
     }
     out
+}
+
+/// Control characters, and the invisible ones that reorder or hide text
+/// (bidirectional overrides and isolates, zero-width characters, the byte
+/// order mark): a quoted name must read as what it is.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+#[cfg(test)]
+mod invisible_tests {
+    use super::*;
+
+    #[test]
+    fn bidi_overrides_and_zero_width_characters_are_escaped() {
+        let shown = bounded_text("\u{202e}ecirp\u{200b}", 100);
+        assert_eq!(shown, "\\u{202e}ecirp\\u{200b}");
+        assert_eq!(sanitize("a\u{2066}b"), "a\\u{2066}b");
+    }
 }

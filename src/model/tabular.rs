@@ -28,6 +28,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::table::{names_of, quoted, ColumnKind, ColumnSchema, Table, Values};
 
+/// Most model inputs (after one-hot encoding) a fit takes.
+pub const MAX_INPUTS: usize = 2_000;
+
+/// Most cells (rows x inputs) of the encoded training data: 2 GiB of f64,
+/// which a fit holds about twice.
+pub const MAX_CELLS: usize = 1 << 28;
+
 /// The artifact format of a model of the user's own data.
 pub const TABULAR_FORMAT: &str = "modelwatch-tabular/1";
 
@@ -178,7 +185,15 @@ impl TabularModel {
     /// Fits a model predicting `target` from every other column of `table`.
     /// `task` defaults to classification for a categorical target and
     /// regression for a numeric one.
-    pub fn fit(table: &Table, target: &str, task: Option<Task>) -> Result<TabularModel, FitError> {
+    ///
+    /// Returns the model's outputs on the training rows too: the encoded
+    /// inputs, the largest buffer of a fit, are dropped before the caller
+    /// computes anything else from them.
+    pub fn fit(
+        table: &Table,
+        target: &str,
+        task: Option<Task>,
+    ) -> Result<(TabularModel, Outputs), FitError> {
         let Some((t, target_col)) = table.column(target) else {
             return Err(FitError(format!(
                 "--target {}: no such column; the columns are {}",
@@ -205,10 +220,20 @@ impl TabularModel {
             .filter(|(j, _)| *j != t)
             .map(|(_, c)| &c.values)
             .collect();
+        let n_inputs: usize = features.iter().map(width).sum();
+        if n_inputs > MAX_INPUTS || n_inputs.saturating_mul(table.rows) > MAX_CELLS {
+            return Err(FitError(format!(
+                "{} rows x {n_inputs} model inputs (numeric columns, plus one per level of \
+                 each categorical column) is more than this fit takes: at most {MAX_INPUTS} \
+                 inputs and {MAX_CELLS} cells (2 GiB); fewer rows, fewer levels (--max-levels) \
+                 or an --id column",
+                table.rows
+            )));
+        }
         let x = encode_columns(&features, &inputs, table.rows);
-        let model = match &y {
-            Target::Values(y) => fit_linear(&x, y)?,
-            Target::Classes(classes, y) => fit_logistic(&x, classes, y)?,
+        let (model, x) = match &y {
+            Target::Values(y) => fit_linear(x, y)?,
+            Target::Classes(classes, y) => fit_logistic(x, classes, y)?,
         };
         let mut m = TabularModel {
             format: TABULAR_FORMAT.to_owned(),
@@ -226,82 +251,70 @@ impl TabularModel {
                 fitted_with: format!("modelwatch {}", env!("CARGO_PKG_VERSION")),
             },
         };
-        m.training.score = match &y {
-            Target::Values(y) => super::r2_score(y.view(), m.predict_encoded(&x).view()),
-            Target::Classes(_, y) => {
-                let p = m.probabilities_encoded(&x);
-                let right = y
-                    .iter()
-                    .zip(p.rows())
-                    .filter(|(c, row)| argmax(*row) == **c)
-                    .count();
-                let loss: f64 = y
-                    .iter()
-                    .zip(p.rows())
-                    .map(|(c, row)| -row[*c].max(1e-300).ln())
-                    .sum();
-                m.training.log_loss = Some(loss / y.len() as f64);
-                right as f64 / y.len() as f64
-            }
-        };
-        Ok(m)
-    }
-
-    /// The truths and the model's outputs on the rows of `table` (its
-    /// training data): what the monitor's reference is computed from.
-    pub fn outputs(&self, table: &Table) -> Result<Outputs, FitError> {
-        let (_, target) = table
-            .column(&self.target.name)
-            .ok_or_else(|| FitError(format!("no column {}", quoted(&self.target.name))))?;
-        let x = self.encode(table)?;
-        Ok(match target_of(target, self.task)? {
+        let outputs = match y {
             Target::Values(y) => Outputs::Regression {
+                predictions: m.predict_encoded(&x).to_vec(),
                 truth: y.to_vec(),
-                predictions: self.predict_encoded(&x).to_vec(),
             },
             Target::Classes(_, truth) => Outputs::Classification {
-                truth,
-                probabilities: self
+                probabilities: m
                     .probabilities_encoded(&x)
                     .rows()
                     .into_iter()
                     .map(|r| r.to_vec())
                     .collect(),
+                truth,
             },
-        })
+        };
+        drop(x);
+        match &outputs {
+            Outputs::Regression { truth, predictions } => {
+                m.training.score = super::r2_score(
+                    ArrayView1::from(truth.as_slice()),
+                    ArrayView1::from(predictions.as_slice()),
+                );
+            }
+            Outputs::Classification {
+                truth,
+                probabilities,
+            } => {
+                let n = truth.len() as f64;
+                let right = truth
+                    .iter()
+                    .zip(probabilities)
+                    .filter(|(c, p)| argmax(ArrayView1::from(p.as_slice())) == **c)
+                    .count();
+                let loss: f64 = truth
+                    .iter()
+                    .zip(probabilities)
+                    .map(|(c, p)| -p[*c].max(1e-300).ln())
+                    .sum();
+                m.training.score = right as f64 / n;
+                m.training.log_loss = Some(loss / n);
+            }
+        }
+        let finite = match &outputs {
+            Outputs::Regression { predictions, .. } => predictions.iter().all(|v| v.is_finite()),
+            Outputs::Classification { probabilities, .. } => {
+                probabilities.iter().flatten().all(|v| v.is_finite())
+            }
+        };
+        if !finite
+            || !m.training.score.is_finite()
+            || m.training.log_loss.is_some_and(|l| !l.is_finite())
+        {
+            return Err(FitError(
+                "the fit gave non-finite figures: values too large for it (|x| near 1e150 \
+                 or more)"
+                    .into(),
+            ));
+        }
+        Ok((m, outputs))
     }
 
     /// Number of model inputs after encoding.
     pub fn n_inputs(&self) -> usize {
         self.features.iter().map(width).sum()
-    }
-
-    /// Encodes the typed columns of `table` (in this model's feature order,
-    /// looked up by name) as model inputs.
-    pub fn encode(&self, table: &Table) -> Result<Array2<f64>, FitError> {
-        let mut inputs = Vec::with_capacity(self.features.len());
-        for f in &self.features {
-            let (_, c) = table
-                .column(&f.column.name)
-                .ok_or_else(|| FitError(format!("no column {}", quoted(&f.column.name))))?;
-            if std::mem::discriminant(&c.schema.kind) != std::mem::discriminant(&f.column.kind) {
-                return Err(FitError(format!(
-                    "column {} is not of the type the model was trained on",
-                    quoted(&f.column.name)
-                )));
-            }
-            inputs.push(&c.values);
-        }
-        // Levels are matched by name: the table's own level indices are
-        // mapped to the model's.
-        let remapped: Vec<Values> = self
-            .features
-            .iter()
-            .zip(&inputs)
-            .map(|(f, v)| remap_levels(f, table, v))
-            .collect();
-        let refs: Vec<&Values> = remapped.iter().collect();
-        Ok(encode_columns(&self.features, &refs, table.rows))
     }
 
     /// Regression predictions of encoded rows.
@@ -404,6 +417,8 @@ fn target_of(c: &crate::core::table::Column, task: Task) -> Result<Target, FitEr
         }
         (Task::Classification, Values::Numeric(v), _) => {
             // Numbers as classes: each distinct value is one, in numeric order.
+            // -0 and 0 are one class (`+ 0.0` makes -0 into 0).
+            let v: Vec<f64> = v.iter().map(|x| x + 0.0).collect();
             let mut distinct: Vec<f64> = v.clone();
             distinct.sort_by(f64::total_cmp);
             distinct.dedup();
@@ -416,7 +431,11 @@ fn target_of(c: &crate::core::table::Column, task: Task) -> Result<Target, FitEr
             }
             let idx = v
                 .iter()
-                .map(|x| distinct.binary_search_by(|d| d.total_cmp(x)).unwrap_or(0))
+                .map(|x| {
+                    distinct
+                        .binary_search_by(|d| d.total_cmp(x))
+                        .expect("every value is among the distinct ones")
+                })
                 .collect();
             classes_of(&name, distinct.iter().map(|d| d.to_string()).collect(), idx)
         }
@@ -485,26 +504,6 @@ fn width(f: &Feature) -> usize {
     }
 }
 
-/// The table's level indices of one column mapped to the model's levels
-/// (`u32::MAX` for a level the model never saw).
-fn remap_levels(f: &Feature, table: &Table, v: &Values) -> Values {
-    let (ColumnKind::Categorical { levels: model }, Values::Categorical(idx)) = (&f.column.kind, v)
-    else {
-        return v.clone();
-    };
-    let Some((_, c)) = table.column(&f.column.name) else {
-        return v.clone();
-    };
-    let ColumnKind::Categorical { levels: own } = &c.schema.kind else {
-        return v.clone();
-    };
-    let map: Vec<u32> = own
-        .iter()
-        .map(|l| model.binary_search(l).map_or(u32::MAX, |i| i as u32))
-        .collect();
-    Values::Categorical(idx.iter().map(|&i| map[i as usize]).collect())
-}
-
 /// The design matrix: every feature's inputs side by side.
 fn encode_columns(features: &[Feature], values: &[&Values], rows: usize) -> Array2<f64> {
     let n: usize = features.iter().map(width).sum();
@@ -532,23 +531,92 @@ fn encode_columns(features: &[Feature], values: &[&Values], rows: usize) -> Arra
     x
 }
 
-fn fit_linear(x: &Array2<f64>, y: &Array1<f64>) -> Result<Fitted, FitError> {
-    let data = DatasetBase::new(x.clone(), y.clone());
-    let fit = linfa_linear::LinearRegression::new()
-        .fit(&data)
-        .map_err(|e| FitError(format!("the least-squares fit failed: {e}")))?;
-    let coefficients = fit.params().to_vec();
-    if coefficients.iter().any(|c| !c.is_finite()) || !fit.intercept().is_finite() {
+/// Fits OLS on `x` (moved in, and handed back: it is the largest buffer).
+///
+/// Inputs that are constant (a constant column, a level no kept row has)
+/// or a linear combination of the inputs before them (a column repeated,
+/// or scaled and shifted) are left out of the fit with a coefficient of 0
+/// ([`independent_inputs`]). OLS predictions are the projection of the
+/// target on the span of the inputs, which those do not change, so the
+/// predictions equal those of scikit-learn's minimum-norm solution; linfa's
+/// QR would divide by a zero pivot instead (coefficients of 1e14 fitting
+/// rounding noise, or "non-invertible").
+fn fit_linear(x: Array2<f64>, y: &Array1<f64>) -> Result<(Fitted, Array2<f64>), FitError> {
+    let kept = independent_inputs(&x);
+    let p = x.ncols();
+    let ols = |data: &DatasetBase<Array2<f64>, Array1<f64>>| {
+        linfa_linear::LinearRegression::new()
+            .fit(data)
+            .map_err(|e| FitError(format!("the least-squares fit failed: {e}")))
+    };
+    let (coefficients, intercept, x) = if kept.is_empty() {
+        // Every input constant: the mean predicts best.
+        (vec![0.0; p], y.mean().unwrap_or(0.0), x)
+    } else if kept.len() == p {
+        let data = DatasetBase::new(x, y.clone());
+        let fit = ols(&data)?;
+        (fit.params().to_vec(), fit.intercept(), data.records)
+    } else {
+        let data = DatasetBase::new(x.select(Axis(1), &kept), y.clone());
+        let fit = ols(&data)?;
+        let mut coefficients = vec![0.0; p];
+        for (&j, c) in kept.iter().zip(fit.params()) {
+            coefficients[j] = *c;
+        }
+        (coefficients, fit.intercept(), x)
+    };
+    if coefficients.iter().any(|c| !c.is_finite()) || !intercept.is_finite() {
         return Err(FitError(
-            "the least-squares fit gave non-finite coefficients \
-             (columns that repeat each other?)"
-                .into(),
+            "the least-squares fit gave non-finite coefficients (values too large?)".into(),
         ));
     }
-    Ok(Fitted::Linear {
-        intercept: fit.intercept(),
-        coefficients,
-    })
+    Ok((
+        Fitted::Linear {
+            intercept,
+            coefficients,
+        },
+        x,
+    ))
+}
+
+/// An input is left out when all but this share of its variance is
+/// explained by the inputs before it (and the intercept).
+const DEPENDENT_SHARE: f64 = 1e-9;
+
+/// The inputs that are not a linear combination of the intercept and the
+/// inputs kept before them, in order: an incremental Cholesky
+/// factorisation of the centred Gram matrix `XᵀX - n·μμᵀ`, an input kept
+/// when its residual variance after the kept ones is more than
+/// [`DEPENDENT_SHARE`] of its variance.
+fn independent_inputs(x: &Array2<f64>) -> Vec<usize> {
+    let (n, p) = x.dim();
+    let Some(mean) = x.mean_axis(Axis(0)) else {
+        return Vec::new();
+    };
+    let mut g = x.t().dot(x);
+    for i in 0..p {
+        for j in 0..p {
+            g[[i, j]] -= n as f64 * mean[i] * mean[j];
+        }
+    }
+    let mut kept: Vec<usize> = Vec::new();
+    // Row a of the Cholesky factor over the kept inputs (a + 1 entries).
+    let mut l: Vec<Vec<f64>> = Vec::new();
+    for j in 0..p {
+        let variance = g[[j, j]];
+        let mut z = Vec::with_capacity(kept.len() + 1);
+        for (a, &ka) in kept.iter().enumerate() {
+            let v = g[[ka, j]] - (0..a).map(|b| l[a][b] * z[b]).sum::<f64>();
+            z.push(v / l[a][a]);
+        }
+        let residual = variance - z.iter().map(|v| v * v).sum::<f64>();
+        if variance > 0.0 && residual > DEPENDENT_SHARE * variance {
+            z.push(residual.sqrt());
+            l.push(z);
+            kept.push(j);
+        }
+    }
+    kept
 }
 
 /// Gradient tolerance and iteration bound of the logistic fits: far
@@ -557,12 +625,17 @@ fn fit_linear(x: &Array2<f64>, y: &Array1<f64>) -> Result<Fitted, FitError> {
 const LOGISTIC_TOLERANCE: f64 = 1e-9;
 const LOGISTIC_MAX_ITERATIONS: u64 = 10_000;
 
-fn fit_logistic(x: &Array2<f64>, classes: &[String], y: &[usize]) -> Result<Fitted, FitError> {
+/// Fits the logistic regression on `x` (moved in, and handed back).
+fn fit_logistic(
+    x: Array2<f64>,
+    classes: &[String],
+    y: &[usize],
+) -> Result<(Fitted, Array2<f64>), FitError> {
     let failed = |e: linfa_logistic::error::Error| {
         FitError(format!("the logistic regression fit failed: {e}"))
     };
     if classes.len() == 2 {
-        let data = DatasetBase::new(x.clone(), Array1::from(y.to_vec()));
+        let data = DatasetBase::new(x, Array1::from(y.to_vec()));
         let fit = linfa_logistic::LogisticRegression::default()
             .alpha(1.0)
             .gradient_tolerance(LOGISTIC_TOLERANCE)
@@ -576,13 +649,14 @@ fn fit_logistic(x: &Array2<f64>, classes: &[String], y: &[usize]) -> Result<Fitt
         } else {
             -1.0
         };
-        return Ok(Fitted::Logistic {
+        let fitted = Fitted::Logistic {
             classes: classes.to_vec(),
             intercepts: vec![sign * fit.intercept()],
             weights: vec![fit.params().iter().map(|w| sign * w).collect()],
-        });
+        };
+        return Ok((fitted, data.records));
     }
-    let data = DatasetBase::new(x.clone(), Array1::from(y.to_vec()));
+    let data = DatasetBase::new(x, Array1::from(y.to_vec()));
     let fit = linfa_logistic::MultiLogisticRegression::default()
         .alpha(1.0)
         .gradient_tolerance(LOGISTIC_TOLERANCE)
@@ -591,11 +665,12 @@ fn fit_logistic(x: &Array2<f64>, classes: &[String], y: &[usize]) -> Result<Fitt
         .map_err(failed)?;
     // linfa's classes are the distinct targets in order: 0..k here.
     let params = fit.params();
-    Ok(Fitted::Logistic {
+    let fitted = Fitted::Logistic {
         classes: classes.to_vec(),
         intercepts: fit.intercept().to_vec(),
         weights: (0..classes.len())
             .map(|k| params.column(k).to_vec())
             .collect(),
-    })
+    };
+    Ok((fitted, data.records))
 }

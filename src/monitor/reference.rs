@@ -42,16 +42,17 @@ pub const CLASSIFICATION_METRICS: [&str; 7] = [
     "brier",
 ];
 
-/// The reference of `model` on its training `table`.
+/// The reference of `model` on its training `table`, with the model's
+/// `outputs` on it (from the fit).
 pub fn of_tabular(
     model: &TabularModel,
     table: &Table,
+    outputs: Outputs,
     window: usize,
     windows: usize,
     seed: u64,
 ) -> Result<Reference, BaselineError> {
     check_sizes(window, windows)?;
-    let fit_err = |e: crate::model::tabular::FitError| err("training data", e.to_string());
     let mut features = Vec::with_capacity(model.features.len());
     for f in &model.features {
         let (_, c) = table
@@ -68,7 +69,7 @@ pub fn of_tabular(
             }
         });
     }
-    let (prediction, bands) = match model.outputs(table).map_err(fit_err)? {
+    let (prediction, bands) = match outputs {
         Outputs::Regression { truth, predictions } => {
             let pairs: Vec<(f64, f64)> =
                 truth.into_iter().zip(predictions.iter().copied()).collect();

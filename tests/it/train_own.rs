@@ -41,10 +41,23 @@ fn train_and_check(
     csv: &str,
     target: &str,
 ) -> (serde_json::Value, String, serde_json::Value) {
+    train_and_check_with(sb, csv, target, &[])
+}
+
+/// [`train_and_check`] with more flags for `train`.
+fn train_and_check_with(
+    sb: &Sandbox,
+    csv: &str,
+    target: &str,
+    extra: &[&str],
+) -> (serde_json::Value, String, serde_json::Value) {
     let data = data_dir().join(csv);
     let out = sb.join(&format!("{csv}.model.json"));
     let mut cmd = sb.command(["train", "--data"]);
-    cmd.arg(&data).args(["--target", target, "--out"]).arg(&out);
+    cmd.arg(&data)
+        .args(["--target", target, "--out"])
+        .arg(&out)
+        .args(extra);
     let ran = run_within(cmd, TRAIN);
     ran.expect_code(0);
     let artifact: serde_json::Value =
@@ -164,6 +177,46 @@ fn a_regression_with_categorical_columns_and_missing_cells_equals_sklearns_ols()
         "{}",
         ran.stderr
     );
+}
+
+/// A repeated column, one scaled and shifted, a constant one and a level
+/// seen only in a row left out: OLS leaves the dependent inputs out, so
+/// its predictions are those of scikit-learn's minimum-norm solution (a
+/// hostile pass found coefficients of 1e14 and predictions 1.4% off).
+#[test]
+fn degenerate_columns_give_sklearns_minimum_norm_predictions() {
+    let sb = Sandbox::new();
+    let (artifact, _, sk) = train_and_check(&sb, "degenerate.csv", "y");
+    let diff = sk["max_pred_diff"].as_f64().unwrap();
+    assert!(diff < 1e-9, "largest relative difference {diff}");
+    let coefficients = artifact["model"]["coefficients"].as_array().unwrap();
+    let largest = coefficients
+        .iter()
+        .map(|c| c.as_f64().unwrap().abs())
+        .fold(0.0, f64::max);
+    assert!(largest < 100.0, "coefficients fit noise: {coefficients:?}");
+    // The level only an omitted row had is no level of the schema.
+    assert_eq!(
+        artifact["features"][5]["levels"],
+        serde_json::json!(["dark", "light"])
+    );
+    assert_reference(&sk, &REGRESSION_METRICS);
+}
+
+/// Numbers as classes: `0`, `-0` and `0.0` are one class (a hostile pass
+/// found the rows of `0` trained as class `-1`).
+#[test]
+fn numeric_classes_treat_minus_zero_as_zero() {
+    let sb = Sandbox::new();
+    let (artifact, _, sk) =
+        train_and_check_with(&sb, "signed_zero.csv", "t", &["--task", "classification"]);
+    assert_eq!(
+        artifact["model"]["classes"],
+        serde_json::json!(["-1", "0", "1"])
+    );
+    let diff = sk["max_pred_diff"].as_f64().unwrap();
+    assert!(diff < 1e-4, "largest probability difference {diff}");
+    assert_reference(&sk, &CLASSIFICATION_METRICS);
 }
 
 #[test]
@@ -301,6 +354,58 @@ fn bad_data_exits_2_naming_where_and_writes_nothing() {
         }
         assert!(!out.exists(), "{name}: an artifact was written");
     }
+    // Inputs past the fit's bound (one per level): refused before the
+    // matrix is made (a hostile pass made it allocate 20 GB and abort).
+    let wide = sb.join("wide.csv");
+    let mut text = String::from("a,b,c,y\n");
+    for i in 0..3000 {
+        text += &format!(
+            "a{},b{},c{},{i}\n",
+            i % 1000,
+            (i * 7) % 1000,
+            (i * 13) % 1000
+        );
+    }
+    std::fs::write(&wide, text).unwrap();
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(&wide)
+        .args(["--target", "y", "--max-levels", "5000"]);
+    let ran = run_within(cmd, TRAIN);
+    assert_eq!(ran.code(), Some(2), "{}", ran.stderr);
+    let line = support::sandbox::one_error_line(&ran);
+    assert!(
+        line.contains("2997 model inputs") && line.contains("at most 2000"),
+        "{line}"
+    );
+    // A line over 16 MB: refused, its record never held whole.
+    let long = sb.join("long.csv");
+    std::fs::write(&long, vec![b'x'; 17 << 20]).unwrap();
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(&long).args(["--target", "y"]);
+    let ran = run_within(cmd, TRAIN);
+    assert_eq!(ran.code(), Some(2), "{}", ran.stderr);
+    assert!(support::sandbox::one_error_line(&ran).contains("a line longer than 16 MB"));
+    // Values too large for the fit: refused, not an artifact with NaN in it.
+    let huge = sb.join("huge.csv");
+    std::fs::write(&huge, "a,y\n1,1e200\n2,-3e200\n3,2e200\n").unwrap();
+    let huge_out = sb.join("huge.json");
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(&huge)
+        .args(["--target", "y", "--out"])
+        .arg(&huge_out);
+    let ran = run_within(cmd, TRAIN);
+    assert_eq!(ran.code(), Some(2), "{}", ran.stderr);
+    assert!(support::sandbox::one_error_line(&ran).contains("non-finite"));
+    assert!(!huge_out.exists());
+    // --out naming the data file (through another path): refused, the data kept.
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(&huge)
+        .args(["--target", "y", "--out"])
+        .arg(sb.path().join(".").join("huge.csv"));
+    let ran = run_within(cmd, TRAIN);
+    assert_eq!(ran.code(), Some(2), "{}", ran.stderr);
+    assert!(support::sandbox::one_error_line(&ran).contains("is the --data file"));
+    assert!(std::fs::read_to_string(&huge).unwrap().starts_with("a,y\n"));
     // An id column is no feature, whatever it holds; one not in the header is named.
     let data = sb.join("ids.csv");
     std::fs::write(&data, b"row,a,y\nr1,1,2\nr2,2,4.5\nr3,3,5.5\nr4,4,8\n").unwrap();

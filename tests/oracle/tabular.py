@@ -41,6 +41,13 @@ def number(cell):
     return v if np.isfinite(v) else None
 
 
+def sk_classes_of(values):
+    """Numeric class labels as the artifact names them ("-0" is "0"), else None."""
+    if all(number(c) is not None for c in values):
+        return [repr(float(c) + 0.0).removesuffix(".0") for c in values]
+    return None
+
+
 def make(out):
     from sklearn.datasets import load_breast_cancer, load_wine
 
@@ -71,6 +78,29 @@ def make(out):
             w.writerow(names + [cat_name, "label"])
             for i in range(len(t)):
                 w.writerow([repr(float(v)) for v in X[i]] + [str(band[i]), target_names[t[i]]])
+
+    # Degenerate columns OLS must survive as scikit-learn's minimum-norm
+    # solution does: a repeated column, one scaled and shifted, a constant
+    # one, and a level ("aaa") seen only in a row left out for a missing cell.
+    n = 200
+    a = rng.normal(0, 1, n)
+    b = rng.normal(5, 2, n)
+    tone = rng.choice(["dark", "light"], n)
+    yd = 2 * a - b + (tone == "dark") * 3 + rng.normal(0, 0.5, n)
+    with open(f"{out}/degenerate.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "a_again", "a_scaled", "k", "b", "tone", "y"])
+        for i in range(n):
+            w.writerow([repr(float(a[i])), repr(float(a[i])), repr(float(2 * a[i] + 1)), "5", repr(float(b[i])), str(tone[i]), repr(float(yd[i]))])
+        w.writerow(["1.0", "1.0", "3.0", "5", "", "aaa", "0.5"])
+    # Classes written as numbers, 0 and -0 among them: one class.
+    with open(f"{out}/signed_zero.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["x1", "x2", "t"])
+        for i in range(300):
+            x1, x2 = rng.normal(0, 1, 2)
+            t = 1 if x1 + x2 > 0.8 else (-1 if x1 - x2 < -0.8 else 0)
+            w.writerow([repr(float(x1)), repr(float(x2)), ["0", "-0", "0.0"][i % 3] if t == 0 else str(t)])
 
     write("binary.csv", load_breast_cancer(), ["malignant", "benign"], "size", 0)
     write("multi.csv", load_wine(), ["class_0", "class_1", "class_2"], "hue_band", 10)
@@ -121,6 +151,8 @@ def check(artifact_path, csv_path, target):
         out["r2"] = float(r2_score(y, p_sk))
     else:
         y = np.array(cols[target])
+        if all(number(c) is not None for c in y):  # numbers as classes, -0 == 0
+            y = np.array([float(c) + 0.0 for c in y])
         sk = LogisticRegression(C=1.0, tol=1e-10, max_iter=100000).fit(X, y)
         p_sk = sk.predict_proba(X)
         W = np.array(m["weights"])
@@ -131,7 +163,10 @@ def check(artifact_path, csv_path, target):
         else:
             e = np.exp(h - h.max(axis=1, keepdims=True))
             p_art = e / e.sum(axis=1, keepdims=True)
-        order = [m["classes"].index(c) for c in sk.classes_]
+        names = [str(c) for c in sk.classes_]
+        if isinstance(sk.classes_[0], float):
+            names = [repr(float(c)).removesuffix(".0") for c in sk.classes_]
+        order = [m["classes"].index(c) for c in names]
         out["max_pred_diff"] = float(np.max(np.abs(p_sk - p_art[:, order])))
         out["accuracy"] = float(accuracy_score(y, sk.predict(X)))
         out["log_loss"] = float(log_loss(y, p_sk))
@@ -175,7 +210,10 @@ def check_reference(art, cols, target, regression, p_sk):
     else:
         from sklearn.metrics import log_loss
         classes = art["model"]["classes"]
-        y = np.array([classes.index(c) for c in cols[target]])
+        if isinstance(sk_classes_of(cols[target]), list):
+            y = np.array([classes.index(c) for c in sk_classes_of(cols[target])])
+        else:
+            y = np.array([classes.index(c) for c in cols[target]])
         # p_sk's columns are sklearn's classes_, sorted like the artifact's.
         if p_sk.shape[1] == 2:
             predicted = (p_sk[:, 1] >= 0.5).astype(int)
