@@ -106,6 +106,27 @@ const CLASSIFICATION_METRICS: [&str; 7] = [
     "brier",
 ];
 
+/// A classifier's probabilities within 1e-4 of scikit-learn's, the printed
+/// accuracy and log loss equal to its figures, and its reference checked.
+fn assert_classifier_agrees(stdout: &str, sk: &serde_json::Value) {
+    let diff = sk["max_pred_diff"].as_f64().unwrap();
+    assert!(diff < 1e-4, "largest probability difference {diff}");
+    let (acc, loss) = (figure(stdout, "accuracy "), figure(stdout, "log loss "));
+    let (sk_acc, sk_loss) = (
+        sk["accuracy"].as_f64().unwrap(),
+        sk["log_loss"].as_f64().unwrap(),
+    );
+    assert!(
+        (acc - sk_acc).abs() < 1e-6,
+        "accuracy {acc} vs sklearn {sk_acc}"
+    );
+    assert!(
+        (loss - sk_loss).abs() < 1e-5,
+        "log loss {loss} vs sklearn {sk_loss}"
+    );
+    assert_reference(sk, &CLASSIFICATION_METRICS);
+}
+
 /// The number after `label` in the training summary.
 fn figure(stdout: &str, label: &str) -> f64 {
     let at = stdout
@@ -228,22 +249,7 @@ fn a_binary_classifier_gives_sklearns_logistic_probabilities() {
         artifact["model"]["classes"],
         serde_json::json!(["benign", "malignant"])
     );
-    let diff = sk["max_pred_diff"].as_f64().unwrap();
-    assert!(diff < 1e-4, "largest probability difference {diff}");
-    let (acc, loss) = (figure(&stdout, "accuracy "), figure(&stdout, "log loss "));
-    let (sk_acc, sk_loss) = (
-        sk["accuracy"].as_f64().unwrap(),
-        sk["log_loss"].as_f64().unwrap(),
-    );
-    assert!(
-        (acc - sk_acc).abs() < 1e-6,
-        "accuracy {acc} vs sklearn {sk_acc}"
-    );
-    assert!(
-        (loss - sk_loss).abs() < 1e-5,
-        "log loss {loss} vs sklearn {sk_loss}"
-    );
-    assert_reference(&sk, &CLASSIFICATION_METRICS);
+    assert_classifier_agrees(&stdout, &sk);
 }
 
 #[test]
@@ -255,22 +261,7 @@ fn a_multiclass_classifier_gives_sklearns_multinomial_probabilities() {
         serde_json::json!(["class_0", "class_1", "class_2"])
     );
     assert_eq!(artifact["model"]["weights"].as_array().unwrap().len(), 3);
-    let diff = sk["max_pred_diff"].as_f64().unwrap();
-    assert!(diff < 1e-4, "largest probability difference {diff}");
-    let (acc, loss) = (figure(&stdout, "accuracy "), figure(&stdout, "log loss "));
-    let (sk_acc, sk_loss) = (
-        sk["accuracy"].as_f64().unwrap(),
-        sk["log_loss"].as_f64().unwrap(),
-    );
-    assert!(
-        (acc - sk_acc).abs() < 1e-6,
-        "accuracy {acc} vs sklearn {sk_acc}"
-    );
-    assert!(
-        (loss - sk_loss).abs() < 1e-5,
-        "log loss {loss} vs sklearn {sk_loss}"
-    );
-    assert_reference(&sk, &CLASSIFICATION_METRICS);
+    assert_classifier_agrees(&stdout, &sk);
 }
 
 /// Bad input: exit 2, one line naming the file, the line and the column
