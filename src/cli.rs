@@ -208,6 +208,15 @@ pub struct TrainArgs {
     /// A column of --data that identifies rows (left out of the features).
     #[arg(long, requires = "data", value_name = "COLUMN")]
     pub id: Option<String>,
+    /// Columns of --data that are categorical even when every value is a
+    /// number (codes, zip codes, class numbers), comma-separated.
+    #[arg(
+        long,
+        requires = "data",
+        value_name = "COLUMN,...",
+        value_delimiter = ','
+    )]
+    pub categorical: Vec<String>,
     /// Regression or classification (default: classification when the
     /// target has a value that is not a number, else regression).
     #[arg(long, requires = "data", value_enum)]
@@ -632,6 +641,7 @@ fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
         max_levels: args.max_levels,
         missing: args.missing,
         skip: args.id.iter().cloned().collect(),
+        categorical: args.categorical.clone(),
         ..ReadOptions::default()
     };
     if args.id.as_deref() == Some(target) {

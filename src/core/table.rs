@@ -63,6 +63,10 @@ pub struct ReadOptions {
     /// Columns read past, neither typed nor kept (an id column); each must
     /// be in the header.
     pub skip: Vec<String>,
+    /// Columns categorical even when every value is a number (codes, zip
+    /// codes, class numbers); each must be in the header. Their levels are
+    /// the values as written: `01` and `1` are two levels.
+    pub categorical: Vec<String>,
 }
 
 impl Default for ReadOptions {
@@ -74,6 +78,7 @@ impl Default for ReadOptions {
             max_columns: 1000,
             missing: Missing::Omit,
             skip: Vec::new(),
+            categorical: Vec::new(),
         }
     }
 }
@@ -179,12 +184,16 @@ impl Table {
     pub fn read(path: &Path, options: &ReadOptions) -> Result<Table, TableError> {
         let file = shown_path(path);
         let (header, seen, sha256) = first_pass(path, &file, options)?;
-        for name in &options.skip {
-            if !header.contains(name) {
+        let named = [
+            (&options.skip, "--id"),
+            (&options.categorical, "--categorical"),
+        ];
+        for (names, flag) in named {
+            if let Some(name) = names.iter().find(|n| !header.contains(n)) {
                 return Err(TableError::File {
                     file,
                     problem: format!(
-                        "no column {} (--id); the columns are {}",
+                        "no column {} ({flag}); the columns are {}",
                         quoted(name),
                         names_of(header.iter().map(String::as_str))
                     ),
@@ -482,7 +491,7 @@ fn column_schema(
     seen: Seen,
     options: &ReadOptions,
 ) -> Result<ColumnSchema, TableError> {
-    if seen.numeric {
+    if seen.numeric && !options.categorical.iter().any(|c| c == name) {
         return Ok(ColumnSchema {
             name: name.to_owned(),
             kind: ColumnKind::Numeric,
@@ -504,9 +513,11 @@ fn column_schema(
         return Err(cell(
             line,
             format!(
-                "categorical (line {} is not a number) with more than {} levels \
-                 (--max-levels)",
-                seen.not_a_number_at.unwrap_or(0),
+                "categorical ({}) with more than {} levels (--max-levels)",
+                match seen.not_a_number_at {
+                    Some(line) => format!("line {line} is not a number"),
+                    None => "--categorical".to_owned(),
+                },
                 options.max_levels
             ),
         ));
@@ -730,6 +741,23 @@ mod tests {
         );
         let e = read(b"x,y\n1,2\n", &skip).unwrap_err().to_string();
         assert!(e.contains("no column \"id\" (--id)"), "{e}");
+    }
+
+    #[test]
+    fn numbers_can_be_declared_categorical_as_written() {
+        let o = ReadOptions {
+            categorical: vec!["zip".into()],
+            ..ReadOptions::default()
+        };
+        let t = read(b"zip,y\n01234,1\n1234,2\n01234,3\n", &o).unwrap();
+        assert_eq!(
+            t.columns[0].schema.kind,
+            ColumnKind::Categorical {
+                levels: vec!["01234".into(), "1234".into()]
+            }
+        );
+        let e = read(b"x,y\n1,2\n", &o).unwrap_err().to_string();
+        assert!(e.contains("no column \"zip\" (--categorical)"), "{e}");
     }
 
     #[test]

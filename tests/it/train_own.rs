@@ -397,6 +397,26 @@ fn bad_data_exits_2_naming_where_and_writes_nothing() {
     assert_eq!(ran.code(), Some(2), "{}", ran.stderr);
     assert!(support::sandbox::one_error_line(&ran).contains("is the --data file"));
     assert!(std::fs::read_to_string(&huge).unwrap().starts_with("a,y\n"));
+    // Numbers declared categorical are one-hot encoded, levels as written.
+    let codes = sb.join("codes.csv");
+    std::fs::write(
+        &codes,
+        b"code,a,y\n07,1,2\n7,2,4.5\n07,3,5.5\n12,4,8\n7,5,9\n",
+    )
+    .unwrap();
+    let codes_out = sb.join("codes.json");
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(&codes)
+        .args(["--target", "y", "--categorical", "code", "--out"])
+        .arg(&codes_out);
+    run_within(cmd, TRAIN).expect_code(0);
+    let artifact: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&codes_out).unwrap()).unwrap();
+    assert_eq!(artifact["features"][0]["type"], "categorical");
+    assert_eq!(
+        artifact["features"][0]["levels"],
+        serde_json::json!(["07", "12", "7"])
+    );
     // An id column is no feature, whatever it holds; one not in the header is named.
     let data = sb.join("ids.csv");
     std::fs::write(&data, b"row,a,y\nr1,1,2\nr2,2,4.5\nr3,3,5.5\nr4,4,8\n").unwrap();
