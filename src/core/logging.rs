@@ -40,7 +40,7 @@ pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
 pub fn init(level: &str, file: Option<(&Path, Rotation)>) -> std::io::Result<LogGuard> {
     let filter = || {
         EnvFilter::try_from_default_env()
-            .or_else(|_| EnvFilter::try_new(level).map(quiet_http))
+            .or_else(|_| EnvFilter::try_new(level).map(quiet_libraries))
             .unwrap_or_else(|_| EnvFilter::new("info"))
     };
     let stderr = fmt::layer()
@@ -86,8 +86,14 @@ fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
 /// noise at `info`; its warnings and errors still show. actix-http logs an
 /// ERROR line per malformed request a client sends: the client gets its
 /// 4xx, and the log must not be a way to fill the disk, so those are off.
-fn quiet_http(filter: EnvFilter) -> EnvFilter {
-    ["actix_server=warn", "actix_http=off"]
+/// lapin logs every connection-level error itself ("Connection error"),
+/// also the benign race of a channel still closing when its connection
+/// closes at the end of a replay (an ERROR line in a clean run, CI), and
+/// hands the same error to the call or consumer that meets it, which the
+/// program reports with its context: that target is off. `RUST_LOG`
+/// (e.g. `RUST_LOG=info,lapin=debug`) still shows it.
+fn quiet_libraries(filter: EnvFilter) -> EnvFilter {
+    ["actix_server=warn", "actix_http=off", "lapin::channels=off"]
         .into_iter()
         .filter_map(|d| d.parse().ok())
         .fold(filter, |f, d| f.add_directive(d))
