@@ -250,7 +250,12 @@ pub fn names_of<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
 /// Opens `path` for reading: a regular file of at most `max_bytes`, read
 /// with that bound (a file that grows while it is read is cut there and
 /// caught by the row counts of the two passes).
-fn open(path: &Path, file: &str, options: &ReadOptions, pass: u8) -> Result<impl Read, TableError> {
+fn open(
+    path: &Path,
+    file: &str,
+    options: &ReadOptions,
+    pass: u8,
+) -> Result<FileReader, TableError> {
     let err = |problem: String| TableError::File {
         file: file.to_owned(),
         problem,
@@ -368,6 +373,31 @@ struct Hashing<R> {
     hasher: Sha256,
 }
 
+/// The file as a pass reads it: bounded, buffered, counted.
+type FileReader = Progress<std::io::Take<std::io::BufReader<std::fs::File>>>;
+
+impl Hashing<FileReader> {
+    /// Opens `path` for pass `pass` of a read, hashing what it reads.
+    fn open(path: &Path, file: &str, options: &ReadOptions, pass: u8) -> Result<Self, TableError> {
+        Ok(Hashing {
+            inner: open(path, file, options, pass)?,
+            hasher: Sha256::new(),
+        })
+    }
+}
+
+impl<R: Read> Hashing<R> {
+    /// Reads the rest of the file (where the csv reader stopped before its
+    /// end) and returns the hex sha256 of all of it.
+    fn finish(mut self, file: &str) -> Result<String, TableError> {
+        std::io::copy(&mut self, &mut std::io::sink()).map_err(|e| TableError::File {
+            file: file.to_owned(),
+            problem: e.to_string(),
+        })?;
+        Ok(hex(self.hasher.finalize().as_slice()))
+    }
+}
+
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -382,10 +412,7 @@ fn first_pass(
     file: &str,
     options: &ReadOptions,
 ) -> Result<(Vec<String>, Vec<Seen>, String), TableError> {
-    let mut hashing = Hashing {
-        inner: open(path, file, options, 1)?,
-        hasher: Sha256::new(),
-    };
+    let mut hashing = Hashing::open(path, file, options, 1)?;
     let mut rdr = reader(&mut hashing, options);
     let header = check_header(file, &mut rdr, options)?;
     let mut seen: Vec<Seen> = header
@@ -423,13 +450,7 @@ fn first_pass(
         }
     }
     drop(rdr);
-    // The rest of the file, if the reader stopped before its end.
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| TableError::File {
-        file: file.to_owned(),
-        problem: e.to_string(),
-    })?;
-    let sha256 = hex(hashing.hasher.finalize().as_slice());
-    Ok((header, seen, sha256))
+    Ok((header, seen, hashing.finish(file)?))
 }
 
 /// The header: at least one column, at most `max_columns`, every name
@@ -540,10 +561,7 @@ fn second_pass(
     sha256: &str,
     options: &ReadOptions,
 ) -> Result<(Vec<Column>, usize, usize), TableError> {
-    let mut hashing = Hashing {
-        inner: open(path, file, options, 2)?,
-        hasher: Sha256::new(),
-    };
+    let mut hashing = Hashing::open(path, file, options, 2)?;
     let mut rdr = reader(&mut hashing, options);
     let header = check_header(file, &mut rdr, options)?;
     let mut columns: Vec<Column> = schema
@@ -598,12 +616,8 @@ fn second_pass(
         rows += 1;
     }
     drop(rdr);
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| TableError::File {
-        file: file.to_owned(),
-        problem: e.to_string(),
-    })?;
     // The same bytes both times, or the schema and the rows may be of two files.
-    if hex(hashing.hasher.finalize().as_slice()) != sha256 {
+    if hashing.finish(file)? != sha256 {
         return Err(changed());
     }
     prune_levels(&mut columns);

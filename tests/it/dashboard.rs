@@ -284,7 +284,12 @@ fn events_come_once_a_second_with_rising_counters_are_bounded_and_end_when_the_s
         .iter()
         .map(|c| c.as_u64().unwrap())
         .sum();
-    assert!(hist > 0 && hist <= snaps[3]["counters"]["rows"].as_u64().unwrap() + 1000);
+    let rows = snaps[3]["counters"]["rows"].as_u64().unwrap();
+    assert!(
+        hist > 0 && hist <= rows + 1000,
+        "histogram of {hist} rows against {rows} rows written: {}",
+        events[3]
+    );
     println!(
         "sse: event sizes {:?} bytes, {} events in {:?}",
         events.iter().map(String::len).collect::<Vec<_>>(),

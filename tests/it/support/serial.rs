@@ -1,5 +1,5 @@
 //! The locks of the few tests that must not overlap, in a binary whose
-//! tests otherwise run at the same time (`RUST_TEST_THREADS`, see
+//! tests may run at the same time (`RUST_TEST_THREADS`, 1 today: see
 //! `.cargo/config.toml`).
 //!
 //! - [`broker_lock`]: the tests that publish to or read from `ml_pipeline`,
