@@ -23,8 +23,10 @@ pub const FEATURE_NAMES: [&str; N_FEATURES] = [
 /// The raw CSV, byte for byte as shipped.
 pub const RAW_CSV: &str = include_str!("../../data/diabetes.csv");
 
-/// One scaled feature vector.
-pub type FeatureVector = [f64; N_FEATURES];
+/// One feature row, in the columns' order: inline (no allocation) for up
+/// to [`N_FEATURES`] values, as the diabetes data has, on the heap for a
+/// wider schema.
+pub type FeatureVector = smallvec::SmallVec<[f64; N_FEATURES]>;
 
 /// Errors reading a diabetes-shaped CSV.
 #[derive(Debug, thiserror::Error)]
@@ -145,11 +147,7 @@ impl Dataset {
 
     /// The scaled features of row `i`.
     pub fn feature_row(&self, i: usize) -> FeatureVector {
-        let mut out = [0.0; N_FEATURES];
-        for (o, v) in out.iter_mut().zip(self.features.row(i)) {
-            *o = *v;
-        }
-        out
+        self.features.row(i).iter().copied().collect()
     }
 }
 

@@ -41,7 +41,7 @@ pub const MAX_ABS_VALUE: f64 = 1e100;
 pub const MAX_ABS_FEATURE: f64 = 1e6;
 
 /// The features of one sample, sklearn-scaled.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Features {
     pub id: SampleId,
     pub x: FeatureVector,
@@ -199,7 +199,7 @@ impl WireMessage for Features {
         self.id
     }
     fn to_json(&self) -> Vec<u8> {
-        envelope(self.id, self.x)
+        envelope(self.id, &self.x[..])
     }
 }
 
@@ -257,7 +257,7 @@ mod tests {
     fn wire_bodies_match_the_python_services() {
         let f = Features {
             id: 1732865012345678,
-            x: [0.5, -0.25, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            x: [0.5, -0.25, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0].into(),
         };
         assert_eq!(
             String::from_utf8(f.to_json()).unwrap(),

@@ -50,7 +50,7 @@ use anyhow::Context as _;
 use super::reader::Entry;
 use crate::config::Settings;
 use crate::core::append_file::AppendFile;
-use crate::core::data::N_FEATURES;
+use crate::core::data::{FeatureVector, N_FEATURES};
 use crate::core::log_paths::{open_log, LogPaths};
 use crate::core::messages::{Features, Kind, MetricRecord};
 use crate::metric::join::RecentIds;
@@ -449,7 +449,7 @@ impl Rebuild {
         };
         let mut f = Features {
             id,
-            x: [0.0; N_FEATURES],
+            x: FeatureVector::from_elem(0.0, N_FEATURES),
         };
         for (slot, v) in f.x.iter_mut().zip(x) {
             match v.as_f64() {

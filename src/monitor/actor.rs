@@ -678,7 +678,7 @@ impl Handler<Batch<Features>> for MonitorActor {
                     .items
                     .iter()
                     .filter(|f| !seen.contains(f.id))
-                    .copied()
+                    .cloned()
                     .collect();
                 for f in batch.items.iter() {
                     seen.insert(f.id);

@@ -525,18 +525,14 @@ mod tests {
         let d = Dataset::embedded();
         (0..d.len())
             .map(|i| {
-                let mut r = [0.0; N_FEATURES];
-                for (o, v) in r.iter_mut().zip(d.raw.row(i)) {
-                    *o = *v;
-                }
-                r
+                d.raw.row(i).iter().copied().collect()
             })
             .collect()
     }
 
     fn scale(row: &FeatureVector) -> FeatureVector {
         let s = &Dataset::embedded().scaling;
-        let mut out = *row;
+        let mut out = row.clone();
         for j in 0..N_FEATURES {
             out[j] = (row[j] - s.mean[j]) / s.scale[j];
         }
@@ -548,7 +544,7 @@ mod tests {
         let raw = raw_rows();
         (0..500usize)
             .map(|i| {
-                let mut r = raw[(i * i + 3 * i) % 442];
+                let mut r = raw[(i * i + 3 * i) % 442].clone();
                 r[2] += 2.0;
                 r
             })
@@ -864,7 +860,7 @@ mod tests {
                     .iter()
                     .enumerate()
                     .map(|(i, r)| {
-                        let mut out = *r;
+                        let mut out = r.clone();
                         for (j, v) in out.iter_mut().enumerate() {
                             *v = nudge(*v, i + j);
                         }

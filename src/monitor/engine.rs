@@ -197,12 +197,12 @@ impl Monitor {
                 .find(|s| s.gathered.waiting.contains(&f.id))
             {
                 s.gathered.waiting.remove(&f.id);
-                s.gathered.matched.push(f.x);
+                s.gathered.matched.push(f.x.clone());
                 closed.extend(self.close_complete());
                 continue;
             }
             if self.open.waiting.remove(&f.id) {
-                self.open.matched.push(f.x);
+                self.open.matched.push(f.x.clone());
                 continue;
             }
             if f.id < self.stale_below {
@@ -210,7 +210,7 @@ impl Monitor {
                 self.unmatched += 1;
                 continue;
             }
-            if self.features.insert(f.id, f.x).is_some() {
+            if self.features.insert(f.id, f.x.clone()).is_some() {
                 // The same id again: it keeps its place.
                 continue;
             }
@@ -457,7 +457,9 @@ mod tests {
             id,
             x: data
                 .feature_row(id as usize % data.len())
-                .map(|v| v + shift),
+                .iter()
+                .map(|v| v + shift)
+                .collect(),
         })
         .collect()
     }

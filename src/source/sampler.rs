@@ -112,7 +112,7 @@ mod tests {
             let (fa, ta) = plain.batch(n);
             let (fb, tb) = shifted.batch(n);
             for i in 0..n {
-                let (xa, xb) = (fa.items[i].x, fb.items[i].x);
+                let (xa, xb) = (&fa.items[i].x, &fb.items[i].x);
                 let (ya, yb) = (ta.items[i].y, tb.items[i].y);
                 if k < 70 {
                     assert_eq!((xa, ya), (xb, yb), "sample {k} is before the start");

@@ -576,7 +576,7 @@ async fn numpy_scaled_features_of_an_unshifted_stream_show_no_drift() {
     // The noise is there: many features differ from the program's own
     // scaling (its drift reference), each by far less than 1e-12.
     let data = modelwatch::core::data::Dataset::embedded();
-    let ours: Vec<[f64; 10]> = (0..data.len()).map(|i| data.feature_row(i)).collect();
+    let ours: Vec<_> = (0..data.len()).map(|i| data.feature_row(i)).collect();
     let mut differ = 0;
     let mut our_samples = Vec::with_capacity(SAMPLES);
     for s in &samples {

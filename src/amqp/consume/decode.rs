@@ -17,7 +17,7 @@
 use crate::core::text::bounded_text;
 use serde_json::Value;
 
-use crate::core::data::N_FEATURES;
+use crate::core::data::{FeatureVector, N_FEATURES};
 use crate::core::messages::{
     Features, Kind, MetricRecord, Prediction, SampleId, Truth, MAX_ABS_FEATURE, MAX_ABS_VALUE,
 };
@@ -189,7 +189,7 @@ impl Decode for Features {
                 arr.len()
             )));
         }
-        let mut x = [0.0; N_FEATURES];
+        let mut x = FeatureVector::from_elem(0.0, N_FEATURES);
         for (i, v) in arr.iter().enumerate() {
             x[i] = bounded_number(v, &format!("feature {i}"), MAX_ABS_FEATURE)?;
         }
@@ -243,7 +243,7 @@ mod tests {
     fn our_own_messages_round_trip() {
         let f = Features {
             id: 1795941769771967,
-            x: [0.1; 10],
+            x: [0.1; 10].into(),
         };
         assert_eq!(decode::<Features>(&f.to_json(), 65536).unwrap(), f);
         let m = MetricRecord::join(5, 151.0, 206.25);

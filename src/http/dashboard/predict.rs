@@ -215,7 +215,7 @@ pub fn parse_form<'a>(
 }
 
 /// An input of `POST /api/predict`, already checked.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     Raw([f64; N_FEATURES]),
     Scaled(FeatureVector),
@@ -263,7 +263,7 @@ pub fn parse_json(body: &[u8], model: &LinearModel) -> Result<Input, FieldError>
                 format!("must hold 10 numbers, got {}", list.len()),
             ));
         }
-        let mut x = [0.0; N_FEATURES];
+        let mut x = FeatureVector::from_elem(0.0, N_FEATURES);
         for (i, (v, out)) in list.iter().zip(x.iter_mut()).enumerate() {
             let field = format!("scaled[{i}]");
             let n = v
@@ -307,11 +307,9 @@ pub fn parse_json(body: &[u8], model: &LinearModel) -> Result<Input, FieldError>
 /// Raw units to what the model sees, with the artifact's scaling.
 pub fn scale(model: &LinearModel, raw: &[f64; N_FEATURES]) -> FeatureVector {
     let s = &model.preprocessing.scaling;
-    let mut x = [0.0; N_FEATURES];
-    for (j, out) in x.iter_mut().enumerate() {
-        *out = (raw[j] - s.mean[j]) / s.scale[j];
-    }
-    x
+    (0..N_FEATURES)
+        .map(|j| (raw[j] - s.mean[j]) / s.scale[j])
+        .collect()
 }
 
 /// A training row near the input.
@@ -367,8 +365,8 @@ pub fn answer(model: &LinearModel, data: &Dataset, input: Input) -> Answer {
     Answer {
         prediction: model.predict(&scaled),
         raw,
-        scaled,
         nearest: nearest(data, &scaled, NEAREST),
+        scaled,
     }
 }
 
@@ -503,7 +501,7 @@ mod tests {
         assert_eq!(r, ROW0);
         let scaled = Dataset::embedded().feature_row(0);
         let body = serde_json::to_vec(&serde_json::json!({ "scaled": scaled })).unwrap();
-        assert_eq!(parse_json(&body, &m).unwrap(), Input::Scaled(scaled));
+        assert_eq!(parse_json(&body, &m).unwrap(), Input::Scaled(scaled.clone()));
 
         // Row 0 scaled, with one value replaced.
         let with = |i: usize, v: serde_json::Value| {
