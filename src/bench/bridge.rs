@@ -36,7 +36,11 @@ const PIKA_SCRIPT: &str = include_str!("../../benches/pika_publish.py");
 pub fn wire_messages(samples: usize) -> Vec<(Kind, Vec<u8>)> {
     let data = Dataset::embedded();
     let model = LinearModel::fit(data).expect("the embedded data fits");
-    let mut sampler = Sampler::new(data, Some(1));
+    let mut sampler = Sampler::new(
+        crate::source::sampler::Rows::Diabetes(data),
+        crate::config::Order::Random,
+        Some(1),
+    );
     let (features, truths) = sampler.batch(samples);
     let mut out = Vec::with_capacity(samples * 4);
     for (f, t) in features.items.iter().zip(truths.items.iter()) {

@@ -100,7 +100,11 @@ fn drift_evaluation_us(n: usize) -> anyhow::Result<(f64, usize)> {
     let data = Dataset::embedded();
     let model = crate::model::LinearModel::fit(data)?;
     let detector = DriftDetector::from_training(&model, DriftConfig::default())?;
-    let mut sampler = crate::source::sampler::Sampler::new(data, Some(1));
+    let mut sampler = crate::source::sampler::Sampler::new(
+        crate::source::sampler::Rows::Diabetes(data),
+        crate::config::Order::Random,
+        Some(1),
+    );
     let rows: Vec<_> = (0..500)
         .map(|_| data.feature_row(sampler.next_row()))
         .collect();

@@ -24,6 +24,21 @@ pub struct Overrides {
     /// Seed for the row picker, for a repeatable sequence. Overrides source.seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Random rows with replacement, or each row once in file order and
+    /// then stop. Overrides source.order.
+    #[arg(long, value_enum)]
+    pub order: Option<super::Order>,
+    /// Your own data: a CSV file with a header line, streamed instead of
+    /// the built-in diabetes data (docs/own-data.md). Overrides data.path.
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: Option<PathBuf>,
+    /// The column of --data the model predicts. Overrides data.target.
+    #[arg(long, value_name = "COLUMN")]
+    pub target: Option<String>,
+    /// The artifact `modelwatch train --data` wrote, to run on --data
+    /// (default: fit the model on --data at start). Overrides data.model.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
     /// Folder for the logs and the plot. Overrides logs.dir.
     #[arg(long)]
     pub logs_dir: Option<PathBuf>,
@@ -66,6 +81,10 @@ impl Overrides {
             count,
             rate,
             seed,
+            order,
+            data,
+            target,
+            model,
             logs_dir,
             amqp_url,
             roles,
@@ -80,6 +99,10 @@ impl Overrides {
         if seed.is_some() {
             s.source.seed = *seed;
         }
+        set(&mut s.source.order, order);
+        set(&mut s.data.path, data);
+        set(&mut s.data.target, target);
+        set(&mut s.data.model, model);
         set(&mut s.logs.dir, logs_dir);
         if let Some(url) = amqp_url {
             s.bridge.url = url.clone();

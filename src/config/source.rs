@@ -4,6 +4,7 @@
 //! `rate` samples/s (0 = as fast as the pipeline takes them) and sends them
 //! downstream in batches; `max_in_flight` batches on their way bound memory.
 //! `scenario` (off by default) shifts the stream from a given sample on.
+//! `order = "sequential"` takes each row once, in file order, instead.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,18 @@ use super::{in_range, Check, ConfigError};
 /// Fastest `source.rate`: beyond it the pacing arithmetic loses meaning, and
 /// the pipeline does not reach a tenth of it anyway (BENCHMARKS.md).
 pub const MAX_RATE: f64 = 10_000_000.0;
+
+/// The order the source takes the data's rows in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Random rows, with replacement (seeded by `seed`), for as long as
+    /// `count` says.
+    #[default]
+    Random,
+    /// Each row once, in file order, then stop (or sooner, at `count`).
+    Sequential,
+}
 
 /// The feature source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +37,8 @@ pub struct SourceSettings {
     pub rate: f64,
     /// Seed of the row picker; absent = random.
     pub seed: Option<u64>,
+    /// Random rows (with replacement) or each row once in file order.
+    pub order: Order,
     /// Most samples carried by one message between actors.
     pub batch_size: usize,
     /// Batches emitted but not yet fully processed downstream.
@@ -40,6 +55,7 @@ impl Default for SourceSettings {
             count: 0,
             rate: 10.0,
             seed: None,
+            order: Order::Random,
             batch_size: 512,
             max_in_flight: 4,
             scenario: None,

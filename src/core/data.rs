@@ -147,7 +147,8 @@ impl Dataset {
 
     /// The scaled features of row `i`.
     pub fn feature_row(&self, i: usize) -> FeatureVector {
-        self.features.row(i).iter().copied().collect()
+        let row = self.features.row(i);
+        FeatureVector::from_buf(std::array::from_fn(|j| row[j]))
     }
 }
 

@@ -67,6 +67,9 @@ pub struct ReadOptions {
     /// codes, class numbers); each must be in the header. Their levels are
     /// the values as written: `01` and `1` are two levels.
     pub categorical: Vec<String>,
+    /// Columns a model reads as categorical: read so when they are in the
+    /// header (the model's own check names one that is not).
+    pub model_categorical: Vec<String>,
 }
 
 impl Default for ReadOptions {
@@ -79,6 +82,7 @@ impl Default for ReadOptions {
             missing: Missing::Omit,
             skip: Vec::new(),
             categorical: Vec::new(),
+            model_categorical: Vec::new(),
         }
     }
 }
@@ -93,7 +97,9 @@ pub enum ColumnKind {
 
 /// One column of the schema: its name as the header gives it, its type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// No `deny_unknown_fields`: serde does not support it with `flatten`; the
+// artifact's reader checks for unknown fields itself
+// (`model::tabular::TabularModel::load`).
 pub struct ColumnSchema {
     pub name: String,
     #[serde(flatten)]
@@ -185,8 +191,8 @@ impl Table {
         let file = shown_path(path);
         let (header, seen, sha256) = first_pass(path, &file, options)?;
         let named = [
-            (&options.skip, "--id"),
-            (&options.categorical, "--categorical"),
+            (&options.skip, "--id, data.id"),
+            (&options.categorical, "--categorical, data.categorical"),
         ];
         for (names, flag) in named {
             if let Some(name) = names.iter().find(|n| !header.contains(n)) {
@@ -512,7 +518,8 @@ fn column_schema(
     seen: Seen,
     options: &ReadOptions,
 ) -> Result<ColumnSchema, TableError> {
-    if seen.numeric && !options.categorical.iter().any(|c| c == name) {
+    let declared = options.categorical.iter().chain(&options.model_categorical);
+    if seen.numeric && !declared.into_iter().any(|c| c == name) {
         return Ok(ColumnSchema {
             name: name.to_owned(),
             kind: ColumnKind::Numeric,
@@ -754,7 +761,7 @@ mod tests {
             Values::Numeric(vec![1.0, 3.0, 5.0, 7.0])
         );
         let e = read(b"x,y\n1,2\n", &skip).unwrap_err().to_string();
-        assert!(e.contains("no column \"id\" (--id)"), "{e}");
+        assert!(e.contains("no column \"id\" (--id, data.id)"), "{e}");
     }
 
     #[test]
@@ -771,7 +778,10 @@ mod tests {
             }
         );
         let e = read(b"x,y\n1,2\n", &o).unwrap_err().to_string();
-        assert!(e.contains("no column \"zip\" (--categorical)"), "{e}");
+        assert!(
+            e.contains("no column \"zip\" (--categorical, data.categorical)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -99,6 +99,31 @@ pub fn bounded_text(s: &str, max: usize) -> String {
     out
 }
 
+/// Most distinct names [`intern`] keeps: far more than any run needs (a
+/// schema has at most 1000 columns), few enough to bound what it holds.
+pub const MAX_INTERNED: usize = 100_000;
+
+/// `name` as a `&'static str`: column names of a schema, which the
+/// monitor's rules, reports and metrics name for the whole process, are
+/// interned once (each distinct name is kept once, for the life of the
+/// process). Past [`MAX_INTERNED`] distinct names, `None`.
+pub fn intern(name: &str) -> Option<&'static str> {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let names = names.get_or_insert_with(HashSet::new);
+    if let Some(n) = names.get(name) {
+        return Some(n);
+    }
+    if names.len() >= MAX_INTERNED {
+        return None;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    Some(leaked)
+}
+
 /// Control characters, and the invisible ones that reorder or hide text
 /// (bidirectional overrides and isolates, zero-width characters, the byte
 /// order mark): a quoted name must read as what it is.

@@ -120,7 +120,7 @@ impl MonitorSink {
     pub fn open(
         settings: &Settings,
         paths: &LogPaths,
-        model: &crate::model::LinearModel,
+        model: &crate::model::Model,
         baseline: &Baseline,
     ) -> anyhow::Result<MonitorSink> {
         let opened = files::open_unresumed(&settings.monitor, paths, model, baseline)?;
@@ -337,7 +337,9 @@ impl Rebuild {
         // or the same in-memory fit).
         let (baseline, sinks) = match settings.monitor.enabled {
             true => {
-                let model = std::sync::Arc::new(load_or_fit_model(&settings.model.artifact)?);
+                let model = std::sync::Arc::new(crate::model::Model::Linear(load_or_fit_model(
+                    &settings.model.artifact,
+                )?));
                 let reference = crate::monitor::actor::Reference::of(model, &settings.monitor)?;
                 let sink =
                     MonitorSink::open(settings, &paths, &reference.model, &reference.baseline)

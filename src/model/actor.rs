@@ -14,11 +14,11 @@ use actix::prelude::*;
 use crate::core::actor::fatal_dead_actor;
 use crate::core::fanout::Fanout;
 use crate::core::messages::{Batch, Features, Prediction};
-use crate::model::LinearModel;
+use crate::model::Model;
 
 /// Holds the fitted model; never sees the truth.
 pub struct ModelActor {
-    model: Arc<LinearModel>,
+    model: Arc<Model>,
     out: Fanout<Batch<Prediction>>,
     /// Who else gets the features (empty unless forwarding).
     forward: Fanout<Batch<Features>>,
@@ -26,7 +26,7 @@ pub struct ModelActor {
 }
 
 impl ModelActor {
-    pub fn new(model: Arc<LinearModel>, out: Fanout<Batch<Prediction>>) -> ModelActor {
+    pub fn new(model: Arc<Model>, out: Fanout<Batch<Prediction>>) -> ModelActor {
         ModelActor {
             model,
             out,

@@ -23,7 +23,7 @@ use linfa_linear::LinearRegression;
 use ndarray::{Array1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use crate::core::data::{Dataset, FeatureVector, Scaling, FEATURE_NAMES, N_FEATURES};
+use crate::core::data::{Dataset, Scaling, FEATURE_NAMES, N_FEATURES};
 use crate::core::messages::{MAX_ABS_FEATURE, MAX_ABS_VALUE};
 use baseline::Baseline;
 
@@ -57,10 +57,10 @@ pub enum ModelError {
     },
     #[error("model artifact {path} does not match this pipeline: {problem}")]
     Mismatch { path: String, problem: String },
-    #[error("model.artifact: {path} is not a regular file ({kind})")]
+    #[error("model artifact {path} is not a regular file ({kind})")]
     NotAFile { path: String, kind: &'static str },
-    #[error("model.artifact: {path} is larger than {MAX_ARTIFACT_BYTES} bytes (an artifact is a few KB)")]
-    TooLarge { path: String },
+    #[error("model artifact {path} is larger than {limit} bytes, more than an artifact of this kind can be")]
+    TooLarge { path: String, limit: u64 },
 }
 
 /// Largest artifact `load` reads: one is a few KB, so a bigger file (or a
@@ -71,7 +71,7 @@ pub const MAX_ARTIFACT_BYTES: u64 = 1 << 20;
 /// [`MAX_ARTIFACT_BYTES`], read with that bound (a file that grows while it
 /// is read cannot exhaust memory either). A FIFO, a device or a socket is
 /// refused before it is opened, so nothing can block on it.
-fn read_bounded(path: &Path, shown: &str) -> Result<String, ModelError> {
+fn read_bounded(path: &Path, shown: &str, limit: u64) -> Result<String, ModelError> {
     use std::io::Read as _;
     let io = |source| ModelError::Io {
         path: shown.to_owned(),
@@ -89,23 +89,61 @@ fn read_bounded(path: &Path, shown: &str) -> Result<String, ModelError> {
             kind,
         });
     }
-    if meta.len() > MAX_ARTIFACT_BYTES {
+    if meta.len() > limit {
         return Err(ModelError::TooLarge {
             path: shown.to_owned(),
+            limit,
         });
     }
     let mut text = String::new();
     std::fs::File::open(path)
         .map_err(io)?
-        .take(MAX_ARTIFACT_BYTES + 1)
+        .take(limit + 1)
         .read_to_string(&mut text)
         .map_err(io)?;
-    if text.len() as u64 > MAX_ARTIFACT_BYTES {
+    if text.len() as u64 > limit {
         return Err(ModelError::TooLarge {
             path: shown.to_owned(),
+            limit,
         });
     }
     Ok(text)
+}
+
+/// The model a run predicts with: the diabetes linear model, or a model of
+/// the user's own data ([`tabular`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Model {
+    Linear(LinearModel),
+    Tabular(tabular::TabularModel),
+}
+
+impl Model {
+    /// The prediction for one feature row (see [`LinearModel::predict`],
+    /// [`tabular::TabularModel::predict_row`]).
+    #[inline]
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        match self {
+            Model::Linear(m) => m.predict(x),
+            Model::Tabular(m) => m.predict_row(x),
+        }
+    }
+
+    /// The feature columns' names, in the order of a row.
+    pub fn feature_names(&self) -> Vec<String> {
+        match self {
+            Model::Linear(m) => m.feature_names.clone(),
+            Model::Tabular(m) => m.feature_names(),
+        }
+    }
+
+    /// The diabetes model, if this is it.
+    pub fn as_linear(&self) -> Option<&LinearModel> {
+        match self {
+            Model::Linear(m) => Some(m),
+            Model::Tabular(_) => None,
+        }
+    }
 }
 
 /// Facts about the fit, kept in the artifact.
@@ -180,7 +218,7 @@ impl LinearModel {
 
     /// Predicts one scaled feature row.
     #[inline]
-    pub fn predict(&self, x: &FeatureVector) -> f64 {
+    pub fn predict(&self, x: &[f64]) -> f64 {
         self.intercept
             + x.iter()
                 .zip(&self.coefficients)
@@ -197,7 +235,7 @@ impl LinearModel {
     /// Reads and checks an artifact.
     pub fn load(path: &Path) -> Result<LinearModel, ModelError> {
         let shown = crate::core::text::sanitize(&path.display().to_string());
-        let text = read_bounded(path, &shown)?;
+        let text = read_bounded(path, &shown, MAX_ARTIFACT_BYTES)?;
         // A model of the user's own data reads as what it is, not as a
         // diabetes artifact with unknown fields.
         #[derive(Deserialize)]
@@ -209,8 +247,8 @@ impl LinearModel {
             return Err(ModelError::Mismatch {
                 path: shown,
                 problem: format!(
-                    "it is a {:?} model of your own data (`train --data`); running one is not \
-                     built yet (docs/own-data.md), this pipeline runs the diabetes model",
+                    "it is a {:?} model of your own data (`train --data`): run it with its data, \
+                     `--data FILE.csv --target COLUMN --model ARTIFACT` (docs/own-data.md)",
                     tabular::TABULAR_FORMAT
                 ),
             });

@@ -18,8 +18,11 @@
 //!   binary (one weight vector, the second class positive) or multinomial
 //!   (softmax over every class), on the full one-hot encoding.
 //!
-//! Running such an artifact in the pipeline comes next (issue 20); today
-//! `run` refuses it, saying so (`LinearModel::load`).
+//! `run --data FILE --target COLUMN --model ARTIFACT` runs one
+//! ([`TabularModel::load`] reads and checks it). A row reaches
+//! [`TabularModel::predict_row`] in the order of `features`: a numeric
+//! column's raw value, a categorical one's index into its training levels
+//! ([`UNSEEN`] for a level the training data did not have).
 
 use linfa::traits::Fit;
 use linfa::DatasetBase;
@@ -27,6 +30,15 @@ use ndarray::{Array1, Array2, ArrayView1, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::core::table::{names_of, quoted, ColumnKind, ColumnSchema, Table, Values};
+
+/// The value a row carries for a categorical level the training data did
+/// not have: it encodes as all zeros, as scikit-learn's
+/// `handle_unknown="ignore"`.
+pub const UNSEEN: f64 = -1.0;
+
+/// Largest artifact of this kind [`TabularModel::load`] reads: the
+/// reference keeps up to [`MAX_REFERENCE_VALUES`] numbers per column.
+pub const MAX_TABULAR_ARTIFACT_BYTES: u64 = 256 << 20;
 
 /// Most model inputs (after one-hot encoding) a fit takes.
 pub const MAX_INPUTS: usize = 2_000;
@@ -58,7 +70,8 @@ pub enum Encoding {
 
 /// A feature column with its encoding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Unknown fields: see `TabularModel::load` (serde's `deny_unknown_fields`
+// does not work with `flatten`).
 pub struct Feature {
     #[serde(flatten)]
     pub column: ColumnSchema,
@@ -118,7 +131,7 @@ pub const MAX_REFERENCE_VALUES: usize = 10_000;
 
 /// A window metric's band over bootstrap windows of the training rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Unknown fields: see `TabularModel::load`.
 pub struct MetricBand {
     pub metric: String,
     #[serde(flatten)]
@@ -317,6 +330,201 @@ impl TabularModel {
         self.features.iter().map(width).sum()
     }
 
+    /// The prediction for one row of raw values in the order of
+    /// `features` (see the module doc): the regression's value, or a
+    /// classifier's predicted class index. Allocates nothing for a
+    /// regression.
+    pub fn predict_row(&self, row: &[f64]) -> f64 {
+        match &self.model {
+            Fitted::Linear {
+                intercept,
+                coefficients,
+            } => {
+                let mut sum = *intercept;
+                let mut at = 0;
+                for (f, &v) in self.features.iter().zip(row) {
+                    let w = width(f);
+                    match f.encoding {
+                        Encoding::Standardise { mean, scale } => {
+                            sum += coefficients[at] * ((v - mean) / scale)
+                        }
+                        Encoding::OneHot { first } => {
+                            if let Some(k) = level_input(v, first, w) {
+                                sum += coefficients[at + k];
+                            }
+                        }
+                    }
+                    at += w;
+                }
+                sum
+            }
+            Fitted::Logistic { .. } => {
+                let x = Array2::from_shape_vec((1, self.n_inputs()), self.encode_row(row))
+                    .expect("one row of n_inputs values");
+                argmax(self.probabilities_encoded(&x).row(0)) as f64
+            }
+        }
+    }
+
+    /// The model inputs of one row (see [`TabularModel::predict_row`]).
+    pub fn encode_row(&self, row: &[f64]) -> Vec<f64> {
+        let mut x = vec![0.0; self.n_inputs()];
+        let mut at = 0;
+        for (f, &v) in self.features.iter().zip(row) {
+            let w = width(f);
+            match f.encoding {
+                Encoding::Standardise { mean, scale } => x[at] = (v - mean) / scale,
+                Encoding::OneHot { first } => {
+                    if let Some(k) = level_input(v, first, w) {
+                        x[at + k] = 1.0;
+                    }
+                }
+            }
+            at += w;
+        }
+        x
+    }
+
+    /// The feature columns' names, in order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.features
+            .iter()
+            .map(|f| f.column.name.clone())
+            .collect()
+    }
+
+    /// Reads an artifact written by `train --data` and checks it whole
+    /// ([`TabularModel::check`]): a regular file of at most
+    /// [`MAX_TABULAR_ARTIFACT_BYTES`].
+    pub fn load(path: &std::path::Path) -> Result<TabularModel, super::ModelError> {
+        let shown = crate::core::text::sanitize(&path.display().to_string());
+        let text = super::read_bounded(path, &shown, MAX_TABULAR_ARTIFACT_BYTES)?;
+        let corrupt = |source| super::ModelError::Corrupt {
+            path: shown.clone(),
+            source,
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(corrupt)?;
+        let model: TabularModel = serde_json::from_value(value.clone()).map_err(corrupt)?;
+        // serde cannot refuse unknown fields beside a flattened one: a
+        // field this build does not write is found here instead.
+        let written = serde_json::to_value(&model).expect("a model always serializes");
+        if let Some(at) = unknown_field(&value, &written, "") {
+            return Err(super::ModelError::Mismatch {
+                path: shown,
+                problem: format!(
+                    "{} is not a field of a {TABULAR_FORMAT:?} artifact",
+                    crate::core::text::bounded_text(&at, 128)
+                ),
+            });
+        }
+        model
+            .check()
+            .map_err(|problem| super::ModelError::Mismatch {
+                path: shown,
+                problem,
+            })?;
+        Ok(model)
+    }
+
+    /// Everything a run relies on, checked: the format, the schema (names
+    /// bounded and distinct, levels bounded and distinct), encodings that
+    /// fit their columns, weights of the right sizes, every number finite,
+    /// and a reference that matches the features.
+    pub fn check(&self) -> Result<(), String> {
+        use std::collections::HashSet;
+        if self.format != TABULAR_FORMAT {
+            return Err(format!(
+                "format is {}, this build reads {TABULAR_FORMAT:?}",
+                quoted(&self.format)
+            ));
+        }
+        if self.features.is_empty() || self.features.len() > 1000 {
+            return Err(format!(
+                "has {} feature columns, expected 1 to 1000",
+                self.features.len()
+            ));
+        }
+        let mut names = HashSet::new();
+        for c in self
+            .features
+            .iter()
+            .map(|f| &f.column)
+            .chain([&self.target])
+        {
+            check_column(c)?;
+            if !names.insert(c.name.as_str()) {
+                return Err(format!("column {} appears twice", quoted(&c.name)));
+            }
+        }
+        for f in &self.features {
+            let ok = match (&f.encoding, &f.column.kind) {
+                (Encoding::Standardise { mean, scale }, ColumnKind::Numeric) => {
+                    mean.is_finite() && scale.is_finite() && *scale > 0.0
+                }
+                (Encoding::OneHot { first }, ColumnKind::Categorical { levels }) => {
+                    *first <= 1 && *first <= levels.len()
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "the encoding of column {} does not fit it",
+                    quoted(&f.column.name)
+                ));
+            }
+        }
+        let n = self.n_inputs();
+        if n > MAX_INPUTS {
+            return Err(format!("has {n} model inputs, more than {MAX_INPUTS}"));
+        }
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        match (&self.model, self.task) {
+            (
+                Fitted::Linear {
+                    intercept,
+                    coefficients,
+                },
+                Task::Regression,
+            ) => {
+                if coefficients.len() != n || !finite(coefficients) || !intercept.is_finite() {
+                    return Err(format!(
+                        "needs {n} finite coefficients and a finite intercept"
+                    ));
+                }
+                if self.target.kind != ColumnKind::Numeric {
+                    return Err("a regression's target must be numeric".into());
+                }
+            }
+            (
+                Fitted::Logistic {
+                    classes,
+                    intercepts,
+                    weights,
+                },
+                Task::Classification,
+            ) => {
+                let k = if classes.len() == 2 { 1 } else { classes.len() };
+                if classes.len() < 2
+                    || classes.len() > 10_000
+                    || intercepts.len() != k
+                    || weights.len() != k
+                    || weights.iter().any(|w| w.len() != n || !finite(w))
+                    || !finite(intercepts)
+                {
+                    return Err(format!(
+                        "a classifier of {} classes needs {k} finite intercepts and {k} weight                          vectors of {n}",
+                        classes.len()
+                    ));
+                }
+            }
+            _ => return Err("the model does not fit the task".into()),
+        }
+        if let Some(r) = &self.reference {
+            check_reference(self, r)?;
+        }
+        Ok(())
+    }
+
     /// Regression predictions of encoded rows.
     pub fn predict_encoded(&self, x: &Array2<f64>) -> Array1<f64> {
         match &self.model {
@@ -376,6 +584,117 @@ impl TabularModel {
         let json = serde_json::to_string_pretty(self).expect("a model always serializes");
         crate::core::output_file::replace(path, (json + "\n").as_bytes())
     }
+}
+
+/// The path of the first field of `read` that `written` (the same artifact
+/// as this build writes it) does not have, if any.
+fn unknown_field(
+    read: &serde_json::Value,
+    written: &serde_json::Value,
+    at: &str,
+) -> Option<String> {
+    use serde_json::Value;
+    match (read, written) {
+        (Value::Object(r), Value::Object(w)) => r.iter().find_map(|(k, v)| match w.get(k) {
+            None => Some(format!("{at}.{k}")),
+            Some(wv) => unknown_field(v, wv, &format!("{at}.{k}")),
+        }),
+        (Value::Array(r), Value::Array(w)) => r
+            .iter()
+            .zip(w)
+            .enumerate()
+            .find_map(|(i, (rv, wv))| unknown_field(rv, wv, &format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// The input of a categorical value `v` (a level index, or [`UNSEEN`])
+/// among the `w` inputs of a one-hot column without its `first` levels.
+fn level_input(v: f64, first: usize, w: usize) -> Option<usize> {
+    if v.is_nan() || v < 0.0 {
+        return None; // unseen (or missing)
+    }
+    (v as usize)
+        .checked_sub(first)
+        .filter(|k| *k < w && v.fract() == 0.0)
+}
+
+/// A column of an artifact: a bounded name, bounded distinct levels.
+fn check_column(c: &ColumnSchema) -> Result<(), String> {
+    use crate::core::table::{MAX_LEVEL_BYTES, MAX_NAME_BYTES};
+    if c.name.is_empty() || c.name.len() > MAX_NAME_BYTES || c.name.chars().any(char::is_control) {
+        return Err(format!(
+            "column name {} is empty, longer than {MAX_NAME_BYTES} bytes or has a control character",
+            quoted(&c.name)
+        ));
+    }
+    if let ColumnKind::Categorical { levels } = &c.kind {
+        let mut seen = std::collections::HashSet::new();
+        let bad = levels.is_empty()
+            || levels.len() > 10_000
+            || levels
+                .iter()
+                .any(|l| l.len() > MAX_LEVEL_BYTES || !seen.insert(l.as_str()));
+        if bad {
+            return Err(format!(
+                "column {} needs 1 to 10000 distinct levels of at most {MAX_LEVEL_BYTES} bytes",
+                quoted(&c.name)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The reference matches the features (one distribution each, of its
+/// type), every figure finite, the quantiles sorted.
+fn check_reference(m: &TabularModel, r: &Reference) -> Result<(), String> {
+    if r.features.len() != m.features.len() {
+        return Err(format!(
+            "reference.features has {} distributions for {} features",
+            r.features.len(),
+            m.features.len()
+        ));
+    }
+    let distribution = |d: &Distribution, kind: &ColumnKind, what: &str| -> Result<(), String> {
+        let ok = match (d, kind) {
+            (Distribution::Numeric { quantiles, std }, ColumnKind::Numeric) => {
+                !quantiles.is_empty()
+                    && quantiles.len() <= MAX_REFERENCE_VALUES
+                    && quantiles.iter().all(|q| q.is_finite())
+                    && quantiles.windows(2).all(|w| w[0] <= w[1])
+                    && std.is_finite()
+                    && *std >= 0.0
+            }
+            (Distribution::Categorical { counts }, ColumnKind::Categorical { levels }) => {
+                counts.len() == levels.len() && counts.iter().any(|c| *c > 0)
+            }
+            _ => false,
+        };
+        match ok {
+            true => Ok(()),
+            false => Err(format!("reference of {what} does not fit it")),
+        }
+    };
+    for (d, f) in r.features.iter().zip(&m.features) {
+        distribution(d, &f.column.kind, &quoted(&f.column.name))?;
+    }
+    let prediction_kind = match &m.model {
+        Fitted::Linear { .. } => ColumnKind::Numeric,
+        Fitted::Logistic { classes, .. } => ColumnKind::Categorical {
+            levels: classes.clone(),
+        },
+    };
+    distribution(&r.prediction, &prediction_kind, "the prediction")?;
+    for b in &r.bands {
+        let f = [b.band.mean, b.band.std, b.band.p01, b.band.p99];
+        if b.metric.len() > 32 || f.iter().any(|v| !v.is_finite()) {
+            return Err(format!(
+                "reference band {} is not finite",
+                quoted(&b.metric)
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn argmax(row: ArrayView1<f64>) -> usize {

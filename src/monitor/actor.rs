@@ -39,7 +39,7 @@ use crate::core::log_paths::LogPaths;
 use crate::core::messages::{Batch, Features, MetricRecord, Published};
 use crate::metric::join::RecentIds;
 use crate::model::baseline::Baseline;
-use crate::model::LinearModel;
+use crate::model::{LinearModel, Model};
 use crate::monitor::baseline;
 use crate::monitor::engine::{Closed, Monitor, SEALED_WAIT_MS};
 use crate::monitor::files::{self, MonitorFiles, Opened};
@@ -63,15 +63,52 @@ const MAX_PENDING_BYTES: usize = 4 << 20;
 /// baseline for windows of `monitor.window` rows.
 #[derive(Clone)]
 pub struct Reference {
-    pub model: Arc<LinearModel>,
+    pub model: Arc<Model>,
     pub baseline: Baseline,
 }
 
 impl Reference {
-    /// The artifact's baseline when it is for `monitor.window`, else one
-    /// computed now from the training residuals (`monitor.baseline_windows`
-    /// bootstrap windows, a fixed seed: every process computes the same).
-    pub fn of(model: Arc<LinearModel>, s: &MonitorSettings) -> anyhow::Result<Reference> {
+    /// The reference of the model a run predicts with: the diabetes
+    /// model's (see [`Reference::of_linear`]), or a model of the user's
+    /// own data, whose artifact carries its bands (`monitor::reference`),
+    /// made for windows of `monitor.window` rows.
+    pub fn of(model: Arc<Model>, s: &MonitorSettings) -> anyhow::Result<Reference> {
+        let baseline = match model.as_ref() {
+            Model::Linear(m) => Reference::of_linear(m, s)?,
+            Model::Tabular(m) => {
+                let r = m.reference.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the model has no reference for the monitor: write it with `modelwatch train --data`"
+                    )
+                })?;
+                if r.window != s.window {
+                    anyhow::bail!(
+                        "monitor.window is {}, but the model's reference is for windows of {} rows: run with --monitor-window {} (monitor.window), or train again with --baseline-window {}",
+                        s.window,
+                        r.window,
+                        r.window,
+                        s.window
+                    );
+                }
+                super::reference::regression_baseline(r).map_err(|e| anyhow::anyhow!("{e}"))?
+            }
+        };
+        tracing::info!(
+            mae = baseline.mae.mean,
+            mae_std = baseline.mae.std,
+            rmse = baseline.rmse.mean,
+            r2 = baseline.r2.mean,
+            "monitor: baseline for windows of {} records",
+            baseline.window
+        );
+        Ok(Reference { model, baseline })
+    }
+
+    /// The diabetes artifact's baseline when it is for `monitor.window`,
+    /// else one computed now from the training residuals
+    /// (`monitor.baseline_windows` bootstrap windows, a fixed seed: every
+    /// process computes the same).
+    fn of_linear(model: &LinearModel, s: &MonitorSettings) -> anyhow::Result<Baseline> {
         let baseline = match &model.baseline {
             Some(b) if b.window == s.window => {
                 tracing::info!(
@@ -84,7 +121,7 @@ impl Reference {
             other => {
                 let started = std::time::Instant::now();
                 let b = baseline::from_model(
-                    &model,
+                    model,
                     s.window,
                     s.baseline_windows,
                     baseline::DEFAULT_SEED,
@@ -100,15 +137,7 @@ impl Reference {
                 b
             }
         };
-        tracing::info!(
-            mae = baseline.mae.mean,
-            mae_std = baseline.mae.std,
-            rmse = baseline.rmse.mean,
-            r2 = baseline.r2.mean,
-            "monitor: baseline for windows of {} records",
-            baseline.window
-        );
-        Ok(Reference { model, baseline })
+        Ok(baseline)
     }
 }
 
@@ -442,7 +471,8 @@ impl MonitorActor {
             self.metrics.record_event(e);
             self.board.push_event(e.clone());
         }
-        self.metrics.record_window(&report, &self.rules);
+        self.metrics
+            .record_window(&report, &self.rules, &self.files.names);
         self.metrics.set_over_time(&self.series);
         self.board.push_window(report.clone());
         self.changed = true;

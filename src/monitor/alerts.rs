@@ -24,7 +24,6 @@ use std::collections::HashSet;
 
 use crate::config::monitor::{Op, RuleSettings};
 use crate::config::{ConfigError, MonitorSettings};
-use crate::core::data::FEATURE_NAMES;
 use crate::model::baseline::{Band, Baseline};
 use crate::monitor::report::{AlertEvent, Drift, WindowReport, WindowStats};
 
@@ -117,14 +116,18 @@ pub enum DriftStat {
     PValue,
     Psi,
     Wasserstein,
+    /// Rows of the window with a level of a categorical column the
+    /// training data never had (none for a numeric column).
+    Unseen,
 }
 
 impl DriftStat {
-    const ALL: [(&'static str, DriftStat); 4] = [
+    const ALL: [(&'static str, DriftStat); 5] = [
         ("drift", DriftStat::Drift),
         ("p_value", DriftStat::PValue),
         ("psi", DriftStat::Psi),
         ("wasserstein", DriftStat::Wasserstein),
+        ("unseen", DriftStat::Unseen),
     ];
 
     fn of(self, d: &Drift) -> f64 {
@@ -133,31 +136,40 @@ impl DriftStat {
             DriftStat::PValue => d.p_value,
             DriftStat::Psi => d.psi,
             DriftStat::Wasserstein => d.wasserstein,
+            DriftStat::Unseen => d.unseen.map_or(f64::NAN, |n| n as f64),
         }
     }
 }
 
-/// Whose drift: a feature (index into [`FEATURE_NAMES`]) or the predictions.
+/// Whose drift: a feature column (its name, interned:
+/// [`crate::core::text::intern`]) or the predictions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
-    Feature(usize),
+    Feature(&'static str),
     Prediction,
 }
 
 impl Subject {
     fn name(self) -> &'static str {
         match self {
-            Subject::Feature(i) => FEATURE_NAMES[i],
+            Subject::Feature(name) => name,
             Subject::Prediction => "prediction",
         }
     }
 }
 
+/// The feature columns rules may name: the data's, once they are known;
+/// `None` while they are not (the config of a run of the user's own data
+/// is checked before its file is read: any name passes then, and
+/// [`Rules::new`] checks it against the data).
+pub type Features<'a> = Option<&'a [&'static str]>;
+
 /// What a rule watches. Names: `mae rmse r2 bias max_error count` (the
 /// count window), the same after `period.` (the time window),
 /// `drift_share`, `dataset_drift` (0 or 1), and `drift.<name>` (0 or 1),
 /// `p_value.<name>`, `psi.<name>`, `wasserstein.<name>` where `<name>` is
-/// a feature or `prediction`.
+/// a feature or `prediction`, and `unseen.<name>` (rows with a level the
+/// training data never had, for a categorical column of the user's data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Window(Stat),
@@ -174,8 +186,9 @@ pub enum Pattern {
     EachFeature(DriftStat),
 }
 
-/// Parses a metric name (see [`Metric`]); the error says what is known.
-pub fn parse_metric(name: &str) -> Result<Pattern, String> {
+/// Parses a metric name (see [`Metric`]) naming one of `features`; the
+/// error says what is known.
+pub fn parse_metric(name: &str, features: Features) -> Result<Pattern, String> {
     let stat = |s: &str| Stat::ALL.iter().find(|(n, _)| *n == s).map(|(_, v)| *v);
     if let Some(s) = stat(name) {
         return Ok(Pattern::One(Metric::Window(s)));
@@ -201,20 +214,26 @@ pub fn parse_metric(name: &str) -> Result<Pattern, String> {
             if tail == "prediction" {
                 return Ok(Pattern::One(Metric::Drift(*d, Subject::Prediction)));
             }
-            return FEATURE_NAMES
-                .iter()
-                .position(|f| *f == tail)
-                .map(|i| Pattern::One(Metric::Drift(*d, Subject::Feature(i))))
+            let found = match features {
+                Some(names) => names.iter().find(|f| **f == tail).copied(),
+                None => crate::core::text::intern(tail),
+            };
+            return found
+                .map(|f| Pattern::One(Metric::Drift(*d, Subject::Feature(f))))
                 .ok_or_else(|| {
+                    let known = features.unwrap_or_default();
+                    let mut listed = crate::core::text::bounded_text(&known.join(", "), 512);
+                    if listed.is_empty() {
+                        listed = "no feature".into();
+                    }
                     format!(
-                        "unknown feature in {shown:?}: after {head}. comes one of {}, prediction or *",
-                        FEATURE_NAMES.join(", ")
+                        "unknown feature in {shown:?}: after {head}. comes one of {listed}, prediction or *"
                     )
                 });
         }
     }
     Err(format!(
-        "unknown metric {shown:?}: one of mae, rmse, r2, bias, max_error, count, period.<that>, drift_share, dataset_drift, drift.<feature>, p_value.<feature>, psi.<feature>, wasserstein.<feature> (a feature name, prediction or *)"
+        "unknown metric {shown:?}: one of mae, rmse, r2, bias, max_error, count, period.<that>, drift_share, dataset_drift, drift.<feature>, p_value.<feature>, psi.<feature>, wasserstein.<feature>, unseen.<feature> (a feature name, prediction or *)"
     ))
 }
 
@@ -252,6 +271,7 @@ impl Metric {
             Metric::DriftShare | Metric::DatasetDrift => (0.0, 1.0),
             Metric::Drift(DriftStat::Drift | DriftStat::PValue, _) => (0.0, 1.0),
             Metric::Drift(DriftStat::Psi | DriftStat::Wasserstein, _) => (0.0, f64::INFINITY),
+            Metric::Drift(DriftStat::Unseen, _) => (0.0, limits.window as f64),
         }
     }
 
@@ -276,11 +296,9 @@ impl Metric {
             Metric::DriftShare => r.drift_share,
             Metric::DatasetDrift => r.dataset_drift.map(|d| f64::from(u8::from(d))),
             Metric::Drift(d, Subject::Prediction) => r.prediction.as_ref().map(|p| d.of(p)),
-            Metric::Drift(d, Subject::Feature(i)) => r
-                .features
-                .iter()
-                .find(|f| f.name == FEATURE_NAMES[i])
-                .map(|f| d.of(f)),
+            Metric::Drift(d, Subject::Feature(name)) => {
+                r.features.iter().find(|f| f.name == name).map(|f| d.of(f))
+            }
         };
         v.filter(|v| !v.is_nan())
     }
@@ -295,16 +313,14 @@ enum Form {
 }
 
 /// The rule's metrics after wildcard expansion, with their names.
-fn expand(name: &str, pattern: Pattern) -> Vec<(String, Metric)> {
+/// `*` stands for every one of `features` (none while they are unknown).
+fn expand(name: &str, pattern: Pattern, features: Features) -> Vec<(String, Metric)> {
     match pattern {
         Pattern::One(m) => vec![(name.to_owned(), m)],
-        Pattern::EachFeature(d) => (0..FEATURE_NAMES.len())
-            .map(|i| {
-                (
-                    format!("{name}:{}", FEATURE_NAMES[i]),
-                    Metric::Drift(d, Subject::Feature(i)),
-                )
-            })
+        Pattern::EachFeature(d) => features
+            .unwrap_or_default()
+            .iter()
+            .map(|f| (format!("{name}:{f}"), Metric::Drift(d, Subject::Feature(f))))
             .collect(),
     }
 }
@@ -319,6 +335,7 @@ fn check_rule(
     index: usize,
     r: &RuleSettings,
     limits: Limits,
+    features: Features,
 ) -> Result<(Vec<(String, Metric)>, Form), RuleError> {
     let err = |(field, problem): Problem| RuleError {
         index,
@@ -326,10 +343,15 @@ fn check_rule(
         problem,
     };
     check_name(&r.name).map_err(err)?;
-    let pattern = parse_metric(&r.metric).map_err(|p| err(("metric", p)))?;
-    let metrics = expand(&r.name, pattern);
-    // Every expanded metric has the same range and band.
-    let m = metrics[0].1;
+    let pattern = parse_metric(&r.metric, features).map_err(|p| err(("metric", p)))?;
+    let metrics = expand(&r.name, pattern, features);
+    // Every expanded metric has the same range and band (`*` over no
+    // known feature yet: checked as one).
+    let m = match (metrics.first(), pattern) {
+        (Some((_, m)), _) => *m,
+        (None, Pattern::EachFeature(d)) => Metric::Drift(d, Subject::Prediction),
+        (None, Pattern::One(m)) => m,
+    };
     let form = match (r.value, r.relative, r.sigmas) {
         (Some(v), None, None) => Form::Value(v),
         (None, Some(v), None) => Form::Relative(v),
@@ -459,10 +481,14 @@ fn check_hold(r: &RuleSettings) -> Result<(), Problem> {
 }
 
 /// Checks every rule (see the module doc); the first problem is the error.
-pub fn validate(rules: &[RuleSettings], limits: Limits) -> Result<(), RuleError> {
+pub fn validate(
+    rules: &[RuleSettings],
+    limits: Limits,
+    features: Features,
+) -> Result<(), RuleError> {
     let mut names = HashSet::new();
     for (i, r) in rules.iter().enumerate() {
-        check_rule(i, r, limits)?;
+        check_rule(i, r, limits, features)?;
         if !names.insert(r.name.as_str()) {
             return Err(RuleError {
                 index: i,
@@ -477,18 +503,25 @@ pub fn validate(rules: &[RuleSettings], limits: Limits) -> Result<(), RuleError>
 /// The meaning of `monitor.rules` (each names a known metric and can be
 /// met within the window sizes), as a configuration error naming the key
 /// (`monitor.rules[i].field`): run by the settings loader after the shape
-/// checks ([`crate::config::Semantics`]).
-pub fn check_settings(s: &MonitorSettings) -> Result<(), ConfigError> {
+/// checks ([`crate::config::Semantics`]), with the data's `features`
+/// when they are known then (the diabetes data's).
+pub fn check_settings(s: &MonitorSettings, features: Features) -> Result<(), ConfigError> {
     let limits = Limits {
         window: s.window,
         max_period_rows: s.max_period_rows,
     };
-    validate(&s.rules, limits).map_err(|e| {
+    validate(&s.rules, limits, features).map_err(|e| e.as_config())
+}
+
+impl RuleError {
+    /// The error as a configuration error naming its key,
+    /// `monitor.rules[i].field`.
+    pub fn as_config(&self) -> ConfigError {
         ConfigError::invalid(
-            &format!("monitor.rules[{}].{}", e.index, e.field),
-            e.problem,
+            &format!("monitor.rules[{}].{}", self.index, self.field),
+            &self.problem,
         )
-    })
+    }
 }
 
 /// The threshold of a rule with `op` and `form` against the metric's
@@ -587,14 +620,19 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Expands wildcards and resolves every threshold against `baseline`.
-    /// Fails on a rule [`validate`] refuses, or on a baseline band that is
-    /// not finite.
-    pub fn new(settings: &[RuleSettings], baseline: &Baseline) -> Result<Rules, RuleError> {
-        validate(settings, Limits::NONE)?;
+    /// Expands wildcards over `features` (the data's columns) and resolves
+    /// every threshold against `baseline`. Fails on a rule [`validate`]
+    /// refuses (one naming a column the data does not have), or on a
+    /// baseline band that is not finite.
+    pub fn new(
+        settings: &[RuleSettings],
+        baseline: &Baseline,
+        features: &[&'static str],
+    ) -> Result<Rules, RuleError> {
+        validate(settings, Limits::NONE, Some(features))?;
         let mut rules = Vec::new();
         for (index, r) in settings.iter().enumerate() {
-            let (metrics, form) = check_rule(index, r, Limits::NONE)?;
+            let (metrics, form) = check_rule(index, r, Limits::NONE, Some(features))?;
             for (name, metric) in metrics {
                 let (threshold, basis) = resolve(r.op, form, metric.band(baseline));
                 check_resolved(r.op, form, metric, threshold, &basis).map_err(|problem| {
@@ -775,6 +813,7 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::data::FEATURE_NAMES;
 
     /// Shape (config) and meaning (here) of a `[monitor]` section.
     fn with_rules(toml_rules: &str) -> Result<MonitorSettings, String> {
@@ -782,7 +821,9 @@ mod tests {
         let m: MonitorSettings =
             toml::from_str(&format!("{toml_rules}\n")).map_err(|e| e.to_string())?;
         m.check().map_err(|e| e.to_string())?;
-        check_settings(&m).map(|()| m).map_err(|e| e.to_string())
+        check_settings(&m, Some(&FEATURE_NAMES))
+            .map(|()| m)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -834,6 +875,7 @@ mod tests {
             psi: 0.05,
             wasserstein: 0.02,
             drifted,
+            unseen: None,
         }
     }
 
@@ -891,7 +933,12 @@ mod tests {
 
     #[test]
     fn fires_after_exactly_for_and_resolves_after_exactly_resolve_after() {
-        let mut r = Rules::new(&[mae_rule(("value", 50.0), 3, Some(2))], &baseline()).unwrap();
+        let mut r = Rules::new(
+            &[mae_rule(("value", 50.0), 3, Some(2))],
+            &baseline(),
+            &FEATURE_NAMES,
+        )
+        .unwrap();
         let events = run(
             &mut r,
             &[
@@ -907,7 +954,12 @@ mod tests {
 
     #[test]
     fn restored_rules_do_not_fire_again_and_resolve_as_usual() {
-        let mut r = Rules::new(&[mae_rule(("value", 50.0), 2, Some(3))], &baseline()).unwrap();
+        let mut r = Rules::new(
+            &[mae_rule(("value", 50.0), 2, Some(3))],
+            &baseline(),
+            &FEATURE_NAMES,
+        )
+        .unwrap();
         assert_eq!(r.restore_active(&["mae_high", "gone_from_the_config"]), 1);
         assert_eq!(r.active(), ["mae_high"]);
         // Still breaching: no second fire; then three clear windows.
@@ -918,7 +970,12 @@ mod tests {
 
     #[test]
     fn resolve_after_defaults_to_for() {
-        let mut r = Rules::new(&[mae_rule(("value", 50.0), 2, None)], &baseline()).unwrap();
+        let mut r = Rules::new(
+            &[mae_rule(("value", 50.0), 2, None)],
+            &baseline(),
+            &FEATURE_NAMES,
+        )
+        .unwrap();
         let events = run(&mut r, &[51.0, 51.0, 40.0, 40.0]);
         assert_eq!(
             events,
@@ -928,13 +985,23 @@ mod tests {
 
     #[test]
     fn an_alternating_series_never_flaps() {
-        let mut r = Rules::new(&[mae_rule(("value", 50.0), 2, None)], &baseline()).unwrap();
+        let mut r = Rules::new(
+            &[mae_rule(("value", 50.0), 2, None)],
+            &baseline(),
+            &FEATURE_NAMES,
+        )
+        .unwrap();
         let alternating: Vec<f64> = (0..40)
             .map(|i| if i % 2 == 0 { 51.0 } else { 49.0 })
             .collect();
         assert!(run(&mut r, &alternating).is_empty());
         // Once firing, alternating never resolves it either.
-        let mut r = Rules::new(&[mae_rule(("value", 50.0), 2, None)], &baseline()).unwrap();
+        let mut r = Rules::new(
+            &[mae_rule(("value", 50.0), 2, None)],
+            &baseline(),
+            &FEATURE_NAMES,
+        )
+        .unwrap();
         let mut series = vec![51.0, 51.0];
         series.extend(&alternating);
         assert_eq!(run(&mut r, &series), [(2, "fired".to_owned())]);
@@ -953,7 +1020,7 @@ mod tests {
             for_windows: 2,
             resolve_after: None,
         };
-        let mut rules = Rules::new(&[rule], &baseline()).unwrap();
+        let mut rules = Rules::new(&[rule], &baseline(), &FEATURE_NAMES).unwrap();
         let with_r2 = |seq, r2: f64| {
             let mut w = report(seq, 43.0);
             w.window.r2 = r2;
@@ -970,7 +1037,12 @@ mod tests {
         }
         assert_eq!(rules.active(), ["r2_low"]);
         // An empty window has no MAE either.
-        let mut m = Rules::new(&[mae_rule(("value", 50.0), 1, None)], &baseline()).unwrap();
+        let mut m = Rules::new(
+            &[mae_rule(("value", 50.0), 1, None)],
+            &baseline(),
+            &FEATURE_NAMES,
+        )
+        .unwrap();
         let mut empty = report(1, 0.0);
         empty.window = WindowStats::default();
         assert!(m.observe(&empty).is_empty());
@@ -984,7 +1056,8 @@ mod tests {
             (("relative", 0.1), 43.0 * 1.1),
             (("sigmas", 3.0), 43.0 + 3.0 * 1.5),
         ] {
-            let mut r = Rules::new(&[mae_rule(form, 1, None)], &baseline()).unwrap();
+            let mut r =
+                Rules::new(&[mae_rule(form, 1, None)], &baseline(), &FEATURE_NAMES).unwrap();
             assert!(
                 r.observe(&report(1, threshold)).is_empty(),
                 "{form:?}: equal is no breach"
@@ -1007,7 +1080,7 @@ mod tests {
             let mut s = mae_rule(form, 1, None);
             s.metric = "period.r2".to_owned();
             s.op = Op::Below;
-            let r = Rules::new(&[s], &baseline()).unwrap();
+            let r = Rules::new(&[s], &baseline(), &FEATURE_NAMES).unwrap();
             assert!((r.rules[0].threshold - threshold).abs() < 1e-12);
         }
     }
@@ -1024,7 +1097,7 @@ mod tests {
             for_windows: 1,
             resolve_after: None,
         };
-        let mut rules = Rules::new(&[rule], &baseline()).unwrap();
+        let mut rules = Rules::new(&[rule], &baseline(), &FEATURE_NAMES).unwrap();
         assert_eq!(rules.len(), FEATURE_NAMES.len());
         assert_eq!(rules.names()[2], "feature_drift:bmi");
         let mut w = report(1, 43.0);
@@ -1059,7 +1132,7 @@ mod tests {
             mk("dataset_drift", Op::Above, 0.5),
             mk("psi.s5", Op::Above, 0.2),
         ];
-        let mut rules = Rules::new(&settings, &baseline()).unwrap();
+        let mut rules = Rules::new(&settings, &baseline(), &FEATURE_NAMES).unwrap();
         // No drift figures yet: nothing is decided.
         assert!(rules.observe(&report(1, 43.0)).is_empty());
         let mut w = report(2, 43.0);
@@ -1090,6 +1163,7 @@ mod tests {
                 window: 500,
                 max_period_rows: 1000,
             },
+            Some(&FEATURE_NAMES),
         )
         .unwrap_err()
     }
@@ -1233,14 +1307,19 @@ mod tests {
             assert_eq!((e.index, e.field), (0, field), "case {i}: {r:?}: {e}");
         }
         // Duplicate names.
-        let e = validate(&[base.clone(), base.clone()], Limits::NONE).unwrap_err();
+        let e = validate(
+            &[base.clone(), base.clone()],
+            Limits::NONE,
+            Some(&FEATURE_NAMES),
+        )
+        .unwrap_err();
         assert_eq!((e.index, e.field), (1, "name"));
     }
 
     #[test]
     fn the_default_rules_are_valid_and_expand() {
-        validate(&default_rules(), Limits::NONE).unwrap();
-        let rules = Rules::new(&default_rules(), &baseline()).unwrap();
+        validate(&default_rules(), Limits::NONE, Some(&FEATURE_NAMES)).unwrap();
+        let rules = Rules::new(&default_rules(), &baseline(), &FEATURE_NAMES).unwrap();
         // 5 window rules, 10 features, prediction, dataset.
         assert_eq!(rules.len(), 5 + FEATURE_NAMES.len() + 2);
         // On a window that looks like the baseline nothing fires.
@@ -1265,13 +1344,13 @@ mod tests {
             "wasserstein.s6",
             "p_value.age",
         ] {
-            match parse_metric(name).unwrap() {
+            match parse_metric(name, Some(&FEATURE_NAMES)).unwrap() {
                 Pattern::One(m) => assert_eq!(m.name(), name),
                 p => panic!("{name}: {p:?}"),
             }
         }
         assert_eq!(
-            parse_metric("psi.*").unwrap(),
+            parse_metric("psi.*", Some(&FEATURE_NAMES)).unwrap(),
             Pattern::EachFeature(DriftStat::Psi)
         );
     }

@@ -8,17 +8,30 @@
 //!   correction: `scipy.stats.chi2_contingency(table, correction=False)`,
 //!   the p-value from statrs' χ²(L - 1) survival function;
 //! - PSI over the levels, an empty level's share replaced by
-//!   [`PSI_EMPTY_BIN`] (Evidently), as [`super::drift::psi`] does for bins;
+//!   [`PSI_EMPTY_BIN`] (Evidently), as [`psi`] does for a numeric column's
+//!   bins;
 //! - levels the training data never had: counted, and their share of the
 //!   window, a signal of their own (they take no part in the two above).
 //!
 //! The expected figures of the tests come from
-//! `tests/oracle/categorical.py`. Part of "watch your own model" (issue
-//! 20); not wired into the pipeline yet.
+//! `tests/oracle/categorical.py`. [`super::drift`] runs it for each
+//! categorical column of a model of the user's own data.
 
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
-use super::drift::{psi, PSI_EMPTY_BIN};
+/// Share given to an empty bin or level in PSI (Evidently's choice).
+pub const PSI_EMPTY_BIN: f64 = 1e-4;
+
+/// Population stability index of current shares against reference shares
+/// (neither has a zero): over a numeric column's bins
+/// ([`super::drift`]) or a categorical column's levels.
+pub fn psi(reference: &[f64], current: &[f64]) -> f64 {
+    reference
+        .iter()
+        .zip(current)
+        .map(|(r, c)| (c - r) * (c / r).ln())
+        .sum()
+}
 
 /// What a window of one categorical column shows.
 #[derive(Debug, Clone, PartialEq)]

@@ -65,12 +65,11 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 use statrs::stats_tests::ks_test::{ks_twosample, KSTwoSampleAlternativeMethod};
 use statrs::stats_tests::NaNPolicy;
 
+pub use super::categorical::{psi, PSI_EMPTY_BIN};
 use super::report::Drift;
-use crate::core::data::{Dataset, FeatureVector, FEATURE_NAMES, N_FEATURES};
-use crate::model::LinearModel;
-
-/// Share given to an empty bin in PSI (Evidently's choice).
-pub const PSI_EMPTY_BIN: f64 = 1e-4;
+use crate::core::data::{Dataset, FeatureVector, FEATURE_NAMES};
+use crate::model::tabular::{Distribution, TabularModel};
+use crate::model::{LinearModel, Model};
 
 /// Fewest rows a window (or the reference) needs for drift figures.
 pub const MIN_ROWS: usize = 2;
@@ -194,11 +193,19 @@ struct Binary {
 enum Column {
     Continuous(Continuous),
     Binary(Binary),
+    /// A categorical column of the user's data: training rows per level
+    /// (a window's value is a level index, or negative for a level never
+    /// seen in training). See [`super::categorical`].
+    Categorical(Vec<u64>),
+    /// A column constant in training: no test; it has no drift figures.
+    Constant,
 }
 
 /// Drift of windows against a fixed reference.
 #[derive(Debug, Clone)]
 pub struct DriftDetector {
+    /// The feature columns' names, in the order of a row.
+    names: Vec<&'static str>,
     columns: Vec<Column>,
     prediction: Continuous,
     config: DriftConfig,
@@ -210,6 +217,79 @@ pub struct DriftDetector {
 pub type Evaluation = (Vec<Drift>, Option<Drift>, f64, bool);
 
 impl DriftDetector {
+    /// The detector of the model a run predicts with: the diabetes model's
+    /// (its training data, [`DriftDetector::from_training`]) or one of the
+    /// user's own data (its artifact's reference, [`DriftDetector::from_tabular`]).
+    pub fn for_model(model: &Model, config: DriftConfig) -> Result<DriftDetector, DriftError> {
+        match model {
+            Model::Linear(m) => DriftDetector::from_training(m, config),
+            Model::Tabular(m) => DriftDetector::from_tabular(m, config),
+        }
+    }
+
+    /// A detector whose reference is the training distributions a model of
+    /// the user's own data carries (`monitor::reference`): a numeric
+    /// column's sorted values (or evenly spaced quantiles of them), a
+    /// categorical column's rows per level. A numeric column constant in
+    /// training has no figures.
+    pub fn from_tabular(
+        model: &TabularModel,
+        config: DriftConfig,
+    ) -> Result<DriftDetector, DriftError> {
+        config.check()?;
+        let Some(reference) = &model.reference else {
+            return Err(DriftError::Reference(
+                "the artifact has no reference (write it with `modelwatch train --data`)".into(),
+            ));
+        };
+        let mut names = Vec::with_capacity(model.features.len());
+        let mut columns = Vec::with_capacity(model.features.len());
+        for (f, d) in model.features.iter().zip(&reference.features) {
+            let name = crate::core::text::intern(&f.column.name)
+                .ok_or_else(|| DriftError::Reference("too many column names".into()))?;
+            names.push(name);
+            columns.push(match d {
+                Distribution::Categorical { counts } => Column::Categorical(counts.clone()),
+                Distribution::Numeric { quantiles, .. } => {
+                    let (lo, hi) = (quantiles[0], quantiles[quantiles.len() - 1]);
+                    if quantiles.len() < MIN_ROWS || lo == hi {
+                        Column::Constant
+                    } else {
+                        column(name, quantiles.clone())?
+                    }
+                }
+            });
+        }
+        let prediction = match &reference.prediction {
+            Distribution::Numeric { quantiles, .. } => {
+                match column(PREDICTION, quantiles.clone())? {
+                    Column::Continuous(c) => c,
+                    _ => {
+                        return Err(DriftError::Reference(
+                            "the predictions take two values only".into(),
+                        ))
+                    }
+                }
+            }
+            Distribution::Categorical { .. } => {
+                return Err(DriftError::Reference(
+                    "a classifier's predictions are not watched yet".into(),
+                ))
+            }
+        };
+        Ok(DriftDetector {
+            names,
+            columns,
+            prediction,
+            config,
+        })
+    }
+
+    /// The feature columns' names, in the order of a row.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+
     /// A detector whose reference is the training data and `model`'s
     /// predictions on it.
     pub fn from_training(
@@ -237,20 +317,21 @@ impl DriftDetector {
                 reference_predictions.len()
             )));
         }
-        let mut columns = Vec::with_capacity(N_FEATURES);
+        let mut columns = Vec::with_capacity(FEATURE_NAMES.len());
         for (j, name) in FEATURE_NAMES.iter().enumerate() {
             let values: Vec<f64> = reference.iter().map(|r| r[j]).collect();
             columns.push(column(name, values)?);
         }
         let prediction = match column(PREDICTION, reference_predictions.to_vec())? {
             Column::Continuous(c) => c,
-            Column::Binary(_) => {
+            _ => {
                 return Err(DriftError::Reference(
                     "the predictions take two values only".into(),
                 ))
             }
         };
         Ok(DriftDetector {
+            names: FEATURE_NAMES.to_vec(),
             columns,
             prediction,
             config,
@@ -263,7 +344,7 @@ impl DriftDetector {
 
     /// The level each feature's p-value is compared with.
     pub fn feature_level(&self) -> f64 {
-        self.config.p_value / N_FEATURES as f64
+        self.config.p_value / self.columns.len() as f64
     }
 
     /// Drift of a window of feature rows and of predictions (either may be
@@ -276,11 +357,22 @@ impl DriftDetector {
         let mut out = Vec::new();
         if rows.len() >= MIN_ROWS {
             let level = self.feature_level();
-            for (j, col) in self.columns.iter().enumerate() {
-                let cur: Vec<f64> = rows.iter().map(|r| r[j]).collect();
+            // Column by column, read in one pass over the rows.
+            let mut values: Vec<Vec<f64>> = (0..self.columns.len())
+                .map(|_| Vec::with_capacity(rows.len()))
+                .collect();
+            for r in &rows {
+                for (column, v) in values.iter_mut().zip(r.iter()) {
+                    column.push(*v);
+                }
+            }
+            for ((j, col), cur) in self.columns.iter().enumerate().zip(values) {
+                let name = self.names[j];
                 let mut d = match col {
-                    Column::Continuous(c) => continuous(FEATURE_NAMES[j], c, cur),
-                    Column::Binary(b) => binary(FEATURE_NAMES[j], b, cur),
+                    Column::Continuous(c) => continuous(name, c, cur),
+                    Column::Binary(b) => binary(name, b, cur),
+                    Column::Categorical(counts) => categorical(name, counts, &cur),
+                    Column::Constant => continue,
                 };
                 d.drifted = d.p_value < level;
                 out.push(d);
@@ -367,6 +459,32 @@ fn continuous(name: &str, r: &Continuous, cur: Vec<f64>) -> Drift {
         psi: psi(&r.shares, &cur_shares),
         wasserstein: wasserstein_sorted(&r.sorted, &sorted) / r.std,
         drifted: false,
+        unseen: None,
+    }
+}
+
+/// A categorical column's window: rows per training level, and rows with
+/// a level never seen in training (a negative value), through
+/// [`super::categorical::evaluate`]. It has no Wasserstein distance.
+fn categorical(name: &str, reference: &[u64], cur: &[f64]) -> Drift {
+    let mut counts = vec![0u64; reference.len()];
+    let mut unseen = 0u64;
+    for &v in cur {
+        match counts.get_mut(v as usize).filter(|_| v >= 0.0) {
+            Some(c) => *c += 1,
+            None => unseen += 1,
+        }
+    }
+    let c = super::categorical::evaluate(reference, &counts, unseen);
+    Drift {
+        name: name.to_owned(),
+        test: "chi2".to_owned(),
+        statistic: c.chi2,
+        p_value: c.p_value,
+        psi: c.psi,
+        wasserstein: f64::NAN,
+        drifted: false,
+        unseen: Some(c.unseen),
     }
 }
 
@@ -393,6 +511,7 @@ fn binary(name: &str, r: &Binary, cur: Vec<f64>) -> Drift {
         psi: psi(&fix(share(r.counts)), &fix(share(counts))),
         wasserstein: wasserstein_sorted(&r.sorted, &sorted) / r.std,
         drifted: false,
+        unseen: None,
     }
 }
 
@@ -459,16 +578,6 @@ fn bin_shares(edges: &[f64], values: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Population stability index of current shares against reference shares
-/// (neither has a zero).
-pub fn psi(reference: &[f64], current: &[f64]) -> f64 {
-    reference
-        .iter()
-        .zip(current)
-        .map(|(r, c)| (c - r) * (c / r).ln())
-        .sum()
-}
-
 /// Wasserstein-1 distance between the empirical distributions of two
 /// sorted samples: the integral of |F_a - F_b|, as scipy's
 /// `wasserstein_distance`.
@@ -507,6 +616,7 @@ fn std_ddof0(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::data::N_FEATURES;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -524,9 +634,7 @@ mod tests {
     fn raw_rows() -> Vec<FeatureVector> {
         let d = Dataset::embedded();
         (0..d.len())
-            .map(|i| {
-                d.raw.row(i).iter().copied().collect()
-            })
+            .map(|i| d.raw.row(i).iter().copied().collect())
             .collect()
     }
 

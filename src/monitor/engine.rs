@@ -150,8 +150,8 @@ impl Monitor {
             newest: None,
             cutoffs: VecDeque::new(),
             stale_below: 0,
+            rules: Rules::new(&settings.rules, baseline, detector.names())?,
             detector,
-            rules: Rules::new(&settings.rules, baseline)?,
             seq: 0,
             records_total: 0,
         })
@@ -172,6 +172,11 @@ impl Monitor {
     /// [`Rules::restore_active`]); returns how many.
     pub fn restore_alerts<S: AsRef<str>>(&mut self, names: &[S]) -> usize {
         self.rules.restore_active(names)
+    }
+
+    /// The feature columns drift is watched on, in the order of a row.
+    pub fn feature_names(&self) -> &[&'static str] {
+        self.detector.names()
     }
 
     /// The rule names, for the telemetry of active alerts.

@@ -22,7 +22,7 @@ use crate::core::append_file::AppendFile;
 use crate::core::log_paths::LogPaths;
 use crate::core::messages::MetricRecord;
 use crate::model::baseline::Baseline;
-use crate::model::LinearModel;
+use crate::model::Model;
 
 /// Points of `error_over_time.png` kept (neighbours merge when full).
 pub const SERIES_POINTS: usize = 2000;
@@ -35,6 +35,8 @@ pub struct MonitorFiles {
     pub over_time_csv: AppendFile,
     pub alerts: AppendFile,
     pub png: PathBuf,
+    /// The feature columns, in the order of the CSV's drift columns.
+    pub names: Vec<&'static str>,
 }
 
 /// A monitor opened in a logs folder.
@@ -52,7 +54,7 @@ pub struct Opened {
 pub fn open(
     settings: &MonitorSettings,
     paths: &LogPaths,
-    model: &LinearModel,
+    model: &Model,
     baseline: &Baseline,
 ) -> anyhow::Result<Opened> {
     let mut opened = open_unresumed(settings, paths, model, baseline)?;
@@ -69,7 +71,7 @@ pub fn open(
 pub fn open_unresumed(
     settings: &MonitorSettings,
     paths: &LogPaths,
-    model: &LinearModel,
+    model: &Model,
     baseline: &Baseline,
 ) -> anyhow::Result<Opened> {
     let drift = DriftConfig {
@@ -77,7 +79,7 @@ pub fn open_unresumed(
         drift_share: settings.drift_share,
     };
     let detector =
-        DriftDetector::from_training(model, drift).context("building the drift reference")?;
+        DriftDetector::for_model(model, drift).context("building the drift reference")?;
     // A rule whose threshold this baseline makes impossible is bad
     // configuration, named like the config check names it.
     let monitor = Monitor::new(settings, baseline, detector)
@@ -104,11 +106,13 @@ pub fn open_unresumed(
             break;
         }
     }
-    let header = super::log::header();
+    let names = monitor.feature_names().to_vec();
+    let header = super::log::header(&names);
     let files = MonitorFiles {
         over_time_csv: paths.open_log(&paths.over_time_csv, Some(&header))?,
         alerts: paths.open_log(&paths.alerts, None)?,
         png: paths.over_time_png.clone(),
+        names,
     };
     Ok(Opened {
         monitor,
@@ -179,7 +183,12 @@ pub fn write_closed_after(
     already: &mut Written,
 ) {
     match already.rows {
-        0 => write_row(files.over_time_csv.buffer(), &c.report, c.records_total),
+        0 => write_row(
+            files.over_time_csv.buffer(),
+            &c.report,
+            c.records_total,
+            &files.names,
+        ),
         _ => already.rows -= 1,
     }
     for e in &c.events {

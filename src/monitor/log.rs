@@ -24,7 +24,6 @@
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::core::data::FEATURE_NAMES;
 use crate::core::messages::SampleId;
 
 use super::over_time::PastWindow;
@@ -35,16 +34,18 @@ const STATS: [&str; 6] = ["count", "mae", "rmse", "r2", "bias", "max_error"];
 /// What a drift result is called in the header, in order.
 const DRIFT: [&str; 4] = ["p", "psi", "wasserstein", "drift"];
 
-/// The first line of `metrics_over_time.csv`.
-pub fn header() -> String {
+/// The first line of `metrics_over_time.csv` for the feature columns
+/// `names` (a name with a comma, a quote or a line break is quoted, as
+/// RFC 4180 says).
+pub fn header(names: &[&str]) -> String {
     let mut cols: Vec<String> = ["seq", "end_id", "end_time", "records_total"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     cols.extend(STATS.iter().map(|s| s.to_string()));
     cols.extend(STATS.iter().map(|s| format!("period_{s}")));
-    for name in FEATURE_NAMES.iter().chain(&["prediction"]) {
-        cols.extend(DRIFT.iter().map(|d| format!("{name}_{d}")));
+    for name in names.iter().chain(&["prediction"]) {
+        cols.extend(DRIFT.iter().map(|d| csv_cell(&format!("{name}_{d}"))));
     }
     cols.extend(["drift_share", "dataset_drift", "active_alerts"].map(String::from));
     cols.join(",")
@@ -53,7 +54,7 @@ pub fn header() -> String {
 /// Appends one row for `w` to `out`. Missing figures (no drift yet, a NaN
 /// R²) are empty fields. Alert names are rule names (checked at config
 /// load: letters, digits, `_:.-`), so they need no quoting.
-pub fn write_row(out: &mut Vec<u8>, w: &WindowReport, records_total: u64) {
+pub fn write_row(out: &mut Vec<u8>, w: &WindowReport, records_total: u64, names: &[&str]) {
     use std::io::Write as _;
     let mut f = ryu::Buffer::new();
     let mut num = |out: &mut Vec<u8>, v: f64| {
@@ -90,7 +91,7 @@ pub fn write_row(out: &mut Vec<u8>, w: &WindowReport, records_total: u64) {
             .chain(w.prediction.as_ref())
             .find(|d| d.name == name)
     };
-    for name in FEATURE_NAMES.iter().chain(&["prediction"]) {
+    for name in names.iter().chain(&["prediction"]) {
         match by_name(name) {
             Some(d) => {
                 num(out, d.p_value);
@@ -110,6 +111,16 @@ pub fn write_row(out: &mut Vec<u8>, w: &WindowReport, records_total: u64) {
     out.push(b',');
     out.extend_from_slice(w.active_alerts.join(";").as_bytes());
     out.push(b'\n');
+}
+
+/// A header cell: as it is, or quoted when it holds a comma, a quote or a
+/// line break.
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
 }
 
 /// Appends one line of `alerts.jsonl`.
@@ -514,6 +525,7 @@ pub fn records_after(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::data::FEATURE_NAMES;
     use crate::monitor::report::Drift;
 
     fn report(seq: u64) -> WindowReport {
@@ -539,6 +551,7 @@ mod tests {
                 psi: 0.25,
                 wasserstein: 0.5,
                 drifted: true,
+                unseen: None,
             }],
             prediction: None,
             drift_share: Some(0.1),
@@ -556,14 +569,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.csv");
         for rows in [3u64, 200] {
-            let mut text = format!("{}\n", header());
+            let mut text = format!("{}\n", header(&FEATURE_NAMES));
             for seq in 1..=rows {
                 let mut out = Vec::new();
-                write_row(&mut out, &report(seq), seq * 500);
+                write_row(&mut out, &report(seq), seq * 500, &FEATURE_NAMES);
                 text.push_str(std::str::from_utf8(&out).unwrap());
             }
             let mut out = Vec::new();
-            write_row(&mut out, &report(1), 500);
+            write_row(&mut out, &report(1), 500, &FEATURE_NAMES);
             let row = String::from_utf8(out).unwrap();
             let rest = row.split_once(',').unwrap().1;
             for (seq, total) in [
@@ -593,11 +606,11 @@ mod tests {
 
     #[test]
     fn a_row_has_every_column_of_the_header_and_reads_back() {
-        let header = header();
+        let header = header(&FEATURE_NAMES);
         let n = header.split(',').count();
         assert_eq!(n, 4 + 12 + 11 * 4 + 3);
         let mut out = Vec::new();
-        write_row(&mut out, &report(7), 3500);
+        write_row(&mut out, &report(7), 3500, &FEATURE_NAMES);
         let line = String::from_utf8(out).unwrap();
         let fields: Vec<&str> = line.trim_end().split(',').collect();
         assert_eq!(fields.len(), n, "{line}");
@@ -618,7 +631,7 @@ mod tests {
         assert_eq!(last_row(&p).unwrap(), None, "header only");
         text.push_str(&line);
         let mut second = Vec::new();
-        write_row(&mut second, &report(8), 4000);
+        write_row(&mut second, &report(8), 4000, &FEATURE_NAMES);
         text.push_str(std::str::from_utf8(&second).unwrap());
         text.push_str("9,17000"); // torn by a crash
         std::fs::write(&p, &text).unwrap();
@@ -642,8 +655,8 @@ mod tests {
             ReadBack::default(),
             "no file, no rows"
         );
-        let mut text = format!("{}\n", header()).into_bytes();
-        write_row(&mut text, &report(7), 3500);
+        let mut text = format!("{}\n", header(&FEATURE_NAMES)).into_bytes();
+        write_row(&mut text, &report(7), 3500, &FEATURE_NAMES);
         text.extend_from_slice(&vec![b'9'; 1 << 20]); // a 1 MiB line: not a row
         text.push(b'\n');
         text.extend_from_slice(b"8,1,not a time,4000,500,1,2\n");
@@ -652,7 +665,7 @@ mod tests {
         r8.active_alerts.remove(0);
         r8.window.mae = 61.0;
         r8.window.count = 499;
-        write_row(&mut text, &r8, 4000);
+        write_row(&mut text, &r8, 4000, &FEATURE_NAMES);
         text.extend_from_slice(b"9,17000"); // torn by a crash
         std::fs::write(&p, &text).unwrap();
         let back = read_over_time(&p, |w| seen.push(*w)).unwrap();

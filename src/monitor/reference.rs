@@ -17,8 +17,9 @@
 //!   (accuracy, log loss, ROC AUC, precision, recall, F1, Brier), each over
 //!   `windows` windows of `window` rows drawn with replacement, seeded.
 //!
-//! Part of "watch your own model" (issue 20): stored now, used by the
-//! monitor once the pipeline runs such models.
+//! `run --data` judges a regression's windows against these bands
+//! ([`regression_baseline`]) and drift against these distributions
+//! (`super::drift::DriftDetector::from_tabular`).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -26,7 +27,7 @@ use rand::{Rng, SeedableRng};
 use super::baseline::{band, bootstrap, METRICS};
 use super::classification;
 use crate::core::table::{Table, Values};
-use crate::model::baseline::{check_sizes, err, BaselineError};
+use crate::model::baseline::{check_sizes, err, Baseline, BaselineError};
 use crate::model::tabular::{
     Distribution, MetricBand, Outputs, Reference, TabularModel, MAX_REFERENCE_VALUES,
 };
@@ -109,6 +110,59 @@ pub fn of_tabular(
         seed,
         bands,
     })
+}
+
+/// The bands of a regression's reference as the monitor's [`Baseline`]
+/// (the diabetes model's form): one per metric of [`METRICS`].
+pub fn regression_baseline(r: &Reference) -> Result<Baseline, String> {
+    let band = |name: &str| {
+        r.bands
+            .iter()
+            .find(|b| b.metric == name)
+            .map(|b| b.band)
+            .ok_or_else(|| format!("the model's reference has no band for {name}"))
+    };
+    Ok(Baseline {
+        window: r.window,
+        windows: r.windows,
+        seed: r.seed,
+        mae: band("mae")?,
+        rmse: band("rmse")?,
+        r2: band("r2")?,
+        bias: band("bias")?,
+        max_error: band("max_error")?,
+    })
+}
+
+/// Fits a model of `table` predicting `target` (see
+/// [`TabularModel::fit`]) and gives it its reference for windows of
+/// `window` rows: what `train --data` writes, and what `run --data`
+/// without an artifact fits at start.
+pub fn fit_with_reference(
+    table: &Table,
+    target: &str,
+    task: Option<crate::model::tabular::Task>,
+    window: usize,
+    windows: usize,
+    seed: u64,
+) -> Result<TabularModel, FitOrReferenceError> {
+    let (mut model, outputs) =
+        TabularModel::fit(table, target, task).map_err(FitOrReferenceError::Fit)?;
+    model.reference = Some(
+        of_tabular(&model, table, outputs, window, windows, seed)
+            .map_err(FitOrReferenceError::Reference)?,
+    );
+    Ok(model)
+}
+
+/// Why [`fit_with_reference`] failed: the fit (the data), or the
+/// reference (its sizes, `key` naming which).
+#[derive(Debug, thiserror::Error)]
+pub enum FitOrReferenceError {
+    #[error("{0}")]
+    Fit(crate::model::tabular::FitError),
+    #[error("{0}")]
+    Reference(BaselineError),
 }
 
 /// Sorted values, or [`MAX_REFERENCE_VALUES`] evenly spaced quantiles of them.

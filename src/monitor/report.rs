@@ -64,6 +64,10 @@ pub struct Drift {
     pub wasserstein: f64,
     /// The p-value is below the configured level (Bonferroni-corrected).
     pub drifted: bool,
+    /// A categorical column of the user's data: the window's rows with a
+    /// level the training data never had (absent for a numeric column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen: Option<u64>,
 }
 
 /// One closed window: a row of `metrics_over_time.csv`, a `monitor`

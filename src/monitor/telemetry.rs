@@ -195,14 +195,14 @@ impl MonitorMetrics {
     }
 
     /// A closed window: its figures, drift and active alerts.
-    pub fn record_window(&self, w: &WindowReport, rules: &[String]) {
+    pub fn record_window(&self, w: &WindowReport, rules: &[String], features: &[&str]) {
         self.windows.inc();
         self.set_window("count", &w.window);
         self.set_window("period", &w.period);
         if w.features.is_empty() {
             // No features: the last figures would be another window's.
             self.windows_without_features.inc();
-            for feature in crate::core::data::FEATURE_NAMES {
+            for feature in features {
                 self.set_no_drift(feature);
             }
         }

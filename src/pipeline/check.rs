@@ -2,8 +2,10 @@
 //! bad input and needs no broker: the settings' meaning (the features'
 //! own checks, [`semantics`]), the logs folder and its lock, the HTTP
 //! address, the model artifact and the baseline the monitor judges
-//! against. A failure here exits 2 and touches nothing that matters; no
-//! actor exists yet, and nothing waits on the network.
+//! against; with `data.path`, the user's data file, its model (loaded, or
+//! fitted now) and the two lined up ([`own_data`]). A failure here exits 2
+//! and touches nothing that matters; no actor exists yet, and nothing
+//! waits on the network.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -12,12 +14,16 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::config::{ConfigError, Role, Settings};
+use crate::core::data::Dataset;
 use crate::core::log_paths::{lock_logs_dir, LogPaths};
 use crate::core::metrics::{MetricDecl, Telemetry};
 use crate::core::reopen::Reopen;
-use crate::model::{load_or_fit_model, LinearModel};
+use crate::model::tabular::TabularModel;
+use crate::model::{load_or_fit_model, Model};
 use crate::monitor::actor::Reference;
 use crate::monitor::telemetry::MonitorMetrics;
+use crate::source::own::OwnData;
+use crate::source::sampler::Rows;
 
 /// What the features check of their own sections: the alert rules
 /// (`monitor::alerts`) and the scenario against the data set
@@ -26,7 +32,10 @@ use crate::monitor::telemetry::MonitorMetrics;
 /// settings made in code.
 pub fn semantics(s: &Settings) -> Result<(), ConfigError> {
     crate::source::scenario::check_settings(&s.source)?;
-    crate::monitor::alerts::check_settings(&s.monitor)
+    // The columns of the user's data are known once its file is read:
+    // rules naming them are checked then (`monitor::alerts::Rules::new`).
+    let features = (!s.data.is_own()).then_some(&crate::core::data::FEATURE_NAMES[..]);
+    crate::monitor::alerts::check_settings(&s.monitor, features)
 }
 
 /// The one registry: the pipeline's own metrics, then the monitor's
@@ -54,7 +63,9 @@ pub struct Checked {
     /// The monitor's families in [`Checked::telemetry`], for its actor.
     pub monitor_metrics: MonitorMetrics,
     /// With the model role.
-    pub model: Option<Arc<LinearModel>>,
+    pub model: Option<Arc<Model>>,
+    /// The rows the source streams: the diabetes data or the user's own.
+    pub rows: Rows,
     /// Where the model came from: the artifact's path, or "fitted in memory".
     pub model_origin: String,
     /// What the monitor and the histogram's baseline line judge against.
@@ -101,15 +112,30 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
             "inbound.legacy (--legacy-inbound) has no effect here: this process runs every role, so it reads no queue; run the model and metric roles in their own processes to read the Python services' queues"
         );
     }
-    let model = if settings.runs(Role::Model) {
-        Some(Arc::new(load_or_fit_model(&settings.model.artifact)?))
-    } else {
-        None
+    // The user's data: its model is needed whatever the roles (all four
+    // run here: `config` keeps such a run in one process for now).
+    let (own, rows) = match settings.data.is_own() {
+        true => {
+            let (model, data, origin) = own_data(&settings)?;
+            let model = Arc::new(Model::Tabular(model));
+            (Some((model, origin)), Rows::Own(Arc::new(data)))
+        }
+        false => (None, Rows::Diabetes(Dataset::embedded())),
     };
-    let model_origin = if settings.model.artifact.exists() {
-        settings.model.artifact.display().to_string()
-    } else {
-        "fitted in memory".to_owned()
+    let load_diabetes = || -> anyhow::Result<Arc<Model>> {
+        Ok(Arc::new(Model::Linear(load_or_fit_model(
+            &settings.model.artifact,
+        )?)))
+    };
+    let model = match (&own, settings.runs(Role::Model)) {
+        (Some((m, _)), _) => Some(m.clone()),
+        (None, true) => Some(load_diabetes()?),
+        (None, false) => None,
+    };
+    let model_origin = match &own {
+        Some((_, origin)) => origin.clone(),
+        None if settings.model.artifact.exists() => settings.model.artifact.display().to_string(),
+        None => "fitted in memory".to_owned(),
     };
     // The monitor (with the metric role) and the histogram's baseline line
     // (with the plot role) judge against the model's training figures: this
@@ -120,7 +146,7 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
         true => {
             let m = match &model {
                 Some(m) => m.clone(),
-                None => Arc::new(load_or_fit_model(&settings.model.artifact)?),
+                None => load_diabetes()?,
             };
             Some(Reference::of(m, &settings.monitor)?)
         }
@@ -132,11 +158,103 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
         telemetry,
         monitor_metrics,
         model,
+        rows,
         model_origin,
         reference,
         logs_lock,
         http,
     })
+}
+
+/// The user's data (`data.path`) and its model: the artifact of
+/// `data.model` (read and checked whole), or a model fitted on the data
+/// now with the monitor's reference for `monitor.window`; then the data
+/// lined up with the model ([`OwnData::new`]). Returns where the model
+/// came from too. Every problem names the key or the file, line and
+/// column.
+pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, String)> {
+    use crate::core::table::{quoted, ColumnKind, ReadOptions, Table};
+    let d = &settings.data;
+    let artifact = match d.model.as_os_str().is_empty() {
+        true => None,
+        false => Some(TabularModel::load(&d.model).context("data.model (--model)")?),
+    };
+    // The model's categorical columns are read as such (a code column is
+    // all numbers).
+    let mut model_categorical = Vec::new();
+    if let Some(m) = &artifact {
+        if m.target.name != d.target {
+            anyhow::bail!(
+                "data.target (--target) is {}, but the model {} predicts {}",
+                quoted(&d.target),
+                crate::core::text::shown_path(&d.model),
+                quoted(&m.target.name)
+            );
+        }
+        let columns = m.features.iter().map(|f| &f.column).chain([&m.target]);
+        for c in columns {
+            if matches!(c.kind, ColumnKind::Categorical { .. }) {
+                model_categorical.push(c.name.clone());
+            }
+        }
+    }
+    let options = ReadOptions {
+        delimiter: d.delimiter_byte(),
+        max_bytes: d.max_bytes,
+        max_levels: d.max_levels,
+        missing: d.missing,
+        skip: (!d.id.is_empty())
+            .then(|| d.id.clone())
+            .into_iter()
+            .collect(),
+        categorical: d.categorical.clone(),
+        model_categorical,
+        ..ReadOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let table = Table::read(&d.path, &options).map_err(|e| anyhow::anyhow!("data.path {e}"))?;
+    tracing::info!(
+        rows = table.rows,
+        omitted = table.omitted,
+        columns = table.columns.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "data: read {} rows of {} columns ({} left out for a missing value, data.missing)",
+        table.rows,
+        table.columns.len(),
+        table.omitted
+    );
+    let (model, origin) = match artifact {
+        Some(m) => (m, crate::core::text::shown_path(&d.model)),
+        None => {
+            let m = crate::monitor::reference::fit_with_reference(
+                &table,
+                &d.target,
+                None,
+                settings.monitor.window,
+                settings.monitor.baseline_windows,
+                crate::monitor::baseline::DEFAULT_SEED,
+            )
+            .map_err(|e| {
+                anyhow::anyhow!("data.path {}: {e}", crate::core::text::shown_path(&d.path))
+            })?;
+            tracing::info!(
+                score = m.training.score,
+                "data: no data.model (--model): fitted on data.path at start (`modelwatch train --data` writes an artifact)"
+            );
+            (m, "fitted on data.path at start".to_owned())
+        }
+    };
+    let data = OwnData::new(table, &model).map_err(|e| {
+        anyhow::anyhow!("data.path {}: {e}", crate::core::text::shown_path(&d.path))
+    })?;
+    for (column, rows) in &data.unseen {
+        tracing::warn!(
+            column = %quoted(column),
+            rows,
+            "data: rows with a level of this column the model was not trained on: the model reads them as no level, the monitor counts them (unseen)"
+        );
+    }
+    Ok((model, data, origin))
 }
 
 /// Binds the HTTP server's address first: one the user gave that is in use

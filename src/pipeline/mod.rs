@@ -67,6 +67,7 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         settings,
         telemetry,
         model,
+        rows,
         model_origin,
         metric,
         plot,
@@ -82,8 +83,10 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         board,
         settings.http.max_event_streams,
     );
-    if let Some(m) = &model {
-        dashboard = dashboard.with_model(m.clone(), &model_origin);
+    // The predict form is the diabetes model's (one for a schema of the
+    // user's own is not built yet).
+    if let Some(m) = model.as_ref().and_then(|m| m.as_linear()) {
+        dashboard = dashboard.with_model(std::sync::Arc::new(m.clone()), &model_origin);
     }
     // With the plot role, the dashboard's histogram is what the plot drew.
     let plot = plot.map(|p| {
@@ -95,6 +98,7 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     let mut bridge = start::bridge(&settings, &telemetry.metrics)?;
     let local = LocalRoles {
         model,
+        rows,
         metric,
         plot,
         monitor,

@@ -37,7 +37,9 @@ pub struct Prepared {
     pub paths: crate::core::log_paths::LogPaths,
     /// The registry every component updates; read it after the run.
     pub telemetry: std::sync::Arc<crate::core::metrics::Telemetry>,
-    pub(super) model: Option<std::sync::Arc<crate::model::LinearModel>>,
+    pub(super) model: Option<std::sync::Arc<crate::model::Model>>,
+    /// The rows the source streams.
+    pub(super) rows: crate::source::sampler::Rows,
     /// Where the model came from: the artifact's path, or "fitted in memory".
     pub(super) model_origin: String,
     pub(super) metric: Option<(MetricFiles, Option<RecentIds>)>,
@@ -60,6 +62,7 @@ pub fn state(c: Checked) -> anyhow::Result<Prepared> {
         telemetry,
         monitor_metrics,
         model,
+        rows,
         model_origin,
         reference,
         logs_lock,
@@ -99,6 +102,7 @@ pub fn state(c: Checked) -> anyhow::Result<Prepared> {
         paths,
         telemetry,
         model,
+        rows,
         model_origin,
         metric,
         plot,

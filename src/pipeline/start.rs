@@ -20,11 +20,11 @@ use crate::metric::actor::{MetricFiles, RestartLink};
 use crate::metric::join::RecentIds;
 use crate::metric::throughput::ThroughputObserver;
 use crate::metric::MetricActor;
-use crate::model::{LinearModel, ModelActor};
+use crate::model::{Model, ModelActor};
 use crate::monitor::actor::{MonitorActor, ToExchange};
 use crate::plot::PlotActor;
 use crate::source::actor::SourceReport;
-use crate::source::sampler::Sampler;
+use crate::source::sampler::{Rows, Sampler};
 use crate::source::scenario::{Plan, Scenario};
 use crate::source::FeatureSource;
 
@@ -45,7 +45,9 @@ pub(super) fn bridge(settings: &Settings, metrics: &Metrics) -> anyhow::Result<O
 
 /// The prepared actors of the roles that run in this process.
 pub(super) struct LocalRoles {
-    pub(super) model: Option<std::sync::Arc<LinearModel>>,
+    pub(super) model: Option<std::sync::Arc<Model>>,
+    /// The rows the source streams.
+    pub(super) rows: Rows,
     pub(super) metric: Option<(MetricFiles, Option<RecentIds>)>,
     pub(super) plot: Option<PlotActor>,
     pub(super) monitor: Option<MonitorActor>,
@@ -145,6 +147,7 @@ impl Actors {
     ) -> Actors {
         let LocalRoles {
             model,
+            rows,
             metric,
             plot,
             monitor,
@@ -201,7 +204,7 @@ impl Actors {
         let (done_tx, done) = oneshot::channel();
         let source = settings
             .runs(Role::Features)
-            .then(|| start_source(settings, metrics, &routes, &stop, done_tx));
+            .then(|| start_source(settings, rows, metrics, &routes, &stop, done_tx));
         Actors {
             routes,
             source,
@@ -220,12 +223,13 @@ impl Actors {
 /// `stop`, its report sent on `done_tx`.
 fn start_source(
     settings: &Settings,
+    rows: Rows,
     metrics: &Metrics,
     routes: &Routes,
     stop: &CancellationToken,
     done_tx: oneshot::Sender<SourceReport>,
 ) -> Addr<FeatureSource> {
-    let sampler = sampler(settings);
+    let sampler = sampler(settings, rows);
     let (features, truths) = (routes.features(), routes.truths());
     let (source_settings, stop_source) = (settings.source.clone(), stop.clone());
     let emitted = metrics.samples_emitted.clone();
@@ -242,9 +246,10 @@ fn start_source(
     })
 }
 
-/// The sampler of the embedded data, with the scenario of
-/// `source.scenario` when there is one.
-fn sampler(settings: &Settings) -> Sampler {
+/// The sampler of `rows` in `source.order`, with the scenario of
+/// `source.scenario` when there is one (the diabetes data only: the
+/// config refuses one with data of the user's own).
+fn sampler(settings: &Settings, rows: Rows) -> Sampler {
     // Checked when the settings were loaded (exit 2 there).
     let scenario = settings.source.scenario.as_ref().map(|s| {
         let plan = Plan::new(s, Dataset::embedded())
@@ -252,7 +257,7 @@ fn sampler(settings: &Settings) -> Sampler {
         tracing::info!(scenario = ?s, "scenario: the stream changes from sample {} on", s.start);
         Scenario::new(plan, settings.source.seed)
     });
-    Sampler::new(Dataset::embedded(), settings.source.seed).with_scenario(scenario)
+    Sampler::new(rows, settings.source.order, settings.source.seed).with_scenario(scenario)
 }
 
 /// Where the model forwards the features it consumed: with

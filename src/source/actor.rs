@@ -112,6 +112,11 @@ impl SourceRun {
             if s.count > 0 {
                 n = n.min(s.count - emitted);
             }
+            match self.sampler.remaining() {
+                Some(0) => break, // every row once: done
+                Some(left) => n = n.min(left),
+                None => {}
+            }
             while in_flight.len() >= s.max_in_flight {
                 if let Some(Err(e)) = in_flight.next().await {
                     fatal_dead_actor("source", e);

@@ -434,7 +434,7 @@ fn bad_data_exits_2_naming_where_and_writes_nothing() {
     cmd.arg(&data).args(["--target", "y", "--id", "nope"]);
     let ran = run_within(cmd, TRAIN);
     assert_eq!(ran.code(), Some(2), "{}", ran.stderr);
-    assert!(support::sandbox::one_error_line(&ran).contains("no column \"nope\" (--id)"));
+    assert!(support::sandbox::one_error_line(&ran).contains("no column \"nope\" (--id, data.id)"));
     // A FIFO is refused before it is opened (nothing blocks on it).
     let fifo = sb.join("fifo.csv");
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");

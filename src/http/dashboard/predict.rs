@@ -501,7 +501,10 @@ mod tests {
         assert_eq!(r, ROW0);
         let scaled = Dataset::embedded().feature_row(0);
         let body = serde_json::to_vec(&serde_json::json!({ "scaled": scaled })).unwrap();
-        assert_eq!(parse_json(&body, &m).unwrap(), Input::Scaled(scaled.clone()));
+        assert_eq!(
+            parse_json(&body, &m).unwrap(),
+            Input::Scaled(scaled.clone())
+        );
 
         // Row 0 scaled, with one value replaced.
         let with = |i: usize, v: serde_json::Value| {

@@ -286,6 +286,7 @@ pub(crate) mod tests {
                     psi: 0.02,
                     wasserstein: 0.03,
                     drifted: false,
+                    unseen: None,
                 },
                 Drift {
                     name: "bmi".into(),
@@ -295,6 +296,7 @@ pub(crate) mod tests {
                     psi: 0.9,
                     wasserstein: 0.7,
                     drifted: true,
+                    unseen: None,
                 },
             ],
             prediction: None,

@@ -1,0 +1,200 @@
+//! The user's own data as the source streams it (`data.path`): the typed
+//! columns of the CSV file ([`crate::core::table`]) lined up with a model
+//! of that data ([`TabularModel`]), so that a row comes out in the order of
+//! the model's features, as [`TabularModel::predict_row`] takes it.
+//!
+//! A numeric column's values are the file's; a categorical column's are
+//! indices into the model's training levels, and a level the training data
+//! did not have is [`UNSEEN`] (it is counted per column and said at start;
+//! the model encodes it as all zeros). Columns of the file the model does
+//! not use are dropped. The memory is the typed columns themselves (8 bytes
+//! a numeric cell, 4 a categorical one) plus one number per level.
+//!
+//! Checked here, as an error naming the column (the caller exits 2): a
+//! feature of the model or the target missing from the file, a column whose
+//! type differs from the model's (a numeric feature with a value that is
+//! not a number), a target beyond [`MAX_ABS_VALUE`], and a row whose
+//! prediction is not finite or beyond [`MAX_ABS_PREDICTION`] (all rows are
+//! predicted once at load, which bounds every prediction of the run).
+
+use crate::core::data::FeatureVector;
+use crate::core::messages::MAX_ABS_VALUE;
+use crate::core::table::{quoted, ColumnKind, Table, Values};
+use crate::model::tabular::{TabularModel, Task, UNSEEN};
+use crate::model::MAX_ABS_PREDICTION;
+
+/// One feature column as the source reads it.
+#[derive(Debug)]
+enum Cells {
+    Numeric(Vec<f64>),
+    /// The file's level of each row, and that level's value for the model
+    /// (its index among the training levels, or [`UNSEEN`]).
+    Categorical {
+        codes: Vec<u32>,
+        to_model: Vec<f64>,
+    },
+}
+
+/// The rows of the user's data, lined up with the model.
+#[derive(Debug)]
+pub struct OwnData {
+    columns: Vec<Cells>,
+    targets: Vec<f64>,
+    /// sha256 of the file.
+    pub sha256: String,
+    /// Rows left out for a missing value.
+    pub omitted: usize,
+    /// Per feature column with a level the model never saw: its name and
+    /// the rows with such a level.
+    pub unseen: Vec<(String, usize)>,
+}
+
+impl OwnData {
+    /// Lines `table` up with `model` (see the module doc for what is
+    /// refused). Consumes the table: its columns are kept, not copied.
+    pub fn new(table: Table, model: &TabularModel) -> Result<OwnData, String> {
+        if model.task != Task::Regression {
+            return Err(
+                "the model is a classifier: running one is not built yet (docs/own-data.md); \
+                 this build runs regression models of your own data"
+                    .into(),
+            );
+        }
+        let Table {
+            mut columns,
+            omitted,
+            sha256,
+            ..
+        } = table;
+        let mut take = |name: &str, what: &str| {
+            let at = columns
+                .iter()
+                .position(|c| c.schema.name == name)
+                .ok_or_else(|| {
+                    format!(
+                        "the model's {what} {} is not a column of the data",
+                        quoted(name)
+                    )
+                })?;
+            Ok::<_, String>(columns.swap_remove(at))
+        };
+        let target = take(&model.target.name, "target")?;
+        let targets = match target.values {
+            Values::Numeric(v) => v,
+            Values::Categorical(_) => {
+                return Err(format!(
+                    "target {} has a value that is not a number; the model is a regression",
+                    quoted(&model.target.name)
+                ))
+            }
+        };
+        if let Some(i) = targets.iter().position(|y| y.abs() > MAX_ABS_VALUE) {
+            return Err(format!(
+                "target {} of row {} is {:e}, beyond ±{MAX_ABS_VALUE:e}",
+                quoted(&model.target.name),
+                i + 1,
+                targets[i]
+            ));
+        }
+        let mut cells = Vec::with_capacity(model.features.len());
+        let mut unseen = Vec::new();
+        for f in &model.features {
+            let c = take(&f.column.name, "feature")?;
+            let name = quoted(&f.column.name);
+            cells.push(match (&f.column.kind, c.values, &c.schema.kind) {
+                (ColumnKind::Numeric, Values::Numeric(v), _) => Cells::Numeric(v),
+                (ColumnKind::Numeric, Values::Categorical(_), _) => {
+                    return Err(format!(
+                        "column {name} is numeric in the model, but the data has a value that is \
+                         not a number in it"
+                    ))
+                }
+                (
+                    ColumnKind::Categorical { levels: trained },
+                    Values::Categorical(codes),
+                    ColumnKind::Categorical { levels },
+                ) => {
+                    let to_model: Vec<f64> = levels
+                        .iter()
+                        .map(|l| {
+                            trained
+                                .iter()
+                                .position(|t| t == l)
+                                .map_or(UNSEEN, |i| i as f64)
+                        })
+                        .collect();
+                    let n = codes
+                        .iter()
+                        .filter(|&&c| to_model[c as usize] == UNSEEN)
+                        .count();
+                    if n > 0 {
+                        unseen.push((f.column.name.clone(), n));
+                    }
+                    Cells::Categorical { codes, to_model }
+                }
+                (ColumnKind::Categorical { .. }, _, _) => {
+                    return Err(format!(
+                        "column {name} is categorical in the model: name it in data.categorical \
+                         so that the data reads it so"
+                    ))
+                }
+            });
+        }
+        let data = OwnData {
+            columns: cells,
+            targets,
+            sha256,
+            omitted,
+            unseen,
+        };
+        data.check_predictions(model)?;
+        Ok(data)
+    }
+
+    /// Every row's prediction is finite and within [`MAX_ABS_PREDICTION`].
+    fn check_predictions(&self, model: &TabularModel) -> Result<(), String> {
+        let mut row = FeatureVector::new();
+        for i in 0..self.len() {
+            self.fill(i, &mut row);
+            let p = model.predict_row(&row);
+            if p.is_nan() || p.abs() > MAX_ABS_PREDICTION {
+                return Err(format!(
+                    "the model's prediction for row {} is {p:e}, beyond ±{MAX_ABS_PREDICTION:e}: \
+                     values too large for this model",
+                    i + 1
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// True when there are no rows (never: the reader refuses an empty file).
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Row `i` in the order of the model's features.
+    pub fn features(&self, i: usize) -> FeatureVector {
+        let mut row = FeatureVector::new();
+        self.fill(i, &mut row);
+        row
+    }
+
+    fn fill(&self, i: usize, row: &mut FeatureVector) {
+        row.clear();
+        row.extend(self.columns.iter().map(|c| match c {
+            Cells::Numeric(v) => v[i],
+            Cells::Categorical { codes, to_model } => to_model[codes[i] as usize],
+        }));
+    }
+
+    /// The target of row `i`.
+    pub fn target(&self, i: usize) -> f64 {
+        self.targets[i]
+    }
+}

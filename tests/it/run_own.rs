@@ -1,0 +1,393 @@
+//! `modelwatch run --data FILE --target COLUMN [--model ARTIFACT]`: the
+//! pipeline on data of the user's own, through the real binary. The rows
+//! it writes and the windows its monitor closes against scikit-learn,
+//! scipy and numpy on the same rows (tests/oracle/run_own.py, in the test
+//! venv); a categorical column whose mix moved fires that column's drift
+//! and its unseen-level rule, and nothing else; every bad combination
+//! exits 2 naming the key or column; `source.order = "sequential"` takes
+//! each row once.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::support;
+use crate::support::sandbox::{one_error_line, read_metric_log, run_within, Sandbox};
+
+const LIMIT: Duration = Duration::from_secs(120);
+/// Rows per monitor window in these runs (the artifact is trained for it).
+const WINDOW: usize = 250;
+
+fn oracle() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/run_own.py")
+}
+
+/// The data sets the oracle writes (once per test run).
+fn data_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("modelwatch-run-data-")
+            .tempdir()
+            .expect("temp dir");
+        let mut cmd = Command::new(support::provision::python_with_pika());
+        cmd.arg(oracle()).arg("make").arg(dir.path());
+        support::provision::run_bounded("run_own.py make", cmd, LIMIT)
+            .unwrap_or_else(|e| panic!("{e}"));
+        dir
+    })
+    .path()
+}
+
+/// The oracle's predictions and window figures for a model fitted on
+/// `train`, run over `run`.
+fn expected(train: &str, run: &str) -> serde_json::Value {
+    let mut cmd = Command::new(support::provision::python_with_pika());
+    cmd.arg(oracle())
+        .arg("windows")
+        .arg(data_dir().join(train))
+        .arg(data_dir().join(run))
+        .arg("y")
+        .arg(WINDOW.to_string());
+    let out = support::provision::run_bounded("run_own.py windows", cmd, LIMIT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_str(out.trim()).expect("oracle JSON")
+}
+
+/// `train --data train.csv --target y` for windows of [`WINDOW`] rows.
+fn train(sb: &Sandbox) -> PathBuf {
+    let out = sb.join("train.model.json");
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(data_dir().join("train.csv"))
+        .args(["--target", "y", "--baseline-window", &WINDOW.to_string()])
+        .arg("--out")
+        .arg(&out);
+    run_within(cmd, LIMIT).expect_code(0);
+    out
+}
+
+/// A config file: the default one with a rule on unseen levels of "color".
+fn config_with_unseen_rule(sb: &Sandbox) -> PathBuf {
+    let path = sb.join("own.toml");
+    let text = std::fs::read_to_string(support::process::default_config()).unwrap()
+        + "\n[[monitor.rules]]\nname = \"unseen_color\"\nmetric = \"unseen.color\"\nop = \">\"\nvalue = 0\n";
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `run --data <data> --target y` with `extra`, each row once.
+fn run(sb: &Sandbox, logs: &Path, data: &str, extra: &[&str]) -> support::sandbox::Output {
+    let window = WINDOW.to_string();
+    let cmd = sb
+        .run_launch(logs, &[])
+        .config(config_with_unseen_rule(sb))
+        .args(["--data"])
+        .args([data_dir().join(data)])
+        .args(["--target", "y", "--order", "sequential", "--rate", "5000"])
+        .args(["--monitor-window", &window, "--http-listen", "off"])
+        .args(extra)
+        .command();
+    run_within(cmd, LIMIT)
+}
+
+fn close(what: &str, got: f64, want: f64, tol: f64) {
+    assert!(
+        (got - want).abs() <= tol * want.abs().max(1.0),
+        "{what}: modelwatch {got:e}, oracle {want:e}"
+    );
+}
+
+/// The rows of `metric_log.csv` against the oracle's predictions (in file
+/// order: sequential ids), and the count windows of
+/// `metrics_over_time.csv` against its figures.
+fn assert_agrees(logs: &Path, sk: &serde_json::Value) -> usize {
+    let mut rows = read_metric_log(logs);
+    rows.sort_by_key(|r| r.id);
+    let predictions = sk["predictions"].as_array().unwrap();
+    assert_eq!(rows.len(), predictions.len(), "every row once");
+    for (i, (r, p)) in rows.iter().zip(predictions).enumerate() {
+        close(
+            &format!("row {i} prediction"),
+            r.y_pred,
+            p.as_f64().unwrap(),
+            1e-9,
+        );
+        close(
+            &format!("row {i} error"),
+            r.absolute_error,
+            (r.y_true - r.y_pred).abs(),
+            1e-12,
+        );
+    }
+    let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    };
+    let windows = sk["windows"].as_array().unwrap();
+    let mut checked = 0;
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        if f[col("count")] != WINDOW.to_string() {
+            continue; // the last, partial window
+        }
+        let seq: usize = f[col("seq")].parse().unwrap();
+        let w = &windows[seq - 1];
+        let num = |name: &str| -> f64 {
+            f[col(name)]
+                .parse()
+                .unwrap_or_else(|e| panic!("{name} {:?}: {e}", f[col(name)]))
+        };
+        for stat in ["mae", "rmse", "r2", "bias", "max_error"] {
+            close(
+                &format!("window {seq} {stat}"),
+                num(stat),
+                w[stat].as_f64().unwrap(),
+                1e-9,
+            );
+        }
+        for (column, d) in w["drift"].as_object().unwrap() {
+            for (ours, theirs) in [("p", "p"), ("psi", "psi"), ("wasserstein", "wasserstein")] {
+                let name = format!("{column}_{ours}");
+                match d.get(theirs) {
+                    Some(v) => close(
+                        &format!("window {seq} {name}"),
+                        num(&name),
+                        v.as_f64().unwrap(),
+                        1e-6,
+                    ),
+                    // A categorical column has no Wasserstein distance.
+                    None => assert_eq!(f[col(&name)], "", "window {seq} {name}"),
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, windows.len(), "every full window closed");
+    checked
+}
+
+/// Names of the rules that fired, from `alerts.jsonl`.
+fn fired(logs: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(logs.join("alerts.jsonl")).unwrap_or_default();
+    let mut out: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["state"] == "fired")
+        .map(|e| e["rule"].as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn a_model_of_your_own_data_runs_on_new_rows_and_agrees_with_sklearn_and_scipy() {
+    let sb = Sandbox::new();
+    let artifact = train(&sb);
+    let logs = sb.join("logs");
+    let model = artifact.to_str().unwrap();
+    run(&sb, &logs, "shifted.csv", &["--model", model]).expect_code(0);
+    let sk = expected("train.csv", "shifted.csv");
+    let windows = assert_agrees(&logs, &sk);
+    println!(
+        "{} rows and {windows} windows agree with scikit-learn/scipy",
+        sk["rows"]
+    );
+    // Only "color" moved (and has a level training never had).
+    assert_eq!(fired(&logs), ["feature_drift:color", "unseen_color"]);
+    let unseen: u64 = sk["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["drift"]["color"]["unseen"].as_u64().unwrap())
+        .sum();
+    assert!(unseen > 0, "the oracle saw no unseen level");
+    let pipeline_log = support::sandbox::read_pipeline_log(&logs);
+    assert!(
+        pipeline_log.contains("rows with a level of this column the model was not trained on"),
+        "{pipeline_log}"
+    );
+}
+
+#[test]
+fn without_an_artifact_the_model_is_fitted_at_start_and_nothing_drifts_on_its_own_rows() {
+    let sb = Sandbox::new();
+    let logs = sb.join("logs");
+    let out = run(&sb, &logs, "train.csv", &[]);
+    out.expect_code(0);
+    let sk = expected("train.csv", "train.csv");
+    assert_agrees(&logs, &sk);
+    assert_eq!(fired(&logs), Vec::<String>::new());
+    let pipeline_log = support::sandbox::read_pipeline_log(&logs);
+    assert!(
+        pipeline_log.contains("fitted on data.path at start"),
+        "{pipeline_log}"
+    );
+}
+
+#[test]
+fn bad_combinations_exit_2_naming_the_key_or_the_column() {
+    let sb = Sandbox::new();
+    let artifact = train(&sb);
+    let model = artifact.to_str().unwrap().to_owned();
+    let data = data_dir().join("train.csv");
+    let data = data.to_str().unwrap();
+    let no_color = sb.join("no_color.csv");
+    let text = std::fs::read_to_string(data).unwrap();
+    let cut: String = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("{},{},{},{}\n", f[0], f[2], f[3], f[4])
+        })
+        .collect();
+    std::fs::write(&no_color, cut).unwrap();
+    let bad_rule = sb.join("bad_rule.toml");
+    std::fs::write(
+        &bad_rule,
+        "[[monitor.rules]]\nname = \"r\"\nmetric = \"drift.nope\"\nop = \">\"\nvalue = 0.5\n",
+    )
+    .unwrap();
+    let window = WINDOW.to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--data", data], "data.target"),
+        (
+            vec!["--target", "y"],
+            "data.target: is for a data file of your own",
+        ),
+        (
+            vec!["--data", data, "--target", "nope"],
+            "--target \"nope\": no such column",
+        ),
+        (
+            vec!["--data", data, "--target", "x1", "--model", &model],
+            "but the model",
+        ),
+        (
+            vec![
+                "--data",
+                no_color.to_str().unwrap(),
+                "--target",
+                "y",
+                "--model",
+                &model,
+                "--monitor-window",
+                &window,
+            ],
+            "the model's feature \"color\" is not a column of the data",
+        ),
+        (
+            vec!["--data", data, "--target", "y", "--model", &model],
+            "monitor.window is 500, but the model's reference is for windows of 250",
+        ),
+        (
+            vec![
+                "--data",
+                data,
+                "--target",
+                "y",
+                "--amqp-url",
+                "amqp://127.0.0.1:1/%2f",
+            ],
+            "keeps to one process for now",
+        ),
+        (
+            vec![
+                "--data",
+                data,
+                "--target",
+                "y",
+                "--scenario",
+                "start=10,bmi+=1",
+            ],
+            "source.scenario",
+        ),
+    ];
+    for (args, says) in cases {
+        let logs = sb.join("logs-bad");
+        let cmd = sb
+            .run_launch(&logs, &args)
+            .args(["--http-listen", "off"])
+            .command();
+        let out = run_within(cmd, LIMIT);
+        out.expect_code(2);
+        let line = one_error_line(&out);
+        assert!(line.contains(says), "{args:?}: {line}");
+        assert!(!logs.join("metric_log.csv").exists(), "{args:?} wrote rows");
+    }
+    // A rule naming a column the data does not have: named by its key.
+    let logs = sb.join("logs-rule");
+    let cmd = sb
+        .run_launch(&logs, &["--data", data, "--target", "y"])
+        .config(&bad_rule)
+        .args(["--http-listen", "off"])
+        .command();
+    let out = run_within(cmd, LIMIT);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(line.contains("monitor.rules[0].metric"), "{line}");
+    assert!(line.contains("x1, color, x2, size"), "{line}");
+}
+
+#[test]
+fn a_classifier_of_your_own_data_is_refused_with_what_is_not_built_yet() {
+    let sb = Sandbox::new();
+    let csv = sb.join("cls.csv");
+    let mut text = String::from("a,b,label\n");
+    for i in 0..200 {
+        let a = (i as f64 * 0.37).sin();
+        let b = (i as f64 * 0.11).cos();
+        text += &format!("{a},{b},{}\n", if a + b > 0.2 { "yes" } else { "no" });
+    }
+    std::fs::write(&csv, text).unwrap();
+    let logs = sb.join("logs");
+    let cmd = sb
+        .run_launch(
+            &logs,
+            &["--data", csv.to_str().unwrap(), "--target", "label"],
+        )
+        .args(["--http-listen", "off"])
+        .command();
+    let out = run_within(cmd, LIMIT);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("classifier: running one is not built yet"),
+        "{line}"
+    );
+}
+
+#[test]
+fn sequential_order_takes_each_diabetes_row_once_then_stops() {
+    let sb = Sandbox::new();
+    let logs = sb.join("logs");
+    let cmd = sb
+        .run_launch(&logs, &["--order", "sequential", "--rate", "0"])
+        .args(["--http-listen", "off"])
+        .command();
+    run_within(cmd, LIMIT).expect_code(0);
+    let mut rows = read_metric_log(&logs);
+    rows.sort_by_key(|r| r.id);
+    let data = modelwatch::core::data::Dataset::embedded();
+    assert_eq!(rows.len(), data.len());
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r.y_true, data.targets[i], "row {i} in file order");
+    }
+    // With a count below the rows: that many, from the first.
+    let logs = sb.join("logs-100");
+    let cmd = sb
+        .run_launch(
+            &logs,
+            &["--order", "sequential", "--count", "100", "--rate", "0"],
+        )
+        .args(["--http-listen", "off"])
+        .command();
+    run_within(cmd, LIMIT).expect_code(0);
+    assert_eq!(read_metric_log(&logs).len(), 100);
+}

@@ -1,0 +1,175 @@
+"""The oracle of `modelwatch run --data FILE --target COLUMN --model ARTIFACT`:
+scikit-learn, scipy and numpy on the same rows.
+
+Run by tests/it/run_own.rs in the test venv (scikit-learn 1.9.1, numpy
+2.4.6, scipy 1.17.1; target/test-venv, made by the tests). Two commands:
+
+  run_own.py make DIR
+      Writes two files of one regression (seeded), with two numeric
+      columns, two categorical ones and a few missing cells:
+      - train.csv: 3,000 rows, what the model is fitted on;
+      - shifted.csv: 2,000 rows from the same population, except that
+        the mix of "color" moved (green 10%, red 10%, blue 60%) and 10% of
+        the rows have a level the training data never had ("purple"):
+        only "color" drifted.
+
+  run_own.py windows TRAIN RUN TARGET WINDOW
+      Fits scikit-learn on TRAIN as `modelwatch train --data` does (rows
+      with a missing cell left out; StandardScaler on numeric columns,
+      OneHotEncoder(drop="first", handle_unknown="ignore") on categorical
+      ones; LinearRegression), predicts RUN's rows (those without a missing
+      cell, in file order), and prints one JSON object: the predictions,
+      and for each full window of WINDOW consecutive rows its figures:
+      mae, rmse, r2, bias (mean of prediction - truth), max_error, and per
+      column (and for "prediction") the drift figures modelwatch writes:
+      p (KS asymptotic: scipy.stats.kstwobign.sf(sqrt(en) * D) for a
+      numeric column; chi2_contingency(correction=False) over the training
+      levels for a categorical one), psi (deciles of the training values,
+      numpy.quantile linear, searchsorted left, an empty share 1e-4; or
+      over the levels), wasserstein (scipy's distance / np.std of the
+      training values; none for a categorical column) and, for a
+      categorical column, unseen (rows with a level not in training).
+"""
+import csv
+import json
+import sys
+
+import numpy as np
+
+MISSING = {"", "NA", "NaN"}
+EPS = 1e-4
+
+
+def make(out):
+    rng = np.random.default_rng(21)
+    effect = {"red": 4.0, "green": -2.0, "blue": 0.5, "purple": 1.0}
+
+    def write(path, n, colors, p_colors, missing_every):
+        x1 = rng.normal(10, 3, n)
+        x2 = rng.uniform(-5, 5, n)
+        color = rng.choice(colors, n, p=p_colors)
+        size = rng.choice(["S", "M", "L", "XL"], n, p=[0.4, 0.3, 0.2, 0.1])
+        y = 3 * x1 - 2 * x2 + np.array([effect[c] for c in color]) + (size == "XL") * 7 + rng.normal(0, 1.5, n)
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["x1", "color", "x2", "size", "y"])
+            for i in range(n):
+                row = [repr(float(x1[i])), str(color[i]), repr(float(x2[i])), str(size[i]), repr(float(y[i]))]
+                if i % missing_every == 7:
+                    row[i % 4] = ["", "NA", "NaN"][i % 3]
+                w.writerow(row)
+
+    write(f"{out}/train.csv", 3000, ["red", "green", "blue"], [0.45, 0.35, 0.20], 101)
+    write(f"{out}/shifted.csv", 2000, ["red", "green", "blue", "purple"], [0.10, 0.10, 0.70, 0.10], 97)
+
+
+def read(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], [[c.strip() for c in r] for r in rows[1:]]
+    body = [r for r in body if not any(c in MISSING for c in r)]
+    return header, {name: [r[j] for r in body] for j, name in enumerate(header)}
+
+
+def number(cell):
+    try:
+        v = float(cell)
+    except ValueError:
+        return None
+    return v if np.isfinite(v) else None
+
+
+def psi(r, c):
+    r = np.where(r == 0, EPS, r)
+    c = np.where(c == 0, EPS, c)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def numeric_drift(ref, cur):
+    from scipy import stats
+
+    D = stats.ks_2samp(ref, cur).statistic
+    m, k = len(ref), len(cur)
+    edges = np.quantile(ref, np.linspace(0.1, 0.9, 9))
+    r = np.bincount(np.searchsorted(edges, ref, side="left"), minlength=10) / m
+    c = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=10) / k
+    return {
+        "p": float(stats.kstwobign.sf(np.sqrt(m * k / (m + k)) * D)),
+        "psi": psi(r, c),
+        "wasserstein": float(stats.wasserstein_distance(ref, cur) / np.std(ref)),
+    }
+
+
+def categorical_drift(levels, ref, cur):
+    from scipy import stats
+
+    rc = np.array([ref.count(l) for l in levels])
+    cc = np.array([cur.count(l) for l in levels])
+    keep = (rc + cc) > 0
+    table = np.array([rc[keep], cc[keep]])
+    p = 1.0
+    if table.shape[1] >= 2 and cc.sum() > 0:
+        p = float(stats.chi2_contingency(table, correction=False)[1])
+    return {
+        "p": p,
+        "psi": psi(rc / rc.sum(), cc / max(cc.sum(), 1)) if cc.sum() > 0 else 0.0,
+        "unseen": int(sum(1 for v in cur if v not in levels)),
+    }
+
+
+def windows(train_path, run_path, target, window):
+    from sklearn.linear_model import LinearRegression
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    header, train = read(train_path)
+    _, run = read(run_path)
+    features = [h for h in header if h != target]
+    numeric = [h for h in features if all(number(c) is not None for c in train[h])]
+    categorical = [h for h in features if h not in numeric]
+    scaler = StandardScaler().fit(np.array([[float(c) for c in train[h]] for h in numeric]).T)
+    enc = OneHotEncoder(drop="first", handle_unknown="ignore", sparse_output=False)
+    enc.fit(np.array([train[h] for h in categorical], dtype=object).T)
+
+    def design(cols):
+        return np.hstack([
+            scaler.transform(np.array([[float(c) for c in cols[h]] for h in numeric]).T),
+            enc.transform(np.array([cols[h] for h in categorical], dtype=object).T),
+        ])
+
+    import warnings
+    warnings.simplefilter("ignore")  # "unknown categories ... encoded as all zeros": meant
+    y_train = np.array([float(c) for c in train[target]])
+    model = LinearRegression().fit(design(train), y_train)
+    ref_pred = model.predict(design(train))
+    y = np.array([float(c) for c in run[target]])
+    pred = model.predict(design(run))
+    out = {"rows": len(y), "predictions": [float(p) for p in pred], "windows": []}
+    for start in range(0, len(y) - window + 1, window):
+        s = slice(start, start + window)
+        e = pred[s] - y[s]
+        yt = y[s]
+        w = {
+            "mae": float(np.mean(np.abs(e))),
+            "rmse": float(np.sqrt(np.mean(e * e))),
+            "r2": float(1 - np.sum(e * e) / np.sum((yt - yt.mean()) ** 2)),
+            "bias": float(np.mean(e)),
+            "max_error": float(np.max(np.abs(e))),
+            "drift": {},
+        }
+        for h in numeric:
+            ref = np.array([float(c) for c in train[h]])
+            cur = np.array([float(c) for c in run[h][s]])
+            w["drift"][h] = numeric_drift(ref, cur)
+        for h in categorical:
+            levels = sorted(set(train[h]))
+            w["drift"][h] = categorical_drift(levels, train[h], run[h][s])
+        w["drift"]["prediction"] = numeric_drift(ref_pred, pred[s])
+        out["windows"].append(w)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "make":
+        make(sys.argv[2])
+    else:
+        windows(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
