@@ -111,9 +111,9 @@ pub struct BenchArgs {
     /// Python with pika, for the baseline of the original services.
     #[arg(long, default_value = "python3")]
     pub python: String,
-    /// Only these groups of figures (comma-separated): pipeline, http, plot,
-    /// bridge, split, history. Default: all.
-    #[arg(long, value_delimiter = ',', value_parser = ["pipeline", "http", "monitor", "plot", "bridge", "split", "history"])]
+    /// Only these groups of figures (comma-separated): pipeline, columns,
+    /// http, monitor, plot, bridge, split, history. Default: all.
+    #[arg(long, value_delimiter = ',', value_parser = ["pipeline", "columns", "http", "monitor", "plot", "bridge", "split", "history"])]
     pub only: Vec<String>,
 }
 

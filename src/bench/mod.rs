@@ -9,6 +9,7 @@
 //! `--quick` shrinks every size so the tests can run the whole command.
 
 pub mod bridge;
+pub mod columns;
 pub mod history;
 pub mod http;
 pub mod monitor;
@@ -83,6 +84,9 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let mut figures = Vec::new();
     if opts.runs_group("pipeline") {
         figures.extend(pipeline::bench(opts)?);
+    }
+    if opts.runs_group("columns") {
+        figures.extend(columns::bench(opts)?);
     }
     if opts.runs_group("http") {
         figures.extend(http::bench(opts)?);

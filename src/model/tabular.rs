@@ -126,8 +126,14 @@ pub enum Distribution {
     Categorical { counts: Vec<u64> },
 }
 
-/// Most values a numeric [`Distribution`] keeps.
-pub const MAX_REFERENCE_VALUES: usize = 10_000;
+/// Most values a numeric [`Distribution`] keeps. Each window's KS test
+/// and Wasserstein distance walk them (and statrs' KS copies and sorts
+/// them): at 10,000, the drift of a 50-column window took most of a core
+/// and the run a sixth of the diabetes rate (perf; BENCHMARKS.md). 2,000
+/// quantiles put the distribution function within 1/2,000 of every
+/// value's, thirty times below what a 500-row window's KS can tell apart
+/// (its 5% critical D is about 0.06).
+pub const MAX_REFERENCE_VALUES: usize = 2_000;
 
 /// A window metric's band over bootstrap windows of the training rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

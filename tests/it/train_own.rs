@@ -20,19 +20,18 @@ fn oracle() -> PathBuf {
 
 /// The data sets the oracle writes (once per test run).
 fn data_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    // Under cargo's temp dir for tests (target/tmp), made again by each
+    // test run: nothing is left in /tmp.
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("modelwatch-train-data-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-own-data");
+        std::fs::create_dir_all(&dir).expect("data dir");
         let mut cmd = Command::new(support::provision::python_with_pika());
-        cmd.arg(oracle()).arg("make").arg(dir.path());
+        cmd.arg(oracle()).arg("make").arg(&dir);
         support::provision::run_bounded("tabular.py make", cmd, Duration::from_secs(120))
             .unwrap_or_else(|e| panic!("{e}"));
         dir
     })
-    .path()
 }
 
 /// Trains on `csv`, returns the artifact's path, stdout, and the oracle's figures.

@@ -7,7 +7,8 @@ Run by tests/it/run_own.rs in the test venv (scikit-learn 1.9.1, numpy
   run_own.py make DIR
       Writes two files of one regression (seeded), with two numeric
       columns, two categorical ones and a few missing cells:
-      - train.csv: 3,000 rows, what the model is fitted on;
+      - train.csv: 2,000 rows, what the model is fitted on (about 1,980
+        kept: the reference keeps every value below 2,000);
       - shifted.csv: 2,000 rows from the same population, except that
         the mix of "color" moved (green 10%, red 10%, blue 60%) and 10% of
         the rows have a level the training data never had ("purple"):
@@ -59,7 +60,7 @@ def make(out):
                     row[i % 4] = ["", "NA", "NaN"][i % 3]
                 w.writerow(row)
 
-    write(f"{out}/train.csv", 3000, ["red", "green", "blue"], [0.45, 0.35, 0.20], 101)
+    write(f"{out}/train.csv", 2000, ["red", "green", "blue"], [0.45, 0.35, 0.20], 101)
     write(f"{out}/shifted.csv", 2000, ["red", "green", "blue", "purple"], [0.10, 0.10, 0.70, 0.10], 97)
 
 
