@@ -694,6 +694,14 @@ fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
         }
     }
     let reference_took = reference_started.elapsed();
+    // What `run` will check when it loads the artifact, checked before it
+    // is written: a fit `run` would refuse is not written.
+    if let Err(e) = model.check() {
+        return usage_error(format!(
+            "--data {}: the fit cannot be used: {e}",
+            crate::core::text::shown_path(data)
+        ));
+    }
     if let Err(e) = model.save(&out) {
         eprintln!(
             "modelwatch: error: writing {}: {e}",

@@ -190,6 +190,7 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("roles")
+                    .with_list_parse_key("data.categorical")
                     .source(Some(env_map)),
             )
             .build()

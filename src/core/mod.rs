@@ -14,6 +14,7 @@ pub mod done;
 pub mod exit;
 pub mod fanout;
 pub mod ids;
+pub mod json;
 pub mod log_paths;
 pub mod logging;
 pub mod messages;

@@ -36,6 +36,16 @@ pub const MISSING_TOKENS: [&str; 3] = ["", "NA", "NaN"];
 /// Longest level of a categorical column, in bytes.
 pub const MAX_LEVEL_BYTES: usize = 256;
 
+/// Names a column cannot have: the monitor names its own figures so
+/// (`prediction_p`, `dataset_drift` in `metrics_over_time.csv`, the
+/// `prediction` series of its metrics, `drift.prediction` in rules).
+pub const RESERVED_NAMES: [&str; 2] = ["prediction", "dataset"];
+
+/// Largest |value| of a numeric cell: beyond it a square (a variance, a
+/// least-squares fit) overflows. The same bound as a target or prediction
+/// on the wire (`core::messages::MAX_ABS_VALUE`).
+pub const MAX_ABS_CELL: f64 = 1e100;
+
 /// Longest column name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
 
@@ -70,6 +80,9 @@ pub struct ReadOptions {
     /// Columns a model reads as categorical: read so when they are in the
     /// header (the model's own check names one that is not).
     pub model_categorical: Vec<String>,
+    /// Columns a model reads as numbers: a value that is not one is
+    /// refused, naming its line.
+    pub model_numeric: Vec<String>,
 }
 
 impl Default for ReadOptions {
@@ -83,6 +96,7 @@ impl Default for ReadOptions {
             skip: Vec::new(),
             categorical: Vec::new(),
             model_categorical: Vec::new(),
+            model_numeric: Vec::new(),
         }
     }
 }
@@ -170,13 +184,19 @@ pub fn parse_number(cell: &str) -> Option<f64> {
     cell.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// A number beyond [`MAX_ABS_CELL`] (refused where it is read).
+fn too_large(v: f64) -> bool {
+    v.abs() > MAX_ABS_CELL
+}
+
 /// What the first pass learns of one column.
 #[derive(Debug, Default)]
 struct Seen {
     /// Every present value parsed as a finite number so far.
     numeric: bool,
-    /// The first line whose value is not a number.
+    /// The first line whose value is not a number, and that value.
     not_a_number_at: Option<u64>,
+    first_not_a_number: Option<String>,
     /// The distinct values, while there are at most `max_levels`.
     levels: BTreeSet<String>,
     /// The line where the levels went past `max_levels`.
@@ -295,6 +315,10 @@ fn reader<R: Read>(input: R, options: &ReadOptions) -> csv::Reader<R> {
         .has_headers(true)
         .flexible(false)
         .trim(csv::Trim::All)
+        // A line ends at "\n" ("\r\n" too: the "\r" is trimmed). With
+        // the default (CRLF or LF) the csv crate names the line before
+        // the right one in a CRLF file.
+        .terminator(csv::Terminator::Any(b'\n'))
         .from_reader(input)
 }
 
@@ -434,13 +458,28 @@ fn first_pass(
         .map_err(|e| csv_error(file, e))?
     {
         let line = record.position().map_or(0, |p| p.line());
-        for (cell, s) in record.iter().zip(seen.iter_mut()) {
+        for (j, (cell, s)) in record.iter().zip(seen.iter_mut()).enumerate() {
             if is_missing(cell) {
                 continue;
             }
-            if s.numeric && parse_number(cell).is_none() {
-                s.numeric = false;
-                s.not_a_number_at = Some(line);
+            match parse_number(cell) {
+                Some(v) if too_large(v) => {
+                    return Err(TableError::Cell {
+                        file: file.to_owned(),
+                        line,
+                        column: quoted(&header[j]),
+                        problem: format!(
+                            "{} is beyond ±{MAX_ABS_CELL:e}, larger than any fit or statistic here can take",
+                            quoted(cell)
+                        ),
+                    });
+                }
+                None if s.numeric => {
+                    s.numeric = false;
+                    s.not_a_number_at = Some(line);
+                    s.first_not_a_number = Some(bounded_text(cell, MAX_LEVEL_BYTES));
+                }
+                _ => {}
             }
             if s.too_many_at.is_some() || s.levels.contains(cell) {
                 continue;
@@ -504,6 +543,23 @@ fn check_header<R: Read>(
                 quoted(name)
             )));
         }
+        if name.chars().any(crate::core::text::needs_escape) {
+            return Err(line_err(format!(
+                "column {} {} has a control or invisible character (a line break, a tab, an \
+                 escape, a bidirectional override, a zero-width space): names are shown in \
+                 files, logs and metrics",
+                i + 1,
+                quoted(name)
+            )));
+        }
+        if RESERVED_NAMES.contains(&name.as_str()) {
+            return Err(line_err(format!(
+                "column {} is named {}, a name the monitor gives its own figures (the model's \
+                 prediction, the dataset's drift): rename it",
+                i + 1,
+                quoted(name)
+            )));
+        }
         if !names.insert(name.as_str()) {
             return Err(line_err(format!("column {} is named twice", quoted(name))));
         }
@@ -518,6 +574,20 @@ fn column_schema(
     seen: Seen,
     options: &ReadOptions,
 ) -> Result<ColumnSchema, TableError> {
+    if let (Some(line), true) = (
+        seen.not_a_number_at,
+        options.model_numeric.iter().any(|c| c == name),
+    ) {
+        return Err(TableError::Cell {
+            file: file.to_owned(),
+            line,
+            column: quoted(name),
+            problem: format!(
+                "{} is not a number; the model reads this column as numbers",
+                quoted(seen.first_not_a_number.as_deref().unwrap_or_default())
+            ),
+        });
+    }
     let declared = options.categorical.iter().chain(&options.model_categorical);
     if seen.numeric && !declared.into_iter().any(|c| c == name) {
         return Ok(ColumnSchema {
@@ -791,5 +861,62 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn crlf_files_name_the_right_line() {
+        let o = ReadOptions::default();
+        for eol in ["\n", "\r\n"] {
+            let text = format!("a,b,y{eol}1,x,3{eol}1,x{eol}");
+            let e = read(text.as_bytes(), &o).unwrap_err().to_string();
+            assert!(e.contains("line 3: 2 fields"), "{eol:?}: {e}");
+        }
+        let t = read(b"a,b,y\r\n1,\"x\",3\r\n2,z,4\r\n", &o).unwrap();
+        assert_eq!(t.rows, 2);
+        assert_eq!(
+            t.columns[1].schema.kind,
+            ColumnKind::Categorical {
+                levels: vec!["x".into(), "z".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn names_with_invisible_characters_and_reserved_names_are_refused() {
+        let o = ReadOptions::default();
+        for header in [
+            "\"a\tb\",y",
+            "\"a\u{202e}b\",y",
+            "prediction,y",
+            "dataset,y",
+        ] {
+            let text = format!("{header}\n1,2\n");
+            let e = read(text.as_bytes(), &o).unwrap_err().to_string();
+            assert!(e.contains("line 1"), "{header}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_number_beyond_the_bound_is_refused_where_it_is() {
+        let e = read(b"a,y\n1,2\n1e300,3\n", &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3, column \"a\""), "{e}");
+        assert!(e.contains("beyond"), "{e}");
+    }
+
+    #[test]
+    fn a_column_a_model_reads_as_numbers_names_its_first_other_value() {
+        let o = ReadOptions {
+            model_numeric: vec!["a".into()],
+            ..ReadOptions::default()
+        };
+        let e = read(b"a,y\n1,2\nabc,3\nxyz,4\n", &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3, column \"a\": \"abc\" is not a number"),
+            "{e}"
+        );
     }
 }

@@ -127,7 +127,7 @@ pub fn intern(name: &str) -> Option<&'static str> {
 /// Control characters, and the invisible ones that reorder or hide text
 /// (bidirectional overrides and isolates, zero-width characters, the byte
 /// order mark): a quoted name must read as what it is.
-fn needs_escape(c: char) -> bool {
+pub fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }

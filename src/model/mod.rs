@@ -67,20 +67,25 @@ pub enum ModelError {
 /// device such as `/dev/zero`) is not an artifact.
 pub const MAX_ARTIFACT_BYTES: u64 = 1 << 20;
 
-/// Reads the artifact at `path`: a regular file of at most
-/// [`MAX_ARTIFACT_BYTES`], read with that bound (a file that grows while it
-/// is read cannot exhaust memory either). A FIFO, a device or a socket is
-/// refused before it is opened, so nothing can block on it.
+/// Reads the artifact at `path`: a regular file of at most `limit` bytes
+/// ([`MAX_ARTIFACT_BYTES`] for the diabetes model), read with that bound (a
+/// file that grows while it is read cannot exhaust memory either). A
+/// symbolic link, a FIFO, a device or a socket is refused before it is
+/// opened, so nothing can block on it.
 fn read_bounded(path: &Path, shown: &str, limit: u64) -> Result<String, ModelError> {
     use std::io::Read as _;
     let io = |source| ModelError::Io {
         path: shown.to_owned(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
+    // Not followed: a link is not the artifact it points at (nor opened,
+    // below, if one appears in between).
+    let meta = std::fs::symlink_metadata(path).map_err(io)?;
     if !meta.is_file() {
         let kind = if meta.is_dir() {
             "a directory"
+        } else if meta.file_type().is_symlink() {
+            "a symbolic link: name the file itself"
         } else {
             "a device, FIFO or socket"
         };
@@ -96,7 +101,11 @@ fn read_bounded(path: &Path, shown: &str, limit: u64) -> Result<String, ModelErr
         });
     }
     let mut text = String::new();
-    std::fs::File::open(path)
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
         .map_err(io)?
         .take(limit + 1)
         .read_to_string(&mut text)

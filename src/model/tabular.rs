@@ -37,8 +37,14 @@ use crate::core::table::{names_of, quoted, ColumnKind, ColumnSchema, Table, Valu
 pub const UNSEEN: f64 = -1.0;
 
 /// Largest artifact of this kind [`TabularModel::load`] reads: the
-/// reference keeps up to [`MAX_REFERENCE_VALUES`] numbers per column.
-pub const MAX_TABULAR_ARTIFACT_BYTES: u64 = 256 << 20;
+/// reference keeps up to [`MAX_REFERENCE_VALUES`] numbers per column (one
+/// of 50 numeric columns is about 2.5 MB).
+pub const MAX_TABULAR_ARTIFACT_BYTES: u64 = 64 << 20;
+
+/// Most JSON values an artifact may hold (1,000 columns of 2,000 quantiles
+/// is 2 million): a bound on the memory its parse takes (tens of bytes a
+/// value), whatever the text.
+pub const MAX_ARTIFACT_NODES: usize = 4_000_000;
 
 /// Most model inputs (after one-hot encoding) a fit takes.
 pub const MAX_INPUTS: usize = 2_000;
@@ -157,6 +163,39 @@ pub struct Reference {
     pub windows: usize,
     pub seed: u64,
     pub bands: Vec<MetricBand>,
+}
+
+impl Reference {
+    /// A regression's bands as the monitor's [`super::baseline::Baseline`]
+    /// (the diabetes model's form): exactly one band for each of mae, rmse,
+    /// r2, bias and max_error.
+    pub fn regression_baseline(&self) -> Result<super::baseline::Baseline, String> {
+        const METRICS: [&str; 5] = ["mae", "rmse", "r2", "bias", "max_error"];
+        if self.bands.len() != METRICS.len() {
+            return Err(format!(
+                "reference.bands has {} bands; a regression's are {}",
+                self.bands.len(),
+                METRICS.join(", ")
+            ));
+        }
+        let band = |name: &str| {
+            self.bands
+                .iter()
+                .find(|b| b.metric == name)
+                .map(|b| b.band)
+                .ok_or_else(|| format!("reference.bands has no band for {name}"))
+        };
+        Ok(super::baseline::Baseline {
+            window: self.window,
+            windows: self.windows,
+            seed: self.seed,
+            mae: band("mae")?,
+            rmse: band("rmse")?,
+            r2: band("r2")?,
+            bias: band("bias")?,
+            max_error: band("max_error")?,
+        })
+    }
 }
 
 /// The artifact: schema, preprocessing, model.
@@ -409,7 +448,7 @@ impl TabularModel {
             path: shown.clone(),
             source,
         };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(corrupt)?;
+        let value = crate::core::json::parse_strict(&text, MAX_ARTIFACT_NODES).map_err(corrupt)?;
         let model: TabularModel = serde_json::from_value(value.clone()).map_err(corrupt)?;
         // serde cannot refuse unknown fields beside a flattened one: a
         // field this build does not write is found here instead.
@@ -528,6 +567,19 @@ impl TabularModel {
         if let Some(r) = &self.reference {
             check_reference(self, r)?;
         }
+        let t = &self.training;
+        let text_ok = |s: &str| s.len() <= 256 && !s.chars().any(crate::core::text::needs_escape);
+        if !t.score.is_finite()
+            || t.log_loss.is_some_and(|l| !l.is_finite())
+            || !text_ok(&t.data_sha256)
+            || !text_ok(&t.fitted_with)
+        {
+            return Err(
+                "training needs a finite score and log loss, and a data_sha256 and fitted_with \
+                 of at most 256 plain characters"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -628,9 +680,14 @@ fn level_input(v: f64, first: usize, w: usize) -> Option<usize> {
 /// A column of an artifact: a bounded name, bounded distinct levels.
 fn check_column(c: &ColumnSchema) -> Result<(), String> {
     use crate::core::table::{MAX_LEVEL_BYTES, MAX_NAME_BYTES};
-    if c.name.is_empty() || c.name.len() > MAX_NAME_BYTES || c.name.chars().any(char::is_control) {
+    if c.name.is_empty()
+        || c.name.len() > MAX_NAME_BYTES
+        || c.name.chars().any(crate::core::text::needs_escape)
+        || crate::core::table::RESERVED_NAMES.contains(&c.name.as_str())
+    {
         return Err(format!(
-            "column name {} is empty, longer than {MAX_NAME_BYTES} bytes or has a control character",
+            "column name {} is empty, longer than {MAX_NAME_BYTES} bytes, reserved or has a \
+             control or invisible character",
             quoted(&c.name)
         ));
     }
@@ -640,7 +697,7 @@ fn check_column(c: &ColumnSchema) -> Result<(), String> {
             || levels.len() > 10_000
             || levels
                 .iter()
-                .any(|l| l.len() > MAX_LEVEL_BYTES || !seen.insert(l.as_str()));
+                .any(|l| l.is_empty() || l.len() > MAX_LEVEL_BYTES || !seen.insert(l.as_str()));
         if bad {
             return Err(format!(
                 "column {} needs 1 to 10000 distinct levels of at most {MAX_LEVEL_BYTES} bytes",
@@ -691,14 +748,25 @@ fn check_reference(m: &TabularModel, r: &Reference) -> Result<(), String> {
         },
     };
     distribution(&r.prediction, &prediction_kind, "the prediction")?;
+    super::baseline::check_sizes(r.window, r.windows)
+        .map_err(|e| format!("reference.{}: {}", e.key, e.problem))?;
     for b in &r.bands {
         let f = [b.band.mean, b.band.std, b.band.p01, b.band.p99];
-        if b.metric.len() > 32 || f.iter().any(|v| !v.is_finite()) {
+        if b.metric.len() > 32
+            || f.iter().any(|v| !v.is_finite())
+            || b.band.std < 0.0
+            || b.band.p01 > b.band.p99
+        {
             return Err(format!(
-                "reference band {} is not finite",
+                "reference band {} needs finite figures, a std of at least 0 and p01 <= p99",
                 quoted(&b.metric)
             ));
         }
+    }
+    if m.task == Task::Regression {
+        let baseline = r.regression_baseline()?;
+        super::baseline::check(&baseline)
+            .map_err(|e| format!("reference band {}: {}", e.key, e.problem))?;
     }
     Ok(())
 }

@@ -90,7 +90,8 @@ impl Reference {
                         s.window
                     );
                 }
-                super::reference::regression_baseline(r).map_err(|e| anyhow::anyhow!("{e}"))?
+                r.regression_baseline()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
             }
         };
         tracing::info!(

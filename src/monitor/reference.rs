@@ -18,7 +18,7 @@
 //!   `windows` windows of `window` rows drawn with replacement, seeded.
 //!
 //! `run --data` judges a regression's windows against these bands
-//! ([`regression_baseline`]) and drift against these distributions
+//! (`Reference::regression_baseline`) and drift against these distributions
 //! (`super::drift::DriftDetector::from_tabular`).
 
 use rand::rngs::StdRng;
@@ -27,7 +27,7 @@ use rand::{Rng, SeedableRng};
 use super::baseline::{band, bootstrap, METRICS};
 use super::classification;
 use crate::core::table::{Table, Values};
-use crate::model::baseline::{check_sizes, err, Baseline, BaselineError};
+use crate::model::baseline::{check_sizes, err, BaselineError};
 use crate::model::tabular::{
     Distribution, MetricBand, Outputs, Reference, TabularModel, MAX_REFERENCE_VALUES,
 };
@@ -109,28 +109,6 @@ pub fn of_tabular(
         windows,
         seed,
         bands,
-    })
-}
-
-/// The bands of a regression's reference as the monitor's [`Baseline`]
-/// (the diabetes model's form): one per metric of [`METRICS`].
-pub fn regression_baseline(r: &Reference) -> Result<Baseline, String> {
-    let band = |name: &str| {
-        r.bands
-            .iter()
-            .find(|b| b.metric == name)
-            .map(|b| b.band)
-            .ok_or_else(|| format!("the model's reference has no band for {name}"))
-    };
-    Ok(Baseline {
-        window: r.window,
-        windows: r.windows,
-        seed: r.seed,
-        mae: band("mae")?,
-        rmse: band("rmse")?,
-        r2: band("r2")?,
-        bias: band("bias")?,
-        max_error: band("max_error")?,
     })
 }
 

@@ -181,7 +181,7 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
     };
     // The model's categorical columns are read as such (a code column is
     // all numbers).
-    let mut model_categorical = Vec::new();
+    let (mut model_categorical, mut model_numeric) = (Vec::new(), Vec::new());
     if let Some(m) = &artifact {
         if m.target.name != d.target {
             anyhow::bail!(
@@ -193,8 +193,9 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
         }
         let columns = m.features.iter().map(|f| &f.column).chain([&m.target]);
         for c in columns {
-            if matches!(c.kind, ColumnKind::Categorical { .. }) {
-                model_categorical.push(c.name.clone());
+            match c.kind {
+                ColumnKind::Categorical { .. } => model_categorical.push(c.name.clone()),
+                ColumnKind::Numeric => model_numeric.push(c.name.clone()),
             }
         }
     }
@@ -209,6 +210,7 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
             .collect(),
         categorical: d.categorical.clone(),
         model_categorical,
+        model_numeric,
         ..ReadOptions::default()
     };
     let started = std::time::Instant::now();
@@ -236,6 +238,12 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
             )
             .map_err(|e| {
                 anyhow::anyhow!("data.path {}: {e}", crate::core::text::shown_path(&d.path))
+            })?;
+            m.check().map_err(|e| {
+                anyhow::anyhow!(
+                    "data.path {}: the fit cannot be used: {e}",
+                    crate::core::text::shown_path(&d.path)
+                )
             })?;
             tracing::info!(
                 score = m.training.score,

@@ -83,10 +83,16 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         board,
         settings.http.max_event_streams,
     );
-    // The predict form is the diabetes model's (one for a schema of the
-    // user's own is not built yet).
-    if let Some(m) = model.as_ref().and_then(|m| m.as_linear()) {
-        dashboard = dashboard.with_model(std::sync::Arc::new(m.clone()), &model_origin);
+    // The predict form is the diabetes model's; a model of the user's own
+    // data answers `POST /api/predict` by column name.
+    match model.as_deref() {
+        Some(crate::model::Model::Linear(m)) => {
+            dashboard = dashboard.with_model(std::sync::Arc::new(m.clone()), &model_origin);
+        }
+        Some(crate::model::Model::Tabular(m)) => {
+            dashboard = dashboard.with_own_model(std::sync::Arc::new(m.clone()), &model_origin);
+        }
+        None => {}
     }
     // With the plot role, the dashboard's histogram is what the plot drew.
     let plot = plot.map(|p| {

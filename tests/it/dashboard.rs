@@ -19,7 +19,7 @@ use crate::support::sandbox::*;
 
 /// `POST path` with a body; the response's status and body (one request
 /// per connection: the server closes it).
-fn post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+pub(crate) fn post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -390,3 +390,175 @@ fn sequential_order_takes_each_diabetes_row_once_then_stops() {
     run_within(cmd, LIMIT).expect_code(0);
     assert_eq!(read_metric_log(&logs).len(), 100);
 }
+
+#[test]
+fn the_json_api_predicts_a_row_by_column_name_and_names_the_bad_field() {
+    use crate::dashboard::post;
+    use crate::support::openmetrics::http_addr;
+    let sb = Sandbox::new();
+    let artifact = train(&sb);
+    let logs = sb.join("logs");
+    let window = WINDOW.to_string();
+    let cmd = sb
+        .run_launch(&logs, &[])
+        .args(["--data"])
+        .args([data_dir().join("shifted.csv")])
+        .args(["--target", "y", "--model"])
+        .args([&artifact])
+        .args(["--rate", "50", "--count", "0", "--monitor-window", &window])
+        .command();
+    let app = support::sandbox::Running::spawn(cmd);
+    let addr = http_addr(&logs, support::sandbox::TIMEOUT);
+    // The first row of the file, as the oracle predicts it.
+    let sk = expected("train.csv", "shifted.csv");
+    let text = std::fs::read_to_string(data_dir().join("shifted.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let first = lines
+        .find(|l| !l.split(',').any(|c| ["", "NA", "NaN"].contains(&c.trim())))
+        .unwrap();
+    let mut body = serde_json::Map::new();
+    for (name, cell) in header.iter().zip(first.split(',')) {
+        let v = match cell.parse::<f64>() {
+            Ok(n) => serde_json::json!(n),
+            Err(_) => serde_json::json!(cell),
+        };
+        if *name != "y" {
+            body.insert(name.to_string(), v);
+        }
+    }
+    assert_ne!(
+        body["color"], "purple",
+        "the first row has a training level"
+    );
+    let (status, answer) = post(
+        addr,
+        "/api/predict",
+        "application/json",
+        serde_json::Value::Object(body.clone())
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    close(
+        "the API's prediction",
+        answer["prediction"].as_f64().unwrap(),
+        sk["predictions"][0].as_f64().unwrap(),
+        1e-9,
+    );
+    assert_eq!(answer["model"]["target"], "y");
+    let mut bad = body.clone();
+    bad.insert("nope".into(), serde_json::json!(1));
+    let cases = [
+        (serde_json::Value::Object(bad).to_string(), "nope"),
+        (
+            serde_json::Value::Object(body.clone())
+                .to_string()
+                .replacen('{', "{\"x1\": 1, ", 1),
+            "given twice",
+        ),
+        (
+            serde_json::json!({"x1": 1, "x2": 2, "size": "S", "color": "mauve"}).to_string(),
+            "is not one of the levels the model knows",
+        ),
+        (
+            serde_json::json!({"x1": "1", "x2": 2, "size": "S", "color": "red"}).to_string(),
+            "must be a JSON number",
+        ),
+        (
+            serde_json::json!({"x2": 2, "size": "S", "color": "red"}).to_string(),
+            "is missing",
+        ),
+    ];
+    for (body, says) in cases {
+        let (status, text) = post(addr, "/api/predict", "application/json", body.as_bytes());
+        assert_eq!(status, 422, "{body}: {text}");
+        assert!(text.contains(says), "{body}: {text}");
+    }
+    let r = crate::support::openmetrics::http_get(addr, "/predict");
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("POST /api/predict"), "{}", r.body);
+    app.signal("INT");
+    app.wait(LIMIT).expect_code(0);
+}
+
+#[test]
+fn tampered_artifacts_and_bad_cells_are_refused_naming_what() {
+    let sb = Sandbox::new();
+    let artifact = train(&sb);
+    let text = std::fs::read_to_string(&artifact).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let write = |name: &str, text: String| {
+        let p = sb.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let mut negative_std = json.clone();
+    negative_std["reference"]["bands"][0]["std"] = serde_json::json!(-1.0);
+    let mut unknown = json.clone();
+    unknown["features"][0]["note"] = serde_json::json!("hi");
+    let link = sb.join("link.json");
+    std::os::unix::fs::symlink(&artifact, &link).unwrap();
+    let cases = [
+        (
+            write(
+                "dup.json",
+                text.replacen("\"intercept\":", "\"intercept\": 1e6, \"intercept\":", 1),
+            ),
+            "the key intercept is given twice",
+        ),
+        (
+            write("std.json", negative_std.to_string()),
+            "a std of at least 0",
+        ),
+        (
+            write("unknown.json", unknown.to_string()),
+            ".features[0].note is not a field",
+        ),
+        (link, "a symbolic link"),
+    ];
+    let window = WINDOW.to_string();
+    let data = data_dir().join("shifted.csv");
+    for (path, says) in cases {
+        let logs = sb.join("logs");
+        let cmd = sb
+            .run_launch(&logs, &["--target", "y", "--monitor-window", &window])
+            .args(["--data"])
+            .args([&data])
+            .args(["--model"])
+            .args([&path])
+            .args(["--http-listen", "off"])
+            .command();
+        let out = run_within(cmd, LIMIT);
+        out.expect_code(2);
+        let line = one_error_line(&out);
+        assert!(line.contains(says), "{}: {line}", path.display());
+    }
+    // A cell that is not a number, in a column the model reads as numbers.
+    let bad = sb.join("bad_cell.csv");
+    let mut rows: Vec<String> = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let cells: Vec<&str> = rows[5].split(',').collect();
+    rows[5] = format!("abc,{}", cells[1..].join(","));
+    std::fs::write(&bad, rows.join("\n") + "\n").unwrap();
+    let logs = sb.join("logs-cell");
+    let cmd = sb
+        .run_launch(&logs, &["--target", "y", "--monitor-window", &window])
+        .args(["--data"])
+        .args([&bad])
+        .args(["--model"])
+        .args([&artifact])
+        .args(["--http-listen", "off"])
+        .command();
+    let out = run_within(cmd, LIMIT);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("line 6, column \"x1\": \"abc\" is not a number"),
+        "{line}"
+    );
+}

@@ -479,6 +479,17 @@ fn answer_section(out: &mut String, a: &Answer) {
     out.push_str("</tbody></table><p class=\"muted\">Row: position in data/diabetes.csv (0 is the first); distance in scaled space.</p></div></div></section>\n");
 }
 
+/// `/predict` in a run of the user's own data.
+pub fn no_form_for_own_model() -> String {
+    let mut out = String::new();
+    head(&mut out, "modelwatch: predict");
+    out.push_str(
+        "<h2>No form for this model yet</h2><p>The form is built for the diabetes model.          Ask a model of your own data through the JSON API: <code>POST /api/predict</code> with          an object of its columns and their raw values, e.g.          <code>{\"area\": 72.5, \"district\": \"north\"}</code>          (docs/own-data.md).</p>",
+    );
+    foot(&mut out);
+    out
+}
+
 /// The page of a process without the model role.
 pub fn no_model() -> String {
     let mut out = String::new();

@@ -14,6 +14,7 @@ pub mod assets;
 pub mod events;
 pub mod html;
 pub mod predict;
+pub mod predict_own;
 pub mod routes;
 pub mod snapshot;
 
@@ -39,6 +40,9 @@ pub struct Dashboard {
     /// `Some` in a process with the model role: it serves `/predict`.
     pub model: Option<Arc<LinearModel>>,
     pub model_info: Option<ModelInfo>,
+    /// A model of the user's own data and where it came from: it serves
+    /// `POST /api/predict` by column name (the form is the diabetes one).
+    pub own_model: Option<(Arc<crate::model::tabular::TabularModel>, String)>,
     /// When the process started (uptime).
     pub started: Instant,
     /// The bridge is on (its counters are shown).
@@ -65,6 +69,7 @@ impl Dashboard {
             histogram: None,
             model: None,
             model_info: None,
+            own_model: None,
             started: Instant::now(),
             bridge: false,
             inbound_queues: Vec::new(),
@@ -79,6 +84,16 @@ impl Dashboard {
     pub fn with_model(mut self, model: Arc<LinearModel>, origin: &str) -> Dashboard {
         self.model_info = Some(ModelInfo::of(&model, origin));
         self.model = Some(model);
+        self
+    }
+
+    /// With a model of the user's own data and where it came from.
+    pub fn with_own_model(
+        mut self,
+        model: Arc<crate::model::tabular::TabularModel>,
+        origin: &str,
+    ) -> Dashboard {
+        self.own_model = Some((model, origin.to_owned()));
         self
     }
 

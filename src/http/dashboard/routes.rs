@@ -154,7 +154,19 @@ fn no_model_page() -> HttpResponse {
     html_page(actix_web::http::StatusCode::NOT_FOUND, html::no_model())
 }
 
+/// `/predict` of a run of the user's own data: the form is not built for
+/// its schema yet; the JSON API is.
+fn own_model_page() -> HttpResponse {
+    html_page(
+        actix_web::http::StatusCode::NOT_FOUND,
+        html::no_form_for_own_model(),
+    )
+}
+
 async fn predict_form(dash: web::Data<Dashboard>) -> HttpResponse {
+    if dash.own_model.is_some() {
+        return own_model_page();
+    }
     let Some(info) = &dash.model_info else {
         return no_model_page();
     };
@@ -165,6 +177,9 @@ async fn predict_form(dash: web::Data<Dashboard>) -> HttpResponse {
 }
 
 async fn predict_post(dash: web::Data<Dashboard>, payload: web::Payload) -> HttpResponse {
+    if dash.own_model.is_some() {
+        return own_model_page();
+    }
     let (Some(model), Some(info)) = (&dash.model, &dash.model_info) else {
         return no_model_page();
     };
@@ -232,6 +247,18 @@ fn refused(e: &FieldError) -> HttpResponse {
 }
 
 async fn api_predict(dash: web::Data<Dashboard>, payload: web::Payload) -> HttpResponse {
+    if let Some((own, origin)) = &dash.own_model {
+        let body = match read_body(payload).await {
+            Ok(b) => b,
+            Err(refused) => return refused,
+        };
+        return match super::predict_own::parse_json(&body, own) {
+            Ok(row) => HttpResponse::Ok()
+                .insert_header(("cache-control", "no-store"))
+                .json(super::predict_own::answer(own, &row, origin)),
+            Err(e) => refused(&e),
+        };
+    }
     let Some(model) = &dash.model else {
         return HttpResponse::NotFound().json(serde_json::json!({
             "error": "this process does not run the model role: POST /api/predict to the process that does (--roles model, or all roles)",
