@@ -39,6 +39,7 @@ fn bench_quick_produces_every_figure() {
         "pipeline, bridge off",
         "emit-to-row latency",
         "pipeline peak RSS",
+        "diabetes (10 columns) vs 50 columns",
         "monitor peak RSS",
         "plot update + render",
         "plot start-up",
