@@ -101,11 +101,11 @@ impl Check for DataSettings {
             .into_iter()
             .chain(self.categorical.iter().map(|c| ("data.categorical", c)))
         {
-            if name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+            if name.len() > MAX_NAME_BYTES || name.chars().any(crate::core::text::needs_escape) {
                 return Err(ConfigError::invalid(
                     key,
                     format!(
-                        "must be a column name: at most {MAX_NAME_BYTES} bytes, no control characters"
+                        "must be a column name: at most {MAX_NAME_BYTES} bytes, no control or invisible characters"
                     ),
                 ));
             }

@@ -77,6 +77,12 @@ impl Check for SourceSettings {
         in_range("source.batch_size", self.batch_size, 1, 65_536)?;
         in_range("source.max_in_flight", self.max_in_flight, 1, 1024)?;
         if let Some(scenario) = &self.scenario {
+            if self.order == Order::Sequential {
+                return Err(ConfigError::invalid(
+                    "source.scenario",
+                    "draws the rows it changes at random: it does not go with source.order = \"sequential\" (each row once)",
+                ));
+            }
             if self.count > 0 && scenario.start >= self.count {
                 return Err(ConfigError::invalid(
                     "source.scenario.start",

@@ -11,9 +11,12 @@
 //! The [`ModelActor`] that answers features with predictions is [`actor`].
 
 pub mod actor;
+pub mod artifact;
 pub mod baseline;
 pub mod tabular;
 pub use actor::ModelActor;
+use artifact::read_bounded;
+pub use artifact::{mean_absolute_error, r2_score, ModelError, MAX_ARTIFACT_BYTES};
 
 use std::path::Path;
 
@@ -39,85 +42,6 @@ pub const ARTIFACT_FORMAT: &str = "modelwatch-linear-regression/2";
 /// The previous format, still read: the same fields without a baseline. It
 /// loads as a model of the current format with `baseline: None`.
 pub const ARTIFACT_FORMAT_V1: &str = "modelwatch-linear-regression/1";
-
-/// Errors fitting, loading or checking a model.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("fitting the linear regression failed: {0}")]
-    Fit(String),
-    #[error("model artifact {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("model artifact {path} is not a valid artifact: {source}")]
-    Corrupt {
-        path: String,
-        source: serde_json::Error,
-    },
-    #[error("model artifact {path} does not match this pipeline: {problem}")]
-    Mismatch { path: String, problem: String },
-    #[error("model artifact {path} is not a regular file ({kind})")]
-    NotAFile { path: String, kind: &'static str },
-    #[error("model artifact {path} is larger than {limit} bytes, more than an artifact of this kind can be")]
-    TooLarge { path: String, limit: u64 },
-}
-
-/// Largest artifact `load` reads: one is a few KB, so a bigger file (or a
-/// device such as `/dev/zero`) is not an artifact.
-pub const MAX_ARTIFACT_BYTES: u64 = 1 << 20;
-
-/// Reads the artifact at `path`: a regular file of at most `limit` bytes
-/// ([`MAX_ARTIFACT_BYTES`] for the diabetes model), read with that bound (a
-/// file that grows while it is read cannot exhaust memory either). A
-/// symbolic link, a FIFO, a device or a socket is refused before it is
-/// opened, so nothing can block on it.
-fn read_bounded(path: &Path, shown: &str, limit: u64) -> Result<String, ModelError> {
-    use std::io::Read as _;
-    let io = |source| ModelError::Io {
-        path: shown.to_owned(),
-        source,
-    };
-    // Not followed: a link is not the artifact it points at (nor opened,
-    // below, if one appears in between).
-    let meta = std::fs::symlink_metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        let kind = if meta.is_dir() {
-            "a directory"
-        } else if meta.file_type().is_symlink() {
-            "a symbolic link: name the file itself"
-        } else {
-            "a device, FIFO or socket"
-        };
-        return Err(ModelError::NotAFile {
-            path: shown.to_owned(),
-            kind,
-        });
-    }
-    if meta.len() > limit {
-        return Err(ModelError::TooLarge {
-            path: shown.to_owned(),
-            limit,
-        });
-    }
-    let mut text = String::new();
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(io)?
-        .take(limit + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
-    if text.len() as u64 > limit {
-        return Err(ModelError::TooLarge {
-            path: shown.to_owned(),
-            limit,
-        });
-    }
-    Ok(text)
-}
 
 /// The model a run predicts with: the diabetes linear model, or a model of
 /// the user's own data ([`tabular`]).
@@ -244,7 +168,13 @@ impl LinearModel {
     /// Reads and checks an artifact.
     pub fn load(path: &Path) -> Result<LinearModel, ModelError> {
         let shown = crate::core::text::sanitize(&path.display().to_string());
-        let text = read_bounded(path, &shown, MAX_ARTIFACT_BYTES)?;
+        let bounds = artifact::Bounds {
+            key: "model.artifact",
+            limit: MAX_ARTIFACT_BYTES,
+            why: "an artifact is a few KB",
+            follow_links: true,
+        };
+        let text = read_bounded(path, &shown, &bounds)?;
         // A model of the user's own data reads as what it is, not as a
         // diabetes artifact with unknown fields.
         #[derive(Deserialize)]
@@ -352,19 +282,6 @@ impl LinearModel {
                 .map(|c| c.abs() * MAX_ABS_FEATURE)
                 .sum::<f64>()
     }
-}
-
-/// Coefficient of determination, as sklearn's `r2_score`.
-pub fn r2_score(y: ndarray::ArrayView1<f64>, pred: ndarray::ArrayView1<f64>) -> f64 {
-    let mean = y.mean().unwrap_or(0.0);
-    let ss_res: f64 = y.iter().zip(pred).map(|(a, b)| (a - b).powi(2)).sum();
-    let ss_tot: f64 = y.iter().map(|a| (a - mean).powi(2)).sum();
-    1.0 - ss_res / ss_tot
-}
-
-/// Mean absolute error.
-pub fn mean_absolute_error(y: ndarray::ArrayView1<f64>, pred: ndarray::ArrayView1<f64>) -> f64 {
-    y.iter().zip(pred).map(|(a, b)| (a - b).abs()).sum::<f64>() / y.len() as f64
 }
 
 /// Loads the model artifact, or fits the model in memory when there is none.

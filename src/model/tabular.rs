@@ -132,6 +132,25 @@ pub enum Distribution {
     Categorical { counts: Vec<u64> },
 }
 
+/// `k` of the sorted `values` at evenly spaced ranks (the nearest rank to
+/// `i (n - 1) / (k - 1)`, the first and the last included), or all of them
+/// when there are at most `k`: training values only, so a column of few
+/// values keeps those values.
+pub fn thin_sorted(values: &[f64], k: usize) -> Vec<f64> {
+    let n = values.len();
+    if n <= k || k < 2 {
+        return values.to_vec();
+    }
+    (0..k)
+        .map(|i| values[(i * (n - 1) + (k - 1) / 2) / (k - 1)])
+        .collect()
+}
+
+/// Most values of a numeric [`Distribution`] an artifact may hold: what
+/// the build before [`MAX_REFERENCE_VALUES`] was lowered wrote. The monitor
+/// thins them to [`MAX_REFERENCE_VALUES`].
+pub const MAX_READ_REFERENCE_VALUES: usize = 10_000;
+
 /// Most values a numeric [`Distribution`] keeps. Each window's KS test
 /// and Wasserstein distance walk them (and statrs' KS copies and sorts
 /// them): at 10,000, the drift of a 50-column window took most of a core
@@ -327,7 +346,7 @@ impl TabularModel {
         drop(x);
         match &outputs {
             Outputs::Regression { truth, predictions } => {
-                m.training.score = super::r2_score(
+                m.training.score = super::artifact::r2_score(
                     ArrayView1::from(truth.as_slice()),
                     ArrayView1::from(predictions.as_slice()),
                 );
@@ -362,9 +381,7 @@ impl TabularModel {
             || m.training.log_loss.is_some_and(|l| !l.is_finite())
         {
             return Err(FitError(
-                "the fit gave non-finite figures: values too large for it (|x| near 1e150 \
-                 or more)"
-                    .into(),
+                "the fit gave non-finite figures: values too large or too far apart for it".into(),
             ));
         }
         Ok((m, outputs))
@@ -386,21 +403,7 @@ impl TabularModel {
                 coefficients,
             } => {
                 let mut sum = *intercept;
-                let mut at = 0;
-                for (f, &v) in self.features.iter().zip(row) {
-                    let w = width(f);
-                    match f.encoding {
-                        Encoding::Standardise { mean, scale } => {
-                            sum += coefficients[at] * ((v - mean) / scale)
-                        }
-                        Encoding::OneHot { first } => {
-                            if let Some(k) = level_input(v, first, w) {
-                                sum += coefficients[at + k];
-                            }
-                        }
-                    }
-                    at += w;
-                }
+                self.for_each_input(row, |i, x| sum += coefficients[i] * x);
                 sum
             }
             Fitted::Logistic { .. } => {
@@ -414,20 +417,28 @@ impl TabularModel {
     /// The model inputs of one row (see [`TabularModel::predict_row`]).
     pub fn encode_row(&self, row: &[f64]) -> Vec<f64> {
         let mut x = vec![0.0; self.n_inputs()];
+        self.for_each_input(row, |i, v| x[i] = v);
+        x
+    }
+
+    /// Calls `f(input, value)` for every input of `row` that is not 0 by
+    /// construction: a numeric column's standardised value, the input of a
+    /// categorical column's level (1; none for the dropped first level or
+    /// a level never seen).
+    fn for_each_input(&self, row: &[f64], mut f: impl FnMut(usize, f64)) {
         let mut at = 0;
-        for (f, &v) in self.features.iter().zip(row) {
-            let w = width(f);
-            match f.encoding {
-                Encoding::Standardise { mean, scale } => x[at] = (v - mean) / scale,
+        for (feature, &v) in self.features.iter().zip(row) {
+            let w = width(feature);
+            match feature.encoding {
+                Encoding::Standardise { mean, scale } => f(at, (v - mean) / scale),
                 Encoding::OneHot { first } => {
                     if let Some(k) = level_input(v, first, w) {
-                        x[at + k] = 1.0;
+                        f(at + k, 1.0);
                     }
                 }
             }
             at += w;
         }
-        x
     }
 
     /// The feature columns' names, in order.
@@ -441,10 +452,19 @@ impl TabularModel {
     /// Reads an artifact written by `train --data` and checks it whole
     /// ([`TabularModel::check`]): a regular file of at most
     /// [`MAX_TABULAR_ARTIFACT_BYTES`].
-    pub fn load(path: &std::path::Path) -> Result<TabularModel, super::ModelError> {
+    pub fn load(path: &std::path::Path) -> Result<TabularModel, super::artifact::ModelError> {
         let shown = crate::core::text::sanitize(&path.display().to_string());
-        let text = super::read_bounded(path, &shown, MAX_TABULAR_ARTIFACT_BYTES)?;
-        let corrupt = |source| super::ModelError::Corrupt {
+        let text = super::artifact::read_bounded(
+            path,
+            &shown,
+            &super::artifact::Bounds {
+                key: "data.model",
+                limit: MAX_TABULAR_ARTIFACT_BYTES,
+                why: "more than an artifact of this kind can be",
+                follow_links: false,
+            },
+        )?;
+        let corrupt = |source| super::artifact::ModelError::Corrupt {
             path: shown.clone(),
             source,
         };
@@ -454,7 +474,7 @@ impl TabularModel {
         // field this build does not write is found here instead.
         let written = serde_json::to_value(&model).expect("a model always serializes");
         if let Some(at) = unknown_field(&value, &written, "") {
-            return Err(super::ModelError::Mismatch {
+            return Err(super::artifact::ModelError::Mismatch {
                 path: shown,
                 problem: format!(
                     "{} is not a field of a {TABULAR_FORMAT:?} artifact",
@@ -464,7 +484,7 @@ impl TabularModel {
         }
         model
             .check()
-            .map_err(|problem| super::ModelError::Mismatch {
+            .map_err(|problem| super::artifact::ModelError::Mismatch {
                 path: shown,
                 problem,
             })?;
@@ -557,7 +577,7 @@ impl TabularModel {
                     || !finite(intercepts)
                 {
                     return Err(format!(
-                        "a classifier of {} classes needs {k} finite intercepts and {k} weight                          vectors of {n}",
+                        "a classifier of {} classes needs {k} finite intercepts and {k} weight vectors of {n}",
                         classes.len()
                     ));
                 }
@@ -654,6 +674,8 @@ fn unknown_field(
     use serde_json::Value;
     match (read, written) {
         (Value::Object(r), Value::Object(w)) => r.iter().find_map(|(k, v)| match w.get(k) {
+            // An absent optional field written as null.
+            None if v.is_null() => None,
             None => Some(format!("{at}.{k}")),
             Some(wv) => unknown_field(v, wv, &format!("{at}.{k}")),
         }),
@@ -722,7 +744,7 @@ fn check_reference(m: &TabularModel, r: &Reference) -> Result<(), String> {
         let ok = match (d, kind) {
             (Distribution::Numeric { quantiles, std }, ColumnKind::Numeric) => {
                 !quantiles.is_empty()
-                    && quantiles.len() <= MAX_REFERENCE_VALUES
+                    && quantiles.len() <= MAX_READ_REFERENCE_VALUES
                     && quantiles.iter().all(|q| q.is_finite())
                     && quantiles.windows(2).all(|w| w[0] <= w[1])
                     && std.is_finite()

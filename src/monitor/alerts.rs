@@ -312,6 +312,23 @@ enum Form {
     Sigmas(f64),
 }
 
+/// Why `m` never has a value, if it does not: levels never seen belong to
+/// a categorical column, a Wasserstein distance to a numeric one.
+fn never_has_a_value(m: Metric, categorical: &[&str]) -> Option<&'static str> {
+    match m {
+        Metric::Drift(DriftStat::Unseen, Subject::Prediction) => {
+            Some("unseen levels are counted for a categorical feature column")
+        }
+        Metric::Drift(DriftStat::Unseen, Subject::Feature(f)) if !categorical.contains(&f) => {
+            Some("the column is numeric; unseen levels are counted for a categorical one")
+        }
+        Metric::Drift(DriftStat::Wasserstein, Subject::Feature(f)) if categorical.contains(&f) => {
+            Some("the column is categorical; it has no Wasserstein distance")
+        }
+        _ => None,
+    }
+}
+
 /// The rule's metrics after wildcard expansion, with their names.
 /// `*` stands for every one of `features` (none while they are unknown).
 fn expand(name: &str, pattern: Pattern, features: Features) -> Vec<(String, Metric)> {
@@ -628,12 +645,24 @@ impl Rules {
         settings: &[RuleSettings],
         baseline: &Baseline,
         features: &[&'static str],
+        categorical: &[&'static str],
     ) -> Result<Rules, RuleError> {
         validate(settings, Limits::NONE, Some(features))?;
         let mut rules = Vec::new();
         for (index, r) in settings.iter().enumerate() {
             let (metrics, form) = check_rule(index, r, Limits::NONE, Some(features))?;
+            let wildcard = r.metric.ends_with(".*");
             for (name, metric) in metrics {
+                if let Some(why) = never_has_a_value(metric, categorical) {
+                    if wildcard {
+                        continue; // `unseen.*` over the categorical columns only, ...
+                    }
+                    return Err(RuleError {
+                        index,
+                        field: "metric",
+                        problem: format!("{} never has a value: {why}", metric.name()),
+                    });
+                }
                 let (threshold, basis) = resolve(r.op, form, metric.band(baseline));
                 check_resolved(r.op, form, metric, threshold, &basis).map_err(|problem| {
                     RuleError {
@@ -937,6 +966,7 @@ mod tests {
             &[mae_rule(("value", 50.0), 3, Some(2))],
             &baseline(),
             &FEATURE_NAMES,
+            &[],
         )
         .unwrap();
         let events = run(
@@ -958,6 +988,7 @@ mod tests {
             &[mae_rule(("value", 50.0), 2, Some(3))],
             &baseline(),
             &FEATURE_NAMES,
+            &[],
         )
         .unwrap();
         assert_eq!(r.restore_active(&["mae_high", "gone_from_the_config"]), 1);
@@ -974,6 +1005,7 @@ mod tests {
             &[mae_rule(("value", 50.0), 2, None)],
             &baseline(),
             &FEATURE_NAMES,
+            &[],
         )
         .unwrap();
         let events = run(&mut r, &[51.0, 51.0, 40.0, 40.0]);
@@ -989,6 +1021,7 @@ mod tests {
             &[mae_rule(("value", 50.0), 2, None)],
             &baseline(),
             &FEATURE_NAMES,
+            &[],
         )
         .unwrap();
         let alternating: Vec<f64> = (0..40)
@@ -1000,6 +1033,7 @@ mod tests {
             &[mae_rule(("value", 50.0), 2, None)],
             &baseline(),
             &FEATURE_NAMES,
+            &[],
         )
         .unwrap();
         let mut series = vec![51.0, 51.0];
@@ -1020,7 +1054,7 @@ mod tests {
             for_windows: 2,
             resolve_after: None,
         };
-        let mut rules = Rules::new(&[rule], &baseline(), &FEATURE_NAMES).unwrap();
+        let mut rules = Rules::new(&[rule], &baseline(), &FEATURE_NAMES, &[]).unwrap();
         let with_r2 = |seq, r2: f64| {
             let mut w = report(seq, 43.0);
             w.window.r2 = r2;
@@ -1041,6 +1075,7 @@ mod tests {
             &[mae_rule(("value", 50.0), 1, None)],
             &baseline(),
             &FEATURE_NAMES,
+            &[],
         )
         .unwrap();
         let mut empty = report(1, 0.0);
@@ -1057,7 +1092,7 @@ mod tests {
             (("sigmas", 3.0), 43.0 + 3.0 * 1.5),
         ] {
             let mut r =
-                Rules::new(&[mae_rule(form, 1, None)], &baseline(), &FEATURE_NAMES).unwrap();
+                Rules::new(&[mae_rule(form, 1, None)], &baseline(), &FEATURE_NAMES, &[]).unwrap();
             assert!(
                 r.observe(&report(1, threshold)).is_empty(),
                 "{form:?}: equal is no breach"
@@ -1080,7 +1115,7 @@ mod tests {
             let mut s = mae_rule(form, 1, None);
             s.metric = "period.r2".to_owned();
             s.op = Op::Below;
-            let r = Rules::new(&[s], &baseline(), &FEATURE_NAMES).unwrap();
+            let r = Rules::new(&[s], &baseline(), &FEATURE_NAMES, &[]).unwrap();
             assert!((r.rules[0].threshold - threshold).abs() < 1e-12);
         }
     }
@@ -1097,7 +1132,7 @@ mod tests {
             for_windows: 1,
             resolve_after: None,
         };
-        let mut rules = Rules::new(&[rule], &baseline(), &FEATURE_NAMES).unwrap();
+        let mut rules = Rules::new(&[rule], &baseline(), &FEATURE_NAMES, &[]).unwrap();
         assert_eq!(rules.len(), FEATURE_NAMES.len());
         assert_eq!(rules.names()[2], "feature_drift:bmi");
         let mut w = report(1, 43.0);
@@ -1132,7 +1167,7 @@ mod tests {
             mk("dataset_drift", Op::Above, 0.5),
             mk("psi.s5", Op::Above, 0.2),
         ];
-        let mut rules = Rules::new(&settings, &baseline(), &FEATURE_NAMES).unwrap();
+        let mut rules = Rules::new(&settings, &baseline(), &FEATURE_NAMES, &[]).unwrap();
         // No drift figures yet: nothing is decided.
         assert!(rules.observe(&report(1, 43.0)).is_empty());
         let mut w = report(2, 43.0);
@@ -1319,7 +1354,7 @@ mod tests {
     #[test]
     fn the_default_rules_are_valid_and_expand() {
         validate(&default_rules(), Limits::NONE, Some(&FEATURE_NAMES)).unwrap();
-        let rules = Rules::new(&default_rules(), &baseline(), &FEATURE_NAMES).unwrap();
+        let rules = Rules::new(&default_rules(), &baseline(), &FEATURE_NAMES, &[]).unwrap();
         // 5 window rules, 10 features, prediction, dataset.
         assert_eq!(rules.len(), 5 + FEATURE_NAMES.len() + 2);
         // On a window that looks like the baseline nothing fires.

@@ -68,7 +68,7 @@ use statrs::stats_tests::NaNPolicy;
 pub use super::categorical::{psi, PSI_EMPTY_BIN};
 use super::report::Drift;
 use crate::core::data::{Dataset, FeatureVector, FEATURE_NAMES};
-use crate::model::tabular::{Distribution, TabularModel};
+use crate::model::tabular::{thin_sorted, Distribution, TabularModel, MAX_REFERENCE_VALUES};
 use crate::model::{LinearModel, Model};
 
 /// Fewest rows a window (or the reference) needs for drift figures.
@@ -197,8 +197,9 @@ enum Column {
     /// (a window's value is a level index, or negative for a level never
     /// seen in training). See [`super::categorical`].
     Categorical(Vec<u64>),
-    /// A column constant in training: no test; it has no drift figures.
-    Constant,
+    /// A column constant in training (its value): any other value in a
+    /// window is drift (see [`constant`]).
+    Constant(f64),
 }
 
 /// Drift of windows against a fixed reference.
@@ -253,9 +254,9 @@ impl DriftDetector {
                 Distribution::Numeric { quantiles, .. } => {
                     let (lo, hi) = (quantiles[0], quantiles[quantiles.len() - 1]);
                     if quantiles.len() < MIN_ROWS || lo == hi {
-                        Column::Constant
+                        Column::Constant(lo)
                     } else {
-                        column(name, quantiles.clone())?
+                        column(name, thin_sorted(quantiles, MAX_REFERENCE_VALUES))?
                     }
                 }
             });
@@ -288,6 +289,16 @@ impl DriftDetector {
     /// The feature columns' names, in the order of a row.
     pub fn names(&self) -> &[&'static str] {
         &self.names
+    }
+
+    /// The names of the categorical columns.
+    pub fn categorical_names(&self) -> Vec<&'static str> {
+        self.names
+            .iter()
+            .zip(&self.columns)
+            .filter(|(_, c)| matches!(c, Column::Categorical(_)))
+            .map(|(n, _)| *n)
+            .collect()
     }
 
     /// A detector whose reference is the training data and `model`'s
@@ -372,7 +383,7 @@ impl DriftDetector {
                     Column::Continuous(c) => continuous(name, c, cur),
                     Column::Binary(b) => binary(name, b, cur),
                     Column::Categorical(counts) => categorical(name, counts, &cur),
-                    Column::Constant => continue,
+                    Column::Constant(v) => constant(name, *v, &cur),
                 };
                 d.drifted = d.p_value < level;
                 out.push(d);
@@ -458,6 +469,24 @@ fn continuous(name: &str, r: &Continuous, cur: Vec<f64>) -> Drift {
         p_value,
         psi: psi(&r.shares, &cur_shares),
         wasserstein: wasserstein_sorted(&r.sorted, &sorted) / r.std,
+        drifted: false,
+        unseen: None,
+    }
+}
+
+/// A column constant in training: the window has drifted when any of its
+/// values is another (statistic: their share; p-value 0 then, else 1).
+/// PSI and Wasserstein have no meaning against a single value.
+fn constant(name: &str, value: f64, cur: &[f64]) -> Drift {
+    let other = cur.iter().filter(|&&v| v != value).count();
+    let share = other as f64 / cur.len().max(1) as f64;
+    Drift {
+        name: name.to_owned(),
+        test: "constant".to_owned(),
+        statistic: share,
+        p_value: if other > 0 { 0.0 } else { 1.0 },
+        psi: f64::NAN,
+        wasserstein: f64::NAN,
         drifted: false,
         unseen: None,
     }

@@ -150,7 +150,12 @@ impl Monitor {
             newest: None,
             cutoffs: VecDeque::new(),
             stale_below: 0,
-            rules: Rules::new(&settings.rules, baseline, detector.names())?,
+            rules: Rules::new(
+                &settings.rules,
+                baseline,
+                detector.names(),
+                &detector.categorical_names(),
+            )?,
             detector,
             seq: 0,
             records_total: 0,

@@ -5,9 +5,10 @@
 //! metric over bootstrap windows of the training rows.
 //!
 //! - A numeric distribution keeps every training value sorted, or, past
-//!   [`MAX_REFERENCE_VALUES`] rows, that many evenly spaced quantiles
-//!   (`numpy.quantile`, linear, at `i / (n - 1)`), so that a 10-million-row
-//!   training set gives a reference of 16 KB per column. KS and PSI against
+//!   [`MAX_REFERENCE_VALUES`] rows, that many of them at evenly spaced
+//!   ranks ([`thin_sorted`]: training values, never values between two, so
+//!   a 0/1 column stays two-valued), so that a 10-million-row training set
+//!   gives a reference of 16 KB per column. KS and PSI against
 //!   the quantiles approximate those against every value to about
 //!   1 / [`MAX_REFERENCE_VALUES`] in the distribution function.
 //! - A categorical one keeps the training rows per level.
@@ -29,7 +30,7 @@ use super::classification;
 use crate::core::table::{Table, Values};
 use crate::model::baseline::{check_sizes, err, BaselineError};
 use crate::model::tabular::{
-    Distribution, MetricBand, Outputs, Reference, TabularModel, MAX_REFERENCE_VALUES,
+    thin_sorted, Distribution, MetricBand, Outputs, Reference, TabularModel, MAX_REFERENCE_VALUES,
 };
 
 /// The classification metrics a band is kept for, in order.
@@ -149,15 +150,10 @@ fn numeric(mut values: Vec<f64>) -> Distribution {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-    let quantiles = if values.len() <= MAX_REFERENCE_VALUES {
-        values
-    } else {
-        let m = (MAX_REFERENCE_VALUES - 1) as f64;
-        (0..MAX_REFERENCE_VALUES)
-            .map(|i| super::drift::quantile_sorted(&values, i as f64 / m))
-            .collect()
-    };
-    Distribution::Numeric { quantiles, std }
+    Distribution::Numeric {
+        quantiles: thin_sorted(&values, MAX_REFERENCE_VALUES),
+        std,
+    }
 }
 
 fn categorical(values: impl Iterator<Item = usize>, levels: usize) -> Distribution {

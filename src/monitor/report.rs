@@ -48,7 +48,9 @@ pub struct WindowStats {
 pub struct Drift {
     /// A feature name, or `"prediction"`.
     pub name: String,
-    /// `"ks"` (two-sample Kolmogorov-Smirnov) or `"chi2"` (two proportions).
+    /// `"ks"` (two-sample Kolmogorov-Smirnov), `"chi2"` (two proportions,
+    /// or the levels of a categorical column), or `"constant"` (a column
+    /// constant in training: any other value is drift).
     pub test: String,
     /// The test's statistic (KS D, or chi²).
     #[serde(deserialize_with = "nan_as_null::deserialize")]

@@ -106,8 +106,8 @@ impl OwnData {
                 (ColumnKind::Numeric, Values::Numeric(v), _) => put(&mut v.into_iter()),
                 (ColumnKind::Numeric, Values::Categorical(_), _) => {
                     return Err(format!(
-                        "column {name} is numeric in the model, but the data has a value that is \
-                         not a number in it"
+                        "column {name} is numeric in the model, but the data reads it as \
+                         categorical (data.categorical names it)"
                     ))
                 }
                 (

@@ -129,6 +129,18 @@ fn assert_agrees(logs: &Path, sk: &serde_json::Value) -> usize {
             .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
     };
     let windows = sk["windows"].as_array().unwrap();
+    // The same columns both ways: none left out, none added.
+    let ours: std::collections::BTreeSet<&str> = header
+        .iter()
+        .filter_map(|h| h.strip_suffix("_wasserstein"))
+        .collect();
+    let theirs: std::collections::BTreeSet<&str> = windows[0]["drift"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(ours, theirs, "the drift columns");
     let mut checked = 0;
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
@@ -151,6 +163,13 @@ fn assert_agrees(logs: &Path, sk: &serde_json::Value) -> usize {
             );
         }
         for (column, d) in w["drift"].as_object().unwrap() {
+            let flag = format!("{column}_drift");
+            assert_eq!(
+                f[col(&flag)],
+                d["drift"].to_string(),
+                "window {seq} {flag} (p {})",
+                d["p"]
+            );
             for (ours, theirs) in [("p", "p"), ("psi", "psi"), ("wasserstein", "wasserstein")] {
                 let name = format!("{column}_{ours}");
                 match d.get(theirs) {
@@ -200,6 +219,22 @@ fn a_model_of_your_own_data_runs_on_new_rows_and_agrees_with_sklearn_and_scipy()
     );
     // Only "color" moved (and has a level training never had).
     assert_eq!(fired(&logs), ["feature_drift:color", "unseen_color"]);
+    // The unseen count of the window where its rule fired, as the oracle
+    // counts it.
+    let text = std::fs::read_to_string(logs.join("alerts.jsonl")).unwrap();
+    let event: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["rule"] == "unseen_color" && e["state"] == "fired")
+        .unwrap();
+    let seq = event["seq"].as_u64().unwrap() as usize;
+    assert_eq!(
+        event["value"].as_f64().unwrap(),
+        sk["windows"][seq - 1]["drift"]["color"]["unseen"]
+            .as_f64()
+            .unwrap(),
+        "unseen rows of window {seq}"
+    );
     let unseen: u64 = sk["windows"]
         .as_array()
         .unwrap()

@@ -28,8 +28,9 @@ Run by tests/it/run_own.rs in the test venv (scikit-learn 1.9.1, numpy
       levels for a categorical one), psi (deciles of the training values,
       numpy.quantile linear, searchsorted left, an empty share 1e-4; or
       over the levels), wasserstein (scipy's distance / np.std of the
-      training values; none for a categorical column) and, for a
-      categorical column, unseen (rows with a level not in training).
+      training values; none for a categorical column), drift (1 when p is
+      below 0.05 / the number of features, 0.05 for the prediction) and,
+      for a categorical column, unseen (rows with a level not in training).
 """
 import csv
 import json
@@ -165,6 +166,11 @@ def windows(train_path, run_path, target, window):
             levels = sorted(set(train[h]))
             w["drift"][h] = categorical_drift(levels, train[h], run[h][s])
         w["drift"]["prediction"] = numeric_drift(ref_pred, pred[s])
+        # modelwatch's decision: a feature at 0.05 / features (Bonferroni),
+        # the prediction at 0.05 (monitor.drift_p_value's default).
+        for name, d in w["drift"].items():
+            level = 0.05 if name == "prediction" else 0.05 / len(features)
+            d["drift"] = int(d["p"] < level)
         out["windows"].append(w)
     print(json.dumps(out))
 

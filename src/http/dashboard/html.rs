@@ -484,7 +484,7 @@ pub fn no_form_for_own_model() -> String {
     let mut out = String::new();
     head(&mut out, "modelwatch: predict");
     out.push_str(
-        "<h2>No form for this model yet</h2><p>The form is built for the diabetes model.          Ask a model of your own data through the JSON API: <code>POST /api/predict</code> with          an object of its columns and their raw values, e.g.          <code>{\"area\": 72.5, \"district\": \"north\"}</code>          (docs/own-data.md).</p>",
+        "<h2>No form for this model yet</h2><p>The form is built for the diabetes model. Ask a model of your own data through the JSON API: <code>POST /api/predict</code> with an object of its columns and their raw values, e.g. <code>{\"area\": 72.5, \"district\": \"north\"}</code> (docs/own-data.md).</p>",
     );
     foot(&mut out);
     out

@@ -14,6 +14,7 @@
 use crate::core::data::FeatureVector;
 use crate::core::table::{names_of, ColumnKind, MAX_ABS_CELL};
 use crate::model::tabular::{TabularModel, Task};
+use crate::model::MAX_ABS_PREDICTION;
 
 use super::predict::FieldError;
 
@@ -86,16 +87,28 @@ pub fn parse_json(body: &[u8], model: &TabularModel) -> Result<FeatureVector, Fi
 }
 
 /// The JSON answer: the prediction (a classifier's predicted class by
-/// name) and what the model is.
-pub fn answer(model: &TabularModel, row: &[f64], origin: &str) -> serde_json::Value {
+/// name) and what the model is; refused when the values take the
+/// prediction beyond [`MAX_ABS_PREDICTION`] (each is within bounds, their
+/// sum need not be).
+pub fn answer(
+    model: &TabularModel,
+    row: &[f64],
+    origin: &str,
+) -> Result<serde_json::Value, FieldError> {
     let p = model.predict_row(row);
+    if p.is_nan() || p.abs() > MAX_ABS_PREDICTION {
+        return Err(FieldError::new(
+            "body",
+            format!("takes the prediction to {p:e}, beyond ±{MAX_ABS_PREDICTION:e}"),
+        ));
+    }
     let prediction = match (&model.task, &model.model) {
         (Task::Classification, crate::model::tabular::Fitted::Logistic { classes, .. }) => {
             serde_json::json!(classes.get(p as usize))
         }
         _ => serde_json::json!(p),
     };
-    serde_json::json!({
+    Ok(serde_json::json!({
         "prediction": prediction,
         "model": {
             "format": model.format,
@@ -105,5 +118,5 @@ pub fn answer(model: &TabularModel, row: &[f64], origin: &str) -> serde_json::Va
             "features": model.feature_names(),
             "training_score": model.training.score,
         },
-    })
+    }))
 }

@@ -252,10 +252,12 @@ async fn api_predict(dash: web::Data<Dashboard>, payload: web::Payload) -> HttpR
             Ok(b) => b,
             Err(refused) => return refused,
         };
-        return match super::predict_own::parse_json(&body, own) {
-            Ok(row) => HttpResponse::Ok()
+        let answer = super::predict_own::parse_json(&body, own)
+            .and_then(|row| super::predict_own::answer(own, &row, origin));
+        return match answer {
+            Ok(a) => HttpResponse::Ok()
                 .insert_header(("cache-control", "no-store"))
-                .json(super::predict_own::answer(own, &row, origin)),
+                .json(a),
             Err(e) => refused(&e),
         };
     }
