@@ -62,7 +62,8 @@ pub struct Overrides {
     /// `start=20000,bmi+=5` or `start=1000,s5*=1.2,target+=10,target~=20,age>median`
     /// (F+=X, F-=X, F*=X change feature F in raw units; target+=X, target-=X,
     /// target~=X bias the truth or add noise of std X; F>X, F<X with X a
-    /// number or `median` keep a sub-population). Sets source.scenario.
+    /// number or `median` keep a sub-population; F=LEVEL gives a categorical
+    /// column of your own data that level). Sets source.scenario.
     #[arg(long, value_name = "SPEC")]
     pub scenario: Option<String>,
     /// Records per monitor window. Overrides monitor.window.

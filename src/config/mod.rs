@@ -150,8 +150,7 @@ impl Settings {
 
     /// What a run of the user's own data does not do yet (issue 20): the
     /// bridge (its wire format carries values by column name, with the
-    /// schema's fingerprint, and is not built), and the scenario (its
-    /// grammar names the diabetes columns).
+    /// schema's fingerprint, and is not built).
     fn own_data_limits(&self) -> Result<(), ConfigError> {
         if !self.data.is_own() {
             return Ok(());
@@ -160,12 +159,6 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "data.path",
                 "a run of your own data keeps to one process for now: the bridge (bridge.enabled, --amqp-url, AMQP_URL) and split roles are not built for it yet (docs/own-data.md)",
-            ));
-        }
-        if self.source.scenario.is_some() {
-            return Err(ConfigError::invalid(
-                "source.scenario",
-                "is not built yet for a run of your own data (docs/own-data.md): its grammar names the diabetes columns",
             ));
         }
         Ok(())

@@ -10,13 +10,15 @@
 //! target_noise = 20.0      # std of Gaussian noise added to the true target
 //! shift = { bmi = 5.0 }    # added to the raw value (raw units: kg/m²)
 //! scale = { s5 = 1.2 }     # multiplies the raw value (before the shift)
+//! set = { color = "blue" } # a categorical column of your own data takes this level
 //! population = { feature = "age", above = "median" }   # or a number; `below` too
 //! ```
 //!
 //! On the command line (`--scenario`) and in `MODELWATCH__SOURCE__SCENARIO`
 //! it has a compact form, items separated by commas ([`parse_spec`]):
 //! `start=20000,bmi+=5,s5*=1.2,target+=10,target~=20,age>median`.
-//! `F+=X` / `F-=X` shift feature F, `F*=X` scales it, `target+=X` /
+//! `F+=X` / `F-=X` shift feature F, `F*=X` scales it, `F=LEVEL` gives a
+//! categorical column of the user's own data that level, `target+=X` /
 //! `target-=X` bias the target, `target~=X` adds noise of std X,
 //! `F>X` / `F<X` (X a number or `median`) keep only that sub-population.
 //!
@@ -51,6 +53,10 @@ pub struct ScenarioSettings {
     /// Feature name -> factor its raw value is multiplied by (before the shift).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub scale: BTreeMap<String, f64>,
+    /// Categorical column of the user's own data -> the level every row
+    /// takes (one the model never saw is a new category, `unseen`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
     /// Sample only the rows of a sub-population.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub population: Option<Population>,
@@ -157,6 +163,9 @@ fn apply(s: &mut ScenarioSettings, item: Item<'_>, shown: &str) -> Result<(), St
         (_, "*=") => {
             s.scale.insert(name.to_owned(), number()?);
         }
+        (_, "=") => {
+            s.set.insert(name.to_owned(), arg.to_owned());
+        }
         (_, ">" | "<") => {
             let cut = if arg == "median" {
                 Cut::Word(arg.to_owned())
@@ -182,7 +191,7 @@ fn apply(s: &mut ScenarioSettings, item: Item<'_>, shown: &str) -> Result<(), St
         }
         _ => {
             return Err(format!(
-                "{shown:?}: a feature takes +=, -=, *=, > or <, not {op}"
+                "{shown:?}: a feature takes +=, -=, *=, =, > or <, not {op}"
             ))
         }
     }
@@ -239,7 +248,7 @@ mod tests {
             ("start=1.5", "whole number"),
             ("start=-1", "whole number"),
             ("target*=2", "does not take"),
-            ("bmi=5", "a feature takes"),
+            ("bmi~=5", "a feature takes"),
             ("bmi+=5,bmi-=1", "twice"),
             ("age>median,bmi<30", "one feature"),
         ] {

@@ -31,7 +31,11 @@ use crate::source::sampler::Rows;
 /// checks (see [`crate::config::Semantics`]); so does [`inputs`], for
 /// settings made in code.
 pub fn semantics(s: &Settings) -> Result<(), ConfigError> {
-    crate::source::scenario::check_settings(&s.source)?;
+    // A scenario of the user's data is checked once its file is read
+    // (`own_data`).
+    if !s.data.is_own() {
+        crate::source::scenario::check_settings(&s.source)?;
+    }
     // The columns of the user's data are known once its file is read:
     // rules naming them are checked then (`monitor::alerts::Rules::new`).
     let features = (!s.data.is_own()).then_some(&crate::core::data::FEATURE_NAMES[..]);
@@ -255,6 +259,9 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
     let data = OwnData::new(table, &model).map_err(|e| {
         anyhow::anyhow!("data.path {}: {e}", crate::core::text::shown_path(&d.path))
     })?;
+    if let Some(s) = &settings.source.scenario {
+        crate::source::scenario::Plan::new(s, &data).map_err(|e| e.as_config())?;
+    }
     for (column, rows) in &data.unseen {
         tracing::warn!(
             column = %quoted(column),

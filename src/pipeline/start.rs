@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::amqp::{Bridge, BridgeActor};
 use crate::config::{Role, Settings};
-use crate::core::data::Dataset;
 use crate::core::fanout::Fanout;
 use crate::core::messages::{Batch, Features, Kind, MetricRecord, Prediction, Truth};
 use crate::core::metrics::Metrics;
@@ -252,8 +251,11 @@ fn start_source(
 fn sampler(settings: &Settings, rows: Rows) -> Sampler {
     // Checked when the settings were loaded (exit 2 there).
     let scenario = settings.source.scenario.as_ref().map(|s| {
-        let plan = Plan::new(s, Dataset::embedded())
-            .expect("source.scenario is checked when the settings load");
+        let plan = match &rows {
+            Rows::Diabetes(d) => Plan::new(s, *d),
+            Rows::Own(d) => Plan::new(s, d.as_ref()),
+        }
+        .expect("source.scenario is checked at start (pipeline::check)");
         tracing::info!(scenario = ?s, "scenario: the stream changes from sample {} on", s.start);
         Scenario::new(plan, settings.source.seed)
     });

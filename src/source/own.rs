@@ -35,6 +35,10 @@ pub struct OwnData {
     cells: Vec<f64>,
     width: usize,
     targets: Vec<f64>,
+    /// The feature columns' names, in the order of a row.
+    pub names: Vec<String>,
+    /// The model's levels of each categorical column (`None`: numeric).
+    pub levels: Vec<Option<Vec<String>>>,
     /// sha256 of the file.
     pub sha256: String,
     /// Rows left out for a missing value.
@@ -145,6 +149,15 @@ impl OwnData {
             cells,
             width,
             targets,
+            names: model.feature_names(),
+            levels: model
+                .features
+                .iter()
+                .map(|f| match &f.column.kind {
+                    ColumnKind::Categorical { levels } => Some(levels.clone()),
+                    ColumnKind::Numeric => None,
+                })
+                .collect(),
             sha256,
             omitted,
             unseen,
@@ -185,6 +198,11 @@ impl OwnData {
 
     fn row(&self, i: usize) -> &[f64] {
         &self.cells[i * self.width..(i + 1) * self.width]
+    }
+
+    /// The value of column `j` in row `i`.
+    pub fn value(&self, i: usize, j: usize) -> f64 {
+        self.cells[i * self.width + j]
     }
 
     /// The target of row `i`.

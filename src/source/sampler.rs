@@ -115,9 +115,12 @@ impl Sampler {
         let mut truths = Vec::with_capacity(n);
         for id in ids {
             let (x, y) = match (&mut self.scenario, &self.data) {
-                (Some(s), Rows::Diabetes(data)) if self.emitted >= s.plan.start => {
+                (Some(s), data) if self.emitted >= s.plan.start => {
                     let row = s.plan.pick_row(&mut self.rng, data.len());
-                    (s.plan.features(data, row), s.target(data.targets[row]))
+                    match data {
+                        Rows::Diabetes(d) => (s.plan.features(*d, row), s.target(d.targets[row])),
+                        Rows::Own(d) => (s.plan.features(d.as_ref(), row), s.target(d.target(row))),
+                    }
                 }
                 _ => {
                     let row = self.next_row();

@@ -26,7 +26,91 @@ use rand::{Rng, SeedableRng};
 
 use crate::config::scenario::{Cut, Population, ScenarioSettings};
 use crate::config::{ConfigError, SourceSettings};
-use crate::core::data::{Dataset, FeatureVector, FEATURE_NAMES, N_FEATURES};
+use crate::core::data::{Dataset, FeatureVector, FEATURE_NAMES};
+use crate::model::tabular::UNSEEN;
+use crate::source::own::OwnData;
+
+/// What a scenario reads of the data it changes: the diabetes data set,
+/// or the user's own rows ([`OwnData`]), column by column in raw values
+/// (a categorical column's value is its level's index).
+pub trait Columns {
+    fn rows(&self) -> usize;
+    fn names(&self) -> Vec<&str>;
+    /// The raw value of column `j` in `row`.
+    fn raw(&self, row: usize, j: usize) -> f64;
+    fn target(&self, row: usize) -> f64;
+    /// The levels of a categorical column (`None`: a numeric one).
+    fn levels(&self, j: usize) -> Option<&[String]>;
+    /// Why column `j` cannot be shifted or scaled, if it cannot.
+    fn fixed(&self, j: usize) -> Option<&'static str>;
+    /// The feature row of `row` with the raw values of `changed` (by
+    /// column, `None`: unchanged) in place of the data's.
+    fn features_with(&self, row: usize, changed: &[Option<f64>]) -> FeatureVector;
+}
+
+impl Columns for Dataset {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn names(&self) -> Vec<&str> {
+        FEATURE_NAMES.to_vec()
+    }
+    fn raw(&self, row: usize, j: usize) -> f64 {
+        self.raw[[row, j]]
+    }
+    fn target(&self, row: usize) -> f64 {
+        self.targets[row]
+    }
+    fn levels(&self, _: usize) -> Option<&[String]> {
+        None
+    }
+    fn fixed(&self, j: usize) -> Option<&'static str> {
+        (FEATURE_NAMES[j] == "sex").then_some(
+            "sex is a category (1 or 2), not a quantity: it cannot be shifted or scaled (a population cut on sex changes its mix)",
+        )
+    }
+    /// Changed raw values are mapped with the data's own scaling; the
+    /// others keep the scaled values bit for bit.
+    fn features_with(&self, row: usize, changed: &[Option<f64>]) -> FeatureVector {
+        let mut x = self.feature_row(row);
+        for (j, raw) in changed.iter().enumerate() {
+            if let Some(raw) = raw {
+                x[j] = (raw - self.scaling.mean[j]) / self.scaling.scale[j];
+            }
+        }
+        x
+    }
+}
+
+impl Columns for OwnData {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn names(&self) -> Vec<&str> {
+        self.names.iter().map(String::as_str).collect()
+    }
+    fn raw(&self, row: usize, j: usize) -> f64 {
+        self.value(row, j)
+    }
+    fn target(&self, row: usize) -> f64 {
+        OwnData::target(self, row)
+    }
+    fn levels(&self, j: usize) -> Option<&[String]> {
+        self.levels[j].as_deref()
+    }
+    fn fixed(&self, _: usize) -> Option<&'static str> {
+        None
+    }
+    fn features_with(&self, row: usize, changed: &[Option<f64>]) -> FeatureVector {
+        let mut x = self.features(row);
+        for (j, v) in changed.iter().enumerate() {
+            if let Some(v) = v {
+                x[j] = *v;
+            }
+        }
+        x
+    }
+}
 
 /// Largest |shift| (raw units) and |target_bias|, |target_noise|.
 pub const MAX_OFFSET: f64 = 1e6;
@@ -55,7 +139,10 @@ fn error(key: impl Into<String>, problem: impl Into<String>) -> ScenarioError {
 pub struct Plan {
     pub start: u64,
     /// Per column `(factor, offset)`: raw `x` becomes `x * factor + offset`.
-    pub changes: [Option<(f64, f64)>; N_FEATURES],
+    pub changes: Vec<Option<(f64, f64)>>,
+    /// Per column the level every row takes (its value: the level's index
+    /// among the model's levels, or [`UNSEEN`] for another).
+    pub sets: Vec<Option<f64>>,
     pub target_bias: f64,
     pub target_noise: f64,
     /// The rows drawn from `start` on (`None`: all of them).
@@ -73,26 +160,39 @@ fn shown(v: f64) -> String {
 }
 
 /// The index of a feature name.
-fn feature(key: &str, name: &str) -> Result<usize, ScenarioError> {
-    FEATURE_NAMES
-        .iter()
-        .position(|f| *f == name)
-        .ok_or_else(|| {
-            error(
-                key,
-                format!(
-                    "unknown feature {:?}: one of {}",
-                    crate::core::text::sanitize(name),
-                    FEATURE_NAMES.join(", ")
-                ),
-            )
-        })
+fn feature<D: Columns + ?Sized>(data: &D, key: &str, name: &str) -> Result<usize, ScenarioError> {
+    let names = data.names();
+    names.iter().position(|f| *f == name).ok_or_else(|| {
+        error(
+            key,
+            format!(
+                "unknown feature {:?}: one of {}",
+                crate::core::text::sanitize(name),
+                crate::core::text::bounded_text(&names.join(", "), 512)
+            ),
+        )
+    })
+}
+
+/// A numeric column's index: a categorical one takes a level (`set`).
+fn numeric<D: Columns + ?Sized>(data: &D, key: &str, name: &str) -> Result<usize, ScenarioError> {
+    let j = feature(data, key, name)?;
+    if data.levels(j).is_some() {
+        return Err(error(
+            key,
+            format!(
+                "{} is categorical: give it a level (set, {0}=LEVEL on the command line)",
+                crate::core::text::sanitize(name)
+            ),
+        ));
+    }
+    Ok(j)
 }
 
 /// The median of a raw column (the mean of the two middle values for an
 /// even count, as numpy's `median`).
-pub fn median(data: &Dataset, column: usize) -> f64 {
-    let mut v: Vec<f64> = data.raw.column(column).to_vec();
+pub fn median<D: Columns + ?Sized>(data: &D, column: usize) -> f64 {
+    let mut v: Vec<f64> = (0..data.rows()).map(|i| data.raw(i, column)).collect();
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 {
@@ -102,25 +202,32 @@ pub fn median(data: &Dataset, column: usize) -> f64 {
     }
 }
 
-/// The meaning of `source.scenario` against the data set (known features,
-/// a population that exists), as a configuration error naming the key
-/// (`source.scenario.<key>`): run by the settings loader after the shape
-/// checks ([`crate::config::Semantics`]).
+/// The meaning of `source.scenario` against the diabetes data set (known
+/// features, a population that exists), as a configuration error naming
+/// the key (`source.scenario.<key>`): run by the settings loader after the
+/// shape checks ([`crate::config::Semantics`]). A scenario of the user's
+/// own data is checked once its file is read ([`ScenarioError::as_config`]).
 pub fn check_settings(s: &SourceSettings) -> Result<(), ConfigError> {
     if let Some(scenario) = &s.scenario {
-        Plan::new(scenario, Dataset::embedded())
-            .map_err(|e| ConfigError::invalid(&format!("source.scenario.{}", e.key), e.problem))?;
+        Plan::new(scenario, Dataset::embedded()).map_err(|e| e.as_config())?;
     }
     Ok(())
 }
 
+impl ScenarioError {
+    /// The error as a configuration error naming `source.scenario.<key>`.
+    pub fn as_config(&self) -> ConfigError {
+        ConfigError::invalid(&format!("source.scenario.{}", self.key), &self.problem)
+    }
+}
+
 /// Per column the `(factor, offset)` of `scale` and `shift`, each checked
 /// (scales first, then shifts, each map in its order).
-fn feature_changes(
+fn feature_changes<D: Columns + ?Sized>(
     s: &ScenarioSettings,
-    data: &Dataset,
-) -> Result<[Option<(f64, f64)>; N_FEATURES], ScenarioError> {
-    let mut changes = [None; N_FEATURES];
+    data: &D,
+) -> Result<Vec<Option<(f64, f64)>>, ScenarioError> {
+    let mut changes = vec![None; data.names().len()];
     for (kind, map) in [("scale", &s.scale), ("shift", &s.shift)] {
         for (name, &v) in map {
             let j = checked_change(kind, name, v, data)?;
@@ -136,16 +243,18 @@ fn feature_changes(
 }
 
 /// The column of one `scale.<name>` or `shift.<name>` (`kind`) of `v`:
-/// a known feature other than `sex`, a finite value within its bound,
-/// and a change that moves at least one raw value.
-fn checked_change(kind: &str, name: &str, v: f64, data: &Dataset) -> Result<usize, ScenarioError> {
+/// a known numeric feature that may change (not diabetes' `sex`), a finite
+/// value within its bound, and a change that moves at least one raw value.
+fn checked_change<D: Columns + ?Sized>(
+    kind: &str,
+    name: &str,
+    v: f64,
+    data: &D,
+) -> Result<usize, ScenarioError> {
     let key = format!("{kind}.{name}");
-    let j = feature(&key, name)?;
-    if FEATURE_NAMES[j] == "sex" {
-        return Err(error(
-            key,
-            "sex is a category (1 or 2), not a quantity: it cannot be shifted or scaled (a population cut on sex changes its mix)",
-        ));
+    let j = numeric(data, &key, name)?;
+    if let Some(why) = data.fixed(j) {
+        return Err(error(key, why));
     }
     let bound = if kind == "scale" {
         MAX_FACTOR
@@ -161,8 +270,10 @@ fn checked_change(kind: &str, name: &str, v: f64, data: &Dataset) -> Result<usiz
     // A change that leaves every raw value of the column as it
     // is (0 added, times 1, or too small to move a value).
     let change = if kind == "scale" { (v, 0.0) } else { (1.0, v) };
-    let column = data.raw.column(j);
-    if column.iter().all(|&x| x * change.0 + change.1 == x) {
+    if (0..data.rows())
+        .map(|i| data.raw(i, j))
+        .all(|x| x * change.0 + change.1 == x)
+    {
         return Err(error(
             key,
             format!(
@@ -179,8 +290,53 @@ fn checked_change(kind: &str, name: &str, v: f64, data: &Dataset) -> Result<usiz
     Ok(j)
 }
 
+/// The level each `set.<name>` gives its categorical column, as the value
+/// the model reads (its index, or [`UNSEEN`] for a level it never saw: a
+/// new category), and that it changes at least one row.
+fn level_sets<D: Columns + ?Sized>(
+    s: &ScenarioSettings,
+    data: &D,
+) -> Result<Vec<Option<f64>>, ScenarioError> {
+    let mut sets = vec![None; data.names().len()];
+    for (name, level) in &s.set {
+        let key = format!("set.{name}");
+        let j = feature(data, &key, name)?;
+        let Some(levels) = data.levels(j) else {
+            return Err(error(
+                key,
+                format!(
+                    "{} is numeric: shift or scale it (+=, -=, *= on the command line)",
+                    crate::core::text::sanitize(name)
+                ),
+            ));
+        };
+        let level = level.trim();
+        if level.is_empty() || level.len() > crate::core::table::MAX_LEVEL_BYTES {
+            return Err(error(
+                key,
+                format!(
+                    "must be a level of 1 to {} bytes",
+                    crate::core::table::MAX_LEVEL_BYTES
+                ),
+            ));
+        }
+        let v = levels
+            .iter()
+            .position(|l| l == level)
+            .map_or(UNSEEN, |i| i as f64);
+        if (0..data.rows()).all(|i| data.raw(i, j) == v) {
+            return Err(error(
+                key,
+                "every row already has this level: the scenario would run unshifted",
+            ));
+        }
+        sets[j] = Some(v);
+    }
+    Ok(sets)
+}
+
 /// `target_bias` (0 when not given), checked when given.
-fn target_bias(given: Option<f64>, data: &Dataset) -> Result<f64, ScenarioError> {
+fn target_bias<D: Columns + ?Sized>(given: Option<f64>, data: &D) -> Result<f64, ScenarioError> {
     if let Some(b) = given {
         if !(b.is_finite() && b.abs() <= MAX_OFFSET) {
             return Err(error(
@@ -191,7 +347,7 @@ fn target_bias(given: Option<f64>, data: &Dataset) -> Result<f64, ScenarioError>
                 ),
             ));
         }
-        if data.targets.iter().all(|&y| y + b == y) {
+        if (0..data.rows()).map(|i| data.target(i)).all(|y| y + b == y) {
             return Err(error(
                 "target_bias",
                 format!(
@@ -205,7 +361,7 @@ fn target_bias(given: Option<f64>, data: &Dataset) -> Result<f64, ScenarioError>
 }
 
 /// `target_noise` (0 when not given), checked when given.
-fn target_noise(given: Option<f64>, data: &Dataset) -> Result<f64, ScenarioError> {
+fn target_noise<D: Columns + ?Sized>(given: Option<f64>, data: &D) -> Result<f64, ScenarioError> {
     if let Some(n) = given {
         if !(n.is_finite() && (0.0..=MAX_OFFSET).contains(&n)) {
             return Err(error(
@@ -219,10 +375,9 @@ fn target_noise(given: Option<f64>, data: &Dataset) -> Result<f64, ScenarioError
         // A draw of [`standard_normal`] is within ±8.6 (its u1 is at
         // least 2^-53): noise that cannot move any target (0 among
         // them) changes nothing.
-        if data
-            .targets
-            .iter()
-            .all(|&y| y + 8.6 * n == y && y - 8.6 * n == y)
+        if (0..data.rows())
+            .map(|i| data.target(i))
+            .all(|y| y + 8.6 * n == y && y - 8.6 * n == y)
         {
             return Err(error(
                 "target_noise",
@@ -238,7 +393,12 @@ fn target_noise(given: Option<f64>, data: &Dataset) -> Result<f64, ScenarioError
 
 /// One cut of `population.<key>` on column `j`: a finite number, or
 /// `"median"` (the column's median).
-fn cut(key: &str, c: &Option<Cut>, data: &Dataset, j: usize) -> Result<Option<f64>, ScenarioError> {
+fn cut<D: Columns + ?Sized>(
+    key: &str,
+    c: &Option<Cut>,
+    data: &D,
+    j: usize,
+) -> Result<Option<f64>, ScenarioError> {
     match c {
         None => Ok(None),
         Some(Cut::Value(v)) if v.is_finite() => Ok(Some(*v)),
@@ -259,8 +419,11 @@ fn cut(key: &str, c: &Option<Cut>, data: &Dataset, j: usize) -> Result<Option<f6
 
 /// The rows of the population: at least one cut, and neither none nor
 /// every row of the data.
-fn population_rows(p: &Population, data: &Dataset) -> Result<Vec<usize>, ScenarioError> {
-    let j = feature("population.feature", &p.feature)?;
+fn population_rows<D: Columns + ?Sized>(
+    p: &Population,
+    data: &D,
+) -> Result<Vec<usize>, ScenarioError> {
+    let j = numeric(data, "population.feature", &p.feature)?;
     let above = cut("above", &p.above, data, j)?;
     let below = cut("below", &p.below, data, j)?;
     if above.is_none() && below.is_none() {
@@ -269,9 +432,9 @@ fn population_rows(p: &Population, data: &Dataset) -> Result<Vec<usize>, Scenari
             "give above, below or both (a number or \"median\")",
         ));
     }
-    let rows: Vec<usize> = (0..data.len())
+    let rows: Vec<usize> = (0..data.rows())
         .filter(|&i| {
-            let x = data.raw[[i, j]];
+            let x = data.raw(i, j);
             above.is_none_or(|a| x > a) && below.is_none_or(|b| x < b)
         })
         .collect();
@@ -293,7 +456,7 @@ fn population_rows(p: &Population, data: &Dataset) -> Result<Vec<usize>, Scenari
             ),
         ));
     }
-    if rows.len() == data.len() {
+    if rows.len() == data.rows() {
         return Err(error(
             "population",
             format!(
@@ -309,8 +472,9 @@ impl Plan {
     /// Checks `s` against `data` and resolves it: the feature changes, the
     /// target's bias and noise, the population, in that order (the first
     /// error found is the one answered), and then that something changes.
-    pub fn new(s: &ScenarioSettings, data: &Dataset) -> Result<Plan, ScenarioError> {
+    pub fn new<D: Columns + ?Sized>(s: &ScenarioSettings, data: &D) -> Result<Plan, ScenarioError> {
         let changes = feature_changes(s, data)?;
+        let sets = level_sets(s, data)?;
         // A target setting that was given is checked even beside a real
         // change elsewhere: one that changes nothing (0, or too small to
         // move a target) is refused naming its own key.
@@ -320,31 +484,42 @@ impl Plan {
             None => None,
             Some(p) => Some(population_rows(p, data)?),
         };
-        if changes.iter().all(Option::is_none) && bias == 0.0 && noise == 0.0 && rows.is_none() {
+        if changes.iter().all(Option::is_none)
+            && sets.iter().all(Option::is_none)
+            && bias == 0.0
+            && noise == 0.0
+            && rows.is_none()
+        {
             return Err(error(
                 "shift",
-                "the scenario changes nothing: give a shift, scale, target_bias, target_noise or population",
+                "the scenario changes nothing: give a shift, scale, set, target_bias, target_noise or population",
             ));
         }
         Ok(Plan {
             start: s.start,
             changes,
+            sets,
             target_bias: bias,
             target_noise: noise,
             rows,
         })
     }
 
-    /// The scaled features of `row` with the changes applied.
-    pub fn features(&self, data: &Dataset, row: usize) -> FeatureVector {
-        let mut x = data.feature_row(row);
-        for (j, change) in self.changes.iter().enumerate() {
-            if let Some((factor, offset)) = change {
-                let raw = data.raw[[row, j]] * factor + offset;
-                x[j] = (raw - data.scaling.mean[j]) / data.scaling.scale[j];
-            }
-        }
-        x
+    /// The features of `row` (as the model reads them) with the changes
+    /// applied.
+    pub fn features<D: Columns + ?Sized>(&self, data: &D, row: usize) -> FeatureVector {
+        let changed: Vec<Option<f64>> = self
+            .changes
+            .iter()
+            .zip(&self.sets)
+            .enumerate()
+            .map(|(j, (change, set))| match (change, set) {
+                (Some((factor, offset)), _) => Some(data.raw(row, j) * factor + offset),
+                (None, Some(v)) => Some(*v),
+                (None, None) => None,
+            })
+            .collect();
+        data.features_with(row, &changed)
     }
 
     /// The row to draw: from the population if there is one, else any row
@@ -399,6 +574,7 @@ mod tests {
 
     use super::*;
     use crate::config::scenario::{parse_spec, Population};
+    use crate::core::data::N_FEATURES;
 
     fn plan(spec: &str) -> Result<Plan, ScenarioError> {
         Plan::new(&parse_spec(spec).unwrap(), Dataset::embedded())
@@ -515,6 +691,8 @@ mod tests {
             ("age>median,target-=0", "target_bias"),
             ("age>-1", "population"),
             ("age<1000", "population"),
+            // A level for a numeric column (the diabetes data has none).
+            ("bmi=5", "set.bmi"),
         ] {
             let e = plan(spec).unwrap_err();
             assert_eq!(e.key, key, "{spec}: {e}");

@@ -278,7 +278,7 @@ fn bad_combinations_exit_2_naming_the_key_or_the_column() {
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            format!("{},{},{},{}\n", f[0], f[2], f[3], f[4])
+            format!("{},{},{},{},{}\n", f[0], f[2], f[3], f[4], f[5])
         })
         .collect();
     std::fs::write(&no_color, cut).unwrap();
@@ -366,7 +366,7 @@ fn bad_combinations_exit_2_naming_the_key_or_the_column() {
     out.expect_code(2);
     let line = one_error_line(&out);
     assert!(line.contains("monitor.rules[0].metric"), "{line}");
-    assert!(line.contains("x1, color, x2, size"), "{line}");
+    assert!(line.contains("x1, color, x2, size, region"), "{line}");
 }
 
 #[test]
@@ -596,4 +596,82 @@ fn tampered_artifacts_and_bad_cells_are_refused_naming_what() {
         line.contains("line 6, column \"x1\": \"abc\" is not a number"),
         "{line}"
     );
+}
+
+#[test]
+fn a_categorical_scenario_fires_that_columns_drift_and_nothing_else() {
+    let sb = Sandbox::new();
+    let artifact = train(&sb);
+    let window = WINDOW.to_string();
+    // From sample 1,000 on every row is in the "west" region (a quarter of
+    // the training rows; the region has no effect on the target, so the
+    // model's errors stay as they were).
+    let logs = sb.join("logs");
+    let cmd = sb
+        .run_launch(&logs, &[])
+        .args(["--data"])
+        .args([data_dir().join("train.csv")])
+        .args(["--target", "y", "--model"])
+        .args([&artifact])
+        .args(["--scenario", "start=1000,region=west"])
+        .args(["--count", "3000", "--rate", "5000", "--seed", "4"])
+        .args(["--monitor-window", &window, "--http-listen", "off"])
+        .command();
+    run_within(cmd, LIMIT).expect_code(0);
+    assert_eq!(fired(&logs), ["feature_drift:region"]);
+    // The windows before the start saw the training mix, those after it
+    // only "blue"; every other column kept its drift flag at 0.
+    let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let seq: usize = f[col("seq")].parse().unwrap();
+        let after = seq > 1000 / WINDOW;
+        assert_eq!(
+            f[col("region_drift")],
+            if after { "1" } else { "0" },
+            "window {seq}"
+        );
+        for other in ["x1", "color", "x2", "size"] {
+            assert_eq!(
+                f[col(&format!("{other}_drift"))],
+                "0",
+                "window {seq} {other}"
+            );
+        }
+    }
+    // A level the model never saw, and a scenario that names a column
+    // the data does not have or shifts a categorical one: exit 2 naming
+    // the key.
+    for (spec, says) in [
+        ("start=10,color=mauve", None),
+        ("start=10,colour=blue", Some("source.scenario.set.colour")),
+        ("start=10,color+=1", Some("source.scenario.shift.color")),
+        ("start=10,x1=blue", Some("source.scenario.set.x1")),
+    ] {
+        let logs = sb.join(&format!("logs-{}", spec.len()));
+        let cmd = sb
+            .run_launch(&logs, &[])
+            .args(["--data"])
+            .args([data_dir().join("train.csv")])
+            .args(["--target", "y", "--model"])
+            .args([&artifact])
+            .args(["--scenario", spec, "--count", "500", "--rate", "0"])
+            .args(["--monitor-window", &window, "--http-listen", "off"])
+            .command();
+        let out = run_within(cmd, LIMIT);
+        match says {
+            None => {
+                // A new category: runs, the model reads it as no level.
+                out.expect_code(0);
+            }
+            Some(key) => {
+                out.expect_code(2);
+                let line = one_error_line(&out);
+                assert!(line.contains(key), "{spec}: {line}");
+            }
+        }
+    }
 }

@@ -6,7 +6,8 @@ Run by tests/it/run_own.rs in the test venv (scikit-learn 1.9.1, numpy
 
   run_own.py make DIR
       Writes two files of one regression (seeded), with two numeric
-      columns, two categorical ones and a few missing cells:
+      columns, three categorical ones ("region" has no effect on y) and a
+      few missing cells:
       - train.csv: 2,000 rows, what the model is fitted on (about 1,980
         kept: the reference keeps every value below 2,000);
       - shifted.csv: 2,000 rows from the same population, except that
@@ -24,7 +25,7 @@ Run by tests/it/run_own.rs in the test venv (scikit-learn 1.9.1, numpy
       mae, rmse, r2, bias (mean of prediction - truth), max_error, and per
       column (and for "prediction") the drift figures modelwatch writes:
       p (KS asymptotic: scipy.stats.kstwobign.sf(sqrt(en) * D) for a
-      numeric column; chi2_contingency(correction=False) over the training
+      numeric column, on modelwatch's grid of 1e-6 std; chi2_contingency(correction=False) over the training
       levels for a categorical one), psi (deciles of the training values,
       numpy.quantile linear, searchsorted left, an empty share 1e-4; or
       over the levels), wasserstein (scipy's distance / np.std of the
@@ -51,14 +52,15 @@ def make(out):
         x2 = rng.uniform(-5, 5, n)
         color = rng.choice(colors, n, p=p_colors)
         size = rng.choice(["S", "M", "L", "XL"], n, p=[0.4, 0.3, 0.2, 0.1])
+        region = rng.choice(["north", "south", "east", "west"], n)  # no effect on y
         y = 3 * x1 - 2 * x2 + np.array([effect[c] for c in color]) + (size == "XL") * 7 + rng.normal(0, 1.5, n)
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["x1", "color", "x2", "size", "y"])
+            w.writerow(["x1", "color", "x2", "size", "region", "y"])
             for i in range(n):
-                row = [repr(float(x1[i])), str(color[i]), repr(float(x2[i])), str(size[i]), repr(float(y[i]))]
+                row = [repr(float(x1[i])), str(color[i]), repr(float(x2[i])), str(size[i]), str(region[i]), repr(float(y[i]))]
                 if i % missing_every == 7:
-                    row[i % 4] = ["", "NA", "NaN"][i % 3]
+                    row[i % 5] = ["", "NA", "NaN"][i % 3]
                 w.writerow(row)
 
     write(f"{out}/train.csv", 2000, ["red", "green", "blue"], [0.45, 0.35, 0.20], 101)
@@ -90,11 +92,16 @@ def psi(r, c):
 def numeric_drift(ref, cur):
     from scipy import stats
 
-    D = stats.ks_2samp(ref, cur).statistic
+    # KS and the PSI bins see the values on modelwatch's comparison grid,
+    # 1e-6 of the reference's std (src/monitor/drift.rs, "Precision"): two
+    # values closer than that are a tie. The Wasserstein distance does not.
+    step = 1e-6 * np.std(ref)
+    g_ref, g_cur = np.round(ref / step) * step, np.round(cur / step) * step
+    D = stats.ks_2samp(g_ref, g_cur).statistic
     m, k = len(ref), len(cur)
-    edges = np.quantile(ref, np.linspace(0.1, 0.9, 9))
-    r = np.bincount(np.searchsorted(edges, ref, side="left"), minlength=10) / m
-    c = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=10) / k
+    edges = np.quantile(g_ref, np.linspace(0.1, 0.9, 9))
+    r = np.bincount(np.searchsorted(edges, g_ref, side="left"), minlength=10) / m
+    c = np.bincount(np.searchsorted(edges, g_cur, side="left"), minlength=10) / k
     return {
         "p": float(stats.kstwobign.sf(np.sqrt(m * k / (m + k)) * D)),
         "psi": psi(r, c),
