@@ -511,6 +511,9 @@ fn the_json_api_predicts_a_row_by_column_name_and_names_the_bad_field() {
         assert_eq!(status, 422, "{body}: {text}");
         assert!(text.contains(says), "{body}: {text}");
     }
+    // The page says which model runs (not "runs in another process").
+    let page = crate::support::openmetrics::http_get(addr, "/");
+    assert!(page.body.contains("Model R² (training)"), "{}", page.body);
     let r = crate::support::openmetrics::http_get(addr, "/predict");
     assert_eq!(r.status, 404);
     assert!(r.body.contains("POST /api/predict"), "{}", r.body);

@@ -93,6 +93,12 @@ impl Dashboard {
         model: Arc<crate::model::tabular::TabularModel>,
         origin: &str,
     ) -> Dashboard {
+        // The page says what runs: its training R² (a regression's score).
+        self.model_info = Some(ModelInfo {
+            r2: model.training.score,
+            mae: f64::NAN,
+            origin: crate::core::text::sanitize(origin),
+        });
         self.own_model = Some((model, origin.to_owned()));
         self
     }
