@@ -90,6 +90,30 @@ fn run(sb: &Sandbox, logs: &Path, data: &str, extra: &[&str]) -> support::sandbo
     run_within(cmd, LIMIT)
 }
 
+/// `run --data <data> --target y --model <model>` for windows of
+/// [`WINDOW`] rows, HTTP off, with `extra`.
+fn own_run(sb: &Sandbox, logs: &Path, data: &Path, model: &Path, extra: &[&str]) -> Command {
+    let window = WINDOW.to_string();
+    sb.run_launch(logs, &[])
+        .args(["--data".as_ref(), data.as_os_str()])
+        .args([
+            "--target".as_ref(),
+            "y".as_ref(),
+            "--model".as_ref(),
+            model.as_os_str(),
+        ])
+        .args(["--monitor-window", &window, "--http-listen", "off"])
+        .args(extra)
+        .command()
+}
+
+/// Runs `cmd`, which must exit 2 with one error line; returns the line.
+fn refused(cmd: Command) -> String {
+    let out = run_within(cmd, LIMIT);
+    out.expect_code(2);
+    one_error_line(&out)
+}
+
 fn close(what: &str, got: f64, want: f64, tol: f64) {
     assert!(
         (got - want).abs() <= tol * want.abs().max(1.0),
@@ -556,21 +580,9 @@ fn tampered_artifacts_and_bad_cells_are_refused_naming_what() {
         ),
         (link, "a symbolic link"),
     ];
-    let window = WINDOW.to_string();
     let data = data_dir().join("shifted.csv");
     for (path, says) in cases {
-        let logs = sb.join("logs");
-        let cmd = sb
-            .run_launch(&logs, &["--target", "y", "--monitor-window", &window])
-            .args(["--data"])
-            .args([&data])
-            .args(["--model"])
-            .args([&path])
-            .args(["--http-listen", "off"])
-            .command();
-        let out = run_within(cmd, LIMIT);
-        out.expect_code(2);
-        let line = one_error_line(&out);
+        let line = refused(own_run(&sb, &sb.join("logs"), &data, &path, &[]));
         assert!(line.contains(says), "{}: {line}", path.display());
     }
     // A cell that is not a number, in a column the model reads as numbers.
@@ -583,18 +595,7 @@ fn tampered_artifacts_and_bad_cells_are_refused_naming_what() {
     let cells: Vec<&str> = rows[5].split(',').collect();
     rows[5] = format!("abc,{}", cells[1..].join(","));
     std::fs::write(&bad, rows.join("\n") + "\n").unwrap();
-    let logs = sb.join("logs-cell");
-    let cmd = sb
-        .run_launch(&logs, &["--target", "y", "--monitor-window", &window])
-        .args(["--data"])
-        .args([&bad])
-        .args(["--model"])
-        .args([&artifact])
-        .args(["--http-listen", "off"])
-        .command();
-    let out = run_within(cmd, LIMIT);
-    out.expect_code(2);
-    let line = one_error_line(&out);
+    let line = refused(own_run(&sb, &sb.join("logs-cell"), &bad, &artifact, &[]));
     assert!(
         line.contains("line 6, column \"x1\": \"abc\" is not a number"),
         "{line}"
@@ -605,25 +606,25 @@ fn tampered_artifacts_and_bad_cells_are_refused_naming_what() {
 fn a_categorical_scenario_fires_that_columns_drift_and_nothing_else() {
     let sb = Sandbox::new();
     let artifact = train(&sb);
-    let window = WINDOW.to_string();
     // From sample 1,000 on every row is in the "west" region (a quarter of
     // the training rows; the region has no effect on the target, so the
     // model's errors stay as they were).
     let logs = sb.join("logs");
-    let cmd = sb
-        .run_launch(&logs, &[])
-        .args(["--data"])
-        .args([data_dir().join("train.csv")])
-        .args(["--target", "y", "--model"])
-        .args([&artifact])
-        .args(["--scenario", "start=1000,region=west"])
-        .args(["--count", "3000", "--rate", "5000", "--seed", "4"])
-        .args(["--monitor-window", &window, "--http-listen", "off"])
-        .command();
-    run_within(cmd, LIMIT).expect_code(0);
+    let train_csv = data_dir().join("train.csv");
+    let scenario = [
+        "--scenario",
+        "start=1000,region=west",
+        "--count",
+        "3000",
+        "--rate",
+        "5000",
+        "--seed",
+        "4",
+    ];
+    run_within(own_run(&sb, &logs, &train_csv, &artifact, &scenario), LIMIT).expect_code(0);
     assert_eq!(fired(&logs), ["feature_drift:region"]);
     // The windows before the start saw the training mix, those after it
-    // only "blue"; every other column kept its drift flag at 0.
+    // only "west"; every other column kept its drift flag at 0.
     let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -655,24 +656,15 @@ fn a_categorical_scenario_fires_that_columns_drift_and_nothing_else() {
         ("start=10,x1=blue", Some("source.scenario.set.x1")),
     ] {
         let logs = sb.join(&format!("logs-{}", spec.len()));
-        let cmd = sb
-            .run_launch(&logs, &[])
-            .args(["--data"])
-            .args([data_dir().join("train.csv")])
-            .args(["--target", "y", "--model"])
-            .args([&artifact])
-            .args(["--scenario", spec, "--count", "500", "--rate", "0"])
-            .args(["--monitor-window", &window, "--http-listen", "off"])
-            .command();
-        let out = run_within(cmd, LIMIT);
+        let extra = ["--scenario", spec, "--count", "500", "--rate", "0"];
+        let cmd = own_run(&sb, &logs, &train_csv, &artifact, &extra);
         match says {
+            // A new category: runs, the model reads it as no level.
             None => {
-                // A new category: runs, the model reads it as no level.
-                out.expect_code(0);
+                run_within(cmd, LIMIT).expect_code(0);
             }
             Some(key) => {
-                out.expect_code(2);
-                let line = one_error_line(&out);
+                let line = refused(cmd);
                 assert!(line.contains(key), "{spec}: {line}");
             }
         }

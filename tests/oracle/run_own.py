@@ -39,7 +39,8 @@ import sys
 
 import numpy as np
 
-MISSING = {"", "NA", "NaN"}
+from tabular import MISSING, number  # the same reading of a cell as train's oracle
+
 EPS = 1e-4
 
 
@@ -73,14 +74,6 @@ def read(path):
     header, body = rows[0], [[c.strip() for c in r] for r in rows[1:]]
     body = [r for r in body if not any(c in MISSING for c in r)]
     return header, {name: [r[j] for r in body] for j, name in enumerate(header)}
-
-
-def number(cell):
-    try:
-        v = float(cell)
-    except ValueError:
-        return None
-    return v if np.isfinite(v) else None
 
 
 def psi(r, c):
