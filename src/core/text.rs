@@ -31,20 +31,25 @@ pub fn shown_path(path: &Path) -> String {
 
 /// Text from outside made fit for a one-line message: URL passwords
 /// redacted, control characters (newlines too) escaped, at most
-/// [`MAX_QUOTED_CHARS`] characters.
+/// [`MAX_QUOTED_CHARS`] characters once escaped (an escape is up to ten:
+/// bounding the input alone let 300 bidi overrides make 3,000).
 pub fn sanitize(text: &str) -> String {
     let redacted = redact_credentials(text);
     let mut out = String::new();
-    for (n, c) in redacted.chars().enumerate() {
-        if n == MAX_QUOTED_CHARS {
+    let mut shown = 0;
+    for c in redacted.chars() {
+        let piece: String = if needs_escape(c) {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        let n = piece.chars().count();
+        if shown + n > MAX_QUOTED_CHARS {
             out.push_str("...");
             break;
         }
-        if needs_escape(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        shown += n;
+        out.push_str(&piece);
     }
     out
 }
