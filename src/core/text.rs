@@ -147,4 +147,11 @@ mod invisible_tests {
         assert_eq!(shown, "\\u{202e}ecirp\\u{200b}");
         assert_eq!(sanitize("a\u{2066}b"), "a\\u{2066}b");
     }
+
+    #[test]
+    fn the_bound_holds_after_escaping() {
+        let shown = sanitize(&"\u{202e}Z".repeat(3000));
+        assert!(shown.chars().count() <= MAX_QUOTED_CHARS + 3, "{}", shown.len());
+        assert!(shown.ends_with("..."));
+    }
 }
