@@ -151,7 +151,11 @@ mod invisible_tests {
     #[test]
     fn the_bound_holds_after_escaping() {
         let shown = sanitize(&"\u{202e}Z".repeat(3000));
-        assert!(shown.chars().count() <= MAX_QUOTED_CHARS + 3, "{}", shown.len());
+        assert!(
+            shown.chars().count() <= MAX_QUOTED_CHARS + 3,
+            "{}",
+            shown.len()
+        );
         assert!(shown.ends_with("..."));
     }
 }

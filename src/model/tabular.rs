@@ -469,7 +469,17 @@ impl TabularModel {
             source,
         };
         let value = crate::core::json::parse_strict(&text, MAX_ARTIFACT_NODES).map_err(corrupt)?;
-        let model: TabularModel = serde_json::from_value(value.clone()).map_err(corrupt)?;
+        // A field of the wrong type is named by its path.
+        let model: TabularModel = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+            super::artifact::ModelError::Mismatch {
+                path: shown.clone(),
+                problem: format!(
+                    "{}: {}",
+                    crate::core::text::bounded_text(&e.path().to_string(), 128),
+                    crate::core::text::bounded_text(&e.inner().to_string(), 200)
+                ),
+            }
+        })?;
         // serde cannot refuse unknown fields beside a flattened one: a
         // field this build does not write is found here instead.
         let written = serde_json::to_value(&model).expect("a model always serializes");
@@ -533,7 +543,9 @@ impl TabularModel {
             };
             if !ok {
                 return Err(format!(
-                    "the encoding of column {} does not fit it",
+                    "the encoding of column {} does not fit it (a numeric column is standardised \
+                     with a finite mean and a scale above 0, a categorical one one-hot with a \
+                     first of 0 or 1)",
                     quoted(&f.column.name)
                 ));
             }
@@ -589,14 +601,21 @@ impl TabularModel {
         }
         let t = &self.training;
         let text_ok = |s: &str| s.len() <= 256 && !s.chars().any(crate::core::text::needs_escape);
+        // R² is at most 1, an accuracy between 0 and 1.
+        let score_ok = match self.task {
+            Task::Regression => t.score <= 1.0,
+            Task::Classification => (0.0..=1.0).contains(&t.score),
+        };
         if !t.score.is_finite()
-            || t.log_loss.is_some_and(|l| !l.is_finite())
+            || !score_ok
+            || t.log_loss.is_some_and(|l| !l.is_finite() || l < 0.0)
             || !text_ok(&t.data_sha256)
             || !text_ok(&t.fitted_with)
         {
             return Err(
-                "training needs a finite score and log loss, and a data_sha256 and fitted_with \
-                 of at most 256 plain characters"
+                "training needs a score that is an R² (at most 1) or an accuracy (0 to 1), a \
+                 finite log loss of at least 0, and a data_sha256 and fitted_with of at most 256 \
+                 plain characters"
                     .into(),
             );
         }
@@ -757,7 +776,11 @@ fn check_reference(m: &TabularModel, r: &Reference) -> Result<(), String> {
         };
         match ok {
             true => Ok(()),
-            false => Err(format!("reference of {what} does not fit it")),
+            false => Err(format!(
+                "reference of {what} does not fit it (a numeric column: 1 to \
+                 {MAX_READ_REFERENCE_VALUES} finite values in order and a std of at least 0; a \
+                 categorical one: a count per level, not all 0)"
+            )),
         }
     };
     for (d, f) in r.features.iter().zip(&m.features) {

@@ -26,7 +26,10 @@
 //!   deviation with ddof 0 (`wasserstein_distance(ref, cur) / np.std(ref)`).
 //!
 //! A feature has drifted when its p-value is below `p_value / 10`
-//! (Bonferroni over the ten features, as alibi-detect does); the dataset has
+//! (Bonferroni over the ten features, as alibi-detect does; over the
+//! number of columns for a model of the user's own data, whose categorical
+//! columns have also drifted in a window with a level the training data
+//! never had, [`super::categorical`]); the dataset has
 //! drifted when at least `drift_share` of the features have (Evidently). The
 //! prediction is one test on its own and is held to `p_value` itself.
 //! PSI and Wasserstein are reported, not decided on: the alert rules judge
@@ -385,7 +388,8 @@ impl DriftDetector {
                     Column::Categorical(counts) => categorical(name, counts, &cur),
                     Column::Constant(v) => constant(name, *v, &cur),
                 };
-                d.drifted = d.p_value < level;
+                // A level never seen in training is drift of its own.
+                d.drifted = d.p_value < level || d.unseen.is_some_and(|n| n > 0);
                 out.push(d);
             }
         }

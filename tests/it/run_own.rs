@@ -558,6 +558,8 @@ fn tampered_artifacts_and_bad_cells_are_refused_naming_what() {
     };
     let mut negative_std = json.clone();
     negative_std["reference"]["bands"][0]["std"] = serde_json::json!(-1.0);
+    let mut null_std = json.clone();
+    null_std["reference"]["prediction"]["std"] = serde_json::Value::Null;
     let mut unknown = json.clone();
     unknown["features"][0]["note"] = serde_json::json!("hi");
     let link = sb.join("link.json");
@@ -573,6 +575,10 @@ fn tampered_artifacts_and_bad_cells_are_refused_naming_what() {
         (
             write("std.json", negative_std.to_string()),
             "a std of at least 0",
+        ),
+        (
+            write("null.json", null_std.to_string()),
+            "reference.prediction: invalid type: null",
         ),
         (
             write("unknown.json", unknown.to_string()),
@@ -659,9 +665,19 @@ fn a_categorical_scenario_fires_that_columns_drift_and_nothing_else() {
         let extra = ["--scenario", spec, "--count", "500", "--rate", "0"];
         let cmd = own_run(&sb, &logs, &train_csv, &artifact, &extra);
         match says {
-            // A new category: runs, the model reads it as no level.
+            // A new category: runs, the model reads it as no level, and
+            // the window that has it has drifted.
             None => {
                 run_within(cmd, LIMIT).expect_code(0);
+                let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
+                let mut lines = text.lines();
+                let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+                let at = header.iter().position(|h| *h == "color_drift").unwrap();
+                let flags: Vec<&str> = lines.map(|l| l.split(',').nth(at).unwrap()).collect();
+                assert!(
+                    !flags.is_empty() && flags.iter().all(|f| *f == "1"),
+                    "{flags:?}"
+                );
             }
             Some(key) => {
                 let line = refused(cmd);

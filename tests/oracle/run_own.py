@@ -30,7 +30,8 @@ Run by tests/it/run_own.rs in the test venv (scikit-learn 1.9.1, numpy
       numpy.quantile linear, searchsorted left, an empty share 1e-4; or
       over the levels), wasserstein (scipy's distance / np.std of the
       training values; none for a categorical column), drift (1 when p is
-      below 0.05 / the number of features, 0.05 for the prediction) and,
+      below 0.05 / the number of features, 0.05 for the prediction, or the
+      window has an unseen level) and,
       for a categorical column, unseen (rows with a level not in training).
 """
 import csv
@@ -167,10 +168,11 @@ def windows(train_path, run_path, target, window):
             w["drift"][h] = categorical_drift(levels, train[h], run[h][s])
         w["drift"]["prediction"] = numeric_drift(ref_pred, pred[s])
         # modelwatch's decision: a feature at 0.05 / features (Bonferroni),
-        # the prediction at 0.05 (monitor.drift_p_value's default).
+        # the prediction at 0.05 (monitor.drift_p_value's default); a level
+        # never seen in training is drift of its own.
         for name, d in w["drift"].items():
             level = 0.05 if name == "prediction" else 0.05 / len(features)
-            d["drift"] = int(d["p"] < level)
+            d["drift"] = int(d["p"] < level or d.get("unseen", 0) > 0)
         out["windows"].append(w)
     print(json.dumps(out))
 
