@@ -69,14 +69,6 @@ impl Model {
             Model::Tabular(m) => m.feature_names(),
         }
     }
-
-    /// The diabetes model, if this is it.
-    pub fn as_linear(&self) -> Option<&LinearModel> {
-        match self {
-            Model::Linear(m) => Some(m),
-            Model::Tabular(_) => None,
-        }
-    }
 }
 
 /// Facts about the fit, kept in the artifact.
