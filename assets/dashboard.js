@@ -35,8 +35,11 @@
   }
 
   // ---- charts -------------------------------------------------------------
-  var metrics = [["mae", "MAE", 2], ["rmse", "RMSE", 2], ["r2", "R²", 3], ["bias", "Bias", 2]];
-  var xs = [], cols = { mae: [], rmse: [], r2: [], bias: [] }, alerts = [], lastSeq = -1, baseline = null;
+  // A classifier's four come with its windows (their charts are on the page only then).
+  var metrics = [["mae", "MAE", 2], ["rmse", "RMSE", 2], ["r2", "R²", 3], ["bias", "Bias", 2],
+                 ["accuracy", "Accuracy", 3], ["log_loss", "Log loss", 3], ["roc_auc", "ROC AUC", 3], ["brier", "Brier", 3]];
+  var xs = [], cols = {}, alerts = [], lastSeq = -1, baseline = null;
+  metrics.forEach(function (m) { cols[m[0]] = []; });
   var charts = {}, hist = null;
 
   function width(el) { return Math.max(240, Math.floor(el.getBoundingClientRect().width)); }
@@ -59,7 +62,7 @@
   }
 
   function lineData(key) {
-    var b = baseline && baseline[key];
+    var b = baseline && (baseline[key] || (baseline.classification && baseline.classification[key]));
     var hi = xs.map(function () { return b ? b.p99 : null; });
     var lo = xs.map(function () { return b ? b.p01 : null; });
     var marks = cols[key].map(function (v, i) { return alerts[i] ? v : null; });
@@ -220,7 +223,7 @@
       if (w.seq <= lastSeq) return; // a reconnected stream repeats the history
       lastSeq = w.seq;
       xs.push(w.t); alerts.push(w.alert);
-      metrics.forEach(function (m) { cols[m[0]].push(w[m[0]]); });
+      metrics.forEach(function (m) { cols[m[0]].push(w[m[0]] === undefined ? null : w[m[0]]); });
     });
     if (xs.length > MAX_POINTS) {
       var cut = xs.length - MAX_POINTS;
@@ -228,8 +231,11 @@
       metrics.forEach(function (m) { cols[m[0]].splice(0, cut); });
     }
     var nw = $("no-windows"), last = xs.length - 1;
-    if (nw && last >= 0) nw.textContent = "Window " + lastSeq + ": MAE " + fmt(cols.mae[last], 2) + ", RMSE " +
-      fmt(cols.rmse[last], 2) + ", R² " + fmt(cols.r2[last], 3) + ", bias " + fmt(cols.bias[last], 2) + ".";
+    if (nw && last >= 0) nw.textContent = $("c-accuracy") ?
+      "Window " + lastSeq + ": accuracy " + fmt(cols.accuracy[last], 3) + ", log loss " + fmt(cols.log_loss[last], 3) +
+        ", ROC AUC " + fmt(cols.roc_auc[last], 3) + ", Brier " + fmt(cols.brier[last], 3) + "." :
+      "Window " + lastSeq + ": MAE " + fmt(cols.mae[last], 2) + ", RMSE " +
+        fmt(cols.rmse[last], 2) + ", R² " + fmt(cols.r2[last], 3) + ", bias " + fmt(cols.bias[last], 2) + ".";
     drawCounters(s);
     drawLines();
     drawHistogram(s.histogram);

@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     // Figures of the diabetes model's training residuals, roughly.
     let baseline = Baseline {
+        classification: None,
         window: 500,
         windows: 1000,
         seed: 1,
@@ -84,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         let shifted = (120..220).contains(&seq);
         let (mae, rmse) = if shifted { (55.0, 69.0) } else { (43.3, 53.8) };
         let report = WindowReport {
+            classification: None,
             seq,
             end_id: seq * 500,
             end_ms: 1_764_428_400_000 + seq * 2_000,
@@ -151,6 +153,7 @@ fn main() -> anyhow::Result<()> {
         let mae = if shifted { 50.0 } else { 43.3 } + 1.35 * rng.normal();
         let rmse = if shifted { 62.0 } else { 53.8 } + 1.6 * rng.normal();
         let mut report = WindowReport {
+            classification: None,
             seq,
             end_id: seq * 500,
             end_ms: 1_764_428_400_000 + seq * 2_000,

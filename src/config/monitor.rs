@@ -153,6 +153,9 @@ pub fn default_rules() -> Vec<RuleSettings> {
             Some(0.5),
         ),
         rule("dataset_drift", "dataset_drift", Op::Above, None, Some(0.5)),
+        // A classifier's (not watched for a regression: said at start).
+        rule("accuracy_low", "accuracy", Op::Below, Some(3.0), None),
+        rule("log_loss_high", "log_loss", Op::Above, Some(3.0), None),
     ]
 }
 

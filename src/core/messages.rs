@@ -61,6 +61,23 @@ pub struct Prediction {
     pub y: f64,
 }
 
+/// A classifier's probability of each class (in the model's class order)
+/// for one sample. Inline up to four classes.
+pub type Probabilities = smallvec::SmallVec<[f64; 4]>;
+
+/// What a classifier said about one sample: the features it predicted on
+/// and its class probabilities. In one process the monitor of a
+/// classifier takes these from the model in place of the source's
+/// features, so that a window's log loss, ROC AUC and Brier score are of
+/// the probabilities the model gave (the metric's records carry the
+/// predicted class only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub id: SampleId,
+    pub x: FeatureVector,
+    pub p: Probabilities,
+}
+
 /// A truth joined with its prediction: one row of `metric_log.csv`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MetricRecord {

@@ -13,7 +13,7 @@ use actix::prelude::*;
 
 use crate::core::actor::fatal_dead_actor;
 use crate::core::fanout::Fanout;
-use crate::core::messages::{Batch, Features, Prediction};
+use crate::core::messages::{Batch, Features, Prediction, Probabilities, Scored};
 use crate::model::Model;
 
 /// Holds the fitted model; never sees the truth.
@@ -22,6 +22,9 @@ pub struct ModelActor {
     out: Fanout<Batch<Prediction>>,
     /// Who else gets the features (empty unless forwarding).
     forward: Fanout<Batch<Features>>,
+    /// Who gets a classifier's features with its class probabilities (the
+    /// monitor, in one process; empty otherwise).
+    scored: Fanout<Batch<Scored>>,
     predicted: u64,
 }
 
@@ -31,6 +34,7 @@ impl ModelActor {
             model,
             out,
             forward: Fanout::default(),
+            scored: Fanout::default(),
             predicted: 0,
         }
     }
@@ -38,6 +42,13 @@ impl ModelActor {
     /// Also sends every batch of features it takes to `forward` (awaited).
     pub fn forwarding(mut self, forward: Fanout<Batch<Features>>) -> ModelActor {
         self.forward = forward;
+        self
+    }
+
+    /// Also sends a classifier's class probabilities, with the features, to
+    /// `scored` (see [`Scored`]).
+    pub fn scoring(mut self, scored: Fanout<Batch<Scored>>) -> ModelActor {
+        self.scored = scored;
         self
     }
 }
@@ -57,14 +68,35 @@ impl Handler<Batch<Features>> for ModelActor {
 
     fn handle(&mut self, batch: Batch<Features>, _: &mut Context<Self>) -> Self::Result {
         fail::fail_point!("model-predict");
-        let predictions: Vec<Prediction> = batch
-            .items
-            .iter()
-            .map(|f| Prediction {
-                id: f.id,
-                y: self.model.predict(&f.x),
-            })
-            .collect();
+        let (predictions, scored) = if self.scored.is_empty() {
+            let predictions: Vec<Prediction> = batch
+                .items
+                .iter()
+                .map(|f| Prediction {
+                    id: f.id,
+                    y: self.model.predict(&f.x),
+                })
+                .collect();
+            (predictions, None)
+        } else {
+            let mut predictions = Vec::with_capacity(batch.len());
+            let mut scored = Vec::with_capacity(batch.len());
+            for f in batch.items.iter() {
+                let mut p = Probabilities::new();
+                let y = self.model.predict_scored(&f.x, &mut p);
+                predictions.push(Prediction { id: f.id, y });
+                scored.push(Scored {
+                    id: f.id,
+                    x: f.x.clone(),
+                    p,
+                });
+            }
+            (predictions, Some(Batch::new(scored, batch.emitted_at)))
+        };
+        if let Some(s) = scored {
+            // An observer: never awaited.
+            drop(self.scored.send(s));
+        }
         self.predicted += predictions.len() as u64;
         let out = Batch::new(predictions, batch.emitted_at).with_done(batch.done.clone());
         // Forwarded features first: they reach the broker before the

@@ -35,6 +35,41 @@ pub struct Baseline {
     pub r2: Band,
     pub bias: Band,
     pub max_error: Band,
+    /// A classifier's: the bands of its window figures (`mae` and the
+    /// others above are then over the class indices: see
+    /// docs/own-data.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Box<ClassificationBands>>,
+}
+
+/// The bands of a classifier's window figures
+/// (`monitor::classification`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationBands {
+    pub accuracy: Band,
+    pub log_loss: Band,
+    pub roc_auc: Band,
+    pub precision: Band,
+    pub recall: Band,
+    pub f1: Band,
+    pub brier: Band,
+}
+
+impl ClassificationBands {
+    /// Every band with its figure's name and the range the figure lies in.
+    pub fn named(&self) -> [(&'static str, &Band, (f64, f64)); 7] {
+        let share = (0.0, 1.0);
+        [
+            ("accuracy", &self.accuracy, share),
+            ("log_loss", &self.log_loss, (0.0, f64::INFINITY)),
+            ("roc_auc", &self.roc_auc, share),
+            ("precision", &self.precision, share),
+            ("recall", &self.recall, share),
+            ("f1", &self.f1, share),
+            ("brier", &self.brier, (0.0, 2.0)),
+        ]
+    }
 }
 
 /// Rows per window a baseline can be made for.
@@ -110,6 +145,18 @@ pub fn check(b: &Baseline) -> Result<(), BaselineError> {
         }
         if name == "r2" && band.p99 > 1.0 {
             return Err(err(name, format!("p99 {} is above 1", band.p99)));
+        }
+    }
+    for (name, band, (lo, hi)) in b.classification.iter().flat_map(|c| c.named()) {
+        let figures = [band.mean, band.std, band.p01, band.p99];
+        if !figures.iter().all(|v| v.is_finite()) {
+            return Err(err(name, format!("{band:?} has a non-finite figure")));
+        }
+        if band.std < 0.0 || band.p01 > band.p99 || band.p01 < lo || band.p99 > hi {
+            return Err(err(
+                name,
+                format!("{band:?}: a negative std, p01 > p99, or beyond [{lo}, {hi}]"),
+            ));
         }
     }
     Ok(())

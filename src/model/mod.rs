@@ -27,7 +27,7 @@ use ndarray::{Array1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::core::data::{Dataset, Scaling, FEATURE_NAMES, N_FEATURES};
-use crate::core::messages::{MAX_ABS_FEATURE, MAX_ABS_VALUE};
+use crate::core::messages::{Probabilities, MAX_ABS_FEATURE, MAX_ABS_VALUE};
 use baseline::Baseline;
 
 /// Largest |prediction| an artifact may produce for any accepted feature
@@ -59,6 +59,30 @@ impl Model {
         match self {
             Model::Linear(m) => m.predict(x),
             Model::Tabular(m) => m.predict_row(x),
+        }
+    }
+
+    /// The prediction for one row, and a classifier's class probabilities
+    /// into `p` (left empty for a regression): its prediction is the
+    /// predicted class's index.
+    pub fn predict_scored(&self, x: &[f64], p: &mut Probabilities) -> f64 {
+        match self {
+            Model::Tabular(m) if m.classes().is_some() => {
+                m.probabilities_row(x, p);
+                tabular::predicted_class(p, tabular::DECISION_THRESHOLD) as f64
+            }
+            _ => {
+                p.clear();
+                self.predict(x)
+            }
+        }
+    }
+
+    /// A classifier's classes (`None` for a regression).
+    pub fn classes(&self) -> Option<&[String]> {
+        match self {
+            Model::Linear(_) => None,
+            Model::Tabular(m) => m.classes(),
         }
     }
 

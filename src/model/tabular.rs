@@ -29,6 +29,7 @@ use linfa::DatasetBase;
 use ndarray::{Array1, Array2, ArrayView1, Axis};
 use serde::{Deserialize, Serialize};
 
+use crate::core::messages::Probabilities;
 use crate::core::table::{names_of, quoted, ColumnKind, ColumnSchema, Table, Values};
 
 /// The value a row carries for a categorical level the training data did
@@ -185,16 +186,34 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// A regression's bands as the monitor's [`super::baseline::Baseline`]
-    /// (the diabetes model's form): exactly one band for each of mae, rmse,
-    /// r2, bias and max_error.
-    pub fn regression_baseline(&self) -> Result<super::baseline::Baseline, String> {
-        const METRICS: [&str; 5] = ["mae", "rmse", "r2", "bias", "max_error"];
-        if self.bands.len() != METRICS.len() {
+    /// The bands as the monitor's [`super::baseline::Baseline`] (the
+    /// diabetes model's form): exactly one band for each of mae, rmse, r2,
+    /// bias and max_error, and for a classifier (`classifier`) one for each
+    /// of its window figures too, and no other.
+    pub fn baseline(&self, classifier: bool) -> Result<super::baseline::Baseline, String> {
+        const REGRESSION: [&str; 5] = ["mae", "rmse", "r2", "bias", "max_error"];
+        let names: Vec<&str> = match classifier {
+            false => REGRESSION.to_vec(),
+            true => REGRESSION
+                .into_iter()
+                .chain(CLASSIFICATION_METRICS)
+                .collect(),
+        };
+        if self.bands.len() != names.len() {
             return Err(format!(
-                "reference.bands has {} bands; a regression's are {}",
+                "reference.bands has {} bands; a {}'s are {}{}",
                 self.bands.len(),
-                METRICS.join(", ")
+                if classifier {
+                    "classifier"
+                } else {
+                    "regression"
+                },
+                names.join(", "),
+                if classifier {
+                    " (an artifact of an earlier build: train it again)"
+                } else {
+                    ""
+                }
             ));
         }
         let band = |name: &str| {
@@ -203,6 +222,18 @@ impl Reference {
                 .find(|b| b.metric == name)
                 .map(|b| b.band)
                 .ok_or_else(|| format!("reference.bands has no band for {name}"))
+        };
+        let classification = match classifier {
+            false => None,
+            true => Some(Box::new(super::baseline::ClassificationBands {
+                accuracy: band("accuracy")?,
+                log_loss: band("log_loss")?,
+                roc_auc: band("roc_auc")?,
+                precision: band("precision")?,
+                recall: band("recall")?,
+                f1: band("f1")?,
+                brier: band("brier")?,
+            })),
         };
         Ok(super::baseline::Baseline {
             window: self.window,
@@ -213,9 +244,26 @@ impl Reference {
             r2: band("r2")?,
             bias: band("bias")?,
             max_error: band("max_error")?,
+            classification,
         })
     }
 }
+
+/// The figures of a classifier's window that the reference keeps a band
+/// for, in order (besides the five of a regression, over class indices).
+pub const CLASSIFICATION_METRICS: [&str; 7] = [
+    "accuracy",
+    "log_loss",
+    "roc_auc",
+    "precision",
+    "recall",
+    "f1",
+    "brier",
+];
+
+/// The probability of the positive class at which a binary classifier
+/// predicts it (scikit-learn's `predict`; the bands are for it too).
+pub const DECISION_THRESHOLD: f64 = 0.5;
 
 /// The artifact: schema, preprocessing, model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -359,7 +407,7 @@ impl TabularModel {
                 let right = truth
                     .iter()
                     .zip(probabilities)
-                    .filter(|(c, p)| argmax(ArrayView1::from(p.as_slice())) == **c)
+                    .filter(|(c, p)| predicted_class(p, DECISION_THRESHOLD) == **c)
                     .count();
                 let loss: f64 = truth
                     .iter()
@@ -407,10 +455,50 @@ impl TabularModel {
                 sum
             }
             Fitted::Logistic { .. } => {
-                let x = Array2::from_shape_vec((1, self.n_inputs()), self.encode_row(row))
-                    .expect("one row of n_inputs values");
-                argmax(self.probabilities_encoded(&x).row(0)) as f64
+                let mut p = Probabilities::new();
+                self.probabilities_row(row, &mut p);
+                predicted_class(&p, DECISION_THRESHOLD) as f64
             }
+        }
+    }
+
+    /// A classifier's class probabilities for one row of raw values (in
+    /// the order of `features`) into `out`, in the order of its classes;
+    /// `out` is left empty for a regression. The same figures as
+    /// [`TabularModel::probabilities_encoded`], summed input by input.
+    pub fn probabilities_row(&self, row: &[f64], out: &mut Probabilities) {
+        out.clear();
+        let Fitted::Logistic {
+            intercepts,
+            weights,
+            ..
+        } = &self.model
+        else {
+            return;
+        };
+        out.extend(intercepts.iter().copied());
+        self.for_each_input(row, |i, x| {
+            for (h, w) in out.iter_mut().zip(weights) {
+                *h += w[i] * x;
+            }
+        });
+        if weights.len() == 1 {
+            let p1 = 1.0 / (1.0 + (-out[0]).exp());
+            out[0] = 1.0 - p1;
+            out.push(p1);
+            return;
+        }
+        let max = out.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        out.iter_mut().for_each(|z| *z = (*z - max).exp());
+        let sum: f64 = out.iter().sum();
+        out.iter_mut().for_each(|e| *e /= sum);
+    }
+
+    /// A classifier's classes, in the order of its probabilities.
+    pub fn classes(&self) -> Option<&[String]> {
+        match &self.model {
+            Fitted::Logistic { classes, .. } => Some(classes),
+            Fitted::Linear { .. } => None,
         }
     }
 
@@ -634,7 +722,12 @@ impl TabularModel {
                 self.probabilities_encoded(x)
                     .rows()
                     .into_iter()
-                    .map(|r| argmax(r) as f64)
+                    .map(|r| {
+                        predicted_class(
+                            r.as_slice().expect("rows of a standard-layout array"),
+                            DECISION_THRESHOLD,
+                        ) as f64
+                    })
                     .collect()
             }
         }
@@ -808,25 +901,26 @@ fn check_reference(m: &TabularModel, r: &Reference) -> Result<(), String> {
             ));
         }
     }
-    if m.task == Task::Regression {
-        let baseline = r.regression_baseline()?;
-        super::baseline::check(&baseline)
-            .map_err(|e| format!("reference band {}: {}", e.key, e.problem))?;
-    }
+    let baseline = r.baseline(m.task == Task::Classification)?;
+    super::baseline::check(&baseline)
+        .map_err(|e| format!("reference band {}: {}", e.key, e.problem))?;
     Ok(())
 }
 
-fn argmax(row: ArrayView1<f64>) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f64::NEG_INFINITY), |best, (i, &p)| {
-            if p > best.1 {
-                (i, p)
-            } else {
-                best
-            }
-        })
-        .0
+/// The predicted class of one row of probabilities: for two classes the
+/// positive one when its probability is at least `threshold`, else the
+/// most probable (the first of equals).
+pub fn predicted_class(p: &[f64], threshold: f64) -> usize {
+    if p.len() == 2 {
+        return usize::from(p[1] >= threshold);
+    }
+    let mut best = 0;
+    for (k, &v) in p.iter().enumerate() {
+        if v > p[best] {
+            best = k;
+        }
+    }
+    best
 }
 
 /// The target as values or classes, refused when it cannot be learned.

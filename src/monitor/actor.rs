@@ -36,7 +36,7 @@ use anyhow::Context as _;
 use crate::config::{MonitorSettings, Settings};
 use crate::core::ids::IdGenerator;
 use crate::core::log_paths::LogPaths;
-use crate::core::messages::{Batch, Features, MetricRecord, Published};
+use crate::core::messages::{Batch, Features, MetricRecord, Published, Scored};
 use crate::metric::join::RecentIds;
 use crate::model::baseline::Baseline;
 use crate::model::{LinearModel, Model};
@@ -90,7 +90,7 @@ impl Reference {
                         s.window
                     );
                 }
-                r.regression_baseline()
+                r.baseline(m.task == crate::model::tabular::Task::Classification)
                     .map_err(|e| anyhow::anyhow!("{e}"))?
             }
         };
@@ -472,8 +472,9 @@ impl MonitorActor {
             self.metrics.record_event(e);
             self.board.push_event(e.clone());
         }
+        let classifier = self.baseline.classification.is_some();
         self.metrics
-            .record_window(&report, &self.rules, &self.files.names);
+            .record_window(&report, &self.rules, &self.files.names, classifier);
         self.metrics.set_over_time(&self.series);
         self.board.push_window(report.clone());
         self.changed = true;
@@ -717,6 +718,18 @@ impl Handler<Batch<Features>> for MonitorActor {
                 self.monitor.observe_features(fresh.iter())
             }
         };
+        self.count_unmatched(false);
+        self.publish_all(closed);
+    }
+}
+
+/// A classifier's features with its class probabilities, from the model
+/// in the same process (never from the broker: no copies to drop).
+impl Handler<Batch<Scored>> for MonitorActor {
+    type Result = ();
+
+    fn handle(&mut self, batch: Batch<Scored>, _: &mut Context<Self>) {
+        let closed = self.monitor.observe_scored(batch.items.iter());
         self.count_unmatched(false);
         self.publish_all(closed);
     }

@@ -25,6 +25,7 @@ use std::collections::HashSet;
 use crate::config::monitor::{Op, RuleSettings};
 use crate::config::{ConfigError, MonitorSettings};
 use crate::model::baseline::{Band, Baseline};
+use crate::monitor::classification::ClassificationWindow;
 use crate::monitor::report::{AlertEvent, Drift, WindowReport, WindowStats};
 
 /// Longest rule name: it is a Prometheus label and a CSV cell.
@@ -108,6 +109,50 @@ impl Stat {
     }
 }
 
+/// A figure of a classifier's window ([`ClassificationWindow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassStat {
+    Accuracy,
+    LogLoss,
+    RocAuc,
+    Precision,
+    Recall,
+    F1,
+    Brier,
+}
+
+impl ClassStat {
+    /// In the order of [`crate::model::baseline::ClassificationBands::named`].
+    const ALL: [(&'static str, ClassStat); 7] = [
+        ("accuracy", ClassStat::Accuracy),
+        ("log_loss", ClassStat::LogLoss),
+        ("roc_auc", ClassStat::RocAuc),
+        ("precision", ClassStat::Precision),
+        ("recall", ClassStat::Recall),
+        ("f1", ClassStat::F1),
+        ("brier", ClassStat::Brier),
+    ];
+
+    fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|(_, s)| *s == self)
+            .expect("listed")
+    }
+
+    fn of(self, w: &ClassificationWindow) -> f64 {
+        match self {
+            ClassStat::Accuracy => w.accuracy,
+            ClassStat::LogLoss => w.log_loss,
+            ClassStat::RocAuc => w.roc_auc.unwrap_or(f64::NAN),
+            ClassStat::Precision => w.precision,
+            ClassStat::Recall => w.recall,
+            ClassStat::F1 => w.f1,
+            ClassStat::Brier => w.brier,
+        }
+    }
+}
+
 /// A figure of a feature's (or the predictions') [`Drift`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriftStat {
@@ -168,8 +213,10 @@ pub type Features<'a> = Option<&'a [&'static str]>;
 /// count window), the same after `period.` (the time window),
 /// `drift_share`, `dataset_drift` (0 or 1), and `drift.<name>` (0 or 1),
 /// `p_value.<name>`, `psi.<name>`, `wasserstein.<name>` where `<name>` is
-/// a feature or `prediction`, and `unseen.<name>` (rows with a level the
-/// training data never had, for a categorical column of the user's data).
+/// a feature or `prediction`, `unseen.<name>` (rows with a level the
+/// training data never had, for a categorical column of the user's data),
+/// and a classifier's window figures `accuracy log_loss roc_auc precision
+/// recall f1 brier`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Window(Stat),
@@ -177,6 +224,8 @@ pub enum Metric {
     DriftShare,
     DatasetDrift,
     Drift(DriftStat, Subject),
+    /// A classifier's window figure.
+    Class(ClassStat),
 }
 
 /// A metric as written: one, or `<stat>.*` for every feature.
@@ -192,6 +241,9 @@ pub fn parse_metric(name: &str, features: Features) -> Result<Pattern, String> {
     let stat = |s: &str| Stat::ALL.iter().find(|(n, _)| *n == s).map(|(_, v)| *v);
     if let Some(s) = stat(name) {
         return Ok(Pattern::One(Metric::Window(s)));
+    }
+    if let Some((_, c)) = ClassStat::ALL.iter().find(|(n, _)| *n == name) {
+        return Ok(Pattern::One(Metric::Class(*c)));
     }
     match name {
         "drift_share" => return Ok(Pattern::One(Metric::DriftShare)),
@@ -233,7 +285,7 @@ pub fn parse_metric(name: &str, features: Features) -> Result<Pattern, String> {
         }
     }
     Err(format!(
-        "unknown metric {shown:?}: one of mae, rmse, r2, bias, max_error, count, period.<that>, drift_share, dataset_drift, drift.<feature>, p_value.<feature>, psi.<feature>, wasserstein.<feature>, unseen.<feature> (a feature name, prediction or *)"
+        "unknown metric {shown:?}: one of mae, rmse, r2, bias, max_error, count, period.<that>, drift_share, dataset_drift, drift.<feature>, p_value.<feature>, psi.<feature>, wasserstein.<feature>, unseen.<feature> (a feature name, prediction or *), and a classifier's accuracy, log_loss, roc_auc, precision, recall, f1, brier"
     ))
 }
 
@@ -246,6 +298,7 @@ impl Metric {
             Metric::Period(s) => format!("period.{}", stat(s)),
             Metric::DriftShare => "drift_share".to_owned(),
             Metric::DatasetDrift => "dataset_drift".to_owned(),
+            Metric::Class(c) => ClassStat::ALL[c.index()].0.to_owned(),
             Metric::Drift(d, who) => {
                 let d = DriftStat::ALL.iter().find(|(_, v)| *v == d).unwrap().0;
                 format!("{d}.{}", who.name())
@@ -272,6 +325,9 @@ impl Metric {
             Metric::Drift(DriftStat::Drift | DriftStat::PValue, _) => (0.0, 1.0),
             Metric::Drift(DriftStat::Psi | DriftStat::Wasserstein, _) => (0.0, f64::INFINITY),
             Metric::Drift(DriftStat::Unseen, _) => (0.0, limits.window as f64),
+            Metric::Class(ClassStat::LogLoss) => (0.0, f64::INFINITY),
+            Metric::Class(ClassStat::Brier) => (0.0, 2.0),
+            Metric::Class(_) => (0.0, 1.0),
         }
     }
 
@@ -279,12 +335,17 @@ impl Metric {
     fn band<'a>(&self, b: &'a Baseline) -> Option<&'a Band> {
         match *self {
             Metric::Window(s) | Metric::Period(s) => s.band(b),
+            Metric::Class(c) => b
+                .classification
+                .as_ref()
+                .map(|bands| bands.named()[c.index()].1),
             _ => None,
         }
     }
 
     fn has_band(&self) -> bool {
         matches!(self, Metric::Window(s) | Metric::Period(s) if *s != Stat::Count)
+            || matches!(self, Metric::Class(_))
     }
 
     /// The metric's value in `r`; `None` when it has none (NaN R², an empty
@@ -295,6 +356,7 @@ impl Metric {
             Metric::Period(s) => (r.period.count > 0 || s == Stat::Count).then(|| s.of(&r.period)),
             Metric::DriftShare => r.drift_share,
             Metric::DatasetDrift => r.dataset_drift.map(|d| f64::from(u8::from(d))),
+            Metric::Class(c) => r.classification.as_ref().map(|w| c.of(w)),
             Metric::Drift(d, Subject::Prediction) => r.prediction.as_ref().map(|p| d.of(p)),
             Metric::Drift(d, Subject::Feature(name)) => {
                 r.features.iter().find(|f| f.name == name).map(|f| d.of(f))
@@ -634,6 +696,9 @@ impl Rule {
 #[derive(Debug, Clone)]
 pub struct Rules {
     rules: Vec<Rule>,
+    /// The rules left out because the model has no such figure (a
+    /// classifier's rules on a regression), one line each.
+    not_watched: Vec<String>,
 }
 
 impl Rules {
@@ -648,7 +713,7 @@ impl Rules {
         categorical: &[&'static str],
     ) -> Result<Rules, RuleError> {
         validate(settings, Limits::NONE, Some(features))?;
-        let mut rules = Vec::new();
+        let (mut rules, mut not_watched) = (Vec::new(), Vec::new());
         for (index, r) in settings.iter().enumerate() {
             let (metrics, form) = check_rule(index, r, Limits::NONE, Some(features))?;
             let wildcard = r.metric.ends_with(".*");
@@ -662,6 +727,15 @@ impl Rules {
                         field: "metric",
                         problem: format!("{} never has a value: {why}", metric.name()),
                     });
+                }
+                if matches!(metric, Metric::Class(_)) && baseline.classification.is_none() {
+                    // One config for both kinds of model: the default
+                    // file has rules for each.
+                    not_watched.push(format!(
+                        "{name}: not watched: {} is a classifier's figure, and the model is a regression",
+                        metric.name()
+                    ));
+                    continue;
                 }
                 let (threshold, basis) = resolve(r.op, form, metric.band(baseline));
                 check_resolved(r.op, form, metric, threshold, &basis).map_err(|problem| {
@@ -689,7 +763,7 @@ impl Rules {
                 });
             }
         }
-        Ok(Rules { rules })
+        Ok(Rules { rules, not_watched })
     }
 
     /// Number of rules after expansion.
@@ -708,21 +782,19 @@ impl Rules {
 
     /// One line per rule with its resolved threshold, for the start-up log.
     pub fn describe(&self) -> Vec<String> {
-        self.rules
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}: {} {} {} ({}), fires after {} windows, resolves after {}",
-                    r.name,
-                    r.metric.name(),
-                    r.op.symbol(),
-                    short(r.threshold),
-                    r.basis,
-                    r.fire_after,
-                    r.resolve_after
-                )
-            })
-            .collect()
+        let watched = self.rules.iter().map(|r| {
+            format!(
+                "{}: {} {} {} ({}), fires after {} windows, resolves after {}",
+                r.name,
+                r.metric.name(),
+                r.op.symbol(),
+                short(r.threshold),
+                r.basis,
+                r.fire_after,
+                r.resolve_after
+            )
+        });
+        watched.chain(self.not_watched.iter().cloned()).collect()
     }
 
     /// Takes a closed window; returns the rules that fired or resolved
@@ -884,6 +956,7 @@ mod tests {
     /// 43 ± 1.4); the tests only need known numbers.
     fn baseline() -> Baseline {
         Baseline {
+            classification: None,
             window: 500,
             windows: 2000,
             seed: 1,
@@ -919,6 +992,7 @@ mod tests {
             max_error: 150.0,
         };
         WindowReport {
+            classification: None,
             seq,
             end_id: 1000 + seq,
             end_ms: 5000 + seq,

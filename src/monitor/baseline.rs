@@ -130,6 +130,7 @@ pub fn bootstrap(
         r2: bands[2],
         bias: bands[3],
         max_error: bands[4],
+        classification: None,
     };
     check(&b)?;
     Ok(b)

@@ -25,11 +25,12 @@
 //!   (`brier_score_loss` of the probability matrix);
 //! - the share of each predicted class, to set beside the training share.
 //!
-//! Part of "watch your own model" (issue 20): the monitor's windows of a
-//! classifier will be these. They are not wired into the pipeline yet.
+//! The monitor's windows of a classifier are these (the report's
+//! `classification`), and so are the bands its rules judge them against
+//! (`super::reference`).
 
-/// One window's figures.
-#[derive(Debug, Clone, PartialEq)]
+/// One window's figures (in the report's `classification`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClassificationWindow {
     pub rows: usize,
     pub accuracy: f64,
@@ -53,33 +54,23 @@ pub enum WindowError {
     Row { row: usize, problem: String },
 }
 
-/// The predicted class of one row of probabilities.
-pub fn predicted_class(p: &[f64], threshold: f64) -> usize {
-    if p.len() == 2 {
-        return usize::from(p[1] >= threshold);
-    }
-    let mut best = 0;
-    for (k, &v) in p.iter().enumerate() {
-        if v > p[best] {
-            best = k;
-        }
-    }
-    best
-}
+pub use crate::model::tabular::predicted_class;
 
 /// The figures of a window: `truth[i]` is the class of row `i`,
 /// `probabilities[i]` its predicted probabilities (one per class, summing
 /// to 1 within 1e-6), `threshold` the binary decision threshold.
-pub fn evaluate(
+pub fn evaluate<P: AsRef<[f64]>>(
     truth: &[usize],
-    probabilities: &[Vec<f64>],
+    probabilities: &[P],
     threshold: f64,
 ) -> Result<ClassificationWindow, WindowError> {
+    let probabilities: Vec<&[f64]> = probabilities.iter().map(AsRef::as_ref).collect();
+    let probabilities = probabilities.as_slice();
     let n = truth.len();
     if n == 0 {
         return Err(WindowError::Empty);
     }
-    let k = probabilities.first().map_or(0, Vec::len);
+    let k = probabilities.first().map_or(0, |p| p.len());
     check_rows(truth, probabilities, k)?;
     let predicted: Vec<usize> = probabilities
         .iter()
@@ -136,7 +127,7 @@ pub fn evaluate(
     })
 }
 
-fn check_rows(truth: &[usize], probabilities: &[Vec<f64>], k: usize) -> Result<(), WindowError> {
+fn check_rows(truth: &[usize], probabilities: &[&[f64]], k: usize) -> Result<(), WindowError> {
     let bad = |row: usize, problem: String| Err(WindowError::Row { row, problem });
     if probabilities.len() != truth.len() {
         return bad(
@@ -235,7 +226,7 @@ pub fn auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
     Some((rank_sum - p * (p + 1.0) / 2.0) / (p * q))
 }
 
-fn roc_auc(truth: &[usize], probabilities: &[Vec<f64>], k: usize) -> Option<f64> {
+fn roc_auc(truth: &[usize], probabilities: &[&[f64]], k: usize) -> Option<f64> {
     let of_class = |c: usize| {
         let scores: Vec<f64> = probabilities.iter().map(|p| p[c]).collect();
         let positive: Vec<bool> = truth.iter().map(|t| *t == c).collect();
@@ -316,7 +307,7 @@ mod tests {
 
     #[test]
     fn bad_windows_are_refused() {
-        assert_eq!(evaluate(&[], &[], 0.5), Err(WindowError::Empty));
+        assert_eq!(evaluate::<Vec<f64>>(&[], &[], 0.5), Err(WindowError::Empty));
         let e = evaluate(&[2], &[vec![0.5, 0.5]], 0.5).unwrap_err();
         assert!(e.to_string().contains("class 2 of 2"), "{e}");
         let e = evaluate(&[0], &[vec![0.5, 0.6]], 0.5).unwrap_err();

@@ -211,8 +211,18 @@ pub struct DriftDetector {
     /// The feature columns' names, in the order of a row.
     names: Vec<&'static str>,
     columns: Vec<Column>,
-    prediction: Continuous,
+    prediction: PredictionColumn,
     config: DriftConfig,
+}
+
+/// The reference of the predictions: a regression's values, or the
+/// training rows a classifier predicted as each class (a window's
+/// predicted classes are tested as a categorical column: χ² and PSI of the
+/// predicted-class shares against training's).
+#[derive(Debug, Clone)]
+enum PredictionColumn {
+    Values(Continuous),
+    Classes(Vec<u64>),
 }
 
 /// What [`DriftDetector::evaluate`] returns: the features (in data order;
@@ -267,7 +277,7 @@ impl DriftDetector {
         let prediction = match &reference.prediction {
             Distribution::Numeric { quantiles, .. } => {
                 match column(PREDICTION, quantiles.clone())? {
-                    Column::Continuous(c) => c,
+                    Column::Continuous(c) => PredictionColumn::Values(c),
                     _ => {
                         return Err(DriftError::Reference(
                             "the predictions take two values only".into(),
@@ -275,11 +285,7 @@ impl DriftDetector {
                     }
                 }
             }
-            Distribution::Categorical { .. } => {
-                return Err(DriftError::Reference(
-                    "a classifier's predictions are not watched yet".into(),
-                ))
-            }
+            Distribution::Categorical { counts } => PredictionColumn::Classes(counts.clone()),
         };
         Ok(DriftDetector {
             names,
@@ -337,7 +343,7 @@ impl DriftDetector {
             columns.push(column(name, values)?);
         }
         let prediction = match column(PREDICTION, reference_predictions.to_vec())? {
-            Column::Continuous(c) => c,
+            Column::Continuous(c) => PredictionColumn::Values(c),
             _ => {
                 return Err(DriftError::Reference(
                     "the predictions take two values only".into(),
@@ -399,7 +405,10 @@ impl DriftDetector {
             .filter(|v| v.is_finite())
             .collect();
         let prediction = (preds.len() >= MIN_ROWS).then(|| {
-            let mut d = continuous(PREDICTION, &self.prediction, preds);
+            let mut d = match &self.prediction {
+                PredictionColumn::Values(c) => continuous(PREDICTION, c, preds),
+                PredictionColumn::Classes(counts) => categorical(PREDICTION, counts, &preds),
+            };
             d.drifted = d.p_value < self.config.p_value;
             d
         });

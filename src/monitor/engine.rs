@@ -34,17 +34,19 @@
 //! `drift_share`, no dataset drift), never figures made up from other
 //! samples.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::alerts::{RuleError, Rules};
+use super::classification;
 use super::drift::DriftDetector;
 use super::report::{AlertEvent, WindowReport, WindowStats};
 use super::rolling::{CountWindow, PeriodWindow};
 use crate::config::MonitorSettings;
 use crate::core::data::FeatureVector;
-use crate::core::messages::{Features, MetricRecord, SampleId};
+use crate::core::messages::{Features, MetricRecord, Probabilities, SampleId, Scored};
 use crate::model::baseline::Baseline;
+use crate::model::tabular::DECISION_THRESHOLD;
 
 /// Features kept waiting for their record at most, beyond `window`: how
 /// far features may run ahead of records (the source's `max_in_flight` ×
@@ -69,9 +71,31 @@ struct Gathered {
     oldest: Option<SampleId>,
     /// The features of its records, matched so far.
     matched: Vec<FeatureVector>,
-    /// Its records whose features have not come yet.
-    waiting: HashSet<SampleId>,
+    /// A classifier's: the true class of its records matched so far, and
+    /// the class probabilities the model gave them.
+    scored: Vec<(usize, Probabilities)>,
+    /// Its records whose features have not come yet, with their truth.
+    waiting: HashMap<SampleId, f64>,
     predictions: Vec<f64>,
+}
+
+impl Gathered {
+    /// Takes in the features (and a classifier's probabilities `p`) of a
+    /// record whose truth is `y`. A truth that is not one of the classes
+    /// (never from our own source) leaves the probabilities out.
+    fn matched(&mut self, x: FeatureVector, p: Probabilities, y: f64) {
+        self.matched.push(x);
+        if !p.is_empty() && y >= 0.0 && y.fract() == 0.0 && (y as usize) < p.len() {
+            self.scored.push((y as usize, p));
+        }
+    }
+}
+
+/// What the monitor matches to a record by id: its features, and a
+/// classifier's class probabilities (empty for a regression).
+struct Observed {
+    x: FeatureVector,
+    p: Probabilities,
 }
 
 /// A window whose records are all in, waiting (bounded) for the features
@@ -103,7 +127,7 @@ pub struct Monitor {
     size: usize,
     /// Features waiting for their record, by id (bounded: `window` +
     /// [`FEATURES_KEPT`]).
-    features: HashMap<SampleId, FeatureVector>,
+    features: HashMap<SampleId, Observed>,
     /// Their ids by arrival, oldest first (may name ids matched since).
     arrivals: VecDeque<SampleId>,
     /// The open window.
@@ -199,32 +223,46 @@ impl Monitor {
         &mut self,
         xs: impl IntoIterator<Item = &'a Features>,
     ) -> Vec<Closed> {
+        self.observe(xs.into_iter().map(|f| (f.id, &f.x, Probabilities::new())))
+    }
+
+    /// [`Monitor::observe_features`] for a classifier: the features with
+    /// the class probabilities the model gave.
+    pub fn observe_scored<'a>(&mut self, xs: impl IntoIterator<Item = &'a Scored>) -> Vec<Closed> {
+        self.observe(xs.into_iter().map(|s| (s.id, &s.x, s.p.clone())))
+    }
+
+    fn observe<'a>(
+        &mut self,
+        xs: impl Iterator<Item = (SampleId, &'a FeatureVector, Probabilities)>,
+    ) -> Vec<Closed> {
         let mut closed = Vec::new();
-        for f in xs {
+        for (id, x, p) in xs {
             if let Some(s) = self
                 .sealed
                 .iter_mut()
-                .find(|s| s.gathered.waiting.contains(&f.id))
+                .find(|s| s.gathered.waiting.contains_key(&id))
             {
-                s.gathered.waiting.remove(&f.id);
-                s.gathered.matched.push(f.x.clone());
+                let y = s.gathered.waiting.remove(&id).expect("found");
+                s.gathered.matched(x.clone(), p, y);
                 closed.extend(self.close_complete());
                 continue;
             }
-            if self.open.waiting.remove(&f.id) {
-                self.open.matched.push(f.x.clone());
+            if let Some(y) = self.open.waiting.remove(&id) {
+                self.open.matched(x.clone(), p, y);
                 continue;
             }
-            if f.id < self.stale_below {
+            if id < self.stale_below {
                 // Its record, if it ever came, is in a closed window.
                 self.unmatched += 1;
                 continue;
             }
-            if self.features.insert(f.id, f.x.clone()).is_some() {
+            let seen = Observed { x: x.clone(), p };
+            if self.features.insert(id, seen).is_some() {
                 // The same id again: it keeps its place.
                 continue;
             }
-            self.arrivals.push_back(f.id);
+            self.arrivals.push_back(id);
             while self.arrivals.len() > self.size + FEATURES_KEPT {
                 let oldest = self.arrivals.pop_front().expect("not empty");
                 if self.features.remove(&oldest).is_some() {
@@ -301,9 +339,9 @@ impl Monitor {
     /// many windows wait, or the run ends ([`Monitor::close_sealed`]).
     pub fn observe_record(&mut self, r: &MetricRecord, now_ms: u64) -> Vec<Closed> {
         match self.features.remove(&r.id) {
-            Some(x) => self.open.matched.push(x),
+            Some(o) => self.open.matched(o.x, o.p, r.y_true),
             None => {
-                self.open.waiting.insert(r.id);
+                self.open.waiting.insert(r.id, r.y_true);
             }
         }
         self.open.oldest = Some(self.open.oldest.map_or(r.id, |o| o.min(r.id)));
@@ -403,6 +441,12 @@ impl Monitor {
             false => (Some(share), Some(dataset)),
         };
         let drift_took = started.elapsed();
+        let (truth, probabilities): (Vec<usize>, Vec<Probabilities>) =
+            gathered.scored.into_iter().unzip();
+        // None for a regression, and for a window none of whose
+        // probabilities came.
+        let classification =
+            classification::evaluate(&truth, &probabilities, DECISION_THRESHOLD).ok();
         let mut report = WindowReport {
             seq: self.seq,
             end_id,
@@ -414,6 +458,7 @@ impl Monitor {
             drift_share: share,
             dataset_drift: dataset,
             active_alerts: Vec::new(),
+            classification,
         };
         let events = self.rules.observe(&report);
         report.active_alerts = self.rules.active();

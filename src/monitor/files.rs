@@ -37,6 +37,8 @@ pub struct MonitorFiles {
     pub png: PathBuf,
     /// The feature columns, in the order of the CSV's drift columns.
     pub names: Vec<&'static str>,
+    /// The model is a classifier: the CSV has its figures' columns.
+    pub classifier: bool,
 }
 
 /// A monitor opened in a logs folder.
@@ -107,12 +109,14 @@ pub fn open_unresumed(
         }
     }
     let names = monitor.feature_names().to_vec();
-    let header = super::log::header(&names);
+    let classifier = baseline.classification.is_some();
+    let header = super::log::header(&names, classifier);
     let files = MonitorFiles {
         over_time_csv: paths.open_log(&paths.over_time_csv, Some(&header))?,
         alerts: paths.open_log(&paths.alerts, None)?,
         png: paths.over_time_png.clone(),
         names,
+        classifier,
     };
     Ok(Opened {
         monitor,
@@ -188,6 +192,7 @@ pub fn write_closed_after(
             &c.report,
             c.records_total,
             &files.names,
+            files.classifier,
         ),
         _ => already.rows -= 1,
     }

@@ -6,7 +6,8 @@
 //! monitor has taken in so far (across restarts), the count
 //! window's figures, the period window's figures, then per feature and for
 //! the predictions the drift test's p-value, PSI, normalised Wasserstein
-//! distance and verdict (1 = drifted), the drift share, dataset drift, and
+//! distance and verdict (1 = drifted), a classifier's window figures
+//! (accuracy, log_loss, roc_auc, precision, recall, f1, brier), the drift share, dataset drift, and
 //! the rules firing after the window (names joined by `;`). The header is
 //! written once, rows are appended across restarts like `metric_log.csv`.
 //!
@@ -33,11 +34,21 @@ use super::report::{AlertEvent, Drift, WindowReport, WindowStats};
 const STATS: [&str; 6] = ["count", "mae", "rmse", "r2", "bias", "max_error"];
 /// What a drift result is called in the header, in order.
 const DRIFT: [&str; 4] = ["p", "psi", "wasserstein", "drift"];
+/// A classifier's figures, in the header's order (after the drift).
+const CLASSIFICATION: [&str; 7] = [
+    "accuracy",
+    "log_loss",
+    "roc_auc",
+    "precision",
+    "recall",
+    "f1",
+    "brier",
+];
 
 /// The first line of `metrics_over_time.csv` for the feature columns
 /// `names` (a name with a comma, a quote or a line break is quoted, as
-/// RFC 4180 says).
-pub fn header(names: &[&str]) -> String {
+/// RFC 4180 says), and for a `classifier` its figures.
+pub fn header(names: &[&str], classifier: bool) -> String {
     let mut cols: Vec<String> = ["seq", "end_id", "end_time", "records_total"]
         .iter()
         .map(|s| s.to_string())
@@ -47,14 +58,24 @@ pub fn header(names: &[&str]) -> String {
     for name in names.iter().chain(&["prediction"]) {
         cols.extend(DRIFT.iter().map(|d| csv_cell(&format!("{name}_{d}"))));
     }
+    if classifier {
+        cols.extend(CLASSIFICATION.map(String::from));
+    }
     cols.extend(["drift_share", "dataset_drift", "active_alerts"].map(String::from));
     cols.join(",")
 }
 
 /// Appends one row for `w` to `out`. Missing figures (no drift yet, a NaN
 /// R²) are empty fields. Alert names are rule names (checked at config
-/// load: letters, digits, `_:.-`), so they need no quoting.
-pub fn write_row(out: &mut Vec<u8>, w: &WindowReport, records_total: u64, names: &[&str]) {
+/// load: letters, digits, `_:.-`), so they need no quoting. A
+/// `classifier`'s window without its figures has them empty.
+pub fn write_row(
+    out: &mut Vec<u8>,
+    w: &WindowReport,
+    records_total: u64,
+    names: &[&str],
+    classifier: bool,
+) {
     use std::io::Write as _;
     let mut f = ryu::Buffer::new();
     let mut num = |out: &mut Vec<u8>, v: f64| {
@@ -100,6 +121,20 @@ pub fn write_row(out: &mut Vec<u8>, w: &WindowReport, records_total: u64, names:
                 let _ = write!(out, ",{}", d.drifted as u8);
             }
             None => out.extend_from_slice(b",,,,"),
+        }
+    }
+    if classifier {
+        let c = w.classification.as_ref();
+        for v in [
+            c.map(|c| c.accuracy),
+            c.map(|c| c.log_loss),
+            c.and_then(|c| c.roc_auc),
+            c.map(|c| c.precision),
+            c.map(|c| c.recall),
+            c.map(|c| c.f1),
+            c.map(|c| c.brier),
+        ] {
+            num(out, v.unwrap_or(f64::NAN));
         }
     }
     // Empty for a window without features (not 0: drift was not watched).
@@ -538,6 +573,7 @@ mod tests {
             max_error: 150.0,
         };
         WindowReport {
+            classification: None,
             seq,
             end_id: 1_700_000_000_000_000 + seq,
             end_ms: 1_795_960_139_192,
@@ -569,14 +605,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.csv");
         for rows in [3u64, 200] {
-            let mut text = format!("{}\n", header(&FEATURE_NAMES));
+            let mut text = format!("{}\n", header(&FEATURE_NAMES, false));
             for seq in 1..=rows {
                 let mut out = Vec::new();
-                write_row(&mut out, &report(seq), seq * 500, &FEATURE_NAMES);
+                write_row(&mut out, &report(seq), seq * 500, &FEATURE_NAMES, false);
                 text.push_str(std::str::from_utf8(&out).unwrap());
             }
             let mut out = Vec::new();
-            write_row(&mut out, &report(1), 500, &FEATURE_NAMES);
+            write_row(&mut out, &report(1), 500, &FEATURE_NAMES, false);
             let row = String::from_utf8(out).unwrap();
             let rest = row.split_once(',').unwrap().1;
             for (seq, total) in [
@@ -606,11 +642,11 @@ mod tests {
 
     #[test]
     fn a_row_has_every_column_of_the_header_and_reads_back() {
-        let header = header(&FEATURE_NAMES);
+        let header = header(&FEATURE_NAMES, false);
         let n = header.split(',').count();
         assert_eq!(n, 4 + 12 + 11 * 4 + 3);
         let mut out = Vec::new();
-        write_row(&mut out, &report(7), 3500, &FEATURE_NAMES);
+        write_row(&mut out, &report(7), 3500, &FEATURE_NAMES, false);
         let line = String::from_utf8(out).unwrap();
         let fields: Vec<&str> = line.trim_end().split(',').collect();
         assert_eq!(fields.len(), n, "{line}");
@@ -631,7 +667,7 @@ mod tests {
         assert_eq!(last_row(&p).unwrap(), None, "header only");
         text.push_str(&line);
         let mut second = Vec::new();
-        write_row(&mut second, &report(8), 4000, &FEATURE_NAMES);
+        write_row(&mut second, &report(8), 4000, &FEATURE_NAMES, false);
         text.push_str(std::str::from_utf8(&second).unwrap());
         text.push_str("9,17000"); // torn by a crash
         std::fs::write(&p, &text).unwrap();
@@ -655,8 +691,8 @@ mod tests {
             ReadBack::default(),
             "no file, no rows"
         );
-        let mut text = format!("{}\n", header(&FEATURE_NAMES)).into_bytes();
-        write_row(&mut text, &report(7), 3500, &FEATURE_NAMES);
+        let mut text = format!("{}\n", header(&FEATURE_NAMES, false)).into_bytes();
+        write_row(&mut text, &report(7), 3500, &FEATURE_NAMES, false);
         text.extend_from_slice(&vec![b'9'; 1 << 20]); // a 1 MiB line: not a row
         text.push(b'\n');
         text.extend_from_slice(b"8,1,not a time,4000,500,1,2\n");
@@ -665,7 +701,7 @@ mod tests {
         r8.active_alerts.remove(0);
         r8.window.mae = 61.0;
         r8.window.count = 499;
-        write_row(&mut text, &r8, 4000, &FEATURE_NAMES);
+        write_row(&mut text, &r8, 4000, &FEATURE_NAMES, false);
         text.extend_from_slice(b"9,17000"); // torn by a crash
         std::fs::write(&p, &text).unwrap();
         let back = read_over_time(&p, |w| seen.push(*w)).unwrap();

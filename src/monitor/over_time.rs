@@ -310,6 +310,7 @@ pub(crate) mod tests {
 
     pub(crate) fn report(seq: u64, mae: f64, rmse: f64) -> WindowReport {
         WindowReport {
+            classification: None,
             seq,
             end_id: 1_000_000 + seq,
             end_ms: 1_700_000_000_000 + seq * 250,

@@ -30,19 +30,9 @@ use super::classification;
 use crate::core::table::{Table, Values};
 use crate::model::baseline::{check_sizes, err, BaselineError};
 use crate::model::tabular::{
-    thin_sorted, Distribution, MetricBand, Outputs, Reference, TabularModel, MAX_REFERENCE_VALUES,
+    thin_sorted, Distribution, MetricBand, Outputs, Reference, TabularModel,
+    CLASSIFICATION_METRICS, DECISION_THRESHOLD, MAX_REFERENCE_VALUES,
 };
-
-/// The classification metrics a band is kept for, in order.
-pub const CLASSIFICATION_METRICS: [&str; 7] = [
-    "accuracy",
-    "log_loss",
-    "roc_auc",
-    "precision",
-    "recall",
-    "f1",
-    "brier",
-];
 
 /// The reference of `model` on its training `table`, with the model's
 /// `outputs` on it (from the fit).
@@ -75,32 +65,34 @@ pub fn of_tabular(
         Outputs::Regression { truth, predictions } => {
             let pairs: Vec<(f64, f64)> =
                 truth.into_iter().zip(predictions.iter().copied()).collect();
-            let b = bootstrap(&pairs, window, windows, seed)?;
-            let bands = [b.mae, b.rmse, b.r2, b.bias, b.max_error];
-            (
-                numeric(predictions),
-                METRICS
-                    .iter()
-                    .zip(bands)
-                    .map(|(m, band)| MetricBand {
-                        metric: (*m).to_owned(),
-                        band,
-                    })
-                    .collect(),
-            )
+            let bands = regression_bands(&pairs, window, windows, seed)?;
+            (numeric(predictions), bands)
         }
         Outputs::Classification {
             truth,
             probabilities,
         } => {
             let k = probabilities.first().map_or(0, Vec::len);
-            let predicted = probabilities
+            let predicted: Vec<usize> = probabilities
                 .iter()
-                .map(|p| classification::predicted_class(p, 0.5));
-            (
-                categorical(predicted, k),
-                classification_bands(&truth, &probabilities, window, windows, seed)?,
-            )
+                .map(|p| classification::predicted_class(p, DECISION_THRESHOLD))
+                .collect();
+            // The records of a classifier carry class indices: their
+            // window figures (mae, ...) get bands over the same.
+            let pairs: Vec<(f64, f64)> = truth
+                .iter()
+                .zip(&predicted)
+                .map(|(&t, &p)| (t as f64, p as f64))
+                .collect();
+            let mut bands = regression_bands(&pairs, window, windows, seed)?;
+            bands.extend(classification_bands(
+                &truth,
+                &probabilities,
+                window,
+                windows,
+                seed,
+            )?);
+            (categorical(predicted.into_iter(), k), bands)
         }
     };
     Ok(Reference {
@@ -166,6 +158,26 @@ fn categorical(values: impl Iterator<Item = usize>, levels: usize) -> Distributi
     Distribution::Categorical { counts }
 }
 
+/// Bands of the regression metrics (`super::baseline::METRICS`) of
+/// (truth, prediction) `pairs` over bootstrap windows.
+fn regression_bands(
+    pairs: &[(f64, f64)],
+    window: usize,
+    windows: usize,
+    seed: u64,
+) -> Result<Vec<MetricBand>, BaselineError> {
+    let b = bootstrap(pairs, window, windows, seed)?;
+    let bands = [b.mae, b.rmse, b.r2, b.bias, b.max_error];
+    Ok(METRICS
+        .iter()
+        .zip(bands)
+        .map(|(m, band)| MetricBand {
+            metric: (*m).to_owned(),
+            band,
+        })
+        .collect())
+}
+
 /// Bands of the classification metrics over bootstrap windows.
 fn classification_bands(
     truth: &[usize],
@@ -185,7 +197,7 @@ fn classification_bands(
             t.push(truth[i]);
             p.push(probabilities[i].clone());
         }
-        let w = classification::evaluate(&t, &p, 0.5)
+        let w = classification::evaluate(&t, &p, DECISION_THRESHOLD)
             .map_err(|e| err("training data", e.to_string()))?;
         let figures = [
             w.accuracy,

@@ -640,6 +640,7 @@ mod tests {
             p99: mean + 2.3 * std,
         };
         Baseline {
+            classification: None,
             window: 500,
             windows: 1000,
             seed: 7,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::classification::ClassificationWindow;
 use crate::core::messages::{envelope, Kind, Published, SampleId, WireMessage};
 use crate::model::baseline::Baseline;
 
@@ -95,6 +96,11 @@ pub struct WindowReport {
     pub dataset_drift: Option<bool>,
     /// Names of the rules firing after this window.
     pub active_alerts: Vec<String>,
+    /// A classifier's figures over the window's records whose class
+    /// probabilities came (absent for a regression, and for a window
+    /// none of whose probabilities came).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassificationWindow>,
 }
 
 /// An alert rule changing state.
@@ -222,6 +228,7 @@ mod tests {
         let board = Board::default();
         for seq in 1..=BOARD_WINDOWS as u64 + 5 {
             board.push_window(WindowReport {
+                classification: None,
                 seq,
                 end_id: seq,
                 end_ms: seq,

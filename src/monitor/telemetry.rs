@@ -97,6 +97,9 @@ declare_metrics! {
         max_error: Family<WindowLabel, F64Gauge>
             => "window_max_error", concat!("Largest absolute error", over_window!());
         count: Family<WindowLabel, Gauge> => "window_records", concat!("Records", over_window!());
+        /// A classifier's figures (none for a regression).
+        classification: Family<MetricLabel, F64Gauge>
+            => "window_classification", "A classifier's figure of the last closed window, by metric (accuracy, log_loss, roc_auc, precision, recall, f1, brier; NaN: none)";
         p_value: Family<FeatureLabel, F64Gauge>
             => "drift_p_value", concat!("Drift test p-value (KS, or chi-squared for sex)", of_last_window!());
         psi: Family<FeatureLabel, F64Gauge>
@@ -181,6 +184,14 @@ impl MonitorMetrics {
                 .get_or_create(&MetricLabel { metric })
                 .set(band.std);
         }
+        for (metric, band, _) in b.classification.iter().flat_map(|c| c.named()) {
+            self.baseline_mean
+                .get_or_create(&MetricLabel { metric })
+                .set(band.mean);
+            self.baseline_std
+                .get_or_create(&MetricLabel { metric })
+                .set(band.std);
+        }
     }
 
     /// The rolling figures of one window kind (also between closes).
@@ -195,10 +206,35 @@ impl MonitorMetrics {
     }
 
     /// A closed window: its figures, drift and active alerts.
-    pub fn record_window(&self, w: &WindowReport, rules: &[String], features: &[&str]) {
+    /// `classifier`: the model is one (a window without its figures sets
+    /// them to NaN).
+    pub fn record_window(
+        &self,
+        w: &WindowReport,
+        rules: &[String],
+        features: &[&str],
+        classifier: bool,
+    ) {
         self.windows.inc();
         self.set_window("count", &w.window);
         self.set_window("period", &w.period);
+        if classifier {
+            let c = w.classification.as_ref();
+            let figures = [
+                ("accuracy", c.map(|c| c.accuracy)),
+                ("log_loss", c.map(|c| c.log_loss)),
+                ("roc_auc", c.and_then(|c| c.roc_auc)),
+                ("precision", c.map(|c| c.precision)),
+                ("recall", c.map(|c| c.recall)),
+                ("f1", c.map(|c| c.f1)),
+                ("brier", c.map(|c| c.brier)),
+            ];
+            for (metric, v) in figures {
+                self.classification
+                    .get_or_create(&MetricLabel { metric })
+                    .set(v.unwrap_or(f64::NAN));
+            }
+        }
         if w.features.is_empty() {
             // No features: the last figures would be another window's.
             self.windows_without_features.inc();

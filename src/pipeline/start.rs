@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::amqp::{Bridge, BridgeActor};
 use crate::config::{Role, Settings};
 use crate::core::fanout::Fanout;
-use crate::core::messages::{Batch, Features, Kind, MetricRecord, Prediction, Truth};
+use crate::core::messages::{Batch, Features, Kind, MetricRecord, Prediction, Scored, Truth};
 use crate::core::metrics::Metrics;
 use crate::metric::actor::{MetricFiles, RestartLink};
 use crate::metric::join::RecentIds;
@@ -69,6 +69,9 @@ pub(super) struct Routes {
     pub(super) model: Option<Addr<ModelActor>>,
     pub(super) throughput: Addr<ThroughputObserver>,
     pub(super) monitor: Option<Addr<MonitorActor>>,
+    /// The model is a classifier: the monitor takes the features from it,
+    /// with the class probabilities ([`Scored`]), not from the source.
+    pub(super) monitor_takes_scored: bool,
 }
 
 impl Routes {
@@ -89,11 +92,16 @@ impl Routes {
         self.fanout(recipient(&self.metric))
     }
     fn features(&self) -> Fanout<Batch<Features>> {
+        let monitor = recipient(&self.monitor).filter(|_| !self.monitor_takes_scored);
         self.fanout(recipient(&self.model)).maybe_observed_by(
             "monitor_features",
-            recipient(&self.monitor),
+            monitor,
             &self.metrics,
         )
+    }
+    fn scored(&self) -> Fanout<Batch<Scored>> {
+        let monitor = recipient(&self.monitor).filter(|_| self.monitor_takes_scored);
+        Fanout::default().maybe_observed_by("monitor_scored", monitor, &self.metrics)
     }
 
     /// `local` (if that role runs here) and the bridge (if on).
@@ -172,6 +180,7 @@ impl Actors {
                 move |_| ThroughputObserver::new(rate),
             ),
             monitor: None,
+            monitor_takes_scored: model.as_ref().is_some_and(|m| m.classes().is_some()),
         };
         // The monitor's statistics cost more than the other observers':
         // a thread of its own, so it never starves them, at a low
@@ -198,7 +207,8 @@ impl Actors {
         });
         routes.model = model.map(|m| {
             let (out, forward) = (routes.predictions(), forward_features(settings, bridge));
-            Supervisor::start(move |_| ModelActor::new(m, out).forwarding(forward))
+            let scored = routes.scored();
+            Supervisor::start(move |_| ModelActor::new(m, out).forwarding(forward).scoring(scored))
         });
         let (done_tx, done) = oneshot::channel();
         let source = settings

@@ -398,6 +398,7 @@ mod tests {
             p99: mean + 2.3,
         };
         let baseline = Baseline {
+            classification: None,
             window: 500,
             windows: 100,
             seed: 1,

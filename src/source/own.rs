@@ -24,7 +24,7 @@
 use crate::core::data::FeatureVector;
 use crate::core::messages::MAX_ABS_VALUE;
 use crate::core::table::{quoted, ColumnKind, Table, Values};
-use crate::model::tabular::{TabularModel, Task, UNSEEN};
+use crate::model::tabular::{TabularModel, UNSEEN};
 use crate::model::MAX_ABS_PREDICTION;
 
 /// The rows of the user's data, lined up with the model.
@@ -48,17 +48,58 @@ pub struct OwnData {
     pub unseen: Vec<(String, usize)>,
 }
 
+/// A classifier's target as class indices into `classes` (the model's
+/// order): a level by its name, a number as training wrote it (`-0` as
+/// `0`). A value that is not one of the classes is refused, naming its row.
+fn class_indices(
+    name: &str,
+    classes: &[String],
+    values: Values,
+    kind: &ColumnKind,
+) -> Result<Vec<f64>, String> {
+    let index = |shown: &str| classes.iter().position(|c| c == shown);
+    let refuse = |row: usize, shown: &str| {
+        format!(
+            "target {} of row {} is {}, not one of the model's classes ({})",
+            quoted(name),
+            row + 1,
+            quoted(shown),
+            crate::core::table::names_of(classes.iter().map(String::as_str))
+        )
+    };
+    match (values, kind) {
+        (Values::Numeric(v), _) => v
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let shown = (x + 0.0).to_string();
+                index(&shown)
+                    .map(|k| k as f64)
+                    .ok_or_else(|| refuse(i, &shown))
+            })
+            .collect(),
+        (Values::Categorical(codes), ColumnKind::Categorical { levels }) => {
+            let to_class: Vec<Option<usize>> = levels.iter().map(|l| index(l)).collect();
+            codes
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    to_class[c as usize]
+                        .map(|k| k as f64)
+                        .ok_or_else(|| refuse(i, &levels[c as usize]))
+                })
+                .collect()
+        }
+        (Values::Categorical(_), ColumnKind::Numeric) => {
+            unreachable!("a categorical column has levels")
+        }
+    }
+}
+
 impl OwnData {
     /// Lines `table` up with `model` (see the module doc for what is
     /// refused). Consumes the table: its columns are kept, not copied.
     pub fn new(table: Table, model: &TabularModel) -> Result<OwnData, String> {
-        if model.task != Task::Regression {
-            return Err(
-                "the model is a classifier: running one is not built yet (docs/own-data.md); \
-                 this build runs regression models of your own data"
-                    .into(),
-            );
-        }
         let Table {
             mut columns,
             omitted,
@@ -78,13 +119,16 @@ impl OwnData {
             Ok::<_, String>(columns.swap_remove(at))
         };
         let target = take(&model.target.name, "target")?;
-        let targets = match target.values {
-            Values::Numeric(v) => v,
-            Values::Categorical(_) => {
+        let targets = match (model.classes(), target.values) {
+            (None, Values::Numeric(v)) => v,
+            (None, Values::Categorical(_)) => {
                 return Err(format!(
                     "target {} has a value that is not a number; the model is a regression",
                     quoted(&model.target.name)
                 ))
+            }
+            (Some(classes), values) => {
+                class_indices(&model.target.name, classes, values, &target.schema.kind)?
             }
         };
         if let Some(i) = targets.iter().position(|y| y.abs() > MAX_ABS_VALUE) {

@@ -40,6 +40,7 @@ mod pipeline_run;
 mod prometheus;
 mod readme;
 mod ready_flip;
+mod run_classifier;
 mod run_own;
 mod scenario_wire;
 mod shutdown;

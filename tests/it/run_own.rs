@@ -394,7 +394,7 @@ fn bad_combinations_exit_2_naming_the_key_or_the_column() {
 }
 
 #[test]
-fn a_classifier_of_your_own_data_is_refused_with_what_is_not_built_yet() {
+fn a_classifier_fitted_at_start_runs_and_its_windows_have_its_figures() {
     let sb = Sandbox::new();
     let csv = sb.join("cls.csv");
     let mut text = String::from("a,b,label\n");
@@ -410,14 +410,32 @@ fn a_classifier_of_your_own_data_is_refused_with_what_is_not_built_yet() {
             &logs,
             &["--data", csv.to_str().unwrap(), "--target", "label"],
         )
+        .args([
+            "--order",
+            "sequential",
+            "--rate",
+            "5000",
+            "--monitor-window",
+            "50",
+        ])
         .args(["--http-listen", "off"])
         .command();
-    let out = run_within(cmd, LIMIT);
-    out.expect_code(2);
-    let line = one_error_line(&out);
+    run_within(cmd, LIMIT).expect_code(0);
+    let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = header
+        .iter()
+        .position(|h| *h == "accuracy")
+        .expect("an accuracy column");
+    let accuracies: Vec<f64> = lines
+        .map(|l| l.split(',').nth(at).unwrap().parse().expect("a figure"))
+        .collect();
+    assert_eq!(accuracies.len(), 4, "200 rows, windows of 50");
+    // The rows it was fitted on: (nearly) linearly separable.
     assert!(
-        line.contains("classifier: running one is not built yet"),
-        "{line}"
+        accuracies.iter().all(|a| *a > 0.8 && *a <= 1.0),
+        "{accuracies:?}"
     );
 }
 

@@ -225,6 +225,8 @@ def check_reference(art, cols, target, regression, p_sk):
         zscore("accuracy", float(np.mean(predicted == y)))
         zscore("log_loss", float(log_loss(y, p_sk, labels=list(range(len(classes))))))
         zscore("brier", brier)
+        # The records carry class indices: mae over those.
+        zscore("mae", float(np.mean(np.abs(y - predicted))))
     return {"ref_max_diff": max(diffs), "ref_counts_equal": bool(counts_equal), "band_z": z,
             "band_metrics": [b["metric"] for b in ref["bands"]]}
 

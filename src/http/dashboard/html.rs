@@ -245,8 +245,21 @@ fn quality_section(out: &mut String, snap: &Snapshot) {
         "<section aria-labelledby=\"h-quality\"><h2 id=\"h-quality\">Quality over time</h2>",
     );
     let latest = snap.windows.last();
+    let figure =
+        |v: Option<Option<f64>>, digits| v.flatten().map_or("-".into(), |v| num(v, digits));
     match latest {
         None => out.push_str("<p id=\"no-windows\">no windows yet: the monitor reports a window once enough rows are joined.</p>"),
+        Some(p) if p.accuracy.is_some() => {
+            let _ = write!(
+                out,
+                "<p id=\"no-windows\">Window {}: accuracy {}, log loss {}, ROC AUC {}, Brier {}.</p>",
+                p.seq,
+                figure(p.accuracy, 3),
+                figure(p.log_loss, 3),
+                figure(p.roc_auc, 3),
+                figure(p.brier, 3)
+            );
+        }
         Some(p) => {
             let _ = write!(
                 out,
@@ -259,12 +272,26 @@ fn quality_section(out: &mut String, snap: &Snapshot) {
             );
         }
     }
+    let classifier = snap
+        .baseline
+        .as_ref()
+        .is_some_and(|b| b.classification.is_some());
     // Without windows there is nothing to plot: the charts wait, hidden.
     let _ = write!(
         out,
         "<div class=\"charts\" id=\"charts\"{}>",
         if latest.is_none() { " hidden" } else { "" }
     );
+    if classifier {
+        out.push_str(
+            "\
+             <figure><figcaption>Accuracy</figcaption><div id=\"c-accuracy\" class=\"chart\"></div></figure>\
+             <figure><figcaption>Log loss</figcaption><div id=\"c-log_loss\" class=\"chart\"></div></figure>\
+             <figure><figcaption>ROC AUC</figcaption><div id=\"c-roc_auc\" class=\"chart\"></div></figure>\
+             <figure><figcaption>Brier score</figcaption><div id=\"c-brier\" class=\"chart\"></div></figure>\
+             <p class=\"muted wide\">Below, the same windows' error over the class indices the records carry (for two classes, MAE is the error rate).</p>",
+        );
+    }
     out.push_str(
         "\
          <figure><figcaption>MAE</figcaption><div id=\"c-mae\" class=\"chart\"></div></figure>\

@@ -87,7 +87,8 @@ pub fn parse_json(body: &[u8], model: &TabularModel) -> Result<FeatureVector, Fi
 }
 
 /// The JSON answer: the prediction (a classifier's predicted class by
-/// name) and what the model is; refused when the values take the
+/// name, and its probability of each class under `probabilities`) and
+/// what the model is; refused when the values take the
 /// prediction beyond [`MAX_ABS_PREDICTION`] (each is within bounds, their
 /// sum need not be).
 pub fn answer(
@@ -102,13 +103,23 @@ pub fn answer(
             format!("takes the prediction to {p:e}, beyond ±{MAX_ABS_PREDICTION:e}"),
         ));
     }
-    let prediction = match (&model.task, &model.model) {
-        (Task::Classification, crate::model::tabular::Fitted::Logistic { classes, .. }) => {
-            serde_json::json!(classes.get(p as usize))
+    let (prediction, probabilities) = match (&model.task, model.classes()) {
+        (Task::Classification, Some(classes)) => {
+            let mut probs = crate::core::messages::Probabilities::new();
+            model.probabilities_row(row, &mut probs);
+            let by_class: serde_json::Map<String, serde_json::Value> = classes
+                .iter()
+                .zip(&probs)
+                .map(|(c, v)| (c.clone(), serde_json::json!(v)))
+                .collect();
+            (
+                serde_json::json!(classes.get(p as usize)),
+                Some(serde_json::Value::Object(by_class)),
+            )
         }
-        _ => serde_json::json!(p),
+        _ => (serde_json::json!(p), None),
     };
-    Ok(serde_json::json!({
+    let mut answer = serde_json::json!({
         "prediction": prediction,
         "model": {
             "format": model.format,
@@ -118,5 +129,9 @@ pub fn answer(
             "features": model.feature_names(),
             "training_score": model.training.score,
         },
-    }))
+    });
+    if let Some(p) = probabilities {
+        answer["probabilities"] = p;
+    }
+    Ok(answer)
 }

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::core::metrics::{EventLabel, Metrics, QueueEventLabel, ReasonLabel};
 use crate::model::baseline::Baseline;
 use crate::model::LinearModel;
+use crate::monitor::classification::ClassificationWindow;
 use crate::monitor::report::{AlertEvent, BoardState, Drift, WindowReport};
 use crate::plot::view::HistogramView;
 
@@ -97,13 +98,31 @@ pub struct Point {
     /// `None` (JSON null) when the window's R² is undefined.
     pub r2: Option<f64>,
     pub bias: f64,
+    /// A classifier's figures (absent for a regression, null when the
+    /// window had none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<Option<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_loss: Option<Option<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roc_auc: Option<Option<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brier: Option<Option<f64>>,
     /// An alert fired with this window.
     pub alert: bool,
 }
 
 impl Point {
-    pub fn of(w: &WindowReport) -> Point {
+    /// The point of `w`, with a `classifier`'s figures.
+    pub fn of(w: &WindowReport, classifier: bool) -> Point {
+        let c = w.classification.as_ref();
+        let figure =
+            |f: fn(&ClassificationWindow) -> Option<f64>| classifier.then(|| c.and_then(f));
         Point {
+            accuracy: figure(|c| Some(c.accuracy)),
+            log_loss: figure(|c| Some(c.log_loss)),
+            roc_auc: figure(|c| c.roc_auc),
+            brier: figure(|c| Some(c.brier)),
             seq: w.seq,
             t: w.end_ms as f64 / 1000.0,
             mae: w.window.mae,
@@ -215,6 +234,10 @@ pub fn build(
     after_seq: Option<u64>,
 ) -> Snapshot {
     let latest = board.windows.back();
+    let classifier = board
+        .baseline
+        .as_ref()
+        .is_some_and(|b| b.classification.is_some());
     let mut drift: Vec<Drift> = latest.map(|w| w.features.clone()).unwrap_or_default();
     if let Some(p) = latest.and_then(|w| w.prediction.clone()) {
         drift.push(p);
@@ -232,7 +255,7 @@ pub fn build(
             .windows
             .iter()
             .filter(|w| after_seq.is_none_or(|s| w.seq > s))
-            .map(Point::of)
+            .map(|w| Point::of(w, classifier))
             .collect(),
         drift,
         drift_share: latest.and_then(|w| w.drift_share),
@@ -265,6 +288,7 @@ pub(crate) mod tests {
 
     pub fn window(seq: u64, alerts: &[&str]) -> WindowReport {
         WindowReport {
+            classification: None,
             seq,
             end_id: 1_700_000_000_000_000 + seq,
             end_ms: 1_700_000_000_000 + seq * 1000,
@@ -309,6 +333,7 @@ pub(crate) mod tests {
     pub fn board() -> BoardState {
         let mut b = BoardState {
             baseline: Some(Baseline {
+                classification: None,
                 window: 100,
                 windows: 1000,
                 seed: 1,
