@@ -538,9 +538,17 @@ fn appendable(what: &str, path: &Path) -> Result<(), String> {
 }
 
 fn train(args: TrainArgs) -> i32 {
+    // `--data` and `--target` stand for data.path and data.target, so
+    // that the config's `[data]` (its declared columns) is checked and
+    // applies as it does for `run`.
+    let overrides = Overrides {
+        data: args.data.clone(),
+        target: args.target.clone(),
+        ..Overrides::default()
+    };
     let settings = match Settings::load_from(
         &args.config.source(),
-        &Overrides::default(),
+        &overrides,
         pipeline::check::semantics,
     ) {
         Ok(s) => s,
@@ -641,7 +649,15 @@ fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
         max_levels: args.max_levels,
         missing: args.missing,
         skip: args.id.iter().cloned().collect(),
-        categorical: args.categorical.clone(),
+        // `[[data.columns]]` of the config apply to training too.
+        categorical: args
+            .categorical
+            .iter()
+            .cloned()
+            .chain(settings.data.categorical_columns())
+            .collect(),
+        model_numeric: settings.data.numeric_columns(),
+        allowed: settings.data.allowed(),
         ..ReadOptions::default()
     };
     if args.id.as_deref() == Some(target) {

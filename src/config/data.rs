@@ -41,6 +41,168 @@ pub struct DataSettings {
     pub max_bytes: u64,
     /// Most levels of a categorical column.
     pub max_levels: usize,
+    /// Columns declared (`[[data.columns]]`, from the file only): their
+    /// type, label and unit, and the values they may hold.
+    pub columns: Vec<ColumnSettings>,
+}
+
+/// The type a column is declared to have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    Numeric,
+    Categorical,
+}
+
+/// One declared column of the user's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColumnSettings {
+    /// The column's name in the header.
+    pub name: String,
+    /// Numeric or categorical; absent: as `min`/`max` or `levels` say,
+    /// else inferred from the values.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ColumnType>,
+    /// What the predict form calls it (empty: its name).
+    pub label: String,
+    /// Its unit, shown beside the label.
+    pub unit: String,
+    /// A numeric column's least and greatest allowed value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// A categorical column's allowed levels (empty: any).
+    pub levels: Vec<String>,
+}
+
+/// Most columns `[[data.columns]]` may declare.
+pub const MAX_DECLARED_COLUMNS: usize = 1000;
+/// Longest label or unit, in characters.
+pub const MAX_LABEL_CHARS: usize = 100;
+
+impl ColumnSettings {
+    /// The declared type, or the one its range or levels imply.
+    pub fn kind(&self) -> Option<ColumnType> {
+        self.kind.or(if self.min.is_some() || self.max.is_some() {
+            Some(ColumnType::Numeric)
+        } else if !self.levels.is_empty() {
+            Some(ColumnType::Categorical)
+        } else {
+            None
+        })
+    }
+
+    /// The values it allows, for the reader.
+    pub fn allowed(&self) -> crate::core::table::Allowed {
+        let range = (self.min.is_some() || self.max.is_some()).then(|| {
+            (
+                self.min.unwrap_or(f64::NEG_INFINITY),
+                self.max.unwrap_or(f64::INFINITY),
+            )
+        });
+        crate::core::table::Allowed {
+            column: self.name.clone(),
+            range,
+            levels: self.levels.clone(),
+            levels_as_numbers: false,
+            declared_by: "data.columns",
+        }
+    }
+
+    fn check(&self, key: &str, max_levels: usize) -> Result<(), ConfigError> {
+        let field = |f: &str| format!("{key}.{f}");
+        check_name(&field("name"), &self.name)?;
+        if self.name.is_empty() {
+            return Err(ConfigError::invalid(
+                &field("name"),
+                "is needed: the column's name in the header",
+            ));
+        }
+        for (f, text) in [("label", &self.label), ("unit", &self.unit)] {
+            if text.chars().count() > MAX_LABEL_CHARS
+                || text.chars().any(crate::core::text::needs_escape)
+            {
+                return Err(ConfigError::invalid(
+                    &field(f),
+                    format!("must be at most {MAX_LABEL_CHARS} characters, no control or invisible ones"),
+                ));
+            }
+        }
+        for (f, v) in [("min", self.min), ("max", self.max)] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                return Err(ConfigError::invalid(&field(f), "must be a finite number"));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (self.min, self.max) {
+            if lo > hi {
+                return Err(ConfigError::invalid(
+                    &field("min"),
+                    format!("{lo} is above max {hi}"),
+                ));
+            }
+        }
+        let ranged = self.min.is_some() || self.max.is_some();
+        match self.kind {
+            Some(ColumnType::Categorical) if ranged => {
+                return Err(ConfigError::invalid(
+                    &field(if self.min.is_some() { "min" } else { "max" }),
+                    "is for a numeric column; this one is declared categorical (levels list its values)",
+                ))
+            }
+            Some(ColumnType::Numeric) if !self.levels.is_empty() => {
+                return Err(ConfigError::invalid(
+                    &field("levels"),
+                    "are for a categorical column; this one is declared numeric (min and max bound it)",
+                ))
+            }
+            None if ranged && !self.levels.is_empty() => {
+                return Err(ConfigError::invalid(
+                    &field("levels"),
+                    "and min/max together: a column is numeric (min, max) or categorical (levels)",
+                ))
+            }
+            _ => {}
+        }
+        if self.levels.len() > max_levels {
+            return Err(ConfigError::invalid(
+                &field("levels"),
+                format!(
+                    "lists {} levels, more than data.max_levels ({max_levels})",
+                    self.levels.len()
+                ),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, level) in self.levels.iter().enumerate() {
+            let at = format!("{key}.levels[{i}]");
+            check_name(&at, level)?;
+            if level.is_empty() || crate::core::table::is_missing(level) {
+                return Err(ConfigError::invalid(
+                    &at,
+                    "must be a value a cell can hold (not empty, NA or NaN)",
+                ));
+            }
+            if !seen.insert(level) {
+                return Err(ConfigError::invalid(&at, "is listed twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A column name (or level) from the config: bounded, printable.
+fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    if name.len() > MAX_NAME_BYTES || name.chars().any(crate::core::text::needs_escape) {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "must be a column name: at most {MAX_NAME_BYTES} bytes, no control or invisible characters"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Default for DataSettings {
@@ -55,6 +217,7 @@ impl Default for DataSettings {
             missing: Missing::Omit,
             max_bytes: 1 << 30,
             max_levels: 100,
+            columns: Vec::new(),
         }
     }
 }
@@ -101,12 +264,34 @@ impl Check for DataSettings {
             .into_iter()
             .chain(self.categorical.iter().map(|c| ("data.categorical", c)))
         {
-            if name.len() > MAX_NAME_BYTES || name.chars().any(crate::core::text::needs_escape) {
+            check_name(key, name)?;
+        }
+        if self.columns.len() > MAX_DECLARED_COLUMNS {
+            return Err(ConfigError::invalid(
+                "data.columns",
+                format!("declares at most {MAX_DECLARED_COLUMNS} columns"),
+            ));
+        }
+        let mut declared = std::collections::HashSet::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            let key = format!("data.columns[{i}]");
+            c.check(&key, self.max_levels)?;
+            if !declared.insert(c.name.as_str()) {
                 return Err(ConfigError::invalid(
-                    key,
-                    format!(
-                        "must be a column name: at most {MAX_NAME_BYTES} bytes, no control or invisible characters"
-                    ),
+                    &format!("{key}.name"),
+                    "declares a column a second time",
+                ));
+            }
+            if c.name == self.id {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.name"),
+                    "is data.id, which is not a feature",
+                ));
+            }
+            if c.kind() == Some(ColumnType::Numeric) && self.categorical.contains(&c.name) {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.type"),
+                    "is numeric, but data.categorical names the column",
                 ));
             }
         }
@@ -122,6 +307,7 @@ impl Check for DataSettings {
                 ("data.model", !self.model.as_os_str().is_empty()),
                 ("data.id", !self.id.is_empty()),
                 ("data.categorical", !self.categorical.is_empty()),
+                ("data.columns", !self.columns.is_empty()),
             ];
             if let Some((key, _)) = given.iter().find(|(_, on)| *on) {
                 return Err(ConfigError::invalid(
@@ -144,5 +330,37 @@ impl Check for DataSettings {
             ));
         }
         Ok(())
+    }
+}
+
+impl DataSettings {
+    /// The columns read as categorical: `categorical` and those declared so.
+    pub fn categorical_columns(&self) -> Vec<String> {
+        let declared = self
+            .columns
+            .iter()
+            .filter(|c| c.kind() == Some(ColumnType::Categorical))
+            .map(|c| c.name.clone());
+        self.categorical.iter().cloned().chain(declared).collect()
+    }
+
+    /// The columns declared numeric (a value that is not a number is
+    /// refused, naming its line).
+    pub fn numeric_columns(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter(|c| c.kind() == Some(ColumnType::Numeric))
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// What the declared columns allow, for the reader.
+    pub fn allowed(&self) -> Vec<crate::core::table::Allowed> {
+        self.columns.iter().map(ColumnSettings::allowed).collect()
+    }
+
+    /// The declared column `name`, if any.
+    pub fn declared(&self, name: &str) -> Option<&ColumnSettings> {
+        self.columns.iter().find(|c| c.name == name)
     }
 }

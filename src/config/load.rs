@@ -538,6 +538,22 @@ fn schema() -> toml::Table {
         "rules",
         toml::Value::Array(vec![toml::Value::try_from(rule).expect("a rule serializes")]),
     );
+    let column = super::data::ColumnSettings {
+        name: "c".into(),
+        kind: Some(super::data::ColumnType::Numeric),
+        min: Some(0.0),
+        max: Some(1.0),
+        levels: vec!["a".into()],
+        ..Default::default()
+    };
+    section(
+        &mut schema,
+        "data",
+        "columns",
+        toml::Value::Array(vec![
+            toml::Value::try_from(column).expect("a column serializes")
+        ]),
+    );
     schema
 }
 
@@ -629,6 +645,11 @@ fn env_scenario(env: &[(String, String)]) -> Result<Option<ScenarioSettings>, Co
             return Err(ConfigError::invalid(
                 k,
                 "alert rules are a list: they come from the config file ([[monitor.rules]]), not the environment",
+            ));
+        } else if upper.starts_with(&format!("{ENV_PREFIX}__DATA__COLUMNS")) {
+            return Err(ConfigError::invalid(
+                k,
+                "declared columns are a list: they come from the config file ([[data.columns]]), not the environment",
             ));
         }
     }

@@ -83,6 +83,52 @@ pub struct ReadOptions {
     /// Columns a model reads as numbers: a value that is not one is
     /// refused, naming its line.
     pub model_numeric: Vec<String>,
+    /// The values declared allowed in some columns (`[[data.columns]]`);
+    /// each column must be in the header, and a value outside is refused
+    /// naming its line.
+    pub allowed: Vec<Allowed>,
+}
+
+/// The values one column may hold, as declared.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Allowed {
+    pub column: String,
+    /// A numeric column's least and greatest value.
+    pub range: Option<(f64, f64)>,
+    /// A categorical column's levels (empty: any).
+    pub levels: Vec<String>,
+    /// A number matches a level that is the number as the fit writes a
+    /// class (`1.0` is the class `1`, `-0` the class `0`).
+    pub levels_as_numbers: bool,
+    /// Where the bound comes from, for the message (`data.columns`).
+    pub declared_by: &'static str,
+}
+
+impl Allowed {
+    /// Why `cell` (not missing) is not allowed, if it is not.
+    fn refuses(&self, cell: &str, number: Option<f64>) -> Option<String> {
+        if let (Some((lo, hi)), Some(v)) = (self.range, number) {
+            if !(lo..=hi).contains(&v) {
+                return Some(format!(
+                    "{v} is outside the declared range {lo} to {hi} ({})",
+                    self.declared_by
+                ));
+            }
+        }
+        let as_number = number
+            .filter(|_| self.levels_as_numbers)
+            .map(|n| (n + 0.0).to_string());
+        let matches = |l: &String| l == cell || as_number.as_ref() == Some(l);
+        if !self.levels.is_empty() && !self.levels.iter().any(matches) {
+            return Some(format!(
+                "{} is not one of {} {}",
+                quoted(cell),
+                self.declared_by,
+                names_of(self.levels.iter().map(String::as_str))
+            ));
+        }
+        None
+    }
 }
 
 impl Default for ReadOptions {
@@ -97,6 +143,7 @@ impl Default for ReadOptions {
             categorical: Vec::new(),
             model_categorical: Vec::new(),
             model_numeric: Vec::new(),
+            allowed: Vec::new(),
         }
     }
 }
@@ -210,9 +257,11 @@ impl Table {
     pub fn read(path: &Path, options: &ReadOptions) -> Result<Table, TableError> {
         let file = shown_path(path);
         let (header, seen, sha256) = first_pass(path, &file, options)?;
+        let declared: Vec<String> = options.allowed.iter().map(|a| a.column.clone()).collect();
         let named = [
             (&options.skip, "--id, data.id"),
             (&options.categorical, "--categorical, data.categorical"),
+            (&declared, "data.columns"),
         ];
         for (names, flag) in named {
             if let Some(name) = names.iter().find(|n| !header.contains(n)) {
@@ -659,6 +708,11 @@ fn second_pass(
         return Err(changed());
     }
     let (mut rows, mut omitted) = (0, 0);
+    // The declared values of each kept column (`None`: any).
+    let allowed: Vec<Option<&Allowed>> = columns
+        .iter()
+        .map(|c| options.allowed.iter().find(|a| a.column == c.schema.name))
+        .collect();
     let mut record = csv::StringRecord::new();
     while rdr
         .read_record(&mut record)
@@ -678,7 +732,15 @@ fn second_pass(
             omitted += 1;
             continue;
         }
-        for (cell, col) in cells.by_ref().zip(columns.iter_mut()) {
+        for ((cell, col), allowed) in cells.by_ref().zip(columns.iter_mut()).zip(&allowed) {
+            if let Some(problem) = allowed.and_then(|a| a.refuses(cell, parse_number(cell))) {
+                return Err(TableError::Cell {
+                    file: file.to_owned(),
+                    line,
+                    column: quoted(&col.schema.name),
+                    problem,
+                });
+            }
             match (&mut col.values, &col.schema.kind) {
                 (Values::Numeric(v), _) => v.push(parse_number(cell).ok_or_else(changed)?),
                 (Values::Categorical(v), ColumnKind::Categorical { levels }) => {

@@ -152,10 +152,19 @@ pub fn check(b: &Baseline) -> Result<(), BaselineError> {
         if !figures.iter().all(|v| v.is_finite()) {
             return Err(err(name, format!("{band:?} has a non-finite figure")));
         }
-        if band.std < 0.0 || band.p01 > band.p99 || band.p01 < lo || band.p99 > hi {
+        let inside = |v: f64| (lo..=hi).contains(&v);
+        if band.std < 0.0
+            || band.std > hi - lo
+            || band.p01 > band.p99
+            || !inside(band.p01)
+            || !inside(band.p99)
+            || !inside(band.mean)
+        {
             return Err(err(
                 name,
-                format!("{band:?}: a negative std, p01 > p99, or beyond [{lo}, {hi}]"),
+                format!(
+                    "{band:?}: a negative std or one wider than the range, p01 > p99, or a figure beyond [{lo}, {hi}]"
+                ),
             ));
         }
     }

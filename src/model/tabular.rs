@@ -681,6 +681,7 @@ impl TabularModel {
                         classes.len()
                     ));
                 }
+                check_classes(classes, &self.target.kind)?;
             }
             _ => return Err("the model does not fit the task".into()),
         }
@@ -904,6 +905,58 @@ fn check_reference(m: &TabularModel, r: &Reference) -> Result<(), String> {
     let baseline = r.baseline(m.task == Task::Classification)?;
     super::baseline::check(&baseline)
         .map_err(|e| format!("reference band {}: {}", e.key, e.problem))?;
+    Ok(())
+}
+
+/// `model.classes` as the fit writes them: distinct, each a level of the
+/// target (short, printable), in the target's order: its levels' order,
+/// or ascending numbers for a numeric target (written as the fit writes
+/// them). A list swapped or edited by hand would relabel every prediction.
+fn check_classes(classes: &[String], target: &ColumnKind) -> Result<(), String> {
+    let bad = |why: String| Err(format!("model.classes: {why}"));
+    for c in classes {
+        if c.is_empty()
+            || c.len() > crate::core::table::MAX_LEVEL_BYTES
+            || c.chars().any(crate::core::text::needs_escape)
+        {
+            return bad(format!(
+                "{} is not a level a data file can hold (1 to {} bytes, printable)",
+                quoted(c),
+                crate::core::table::MAX_LEVEL_BYTES
+            ));
+        }
+    }
+    match target {
+        ColumnKind::Categorical { levels } => {
+            let mut at = 0;
+            for c in classes {
+                match levels[at..].iter().position(|l| l == c) {
+                    Some(i) => at += i + 1,
+                    None => {
+                        return bad(format!(
+                            "{} is not a level of the target after the classes before it (the target's levels, in order)",
+                            quoted(c)
+                        ))
+                    }
+                }
+            }
+        }
+        ColumnKind::Numeric => {
+            let mut last = f64::NEG_INFINITY;
+            for c in classes {
+                let v = c.parse::<f64>().ok().filter(|v| v.is_finite());
+                match v {
+                    Some(v) if v > last && (v + 0.0).to_string() == *c => last = v,
+                    _ => {
+                        return bad(format!(
+                            "{} is not the next of ascending numbers as the fit writes them",
+                            quoted(c)
+                        ))
+                    }
+                }
+            }
+        }
+    }
     Ok(())
 }
 

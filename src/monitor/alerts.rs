@@ -738,16 +738,24 @@ impl Rules {
                     continue;
                 }
                 let (threshold, basis) = resolve(r.op, form, metric.band(baseline));
-                check_resolved(r.op, form, metric, threshold, &basis).map_err(|problem| {
-                    RuleError {
-                        index,
-                        field: if matches!(form, Form::Relative(_)) {
-                            "relative"
-                        } else {
-                            "sigmas"
-                        },
-                        problem,
-                    }
+                let resolved = check_resolved(r.op, form, metric, threshold, &basis);
+                if let (Err(problem), Metric::Class(_), Form::Sigmas(_) | Form::Relative(_)) =
+                    (&resolved, metric, form)
+                {
+                    // A classifier's band (a small window, a weak model)
+                    // may put `mean − 3σ` below 0: the shipped rules must
+                    // not stop such a run. Said at start.
+                    not_watched.push(format!("{name}: not watched for this model: {problem}"));
+                    continue;
+                }
+                resolved.map_err(|problem| RuleError {
+                    index,
+                    field: if matches!(form, Form::Relative(_)) {
+                        "relative"
+                    } else {
+                        "sigmas"
+                    },
+                    problem,
                 })?;
                 rules.push(Rule {
                     name,

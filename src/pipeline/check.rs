@@ -212,9 +212,27 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
             .then(|| d.id.clone())
             .into_iter()
             .collect(),
-        categorical: d.categorical.clone(),
+        categorical: d.categorical_columns(),
         model_categorical,
-        model_numeric,
+        model_numeric: model_numeric
+            .into_iter()
+            .chain(d.numeric_columns())
+            .collect(),
+        // A classifier's target holds its classes: another value is
+        // refused here, naming its line.
+        allowed: d
+            .allowed()
+            .into_iter()
+            .chain(artifact.as_ref().and_then(|m| {
+                m.classes().map(|classes| crate::core::table::Allowed {
+                    column: d.target.clone(),
+                    range: None,
+                    levels: classes.to_vec(),
+                    levels_as_numbers: matches!(m.target.kind, ColumnKind::Numeric),
+                    declared_by: "the model's classes",
+                })
+            }))
+            .collect(),
         ..ReadOptions::default()
     };
     let started = std::time::Instant::now();
@@ -261,6 +279,18 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
     })?;
     if let Some(s) = &settings.source.scenario {
         crate::source::scenario::Plan::new(s, &data).map_err(|e| e.as_config())?;
+        let key = match (s.target_bias, s.target_noise) {
+            (Some(_), _) => Some("source.scenario.target_bias"),
+            (_, Some(_)) => Some("source.scenario.target_noise"),
+            _ => None,
+        };
+        if let (Some(key), Some(_)) = (key, model.classes()) {
+            return Err(crate::config::ConfigError::invalid(
+                key,
+                "shifts a number, and the model is a classifier: its target is a class (shift a feature, or set a categorical one to a level)",
+            )
+            .into());
+        }
     }
     for (column, rows) in &data.unseen {
         tracing::warn!(

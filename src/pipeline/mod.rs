@@ -83,14 +83,18 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         board,
         settings.http.max_event_streams,
     );
-    // The predict form is the diabetes model's; a model of the user's own
-    // data answers `POST /api/predict` by column name.
+    // The predict form and `POST /api/predict`: the diabetes model's, or
+    // by column name for a model of the user's own data.
     match model.as_deref() {
         Some(crate::model::Model::Linear(m)) => {
             dashboard = dashboard.with_model(std::sync::Arc::new(m.clone()), &model_origin);
         }
         Some(crate::model::Model::Tabular(m)) => {
-            dashboard = dashboard.with_own_model(std::sync::Arc::new(m.clone()), &model_origin);
+            dashboard = dashboard.with_own_model(
+                std::sync::Arc::new(m.clone()),
+                &model_origin,
+                settings.data.columns.clone(),
+            );
         }
         None => {}
     }

@@ -164,7 +164,7 @@ fn the_json_api_predicts_sklearns_figures_and_names_the_bad_field() {
     assert_eq!(status, 422, "{text}");
     assert!(text.contains("\"field\":\"body\""), "{text}");
     // Bodies are bounded.
-    let big = vec![b' '; 5000];
+    let big = vec![b' '; 64 * 1024 + 1];
     let (status, _) = post(addr, "/api/predict", "application/json", &big);
     assert_eq!(status, 413);
     // GET is not the API.

@@ -85,7 +85,11 @@ fn file_keys(text: &str) -> Result<BTreeMap<String, KeyDefault>, String> {
             section = name.to_owned();
         } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             section = name.to_owned();
-        } else if let Some(name) = line.strip_prefix("# [").and_then(|l| l.strip_suffix(']')) {
+        } else if let Some(name) = line
+            .strip_prefix("# [[")
+            .and_then(|l| l.strip_suffix("]]"))
+            .or_else(|| line.strip_prefix("# [").and_then(|l| l.strip_suffix(']')))
+        {
             keys.entry(name.to_owned()).or_insert(KeyDefault::Absent);
             in_commented_table = true;
         } else if let Some(name) = commented_key(line) {

@@ -249,9 +249,78 @@ fn a_class_the_model_does_not_know_is_refused_naming_its_row() {
     let out = run_within(cmd, LIMIT);
     out.expect_code(2);
     let line = one_error_line(&out);
+    // Line 6 of the file: the header, then the fifth row.
     assert!(
-        line.contains("\"label\"") && line.contains("row 5") && line.contains("class_9"),
+        line.contains("line 6, column \"label\"")
+            && line.contains("\"class_9\" is not one of the model's classes"),
         "{line}"
     );
     assert!(!logs.join("metric_log.csv").exists(), "nothing written");
+}
+
+/// What a hostile pass found: an artifact whose classes were swapped or
+/// whose band's mean is beyond its figure's range, and a scenario that
+/// shifts a classifier's target, exit 2 naming what; nothing is written.
+#[test]
+fn swapped_classes_impossible_bands_and_target_shifts_are_refused() {
+    let sb = Sandbox::new();
+    let model = train(&sb, "binary.csv", 100);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    let tampered = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut j = json.clone();
+        edit(&mut j);
+        let path = sb.join(name);
+        std::fs::write(&path, j.to_string()).unwrap();
+        path
+    };
+    let swapped = tampered("swapped.json", &|j| {
+        let classes = j["model"]["classes"].as_array_mut().unwrap();
+        classes.reverse();
+    });
+    let band = tampered("band.json", &|j| {
+        for b in j["reference"]["bands"].as_array_mut().unwrap() {
+            if b["metric"] == "accuracy" {
+                b["mean"] = serde_json::json!(1.5);
+            }
+        }
+    });
+    let run = |model: &Path, logs: &Path, extra: &[&str]| {
+        sb.run_launch(logs, &[])
+            .args(["--data".as_ref(), data_dir().join("binary.csv").as_os_str()])
+            .args([
+                "--target".as_ref(),
+                "label".as_ref(),
+                "--model".as_ref(),
+                model.as_os_str(),
+            ])
+            .args(["--monitor-window", "100", "--http-listen", "off"])
+            .args(extra)
+            .command()
+    };
+    let cases: [(&Path, &[&str], &str); 4] = [
+        (&swapped, &[], "model.classes"),
+        (&band, &[], "reference band accuracy"),
+        (
+            &model,
+            &["--scenario", "start=10,target+=1"],
+            "source.scenario.target_bias",
+        ),
+        (
+            &model,
+            &["--scenario", "start=10,target~=0.5"],
+            "source.scenario.target_noise",
+        ),
+    ];
+    for (i, (model, extra, says)) in cases.into_iter().enumerate() {
+        let logs = sb.join(&format!("logs{i}"));
+        let out = run_within(run(model, &logs, extra), LIMIT);
+        out.expect_code(2);
+        let line = one_error_line(&out);
+        assert!(line.contains(says), "{says}: {line}");
+        assert!(
+            !logs.join("metric_log.csv").exists(),
+            "{says}: nothing written"
+        );
+    }
 }

@@ -75,6 +75,16 @@ fn config_with_unseen_rule(sb: &Sandbox) -> PathBuf {
     path
 }
 
+/// A config file: the default one declaring x1 (label, unit, range) and
+/// color (its levels).
+fn config_declaring_x1(sb: &Sandbox) -> PathBuf {
+    let path = sb.join("declared.toml");
+    let text = std::fs::read_to_string(support::process::default_config()).unwrap()
+        + "\n[[data.columns]]\nname = \"x1\"\nlabel = \"Engine size\"\nunit = \"litres\"\nmin = -20\nmax = 40\n\n[[data.columns]]\nname = \"color\"\nlevels = [\"red\", \"green\", \"blue\", \"purple\"]\n";
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// Runs `run --data <data> --target y` with `extra`, each row once.
 fn run(sb: &Sandbox, logs: &Path, data: &str, extra: &[&str]) -> support::sandbox::Output {
     let window = WINDOW.to_string();
@@ -483,6 +493,7 @@ fn the_json_api_predicts_a_row_by_column_name_and_names_the_bad_field() {
         .args(["--target", "y", "--model"])
         .args([&artifact])
         .args(["--rate", "50", "--count", "0", "--monitor-window", &window])
+        .config(config_declaring_x1(&sb))
         .command();
     let app = support::sandbox::Running::spawn(cmd);
     let addr = http_addr(&logs, support::sandbox::TIMEOUT);
@@ -556,9 +567,82 @@ fn the_json_api_predicts_a_row_by_column_name_and_names_the_bad_field() {
     // The page says which model runs (not "runs in another process").
     let page = crate::support::openmetrics::http_get(addr, "/");
     assert!(page.body.contains("Model R² (training)"), "{}", page.body);
+    // The JSON API holds x1 to its declared range too.
+    let mut out_of_range = body.clone();
+    out_of_range.insert("x1".into(), serde_json::json!(99.0));
+    let (status, text) = post(
+        addr,
+        "/api/predict",
+        "application/json",
+        serde_json::Value::Object(out_of_range)
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(status, 422, "{text}");
+    assert!(
+        text.contains("must be between -20 and 40 (data.columns)"),
+        "{text}"
+    );
+    // The form: built from the schema, labelled as declared, a select of
+    // the training levels for a categorical column.
     let r = crate::support::openmetrics::http_get(addr, "/predict");
-    assert_eq!(r.status, 404);
-    assert!(r.body.contains("POST /api/predict"), "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains("Engine size <span class=\"muted\">(litres)</span>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("<select id=\"f-1\" name=\"color\">"),
+        "{}",
+        r.body
+    );
+    for level in ["red", "green", "blue"] {
+        assert!(r.body.contains(&format!(">{level}</option>")), "{}", r.body);
+    }
+    assert!(
+        !r.body.contains(">purple<"),
+        "a level training never had is not offered"
+    );
+    // Posted with the first row: the API's prediction.
+    let form: String = body
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), String::from)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let (status, page) = post(
+        addr,
+        "/predict",
+        "application/x-www-form-urlencoded",
+        form.as_bytes(),
+    );
+    assert_eq!(status, 200, "{page}");
+    let shown = page
+        .split("<output id=\"prediction\">")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .unwrap_or_else(|| panic!("no prediction in {page}"));
+    close(
+        "the form's prediction",
+        shown.parse().unwrap(),
+        answer["prediction"].as_f64().unwrap(),
+        1e-5,
+    );
+    // Every bad field at once, named, nothing predicted.
+    let (status, page) = post(
+        addr,
+        "/predict",
+        "application/x-www-form-urlencoded",
+        b"x1=99&color=mauve&x2=abc&size=S&region=north",
+    );
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("3 fields need a fix"), "{page}");
+    assert!(
+        page.contains("Engine size must be between -20 and 40"),
+        "{page}"
+    );
+    assert!(!page.contains("<output"), "{page}");
     app.signal("INT");
     app.wait(LIMIT).expect_code(0);
 }
@@ -703,4 +787,129 @@ fn a_categorical_scenario_fires_that_columns_drift_and_nothing_else() {
             }
         }
     }
+}
+
+/// `[[data.columns]]`: a value outside a declared range, a level not
+/// declared, a declared column the file lacks: exit 2 naming the file, the
+/// line and the column (run and train alike), nothing written; a
+/// declaration that contradicts itself names its key; the environment
+/// cannot hold the list.
+#[test]
+fn declared_columns_bound_the_data_naming_line_and_column() {
+    let sb = Sandbox::new();
+    let data = data_dir().join("train.csv");
+    let declare = |name: &str, body: &str| {
+        let path = sb.join(name);
+        let text = std::fs::read_to_string(support::process::default_config()).unwrap()
+            + "\n[[data.columns]]\n"
+            + body;
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // The first x1 above 15, and the first row whose color is not red or green.
+    let text = std::fs::read_to_string(&data).unwrap();
+    let line_of = |pred: &dyn Fn(&[&str]) -> bool| {
+        text.lines()
+            .enumerate()
+            .skip(1)
+            .find(|(_, l)| {
+                let f: Vec<&str> = l.split(',').collect();
+                !f.iter().any(|c| ["", "NA", "NaN"].contains(&c.trim())) && pred(&f)
+            })
+            .map(|(i, _)| i + 1)
+            .unwrap()
+    };
+    let high = line_of(&|f| f[0].parse::<f64>().unwrap() > 15.0);
+    let blue = line_of(&|f| f[1] == "blue");
+    let cases = [
+        (
+            "x1 = 15",
+            "name = \"x1\"\nmax = 15\n",
+            format!("line {high}, column \"x1\""),
+            "is outside the declared range",
+        ),
+        (
+            "color",
+            "name = \"color\"\nlevels = [\"red\", \"green\"]\n",
+            format!("line {blue}, column \"color\""),
+            "is not one of data.columns \"red\", \"green\"",
+        ),
+        (
+            "absent",
+            "name = \"weight\"\n",
+            "no column \"weight\" (data.columns)".to_owned(),
+            "the columns are",
+        ),
+    ];
+    for (i, (what, body, place, says)) in cases.into_iter().enumerate() {
+        let config = declare(&format!("c{i}.toml"), body);
+        let logs = sb.join(&format!("logs{i}"));
+        let run = sb
+            .run_launch(&logs, &[])
+            .config(&config)
+            .args(["--data".as_ref(), data.as_os_str()])
+            .args(["--target", "y", "--http-listen", "off"])
+            .command();
+        let line = refused(run);
+        assert!(
+            line.contains(&place) && line.contains(says),
+            "{what}: {line}"
+        );
+        assert!(
+            !logs.join("metric_log.csv").exists(),
+            "{what}: nothing written"
+        );
+        let out = sb.join(&format!("m{i}.json"));
+        let mut train = sb.command(["train", "--config"]);
+        train
+            .arg(&config)
+            .arg("--data")
+            .arg(&data)
+            .args(["--target", "y", "--out"])
+            .arg(&out);
+        let line = refused(train);
+        assert!(
+            line.contains(&place) && line.contains(says),
+            "train, {what}: {line}"
+        );
+        assert!(!out.exists(), "train, {what}: nothing written");
+    }
+    // Declarations that contradict themselves, named by key.
+    for (body, key) in [
+        (
+            "name = \"color\"\ntype = \"categorical\"\nmin = 1\n",
+            "data.columns[0].min",
+        ),
+        (
+            "name = \"x1\"\ntype = \"numeric\"\nlevels = [\"a\"]\n",
+            "data.columns[0].levels",
+        ),
+        ("name = \"x1\"\nmin = 5\nmax = 1\n", "data.columns[0].min"),
+        (
+            "name = \"x1\"\nlabel = \"a\\u0007b\"\n",
+            "data.columns[0].label",
+        ),
+        ("name = \"x1\"\ncolour = \"red\"\n", "colour"),
+    ] {
+        let config = declare("bad.toml", body);
+        let cmd = sb
+            .run_launch(&sb.join("logs-bad"), &[])
+            .config(&config)
+            .args(["--data".as_ref(), data.as_os_str()])
+            .args(["--target", "y", "--http-listen", "off"])
+            .command();
+        let line = refused(cmd);
+        assert!(line.contains(key), "{body}: {line}");
+    }
+    let mut cmd = sb
+        .run_launch(&sb.join("logs-env"), &[])
+        .args(["--data".as_ref(), data.as_os_str()])
+        .args(["--target", "y", "--http-listen", "off"])
+        .command();
+    cmd.env("MODELWATCH__DATA__COLUMNS", "x1");
+    let line = refused(cmd);
+    assert!(
+        line.contains("they come from the config file ([[data.columns]])"),
+        "{line}"
+    );
 }

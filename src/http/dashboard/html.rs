@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 
 use crate::core::data::N_FEATURES;
 use crate::http::dashboard::predict::{Answer, FieldError, FieldSpec, RANGES};
+use crate::http::dashboard::predict_own::OwnModel;
 use crate::http::dashboard::snapshot::{ModelInfo, Snapshot};
 use crate::monitor::report::Drift;
 
@@ -506,13 +507,139 @@ fn answer_section(out: &mut String, a: &Answer) {
     out.push_str("</tbody></table><p class=\"muted\">Row: position in data/diabetes.csv (0 is the first); distance in scaled space.</p></div></div></section>\n");
 }
 
-/// `/predict` in a run of the user's own data.
-pub fn no_form_for_own_model() -> String {
-    let mut out = String::new();
+/// What a post of the own model's form gave.
+pub enum OwnOutcome<'a> {
+    Blank,
+    Refused(&'a [FieldError]),
+    /// The JSON answer of [`super::predict_own::answer`].
+    Answered(&'a serde_json::Value),
+}
+
+/// `/predict` in a run of the user's own data: a field per feature column
+/// (a select of the training levels for a categorical one), labelled as
+/// `[[data.columns]]` says, with `values` and the outcome.
+pub fn predict_own(own: &OwnModel, values: &[String], outcome: OwnOutcome) -> String {
+    let mut out = String::with_capacity(8 * 1024);
     head(&mut out, "modelwatch: predict");
-    out.push_str(
-        "<h2>No form for this model yet</h2><p>The form is built for the diabetes model. Ask a model of your own data through the JSON API: <code>POST /api/predict</code> with an object of its columns and their raw values, e.g. <code>{\"area\": 72.5, \"district\": \"north\"}</code> (docs/own-data.md).</p>",
+    let errors: &[FieldError] = match outcome {
+        OwnOutcome::Refused(e) => e,
+        _ => &[],
+    };
+    let m = &own.model;
+    out.push_str("<section aria-labelledby=\"h-form\"><h2 id=\"h-form\">Ask the model</h2>");
+    let _ = write!(
+        out,
+        "<p class=\"muted\">{} of {} (training {} {}), from {}. Values as the data file has them; \
+         prefilled with the training median or most common level.</p>",
+        match m.task {
+            crate::model::tabular::Task::Regression => "Linear regression",
+            crate::model::tabular::Task::Classification => "Logistic regression",
+        },
+        esc(&m.target.name),
+        match m.task {
+            crate::model::tabular::Task::Regression => "R²",
+            crate::model::tabular::Task::Classification => "accuracy",
+        },
+        num(m.training.score, 4),
+        esc(&crate::core::text::sanitize(&own.origin)),
     );
+    if !errors.is_empty() {
+        let _ = write!(
+            out,
+            "<p id=\"form-error\" class=\"error\" role=\"alert\">{} field{} need{} a fix; nothing was predicted.</p>",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" },
+            if errors.len() == 1 { "s" } else { "" },
+        );
+    }
+    out.push_str("<form method=\"post\" action=\"/predict\" novalidate><div class=\"fields\">");
+    let shown_first = errors.first().map(|e| e.field.clone());
+    for (j, (f, value)) in own.fields().iter().zip(values).enumerate() {
+        let shown = crate::core::text::sanitize(f.name);
+        let err = errors.iter().find(|e| e.field == shown);
+        let invalid = match err {
+            Some(_) => format!(
+                " aria-invalid=\"true\" aria-describedby=\"e-{j}\"{}",
+                if shown_first.as_deref() == Some(shown.as_str()) {
+                    " autofocus"
+                } else {
+                    ""
+                }
+            ),
+            None => String::new(),
+        };
+        let _ = write!(
+            out,
+            "<div class=\"field{}\"><label for=\"f-{j}\">{} <span class=\"muted\">({})</span></label>",
+            if err.is_some() { " bad" } else { "" },
+            esc(f.label),
+            esc(&f.hint),
+        );
+        match f.levels {
+            Some(levels) => {
+                let _ = write!(
+                    out,
+                    "<select id=\"f-{j}\" name=\"{}\"{invalid}>",
+                    esc(f.name)
+                );
+                for l in levels {
+                    let _ = write!(
+                        out,
+                        "<option{}>{}</option>",
+                        if l == value { " selected" } else { "" },
+                        esc(l)
+                    );
+                }
+                out.push_str("</select>");
+            }
+            None => {
+                let _ = write!(
+                    out,
+                    "<input id=\"f-{j}\" name=\"{}\" type=\"text\" inputmode=\"decimal\" autocomplete=\"off\" maxlength=\"{}\" value=\"{}\"{invalid}>",
+                    esc(f.name),
+                    super::predict::MAX_FIELD_CHARS,
+                    esc(value),
+                );
+            }
+        }
+        if let Some(e) = err {
+            let _ = write!(
+                out,
+                "<span class=\"error\" id=\"e-{j}\">{} {}</span>",
+                esc(f.label),
+                esc(&e.message)
+            );
+        }
+        out.push_str("</div>");
+    }
+    out.push_str("</div><button type=\"submit\">Predict</button></form></section>\n");
+    if let OwnOutcome::Answered(a) = outcome {
+        let shown = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => esc(s),
+            serde_json::Value::Number(n) => num(n.as_f64().unwrap_or(f64::NAN), 6),
+            other => esc(&other.to_string()),
+        };
+        let _ = write!(
+            out,
+            "<section aria-labelledby=\"h-answer\" id=\"answer\"><h2 id=\"h-answer\">Prediction</h2>\
+             <p class=\"big\">{}: <output id=\"prediction\">{}</output></p>",
+            esc(&m.target.name),
+            shown(&a["prediction"]),
+        );
+        if let Some(p) = a.get("probabilities").and_then(|p| p.as_object()) {
+            out.push_str("<table id=\"probabilities\"><thead><tr><th scope=\"col\">Class</th><th scope=\"col\">Probability</th></tr></thead><tbody>");
+            for (class, v) in p {
+                let _ = write!(
+                    out,
+                    "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
+                    esc(class),
+                    num(v.as_f64().unwrap_or(f64::NAN), 4)
+                );
+            }
+            out.push_str("</tbody></table>");
+        }
+        out.push_str("</section>\n");
+    }
     foot(&mut out);
     out
 }

@@ -40,9 +40,10 @@ pub struct Dashboard {
     /// `Some` in a process with the model role: it serves `/predict`.
     pub model: Option<Arc<LinearModel>>,
     pub model_info: Option<ModelInfo>,
-    /// A model of the user's own data and where it came from: it serves
-    /// `POST /api/predict` by column name (the form is the diabetes one).
-    pub own_model: Option<(Arc<crate::model::tabular::TabularModel>, String)>,
+    /// A model of the user's own data, where it came from and the
+    /// declared columns: it serves `/predict` and `POST /api/predict` by
+    /// column name.
+    pub own_model: Option<predict_own::OwnModel>,
     /// When the process started (uptime).
     pub started: Instant,
     /// The bridge is on (its counters are shown).
@@ -87,11 +88,13 @@ impl Dashboard {
         self
     }
 
-    /// With a model of the user's own data and where it came from.
+    /// With a model of the user's own data, where it came from, and the
+    /// columns the config declares (labels, units, ranges).
     pub fn with_own_model(
         mut self,
         model: Arc<crate::model::tabular::TabularModel>,
         origin: &str,
+        columns: Vec<crate::config::data::ColumnSettings>,
     ) -> Dashboard {
         // The page says what runs: its training R² (a regression's score).
         self.model_info = Some(ModelInfo {
@@ -99,7 +102,11 @@ impl Dashboard {
             mae: f64::NAN,
             origin: crate::core::text::sanitize(origin),
         });
-        self.own_model = Some((model, origin.to_owned()));
+        self.own_model = Some(predict_own::OwnModel {
+            model,
+            origin: origin.to_owned(),
+            columns,
+        });
         self
     }
 

@@ -1,28 +1,200 @@
-//! `POST /api/predict` for a model of the user's own data: the raw values
-//! by column name, as the data file has them, checked against the model's
-//! schema; the artifact's preprocessing does the rest
+//! `/predict` and `POST /api/predict` for a model of the user's own data:
+//! the raw values by column name, as the data file has them, checked
+//! against the model's schema and the columns the config declares
+//! (`[[data.columns]]`: a label and a unit for the form, a range a number
+//! must be in); the artifact's preprocessing does the rest
 //! ([`TabularModel::predict_row`]).
 //!
-//! The body is a JSON object with exactly the model's feature columns: a
-//! number for a numeric column (finite, within ±[`MAX_ABS_CELL`]), one of
-//! the training levels for a categorical one (a level it never saw is
-//! refused, naming the known ones: a typo is told apart from a new level
-//! here, where a person is asking). A key given twice, a key that is not a
-//! column, a missing column: refused, naming the field. Pure logic; the
-//! handler is in `super::routes`.
+//! The JSON body is an object with exactly the model's feature columns: a
+//! number for a numeric column (finite, within ±[`MAX_ABS_CELL`] and the
+//! declared range), one of the training levels for a categorical one (a
+//! level it never saw is refused, naming the known ones: a typo is told
+//! apart from a new level here, where a person is asking). A key given
+//! twice, a key that is not a column, a missing column: refused, naming
+//! the field. The form (`GET /predict`) has a field per column, a select
+//! of the training levels for a categorical one, prefilled with the
+//! training median or most common level; `POST /predict` checks every
+//! field at once. Pure logic; the handlers are in `super::routes`.
 
+use std::sync::Arc;
+
+use crate::config::data::ColumnSettings;
 use crate::core::data::FeatureVector;
 use crate::core::table::{names_of, ColumnKind, MAX_ABS_CELL};
-use crate::model::tabular::{TabularModel, Task};
+use crate::model::tabular::{Distribution, TabularModel, Task};
 use crate::model::MAX_ABS_PREDICTION;
 
-use super::predict::FieldError;
+use super::predict::{FieldError, MAX_FIELD_CHARS};
 
 /// Most JSON values a body may hold (a column's value each, and the object).
 const MAX_NODES: usize = 2_048;
 
-/// The row the model takes for `body` (see the module doc).
-pub fn parse_json(body: &[u8], model: &TabularModel) -> Result<FeatureVector, FieldError> {
+/// A model of the user's own data as the dashboard serves it.
+#[derive(Debug, Clone)]
+pub struct OwnModel {
+    pub model: Arc<TabularModel>,
+    /// Where it came from (a path, or "fitted in memory").
+    pub origin: String,
+    /// The columns the config declares (`[[data.columns]]`).
+    pub columns: Vec<ColumnSettings>,
+}
+
+/// One field of the form and of the API: a model feature column.
+#[derive(Debug, Clone)]
+pub struct OwnField<'a> {
+    pub name: &'a str,
+    /// The declared label, else the name.
+    pub label: &'a str,
+    /// The declared unit, else what the field takes.
+    pub hint: String,
+    /// A categorical column's training levels.
+    pub levels: Option<&'a [String]>,
+    /// A numeric column's declared range.
+    pub range: Option<(f64, f64)>,
+}
+
+impl OwnModel {
+    /// The fields, in the order of the model's features.
+    pub fn fields(&self) -> Vec<OwnField<'_>> {
+        self.model
+            .features
+            .iter()
+            .map(|f| {
+                let name = f.column.name.as_str();
+                let declared = self.columns.iter().find(|c| c.name == name);
+                let label = declared
+                    .filter(|c| !c.label.is_empty())
+                    .map_or(name, |c| c.label.as_str());
+                let range = declared
+                    .filter(|c| c.min.is_some() || c.max.is_some())
+                    .map(|c| {
+                        (
+                            c.min.unwrap_or(-MAX_ABS_CELL),
+                            c.max.unwrap_or(MAX_ABS_CELL),
+                        )
+                    });
+                let levels = match &f.column.kind {
+                    ColumnKind::Categorical { levels } => Some(levels.as_slice()),
+                    ColumnKind::Numeric => None,
+                };
+                let hint = match declared.filter(|c| !c.unit.is_empty()) {
+                    Some(c) => c.unit.clone(),
+                    None => match (levels, range) {
+                        (Some(l), _) => format!("one of {}", l.len()),
+                        (None, Some((lo, hi))) => format!("{lo} to {hi}"),
+                        (None, None) => "a number".to_owned(),
+                    },
+                };
+                OwnField {
+                    name,
+                    label,
+                    hint,
+                    levels,
+                    range,
+                }
+            })
+            .collect()
+    }
+
+    /// What the form is prefilled with: each numeric column's training
+    /// median, each categorical one's most common training level.
+    pub fn defaults(&self) -> Vec<String> {
+        let reference = self.model.reference.as_ref();
+        self.model
+            .features
+            .iter()
+            .enumerate()
+            .map(|(j, f)| {
+                let d = reference.and_then(|r| r.features.get(j));
+                match (&f.column.kind, d) {
+                    (ColumnKind::Numeric, Some(Distribution::Numeric { quantiles, .. }))
+                        if !quantiles.is_empty() =>
+                    {
+                        quantiles[quantiles.len() / 2].to_string()
+                    }
+                    (
+                        ColumnKind::Categorical { levels },
+                        Some(Distribution::Categorical { counts }),
+                    ) => {
+                        let most =
+                            (0..counts.len()).max_by_key(|&i| (counts[i], std::cmp::Reverse(i)));
+                        most.and_then(|i| levels.get(i))
+                            .cloned()
+                            .unwrap_or_default()
+                    }
+                    (ColumnKind::Categorical { levels }, _) => {
+                        levels.first().cloned().unwrap_or_default()
+                    }
+                    _ => String::new(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A value as given: a JSON value (the API) or the text of a form field.
+#[derive(Debug, Clone, Copy)]
+enum Given<'a> {
+    Json(&'a serde_json::Value),
+    Text(&'a str),
+}
+
+/// The model input of one field's value, or why it is refused.
+fn value_of(field: &OwnField, given: Given) -> Result<f64, FieldError> {
+    let shown = crate::core::text::sanitize(field.name);
+    let refuse = |message: String| FieldError::new(shown.clone(), message);
+    match field.levels {
+        None => {
+            let n = match given {
+                Given::Json(v) => v
+                    .as_f64()
+                    .ok_or_else(|| refuse("must be a JSON number".into()))?,
+                Given::Text(t) => {
+                    let t = t.trim();
+                    if t.is_empty() {
+                        return Err(refuse("is empty: type a number".into()));
+                    }
+                    if t.chars().count() > MAX_FIELD_CHARS {
+                        return Err(refuse(format!(
+                            "is longer than {MAX_FIELD_CHARS} characters"
+                        )));
+                    }
+                    t.parse::<f64>()
+                        .map_err(|_| refuse("is not a number".into()))?
+                }
+            };
+            if !n.is_finite() || n.abs() > MAX_ABS_CELL {
+                return Err(refuse(format!("must be within ±{MAX_ABS_CELL:e}")));
+            }
+            if let Some((lo, hi)) = field.range {
+                if !(lo..=hi).contains(&n) {
+                    return Err(refuse(format!(
+                        "must be between {lo} and {hi} (data.columns)"
+                    )));
+                }
+            }
+            Ok(n)
+        }
+        Some(levels) => {
+            let s = match given {
+                Given::Json(v) => v
+                    .as_str()
+                    .ok_or_else(|| refuse("must be a JSON string".into()))?,
+                Given::Text(t) => t,
+            };
+            let i = levels.iter().position(|l| l == s.trim()).ok_or_else(|| {
+                refuse(format!(
+                    "is not one of the levels the model knows: {}",
+                    names_of(levels.iter().map(String::as_str))
+                ))
+            })?;
+            Ok(i as f64)
+        }
+    }
+}
+
+/// The row the model takes for the JSON `body` (see the module doc).
+pub fn parse_json(body: &[u8], own: &OwnModel) -> Result<FeatureVector, FieldError> {
     let text =
         std::str::from_utf8(body).map_err(|_| FieldError::new("body", "is not UTF-8 text"))?;
     let value = crate::core::json::parse_strict(text, MAX_NODES)
@@ -33,13 +205,13 @@ pub fn parse_json(body: &[u8], model: &TabularModel) -> Result<FeatureVector, Fi
             "must be a JSON object of the model's columns and their values",
         )
     })?;
-    let shown = |k: &str| crate::core::text::sanitize(k);
+    let model = &own.model;
     if let Some(k) = obj
         .keys()
         .find(|k| !model.features.iter().any(|f| &f.column.name == *k))
     {
         return Err(FieldError::new(
-            shown(k),
+            crate::core::text::sanitize(k),
             format!(
                 "is not a column of the model; its columns are {}",
                 names_of(model.features.iter().map(|f| f.column.name.as_str()))
@@ -47,43 +219,33 @@ pub fn parse_json(body: &[u8], model: &TabularModel) -> Result<FeatureVector, Fi
         ));
     }
     let mut row = FeatureVector::with_capacity(model.features.len());
-    for f in &model.features {
-        let name = f.column.name.as_str();
-        let v = obj
-            .get(name)
-            .ok_or_else(|| FieldError::new(shown(name), "is missing"))?;
-        row.push(match &f.column.kind {
-            ColumnKind::Numeric => {
-                let n = v
-                    .as_f64()
-                    .filter(|n| n.is_finite())
-                    .ok_or_else(|| FieldError::new(shown(name), "must be a JSON number"))?;
-                if n.abs() > MAX_ABS_CELL {
-                    return Err(FieldError::new(
-                        shown(name),
-                        format!("must be within ±{MAX_ABS_CELL:e}"),
-                    ));
-                }
-                n
-            }
-            ColumnKind::Categorical { levels } => {
-                let s = v
-                    .as_str()
-                    .ok_or_else(|| FieldError::new(shown(name), "must be a JSON string"))?;
-                let i = levels.iter().position(|l| l == s.trim()).ok_or_else(|| {
-                    FieldError::new(
-                        shown(name),
-                        format!(
-                            "is not one of the levels the model knows: {}",
-                            names_of(levels.iter().map(String::as_str))
-                        ),
-                    )
-                })?;
-                i as f64
-            }
-        });
+    for field in own.fields() {
+        let v = obj.get(field.name).ok_or_else(|| {
+            FieldError::new(crate::core::text::sanitize(field.name), "is missing")
+        })?;
+        row.push(value_of(&field, Given::Json(v))?);
     }
     Ok(row)
+}
+
+/// The row of a form post: `typed` gives each field's text (`None`:
+/// absent). Every refused field is named, in form order.
+pub fn parse_form<'a>(
+    own: &OwnModel,
+    typed: impl Fn(&str) -> Option<&'a str>,
+) -> Result<FeatureVector, Vec<FieldError>> {
+    let mut row = FeatureVector::new();
+    let mut errors = Vec::new();
+    for field in own.fields() {
+        match value_of(&field, Given::Text(typed(field.name).unwrap_or(""))) {
+            Ok(v) => row.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(row),
+        false => Err(errors),
+    }
 }
 
 /// The JSON answer: the prediction (a classifier's predicted class by

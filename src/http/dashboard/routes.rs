@@ -22,12 +22,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::html::{self, Outcome};
 use super::predict::{self, Answer, FieldError, RANGES};
+use super::predict_own::OwnModel;
 use super::{assets, events, Dashboard};
 use crate::core::data::{Dataset, N_FEATURES};
 
-/// Largest body `POST /predict` and `POST /api/predict` read: ten numbers
-/// take a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 4096;
+/// Largest body `POST /predict` and `POST /api/predict` read: the diabetes
+/// model's ten numbers take a few hundred bytes; a row of a model of your
+/// own data, up to 1,000 columns by name, a few dozen KB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Longest a client may take to send a body of `POST /predict` or `POST
 /// /api/predict` (`http.request_timeout` bounds only the request head): a
@@ -154,18 +156,54 @@ fn no_model_page() -> HttpResponse {
     html_page(actix_web::http::StatusCode::NOT_FOUND, html::no_model())
 }
 
-/// `/predict` of a run of the user's own data: the form is not built for
-/// its schema yet; the JSON API is.
-fn own_model_page() -> HttpResponse {
-    html_page(
-        actix_web::http::StatusCode::NOT_FOUND,
-        html::no_form_for_own_model(),
-    )
+/// `POST /predict` of a run of the user's own data: every field checked,
+/// the answer or 422 with the form naming each refused field.
+async fn predict_own_post(own: &OwnModel, payload: web::Payload) -> HttpResponse {
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
+    let fields = own.fields();
+    // The first value of each known field; unknown ones are ignored (a form).
+    let mut typed: Vec<Option<String>> = vec![None; fields.len()];
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        if let Some(j) = fields.iter().position(|f| f.name == k) {
+            if typed[j].is_none() {
+                // Shown back in the form: bounded.
+                typed[j] = Some(v.chars().take(predict::MAX_FIELD_CHARS + 8).collect());
+            }
+        }
+    }
+    let parsed = super::predict_own::parse_form(own, |name| {
+        fields
+            .iter()
+            .position(|f| f.name == name)
+            .and_then(|j| typed[j].as_deref())
+    });
+    let values: Vec<String> = typed.into_iter().map(Option::unwrap_or_default).collect();
+    let refused = |errors: &[FieldError]| {
+        html_page(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            html::predict_own(own, &values, html::OwnOutcome::Refused(errors)),
+        )
+    };
+    match parsed.and_then(|row| {
+        super::predict_own::answer(&own.model, &row, &own.origin).map_err(|e| vec![e])
+    }) {
+        Ok(a) => html_page(
+            actix_web::http::StatusCode::OK,
+            html::predict_own(own, &values, html::OwnOutcome::Answered(&a)),
+        ),
+        Err(errors) => refused(&errors),
+    }
 }
 
 async fn predict_form(dash: web::Data<Dashboard>) -> HttpResponse {
-    if dash.own_model.is_some() {
-        return own_model_page();
+    if let Some(own) = &dash.own_model {
+        return html_page(
+            actix_web::http::StatusCode::OK,
+            html::predict_own(own, &own.defaults(), html::OwnOutcome::Blank),
+        );
     }
     let Some(info) = &dash.model_info else {
         return no_model_page();
@@ -177,8 +215,8 @@ async fn predict_form(dash: web::Data<Dashboard>) -> HttpResponse {
 }
 
 async fn predict_post(dash: web::Data<Dashboard>, payload: web::Payload) -> HttpResponse {
-    if dash.own_model.is_some() {
-        return own_model_page();
+    if let Some(own) = &dash.own_model {
+        return predict_own_post(own, payload).await;
     }
     let (Some(model), Some(info)) = (&dash.model, &dash.model_info) else {
         return no_model_page();
@@ -247,13 +285,13 @@ fn refused(e: &FieldError) -> HttpResponse {
 }
 
 async fn api_predict(dash: web::Data<Dashboard>, payload: web::Payload) -> HttpResponse {
-    if let Some((own, origin)) = &dash.own_model {
+    if let Some(own) = &dash.own_model {
         let body = match read_body(payload).await {
             Ok(b) => b,
             Err(refused) => return refused,
         };
         let answer = super::predict_own::parse_json(&body, own)
-            .and_then(|row| super::predict_own::answer(own, &row, origin));
+            .and_then(|row| super::predict_own::answer(&own.model, &row, &own.origin));
         return match answer {
             Ok(a) => HttpResponse::Ok()
                 .insert_header(("cache-control", "no-store"))
