@@ -26,6 +26,7 @@ use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::core::messages::SampleId;
+use crate::model::tabular::CLASSIFICATION_METRICS;
 
 use super::over_time::PastWindow;
 use super::report::{AlertEvent, Drift, WindowReport, WindowStats};
@@ -34,16 +35,6 @@ use super::report::{AlertEvent, Drift, WindowReport, WindowStats};
 const STATS: [&str; 6] = ["count", "mae", "rmse", "r2", "bias", "max_error"];
 /// What a drift result is called in the header, in order.
 const DRIFT: [&str; 4] = ["p", "psi", "wasserstein", "drift"];
-/// A classifier's figures, in the header's order (after the drift).
-const CLASSIFICATION: [&str; 7] = [
-    "accuracy",
-    "log_loss",
-    "roc_auc",
-    "precision",
-    "recall",
-    "f1",
-    "brier",
-];
 
 /// The first line of `metrics_over_time.csv` for the feature columns
 /// `names` (a name with a comma, a quote or a line break is quoted, as
@@ -59,7 +50,8 @@ pub fn header(names: &[&str], classifier: bool) -> String {
         cols.extend(DRIFT.iter().map(|d| csv_cell(&format!("{name}_{d}"))));
     }
     if classifier {
-        cols.extend(CLASSIFICATION.map(String::from));
+        // A classifier's figures, after the drift.
+        cols.extend(CLASSIFICATION_METRICS.map(String::from));
     }
     cols.extend(["drift_share", "dataset_drift", "active_alerts"].map(String::from));
     cols.join(",")

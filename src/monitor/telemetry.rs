@@ -170,21 +170,19 @@ impl MonitorMetrics {
     }
 
     pub fn set_baseline(&self, b: &Baseline) {
-        for (metric, band) in [
+        let regression = [
             ("mae", b.mae),
             ("rmse", b.rmse),
             ("r2", b.r2),
             ("bias", b.bias),
             ("max_error", b.max_error),
-        ] {
-            self.baseline_mean
-                .get_or_create(&MetricLabel { metric })
-                .set(band.mean);
-            self.baseline_std
-                .get_or_create(&MetricLabel { metric })
-                .set(band.std);
-        }
-        for (metric, band, _) in b.classification.iter().flat_map(|c| c.named()) {
+        ];
+        let classifier = b
+            .classification
+            .iter()
+            .flat_map(|c| c.named())
+            .map(|(metric, band, _)| (metric, *band));
+        for (metric, band) in regression.into_iter().chain(classifier) {
             self.baseline_mean
                 .get_or_create(&MetricLabel { metric })
                 .set(band.mean);

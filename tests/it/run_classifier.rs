@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::support;
-use crate::support::sandbox::{one_error_line, read_metric_log, run_within, Sandbox};
+use crate::support::sandbox::{
+    close, fired, full_windows, one_error_line, read_metric_log, run_within, Sandbox,
+};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -89,13 +91,6 @@ fn expected(model: &Path, csv: &str, window: usize) -> serde_json::Value {
     serde_json::from_str(out.trim()).expect("oracle JSON")
 }
 
-fn close(what: &str, got: f64, want: f64, tol: f64) {
-    assert!(
-        (got - want).abs() <= tol * want.abs().max(1.0),
-        "{what}: modelwatch {got:e}, oracle {want:e}"
-    );
-}
-
 /// Every row's predicted class, and every full window's figures in
 /// `metrics_over_time.csv`, against the oracle; returns the windows checked.
 fn assert_agrees(logs: &Path, sk: &serde_json::Value, window: usize) -> usize {
@@ -106,29 +101,11 @@ fn assert_agrees(logs: &Path, sk: &serde_json::Value, window: usize) -> usize {
     for (i, (r, p)) in rows.iter().zip(predicted).enumerate() {
         assert_eq!(r.y_pred, p.as_f64().unwrap(), "row {i}: predicted class");
     }
-    let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
-    };
     let windows = sk["windows"].as_array().unwrap();
-    let mut checked = 0;
-    for line in lines {
-        let f: Vec<&str> = line.split(',').collect();
-        if f[col("count")] != window.to_string() {
-            continue; // the last, partial window
-        }
-        let seq: usize = f[col("seq")].parse().unwrap();
+    let (_, rows) = full_windows(logs, window);
+    for row in &rows {
+        let seq = row.seq;
         let w = &windows[seq - 1];
-        let num = |name: &str| -> f64 {
-            f[col(name)]
-                .parse()
-                .unwrap_or_else(|e| panic!("window {seq} {name} {:?}: {e}", f[col(name)]))
-        };
         for stat in [
             "accuracy",
             "log_loss",
@@ -139,41 +116,26 @@ fn assert_agrees(logs: &Path, sk: &serde_json::Value, window: usize) -> usize {
             "brier",
         ] {
             match w[stat].as_f64() {
-                Some(want) => close(&format!("window {seq} {stat}"), num(stat), want, 1e-9),
-                None => assert_eq!(f[col(stat)], "", "window {seq} {stat}: no figure"),
+                Some(want) => close(&format!("window {seq} {stat}"), row.num(stat), want, 1e-9),
+                None => assert_eq!(row.cell(stat), "", "window {seq} {stat}: no figure"),
             }
         }
         let d = &w["prediction"];
         close(
             &format!("window {seq} prediction_p"),
-            num("prediction_p"),
+            row.num("prediction_p"),
             d["p"].as_f64().unwrap(),
             1e-6,
         );
         close(
             &format!("window {seq} prediction_psi"),
-            num("prediction_psi"),
+            row.num("prediction_psi"),
             d["psi"].as_f64().unwrap(),
             1e-6,
         );
-        checked += 1;
     }
-    assert_eq!(checked, windows.len(), "every full window closed");
-    checked
-}
-
-/// Names of the rules that fired, from `alerts.jsonl`.
-fn fired(logs: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(logs.join("alerts.jsonl")).unwrap_or_default();
-    let mut out: Vec<String> = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["state"] == "fired")
-        .map(|e| e["rule"].as_str().unwrap().to_owned())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+    assert_eq!(rows.len(), windows.len(), "every full window closed");
+    rows.len()
 }
 
 #[test]

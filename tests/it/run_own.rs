@@ -13,7 +13,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::support;
-use crate::support::sandbox::{one_error_line, read_metric_log, run_within, Sandbox};
+use crate::support::sandbox::{
+    close, fired, full_windows, one_error_line, read_metric_log, run_within, Sandbox,
+};
 
 const LIMIT: Duration = Duration::from_secs(120);
 /// Rows per monitor window in these runs (the artifact is trained for it).
@@ -124,13 +126,6 @@ fn refused(cmd: Command) -> String {
     one_error_line(&out)
 }
 
-fn close(what: &str, got: f64, want: f64, tol: f64) {
-    assert!(
-        (got - want).abs() <= tol * want.abs().max(1.0),
-        "{what}: modelwatch {got:e}, oracle {want:e}"
-    );
-}
-
 /// The rows of `metric_log.csv` against the oracle's predictions (in file
 /// order: sequential ids), and the count windows of
 /// `metrics_over_time.csv` against its figures.
@@ -153,15 +148,7 @@ fn assert_agrees(logs: &Path, sk: &serde_json::Value) -> usize {
             1e-12,
         );
     }
-    let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
-    };
+    let (header, rows) = full_windows(logs, WINDOW);
     let windows = sk["windows"].as_array().unwrap();
     // The same columns both ways: none left out, none added.
     let ours: std::collections::BTreeSet<&str> = header
@@ -175,23 +162,13 @@ fn assert_agrees(logs: &Path, sk: &serde_json::Value) -> usize {
         .map(String::as_str)
         .collect();
     assert_eq!(ours, theirs, "the drift columns");
-    let mut checked = 0;
-    for line in lines {
-        let f: Vec<&str> = line.split(',').collect();
-        if f[col("count")] != WINDOW.to_string() {
-            continue; // the last, partial window
-        }
-        let seq: usize = f[col("seq")].parse().unwrap();
+    for row in &rows {
+        let seq = row.seq;
         let w = &windows[seq - 1];
-        let num = |name: &str| -> f64 {
-            f[col(name)]
-                .parse()
-                .unwrap_or_else(|e| panic!("{name} {:?}: {e}", f[col(name)]))
-        };
         for stat in ["mae", "rmse", "r2", "bias", "max_error"] {
             close(
                 &format!("window {seq} {stat}"),
-                num(stat),
+                row.num(stat),
                 w[stat].as_f64().unwrap(),
                 1e-9,
             );
@@ -199,7 +176,7 @@ fn assert_agrees(logs: &Path, sk: &serde_json::Value) -> usize {
         for (column, d) in w["drift"].as_object().unwrap() {
             let flag = format!("{column}_drift");
             assert_eq!(
-                f[col(&flag)],
+                row.cell(&flag),
                 d["drift"].to_string(),
                 "window {seq} {flag} (p {})",
                 d["p"]
@@ -209,33 +186,18 @@ fn assert_agrees(logs: &Path, sk: &serde_json::Value) -> usize {
                 match d.get(theirs) {
                     Some(v) => close(
                         &format!("window {seq} {name}"),
-                        num(&name),
+                        row.num(&name),
                         v.as_f64().unwrap(),
                         1e-6,
                     ),
                     // A categorical column has no Wasserstein distance.
-                    None => assert_eq!(f[col(&name)], "", "window {seq} {name}"),
+                    None => assert_eq!(row.cell(&name), "", "window {seq} {name}"),
                 }
             }
         }
-        checked += 1;
     }
-    assert_eq!(checked, windows.len(), "every full window closed");
-    checked
-}
-
-/// Names of the rules that fired, from `alerts.jsonl`.
-fn fired(logs: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(logs.join("alerts.jsonl")).unwrap_or_default();
-    let mut out: Vec<String> = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["state"] == "fired")
-        .map(|e| e["rule"].as_str().unwrap().to_owned())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+    assert_eq!(rows.len(), windows.len(), "every full window closed");
+    rows.len()
 }
 
 #[test]

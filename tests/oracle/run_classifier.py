@@ -40,7 +40,7 @@ import sys
 import numpy as np
 
 from run_own import categorical_drift
-from tabular import MISSING
+from tabular import artifact_inputs, artifact_probabilities, read_kept
 
 
 def shuffle(d):
@@ -61,39 +61,15 @@ def shuffle(d):
             w.writerows(body)
 
 
-def probabilities(art, cols):
-    mine = []
-    for f in art["features"]:
-        values, enc = cols[f["name"]], f["encoding"]
-        if enc["encode"] == "standardise":
-            mine.append(((np.array([float(v) for v in values]) - enc["mean"]) / enc["scale"])[:, None])
-        else:
-            levels = f["levels"][enc["first"]:]
-            mine.append(np.array([[1.0 if v == l else 0.0 for l in levels] for v in values]).reshape(len(values), len(levels)))
-    X = np.hstack(mine)
-    m = art["model"]
-    W = np.array(m["weights"])
-    h = X @ W.T + np.array(m["intercepts"])
-    if W.shape[0] == 1:
-        p1 = 1 / (1 + np.exp(-h[:, 0]))
-        return np.c_[1 - p1, p1]
-    e = np.exp(h - h.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def windows(artifact_path, csv_path, target, window):
     from sklearn import metrics
 
     art = json.load(open(artifact_path))
-    with open(csv_path, newline="") as f:
-        rows = list(csv.reader(f))
-    header, body = rows[0], [[c.strip() for c in r] for r in rows[1:]]
-    body = [r for r in body if not any(c in MISSING for c in r)]
-    cols = {name: [r[j] for r in body] for j, name in enumerate(header)}
+    _, _, cols = read_kept(csv_path)
     classes = art["model"]["classes"]
     k = len(classes)
     y = np.array([classes.index(c) for c in cols[target]])
-    p = probabilities(art, cols)
+    p = artifact_probabilities(art, artifact_inputs(art, cols))
     pred = (p[:, 1] >= 0.5).astype(int) if k == 2 else p.argmax(axis=1)
     train_counts = art["reference"]["prediction"]["counts"]
     labels = [str(c) for c in range(k)]

@@ -106,17 +106,47 @@ def make(out):
     write("multi.csv", load_wine(), ["class_0", "class_1", "class_2"], "hue_band", 10)
 
 
+def read_kept(csv_path):
+    """The header, the rows without a missing cell, and their columns by name."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], [[c.strip() for c in r] for r in rows[1:]]
+    body = [r for r in body if not any(c in MISSING for c in r)]
+    return header, body, {name: [r[j] for r in body] for j, name in enumerate(header)}
+
+
+def artifact_inputs(art, cols):
+    """The artifact's own model inputs, from its encoding of the raw values."""
+    mine = []
+    for f in art["features"]:
+        values, enc = cols[f["name"]], f["encoding"]
+        if enc["encode"] == "standardise":
+            mine.append(((np.array([float(v) for v in values]) - enc["mean"]) / enc["scale"])[:, None])
+        else:
+            levels = f["levels"][enc["first"]:]
+            mine.append(np.array([[1.0 if v == l else 0.0 for l in levels] for v in values]).reshape(len(values), len(levels)))
+    return np.hstack(mine)
+
+
+def artifact_probabilities(art, X):
+    """A classifier artifact's class probabilities of inputs X, with numpy."""
+    m = art["model"]
+    W = np.array(m["weights"])
+    h = X @ W.T + np.array(m["intercepts"])
+    if W.shape[0] == 1:
+        p1 = 1 / (1 + np.exp(-h[:, 0]))
+        return np.c_[1 - p1, p1]
+    e = np.exp(h - h.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def check(artifact_path, csv_path, target):
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.metrics import accuracy_score, log_loss, r2_score
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     art = json.load(open(artifact_path))
-    with open(csv_path, newline="") as f:
-        rows = list(csv.reader(f))
-    header, body = rows[0], [[c.strip() for c in r] for r in rows[1:]]
-    body = [r for r in body if not any(c in MISSING for c in r)]
-    cols = {name: [r[j] for r in body] for j, name in enumerate(header)}
+    header, body, cols = read_kept(csv_path)
     features = [h for h in header if h != target]
     numeric = [h for h in features if all(number(c) is not None for c in cols[h])]
     categorical = [h for h in features if h not in numeric]
@@ -130,16 +160,7 @@ def check(artifact_path, csv_path, target):
         parts.append(enc.fit_transform(np.array([cols[h] for h in categorical], dtype=object).T))
     X = np.hstack(parts)
 
-    # The artifact's own inputs, from its encoding of the raw values.
-    mine = []
-    for f in art["features"]:
-        values, enc = cols[f["name"]], f["encoding"]
-        if enc["encode"] == "standardise":
-            mine.append(((np.array([float(v) for v in values]) - enc["mean"]) / enc["scale"])[:, None])
-        else:
-            levels = f["levels"][enc["first"]:]
-            mine.append(np.array([[1.0 if v == l else 0.0 for l in levels] for v in values]).reshape(len(values), len(levels)))
-    Xa = np.hstack(mine)
+    Xa = artifact_inputs(art, cols)
     m = art["model"]
     out = {"rows": len(body)}
     if regression:
@@ -155,14 +176,7 @@ def check(artifact_path, csv_path, target):
             y = np.array([float(c) + 0.0 for c in y])
         sk = LogisticRegression(C=1.0, tol=1e-10, max_iter=100000).fit(X, y)
         p_sk = sk.predict_proba(X)
-        W = np.array(m["weights"])
-        h = Xa @ W.T + np.array(m["intercepts"])
-        if W.shape[0] == 1:
-            p1 = 1 / (1 + np.exp(-h[:, 0]))
-            p_art = np.c_[1 - p1, p1]
-        else:
-            e = np.exp(h - h.max(axis=1, keepdims=True))
-            p_art = e / e.sum(axis=1, keepdims=True)
+        p_art = artifact_probabilities(art, Xa)
         names = [str(c) for c in sk.classes_]
         if isinstance(sk.classes_[0], float):
             names = [repr(float(c)).removesuffix(".0") for c in sk.classes_]

@@ -421,6 +421,16 @@ fn form_section(
          prefilled with the first row of the data.</p>",
         num(model.r2, 4),
     );
+    form_start(out, errors);
+    for (spec, value) in RANGES.iter().zip(values) {
+        field(out, spec, value, errors);
+    }
+    out.push_str("</div><button type=\"submit\">Predict</button></form></section>\n");
+}
+
+/// The count of refused fields (if any), and the form's opening up to
+/// its fields.
+fn form_start(out: &mut String, errors: &[FieldError]) {
     if !errors.is_empty() {
         let _ = write!(
             out,
@@ -431,10 +441,6 @@ fn form_section(
         );
     }
     out.push_str("<form method=\"post\" action=\"/predict\" novalidate><div class=\"fields\">");
-    for (spec, value) in RANGES.iter().zip(values) {
-        field(out, spec, value, errors);
-    }
-    out.push_str("</div><button type=\"submit\">Predict</button></form></section>\n");
 }
 
 /// One field of the form: its label, its input with `value`, and its
@@ -543,16 +549,7 @@ pub fn predict_own(own: &OwnModel, values: &[String], outcome: OwnOutcome) -> St
         num(m.training.score, 4),
         esc(&crate::core::text::sanitize(&own.origin)),
     );
-    if !errors.is_empty() {
-        let _ = write!(
-            out,
-            "<p id=\"form-error\" class=\"error\" role=\"alert\">{} field{} need{} a fix; nothing was predicted.</p>",
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" },
-            if errors.len() == 1 { "s" } else { "" },
-        );
-    }
-    out.push_str("<form method=\"post\" action=\"/predict\" novalidate><div class=\"fields\">");
+    form_start(&mut out, errors);
     let shown_first = errors.first().map(|e| e.field.clone());
     for (j, (f, value)) in own.fields().iter().zip(values).enumerate() {
         let shown = crate::core::text::sanitize(f.name);

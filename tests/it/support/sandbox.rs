@@ -399,3 +399,70 @@ pub fn assert_unique_ids(rows: &[Row]) {
     ids.dedup();
     assert_eq!(ids.len(), before, "{} duplicate ids", before - ids.len());
 }
+
+/// Names of the rules that fired, sorted, once each, from `alerts.jsonl`
+/// in `logs` (none when it is absent).
+pub fn fired(logs: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(logs.join("alerts.jsonl")).unwrap_or_default();
+    let mut out: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["state"] == "fired")
+        .map(|e| e["rule"].as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `got` (modelwatch's) within `tol`, relative (absolute below 1), of
+/// `want` (an oracle's).
+pub fn close(what: &str, got: f64, want: f64, tol: f64) {
+    assert!(
+        (got - want).abs() <= tol * want.abs().max(1.0),
+        "{what}: modelwatch {got:e}, oracle {want:e}"
+    );
+}
+
+/// One full window of `metrics_over_time.csv`: its cells by column name.
+pub struct OverTimeRow {
+    pub seq: usize,
+    cells: std::collections::BTreeMap<String, String>,
+}
+
+impl OverTimeRow {
+    /// The cell of column `name` (panics naming it when there is none).
+    pub fn cell(&self, name: &str) -> &str {
+        self.cells
+            .get(name)
+            .unwrap_or_else(|| panic!("no column {name} in metrics_over_time.csv"))
+    }
+
+    /// The cell of column `name` as a number.
+    pub fn num(&self, name: &str) -> f64 {
+        let cell = self.cell(name);
+        cell.parse()
+            .unwrap_or_else(|e| panic!("window {} {name} {cell:?}: {e}", self.seq))
+    }
+}
+
+/// The header of `metrics_over_time.csv` in `logs`, and its rows of full
+/// windows (`count` is `window`: the last, partial window is left out).
+pub fn full_windows(logs: &Path, window: usize) -> (Vec<String>, Vec<OverTimeRow>) {
+    let text = std::fs::read_to_string(logs.join("metrics_over_time.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines
+        .map(|line| {
+            let cells: std::collections::BTreeMap<String, String> = header
+                .iter()
+                .cloned()
+                .zip(line.split(',').map(String::from))
+                .collect();
+            let seq = cells["seq"].parse().unwrap();
+            OverTimeRow { seq, cells }
+        })
+        .filter(|r| r.cell("count") == window.to_string())
+        .collect();
+    (header, rows)
+}
