@@ -221,19 +221,23 @@ pub struct TrainArgs {
     /// target has a value that is not a number, else regression).
     #[arg(long, requires = "data", value_enum)]
     pub task: Option<crate::model::tabular::Task>,
-    /// The field delimiter of --data (one ASCII character; `\t` for tab).
-    #[arg(long, requires = "data", default_value = ",", value_parser = delimiter)]
-    pub delimiter: u8,
+    /// The field delimiter of --data (one ASCII character; `\t` for tab;
+    /// default: the config's data.delimiter, ",").
+    #[arg(long, requires = "data", value_parser = delimiter)]
+    pub delimiter: Option<u8>,
     /// Rows with a missing value (empty, NA, NaN): left out and counted
-    /// (omit), or the file refused naming the first (refuse).
-    #[arg(long, requires = "data", value_enum, default_value = "omit")]
-    pub missing: crate::core::table::Missing,
-    /// Largest --data file read, in bytes (1..=64 GiB).
-    #[arg(long, requires = "data", default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(1..=(64u64 << 30)))]
-    pub max_bytes: u64,
-    /// Most levels of a categorical column of --data (2..=10000).
-    #[arg(long, requires = "data", default_value_t = 100, value_parser = max_levels)]
-    pub max_levels: usize,
+    /// (omit), or the file refused naming the first (refuse); default: the
+    /// config's data.missing, omit.
+    #[arg(long, requires = "data", value_enum)]
+    pub missing: Option<crate::core::table::Missing>,
+    /// Largest --data file read, in bytes (1..=64 GiB; default: the
+    /// config's data.max_bytes, 1 GiB).
+    #[arg(long, requires = "data", value_parser = clap::value_parser!(u64).range(1..=(64u64 << 30)))]
+    pub max_bytes: Option<u64>,
+    /// Most levels of a categorical column of --data (2..=10000; default:
+    /// the config's data.max_levels, 100).
+    #[arg(long, requires = "data", value_parser = max_levels)]
+    pub max_levels: Option<usize>,
 }
 
 fn delimiter(text: &str) -> Result<u8, String> {
@@ -555,8 +559,9 @@ fn train(args: TrainArgs) -> i32 {
         Err(e) => return usage_error(e),
     };
     let _ = logging::init(&settings.logs.level, None);
-    if let Some(data) = &args.data {
-        return train_own(&args, data, &settings);
+    // The data of `--data`, or of the config's data.path.
+    if settings.data.is_own() {
+        return train_own(&args, &settings);
     }
     let (key, out) = match args.out {
         Some(out) => ("--out", out),
@@ -623,10 +628,17 @@ fn train(args: TrainArgs) -> i32 {
 /// `train --data FILE --target COLUMN`: reads the user's CSV (every bad
 /// input exit 2, naming file, line and column, nothing written), fits, and
 /// writes the artifact with its schema and preprocessing.
-fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
+fn train_own(args: &TrainArgs, settings: &Settings) -> i32 {
     use crate::core::table::{ReadOptions, Table};
     use crate::model::tabular::TabularModel;
-    let target = args.target.as_deref().unwrap_or_default();
+    // The flags stand for the config's `[data]` keys (--data and --target
+    // were put in it as overrides): what the flags leave, the file says.
+    let d = &settings.data;
+    let (data, target) = (d.path.as_path(), d.target.as_str());
+    let id = args
+        .id
+        .clone()
+        .or_else(|| (!d.id.is_empty()).then(|| d.id.clone()));
     let out = match &args.out {
         Some(out) => out.clone(),
         None => {
@@ -644,11 +656,11 @@ fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
         ));
     }
     let options = ReadOptions {
-        delimiter: args.delimiter,
-        max_bytes: args.max_bytes,
-        max_levels: args.max_levels,
-        missing: args.missing,
-        skip: args.id.iter().cloned().collect(),
+        delimiter: args.delimiter.unwrap_or_else(|| d.delimiter_byte()),
+        max_bytes: args.max_bytes.unwrap_or(d.max_bytes),
+        max_levels: args.max_levels.unwrap_or(d.max_levels),
+        missing: args.missing.unwrap_or(d.missing),
+        skip: id.iter().cloned().collect(),
         // `[[data.columns]]` of the config apply to training too.
         categorical: args
             .categorical
@@ -660,7 +672,7 @@ fn train_own(args: &TrainArgs, data: &Path, settings: &Settings) -> i32 {
         allowed: settings.data.allowed(),
         ..ReadOptions::default()
     };
-    if args.id.as_deref() == Some(target) {
+    if id.as_deref() == Some(target) {
         return usage_error(format!(
             "--id and --target are the same column {}",
             crate::core::table::quoted(target)

@@ -541,17 +541,14 @@ fn the_json_api_predicts_a_row_by_column_name_and_names_the_bad_field() {
             .as_bytes(),
     );
     assert_eq!(status, 422, "{text}");
-    assert!(
-        text.contains("must be between -20 and 40 (data.columns)"),
-        "{text}"
-    );
+    assert!(text.contains("must be -20 to 40 (data.columns)"), "{text}");
     // The form: built from the schema, labelled as declared, a select of
     // the training levels for a categorical column.
     let r = crate::support::openmetrics::http_get(addr, "/predict");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
         r.body
-            .contains("Engine size <span class=\"muted\">(litres)</span>"),
+            .contains("Engine size <span class=\"muted\">(litres; -20 to 40)</span>"),
         "{}",
         r.body
     );
@@ -561,7 +558,7 @@ fn the_json_api_predicts_a_row_by_column_name_and_names_the_bad_field() {
         r.body
     );
     for level in ["red", "green", "blue"] {
-        assert!(r.body.contains(&format!(">{level}</option>")), "{}", r.body);
+        assert!(r.body.contains(&format!("value=\"{level}\"")), "{}", r.body);
     }
     assert!(
         !r.body.contains(">purple<"),
@@ -600,11 +597,17 @@ fn the_json_api_predicts_a_row_by_column_name_and_names_the_bad_field() {
     );
     assert_eq!(status, 422, "{page}");
     assert!(page.contains("3 fields need a fix"), "{page}");
-    assert!(
-        page.contains("Engine size must be between -20 and 40"),
-        "{page}"
-    );
+    assert!(page.contains("Engine size must be -20 to 40"), "{page}");
     assert!(!page.contains("<output"), "{page}");
+    // A field given twice is refused, as the API refuses a key twice.
+    let (status, page) = post(
+        addr,
+        "/predict",
+        "application/x-www-form-urlencoded",
+        format!("{form}&x2=abc").as_bytes(),
+    );
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("x2 is given twice"), "{page}");
     app.signal("INT");
     app.wait(LIMIT).expect_code(0);
 }
@@ -873,5 +876,58 @@ fn declared_columns_bound_the_data_naming_line_and_column() {
     assert!(
         line.contains("they come from the config file ([[data.columns]])"),
         "{line}"
+    );
+}
+
+/// `train --config` takes the config's `[data]` as `run` does: its path
+/// and target without `--data` (a hostile pass found it fitting the
+/// diabetes model instead), and its missing-value policy (train took
+/// rows run refused).
+#[test]
+fn train_takes_the_configs_data_section_as_run_does() {
+    let sb = Sandbox::new();
+    let data = data_dir().join("train.csv");
+    let config = |name: &str, extra: &str| {
+        let path = sb.join(name);
+        let text = std::fs::read_to_string(support::process::default_config())
+            .unwrap()
+            .replacen(
+                "path = \"\"",
+                &format!("path = {:?}", data.to_str().unwrap()),
+                1,
+            )
+            .replacen("target = \"\"", "target = \"y\"", 1)
+            .replacen("missing = \"omit\"", extra, 1);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let out = sb.join("from_config.json");
+    let mut cmd = sb.command(["train", "--config"]);
+    cmd.arg(config("own.toml", "missing = \"omit\""))
+        .arg("--out")
+        .arg(&out);
+    run_within(cmd, LIMIT).expect_code(0);
+    let artifact: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(artifact["format"], "modelwatch-tabular/1");
+    assert_eq!(artifact["target"]["name"], "y");
+    // The first row with a missing cell: line 9 (the header is line 1).
+    let refuse = config("refuse.toml", "missing = \"refuse\"");
+    let mut cmd = sb.command(["train", "--config"]);
+    cmd.arg(&refuse).arg("--out").arg(sb.join("refused.json"));
+    let line = refused(cmd);
+    assert!(
+        line.contains("line 9") && line.contains("a missing value"),
+        "{line}"
+    );
+    let run = sb
+        .run_launch(&sb.join("logs"), &[])
+        .config(&refuse)
+        .args(["--http-listen", "off"])
+        .command();
+    let same = refused(run);
+    assert!(
+        same.contains("line 9") && same.contains("a missing value"),
+        "{same}"
     );
 }

@@ -580,9 +580,12 @@ pub fn predict_own(own: &OwnModel, values: &[String], outcome: OwnOutcome) -> St
                     esc(f.name)
                 );
                 for l in levels {
+                    // The value as it is: a browser would send the text
+                    // with its inner spaces collapsed.
                     let _ = write!(
                         out,
-                        "<option{}>{}</option>",
+                        "<option value=\"{}\"{}>{}</option>",
+                        esc(l),
                         if l == value { " selected" } else { "" },
                         esc(l)
                     );

@@ -49,8 +49,31 @@ pub struct OwnField<'a> {
     pub hint: String,
     /// A categorical column's training levels.
     pub levels: Option<&'a [String]>,
-    /// A numeric column's declared range.
-    pub range: Option<(f64, f64)>,
+    /// A numeric column's declared least and greatest value.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// A number as the form shows it: as written when short, else with an
+/// exponent, so that every value fits a field of
+/// [`MAX_FIELD_CHARS`] (and reads back the same).
+pub fn short_number(v: f64) -> String {
+    let plain = v.to_string();
+    if plain.len() <= 24 {
+        plain
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// A declared range in words: "5 to 20", "at least 5", "at most 20".
+fn range_text(min: Option<f64>, max: Option<f64>) -> Option<String> {
+    match (min, max) {
+        (Some(lo), Some(hi)) => Some(format!("{} to {}", short_number(lo), short_number(hi))),
+        (Some(lo), None) => Some(format!("at least {}", short_number(lo))),
+        (None, Some(hi)) => Some(format!("at most {}", short_number(hi))),
+        (None, None) => None,
+    }
 }
 
 impl OwnModel {
@@ -65,41 +88,38 @@ impl OwnModel {
                 let label = declared
                     .filter(|c| !c.label.is_empty())
                     .map_or(name, |c| c.label.as_str());
-                let range = declared
-                    .filter(|c| c.min.is_some() || c.max.is_some())
-                    .map(|c| {
-                        (
-                            c.min.unwrap_or(-MAX_ABS_CELL),
-                            c.max.unwrap_or(MAX_ABS_CELL),
-                        )
-                    });
+                let (min, max) = declared.map_or((None, None), |c| (c.min, c.max));
                 let levels = match &f.column.kind {
                     ColumnKind::Categorical { levels } => Some(levels.as_slice()),
                     ColumnKind::Numeric => None,
                 };
-                let hint = match declared.filter(|c| !c.unit.is_empty()) {
-                    Some(c) => c.unit.clone(),
-                    None => match (levels, range) {
-                        (Some(l), _) => format!("one of {}", l.len()),
-                        (None, Some((lo, hi))) => format!("{lo} to {hi}"),
-                        (None, None) => "a number".to_owned(),
-                    },
+                let unit = declared.map(|c| c.unit.as_str()).filter(|u| !u.is_empty());
+                let hint = match (levels, unit, range_text(min, max)) {
+                    (Some(l), Some(u), _) => format!("{u}; one of {}", l.len()),
+                    (Some(l), None, _) => format!("one of {}", l.len()),
+                    (None, Some(u), Some(r)) => format!("{u}; {r}"),
+                    (None, Some(u), None) => u.to_owned(),
+                    (None, None, Some(r)) => r,
+                    (None, None, None) => "a number".to_owned(),
                 };
                 OwnField {
                     name,
                     label,
                     hint,
                     levels,
-                    range,
+                    min,
+                    max,
                 }
             })
             .collect()
     }
 
     /// What the form is prefilled with: each numeric column's training
-    /// median, each categorical one's most common training level.
+    /// median (within its declared range), each categorical one's most
+    /// common training level.
     pub fn defaults(&self) -> Vec<String> {
         let reference = self.model.reference.as_ref();
+        let fields = self.fields();
         self.model
             .features
             .iter()
@@ -110,7 +130,12 @@ impl OwnModel {
                     (ColumnKind::Numeric, Some(Distribution::Numeric { quantiles, .. }))
                         if !quantiles.is_empty() =>
                     {
-                        quantiles[quantiles.len() / 2].to_string()
+                        let median = quantiles[quantiles.len() / 2];
+                        let (lo, hi) = (fields[j].min, fields[j].max);
+                        let v = median
+                            .max(lo.unwrap_or(f64::NEG_INFINITY))
+                            .min(hi.unwrap_or(f64::INFINITY));
+                        short_number(v)
                     }
                     (
                         ColumnKind::Categorical { levels },
@@ -166,12 +191,11 @@ fn value_of(field: &OwnField, given: Given) -> Result<f64, FieldError> {
             if !n.is_finite() || n.abs() > MAX_ABS_CELL {
                 return Err(refuse(format!("must be within ±{MAX_ABS_CELL:e}")));
             }
-            if let Some((lo, hi)) = field.range {
-                if !(lo..=hi).contains(&n) {
-                    return Err(refuse(format!(
-                        "must be between {lo} and {hi} (data.columns)"
-                    )));
-                }
+            let below = field.min.is_some_and(|lo| n < lo);
+            let above = field.max.is_some_and(|hi| n > hi);
+            if below || above {
+                let range = range_text(field.min, field.max).unwrap_or_default();
+                return Err(refuse(format!("must be {range} (data.columns)")));
             }
             Ok(n)
         }

@@ -166,20 +166,33 @@ async fn predict_own_post(own: &OwnModel, payload: web::Payload) -> HttpResponse
     let fields = own.fields();
     // The first value of each known field; unknown ones are ignored (a form).
     let mut typed: Vec<Option<String>> = vec![None; fields.len()];
+    let mut twice = vec![false; fields.len()];
     for (k, v) in url::form_urlencoded::parse(&body) {
         if let Some(j) = fields.iter().position(|f| f.name == k) {
-            if typed[j].is_none() {
+            match typed[j] {
                 // Shown back in the form: bounded.
-                typed[j] = Some(v.chars().take(predict::MAX_FIELD_CHARS + 8).collect());
+                None => typed[j] = Some(v.chars().take(predict::MAX_FIELD_CHARS + 8).collect()),
+                Some(_) => twice[j] = true,
             }
         }
     }
-    let parsed = super::predict_own::parse_form(own, |name| {
+    let mut parsed = super::predict_own::parse_form(own, |name| {
         fields
             .iter()
             .position(|f| f.name == name)
             .and_then(|j| typed[j].as_deref())
     });
+    // A field given twice is refused, as the JSON API refuses a key twice.
+    if twice.contains(&true) {
+        let mut errors = parsed.err().unwrap_or_default();
+        for (f, _) in fields.iter().zip(&twice).filter(|(_, t)| **t) {
+            errors.push(FieldError::new(
+                crate::core::text::sanitize(f.name),
+                "is given twice",
+            ));
+        }
+        parsed = Err(errors);
+    }
     let values: Vec<String> = typed.into_iter().map(Option::unwrap_or_default).collect();
     let refused = |errors: &[FieldError]| {
         html_page(
