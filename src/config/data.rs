@@ -178,10 +178,10 @@ impl ColumnSettings {
         for (i, level) in self.levels.iter().enumerate() {
             let at = format!("{key}.levels[{i}]");
             check_name(&at, level)?;
-            if level.is_empty() || crate::core::table::is_missing(level) {
+            if level.is_empty() || crate::core::table::is_missing(level) || level.trim() != level {
                 return Err(ConfigError::invalid(
                     &at,
-                    "must be a value a cell can hold (not empty, NA or NaN)",
+                    "must be a value a cell can hold (not empty, NA or NaN, no spaces around it: cells are trimmed)",
                 ));
             }
             if !seen.insert(level) {

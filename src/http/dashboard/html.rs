@@ -616,7 +616,11 @@ pub fn predict_own(own: &OwnModel, values: &[String], outcome: OwnOutcome) -> St
     if let OwnOutcome::Answered(a) = outcome {
         let shown = |v: &serde_json::Value| match v {
             serde_json::Value::String(s) => esc(s),
-            serde_json::Value::Number(n) => num(n.as_f64().unwrap_or(f64::NAN), 6),
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(v) if v.abs() < 1e9 => num(v, 6),
+                Some(v) => esc(&super::predict_own::short_number(v)),
+                None => "-".to_owned(),
+            },
             other => esc(&other.to_string()),
         };
         let _ = write!(
