@@ -849,7 +849,10 @@ fn declared_columns_bound_the_data_naming_line_and_column() {
             "name = \"x1\"\ntype = \"numeric\"\nlevels = [\"a\"]\n",
             "data.columns[0].levels",
         ),
-        ("name = \"color\"\nlevels = [\" red\"]\n", "data.columns[0].levels[0]"),
+        (
+            "name = \"color\"\nlevels = [\" red\"]\n",
+            "data.columns[0].levels[0]",
+        ),
         ("name = \"x1\"\nmin = 5\nmax = 1\n", "data.columns[0].min"),
         (
             "name = \"x1\"\nlabel = \"a\\u0007b\"\n",
