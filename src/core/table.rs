@@ -117,7 +117,7 @@ impl Allowed {
         }
         let as_number = number
             .filter(|_| self.levels_as_numbers)
-            .map(|n| (n + 0.0).to_string());
+            .map(number_as_level);
         let matches = |l: &String| l == cell || as_number.as_ref() == Some(l);
         if !self.levels.is_empty() && !self.levels.iter().any(matches) {
             return Some(format!(
@@ -219,6 +219,12 @@ pub enum TableError {
 pub fn quoted(text: &str) -> String {
     let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
     format!("\"{}\"", bounded_text(&escaped, 64))
+}
+
+/// A number as a class (a level) is written: as Rust writes it, `-0`
+/// as `0` (`1.0` is the class `1`).
+pub fn number_as_level(v: f64) -> String {
+    (v + 0.0).to_string()
 }
 
 /// True for a cell that counts as missing.

@@ -946,7 +946,7 @@ fn check_classes(classes: &[String], target: &ColumnKind) -> Result<(), String> 
             for c in classes {
                 let v = c.parse::<f64>().ok().filter(|v| v.is_finite());
                 match v {
-                    Some(v) if v > last && (v + 0.0).to_string() == *c => last = v,
+                    Some(v) if v > last && crate::core::table::number_as_level(v) == *c => last = v,
                     _ => {
                         return bad(format!(
                             "{} is not the next of ascending numbers as the fit writes them",
@@ -1022,7 +1022,11 @@ fn target_of(c: &crate::core::table::Column, task: Task) -> Result<Target, FitEr
                         .expect("every value is among the distinct ones")
                 })
                 .collect();
-            classes_of(&name, distinct.iter().map(|d| d.to_string()).collect(), idx)
+            let names = distinct
+                .iter()
+                .map(|&d| crate::core::table::number_as_level(d))
+                .collect();
+            classes_of(&name, names, idx)
         }
         (Task::Classification, Values::Categorical(_), ColumnKind::Numeric) => {
             unreachable!("a categorical column has levels")

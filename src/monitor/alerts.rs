@@ -141,15 +141,7 @@ impl ClassStat {
     }
 
     fn of(self, w: &ClassificationWindow) -> f64 {
-        match self {
-            ClassStat::Accuracy => w.accuracy,
-            ClassStat::LogLoss => w.log_loss,
-            ClassStat::RocAuc => w.roc_auc.unwrap_or(f64::NAN),
-            ClassStat::Precision => w.precision,
-            ClassStat::Recall => w.recall,
-            ClassStat::F1 => w.f1,
-            ClassStat::Brier => w.brier,
-        }
+        w.figures()[self.index()].1.unwrap_or(f64::NAN)
     }
 }
 
@@ -923,6 +915,36 @@ fn short(v: f64) -> String {
 mod tests {
     use super::*;
     use crate::core::data::FEATURE_NAMES;
+
+    /// A classifier's figures are named and ordered alike everywhere: the
+    /// rules', the bands', the window's (`figures`), the artifact's.
+    #[test]
+    fn the_classifier_figures_are_one_list() {
+        let names = crate::model::tabular::CLASSIFICATION_METRICS;
+        assert_eq!(ClassStat::ALL.map(|(n, _)| n), names);
+        let band = Band {
+            mean: 0.5,
+            std: 0.1,
+            p01: 0.2,
+            p99: 0.8,
+        };
+        let bands = crate::model::baseline::ClassificationBands {
+            accuracy: band,
+            log_loss: band,
+            roc_auc: band,
+            precision: band,
+            recall: band,
+            f1: band,
+            brier: band,
+        };
+        assert_eq!(bands.named().map(|(n, _, _)| n), names);
+        let w = crate::monitor::classification::evaluate(&[0, 1], &[[0.7, 0.3], [0.2, 0.8]], 0.5)
+            .unwrap();
+        assert_eq!(w.figures().map(|(n, _)| n), names);
+        for (stat, (_, v)) in ClassStat::ALL.iter().zip(w.figures()) {
+            assert_eq!(Some(stat.1.of(&w)), v);
+        }
+    }
 
     /// Shape (config) and meaning (here) of a `[monitor]` section.
     fn with_rules(toml_rules: &str) -> Result<MonitorSettings, String> {

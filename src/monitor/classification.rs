@@ -45,6 +45,23 @@ pub struct ClassificationWindow {
     pub predicted_share: Vec<f64>,
 }
 
+impl ClassificationWindow {
+    /// The seven figures a band is kept for, named and in the order of
+    /// [`CLASSIFICATION_METRICS`] (ROC AUC `None` when the window has none).
+    pub fn figures(&self) -> [(&'static str, Option<f64>); 7] {
+        let values = [
+            Some(self.accuracy),
+            Some(self.log_loss),
+            self.roc_auc,
+            Some(self.precision),
+            Some(self.recall),
+            Some(self.f1),
+            Some(self.brier),
+        ];
+        std::array::from_fn(|i| (CLASSIFICATION_METRICS[i], values[i]))
+    }
+}
+
 /// Why a window has no figures.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WindowError {
@@ -55,6 +72,7 @@ pub enum WindowError {
 }
 
 pub use crate::model::tabular::predicted_class;
+use crate::model::tabular::CLASSIFICATION_METRICS;
 
 /// The figures of a window: `truth[i]` is the class of row `i`,
 /// `probabilities[i]` its predicted probabilities (one per class, summing

@@ -116,17 +116,9 @@ pub fn write_row(
         }
     }
     if classifier {
-        let c = w.classification.as_ref();
-        for v in [
-            c.map(|c| c.accuracy),
-            c.map(|c| c.log_loss),
-            c.and_then(|c| c.roc_auc),
-            c.map(|c| c.precision),
-            c.map(|c| c.recall),
-            c.map(|c| c.f1),
-            c.map(|c| c.brier),
-        ] {
-            num(out, v.unwrap_or(f64::NAN));
+        let figures = w.classification.as_ref().map(|c| c.figures());
+        for i in 0..CLASSIFICATION_METRICS.len() {
+            num(out, figures.and_then(|f| f[i].1).unwrap_or(f64::NAN));
         }
     }
     // Empty for a window without features (not 0: drift was not watched).

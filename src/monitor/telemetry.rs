@@ -217,17 +217,12 @@ impl MonitorMetrics {
         self.set_window("count", &w.window);
         self.set_window("period", &w.period);
         if classifier {
-            let c = w.classification.as_ref();
-            let figures = [
-                ("accuracy", c.map(|c| c.accuracy)),
-                ("log_loss", c.map(|c| c.log_loss)),
-                ("roc_auc", c.and_then(|c| c.roc_auc)),
-                ("precision", c.map(|c| c.precision)),
-                ("recall", c.map(|c| c.recall)),
-                ("f1", c.map(|c| c.f1)),
-                ("brier", c.map(|c| c.brier)),
-            ];
-            for (metric, v) in figures {
+            let figures = w.classification.as_ref().map(|c| c.figures());
+            for (i, metric) in crate::model::tabular::CLASSIFICATION_METRICS
+                .into_iter()
+                .enumerate()
+            {
+                let v = figures.and_then(|f| f[i].1);
                 self.classification
                     .get_or_create(&MetricLabel { metric })
                     .set(v.unwrap_or(f64::NAN));

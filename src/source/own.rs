@@ -72,7 +72,7 @@ fn class_indices(
             .iter()
             .enumerate()
             .map(|(i, x)| {
-                let shown = (x + 0.0).to_string();
+                let shown = crate::core::table::number_as_level(*x);
                 index(&shown)
                     .map(|k| k as f64)
                     .ok_or_else(|| refuse(i, &shown))

@@ -164,18 +164,9 @@ async fn predict_own_post(own: &OwnModel, payload: web::Payload) -> HttpResponse
         Err(refused) => return refused,
     };
     let fields = own.fields();
-    // The first value of each known field; unknown ones are ignored (a form).
-    let mut typed: Vec<Option<String>> = vec![None; fields.len()];
-    let mut twice = vec![false; fields.len()];
-    for (k, v) in url::form_urlencoded::parse(&body) {
-        if let Some(j) = fields.iter().position(|f| f.name == k) {
-            match typed[j] {
-                // Shown back in the form: bounded.
-                None => typed[j] = Some(v.chars().take(predict::MAX_FIELD_CHARS + 8).collect()),
-                Some(_) => twice[j] = true,
-            }
-        }
-    }
+    let (typed, twice) = first_values(&body, fields.len(), |k| {
+        fields.iter().position(|f| f.name == k)
+    });
     let mut parsed = super::predict_own::parse_form(own, |name| {
         fields
             .iter()
@@ -211,6 +202,28 @@ async fn predict_own_post(own: &OwnModel, payload: web::Payload) -> HttpResponse
     }
 }
 
+/// The first value of each of `n` fields of a form post (`field` gives a
+/// name's index; unknown names are ignored, as a form's are), bounded to
+/// what the form shows back, and which fields were given more than once.
+fn first_values(
+    body: &[u8],
+    n: usize,
+    field: impl Fn(&str) -> Option<usize>,
+) -> (Vec<Option<String>>, Vec<bool>) {
+    let mut typed: Vec<Option<String>> = vec![None; n];
+    let mut twice = vec![false; n];
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if let Some(j) = field(&k) {
+            match typed[j] {
+                // Shown back in the form: bounded.
+                None => typed[j] = Some(v.chars().take(predict::MAX_FIELD_CHARS + 8).collect()),
+                Some(_) => twice[j] = true,
+            }
+        }
+    }
+    (typed, twice)
+}
+
 async fn predict_form(dash: web::Data<Dashboard>) -> HttpResponse {
     if let Some(own) = &dash.own_model {
         return html_page(
@@ -238,16 +251,10 @@ async fn predict_post(dash: web::Data<Dashboard>, payload: web::Payload) -> Http
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    // The first value of each known field; unknown ones are ignored (a form).
-    let mut typed: [Option<String>; N_FEATURES] = Default::default();
-    for (k, v) in url::form_urlencoded::parse(&body) {
-        if let Some(j) = RANGES.iter().position(|s| s.name == k) {
-            if typed[j].is_none() {
-                // Shown back in the form: bounded.
-                typed[j] = Some(v.chars().take(predict::MAX_FIELD_CHARS + 8).collect());
-            }
-        }
-    }
+    // A field given twice keeps its first value here.
+    let (typed, _) = first_values(&body, N_FEATURES, |k| {
+        RANGES.iter().position(|s| s.name == k)
+    });
     let parsed = predict::parse_form(|name| {
         RANGES
             .iter()
