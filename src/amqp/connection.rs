@@ -94,6 +94,8 @@ struct Plan {
     roles: Vec<Role>,
     /// The monitor runs (its features queue, in the split layout).
     monitor: bool,
+    /// The model is a classifier (the monitor's queue of scored features).
+    classifier: bool,
     history: Option<HistorySettings>,
 }
 
@@ -116,11 +118,12 @@ enum Outcome {
 /// refuses for good (PRECONDITION_FAILED, ACCESS_REFUSED) can never succeed
 /// later, so it is a configuration error naming the key. Declaring early is
 /// harmless: the bridge and the consumers declare the same objects anyway.
-pub fn check_topology(settings: &Settings) -> Result<(), BrokerCheckError> {
+pub fn check_topology(settings: &Settings, classifier: bool) -> Result<(), BrokerCheckError> {
     let plan = Plan {
         inbound: settings.inbound.clone(),
         roles: settings.roles.clone(),
         monitor: settings.monitor.enabled,
+        classifier,
         history: settings.history.enabled.then(|| settings.history.clone()),
     };
     check(&settings.bridge, Some(plan))
@@ -207,7 +210,10 @@ async fn declare_all(
     if let Some(h) = &plan.history {
         topology::declare_history(conn, settings, h).await?;
     }
-    for (key, name, kind) in plan.inbound.work_queues(&plan.roles, plan.monitor) {
+    for (key, name, kind) in plan
+        .inbound
+        .work_queues(&plan.roles, plan.monitor, plan.classifier)
+    {
         let q = topology::WorkQueue { key, name, kind };
         topology::declare_work_queue(conn, settings, &plan.inbound, q).await?;
     }

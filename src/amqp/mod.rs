@@ -33,6 +33,7 @@ pub use publish::stats::{BridgeStats, StatsSnapshot};
 use crate::config::{BridgeSettings, HistorySettings, InboundSettings};
 use crate::core::messages::{Batch, Kind};
 use crate::core::metrics::Metrics;
+use crate::core::schema::WireSchema;
 use consume::decode::Decode;
 use consume::inbound::{self, Inbound};
 use publish::outbox::Outbox;
@@ -88,14 +89,20 @@ pub struct Bridge {
     consumers_timeout: std::time::Duration,
     inbound_abandoned: u64,
     metrics: Metrics,
+    /// The run's schema (data of the user's own): how features go out and
+    /// what every consumer takes.
+    schema: Option<Arc<WireSchema>>,
 }
 
 impl Bridge {
     /// Starts the AMQP runtime and the actor (inside an actix System).
-    /// With `history`, the history stream is declared at every connect.
+    /// With `history`, the history stream is declared at every connect;
+    /// with `schema`, messages carry values by column name and its
+    /// fingerprint, and consumers refuse those of another schema.
     pub fn start(
         settings: BridgeSettings,
         history: Option<HistorySettings>,
+        schema: Option<Arc<WireSchema>>,
         metrics: &Metrics,
     ) -> std::io::Result<Bridge> {
         let stats = Arc::new(BridgeStats::registered(metrics));
@@ -129,8 +136,8 @@ impl Bridge {
             settings.stats_interval,
             shutdown_rx,
         ));
-        let actor_outbox = outbox.clone();
-        let actor = Supervisor::start(move |_| BridgeActor::new(actor_outbox));
+        let (actor_outbox, actor_schema) = (outbox.clone(), schema.clone());
+        let actor = Supervisor::start(move |_| BridgeActor::new(actor_outbox, actor_schema));
         Ok(Bridge {
             actor,
             outbox,
@@ -144,6 +151,7 @@ impl Bridge {
             consumers_timeout: std::time::Duration::from_secs(10),
             inbound_abandoned: 0,
             metrics: metrics.clone(),
+            schema,
         })
     }
 
@@ -151,7 +159,8 @@ impl Bridge {
     /// exchange), through the same outbox, confirms and retries.
     pub fn to_queue(&self, queue: &str) -> Addr<BridgeActor> {
         let (outbox, queue) = (self.outbox.clone(), queue.to_owned());
-        Supervisor::start(move |_| BridgeActor::to_queue(outbox, &queue))
+        let schema = self.schema.clone();
+        Supervisor::start(move |_| BridgeActor::to_queue(outbox, &queue, schema))
     }
 
     pub fn probe(&self) -> BridgeProbe {
@@ -177,6 +186,7 @@ impl Bridge {
             kind,
             target,
             stats: stats.clone(),
+            schema: self.schema.clone(),
         };
         self.consumers_timeout = settings.shutdown_timeout;
         let run = inbound.run(

@@ -39,6 +39,10 @@ pub struct InboundSettings {
     /// The monitor's features (it runs with the metric role; features for
     /// its drift tests come from this queue when the source runs elsewhere).
     pub monitor_features_queue: String,
+    /// The monitor's features with a classifier's probabilities (bound to
+    /// `scored`), in place of `monitor_features_queue` when the model is
+    /// a classifier of the user's own data and runs elsewhere.
+    pub monitor_scored_queue: String,
     /// Where malformed messages go, with the reason in the `x-reject-reason` header.
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
@@ -62,6 +66,7 @@ impl Default for InboundSettings {
             metric_prediction_queue: "ml_pipeline.metric.y_pred".into(),
             plot_queue: "ml_pipeline.plot".into(),
             monitor_features_queue: "ml_pipeline.monitor.features".into(),
+            monitor_scored_queue: "ml_pipeline.monitor.scored".into(),
             dead_letter_exchange: "ml_pipeline.dlx".into(),
             dead_letter_queue: "ml_pipeline.dlq".into(),
             queue_max_length: 1_000_000,
@@ -93,7 +98,7 @@ impl InboundSettings {
             .map_or("inbound.model_queue", |(k, _, _)| k)
     }
 
-    fn work_queues_all(&self) -> [(&'static str, &str, Kind); 5] {
+    fn work_queues_all(&self) -> [(&'static str, &str, Kind); 6] {
         [
             ("inbound.model_queue", &self.model_queue, Kind::Features),
             (
@@ -112,6 +117,11 @@ impl InboundSettings {
                 &self.monitor_features_queue,
                 Kind::Features,
             ),
+            (
+                "inbound.monitor_scored_queue",
+                &self.monitor_scored_queue,
+                Kind::Scored,
+            ),
         ]
     }
 
@@ -123,13 +133,34 @@ impl InboundSettings {
         self.legacy && monitor && roles.contains(&Role::Model) && !roles.contains(&Role::Features)
     }
 
+    /// Does the monitor of a process running `roles` read
+    /// `monitor_scored_queue`? When the model is a classifier that runs
+    /// elsewhere: the monitor needs its probabilities with the features
+    /// (in one process it takes them from the model).
+    pub fn monitor_reads_scored(roles: &[Role], monitor: bool, classifier: bool) -> bool {
+        monitor && classifier && roles.contains(&Role::Metric) && !roles.contains(&Role::Model)
+    }
+
     /// The work queues a process running `roles` consumes (key, name,
     /// routing key): a local role's input whose producer runs elsewhere,
     /// as the pipeline wires its consumers; and the monitor's queue when
     /// the model forwards features to it ([`Self::forwards_features`]).
-    pub fn work_queues(&self, roles: &[Role], monitor: bool) -> Vec<(&'static str, &str, Kind)> {
+    /// The monitor of a `classifier` takes its features with the
+    /// probabilities from the model ([`Self::monitor_reads_scored`]).
+    pub fn work_queues(
+        &self,
+        roles: &[Role],
+        monitor: bool,
+        classifier: bool,
+    ) -> Vec<(&'static str, &str, Kind)> {
         let runs = |r| roles.contains(&r);
-        let [model, truth, prediction, plot, monitor_features] = self.work_queues_all();
+        let [model, truth, prediction, plot, monitor_features, monitor_scored] =
+            self.work_queues_all();
+        if Self::monitor_reads_scored(roles, monitor, classifier) {
+            let mut out = self.work_queues(roles, false, false);
+            out.push(monitor_scored);
+            return out;
+        }
         let mut out = Vec::new();
         if runs(Role::Model) && !runs(Role::Features) {
             out.push(model);
@@ -171,6 +202,7 @@ impl Check for InboundSettings {
                 "inbound.monitor_features_queue",
                 &self.monitor_features_queue,
             ),
+            ("inbound.monitor_scored_queue", &self.monitor_scored_queue),
             ("inbound.dead_letter_exchange", &self.dead_letter_exchange),
             ("inbound.dead_letter_queue", &self.dead_letter_queue),
         ] {

@@ -148,17 +148,14 @@ impl Settings {
         self.own_data_limits()
     }
 
-    /// What a run of the user's own data does not do yet (issue 20): the
-    /// bridge (its wire format carries values by column name, with the
-    /// schema's fingerprint, and is not built).
+    /// What a run of the user's own data cannot do: read the Python
+    /// services' queues (`inbound.legacy`: they carry the diabetes data's
+    /// arrays, not values by column name).
     fn own_data_limits(&self) -> Result<(), ConfigError> {
-        if !self.data.is_own() {
-            return Ok(());
-        }
-        if self.bridge.enabled {
+        if self.data.is_own() && self.inbound.legacy {
             return Err(ConfigError::invalid(
-                "data.path",
-                "a run of your own data keeps to one process for now: the bridge (bridge.enabled, --amqp-url, AMQP_URL) and split roles are not built for it yet (docs/own-data.md)",
+                "inbound.legacy",
+                "reads the Python services' queues, which carry the diabetes data; a run of your own data (data.path) reads its own work queues (docs/wire.md)",
             ));
         }
         Ok(())

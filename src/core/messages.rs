@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::data::FeatureVector;
 use crate::core::done::Done;
+use crate::core::schema::WireSchema;
 
 /// A sample's id: microseconds since the Unix epoch, strictly increasing
 /// within a process (see [`crate::core::ids`]), below 2^53 so JSON keeps it exact.
@@ -149,19 +150,23 @@ pub enum Kind {
     Metrics,
     Monitor,
     Alerts,
+    /// A classifier's features with its class probabilities ([`Scored`]):
+    /// published by the model for the monitor of the split layout.
+    Scored,
 }
 
 impl Kind {
     /// The pipeline's four.
     pub const ALL: [Kind; 4] = [Kind::Features, Kind::YTrue, Kind::YPred, Kind::Metrics];
     /// Every routing key the program publishes.
-    pub const PUBLISHED: [Kind; 6] = [
+    pub const PUBLISHED: [Kind; 7] = [
         Kind::Features,
         Kind::YTrue,
         Kind::YPred,
         Kind::Metrics,
         Kind::Monitor,
         Kind::Alerts,
+        Kind::Scored,
     ];
 
     /// The routing key (and the AMQP `type` property).
@@ -173,6 +178,7 @@ impl Kind {
             Kind::Metrics => "metrics",
             Kind::Monitor => "monitor",
             Kind::Alerts => "alerts",
+            Kind::Scored => "scored",
         }
     }
 
@@ -203,6 +209,12 @@ pub trait WireMessage: Send + Sync + 'static {
     fn id(&self) -> SampleId;
     /// The JSON body exactly as the Python services sent it.
     fn to_json(&self) -> Vec<u8>;
+    /// The JSON body in a run of `schema` (values by column name, see
+    /// [`crate::core::schema`]); without one, [`Self::to_json`].
+    fn to_json_in(&self, schema: Option<&WireSchema>) -> Vec<u8> {
+        let _ = schema;
+        self.to_json()
+    }
 }
 
 /// The wire body `{"id": <id>, "body": <body>}` of every message kind.
@@ -217,6 +229,30 @@ impl WireMessage for Features {
     }
     fn to_json(&self) -> Vec<u8> {
         envelope(self.id, &self.x[..])
+    }
+    fn to_json_in(&self, schema: Option<&WireSchema>) -> Vec<u8> {
+        match schema {
+            Some(s) => s.features_body(self.id, &self.x),
+            None => self.to_json(),
+        }
+    }
+}
+
+impl WireMessage for Scored {
+    const KIND: Kind = Kind::Scored;
+    fn id(&self) -> SampleId {
+        self.id
+    }
+    /// Without a schema (never published so: only a classifier of the
+    /// user's own data scores), the features and probabilities as arrays.
+    fn to_json(&self) -> Vec<u8> {
+        envelope(self.id, (&self.x[..], &self.p[..]))
+    }
+    fn to_json_in(&self, schema: Option<&WireSchema>) -> Vec<u8> {
+        match schema {
+            Some(s) => s.scored_body(self.id, &self.x, &self.p),
+            None => self.to_json(),
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod messages;
 pub mod metrics;
 pub mod output_file;
 pub mod reopen;
+pub mod schema;
 pub mod shutdown;
 pub mod table;
 pub mod text;

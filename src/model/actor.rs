@@ -91,12 +91,13 @@ impl Handler<Batch<Features>> for ModelActor {
                     p,
                 });
             }
-            (predictions, Some(Batch::new(scored, batch.emitted_at)))
+            let scored = Batch::new(scored, batch.emitted_at).with_done(batch.done.clone());
+            (predictions, Some(scored))
         };
-        if let Some(s) = scored {
-            // An observer: never awaited.
-            drop(self.scored.send(s));
-        }
+        // The local monitor observes it (never awaited); the bridge, for a
+        // monitor in another process, is a work recipient: awaited, and
+        // the inbound features are acked only once the broker has it.
+        let scored = scored.map(|s| self.scored.send(s));
         self.predicted += predictions.len() as u64;
         let out = Batch::new(predictions, batch.emitted_at).with_done(batch.done.clone());
         // Forwarded features first: they reach the broker before the
@@ -109,6 +110,9 @@ impl Handler<Batch<Features>> for ModelActor {
             }
             if let Some(Err(e)) = futures::future::OptionFuture::from(forwarded).await {
                 fatal_dead_actor("model (forwarding features)", e);
+            }
+            if let Some(Err(e)) = futures::future::OptionFuture::from(scored).await {
+                fatal_dead_actor("model (scored features)", e);
             }
         })
     }

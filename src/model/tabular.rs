@@ -22,7 +22,8 @@
 //! ([`TabularModel::load`] reads and checks it). A row reaches
 //! [`TabularModel::predict_row`] in the order of `features`: a numeric
 //! column's raw value, a categorical one's index into its training levels
-//! ([`UNSEEN`] for a level the training data did not have).
+//! (an index past them for a level the training data did not have: it
+//! encodes as all zeros, as scikit-learn's `handle_unknown="ignore"`).
 
 use linfa::traits::Fit;
 use linfa::DatasetBase;
@@ -30,12 +31,8 @@ use ndarray::{Array1, Array2, ArrayView1, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::core::messages::Probabilities;
+use crate::core::schema::WireSchema;
 use crate::core::table::{names_of, quoted, ColumnKind, ColumnSchema, Table, Values};
-
-/// The value a row carries for a categorical level the training data did
-/// not have: it encodes as all zeros, as scikit-learn's
-/// `handle_unknown="ignore"`.
-pub const UNSEEN: f64 = -1.0;
 
 /// Largest artifact of this kind [`TabularModel::load`] reads: the
 /// reference keeps up to [`MAX_REFERENCE_VALUES`] numbers per column (one
@@ -529,6 +526,53 @@ impl TabularModel {
         }
     }
 
+    /// The schema of this model's messages on the wire, with the bound of
+    /// each numeric column's value ([`TabularModel::input_bounds`]).
+    pub fn wire_schema(&self) -> WireSchema {
+        WireSchema::new(
+            self.features.iter().map(|f| f.column.clone()).collect(),
+            &self.target.name,
+            self.classes().map(<[String]>::to_vec),
+        )
+        .with_bounds(self.input_bounds())
+    }
+
+    /// Per feature column, the largest |value| whose term in the model's
+    /// sum stays within its share of the output's bound: a regression's
+    /// prediction within [`MAX_ABS_PREDICTION`] / 2 from its other terms,
+    /// a classifier's scores finite. A value from outside (the wire) past
+    /// it is refused, so that no prediction overflows. Categorical columns
+    /// (and a numeric column the model gives no weight): no bound.
+    ///
+    /// [`MAX_ABS_PREDICTION`]: super::MAX_ABS_PREDICTION
+    pub fn input_bounds(&self) -> Vec<f64> {
+        let n = self.features.len().max(1) as f64;
+        let (total, weight): (f64, Box<dyn Fn(usize) -> f64 + '_>) = match &self.model {
+            Fitted::Linear { coefficients, .. } => (
+                super::MAX_ABS_PREDICTION / 2.0,
+                Box::new(|i| coefficients[i].abs()),
+            ),
+            Fitted::Logistic { weights, .. } => (
+                1e100,
+                Box::new(move |i| weights.iter().map(|w| w[i].abs()).fold(0.0, f64::max)),
+            ),
+        };
+        let mut at = 0;
+        self.features
+            .iter()
+            .map(|f| {
+                let bound = match f.encoding {
+                    Encoding::Standardise { mean, scale } if weight(at) > 0.0 => {
+                        mean.abs() + total / n * scale / weight(at)
+                    }
+                    _ => f64::INFINITY,
+                };
+                at += width(f);
+                bound
+            })
+            .collect()
+    }
+
     /// The feature columns' names, in order.
     pub fn feature_names(&self) -> Vec<String> {
         self.features
@@ -801,8 +845,8 @@ fn unknown_field(
     }
 }
 
-/// The input of a categorical value `v` (a level index, or [`UNSEEN`])
-/// among the `w` inputs of a one-hot column without its `first` levels.
+/// The input of a categorical value `v` (a level index; one past the
+/// levels, negative or missing: none) among the `w` inputs of a one-hot column without its `first` levels.
 fn level_input(v: f64, first: usize, w: usize) -> Option<usize> {
     if v.is_nan() || v < 0.0 {
         return None; // unseen (or missing)

@@ -18,6 +18,7 @@ use crate::core::data::Dataset;
 use crate::core::log_paths::{lock_logs_dir, LogPaths};
 use crate::core::metrics::{MetricDecl, Telemetry};
 use crate::core::reopen::Reopen;
+use crate::core::schema::WireSchema;
 use crate::model::tabular::TabularModel;
 use crate::model::{load_or_fit_model, Model};
 use crate::monitor::actor::Reference;
@@ -78,6 +79,8 @@ pub struct Checked {
     pub logs_lock: Option<std::fs::File>,
     /// The HTTP server's listener, bound.
     pub http: Option<TcpListener>,
+    /// The schema of the user's own data on the wire (`None`: diabetes).
+    pub schema: Option<Arc<WireSchema>>,
 }
 
 /// Checks the inputs of the roles to run (see the module's doc).
@@ -118,13 +121,18 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
     }
     // The user's data: its model is needed whatever the roles (all four
     // run here: `config` keeps such a run in one process for now).
-    let (own, rows) = match settings.data.is_own() {
+    let (own, rows, schema) = match settings.data.is_own() {
         true => {
             let (model, data, origin) = own_data(&settings)?;
+            let schema = wire_schema(&model, &data, settings.source.scenario.as_ref());
             let model = Arc::new(Model::Tabular(model));
-            (Some((model, origin)), Rows::Own(Arc::new(data)))
+            (
+                Some((model, origin)),
+                Rows::Own(Arc::new(data)),
+                Some(Arc::new(schema)),
+            )
         }
-        false => (None, Rows::Diabetes(Dataset::embedded())),
+        false => (None, Rows::Diabetes(Dataset::embedded()), None),
     };
     let load_diabetes = || -> anyhow::Result<Arc<Model>> {
         Ok(Arc::new(Model::Linear(load_or_fit_model(
@@ -167,7 +175,32 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
         reference,
         logs_lock,
         http,
+        schema,
     })
+}
+
+/// The wire schema of `model`, with the levels of `data` the model never
+/// saw, and the level a `scenario` sets that neither has, past the model's
+/// (where [`crate::source::scenario::Plan`] put it), so that their text
+/// goes on the wire.
+fn wire_schema(
+    model: &TabularModel,
+    data: &OwnData,
+    scenario: Option<&crate::config::ScenarioSettings>,
+) -> WireSchema {
+    let mut extra = data.extra.clone();
+    for (name, level) in scenario.into_iter().flat_map(|s| &s.set) {
+        let level = level.trim();
+        let at = data.names.iter().position(|n| n == name);
+        if let Some((levels, extra)) =
+            at.and_then(|j| Some((data.levels[j].as_ref()?, &mut extra[j])))
+        {
+            if !levels.iter().chain(extra.iter()).any(|l| l == level) {
+                extra.push(level.to_owned());
+            }
+        }
+    }
+    model.wire_schema().with_extra(extra)
 }
 
 /// The user's data (`data.path`) and its model: the artifact of

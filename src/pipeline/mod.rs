@@ -74,6 +74,7 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         monitor,
         board,
         http,
+        schema,
         ..
     } = p;
     // The monitor's board: empty in a process without the monitor (the
@@ -105,7 +106,7 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         p.with_view(view)
     });
     // 3. Start the actors: the bridge, the local roles, the consumers.
-    let mut bridge = start::bridge(&settings, &telemetry.metrics)?;
+    let mut bridge = start::bridge(&settings, &telemetry.metrics, schema)?;
     let local = LocalRoles {
         model,
         rows,

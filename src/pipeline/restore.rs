@@ -52,6 +52,8 @@ pub struct Prepared {
     pub(super) _logs_lock: Option<std::fs::File>,
     /// The HTTP server's listener, bound.
     pub(super) http: Option<std::net::TcpListener>,
+    /// The schema of the user's own data on the wire (`None`: diabetes).
+    pub(super) schema: Option<std::sync::Arc<crate::core::schema::WireSchema>>,
 }
 
 /// Restores the state of the roles to run (see the module's doc).
@@ -67,12 +69,14 @@ pub fn state(c: Checked) -> anyhow::Result<Prepared> {
         reference,
         logs_lock,
         http,
+        schema,
     } = c;
     if settings.bridge.enabled {
         // A refused login or vhost, or a declaration the broker refuses for
         // good (a queue that exists with another bound, a reserved name), is
         // bad configuration: exit 2 now, not retry for the whole run.
-        crate::amqp::check_topology(&settings)?;
+        let classifier = model.as_ref().is_some_and(|m| m.classes().is_some());
+        crate::amqp::check_topology(&settings, classifier)?;
     }
     // The metric opens (and repairs) the log before the plot reads it.
     let metric = if settings.runs(Role::Metric) {
@@ -110,6 +114,7 @@ pub fn state(c: Checked) -> anyhow::Result<Prepared> {
         board,
         _logs_lock: logs_lock,
         http,
+        schema,
     })
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::amqp::{Bridge, BridgeActor};
-use crate::config::{Role, Settings};
+use crate::config::{InboundSettings, Role, Settings};
 use crate::core::fanout::Fanout;
 use crate::core::messages::{Batch, Features, Kind, MetricRecord, Prediction, Scored, Truth};
 use crate::core::metrics::Metrics;
@@ -28,12 +28,19 @@ use crate::source::scenario::{Plan, Scenario};
 use crate::source::FeatureSource;
 
 /// Starts the bridge when it is on: the AMQP side on its own runtime.
-pub(super) fn bridge(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Option<Bridge>> {
+/// With `schema` (the user's own data), its messages carry values by
+/// column name and its fingerprint.
+pub(super) fn bridge(
+    settings: &Settings,
+    metrics: &Metrics,
+    schema: Option<std::sync::Arc<crate::core::schema::WireSchema>>,
+) -> anyhow::Result<Option<Bridge>> {
     Ok(match settings.bridge.enabled {
         true => Some(
             Bridge::start(
                 settings.bridge.clone(),
                 settings.history.enabled.then(|| settings.history.clone()),
+                schema,
                 metrics,
             )
             .context("starting the AMQP runtime")?,
@@ -44,6 +51,9 @@ pub(super) fn bridge(settings: &Settings, metrics: &Metrics) -> anyhow::Result<O
 
 /// The prepared actors of the roles that run in this process.
 pub(super) struct LocalRoles {
+    /// The model (of the user's own data: whatever the roles, for the
+    /// predict form and the monitor's wiring; its actor runs only with
+    /// the model role).
     pub(super) model: Option<std::sync::Arc<Model>>,
     /// The rows the source streams.
     pub(super) rows: Rows,
@@ -70,7 +80,8 @@ pub(super) struct Routes {
     pub(super) throughput: Addr<ThroughputObserver>,
     pub(super) monitor: Option<Addr<MonitorActor>>,
     /// The model is a classifier: the monitor takes the features from it,
-    /// with the class probabilities ([`Scored`]), not from the source.
+    /// with the class probabilities ([`Scored`]), not from the source
+    /// (from RabbitMQ, `scored`, when the model runs elsewhere).
     pub(super) monitor_takes_scored: bool,
 }
 
@@ -101,7 +112,14 @@ impl Routes {
     }
     fn scored(&self) -> Fanout<Batch<Scored>> {
         let monitor = recipient(&self.monitor).filter(|_| self.monitor_takes_scored);
-        Fanout::default().maybe_observed_by("monitor_scored", monitor, &self.metrics)
+        // On the exchange for a monitor in another process (only a
+        // classifier's model scores).
+        let bridge = self
+            .bridge
+            .as_ref()
+            .filter(|_| self.monitor_takes_scored)
+            .map(|b| b.clone().recipient());
+        Fanout::of(bridge).maybe_observed_by("monitor_scored", monitor, &self.metrics)
     }
 
     /// `local` (if that role runs here) and the bridge (if on).
@@ -205,7 +223,7 @@ impl Actors {
                 MetricActor::new(files, out, settings, recent, m).with_link(link)
             })
         });
-        routes.model = model.map(|m| {
+        routes.model = model.filter(|_| settings.runs(Role::Model)).map(|m| {
             let (out, forward) = (routes.predictions(), forward_features(settings, bridge));
             let scored = routes.scored();
             Supervisor::start(move |_| ModelActor::new(m, out).forwarding(forward).scoring(scored))
@@ -323,8 +341,22 @@ pub(super) fn consume_remote_inputs(bridge: &mut Bridge, routes: &Routes, settin
     if let (Some(plot), true) = (&routes.plot, remote(Role::Metric)) {
         bridge.consume::<MetricRecord>(&q.plot_queue, Kind::Metrics, plot.clone().recipient(), q);
     }
-    // The monitor runs with the metric; its drift tests need the features.
-    if let (Some(monitor), true) = (&routes.monitor, remote(Role::Features)) {
+    // The monitor runs with the metric; its drift tests need the features,
+    // and a classifier's windows its probabilities: the model's scored
+    // features when the model runs elsewhere.
+    let scored = InboundSettings::monitor_reads_scored(
+        &settings.roles,
+        routes.monitor.is_some(),
+        routes.monitor_takes_scored,
+    );
+    if let (Some(monitor), true) = (&routes.monitor, scored) {
+        bridge.consume::<Scored>(
+            &q.monitor_scored_queue,
+            Kind::Scored,
+            monitor.clone().recipient(),
+            q,
+        );
+    } else if let (Some(monitor), true) = (&routes.monitor, remote(Role::Features)) {
         bridge.consume::<Features>(
             &q.monitor_features_queue,
             Kind::Features,

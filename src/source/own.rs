@@ -5,9 +5,11 @@
 //!
 //! A numeric column's values are the file's; a categorical column's are
 //! indices into the model's training levels, and a level the training data
-//! did not have is [`UNSEEN`] (it is counted per column and said at start;
-//! the model encodes it as all zeros). Columns of the file the model does
-//! not use are dropped.
+//! did not have is an index past them, into the column's
+//! [`OwnData::extra`] levels (it is counted per column and said at start;
+//! the model encodes it as all zeros, the monitor counts it as unseen, and
+//! the wire carries its text: [`crate::core::schema`]). Columns of the file
+//! the model does not use are dropped.
 //! The rows are kept row by row (8 bytes a cell), so that a sample is one
 //! contiguous read: gathered from 50 columns at a random row, a row cost 50
 //! cache misses, an eighth of a whole run (perf). The typed columns become
@@ -24,7 +26,7 @@
 use crate::core::data::FeatureVector;
 use crate::core::messages::MAX_ABS_VALUE;
 use crate::core::table::{quoted, ColumnKind, Table, Values};
-use crate::model::tabular::{TabularModel, UNSEEN};
+use crate::model::tabular::TabularModel;
 use crate::model::MAX_ABS_PREDICTION;
 
 /// The rows of the user's data, lined up with the model.
@@ -46,6 +48,9 @@ pub struct OwnData {
     /// Per feature column with a level the model never saw: its name and
     /// the rows with such a level.
     pub unseen: Vec<(String, usize)>,
+    /// Per feature column, the file's levels the model never saw, in the
+    /// file's order: level `k` is value `levels.len() + k`.
+    pub extra: Vec<Vec<String>>,
 }
 
 /// A classifier's target as class indices into `classes` (the model's
@@ -142,6 +147,7 @@ impl OwnData {
         let width = model.features.len();
         let mut cells = vec![0.0; targets.len() * width];
         let mut unseen = Vec::new();
+        let mut extra = vec![Vec::new(); width];
         for (j, f) in model.features.iter().enumerate() {
             let c = take(&f.column.name, "feature")?;
             let name = quoted(&f.column.name);
@@ -166,15 +172,17 @@ impl OwnData {
                     let to_model: Vec<f64> = levels
                         .iter()
                         .map(|l| {
-                            trained
-                                .iter()
-                                .position(|t| t == l)
-                                .map_or(UNSEEN, |i| i as f64)
+                            let i = trained.iter().position(|t| t == l).unwrap_or_else(|| {
+                                extra[j].push(l.clone());
+                                trained.len() + extra[j].len() - 1
+                            });
+                            i as f64
                         })
                         .collect();
+                    let past = trained.len() as f64;
                     let n = codes
                         .iter()
-                        .filter(|&&c| to_model[c as usize] == UNSEEN)
+                        .filter(|&&c| to_model[c as usize] >= past)
                         .count();
                     if n > 0 {
                         unseen.push((f.column.name.clone(), n));
@@ -205,6 +213,7 @@ impl OwnData {
             sha256,
             omitted,
             unseen,
+            extra,
         };
         data.check_predictions(model)?;
         Ok(data)

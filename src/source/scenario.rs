@@ -27,7 +27,6 @@ use rand::{Rng, SeedableRng};
 use crate::config::scenario::{Cut, Population, ScenarioSettings};
 use crate::config::{ConfigError, SourceSettings};
 use crate::core::data::{Dataset, FeatureVector, FEATURE_NAMES};
-use crate::model::tabular::UNSEEN;
 use crate::source::own::OwnData;
 
 /// What a scenario reads of the data it changes: the diabetes data set,
@@ -41,6 +40,11 @@ pub trait Columns {
     fn target(&self, row: usize) -> f64;
     /// The levels of a categorical column (`None`: a numeric one).
     fn levels(&self, j: usize) -> Option<&[String]>;
+    /// The levels of a categorical column past the model's (see
+    /// [`OwnData::extra`]): level `k` is value `levels.len() + k`.
+    fn extra_levels(&self, _j: usize) -> &[String] {
+        &[]
+    }
     /// Why column `j` cannot be shifted or scaled, if it cannot.
     fn fixed(&self, j: usize) -> Option<&'static str>;
     /// The feature row of `row` with the raw values of `changed` (by
@@ -98,6 +102,9 @@ impl Columns for OwnData {
     fn levels(&self, j: usize) -> Option<&[String]> {
         self.levels[j].as_deref()
     }
+    fn extra_levels(&self, j: usize) -> &[String] {
+        &self.extra[j]
+    }
     fn fixed(&self, _: usize) -> Option<&'static str> {
         None
     }
@@ -141,7 +148,7 @@ pub struct Plan {
     /// Per column `(factor, offset)`: raw `x` becomes `x * factor + offset`.
     pub changes: Vec<Option<(f64, f64)>>,
     /// Per column the level every row takes (its value: the level's index
-    /// among the model's levels, or [`UNSEEN`] for another).
+    /// among the model's levels, or past them for another).
     pub sets: Vec<Option<f64>>,
     pub target_bias: f64,
     pub target_noise: f64,
@@ -291,7 +298,8 @@ fn checked_change<D: Columns + ?Sized>(
 }
 
 /// The level each `set.<name>` gives its categorical column, as the value
-/// the model reads (its index, or [`UNSEEN`] for a level it never saw: a
+/// the model reads (its index, or an index past the model's levels for a
+/// level it never saw, which the model reads as none: a
 /// new category), and that it changes at least one row.
 fn level_sets<D: Columns + ?Sized>(
     s: &ScenarioSettings,
@@ -320,10 +328,14 @@ fn level_sets<D: Columns + ?Sized>(
                 ),
             ));
         }
+        // A level the model never saw: its index past the model's levels
+        // (the data's own, or the next one: see `WireSchema::extra`).
+        let extra = data.extra_levels(j);
         let v = levels
             .iter()
+            .chain(extra)
             .position(|l| l == level)
-            .map_or(UNSEEN, |i| i as f64);
+            .unwrap_or(levels.len() + extra.len()) as f64;
         if (0..data.rows()).all(|i| data.raw(i, j) == v) {
             return Err(error(
                 key,

@@ -20,37 +20,12 @@ use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
 use crate::support::split::{
-    confirm_channel, connect, drain, publish_raw, queue_len, RoleProc, TestBroker, START, STOP,
+    confirm_channel, connect, drain, publish_raw, queue_len, watch_queue, RoleProc, TestBroker,
+    START, STOP,
 };
 
 /// Longest wait for messages to flow or be dead-lettered in these tests.
 const FLOW: Duration = Duration::from_secs(30);
-
-/// Declares `queue` (durable, deleted by the [`TestBroker`] that owns the
-/// name) and binds it to the test's exchange under `key`.
-async fn watch_queue(conn: &lapin::Connection, broker: &TestBroker, queue: &str, key: &str) {
-    let ch = conn.create_channel().await.expect("channel");
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("declaring {queue}: {e}"));
-    ch.queue_bind(
-        queue.into(),
-        broker.exchange.as_str().into(),
-        key.into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("binding {queue}: {e}"));
-    let _ = ch.close(200, "declared".into()).await;
-}
 
 /// Waits until `queue` holds at least `n` messages; panics after [`FLOW`].
 async fn wait_queue_len(conn: &lapin::Connection, queue: &str, n: u32, p: &RoleProc) {

@@ -47,4 +47,5 @@ mod shutdown;
 mod shutdown_split;
 mod split;
 mod split_join;
+mod split_own;
 mod train_own;

@@ -27,7 +27,7 @@ fn oracle(name: &str) -> PathBuf {
 }
 
 /// The data sets the oracles write (once per test run).
-fn data_dir() -> &'static Path {
+pub(crate) fn data_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("run-classifier-data");
@@ -42,7 +42,7 @@ fn data_dir() -> &'static Path {
 }
 
 /// `train --data <csv> --target label` for windows of `window` rows.
-fn train(sb: &Sandbox, csv: &str, window: usize) -> PathBuf {
+pub(crate) fn train(sb: &Sandbox, csv: &str, window: usize) -> PathBuf {
     let out = sb.join(&format!("{csv}.model.json"));
     let mut cmd = sb.command(["train", "--data"]);
     cmd.arg(data_dir().join(csv))
@@ -78,7 +78,7 @@ fn run(sb: &Sandbox, logs: &Path, csv: &str, model: &Path, window: usize) -> Com
         .command()
 }
 
-fn expected(model: &Path, csv: &str, window: usize) -> serde_json::Value {
+pub(crate) fn expected(model: &Path, csv: &str, window: usize) -> serde_json::Value {
     let mut cmd = Command::new(support::provision::python_with_pika());
     cmd.arg(oracle("run_classifier.py"))
         .arg("windows")
@@ -94,8 +94,21 @@ fn expected(model: &Path, csv: &str, window: usize) -> serde_json::Value {
 /// Every row's predicted class, and every full window's figures in
 /// `metrics_over_time.csv`, against the oracle; returns the windows checked.
 fn assert_agrees(logs: &Path, sk: &serde_json::Value, window: usize) -> usize {
+    assert_agrees_in(logs, sk, window, true)
+}
+
+/// [`assert_agrees`], the oracle's rows in id order (`by_id`) or in the
+/// order the metric wrote them (an oracle run over the rows so ordered).
+pub(crate) fn assert_agrees_in(
+    logs: &Path,
+    sk: &serde_json::Value,
+    window: usize,
+    by_id: bool,
+) -> usize {
     let mut rows = read_metric_log(logs);
-    rows.sort_by_key(|r| r.id);
+    if by_id {
+        rows.sort_by_key(|r| r.id);
+    }
     let predicted = sk["predicted"].as_array().unwrap();
     assert_eq!(rows.len(), predicted.len(), "every row once");
     for (i, (r, p)) in rows.iter().zip(predicted).enumerate() {

@@ -19,14 +19,14 @@ use crate::support::sandbox::{
 
 const LIMIT: Duration = Duration::from_secs(120);
 /// Rows per monitor window in these runs (the artifact is trained for it).
-const WINDOW: usize = 250;
+pub(crate) const WINDOW: usize = 250;
 
 fn oracle() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/run_own.py")
 }
 
 /// The data sets the oracle writes (once per test run).
-fn data_dir() -> &'static Path {
+pub(crate) fn data_dir() -> &'static Path {
     // Under cargo's temp dir for tests (target/tmp), made again by each
     // test run: nothing is left in /tmp.
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -43,7 +43,7 @@ fn data_dir() -> &'static Path {
 
 /// The oracle's predictions and window figures for a model fitted on
 /// `train`, run over `run`.
-fn expected(train: &str, run: &str) -> serde_json::Value {
+pub(crate) fn expected(train: &str, run: &str) -> serde_json::Value {
     let mut cmd = Command::new(support::provision::python_with_pika());
     cmd.arg(oracle())
         .arg("windows")
@@ -57,7 +57,7 @@ fn expected(train: &str, run: &str) -> serde_json::Value {
 }
 
 /// `train --data train.csv --target y` for windows of [`WINDOW`] rows.
-fn train(sb: &Sandbox) -> PathBuf {
+pub(crate) fn train(sb: &Sandbox) -> PathBuf {
     let out = sb.join("train.model.json");
     let mut cmd = sb.command(["train", "--data"]);
     cmd.arg(data_dir().join("train.csv"))
@@ -130,8 +130,16 @@ fn refused(cmd: Command) -> String {
 /// order: sequential ids), and the count windows of
 /// `metrics_over_time.csv` against its figures.
 fn assert_agrees(logs: &Path, sk: &serde_json::Value) -> usize {
+    assert_agrees_in(logs, sk, true)
+}
+
+/// [`assert_agrees`], the oracle's rows in id order (`by_id`) or in the
+/// order the metric wrote them (an oracle run over the rows so ordered).
+pub(crate) fn assert_agrees_in(logs: &Path, sk: &serde_json::Value, by_id: bool) -> usize {
     let mut rows = read_metric_log(logs);
-    rows.sort_by_key(|r| r.id);
+    if by_id {
+        rows.sort_by_key(|r| r.id);
+    }
     let predictions = sk["predictions"].as_array().unwrap();
     assert_eq!(rows.len(), predictions.len(), "every row once");
     for (i, (r, p)) in rows.iter().zip(predictions).enumerate() {

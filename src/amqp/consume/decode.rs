@@ -15,12 +15,15 @@
 //! reason that repeated a 65 KB body once overflowed the broker's frame size.
 
 use crate::core::text::bounded_text;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::core::data::{FeatureVector, N_FEATURES};
 use crate::core::messages::{
-    Features, Kind, MetricRecord, Prediction, SampleId, Truth, MAX_ABS_FEATURE, MAX_ABS_VALUE,
+    Features, Kind, MetricRecord, Prediction, Probabilities, SampleId, Scored, Truth,
+    MAX_ABS_FEATURE, MAX_ABS_VALUE,
 };
+use crate::core::schema::{WireSchema, SCHEMA_HEADER};
+use crate::core::table::{number_as_level, quoted, ColumnKind, MAX_ABS_CELL};
 
 /// Most bytes of the input a reason quotes.
 pub const EXCERPT_BYTES: usize = 120;
@@ -42,6 +45,10 @@ pub enum Rejection {
     BadId(String),
     #[error("bad \"body\": {0}")]
     BadBody(String),
+    /// Of another schema than this role's (or of none, or without one when
+    /// this role has one): see [`crate::core::schema`].
+    #[error("schema: {0}")]
+    Schema(String),
 }
 
 impl Rejection {
@@ -55,6 +62,7 @@ impl Rejection {
             Rejection::NoId => "no_id",
             Rejection::BadId(_) => "bad_id",
             Rejection::BadBody(_) => "bad_body",
+            Rejection::Schema(_) => "schema",
         }
     }
 
@@ -103,24 +111,146 @@ fn excerpt(v: &Value) -> String {
 /// A message kind that can be read from the wire.
 pub trait Decode: Sized + Send + Sync + 'static {
     const KIND: Kind;
+    /// The message of `id` from its `body` (the diabetes data's form).
     fn from_body(id: SampleId, body: &Value) -> Result<Self, Rejection>;
+    /// The message of `id` from its JSON object, in a run of `schema`
+    /// (the user's own data) when there is one.
+    fn from_message(
+        id: SampleId,
+        obj: &Map<String, Value>,
+        schema: Option<&WireSchema>,
+    ) -> Result<Self, Rejection> {
+        let _ = schema;
+        Self::from_body(id, body(obj)?)
+    }
 }
 
-/// Parses and checks one message body.
+fn body(obj: &Map<String, Value>) -> Result<&Value, Rejection> {
+    obj.get("body")
+        .ok_or_else(|| Rejection::BadBody("missing".into()))
+}
+
+/// Parses and checks one message body (the diabetes data's roles).
 pub fn decode<T: Decode>(bytes: &[u8], max_bytes: usize) -> Result<T, Rejection> {
+    decode_in(bytes, max_bytes, None, None)
+}
+
+/// Parses and checks one message body for a role of `schema` (`None`: the
+/// diabetes data), whose [`SCHEMA_HEADER`] header is `header`: a message
+/// of another schema, or without one when the role has one (and the
+/// reverse), is refused before its body is read.
+pub fn decode_in<T: Decode>(
+    bytes: &[u8],
+    max_bytes: usize,
+    schema: Option<&WireSchema>,
+    header: Option<&str>,
+) -> Result<T, Rejection> {
     if bytes.len() > max_bytes {
         return Err(Rejection::TooLarge {
             size: bytes.len(),
             max: max_bytes,
         });
     }
+    check_schema(schema, header)?;
     let v: Value = serde_json::from_slice(bytes).map_err(|e| Rejection::NotJson(e.to_string()))?;
     let obj = v.as_object().ok_or(Rejection::NotAnObject)?;
     let id = parse_id(obj.get("id").ok_or(Rejection::NoId)?)?;
-    let body = obj
-        .get("body")
-        .ok_or_else(|| Rejection::BadBody("missing".into()))?;
-    T::from_body(id, body)
+    T::from_message(id, obj, schema)
+}
+
+/// The message's schema (its header) is the role's.
+fn check_schema(schema: Option<&WireSchema>, header: Option<&str>) -> Result<(), Rejection> {
+    let shown = |h: &str| bounded_text(h, 2 * crate::core::schema::FINGERPRINT_HEX);
+    match (schema, header) {
+        (None, None) => Ok(()),
+        (Some(s), Some(h)) if h == s.fingerprint => Ok(()),
+        (Some(s), Some(h)) => Err(Rejection::Schema(format!(
+            "the message is of schema {}, this role's is {} (another model or data set)",
+            shown(h),
+            s.fingerprint
+        ))),
+        (Some(s), None) => Err(Rejection::Schema(format!(
+            "the message has no {SCHEMA_HEADER} header: it is not from a run of this role's schema {} (the diabetes data, or another producer)",
+            s.fingerprint
+        ))),
+        (None, Some(h)) => Err(Rejection::Schema(format!(
+            "the message is of schema {} (data of a user's own), and this role runs the diabetes data",
+            shown(h)
+        ))),
+    }
+}
+
+/// A row by column name (`{"<column>": value, ...}`, every column of
+/// `schema` once, no other): a numeric column's number within the
+/// schema's bound of that column, a categorical column's level (a string,
+/// or a number for levels that are numbers), as
+/// [`WireSchema::level_value`] gives it.
+fn named_row(v: &Value, schema: &WireSchema) -> Result<FeatureVector, Rejection> {
+    let obj = v.as_object().ok_or_else(|| {
+        Rejection::BadBody(format!(
+            "\"features\" is {}, not an object of values by column name",
+            excerpt(v)
+        ))
+    })?;
+    let n = schema.features.len();
+    if obj.len() != n {
+        let missing = schema
+            .features
+            .iter()
+            .find(|c| !obj.contains_key(&c.name))
+            .map(|c| format!(": no {}", quoted(&c.name)))
+            .unwrap_or_default();
+        return Err(Rejection::BadBody(format!(
+            "\"features\" has {} columns, the schema {}{missing}",
+            obj.len(),
+            n
+        )));
+    }
+    let mut x = crate::core::schema::empty_row(n);
+    for (name, value) in obj {
+        let j = schema.position(name).ok_or_else(|| {
+            Rejection::BadBody(format!(
+                "\"features\" has {}, not a column of the schema",
+                quoted(name)
+            ))
+        })?;
+        let what = format!("column {}", quoted(name));
+        x[j] = match (&schema.features[j].kind, value) {
+            (ColumnKind::Numeric, v) => bounded_number(v, &what, schema.max_abs[j])?,
+            (ColumnKind::Categorical { .. }, Value::String(level)) => schema.level_value(j, level),
+            (ColumnKind::Categorical { .. }, Value::Number(_)) => {
+                let level = number_as_level(bounded_number(value, &what, MAX_ABS_CELL)?);
+                schema.level_value(j, &level)
+            }
+            (ColumnKind::Categorical { .. }, v) => {
+                return Err(Rejection::BadBody(format!(
+                    "{what} is {}, not a level (a string)",
+                    excerpt(v)
+                )))
+            }
+        };
+    }
+    Ok(x)
+}
+
+/// A classifier's class index: an integer below the number of classes.
+fn class_index(v: &Value, what: &str, classes: &[String]) -> Result<f64, Rejection> {
+    let y = finite(v, what)?;
+    if y < 0.0 || y.fract() != 0.0 || y >= classes.len() as f64 {
+        return Err(Rejection::BadBody(format!(
+            "{what} is {y}, not a class index of this classifier (0 to {})",
+            classes.len() - 1
+        )));
+    }
+    Ok(y)
+}
+
+/// A target or prediction: a class index for a classifier's schema.
+fn target_value(v: &Value, what: &str, schema: Option<&WireSchema>) -> Result<f64, Rejection> {
+    match schema.and_then(|s| s.classes.as_deref()) {
+        Some(classes) => class_index(v, what, classes),
+        None => finite(v, what),
+    }
 }
 
 /// Largest id JSON carries exactly.
@@ -195,7 +325,83 @@ impl Decode for Features {
         }
         Ok(Features { id, x })
     }
+    fn from_message(
+        id: SampleId,
+        obj: &Map<String, Value>,
+        schema: Option<&WireSchema>,
+    ) -> Result<Self, Rejection> {
+        match schema {
+            None => Self::from_body(id, body(obj)?),
+            Some(s) => {
+                let v = obj
+                    .get("features")
+                    .ok_or_else(|| Rejection::BadBody("no \"features\"".into()))?;
+                Ok(Features {
+                    id,
+                    x: named_row(v, s)?,
+                })
+            }
+        }
+    }
 }
+
+impl Decode for Scored {
+    const KIND: Kind = Kind::Scored;
+    fn from_body(_: SampleId, _: &Value) -> Result<Self, Rejection> {
+        Err(Rejection::Schema(
+            "a scored message is for a classifier of a user's own data, and this role runs the diabetes data".into(),
+        ))
+    }
+    fn from_message(
+        id: SampleId,
+        obj: &Map<String, Value>,
+        schema: Option<&WireSchema>,
+    ) -> Result<Self, Rejection> {
+        let (Some(s), Some(classes)) = (schema, schema.and_then(|s| s.classes.as_deref())) else {
+            return Self::from_body(id, &Value::Null);
+        };
+        let x = named_row(
+            obj.get("features")
+                .ok_or_else(|| Rejection::BadBody("no \"features\"".into()))?,
+            s,
+        )?;
+        let by_class = obj
+            .get("probabilities")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                Rejection::BadBody("no \"probabilities\" object of the classes".into())
+            })?;
+        if by_class.len() != classes.len() {
+            return Err(Rejection::BadBody(format!(
+                "\"probabilities\" has {} classes, the classifier {}",
+                by_class.len(),
+                classes.len()
+            )));
+        }
+        let mut p = Probabilities::new();
+        for c in classes {
+            let v = by_class.get(c).ok_or_else(|| {
+                Rejection::BadBody(format!("\"probabilities\" has no class {}", quoted(c)))
+            })?;
+            let what = format!("the probability of {}", quoted(c));
+            let q = bounded_number(v, &what, 1.0)?;
+            if q < 0.0 {
+                return Err(Rejection::BadBody(format!("{what} is {q}, below 0")));
+            }
+            p.push(q);
+        }
+        let sum: f64 = p.iter().sum();
+        if (sum - 1.0).abs() > PROBABILITY_SUM_TOLERANCE {
+            return Err(Rejection::BadBody(format!(
+                "the probabilities sum to {sum}, not 1"
+            )));
+        }
+        Ok(Scored { id, x, p })
+    }
+}
+
+/// How far from 1 the probabilities of a scored message may sum.
+pub const PROBABILITY_SUM_TOLERANCE: f64 = 1e-6;
 
 impl Decode for Truth {
     const KIND: Kind = Kind::YTrue;
@@ -203,6 +409,16 @@ impl Decode for Truth {
         Ok(Truth {
             id,
             y: finite(body, "y_true")?,
+        })
+    }
+    fn from_message(
+        id: SampleId,
+        obj: &Map<String, Value>,
+        schema: Option<&WireSchema>,
+    ) -> Result<Self, Rejection> {
+        Ok(Truth {
+            id,
+            y: target_value(body(obj)?, "y_true", schema)?,
         })
     }
 }
@@ -213,6 +429,16 @@ impl Decode for Prediction {
         Ok(Prediction {
             id,
             y: finite(body, "y_pred")?,
+        })
+    }
+    fn from_message(
+        id: SampleId,
+        obj: &Map<String, Value>,
+        schema: Option<&WireSchema>,
+    ) -> Result<Self, Rejection> {
+        Ok(Prediction {
+            id,
+            y: target_value(body(obj)?, "y_pred", schema)?,
         })
     }
 }

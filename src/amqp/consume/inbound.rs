@@ -34,14 +34,15 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::watch;
 
-use super::decode::{decode, Decode};
+use super::decode::{decode_in, Decode};
 use super::throttle::Throttle;
 use crate::amqp::{connection, topology};
 use crate::config::{BridgeSettings, InboundSettings};
 use crate::core::done::{Done, Outcome};
 use crate::core::messages::{Batch, Kind};
 use crate::core::metrics::{Metrics, QueueReasonLabel};
-use crate::core::text::redact_url;
+use crate::core::schema::{WireSchema, SCHEMA_HEADER};
+use crate::core::text::{bounded_text, redact_url};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
@@ -105,6 +106,9 @@ pub struct Inbound<T: Decode> {
     pub kind: Kind,
     pub target: Recipient<Batch<T>>,
     pub stats: Arc<InboundStats>,
+    /// The run's schema (data of the user's own): messages of another
+    /// schema, or of none, are dead-lettered.
+    pub schema: Option<Arc<WireSchema>>,
 }
 
 /// The delivery tags of a batch handed to the actor.
@@ -400,7 +404,13 @@ where
         let mut items = Vec::with_capacity(deliveries.len());
         let mut publishes = Vec::new();
         for d in &deliveries {
-            match decode::<T>(&d.data, settings.max_body_bytes) {
+            let header = schema_header(d);
+            match decode_in::<T>(
+                &d.data,
+                settings.max_body_bytes,
+                self.schema.as_deref(),
+                header.as_deref(),
+            ) {
                 Ok(item) => items.push(item),
                 Err(rejection) => {
                     let reason = rejection.reason();
@@ -537,6 +547,17 @@ where
     }
 }
 
+/// The [`SCHEMA_HEADER`] header of a delivery, as text (a value that is
+/// not a string is shown as its debug form, and never matches).
+fn schema_header(d: &Delivery) -> Option<String> {
+    let headers = d.properties.headers().as_ref()?;
+    Some(match headers.inner().get(SCHEMA_HEADER)? {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.as_str().to_owned(),
+        other => format!("{other:?}"),
+    })
+}
+
 /// A channel with publisher confirms, for dead-letter copies.
 async fn open_dead_letter_channel(conn: &Connection) -> lapin::Result<Channel> {
     let ch = conn.create_channel().await?;
@@ -566,6 +587,13 @@ async fn dead_letter(
         "x-original-routing-key".into(),
         AMQPValue::LongString(d.routing_key.as_str().into()),
     );
+    // The schema it came with, so that the reason can be checked.
+    if let Some(h) = schema_header(d) {
+        headers.insert(
+            SCHEMA_HEADER.into(),
+            AMQPValue::LongString(bounded_text(&h, 64).into()),
+        );
+    }
     let props = BasicProperties::default()
         .with_headers(headers)
         .with_delivery_mode(2)

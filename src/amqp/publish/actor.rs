@@ -16,27 +16,38 @@ use actix::prelude::*;
 
 use super::outbox::{unix_seconds, OutMessage, Outbox};
 use crate::core::messages::{Batch, WireMessage};
+use crate::core::schema::WireSchema;
 
 pub struct BridgeActor {
     outbox: Arc<Outbox>,
     /// Every message goes straight to this queue, not to the exchange.
     queue: Option<Arc<str>>,
+    /// The run's schema (data of the user's own): features by column
+    /// name, the fingerprint in a header of every message.
+    schema: Option<Arc<WireSchema>>,
+    fingerprint: Option<Arc<str>>,
 }
 
 impl BridgeActor {
-    pub fn new(outbox: Arc<Outbox>) -> BridgeActor {
+    pub fn new(outbox: Arc<Outbox>, schema: Option<Arc<WireSchema>>) -> BridgeActor {
         BridgeActor {
+            fingerprint: schema.as_ref().map(|s| s.fingerprint.as_str().into()),
             outbox,
             queue: None,
+            schema,
         }
     }
 
     /// A bridge actor whose messages go to `queue` through the default
     /// exchange (same outbox, confirms and retries as the others).
-    pub fn to_queue(outbox: Arc<Outbox>, queue: &str) -> BridgeActor {
+    pub fn to_queue(
+        outbox: Arc<Outbox>,
+        queue: &str,
+        schema: Option<Arc<WireSchema>>,
+    ) -> BridgeActor {
         BridgeActor {
-            outbox,
             queue: Some(queue.into()),
+            ..BridgeActor::new(outbox, schema)
         }
     }
 }
@@ -58,7 +69,8 @@ impl<T: WireMessage> Handler<Batch<T>> for BridgeActor {
             .map(|m| OutMessage {
                 done: batch.done.clone(),
                 queue: self.queue.clone(),
-                ..OutMessage::from_wire(m, now)
+                schema: self.fingerprint.clone(),
+                ..OutMessage::from_wire(m, now, self.schema.as_deref())
             })
             .collect();
         let outbox = self.outbox.clone();

@@ -36,6 +36,11 @@ pub struct OutMessage {
     /// forwarded to the monitor's queue (the exchange would route them back
     /// into that legacy queue, a loop).
     pub queue: Option<Arc<str>>,
+    /// The fingerprint of the run's schema (the [`SCHEMA_HEADER`] header),
+    /// for a run of the user's own data.
+    ///
+    /// [`SCHEMA_HEADER`]: crate::core::schema::SCHEMA_HEADER
+    pub schema: Option<Arc<str>>,
 }
 
 impl OutMessage {
@@ -48,15 +53,21 @@ impl OutMessage {
 }
 
 impl OutMessage {
-    pub fn from_wire<T: WireMessage>(m: &T, timestamp: u64) -> OutMessage {
+    /// `m`'s wire message, in a run of `schema` when there is one.
+    pub fn from_wire<T: WireMessage>(
+        m: &T,
+        timestamp: u64,
+        schema: Option<&crate::core::schema::WireSchema>,
+    ) -> OutMessage {
         OutMessage {
             kind: T::KIND,
             id: m.id(),
-            body: m.to_json(),
+            body: m.to_json_in(schema),
             timestamp,
             attempts: 0,
             done: None,
             queue: None,
+            schema: None,
         }
     }
 }
@@ -212,7 +223,7 @@ mod tests {
     use std::time::Duration;
 
     fn msgs(ids: std::ops::Range<u64>) -> Vec<OutMessage> {
-        ids.map(|id| OutMessage::from_wire(&Truth { id, y: 1.0 }, 0))
+        ids.map(|id| OutMessage::from_wire(&Truth { id, y: 1.0 }, 0, None))
             .collect()
     }
 

@@ -214,13 +214,24 @@ impl Publisher {
     }
 
     fn properties(&self, m: &OutMessage) -> BasicProperties {
-        BasicProperties::default()
+        let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
             .with_message_id(m.id.to_string().into())
             .with_type(m.kind.routing_key().into())
             .with_timestamp(m.timestamp)
-            .with_app_id(self.app_id.as_str().into())
+            .with_app_id(self.app_id.as_str().into());
+        match &m.schema {
+            Some(fingerprint) => {
+                let mut headers = lapin::types::FieldTable::default();
+                headers.insert(
+                    crate::core::schema::SCHEMA_HEADER.into(),
+                    lapin::types::AMQPValue::LongString(fingerprint.as_ref().into()),
+                );
+                props.with_headers(headers)
+            }
+            None => props,
+        }
     }
 
     /// Publishes until shutdown completes or the connection fails: a

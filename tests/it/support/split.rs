@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use lapin::options::{
     BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
-    QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -62,6 +62,8 @@ pub struct TestBroker {
     pub plot_queue: String,
     /// The monitor's features (it runs with the metric role).
     pub monitor_queue: String,
+    /// The monitor's features with a classifier's probabilities.
+    pub scored_queue: String,
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
     /// Whether the processes declare the legacy queues (default: no).
@@ -86,6 +88,7 @@ impl TestBroker {
             pred_queue: format!("{prefix}.metric.y_pred"),
             plot_queue: format!("{prefix}.plot"),
             monitor_queue: format!("{prefix}.monitor.features"),
+            scored_queue: format!("{prefix}.monitor.scored"),
             dead_letter_exchange: format!("{prefix}.dlx"),
             dead_letter_queue: format!("{prefix}.dlq"),
             legacy_queues: false,
@@ -109,6 +112,10 @@ impl TestBroker {
             (
                 "MODELWATCH__INBOUND__MONITOR_FEATURES_QUEUE",
                 &self.monitor_queue,
+            ),
+            (
+                "MODELWATCH__INBOUND__MONITOR_SCORED_QUEUE",
+                &self.scored_queue,
             ),
             (
                 "MODELWATCH__INBOUND__DEAD_LETTER_EXCHANGE",
@@ -148,6 +155,7 @@ impl Drop for TestBroker {
             &self.pred_queue,
             &self.plot_queue,
             &self.monitor_queue,
+            &self.scored_queue,
             &self.dead_letter_queue,
         ]
         .into_iter()
@@ -733,6 +741,32 @@ pub async fn publish_raw(ch: &Channel, exchange: &str, routing_key: &str, bodies
             );
         }
     }
+}
+
+/// Declares `queue` (durable, deleted by the [`TestBroker`] that owns the
+/// name) and binds it to the test's exchange under `key`.
+pub async fn watch_queue(conn: &lapin::Connection, broker: &TestBroker, queue: &str, key: &str) {
+    let ch = conn.create_channel().await.expect("channel");
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("declaring {queue}: {e}"));
+    ch.queue_bind(
+        queue.into(),
+        broker.exchange.as_str().into(),
+        key.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("binding {queue}: {e}"));
+    let _ = ch.close(200, "declared".into()).await;
 }
 
 /// Messages `queue` holds now (passive declare; panics if it does not exist).
