@@ -476,6 +476,165 @@ mod tests {
         assert_eq!(decode::<MetricRecord>(&m.to_json(), 65536).unwrap(), m);
     }
 
+    /// x1 numeric (bounded at 100), color categorical (blue, red; green
+    /// past them), a classifier of classes a and b.
+    fn schema() -> WireSchema {
+        use crate::core::table::ColumnSchema;
+        WireSchema::new(
+            vec![
+                ColumnSchema {
+                    name: "x1".into(),
+                    kind: ColumnKind::Numeric,
+                },
+                ColumnSchema {
+                    name: "color".into(),
+                    kind: ColumnKind::Categorical {
+                        levels: vec!["blue".into(), "red".into()],
+                    },
+                },
+            ],
+            "y",
+            Some(vec!["a".into(), "b".into()]),
+        )
+        .with_extra(vec![vec![], vec!["green".into()]])
+        .with_bounds(vec![100.0, f64::INFINITY])
+    }
+
+    fn in_schema<T: Decode>(body: &str, header: Option<&str>) -> Result<T, Rejection> {
+        let s = schema();
+        decode_in(body.as_bytes(), 65536, Some(&s), header)
+    }
+
+    #[test]
+    fn a_schemas_features_round_trip_by_name_with_new_levels_as_text() {
+        let s = schema();
+        for x in [[1.5, 1.0], [-100.0, 2.0], [0.0, 0.0]] {
+            let f = Features {
+                id: 9,
+                x: FeatureVector::from_slice(&x),
+            };
+            let back: Features = decode_in(
+                &f.to_json_in(Some(&s)),
+                65536,
+                Some(&s),
+                Some(&s.fingerprint),
+            )
+            .unwrap();
+            assert_eq!(back, f);
+        }
+        // A level neither the model nor the file had: past them all.
+        let f: Features = in_schema(
+            r#"{"id": 1, "features": {"color": "purple", "x1": 2}}"#,
+            Some(&s.fingerprint),
+        )
+        .unwrap();
+        assert_eq!(&f.x[..], &[2.0, 3.0]);
+        let p = Scored {
+            id: 3,
+            x: FeatureVector::from_slice(&[1.0, 0.0]),
+            p: [0.25, 0.75].into_iter().collect(),
+        };
+        let back: Scored = decode_in(
+            &p.to_json_in(Some(&s)),
+            65536,
+            Some(&s),
+            Some(&s.fingerprint),
+        )
+        .unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn a_message_of_another_schema_or_of_none_is_refused_and_says_which() {
+        let s = schema();
+        let body = r#"{"id": 1, "features": {"x1": 1, "color": "red"}}"#;
+        let other = in_schema::<Features>(body, Some("0123456789abcdef")).unwrap_err();
+        assert_eq!(other.kind(), "schema");
+        assert!(
+            other.reason().contains("0123456789abcdef") && other.reason().contains(&s.fingerprint),
+            "{other}"
+        );
+        let none = in_schema::<Truth>(r#"{"id": 1, "body": 1}"#, None).unwrap_err();
+        assert!(
+            none.reason().contains("no x-modelwatch-schema header"),
+            "{none}"
+        );
+        // A diabetes role refuses a schema's message, whatever its body.
+        let diabetes =
+            decode_in::<Features>(body.as_bytes(), 65536, None, Some(&s.fingerprint)).unwrap_err();
+        assert!(diabetes.reason().contains("diabetes"), "{diabetes}");
+        // A huge header is quoted bounded.
+        let long = "f".repeat(10_000);
+        let r = in_schema::<Features>(body, Some(&long))
+            .unwrap_err()
+            .reason();
+        assert!(r.len() <= MAX_REASON_BYTES, "{r}");
+    }
+
+    #[test]
+    fn every_bad_field_of_a_schemas_message_is_named() {
+        let fp = schema().fingerprint;
+        let h = Some(fp.as_str());
+        let features: [(&str, &str); 9] = [
+            (r#"{"id": 1, "body": [1, 2]}"#, "no \"features\""),
+            (r#"{"id": 1, "features": [1, 2]}"#, "not an object"),
+            (r#"{"id": 1, "features": {"x1": 1}}"#, "no \"color\""),
+            (
+                r#"{"id": 1, "features": {"x1": 1, "colour": "red"}}"#,
+                "\"colour\", not a column",
+            ),
+            (
+                r#"{"id": 1, "features": {"x1": 1, "color": "red", "z": 0}}"#,
+                "has 3 columns",
+            ),
+            (
+                r#"{"id": 1, "features": {"x1": 101, "color": "red"}}"#,
+                "limit of ±1e2",
+            ),
+            (
+                r#"{"id": 1, "features": {"x1": "1", "color": "red"}}"#,
+                "not a number",
+            ),
+            (
+                r#"{"id": 1, "features": {"x1": 1, "color": null}}"#,
+                "not a level",
+            ),
+            (
+                r#"{"id": 1, "features": {"x1": null, "color": "red"}}"#,
+                "not a number",
+            ),
+        ];
+        for (body, want) in features {
+            let r = in_schema::<Features>(body, h).unwrap_err().reason();
+            assert!(r.contains(want), "{body} -> {r}");
+        }
+        for (body, want) in [
+            (r#"{"id": 1, "body": 2}"#, "not a class index"),
+            (r#"{"id": 1, "body": 0.5}"#, "not a class index"),
+            (r#"{"id": 1, "body": -1}"#, "not a class index"),
+        ] {
+            let r = in_schema::<Truth>(body, h).unwrap_err().reason();
+            assert!(r.contains(want), "{body} -> {r}");
+            let r = in_schema::<Prediction>(body, h).unwrap_err().reason();
+            assert!(r.contains(want), "{body} -> {r}");
+        }
+        let x = r#""features": {"x1": 1, "color": "red"}"#;
+        for (p, want) in [
+            (r#"{"a": 0.5}"#, "has 1 classes"),
+            (r#"{"a": 0.5, "c": 0.5}"#, "no class \"b\""),
+            (r#"{"a": 0.6, "b": 0.6}"#, "sum to 1.2"),
+            (r#"{"a": -0.5, "b": 1.5}"#, "below 0"),
+            (r#"{"a": 1.5, "b": -0.5}"#, "limit of ±1"),
+            (r#"{"a": "x", "b": 1}"#, "not a number"),
+        ] {
+            let body = format!(r#"{{"id": 1, {x}, "probabilities": {p}}}"#);
+            let r = in_schema::<Scored>(&body, h).unwrap_err().reason();
+            assert!(r.contains(want), "{body} -> {r}");
+        }
+        let diabetes_scored = decode::<Scored>(br#"{"id": 1, "body": 1}"#, 1000).unwrap_err();
+        assert_eq!(diabetes_scored.kind(), "schema");
+    }
+
     #[test]
     fn python_float_ids_become_microseconds() {
         let t: Truth = decode(br#"{"id": 1732865012.345678, "body": 151.0}"#, 1000).unwrap();
