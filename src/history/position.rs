@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The routing keys a history holds: the four of the pipeline and the two
 /// of the monitor.
-pub const KEYS: [&str; 6] = [
-    "features", "y_true", "y_pred", "metrics", "monitor", "alerts",
+pub const KEYS: [&str; 7] = [
+    "features", "y_true", "y_pred", "metrics", "monitor", "alerts", "scored",
 ];
 
 /// Where to start reading (`--from`).

@@ -50,8 +50,12 @@ pub struct Entry {
     pub id: Option<u64>,
     /// The AMQP `timestamp` (seconds since the epoch; when the bridge took it).
     pub timestamp: Option<u64>,
-    /// The `body` of the JSON envelope (the whole JSON if it has none).
+    /// The `body` of the JSON envelope (the whole JSON if it has none:
+    /// the features of a run of the user's own data, by column name).
     pub body: serde_json::Value,
+    /// The schema's fingerprint (header `x-modelwatch-schema`) of a run
+    /// of the user's own data; bounded.
+    pub schema: Option<String>,
 }
 
 /// The stream to read and how.
@@ -178,12 +182,22 @@ fn entry(d: &lapin::message::Delivery, offset: u64, max_body: usize) -> Option<E
         ),
         other => (message_id, other),
     };
+    let schema = d
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(crate::core::schema::SCHEMA_HEADER))
+        .map(|v| match v {
+            AMQPValue::LongString(s) => bounded_text(&String::from_utf8_lossy(s.as_bytes()), 64),
+            other => bounded_text(&format!("{other:?}"), 64),
+        });
     Some(Entry {
         offset,
         key,
         id,
         timestamp: *d.properties.timestamp(),
         body,
+        schema,
     })
 }
 

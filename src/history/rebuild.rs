@@ -52,7 +52,8 @@ use crate::config::Settings;
 use crate::core::append_file::AppendFile;
 use crate::core::data::{FeatureVector, N_FEATURES};
 use crate::core::log_paths::{open_log, LogPaths};
-use crate::core::messages::{Features, Kind, MetricRecord};
+use crate::core::messages::{Features, Kind, MetricRecord, Scored};
+use crate::core::schema::WireSchema;
 use crate::metric::join::RecentIds;
 use crate::metric::log_format::{
     read_metric_log, write_label_line, write_metric_rows, METRIC_HEADER,
@@ -75,6 +76,11 @@ const FLUSH_BYTES: usize = 256 * 1024;
 pub trait RecordSink {
     fn record(&mut self, r: &MetricRecord, at_ms: u64) -> anyhow::Result<()>;
     fn features(&mut self, _f: &Features) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// A classifier's features with its probabilities (the `scored`
+    /// messages of a run of the user's own data).
+    fn scored(&mut self, _s: &Scored) -> anyhow::Result<()> {
         Ok(())
     }
     /// Writes what is buffered (before an offset is saved).
@@ -212,6 +218,15 @@ impl RecordSink for MonitorSink {
         Ok(())
     }
 
+    fn scored(&mut self, s: &Scored) -> anyhow::Result<()> {
+        if !self.seen.contains(s.id) {
+            self.seen.insert(s.id);
+            let closed = self.monitor.observe_scored(std::iter::once(s));
+            self.write(closed)?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> anyhow::Result<()> {
         self.files.over_time_csv.flush()?;
         self.files.alerts.flush()?;
@@ -272,6 +287,9 @@ pub struct RebuildReport {
     pub labels_already: u64,
     /// Messages of a rebuilt key whose body is not the pipeline's.
     pub malformed: u64,
+    /// Messages of another schema than the rebuild's (another model or
+    /// data set, or the diabetes data's in a rebuild of your own): left out.
+    pub other_schema: u64,
 }
 
 /// The files of a rebuild, open.
@@ -294,6 +312,9 @@ pub struct Rebuild {
     sinks: Vec<Box<dyn RecordSink>>,
     /// The training baseline (the histogram's MAE line), with the monitor on.
     baseline: Option<Baseline>,
+    /// The schema of a rebuild of the user's own data (`data.model`):
+    /// messages of another are left out; features are read by name.
+    schema: Option<WireSchema>,
     report: RebuildReport,
     /// The folder's lock, held while rebuilding.
     _lock: std::fs::File,
@@ -335,11 +356,19 @@ impl Rebuild {
         // The monitor's files, by the live monitor's code, judged against
         // the same reference as live (the artifact's model and baseline,
         // or the same in-memory fit).
+        let model = match settings.data.is_own() {
+            true => Some(own_model(settings)?),
+            false => None,
+        };
+        let schema = model.as_ref().map(|m| m.wire_schema());
         let (baseline, sinks) = match settings.monitor.enabled {
             true => {
-                let model = std::sync::Arc::new(crate::model::Model::Linear(load_or_fit_model(
-                    &settings.model.artifact,
-                )?));
+                let model = std::sync::Arc::new(match model {
+                    Some(m) => crate::model::Model::Tabular(m),
+                    None => {
+                        crate::model::Model::Linear(load_or_fit_model(&settings.model.artifact)?)
+                    }
+                });
                 let reference = crate::monitor::actor::Reference::of(model, &settings.monitor)?;
                 let sink =
                     MonitorSink::open(settings, &paths, &reference.model, &reference.baseline)
@@ -367,6 +396,7 @@ impl Rebuild {
             paths,
             sinks,
             baseline,
+            schema,
             report: RebuildReport {
                 rows_before,
                 ..Default::default()
@@ -383,8 +413,19 @@ impl Rebuild {
     /// Takes one message of the history; keys it does not rebuild from
     /// (`monitor`, `alerts`: the monitor makes them again) are ignored.
     pub fn take(&mut self, e: &Entry) -> anyhow::Result<()> {
+        let ours = match (&self.schema, &e.schema) {
+            (None, None) => true,
+            (Some(s), Some(h)) => *h == s.fingerprint,
+            _ => false,
+        };
+        if !ours {
+            self.report.other_schema += 1;
+            return Ok(());
+        }
         match e.key {
             "metrics" => self.row(e)?,
+            "features" if self.schema.is_some() => self.named(e, false)?,
+            "scored" => self.named(e, true)?,
             "features" => self.features(e)?,
             "y_true" => self.label(e, Kind::YTrue)?,
             "y_pred" => self.label(e, Kind::YPred)?,
@@ -464,6 +505,43 @@ impl Rebuild {
         }
         for s in &mut self.sinks {
             s.features(&f)?;
+        }
+        Ok(())
+    }
+
+    /// A message of the rebuild's schema: features by column name, or
+    /// (`scored`) a classifier's with its probabilities, read as the
+    /// split layout's consumers read them. A classifier's monitor takes
+    /// the scored ones, another the features ([`Rebuild::features`]).
+    fn named(&mut self, e: &Entry, scored: bool) -> anyhow::Result<()> {
+        let Some(schema) = &self.schema else {
+            self.report.malformed += 1;
+            return Ok(());
+        };
+        if self.sinks.is_empty() || scored != schema.classes.is_some() {
+            return Ok(());
+        }
+        let (Some(id), Some(obj)) = (e.id, e.body.as_object()) else {
+            self.report.malformed += 1;
+            return Ok(());
+        };
+        use crate::amqp::consume::decode::Decode;
+        if scored {
+            let Ok(s) = Scored::from_message(id, obj, Some(schema)) else {
+                self.report.malformed += 1;
+                return Ok(());
+            };
+            for sink in &mut self.sinks {
+                sink.scored(&s)?;
+            }
+        } else {
+            let Ok(f) = Features::from_message(id, obj, Some(schema)) else {
+                self.report.malformed += 1;
+                return Ok(());
+            };
+            for sink in &mut self.sinks {
+                sink.features(&f)?;
+            }
         }
         Ok(())
     }
@@ -655,6 +733,28 @@ fn read_label_lines(path: &Path) -> std::io::Result<Held<Vec<u8>>> {
         last.clear();
         last.extend_from_slice(&line[..line.len() - 1]); // without the newline
     }
+}
+
+/// The model of a rebuild of the user's own data: the artifact of
+/// `data.model` (`--model`), which the run's messages were made with; a
+/// model fitted at start cannot be made again without its data.
+fn own_model(settings: &Settings) -> anyhow::Result<crate::model::tabular::TabularModel> {
+    let path = &settings.data.model;
+    if path.as_os_str().is_empty() {
+        anyhow::bail!(
+            "data.model (--model): a rebuild of a run of your own data (data.path) needs the artifact the run used (`modelwatch train --data` writes one)"
+        );
+    }
+    let m = crate::model::tabular::TabularModel::load(path).context("data.model (--model)")?;
+    if m.target.name != settings.data.target {
+        anyhow::bail!(
+            "data.target (--target) is {}, but the model {} predicts {}",
+            crate::core::table::quoted(&settings.data.target),
+            crate::core::text::shown_path(path),
+            crate::core::table::quoted(&m.target.name)
+        );
+    }
+    Ok(m)
 }
 
 #[cfg(test)]

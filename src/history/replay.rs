@@ -280,6 +280,7 @@ fn log_finished(report: &ReadReport, rebuilt: Option<RebuildReport>) {
         rows = rebuilt.map(|r| r.rows),
         duplicates = rebuilt.map(|r| r.duplicates),
         already = rebuilt.map(|r| r.already),
+        other_schema = rebuilt.map(|r| r.other_schema),
         "replay finished"
     );
 }
