@@ -11,7 +11,15 @@ that exchange and prints each message as ``<routing key> <body>``.
     python3 examples/consume.py                # metrics only
     python3 examples/consume.py y_pred         # predictions
     python3 examples/consume.py '#' 20         # everything, stop after 20
+    python3 examples/consume.py features --schema 3f2a...   # one model's
     AMQP_URL=amqp://user:pass@host:5672/%2f python3 examples/consume.py
+
+A run of your own data (``--data``) sends its features by column name,
+``{"id": ..., "features": {"<column>": <value>, ...}}``, with its schema's
+fingerprint in the header ``x-modelwatch-schema`` (``modelwatch train``
+prints it). With ``--schema``, messages of another schema (another model,
+or the diabetes data, which has none) are not printed: they are counted on
+stderr (docs/wire.md).
 
 The binding key is a topic pattern: a routing key, or ``#`` for all.
 Delivery is at-least-once: a message may come twice after a broker restart;
@@ -21,6 +29,7 @@ its ``message_id`` property (the sample id) tells the copies apart.
 import argparse
 import json
 import os
+import sys
 
 import pika
 
@@ -36,6 +45,9 @@ def main():
     parser.add_argument(
         "max", nargs="?", type=int, default=None,
         help="stop after this many messages (default: run until Ctrl-C)")
+    parser.add_argument(
+        "--schema", default=None,
+        help="only messages with this x-modelwatch-schema header (a run of your own data)")
     args = parser.parse_args()
 
     url = os.environ.get("AMQP_URL", DEFAULT_URL)
@@ -53,9 +65,19 @@ def main():
     channel.queue_bind(queue=queue, exchange=EXCHANGE, routing_key=args.binding_key)
 
     seen = 0
+    other = 0
 
     def on_message(ch, method, properties, body):
-        nonlocal seen
+        nonlocal seen, other
+        schema = (properties.headers or {}).get("x-modelwatch-schema")
+        if isinstance(schema, bytes):
+            schema = schema.decode("utf-8", "replace")
+        if args.schema is not None and schema != args.schema:
+            # Another model's, or the diabetes data's: its columns are not ours.
+            other += 1
+            print(f"skipped a message of schema {schema!r} ({other} so far)", file=sys.stderr,
+                  flush=True)
+            return
         # The values: message["id"] and message["body"]. The properties carry
         # the id again (properties.message_id) and the kind (properties.type).
         message = json.loads(body)

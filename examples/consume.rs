@@ -10,8 +10,16 @@
 //! cargo run --example consume                 # metrics only
 //! cargo run --example consume -- y_pred       # predictions
 //! cargo run --example consume -- '#' --max 20 # everything, stop after 20
+//! cargo run --example consume -- features --schema 3f2a...  # one model's
 //! AMQP_URL=amqp://user:pass@host:5672/%2f cargo run --example consume
 //! ```
+//!
+//! A run of your own data (`--data`) sends its features by column name,
+//! `{"id": ..., "features": {"<column>": <value>, ...}}`, with its
+//! schema's fingerprint in the header `x-modelwatch-schema` (`modelwatch
+//! train` prints it). With `--schema`, messages of another schema (another
+//! model, or the diabetes data, which has none) are not printed: they are
+//! counted on stderr (docs/wire.md).
 //!
 //! The binding key is a topic pattern: a routing key, `#` for all, or
 //! several keys by running several consumers. Delivery is at-least-once: a
@@ -26,16 +34,20 @@ use lapin::{Connection, ConnectionProperties};
 const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const EXCHANGE: &str = "ml_pipeline";
 
-/// What to listen to, from the command line: `[BINDING_KEY] [--max N]`.
+/// What to listen to, from the command line:
+/// `[BINDING_KEY] [--max N] [--schema FINGERPRINT]`.
 struct Args {
     binding_key: String,
     /// Stop after this many messages (forever when absent).
     max: Option<u64>,
+    /// Only messages whose `x-modelwatch-schema` header is this.
+    schema: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut binding_key = None;
     let mut max = None;
+    let mut schema = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -43,9 +55,11 @@ fn parse_args() -> Result<Args, String> {
                 let n = args.next().ok_or("--max needs a number")?;
                 max = Some(n.parse().map_err(|_| format!("--max {n}: not a number"))?);
             }
-            "-h" | "--help" => {
-                return Err("usage: consume [BINDING_KEY (default metrics)] [--max N]".into())
-            }
+            "--schema" => schema = Some(args.next().ok_or("--schema needs a fingerprint")?),
+            "-h" | "--help" => return Err(
+                "usage: consume [BINDING_KEY (default metrics)] [--max N] [--schema FINGERPRINT]"
+                    .into(),
+            ),
             key if binding_key.is_none() => binding_key = Some(key.to_string()),
             other => return Err(format!("unexpected argument {other:?}")),
         }
@@ -53,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         binding_key: binding_key.unwrap_or_else(|| "metrics".into()),
         max,
+        schema,
     })
 }
 
@@ -111,8 +126,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mut seen = 0;
+    let mut other = 0;
     while let Some(delivery) = consumer.next().await {
         let delivery = delivery?;
+        let schema = schema_of(&delivery);
+        if args.schema.is_some() && schema != args.schema {
+            // Another model's, or the diabetes data's: its columns are not ours.
+            other += 1;
+            eprintln!("skipped a message of schema {schema:?} ({other} so far)");
+            continue;
+        }
         // The body is JSON: {"id": ..., "body": ...}. Parse it with
         // serde_json to use the values; here it is printed as it came.
         println!(
@@ -128,4 +151,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     conn.close(200, "bye".into()).await?;
     Ok(())
+}
+
+/// The `x-modelwatch-schema` header of a message of a run of your own
+/// data (`None`: the diabetes data's, or another producer's).
+fn schema_of(delivery: &lapin::message::Delivery) -> Option<String> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get("x-modelwatch-schema")? {
+        lapin::types::AMQPValue::LongString(s) => {
+            Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+        }
+        other => Some(format!("{other:?}")),
+    }
 }

@@ -786,6 +786,10 @@ fn train_own(args: &TrainArgs, settings: &Settings) -> i32 {
             );
         }
     }
+    text += &format!(
+        "schema {} (the header x-modelwatch-schema of this model's messages on the wire, docs/wire.md)\n",
+        model.wire_schema().fingerprint
+    );
     print_out(text.as_bytes(), "the training summary")
 }
 

@@ -125,6 +125,10 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
         true => {
             let (model, data, origin) = own_data(&settings)?;
             let schema = wire_schema(&model, &data, settings.source.scenario.as_ref());
+            tracing::info!(
+                schema = %schema.fingerprint,
+                "data: the schema's fingerprint, in the header x-modelwatch-schema of every message on the wire (docs/wire.md)"
+            );
             let model = Arc::new(Model::Tabular(model));
             (
                 Some((model, origin)),
