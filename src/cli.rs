@@ -238,7 +238,8 @@ pub struct TrainArgs {
     pub delimiter: Option<u8>,
     /// Rows with a missing value (empty, NA, NaN): left out and counted
     /// (omit), or the file refused naming the first (refuse); default: the
-    /// config's data.missing, omit.
+    /// config's data.missing, omit (keep, for `run`, trains as omit: the
+    /// fit takes complete rows).
     #[arg(long, requires = "data", value_enum)]
     pub missing: Option<crate::core::table::Missing>,
     /// Largest --data file read, in bytes (1..=64 GiB; default: the
@@ -640,7 +641,7 @@ fn train(args: TrainArgs) -> i32 {
 /// input exit 2, naming file, line and column, nothing written), fits, and
 /// writes the artifact with its schema and preprocessing.
 fn train_own(args: &TrainArgs, settings: &Settings) -> i32 {
-    use crate::core::table::{ReadOptions, Table};
+    use crate::core::table::{Missing, ReadOptions, Table};
     use crate::model::tabular::TabularModel;
     // The flags stand for the config's `[data]` keys (--data and --target
     // were put in it as overrides): what the flags leave, the file says.
@@ -670,7 +671,12 @@ fn train_own(args: &TrainArgs, settings: &Settings) -> i32 {
         delimiter: args.delimiter.unwrap_or_else(|| d.delimiter_byte()),
         max_bytes: args.max_bytes.unwrap_or(d.max_bytes),
         max_levels: args.max_levels.unwrap_or(d.max_levels),
-        missing: args.missing.unwrap_or(d.missing),
+        // The fit takes complete rows: `keep` (which streams rows with a
+        // missing cell through a trained model) leaves them out here.
+        missing: match args.missing.unwrap_or(d.missing) {
+            Missing::Keep => Missing::Omit,
+            m => m,
+        },
         skip: id.iter().cloned().collect(),
         // `[[data.columns]]` of the config apply to training too.
         categorical: args

@@ -18,8 +18,11 @@
 //! columns, a column with too many levels or a level over
 //! [`MAX_LEVEL_BYTES`], no rows. Missing values (an empty cell, `NA`,
 //! `NaN`) follow [`Missing`]: the rows that have one are left out and
-//! counted, or the file is refused naming the first. Everything quoted
-//! from the file is escaped and bounded.
+//! counted, or the file is refused naming the first, or (`keep`) the
+//! cell is kept as missing ([`MISSING_CODE`], a NaN number) unless it is
+//! in a [`ReadOptions::required`] column (the target), whose missing
+//! cells leave the row out. Everything quoted from the file is escaped
+//! and bounded.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -57,7 +60,14 @@ pub enum Missing {
     Omit,
     /// The file is refused, naming the first such cell.
     Refuse,
+    /// The row is kept with the cell missing (a number as NaN, a level as
+    /// [`MISSING_CODE`]); a row missing a [`ReadOptions::required`] cell
+    /// is left out.
+    Keep,
 }
+
+/// A categorical cell that is missing ([`Missing::Keep`]).
+pub const MISSING_CODE: u32 = u32::MAX;
 
 /// The bounds and choices of a read.
 #[derive(Debug, Clone)]
@@ -87,6 +97,10 @@ pub struct ReadOptions {
     /// each column must be in the header, and a value outside is refused
     /// naming its line.
     pub allowed: Vec<Allowed>,
+    /// Columns without which a row is left out, even with
+    /// [`Missing::Keep`] (the target: a row without its truth cannot be
+    /// judged).
+    pub required: Vec<String>,
 }
 
 /// The values one column may hold, as declared.
@@ -144,6 +158,7 @@ impl Default for ReadOptions {
             model_categorical: Vec::new(),
             model_numeric: Vec::new(),
             allowed: Vec::new(),
+            required: Vec::new(),
         }
     }
 }
@@ -719,6 +734,10 @@ fn second_pass(
         .iter()
         .map(|c| options.allowed.iter().find(|a| a.column == c.schema.name))
         .collect();
+    let required: Vec<bool> = columns
+        .iter()
+        .map(|c| options.required.contains(&c.schema.name))
+        .collect();
     let mut record = csv::StringRecord::new();
     while rdr
         .read_record(&mut record)
@@ -726,7 +745,12 @@ fn second_pass(
     {
         let line = record.position().map_or(0, |p| p.line());
         let mut cells = record.iter().zip(kept).filter(|(_, k)| **k).map(|(c, _)| c);
-        if let Some(j) = cells.clone().position(is_missing) {
+        let omits = |j: usize| options.missing != Missing::Keep || required[j];
+        if let Some(j) = cells
+            .clone()
+            .enumerate()
+            .position(|(j, c)| is_missing(c) && omits(j))
+        {
             if options.missing == Missing::Refuse {
                 return Err(TableError::Cell {
                     file: file.to_owned(),
@@ -739,6 +763,14 @@ fn second_pass(
             continue;
         }
         for ((cell, col), allowed) in cells.by_ref().zip(columns.iter_mut()).zip(&allowed) {
+            if is_missing(cell) {
+                // Kept as missing (Missing::Keep), not checked against the declarations.
+                match &mut col.values {
+                    Values::Numeric(v) => v.push(f64::NAN),
+                    Values::Categorical(v) => v.push(MISSING_CODE),
+                }
+                continue;
+            }
             if let Some(problem) = allowed.and_then(|a| a.refuses(cell, parse_number(cell))) {
                 return Err(TableError::Cell {
                     file: file.to_owned(),
@@ -779,7 +811,7 @@ fn prune_levels(columns: &mut [Column]) {
             continue;
         };
         let mut used = vec![false; levels.len()];
-        for &i in v.iter() {
+        for &i in v.iter().filter(|&&i| i != MISSING_CODE) {
             used[i as usize] = true;
         }
         if used.iter().all(|u| *u) {
@@ -796,7 +828,7 @@ fn prune_levels(columns: &mut [Column]) {
             i += 1;
             used[i - 1]
         });
-        for x in v.iter_mut() {
+        for x in v.iter_mut().filter(|x| **x != MISSING_CODE) {
             *x = new_index[*x as usize];
         }
     }

@@ -507,14 +507,18 @@ impl TabularModel {
     }
 
     /// Calls `f(input, value)` for every input of `row` that is not 0 by
-    /// construction: a numeric column's standardised value, the input of a
-    /// categorical column's level (1; none for the dropped first level or
-    /// a level never seen).
+    /// construction: a numeric column's standardised value (none for a
+    /// missing one, NaN: it reads as the training mean, as scikit-learn's
+    /// `SimpleImputer(strategy="mean")` before the scaler), the input of a
+    /// categorical column's level (1; none for the dropped first level, a
+    /// level never seen or a missing one).
     fn for_each_input(&self, row: &[f64], mut f: impl FnMut(usize, f64)) {
         let mut at = 0;
         for (feature, &v) in self.features.iter().zip(row) {
             let w = width(feature);
             match feature.encoding {
+                // A missing value (NaN) reads as the training mean: input 0.
+                Encoding::Standardise { .. } if v.is_nan() => {}
                 Encoding::Standardise { mean, scale } => f(at, (v - mean) / scale),
                 Encoding::OneHot { first } => {
                     if let Some(k) = level_input(v, first, w) {

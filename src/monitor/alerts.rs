@@ -156,15 +156,19 @@ pub enum DriftStat {
     /// Rows of the window with a level of a categorical column the
     /// training data never had (none for a numeric column).
     Unseen,
+    /// The share of the window's rows whose value of a column of the
+    /// user's data is missing.
+    Missing,
 }
 
 impl DriftStat {
-    const ALL: [(&'static str, DriftStat); 5] = [
+    const ALL: [(&'static str, DriftStat); 6] = [
         ("drift", DriftStat::Drift),
         ("p_value", DriftStat::PValue),
         ("psi", DriftStat::Psi),
         ("wasserstein", DriftStat::Wasserstein),
         ("unseen", DriftStat::Unseen),
+        ("missing", DriftStat::Missing),
     ];
 
     fn of(self, d: &Drift) -> f64 {
@@ -174,6 +178,7 @@ impl DriftStat {
             DriftStat::Psi => d.psi,
             DriftStat::Wasserstein => d.wasserstein,
             DriftStat::Unseen => d.unseen.map_or(f64::NAN, |n| n as f64),
+            DriftStat::Missing => d.missing.unwrap_or(f64::NAN),
         }
     }
 }
@@ -207,6 +212,7 @@ pub type Features<'a> = Option<&'a [&'static str]>;
 /// `p_value.<name>`, `psi.<name>`, `wasserstein.<name>` where `<name>` is
 /// a feature or `prediction`, `unseen.<name>` (rows with a level the
 /// training data never had, for a categorical column of the user's data),
+/// `missing.<name>` (the share of rows missing the column's value),
 /// and a classifier's window figures `accuracy log_loss roc_auc precision
 /// recall f1 brier`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +283,7 @@ pub fn parse_metric(name: &str, features: Features) -> Result<Pattern, String> {
         }
     }
     Err(format!(
-        "unknown metric {shown:?}: one of mae, rmse, r2, bias, max_error, count, period.<that>, drift_share, dataset_drift, drift.<feature>, p_value.<feature>, psi.<feature>, wasserstein.<feature>, unseen.<feature> (a feature name, prediction or *), and a classifier's accuracy, log_loss, roc_auc, precision, recall, f1, brier"
+        "unknown metric {shown:?}: one of mae, rmse, r2, bias, max_error, count, period.<that>, drift_share, dataset_drift, drift.<feature>, p_value.<feature>, psi.<feature>, wasserstein.<feature>, unseen.<feature>, missing.<feature> (a feature name, prediction or *), and a classifier's accuracy, log_loss, roc_auc, precision, recall, f1, brier"
     ))
 }
 
@@ -314,7 +320,9 @@ impl Metric {
             Metric::Window(s) => stat(s, limits.window),
             Metric::Period(s) => stat(s, limits.max_period_rows),
             Metric::DriftShare | Metric::DatasetDrift => (0.0, 1.0),
-            Metric::Drift(DriftStat::Drift | DriftStat::PValue, _) => (0.0, 1.0),
+            Metric::Drift(DriftStat::Drift | DriftStat::PValue | DriftStat::Missing, _) => {
+                (0.0, 1.0)
+            }
             Metric::Drift(DriftStat::Psi | DriftStat::Wasserstein, _) => (0.0, f64::INFINITY),
             Metric::Drift(DriftStat::Unseen, _) => (0.0, limits.window as f64),
             Metric::Class(ClassStat::LogLoss) => (0.0, f64::INFINITY),
@@ -372,6 +380,9 @@ fn never_has_a_value(m: Metric, categorical: &[&str]) -> Option<&'static str> {
     match m {
         Metric::Drift(DriftStat::Unseen, Subject::Prediction) => {
             Some("unseen levels are counted for a categorical feature column")
+        }
+        Metric::Drift(DriftStat::Missing, Subject::Prediction) => {
+            Some("a prediction is never missing; missing shares are of the feature columns")
         }
         Metric::Drift(DriftStat::Unseen, Subject::Feature(f)) if !categorical.contains(&f) => {
             Some("the column is numeric; unseen levels are counted for a categorical one")
@@ -1008,6 +1019,7 @@ mod tests {
             wasserstein: 0.02,
             drifted,
             unseen: None,
+            missing: None,
         }
     }
 

@@ -213,6 +213,9 @@ pub struct DriftDetector {
     columns: Vec<Column>,
     prediction: PredictionColumn,
     config: DriftConfig,
+    /// Report each column's missing share (the user's own data, whose
+    /// rows may have missing cells: NaN).
+    count_missing: bool,
 }
 
 /// The reference of the predictions: a regression's values, or the
@@ -292,6 +295,7 @@ impl DriftDetector {
             columns,
             prediction,
             config,
+            count_missing: true,
         })
     }
 
@@ -355,6 +359,7 @@ impl DriftDetector {
             columns,
             prediction,
             config,
+            count_missing: false,
         })
     }
 
@@ -368,11 +373,17 @@ impl DriftDetector {
     }
 
     /// Drift of a window of feature rows and of predictions (either may be
-    /// empty; they need not be the same rows).
+    /// empty; they need not be the same rows). Each column is tested on
+    /// its values that are there: a missing one (NaN, the user's own data)
+    /// is counted in the column's missing share instead; a column with
+    /// fewer than [`MIN_ROWS`] values has no figures.
     pub fn evaluate(&self, features: &[FeatureVector], predictions: &[f64]) -> Evaluation {
         let rows: Vec<&FeatureVector> = features
             .iter()
-            .filter(|r| r.iter().all(|v| v.is_finite()))
+            .filter(|r| {
+                r.iter()
+                    .all(|v| v.is_finite() || (self.count_missing && v.is_nan()))
+            })
             .collect();
         let mut out = Vec::new();
         if rows.len() >= MIN_ROWS {
@@ -381,14 +392,19 @@ impl DriftDetector {
             let mut values: Vec<Vec<f64>> = (0..self.columns.len())
                 .map(|_| Vec::with_capacity(rows.len()))
                 .collect();
+            let mut missing = vec![0usize; self.columns.len()];
             for r in &rows {
-                for (column, v) in values.iter_mut().zip(r.iter()) {
-                    column.push(*v);
+                for ((column, v), m) in values.iter_mut().zip(r.iter()).zip(&mut missing) {
+                    match v.is_nan() {
+                        true => *m += 1,
+                        false => column.push(*v),
+                    }
                 }
             }
             for ((j, col), cur) in self.columns.iter().enumerate().zip(values) {
                 let name = self.names[j];
                 let mut d = match col {
+                    _ if cur.len() < MIN_ROWS => no_figures(name),
                     Column::Continuous(c) => continuous(name, c, cur),
                     Column::Binary(b) => binary(name, b, cur),
                     Column::Categorical(counts) => categorical(name, counts, &cur),
@@ -396,6 +412,9 @@ impl DriftDetector {
                 };
                 // A level never seen in training is drift of its own.
                 d.drifted = d.p_value < level || d.unseen.is_some_and(|n| n > 0);
+                d.missing = self
+                    .count_missing
+                    .then(|| missing[j] as f64 / rows.len() as f64);
                 out.push(d);
             }
         }
@@ -484,6 +503,23 @@ fn continuous(name: &str, r: &Continuous, cur: Vec<f64>) -> Drift {
         wasserstein: wasserstein_sorted(&r.sorted, &sorted) / r.std,
         drifted: false,
         unseen: None,
+        missing: None,
+    }
+}
+
+/// A column with fewer than [`MIN_ROWS`] values in the window (the rest
+/// missing): no test, no figures.
+fn no_figures(name: &str) -> Drift {
+    Drift {
+        name: name.to_owned(),
+        test: "none".to_owned(),
+        statistic: f64::NAN,
+        p_value: f64::NAN,
+        psi: f64::NAN,
+        wasserstein: f64::NAN,
+        drifted: false,
+        unseen: None,
+        missing: None,
     }
 }
 
@@ -502,6 +538,7 @@ fn constant(name: &str, value: f64, cur: &[f64]) -> Drift {
         wasserstein: f64::NAN,
         drifted: false,
         unseen: None,
+        missing: None,
     }
 }
 
@@ -527,6 +564,7 @@ fn categorical(name: &str, reference: &[u64], cur: &[f64]) -> Drift {
         wasserstein: f64::NAN,
         drifted: false,
         unseen: Some(c.unseen),
+        missing: None,
     }
 }
 
@@ -554,6 +592,7 @@ fn binary(name: &str, r: &Binary, cur: Vec<f64>) -> Drift {
         wasserstein: wasserstein_sorted(&r.sorted, &sorted) / r.std,
         drifted: false,
         unseen: None,
+        missing: None,
     }
 }
 

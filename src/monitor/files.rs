@@ -37,8 +37,9 @@ pub struct MonitorFiles {
     pub png: PathBuf,
     /// The feature columns, in the order of the CSV's drift columns.
     pub names: Vec<&'static str>,
-    /// The model is a classifier: the CSV has its figures' columns.
-    pub classifier: bool,
+    /// The CSV's optional columns: a classifier's figures, the missing
+    /// shares of the user's own data.
+    pub layout: super::log::Layout,
 }
 
 /// A monitor opened in a logs folder.
@@ -109,14 +110,17 @@ pub fn open_unresumed(
         }
     }
     let names = monitor.feature_names().to_vec();
-    let classifier = baseline.classification.is_some();
-    let header = super::log::header(&names, classifier);
+    let layout = super::log::Layout {
+        classifier: baseline.classification.is_some(),
+        missing: matches!(model, Model::Tabular(_)),
+    };
+    let header = super::log::header(&names, layout);
     let files = MonitorFiles {
         over_time_csv: paths.open_log(&paths.over_time_csv, Some(&header))?,
         alerts: paths.open_log(&paths.alerts, None)?,
         png: paths.over_time_png.clone(),
         names,
-        classifier,
+        layout,
     };
     Ok(Opened {
         monitor,
@@ -192,7 +196,7 @@ pub fn write_closed_after(
             &c.report,
             c.records_total,
             &files.names,
-            files.classifier,
+            files.layout,
         ),
         _ => already.rows -= 1,
     }

@@ -6,7 +6,8 @@
 //! monitor has taken in so far (across restarts), the count
 //! window's figures, the period window's figures, then per feature and for
 //! the predictions the drift test's p-value, PSI, normalised Wasserstein
-//! distance and verdict (1 = drifted), a classifier's window figures
+//! distance and verdict (1 = drifted), for the user's own data each
+//! feature's missing share (`<name>_missing`), a classifier's window figures
 //! (accuracy, log_loss, roc_auc, precision, recall, f1, brier), the drift share, dataset drift, and
 //! the rules firing after the window (names joined by `;`). The header is
 //! written once, rows are appended across restarts like `metric_log.csv`.
@@ -36,10 +37,19 @@ const STATS: [&str; 6] = ["count", "mae", "rmse", "r2", "bias", "max_error"];
 /// What a drift result is called in the header, in order.
 const DRIFT: [&str; 4] = ["p", "psi", "wasserstein", "drift"];
 
+/// Which optional columns `metrics_over_time.csv` has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Layout {
+    /// A classifier's figures.
+    pub classifier: bool,
+    /// Each feature's missing share (the user's own data).
+    pub missing: bool,
+}
+
 /// The first line of `metrics_over_time.csv` for the feature columns
 /// `names` (a name with a comma, a quote or a line break is quoted, as
-/// RFC 4180 says), and for a `classifier` its figures.
-pub fn header(names: &[&str], classifier: bool) -> String {
+/// RFC 4180 says), with the columns of `layout`.
+pub fn header(names: &[&str], layout: Layout) -> String {
     let mut cols: Vec<String> = ["seq", "end_id", "end_time", "records_total"]
         .iter()
         .map(|s| s.to_string())
@@ -49,7 +59,14 @@ pub fn header(names: &[&str], classifier: bool) -> String {
     for name in names.iter().chain(&["prediction"]) {
         cols.extend(DRIFT.iter().map(|d| csv_cell(&format!("{name}_{d}"))));
     }
-    if classifier {
+    if layout.missing {
+        cols.extend(
+            names
+                .iter()
+                .map(|name| csv_cell(&format!("{name}_missing"))),
+        );
+    }
+    if layout.classifier {
         // A classifier's figures, after the drift.
         cols.extend(CLASSIFICATION_METRICS.map(String::from));
     }
@@ -60,13 +77,13 @@ pub fn header(names: &[&str], classifier: bool) -> String {
 /// Appends one row for `w` to `out`. Missing figures (no drift yet, a NaN
 /// R²) are empty fields. Alert names are rule names (checked at config
 /// load: letters, digits, `_:.-`), so they need no quoting. A
-/// `classifier`'s window without its figures has them empty.
+/// classifier's window without its figures has them empty.
 pub fn write_row(
     out: &mut Vec<u8>,
     w: &WindowReport,
     records_total: u64,
     names: &[&str],
-    classifier: bool,
+    layout: Layout,
 ) {
     use std::io::Write as _;
     let mut f = ryu::Buffer::new();
@@ -115,7 +132,15 @@ pub fn write_row(
             None => out.extend_from_slice(b",,,,"),
         }
     }
-    if classifier {
+    if layout.missing {
+        for name in names {
+            num(
+                out,
+                by_name(name).and_then(|d| d.missing).unwrap_or(f64::NAN),
+            );
+        }
+    }
+    if layout.classifier {
         let figures = w.classification.as_ref().map(|c| c.figures());
         for i in 0..CLASSIFICATION_METRICS.len() {
             num(out, figures.and_then(|f| f[i].1).unwrap_or(f64::NAN));
@@ -572,6 +597,7 @@ mod tests {
                 wasserstein: 0.5,
                 drifted: true,
                 unseen: None,
+                missing: None,
             }],
             prediction: None,
             drift_share: Some(0.1),
@@ -589,14 +615,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.csv");
         for rows in [3u64, 200] {
-            let mut text = format!("{}\n", header(&FEATURE_NAMES, false));
+            let mut text = format!("{}\n", header(&FEATURE_NAMES, Layout::default()));
             for seq in 1..=rows {
                 let mut out = Vec::new();
-                write_row(&mut out, &report(seq), seq * 500, &FEATURE_NAMES, false);
+                write_row(
+                    &mut out,
+                    &report(seq),
+                    seq * 500,
+                    &FEATURE_NAMES,
+                    Layout::default(),
+                );
                 text.push_str(std::str::from_utf8(&out).unwrap());
             }
             let mut out = Vec::new();
-            write_row(&mut out, &report(1), 500, &FEATURE_NAMES, false);
+            write_row(&mut out, &report(1), 500, &FEATURE_NAMES, Layout::default());
             let row = String::from_utf8(out).unwrap();
             let rest = row.split_once(',').unwrap().1;
             for (seq, total) in [
@@ -626,11 +658,17 @@ mod tests {
 
     #[test]
     fn a_row_has_every_column_of_the_header_and_reads_back() {
-        let header = header(&FEATURE_NAMES, false);
+        let header = header(&FEATURE_NAMES, Layout::default());
         let n = header.split(',').count();
         assert_eq!(n, 4 + 12 + 11 * 4 + 3);
         let mut out = Vec::new();
-        write_row(&mut out, &report(7), 3500, &FEATURE_NAMES, false);
+        write_row(
+            &mut out,
+            &report(7),
+            3500,
+            &FEATURE_NAMES,
+            Layout::default(),
+        );
         let line = String::from_utf8(out).unwrap();
         let fields: Vec<&str> = line.trim_end().split(',').collect();
         assert_eq!(fields.len(), n, "{line}");
@@ -651,7 +689,13 @@ mod tests {
         assert_eq!(last_row(&p).unwrap(), None, "header only");
         text.push_str(&line);
         let mut second = Vec::new();
-        write_row(&mut second, &report(8), 4000, &FEATURE_NAMES, false);
+        write_row(
+            &mut second,
+            &report(8),
+            4000,
+            &FEATURE_NAMES,
+            Layout::default(),
+        );
         text.push_str(std::str::from_utf8(&second).unwrap());
         text.push_str("9,17000"); // torn by a crash
         std::fs::write(&p, &text).unwrap();
@@ -675,8 +719,14 @@ mod tests {
             ReadBack::default(),
             "no file, no rows"
         );
-        let mut text = format!("{}\n", header(&FEATURE_NAMES, false)).into_bytes();
-        write_row(&mut text, &report(7), 3500, &FEATURE_NAMES, false);
+        let mut text = format!("{}\n", header(&FEATURE_NAMES, Layout::default())).into_bytes();
+        write_row(
+            &mut text,
+            &report(7),
+            3500,
+            &FEATURE_NAMES,
+            Layout::default(),
+        );
         text.extend_from_slice(&vec![b'9'; 1 << 20]); // a 1 MiB line: not a row
         text.push(b'\n');
         text.extend_from_slice(b"8,1,not a time,4000,500,1,2\n");
@@ -685,7 +735,7 @@ mod tests {
         r8.active_alerts.remove(0);
         r8.window.mae = 61.0;
         r8.window.count = 499;
-        write_row(&mut text, &r8, 4000, &FEATURE_NAMES, false);
+        write_row(&mut text, &r8, 4000, &FEATURE_NAMES, Layout::default());
         text.extend_from_slice(b"9,17000"); // torn by a crash
         std::fs::write(&p, &text).unwrap();
         let back = read_over_time(&p, |w| seen.push(*w)).unwrap();

@@ -71,6 +71,11 @@ pub struct Drift {
     /// level the training data never had (absent for a numeric column).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unseen: Option<u64>,
+    /// A column of the user's data: the share of the window's rows whose
+    /// value is missing (`data.missing = "keep"`, or `null` on the wire);
+    /// absent for the diabetes data and the prediction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<f64>,
 }
 
 /// One closed window: a row of `metrics_over_time.csv`, a `monitor`

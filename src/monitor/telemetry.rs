@@ -108,6 +108,9 @@ declare_metrics! {
             => "drift_wasserstein", concat!("Wasserstein distance / reference std", of_last_window!());
         drifted: Family<FeatureLabel, F64Gauge>
             => "drift_detected", concat!("1 when the drift test rejects (Bonferroni-corrected)", of_last_window!());
+        /// The user's own data only (absent for the diabetes data).
+        missing: Family<FeatureLabel, F64Gauge>
+            => "drift_missing_share", concat!("Share of the rows missing the column's value (the user's own data)", of_last_window!());
         /// NaN (no value) after a window without features, as is
         /// `dataset_drift` and every feature's drift figures.
         drift_share: F64Gauge
@@ -262,6 +265,9 @@ impl MonitorMetrics {
         self.drifted
             .get_or_create(&l)
             .set(f64::from(u8::from(d.drifted)));
+        if let Some(m) = d.missing {
+            self.missing.get_or_create(&l).set(m);
+        }
     }
 
     /// No figures for `feature` in the last window: NaN, verdict included.
@@ -273,6 +279,9 @@ impl MonitorMetrics {
         self.psi.get_or_create(&l).set(f64::NAN);
         self.wasserstein.get_or_create(&l).set(f64::NAN);
         self.drifted.get_or_create(&l).set(f64::NAN);
+        if let Some(m) = self.missing.get(&l) {
+            m.set(f64::NAN);
+        }
     }
 
     pub fn write_failure(&self, file: &str) {

@@ -240,6 +240,13 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
             }
         }
     }
+    if d.missing == crate::core::table::Missing::Keep && artifact.is_none() {
+        return Err(crate::config::ConfigError::invalid(
+            "data.missing",
+            "\"keep\" streams rows with a missing cell through a trained model, and a model fitted at start takes complete rows: train it first (modelwatch train --data) and run it with --model (data.model)",
+        )
+        .into());
+    }
     let options = ReadOptions {
         delimiter: d.delimiter_byte(),
         max_bytes: d.max_bytes,
@@ -270,6 +277,8 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
                 })
             }))
             .collect(),
+        // A row without its truth is left out whatever data.missing says.
+        required: vec![d.target.clone()],
         ..ReadOptions::default()
     };
     let started = std::time::Instant::now();
@@ -328,6 +337,13 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
             )
             .into());
         }
+    }
+    for (column, rows) in &data.missing {
+        tracing::info!(
+            column = %quoted(column),
+            rows,
+            "data: rows with this column missing, kept (data.missing = \"keep\"): the model reads a missing number as its training mean and a missing level as none; the monitor reports each column's missing share per window"
+        );
     }
     for (column, rows) in &data.unseen {
         tracing::warn!(

@@ -25,7 +25,7 @@
 
 use crate::core::data::FeatureVector;
 use crate::core::messages::MAX_ABS_VALUE;
-use crate::core::table::{quoted, ColumnKind, Table, Values};
+use crate::core::table::{quoted, ColumnKind, Table, Values, MISSING_CODE};
 use crate::model::tabular::TabularModel;
 use crate::model::MAX_ABS_PREDICTION;
 
@@ -51,6 +51,9 @@ pub struct OwnData {
     /// Per feature column, the file's levels the model never saw, in the
     /// file's order: level `k` is value `levels.len() + k`.
     pub extra: Vec<Vec<String>>,
+    /// Per feature column with missing cells (`data.missing = "keep"`):
+    /// its name and how many; such a cell is NaN.
+    pub missing: Vec<(String, usize)>,
 }
 
 /// A classifier's target as class indices into `classes` (the model's
@@ -179,15 +182,17 @@ impl OwnData {
                             i as f64
                         })
                         .collect();
+                    // A missing cell (data.missing = "keep") is NaN.
+                    let value = |c: u32| match c {
+                        MISSING_CODE => f64::NAN,
+                        c => to_model[c as usize],
+                    };
                     let past = trained.len() as f64;
-                    let n = codes
-                        .iter()
-                        .filter(|&&c| to_model[c as usize] >= past)
-                        .count();
+                    let n = codes.iter().filter(|&&c| value(c) >= past).count();
                     if n > 0 {
                         unseen.push((f.column.name.clone(), n));
                     }
-                    put(&mut codes.iter().map(|&c| to_model[c as usize]));
+                    put(&mut codes.iter().map(|&c| value(c)));
                 }
                 (ColumnKind::Categorical { .. }, _, _) => {
                     return Err(format!(
@@ -197,6 +202,14 @@ impl OwnData {
                 }
             }
         }
+        let missing = (0..width)
+            .filter_map(|j| {
+                let n = (0..targets.len())
+                    .filter(|i| cells[i * width + j].is_nan())
+                    .count();
+                (n > 0).then(|| (model.features[j].column.name.clone(), n))
+            })
+            .collect();
         let data = OwnData {
             cells,
             width,
@@ -214,6 +227,7 @@ impl OwnData {
             omitted,
             unseen,
             extra,
+            missing,
         };
         data.check_predictions(model)?;
         Ok(data)

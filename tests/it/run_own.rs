@@ -44,9 +44,15 @@ pub(crate) fn data_dir() -> &'static Path {
 /// The oracle's predictions and window figures for a model fitted on
 /// `train`, run over `run`.
 pub(crate) fn expected(train: &str, run: &str) -> serde_json::Value {
+    oracle_windows("windows", train, run)
+}
+
+/// The oracle's `command` (`windows`, or `windows-keep` for
+/// `data.missing = "keep"`) for a model fitted on `train`, run over `run`.
+fn oracle_windows(command: &str, train: &str, run: &str) -> serde_json::Value {
     let mut cmd = Command::new(support::provision::python_with_pika());
     cmd.arg(oracle())
-        .arg("windows")
+        .arg(command)
         .arg(data_dir().join(train))
         .arg(data_dir().join(run))
         .arg("y")
@@ -332,8 +338,9 @@ fn bad_combinations_exit_2_naming_the_key_or_the_column() {
                 "y",
                 "--amqp-url",
                 "amqp://127.0.0.1:1/%2f",
+                "--legacy-inbound",
             ],
-            "keeps to one process for now",
+            "inbound.legacy: reads the Python services' queues",
         ),
         (
             vec![
@@ -942,4 +949,81 @@ fn train_takes_the_configs_data_section_as_run_does() {
         same.contains("line 9") && same.contains("a missing value"),
         "{same}"
     );
+}
+
+/// `data.missing = "keep"`: the rows of gaps.csv with missing cells are
+/// streamed (those missing their target left out); every prediction
+/// equals scikit-learn's with `SimpleImputer(strategy="mean")` and an
+/// all-zero encoding of a missing level, every window's drift figures are
+/// of the values that are there (scipy), and each column's missing share
+/// is the oracle's; a rule on `missing.x1` fires once x1 goes missing.
+#[test]
+fn kept_missing_cells_are_imputed_and_each_columns_missing_share_is_reported() {
+    let sb = Sandbox::new();
+    let artifact = train(&sb);
+    let config = sb.join("keep.toml");
+    let text = std::fs::read_to_string(support::process::default_config()).unwrap();
+    assert!(text.contains("missing = \"omit\""));
+    let text = text.replace("missing = \"omit\"", "missing = \"keep\"")
+        + "\n[[monitor.rules]]\nname = \"x1_missing\"\nmetric = \"missing.x1\"\nop = \">\"\nvalue = 0.1\n";
+    std::fs::write(&config, text).unwrap();
+    let logs = sb.join("logs");
+    let data = data_dir().join("gaps.csv");
+    let window = WINDOW.to_string();
+    let cmd = sb
+        .run_launch(&logs, &[])
+        .config(&config)
+        .args(["--data".as_ref(), data.as_os_str()])
+        .args([
+            "--target".as_ref(),
+            "y".as_ref(),
+            "--model".as_ref(),
+            artifact.as_os_str(),
+        ])
+        .args(["--order", "sequential", "--rate", "5000"])
+        .args(["--monitor-window", &window, "--http-listen", "off"])
+        .command();
+    let out = run_within(cmd, LIMIT);
+    out.expect_code(0);
+    let sk = oracle_windows("windows-keep", "train.csv", "gaps.csv");
+    let windows = assert_agrees(&logs, &sk);
+    let (_, rows) = full_windows(&logs, WINDOW);
+    let mut shares = 0;
+    for row in &rows {
+        let w = &sk["windows"][row.seq - 1];
+        for (column, d) in w["drift"].as_object().unwrap() {
+            if let Some(want) = d.get("missing") {
+                close(
+                    &format!("window {} {column}_missing", row.seq),
+                    row.num(&format!("{column}_missing")),
+                    want.as_f64().unwrap(),
+                    1e-12,
+                );
+                shares += 1;
+            }
+        }
+    }
+    assert!(shares >= 5 * windows, "{shares} shares compared");
+    let late = rows.last().unwrap().num("x1_missing");
+    assert!(late > 0.2, "x1 goes missing: {late}");
+    assert!(
+        fired(&logs).contains(&"x1_missing".to_owned()),
+        "{:?}",
+        fired(&logs)
+    );
+    let pipeline_log = support::sandbox::read_pipeline_log(&logs);
+    assert!(
+        pipeline_log.contains("rows with this column missing, kept"),
+        "{pipeline_log}"
+    );
+    // A model fitted at start takes complete rows: "keep" needs an artifact.
+    let cmd = sb
+        .run_launch(&sb.join("logs-fit"), &[])
+        .config(&config)
+        .args(["--data".as_ref(), data.as_os_str()])
+        .args(["--target", "y", "--http-listen", "off"])
+        .command();
+    let line = refused(cmd);
+    assert!(line.contains("data.missing: \"keep\""), "{line}");
+    println!("data.missing = keep: {} rows and {windows} windows agree with scikit-learn/scipy, {shares} missing shares", sk["rows"]);
 }

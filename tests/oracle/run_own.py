@@ -13,7 +13,10 @@ Run by tests/it/run_own.rs in the test venv (scikit-learn 1.9.1, numpy
       - shifted.csv: 2,000 rows from the same population, except that
         the mix of "color" moved (green 10%, red 10%, blue 60%) and 10% of
         the rows have a level the training data never had ("purple"):
-        only "color" drifted.
+        only "color" drifted;
+      - gaps.csv: 2,000 rows of the training population with missing
+        cells: from row 1,000 on 30% miss x1 and 10% miss size, and every
+        50th row misses y (data.missing = "keep").
 
   run_own.py windows TRAIN RUN TARGET WINDOW
       Fits scikit-learn on TRAIN as `modelwatch train --data` does (rows
@@ -33,6 +36,15 @@ Run by tests/it/run_own.rs in the test venv (scikit-learn 1.9.1, numpy
       below 0.05 / the number of features, 0.05 for the prediction, or the
       window has an unseen level) and,
       for a categorical column, unseen (rows with a level not in training).
+
+  run_own.py windows-keep TRAIN RUN TARGET WINDOW
+      The same for `data.missing = "keep"`: RUN's rows missing their target
+      are left out, the others kept with their missing cells; a missing
+      number is imputed with its training mean (SimpleImputer(strategy=
+      "mean") fitted on the training rows) and a missing level encodes as
+      all zeros (as an unknown one); each column's drift figures are of its
+      values that are there, and each column gets "missing": the share of
+      the window's rows missing it.
 """
 import csv
 import json
@@ -67,6 +79,20 @@ def make(out):
 
     write(f"{out}/train.csv", 2000, ["red", "green", "blue"], [0.45, 0.35, 0.20], 101)
     write(f"{out}/shifted.csv", 2000, ["red", "green", "blue", "purple"], [0.10, 0.10, 0.70, 0.10], 97)
+    # The training population, with missing cells: from row 1,000 on 30%
+    # of the rows miss x1 and 10% miss size; every 50th row misses y.
+    write(f"{out}/gaps.csv", 2000, ["red", "green", "blue"], [0.45, 0.35, 0.20], 10**9)
+    with open(f"{out}/gaps.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    for i, row in enumerate(rows[1:]):
+        if i >= 1000 and rng.random() < 0.3:
+            row[0] = "NA"
+        if i >= 1000 and rng.random() < 0.1:
+            row[3] = ""
+        if i % 50 == 49:
+            row[5] = "NaN"
+    with open(f"{out}/gaps.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
 
 
 def read(path):
@@ -120,12 +146,24 @@ def categorical_drift(levels, ref, cur):
     }
 
 
-def windows(train_path, run_path, target, window):
+def read_keep(path, target):
+    """The rows of `path` whose target is there, missing cells as None."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], [[c.strip() for c in r] for r in rows[1:]]
+    t = header.index(target)
+    body = [r for r in body if r[t] not in MISSING]
+    return header, {name: [None if r[j] in MISSING else r[j] for r in body]
+                    for j, name in enumerate(header)}
+
+
+def windows(train_path, run_path, target, window, keep=False):
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LinearRegression
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     header, train = read(train_path)
-    _, run = read(run_path)
+    _, run = read_keep(run_path, target) if keep else read(run_path)
     features = [h for h in header if h != target]
     numeric = [h for h in features if all(number(c) is not None for c in train[h])]
     categorical = [h for h in features if h not in numeric]
@@ -133,11 +171,15 @@ def windows(train_path, run_path, target, window):
     enc = OneHotEncoder(drop="first", handle_unknown="ignore", sparse_output=False)
     enc.fit(np.array([train[h] for h in categorical], dtype=object).T)
 
+    imputer = SimpleImputer(strategy="mean").fit(
+        np.array([[float(c) for c in train[h]] for h in numeric]).T)
+    GONE = "\x00missing"  # not a level: encodes as all zeros
+
     def design(cols):
-        return np.hstack([
-            scaler.transform(np.array([[float(c) for c in cols[h]] for h in numeric]).T),
-            enc.transform(np.array([cols[h] for h in categorical], dtype=object).T),
-        ])
+        nums = np.array([[np.nan if c is None else float(c) for c in cols[h]] for h in numeric]).T
+        cats = np.array([[GONE if c is None else c for c in cols[h]] for h in categorical],
+                        dtype=object).T
+        return np.hstack([scaler.transform(imputer.transform(nums)), enc.transform(cats)])
 
     import warnings
     warnings.simplefilter("ignore")  # "unknown categories ... encoded as all zeros": meant
@@ -161,11 +203,14 @@ def windows(train_path, run_path, target, window):
         }
         for h in numeric:
             ref = np.array([float(c) for c in train[h]])
-            cur = np.array([float(c) for c in run[h][s]])
+            cur = np.array([float(c) for c in run[h][s] if c is not None])
             w["drift"][h] = numeric_drift(ref, cur)
         for h in categorical:
             levels = sorted(set(train[h]))
-            w["drift"][h] = categorical_drift(levels, train[h], run[h][s])
+            w["drift"][h] = categorical_drift(levels, train[h], [c for c in run[h][s] if c is not None])
+        if keep:
+            for h in features:
+                w["drift"][h]["missing"] = sum(1 for c in run[h][s] if c is None) / window
         w["drift"]["prediction"] = numeric_drift(ref_pred, pred[s])
         # modelwatch's decision: a feature at 0.05 / features (Bonferroni),
         # the prediction at 0.05 (monitor.drift_p_value's default); a level
@@ -181,4 +226,5 @@ if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2])
     else:
-        windows(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        windows(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]),
+                keep=sys.argv[1] == "windows-keep")

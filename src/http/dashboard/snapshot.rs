@@ -311,6 +311,7 @@ pub(crate) mod tests {
                     wasserstein: 0.03,
                     drifted: false,
                     unseen: None,
+                    missing: None,
                 },
                 Drift {
                     name: "bmi".into(),
@@ -321,6 +322,7 @@ pub(crate) mod tests {
                     wasserstein: 0.7,
                     drifted: true,
                     unseen: None,
+                    missing: None,
                 },
             ],
             prediction: None,
