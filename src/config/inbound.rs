@@ -176,7 +176,8 @@ impl InboundSettings {
         }
         // The model's forwarded features go there too: declared by the
         // model's process as well, so none is lost when it starts first.
-        if (monitor && runs(Role::Metric) && !runs(Role::Features))
+        // (A classifier's monitor takes the model's scored features.)
+        if (monitor && !classifier && runs(Role::Metric) && !runs(Role::Features))
             || self.forwards_features(roles, monitor)
         {
             out.push(monitor_features);

@@ -6,19 +6,24 @@
 //!
 //! Why: a role of another schema (another model, another data set, the
 //! diabetes default) must refuse such messages, dead-lettered with a
-//! reason, rather than mix values of other columns into its windows. The
-//! fingerprint is a function of what the roles must agree on (the columns
-//! in the model's order, their types and levels, the target and classes),
-//! not of the file streamed, so every process given the same artifact
-//! agrees.
+//! reason, rather than mix values of other columns, or predictions of
+//! another model, into its windows. The fingerprint is a function of what
+//! the roles must agree on (the columns in the model's order, their types
+//! and levels, the target and classes, and the fitted model itself: two
+//! models of one data set must not mix either), not of the file streamed,
+//! so every process given the same artifact agrees.
 //!
 //! Inside a process a row is a [`FeatureVector`] in the model's column
 //! order: a numeric column's value, or a categorical column's index into
-//! the model's levels. A level the model never saw is an index past them
-//! (`levels.len() + k`, `k` into [`WireSchema::extra`]: the data file's
-//! levels the model did not have, and a scenario's new level), so that its
-//! text survives onto the wire; the model reads any index past its levels
-//! as no level, and the monitor counts it as unseen.
+//! the model's levels (NaN: missing). A level the model never saw is an
+//! index past them, so that its text survives onto the wire (a model
+//! process sends it on in the `scored` message): first the levels known at
+//! start ([`WireSchema::extra`]: the data file's levels the model did not
+//! have, and a scenario's new level), then those first read from the wire,
+//! remembered per column up to [`MAX_NEW_LEVELS`] (each at most
+//! [`MAX_LEVEL_BYTES`]); past that a new level is [`UNKNOWN_LEVEL`]. The
+//! model reads any index past its levels as no level, and the monitor
+//! counts it as unseen.
 //!
 //! The body of a features message of a schema is
 //! `{"id": <id>, "features": {"<column>": <number or level>, ...}}`, and a
@@ -27,6 +32,7 @@
 //! default keeps its array body (see `docs/wire.md`).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -34,16 +40,24 @@ use sha2::{Digest, Sha256};
 
 use crate::core::data::FeatureVector;
 use crate::core::messages::SampleId;
-use crate::core::table::{ColumnKind, ColumnSchema, MAX_ABS_CELL};
+use crate::core::table::{ColumnKind, ColumnSchema, MAX_ABS_CELL, MAX_LEVEL_BYTES};
 
 /// The AMQP header that carries a schema's fingerprint.
 pub const SCHEMA_HEADER: &str = "x-modelwatch-schema";
+
+/// New levels per column a process remembers from the wire.
+pub const MAX_NEW_LEVELS: usize = 1000;
+
+/// The text sent for a level never seen whose text was not kept (past
+/// [`MAX_NEW_LEVELS`], or longer than [`MAX_LEVEL_BYTES`]). It starts with
+/// a control character, which no level of a model can have.
+pub const UNKNOWN_LEVEL: &str = "\u{1}unknown level";
 
 /// Hex digits of a fingerprint (64 bits of its sha256).
 pub const FINGERPRINT_HEX: usize = 16;
 
 /// The wire schema of a run of the user's own data.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct WireSchema {
     /// The feature columns in the model's order.
     pub features: Vec<ColumnSchema>,
@@ -62,6 +76,8 @@ pub struct WireSchema {
     pub fingerprint: String,
     by_name: HashMap<String, usize>,
     by_level: Vec<HashMap<String, usize>>,
+    /// Per column, the new levels read from the wire (after `extra`).
+    new_levels: Mutex<Vec<Vec<String>>>,
 }
 
 /// The part of the schema the fingerprint is taken of.
@@ -70,15 +86,23 @@ struct Fingerprinted<'a> {
     features: &'a [ColumnSchema],
     target: &'a str,
     classes: &'a Option<Vec<String>>,
+    model: &'a str,
 }
 
 impl WireSchema {
-    /// The schema of a model's `features`, `target` and `classes`.
-    pub fn new(features: Vec<ColumnSchema>, target: &str, classes: Option<Vec<String>>) -> Self {
+    /// The schema of a model's `features`, `target` and `classes`; `model`
+    /// identifies the fitted model (its parameters, as text).
+    pub fn new(
+        features: Vec<ColumnSchema>,
+        target: &str,
+        classes: Option<Vec<String>>,
+        model: &str,
+    ) -> Self {
         let canonical = serde_json::to_vec(&Fingerprinted {
             features: &features,
             target,
             classes: &classes,
+            model,
         })
         .expect("names and levels always serialize");
         let digest = Sha256::digest(&canonical);
@@ -95,6 +119,7 @@ impl WireSchema {
         let extra = vec![Vec::new(); features.len()];
         let max_abs = vec![MAX_ABS_CELL; features.len()];
         let mut s = WireSchema {
+            new_levels: Mutex::new(vec![Vec::new(); features.len()]),
             max_abs,
             by_level: Vec::new(),
             features,
@@ -148,29 +173,89 @@ impl WireSchema {
     }
 
     /// The value a row holds for `level` of categorical column `j`: its
-    /// index among the model's levels and the extra ones, or the first
-    /// index past them all for a level neither has (unseen, text lost).
+    /// index among the model's levels and the extra ones, or past them
+    /// for a new one (remembered, so that its text goes on: see the
+    /// module's doc).
     pub fn level_value(&self, j: usize, level: &str) -> f64 {
-        match self.by_level[j].get(level) {
-            Some(&i) => i as f64,
-            None => self.by_level[j].len() as f64,
+        if let Some(&i) = self.by_level[j].get(level) {
+            return i as f64;
         }
+        let known = self.by_level[j].len();
+        let mut new = self.new_levels.lock().unwrap_or_else(|e| e.into_inner());
+        let column = &mut new[j];
+        if let Some(k) = column.iter().position(|l| l == level) {
+            return (known + k) as f64;
+        }
+        if column.len() < MAX_NEW_LEVELS && level.len() <= MAX_LEVEL_BYTES {
+            column.push(level.to_owned());
+            return (known + column.len() - 1) as f64;
+        }
+        // Unseen all the same; its text is not kept.
+        (known + MAX_NEW_LEVELS) as f64
     }
 
-    /// The text of value `v` of categorical column `j` (`None`: an index
-    /// past every known level).
-    pub fn level_text(&self, j: usize, v: f64) -> Option<&str> {
+    /// The text of value `v` of categorical column `j` (`None`: missing,
+    /// NaN, or not a categorical column); [`UNKNOWN_LEVEL`] for a new level
+    /// whose text was not kept.
+    pub fn level_text(&self, j: usize, v: f64) -> Option<String> {
         let ColumnKind::Categorical { levels } = &self.features[j].kind else {
             return None;
         };
-        if v.is_nan() || v < 0.0 || v.fract() != 0.0 {
+        if v.is_nan() {
             return None;
         }
-        let i = v as usize;
-        match i.checked_sub(levels.len()) {
-            None => Some(&levels[i]),
-            Some(k) => self.extra[j].get(k).map(String::as_str),
+        if v < 0.0 || v.fract() != 0.0 {
+            return Some(UNKNOWN_LEVEL.to_owned());
         }
+        let i = v as usize;
+        let Some(k) = i.checked_sub(levels.len()) else {
+            return Some(levels[i].clone());
+        };
+        if let Some(l) = self.extra[j].get(k) {
+            return Some(l.clone());
+        }
+        let new = self.new_levels.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            new[j]
+                .get(k - self.extra[j].len())
+                .map_or(UNKNOWN_LEVEL, String::as_str)
+                .to_owned(),
+        )
+    }
+
+    /// The largest body, in bytes, a message of this schema can have: a
+    /// features message, or for a classifier a scored one (the larger),
+    /// with every value at its longest (a number's 24 characters, a level
+    /// at the longest of the known ones and [`MAX_LEVEL_BYTES`], every
+    /// character escaped). A role whose `inbound.max_body_bytes` is below
+    /// it could refuse a message of its own schema.
+    pub fn max_body_bytes(&self) -> usize {
+        const NUMBER: usize = 24;
+        let text = |bytes: usize| 2 * bytes + 2;
+        let mut n = r#"{"id":9007199254740991,"features":{}}"#.len();
+        for (c, extra) in self.features.iter().zip(&self.extra) {
+            n += text(c.name.len()) + 2;
+            n += match &c.kind {
+                ColumnKind::Numeric => NUMBER,
+                ColumnKind::Categorical { levels } => text(
+                    levels
+                        .iter()
+                        .chain(extra)
+                        .map(String::len)
+                        .chain([MAX_LEVEL_BYTES, UNKNOWN_LEVEL.len() * 3])
+                        .max()
+                        .unwrap_or(0),
+                ),
+            };
+        }
+        if let Some(classes) = &self.classes {
+            n += r#","probabilities":{}"#.len();
+            n += classes
+                .iter()
+                .map(|c| text(c.len()) + 2 + NUMBER)
+                .sum::<usize>();
+        }
+        n
     }
 
     /// The JSON object of a row by column name, in column order (a numeric
@@ -277,6 +362,7 @@ mod tests {
             ],
             "y",
             None,
+            "m",
         )
     }
 
@@ -289,9 +375,22 @@ mod tests {
         let body = String::from_utf8(s.features_body(8, &[-2.0, 2.0])).unwrap();
         assert_eq!(body, r#"{"id":8,"features":{"x1":-2.0,"color":"green"}}"#);
         assert_eq!(s.level_value(1, "green"), 2.0);
+        // One first read from the wire is remembered, and goes on as text.
         assert_eq!(s.level_value(1, "purple"), 3.0);
-        assert_eq!(s.level_text(1, 3.0), None);
-        assert_eq!(s.level_text(1, -1.0), None);
+        assert_eq!(s.level_value(1, "purple"), 3.0);
+        assert_eq!(s.level_text(1, 3.0).as_deref(), Some("purple"));
+        assert_eq!(s.level_text(1, f64::NAN), None);
+        assert_eq!(s.level_text(1, 4.0).as_deref(), Some(UNKNOWN_LEVEL));
+        // Bounded: past MAX_NEW_LEVELS (or too long), the text is not kept.
+        let long = "x".repeat(MAX_LEVEL_BYTES + 1);
+        let past = (3 + MAX_NEW_LEVELS) as f64;
+        assert_eq!(s.level_value(1, &long), past);
+        for k in 0..MAX_NEW_LEVELS + 5 {
+            s.level_value(1, &format!("level {k}"));
+        }
+        assert_eq!(s.level_value(1, "one more"), past);
+        assert_eq!(s.level_text(1, past).as_deref(), Some(UNKNOWN_LEVEL));
+        assert_eq!(s.new_levels.lock().unwrap()[1].len(), MAX_NEW_LEVELS);
     }
 
     #[test]
@@ -302,9 +401,12 @@ mod tests {
         assert_eq!(a.fingerprint.len(), FINGERPRINT_HEX);
         let mut other = schema();
         other.features.swap(0, 1);
-        let other = WireSchema::new(other.features, "y", None);
+        let other = WireSchema::new(other.features, "y", None, "m");
         assert_ne!(a.fingerprint, other.fingerprint);
-        let classifier = WireSchema::new(schema().features, "y", Some(vec!["a".into()]));
+        let classifier = WireSchema::new(schema().features, "y", Some(vec!["a".into()]), "m");
         assert_ne!(a.fingerprint, classifier.fingerprint);
+        // Another model of the same columns.
+        let refit = WireSchema::new(schema().features, "y", None, "m2");
+        assert_ne!(a.fingerprint, refit.fingerprint);
     }
 }

@@ -533,10 +533,15 @@ impl TabularModel {
     /// The schema of this model's messages on the wire, with the bound of
     /// each numeric column's value ([`TabularModel::input_bounds`]).
     pub fn wire_schema(&self) -> WireSchema {
+        // The fitted model, as the artifact writes it: its preprocessing
+        // and parameters.
+        let fitted = serde_json::to_string(&(&self.features, &self.model))
+            .expect("a checked model always serializes");
         WireSchema::new(
             self.features.iter().map(|f| f.column.clone()).collect(),
             &self.target.name,
             self.classes().map(<[String]>::to_vec),
+            &fitted,
         )
         .with_bounds(self.input_bounds())
     }

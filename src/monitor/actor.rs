@@ -463,7 +463,7 @@ impl MonitorActor {
             self.warned_no_features = true;
             tracing::warn!(
                 window = c.report.seq,
-                "monitor: a window closed without the features of any of its records: no drift figures, drift is not watched (features come with the source in one process; in the split layout on inbound.monitor_features_queue, where the model forwards them with --legacy-inbound). Logged once; counted in modelwatch_monitor_windows_without_features_total"
+                "monitor: a window closed without the features of any of its records: no drift figures, drift is not watched (features come with the source in one process; in the split layout on inbound.monitor_features_queue, where the model forwards them with --legacy-inbound, and a classifier's of your own data with its probabilities on inbound.monitor_scored_queue, from the model). Logged once; counted in modelwatch_monitor_windows_without_features_total"
             );
         }
         files::write_closed(&mut self.files, &mut self.series, &c);

@@ -125,6 +125,23 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
         true => {
             let (model, data, origin) = own_data(&settings)?;
             let schema = wire_schema(&model, &data, settings.source.scenario.as_ref());
+            // The roles of the split layout read each other's messages:
+            // one that can be larger than they take would be refused.
+            let need = schema.max_body_bytes();
+            if settings.bridge.enabled
+                && settings.is_split()
+                && need > settings.inbound.max_body_bytes
+            {
+                return Err(crate::config::ConfigError::invalid(
+                    "inbound.max_body_bytes",
+                    format!(
+                        "is {}, but a message of this model's schema can be up to {need} bytes (its columns' names and levels, every value at its longest): raise it to at least {need}, in every process of the split layout",
+                        settings.inbound.max_body_bytes
+                    ),
+                )
+                .into());
+            }
+            check_bounds(&data, &schema, &settings.data.path)?;
             tracing::info!(
                 schema = %schema.fingerprint,
                 "data: the schema's fingerprint, in the header x-modelwatch-schema of every message on the wire (docs/wire.md)"
@@ -181,6 +198,28 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
         http,
         schema,
     })
+}
+
+/// Every numeric value of `data` is within the schema's bound of its
+/// column (the largest value the model takes from the wire: a prediction
+/// stays finite), so that one process and the split layout take the same
+/// rows.
+fn check_bounds(data: &OwnData, schema: &WireSchema, path: &Path) -> anyhow::Result<()> {
+    for (j, bound) in schema.max_abs.iter().enumerate() {
+        if data.levels[j].is_some() {
+            continue;
+        }
+        if let Some(i) = (0..data.len()).find(|&i| data.value(i, j).abs() > *bound) {
+            anyhow::bail!(
+                "data.path {}: row {} (of the rows read), column {}: {:e} is beyond ±{bound:e}, the largest value this model takes (its prediction could overflow)",
+                crate::core::text::shown_path(path),
+                i + 1,
+                crate::core::table::quoted(&data.names[j]),
+                data.value(i, j)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The wire schema of `model`, with the levels of `data` the model never

@@ -356,7 +356,11 @@ pub(super) fn consume_remote_inputs(bridge: &mut Bridge, routes: &Routes, settin
             monitor.clone().recipient(),
             q,
         );
-    } else if let (Some(monitor), true) = (&routes.monitor, remote(Role::Features)) {
+    } else if let (Some(monitor), true, false) = (
+        &routes.monitor,
+        remote(Role::Features),
+        routes.monitor_takes_scored,
+    ) {
         bridge.consume::<Features>(
             &q.monitor_features_queue,
             Kind::Features,

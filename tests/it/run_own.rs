@@ -292,6 +292,14 @@ fn bad_combinations_exit_2_naming_the_key_or_the_column() {
         })
         .collect();
     std::fs::write(&no_color, cut).unwrap();
+    // A value the model predicts on within bounds, but past the largest
+    // the wire takes (a split run would refuse it): refused in one
+    // process too, so both take the same rows.
+    let huge = sb.join("huge.csv");
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let rest = lines[3].split_once(',').unwrap().1.to_owned();
+    lines[3] = format!("5e97,{rest}");
+    std::fs::write(&huge, lines.join("\n") + "\n").unwrap();
     let bad_rule = sb.join("bad_rule.toml");
     std::fs::write(
         &bad_rule,
@@ -329,6 +337,19 @@ fn bad_combinations_exit_2_naming_the_key_or_the_column() {
         (
             vec!["--data", data, "--target", "y", "--model", &model],
             "monitor.window is 500, but the model's reference is for windows of 250",
+        ),
+        (
+            vec![
+                "--data",
+                huge.to_str().unwrap(),
+                "--target",
+                "y",
+                "--model",
+                &model,
+                "--monitor-window",
+                &window,
+            ],
+            "column \"x1\": 5e97 is beyond",
         ),
         (
             vec![
@@ -1015,6 +1036,28 @@ fn kept_missing_cells_are_imputed_and_each_columns_missing_share_is_reported() {
     assert!(
         pipeline_log.contains("rows with this column missing, kept"),
         "{pipeline_log}"
+    );
+    // A role of the split layout whose body bound is below what this
+    // schema's messages can be would refuse them: said at start.
+    let cmd = sb
+        .run_launch(&sb.join("logs-body"), &[])
+        .env("MODELWATCH__INBOUND__MAX_BODY_BYTES", "200")
+        .args(["--data".as_ref(), data.as_os_str()])
+        .args([
+            "--target".as_ref(),
+            "y".as_ref(),
+            "--model".as_ref(),
+            artifact.as_os_str(),
+        ])
+        .args(["--monitor-window", &window, "--http-listen", "off"])
+        .args(["--roles", "model", "--amqp-url", "amqp://127.0.0.1:1/%2f"])
+        .command();
+    let line = refused(cmd);
+    assert!(
+        line.contains(
+            "inbound.max_body_bytes: is 200, but a message of this model's schema can be up to"
+        ),
+        "{line}"
     );
     // A model fitted at start takes complete rows: "keep" needs an artifact.
     let cmd = sb

@@ -258,3 +258,50 @@ async fn a_classifier_of_your_own_data_runs_split_and_its_monitor_gets_the_proba
     assert_eq!(windows, rows / WINDOW);
     println!("split classifier: {rows} rows and {windows} windows (accuracy, log loss, ROC AUC, ...) agree with scikit-learn");
 }
+
+/// The other split of a classifier: the source alone, the model with the
+/// metric and its monitor. The monitor takes the model's scored features
+/// in its own process and reads no features queue (it did, and a window's
+/// figures were of whichever of the two came first for a row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classifier_split_after_the_source_has_every_rows_probabilities() {
+    const WINDOW: usize = 100;
+    let sb = Sandbox::new();
+    let model_path: PathBuf = run_classifier::train(&sb, "binary.csv", WINDOW);
+    let data = run_classifier::data_dir().join("binary_flipped.csv");
+    let broker = TestBroker::new("ownclf2");
+    let window = WINDOW.to_string();
+    let own = [
+        "--data",
+        path_str(&data),
+        "--target",
+        "label",
+        "--model",
+        path_str(&model_path),
+        "--monitor-window",
+        &window,
+    ];
+    let rows = std::fs::read_to_string(&data).unwrap().lines().count() - 1;
+    let mut back = broker.spawn("model+metric", "model,metric,plot", &own);
+    // The model's features and the metric's truths: no monitor queue.
+    back.wait_log("inbound consumer started", 2, START).await;
+    let source_args: Vec<&str> = own
+        .iter()
+        .copied()
+        .chain(["--order", "sequential", "--rate", "0"])
+        .collect();
+    let mut source = broker.spawn("features", "features", &source_args);
+    source.expect_exit_ok(RUN).await;
+    back.wait_rows(rows, RUN).await;
+    back.stop(STOP).await;
+    assert!(
+        !back.log().contains(&broker.monitor_queue),
+        "no features queue for the monitor\n{}",
+        back.report()
+    );
+    let ordered = sb.join("as_written.csv");
+    rows_as_written(&data, &back.logs_dir(), &ordered);
+    let sk = run_classifier::expected(&model_path, path_str(&ordered), WINDOW);
+    let windows = run_classifier::assert_agrees_in(&back.logs_dir(), &sk, WINDOW, false);
+    assert_eq!(windows, rows / WINDOW);
+}

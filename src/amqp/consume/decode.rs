@@ -152,7 +152,18 @@ pub fn decode_in<T: Decode>(
         });
     }
     check_schema(schema, header)?;
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| Rejection::NotJson(e.to_string()))?;
+    let v: Value = match schema {
+        None => serde_json::from_slice(bytes).map_err(|e| Rejection::NotJson(e.to_string()))?,
+        // Values by name: a key given twice is refused (serde_json would
+        // keep the last), and the values are bounded in number.
+        Some(s) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| Rejection::NotJson(format!("not UTF-8: {e}")))?;
+            let nodes = 4 * (s.features.len() + s.classes.as_ref().map_or(0, Vec::len)) + 64;
+            crate::core::json::parse_strict(text, nodes)
+                .map_err(|e| Rejection::NotJson(e.to_string()))?
+        }
+    };
     let obj = v.as_object().ok_or(Rejection::NotAnObject)?;
     let id = parse_id(obj.get("id").ok_or(Rejection::NoId)?)?;
     T::from_message(id, obj, schema)
@@ -388,9 +399,11 @@ impl Decode for Scored {
                 Rejection::BadBody(format!("\"probabilities\" has no class {}", quoted(c)))
             })?;
             let what = format!("the probability of {}", quoted(c));
-            let q = bounded_number(v, &what, 1.0)?;
-            if q < 0.0 {
-                return Err(Rejection::BadBody(format!("{what} is {q}, below 0")));
+            let q = bounded_number(v, &what, f64::MAX)?;
+            if !(0.0..=1.0).contains(&q) {
+                return Err(Rejection::BadBody(format!(
+                    "{what} is {q}, not between 0 and 1"
+                )));
             }
             p.push(q);
         }
@@ -455,12 +468,41 @@ impl Decode for MetricRecord {
                 .ok_or_else(|| Rejection::BadBody(format!("no {k}")))
                 .and_then(|v| finite(v, k))
         };
+        let absolute_error = field("absolute_error")?;
+        if absolute_error < 0.0 {
+            return Err(Rejection::BadBody(format!(
+                "absolute_error is {absolute_error}, below 0"
+            )));
+        }
         Ok(MetricRecord {
             id,
             y_true: field("y_true")?,
             y_pred: field("y_pred")?,
-            absolute_error: field("absolute_error")?,
+            absolute_error,
         })
+    }
+    /// In a run of a schema (made by this program's metric): a
+    /// classifier's class indices, and the error |y_true - y_pred|.
+    fn from_message(
+        id: SampleId,
+        obj: &Map<String, Value>,
+        schema: Option<&WireSchema>,
+    ) -> Result<Self, Rejection> {
+        let body = body(obj)?;
+        let r = Self::from_body(id, body)?;
+        if schema.is_some() {
+            let field = |k: &str| body.get(k).unwrap_or(&Value::Null);
+            target_value(field("y_true"), "y_true", schema)?;
+            target_value(field("y_pred"), "y_pred", schema)?;
+            let e = (r.y_true - r.y_pred).abs();
+            if (r.absolute_error - e).abs() > 1e-9 * e.max(1.0) {
+                return Err(Rejection::BadBody(format!(
+                    "absolute_error is {}, but |y_true - y_pred| is {e}",
+                    r.absolute_error
+                )));
+            }
+        }
+        Ok(r)
     }
 }
 
@@ -499,6 +541,7 @@ mod tests {
             ],
             "y",
             Some(vec!["a".into(), "b".into()]),
+            "m",
         )
         .with_extra(vec![vec![], vec!["green".into()]])
         .with_bounds(vec![100.0, f64::INFINITY])
@@ -533,6 +576,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(&f.x[..], &[2.0, 3.0]);
+        // A level first read from the wire goes on as its text (the model
+        // process's scored message), and reads back as unseen.
+        let f: Features = decode_in(
+            br#"{"id": 2, "features": {"color": "brand new", "x1": 2}}"#,
+            65536,
+            Some(&s),
+            Some(&s.fingerprint),
+        )
+        .unwrap();
+        let scored = Scored {
+            id: 2,
+            x: f.x.clone(),
+            p: [0.5, 0.5].into_iter().collect(),
+        };
+        let body = String::from_utf8(scored.to_json_in(Some(&s))).unwrap();
+        assert!(body.contains(r#""color":"brand new""#), "{body}");
+        let back: Scored =
+            decode_in(body.as_bytes(), 65536, Some(&s), Some(&s.fingerprint)).unwrap();
+        assert!(back.x[1] >= 2.0, "unseen: past the model's two levels");
+        // The largest body of the schema bounds every body it makes.
+        assert!(
+            s.max_body_bytes() >= body.len(),
+            "{} < {}",
+            s.max_body_bytes(),
+            body.len()
+        );
         // A missing value, either kind, is null on the wire and NaN here.
         let f: Features = in_schema(
             r#"{"id": 1, "features": {"color": null, "x1": null}}"#,
@@ -628,8 +697,8 @@ mod tests {
             (r#"{"a": 0.5}"#, "has 1 classes"),
             (r#"{"a": 0.5, "c": 0.5}"#, "no class \"b\""),
             (r#"{"a": 0.6, "b": 0.6}"#, "sum to 1.2"),
-            (r#"{"a": -0.5, "b": 1.5}"#, "below 0"),
-            (r#"{"a": 1.5, "b": -0.5}"#, "limit of ±1"),
+            (r#"{"a": -0.5, "b": 1.5}"#, "is -0.5, not between 0 and 1"),
+            (r#"{"a": 1.5, "b": -0.5}"#, "is 1.5, not between 0 and 1"),
             (r#"{"a": "x", "b": 1}"#, "not a number"),
         ] {
             let body = format!(r#"{{"id": 1, {x}, "probabilities": {p}}}"#);
@@ -638,6 +707,40 @@ mod tests {
         }
         let diabetes_scored = decode::<Scored>(br#"{"id": 1, "body": 1}"#, 1000).unwrap_err();
         assert_eq!(diabetes_scored.kind(), "schema");
+        // A key given twice: serde_json would keep the last; refused.
+        for body in [
+            r#"{"id": 1, "features": {"x1": 1, "x1": 2, "color": "red"}}"#,
+            r#"{"id": 1, "id": 2, "features": {"x1": 1, "color": "red"}}"#,
+        ] {
+            let r = in_schema::<Features>(body, h).unwrap_err().reason();
+            assert!(
+                r.contains("twice") || r.contains("duplicate"),
+                "{body} -> {r}"
+            );
+        }
+        // A metric row: class indices, and the error of its own two values.
+        for (body, want) in [
+            (
+                r#"{"id": 1, "body": {"y_true": 1, "y_pred": 0, "absolute_error": 5}}"#,
+                "but |y_true - y_pred| is 1",
+            ),
+            (
+                r#"{"id": 1, "body": {"y_true": 0.5, "y_pred": 0, "absolute_error": 0.5}}"#,
+                "not a class index",
+            ),
+        ] {
+            let r = in_schema::<MetricRecord>(body, h).unwrap_err().reason();
+            assert!(r.contains(want), "{body} -> {r}");
+        }
+        let ok = r#"{"id": 1, "body": {"y_true": 1, "y_pred": 0, "absolute_error": 1}}"#;
+        assert!(in_schema::<MetricRecord>(ok, h).is_ok());
+        // Negative errors are refused for the diabetes data too.
+        let r = decode::<MetricRecord>(
+            br#"{"id": 1, "body": {"y_true": 1, "y_pred": 0, "absolute_error": -5}}"#,
+            1000,
+        )
+        .unwrap_err();
+        assert!(r.reason().contains("below 0"), "{r}");
     }
 
     #[test]

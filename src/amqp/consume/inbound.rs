@@ -548,13 +548,14 @@ where
 }
 
 /// The [`SCHEMA_HEADER`] header of a delivery, as text (a value that is
-/// not a string is shown as its debug form, and never matches).
+/// not a string or bytes never matches).
 fn schema_header(d: &Delivery) -> Option<String> {
     let headers = d.properties.headers().as_ref()?;
     Some(match headers.inner().get(SCHEMA_HEADER)? {
         AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
         AMQPValue::ShortString(s) => s.as_str().to_owned(),
-        other => format!("{other:?}"),
+        AMQPValue::ByteArray(b) => String::from_utf8_lossy(b.as_slice()).into_owned(),
+        _ => "(a value that is not a string)".to_owned(),
     })
 }
 
