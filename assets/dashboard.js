@@ -165,13 +165,22 @@
   });
 
   // ---- tables -------------------------------------------------------------
+  // A drift row's verdict, with a column's unseen levels and missing share
+  // (the user's own data), as the server renders it.
+  function verdict(d) {
+    var v = d.drifted ? "drifted" : "ok";
+    if (d.unseen > 0) v += ", " + d.unseen + " unseen";
+    if (d.missing > 0) v += ", " + Math.max(1, Math.round(d.missing * 100)) + "% missing";
+    return v;
+  }
+
   function drawDrift(s) {
     var body = document.querySelector("#drift tbody");
     if (!body) return;
     var html = s.drift.length ? s.drift.map(function (d) {
       return "<tr" + (d.drifted ? ' class="drifted"' : "") + '><th scope="row">' + esc(d.name) + "</th><td>" +
         pfmt(d.p_value) + "</td><td>" + fmt(d.psi, 3) + "</td><td>" + fmt(d.wasserstein, 3) + "</td><td>" +
-        (d.drifted ? "drifted" : "ok") + "</td></tr>";
+        verdict(d) + "</td></tr>";
     }).join("") : '<tr><td colspan="5">no windows yet</td></tr>';
     if (body.innerHTML !== html) body.innerHTML = html;
     var share = $("drift-share");

@@ -153,9 +153,22 @@ fn drift_rows(out: &mut String, drift: &[Drift]) {
             if d.test == "chi2" { " (χ²)" } else { "" },
             num(d.psi, 3),
             num(d.wasserstein, 3),
-            if d.drifted { "drifted" } else { "ok" },
+            verdict(d),
         );
     }
+}
+
+/// A drift row's verdict, with a column of the user's data's unseen
+/// levels and missing share when it has any (the script says the same).
+fn verdict(d: &Drift) -> String {
+    let mut v = String::from(if d.drifted { "drifted" } else { "ok" });
+    if let Some(n) = d.unseen.filter(|n| *n > 0) {
+        let _ = write!(v, ", {n} unseen");
+    }
+    if let Some(m) = d.missing.filter(|m| *m > 0.0) {
+        let _ = write!(v, ", {}% missing", ((m * 100.0).round() as u64).max(1));
+    }
+    v
 }
 
 /// The dashboard, with `snap`'s numbers rendered in: the counters now,
@@ -232,7 +245,8 @@ fn now_section(out: &mut String, snap: &Snapshot) {
     }
     match &snap.model {
         Some(m) => {
-            stat(out, "model_r2", "Model R² (training)", &num(m.r2, 4));
+            let label = format!("Model {} (training)", m.score);
+            stat(out, "model_r2", &label, &num(m.r2, 4));
             stat(out, "model_origin", "Model from", &m.origin);
         }
         None => stat(out, "model_r2", "Model", "runs in another process"),
@@ -746,6 +760,7 @@ mod tests {
     fn a_refused_field_shows_its_message_beside_it_and_keeps_what_was_typed() {
         let m = ModelInfo {
             r2: 0.5,
+            score: "R²",
             mae: 43.0,
             origin: "fitted in memory".into(),
         };

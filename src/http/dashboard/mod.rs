@@ -96,9 +96,14 @@ impl Dashboard {
         origin: &str,
         columns: Vec<crate::config::data::ColumnSettings>,
     ) -> Dashboard {
-        // The page says what runs: its training R² (a regression's score).
+        // The page says what runs: its training score (R², or a
+        // classifier's accuracy).
         self.model_info = Some(ModelInfo {
             r2: model.training.score,
+            score: match model.classes() {
+                Some(_) => "accuracy",
+                None => "R²",
+            },
             mae: f64::NAN,
             origin: crate::core::text::sanitize(origin),
         });

@@ -34,8 +34,10 @@ pub const SNAPSHOT_EVENTS: usize = 20;
 /// The model this process serves.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelInfo {
-    /// Training R² (on all rows).
+    /// The training score (on all rows): R², or a classifier's accuracy.
     pub r2: f64,
+    /// What the score is: `"R²"` or `"accuracy"`.
+    pub score: &'static str,
     pub mae: f64,
     /// The artifact path, or `"fitted in memory"`.
     pub origin: String,
@@ -45,6 +47,7 @@ impl ModelInfo {
     pub fn of(model: &LinearModel, origin: &str) -> ModelInfo {
         ModelInfo {
             r2: model.training.r2,
+            score: "R²",
             mae: model.training.mae,
             origin: crate::core::text::sanitize(origin),
         }
