@@ -149,17 +149,11 @@ pub struct ReplayArgs {
     /// --from) and save the offset reached there as it goes (atomically).
     #[arg(long, value_name = "FILE")]
     pub from_offset_file: Option<PathBuf>,
-    /// A history of a run of your own data: its CSV file, as the run was
-    /// given it (data.path). With --target and --model, --rebuild reads
-    /// the features by column name and leaves other schemas' messages out.
-    #[arg(long, value_name = "FILE.csv")]
-    pub data: Option<PathBuf>,
-    /// The column the run's model predicts (data.target).
-    #[arg(long, value_name = "COLUMN")]
-    pub target: Option<String>,
-    /// The artifact the run used (data.model): --rebuild needs it.
-    #[arg(long, value_name = "FILE")]
-    pub model: Option<PathBuf>,
+    /// A history of a run of your own data: the run's --data, --target
+    /// and --model. --rebuild then reads the features by column name and
+    /// leaves other schemas' messages out.
+    #[command(flatten)]
+    pub own: crate::config::flags::OwnDataFlags,
 }
 
 #[derive(Debug, Args)]
@@ -558,8 +552,11 @@ fn train(args: TrainArgs) -> i32 {
     // that the config's `[data]` (its declared columns) is checked and
     // applies as it does for `run`.
     let overrides = Overrides {
-        data: args.data.clone(),
-        target: args.target.clone(),
+        own: crate::config::flags::OwnDataFlags {
+            data: args.data.clone(),
+            target: args.target.clone(),
+            model: None,
+        },
         ..Overrides::default()
     };
     let settings = match Settings::load_from(
@@ -872,9 +869,7 @@ fn bench(args: BenchArgs) -> i32 {
 fn replay(args: ReplayArgs) -> i32 {
     let overrides = Overrides {
         amqp_url: args.amqp_url.clone(),
-        data: args.data.clone(),
-        target: args.target.clone(),
-        model: args.model.clone(),
+        own: args.own.clone(),
         ..Overrides::default()
     };
     let settings = match Settings::load_from(

@@ -28,17 +28,8 @@ pub struct Overrides {
     /// then stop. Overrides source.order.
     #[arg(long, value_enum)]
     pub order: Option<super::Order>,
-    /// Your own data: a CSV file with a header line, streamed instead of
-    /// the built-in diabetes data (docs/own-data.md). Overrides data.path.
-    #[arg(long, value_name = "FILE.csv")]
-    pub data: Option<PathBuf>,
-    /// The column of --data the model predicts. Overrides data.target.
-    #[arg(long, value_name = "COLUMN")]
-    pub target: Option<String>,
-    /// The artifact `modelwatch train --data` wrote, to run on --data
-    /// (default: fit the model on --data at start). Overrides data.model.
-    #[arg(long, value_name = "FILE")]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub own: OwnDataFlags,
     /// Folder for the logs and the plot. Overrides logs.dir.
     #[arg(long)]
     pub logs_dir: Option<PathBuf>,
@@ -74,6 +65,24 @@ pub struct Overrides {
     pub no_monitor: bool,
 }
 
+/// The flags of a run of your own data (`run`, and `replay --rebuild` of
+/// such a run's history).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OwnDataFlags {
+    /// Your own data: a CSV file with a header line, streamed instead of
+    /// the built-in diabetes data (docs/own-data.md). Overrides data.path.
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: Option<PathBuf>,
+    /// The column of --data the model predicts. Overrides data.target.
+    #[arg(long, value_name = "COLUMN")]
+    pub target: Option<String>,
+    /// The artifact `modelwatch train --data` wrote, to run on --data
+    /// (default: fit the model on --data at start; `replay --rebuild`
+    /// needs it). Overrides data.model.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+}
+
 impl Overrides {
     /// Sets the key of every flag given; a `--scenario` that does not
     /// parse is an error naming the flag.
@@ -83,9 +92,12 @@ impl Overrides {
             rate,
             seed,
             order,
-            data,
-            target,
-            model,
+            own:
+                OwnDataFlags {
+                    data,
+                    target,
+                    model,
+                },
             logs_dir,
             amqp_url,
             roles,

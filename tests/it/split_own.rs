@@ -117,6 +117,22 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
 }
 
+/// The flags every process of a split run of your own data is given.
+fn own_args(data: &Path, target: &str, model: &Path, window: usize) -> Vec<String> {
+    [
+        "--data",
+        path_str(data),
+        "--target",
+        target,
+        "--model",
+        path_str(model),
+        "--monitor-window",
+        &window.to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regression_of_your_own_data_runs_split_by_column_name_and_agrees_with_sklearn() {
     let sb = Sandbox::new();
@@ -124,17 +140,8 @@ async fn a_regression_of_your_own_data_runs_split_by_column_name_and_agrees_with
     let data = run_own::data_dir().join("shifted.csv");
     let broker = TestBroker::new("own");
     let conn = connect().await;
-    let window = run_own::WINDOW.to_string();
-    let own = [
-        "--data",
-        path_str(&data),
-        "--target",
-        "y",
-        "--model",
-        path_str(&artifact),
-        "--monitor-window",
-        &window,
-    ];
+    let own = own_args(&data, "y", &artifact, run_own::WINDOW);
+    let own: Vec<&str> = own.iter().map(String::as_str).collect();
     // The features as the exchange carries them: into a queue of the
     // test's (its plot queue: no plot role reads it here).
     let mut metric = broker.spawn("metric-probe", "metric", &own);
@@ -221,17 +228,8 @@ async fn a_classifier_of_your_own_data_runs_split_and_its_monitor_gets_the_proba
     let data = run_classifier::data_dir().join("binary_flipped.csv");
     let broker = TestBroker::new("ownclf");
     let conn = connect().await;
-    let window = WINDOW.to_string();
-    let own = [
-        "--data",
-        path_str(&data),
-        "--target",
-        "label",
-        "--model",
-        path_str(&model_path),
-        "--monitor-window",
-        &window,
-    ];
+    let own = own_args(&data, "label", &model_path, WINDOW);
+    let own: Vec<&str> = own.iter().map(String::as_str).collect();
     let mut probe = broker.spawn("metric-probe", "metric", &own);
     // y_true, y_pred and the scored features (not the source's).
     probe.wait_log("inbound consumer started", 3, START).await;
@@ -270,17 +268,8 @@ async fn a_classifier_split_after_the_source_has_every_rows_probabilities() {
     let model_path: PathBuf = run_classifier::train(&sb, "binary.csv", WINDOW);
     let data = run_classifier::data_dir().join("binary_flipped.csv");
     let broker = TestBroker::new("ownclf2");
-    let window = WINDOW.to_string();
-    let own = [
-        "--data",
-        path_str(&data),
-        "--target",
-        "label",
-        "--model",
-        path_str(&model_path),
-        "--monitor-window",
-        &window,
-    ];
+    let own = own_args(&data, "label", &model_path, WINDOW);
+    let own: Vec<&str> = own.iter().map(String::as_str).collect();
     let rows = std::fs::read_to_string(&data).unwrap().lines().count() - 1;
     let mut back = broker.spawn("model+metric", "model,metric,plot", &own);
     // The model's features and the metric's truths: no monitor queue.
