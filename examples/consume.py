@@ -46,6 +46,9 @@ def main():
         "max", nargs="?", type=int, default=None,
         help="stop after this many messages (default: run until Ctrl-C)")
     parser.add_argument(
+        "--exchange", default=EXCHANGE,
+        help="the exchange modelwatch publishes to (bridge.exchange; default ml_pipeline)")
+    parser.add_argument(
         "--schema", default=None,
         help="only messages with this x-modelwatch-schema header (a run of your own data)")
     args = parser.parse_args()
@@ -56,13 +59,13 @@ def main():
 
     # modelwatch declares the exchange too; declaring it here, with the same
     # properties (durable topic), lets this consumer start first.
-    channel.exchange_declare(exchange=EXCHANGE, exchange_type="topic", durable=True)
+    channel.exchange_declare(exchange=args.exchange, exchange_type="topic", durable=True)
 
     # A private queue: the broker names it, only this connection uses it, and
     # it is deleted when we disconnect. (For a consumer that must not miss
     # messages while it is down, declare a named durable queue.)
     queue = channel.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
-    channel.queue_bind(queue=queue, exchange=EXCHANGE, routing_key=args.binding_key)
+    channel.queue_bind(queue=queue, exchange=args.exchange, routing_key=args.binding_key)
 
     seen = 0
     other = 0
@@ -88,7 +91,7 @@ def main():
 
     # auto_ack: the broker forgets a message once sent; fine for watching.
     channel.basic_consume(queue=queue, on_message_callback=on_message, auto_ack=True)
-    print(f"waiting for messages on exchange {EXCHANGE} with binding key {args.binding_key!r}",
+    print(f"waiting for messages on exchange {args.exchange} with binding key {args.binding_key!r}",
           flush=True)
     try:
         channel.start_consuming()

@@ -42,12 +42,15 @@ struct Args {
     max: Option<u64>,
     /// Only messages whose `x-modelwatch-schema` header is this.
     schema: Option<String>,
+    /// The exchange modelwatch publishes to (`bridge.exchange`).
+    exchange: String,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut binding_key = None;
     let mut max = None;
     let mut schema = None;
+    let mut exchange = EXCHANGE.to_string();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -56,8 +59,9 @@ fn parse_args() -> Result<Args, String> {
                 max = Some(n.parse().map_err(|_| format!("--max {n}: not a number"))?);
             }
             "--schema" => schema = Some(args.next().ok_or("--schema needs a fingerprint")?),
+            "--exchange" => exchange = args.next().ok_or("--exchange needs a name")?,
             "-h" | "--help" => return Err(
-                "usage: consume [BINDING_KEY (default metrics)] [--max N] [--schema FINGERPRINT]"
+                "usage: consume [BINDING_KEY (default metrics)] [--max N] [--schema FINGERPRINT] [--exchange NAME]"
                     .into(),
             ),
             key if binding_key.is_none() => binding_key = Some(key.to_string()),
@@ -68,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
         binding_key: binding_key.unwrap_or_else(|| "metrics".into()),
         max,
         schema,
+        exchange,
     })
 }
 
@@ -81,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // modelwatch declares the exchange too; declaring it here, as the
     // library does (a durable topic exchange), lets this consumer start first.
-    modelwatch::amqp::topology::exchange(&channel, EXCHANGE).await?;
+    modelwatch::amqp::topology::exchange(&channel, &args.exchange).await?;
 
     // A private queue: the broker names it, only this connection uses it,
     // and it is deleted when we disconnect. (For a consumer that must not
@@ -100,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     channel
         .queue_bind(
             queue.name().clone(),
-            EXCHANGE.into(),
+            args.exchange.as_str().into(),
             args.binding_key.as_str().into(),
             QueueBindOptions::default(),
             FieldTable::default(),
@@ -121,8 +126,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     // From here on, every matching message is ours.
     println!(
-        "waiting for messages on exchange {EXCHANGE} with binding key {:?}",
-        args.binding_key
+        "waiting for messages on exchange {} with binding key {:?}",
+        args.exchange, args.binding_key
     );
 
     let mut seen = 0;

@@ -40,7 +40,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::data::FeatureVector;
 use crate::core::messages::SampleId;
-use crate::core::table::{ColumnKind, ColumnSchema, MAX_ABS_CELL, MAX_LEVEL_BYTES};
+use crate::core::table::{Allowed, ColumnKind, ColumnSchema, MAX_ABS_CELL, MAX_LEVEL_BYTES};
 
 /// The AMQP header that carries a schema's fingerprint.
 pub const SCHEMA_HEADER: &str = "x-modelwatch-schema";
@@ -71,8 +71,12 @@ pub struct WireSchema {
     /// numeric one: beyond it the model's output could overflow
     /// ([`WireSchema::with_bounds`]).
     pub max_abs: Vec<f64>,
+    /// Per feature column, the values the config declares it may hold
+    /// (`[[data.columns]]`): a value from the wire outside is refused, as
+    /// one in the data file is.
+    pub declared: Vec<Option<Allowed>>,
     /// [`FINGERPRINT_HEX`] hex digits of the sha256 of the model's part
-    /// (not of `extra` or `max_abs`).
+    /// (not of `extra`, `max_abs` or `declared`).
     pub fingerprint: String,
     by_name: HashMap<String, usize>,
     by_level: Vec<HashMap<String, usize>>,
@@ -119,6 +123,7 @@ impl WireSchema {
         let extra = vec![Vec::new(); features.len()];
         let max_abs = vec![MAX_ABS_CELL; features.len()];
         let mut s = WireSchema {
+            declared: vec![None; features.len()],
             new_levels: Mutex::new(vec![Vec::new(); features.len()]),
             max_abs,
             by_level: Vec::new(),
@@ -147,6 +152,16 @@ impl WireSchema {
     pub fn with_bounds(mut self, max_abs: Vec<f64>) -> Self {
         assert_eq!(max_abs.len(), self.features.len(), "one bound per column");
         self.max_abs = max_abs.into_iter().map(|b| b.min(MAX_ABS_CELL)).collect();
+        self
+    }
+
+    /// The same schema with the values `allowed` declares for its columns.
+    pub fn with_declared(mut self, allowed: Vec<Allowed>) -> Self {
+        for a in allowed {
+            if let Some(j) = self.position(&a.column) {
+                self.declared[j] = Some(a);
+            }
+        }
         self
     }
 

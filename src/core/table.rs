@@ -60,9 +60,9 @@ pub enum Missing {
     Omit,
     /// The file is refused, naming the first such cell.
     Refuse,
-    /// The row is kept with the cell missing (a number as NaN, a level as
-    /// [`MISSING_CODE`]); a row missing a [`ReadOptions::required`] cell
-    /// is left out.
+    // (Plain text: clap shows these comments in `--help`.)
+    /// The row is kept with the cell missing (`run` with a trained model;
+    /// `train` leaves such rows out); a row missing its target is left out.
     Keep,
 }
 
@@ -83,6 +83,11 @@ pub struct ReadOptions {
     /// Columns read past, neither typed nor kept (an id column); each must
     /// be in the header.
     pub skip: Vec<String>,
+    /// The columns read (empty: all but `skip`): the others are read past
+    /// like `skip`, but need not be in the header (a run of a trained
+    /// model reads its columns only: another column's empty cells, levels
+    /// or values do not count).
+    pub only: Vec<String>,
     /// Columns categorical even when every value is a number (codes, zip
     /// codes, class numbers); each must be in the header. Their levels are
     /// the values as written: `01` and `1` are two levels.
@@ -103,6 +108,14 @@ pub struct ReadOptions {
     pub required: Vec<String>,
 }
 
+impl ReadOptions {
+    /// Is column `name` read (typed and kept)?
+    fn reads(&self, name: &str) -> bool {
+        !self.skip.iter().any(|s| s == name)
+            && (self.only.is_empty() || self.only.iter().any(|o| o == name))
+    }
+}
+
 /// The values one column may hold, as declared.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Allowed {
@@ -120,7 +133,7 @@ pub struct Allowed {
 
 impl Allowed {
     /// Why `cell` (not missing) is not allowed, if it is not.
-    fn refuses(&self, cell: &str, number: Option<f64>) -> Option<String> {
+    pub fn refuses(&self, cell: &str, number: Option<f64>) -> Option<String> {
         if let (Some((lo, hi)), Some(v)) = (self.range, number) {
             if !(lo..=hi).contains(&v) {
                 return Some(format!(
@@ -154,6 +167,7 @@ impl Default for ReadOptions {
             max_columns: 1000,
             missing: Missing::Omit,
             skip: Vec::new(),
+            only: Vec::new(),
             categorical: Vec::new(),
             model_categorical: Vec::new(),
             model_numeric: Vec::new(),
@@ -296,7 +310,7 @@ impl Table {
                 });
             }
         }
-        let kept: Vec<bool> = header.iter().map(|h| !options.skip.contains(h)).collect();
+        let kept: Vec<bool> = header.iter().map(|h| options.reads(h)).collect();
         let schema: Vec<ColumnSchema> = header
             .iter()
             .zip(seen)
@@ -515,6 +529,7 @@ fn first_pass(
     let mut hashing = Hashing::open(path, file, options, 1)?;
     let mut rdr = reader(&mut hashing, options);
     let header = check_header(file, &mut rdr, options)?;
+    let reads: Vec<bool> = header.iter().map(|h| options.reads(h)).collect();
     let mut seen: Vec<Seen> = header
         .iter()
         .map(|_| Seen {
@@ -529,7 +544,7 @@ fn first_pass(
     {
         let line = record.position().map_or(0, |p| p.line());
         for (j, (cell, s)) in record.iter().zip(seen.iter_mut()).enumerate() {
-            if is_missing(cell) {
+            if is_missing(cell) || !reads[j] {
                 continue;
             }
             match parse_number(cell) {
@@ -932,6 +947,23 @@ mod tests {
         );
         let e = read(b"x,y\n1,2\n", &skip).unwrap_err().to_string();
         assert!(e.contains("no column \"id\" (--id, data.id)"), "{e}");
+    }
+
+    #[test]
+    fn a_column_not_read_leaves_no_row_out_and_refuses_nothing() {
+        let only = ReadOptions {
+            only: vec!["x".into(), "y".into(), "absent".into()],
+            max_levels: 2,
+            ..ReadOptions::default()
+        };
+        // "notes": empty cells, too many levels, a value past the bound.
+        let t = read(b"notes,x,y\na,1,2\n,3,4\n1e200,5,6\nd,7,8\n", &only).unwrap();
+        assert_eq!((t.rows, t.omitted, t.columns.len()), (4, 0, 2));
+        let all = ReadOptions {
+            max_levels: 2,
+            ..ReadOptions::default()
+        };
+        assert!(read(b"notes,x,y\na,1,2\n,3,4\nc,5,6\nd,7,8\n", &all).is_err());
     }
 
     #[test]

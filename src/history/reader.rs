@@ -180,7 +180,11 @@ fn entry(d: &lapin::message::Delivery, offset: u64, max_body: usize) -> Option<E
             map.get("id").and_then(|v| v.as_u64()).or(message_id),
             map.remove("body").unwrap_or_default(),
         ),
-        other => (message_id, other),
+        // Values by column name: the whole JSON, its id if it has one.
+        other => (
+            other.get("id").and_then(|v| v.as_u64()).or(message_id),
+            other,
+        ),
     };
     let schema = d
         .properties

@@ -124,7 +124,8 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
     let (own, rows, schema) = match settings.data.is_own() {
         true => {
             let (model, data, origin) = own_data(&settings)?;
-            let schema = wire_schema(&model, &data, settings.source.scenario.as_ref());
+            let schema = wire_schema(&model, &data, settings.source.scenario.as_ref())
+                .with_declared(settings.data.allowed());
             // The roles of the split layout read each other's messages:
             // one that can be larger than they take would be refused.
             let need = schema.max_body_bytes();
@@ -198,6 +199,43 @@ pub fn inputs(settings: Settings) -> anyhow::Result<Checked> {
         http,
         schema,
     })
+}
+
+/// The values a scenario makes are within what `[[data.columns]]`
+/// declares (as the data's are): a level it sets is declared, a column it
+/// shifts or scales stays in its declared range on every row. Otherwise a
+/// split run would refuse the rows one process runs.
+fn scenario_within_declared(
+    s: &crate::config::ScenarioSettings,
+    plan: &crate::source::scenario::Plan,
+    data: &OwnData,
+    allowed: &[crate::core::table::Allowed],
+) -> Result<(), crate::config::ConfigError> {
+    let declared = |name: &str| allowed.iter().find(|a| a.column == name);
+    for (name, level) in &s.set {
+        if let Some(why) = declared(name).and_then(|a| a.refuses(level.trim(), None)) {
+            return Err(crate::config::ConfigError::invalid(
+                &format!("source.scenario.set.{name}"),
+                format!("{why}: the scenario would make values the data may not hold"),
+            ));
+        }
+    }
+    for (j, change) in plan.changes.iter().enumerate() {
+        let (Some((factor, offset)), Some(a)) = (change, declared(&data.names[j])) else {
+            continue;
+        };
+        let outside = (0..data.len())
+            .map(|i| data.value(i, j) * factor + offset)
+            .filter(|v| !v.is_nan())
+            .find_map(|v| a.refuses(&v.to_string(), Some(v)));
+        if let Some(why) = outside {
+            return Err(crate::config::ConfigError::invalid(
+                &format!("source.scenario (column {})", data.names[j]),
+                format!("{why}: the scenario would make values the data may not hold"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every numeric value of `data` is within the schema's bound of its
@@ -318,6 +356,17 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
             .collect(),
         // A row without its truth is left out whatever data.missing says.
         required: vec![d.target.clone()],
+        // A trained model's columns only: the file's others (an id, notes)
+        // leave no row out and refuse nothing.
+        only: artifact
+            .as_ref()
+            .map(|m| {
+                m.feature_names()
+                    .into_iter()
+                    .chain([m.target.name.clone()])
+                    .collect()
+            })
+            .unwrap_or_default(),
         ..ReadOptions::default()
     };
     let started = std::time::Instant::now();
@@ -363,7 +412,8 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
         anyhow::anyhow!("data.path {}: {e}", crate::core::text::shown_path(&d.path))
     })?;
     if let Some(s) = &settings.source.scenario {
-        crate::source::scenario::Plan::new(s, &data).map_err(|e| e.as_config())?;
+        let plan = crate::source::scenario::Plan::new(s, &data).map_err(|e| e.as_config())?;
+        scenario_within_declared(s, &plan, &data, &settings.data.allowed())?;
         let key = match (s.target_bias, s.target_noise) {
             (Some(_), _) => Some("source.scenario.target_bias"),
             (_, Some(_)) => Some("source.scenario.target_noise"),

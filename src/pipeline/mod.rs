@@ -90,14 +90,15 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         Some(crate::model::Model::Linear(m)) => {
             dashboard = dashboard.with_model(std::sync::Arc::new(m.clone()), &model_origin);
         }
-        Some(crate::model::Model::Tabular(m)) => {
+        // The form of your own model is served by the process that runs it.
+        Some(crate::model::Model::Tabular(m)) if settings.runs(crate::config::Role::Model) => {
             dashboard = dashboard.with_own_model(
                 std::sync::Arc::new(m.clone()),
                 &model_origin,
                 settings.data.columns.clone(),
             );
         }
-        None => {}
+        _ => {}
     }
     // With the plot role, the dashboard's histogram is what the plot drew.
     let plot = plot.map(|p| {

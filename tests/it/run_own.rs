@@ -875,6 +875,31 @@ fn declared_columns_bound_the_data_naming_line_and_column() {
         );
         assert!(!out.exists(), "train, {what}: nothing written");
     }
+    // A scenario that would make values the declarations do not allow.
+    let wide = declare(
+        "wide.toml",
+        "name = \"x1\"\nmin = -100\nmax = 100\n\n[[data.columns]]\nname = \"color\"\nlevels = [\"red\", \"green\", \"blue\"]\n",
+    );
+    for (scenario, says) in [
+        ("start=10,x1+=200", "source.scenario (column x1):"),
+        ("start=10,color=orange", "source.scenario.set.color:"),
+    ] {
+        let run = sb
+            .run_launch(&sb.join("logs-scenario"), &[])
+            .config(&wide)
+            .args(["--data".as_ref(), data.as_os_str()])
+            .args([
+                "--target",
+                "y",
+                "--http-listen",
+                "off",
+                "--scenario",
+                scenario,
+            ])
+            .command();
+        let line = refused(run);
+        assert!(line.contains(says), "{scenario}: {line}");
+    }
     // Declarations that contradict themselves, named by key.
     for (body, key) in [
         (

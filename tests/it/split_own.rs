@@ -241,6 +241,11 @@ async fn a_classifier_of_your_own_data_runs_split_and_its_monitor_gets_the_proba
     metric.stop(STOP).await;
     let got = drain(&conn, &broker.plot_queue, rows, FLOW).await;
     assert_eq!(got.len(), rows, "a scored message per row");
+    // The monitor read the scored features: its features queue was never
+    // declared (bound and unread, it would only fill).
+    let ch = conn.create_channel().await.expect("channel");
+    let features_queue = modelwatch::amqp::topology::passive(&ch, &broker.monitor_queue).await;
+    assert!(features_queue.is_err(), "{} exists", broker.monitor_queue);
     for g in &got {
         let v: serde_json::Value = serde_json::from_slice(&g.body).unwrap();
         let p = v["probabilities"].as_object().expect("by class");

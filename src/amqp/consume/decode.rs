@@ -227,14 +227,30 @@ fn named_row(v: &Value, schema: &WireSchema) -> Result<FeatureVector, Rejection>
             ))
         })?;
         let what = format!("column {}", quoted(name));
+        // What the config declares the column may hold (`[[data.columns]]`).
+        let declared = |cell: &str, number: Option<f64>| match &schema.declared[j] {
+            Some(a) => a.refuses(cell, number).map_or(Ok(()), |why| {
+                Err(Rejection::BadBody(format!("{what}: {why}")))
+            }),
+            None => Ok(()),
+        };
         x[j] = match (&schema.features[j].kind, value) {
             // A missing value: the model reads it as the training mean (a
             // number) or no level, the monitor counts it per window.
             (_, Value::Null) => f64::NAN,
-            (ColumnKind::Numeric, v) => bounded_number(v, &what, schema.max_abs[j])?,
-            (ColumnKind::Categorical { .. }, Value::String(level)) => schema.level_value(j, level),
+            (ColumnKind::Numeric, v) => {
+                let x = bounded_number(v, &what, schema.max_abs[j])?;
+                declared(&x.to_string(), Some(x))?;
+                x
+            }
+            (ColumnKind::Categorical { .. }, Value::String(level)) => {
+                declared(level, None)?;
+                schema.level_value(j, level)
+            }
             (ColumnKind::Categorical { .. }, Value::Number(_)) => {
-                let level = number_as_level(bounded_number(value, &what, MAX_ABS_CELL)?);
+                let n = bounded_number(value, &what, MAX_ABS_CELL)?;
+                let level = number_as_level(n);
+                declared(&level, Some(n))?;
                 schema.level_value(j, &level)
             }
             (ColumnKind::Categorical { .. }, v) => {
@@ -705,6 +721,38 @@ mod tests {
             let r = in_schema::<Scored>(&body, h).unwrap_err().reason();
             assert!(r.contains(want), "{body} -> {r}");
         }
+        // What the config declares a column may hold bounds the wire too.
+        let declared = schema().with_declared(vec![
+            crate::core::table::Allowed {
+                column: "x1".into(),
+                range: Some((0.0, 10.0)),
+                declared_by: "data.columns",
+                ..Default::default()
+            },
+            crate::core::table::Allowed {
+                column: "color".into(),
+                levels: vec!["red".into()],
+                declared_by: "data.columns",
+                ..Default::default()
+            },
+        ]);
+        for (body, want) in [
+            (
+                r#"{"id": 1, "features": {"x1": 11, "color": "red"}}"#,
+                "outside the declared range",
+            ),
+            (
+                r#"{"id": 1, "features": {"x1": 1, "color": "blue"}}"#,
+                "not one of data.columns",
+            ),
+        ] {
+            let r = decode_in::<Features>(body.as_bytes(), 65536, Some(&declared), h)
+                .unwrap_err()
+                .reason();
+            assert!(r.contains(want), "{body} -> {r}");
+        }
+        let ok = r#"{"id": 1, "features": {"x1": 10, "color": "red"}}"#;
+        assert!(decode_in::<Features>(ok.as_bytes(), 65536, Some(&declared), h).is_ok());
         let diabetes_scored = decode::<Scored>(br#"{"id": 1, "body": 1}"#, 1000).unwrap_err();
         assert_eq!(diabetes_scored.kind(), "schema");
         // A key given twice: serde_json would keep the last; refused.

@@ -595,15 +595,22 @@ async fn dead_letter(
             AMQPValue::LongString(bounded_text(&h, 64).into()),
         );
     }
-    let props = BasicProperties::default()
+    let mut props = BasicProperties::default()
         .with_headers(headers)
-        .with_delivery_mode(2)
-        .with_content_type(
-            d.properties
-                .content_type()
-                .clone()
-                .unwrap_or_else(|| "application/octet-stream".into()),
-        );
+        .with_delivery_mode(2);
+    // The message's own id and kind, so that the copy can be matched.
+    if let Some(id) = d.properties.message_id() {
+        props = props.with_message_id(id.clone());
+    }
+    if let Some(kind) = d.properties.kind() {
+        props = props.with_type(kind.clone());
+    }
+    let props = props.with_content_type(
+        d.properties
+            .content_type()
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into()),
+    );
     dlq.basic_publish(
         s.dead_letter_exchange.as_str().into(),
         d.routing_key.as_str().into(),
