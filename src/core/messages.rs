@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::data::FeatureVector;
 use crate::core::done::Done;
-use crate::core::schema::WireSchema;
 
 /// A sample's id: microseconds since the Unix epoch, strictly increasing
 /// within a process (see [`crate::core::ids`]), below 2^53 so JSON keeps it exact.
@@ -203,6 +202,16 @@ pub struct MetricBody {
     pub absolute_error: f64,
 }
 
+/// How a run of the user's own data writes its messages: by column name
+/// (implemented by [`crate::core::schema::WireSchema`]; a trait here, so
+/// that the messages need not know the schema).
+pub trait ByName {
+    /// `{"id": id, "features": {...}}`.
+    fn features_body(&self, id: SampleId, x: &[f64]) -> Vec<u8>;
+    /// The features and `"probabilities": {"<class>": p, ...}`.
+    fn scored_body(&self, id: SampleId, x: &[f64], p: &[f64]) -> Vec<u8>;
+}
+
 /// A pipeline message that has a wire form.
 pub trait WireMessage: Send + Sync + 'static {
     const KIND: Kind;
@@ -211,7 +220,7 @@ pub trait WireMessage: Send + Sync + 'static {
     fn to_json(&self) -> Vec<u8>;
     /// The JSON body in a run of `schema` (values by column name, see
     /// [`crate::core::schema`]); without one, [`Self::to_json`].
-    fn to_json_in(&self, schema: Option<&WireSchema>) -> Vec<u8> {
+    fn to_json_in(&self, schema: Option<&dyn ByName>) -> Vec<u8> {
         let _ = schema;
         self.to_json()
     }
@@ -230,7 +239,7 @@ impl WireMessage for Features {
     fn to_json(&self) -> Vec<u8> {
         envelope(self.id, &self.x[..])
     }
-    fn to_json_in(&self, schema: Option<&WireSchema>) -> Vec<u8> {
+    fn to_json_in(&self, schema: Option<&dyn ByName>) -> Vec<u8> {
         match schema {
             Some(s) => s.features_body(self.id, &self.x),
             None => self.to_json(),
@@ -248,7 +257,7 @@ impl WireMessage for Scored {
     fn to_json(&self) -> Vec<u8> {
         envelope(self.id, (&self.x[..], &self.p[..]))
     }
-    fn to_json_in(&self, schema: Option<&WireSchema>) -> Vec<u8> {
+    fn to_json_in(&self, schema: Option<&dyn ByName>) -> Vec<u8> {
         match schema {
             Some(s) => s.scored_body(self.id, &self.x, &self.p),
             None => self.to_json(),

@@ -39,7 +39,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::core::data::FeatureVector;
-use crate::core::messages::SampleId;
+use crate::core::messages::{ByName, SampleId};
 use crate::core::table::{Allowed, ColumnKind, ColumnSchema, MAX_ABS_CELL, MAX_LEVEL_BYTES};
 
 /// The AMQP header that carries a schema's fingerprint.
@@ -278,9 +278,11 @@ impl WireSchema {
     pub fn row<'a>(&'a self, x: &'a [f64]) -> NamedRow<'a> {
         NamedRow { schema: self, x }
     }
+}
 
+impl ByName for WireSchema {
     /// The body `{"id": id, "features": {...}}` of a features message.
-    pub fn features_body(&self, id: SampleId, x: &[f64]) -> Vec<u8> {
+    fn features_body(&self, id: SampleId, x: &[f64]) -> Vec<u8> {
         #[derive(Serialize)]
         struct Body<'a> {
             id: SampleId,
@@ -295,7 +297,7 @@ impl WireSchema {
 
     /// The body of a classifier's scored message: the features and
     /// `"probabilities": {"<class>": p, ...}`.
-    pub fn scored_body(&self, id: SampleId, x: &[f64], p: &[f64]) -> Vec<u8> {
+    fn scored_body(&self, id: SampleId, x: &[f64], p: &[f64]) -> Vec<u8> {
         #[derive(Serialize)]
         struct Body<'a> {
             id: SampleId,

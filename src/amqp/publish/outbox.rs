@@ -62,7 +62,7 @@ impl OutMessage {
         OutMessage {
             kind: T::KIND,
             id: m.id(),
-            body: m.to_json_in(schema),
+            body: m.to_json_in(schema.map(|s| s as &dyn crate::core::messages::ByName)),
             timestamp,
             attempts: 0,
             done: None,
