@@ -179,7 +179,7 @@
     if (!body) return;
     var html = s.drift.length ? s.drift.map(function (d) {
       return "<tr" + (d.drifted ? ' class="drifted"' : "") + '><th scope="row">' + esc(d.name) + "</th><td>" +
-        pfmt(d.p_value) + "</td><td>" + fmt(d.psi, 3) + "</td><td>" + fmt(d.wasserstein, 3) + "</td><td>" +
+        pfmt(d.p_value) + (d.test === "chi2" ? " (χ²)" : "") + "</td><td>" + fmt(d.psi, 3) + "</td><td>" + fmt(d.wasserstein, 3) + "</td><td>" +
         verdict(d) + "</td></tr>";
     }).join("") : '<tr><td colspan="5">no windows yet</td></tr>';
     if (body.innerHTML !== html) body.innerHTML = html;
