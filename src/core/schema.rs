@@ -359,28 +359,35 @@ pub fn empty_row(n: usize) -> FeatureVector {
     FeatureVector::from_elem(0.0, n)
 }
 
+/// A schema for tests: x1 numeric, color categorical (blue, red), target
+/// y, a classifier of `classes` when given.
+#[cfg(test)]
+pub fn example(classes: Option<Vec<String>>) -> WireSchema {
+    WireSchema::new(
+        vec![
+            ColumnSchema {
+                name: "x1".into(),
+                kind: ColumnKind::Numeric,
+            },
+            ColumnSchema {
+                name: "color".into(),
+                kind: ColumnKind::Categorical {
+                    levels: vec!["blue".into(), "red".into()],
+                },
+            },
+        ],
+        "y",
+        classes,
+        "m",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn schema() -> WireSchema {
-        WireSchema::new(
-            vec![
-                ColumnSchema {
-                    name: "x1".into(),
-                    kind: ColumnKind::Numeric,
-                },
-                ColumnSchema {
-                    name: "color".into(),
-                    kind: ColumnKind::Categorical {
-                        levels: vec!["blue".into(), "red".into()],
-                    },
-                },
-            ],
-            "y",
-            None,
-            "m",
-        )
+        example(None)
     }
 
     #[test]

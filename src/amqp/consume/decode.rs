@@ -541,26 +541,9 @@ mod tests {
     /// x1 numeric (bounded at 100), color categorical (blue, red; green
     /// past them), a classifier of classes a and b.
     fn schema() -> WireSchema {
-        use crate::core::table::ColumnSchema;
-        WireSchema::new(
-            vec![
-                ColumnSchema {
-                    name: "x1".into(),
-                    kind: ColumnKind::Numeric,
-                },
-                ColumnSchema {
-                    name: "color".into(),
-                    kind: ColumnKind::Categorical {
-                        levels: vec!["blue".into(), "red".into()],
-                    },
-                },
-            ],
-            "y",
-            Some(vec!["a".into(), "b".into()]),
-            "m",
-        )
-        .with_extra(vec![vec![], vec!["green".into()]])
-        .with_bounds(vec![100.0, f64::INFINITY])
+        crate::core::schema::example(Some(vec!["a".into(), "b".into()]))
+            .with_extra(vec![vec![], vec!["green".into()]])
+            .with_bounds(vec![100.0, f64::INFINITY])
     }
 
     fn in_schema<T: Decode>(body: &str, header: Option<&str>) -> Result<T, Rejection> {
