@@ -795,13 +795,14 @@ impl Rules {
     pub fn describe(&self) -> Vec<String> {
         let watched = self.rules.iter().map(|r| {
             format!(
-                "{}: {} {} {} ({}), fires after {} windows, resolves after {}",
+                "{}: {} {} {} ({}), fires after {} window{}, resolves after {}",
                 r.name,
                 r.metric.name(),
                 r.op.symbol(),
                 short(r.threshold),
                 r.basis,
                 r.fire_after,
+                if r.fire_after == 1 { "" } else { "s" },
                 r.resolve_after
             )
         });

@@ -534,6 +534,44 @@ fn the_json_api_predicts_a_row_by_column_name_and_names_the_bad_field() {
         1e-9,
     );
     assert_eq!(answer["model"]["target"], "y");
+    // A missing value (null), as on the wire: x1 reads as its training
+    // mean, color as no level (as the first, dropped, level).
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&artifact).unwrap()).unwrap();
+    let of = |name: &str| {
+        model["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let predict = |row: &serde_json::Map<String, serde_json::Value>| {
+        let (status, answer) = post(
+            addr,
+            "/api/predict",
+            "application/json",
+            serde_json::Value::Object(row.clone())
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        serde_json::from_str::<serde_json::Value>(&answer).unwrap()["prediction"]
+            .as_f64()
+            .unwrap()
+    };
+    let (mut gaps, mut filled) = (body.clone(), body.clone());
+    gaps.insert("x1".into(), serde_json::Value::Null);
+    gaps.insert("color".into(), serde_json::Value::Null);
+    filled.insert("x1".into(), of("x1")["encoding"]["mean"].clone());
+    filled.insert("color".into(), of("color")["levels"][0].clone());
+    close(
+        "a row with missing values",
+        predict(&gaps),
+        predict(&filled),
+        1e-12,
+    );
     let mut bad = body.clone();
     bad.insert("nope".into(), serde_json::json!(1));
     let cases = [

@@ -168,6 +168,11 @@ enum Given<'a> {
 fn value_of(field: &OwnField, given: Given) -> Result<f64, FieldError> {
     let shown = crate::core::text::sanitize(field.name);
     let refuse = |message: String| FieldError::new(shown.clone(), message);
+    // A missing value (JSON null), as on the wire: the model reads a
+    // missing number as its training mean and a missing level as none.
+    if let Given::Json(serde_json::Value::Null) = given {
+        return Ok(f64::NAN);
+    }
     match field.levels {
         None => {
             let n = match given {
