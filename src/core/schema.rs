@@ -13,7 +13,7 @@
 //! models of one data set must not mix either), not of the file streamed,
 //! so every process given the same artifact agrees.
 //!
-//! Inside a process a row is a [`FeatureVector`] in the model's column
+//! Inside a process a row is a [`FeatureVector`](crate::core::data::FeatureVector) in the model's column
 //! order: a numeric column's value, or a categorical column's index into
 //! the model's levels (NaN: missing). A level the model never saw is an
 //! index past them, so that its text survives onto the wire (a model
@@ -31,6 +31,7 @@
 //! monitor) adds `"probabilities": {"<class>": <p>, ...}`; the diabetes
 //! default keeps its array body (see `docs/wire.md`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -38,7 +39,6 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::core::data::FeatureVector;
 use crate::core::messages::{ByName, SampleId};
 use crate::core::table::{Allowed, ColumnKind, ColumnSchema, MAX_ABS_CELL, MAX_LEVEL_BYTES};
 
@@ -63,8 +63,6 @@ pub struct WireSchema {
     pub features: Vec<ColumnSchema>,
     /// Per feature column, levels past the model's (index `levels.len() + k`).
     pub extra: Vec<Vec<String>>,
-    /// The target column's name.
-    pub target: String,
     /// A classifier's classes, in the order of its probabilities.
     pub classes: Option<Vec<String>>,
     /// Per feature column, the largest |value| taken from the wire for a
@@ -129,7 +127,6 @@ impl WireSchema {
             by_level: Vec::new(),
             features,
             extra,
-            target: target.to_owned(),
             classes,
             fingerprint,
             by_name,
@@ -211,8 +208,9 @@ impl WireSchema {
 
     /// The text of value `v` of categorical column `j` (`None`: missing,
     /// NaN, or not a categorical column); [`UNKNOWN_LEVEL`] for a new level
-    /// whose text was not kept.
-    pub fn level_text(&self, j: usize, v: f64) -> Option<String> {
+    /// whose text was not kept. Borrowed but for a level first read from
+    /// the wire (copied out of its lock).
+    pub fn level_text(&self, j: usize, v: f64) -> Option<Cow<'_, str>> {
         let ColumnKind::Categorical { levels } = &self.features[j].kind else {
             return None;
         };
@@ -220,22 +218,20 @@ impl WireSchema {
             return None;
         }
         if v < 0.0 || v.fract() != 0.0 {
-            return Some(UNKNOWN_LEVEL.to_owned());
+            return Some(Cow::Borrowed(UNKNOWN_LEVEL));
         }
         let i = v as usize;
         let Some(k) = i.checked_sub(levels.len()) else {
-            return Some(levels[i].clone());
+            return Some(Cow::Borrowed(&levels[i]));
         };
         if let Some(l) = self.extra[j].get(k) {
-            return Some(l.clone());
+            return Some(Cow::Borrowed(l));
         }
         let new = self.new_levels.lock().unwrap_or_else(|e| e.into_inner());
-        Some(
-            new[j]
-                .get(k - self.extra[j].len())
-                .map_or(UNKNOWN_LEVEL, String::as_str)
-                .to_owned(),
-        )
+        Some(match new[j].get(k - self.extra[j].len()) {
+            Some(l) => Cow::Owned(l.clone()),
+            None => Cow::Borrowed(UNKNOWN_LEVEL),
+        })
     }
 
     /// The largest body, in bytes, a message of this schema can have: a
@@ -274,8 +270,8 @@ impl WireSchema {
     }
 
     /// The JSON object of a row by column name, in column order (a numeric
-    /// value as a number, a level as its text, an unknown level as null).
-    pub fn row<'a>(&'a self, x: &'a [f64]) -> NamedRow<'a> {
+    /// value as a number, a level as its text, a missing value as null).
+    fn row<'a>(&'a self, x: &'a [f64]) -> NamedRow<'a> {
         NamedRow { schema: self, x }
     }
 }
@@ -317,7 +313,7 @@ impl ByName for WireSchema {
 }
 
 /// A row serialized as a JSON object by column name.
-pub struct NamedRow<'a> {
+struct NamedRow<'a> {
     schema: &'a WireSchema,
     x: &'a [f64],
 }
@@ -352,11 +348,6 @@ impl Serialize for ByClass<'_> {
         }
         map.end()
     }
-}
-
-/// A row of `n` values, all 0 (filled by the decoder).
-pub fn empty_row(n: usize) -> FeatureVector {
-    FeatureVector::from_elem(0.0, n)
 }
 
 /// A schema for tests: x1 numeric, color categorical (blue, red), target

@@ -218,7 +218,7 @@ fn named_row(v: &Value, schema: &WireSchema) -> Result<FeatureVector, Rejection>
             n
         )));
     }
-    let mut x = crate::core::schema::empty_row(n);
+    let mut x = FeatureVector::from_elem(0.0, n);
     for (name, value) in obj {
         let j = schema.position(name).ok_or_else(|| {
             Rejection::BadBody(format!(
