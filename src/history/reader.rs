@@ -186,15 +186,7 @@ fn entry(d: &lapin::message::Delivery, offset: u64, max_body: usize) -> Option<E
             other,
         ),
     };
-    let schema = d
-        .properties
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get(crate::core::schema::SCHEMA_HEADER))
-        .map(|v| match v {
-            AMQPValue::LongString(s) => bounded_text(&String::from_utf8_lossy(s.as_bytes()), 64),
-            other => bounded_text(&format!("{other:?}"), 64),
-        });
+    let schema = crate::amqp::consume::inbound::schema_header(d);
     Some(Entry {
         offset,
         key,

@@ -413,12 +413,9 @@ impl Rebuild {
     /// Takes one message of the history; keys it does not rebuild from
     /// (`monitor`, `alerts`: the monitor makes them again) are ignored.
     pub fn take(&mut self, e: &Entry) -> anyhow::Result<()> {
-        let ours = match (&self.schema, &e.schema) {
-            (None, None) => true,
-            (Some(s), Some(h)) => *h == s.fingerprint,
-            _ => false,
-        };
-        if !ours {
+        let ours =
+            crate::amqp::consume::decode::check_schema(self.schema.as_ref(), e.schema.as_deref());
+        if ours.is_err() {
             self.report.other_schema += 1;
             return Ok(());
         }

@@ -169,8 +169,9 @@ pub fn decode_in<T: Decode>(
     T::from_message(id, obj, schema)
 }
 
-/// The message's schema (its header) is the role's.
-fn check_schema(schema: Option<&WireSchema>, header: Option<&str>) -> Result<(), Rejection> {
+/// The message's schema (its header) is the role's: the same fingerprint,
+/// or neither has one (also the rule of `replay --rebuild`).
+pub fn check_schema(schema: Option<&WireSchema>, header: Option<&str>) -> Result<(), Rejection> {
     let shown = |h: &str| bounded_text(h, 2 * crate::core::schema::FINGERPRINT_HEX);
     match (schema, header) {
         (None, None) => Ok(()),

@@ -547,16 +547,19 @@ where
     }
 }
 
-/// The [`SCHEMA_HEADER`] header of a delivery, as text (a value that is
-/// not a string or bytes never matches).
-fn schema_header(d: &Delivery) -> Option<String> {
+/// The [`SCHEMA_HEADER`] header of a delivery (a work queue's or the
+/// history stream's), as bounded, escaped text: 64 bytes at most, which
+/// any fingerprint fits; a value that is not a string or bytes never
+/// matches one.
+pub fn schema_header(d: &Delivery) -> Option<String> {
     let headers = d.properties.headers().as_ref()?;
-    Some(match headers.inner().get(SCHEMA_HEADER)? {
+    let text = match headers.inner().get(SCHEMA_HEADER)? {
         AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
         AMQPValue::ShortString(s) => s.as_str().to_owned(),
         AMQPValue::ByteArray(b) => String::from_utf8_lossy(b.as_slice()).into_owned(),
         _ => "(a value that is not a string)".to_owned(),
-    })
+    };
+    Some(bounded_text(&text, 64))
 }
 
 /// A channel with publisher confirms, for dead-letter copies.
@@ -590,10 +593,7 @@ async fn dead_letter(
     );
     // The schema it came with, so that the reason can be checked.
     if let Some(h) = schema_header(d) {
-        headers.insert(
-            SCHEMA_HEADER.into(),
-            AMQPValue::LongString(bounded_text(&h, 64).into()),
-        );
+        headers.insert(SCHEMA_HEADER.into(), AMQPValue::LongString(h.into()));
     }
     let mut props = BasicProperties::default()
         .with_headers(headers)
