@@ -210,6 +210,14 @@ pub struct TrainArgs {
     /// The column of --data to predict.
     #[arg(long, requires = "data", value_name = "COLUMN")]
     pub target: Option<String>,
+    /// An ONNX model to wrap instead of fitting one (exported from a model
+    /// fitted on --data, e.g. by skl2onnx): its inputs and output are
+    /// checked against the columns of --data, it is run over every row for
+    /// the monitor's reference, and the artifact names the file with its
+    /// sha256 (docs/onnx.md). Needs the ONNX Runtime library
+    /// (model.onnxruntime or ORT_DYLIB_PATH).
+    #[arg(long, requires = "data", value_name = "FILE.onnx")]
+    pub model: Option<PathBuf>,
     /// A column of --data that identifies rows (left out of the features).
     #[arg(long, requires = "data", value_name = "COLUMN")]
     pub id: Option<String>,
@@ -698,18 +706,30 @@ fn train_own(args: &TrainArgs, settings: &Settings) -> i32 {
         Err(e) => return usage_error(format!("--data {e}")),
     };
     tracing::info!(
-        "read {} rows of {} columns; fitting",
+        "read {} rows of {} columns; {}",
         table.rows,
-        table.columns.len()
-    );
-    let (mut model, outputs) = match TabularModel::fit(&table, target, args.task) {
-        Ok(m) => m,
-        Err(e) => {
-            return usage_error(format!(
-                "--data {}: {e}",
-                crate::core::text::shown_path(data)
-            ))
+        table.columns.len(),
+        match args.model {
+            Some(_) => "running the ONNX model over them",
+            None => "fitting",
         }
+    );
+    let fitted = match &args.model {
+        Some(onnx) => TabularModel::wrap_onnx(
+            &table,
+            target,
+            args.task,
+            onnx,
+            &out,
+            &settings.model.onnx_options(),
+        )
+        .map_err(|e| e.to_string()),
+        None => TabularModel::fit(&table, target, args.task)
+            .map_err(|e| format!("--data {}: {e}", crate::core::text::shown_path(data))),
+    };
+    let (mut model, outputs) = match fitted {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
     };
     tracing::info!("fitted; computing the monitor's reference");
     let reference_started = std::time::Instant::now();
@@ -755,13 +775,18 @@ fn train_own(args: &TrainArgs, settings: &Settings) -> i32 {
         crate::model::tabular::Task::Regression => ("regression", "R²"),
         crate::model::tabular::Task::Classification => ("classification", "accuracy"),
     };
+    let inputs = match &model.model {
+        crate::model::tabular::Fitted::Onnx(m) => {
+            format!("ONNX model {}", crate::core::table::quoted(&m.file))
+        }
+        _ => format!("{} inputs", model.n_inputs()),
+    };
     let text = format!(
-        "wrote {}: {task} of {} from {} feature column(s) ({} inputs), {score} {:.6} on {} rows \
+        "wrote {}: {task} of {} from {} feature column(s) ({inputs}), {score} {:.6} on {} rows \
          ({} left out for a missing value) in {:.2} s\n",
         crate::core::text::shown_path(&out),
         crate::core::table::quoted(target),
         model.features.len(),
-        model.n_inputs(),
         model.training.score,
         model.training.rows,
         model.training.omitted,

@@ -1,7 +1,9 @@
-//! `[model]`: where the fitted model lives.
+//! `[model]`: where the fitted model lives, and how an ONNX model runs.
 //!
 //! `train` writes the artifact and `run` loads it; when it is absent `run`
-//! fits the model in memory. The artifact's own checks (finite
+//! fits the model in memory. An ONNX model (an artifact of `train --model
+//! FILE.onnx`, `crate::model::onnx`) is run by the ONNX Runtime library
+//! `onnxruntime` names, on `threads` intra-op threads. The artifact's own checks (finite
 //! coefficients, bounded predictions) are the model's business
 //! (`crate::model`), made when it is loaded.
 
@@ -17,12 +19,29 @@ use super::{Check, ConfigError};
 pub struct ModelSettings {
     /// Artifact written by `train` and loaded by `run`; fitted in memory when absent.
     pub artifact: PathBuf,
+    /// The ONNX Runtime library (`libonnxruntime.so`) an ONNX model runs
+    /// on; empty: the environment's `ORT_DYLIB_PATH`.
+    pub onnxruntime: PathBuf,
+    /// ONNX Runtime's intra-op threads per model process.
+    pub threads: usize,
+}
+
+impl ModelSettings {
+    /// What an ONNX model needs to be opened.
+    pub fn onnx_options(&self) -> crate::model::onnx::RuntimeOptions {
+        crate::model::onnx::RuntimeOptions {
+            library: (!self.onnxruntime.as_os_str().is_empty()).then(|| self.onnxruntime.clone()),
+            threads: self.threads,
+        }
+    }
 }
 
 impl Default for ModelSettings {
     fn default() -> Self {
         ModelSettings {
             artifact: PathBuf::from("models/diabetes_linear.json"),
+            onnxruntime: PathBuf::new(),
+            threads: 1,
         }
     }
 }
@@ -30,6 +49,13 @@ impl Default for ModelSettings {
 impl Check for ModelSettings {
     /// Any path will do here: whether it can be read is found when it is.
     fn check(&self) -> Result<(), ConfigError> {
+        let max = crate::model::onnx::MAX_THREADS;
+        if !(1..=max).contains(&self.threads) {
+            return Err(ConfigError::invalid(
+                "model.threads",
+                format!("{} is not in 1..={max}", self.threads),
+            ));
+        }
         Ok(())
     }
 }

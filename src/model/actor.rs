@@ -1,5 +1,12 @@
 //! ModelActor: predicts each batch of features and emits the predictions.
 //!
+//! An ONNX model is run once per batch ([`crate::model::onnx`]). Should it
+//! fail on a batch, each row is run alone, and a row it cannot predict
+//! (ONNX Runtime fails, or the value is not finite or beyond bounds) gets no
+//! prediction: it is logged and counted, and the metric counts its truth as
+//! unmatched (the run then exits 1), instead of the process stopping on
+//! one bad row.
+//!
 //! It may also pass the features it predicted on to more recipients
 //! ([`ModelActor::forwarding`]): with `--legacy-inbound` the features come
 //! from the Python services' queue, so the monitor (elsewhere) sees them
@@ -26,6 +33,8 @@ pub struct ModelActor {
     /// monitor, in one process; empty otherwise).
     scored: Fanout<Batch<Scored>>,
     predicted: u64,
+    /// Rows an ONNX model could not predict.
+    unpredicted: u64,
 }
 
 impl ModelActor {
@@ -36,6 +45,7 @@ impl ModelActor {
             forward: Fanout::default(),
             scored: Fanout::default(),
             predicted: 0,
+            unpredicted: 0,
         }
     }
 
@@ -68,7 +78,47 @@ impl Handler<Batch<Features>> for ModelActor {
 
     fn handle(&mut self, batch: Batch<Features>, _: &mut Context<Self>) -> Self::Result {
         fail::fail_point!("model-predict");
-        let (predictions, scored) = if self.scored.is_empty() {
+        let model = Arc::clone(&self.model);
+        let (predictions, scored) = if let Model::Tabular(m) = &*model {
+            if m.is_onnx() {
+                let (predictions, scored) = self.predict_onnx(m, &batch);
+                let scored = (!self.scored.is_empty())
+                    .then(|| Batch::new(scored, batch.emitted_at).with_done(batch.done.clone()));
+                (predictions, scored)
+            } else {
+                self.predict_each(&batch)
+            }
+        } else {
+            self.predict_each(&batch)
+        };
+        // The local monitor observes it (never awaited); the bridge, for a
+        // monitor in another process, is a work recipient: awaited, and
+        // the inbound features are acked only once the broker has it.
+        let scored = scored.map(|s| self.scored.send(s));
+        self.predicted += predictions.len() as u64;
+        let out = Batch::new(predictions, batch.emitted_at).with_done(batch.done.clone());
+        // Forwarded features first: they reach the broker before the
+        // predictions, so the monitor has them when the records come.
+        let forwarded = (!self.forward.is_empty()).then(|| self.forward.send(batch));
+        let sent = self.out.send(out);
+        Box::pin(async move {
+            if let Err(e) = sent.await {
+                fatal_dead_actor("model", e);
+            }
+            if let Some(Err(e)) = futures::future::OptionFuture::from(forwarded).await {
+                fatal_dead_actor("model (forwarding features)", e);
+            }
+            if let Some(Err(e)) = futures::future::OptionFuture::from(scored).await {
+                fatal_dead_actor("model (scored features)", e);
+            }
+        })
+    }
+}
+
+impl ModelActor {
+    /// The built-in models: row by row (a dot product each).
+    fn predict_each(&self, batch: &Batch<Features>) -> (Vec<Prediction>, Option<Batch<Scored>>) {
+        if self.scored.is_empty() {
             let predictions: Vec<Prediction> = batch
                 .items
                 .iter()
@@ -93,27 +143,58 @@ impl Handler<Batch<Features>> for ModelActor {
             }
             let scored = Batch::new(scored, batch.emitted_at).with_done(batch.done.clone());
             (predictions, Some(scored))
+        }
+    }
+
+    /// An ONNX model: one run for the batch; on failure, a run per row,
+    /// and the rows that still fail left without a prediction.
+    fn predict_onnx(
+        &mut self,
+        m: &crate::model::tabular::TabularModel,
+        batch: &Batch<Features>,
+    ) -> (Vec<Prediction>, Vec<Scored>) {
+        let rows: Vec<&[f64]> = batch.items.iter().map(|f| &f.x[..]).collect();
+        let mut predictions = Vec::with_capacity(rows.len());
+        let mut scored = Vec::new();
+        let mut take = |f: &Features, y: f64, p: Option<Probabilities>| {
+            predictions.push(Prediction { id: f.id, y });
+            if let Some(p) = p {
+                scored.push(Scored {
+                    id: f.id,
+                    x: f.x.clone(),
+                    p,
+                });
+            }
         };
-        // The local monitor observes it (never awaited); the bridge, for a
-        // monitor in another process, is a work recipient: awaited, and
-        // the inbound features are acked only once the broker has it.
-        let scored = scored.map(|s| self.scored.send(s));
-        self.predicted += predictions.len() as u64;
-        let out = Batch::new(predictions, batch.emitted_at).with_done(batch.done.clone());
-        // Forwarded features first: they reach the broker before the
-        // predictions, so the monitor has them when the records come.
-        let forwarded = (!self.forward.is_empty()).then(|| self.forward.send(batch));
-        let sent = self.out.send(out);
-        Box::pin(async move {
-            if let Err(e) = sent.await {
-                fatal_dead_actor("model", e);
+        let classifier = m.classes().is_some();
+        match m.predict_rows(&rows) {
+            Ok((ys, ps)) => {
+                let mut ps = ps.into_iter();
+                for (f, y) in batch.items.iter().zip(ys) {
+                    take(f, y, ps.next().filter(|_| classifier));
+                }
             }
-            if let Some(Err(e)) = futures::future::OptionFuture::from(forwarded).await {
-                fatal_dead_actor("model (forwarding features)", e);
+            Err(batch_error) => {
+                tracing::warn!(error = %batch_error, rows = rows.len(), "ONNX model failed on a batch; running its rows one by one");
+                for (f, row) in batch.items.iter().zip(&rows) {
+                    match m.predict_rows(std::slice::from_ref(row)) {
+                        Ok((y, mut p)) => take(f, y[0], p.pop().filter(|_| classifier)),
+                        Err(e) => {
+                            self.unpredicted += 1;
+                            // Bounded: the first ten, then every 1000th.
+                            if self.unpredicted <= 10 || self.unpredicted.is_multiple_of(1000) {
+                                tracing::error!(
+                                    id = f.id,
+                                    error = %e,
+                                    unpredicted = self.unpredicted,
+                                    "ONNX model: no prediction for this row (its truth stays unmatched)"
+                                );
+                            }
+                        }
+                    }
+                }
             }
-            if let Some(Err(e)) = futures::future::OptionFuture::from(scored).await {
-                fatal_dead_actor("model (scored features)", e);
-            }
-        })
+        }
+        (predictions, scored)
     }
 }

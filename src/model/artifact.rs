@@ -58,6 +58,22 @@ pub(super) struct Bounds {
 /// `b.follow_links`, a symbolic link) is refused before it is opened, so
 /// nothing can block on it.
 pub(super) fn read_bounded(path: &Path, shown: &str, b: &Bounds) -> Result<String, ModelError> {
+    let bytes = read_bounded_bytes(path, shown, b)?;
+    String::from_utf8(bytes).map_err(|_| ModelError::Io {
+        path: shown.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ),
+    })
+}
+
+/// [`read_bounded`] for a file of any bytes (an ONNX model).
+pub(super) fn read_bounded_bytes(
+    path: &Path,
+    shown: &str,
+    b: &Bounds,
+) -> Result<Vec<u8>, ModelError> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let io = |source| ModelError::Io {
@@ -96,14 +112,14 @@ pub(super) fn read_bounded(path: &Path, shown: &str, b: &Bounds) -> Result<Strin
     if !b.follow_links {
         flags |= libc::O_NOFOLLOW; // nor a link put there in between
     }
-    let mut text = String::new();
+    let mut text = Vec::new();
     std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(flags)
         .open(path)
         .map_err(io)?
         .take(b.limit + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut text)
         .map_err(io)?;
     if text.len() as u64 > b.limit {
         return Err(too_large());

@@ -13,6 +13,7 @@
 pub mod actor;
 pub mod artifact;
 pub mod baseline;
+pub mod onnx;
 pub mod tabular;
 pub use actor::ModelActor;
 use artifact::read_bounded;

@@ -98,6 +98,11 @@ pub enum Fitted {
         intercepts: Vec<f64>,
         weights: Vec<Vec<f64>>,
     },
+    /// A model exported to ONNX, run by ONNX Runtime ([`super::onnx`]):
+    /// it takes the raw values (the encodings above are the training
+    /// data's statistics only: the prediction form's defaults and the
+    /// wire's bounds).
+    Onnx(super::onnx::OnnxModel),
 }
 
 /// Facts about the fit.
@@ -275,6 +280,9 @@ pub struct TabularModel {
     /// What the monitor compares windows with (`monitor::reference`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<Reference>,
+    /// An ONNX model's session, once opened ([`TabularModel::open_onnx`]).
+    #[serde(skip)]
+    pub session: super::onnx::Opened,
 }
 
 /// Truths and model outputs of a set of rows.
@@ -357,13 +365,14 @@ impl TabularModel {
             Target::Values(y) => fit_linear(x, y)?,
             Target::Classes(classes, y) => fit_logistic(x, classes, y)?,
         };
-        let mut m = TabularModel {
+        let m = TabularModel {
             format: TABULAR_FORMAT.to_owned(),
             task,
             target: target_col.schema.clone(),
             features,
             model,
             reference: None,
+            session: Default::default(),
             training: Training {
                 rows: table.rows,
                 omitted: table.omitted,
@@ -389,6 +398,14 @@ impl TabularModel {
             },
         };
         drop(x);
+        m.score(outputs)
+    }
+
+    /// Sets the training score (R², or accuracy and log loss) from the
+    /// model's `outputs` on the training rows; refuses figures that are
+    /// not finite.
+    fn score(mut self, outputs: Outputs) -> Result<(TabularModel, Outputs), FitError> {
+        let m = &mut self;
         match &outputs {
             Outputs::Regression { truth, predictions } => {
                 m.training.score = super::artifact::r2_score(
@@ -429,7 +446,184 @@ impl TabularModel {
                 "the fit gave non-finite figures: values too large or too far apart for it".into(),
             ));
         }
-        Ok((m, outputs))
+        Ok((self, outputs))
+    }
+
+    /// Wraps the ONNX model at `onnx` (exported from a model fitted on
+    /// `table`) as a model of `table` predicting `target`: its inputs and
+    /// output checked against the columns, run over every row for the
+    /// outputs the reference is made of. `out` is where the artifact will
+    /// be: the file is named relative to it when beside it. The task is a
+    /// classification for a categorical target or a model with a
+    /// probabilities output, unless `task` says.
+    pub fn wrap_onnx(
+        table: &Table,
+        target: &str,
+        task: Option<Task>,
+        onnx: &std::path::Path,
+        out: &std::path::Path,
+        options: &super::onnx::RuntimeOptions,
+    ) -> Result<(TabularModel, Outputs), FitError> {
+        use super::onnx::{OnnxModel, Session};
+        let Some((t, target_col)) = table.column(target) else {
+            return Err(FitError(format!(
+                "--target {}: no such column; the columns are {}",
+                quoted(target),
+                table.names()
+            )));
+        };
+        let shown = crate::core::text::shown_path(onnx);
+        let fail = |e: super::onnx::OnnxError| FitError(format!("--model {e}"));
+        let (bytes, sha256) = Session::read(onnx, "--model").map_err(fail)?;
+        let columns: Vec<(String, ColumnKind)> = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != t)
+            .map(|(_, c)| (c.schema.name.clone(), c.schema.kind.clone()))
+            .collect();
+        let signature = Session::inspect(&bytes, &shown, &columns, options).map_err(fail)?;
+        let task = task.unwrap_or(match (&target_col.schema.kind, &signature.probabilities) {
+            (ColumnKind::Categorical { .. }, _) | (_, Some(_)) => Task::Classification,
+            _ => Task::Regression,
+        });
+        let y = target_of(target_col, task)?;
+        let output = match (&y, &signature.probabilities, &signature.value) {
+            (Target::Classes(classes, _), Some((name, k)), _) => {
+                if *k != 0 && *k != classes.len() {
+                    return Err(FitError(format!(
+                        "--model {shown}: output {} has {k} probability columns, but target {} \
+                         has {} classes ({})",
+                        quoted(name),
+                        quoted(target),
+                        classes.len(),
+                        names_of(classes.iter().map(String::as_str))
+                    )));
+                }
+                name.clone()
+            }
+            (Target::Values(_), _, Some(name)) => name.clone(),
+            (Target::Classes(..), None, _) => {
+                return Err(FitError(format!(
+                    "--model {shown}: a classifier needs an output of class probabilities, a \
+                     float tensor [rows, classes]; this model has none (--task regression?)"
+                )))
+            }
+            (Target::Values(_), _, None) => {
+                return Err(FitError(format!(
+                    "--model {shown}: a regression needs an output of values, a float tensor \
+                     [rows] or [rows, 1]; this model has none (--task classification?)"
+                )))
+            }
+        };
+        let onnx_model = OnnxModel {
+            file: stored_path(onnx, out)?,
+            sha256,
+            inputs: signature.inputs,
+            output,
+            classes: match &y {
+                Target::Classes(classes, _) => Some(classes.clone()),
+                Target::Values(_) => None,
+            },
+        };
+        let session = Session::from_bytes(&onnx_model, &bytes, &shown, &columns, options)
+            .map_err(fail)?
+            .with_label(signature.label);
+        let features: Vec<Feature> = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != t)
+            .map(|(_, c)| feature_of(c, task))
+            .collect();
+        let inputs: Vec<&Values> = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != t)
+            .map(|(_, c)| &c.values)
+            .collect();
+        // Every training row through the model, a chunk at a time.
+        let mut flat = Vec::new();
+        let mut row_buf: Vec<Vec<f64>> = Vec::new();
+        for start in (0..table.rows).step_by(4096) {
+            let end = (start + 4096).min(table.rows);
+            row_buf.clear();
+            row_buf.extend((start..end).map(|i| {
+                inputs
+                    .iter()
+                    .map(|v| match v {
+                        Values::Numeric(x) => x[i],
+                        Values::Categorical(l) => l[i] as f64,
+                    })
+                    .collect()
+            }));
+            let rows: Vec<&[f64]> = row_buf.iter().map(Vec::as_slice).collect();
+            let (values, labels) = session.run_with_labels(&rows).map_err(fail)?;
+            if let (Target::Classes(classes, _), Some(labels)) = (&y, labels) {
+                check_class_order(&shown, classes, &values, &labels)?;
+            }
+            flat.extend(values);
+        }
+        let outputs = match y {
+            Target::Values(y) => Outputs::Regression {
+                predictions: flat,
+                truth: y.to_vec(),
+            },
+            Target::Classes(classes, truth) => Outputs::Classification {
+                probabilities: flat
+                    .chunks_exact(classes.len())
+                    .map(<[f64]>::to_vec)
+                    .collect(),
+                truth,
+            },
+        };
+        let m = TabularModel {
+            format: TABULAR_FORMAT.to_owned(),
+            task,
+            target: target_col.schema.clone(),
+            features,
+            model: Fitted::Onnx(onnx_model),
+            reference: None,
+            session: super::onnx::Opened::new(session.with_label(None)),
+            training: Training {
+                rows: table.rows,
+                omitted: table.omitted,
+                data_sha256: table.sha256.clone(),
+                score: 0.0,
+                log_loss: None,
+                fitted_with: format!("ONNX, wrapped by modelwatch {}", env!("CARGO_PKG_VERSION")),
+            },
+        };
+        m.score(outputs)
+    }
+
+    /// The feature columns' names and kinds, in order.
+    pub fn columns(&self) -> Vec<(String, ColumnKind)> {
+        self.features
+            .iter()
+            .map(|f| (f.column.name.clone(), f.column.kind.clone()))
+            .collect()
+    }
+
+    /// Opens an ONNX model's file for inference (a no-op for the built-in
+    /// models): the file named by the artifact at `artifact`, checked to
+    /// be the one it was made with and to take the artifact's columns.
+    pub fn open_onnx(
+        &mut self,
+        artifact: &std::path::Path,
+        options: &super::onnx::RuntimeOptions,
+    ) -> Result<(), super::onnx::OnnxError> {
+        if let Fitted::Onnx(m) = &self.model {
+            let session = super::onnx::Session::open(m, artifact, &self.columns(), options)?;
+            self.session = super::onnx::Opened::new(session);
+        }
+        Ok(())
+    }
+
+    /// Whether the model is run by ONNX Runtime.
+    pub fn is_onnx(&self) -> bool {
+        matches!(self.model, Fitted::Onnx(_))
     }
 
     /// Number of model inputs after encoding.
@@ -456,7 +650,80 @@ impl TabularModel {
                 self.probabilities_row(row, &mut p);
                 predicted_class(&p, DECISION_THRESHOLD) as f64
             }
+            Fitted::Onnx(_) => match self.predict_rows(&[row]) {
+                Ok((y, _)) => y[0],
+                Err(e) => {
+                    tracing::warn!(error = %e, "ONNX model: no prediction");
+                    f64::NAN
+                }
+            },
         }
+    }
+
+    /// Predictions of `rows` (raw values, see [`TabularModel::predict_row`])
+    /// and, for a classifier, their class probabilities: an ONNX model is
+    /// run once for all of them. An error (the ONNX model failed, or gave
+    /// a value that is not finite or beyond the bound of a prediction)
+    /// says which.
+    pub fn predict_rows(
+        &self,
+        rows: &[&[f64]],
+    ) -> Result<(Vec<f64>, Vec<Probabilities>), super::onnx::OnnxError> {
+        use super::onnx::OnnxError;
+        let Fitted::Onnx(_) = &self.model else {
+            let mut probabilities = Vec::new();
+            let predictions = rows
+                .iter()
+                .map(|r| match self.classes() {
+                    Some(_) => {
+                        let mut p = Probabilities::new();
+                        self.probabilities_row(r, &mut p);
+                        let y = predicted_class(&p, DECISION_THRESHOLD) as f64;
+                        probabilities.push(p);
+                        y
+                    }
+                    None => self.predict_row(r),
+                })
+                .collect();
+            return Ok((predictions, probabilities));
+        };
+        let Some(session) = self.session.get() else {
+            return Err(OnnxError("the ONNX model was not opened".into()));
+        };
+        let flat = session.run(rows)?;
+        let k = session.classes();
+        if k == 0 {
+            if let Some(v) = flat
+                .iter()
+                .find(|v| !v.is_finite() || v.abs() > super::MAX_ABS_PREDICTION)
+            {
+                return Err(OnnxError(format!(
+                    "the ONNX model predicted {v:e}: not a finite number within \
+                     ±{:e}",
+                    super::MAX_ABS_PREDICTION
+                )));
+            }
+            return Ok((flat, Vec::new()));
+        }
+        let mut predictions = Vec::with_capacity(rows.len());
+        let mut probabilities = Vec::with_capacity(rows.len());
+        for row in flat.chunks_exact(k) {
+            let sum: f64 = row.iter().sum();
+            let ok = row.iter().all(|p| p.is_finite() && *p >= -1e-6) && (sum - 1.0).abs() <= 1e-3;
+            if !ok {
+                return Err(OnnxError(format!(
+                    "the ONNX model gave class probabilities {:?} that are not probabilities \
+                     summing to 1",
+                    &row[..k.min(10)]
+                )));
+            }
+            // f32 probabilities sum to 1 within a few 1e-8: summed again
+            // in f64, so that the monitor's checks hold exactly.
+            let p: Probabilities = row.iter().map(|p| p.max(0.0) / sum).collect();
+            predictions.push(predicted_class(&p, DECISION_THRESHOLD) as f64);
+            probabilities.push(p);
+        }
+        Ok((predictions, probabilities))
     }
 
     /// A classifier's class probabilities for one row of raw values (in
@@ -465,6 +732,15 @@ impl TabularModel {
     /// [`TabularModel::probabilities_encoded`], summed input by input.
     pub fn probabilities_row(&self, row: &[f64], out: &mut Probabilities) {
         out.clear();
+        if let Fitted::Onnx(m) = &self.model {
+            if m.classes.is_some() {
+                match self.predict_rows(&[row]) {
+                    Ok((_, mut p)) => *out = p.pop().unwrap_or_default(),
+                    Err(e) => tracing::warn!(error = %e, "ONNX model: no probabilities"),
+                }
+            }
+            return;
+        }
         let Fitted::Logistic {
             intercepts,
             weights,
@@ -496,6 +772,7 @@ impl TabularModel {
         match &self.model {
             Fitted::Logistic { classes, .. } => Some(classes),
             Fitted::Linear { .. } => None,
+            Fitted::Onnx(m) => m.classes.as_deref(),
         }
     }
 
@@ -555,6 +832,19 @@ impl TabularModel {
     ///
     /// [`MAX_ABS_PREDICTION`]: super::MAX_ABS_PREDICTION
     pub fn input_bounds(&self) -> Vec<f64> {
+        if let Fitted::Onnx(_) = &self.model {
+            // What the model does with a value is its own: the bound keeps
+            // every value finite in the model's f32 inputs, and a prediction
+            // beyond bounds is refused where it is made.
+            return self
+                .features
+                .iter()
+                .map(|f| match f.column.kind {
+                    ColumnKind::Numeric => super::onnx::MAX_ABS_ONNX_INPUT,
+                    ColumnKind::Categorical { .. } => f64::INFINITY,
+                })
+                .collect();
+        }
         let n = self.features.len().max(1) as f64;
         let (total, weight): (f64, Box<dyn Fn(usize) -> f64 + '_>) = match &self.model {
             Fitted::Linear { coefficients, .. } => (
@@ -565,6 +855,7 @@ impl TabularModel {
                 1e100,
                 Box::new(move |i| weights.iter().map(|w| w[i].abs()).fold(0.0, f64::max)),
             ),
+            Fitted::Onnx(_) => unreachable!("returned above"),
         };
         let mut at = 0;
         self.features
@@ -736,6 +1027,24 @@ impl TabularModel {
                 }
                 check_classes(classes, &self.target.kind)?;
             }
+            (Fitted::Onnx(m), task) => {
+                m.check(&self.columns())?;
+                match (&m.classes, task) {
+                    (Some(classes), Task::Classification)
+                        if (2..=10_000).contains(&classes.len()) =>
+                    {
+                        check_classes(classes, &self.target.kind)?
+                    }
+                    (None, Task::Regression) if self.target.kind == ColumnKind::Numeric => {}
+                    _ => {
+                        return Err(
+                            "an ONNX classifier needs 2 to 10000 classes, a regression a numeric \
+                             target and none"
+                                .into(),
+                        )
+                    }
+                }
+            }
             _ => return Err("the model does not fit the task".into()),
         }
         if let Some(r) = &self.reference {
@@ -764,9 +1073,10 @@ impl TabularModel {
         Ok(())
     }
 
-    /// Regression predictions of encoded rows.
-    pub fn predict_encoded(&self, x: &Array2<f64>) -> Array1<f64> {
+    /// Regression predictions of encoded rows (not of an ONNX model: NaN).
+    fn predict_encoded(&self, x: &Array2<f64>) -> Array1<f64> {
         match &self.model {
+            Fitted::Onnx(_) => Array1::from_elem(x.nrows(), f64::NAN),
             Fitted::Linear {
                 intercept,
                 coefficients,
@@ -789,9 +1099,9 @@ impl TabularModel {
 
     /// Class probabilities of encoded rows (one column per class); for a
     /// regression model, one column of predictions.
-    pub fn probabilities_encoded(&self, x: &Array2<f64>) -> Array2<f64> {
+    fn probabilities_encoded(&self, x: &Array2<f64>) -> Array2<f64> {
         match &self.model {
-            Fitted::Linear { .. } => self.predict_encoded(x).insert_axis(Axis(1)),
+            Fitted::Linear { .. } | Fitted::Onnx(_) => self.predict_encoded(x).insert_axis(Axis(1)),
             Fitted::Logistic {
                 intercepts,
                 weights,
@@ -852,6 +1162,64 @@ fn unknown_field(
             .find_map(|(i, (rv, wv))| unknown_field(rv, wv, &format!("{at}[{i}]"))),
         _ => None,
     }
+}
+
+/// How an artifact at `out` names the ONNX file `onnx`: its file name when
+/// the two are in one folder (they move together), else its absolute path.
+fn stored_path(onnx: &std::path::Path, out: &std::path::Path) -> Result<String, FitError> {
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    let file = canonical(onnx).ok_or_else(|| {
+        FitError(format!(
+            "--model {}: cannot be resolved",
+            crate::core::text::shown_path(onnx)
+        ))
+    })?;
+    let out_dir = match out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => canonical(p),
+        None => canonical(std::path::Path::new(".")),
+    };
+    let name = match (file.parent(), out_dir) {
+        (Some(a), Some(b)) if a == b => file.file_name().map(std::path::PathBuf::from),
+        _ => Some(file.clone()),
+    };
+    name.and_then(|n| n.to_str().map(str::to_owned))
+        .filter(|n| !n.chars().any(crate::core::text::needs_escape) && n.len() <= 4096)
+        .ok_or_else(|| {
+            FitError(format!(
+                "--model {}: its path is not printable text of at most 4096 bytes",
+                crate::core::text::shown_path(onnx)
+            ))
+        })
+}
+
+/// A classifier's probability columns are the classes in their order:
+/// every row whose label output names a class is a row where that class is
+/// the most probable (rows with two classes about equally probable aside).
+fn check_class_order(
+    shown: &str,
+    classes: &[String],
+    probabilities: &[f64],
+    labels: &[String],
+) -> Result<(), FitError> {
+    let k = classes.len();
+    for (p, label) in probabilities.chunks_exact(k).zip(labels) {
+        let mut order: Vec<usize> = (0..k).collect();
+        order.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
+        if p[order[0]] - p[order[1]] < 1e-4 {
+            continue;
+        }
+        if classes[order[0]] != *label {
+            return Err(FitError(format!(
+                "--model {shown}: it labels a row {} where its probabilities make {} the most \
+                 probable: its probability columns are not the target's classes in order ({}); \
+                 fit it on the same target",
+                quoted(label),
+                quoted(&classes[order[0]]),
+                names_of(classes.iter().map(String::as_str))
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The input of a categorical value `v` (a level index; one past the
@@ -933,10 +1301,10 @@ fn check_reference(m: &TabularModel, r: &Reference) -> Result<(), String> {
     for (d, f) in r.features.iter().zip(&m.features) {
         distribution(d, &f.column.kind, &quoted(&f.column.name))?;
     }
-    let prediction_kind = match &m.model {
-        Fitted::Linear { .. } => ColumnKind::Numeric,
-        Fitted::Logistic { classes, .. } => ColumnKind::Categorical {
-            levels: classes.clone(),
+    let prediction_kind = match m.classes() {
+        None => ColumnKind::Numeric,
+        Some(classes) => ColumnKind::Categorical {
+            levels: classes.to_vec(),
         },
     };
     distribution(&r.prediction, &prediction_kind, "the prediction")?;

@@ -284,6 +284,33 @@ fn wire_schema(
     model.wire_schema().with_extra(extra)
 }
 
+/// The artifact of `data.model`, with an ONNX model's file opened when
+/// this process predicts (the model role): the runtime library is needed
+/// only there.
+fn load_artifact(settings: &Settings) -> anyhow::Result<TabularModel> {
+    let path = &settings.data.model;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    {
+        anyhow::bail!(
+            "data.model (--model) {} is an ONNX file: wrap it first with `modelwatch train \
+             --data TRAINING.csv --target {} --model {}` (it checks the model against the \
+             columns and records the monitor's reference), then run the artifact it writes \
+             (docs/onnx.md)",
+            crate::core::text::shown_path(path),
+            crate::core::table::quoted(&settings.data.target),
+            crate::core::text::shown_path(path),
+        );
+    }
+    let mut m = TabularModel::load(path).context("data.model (--model)")?;
+    if settings.runs(crate::config::Role::Model) {
+        m.open_onnx(path, &settings.model.onnx_options())
+            .context("data.model (--model)")?;
+    }
+    Ok(m)
+}
+
 /// The user's data (`data.path`) and its model: the artifact of
 /// `data.model` (read and checked whole), or a model fitted on the data
 /// now with the monitor's reference for `monitor.window`; then the data
@@ -295,7 +322,7 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
     let d = &settings.data;
     let artifact = match d.model.as_os_str().is_empty() {
         true => None,
-        false => Some(TabularModel::load(&d.model).context("data.model (--model)")?),
+        false => Some(load_artifact(settings)?),
     };
     // The model's categorical columns are read as such (a code column is
     // all numbers).

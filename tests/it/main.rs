@@ -36,6 +36,7 @@ mod monitor_config;
 mod monitor_hostile;
 mod monitor_split;
 mod observers;
+mod onnx;
 mod pipeline_run;
 mod prometheus;
 mod readme;

@@ -50,6 +50,8 @@ struct Tag {
     until_stopped: bool,
     during: bool,
     broker: bool,
+    /// `python3` is the test venv's (scikit-learn, skl2onnx, onnxruntime).
+    python: bool,
     expect: Vec<String>,
 }
 
@@ -77,6 +79,7 @@ impl Block {
                 "until-stopped" => tag.until_stopped = true,
                 "during" => tag.during = true,
                 "broker" => tag.broker = true,
+                "python" => tag.python = true,
                 _ => match w.strip_prefix("expect=") {
                     Some(files) => tag.expect.extend(files.split(',').map(str::to_owned)),
                     None => {
@@ -251,10 +254,10 @@ impl Env {
                 .broker
                 .get_or_insert_with(|| PrivateBroker::start("readme"));
             s = s.replace("127.0.0.1:5672", &format!("127.0.0.1:{}", broker.port));
-            if self.python_dir.is_none() {
-                let python = crate::support::provision::python_with_pika();
-                self.python_dir = python.parent().map(Path::to_path_buf);
-            }
+        }
+        if (tag.broker || tag.python) && self.python_dir.is_none() {
+            let python = crate::support::provision::python_with_pika();
+            self.python_dir = python.parent().map(Path::to_path_buf);
         }
         s
     }

@@ -551,9 +551,11 @@ pub fn predict_own(own: &OwnModel, values: &[String], outcome: OwnOutcome) -> St
         out,
         "<p class=\"muted\">{} of {} (training {} {}), from {}. Values as the data file has them; \
          prefilled with the training median or most common level.</p>",
-        match m.task {
-            crate::model::tabular::Task::Regression => "Linear regression",
-            crate::model::tabular::Task::Classification => "Logistic regression",
+        match (m.task, m.is_onnx()) {
+            (crate::model::tabular::Task::Regression, false) => "Linear regression",
+            (crate::model::tabular::Task::Classification, false) => "Logistic regression",
+            (crate::model::tabular::Task::Regression, true) => "An ONNX regression",
+            (crate::model::tabular::Task::Classification, true) => "An ONNX classifier",
         },
         esc(&m.target.name),
         match m.task {

@@ -287,7 +287,12 @@ pub fn answer(
     row: &[f64],
     origin: &str,
 ) -> Result<serde_json::Value, FieldError> {
-    let p = model.predict_row(row);
+    // One run of the model (an ONNX model's session once) for the
+    // prediction and a classifier's probabilities.
+    let (p, mut probs) = model
+        .predict_rows(&[row])
+        .map_err(|e| FieldError::new("body", format!("the model gave no prediction: {e}")))?;
+    let p = p[0];
     if p.is_nan() || p.abs() > MAX_ABS_PREDICTION {
         return Err(FieldError::new(
             "body",
@@ -296,8 +301,7 @@ pub fn answer(
     }
     let (prediction, probabilities) = match (&model.task, model.classes()) {
         (Task::Classification, Some(classes)) => {
-            let mut probs = crate::core::messages::Probabilities::new();
-            model.probabilities_row(row, &mut probs);
+            let probs = probs.pop().unwrap_or_default();
             let by_class: serde_json::Map<String, serde_json::Value> = classes
                 .iter()
                 .zip(&probs)

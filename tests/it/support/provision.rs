@@ -36,6 +36,13 @@ const NUMPY: &str = "numpy==2.4.6";
 /// scikit-learn and scipy: the oracle of `train --data` (tests/oracle/tabular.py).
 const SKLEARN: &str = "scikit-learn==1.9.1";
 const SCIPY: &str = "scipy==1.17.1";
+/// ONNX Runtime (its Python API, the oracle of the ONNX tests, and the
+/// library `libonnxruntime.so` modelwatch runs ONNX models on) and the
+/// exporter of scikit-learn models to ONNX (tests/oracle/onnx_models.py).
+const ONNXRUNTIME: &str = "onnxruntime==1.32.0";
+const SKL2ONNX: &str = "skl2onnx==1.20.0";
+/// What the venv must import to be whole.
+const IMPORTS: &str = "import pika, numpy, scipy, sklearn, onnxruntime, skl2onnx";
 /// The broker the tests run against.
 const BROKER_ADDR: &str = "127.0.0.1:5672";
 
@@ -103,13 +110,8 @@ fn provision_venv() -> Result<PathBuf, String> {
 
     let imports_pika = |python: &Path| {
         let mut cmd = Command::new(python);
-        cmd.args(["-c", "import pika, numpy, scipy, sklearn"]);
-        run_bounded(
-            "import pika, numpy, scipy, sklearn",
-            cmd,
-            Duration::from_secs(60),
-        )
-        .is_ok()
+        cmd.args(["-c", IMPORTS]);
+        run_bounded(IMPORTS, cmd, Duration::from_secs(60)).is_ok()
     };
     if python.exists() && imports_pika(&python) {
         return Ok(python);
@@ -119,7 +121,7 @@ fn provision_venv() -> Result<PathBuf, String> {
         fs::remove_dir_all(&venv).map_err(|e| format!("removing {}: {e}", venv.display()))?;
     }
     eprintln!(
-        "provision: creating {} with {PIKA} {NUMPY} {SKLEARN} {SCIPY}",
+        "provision: creating {} with {PIKA} {NUMPY} {SKLEARN} {SCIPY} {ONNXRUNTIME} {SKL2ONNX}",
         venv.display()
     );
     let mut mk = Command::new("python3");
@@ -138,19 +140,46 @@ fn provision_venv() -> Result<PathBuf, String> {
         NUMPY,
         SKLEARN,
         SCIPY,
+        ONNXRUNTIME,
+        SKL2ONNX,
     ]);
     run_bounded(
-        "pip install pika numpy scikit-learn scipy",
+        "pip install pika numpy scikit-learn scipy onnxruntime skl2onnx",
         pip,
-        Duration::from_secs(600),
+        Duration::from_secs(900),
     )?;
     if !imports_pika(&python) {
-        return Err(format!(
-            "{} still cannot import pika, numpy, scipy and sklearn",
-            python.display()
-        ));
+        return Err(format!("{} still cannot: {IMPORTS}", python.display()));
     }
     Ok(python)
+}
+
+/// The ONNX Runtime library of the test venv's `onnxruntime` wheel
+/// (`site-packages/onnxruntime/capi/libonnxruntime.so.<version>`): what a
+/// user points `model.onnxruntime` or ORT_DYLIB_PATH at. Panics when the
+/// venv has none.
+pub fn onnxruntime_library() -> PathBuf {
+    let python = python_with_pika();
+    let lib = python
+        .parent()
+        .and_then(Path::parent)
+        .map(|v| v.join("lib"));
+    let found = lib
+        .into_iter()
+        .flat_map(|lib| fs::read_dir(lib).into_iter().flatten().flatten())
+        .find_map(|py| {
+            let capi = py.path().join("site-packages/onnxruntime/capi");
+            fs::read_dir(capi)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("libonnxruntime.so.1."))
+                })
+        });
+    found.unwrap_or_else(|| panic!("the test venv's onnxruntime has no libonnxruntime.so.1.*"))
 }
 
 /// Finds an executable named `name` on PATH, else in /usr/bin.

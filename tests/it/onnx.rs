@@ -1,0 +1,318 @@
+//! ONNX models through the real binary on a real ONNX Runtime (the library
+//! of the test venv's `onnxruntime` wheel): six scikit-learn models exported
+//! by skl2onnx (tests/oracle/onnx_models.py) are wrapped by `train --model
+//! FILE.onnx` and run on new rows; every prediction agrees with
+//! onnxruntime-python's to 1e-5 relative and with scikit-learn's to 1e-4,
+//! a classifier's every window log loss too. A corrupt file, a model with
+//! the wrong inputs, a ZipMap output, a missing or wrong runtime library, a
+//! bare .onnx given to `run` and a file replaced after wrapping all exit 2
+//! with a message naming the problem.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::support;
+use crate::support::sandbox::{full_windows, one_error_line, read_metric_log, run_within, Sandbox};
+
+const LIMIT: Duration = Duration::from_secs(120);
+const WINDOW: usize = 200;
+
+/// The models and data the oracle exports (once per test run).
+fn models() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
+        std::fs::create_dir_all(&dir).expect("models dir");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/onnx_models.py");
+        let mut cmd = Command::new(support::provision::python_with_pika());
+        cmd.arg(script).arg(&dir);
+        support::provision::run_bounded("onnx_models.py", cmd, LIMIT)
+            .unwrap_or_else(|e| panic!("{e}"));
+        dir
+    })
+}
+
+/// `cmd` with the test venv's ONNX Runtime as ORT_DYLIB_PATH.
+fn with_runtime(mut cmd: Command) -> Command {
+    cmd.env("ORT_DYLIB_PATH", support::provision::onnxruntime_library());
+    cmd
+}
+
+/// `train --data <task's csv> --target .. --id id --model NAME.onnx`.
+fn train(sb: &Sandbox, name: &str, classifier: bool) -> (Command, PathBuf) {
+    let out = sb.join(&format!("{name}.model.json"));
+    let (csv, target) = data(classifier, "train");
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(csv)
+        .args(["--target", target, "--id", "id", "--baseline-window"])
+        .arg(WINDOW.to_string())
+        .arg("--model")
+        .arg(models().join(format!("{name}.onnx")))
+        .arg("--out")
+        .arg(&out);
+    (cmd, out)
+}
+
+fn data(classifier: bool, which: &str) -> (PathBuf, &'static str) {
+    match classifier {
+        true => (models().join(format!("{which}_cls.csv")), "kind"),
+        false => (models().join(format!("{which}_reg.csv")), "y"),
+    }
+}
+
+/// `run` of the artifact over the new rows, in file order, as fast as it goes.
+fn run(sb: &Sandbox, logs: &Path, artifact: &Path, classifier: bool) -> Command {
+    let (csv, target) = data(classifier, "new");
+    sb.run_launch(logs, &[])
+        .args(["--data".as_ref(), csv.as_os_str()])
+        .args([
+            "--target".as_ref(),
+            target.as_ref(),
+            "--model".as_ref(),
+            artifact.as_os_str(),
+        ])
+        .args(["--order", "sequential", "--rate", "0", "--monitor-window"])
+        .args([WINDOW.to_string().as_str(), "--http-listen", "off"])
+        .command()
+}
+
+/// The oracle's columns of NAME.expected.csv, one row per new row.
+fn expected(name: &str) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(models().join(format!("{name}.expected.csv"))).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect())
+        .collect()
+}
+
+fn relative(got: f64, want: f64) -> f64 {
+    (got - want).abs() / want.abs().max(1e-12)
+}
+
+/// The log loss of rows (truth, probabilities) as the monitor and
+/// scikit-learn compute it (clipped to [eps, 1 - eps], renormalised).
+fn log_loss(rows: &[(usize, &[f64])]) -> f64 {
+    let eps = f64::EPSILON;
+    let sum: f64 = rows
+        .iter()
+        .map(|(t, p)| {
+            let c: Vec<f64> = p.iter().map(|v| v.clamp(eps, 1.0 - eps)).collect();
+            -(c[*t] / c.iter().sum::<f64>()).ln()
+        })
+        .sum();
+    sum / rows.len() as f64
+}
+
+#[test]
+fn six_exported_models_predict_as_onnxruntime_and_scikit_learn_do() {
+    let models_run = [
+        ("lin", false),
+        ("ridge", false),
+        ("forest", false),
+        ("boost", false),
+        ("logistic", true),
+        ("forest_cls", true),
+    ];
+    let mut report = Vec::new();
+    for (name, classifier) in models_run {
+        let sb = Sandbox::new();
+        let (cmd, artifact) = train(&sb, name, classifier);
+        let out = run_within(with_runtime(cmd), LIMIT);
+        out.expect_code(0);
+        assert!(
+            out.stdout.contains("(ONNX model \"")
+                && out.stdout.contains(&format!("{name}.onnx\")")),
+            "{}",
+            out.stdout
+        );
+        let logs = sb.join("logs");
+        let out = run_within(with_runtime(run(&sb, &logs, &artifact, classifier)), LIMIT);
+        out.expect_code(0);
+        let mut rows = read_metric_log(&logs);
+        let joined = rows.clone();
+        assert_eq!(rows.len(), 1000, "{name}: every new row predicted");
+        // Ids are given in file order (`--order sequential`).
+        rows.sort_by_key(|r| r.id);
+        let first = rows[0].id;
+        let want = expected(name);
+        if !classifier {
+            let (mut ort, mut skl) = (0f64, 0f64);
+            for (r, w) in rows.iter().zip(&want) {
+                ort = ort.max(relative(r.y_pred, w[0]));
+                skl = skl.max(relative(r.y_pred, w[1]));
+            }
+            assert!(ort <= 1e-5, "{name}: {ort:e} from onnxruntime-python");
+            assert!(skl <= 1e-4, "{name}: {skl:e} from scikit-learn");
+            report.push(format!(
+                "{name}: max relative {ort:.1e} (onnxruntime) {skl:.1e} (scikit-learn)"
+            ));
+            continue;
+        }
+        // The predicted class of each row is the most probable one of
+        // onnxruntime's probabilities (rows with a near tie aside).
+        let k = want[0].len() / 2;
+        let (mut checked, mut ties) = (0, 0);
+        for (r, w) in rows.iter().zip(&want) {
+            let p = &w[..k];
+            let mut order: Vec<usize> = (0..k).collect();
+            order.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
+            if p[order[0]] - p[order[1]] < 1e-6 {
+                ties += 1;
+                continue;
+            }
+            assert_eq!(r.y_pred as usize, order[0], "{name}: row {}", r.id - first);
+            checked += 1;
+        }
+        assert!(
+            checked >= 900,
+            "{name}: {checked} rows checked, {ties} ties"
+        );
+        // Each full window's log loss, over the rows in the order the
+        // metric joined them, from the oracle's probabilities.
+        let (_, windows) = full_windows(&logs, WINDOW);
+        assert_eq!(windows.len(), 1000 / WINDOW, "{name}: windows");
+        let (mut ort, mut skl) = (0f64, 0f64);
+        for (w, chunk) in windows.iter().zip(joined.chunks(WINDOW)) {
+            let of = |at: usize| -> f64 {
+                let rows: Vec<(usize, &[f64])> = chunk
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.y_true as usize,
+                            &want[(r.id - first) as usize][at..at + k],
+                        )
+                    })
+                    .collect();
+                log_loss(&rows)
+            };
+            ort = ort.max(relative(w.num("log_loss"), of(0)));
+            skl = skl.max(relative(w.num("log_loss"), of(k)));
+        }
+        assert!(
+            ort <= 1e-5,
+            "{name}: log loss {ort:e} from onnxruntime-python"
+        );
+        assert!(skl <= 1e-4, "{name}: log loss {skl:e} from scikit-learn");
+        report.push(format!(
+            "{name}: {checked} classes exact ({ties} near ties), window log loss max relative \
+             {ort:.1e} (onnxruntime) {skl:.1e} (scikit-learn)"
+        ));
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+/// `train --model FILE` of a bad file exits 2 with `says`, writing nothing.
+fn refused_train(name: &str, classifier: bool, says: &[&str]) {
+    let sb = Sandbox::new();
+    let (cmd, artifact) = train(&sb, name, classifier);
+    let out = run_within(with_runtime(cmd), LIMIT);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    for s in says {
+        assert!(line.contains(s), "{name}: {line:?} does not say {s:?}");
+    }
+    assert!(!artifact.exists(), "{name}: nothing written");
+}
+
+#[test]
+fn bad_onnx_files_exit_2_naming_what_is_wrong() {
+    refused_train("corrupt", false, &["corrupt.onnx", "is not an ONNX model"]);
+    refused_train(
+        "wrong_inputs",
+        false,
+        &[
+            "input \"X\"",
+            "(dyn, 3)",
+            "[rows, 4]",
+            "\"x1\", \"x2\", \"x3\", \"x4\"",
+        ],
+    );
+    refused_train("zipmap", true, &["ZipMap", "'zipmap': False"]);
+    // A regression's file for a classification target.
+    refused_train("forest", true, &["class probabilities", "[rows, classes]"]);
+}
+
+#[test]
+fn a_missing_or_wrong_runtime_library_and_a_bare_or_replaced_file_exit_2() {
+    let sb = Sandbox::new();
+    let (cmd, artifact) = train(&sb, "lin", false);
+    run_within(with_runtime(cmd), LIMIT).expect_code(0);
+    let logs = sb.join("logs");
+
+    // No library: how to get one.
+    let out = run_within(run(&sb, &logs, &artifact, false), LIMIT);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    for s in [
+        "no ONNX Runtime library",
+        "ORT_DYLIB_PATH",
+        "pip install onnxruntime",
+        "model.onnxruntime",
+    ] {
+        assert!(line.contains(s), "{line:?} does not say {s:?}");
+    }
+    // A file that is not the library, by the config key: named, and the
+    // env value never shown.
+    let mut cmd = run(&sb, &logs, &artifact, false);
+    let not_a_library = models().join("new_reg.csv");
+    cmd.env("MODELWATCH__MODEL__ONNXRUNTIME", &not_a_library);
+    let out = run_within(cmd, LIMIT);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("model.onnxruntime") && line.contains("cannot be loaded as ONNX Runtime"),
+        "{line:?}"
+    );
+    let mut cmd = run(&sb, &logs, &artifact, false);
+    cmd.env("ORT_DYLIB_PATH", &not_a_library);
+    let out = run_within(cmd, LIMIT);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(line.contains("ORT_DYLIB_PATH cannot be loaded"), "{line:?}");
+    assert!(
+        !out.stderr.contains("new_reg.csv"),
+        "the env value is not shown: {}",
+        out.stderr
+    );
+
+    // The .onnx itself given to run: wrap it first.
+    let out = run_within(
+        with_runtime(run(&sb, &logs, &models().join("lin.onnx"), false)),
+        LIMIT,
+    );
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("is an ONNX file: wrap it first") && line.contains("modelwatch train"),
+        "{line:?}"
+    );
+
+    // Another model under the artifact's file name: refused, not run
+    // against the reference of the first.
+    let wrapped = sb.join("lin.onnx");
+    std::fs::copy(models().join("lin.onnx"), &wrapped).unwrap();
+    let (cmd, beside) = {
+        let mut cmd = sb.command(["train", "--data"]);
+        let beside = sb.join("beside.model.json");
+        cmd.arg(models().join("train_reg.csv"))
+            .args(["--target", "y", "--id", "id", "--model"])
+            .arg(&wrapped)
+            .arg("--out")
+            .arg(&beside);
+        (cmd, beside)
+    };
+    run_within(with_runtime(cmd), LIMIT).expect_code(0);
+    let text = std::fs::read_to_string(&beside).unwrap();
+    assert!(
+        text.contains("\"file\": \"lin.onnx\""),
+        "named beside the artifact: {text}"
+    );
+    std::fs::copy(models().join("ridge.onnx"), &wrapped).unwrap();
+    let out = run_within(with_runtime(run(&sb, &logs, &beside, false)), LIMIT);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(line.contains("sha256 differs"), "{line:?}");
+    assert!(!logs.join("metric_log.csv").exists(), "nothing run");
+}
