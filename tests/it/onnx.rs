@@ -386,3 +386,75 @@ fn a_missing_or_wrong_runtime_library_and_a_bare_or_replaced_file_exit_2() {
     assert!(line.contains("sha256 differs"), "{line:?}");
     assert!(!logs.join("metric_log.csv").exists(), "nothing run");
 }
+
+/// `POST /api/predict` and the dashboard with an ONNX classifier: each of
+/// the first rows of the new data gets onnxruntime-python's probabilities
+/// (1e-5), by class name; the page names the model.
+#[test]
+fn the_json_api_answers_with_the_onnx_models_probabilities() {
+    use crate::dashboard::post;
+    use crate::support::openmetrics::http_addr;
+    let sb = Sandbox::new();
+    let (cmd, artifact) = train(&sb, "logistic", true);
+    run_within(with_runtime(cmd), LIMIT).expect_code(0);
+    let logs = sb.join("logs");
+    let (data, target) = data(true, "new");
+    let mut cmd = sb
+        .run_launch(&logs, &[])
+        .args(["--data".as_ref(), data.as_os_str()])
+        .args([
+            "--target".as_ref(),
+            target.as_ref(),
+            "--model".as_ref(),
+            artifact.as_os_str(),
+        ])
+        .args([
+            "--rate",
+            "20",
+            "--count",
+            "0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--monitor-window",
+            &WINDOW.to_string(),
+        ])
+        .command();
+    cmd.env("ORT_DYLIB_PATH", support::provision::onnxruntime_library());
+    let app = support::sandbox::Running::spawn(cmd);
+    let addr = http_addr(&logs, support::sandbox::TIMEOUT);
+    let want = expected("logistic");
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut worst = 0f64;
+    for (i, line) in lines.take(20).enumerate() {
+        let mut body = serde_json::Map::new();
+        for (name, cell) in header.iter().zip(line.split(',')) {
+            if name.starts_with('x') {
+                body.insert(
+                    name.to_string(),
+                    serde_json::json!(cell.parse::<f64>().unwrap()),
+                );
+            }
+        }
+        let body = serde_json::Value::Object(body).to_string();
+        let (status, answer) = post(addr, "/api/predict", "application/json", body.as_bytes());
+        assert_eq!(status, 200, "{answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        for (j, class) in ["alpha", "beta", "gamma"].iter().enumerate() {
+            let got = answer["probabilities"][class]
+                .as_f64()
+                .expect("by class name");
+            worst = worst.max(relative(got, want[i][j]));
+        }
+        assert!(answer["prediction"].is_string(), "{answer}");
+    }
+    assert!(worst <= 1e-5, "{worst:e} from onnxruntime-python");
+    let page = crate::support::openmetrics::http_get(addr, "/predict");
+    assert!(page.body.contains("An ONNX classifier of"), "{}", page.body);
+    app.signal("INT");
+    app.wait(LIMIT).expect_code(0);
+    println!(
+        "/api/predict of an ONNX classifier: 20 rows within {worst:.1e} of onnxruntime-python"
+    );
+}
