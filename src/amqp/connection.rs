@@ -179,6 +179,8 @@ fn check(settings: &BridgeSettings, plan: Option<Plan>) -> Result<(), BrokerChec
                 " (a queue of that name exists and is not a stream: name another history.queue, or delete that queue)"
             } else if d.key == "history.queue" {
                 " (the broker cannot make a stream: history needs RabbitMQ 3.9+ with the stream_queue feature flag, `rabbitmqctl enable_feature_flag stream_queue`)"
+            } else if reason.contains("x-queue-type") {
+                " (inbound.queue_type differs from the existing queue's type: set it back, or delete the queue to change it)"
             } else if reason.contains("x-max-length") {
                 " (inbound.queue_max_length differs from the existing queue's: set it back, or delete the queue)"
             } else {

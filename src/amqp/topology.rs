@@ -177,6 +177,15 @@ pub async fn declare_work_queue(
         "x-max-length".into(),
         AMQPValue::LongLongInt(s.queue_max_length as i64),
     );
+    // Quorum queues (durable, as every queue here is) only with the type
+    // asked for: a classic queue is declared without the argument, as it
+    // always was, so existing queues still match.
+    if s.queue_type == crate::config::inbound::QueueType::Quorum {
+        bounded.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from(s.queue_type.as_str())),
+        );
+    }
     let durable_queue = QueueDeclareOptions {
         durable: true,
         ..Default::default()

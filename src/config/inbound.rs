@@ -15,6 +15,26 @@ use super::Role;
 use super::{amqp_name, duration_in, in_range, Check, ConfigError, HOUR};
 use crate::core::messages::Kind;
 
+/// The RabbitMQ queue type of the work queues (`x-queue-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueType {
+    /// One node's queue (RabbitMQ's default).
+    Classic,
+    /// A Raft-replicated queue: durable, it survives the loss of a minority
+    /// of a cluster's nodes; RabbitMQ's recommended type for data safety.
+    Quorum,
+}
+
+impl QueueType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+}
+
 /// Consumers that feed local actors from RabbitMQ.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +69,9 @@ pub struct InboundSettings {
     /// Length bound of the work queues and the dead-letter queue; a work
     /// queue past it dead-letters its oldest message (reason `maxlen`).
     pub queue_max_length: u32,
+    /// The type of the work queues and the dead-letter queue: `classic`,
+    /// or `quorum` (replicated over a RabbitMQ cluster's nodes).
+    pub queue_type: QueueType,
     /// Longest wait at shutdown for in-flight inbound work before closing.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
@@ -70,6 +93,7 @@ impl Default for InboundSettings {
             dead_letter_exchange: "ml_pipeline.dlx".into(),
             dead_letter_queue: "ml_pipeline.dlq".into(),
             queue_max_length: 1_000_000,
+            queue_type: QueueType::Classic,
             shutdown_timeout: Duration::from_secs(10),
         }
     }

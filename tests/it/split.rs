@@ -155,11 +155,52 @@ async fn four_processes_log_every_sample_once_and_share_the_model_work() {
 /// metric still logs every id exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_killed_mid_run_loses_and_doubles_nothing() {
+    kill_a_model_mid_run("classic").await;
+}
+
+/// The same with quorum work queues (`inbound.queue_type = "quorum"`, for
+/// roles spread over a RabbitMQ cluster): the same guarantees, and the
+/// queues are quorum queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_quorum_queues_a_model_killed_mid_run_loses_and_doubles_nothing() {
+    kill_a_model_mid_run("quorum").await;
+}
+
+/// The type (`classic`, `quorum`) of each queue of the local broker whose
+/// name starts with `prefix` (`rabbitmqctl list_queues`, read-only).
+fn queue_types(prefix: &str) -> std::collections::BTreeMap<String, String> {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_queues",
+            "--quiet",
+            "--no-table-headers",
+            "name",
+            "type",
+        ])
+        .output()
+        .expect("rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(name, _)| name.starts_with(prefix))
+        .map(|(n, t)| (n.to_owned(), t.trim().to_owned()))
+        .collect()
+}
+
+async fn kill_a_model_mid_run(queue_type: &str) {
     const N: usize = 6000;
     const RATE: f64 = 1500.0;
     let t0 = Instant::now();
     let conn = connect().await;
-    let broker = TestBroker::new("kill9");
+    let mut broker = TestBroker::new(&format!("kill9{queue_type}"));
+    broker
+        .extra_env
+        .push(("MODELWATCH__INBOUND__QUEUE_TYPE".into(), queue_type.into()));
     let mut metric = broker.spawn("metric", "metric", &[]);
     // The victim is slow (every batch it predicts sleeps 200 ms), so when it
     // is killed it surely holds deliveries it has not acked yet.
@@ -168,6 +209,19 @@ async fn a_model_killed_mid_run_loses_and_doubles_nothing() {
     let mut victim = RoleProc::spawn("model-killed", "model", &[], &victim_env);
     let mut survivor = broker.spawn("model-survivor", "model", &[]);
     wait_consumers(&mut [(&mut metric, 2), (&mut victim, 1), (&mut survivor, 1)]).await;
+    let types = queue_types(broker.model_queue.trim_end_matches(".model"));
+    for q in [
+        &broker.model_queue,
+        &broker.truth_queue,
+        &broker.pred_queue,
+        &broker.dead_letter_queue,
+    ] {
+        assert_eq!(
+            types.get(q).map(String::as_str),
+            Some(queue_type),
+            "{q}: {types:?}"
+        );
+    }
 
     let features_started = Instant::now();
     let mut features = broker.spawn(
@@ -220,7 +274,7 @@ async fn a_model_killed_mid_run_loses_and_doubles_nothing() {
     let redelivered = metric.join_dropped("redelivered");
     let duplicates = metric.join_dropped("duplicate");
     println!(
-        "kill -9: model killed {:.2?} after the features role started ({rows_at_kill} rows \
+        "kill -9 ({queue_type} queues): model killed {:.2?} after the features role started ({rows_at_kill} rows \
          written, at most {emitted_bound} samples emitted by then); the survivor received {} \
          features, {} of them redelivered; the metric received {} y_true + {} y_pred for {N} rows; metric \
          redelivered={redelivered} duplicates={duplicates}; test took {:.2?}",
