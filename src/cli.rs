@@ -672,6 +672,24 @@ fn train_own(args: &TrainArgs, settings: &Settings) -> i32 {
             crate::core::text::shown_path(&out)
         ));
     }
+    if let Some(onnx) = &args.model {
+        if same_file(onnx, &out) {
+            return usage_error(format!(
+                "--out {} is the --model file: wrapping would replace the ONNX model",
+                crate::core::text::shown_path(&out)
+            ));
+        }
+    }
+    if out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    {
+        return usage_error(format!(
+            "--out {}: the artifact is JSON, and `run` takes a .onnx file for an ONNX model \
+             itself; name it .json",
+            crate::core::text::shown_path(&out)
+        ));
+    }
     let options = ReadOptions {
         delimiter: args.delimiter.unwrap_or_else(|| d.delimiter_byte()),
         max_bytes: args.max_bytes.unwrap_or(d.max_bytes),

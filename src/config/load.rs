@@ -362,6 +362,7 @@ fn expected_form(key: &str, expected: Option<&str>) -> String {
                     .collect()
             )
         ),
+        "inbound.queue_type" => "not one of \"classic\", \"quorum\"".to_owned(),
         _ => match expected {
             Some("a duration") => "not a duration (such as \"500ms\", \"2s\" or \"1m\")".to_owned(),
             Some(what) => format!("does not parse: {what} expected"),

@@ -49,13 +49,11 @@ impl Default for ModelSettings {
 impl Check for ModelSettings {
     /// Any path will do here: whether it can be read is found when it is.
     fn check(&self) -> Result<(), ConfigError> {
-        let max = crate::model::onnx::MAX_THREADS;
-        if !(1..=max).contains(&self.threads) {
-            return Err(ConfigError::invalid(
-                "model.threads",
-                format!("{} is not in 1..={max}", self.threads),
-            ));
-        }
-        Ok(())
+        super::in_range(
+            "model.threads",
+            self.threads,
+            1,
+            crate::model::onnx::MAX_THREADS,
+        )
     }
 }

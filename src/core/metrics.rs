@@ -264,6 +264,14 @@ label_set!(
     }
 );
 
+/// Rows the model of this process could not predict. One counter per
+/// process, as the model: the model actor counts in it, the registry and
+/// the exit line read it.
+pub fn model_unpredicted() -> Counter {
+    static UNPREDICTED: std::sync::LazyLock<Counter> = std::sync::LazyLock::new(Counter::default);
+    UNPREDICTED.clone()
+}
+
 declare_metrics! {
     /// Every handle of the registry. Cheap to clone (all `Arc`s).
     #[derive(Clone, Debug)]
@@ -274,6 +282,11 @@ declare_metrics! {
         /// the log it counts ([`crate::core::logging::pipeline_log_dropped`]).
         pipeline_log_dropped: Counter = crate::core::logging::pipeline_log_dropped()
             => "pipeline_log_dropped", "Lines of pipeline.log that could not be written (not a regular file at its name, or a failing disk): exit 1";
+        /// Rows the model could not predict (an ONNX model that fails on a
+        /// row or gives a value out of bounds): their truths stay unmatched
+        /// and the run exits 1 with the count ([`model_unpredicted`]).
+        model_unpredicted: Counter = model_unpredicted()
+            => "model_unpredicted", "Rows the model could not predict (an ONNX model failing or giving a value out of bounds): exit 1";
         samples_emitted: Counter => "samples_emitted", "Samples the source emitted";
         rows_written: Counter => "rows_written", "Rows written to metric_log.csv";
         halves_received: Family<KindLabel, Counter>

@@ -33,8 +33,11 @@ pub struct ModelActor {
     /// monitor, in one process; empty otherwise).
     scored: Fanout<Batch<Scored>>,
     predicted: u64,
-    /// Rows an ONNX model could not predict.
-    unpredicted: u64,
+    /// Rows an ONNX model could not predict (process-wide: the exit line
+    /// and `/metrics` read it).
+    unpredicted: prometheus_client::metrics::counter::Counter,
+    /// Batches an ONNX model failed on, for a bounded warning.
+    failed_batches: u64,
 }
 
 impl ModelActor {
@@ -45,7 +48,8 @@ impl ModelActor {
             forward: Fanout::default(),
             scored: Fanout::default(),
             predicted: 0,
-            unpredicted: 0,
+            unpredicted: crate::core::metrics::model_unpredicted(),
+            failed_batches: 0,
         }
     }
 
@@ -175,18 +179,22 @@ impl ModelActor {
                 }
             }
             Err(batch_error) => {
-                tracing::warn!(error = %batch_error, rows = rows.len(), "ONNX model failed on a batch; running its rows one by one");
+                self.failed_batches += 1;
+                // Bounded: the first ten, then every 1000th.
+                if self.failed_batches <= 10 || self.failed_batches.is_multiple_of(1000) {
+                    tracing::warn!(error = %batch_error, rows = rows.len(), failed_batches = self.failed_batches, "ONNX model failed on a batch; running its rows one by one");
+                }
                 for (f, row) in batch.items.iter().zip(&rows) {
                     match m.predict_rows(std::slice::from_ref(row)) {
                         Ok((y, mut p)) => take(f, y[0], p.pop().filter(|_| classifier)),
                         Err(e) => {
-                            self.unpredicted += 1;
+                            let unpredicted = self.unpredicted.inc() + 1;
                             // Bounded: the first ten, then every 1000th.
-                            if self.unpredicted <= 10 || self.unpredicted.is_multiple_of(1000) {
+                            if unpredicted <= 10 || unpredicted.is_multiple_of(1000) {
                                 tracing::error!(
                                     id = f.id,
                                     error = %e,
-                                    unpredicted = self.unpredicted,
+                                    unpredicted,
                                     "ONNX model: no prediction for this row (its truth stays unmatched)"
                                 );
                             }

@@ -68,6 +68,23 @@ pub enum Inputs {
     Columns { elements: Vec<Element> },
 }
 
+impl Inputs {
+    /// As a person reads it: `one float tensor "X"`, `one input per column`.
+    pub fn describe(&self) -> String {
+        match self {
+            Inputs::Tensor { name, element } => {
+                let element = match element {
+                    Element::Float => "float",
+                    Element::Double => "double",
+                    Element::String => "string",
+                };
+                format!("one {element} tensor {}", quoted(name))
+            }
+            Inputs::Columns { .. } => "one input per column".to_owned(),
+        }
+    }
+}
+
 /// The ONNX part of an artifact (`"model": {"kind": "onnx", ...}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +163,13 @@ impl Runtime {
             Ok(_) => return Err(format!("{named} is not a regular file. {RUNTIME_HINT}")),
             Err(e) => return Err(format!("{named}: {e}. {RUNTIME_HINT}")),
         }
+        // A truncated library crashes dlopen itself (SIGBUS): its ELF
+        // header and section table must be within the file.
+        if let Err(why) = whole_elf(&path) {
+            return Err(format!(
+                "{named} cannot be loaded as ONNX Runtime: {why}. {RUNTIME_HINT}"
+            ));
+        }
         // A relative path is taken from the working directory (ort would
         // try the executable's folder first).
         let path = std::path::absolute(&path).map_err(|e| format!("{named}: {e}"))?;
@@ -223,8 +247,17 @@ impl Session {
             why: "more than an ONNX model modelwatch runs",
             follow_links: false,
         };
-        let bytes = super::artifact::read_bounded_bytes(path, &shown, &bounds)
-            .map_err(|e| OnnxError(e.to_string()))?;
+        use super::artifact::ModelError;
+        let bytes = super::artifact::read_bounded_bytes(path, &shown, &bounds).map_err(|e| {
+            OnnxError(match e {
+                ModelError::Io { source, .. } if key == "model.file" => format!(
+                    "the ONNX file {shown} the artifact names: {source} (it is named beside \
+                     the artifact, or by its absolute path: move the two together)"
+                ),
+                ModelError::Io { source, .. } => format!("{key} {shown}: {source}"),
+                other => other.to_string(),
+            })
+        })?;
         let sha = format!("{:x}", sha2::Sha256::digest(&bytes));
         Ok((bytes, sha))
     }
@@ -239,6 +272,13 @@ impl Session {
         ort::session::Session::builder(env)
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+            // Its errors come back as results (and are logged, bounded,
+            // by modelwatch): ONNX Runtime's own lines on stderr only for
+            // a fatal one.
+            .and_then(|b| {
+                b.with_log_level(ort::logging::LogLevel::Fatal)
+                    .map_err(Into::into)
+            })
             .and_then(|mut b| b.commit_from_memory(bytes))
             .or_else(|e| {
                 err(format!(
@@ -348,8 +388,10 @@ impl Session {
         let inputs = inputs_of(&s, shown, columns)?;
         if inputs != model.inputs {
             return err(format!(
-                "{shown}: its inputs are not the artifact's ({inputs:?}, expected {:?})",
-                model.inputs
+                "{shown}: its inputs ({}) are not the artifact's ({}): is it the model the \
+                 artifact was made with?",
+                inputs.describe(),
+                model.inputs.describe()
             ));
         }
         let classes = model.classes.as_ref().map_or(0, Vec::len);
@@ -607,6 +649,19 @@ fn inputs_of(
     let inputs = s.inputs();
     let dims = |ty: &ValueType| ty.tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
     let fits_rows = |d: &[i64], w: i64| d.len() == 2 && (d[1] == w || d[1] == -1);
+    // A batch of any number of rows: the first dimension dynamic.
+    if let Some(i) = inputs
+        .iter()
+        .find(|i| dims(i.dtype()).first().is_some_and(|d| *d != -1))
+    {
+        return err(format!(
+            "{shown}: input {} takes a fixed number of rows ({}): export it with a dynamic \
+             first dimension (skl2onnx does; torch.onnx.export with dynamic_axes={{name: {{0: \
+             \"rows\"}}}})",
+            quoted(i.name()),
+            i.dtype()
+        ));
+    }
     if let [only] = inputs {
         if columns.len() != 1 || only.name() != columns[0].0 {
             let d = dims(only.dtype());
@@ -656,12 +711,19 @@ fn inputs_of(
             .filter(|e| (*e == Element::String) == matches!(kind, ColumnKind::Categorical { .. }));
         match e {
             Some(e) if fits_rows(&dims(i.dtype()), 1) => elements.push(e),
-            _ => {
+            found => {
+                // Level codes that are all numbers read as a numeric column.
+                let hint = match (element_of(i.dtype()), kind, found) {
+                    (Some(Element::String), ColumnKind::Numeric, _) => {
+                        " (its values are all numbers: declare it categorical with --categorical or data.categorical)"
+                    }
+                    _ => "",
+                };
                 return err(format!(
-                    "{shown}: input {} is {}, expected {want}",
+                    "{shown}: input {} is {}, expected {want}{hint}",
                     quoted(name),
                     i.dtype()
-                ))
+                ));
             }
         }
     }
@@ -684,6 +746,30 @@ fn describe<'a>(items: impl Iterator<Item = (&'a str, &'a ValueType)>) -> String
         .map(|(n, t)| format!("{} ({t})", quoted(n)))
         .collect();
     crate::core::text::bounded_text(&all.join(", "), 1000)
+}
+
+/// Whether the file at `path` is a whole 64-bit little-endian ELF shared
+/// object: its header, and the section header table it points at, within
+/// the file (a truncated copy is refused before dlopen maps it).
+fn whole_elf(path: &Path) -> Result<(), String> {
+    use std::io::Read as _;
+    let mut header = [0u8; 64];
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    f.read_exact(&mut header)
+        .map_err(|_| "not a shared library (shorter than an ELF header)".to_owned())?;
+    if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return Err("not a 64-bit little-endian ELF shared library".into());
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap());
+    let u16_at = |at: usize| u64::from(u16::from_le_bytes([header[at], header[at + 1]]));
+    let sections_end = u64_at(0x28).saturating_add(u16_at(0x3A).saturating_mul(u16_at(0x3C)));
+    if sections_end > len {
+        return Err(format!(
+            "the file is cut short ({len} bytes; its section table ends at byte {sections_end})"
+        ));
+    }
+    Ok(())
 }
 
 /// An artifact's ONNX session once opened (none for the built-in models,

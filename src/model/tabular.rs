@@ -474,7 +474,7 @@ impl TabularModel {
         };
         let shown = crate::core::text::shown_path(onnx);
         let fail = |e: super::onnx::OnnxError| FitError(format!("--model {e}"));
-        let (bytes, sha256) = Session::read(onnx, "--model").map_err(fail)?;
+        let (bytes, sha256) = Session::read(onnx, "--model").map_err(|e| FitError(e.0))?;
         let columns: Vec<(String, ColumnKind)> = table
             .columns
             .iter()
@@ -543,6 +543,25 @@ impl TabularModel {
             .filter(|(j, _)| *j != t)
             .map(|(_, c)| &c.values)
             .collect();
+        // What reaches the model from outside is bounded: so is what
+        // trains it (a value past the bound would be refused by `run`).
+        for (c, v) in columns.iter().zip(&inputs) {
+            if let Values::Numeric(x) = v {
+                if let Some(i) = x
+                    .iter()
+                    .position(|x| x.abs() > super::onnx::MAX_ABS_ONNX_INPUT)
+                {
+                    return Err(FitError(format!(
+                        "--data: column {} has {:e} in row {} (of the rows read): beyond ±{:e}, \
+                         the largest value an ONNX model is given",
+                        quoted(&c.0),
+                        x[i],
+                        i + 1,
+                        super::onnx::MAX_ABS_ONNX_INPUT
+                    )));
+                }
+            }
+        }
         // Every training row through the model, a chunk at a time.
         let mut flat = Vec::new();
         let mut row_buf: Vec<Vec<f64>> = Vec::new();
@@ -560,6 +579,7 @@ impl TabularModel {
             }));
             let rows: Vec<&[f64]> = row_buf.iter().map(Vec::as_slice).collect();
             let (values, labels) = session.run_with_labels(&rows).map_err(fail)?;
+            check_outputs(&shown, &y, &values, start)?;
             if let (Target::Classes(classes, _), Some(labels)) = (&y, labels) {
                 check_class_order(&shown, classes, &values, &labels)?;
             }
@@ -1190,6 +1210,51 @@ fn stored_path(onnx: &std::path::Path, out: &std::path::Path) -> Result<String, 
                 crate::core::text::shown_path(onnx)
             ))
         })
+}
+
+/// The outputs of an ONNX model on the training rows from `start` on:
+/// predictions finite and within bounds, a classifier's probabilities in
+/// [0, 1] and summing to 1 (as `run` requires of every row), else the first
+/// row that is not, named.
+fn check_outputs(shown: &str, y: &Target, values: &[f64], start: usize) -> Result<(), FitError> {
+    let bad = |i: usize, what: String| {
+        Err(FitError(format!(
+            "--model {shown}: for row {} of the rows read it gives {what}",
+            start + i + 1
+        )))
+    };
+    match y {
+        Target::Values(_) => {
+            let max = super::MAX_ABS_PREDICTION;
+            if let Some(i) = values.iter().position(|v| !v.is_finite() || v.abs() > max) {
+                return bad(
+                    i,
+                    format!("{:e}: not a finite prediction within ±{max:e}", values[i]),
+                );
+            }
+        }
+        Target::Classes(classes, _) => {
+            let k = classes.len();
+            for (i, p) in values.chunks_exact(k).enumerate() {
+                let sum: f64 = p.iter().sum();
+                let ok = p
+                    .iter()
+                    .all(|v| v.is_finite() && (-1e-6..=1.0 + 1e-6).contains(v))
+                    && (sum - 1.0).abs() <= 1e-3;
+                if !ok {
+                    return bad(
+                        i,
+                        format!(
+                            "{:?} as class probabilities: not in [0, 1] or not summing to 1 (raw \
+                             scores? export the probabilities)",
+                            &p[..k.min(10)]
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A classifier's probability columns are the classes in their order:

@@ -747,7 +747,7 @@ impl Handler<FinalFlush> for MonitorActor {
         if unmatched > 0 {
             tracing::warn!(
                 features = unmatched,
-                "monitor: features that matched no record were dropped, not used for drift (stale ones from an earlier run, or their records went elsewhere)"
+                "monitor: features that matched no record were dropped, not used for drift (stale ones from an earlier run, rows the model could not predict, or their records went elsewhere)"
             );
         }
         self.flush();

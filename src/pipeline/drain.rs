@@ -29,6 +29,8 @@ pub struct RunReport {
     /// Lines of `pipeline.log` that could not be written, by the end of the
     /// drain ([`crate::core::logging::pipeline_log_dropped`]).
     pub pipeline_log_dropped: u64,
+    /// Rows the model could not predict ([`crate::core::metrics::model_unpredicted`]).
+    pub unpredicted: u64,
 }
 
 impl RunReport {
@@ -40,6 +42,12 @@ impl RunReport {
                 .filter(|m| !m.is_empty())
                 .map(ToString::to_string),
             self.bridge.and_then(bridge_shortfall),
+            match self.unpredicted {
+                0 => None,
+                n => Some(format!(
+                    "{n} rows the model could not predict (their truths have no prediction; the ERROR lines say why)"
+                )),
+            },
             match self.pipeline_log_dropped {
                 0 => None,
                 n => Some(format!(
@@ -207,6 +215,7 @@ impl Actors {
             monitor,
             // Read by `run` once the drain is over.
             pipeline_log_dropped: 0,
+            unpredicted: 0,
         })
     }
 }

@@ -145,6 +145,7 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     }
     report.map(|r| RunReport {
         pipeline_log_dropped: metrics.pipeline_log_dropped.get(),
+        unpredicted: metrics.model_unpredicted.get(),
         ..r
     })
 }

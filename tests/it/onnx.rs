@@ -458,3 +458,101 @@ fn the_json_api_answers_with_the_onnx_models_probabilities() {
         "/api/predict of an ONNX classifier: 20 rows within {worst:.1e} of onnxruntime-python"
     );
 }
+
+/// A model that gives NaN for some rows (sqrt(x2 - 0.05), wrapped on rows
+/// where it is defined): the run goes on, every other row is written, the
+/// rows it cannot predict are counted, and the run exits 1 with that count.
+#[test]
+fn rows_the_model_cannot_predict_are_counted_and_the_run_exits_1() {
+    let sb = Sandbox::new();
+    let artifact = sb.join("sqrt.model.json");
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(models().join("train_sqrt.csv"))
+        .args(["--target", "y", "--id", "id", "--baseline-window"])
+        .arg(WINDOW.to_string())
+        .arg("--model")
+        .arg(models().join("sqrt.onnx"))
+        .arg("--out")
+        .arg(&artifact);
+    run_within(with_runtime(cmd), LIMIT).expect_code(0);
+    // The same model on rows where it is not defined: refused at train,
+    // naming a row.
+    let (cmd, _) = train(&sb, "sqrt", false);
+    let out = run_within(with_runtime(cmd), LIMIT);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("NaN: not a finite prediction") && line.contains("for row "),
+        "{line:?}"
+    );
+
+    let (data, _) = data(false, "new");
+    let undefined = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(2).unwrap().parse::<f64>().unwrap() < 0.05)
+        .count();
+    assert!(undefined > 10, "{undefined} rows with x2 < 0.05");
+    let logs = sb.join("logs");
+    let out = run_within(with_runtime(run(&sb, &logs, &artifact, false)), LIMIT);
+    out.expect_code(1);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains(&format!("{undefined} rows the model could not predict")),
+        "{line:?}"
+    );
+    assert_eq!(
+        read_metric_log(&logs).len(),
+        1000 - undefined,
+        "every other row written"
+    );
+    let metrics = std::fs::read_to_string(logs.join("final_metrics.txt")).unwrap();
+    assert!(
+        metrics.contains(&format!("modelwatch_model_unpredicted_total {undefined}\n")),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn an_artifact_over_its_model_and_a_truncated_library_are_refused() {
+    let sb = Sandbox::new();
+    // --out naming the ONNX file: the model is kept.
+    let onnx = sb.join("lin.onnx");
+    std::fs::copy(models().join("lin.onnx"), &onnx).unwrap();
+    let before = std::fs::read(&onnx).unwrap();
+    let mut cmd = sb.command(["train", "--data"]);
+    cmd.arg(models().join("train_reg.csv"))
+        .args(["--target", "y", "--id", "id", "--model"])
+        .arg(&onnx)
+        .arg("--out")
+        .arg(&onnx);
+    let out = run_within(with_runtime(cmd), LIMIT);
+    out.expect_code(2);
+    assert!(
+        one_error_line(&out).contains("is the --model file"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(&onnx).unwrap(),
+        before,
+        "the ONNX file is untouched"
+    );
+
+    // A library cut short: refused before it is opened (dlopen of it dies
+    // of SIGBUS).
+    let lib = std::fs::read(support::provision::onnxruntime_library()).unwrap();
+    let half = sb.join("libonnxruntime.so.half");
+    std::fs::write(&half, &lib[..lib.len() / 2]).unwrap();
+    let (mut cmd, artifact) = train(&sb, "lin", false);
+    cmd.env("MODELWATCH__MODEL__ONNXRUNTIME", &half);
+    let out = run_within(cmd, LIMIT);
+    out.expect_code(2);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("model.onnxruntime") && line.contains("cut short"),
+        "{line:?}"
+    );
+    assert!(!artifact.exists());
+}

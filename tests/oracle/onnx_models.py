@@ -11,7 +11,10 @@
   onnxruntime-python predicts (`ort`, or `ort_p0..` per class) and what
   scikit-learn predicts (`skl`, `skl_p0..`);
 - wrong_inputs.onnx (a model of three columns), corrupt.onnx (bytes that are
-  not a model), zipmap.onnx (a classifier exported with ZipMap).
+  not a model), zipmap.onnx (a classifier exported with ZipMap);
+- sqrt.onnx (sqrt(x2 - 0.05), built with onnx.helper: NaN for a row with
+  x2 < 0.05) and train_sqrt.csv (the training rows with x2 >= 0.05), for
+  the rows a model cannot predict.
 
 The tests compare modelwatch's predictions with these: onnxruntime-python to
 1e-5 relative, scikit-learn to 1e-4.
@@ -109,6 +112,27 @@ def main(out):
         f.write(to_onnx(wrong, x32[:1, :3], target_opset=17).SerializeToString())
     with open(os.path.join(out, "corrupt.onnx"), "wb") as f:
         f.write(b"\x08\x07\x12\x04not an onnx model at all" * 10)
+    keep = x[:, 1] >= 0.05
+    write(os.path.join(out, "train_sqrt.csv"), x[keep], "y", [repr(float(v)) for v in y[keep]])
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["X", "col"], ["x2"], axis=1),
+            helper.make_node("Sub", ["x2", "shift"], ["d"]),
+            helper.make_node("Sqrt", ["d"], ["variable"]),
+        ],
+        "sqrt",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])],
+        [
+            helper.make_tensor("col", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("shift", TensorProto.FLOAT, [1], [0.05]),
+        ],
+    )
+    sqrt = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with open(os.path.join(out, "sqrt.onnx"), "wb") as f:
+        f.write(sqrt.SerializeToString())
     zip_model = LogisticRegression(max_iter=1000).fit(x, kind)
     with open(os.path.join(out, "zipmap.onnx"), "wb") as f:
         f.write(to_onnx(zip_model, x32[:1], target_opset=17).SerializeToString())

@@ -52,6 +52,10 @@ pub struct OwnField<'a> {
     /// A numeric column's declared least and greatest value.
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// The largest |value| the model takes for it: the wire's bound
+    /// ([`TabularModel::input_bounds`], ±1e30 for an ONNX model), at most
+    /// [`MAX_ABS_CELL`].
+    pub bound: f64,
 }
 
 /// A number as the form shows it: as written when short, else with an
@@ -79,10 +83,12 @@ fn range_text(min: Option<f64>, max: Option<f64>) -> Option<String> {
 impl OwnModel {
     /// The fields, in the order of the model's features.
     pub fn fields(&self) -> Vec<OwnField<'_>> {
+        let bounds = self.model.input_bounds();
         self.model
             .features
             .iter()
-            .map(|f| {
+            .zip(bounds)
+            .map(|(f, bound)| {
                 let name = f.column.name.as_str();
                 let declared = self.columns.iter().find(|c| c.name == name);
                 let label = declared
@@ -109,6 +115,7 @@ impl OwnModel {
                     levels,
                     min,
                     max,
+                    bound: bound.min(MAX_ABS_CELL),
                 }
             })
             .collect()
@@ -193,8 +200,11 @@ fn value_of(field: &OwnField, given: Given) -> Result<f64, FieldError> {
                         .map_err(|_| refuse("is not a number".into()))?
                 }
             };
-            if !n.is_finite() || n.abs() > MAX_ABS_CELL {
-                return Err(refuse(format!("must be within ±{MAX_ABS_CELL:e}")));
+            if !n.is_finite() || n.abs() > field.bound {
+                return Err(refuse(format!(
+                    "must be within ±{:e}, the largest value this model takes",
+                    field.bound
+                )));
             }
             let below = field.min.is_some_and(|lo| n < lo);
             let above = field.max.is_some_and(|hi| n > hi);
