@@ -108,12 +108,15 @@ pub struct BenchArgs {
     /// RabbitMQ for the bridge figures (skipped without it).
     #[arg(long)]
     pub amqp_url: Option<String>,
-    /// Python with pika, for the baseline of the original services.
+    /// Python with pika, for the baseline of the original services, and
+    /// with scikit-learn and skl2onnx, for the ONNX forest of split_onnx
+    /// (which also needs the ONNX Runtime library: model.onnxruntime or
+    /// ORT_DYLIB_PATH).
     #[arg(long, default_value = "python3")]
     pub python: String,
     /// Only these groups of figures (comma-separated): pipeline, columns,
-    /// http, monitor, plot, bridge, split, history. Default: all.
-    #[arg(long, value_delimiter = ',', value_parser = ["pipeline", "columns", "http", "monitor", "plot", "bridge", "split", "history"])]
+    /// http, monitor, plot, bridge, split, split_onnx, history. Default: all.
+    #[arg(long, value_delimiter = ',', value_parser = ["pipeline", "columns", "http", "monitor", "plot", "bridge", "split", "split_onnx", "history"])]
     pub only: Vec<String>,
 }
 

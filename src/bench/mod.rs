@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod pipeline;
 pub mod plot;
 pub mod split;
+pub mod split_onnx;
 
 use std::path::PathBuf;
 
@@ -104,6 +105,9 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
             }
             if opts.runs_group("split") {
                 figures.extend(split::bench(opts, url)?);
+            }
+            if opts.runs_group("split_onnx") {
+                figures.extend(split_onnx::bench(opts, url)?);
             }
             if opts.runs_group("history") {
                 figures.extend(history::bench(opts, url)?);

@@ -1,6 +1,7 @@
-//! The split layout's end-to-end rate: a metric process, one or two model
+//! The split layout's end-to-end rate: a metric process, one or more model
 //! processes and a features process linked by RabbitMQ, timed from the
 //! start of the features process until the metric has written every row.
+//! Every object the run declares is named for it and deleted after.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -48,6 +49,16 @@ fn spawn(
             "MODELWATCH__INBOUND__METRIC_PREDICTION_QUEUE",
             format!("{tag}.y_pred"),
         )
+        .env(
+            "MODELWATCH__INBOUND__MONITOR_FEATURES_QUEUE",
+            format!("{tag}.monitor"),
+        )
+        .env(
+            "MODELWATCH__INBOUND__MONITOR_SCORED_QUEUE",
+            format!("{tag}.scored"),
+        )
+        .env("MODELWATCH__INBOUND__DEAD_LETTER_EXCHANGE", format!("{tag}.dlx"))
+        .env("MODELWATCH__INBOUND__DEAD_LETTER_QUEUE", format!("{tag}.dlq"))
         .env("MODELWATCH__METRIC__LABELS_LOG", "false")
         .env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
@@ -92,13 +103,94 @@ fn once(
     samples: usize,
     run: usize,
 ) -> anyhow::Result<f64> {
-    let tag = format!(
-        "modelwatch_bench_split.{}.{models}.{run}",
-        std::process::id()
-    );
-    let mut metric = spawn(opts, url, &tag, "metric", &[])?;
+    once_with(opts, url, &format!("{models}.{run}"), models, samples, &[], 2).map(|r| r.rate)
+}
+
+/// A timed run: its rate, and the cores each part used on average while it
+/// ran (CPU seconds over wall seconds, from `/proc`): what bounds it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SplitRun {
+    pub rate: f64,
+    pub broker: f64,
+    pub features: f64,
+    pub models: f64,
+    pub metric: f64,
+}
+
+impl SplitRun {
+    /// "cores: broker 0.91, features 0.20, model(s) 0.75, metric 0.33"
+    pub fn cores(&self) -> String {
+        format!(
+            "cores used: broker {:.2}, features {:.2}, model(s) {:.2}, metric {:.2}",
+            self.broker, self.features, self.models, self.metric
+        )
+    }
+}
+
+/// CPU seconds (user + system) of process `pid` so far; 0 when unreadable.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces): utime, stime are
+    // the 12th and 13th after its closing parenthesis.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    f.iter().sum::<f64>() / ticks
+}
+
+/// The RabbitMQ server processes on this machine (`beam.smp`).
+fn broker_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "beam.smp")
+        })
+        .collect()
+}
+
+/// One timed run of the split layout: `models` model processes, every
+/// process given `args` (your own data's `--data --target --model`), the
+/// metric's `consumers` inbound consumers started before the source.
+pub(super) fn once_with(
+    opts: &BenchOptions,
+    url: &str,
+    name: &str,
+    models: usize,
+    samples: usize,
+    args: &[&str],
+    consumers: usize,
+) -> anyhow::Result<SplitRun> {
+    let tag = format!("modelwatch_bench_split.{}.{name}", std::process::id());
+    let result = timed(opts, url, &tag, models, samples, args, consumers);
+    // Deleted whatever happened (a failed run leaves no queue behind).
+    let removed = remove_topology(url, &tag);
+    let rate = result?;
+    removed?;
+    Ok(rate)
+}
+
+fn timed(
+    opts: &BenchOptions,
+    url: &str,
+    tag: &str,
+    models: usize,
+    samples: usize,
+    args: &[&str],
+    consumers: usize,
+) -> anyhow::Result<SplitRun> {
+    let mut metric = spawn(opts, url, tag, "metric", args)?;
     let mut workers = (0..models)
-        .map(|_| spawn(opts, url, &tag, "model", &[]))
+        .map(|_| spawn(opts, url, tag, "model", args))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = |r: &Role, n| {
         wait_for(
@@ -108,18 +200,38 @@ fn once(
             |t| t.matches("inbound consumer started").count() >= n,
         )
     };
-    started(&metric, 2)?;
+    started(&metric, consumers)?;
     for w in &workers {
         started(w, 1)?;
     }
+    let brokers = broker_pids();
+    let cpu_of = |pids: &mut dyn Iterator<Item = u32>| pids.map(cpu_seconds).sum::<f64>();
+    let before = (
+        cpu_of(&mut brokers.iter().copied()),
+        cpu_of(&mut workers.iter().map(|w| w.child.id())),
+        cpu_seconds(metric.child.id()),
+    );
     let t = Instant::now();
     let n = samples.to_string();
-    let mut features = spawn(opts, url, &tag, "features", &["--count", &n, "--rate", "0"])?;
+    let source: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--count", &n, "--rate", "0"])
+        .collect();
+    let mut features = spawn(opts, url, tag, "features", &source)?;
     let csv = metric.dir.path().join("metric_log.csv");
     wait_for(&csv, "every row", Duration::from_secs(300), |t| {
         t.lines().count() > samples
     })?;
-    let rate = samples as f64 / t.elapsed().as_secs_f64();
+    let secs = t.elapsed().as_secs_f64();
+    let rate = samples as f64 / secs;
+    let run = SplitRun {
+        rate,
+        broker: (cpu_of(&mut brokers.iter().copied()) - before.0) / secs,
+        features: cpu_seconds(features.child.id()) / secs,
+        models: (cpu_of(&mut workers.iter().map(|w| w.child.id())) - before.1) / secs,
+        metric: (cpu_seconds(metric.child.id()) - before.2) / secs,
+    };
     let status = features.child.wait().context("features process")?;
     if !status.success() {
         bail!("the features process exited with {status}");
@@ -128,8 +240,7 @@ fn once(
         terminate(w)?;
     }
     terminate(&mut metric)?;
-    remove_topology(url, &tag)?;
-    Ok(rate)
+    Ok(run)
 }
 
 /// Deletes the run's durable queues and exchange.
@@ -141,18 +252,20 @@ fn remove_topology(url: &str, tag: &str) -> anyhow::Result<()> {
     rt.block_on(async {
         let conn = lapin::Connection::connect(url, Default::default()).await?;
         let ch = conn.create_channel().await?;
-        for q in ["model", "y_true", "y_pred"] {
+        for q in ["model", "y_true", "y_pred", "monitor", "scored", "dlq"] {
             ch.queue_delete(
                 format!("{tag}.{q}").as_str().into(),
                 QueueDeleteOptions::default(),
             )
             .await?;
         }
-        ch.exchange_delete(
-            format!("{tag}.x").as_str().into(),
-            ExchangeDeleteOptions::default(),
-        )
-        .await?;
+        for x in ["x", "dlx"] {
+            ch.exchange_delete(
+                format!("{tag}.{x}").as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await?;
+        }
         conn.close(200, "bench done".into()).await?;
         Ok(())
     })

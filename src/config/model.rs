@@ -24,6 +24,9 @@ pub struct ModelSettings {
     pub onnxruntime: PathBuf,
     /// ONNX Runtime's intra-op threads per model process.
     pub threads: usize,
+    /// Most rows an ONNX model is run on at once: a batch of features is
+    /// run in chunks of this many rows.
+    pub batch_rows: usize,
 }
 
 impl ModelSettings {
@@ -32,6 +35,7 @@ impl ModelSettings {
         crate::model::onnx::RuntimeOptions {
             library: (!self.onnxruntime.as_os_str().is_empty()).then(|| self.onnxruntime.clone()),
             threads: self.threads,
+            batch_rows: self.batch_rows,
         }
     }
 }
@@ -42,6 +46,7 @@ impl Default for ModelSettings {
             artifact: PathBuf::from("models/diabetes_linear.json"),
             onnxruntime: PathBuf::new(),
             threads: 1,
+            batch_rows: 512,
         }
     }
 }
@@ -49,6 +54,7 @@ impl Default for ModelSettings {
 impl Check for ModelSettings {
     /// Any path will do here: whether it can be read is found when it is.
     fn check(&self) -> Result<(), ConfigError> {
+        super::in_range("model.batch_rows", self.batch_rows, 1, 65_536)?;
         super::in_range(
             "model.threads",
             self.threads,

@@ -110,6 +110,8 @@ pub struct RuntimeOptions {
     /// `model.onnxruntime`; `None`: `ORT_DYLIB_PATH`.
     pub library: Option<PathBuf>,
     pub threads: usize,
+    /// Most rows per run of the model (`model.batch_rows`).
+    pub batch_rows: usize,
 }
 
 /// Why an ONNX model cannot be used: what, naming the input or output.
@@ -210,6 +212,8 @@ pub struct Session {
     label: Option<String>,
     /// Probability columns (a classifier), 0 for a regression.
     classes: usize,
+    /// Most rows per run.
+    batch_rows: usize,
     /// Per feature column, a categorical one's levels (sent as text).
     levels: Vec<Option<Vec<String>>>,
 }
@@ -431,6 +435,7 @@ impl Session {
             output: model.output.clone(),
             label: None,
             classes,
+            batch_rows: options.batch_rows.max(1),
             levels: columns
                 .iter()
                 .map(|(_, k)| match k {
@@ -446,7 +451,13 @@ impl Session {
     /// value per row, or a classifier's probabilities (`classes` per row).
     /// A missing number is sent as NaN, a missing or unseen level as "".
     pub fn run(&self, rows: &[&[f64]]) -> Result<Vec<f64>, OnnxError> {
-        self.run_with_labels(rows).map(|(values, _)| values)
+        // In chunks of `batch_rows` (`model.batch_rows`): what is fastest
+        // depends on the model (BENCHMARKS.md).
+        let mut out = Vec::with_capacity(rows.len() * self.classes.max(1));
+        for chunk in rows.chunks(self.batch_rows) {
+            out.extend(self.run_with_labels(chunk)?.0);
+        }
+        Ok(out)
     }
 
     /// Also reads the label output named by [`Session::with_label`]: the

@@ -30,7 +30,11 @@ fn bench_quick_produces_every_figure() {
     let mut cmd = sb.command(["bench", "--quick", "--runs", "1", "--config"]);
     cmd.arg(default_config())
         .args(["--amqp-url", &url, "--python"])
-        .arg(&python);
+        .arg(&python)
+        .env(
+            "ORT_DYLIB_PATH",
+            crate::support::provision::onnxruntime_library(),
+        );
     // Killed (and the test failed) past the limit; killed on drop too.
     let out = Running::spawn(cmd).wait(BENCH_TIMEOUT);
     out.expect_code(0);
@@ -50,6 +54,10 @@ fn bench_quick_produces_every_figure() {
         "broker unreachable",
         "split layout, 1 model worker",
         "split layout, 2 model worker",
+        "linear model, 1 model worker (the broker's pace)",
+        "ONNX forest of 10 trees, 1 model worker",
+        "ONNX forest of 10 trees, 2 model worker",
+        "ONNX forest of 10 trees, 4 model worker",
         "history: replay rate",
         "live consume rate",
     ] {
