@@ -57,8 +57,14 @@ fn spawn(
             "MODELWATCH__INBOUND__MONITOR_SCORED_QUEUE",
             format!("{tag}.scored"),
         )
-        .env("MODELWATCH__INBOUND__DEAD_LETTER_EXCHANGE", format!("{tag}.dlx"))
-        .env("MODELWATCH__INBOUND__DEAD_LETTER_QUEUE", format!("{tag}.dlq"))
+        .env(
+            "MODELWATCH__INBOUND__DEAD_LETTER_EXCHANGE",
+            format!("{tag}.dlx"),
+        )
+        .env(
+            "MODELWATCH__INBOUND__DEAD_LETTER_QUEUE",
+            format!("{tag}.dlq"),
+        )
         .env("MODELWATCH__METRIC__LABELS_LOG", "false")
         .env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
@@ -103,7 +109,16 @@ fn once(
     samples: usize,
     run: usize,
 ) -> anyhow::Result<f64> {
-    once_with(opts, url, &format!("{models}.{run}"), models, samples, &[], 2).map(|r| r.rate)
+    once_with(
+        opts,
+        url,
+        &format!("{models}.{run}"),
+        models,
+        samples,
+        &[],
+        2,
+    )
+    .map(|r| r.rate)
 }
 
 /// A timed run: its rate, and the cores each part used on average while it

@@ -101,25 +101,29 @@ pub fn bench(opts: &BenchOptions, url: &str) -> anyhow::Result<Vec<Figure>> {
         ]
     };
     // The median run by rate, with the cores its parts used.
-    let rate = |name: &str, model: &str, workers: usize| -> anyhow::Result<super::split::SplitRun> {
-        let a = args(model);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let rates = (0..opts.runs)
-            .map(|run| {
-                super::split::once_with(
-                    opts,
-                    url,
-                    &format!("{name}.{workers}.{run}"),
-                    workers,
-                    samples,
-                    &a,
-                    3,
-                )
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let mid = median(rates.iter().map(|r| r.rate).collect());
-        Ok(*rates.iter().find(|r| r.rate == mid).expect("the median is a run"))
-    };
+    let rate =
+        |name: &str, model: &str, workers: usize| -> anyhow::Result<super::split::SplitRun> {
+            let a = args(model);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let rates = (0..opts.runs)
+                .map(|run| {
+                    super::split::once_with(
+                        opts,
+                        url,
+                        &format!("{name}.{workers}.{run}"),
+                        workers,
+                        samples,
+                        &a,
+                        3,
+                    )
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mid = median(rates.iter().map(|r| r.rate).collect());
+            Ok(*rates
+                .iter()
+                .find(|r| r.rate == mid)
+                .expect("the median is a run"))
+        };
     let light = rate("linear", "linear.model.json", 1)?;
     let mut figures = vec![Figure::new(
         "split layout, 10 columns of your own data, linear model, 1 model worker (the broker's pace)",
