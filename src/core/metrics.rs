@@ -623,7 +623,11 @@ mod tests {
             assert!(t.declarations().iter().any(|d| line(d) == help), "{help}");
         }
         assert_eq!(BUILD.labels, ["version", "roles"]);
-        assert_eq!(Metrics::DECLARATIONS[3].labels, ["kind"]);
+        let halves = Metrics::DECLARATIONS
+            .iter()
+            .find(|d| d.name == "halves_received")
+            .expect("declared");
+        assert_eq!(halves.labels, ["kind"]);
     }
 
     #[test]

@@ -815,3 +815,109 @@ impl std::fmt::Debug for Opened {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(inputs: Inputs) -> OnnxModel {
+        OnnxModel {
+            file: "m.onnx".into(),
+            sha256: "ab".repeat(32),
+            inputs,
+            output: "variable".into(),
+            classes: None,
+        }
+    }
+
+    #[test]
+    fn a_relative_file_is_taken_from_the_artifacts_folder() {
+        let m = model(Inputs::Columns { elements: vec![] });
+        assert_eq!(m.path(Path::new("/a/b/x.json")), Path::new("/a/b/m.onnx"));
+        let abs = OnnxModel {
+            file: "/models/m.onnx".into(),
+            ..m
+        };
+        assert_eq!(
+            abs.path(Path::new("/a/b/x.json")),
+            Path::new("/models/m.onnx")
+        );
+    }
+
+    #[test]
+    fn the_artifacts_onnx_section_is_checked_against_the_columns() {
+        let num = ("x".to_owned(), ColumnKind::Numeric);
+        let cat = (
+            "c".to_owned(),
+            ColumnKind::Categorical {
+                levels: vec!["a".into()],
+            },
+        );
+        let tensor = model(Inputs::Tensor {
+            name: "X".into(),
+            element: Element::Float,
+        });
+        assert!(tensor.check(std::slice::from_ref(&num)).is_ok());
+        assert!(
+            tensor.check(&[num.clone(), cat.clone()]).is_err(),
+            "one tensor: numbers only"
+        );
+        let columns = model(Inputs::Columns {
+            elements: vec![Element::Double, Element::String],
+        });
+        assert!(columns.check(&[num.clone(), cat.clone()]).is_ok());
+        assert!(
+            columns.check(&[cat.clone(), num.clone()]).is_err(),
+            "text for the level"
+        );
+        assert!(
+            columns.check(std::slice::from_ref(&num)).is_err(),
+            "one per column"
+        );
+        let bad_sha = OnnxModel {
+            sha256: "AB".repeat(31),
+            ..tensor.clone()
+        };
+        assert!(bad_sha.check(std::slice::from_ref(&num)).is_err());
+        let bad_name = OnnxModel {
+            output: "a\u{7}".into(),
+            ..tensor
+        };
+        assert!(bad_name.check(&[num]).is_err());
+    }
+
+    #[test]
+    fn inputs_are_described_in_words() {
+        let t = Inputs::Tensor {
+            name: "X".into(),
+            element: Element::Double,
+        };
+        assert_eq!(t.describe(), "one double tensor \"X\"");
+        assert_eq!(
+            Inputs::Columns { elements: vec![] }.describe(),
+            "one input per column"
+        );
+    }
+
+    #[test]
+    fn a_cut_short_or_foreign_file_is_not_taken_for_a_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("a.txt");
+        std::fs::write(&text, &[b'x'; 100]).unwrap();
+        assert!(whole_elf(&text).unwrap_err().contains("not a 64-bit"));
+        let short = dir.path().join("b");
+        std::fs::write(&short, b"\x7fELF").unwrap();
+        assert!(whole_elf(&short).unwrap_err().contains("shorter"));
+        // A header whose section table lies past the end of the file.
+        let mut header = vec![0u8; 64];
+        header[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        header[0x28..0x30].copy_from_slice(&10_000u64.to_le_bytes());
+        header[0x3A..0x3C].copy_from_slice(&64u16.to_le_bytes());
+        header[0x3C..0x3E].copy_from_slice(&10u16.to_le_bytes());
+        let cut = dir.path().join("c.so");
+        std::fs::write(&cut, &header).unwrap();
+        assert!(whole_elf(&cut).unwrap_err().contains("cut short"));
+        // This test binary itself is a whole ELF file.
+        assert!(whole_elf(&std::env::current_exe().unwrap()).is_ok());
+    }
+}
