@@ -742,7 +742,7 @@ fn train_own(args: &TrainArgs, settings: &Settings) -> i32 {
             args.task,
             onnx,
             &out,
-            &settings.model.onnx_options(),
+            &crate::model::onnx::RuntimeOptions::of(&settings.model),
         )
         .map_err(|e| e.to_string()),
         None => TabularModel::fit(&table, target, args.task)

@@ -29,16 +29,8 @@ pub struct ModelSettings {
     pub batch_rows: usize,
 }
 
-impl ModelSettings {
-    /// What an ONNX model needs to be opened.
-    pub fn onnx_options(&self) -> crate::model::onnx::RuntimeOptions {
-        crate::model::onnx::RuntimeOptions {
-            library: (!self.onnxruntime.as_os_str().is_empty()).then(|| self.onnxruntime.clone()),
-            threads: self.threads,
-            batch_rows: self.batch_rows,
-        }
-    }
-}
+/// Most intra-op threads `model.threads` may ask for.
+pub const MAX_THREADS: usize = 256;
 
 impl Default for ModelSettings {
     fn default() -> Self {
@@ -55,11 +47,6 @@ impl Check for ModelSettings {
     /// Any path will do here: whether it can be read is found when it is.
     fn check(&self) -> Result<(), ConfigError> {
         super::in_range("model.batch_rows", self.batch_rows, 1, 65_536)?;
-        super::in_range(
-            "model.threads",
-            self.threads,
-            1,
-            crate::model::onnx::MAX_THREADS,
-        )
+        super::in_range("model.threads", self.threads, 1, MAX_THREADS)
     }
 }

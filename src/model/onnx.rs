@@ -35,8 +35,7 @@ pub const MAX_ONNX_BYTES: u64 = 1 << 30;
 /// that no input reaches the model as infinity.
 pub const MAX_ABS_ONNX_INPUT: f64 = 1e30;
 
-/// Most intra-op threads `model.threads` may ask for.
-pub const MAX_THREADS: usize = 256;
+pub use crate::config::model::MAX_THREADS;
 
 /// How to get the runtime library, for the errors that need it.
 pub const RUNTIME_HINT: &str = "ONNX models need the ONNX Runtime library, 1.17 or later \
@@ -66,6 +65,17 @@ pub enum Inputs {
     /// One tensor `[rows, 1]` per feature column, named as the column
     /// (`initial_types` per column, as a `ColumnTransformer` is exported).
     Columns { elements: Vec<Element> },
+}
+
+impl RuntimeOptions {
+    /// What `[model]` says an ONNX model needs to be opened.
+    pub fn of(m: &crate::config::ModelSettings) -> RuntimeOptions {
+        RuntimeOptions {
+            library: (!m.onnxruntime.as_os_str().is_empty()).then(|| m.onnxruntime.clone()),
+            threads: m.threads,
+            batch_rows: m.batch_rows,
+        }
+    }
 }
 
 impl Inputs {
@@ -903,7 +913,7 @@ mod tests {
     fn a_cut_short_or_foreign_file_is_not_taken_for_a_library() {
         let dir = tempfile::tempdir().unwrap();
         let text = dir.path().join("a.txt");
-        std::fs::write(&text, &[b'x'; 100]).unwrap();
+        std::fs::write(&text, [b'x'; 100]).unwrap();
         assert!(whole_elf(&text).unwrap_err().contains("not a 64-bit"));
         let short = dir.path().join("b");
         std::fs::write(&short, b"\x7fELF").unwrap();

@@ -324,32 +324,13 @@ impl TabularModel {
         target: &str,
         task: Option<Task>,
     ) -> Result<(TabularModel, Outputs), FitError> {
-        let Some((t, target_col)) = table.column(target) else {
-            return Err(FitError(format!(
-                "--target {}: no such column; the columns are {}",
-                quoted(target),
-                table.names()
-            )));
-        };
+        let (t, target_col) = target_column(table, target)?;
         let task = task.unwrap_or(match target_col.schema.kind {
             ColumnKind::Numeric => Task::Regression,
             ColumnKind::Categorical { .. } => Task::Classification,
         });
         let y = target_of(target_col, task)?;
-        let features: Vec<Feature> = table
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != t)
-            .map(|(_, c)| feature_of(c, task))
-            .collect();
-        let inputs: Vec<&Values> = table
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != t)
-            .map(|(_, c)| &c.values)
-            .collect();
+        let (features, inputs) = features_of(table, t, task);
         let n_inputs: usize = features.iter().map(width).sum();
         if n_inputs > MAX_INPUTS || n_inputs.saturating_mul(table.rows) > MAX_CELLS {
             return Err(FitError(format!(
@@ -465,13 +446,7 @@ impl TabularModel {
         options: &super::onnx::RuntimeOptions,
     ) -> Result<(TabularModel, Outputs), FitError> {
         use super::onnx::{OnnxModel, Session};
-        let Some((t, target_col)) = table.column(target) else {
-            return Err(FitError(format!(
-                "--target {}: no such column; the columns are {}",
-                quoted(target),
-                table.names()
-            )));
-        };
+        let (t, target_col) = target_column(table, target)?;
         let shown = crate::core::text::shown_path(onnx);
         let fail = |e: super::onnx::OnnxError| FitError(format!("--model {e}"));
         let (bytes, sha256) = Session::read(onnx, "--model").map_err(|e| FitError(e.0))?;
@@ -529,20 +504,7 @@ impl TabularModel {
         let session = Session::from_bytes(&onnx_model, &bytes, &shown, &columns, options)
             .map_err(fail)?
             .with_label(signature.label);
-        let features: Vec<Feature> = table
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != t)
-            .map(|(_, c)| feature_of(c, task))
-            .collect();
-        let inputs: Vec<&Values> = table
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != t)
-            .map(|(_, c)| &c.values)
-            .collect();
+        let (features, inputs) = features_of(table, t, task);
         // What reaches the model from outside is bounded: so is what
         // trains it (a value past the bound would be refused by `run`).
         for (c, v) in columns.iter().zip(&inputs) {
@@ -1182,6 +1144,33 @@ fn unknown_field(
             .find_map(|(i, (rv, wv))| unknown_field(rv, wv, &format!("{at}[{i}]"))),
         _ => None,
     }
+}
+
+/// The column `target` of `table` and its index, or an error naming the
+/// columns there are.
+fn target_column<'a>(
+    table: &'a Table,
+    target: &str,
+) -> Result<(usize, &'a crate::core::table::Column), FitError> {
+    table.column(target).ok_or_else(|| {
+        FitError(format!(
+            "--target {}: no such column; the columns are {}",
+            quoted(target),
+            table.names()
+        ))
+    })
+}
+
+/// Every column of `table` but the target's (index `t`): its encoding
+/// from the training values, and its values.
+fn features_of(table: &Table, t: usize, task: Task) -> (Vec<Feature>, Vec<&Values>) {
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != t)
+        .map(|(_, c)| (feature_of(c, task), &c.values))
+        .unzip()
 }
 
 /// How an artifact at `out` names the ONNX file `onnx`: its file name when

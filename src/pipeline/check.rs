@@ -305,8 +305,11 @@ fn load_artifact(settings: &Settings) -> anyhow::Result<TabularModel> {
     }
     let mut m = TabularModel::load(path).context("data.model (--model)")?;
     if settings.runs(crate::config::Role::Model) {
-        m.open_onnx(path, &settings.model.onnx_options())
-            .context("data.model (--model)")?;
+        m.open_onnx(
+            path,
+            &crate::model::onnx::RuntimeOptions::of(&settings.model),
+        )
+        .context("data.model (--model)")?;
     }
     Ok(m)
 }

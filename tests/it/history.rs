@@ -1043,6 +1043,13 @@ async fn rebuild_of_your_own_data_reads_it_by_column_name() {
     let sb = crate::support::sandbox::Sandbox::new();
     let regression = crate::run_own::train(&sb);
     let classifier = crate::run_classifier::train(&sb, "binary.csv", 100);
+    // An ONNX classifier: the live run has the runtime library, the
+    // rebuild (the artifact's reference only) runs without it.
+    let (wrap, onnx) = crate::onnx::train(&sb, "forest_cls", true);
+    crate::support::sandbox::run_within(crate::onnx::with_runtime(wrap), REPLAY_TIMEOUT)
+        .expect_code(0);
+    let library = crate::support::provision::onnxruntime_library();
+    let library = library.to_str().unwrap();
     let cases = [
         (
             "ownreg",
@@ -1060,6 +1067,14 @@ async fn rebuild_of_your_own_data_reads_it_by_column_name() {
             100,
             "monitor_scored",
         ),
+        (
+            "onnxclf",
+            crate::onnx::models().join("new_cls.csv"),
+            "kind",
+            onnx,
+            crate::onnx::WINDOW,
+            "monitor_scored",
+        ),
     ];
     for (what, data, target, model, window, observer) in cases {
         let stream = TestStream::new(what);
@@ -1075,7 +1090,11 @@ async fn rebuild_of_your_own_data_reads_it_by_column_name() {
         let mut args = own.to_vec();
         args.extend(["--order", "sequential", "--rate", "2000"]);
         args.extend(["--monitor-window", &window]);
-        let run = run_with_history(&stream, &args, &[])
+        let env: &[(&str, &str)] = match what {
+            "onnxclf" => &[("ORT_DYLIB_PATH", library)],
+            _ => &[],
+        };
+        let run = run_with_history(&stream, &args, env)
             .finish(Duration::from_secs(120))
             .await;
         run.assert_exit_ok();

@@ -19,10 +19,10 @@ use crate::support;
 use crate::support::sandbox::{full_windows, one_error_line, read_metric_log, run_within, Sandbox};
 
 const LIMIT: Duration = Duration::from_secs(120);
-const WINDOW: usize = 200;
+pub(crate) const WINDOW: usize = 200;
 
 /// The models and data the oracle exports (once per test run).
-fn models() -> &'static Path {
+pub(crate) fn models() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
@@ -37,13 +37,13 @@ fn models() -> &'static Path {
 }
 
 /// `cmd` with the test venv's ONNX Runtime as ORT_DYLIB_PATH.
-fn with_runtime(mut cmd: Command) -> Command {
+pub(crate) fn with_runtime(mut cmd: Command) -> Command {
     cmd.env("ORT_DYLIB_PATH", support::provision::onnxruntime_library());
     cmd
 }
 
 /// `train --data <task's csv> --target .. --id id --model NAME.onnx`.
-fn train(sb: &Sandbox, name: &str, classifier: bool) -> (Command, PathBuf) {
+pub(crate) fn train(sb: &Sandbox, name: &str, classifier: bool) -> (Command, PathBuf) {
     let out = sb.join(&format!("{name}.model.json"));
     let (csv, target) = data(classifier, "train");
     let mut cmd = sb.command(["train", "--data"]);
