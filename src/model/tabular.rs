@@ -552,10 +552,11 @@ impl TabularModel {
                 predictions: flat,
                 truth: y.to_vec(),
             },
+            // As `run` reads them (a tree ensemble's f32 sums can pass 1).
             Target::Classes(classes, truth) => Outputs::Classification {
                 probabilities: flat
                     .chunks_exact(classes.len())
-                    .map(<[f64]>::to_vec)
+                    .map(|p| normalised(p).to_vec())
                     .collect(),
                 truth,
             },
@@ -601,6 +602,16 @@ impl TabularModel {
             self.session = super::onnx::Opened::new(session);
         }
         Ok(())
+    }
+
+    /// What fitted it: `linear`, `logistic` or `onnx` (the artifact's
+    /// `model.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self.model {
+            Fitted::Linear { .. } => "linear",
+            Fitted::Logistic { .. } => "logistic",
+            Fitted::Onnx(_) => "onnx",
+        }
     }
 
     /// Whether the model is run by ONNX Runtime.
@@ -699,9 +710,7 @@ impl TabularModel {
                     &row[..k.min(10)]
                 )));
             }
-            // f32 probabilities sum to 1 within a few 1e-8: summed again
-            // in f64, so that the monitor's checks hold exactly.
-            let p: Probabilities = row.iter().map(|p| p.max(0.0) / sum).collect();
+            let p = normalised(row);
             predictions.push(predicted_class(&p, DECISION_THRESHOLD) as f64);
             probabilities.push(p);
         }
@@ -1246,6 +1255,16 @@ fn check_outputs(shown: &str, y: &Target, values: &[f64], start: usize) -> Resul
     Ok(())
 }
 
+/// An ONNX classifier's probabilities of one row (checked to be within
+/// [0, 1] and to sum to 1, give or take f32 rounding) as the monitor takes
+/// them: clamped to [0, 1] and divided by their sum in f64, so that its
+/// checks hold exactly.
+fn normalised(row: &[f64]) -> Probabilities {
+    let clamped = || row.iter().map(|p| p.clamp(0.0, 1.0));
+    let sum: f64 = clamped().sum();
+    clamped().map(|p| p / sum).collect()
+}
+
 /// A classifier's probability columns are the classes in their order:
 /// every row whose label output names a class is a row where that class is
 /// the most probable (rows with two classes about equally probable aside).
@@ -1256,6 +1275,21 @@ fn check_class_order(
     labels: &[String],
 ) -> Result<(), FitError> {
     let k = classes.len();
+    // Labels that are not classes at all: the model was fitted on other
+    // values of the target (class numbers for names, say).
+    if let Some(label) = labels.iter().find(|l| !classes.contains(l)) {
+        let mut seen: Vec<&str> = labels.iter().map(String::as_str).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.truncate(20);
+        return Err(FitError(format!(
+            "--model {shown}: it labels rows {} (its labels: {}), which is not a class of the \
+             target ({}): the target column must hold the values the model was fitted on",
+            quoted(label),
+            names_of(seen.into_iter()),
+            names_of(classes.iter().map(String::as_str))
+        )));
+    }
     for (p, label) in probabilities.chunks_exact(k).zip(labels) {
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
@@ -1737,4 +1771,45 @@ fn fit_logistic(
             .collect(),
     };
     Ok((fitted, data.records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_probabilities_are_clamped_and_sum_to_one() {
+        for row in [
+            [0.2, 0.800_000_25, 0.0],
+            [1.000_000_4, 0.0, 0.0],
+            [-1e-7, 0.5, 0.5],
+        ] {
+            let p = normalised(&row);
+            assert!(p.iter().all(|v| (0.0..=1.0).contains(v)), "{p:?}");
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-15, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn labels_that_are_not_classes_say_what_the_model_was_fitted_on() {
+        let classes: Vec<String> = ["setosa", "versicolor"].map(String::from).to_vec();
+        let p = [0.9, 0.1, 0.2, 0.8];
+        let numbers = ["0", "1"].map(String::from);
+        let e = check_class_order("m.onnx", &classes, &p, &numbers)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("its labels: \"0\", \"1\"")
+                && e.contains("the values the model was fitted on"),
+            "{e}"
+        );
+        // The right labels pass; swapped columns are caught.
+        let names = ["setosa", "versicolor"].map(String::from);
+        assert!(check_class_order("m.onnx", &classes, &p, &names).is_ok());
+        let swapped = ["versicolor", "setosa"].map(String::from);
+        let e = check_class_order("m.onnx", &classes, &p, &swapped)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("not the target's classes in order"), "{e}");
+    }
 }

@@ -448,6 +448,7 @@ fn the_json_api_answers_with_the_onnx_models_probabilities() {
             worst = worst.max(relative(got, want[i][j]));
         }
         assert!(answer["prediction"].is_string(), "{answer}");
+        assert_eq!(answer["model"]["kind"], "onnx", "{answer}");
     }
     assert!(worst <= 1e-5, "{worst:e} from onnxruntime-python");
     let page = crate::support::openmetrics::http_get(addr, "/predict");

@@ -328,6 +328,7 @@ pub fn answer(
         "prediction": prediction,
         "model": {
             "format": model.format,
+            "kind": model.kind(),
             "origin": origin,
             "task": model.task,
             "target": model.target.name,
