@@ -814,7 +814,13 @@ fn train_own(args: &TrainArgs, settings: &Settings) -> i32 {
         started.elapsed().as_secs_f64(),
     );
     let mut text = match model.training.log_loss {
-        Some(l) => format!("{text}log loss {l:.9} on the training rows\n"),
+        Some(l) => format!(
+            "{text}log loss {l:.9} on the {} rows\n",
+            match model.is_onnx() {
+                true => "--data",
+                false => "training",
+            }
+        ),
         None => text,
     };
     if let Some(r) = &model.reference {
