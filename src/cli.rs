@@ -683,10 +683,7 @@ fn train_own(args: &TrainArgs, settings: &Settings) -> i32 {
             ));
         }
     }
-    if out
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
-    {
+    if crate::model::onnx::is_onnx_file(&out) {
         return usage_error(format!(
             "--out {}: the artifact is JSON, and `run` takes a .onnx file for an ONNX model \
              itself; name it .json",

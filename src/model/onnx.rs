@@ -43,6 +43,13 @@ pub const RUNTIME_HINT: &str = "ONNX models need the ONNX Runtime library, 1.17 
      site-packages/onnxruntime/capi/libonnxruntime.so.<version>; set model.onnxruntime \
      (MODELWATCH__MODEL__ONNXRUNTIME) or ORT_DYLIB_PATH to that file";
 
+/// Whether `path` names an ONNX file (by its `.onnx` extension, any case):
+/// not an artifact `run` reads, nor one `train` writes.
+pub fn is_onnx_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
 /// The type of a model input's elements that modelwatch can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,9 +244,15 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// A model ONNX Runtime has loaded, not yet checked against an artifact
+/// ([`Session::from_committed`] does): loaded once, whether by `train`
+/// (after [`Session::inspect`]) or by a run ([`Session::open`]).
+pub struct Committed(ort::session::Session);
+
 /// What the file's inputs and outputs are (read before an artifact
-/// exists, by [`Session::inspect`]).
+/// exists, by [`Session::inspect`]), and the model as loaded.
 pub struct Signature {
+    pub committed: Committed,
     pub inputs: Inputs,
     /// The probabilities output of a classifier, if the model has one.
     pub probabilities: Option<(String, usize)>,
@@ -363,6 +376,7 @@ impl Session {
             ));
         }
         Ok(Signature {
+            committed: Committed(s),
             inputs,
             probabilities,
             label,
@@ -387,18 +401,20 @@ impl Session {
                  wrap it again with `modelwatch train --data FILE --target COLUMN --model {shown}`"
             ));
         }
-        Self::from_bytes(model, &bytes, &shown, columns, options)
+        let committed = Committed(Self::commit(&bytes, &shown, options)?);
+        Self::from_committed(model, committed, &shown, columns, options)
     }
 
-    /// [`Session::open`] of the file's bytes, already read and checked.
-    pub fn from_bytes(
+    /// The session of `model` (an artifact's ONNX section) on the model
+    /// ONNX Runtime loaded: its inputs and output what the artifact says.
+    pub fn from_committed(
         model: &OnnxModel,
-        bytes: &[u8],
+        committed: Committed,
         shown: &str,
         columns: &[(String, ColumnKind)],
         options: &RuntimeOptions,
     ) -> Result<Session, OnnxError> {
-        let s = Self::commit(bytes, shown, options)?;
+        let s = committed.0;
         let inputs = inputs_of(&s, shown, columns)?;
         if inputs != model.inputs {
             return err(format!(

@@ -267,6 +267,22 @@ pub const CLASSIFICATION_METRICS: [&str; 7] = [
 /// predicts it (scikit-learn's `predict`; the bands are for it too).
 pub const DECISION_THRESHOLD: f64 = 0.5;
 
+impl Training {
+    /// The facts of a model of `table`, before its score is known
+    /// ([`TabularModel::score`]); `by` says what made it (with this
+    /// build's version).
+    fn of(table: &Table, by: &str) -> Training {
+        Training {
+            rows: table.rows,
+            omitted: table.omitted,
+            data_sha256: table.sha256.clone(),
+            score: 0.0,
+            log_loss: None,
+            fitted_with: format!("{by} {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
 /// The artifact: schema, preprocessing, model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -354,14 +370,7 @@ impl TabularModel {
             model,
             reference: None,
             session: Default::default(),
-            training: Training {
-                rows: table.rows,
-                omitted: table.omitted,
-                data_sha256: table.sha256.clone(),
-                score: 0.0,
-                log_loss: None,
-                fitted_with: format!("modelwatch {}", env!("CARGO_PKG_VERSION")),
-            },
+            training: Training::of(table, "modelwatch"),
         };
         let outputs = match y {
             Target::Values(y) => Outputs::Regression {
@@ -501,9 +510,12 @@ impl TabularModel {
                 Target::Values(_) => None,
             },
         };
-        let session = Session::from_bytes(&onnx_model, &bytes, &shown, &columns, options)
-            .map_err(fail)?
-            .with_label(signature.label);
+        // The model ONNX Runtime loaded for the inspection (loading a large
+        // forest takes a second or more): not loaded twice.
+        let session =
+            Session::from_committed(&onnx_model, signature.committed, &shown, &columns, options)
+                .map_err(fail)?
+                .with_label(signature.label);
         let (features, inputs) = features_of(table, t, task);
         // What reaches the model from outside is bounded: so is what
         // trains it (a value past the bound would be refused by `run`).
@@ -569,14 +581,7 @@ impl TabularModel {
             model: Fitted::Onnx(onnx_model),
             reference: None,
             session: super::onnx::Opened::new(session.with_label(None)),
-            training: Training {
-                rows: table.rows,
-                omitted: table.omitted,
-                data_sha256: table.sha256.clone(),
-                score: 0.0,
-                log_loss: None,
-                fitted_with: format!("ONNX, wrapped by modelwatch {}", env!("CARGO_PKG_VERSION")),
-            },
+            training: Training::of(table, "ONNX, wrapped by modelwatch"),
         };
         m.score(outputs)
     }
@@ -685,31 +690,15 @@ impl TabularModel {
         };
         let flat = session.run(rows)?;
         let k = session.classes();
+        if let Some((_, what)) = bad_output(&flat, k) {
+            return Err(OnnxError(format!("the ONNX model gives {what}")));
+        }
         if k == 0 {
-            if let Some(v) = flat
-                .iter()
-                .find(|v| !v.is_finite() || v.abs() > super::MAX_ABS_PREDICTION)
-            {
-                return Err(OnnxError(format!(
-                    "the ONNX model predicted {v:e}: not a finite number within \
-                     ±{:e}",
-                    super::MAX_ABS_PREDICTION
-                )));
-            }
             return Ok((flat, Vec::new()));
         }
         let mut predictions = Vec::with_capacity(rows.len());
         let mut probabilities = Vec::with_capacity(rows.len());
         for row in flat.chunks_exact(k) {
-            let sum: f64 = row.iter().sum();
-            let ok = row.iter().all(|p| p.is_finite() && *p >= -1e-6) && (sum - 1.0).abs() <= 1e-3;
-            if !ok {
-                return Err(OnnxError(format!(
-                    "the ONNX model gave class probabilities {:?} that are not probabilities \
-                     summing to 1",
-                    &row[..k.min(10)]
-                )));
-            }
             let p = normalised(row);
             predictions.push(predicted_class(&p, DECISION_THRESHOLD) as f64);
             probabilities.push(p);
@@ -1210,49 +1199,57 @@ fn stored_path(onnx: &std::path::Path, out: &std::path::Path) -> Result<String, 
         })
 }
 
-/// The outputs of an ONNX model on the training rows from `start` on:
-/// predictions finite and within bounds, a classifier's probabilities in
-/// [0, 1] and summing to 1 (as `run` requires of every row), else the first
-/// row that is not, named.
+/// The outputs of an ONNX model on the training rows from `start` on
+/// ([`bad_output`], as `run` requires of every row), else the first row
+/// that is not, named.
 fn check_outputs(shown: &str, y: &Target, values: &[f64], start: usize) -> Result<(), FitError> {
-    let bad = |i: usize, what: String| {
-        Err(FitError(format!(
+    let k = match y {
+        Target::Values(_) => 0,
+        Target::Classes(classes, _) => classes.len(),
+    };
+    match bad_output(values, k) {
+        None => Ok(()),
+        Some((i, what)) => Err(FitError(format!(
             "--model {shown}: for row {} of the rows read it gives {what}",
             start + i + 1
-        )))
-    };
-    match y {
-        Target::Values(_) => {
-            let max = super::MAX_ABS_PREDICTION;
-            if let Some(i) = values.iter().position(|v| !v.is_finite() || v.abs() > max) {
-                return bad(
-                    i,
-                    format!("{:e}: not a finite prediction within ±{max:e}", values[i]),
-                );
-            }
-        }
-        Target::Classes(classes, _) => {
-            let k = classes.len();
-            for (i, p) in values.chunks_exact(k).enumerate() {
-                let sum: f64 = p.iter().sum();
-                let ok = p
-                    .iter()
-                    .all(|v| v.is_finite() && (-1e-6..=1.0 + 1e-6).contains(v))
-                    && (sum - 1.0).abs() <= 1e-3;
-                if !ok {
-                    return bad(
-                        i,
-                        format!(
-                            "{:?} as class probabilities: not in [0, 1] or not summing to 1 (raw \
-                             scores? export the probabilities)",
-                            &p[..k.min(10)]
-                        ),
-                    );
-                }
-            }
-        }
+        ))),
     }
-    Ok(())
+}
+
+/// The first row of an ONNX model's outputs `values` (one value a row for
+/// a regression, `k` = 0; `k` class probabilities a row for a classifier)
+/// that is not a finite prediction within [`super::MAX_ABS_PREDICTION`], or
+/// not probabilities in [0, 1] summing to 1 (give or take f32 rounding:
+/// 1e-6 a value, 1e-3 the sum), and what it gives. One rule for `train`
+/// and `run`.
+fn bad_output(values: &[f64], k: usize) -> Option<(usize, String)> {
+    if k == 0 {
+        let max = super::MAX_ABS_PREDICTION;
+        let i = values
+            .iter()
+            .position(|v| !v.is_finite() || v.abs() > max)?;
+        return Some((
+            i,
+            format!("{:e}: not a finite prediction within ±{max:e}", values[i]),
+        ));
+    }
+    values.chunks_exact(k).enumerate().find_map(|(i, p)| {
+        let sum: f64 = p.iter().sum();
+        let ok = p
+            .iter()
+            .all(|v| v.is_finite() && (-1e-6..=1.0 + 1e-6).contains(v))
+            && (sum - 1.0).abs() <= 1e-3;
+        (!ok).then(|| {
+            (
+                i,
+                format!(
+                    "{:?} as class probabilities: not in [0, 1] or not summing to 1 (raw \
+                     scores? export the probabilities)",
+                    &p[..k.min(10)]
+                ),
+            )
+        })
+    })
 }
 
 /// An ONNX classifier's probabilities of one row (checked to be within

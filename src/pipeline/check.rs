@@ -289,10 +289,7 @@ fn wire_schema(
 /// only there.
 fn load_artifact(settings: &Settings) -> anyhow::Result<TabularModel> {
     let path = &settings.data.model;
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
-    {
+    if crate::model::onnx::is_onnx_file(path) {
         anyhow::bail!(
             "data.model (--model) {} is an ONNX file: wrap it first with `modelwatch train \
              --data TRAINING.csv --target {} --model {}` (it checks the model against the \
