@@ -83,17 +83,9 @@ impl Handler<Batch<Features>> for ModelActor {
     fn handle(&mut self, batch: Batch<Features>, _: &mut Context<Self>) -> Self::Result {
         fail::fail_point!("model-predict");
         let model = Arc::clone(&self.model);
-        let (predictions, scored) = if let Model::Tabular(m) = &*model {
-            if m.is_onnx() {
-                let (predictions, scored) = self.predict_onnx(m, &batch);
-                let scored = (!self.scored.is_empty())
-                    .then(|| Batch::new(scored, batch.emitted_at).with_done(batch.done.clone()));
-                (predictions, scored)
-            } else {
-                self.predict_each(&batch)
-            }
-        } else {
-            self.predict_each(&batch)
+        let (predictions, scored) = match &*model {
+            Model::Tabular(m) if m.is_onnx() => self.predict_onnx(m, &batch),
+            _ => self.predict_each(&batch),
         };
         // The local monitor observes it (never awaited); the bridge, for a
         // monitor in another process, is a work recipient: awaited, and
@@ -151,18 +143,21 @@ impl ModelActor {
     }
 
     /// An ONNX model: one run for the batch; on failure, a run per row,
-    /// and the rows that still fail left without a prediction.
+    /// and the rows that still fail left without a prediction. A
+    /// classifier's scored features only when someone takes them.
     fn predict_onnx(
         &mut self,
         m: &crate::model::tabular::TabularModel,
         batch: &Batch<Features>,
-    ) -> (Vec<Prediction>, Vec<Scored>) {
+    ) -> (Vec<Prediction>, Option<Batch<Scored>>) {
         let rows: Vec<&[f64]> = batch.items.iter().map(|f| &f.x[..]).collect();
         let mut predictions = Vec::with_capacity(rows.len());
+        let wants_scored = !self.scored.is_empty();
         let mut scored = Vec::new();
+        // A regression's probabilities are empty: `p` is None for it.
         let mut take = |f: &Features, y: f64, p: Option<Probabilities>| {
             predictions.push(Prediction { id: f.id, y });
-            if let Some(p) = p {
+            if let Some(p) = p.filter(|_| wants_scored) {
                 scored.push(Scored {
                     id: f.id,
                     x: f.x.clone(),
@@ -170,27 +165,24 @@ impl ModelActor {
                 });
             }
         };
-        let classifier = m.classes().is_some();
         match m.predict_rows(&rows) {
             Ok((ys, ps)) => {
                 let mut ps = ps.into_iter();
                 for (f, y) in batch.items.iter().zip(ys) {
-                    take(f, y, ps.next().filter(|_| classifier));
+                    take(f, y, ps.next());
                 }
             }
             Err(batch_error) => {
                 self.failed_batches += 1;
-                // Bounded: the first ten, then every 1000th.
-                if self.failed_batches <= 10 || self.failed_batches.is_multiple_of(1000) {
+                if worth_logging(self.failed_batches) {
                     tracing::warn!(error = %batch_error, rows = rows.len(), failed_batches = self.failed_batches, "ONNX model failed on a batch; running its rows one by one");
                 }
                 for (f, row) in batch.items.iter().zip(&rows) {
                     match m.predict_rows(std::slice::from_ref(row)) {
-                        Ok((y, mut p)) => take(f, y[0], p.pop().filter(|_| classifier)),
+                        Ok((y, mut p)) => take(f, y[0], p.pop()),
                         Err(e) => {
                             let unpredicted = self.unpredicted.inc() + 1;
-                            // Bounded: the first ten, then every 1000th.
-                            if unpredicted <= 10 || unpredicted.is_multiple_of(1000) {
+                            if worth_logging(unpredicted) {
                                 tracing::error!(
                                     id = f.id,
                                     error = %e,
@@ -203,6 +195,14 @@ impl ModelActor {
                 }
             }
         }
+        let scored = wants_scored
+            .then(|| Batch::new(scored, batch.emitted_at).with_done(batch.done.clone()));
         (predictions, scored)
     }
+}
+
+/// Whether the `n`-th of a repeated event is logged: the first ten, then
+/// every 1000th (a bounded log, whatever the count).
+fn worth_logging(n: u64) -> bool {
+    n <= 10 || n.is_multiple_of(1000)
 }
