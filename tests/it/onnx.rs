@@ -234,25 +234,10 @@ async fn an_onnx_classifier_runs_split_and_only_its_model_process_needs_the_libr
         "--monitor-window",
         &window,
     ];
-    let mut metric = broker.spawn("metric", "metric,plot", &own);
-    metric.wait_log("inbound consumer started", 3, START).await;
-    let mut env = broker.env();
-    env.push((
-        "ORT_DYLIB_PATH".into(),
-        support::provision::onnxruntime_library()
-            .display()
-            .to_string(),
-    ));
-    let mut model = RoleProc::spawn_at(&broker.url, "model", "model", &own, &env);
-    model.wait_log("inbound consumer started", 1, START).await;
-    let source_args: Vec<&str> = own
-        .iter()
-        .copied()
-        .chain(["--order", "sequential", "--rate", "2000"])
-        .collect();
-    let mut source = broker.spawn("features", "features", &source_args);
-    source.expect_exit_ok(RUN).await;
-    metric.wait_rows(1000, RUN).await;
+    let library = support::provision::onnxruntime_library();
+    let model_env = [("ORT_DYLIB_PATH".to_owned(), library.display().to_string())];
+    let (mut metric, mut model) =
+        crate::split_own::run_split(&broker, &own, &[], &model_env, 1000, 3).await;
     model.stop(STOP).await;
     metric.stop(STOP).await;
     // Row k of the file has the k-th smallest id (`--order sequential`).

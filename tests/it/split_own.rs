@@ -56,13 +56,15 @@ fn rows_as_written(data: &Path, logs: &Path, out: &Path) -> usize {
 }
 
 /// The three processes of one run of `data` (target `target`, artifact
-/// `model`, windows of `window` rows), `metric_args` for the metric's:
-/// returns the metric's process once every row has its record, the
-/// others stopped.
-async fn run_split(
+/// `model`, windows of `window` rows), `metric_args` for the metric's,
+/// `model_env` more variables for the model's only: returns the metric's
+/// and the model's processes once every row has its record, the source
+/// finished.
+pub(crate) async fn run_split(
     broker: &TestBroker,
     own: &[&str],
     metric_args: &[&str],
+    model_env: &[(String, String)],
     rows: usize,
     metric_consumers: usize,
 ) -> (RoleProc, RoleProc) {
@@ -71,7 +73,9 @@ async fn run_split(
     metric
         .wait_log("inbound consumer started", metric_consumers, START)
         .await;
-    let mut model = broker.spawn("model", "model", own);
+    let mut env = broker.env();
+    env.extend(model_env.iter().cloned());
+    let mut model = RoleProc::spawn_at(&broker.url, "model", "model", own, &env);
     model.wait_log("inbound consumer started", 1, START).await;
     let source_args: Vec<&str> = own
         .iter()
@@ -151,7 +155,7 @@ async fn a_regression_of_your_own_data_runs_split_by_column_name_and_agrees_with
     let sk_rows = run_own::expected("train.csv", "shifted.csv")["rows"]
         .as_u64()
         .unwrap() as usize;
-    let (mut metric, mut model) = run_split(&broker, &own, &[], sk_rows, 3).await;
+    let (mut metric, mut model) = run_split(&broker, &own, &[], &[], sk_rows, 3).await;
 
     // The wire: values by name, a new level as its text, one fingerprint.
     let got = drain(&conn, &broker.plot_queue, sk_rows, FLOW).await;
@@ -236,7 +240,7 @@ async fn a_classifier_of_your_own_data_runs_split_and_its_monitor_gets_the_proba
     probe.stop(STOP).await;
     watch_queue(&conn, &broker, &broker.plot_queue, "scored").await;
     let rows = std::fs::read_to_string(&data).unwrap().lines().count() - 1;
-    let (mut metric, mut model) = run_split(&broker, &own, &[], rows, 3).await;
+    let (mut metric, mut model) = run_split(&broker, &own, &[], &[], rows, 3).await;
     model.stop(STOP).await;
     metric.stop(STOP).await;
     let got = drain(&conn, &broker.plot_queue, rows, FLOW).await;
