@@ -27,10 +27,11 @@ use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
 pub use connection::{check_topology, BROKER_OP_TIMEOUT};
-pub use publish::actor::BridgeActor;
+pub use publish::actor::{BatchForm, BridgeActor};
 pub use publish::stats::{BridgeStats, StatsSnapshot};
 
 use crate::config::{BridgeSettings, HistorySettings, InboundSettings};
+use crate::core::backlog::Hold;
 use crate::core::messages::{Batch, Kind};
 use crate::core::metrics::Metrics;
 use crate::core::schema::WireSchema;
@@ -103,6 +104,7 @@ impl Bridge {
         settings: BridgeSettings,
         history: Option<HistorySettings>,
         schema: Option<Arc<WireSchema>>,
+        batch: Option<BatchForm>,
         metrics: &Metrics,
     ) -> std::io::Result<Bridge> {
         let stats = Arc::new(BridgeStats::registered(metrics));
@@ -137,7 +139,7 @@ impl Bridge {
             shutdown_rx,
         ));
         let (actor_outbox, actor_schema) = (outbox.clone(), schema.clone());
-        let actor = Supervisor::start(move |_| BridgeActor::new(actor_outbox, actor_schema));
+        let actor = Supervisor::start(move |_| BridgeActor::new(actor_outbox, actor_schema, batch));
         Ok(Bridge {
             actor,
             outbox,
@@ -170,13 +172,15 @@ impl Bridge {
         }
     }
 
-    /// Starts an inbound consumer of `queue` (bound to `kind`) feeding `target`.
+    /// Starts an inbound consumer of `queue` (bound to `kind`) feeding
+    /// `target`, holding back while `hold` says so.
     pub fn consume<T: Decode>(
         &mut self,
         queue: &str,
         kind: Kind,
         target: Recipient<Batch<T>>,
         settings: &InboundSettings,
+        hold: Option<Hold>,
     ) where
         Batch<T>: actix::Message<Result = ()> + Send,
     {
@@ -187,6 +191,7 @@ impl Bridge {
             target,
             stats: stats.clone(),
             schema: self.schema.clone(),
+            hold,
         };
         self.consumers_timeout = settings.shutdown_timeout;
         let run = inbound.run(

@@ -105,6 +105,7 @@ async fn replay_rate(url: &str, n: usize) -> anyhow::Result<f64> {
         history: stream_settings(),
         prefetch: 1000,
         max_body_bytes: 65_536,
+        max_batch_bytes: 1 << 20,
     };
     let mut got = 0usize;
     let mut count = |_: &crate::history::Entry| {

@@ -29,6 +29,7 @@ fn spawn(
     tag: &str,
     role: &str,
     extra: &[&str],
+    batch: bool,
 ) -> anyhow::Result<Role> {
     let dir = tempfile::tempdir()?;
     let child = Command::new(std::env::current_exe()?)
@@ -40,6 +41,7 @@ fn spawn(
         .args(extra)
         .env("MODELWATCH__BRIDGE__EXCHANGE", format!("{tag}.x"))
         .env("MODELWATCH__BRIDGE__LEGACY_QUEUES", "false")
+        .env("MODELWATCH__BRIDGE__BATCH", batch.to_string())
         .env("MODELWATCH__INBOUND__MODEL_QUEUE", format!("{tag}.model"))
         .env(
             "MODELWATCH__INBOUND__METRIC_TRUTH_QUEUE",
@@ -102,23 +104,16 @@ fn terminate(role: &mut Role) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn once(
-    opts: &BenchOptions,
-    url: &str,
-    models: usize,
-    samples: usize,
-    run: usize,
-) -> anyhow::Result<f64> {
-    once_with(
-        opts,
-        url,
-        &format!("{models}.{run}"),
-        models,
-        samples,
-        &[],
-        2,
-    )
-    .map(|r| r.rate)
+/// One split run's shape: model processes, samples, the flags of every
+/// process, the metric's consumers (to wait for) and the message form.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Layout<'a> {
+    pub models: usize,
+    pub samples: usize,
+    pub args: &'a [&'a str],
+    pub consumers: usize,
+    /// Batch messages (`bridge.batch`) in every process.
+    pub batch: bool,
 }
 
 /// A timed run: its rate, and the cores each part used on average while it
@@ -180,13 +175,10 @@ pub(super) fn once_with(
     opts: &BenchOptions,
     url: &str,
     name: &str,
-    models: usize,
-    samples: usize,
-    args: &[&str],
-    consumers: usize,
+    layout: Layout,
 ) -> anyhow::Result<SplitRun> {
     let tag = format!("modelwatch_bench_split.{}.{name}", std::process::id());
-    let result = timed(opts, url, &tag, models, samples, args, consumers);
+    let result = timed(opts, url, &tag, layout);
     // Deleted whatever happened (a failed run leaves no queue behind).
     let removed = remove_topology(url, &tag);
     let rate = result?;
@@ -194,18 +186,17 @@ pub(super) fn once_with(
     Ok(rate)
 }
 
-fn timed(
-    opts: &BenchOptions,
-    url: &str,
-    tag: &str,
-    models: usize,
-    samples: usize,
-    args: &[&str],
-    consumers: usize,
-) -> anyhow::Result<SplitRun> {
-    let mut metric = spawn(opts, url, tag, "metric", args)?;
+fn timed(opts: &BenchOptions, url: &str, tag: &str, layout: Layout) -> anyhow::Result<SplitRun> {
+    let Layout {
+        models,
+        samples,
+        args,
+        consumers,
+        batch,
+    } = layout;
+    let mut metric = spawn(opts, url, tag, "metric", args, batch)?;
     let mut workers = (0..models)
-        .map(|_| spawn(opts, url, tag, "model", args))
+        .map(|_| spawn(opts, url, tag, "model", args, batch))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = |r: &Role, n| {
         wait_for(
@@ -233,7 +224,7 @@ fn timed(
         .copied()
         .chain(["--count", &n, "--rate", "0"])
         .collect();
-    let mut features = spawn(opts, url, tag, "features", &source)?;
+    let mut features = spawn(opts, url, tag, "features", &source, batch)?;
     let csv = metric.dir.path().join("metric_log.csv");
     wait_for(&csv, "every row", Duration::from_secs(300), |t| {
         t.lines().count() > samples
@@ -286,18 +277,45 @@ fn remove_topology(url: &str, tag: &str) -> anyhow::Result<()> {
     })
 }
 
+/// The split layout of the diabetes data with one sample per message,
+/// then with batch messages (`bridge.batch`, over ten times the samples,
+/// so that a run lasts long enough to time), 1 and 2 model workers each;
+/// every rate beside the per-sample form's with one worker.
 pub fn bench(opts: &BenchOptions, url: &str) -> anyhow::Result<Vec<Figure>> {
-    let samples = if opts.quick { 300 } else { 20_000 };
     let mut figures = Vec::new();
-    for models in [1, 2] {
-        let rates = (0..opts.runs)
-            .map(|run| once(opts, url, models, samples, run))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        figures.push(Figure::new(
-            format!("split layout, {models} model worker(s): end-to-end samples/s"),
-            format!("{:.0}", median(rates)),
-            format!("features + {models} model + metric processes, {samples} samples, until every row is written"),
-        ));
+    let mut base = None;
+    for batch in [false, true] {
+        let samples = match (opts.quick, batch) {
+            (true, _) => 300,
+            (false, false) => 20_000,
+            (false, true) => 300_000,
+        };
+        for models in [1, 2] {
+            let layout = Layout {
+                models,
+                samples,
+                args: &[],
+                consumers: 2,
+                batch,
+            };
+            let runs = (0..opts.runs)
+                .map(|run| {
+                    let name = format!("{}{models}.{run}", if batch { "b" } else { "" });
+                    once_with(opts, url, &name, layout).map(|r| r.rate)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let rate = median(runs);
+            let base = *base.get_or_insert(rate);
+            let form = match batch {
+                true => "batch messages (bridge.batch, up to 512 samples each)",
+                false => "one message per sample",
+            };
+            figures.push(Figure::new(
+                format!("split layout, {form}, {models} model worker(s): end-to-end samples/s"),
+                format!("{rate:.0} ({:.2}x one worker, one message per sample)", rate / base),
+                format!("features + {models} model + metric processes, {samples} samples, until every row is written"),
+            ));
+        }
     }
     Ok(figures)
 }

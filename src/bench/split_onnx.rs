@@ -111,10 +111,13 @@ pub fn bench(opts: &BenchOptions, url: &str) -> anyhow::Result<Vec<Figure>> {
                         opts,
                         url,
                         &format!("{name}.{workers}.{run}"),
-                        workers,
-                        samples,
-                        &a,
-                        3,
+                        super::split::Layout {
+                            models: workers,
+                            samples,
+                            args: &a,
+                            consumers: 3,
+                            batch: false,
+                        },
                     )
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;

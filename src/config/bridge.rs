@@ -58,7 +58,17 @@ pub struct BridgeSettings {
     pub stats_interval: Duration,
     /// AMQP heartbeat, in seconds (0 = broker's choice).
     pub heartbeat: u16,
+    /// Publish several samples per message (the batch form of
+    /// docs/wire.md), for modelwatch processes on the other end; off, every
+    /// sample is its own message, the form outside consumers and the
+    /// original Python services read.
+    pub batch: bool,
+    /// Most samples in one batch message.
+    pub batch_max: usize,
 }
+
+/// Most samples a batch message may carry (`bridge.batch_max`).
+pub const MAX_BATCH_SAMPLES: usize = 65_536;
 
 impl Default for BridgeSettings {
     fn default() -> Self {
@@ -76,6 +86,8 @@ impl Default for BridgeSettings {
             backoff_max: Duration::from_secs(10),
             stats_interval: Duration::from_secs(30),
             heartbeat: 10,
+            batch: false,
+            batch_max: 512,
         }
     }
 }
@@ -131,7 +143,8 @@ impl Check for BridgeSettings {
             MIN_PERIOD,
             DAY,
         )?;
-        in_range("bridge.heartbeat", self.heartbeat as usize, 0, 3600)
+        in_range("bridge.heartbeat", self.heartbeat as usize, 0, 3600)?;
+        in_range("bridge.batch_max", self.batch_max, 1, MAX_BATCH_SAMPLES)
     }
 }
 

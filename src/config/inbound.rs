@@ -35,6 +35,10 @@ impl QueueType {
     }
 }
 
+/// Most bytes of message bodies one consumer may hold unacked
+/// (`inbound.prefetch` × `inbound.max_batch_bytes`).
+pub const MAX_HELD_BYTES: u64 = 4 << 30;
+
 /// Consumers that feed local actors from RabbitMQ.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +53,9 @@ pub struct InboundSettings {
     pub batch_size: usize,
     /// Larger message bodies are dead-lettered.
     pub max_body_bytes: usize,
+    /// Larger batch bodies (several samples, `bridge.batch`) are
+    /// dead-lettered; each of its samples is held to `max_body_bytes`.
+    pub max_batch_bytes: usize,
     /// Work queue of the model role (bound to `features`); model processes share it.
     pub model_queue: String,
     /// Work queues of the metric role (bound to `y_true` and `y_pred`).
@@ -84,6 +91,7 @@ impl Default for InboundSettings {
             prefetch: 1000,
             batch_size: 250,
             max_body_bytes: 65_536,
+            max_batch_bytes: 1 << 20,
             model_queue: "ml_pipeline.model".into(),
             metric_truth_queue: "ml_pipeline.metric.y_true".into(),
             metric_prediction_queue: "ml_pipeline.metric.y_pred".into(),
@@ -215,6 +223,25 @@ impl Check for InboundSettings {
         in_range("inbound.prefetch", self.prefetch as usize, 1, 65_535)?;
         in_range("inbound.batch_size", self.batch_size, 1, 65_536)?;
         in_range("inbound.max_body_bytes", self.max_body_bytes, 64, 128 << 20)?;
+        in_range(
+            "inbound.max_batch_bytes",
+            self.max_batch_bytes,
+            self.max_body_bytes,
+            128 << 20,
+        )?;
+        // What a consumer may hold at once: `prefetch` unacked deliveries.
+        let held = self.prefetch as u64 * self.max_batch_bytes as u64;
+        if held > MAX_HELD_BYTES {
+            return Err(ConfigError::invalid(
+                "inbound.max_batch_bytes",
+                format!(
+                    "times inbound.prefetch ({}) is {} MiB a consumer may hold unacked; at most {} MiB: lower one of them",
+                    self.prefetch,
+                    held >> 20,
+                    MAX_HELD_BYTES >> 20
+                ),
+            ));
+        }
         for (key, name) in [
             ("inbound.model_queue", &self.model_queue),
             ("inbound.metric_truth_queue", &self.metric_truth_queue),

@@ -136,6 +136,7 @@ impl Settings {
         self.logs.check()?;
         self.bridge.check()?;
         self.inbound.check()?;
+        self.batch_limits()?;
         self.history.check()?;
         if self.history.enabled && !self.bridge.enabled {
             return Err(ConfigError::invalid(
@@ -156,6 +157,28 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "inbound.legacy",
                 "reads the Python services' queues, which carry the diabetes data; a run of your own data (data.path) reads its own work queues (docs/wire.md)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Batch bodies (`bridge.batch`) are for modelwatch processes on the
+    /// other end: not for the original Python services' queues, which
+    /// read one sample per message.
+    fn batch_limits(&self) -> Result<(), ConfigError> {
+        if !self.bridge.batch {
+            return Ok(());
+        }
+        if self.inbound.legacy {
+            return Err(ConfigError::invalid(
+                "bridge.batch",
+                "sends several samples per message, which the original Python services cannot read, and inbound.legacy (--legacy-inbound) works with them: turn one off",
+            ));
+        }
+        if self.bridge.legacy_queues {
+            return Err(ConfigError::invalid(
+                "bridge.batch",
+                "sends several samples per message, which the original Python services' queues (bridge.legacy_queues) would receive and they cannot read: set bridge.legacy_queues = false",
             ));
         }
         Ok(())

@@ -9,6 +9,7 @@
 
 pub mod actor;
 pub mod append_file;
+pub mod backlog;
 pub mod data;
 pub mod done;
 pub mod exit;

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::position::{Start, Until};
 use crate::amqp::connection;
+use crate::amqp::consume::decode::{batch_elements, BATCH_CONTENT_TYPE};
 use crate::config::BridgeSettings;
 use crate::core::text::bounded_text;
 use crate::core::text::redact_url;
@@ -73,6 +74,8 @@ pub struct StreamSource {
     pub prefetch: u16,
     /// Larger bodies are skipped, counted (`inbound.max_body_bytes`).
     pub max_body_bytes: usize,
+    /// Larger batch bodies are skipped, counted (`inbound.max_batch_bytes`).
+    pub max_batch_bytes: usize,
 }
 
 impl StreamSource {
@@ -85,6 +88,7 @@ impl StreamSource {
             history: settings.history.clone(),
             prefetch: settings.inbound.prefetch,
             max_body_bytes: settings.inbound.max_body_bytes,
+            max_batch_bytes: settings.inbound.max_batch_bytes,
         }
     }
 }
@@ -160,16 +164,38 @@ fn delivery_offset(d: &lapin::message::Delivery) -> Option<u64> {
     }
 }
 
-/// Turns a delivery into an [`Entry`]; `None` for one that is not a
-/// history message (unknown key, not JSON, too large).
-fn entry(d: &lapin::message::Delivery, offset: u64, max_body: usize) -> Option<Entry> {
+/// Turns a delivery into its [`Entry`]s, in order: one, or one per sample
+/// of a batch message (`bridge.batch`, all at the delivery's offset);
+/// `None` for one that is not a history message (unknown key, not JSON,
+/// too large), for the whole delivery or for one sample of a batch.
+fn entries(d: &lapin::message::Delivery, offset: u64, source: &StreamSource) -> Vec<Option<Entry>> {
+    let is_batch = d
+        .properties
+        .content_type()
+        .as_ref()
+        .is_some_and(|c| c.as_str() == BATCH_CONTENT_TYPE);
+    if !is_batch {
+        return vec![entry(d, &d.data, offset, source.max_body_bytes)];
+    }
+    match batch_elements(&d.data, source.max_batch_bytes) {
+        Ok(elements) => elements
+            .into_iter()
+            .map(|e| entry(d, e.get().as_bytes(), offset, source.max_body_bytes))
+            .collect(),
+        Err(_) => vec![None],
+    }
+}
+
+/// The [`Entry`] of one message `body` of delivery `d`; `None` for one
+/// that is not a history message (unknown key, not JSON, too large).
+fn entry(d: &lapin::message::Delivery, body: &[u8], offset: u64, max_body: usize) -> Option<Entry> {
     let key = super::position::KEYS
         .iter()
         .find(|k| **k == d.routing_key.as_str())?;
-    if d.data.len() > max_body {
+    if body.len() > max_body {
         return None;
     }
-    let json: serde_json::Value = serde_json::from_slice(&d.data).ok()?;
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
     let message_id = d
         .properties
         .message_id()
@@ -524,13 +550,15 @@ fn hand_on(
             return Ok(true);
         }
     }
-    match entry(delivery, offset, req.source.max_body_bytes) {
-        Some(e) if req.keys.contains(&e.key) => {
-            sink(&e).map_err(|e| Attempt::Fatal(ReadError::Sink(e)))?;
-            report.kept += 1;
+    for e in entries(delivery, offset, req.source) {
+        match e {
+            Some(e) if req.keys.contains(&e.key) => {
+                sink(&e).map_err(|e| Attempt::Fatal(ReadError::Sink(e)))?;
+                report.kept += 1;
+            }
+            Some(_) => {}
+            None => report.malformed += 1,
         }
-        Some(_) => {}
-        None => report.malformed += 1,
     }
     report.last_offset = Some(offset);
     Ok(finished(req.stop, report))

@@ -28,6 +28,7 @@
 //! `metric.max_pending`, is counted and logged; it is never requeued.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::MetricSettings;
 use crate::core::actor::fatal_dead_actor;
 use crate::core::append_file::AppendFile;
+use crate::core::backlog::Backlog;
 use crate::core::done::Done;
 use crate::core::fanout::Fanout;
 use crate::core::messages::{Batch, Kind, MetricRecord, Prediction, SampleId, Truth};
@@ -98,6 +100,9 @@ pub struct MetricActor {
     /// Completion tokens of inbound batches whose rows (and waiting halves)
     /// await the next flush.
     awaiting_flush: Vec<Done>,
+    /// The join's waiting halves by side, for the inbound consumers
+    /// ([`crate::core::backlog`]).
+    backlog: Arc<Backlog>,
     files: MetricFiles,
     journal: Option<Journal>,
     /// Halves read from the journal at start, until the actor first starts.
@@ -147,6 +152,7 @@ impl MetricActor {
             recent,
             redelivered: 0,
             awaiting_flush: Vec::new(),
+            backlog: Arc::default(),
             csv_path: files.csv.path().to_owned(),
             files,
             rewrite_journal: journal.is_some(),
@@ -165,6 +171,19 @@ impl MetricActor {
             unwritten: 0,
             unwritten_labels: 0,
         }
+    }
+
+    /// Publishes the join's waiting halves to `backlog`.
+    pub fn with_backlog(mut self, backlog: Arc<Backlog>) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// The join's waiting halves: the gauge and the backlog.
+    fn note_waiting(&self) {
+        self.metrics.join_waiting.set(self.joiner.pending() as i64);
+        let (truths, predictions) = self.joiner.waiting_by_side();
+        self.backlog.set_halves(truths, predictions);
     }
 
     /// Links the restart policy to the run (see [`RestartLink`]).
@@ -239,7 +258,7 @@ impl MetricActor {
         // (The journal is rewritten at the first flush, with what waits.)
         self.journal_dropped();
         self.metrics.journal_restored.inc_by(self.restored);
-        self.metrics.join_waiting.set(self.joiner.pending() as i64);
+        self.note_waiting();
         tracing::info!(
             restored = self.restored,
             already_written = skipped,
@@ -463,7 +482,7 @@ impl MetricActor {
             .join_dropped("duplicate", after.duplicates - before.duplicates);
         self.metrics
             .join_dropped("redelivered", self.redelivered - redelivered_before);
-        self.metrics.join_waiting.set(self.joiner.pending() as i64);
+        self.note_waiting();
         self.accept(&mut records, batch.emitted_at, ctx);
         if batch.done.is_some() {
             // Inbound deliveries are acked once their rows are in the file:
@@ -498,7 +517,7 @@ impl Actor for MetricActor {
             let dropped = act.joiner.expire(Instant::now());
             act.journal_dropped();
             act.metrics.join_dropped("expired", dropped);
-            act.metrics.join_waiting.set(act.joiner.pending() as i64);
+            act.note_waiting();
             if dropped > 0 {
                 tracing::warn!(
                     dropped,
@@ -596,7 +615,7 @@ impl Handler<FlushAndReport> for MetricActor {
             );
             return Err(self.unwritten_message(&e));
         }
-        self.metrics.join_waiting.set(self.joiner.pending() as i64);
+        self.note_waiting();
         Ok(MetricReport {
             rows_written: self.rows,
             join: self.joiner.stats,

@@ -66,6 +66,8 @@ pub struct Joiner {
     /// Ids in arrival order; may hold entries already matched (stale).
     order: VecDeque<(SampleId, Instant)>,
     max_pending: usize,
+    /// Truths among the waiting halves (the rest are predictions).
+    truths: usize,
     ttl: Duration,
     /// With [`Joiner::tracking_dropped`]: ids expired or evicted, until taken.
     dropped: Option<Vec<SampleId>>,
@@ -78,6 +80,7 @@ impl Joiner {
             pending: HashMap::default(),
             order: VecDeque::new(),
             max_pending: max_pending.max(1),
+            truths: 0,
             ttl,
             dropped: None,
             stats: JoinStats::default(),
@@ -110,6 +113,18 @@ impl Joiner {
         self.pending.len()
     }
 
+    /// The waiting halves by side: (truths, predictions).
+    pub fn waiting_by_side(&self) -> (usize, usize) {
+        (self.truths, self.pending.len() - self.truths)
+    }
+
+    /// Forgets the waiting half of `id`.
+    fn remove(&mut self, id: SampleId) {
+        if let Some((Half::Truth(_), _)) = self.pending.remove(&id) {
+            self.truths -= 1;
+        }
+    }
+
     /// Adds a true target; returns the record if its prediction was waiting.
     pub fn add_truth(&mut self, id: SampleId, y: f64, now: Instant) -> Option<MetricRecord> {
         match self.add(id, Half::Truth(y), now) {
@@ -131,7 +146,7 @@ impl Joiner {
         match (self.pending.get(&id).map(|(h, _)| *h), half) {
             (Some(Half::Truth(t)), Half::Prediction(p))
             | (Some(Half::Prediction(p)), Half::Truth(t)) => {
-                self.pending.remove(&id);
+                self.remove(id);
                 self.stats.matched += 1;
                 self.compact_if_stale();
                 Added::Joined(MetricRecord::join(id, t, p))
@@ -145,6 +160,9 @@ impl Joiner {
                     if self.pop_oldest() {
                         self.stats.evicted += 1;
                     }
+                }
+                if let Half::Truth(_) = half {
+                    self.truths += 1;
                 }
                 self.pending.insert(id, (half, now));
                 self.order.push_back((id, now));
@@ -161,7 +179,7 @@ impl Joiner {
                 self.order.pop_front();
             } else if now.duration_since(at) > self.ttl {
                 self.order.pop_front();
-                self.pending.remove(&id);
+                self.remove(id);
                 self.note_dropped(id);
                 dropped += 1;
             } else {
@@ -190,7 +208,7 @@ impl Joiner {
     fn pop_oldest(&mut self) -> bool {
         while let Some((id, at)) = self.order.pop_front() {
             if self.is_live(id, at) {
-                self.pending.remove(&id);
+                self.remove(id);
                 self.note_dropped(id);
                 return true;
             }

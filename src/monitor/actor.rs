@@ -34,6 +34,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 
 use crate::config::{MonitorSettings, Settings};
+use crate::core::backlog::Backlog;
 use crate::core::ids::IdGenerator;
 use crate::core::log_paths::LogPaths;
 use crate::core::messages::{Batch, Features, MetricRecord, Published, Scored};
@@ -197,6 +198,8 @@ pub struct ToExchange {
 
 pub struct MonitorActor {
     monitor: Monitor,
+    /// Its waiting features, for the inbound consumer of features.
+    backlog: Arc<Backlog>,
     files: MonitorFiles,
     series: OverTime,
     baseline: Baseline,
@@ -417,6 +420,7 @@ impl MonitorActor {
         metrics.set_baseline(&baseline);
         let rules = monitor.rule_names();
         MonitorActor {
+            backlog: Arc::default(),
             monitor,
             files,
             series: OverTime::new(files::SERIES_POINTS),
@@ -541,6 +545,19 @@ impl MonitorActor {
     fn count_unmatched(&mut self, at_end: bool) {
         let n = self.monitor.take_unmatched(at_end);
         self.metrics.features_unmatched.inc_by(n);
+        self.backlog.set_features(self.monitor.features_waiting());
+    }
+
+    /// Publishes the features waiting for their record to `backlog`
+    /// ([`crate::core::backlog`]).
+    pub fn with_backlog(mut self, backlog: Arc<Backlog>) -> MonitorActor {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Most features that wait for their record.
+    pub fn features_bound(&self) -> usize {
+        self.monitor.features_bound()
     }
 
     /// What is left unwritten at the end: counted and dropped, and a row

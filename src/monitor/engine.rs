@@ -321,6 +321,16 @@ impl Monitor {
         }
     }
 
+    /// Features waiting for their record now.
+    pub fn features_waiting(&self) -> usize {
+        self.features.len()
+    }
+
+    /// Most features that wait for their record: past it the oldest go.
+    pub fn features_bound(&self) -> usize {
+        self.size + FEATURES_KEPT
+    }
+
     /// Features dropped because no record of theirs came, since the last
     /// call; `at_end` drops (and counts) those still waiting too.
     pub fn take_unmatched(&mut self, at_end: bool) -> u64 {

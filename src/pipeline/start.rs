@@ -5,13 +5,16 @@
 //! role whose producer runs in another process. Every actor is made from
 //! what the restore step read: none reads the broker as it is made.
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use anyhow::Context as _;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::amqp::{Bridge, BridgeActor};
+use crate::amqp::{BatchForm, Bridge, BridgeActor};
 use crate::config::{InboundSettings, Role, Settings};
+use crate::core::backlog::{Backlog, Hold, Side};
 use crate::core::fanout::Fanout;
 use crate::core::messages::{Batch, Features, Kind, MetricRecord, Prediction, Scored, Truth};
 use crate::core::metrics::Metrics;
@@ -41,6 +44,10 @@ pub(super) fn bridge(
                 settings.bridge.clone(),
                 settings.history.enabled.then(|| settings.history.clone()),
                 schema,
+                settings.bridge.batch.then_some(BatchForm {
+                    max_samples: settings.bridge.batch_max,
+                    max_bytes: settings.inbound.max_batch_bytes,
+                }),
                 metrics,
             )
             .context("starting the AMQP runtime")?,
@@ -83,6 +90,12 @@ pub(super) struct Routes {
     /// with the class probabilities ([`Scored`]), not from the source
     /// (from RabbitMQ, `scored`, when the model runs elsewhere).
     pub(super) monitor_takes_scored: bool,
+    /// The metric's waiting halves by side and the monitor's waiting
+    /// features, which hold back the inbound consumer of an input that
+    /// runs ahead ([`crate::core::backlog`]).
+    pub(super) join_backlog: Arc<Backlog>,
+    /// Most features the monitor keeps waiting for their record.
+    pub(super) monitor_features_bound: usize,
 }
 
 impl Routes {
@@ -199,6 +212,8 @@ impl Actors {
             ),
             monitor: None,
             monitor_takes_scored: model.as_ref().is_some_and(|m| m.classes().is_some()),
+            join_backlog: Arc::default(),
+            monitor_features_bound: 1,
         };
         // The monitor's statistics cost more than the other observers':
         // a thread of its own, so it never starves them, at a low
@@ -210,8 +225,10 @@ impl Actors {
             windows: b.actor.clone().recipient(),
             events: b.actor.clone().recipient(),
         });
+        let backlog = routes.join_backlog.clone();
+        routes.monitor_features_bound = monitor.as_ref().map_or(1, MonitorActor::features_bound);
         routes.monitor = monitor.map(|actor| {
-            let actor = actor.with_bridge(to_exchange);
+            let actor = actor.with_bridge(to_exchange).with_backlog(backlog);
             MonitorActor::start_in_arbiter(&monitor_thread.handle(), move |_| actor)
         });
         routes.plot = plot.map(|actor| Supervisor::start(move |_| actor));
@@ -219,8 +236,11 @@ impl Actors {
         let metric_thread = Arbiter::new();
         routes.metric = metric.map(|(files, recent)| {
             let (out, settings, m) = (routes.records(), settings.metric.clone(), metrics.clone());
+            let backlog = routes.join_backlog.clone();
             Supervisor::start_in_arbiter(&metric_thread.handle(), move |_| {
-                MetricActor::new(files, out, settings, recent, m).with_link(link)
+                MetricActor::new(files, out, settings, recent, m)
+                    .with_link(link)
+                    .with_backlog(backlog)
             })
         });
         routes.model = model.filter(|_| settings.runs(Role::Model)).map(|m| {
@@ -319,27 +339,31 @@ fn forward_features(settings: &Settings, bridge: &Option<Bridge>) -> Fanout<Batc
 /// elsewhere (queue, kind, the actor it feeds).
 pub(super) fn consume_remote_inputs(bridge: &mut Bridge, routes: &Routes, settings: &Settings) {
     let (q, remote) = (&settings.inbound, |role| !settings.runs(role));
+    // A side of the join that runs ahead waits (in its queue).
+    let hold = |side, bound| Some(Hold::new(routes.join_backlog.clone(), side, bound));
+    let max_pending = settings.metric.max_pending;
+    let features_hold = hold(Side::Features, routes.monitor_features_bound);
     if let (Some(model), true) = (&routes.model, remote(Role::Features)) {
-        bridge.consume::<Features>(&q.model_queue, Kind::Features, model.clone().recipient(), q);
+        let to = model.clone().recipient();
+        bridge.consume::<Features>(&q.model_queue, Kind::Features, to, q, None);
     }
     if let (Some(metric), true) = (&routes.metric, remote(Role::Features)) {
-        bridge.consume::<Truth>(
-            &q.metric_truth_queue,
-            Kind::YTrue,
-            metric.clone().recipient(),
-            q,
-        );
+        let (to, queue) = (metric.clone().recipient(), &q.metric_truth_queue);
+        bridge.consume::<Truth>(queue, Kind::YTrue, to, q, hold(Side::Truths, max_pending));
     }
     if let (Some(metric), true) = (&routes.metric, remote(Role::Model)) {
+        let (to, queue) = (metric.clone().recipient(), &q.metric_prediction_queue);
         bridge.consume::<Prediction>(
-            &q.metric_prediction_queue,
+            queue,
             Kind::YPred,
-            metric.clone().recipient(),
+            to,
             q,
+            hold(Side::Predictions, max_pending),
         );
     }
     if let (Some(plot), true) = (&routes.plot, remote(Role::Metric)) {
-        bridge.consume::<MetricRecord>(&q.plot_queue, Kind::Metrics, plot.clone().recipient(), q);
+        let to = plot.clone().recipient();
+        bridge.consume::<MetricRecord>(&q.plot_queue, Kind::Metrics, to, q, None);
     }
     // The monitor runs with the metric; its drift tests need the features,
     // and a classifier's windows its probabilities: the model's scored
@@ -355,6 +379,7 @@ pub(super) fn consume_remote_inputs(bridge: &mut Bridge, routes: &Routes, settin
             Kind::Scored,
             monitor.clone().recipient(),
             q,
+            features_hold,
         );
     } else if let (Some(monitor), true, false) = (
         &routes.monitor,
@@ -366,6 +391,7 @@ pub(super) fn consume_remote_inputs(bridge: &mut Bridge, routes: &Routes, settin
             Kind::Features,
             monitor.clone().recipient(),
             q,
+            features_hold,
         );
     }
 }

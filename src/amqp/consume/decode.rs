@@ -13,9 +13,17 @@
 //! quotes at most [`EXCERPT_BYTES`] of the input, as escaped JSON, and is
 //! cut at [`MAX_REASON_BYTES`]: it goes into a header and a log line, and a
 //! reason that repeated a 65 KB body once overflowed the broker's frame size.
+//!
+//! A batch message ([`BATCH_CONTENT_TYPE`], `bridge.batch`) is a JSON array
+//! of such messages: [`batch_elements`] splits it (bounded in bytes and in
+//! samples), and each element is then read as a message of its own, so
+//! that a bad one costs only itself.
 
 use crate::core::text::bounded_text;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::config::bridge::MAX_BATCH_SAMPLES;
 
 use crate::core::data::{FeatureVector, N_FEATURES};
 use crate::core::messages::{
@@ -24,6 +32,64 @@ use crate::core::messages::{
 };
 use crate::core::schema::{WireSchema, SCHEMA_HEADER};
 use crate::core::table::{number_as_level, quoted, ColumnKind, MAX_ABS_CELL};
+
+/// The content type of a batch message: a JSON array of per-sample
+/// messages, each exactly the body it would have alone (docs/wire.md).
+pub const BATCH_CONTENT_TYPE: &str = "application/vnd.modelwatch.batch+json";
+
+/// The elements of a batch body, each as its JSON text, in order. The
+/// whole body is refused when it is over `max_bytes`, not a JSON array,
+/// empty, or of more than [`MAX_BATCH_SAMPLES`] samples; an element is
+/// only split off here, and read (and maybe refused) on its own.
+pub fn batch_elements(bytes: &[u8], max_bytes: usize) -> Result<Vec<&RawValue>, Rejection> {
+    if bytes.len() > max_bytes {
+        return Err(Rejection::TooLarge {
+            size: bytes.len(),
+            max: max_bytes,
+        });
+    }
+    let elements: Elements = serde_json::from_slice(bytes).map_err(|e| {
+        Rejection::NotJson(format!("a batch body is a JSON array of messages: {e}"))
+    })?;
+    if elements.0.is_empty() {
+        return Err(Rejection::BadBody(
+            "an empty batch (a batch message holds at least one sample)".into(),
+        ));
+    }
+    Ok(elements.0)
+}
+
+/// A JSON array's elements, refused past [`MAX_BATCH_SAMPLES`] (before
+/// they are all collected).
+struct Elements<'a>(Vec<&'a RawValue>);
+
+impl<'de> serde::Deserialize<'de> for Elements<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Elements<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "an array of at most {MAX_BATCH_SAMPLES} messages")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(e) = seq.next_element::<&'de RawValue>()? {
+                    if out.len() == MAX_BATCH_SAMPLES {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_BATCH_SAMPLES} samples"
+                        )));
+                    }
+                    out.push(e);
+                }
+                Ok(Elements(out))
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
+}
 
 /// Most bytes of the input a reason quotes.
 pub const EXCERPT_BYTES: usize = 120;

@@ -15,7 +15,17 @@
 //! that publish fails (nack, closed channel), the message is rejected
 //! without requeue instead, so the broker moves it to the work queue's own
 //! dead-letter exchange: a message that cannot be dead-lettered with its
-//! reason never comes back in a loop. Repeated warnings (malformed
+//! reason never comes back in a loop.
+//!
+//! A batch message (several samples, [`BATCH_CONTENT_TYPE`]) is one
+//! delivery: its samples are read one by one, and a bad one is
+//! dead-lettered alone, as a message of its own with the reason and its
+//! place in the batch (`x-batch-index`); the delivery is acked when the
+//! work of the rest is done. If that copy cannot be published, the whole
+//! delivery is rejected to the work queue's own dead-letter exchange, and
+//! none of its samples is handed over (nothing is done twice). A batch
+//! that cannot be split (not a JSON array, over `inbound.max_batch_bytes`,
+//! of another schema) is dead-lettered whole. Repeated warnings (malformed
 //! messages, failed dead-letters, lost connections) are logged at most once
 //! per `bridge.stats_interval`, with a count. Work queues and the dead-letter
 //! queue are bounded (`inbound.queue_max_length`); a work queue past its
@@ -34,10 +44,11 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::watch;
 
-use super::decode::{decode_in, Decode};
+use super::decode::{batch_elements, check_schema, decode_in, Decode, BATCH_CONTENT_TYPE};
 use super::throttle::Throttle;
 use crate::amqp::{connection, topology};
 use crate::config::{BridgeSettings, InboundSettings};
+use crate::core::backlog::Hold;
 use crate::core::done::{Done, Outcome};
 use crate::core::messages::{Batch, Kind};
 use crate::core::metrics::{Metrics, QueueReasonLabel};
@@ -109,7 +120,13 @@ pub struct Inbound<T: Decode> {
     /// The run's schema (data of the user's own): messages of another
     /// schema, or of none, are dead-lettered.
     pub schema: Option<Arc<WireSchema>>,
+    /// When to take no new deliveries: the metric's side of the join that
+    /// runs too far ahead ([`crate::core::backlog`]).
+    pub hold: Option<Hold>,
 }
+
+/// How often a held consumer looks again whether it may go on.
+const HOLD_RECHECK: Duration = Duration::from_millis(5);
 
 /// The delivery tags of a batch handed to the actor.
 struct Handed {
@@ -333,13 +350,17 @@ where
                     return Ok(());
                 }
             }
+            let held = self.hold.as_ref().is_some_and(Hold::holds);
             tokio::select! {
-                delivery = consumer.next(), if consuming => {
+                delivery = consumer.next(), if consuming && !held => {
                     let Some(first) = delivery else {
                         anyhow::bail!("consumer stream ended");
                     };
+                    // Up to `batch_size` deliveries, ending after a batch
+                    // message: one hand-over holds at most `batch_size`
+                    // samples and one batch message's.
                     let mut batch = vec![first?];
-                    while batch.len() < settings.batch_size {
+                    while batch.len() < settings.batch_size && !is_batch(&batch[batch.len() - 1]) {
                         match consumer.next().now_or_never() {
                             Some(Some(d)) => batch.push(d?),
                             _ => break,
@@ -364,6 +385,7 @@ where
                 }
                 _ = shutdown.changed() => {}
                 _ = connection::sleep_until_opt(deadline) => {}
+                _ = tokio::time::sleep(HOLD_RECHECK), if held => {}
             }
         }
     }
@@ -401,33 +423,76 @@ where
         self.stats.received.inc_by(deliveries.len() as u64);
         let redelivered = deliveries.iter().filter(|d| d.redelivered).count();
         self.stats.redelivered.inc_by(redelivered as u64);
-        let mut items = Vec::with_capacity(deliveries.len());
+        // Each sample with its delivery's tag; the tags with a sample.
+        let mut items: Vec<(u64, T)> = Vec::with_capacity(deliveries.len());
         let mut publishes = Vec::new();
         for d in &deliveries {
             let header = schema_header(d);
-            match decode_in::<T>(
-                &d.data,
-                settings.max_body_bytes,
-                self.schema.as_deref(),
-                header.as_deref(),
-            ) {
-                Ok(item) => items.push(item),
-                Err(rejection) => {
-                    let reason = rejection.reason();
-                    self.stats.dead_letter(rejection.kind());
-                    if let Some(count) = warnings.malformed.note(Instant::now()) {
-                        tracing::warn!(queue = %self.queue, reason, count, "inbound: malformed messages dead-lettered");
+            let tag = d.delivery_tag;
+            let mut bad = |body: &[u8],
+                           place: Option<Place>,
+                           rejection: super::decode::Rejection| {
+                let reason = rejection.reason();
+                self.stats.dead_letter(rejection.kind());
+                if let Some(count) = warnings.malformed.note(Instant::now()) {
+                    tracing::warn!(queue = %self.queue, reason, count, "inbound: malformed messages dead-lettered");
+                }
+                let copy = DeadLetter {
+                    body: body.to_vec(),
+                    place,
+                    reason,
+                };
+                publishes.push((tag, copy));
+            };
+            if !is_batch(d) {
+                match decode_in::<T>(
+                    &d.data,
+                    settings.max_body_bytes,
+                    self.schema.as_deref(),
+                    header.as_deref(),
+                ) {
+                    Ok(item) => items.push((tag, item)),
+                    Err(rejection) => bad(&d.data, None, rejection),
+                }
+                continue;
+            }
+            let elements = check_schema(self.schema.as_deref(), header.as_deref())
+                .and_then(|()| batch_elements(&d.data, settings.max_batch_bytes));
+            match elements {
+                Err(rejection) => bad(&d.data, None, rejection),
+                Ok(elements) => {
+                    let size = elements.len();
+                    for (index, e) in elements.into_iter().enumerate() {
+                        let body = e.get().as_bytes();
+                        match decode_in::<T>(
+                            body,
+                            settings.max_body_bytes,
+                            self.schema.as_deref(),
+                            header.as_deref(),
+                        ) {
+                            Ok(item) => items.push((tag, item)),
+                            Err(rejection) => bad(body, Some(Place { index, size }), rejection),
+                        }
                     }
-                    let publish = if dlq.status().connected() {
-                        dead_letter(dlq, settings, &self.queue, d, &reason).await
-                    } else {
-                        Err(lapin::Error::from(std::io::Error::other(
-                            "the dead-letter channel is closed",
-                        )))
-                    };
-                    publishes.push((d.delivery_tag, publish));
                 }
             }
+        }
+        let mut sent = Vec::with_capacity(publishes.len());
+        for (tag, copy) in &publishes {
+            let d = deliveries
+                .iter()
+                .find(|d| d.delivery_tag == *tag)
+                .expect("a tag of this batch");
+            sent.push((
+                *tag,
+                if dlq.status().connected() {
+                    dead_letter(dlq, settings, &self.queue, d, copy).await
+                } else {
+                    Err(lapin::Error::from(std::io::Error::other(
+                        "the dead-letter channel is closed",
+                    )))
+                },
+            ));
         }
         let mut handed = Handed {
             first,
@@ -436,11 +501,18 @@ where
             rejected: Vec::new(),
         };
         let channel_broken = self
-            .settle_dead_letters(ch, publishes, &mut handed, warnings)
+            .settle_dead_letters(ch, sent, &items, &mut handed, warnings)
             .await?;
         if channel_broken || !dlq.status().connected() {
             *dlq = open_dead_letter_channel(conn).await?;
         }
+        // A rejected delivery is whole in the queue's dead-letter exchange:
+        // none of its samples is done here.
+        let items: Vec<T> = items
+            .into_iter()
+            .filter(|(tag, _)| !handed.rejected.contains(tag))
+            .map(|(_, item)| item)
+            .collect();
         if items.is_empty() {
             return Ok((handed, None));
         }
@@ -452,14 +524,16 @@ where
         Ok((handed, Some(outcome)))
     }
 
-    /// Waits for the confirms of the dead-letter copies: a confirmed one
-    /// is acked with its batch (`handed.dead`), one that failed is
-    /// rejected now (`handed.rejected`). True when the dead-letter channel
-    /// broke.
+    /// Waits for the confirms of the dead-letter copies: a delivery whose
+    /// copies are all confirmed and that has no sample in `items` is acked
+    /// with its batch (`handed.dead`); one with a copy that failed is
+    /// rejected now (`handed.rejected`), once. True when the dead-letter
+    /// channel broke.
     async fn settle_dead_letters(
         &self,
         ch: &Channel,
         publishes: Vec<(u64, lapin::Result<lapin::PublisherConfirm>)>,
+        items: &[(u64, T)],
         handed: &mut Handed,
         warnings: &mut Warnings,
     ) -> lapin::Result<bool> {
@@ -473,9 +547,14 @@ where
         });
         let mut channel_broken = false;
         for (tag, confirmed) in futures::future::join_all(confirms).await {
+            if handed.rejected.contains(&tag) {
+                continue;
+            }
             let failure = match confirmed {
                 Ok(Confirmation::Ack(_)) | Ok(Confirmation::NotRequested) => {
-                    handed.dead.push(tag);
+                    if !handed.dead.contains(&tag) && !items.iter().any(|(t, _)| *t == tag) {
+                        handed.dead.push(tag);
+                    }
                     continue;
                 }
                 Ok(Confirmation::Nack(_)) => {
@@ -488,6 +567,7 @@ where
             };
             ch.basic_reject(tag, BasicRejectOptions { requeue: false })
                 .await?;
+            handed.dead.retain(|t| *t != tag);
             handed.rejected.push(tag);
             self.stats.rejected.inc_by(1);
             if let Some(count) = warnings.dead_letter_failed.note(Instant::now()) {
@@ -562,6 +642,29 @@ pub fn schema_header(d: &Delivery) -> Option<String> {
     Some(bounded_text(&text, 64))
 }
 
+/// A delivery in the batch form ([`BATCH_CONTENT_TYPE`]).
+fn is_batch(d: &Delivery) -> bool {
+    d.properties
+        .content_type()
+        .as_ref()
+        .is_some_and(|c| c.as_str() == BATCH_CONTENT_TYPE)
+}
+
+/// A sample's place in its batch message.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    index: usize,
+    size: usize,
+}
+
+/// A dead-letter copy to publish: a whole delivery's body, or one
+/// sample's of a batch (`place`), and why.
+struct DeadLetter {
+    body: Vec<u8>,
+    place: Option<Place>,
+    reason: String,
+}
+
 /// A channel with publisher confirms, for dead-letter copies.
 async fn open_dead_letter_channel(conn: &Connection) -> lapin::Result<Channel> {
     let ch = conn.create_channel().await?;
@@ -569,20 +672,32 @@ async fn open_dead_letter_channel(conn: &Connection) -> lapin::Result<Channel> {
     Ok(ch)
 }
 
-/// Publishes a malformed delivery to the dead-letter exchange with the
-/// reason; the returned future resolves when the broker confirms it.
+/// Publishes a malformed delivery, or one sample of a batch delivery
+/// (as a per-sample message, with `x-batch-index` and `x-batch-size`), to
+/// the dead-letter exchange with the reason; the returned future resolves
+/// when the broker confirms it.
 async fn dead_letter(
     dlq: &Channel,
     s: &InboundSettings,
     queue: &str,
     d: &Delivery,
-    reason: &str,
+    copy: &DeadLetter,
 ) -> lapin::Result<lapin::PublisherConfirm> {
     let mut headers = FieldTable::default();
     headers.insert(
         "x-reject-reason".into(),
-        AMQPValue::LongString(reason.into()),
+        AMQPValue::LongString(copy.reason.as_str().into()),
     );
+    if let Some(place) = copy.place {
+        headers.insert(
+            "x-batch-index".into(),
+            AMQPValue::LongLongInt(place.index as i64),
+        );
+        headers.insert(
+            "x-batch-size".into(),
+            AMQPValue::LongLongInt(place.size as i64),
+        );
+    }
     headers.insert(
         "x-original-queue".into(),
         AMQPValue::LongString(queue.into()),
@@ -605,17 +720,20 @@ async fn dead_letter(
     if let Some(kind) = d.properties.kind() {
         props = props.with_type(kind.clone());
     }
-    let props = props.with_content_type(
-        d.properties
+    // A sample of a batch is a per-sample message.
+    let props = props.with_content_type(match copy.place {
+        Some(_) => "application/json".into(),
+        None => d
+            .properties
             .content_type()
             .clone()
             .unwrap_or_else(|| "application/octet-stream".into()),
-    );
+    });
     dlq.basic_publish(
         s.dead_letter_exchange.as_str().into(),
         d.routing_key.as_str().into(),
         BasicPublishOptions::default(),
-        &d.data,
+        &copy.body,
         props,
     )
     .await

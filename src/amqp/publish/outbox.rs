@@ -1,11 +1,14 @@
 //! The bridge's bounded buffer between the pipeline and the broker.
 //!
 //! The pipeline pushes wire messages in; the publisher takes them out. It
-//! holds at most `bridge.buffer` messages. When full, `block` makes `push`
-//! wait for room (backpressure that reaches the source through the actors'
-//! awaited sends) and `drop_oldest` drops from the front and counts. Each
-//! full episode is logged once. Once `close` is called (shutdown), pushes
-//! never wait: what does not fit is counted as refused and reported.
+//! holds at most `bridge.buffer` samples (a batch message, `bridge.batch`,
+//! weighs its samples; one larger than the whole buffer still passes
+//! alone). When full, `block` makes `push` wait for room (backpressure
+//! that reaches the source through the actors' awaited sends) and
+//! `drop_oldest` drops from the front and counts. Each full episode is
+//! logged once. Once `close` is called (shutdown), pushes never wait: what
+//! does not fit is counted as refused and reported. Every count is of
+//! samples.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -22,8 +25,15 @@ use crate::core::messages::{Kind, SampleId, WireMessage};
 #[derive(Debug, Clone)]
 pub struct OutMessage {
     pub kind: Kind,
+    /// The sample's id; of a batch, its first sample's.
     pub id: SampleId,
+    /// The JSON body: one sample's message, or of a batch a JSON array of
+    /// them (`samples` > 1, see docs/wire.md).
     pub body: Vec<u8>,
+    /// Samples in the body: 1, or a batch's count.
+    pub samples: u32,
+    /// A batch's last sample's id (its message id is `first..last`).
+    pub last: SampleId,
     /// Seconds since the epoch when the bridge took it (AMQP `timestamp`).
     pub timestamp: u64,
     /// Times it was published before (0 for the first publish).
@@ -45,10 +55,20 @@ pub struct OutMessage {
 
 impl OutMessage {
     /// Gives up on this message: the inbound work behind it is redone.
-    pub fn abandon(self) {
+    /// Answers the samples given up.
+    pub fn abandon(self) -> u64 {
         if let Some(d) = &self.done {
             d.fail();
         }
+        self.samples as u64
+    }
+}
+
+impl State {
+    /// `m` fits beside what is held (an empty outbox takes anything, so a
+    /// batch larger than the whole buffer still passes, alone).
+    fn fits(&self, m: &OutMessage, capacity: usize) -> bool {
+        self.queue.is_empty() || self.held + m.samples as usize <= capacity
     }
 }
 
@@ -63,6 +83,8 @@ impl OutMessage {
             kind: T::KIND,
             id: m.id(),
             body: m.to_json_in(schema.map(|s| s as &dyn crate::core::messages::ByName)),
+            samples: 1,
+            last: m.id(),
             timestamp,
             attempts: 0,
             done: None,
@@ -82,6 +104,8 @@ pub fn unix_seconds() -> u64 {
 
 struct State {
     queue: VecDeque<OutMessage>,
+    /// Samples in `queue`.
+    held: usize,
     closed: bool,
     /// In a full episode (logged once at its start).
     full: bool,
@@ -104,6 +128,7 @@ impl Outbox {
         Outbox {
             state: Mutex::new(State {
                 queue: VecDeque::with_capacity(capacity.min(1 << 16)),
+                held: 0,
                 closed: false,
                 full: false,
                 waiting: false,
@@ -120,9 +145,9 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Messages buffered now.
+    /// Samples buffered now.
     pub fn len(&self) -> usize {
-        self.lock().queue.len()
+        self.lock().held
     }
 
     pub fn is_empty(&self) -> bool {
@@ -131,7 +156,8 @@ impl Outbox {
 
     /// Adds messages, waiting for room under `block` until the outbox closes.
     pub async fn push(&self, msgs: Vec<OutMessage>) {
-        BridgeStats::add(&self.stats.accepted, msgs.len() as u64);
+        let samples: u64 = msgs.iter().map(|m| m.samples as u64).sum();
+        BridgeStats::add(&self.stats.accepted, samples);
         let mut rest = msgs.into_iter().peekable();
         while rest.peek().is_some() {
             let room = self.room.notified();
@@ -139,11 +165,9 @@ impl Outbox {
             room.as_mut().enable();
             {
                 let mut s = self.lock();
-                while s.queue.len() < self.capacity {
-                    match rest.next() {
-                        Some(m) => s.queue.push_back(m),
-                        None => break,
-                    }
+                while let Some(m) = rest.next_if(|m| s.fits(m, self.capacity)) {
+                    s.held += m.samples as usize;
+                    s.queue.push_back(m);
                 }
                 if rest.peek().is_some() {
                     if !s.full {
@@ -159,15 +183,19 @@ impl Outbox {
                         );
                     }
                     if s.closed {
-                        let refused = rest.by_ref().map(OutMessage::abandon).count() as u64;
+                        let refused: u64 = rest.by_ref().map(OutMessage::abandon).sum();
                         BridgeStats::add(&self.stats.refused_at_shutdown, refused);
                     } else if self.policy == OnFull::DropOldest {
                         for m in rest.by_ref() {
-                            if let Some(old) = s.queue.pop_front() {
-                                old.abandon();
+                            while !s.fits(&m, self.capacity) {
+                                let Some(old) = s.queue.pop_front() else {
+                                    break;
+                                };
+                                s.held -= old.samples as usize;
+                                BridgeStats::add(&self.stats.dropped, old.abandon());
                             }
+                            s.held += m.samples as usize;
                             s.queue.push_back(m);
-                            BridgeStats::add(&self.stats.dropped, 1);
                         }
                     } else {
                         s.waiting = true;
@@ -186,9 +214,10 @@ impl Outbox {
         let mut s = self.lock();
         let n = max.min(s.queue.len());
         let out: Vec<OutMessage> = s.queue.drain(..n).collect();
-        if s.full && s.queue.len() <= self.capacity / 2 {
+        s.held -= out.iter().map(|m| m.samples as usize).sum::<usize>();
+        if s.full && s.held <= self.capacity / 2 {
             s.full = false;
-            tracing::info!(buffered = s.queue.len(), "bridge buffer has room again");
+            tracing::info!(buffered = s.held, "bridge buffer has room again");
         }
         if s.waiting && n > 0 {
             s.waiting = false;

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use super::outbox::{OutMessage, Outbox};
 use super::stats::BridgeStats;
+use crate::amqp::consume::decode::BATCH_CONTENT_TYPE;
 use crate::amqp::{connection, topology};
 use crate::config::{BridgeSettings, HistorySettings};
 use crate::core::text::redact_url;
@@ -182,8 +183,7 @@ impl Publisher {
         // What is left is given up: inbound work behind it will be redone.
         let mut undelivered = 0;
         for m in self.retry.drain(..).chain(self.outbox.take(usize::MAX)) {
-            m.abandon();
-            undelivered += 1;
+            undelivered += m.abandon();
         }
         Leftover { undelivered }
     }
@@ -213,11 +213,17 @@ impl Publisher {
         }
     }
 
+    /// A message's properties: of a batch (`samples` > 1), the batch
+    /// content type and the message id `first..last` (docs/wire.md).
     fn properties(&self, m: &OutMessage) -> BasicProperties {
+        let (content_type, message_id) = match m.samples {
+            1 => ("application/json", m.id.to_string()),
+            _ => (BATCH_CONTENT_TYPE, format!("{}..{}", m.id, m.last)),
+        };
         let props = BasicProperties::default()
-            .with_content_type("application/json".into())
+            .with_content_type(content_type.into())
             .with_delivery_mode(2)
-            .with_message_id(m.id.to_string().into())
+            .with_message_id(message_id.into())
             .with_type(m.kind.routing_key().into())
             .with_timestamp(m.timestamp)
             .with_app_id(self.app_id.as_str().into());
@@ -245,6 +251,7 @@ impl Publisher {
         };
         let mut flight = InFlight {
             unconfirmed: HashMap::new(),
+            samples: 0,
             confirms: FuturesUnordered::new(),
             seq: 0,
             pending_new: VecDeque::new(),
@@ -291,7 +298,7 @@ impl Publisher {
             if self.past_deadline() {
                 return Ended::Done;
             }
-            let held = flight.unconfirmed.len() + flight.pending_new.len() + self.retry.len();
+            let held = flight.samples + samples(&flight.pending_new) + samples(&self.retry);
             self.stats
                 .held
                 .store(held as u64, std::sync::atomic::Ordering::Relaxed);
@@ -361,12 +368,14 @@ impl Publisher {
                 .await;
             match publish {
                 Ok(confirm) => {
-                    BridgeStats::add(&self.stats.published, 1);
+                    let n = msg.samples as u64;
+                    BridgeStats::add(&self.stats.published, n);
                     if msg.attempts > 0 {
-                        BridgeStats::add(&self.stats.resent, 1);
+                        BridgeStats::add(&self.stats.resent, n);
                     }
                     flight.seq += 1;
                     let id = flight.seq;
+                    flight.samples += msg.samples as usize;
                     flight.unconfirmed.insert(id, msg);
                     flight
                         .confirms
@@ -396,18 +405,20 @@ impl Publisher {
         let Some(mut msg) = flight.unconfirmed.remove(&id) else {
             return Ok(());
         };
+        flight.samples -= msg.samples as usize;
+        let n = msg.samples as u64;
         match result {
             Ok(Confirmation::Ack(_)) => {
-                BridgeStats::add(&self.stats.confirmed, 1);
+                BridgeStats::add(&self.stats.confirmed, n);
                 self.last_confirm = Instant::now();
             }
             Ok(Confirmation::Nack(_)) => {
-                BridgeStats::add(&self.stats.nacked, 1);
+                BridgeStats::add(&self.stats.nacked, n);
                 msg.attempts += 1;
                 self.retry.push_back(msg);
             }
             Ok(Confirmation::NotRequested) => {
-                BridgeStats::add(&self.stats.confirmed, 1);
+                BridgeStats::add(&self.stats.confirmed, n);
                 self.last_confirm = Instant::now();
             }
             Err(e) => {
@@ -422,6 +433,7 @@ impl Publisher {
     /// Whatever was not confirmed goes back, oldest first, to be resent,
     /// before what was taken from the outbox and not published yet.
     fn give_back(&mut self, flight: &mut InFlight) {
+        flight.samples = 0;
         let mut back: Vec<(u64, OutMessage)> = std::mem::take(&mut flight.unconfirmed)
             .into_iter()
             .collect();
@@ -440,13 +452,19 @@ impl Publisher {
 type Confirming = futures::future::Join<futures::future::Ready<u64>, lapin::PublisherConfirm>;
 
 /// What one channel has in flight: published and not confirmed yet (by
-/// id, numbered in publish order), their confirms, and what was taken from
-/// the outbox and not published yet.
+/// id, numbered in publish order; `samples` in them), their confirms, and
+/// what was taken from the outbox and not published yet.
 struct InFlight {
     unconfirmed: HashMap<u64, OutMessage>,
+    samples: usize,
     confirms: FuturesUnordered<Confirming>,
     seq: u64,
     pending_new: VecDeque<OutMessage>,
+}
+
+/// The samples in `msgs`.
+fn samples(msgs: &VecDeque<OutMessage>) -> usize {
+    msgs.iter().map(|m| m.samples as usize).sum()
 }
 
 /// A shutdown deadline measured as time without progress: `timeout` after
