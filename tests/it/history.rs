@@ -445,6 +445,7 @@ async fn an_existing_stream_with_other_arguments_is_used_as_it_is() {
         history: Default::default(),
         prefetch: 1000,
         max_body_bytes: 65_536,
+        max_batch_bytes: 1 << 20,
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let recent = modelwatch::history::read_recent(&source, &["metrics"], 50, deadline)

@@ -47,6 +47,7 @@ mod scenario_wire;
 mod shutdown;
 mod shutdown_split;
 mod split;
+mod split_batch;
 mod split_join;
 mod split_own;
 mod train_own;

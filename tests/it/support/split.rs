@@ -713,6 +713,35 @@ pub async fn confirm_channel(conn: &Connection) -> Channel {
     ch
 }
 
+/// Publishes one body as `content_type` to `exchange` under
+/// `routing_key`, waiting for the broker's confirm; panics on a nack.
+pub async fn publish_typed(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    content_type: &str,
+) {
+    let confirmation = ch
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default()
+                .with_content_type(content_type.into())
+                .with_delivery_mode(2),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("publishing to {exchange}/{routing_key}: {e}"))
+        .await
+        .expect("waiting for a publisher confirm");
+    assert!(
+        confirmation.is_ack(),
+        "the broker nacked a message to {exchange}/{routing_key}"
+    );
+}
+
 /// Publishes raw bodies to `exchange` under `routing_key`, waiting for the
 /// broker's confirms (in windows of 100); panics on a nack.
 pub async fn publish_raw(ch: &Channel, exchange: &str, routing_key: &str, bodies: &[Vec<u8>]) {
@@ -817,8 +846,9 @@ pub async fn purge(conn: &Connection, queue: &str) -> u32 {
 pub struct Got {
     pub routing_key: String,
     pub body: Vec<u8>,
-    /// Headers whose values are strings.
+    /// Headers whose values are strings or integers (as text).
     pub headers: BTreeMap<String, String>,
+    pub content_type: Option<String>,
 }
 
 fn header_strings(p: &BasicProperties) -> BTreeMap<String, String> {
@@ -828,6 +858,8 @@ fn header_strings(p: &BasicProperties) -> BTreeMap<String, String> {
             let s = match v {
                 AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
                 AMQPValue::ShortString(s) => s.to_string(),
+                AMQPValue::LongLongInt(n) => n.to_string(),
+                AMQPValue::LongInt(n) => n.to_string(),
                 _ => continue,
             };
             out.insert(k.to_string(), s);
@@ -853,6 +885,7 @@ pub async fn drain(conn: &Connection, queue: &str, expected: usize, timeout: Dur
                 got.push(Got {
                     routing_key: d.routing_key.to_string(),
                     headers: header_strings(&d.properties),
+                    content_type: d.properties.content_type().as_ref().map(|c| c.to_string()),
                     body: d.data,
                 });
             }
