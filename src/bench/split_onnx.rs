@@ -70,12 +70,18 @@ fn wrap(opts: &BenchOptions, dir: &Path, onnx: bool, out: &str) -> anyhow::Resul
 }
 
 pub fn bench(opts: &BenchOptions, url: &str) -> anyhow::Result<Vec<Figure>> {
-    let (trees, samples) = if opts.quick { (10, 300) } else { (300, 20_000) };
+    // Samples per run: one message per sample, then batch messages (the
+    // same processes, many times faster: more samples to time them).
+    let (trees, per_sample, batched) = if opts.quick {
+        (10, 300, 300)
+    } else {
+        (300, 20_000, 100_000)
+    };
     let dir = tempfile::tempdir()?;
     let made = Command::new(&opts.python)
         .args(["-c", MAKE_FOREST])
         .arg(dir.path())
-        .args([trees.to_string(), samples.to_string()])
+        .args([trees.to_string(), batched.max(per_sample).to_string()])
         .output()
         .with_context(|| format!("running {}", opts.python))?;
     if !made.status.success() {
@@ -101,56 +107,61 @@ pub fn bench(opts: &BenchOptions, url: &str) -> anyhow::Result<Vec<Figure>> {
         ]
     };
     // The median run by rate, with the cores its parts used.
-    let rate =
-        |name: &str, model: &str, workers: usize| -> anyhow::Result<super::split::SplitRun> {
-            let a = args(model);
-            let a: Vec<&str> = a.iter().map(String::as_str).collect();
-            let rates = (0..opts.runs)
-                .map(|run| {
-                    super::split::once_with(
-                        opts,
-                        url,
-                        &format!("{name}.{workers}.{run}"),
-                        super::split::Layout {
-                            models: workers,
-                            samples,
-                            args: &a,
-                            consumers: 3,
-                            batch: false,
-                        },
-                    )
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let mid = median(rates.iter().map(|r| r.rate).collect());
-            Ok(*rates
+    let rate = |name: &str, model: &str, workers: usize, batch: bool| {
+        let a = args(model);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let layout = super::split::Layout {
+            models: workers,
+            samples: if batch { batched } else { per_sample },
+            args: &a,
+            consumers: 3,
+            batch,
+        };
+        let rates = (0..opts.runs)
+            .map(|run| {
+                let name = format!("{name}{}.{workers}.{run}", if batch { "b" } else { "" });
+                super::split::once_with(opts, url, &name, layout)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mid = median(rates.iter().map(|r| r.rate).collect());
+        anyhow::Ok(
+            *rates
                 .iter()
                 .find(|r| r.rate == mid)
-                .expect("the median is a run"))
+                .expect("the median is a run"),
+        )
+    };
+    let mut figures = Vec::new();
+    for batch in [false, true] {
+        let (form, samples) = match batch {
+            false => ("one message per sample", per_sample),
+            true => ("batch messages (bridge.batch)", batched),
         };
-    let light = rate("linear", "linear.model.json", 1)?;
-    let mut figures = vec![Figure::new(
-        "split layout, 10 columns of your own data, linear model, 1 model worker (the broker's pace)",
-        format!("{:.0} samples/s", light.rate),
-        format!(
-            "features + model + metric processes, {samples} samples, per-sample messages; {}",
-            light.cores()
-        ),
-    )];
-    let mut one = f64::NAN;
-    for workers in [1, 2, 4] {
-        let r = rate("forest", "forest.model.json", workers)?;
-        if workers == 1 {
-            one = r.rate;
-        }
+        let light = rate("linear", "linear.model.json", 1, batch)?;
         figures.push(Figure::new(
-            format!("split layout, ONNX forest of {trees} trees, {workers} model worker(s)"),
-            format!("{:.0} samples/s ({:.2}x one worker)", r.rate, r.rate / one),
+            format!("split layout, {form}, 10 columns of your own data, linear model, 1 model worker (the pace without a heavy model)"),
+            format!("{:.0} samples/s", light.rate),
             format!(
-                "the same data and processes, the forest run by ONNX Runtime (1 thread per worker); {:.2}x the broker's pace; {}",
-                r.rate / light.rate,
-                r.cores()
+                "features + model + metric processes, {samples} samples; {}",
+                light.cores()
             ),
         ));
+        let mut one = f64::NAN;
+        for workers in [1, 2, 4] {
+            let r = rate("forest", "forest.model.json", workers, batch)?;
+            if workers == 1 {
+                one = r.rate;
+            }
+            figures.push(Figure::new(
+                format!("split layout, {form}, ONNX forest of {trees} trees, {workers} model worker(s)"),
+                format!("{:.0} samples/s ({:.2}x one worker)", r.rate, r.rate / one),
+                format!(
+                    "the same data and processes, the forest run by ONNX Runtime (1 thread per worker); {:.2}x the linear model's pace; {}",
+                    r.rate / light.rate,
+                    r.cores()
+                ),
+            ));
+        }
     }
     Ok(figures)
 }

@@ -289,3 +289,58 @@ fn history_needs_the_bridge() {
         .to_string();
     assert!(err.contains("history.segment_bytes"), "{err}");
 }
+
+#[test]
+fn batch_messages_are_refused_where_the_python_services_read() {
+    let err = load("[bridge]\nbatch = true\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bridge.batch") && err.contains("bridge.legacy_queues = false"),
+        "{err}"
+    );
+    let both = "[bridge]\nbatch = true\nlegacy_queues = false\n";
+    let err = load(&format!("{both}[inbound]\nlegacy = true\n"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bridge.batch") && err.contains("inbound.legacy"),
+        "{err}"
+    );
+    let s = load(both, &[("MODELWATCH__BRIDGE__BATCH_MAX", "64")]).unwrap();
+    assert!(s.bridge.batch);
+    assert_eq!(s.bridge.batch_max, 64);
+    for (toml, key) in [
+        ("[bridge]\nbatch_max = 0\n", "bridge.batch_max"),
+        ("[bridge]\nbatch_max = 65537\n", "bridge.batch_max"),
+        (
+            "[inbound]\nmax_batch_bytes = 1000\n",
+            "inbound.max_batch_bytes",
+        ),
+        (
+            "[inbound]\nmax_batch_bytes = 134217729\n",
+            "inbound.max_batch_bytes",
+        ),
+        // 65535 unacked deliveries of 128 MiB each.
+        (
+            "[inbound]\nprefetch = 65535\nmax_batch_bytes = 134217728\n",
+            "inbound.max_batch_bytes",
+        ),
+    ] {
+        let err = load(toml, &[]).unwrap_err().to_string();
+        assert!(err.contains(key), "{toml}: {err}");
+    }
+    // The largest prefetch holds 64 KiB batches at most (4 GiB in all).
+    let err = load("[inbound]\nprefetch = 65535\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("inbound.max_batch_bytes") && err.contains("65535"),
+        "{err}"
+    );
+    load(
+        "[inbound]\nprefetch = 65535\nmax_batch_bytes = 65536\n",
+        &[],
+    )
+    .unwrap();
+}

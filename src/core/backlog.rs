@@ -12,7 +12,10 @@
 //! catches up (they wait in the queue, not in memory). Only the input that
 //! is ahead waits, so the other always flows and the two cannot wait on
 //! each other; ids that never get a partner still leave by the TTL (the
-//! metric) or as stale (the monitor).
+//! metric) or as stale (the monitor). An input counts as ahead only while
+//! its newest id is newer than the other's: a backlog of older messages
+//! (left in a queue by an earlier run) is read on, not waited on, so it
+//! cannot hold the current ones behind it.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -37,13 +40,14 @@ pub struct Backlog {
 }
 
 impl Backlog {
-    /// The metric's waiting halves.
+    /// The metric's waiting halves of the side that runs ahead
+    /// ([`crate::metric::join`] counts the other as 0).
     pub fn set_halves(&self, truths: usize, predictions: usize) {
         self.truths.store(truths, Relaxed);
         self.predictions.store(predictions, Relaxed);
     }
 
-    /// The monitor's waiting features.
+    /// The monitor's waiting features while they run ahead of its records.
     pub fn set_features(&self, features: usize) {
         self.features.store(features, Relaxed);
     }

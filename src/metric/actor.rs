@@ -182,7 +182,7 @@ impl MetricActor {
     /// The join's waiting halves: the gauge and the backlog.
     fn note_waiting(&self) {
         self.metrics.join_waiting.set(self.joiner.pending() as i64);
-        let (truths, predictions) = self.joiner.waiting_by_side();
+        let (truths, predictions) = self.joiner.waiting_ahead();
         self.backlog.set_halves(truths, predictions);
     }
 

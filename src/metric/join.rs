@@ -68,6 +68,8 @@ pub struct Joiner {
     max_pending: usize,
     /// Truths among the waiting halves (the rest are predictions).
     truths: usize,
+    /// The newest id of each side taken in: (truths, predictions).
+    newest: (SampleId, SampleId),
     ttl: Duration,
     /// With [`Joiner::tracking_dropped`]: ids expired or evicted, until taken.
     dropped: Option<Vec<SampleId>>,
@@ -81,6 +83,7 @@ impl Joiner {
             order: VecDeque::new(),
             max_pending: max_pending.max(1),
             truths: 0,
+            newest: (0, 0),
             ttl,
             dropped: None,
             stats: JoinStats::default(),
@@ -113,9 +116,18 @@ impl Joiner {
         self.pending.len()
     }
 
-    /// The waiting halves by side: (truths, predictions).
-    pub fn waiting_by_side(&self) -> (usize, usize) {
-        (self.truths, self.pending.len() - self.truths)
+    /// The waiting halves of the side that runs ahead (whose newest id is
+    /// newer than the other side's), 0 for the other: (truths,
+    /// predictions). A side that trails (a queue's backlog of older
+    /// halves) is never counted ahead, so it is never held, and the two
+    /// sides are never both ahead.
+    pub fn waiting_ahead(&self) -> (usize, usize) {
+        let (truths, predictions) = (self.truths, self.pending.len() - self.truths);
+        match self.newest.0.cmp(&self.newest.1) {
+            std::cmp::Ordering::Greater => (truths, 0),
+            std::cmp::Ordering::Less => (0, predictions),
+            std::cmp::Ordering::Equal => (0, 0),
+        }
     }
 
     /// Forgets the waiting half of `id`.
@@ -143,6 +155,10 @@ impl Joiner {
 
     /// Adds either half and says what became of it.
     pub fn add(&mut self, id: SampleId, half: Half, now: Instant) -> Added {
+        match half {
+            Half::Truth(_) => self.newest.0 = self.newest.0.max(id),
+            Half::Prediction(_) => self.newest.1 = self.newest.1.max(id),
+        }
         match (self.pending.get(&id).map(|(h, _)| *h), half) {
             (Some(Half::Truth(t)), Half::Prediction(p))
             | (Some(Half::Prediction(p)), Half::Truth(t)) => {
@@ -375,5 +391,23 @@ mod tests {
             j.add_prediction(id, 1.0, now);
         }
         assert!(j.order.len() <= 2 * j.pending() + 1025, "{}", j.order.len());
+    }
+
+    #[test]
+    fn only_the_side_whose_newest_id_is_ahead_counts_its_waiting_halves() {
+        let t = Instant::now();
+        let mut j = Joiner::new(100, Duration::from_secs(60));
+        for id in 10..20 {
+            j.add_truth(id, 1.0, t);
+        }
+        assert_eq!(j.waiting_ahead(), (10, 0), "truths ahead");
+        for id in 10..13 {
+            j.add_prediction(id, 2.0, t);
+        }
+        assert_eq!(j.waiting_ahead(), (7, 0));
+        // Predictions newer than every truth: they run ahead now, and the
+        // older truths still waiting are a backlog, not ahead.
+        j.add_prediction(50, 2.0, t);
+        assert_eq!(j.waiting_ahead(), (0, 1));
     }
 }

@@ -545,7 +545,7 @@ impl MonitorActor {
     fn count_unmatched(&mut self, at_end: bool) {
         let n = self.monitor.take_unmatched(at_end);
         self.metrics.features_unmatched.inc_by(n);
-        self.backlog.set_features(self.monitor.features_waiting());
+        self.backlog.set_features(self.monitor.features_ahead());
     }
 
     /// Publishes the features waiting for their record to `backlog`

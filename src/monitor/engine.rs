@@ -321,9 +321,15 @@ impl Monitor {
         }
     }
 
-    /// Features waiting for their record now.
-    pub fn features_waiting(&self) -> usize {
-        self.features.len()
+    /// Features waiting for their record while they run ahead of the
+    /// records (the newest waiting is newer than every record taken in, or
+    /// no record came yet); 0 when they trail them (a queue's backlog of
+    /// older features, which newer ones push out or which go stale).
+    pub fn features_ahead(&self) -> usize {
+        match (self.arrivals.back(), self.newest) {
+            (Some(&feature), Some(record)) if feature <= record => 0,
+            _ => self.features.len(),
+        }
     }
 
     /// Most features that wait for their record: past it the oldest go.

@@ -493,6 +493,21 @@ fn alert_events(logs: &std::path::Path) -> Vec<(String, String, u64)> {
 /// baseline line) is the live one byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_makes_the_monitors_files_again() {
+    rebuild_makes_the_monitors_files_again_from(&[]).await;
+}
+
+/// The same from a stream of batch messages (`bridge.batch`): the reader
+/// takes each batch apart, one entry per sample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_from_batch_messages_makes_the_same_files() {
+    rebuild_makes_the_monitors_files_again_from(&[
+        ("MODELWATCH__BRIDGE__BATCH", "true"),
+        ("MODELWATCH__BRIDGE__LEGACY_QUEUES", "false"),
+    ])
+    .await;
+}
+
+async fn rebuild_makes_the_monitors_files_again_from(env: &[(&str, &str)]) {
     wait_for_broker(Duration::from_secs(30)).await;
     let stream = TestStream::new("monitor");
     let run = run_with_history(
@@ -507,7 +522,7 @@ async fn rebuild_makes_the_monitors_files_again() {
             "--scenario",
             "start=3000,bmi+=10",
         ],
-        &[],
+        env,
     )
     .finish(Duration::from_secs(120))
     .await;
@@ -539,6 +554,26 @@ async fn rebuild_makes_the_monitors_files_again() {
     cmd.current_dir(live.parent().unwrap());
     let r = replay_with(cmd, REPLAY_TIMEOUT).ok();
     assert!(r.lines.is_empty(), "--rebuild prints no lines");
+    if !env.is_empty() {
+        // Batches in the stream: far fewer messages than samples, and
+        // every sample of each kind read back from them.
+        let all = replay(&stream, &["--from", "first"], REPLAY_TIMEOUT).ok();
+        let of = |key: &str| all.lines.iter().filter(|l| l.key == key).count();
+        for key in ["features", "y_true", "y_pred", "metrics"] {
+            assert_eq!(of(key), 6000, "{key} entries replayed from the batches");
+        }
+        let mut per_message: std::collections::HashMap<u64, usize> = Default::default();
+        for l in &all.lines {
+            *per_message.entry(l.offset).or_default() += 1;
+        }
+        let batches = per_message.values().filter(|n| **n > 1).count();
+        assert!(
+            batches > 0 && per_message.len() < all.lines.len(),
+            "{} messages for {} entries, {batches} of several samples: not batched",
+            per_message.len(),
+            all.lines.len()
+        );
+    }
 
     let (rebuilt_header, rebuilt_rows) = over_time(&rebuilt);
     assert_eq!(rebuilt_header, header);

@@ -938,4 +938,58 @@ mod tests {
         let reason = decode::<Features>(f, 1000).unwrap_err().reason();
         assert!(reason.contains("feature 9"), "{reason}");
     }
+
+    #[test]
+    fn a_batch_is_split_into_its_messages_and_refused_whole_only_when_unsplittable() {
+        let body = br#"[{"id": 1, "body": 151.0}, {"id": 2, "body": "x"}, 3]"#;
+        let parts = batch_elements(body, 1000).unwrap();
+        let texts: Vec<&str> = parts.iter().map(|p| p.get()).collect();
+        assert_eq!(
+            texts,
+            [
+                r#"{"id": 1, "body": 151.0}"#,
+                r#"{"id": 2, "body": "x"}"#,
+                "3"
+            ]
+        );
+        // Each is then read alone: a bad one costs only itself.
+        let read: Vec<Result<Truth, Rejection>> = parts
+            .iter()
+            .map(|p| decode::<Truth>(p.get().as_bytes(), 1000))
+            .collect();
+        assert_eq!(read[0].as_ref().unwrap().id, 1);
+        assert!(read[1].is_err() && read[2].is_err());
+        for (bad, why) in [
+            (&b"{\"id\": 1, \"body\": 1.0}"[..], "JSON array"),
+            (b"[]", "empty batch"),
+            (b"[{\"id\": 1", "JSON array"),
+            (b"[1, 2] 3", "JSON array"),
+        ] {
+            let reason = batch_elements(bad, 1000).unwrap_err().reason();
+            assert!(
+                reason.contains(why),
+                "{}: {reason}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let big = format!("[{}]", vec!["1"; 600].join(","));
+        assert_eq!(
+            batch_elements(big.as_bytes(), 1000).unwrap_err().kind(),
+            "too_large"
+        );
+        let many = format!("[{}]", vec!["1"; MAX_BATCH_SAMPLES + 1].join(","));
+        let reason = batch_elements(many.as_bytes(), 1 << 20)
+            .unwrap_err()
+            .reason();
+        assert!(reason.contains("more than 65536 samples"), "{reason}");
+        assert_eq!(
+            batch_elements(
+                format!("[{}]", vec!["1"; MAX_BATCH_SAMPLES].join(",")).as_bytes(),
+                1 << 20
+            )
+            .unwrap()
+            .len(),
+            MAX_BATCH_SAMPLES
+        );
+    }
 }

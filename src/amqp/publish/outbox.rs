@@ -286,6 +286,35 @@ mod tests {
         assert_eq!(stats.snapshot().accepted, 25);
     }
 
+    /// A batch message of `n` samples from `first`.
+    fn batch(first: u64, n: u32) -> OutMessage {
+        OutMessage {
+            samples: n,
+            last: first + n as u64 - 1,
+            ..OutMessage::from_wire(&Truth { id: first, y: 1.0 }, 0, None)
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_weigh_their_samples() {
+        let stats = Arc::new(BridgeStats::default());
+        let outbox = Outbox::new(10, OnFull::DropOldest, stats.clone());
+        // Larger than the whole buffer: it passes, alone.
+        outbox.push(vec![batch(0, 25)]).await;
+        assert_eq!(outbox.len(), 25);
+        // The next one makes room by dropping the first (25 samples).
+        outbox.push(vec![batch(100, 4), batch(200, 4)]).await;
+        assert_eq!(outbox.len(), 8);
+        assert_eq!(stats.snapshot().dropped, 25);
+        // 8 + 4 > 10: the oldest (4) goes.
+        outbox.push(vec![batch(300, 4)]).await;
+        let ids: Vec<u64> = outbox.take(100).into_iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![200, 300]);
+        assert_eq!(outbox.len(), 0);
+        assert_eq!(stats.snapshot().dropped, 29);
+        assert_eq!(stats.snapshot().accepted, 37);
+    }
+
     #[tokio::test]
     async fn close_releases_a_blocked_producer_and_counts_the_refused() {
         let stats = Arc::new(BridgeStats::default());
