@@ -313,15 +313,15 @@ declare_metrics! {
             => "latency" in seconds, "Time from a sample's emission to its row in the log";
         /// accepted, published, confirmed, nacked, resent, dropped, refused.
         bridge_messages: Family<EventLabel, Counter>
-            => "bridge_messages", "Messages through the outbound bridge, by event";
-        bridge_buffered: Gauge => "bridge_buffered", "Messages the bridge holds for the broker";
+            => "bridge_messages", "Messages through the outbound bridge, by event (samples: a batch message counts its samples)";
+        bridge_buffered: Gauge => "bridge_buffered", "Messages (samples) the bridge holds for the broker";
         bridge_reconnects: Counter
             => "bridge_reconnects", "Connections of the bridge after the first";
         bridge_connected: Gauge
             => "bridge_connected", "1 while the bridge is connected with its topology declared";
         /// Set at shutdown: messages the broker never confirmed (exit 1 if > 0).
         bridge_undelivered: Gauge
-            => "bridge_undelivered", "Messages the broker had not confirmed when the bridge stopped (set at shutdown)";
+            => "bridge_undelivered", "Messages (samples) the broker had not confirmed when the bridge stopped (set at shutdown)";
         /// delivered, acked, requeued.
         inbound_messages: Family<QueueEventLabel, Counter>
             => "inbound_messages", "Deliveries of the inbound consumers, by queue and event (delivered, acked, requeued)";

@@ -713,6 +713,28 @@ pub async fn confirm_channel(conn: &Connection) -> Channel {
     ch
 }
 
+/// Publishes `body` (its confirm is the answer); panics when it cannot.
+async fn publish_one(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    content_type: &str,
+    delivery_mode: u8,
+) -> lapin::PublisherConfirm {
+    ch.basic_publish(
+        exchange.into(),
+        routing_key.into(),
+        BasicPublishOptions::default(),
+        body,
+        BasicProperties::default()
+            .with_content_type(content_type.into())
+            .with_delivery_mode(delivery_mode),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("publishing to {exchange}/{routing_key}: {e}"))
+}
+
 /// Publishes one body as `content_type` to `exchange` under
 /// `routing_key`, waiting for the broker's confirm; panics on a nack.
 pub async fn publish_typed(
@@ -722,18 +744,8 @@ pub async fn publish_typed(
     body: &[u8],
     content_type: &str,
 ) {
-    let confirmation = ch
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            BasicPublishOptions::default(),
-            body,
-            BasicProperties::default()
-                .with_content_type(content_type.into())
-                .with_delivery_mode(2),
-        )
+    let confirmation = publish_one(ch, exchange, routing_key, body, content_type, 2)
         .await
-        .unwrap_or_else(|e| panic!("publishing to {exchange}/{routing_key}: {e}"))
         .await
         .expect("waiting for a publisher confirm");
     assert!(
@@ -748,19 +760,8 @@ pub async fn publish_raw(ch: &Channel, exchange: &str, routing_key: &str, bodies
     for chunk in bodies.chunks(100) {
         let mut confirms = Vec::with_capacity(chunk.len());
         for body in chunk {
-            let c = ch
-                .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
-                    BasicPublishOptions::default(),
-                    body,
-                    BasicProperties::default()
-                        .with_content_type("application/json".into())
-                        .with_delivery_mode(1),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("publishing to {exchange}/{routing_key}: {e}"));
-            confirms.push(c);
+            confirms
+                .push(publish_one(ch, exchange, routing_key, body, "application/json", 1).await);
         }
         for c in confirms {
             let confirmation = c.await.expect("waiting for a publisher confirm");
