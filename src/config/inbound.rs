@@ -35,10 +35,6 @@ impl QueueType {
     }
 }
 
-/// Most bytes of message bodies one consumer may hold unacked
-/// (`inbound.prefetch` × `inbound.max_batch_bytes`).
-pub const MAX_HELD_BYTES: u64 = 4 << 30;
-
 /// Consumers that feed local actors from RabbitMQ.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -54,7 +50,10 @@ pub struct InboundSettings {
     /// Larger message bodies are dead-lettered.
     pub max_body_bytes: usize,
     /// Larger batch bodies (several samples, `bridge.batch`) are
-    /// dead-lettered; each of its samples is held to `max_body_bytes`.
+    /// dead-lettered whole, unread; each of its samples is held to
+    /// `max_body_bytes`. (A body is received whole before it is measured:
+    /// what a consumer holds is bounded by `prefetch` and the broker's
+    /// `max_message_size`.)
     pub max_batch_bytes: usize,
     /// Work queue of the model role (bound to `features`); model processes share it.
     pub model_queue: String,
@@ -121,6 +120,23 @@ impl InboundSettings {
 }
 
 impl InboundSettings {
+    /// The deliveries a consumer asks the broker for (`basic.qos`): with
+    /// batch messages (`bridge.batch`) `prefetch` counts samples, so
+    /// `prefetch / batch_max` messages of up to `batch_max` samples (at
+    /// least 2); else `prefetch` messages. What a consumer holds unacked
+    /// (a stopped model worker, say) stays about `prefetch` samples either
+    /// way: with 1,000 messages of 512 samples a paused worker would hold
+    /// 512,000 samples whose truths the metric's join, of
+    /// `metric.max_pending` ids, could not keep waiting.
+    pub fn prefetch_for(&self, bridge: &super::BridgeSettings) -> u16 {
+        match bridge.batch {
+            true => (self.prefetch as usize)
+                .div_ceil(bridge.batch_max)
+                .clamp(2, u16::MAX as usize) as u16,
+            false => self.prefetch,
+        }
+    }
+
     /// The key whose value is queue `name`, for messages (the first that
     /// matches; `inbound.model_queue` for an unknown name).
     pub fn queue_key(&self, name: &str) -> &'static str {
@@ -226,22 +242,9 @@ impl Check for InboundSettings {
         in_range(
             "inbound.max_batch_bytes",
             self.max_batch_bytes,
-            self.max_body_bytes,
+            64,
             128 << 20,
         )?;
-        // What a consumer may hold at once: `prefetch` unacked deliveries.
-        let held = self.prefetch as u64 * self.max_batch_bytes as u64;
-        if held > MAX_HELD_BYTES {
-            return Err(ConfigError::invalid(
-                "inbound.max_batch_bytes",
-                format!(
-                    "times inbound.prefetch ({}) is {} MiB a consumer may hold unacked; at most {} MiB: lower one of them",
-                    self.prefetch,
-                    held >> 20,
-                    MAX_HELD_BYTES >> 20
-                ),
-            ));
-        }
         for (key, name) in [
             ("inbound.model_queue", &self.model_queue),
             ("inbound.metric_truth_queue", &self.metric_truth_queue),

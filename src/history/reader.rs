@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::position::{Start, Until};
 use crate::amqp::connection;
-use crate::amqp::consume::decode::{batch_elements, BATCH_CONTENT_TYPE};
+use crate::amqp::consume::decode::{batch_elements, is_batch_content_type};
 use crate::config::BridgeSettings;
 use crate::core::text::bounded_text;
 use crate::core::text::redact_url;
@@ -57,6 +57,9 @@ pub struct Entry {
     /// The schema's fingerprint (header `x-modelwatch-schema`) of a run
     /// of the user's own data; bounded.
     pub schema: Option<String>,
+    /// The last (or only) entry of its message: once it is out, the
+    /// message's offset is done (a batch message's entries share one).
+    pub ends_message: bool,
 }
 
 /// The stream to read and how.
@@ -169,19 +172,24 @@ fn delivery_offset(d: &lapin::message::Delivery) -> Option<u64> {
 /// `None` for one that is not a history message (unknown key, not JSON,
 /// too large), for the whole delivery or for one sample of a batch.
 fn entries(d: &lapin::message::Delivery, offset: u64, source: &StreamSource) -> Vec<Option<Entry>> {
-    let is_batch = d
-        .properties
-        .content_type()
-        .as_ref()
-        .is_some_and(|c| c.as_str() == BATCH_CONTENT_TYPE);
+    let is_batch = is_batch_content_type(d.properties.content_type().as_ref().map(|c| c.as_str()));
     if !is_batch {
         return vec![entry(d, &d.data, offset, source.max_body_bytes)];
     }
     match batch_elements(&d.data, source.max_batch_bytes) {
-        Ok(elements) => elements
-            .into_iter()
-            .map(|e| entry(d, e.get().as_bytes(), offset, source.max_body_bytes))
-            .collect(),
+        Ok(elements) => {
+            let last = elements.len() - 1;
+            elements
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    entry(d, e.get().as_bytes(), offset, source.max_body_bytes).map(|entry| Entry {
+                        ends_message: i == last,
+                        ..entry
+                    })
+                })
+                .collect()
+        }
         Err(_) => vec![None],
     }
 }
@@ -220,6 +228,7 @@ fn entry(d: &lapin::message::Delivery, body: &[u8], offset: u64, max_body: usize
         timestamp: *d.properties.timestamp(),
         body,
         schema,
+        ends_message: true,
     })
 }
 

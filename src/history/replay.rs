@@ -253,7 +253,9 @@ impl Output<'_> {
         }
         self.since_save += 1;
         self.taken += 1;
-        if let Some(f) = self.offset_file {
+        // Only a message whose entries are all out (the last of a batch
+        // message's): resuming after a batch's offset skips all of it.
+        if let (Some(f), true) = (self.offset_file, e.ends_message) {
             if self.since_save >= SAVE_EVERY {
                 match &mut self.rebuild {
                     Some(r) => r.flush()?,
@@ -283,4 +285,53 @@ fn log_finished(report: &ReadReport, rebuilt: Option<RebuildReport>) {
         other_schema = rebuilt.map(|r| r.other_schema),
         "replay finished"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::reader::Entry;
+
+    fn entry(offset: u64, ends_message: bool) -> Entry {
+        Entry {
+            offset,
+            key: "y_true",
+            id: Some(offset),
+            timestamp: None,
+            body: serde_json::json!(1.0),
+            schema: None,
+            ends_message,
+        }
+    }
+
+    /// A batch message's entries share its offset: the offset is saved
+    /// only once its last entry is out, so a replay that stops inside it
+    /// resumes at its start, never after it.
+    #[test]
+    fn the_offset_of_a_batch_is_saved_only_when_all_of_it_is_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = OffsetFile::new(dir.path().join("offset"));
+        let mut sink = Vec::new();
+        let mut out = Output {
+            out: &mut sink,
+            rebuild: None,
+            offset_file: Some(&file),
+            follow: false,
+            since_save: 0,
+            taken: 0,
+            line: Vec::new(),
+        };
+        for i in 0..SAVE_EVERY - 1 {
+            out.take(&entry(i, true)).unwrap();
+        }
+        // A batch of 30 at offset 5000: the 1000th entry is inside it.
+        for i in 0..30 {
+            out.take(&entry(5000, i == 29)).unwrap();
+            let saved = file.load().unwrap();
+            match i {
+                29 => assert_eq!(saved, Some(5000)),
+                _ => assert_eq!(saved, None, "saved inside the batch, at entry {i}"),
+            }
+        }
+    }
 }

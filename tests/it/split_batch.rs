@@ -205,3 +205,70 @@ async fn batch_messages_carry_every_sample_once_and_a_poison_sample_costs_only_i
     );
     drop(conn);
 }
+
+/// Two model workers with batch messages, one of them stopped
+/// (`kill -STOP`) for 5 s mid-run and then let go: the metric's join of
+/// 4,000 ids keeps every truth whose prediction the stopped worker holds
+/// (a consumer asks for `prefetch / batch_max` messages, so a stopped
+/// worker holds about `prefetch` samples, not `prefetch` batches), the
+/// side that runs ahead waits in its queue, and every id is written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_holds_no_more_than_the_join_can_wait_for() {
+    const N: usize = 60_000;
+    let t0 = Instant::now();
+    let _conn = connect().await;
+    let mut broker = TestBroker::new("batchstop");
+    for (k, v) in [
+        ("MODELWATCH__BRIDGE__BATCH", "true"),
+        ("MODELWATCH__METRIC__MAX_PENDING", "4000"),
+    ] {
+        broker.extra_env.push((k.into(), v.into()));
+    }
+    let mut metric = broker.spawn("metric", "metric", &["--no-monitor"]);
+    let mut model_a = broker.spawn("model-a", "model", &[]);
+    let mut model_b = broker.spawn("model-b", "model", &[]);
+    for (p, n) in [(&mut metric, 2), (&mut model_a, 1), (&mut model_b, 1)] {
+        p.wait_log("inbound consumer started", n, START).await;
+    }
+    let mut features = broker.spawn(
+        "features",
+        "features",
+        &["--count", &N.to_string(), "--rate", "20000"],
+    );
+    metric.wait_rows(1000, RUN).await;
+    let signal = |sig: &str, pid: u32| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP", model_a.pid());
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let during = metric.csv_rows_now();
+    signal("-CONT", model_a.pid());
+    features.expect_exit_ok(RUN).await;
+    metric.wait_rows(N, RUN).await;
+    for p in [&mut model_a, &mut model_b, &mut metric] {
+        p.sigterm();
+    }
+    for p in [&mut model_a, &mut model_b, &mut metric] {
+        p.expect_exit_ok(STOP).await;
+    }
+    let rows = metric.csv();
+    assert_ids_once(&rows, N, "metric_log.csv");
+    assert_rows_match_model(&rows, "metric_log.csv");
+    for reason in ["evicted", "expired"] {
+        assert_eq!(
+            metric.join_dropped(reason),
+            0,
+            "{reason}\n{}",
+            metric.report()
+        );
+    }
+    println!(
+        "stopped worker: {N} rows once with a join of 4,000; {during} rows written while model-a was stopped; test took {:.2?}",
+        t0.elapsed()
+    );
+}

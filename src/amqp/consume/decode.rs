@@ -37,6 +37,19 @@ use crate::core::table::{number_as_level, quoted, ColumnKind, MAX_ABS_CELL};
 /// messages, each exactly the body it would have alone (docs/wire.md).
 pub const BATCH_CONTENT_TYPE: &str = "application/vnd.modelwatch.batch+json";
 
+/// A content type that says "batch message": [`BATCH_CONTENT_TYPE`], in
+/// any case, with or without parameters (`; charset=utf-8`), as media
+/// types are compared.
+pub fn is_batch_content_type(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case(BATCH_CONTENT_TYPE)
+    })
+}
+
 /// The elements of a batch body, each as its JSON text, in order. The
 /// whole body is refused when it is over `max_bytes`, not a JSON array,
 /// empty, or of more than [`MAX_BATCH_SAMPLES`] samples; an element is
@@ -937,6 +950,22 @@ mod tests {
         let f = br#"{"id": 1, "body": [0,0,0,0,0,0,0,0,0,1e7]}"#;
         let reason = decode::<Features>(f, 1000).unwrap_err().reason();
         assert!(reason.contains("feature 9"), "{reason}");
+    }
+
+    #[test]
+    fn the_batch_content_type_is_read_as_media_types_are() {
+        for yes in [
+            BATCH_CONTENT_TYPE,
+            "Application/VND.modelwatch.batch+JSON",
+            "application/vnd.modelwatch.batch+json; charset=utf-8",
+            " application/vnd.modelwatch.batch+json ;x=1",
+        ] {
+            assert!(is_batch_content_type(Some(yes)), "{yes}");
+        }
+        for no in ["application/json", "application/vnd.modelwatch.batch", ""] {
+            assert!(!is_batch_content_type(Some(no)), "{no}");
+        }
+        assert!(!is_batch_content_type(None));
     }
 
     #[test]

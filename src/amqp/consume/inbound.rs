@@ -17,7 +17,7 @@
 //! dead-letter exchange: a message that cannot be dead-lettered with its
 //! reason never comes back in a loop.
 //!
-//! A batch message (several samples, [`BATCH_CONTENT_TYPE`]) is one
+//! A batch message (several samples, [`super::decode::BATCH_CONTENT_TYPE`]) is one
 //! delivery: its samples are read one by one, and a bad one is
 //! dead-lettered alone, as a message of its own with the reason and its
 //! place in the batch (`x-batch-index`); the delivery is acked when the
@@ -44,7 +44,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::watch;
 
-use super::decode::{batch_elements, check_schema, decode_in, Decode, BATCH_CONTENT_TYPE};
+use super::decode::{batch_elements, check_schema, decode_in, is_batch_content_type, Decode};
 use super::throttle::Throttle;
 use crate::amqp::{connection, topology};
 use crate::config::{BridgeSettings, InboundSettings};
@@ -302,7 +302,7 @@ where
             Err(_) => anyhow::bail!("no answer from the broker to the declarations"),
         }
         let ch = conn.create_channel().await?;
-        ch.basic_qos(settings.prefetch, BasicQosOptions::default())
+        ch.basic_qos(settings.prefetch_for(bridge), BasicQosOptions::default())
             .await?;
         let dlq = open_dead_letter_channel(conn).await?;
         let consumer = ch
@@ -330,7 +330,7 @@ where
     ) -> anyhow::Result<()> {
         let (ch, mut dlq, mut consumer) = self.start_consuming(conn, bridge, settings).await?;
         *started = true;
-        tracing::info!(queue = %self.queue, prefetch = settings.prefetch, "inbound consumer started");
+        tracing::info!(queue = %self.queue, prefetch = settings.prefetch_for(bridge), "inbound consumer started");
         let mut in_flight: FuturesOrdered<_> = FuturesOrdered::new();
         // Deliveries of an earlier connection come back by themselves.
         self.stats.in_flight.store(0, Relaxed);
@@ -570,8 +570,10 @@ where
             handed.dead.retain(|t| *t != tag);
             handed.rejected.push(tag);
             self.stats.rejected.inc_by(1);
+            // A batch message's good samples go with it, not handed on.
+            let good = items.iter().filter(|(t, _)| *t == tag).count();
             if let Some(count) = warnings.dead_letter_failed.note(Instant::now()) {
-                tracing::error!(queue = %self.queue, error = %failure, count, "inbound: dead-letter publish failed; rejected the message to the queue's own dead-letter exchange (no requeue)");
+                tracing::error!(queue = %self.queue, error = %failure, count, good_samples_with_it = good, "inbound: dead-letter publish failed; rejected the message to the queue's own dead-letter exchange (no requeue), with the good samples of a batch message in it");
             }
         }
         Ok(channel_broken)
@@ -642,12 +644,9 @@ pub fn schema_header(d: &Delivery) -> Option<String> {
     Some(bounded_text(&text, 64))
 }
 
-/// A delivery in the batch form ([`BATCH_CONTENT_TYPE`]).
+/// A delivery in the batch form ([`super::decode::BATCH_CONTENT_TYPE`]).
 fn is_batch(d: &Delivery) -> bool {
-    d.properties
-        .content_type()
-        .as_ref()
-        .is_some_and(|c| c.as_str() == BATCH_CONTENT_TYPE)
+    is_batch_content_type(d.properties.content_type().as_ref().map(|c| c.as_str()))
 }
 
 /// A sample's place in its batch message.
