@@ -26,18 +26,26 @@ fn features_body(id: u64, row: usize) -> String {
     format!(r#"{{"id": {id}, "body": [{}]}}"#, x.join(", "))
 }
 
+/// The test's objects, every process with batch messages and a join of
+/// `max_pending` ids.
+fn batch_broker(test: &str, max_pending: usize) -> TestBroker {
+    let mut broker = TestBroker::new(test);
+    broker.extra_env.extend([
+        ("MODELWATCH__BRIDGE__BATCH".into(), "true".into()),
+        (
+            "MODELWATCH__METRIC__MAX_PENDING".into(),
+            max_pending.to_string(),
+        ),
+    ]);
+    broker
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_messages_carry_every_sample_once_and_a_poison_sample_costs_only_itself() {
     const N: usize = 20_000;
     let t0 = Instant::now();
     let conn = connect().await;
-    let mut broker = TestBroker::new("batch");
-    for (k, v) in [
-        ("MODELWATCH__BRIDGE__BATCH", "true"),
-        ("MODELWATCH__METRIC__MAX_PENDING", "2000"),
-    ] {
-        broker.extra_env.push((k.into(), v.into()));
-    }
+    let broker = batch_broker("batch", 2000);
     let mut metric = broker.spawn("metric", "metric", &[]);
     let mut model = broker.spawn("model", "model", &[]);
     for (p, n) in [(&mut metric, 3), (&mut model, 1)] {
@@ -217,13 +225,7 @@ async fn a_stopped_worker_holds_no_more_than_the_join_can_wait_for() {
     const N: usize = 60_000;
     let t0 = Instant::now();
     let _conn = connect().await;
-    let mut broker = TestBroker::new("batchstop");
-    for (k, v) in [
-        ("MODELWATCH__BRIDGE__BATCH", "true"),
-        ("MODELWATCH__METRIC__MAX_PENDING", "4000"),
-    ] {
-        broker.extra_env.push((k.into(), v.into()));
-    }
+    let broker = batch_broker("batchstop", 4000);
     let mut metric = broker.spawn("metric", "metric", &["--no-monitor"]);
     let mut model_a = broker.spawn("model-a", "model", &[]);
     let mut model_b = broker.spawn("model-b", "model", &[]);
