@@ -37,6 +37,9 @@ EXCHANGE = "ml_pipeline"
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2f"
 
 
+# The content type of a batch message: several samples in one (docs/wire.md).
+BATCH = "application/vnd.modelwatch.batch+json"
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -83,9 +86,12 @@ def main():
             return
         # The values: message["id"] and message["body"]. The properties carry
         # the id again (properties.message_id) and the kind (properties.type).
+        # A batch message (bridge.batch, docs/wire.md) is a JSON array of them.
         message = json.loads(body)
-        print(method.routing_key, json.dumps(message), flush=True)
-        seen += 1
+        batch = (properties.content_type or "").split(";")[0].strip().lower() == BATCH
+        for one in message if batch else [message]:
+            print(method.routing_key, json.dumps(one), flush=True)
+            seen += 1
         if args.max is not None and seen >= args.max:
             ch.stop_consuming()
 

@@ -142,13 +142,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         // The body is JSON: {"id": ..., "body": ...}. Parse it with
-        // serde_json to use the values; here it is printed as it came.
-        println!(
-            "{} {}",
-            delivery.routing_key,
-            String::from_utf8_lossy(&delivery.data)
-        );
-        seen += 1;
+        // serde_json to use the values; here it is printed as it came. A
+        // batch message (`bridge.batch`, docs/wire.md) is a JSON array of
+        // them: each is printed on its own line.
+        if is_batch(&delivery) {
+            let messages: Vec<serde_json::Value> = serde_json::from_slice(&delivery.data)?;
+            for one in &messages {
+                println!("{} {one}", delivery.routing_key);
+            }
+            seen += messages.len() as u64;
+        } else {
+            println!(
+                "{} {}",
+                delivery.routing_key,
+                String::from_utf8_lossy(&delivery.data)
+            );
+            seen += 1;
+        }
         if args.max.is_some_and(|max| seen >= max) {
             break;
         }
@@ -156,6 +166,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     conn.close(200, "bye".into()).await?;
     Ok(())
+}
+
+/// A batch message: several samples in one, a JSON array (docs/wire.md).
+fn is_batch(delivery: &lapin::message::Delivery) -> bool {
+    delivery
+        .properties
+        .content_type()
+        .as_ref()
+        .is_some_and(|c| {
+            c.as_str()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/vnd.modelwatch.batch+json")
+        })
 }
 
 /// The `x-modelwatch-schema` header of a message of a run of your own
