@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::position::{Start, Until};
 use crate::amqp::connection;
-use crate::amqp::consume::decode::{batch_elements, is_batch_content_type};
+use crate::amqp::consume::decode::batch_elements;
 use crate::config::BridgeSettings;
 use crate::core::text::bounded_text;
 use crate::core::text::redact_url;
@@ -172,8 +172,7 @@ fn delivery_offset(d: &lapin::message::Delivery) -> Option<u64> {
 /// `None` for one that is not a history message (unknown key, not JSON,
 /// too large), for the whole delivery or for one sample of a batch.
 fn entries(d: &lapin::message::Delivery, offset: u64, source: &StreamSource) -> Vec<Option<Entry>> {
-    let is_batch = is_batch_content_type(d.properties.content_type().as_ref().map(|c| c.as_str()));
-    if !is_batch {
+    if !crate::amqp::consume::inbound::is_batch(d) {
         return vec![entry(d, &d.data, offset, source.max_body_bytes)];
     }
     match batch_elements(&d.data, source.max_batch_bytes) {

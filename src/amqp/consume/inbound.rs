@@ -423,68 +423,62 @@ where
         self.stats.received.inc_by(deliveries.len() as u64);
         let redelivered = deliveries.iter().filter(|d| d.redelivered).count();
         self.stats.redelivered.inc_by(redelivered as u64);
-        // Each sample with its delivery's tag; the tags with a sample.
+        // Each sample with its delivery's tag.
         let mut items: Vec<(u64, T)> = Vec::with_capacity(deliveries.len());
-        let mut publishes = Vec::new();
+        let mut copies: Vec<(&Delivery, DeadLetter)> = Vec::new();
         for d in &deliveries {
             let header = schema_header(d);
-            let tag = d.delivery_tag;
-            let mut bad = |body: &[u8],
-                           place: Option<Place>,
-                           rejection: super::decode::Rejection| {
+            let mut bad = |body, place, rejection: super::decode::Rejection| {
                 let reason = rejection.reason();
                 self.stats.dead_letter(rejection.kind());
                 if let Some(count) = warnings.malformed.note(Instant::now()) {
                     tracing::warn!(queue = %self.queue, reason, count, "inbound: malformed messages dead-lettered");
                 }
-                let copy = DeadLetter {
-                    body: body.to_vec(),
-                    place,
-                    reason,
-                };
-                publishes.push((tag, copy));
+                copies.push((
+                    d,
+                    DeadLetter {
+                        body,
+                        place,
+                        reason,
+                    },
+                ));
             };
-            if !is_batch(d) {
+            // The messages in it: itself, or a batch message's samples.
+            let parts: Vec<(&[u8], Option<Place>)> = match is_batch(d) {
+                false => vec![(&d.data, None)],
+                true => match check_schema(self.schema.as_deref(), header.as_deref())
+                    .and_then(|()| batch_elements(&d.data, settings.max_batch_bytes))
+                {
+                    Err(rejection) => {
+                        bad(&d.data, None, rejection);
+                        continue;
+                    }
+                    Ok(elements) => {
+                        let size = elements.len();
+                        elements
+                            .into_iter()
+                            .enumerate()
+                            .map(|(index, e)| (e.get().as_bytes(), Some(Place { index, size })))
+                            .collect()
+                    }
+                },
+            };
+            for (body, place) in parts {
                 match decode_in::<T>(
-                    &d.data,
+                    body,
                     settings.max_body_bytes,
                     self.schema.as_deref(),
                     header.as_deref(),
                 ) {
-                    Ok(item) => items.push((tag, item)),
-                    Err(rejection) => bad(&d.data, None, rejection),
-                }
-                continue;
-            }
-            let elements = check_schema(self.schema.as_deref(), header.as_deref())
-                .and_then(|()| batch_elements(&d.data, settings.max_batch_bytes));
-            match elements {
-                Err(rejection) => bad(&d.data, None, rejection),
-                Ok(elements) => {
-                    let size = elements.len();
-                    for (index, e) in elements.into_iter().enumerate() {
-                        let body = e.get().as_bytes();
-                        match decode_in::<T>(
-                            body,
-                            settings.max_body_bytes,
-                            self.schema.as_deref(),
-                            header.as_deref(),
-                        ) {
-                            Ok(item) => items.push((tag, item)),
-                            Err(rejection) => bad(body, Some(Place { index, size }), rejection),
-                        }
-                    }
+                    Ok(item) => items.push((d.delivery_tag, item)),
+                    Err(rejection) => bad(body, place, rejection),
                 }
             }
         }
-        let mut sent = Vec::with_capacity(publishes.len());
-        for (tag, copy) in &publishes {
-            let d = deliveries
-                .iter()
-                .find(|d| d.delivery_tag == *tag)
-                .expect("a tag of this batch");
+        let mut sent = Vec::with_capacity(copies.len());
+        for (d, copy) in &copies {
             sent.push((
-                *tag,
+                d.delivery_tag,
                 if dlq.status().connected() {
                     dead_letter(dlq, settings, &self.queue, d, copy).await
                 } else {
@@ -645,7 +639,7 @@ pub fn schema_header(d: &Delivery) -> Option<String> {
 }
 
 /// A delivery in the batch form ([`super::decode::BATCH_CONTENT_TYPE`]).
-fn is_batch(d: &Delivery) -> bool {
+pub fn is_batch(d: &Delivery) -> bool {
     is_batch_content_type(d.properties.content_type().as_ref().map(|c| c.as_str()))
 }
 
@@ -658,8 +652,8 @@ struct Place {
 
 /// A dead-letter copy to publish: a whole delivery's body, or one
 /// sample's of a batch (`place`), and why.
-struct DeadLetter {
-    body: Vec<u8>,
+struct DeadLetter<'a> {
+    body: &'a [u8],
     place: Option<Place>,
     reason: String,
 }
@@ -680,7 +674,7 @@ async fn dead_letter(
     s: &InboundSettings,
     queue: &str,
     d: &Delivery,
-    copy: &DeadLetter,
+    copy: &DeadLetter<'_>,
 ) -> lapin::Result<lapin::PublisherConfirm> {
     let mut headers = FieldTable::default();
     headers.insert(
@@ -732,7 +726,7 @@ async fn dead_letter(
         s.dead_letter_exchange.as_str().into(),
         d.routing_key.as_str().into(),
         BasicPublishOptions::default(),
-        &copy.body,
+        copy.body,
         props,
     )
     .await
