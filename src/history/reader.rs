@@ -375,8 +375,12 @@ async fn consume(
         Start::Offset(o) => o,
         _ => 0,
     };
+    // A known end at or after where this connection starts: something must
+    // come, so a silence is a stall, not the end.
+    let due =
+        report.end.is_some() && matches!(resume, Start::First | Start::Last | Start::Offset(_));
     loop {
-        let Some(delivery) = next_delivery(&mut consumer, req, report, consumed).await? else {
+        let Some(delivery) = next_delivery(&mut consumer, req, report, consumed, due).await? else {
             return Ok(());
         };
         consumed = true;
@@ -490,17 +494,20 @@ async fn attach(
 
 /// The next delivery, or `None` when the read ends here (cancelled, or
 /// nothing at all delivered before [`IDLE_END`]: a start past the end). A
-/// pause of [`STALL`] after deliveries, a consumer error or its close is a
-/// loss (reconnect).
+/// pause of [`STALL`] after deliveries or where deliveries are `due` (the
+/// start is at or before the known end), a consumer error or its close is
+/// a loss (reconnect).
 async fn next_delivery(
     consumer: &mut lapin::Consumer,
     req: Request<'_>,
     report: &ReadReport,
     consumed: bool,
+    due: bool,
 ) -> Result<Option<lapin::message::Delivery>, Attempt> {
     // Without --follow: nothing at all delivered is a start past the
     // end; a pause after deliveries, before the end, is a stall.
-    let idle_for = if consumed { STALL } else { IDLE_END };
+    let stall = consumed || due;
+    let idle_for = if stall { STALL } else { IDLE_END };
     let idle = async {
         match req.stop {
             Stop::Follow => std::future::pending().await,
@@ -511,7 +518,7 @@ async fn next_delivery(
         d = consumer.next() => d,
         _ = req.cancel.cancelled() => return Ok(None),
         _ = idle => {
-            if consumed {
+            if stall {
                 return Err(Attempt::Lost {
                     error: format!("no delivery for {} s before the end of the stream", STALL.as_secs()),
                     consumed,
@@ -610,6 +617,11 @@ async fn stream_exists(conn: &lapin::Connection, source: &StreamSource) -> Resul
 /// a stream that holds messages answers a consumer attached at `last` at
 /// once (the broker sends a chunk as soon as it is attached).
 const PROBE_FIRST: Duration = Duration::from_secs(2);
+/// The same wait when the broker's message count says the stream holds
+/// messages: then an empty answer would be wrong, not just late (a busy
+/// broker has taken over 2 s to send the last chunk, and the replay read
+/// nothing), and retention never removes a stream's last segment.
+const PROBE_FIRST_HOLDING: Duration = Duration::from_secs(20);
 /// After the first delivery, how long the probe waits for the rest of the
 /// last chunk (the broker sends a chunk's messages back to back).
 const PROBE_TAIL: Duration = Duration::from_millis(300);
@@ -635,7 +647,7 @@ pub(crate) async fn end_of_stream(
     source: &StreamSource,
 ) -> Result<Option<u64>, Attempt> {
     let queue = source.queue.as_str();
-    stream_exists(conn, source).await?;
+    let held = stream_exists(conn, source).await?;
     let ch = connection::bounded(conn.create_channel())
         .await
         .map_err(lost)?;
@@ -660,7 +672,10 @@ pub(crate) async fn end_of_stream(
         false => lost(e),
     })?;
     let mut end = None;
-    let mut wait = PROBE_FIRST;
+    let mut wait = match held {
+        0 => PROBE_FIRST,
+        _ => PROBE_FIRST_HOLDING,
+    };
     while let Ok(next) = tokio::time::timeout(wait, probe.next()).await {
         let d = match next {
             Some(Ok(d)) => d,
