@@ -430,7 +430,6 @@ where
             let header = schema_header(d);
             let mut bad = |body, place, rejection: super::decode::Rejection| {
                 let reason = rejection.reason();
-                self.stats.dead_letter(rejection.kind());
                 if let Some(count) = warnings.malformed.note(Instant::now()) {
                     tracing::warn!(queue = %self.queue, reason, count, "inbound: malformed messages dead-lettered");
                 }
@@ -440,6 +439,7 @@ where
                         body,
                         place,
                         reason,
+                        kind: rejection.kind(),
                     },
                 ));
             };
@@ -479,6 +479,7 @@ where
         for (d, copy) in &copies {
             sent.push((
                 d.delivery_tag,
+                copy.kind,
                 if dlq.status().connected() {
                     dead_letter(dlq, settings, &self.queue, d, copy).await
                 } else {
@@ -518,29 +519,36 @@ where
         Ok((handed, Some(outcome)))
     }
 
-    /// Waits for the confirms of the dead-letter copies: a delivery whose
+    /// Waits for the confirms of the dead-letter copies: each confirmed
+    /// copy is counted dead-lettered (by its reason); a delivery whose
     /// copies are all confirmed and that has no sample in `items` is acked
     /// with its batch (`handed.dead`); one with a copy that failed is
-    /// rejected now (`handed.rejected`), once. True when the dead-letter
-    /// channel broke.
+    /// rejected now (`handed.rejected`), once, and counted there. True when
+    /// the dead-letter channel broke.
     async fn settle_dead_letters(
         &self,
         ch: &Channel,
-        publishes: Vec<(u64, lapin::Result<lapin::PublisherConfirm>)>,
+        publishes: Vec<(u64, &'static str, lapin::Result<lapin::PublisherConfirm>)>,
         items: &[(u64, T)],
         handed: &mut Handed,
         warnings: &mut Warnings,
     ) -> lapin::Result<bool> {
         // Acked only once the broker holds their dead-lettered copies.
-        let confirms = publishes.into_iter().map(|(tag, publish)| async move {
-            let confirmed = match publish {
-                Ok(confirm) => connection::bounded(confirm).await,
-                Err(e) => Err(e),
-            };
-            (tag, confirmed)
-        });
+        let confirms = publishes
+            .into_iter()
+            .map(|(tag, kind, publish)| async move {
+                let confirmed = match publish {
+                    Ok(confirm) => connection::bounded(confirm).await,
+                    Err(e) => Err(e),
+                };
+                (tag, kind, confirmed)
+            });
         let mut channel_broken = false;
-        for (tag, confirmed) in futures::future::join_all(confirms).await {
+        for (tag, kind, confirmed) in futures::future::join_all(confirms).await {
+            if let Ok(Confirmation::Ack(_)) | Ok(Confirmation::NotRequested) = confirmed {
+                // The copy is in the dead-letter queue.
+                self.stats.dead_letter(kind);
+            }
             if handed.rejected.contains(&tag) {
                 continue;
             }
@@ -656,6 +664,8 @@ struct DeadLetter<'a> {
     body: &'a [u8],
     place: Option<Place>,
     reason: String,
+    /// The reason's label in `modelwatch_inbound_dead_lettered_total`.
+    kind: &'static str,
 }
 
 /// A channel with publisher confirms, for dead-letter copies.
