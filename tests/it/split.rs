@@ -324,7 +324,7 @@ fn malformed(n: usize, max_body: usize) -> Vec<Bad> {
         ),
         (
             "features",
-            "not a JSON object",
+            "a JSON array, not an object",
             s(|i, _| format!("[{i}, 1.5, 2.5]")),
         ),
         (
@@ -474,7 +474,7 @@ fn malformed(n: usize, max_body: usize) -> Vec<Bad> {
         ),
         (
             "y_pred",
-            "not a JSON object",
+            "read as a batch only with content_type application/vnd.modelwatch.batch+json",
             s(|i, _| format!("[{{\"id\": {i}, \"body\": 206.1}}]")),
         ),
         (

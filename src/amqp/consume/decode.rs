@@ -118,6 +118,10 @@ pub enum Rejection {
     NotJson(String),
     #[error("not a JSON object with \"id\" and \"body\"")]
     NotAnObject,
+    /// A JSON array where one sample's object is expected: the hint for a
+    /// batch sent without its content type.
+    #[error("a JSON array, not an object with \"id\" and \"body\" (an array of samples is read as a batch only with content_type {BATCH_CONTENT_TYPE}; docs/wire.md)")]
+    AnArray,
     #[error("no \"id\"")]
     NoId,
     #[error("bad \"id\": {0}")]
@@ -137,7 +141,7 @@ impl Rejection {
         match self {
             Rejection::TooLarge { .. } => "too_large",
             Rejection::NotJson(_) => "not_json",
-            Rejection::NotAnObject => "not_an_object",
+            Rejection::NotAnObject | Rejection::AnArray => "not_an_object",
             Rejection::NoId => "no_id",
             Rejection::BadId(_) => "bad_id",
             Rejection::BadBody(_) => "bad_body",
@@ -243,7 +247,11 @@ pub fn decode_in<T: Decode>(
                 .map_err(|e| Rejection::NotJson(e.to_string()))?
         }
     };
-    let obj = v.as_object().ok_or(Rejection::NotAnObject)?;
+    let obj = match &v {
+        Value::Object(obj) => obj,
+        Value::Array(_) => return Err(Rejection::AnArray),
+        _ => return Err(Rejection::NotAnObject),
+    };
     let id = parse_id(obj.get("id").ok_or(Rejection::NoId)?)?;
     T::from_message(id, obj, schema)
 }
@@ -863,9 +871,13 @@ mod tests {
 
     #[test]
     fn every_kind_of_bad_message_has_a_reason() {
-        let features: [(&[u8], &str); 6] = [
+        let features: [(&[u8], &str); 7] = [
             (b"not json", "not JSON"),
-            (b"[1,2]", "not a JSON object"),
+            (
+                b"[1,2]",
+                "with content_type application/vnd.modelwatch.batch+json",
+            ),
+            (b"\"x\"", "not a JSON object"),
             (br#"{"body": 1.0}"#, "no \"id\""),
             (br#"{"id": "x", "body": 1.0}"#, "bad \"id\""),
             (br#"{"id": 1, "body": [1,2,3]}"#, "expected 10 features"),
