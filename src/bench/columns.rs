@@ -69,7 +69,7 @@ fn write_wide(path: &Path, rows: usize, classes: bool) -> anyhow::Result<()> {
 
 pub fn bench(opts: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let (rows, count) = if opts.quick {
-        (2_000, 20_000u64)
+        (1_000, 5_000u64)
     } else {
         (100_000, 1_000_000)
     };
