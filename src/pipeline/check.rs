@@ -472,36 +472,30 @@ pub fn own_data(settings: &Settings) -> anyhow::Result<(TabularModel, OwnData, S
 }
 
 /// Binds the HTTP server's address first: one the user gave that is in use
-/// is bad configuration (exit 2); `auto` falls back to a free port. The
-/// address it got goes to `logs/http.addr`; with the server off, an
-/// earlier run's file is removed.
+/// is bad configuration (exit 2); `auto` falls back to a free port. An
+/// earlier run's `logs/http.addr` is removed: this run's is written when
+/// its server serves (`pipeline::serve`), so a start that fails before
+/// leaves no address that nobody answers at.
 fn bind_http(settings: &Settings, paths: &LogPaths) -> anyhow::Result<Option<TcpListener>> {
-    match crate::http::server::bind_listen(settings.http.listen())? {
-        Some((listener, fell_back)) => {
-            let bound = listener.local_addr()?;
-            crate::core::output_file::replace(&paths.http_addr, format!("{bound}\n").as_bytes())
-                .with_context(|| format!("{}: cannot write", paths.http_addr.display()))?;
-            if fell_back {
-                tracing::warn!(
-                    taken = crate::config::http::DEFAULT_ADDR,
-                    addr = %bound,
-                    file = %paths.http_addr.display(),
-                    "http.listen auto: {} is in use by another process; serving on {bound} instead",
-                    crate::config::http::DEFAULT_ADDR
-                );
-            }
-            tracing::info!(addr = %bound, "http server: /metrics /health /ready");
-            Ok(Some(listener))
-        }
-        None => {
-            // An earlier run's address must not pass for this run's.
-            remove_http_addr(&paths.http_addr)?;
-            Ok(None)
-        }
+    remove_http_addr(&paths.http_addr)?;
+    let Some((listener, fell_back)) = crate::http::server::bind_listen(settings.http.listen())?
+    else {
+        return Ok(None);
+    };
+    if fell_back {
+        let bound = listener.local_addr()?;
+        tracing::warn!(
+            taken = crate::config::http::DEFAULT_ADDR,
+            addr = %bound,
+            file = %paths.http_addr.display(),
+            "http.listen auto: {} is in use by another process; serving on {bound} instead",
+            crate::config::http::DEFAULT_ADDR
+        );
     }
+    Ok(Some(listener))
 }
 
-/// With the server off, removes an earlier run's `logs/http.addr`.
+/// Removes an earlier run's `logs/http.addr`.
 fn remove_http_addr(path: &Path) -> anyhow::Result<()> {
     // What is not a regular file there is neither followed nor removed.
     crate::core::output_file::check(path).map_err(|why| anyhow::anyhow!(why))?;

@@ -75,6 +75,7 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
         board,
         http,
         schema,
+        paths,
         ..
     } = p;
     // The monitor's board: empty in a process without the monitor (the
@@ -122,7 +123,12 @@ pub async fn run(p: Prepared, shutdown: Shutdown) -> anyhow::Result<RunReport> {
     // 4. Serve.
     let server = match http {
         Some(listener) => Some(serve::http(
-            listener, &actors, &telemetry, &settings, dashboard,
+            listener,
+            &paths.http_addr,
+            &actors,
+            &telemetry,
+            &settings,
+            dashboard,
         )?),
         None => None,
     };

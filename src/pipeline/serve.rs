@@ -3,6 +3,7 @@
 //! state (the registry, the actors' liveness, the monitor's board).
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -15,9 +16,11 @@ use crate::http::dashboard::Dashboard;
 use crate::source::FeatureSource;
 
 /// Serves `/metrics`, `/health`, `/ready` and the dashboard on the
-/// listener bound at start.
+/// listener bound at start, and writes its address to `addr_file`
+/// (`logs/http.addr`): the file is there only once the start got this far.
 pub(super) fn http(
     listener: TcpListener,
+    addr_file: &Path,
     actors: &Actors,
     telemetry: &Arc<Telemetry>,
     settings: &Settings,
@@ -51,14 +54,25 @@ pub(super) fn http(
         .map(str::to_owned)
         .to_vec();
     }
-    crate::http::server::serve(
+    let bound = listener.local_addr()?;
+    crate::core::output_file::replace(addr_file, format!("{bound}\n").as_bytes())
+        .with_context(|| format!("{}: cannot write", addr_file.display()))?;
+    let server = crate::http::server::serve(
         listener,
         telemetry.clone(),
         Arc::new(status),
         limits,
         dashboard,
     )
-    .context("starting the http server")
+    .context("starting the http server");
+    match &server {
+        Ok(_) => tracing::info!(addr = %bound, "http server: /metrics /health /ready"),
+        // Not an address anybody answers at.
+        Err(_) => {
+            let _ = std::fs::remove_file(addr_file);
+        }
+    }
+    server
 }
 
 /// What `/health` and `/ready` look at: every local actor, and the broker.

@@ -610,4 +610,21 @@ fn auto_falls_back_when_9898_is_taken_and_off_leaves_no_stale_http_addr() {
         .unwrap()
         .file_type()
         .is_symlink());
+
+    // A start that fails after the address is bound (here: data whose
+    // every row lacks the target) leaves no http.addr, not even an
+    // earlier run's: no address that nobody answers at.
+    std::fs::write(logs.join("http.addr"), "127.0.0.1:1\n").unwrap();
+    let data = sb.join("no-target.csv");
+    std::fs::write(&data, "x1,x2,y\n1,2,\n3,4,\n5,6,\n").unwrap();
+    let mut cmd = sb.run_command(&logs, &["--count", "10"]);
+    cmd.arg("--data").arg(&data).args(["--target", "y"]);
+    cmd.env("MODELWATCH__HTTP__LISTEN", "127.0.0.1:0");
+    let out = run(cmd);
+    out.expect_code(2);
+    assert!(
+        !logs.join("http.addr").exists(),
+        "a failed start left logs/http.addr: {}",
+        out.stderr
+    );
 }
