@@ -1,7 +1,9 @@
 //! The consumer examples of the README work against the real broker: the
 //! Rust one (`examples/consume.rs`, run as the compiled example) and the
 //! Python one (`examples/consume.py`, pika), both bound before a pipeline
-//! run with the bridge on starts, each stopping after 50 `metrics` messages.
+//! run with the bridge on starts, each stopping after 50 `metrics` samples:
+//! one message each, and with batch messages (`bridge.batch`), each sample
+//! of a batch on its own line.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -51,15 +53,21 @@ fn example_binary() -> PathBuf {
     bin
 }
 
-/// The consumer's output after its "waiting for messages" line: `MESSAGES`
-/// lines `metrics <JSON>` of rows of the run.
-fn check_output(name: &str, lines: &[String], rows: &HashMap<u64, Row>) {
+/// The consumer's output after its "waiting for messages" line: lines
+/// `metrics <JSON>` of rows of the run, one sample each: `MESSAGES` of them
+/// one message per sample, more with batch messages (a consumer stops after
+/// the message that takes it to `MESSAGES`, and prints all of it).
+fn check_output(name: &str, lines: &[String], rows: &HashMap<u64, Row>, batch: bool) {
     let msgs: Vec<&String> = lines
         .iter()
         .skip_while(|l| !l.contains("waiting for messages"))
         .skip(1)
         .collect();
-    assert_eq!(msgs.len(), MESSAGES, "{name}: {lines:#?}");
+    match batch {
+        false => assert_eq!(msgs.len(), MESSAGES, "{name}: {lines:#?}"),
+        true => assert!(msgs.len() > MESSAGES, "{name}: {} lines", msgs.len()),
+    }
+    let mut seen = std::collections::HashSet::new();
     for line in msgs {
         let (key, body) = line
             .split_once(' ')
@@ -68,6 +76,7 @@ fn check_output(name: &str, lines: &[String], rows: &HashMap<u64, Row>) {
         let v: serde_json::Value = serde_json::from_str(body)
             .unwrap_or_else(|e| panic!("{name}: body {body:?} is not JSON: {e}"));
         let id = v["id"].as_u64().unwrap_or_else(|| panic!("{name}: {line}"));
+        assert!(seen.insert(id), "{name}: id {id} printed twice");
         let row = rows
             .get(&id)
             .unwrap_or_else(|| panic!("{name}: id {id} is not in the run's CSV"));
@@ -91,6 +100,15 @@ fn check_output(name: &str, lines: &[String], rows: &HashMap<u64, Row>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_and_python_consumers_print_live_metrics() {
+    consumers_print_live_metrics(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_and_python_consumers_print_each_sample_of_batch_messages() {
+    consumers_print_live_metrics(true).await;
+}
+
+async fn consumers_print_live_metrics(batch: bool) {
     let started = Instant::now();
     // The consumers read `metrics` of `ml_pipeline`: no other run at once.
     let _serial = broker_lock().await;
@@ -116,15 +134,14 @@ async fn rust_and_python_consumers_print_live_metrics() {
     .await
     .unwrap();
 
+    // With batch messages as fast as it goes: the source's batches of 512.
+    let rate = if batch { "0" } else { "1000" };
     let app = App::builder()
-        .args(&[
-            "--count",
-            "3000",
-            "--rate",
-            "1000",
-            "--amqp-url",
-            BROKER_URL,
-        ])
+        .args(&["--count", "3000", "--rate", rate, "--amqp-url", BROKER_URL])
+        .env(
+            "MODELWATCH__BRIDGE__BATCH",
+            if batch { "true" } else { "false" },
+        )
         .start();
     let ((rust_status, rust_lines), (python_status, python_lines)) =
         tokio::task::spawn_blocking(move || {
@@ -142,8 +159,8 @@ async fn rust_and_python_consumers_print_live_metrics() {
 
     assert!(rust_status.success(), "Rust consumer: {rust_status}");
     assert!(python_status.success(), "Python consumer: {python_status}");
-    check_output("examples/consume.rs", &rust_lines, &rows);
-    check_output("examples/consume.py", &python_lines, &rows);
+    check_output("examples/consume.rs", &rust_lines, &rows, batch);
+    check_output("examples/consume.py", &python_lines, &rows, batch);
     eprintln!(
         "first lines:\n  rust:   {}\n  python: {}",
         rust_lines[1], python_lines[1]
