@@ -13,10 +13,13 @@
 //! (`--rebuild`).
 //!
 //! The end (`--until now`): [`end_of_stream`] finds it before reading
-//! (see there how, and why it is exact); reading stops at that offset. A
-//! start past the end (a `--from` time after the last message) delivers
-//! nothing: [`IDLE_END`] without any delivery ends such a read; a pause
-//! after deliveries ([`STALL`]) reconnects instead.
+//! (see there how, and why it is exact), on every connection until it is
+//! found; reading stops at that offset. A start past the end (a `--from`
+//! time after the last message) delivers nothing: [`IDLE_END`] without any
+//! delivery ends such a read. A pause of [`STALL`] after deliveries, or
+//! before the first one where a delivery is due (a start at or before the
+//! known end), reconnects instead: a slow broker makes a read late, never
+//! short.
 
 use std::time::{Duration, Instant};
 
@@ -253,11 +256,14 @@ pub async fn read(
     let mut backoff = source.bridge.backoff_min;
     let mut lost_since: Option<(Instant, String)> = None;
     let mut first_connect = true;
+    // Until the end is found, every connection probes for it first: a read
+    // without its end would take "no end" for "nothing to read".
+    let mut end_found = false;
     loop {
         if cancel.is_cancelled() {
             return Ok(report);
         }
-        let attempt = read_on_connection(req, sink, &mut report, first_connect).await;
+        let attempt = read_on_connection(req, sink, &mut report, &mut end_found).await;
         match attempt {
             Ok(()) => return Ok(report),
             Err(Attempt::Fatal(e)) => return Err(e),
@@ -338,26 +344,28 @@ async fn read_on_connection(
     req: Request<'_>,
     sink: &mut dyn FnMut(&Entry) -> anyhow::Result<()>,
     report: &mut ReadReport,
-    first_connect: bool,
+    end_found: &mut bool,
 ) -> Result<(), Attempt> {
     let conn = connect(req.source, "modelwatch replay").await?;
-    let result = consume(req, sink, report, first_connect, &conn).await;
+    let result = consume(req, sink, report, end_found, &conn).await;
     connection::close_quietly(&conn, 200, "replay done").await;
     result
 }
 
-/// One connection's read: the end found (on the first connection), the
+/// One connection's read: the end found (on the first connection that gets
+/// that far), the
 /// stream attached after what was handed on already, then each delivery
 /// acked (as credit) and handed on until the end, a cancel, or a loss.
 async fn consume(
     req: Request<'_>,
     sink: &mut dyn FnMut(&Entry) -> anyhow::Result<()>,
     report: &mut ReadReport,
-    first_connect: bool,
+    end_found: &mut bool,
     conn: &lapin::Connection,
 ) -> Result<(), Attempt> {
-    if first_connect {
+    if !*end_found {
         find_the_end(conn, req, report).await?;
+        *end_found = true;
     }
     // Where this connection starts: after what was handed on already.
     let resume = match report.last_offset {
@@ -519,10 +527,15 @@ async fn next_delivery(
         _ = req.cancel.cancelled() => return Ok(None),
         _ = idle => {
             if stall {
-                return Err(Attempt::Lost {
-                    error: format!("no delivery for {} s before the end of the stream", STALL.as_secs()),
-                    consumed,
-                });
+                let error = match consumed {
+                    true => format!("no delivery for {} s before the end of the stream", STALL.as_secs()),
+                    false => format!(
+                        "no delivery for {} s from a start before the end of the stream (offset {})",
+                        STALL.as_secs(),
+                        report.end.unwrap_or_default()
+                    ),
+                };
+                return Err(Attempt::Lost { error, consumed });
             }
             tracing::debug!(queue = %req.source.queue.escape_debug(), end = ?report.end, "history: nothing delivered: the start is past the end");
             return Ok(None);
@@ -691,6 +704,14 @@ pub(crate) async fn end_of_stream(
         wait = PROBE_TAIL;
     }
     let _ = ch.close(200, "end found".into()).await;
+    if end.is_none() && held > 0 {
+        // The broker counts messages but sent none: a broker too slow to
+        // answer, not an empty stream (retried, never a read of nothing).
+        return Err(lost(format!(
+            "the end probe got no message in {} s though the broker counts {held} in the stream",
+            PROBE_FIRST_HOLDING.as_secs()
+        )));
+    }
     Ok(end)
 }
 
