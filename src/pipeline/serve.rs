@@ -17,7 +17,8 @@ use crate::source::FeatureSource;
 
 /// Serves `/metrics`, `/health`, `/ready` and the dashboard on the
 /// listener bound at start, and writes its address to `addr_file`
-/// (`logs/http.addr`): the file is there only once the start got this far.
+/// (`logs/http.addr`) just before: the file is there only once the start
+/// got this far.
 pub(super) fn http(
     listener: TcpListener,
     addr_file: &Path,
@@ -55,8 +56,12 @@ pub(super) fn http(
         .to_vec();
     }
     let bound = listener.local_addr()?;
-    crate::core::output_file::replace(addr_file, format!("{bound}\n").as_bytes())
-        .with_context(|| format!("{}: cannot write", addr_file.display()))?;
+    // The actors run already: a file that cannot be written (a full disk,
+    // something put in its place since the check step) is said, and the
+    // run goes on; the address is in the log line below too.
+    if let Err(e) = crate::core::output_file::replace(addr_file, format!("{bound}\n").as_bytes()) {
+        tracing::warn!(file = %addr_file.display(), addr = %bound, error = %e, "http server: cannot write its address to the file; serving anyway");
+    }
     let server = crate::http::server::serve(
         listener,
         telemetry.clone(),

@@ -471,6 +471,11 @@ where
                     header.as_deref(),
                 ) {
                     Ok(item) => items.push((d.delivery_tag, item)),
+                    // An array inside a batch: the batch's content type is
+                    // there already, so the hint about it does not apply.
+                    Err(super::decode::Rejection::AnArray) if place.is_some() => {
+                        bad(body, place, super::decode::Rejection::NotAnObject)
+                    }
                     Err(rejection) => bad(body, place, rejection),
                 }
             }
@@ -543,12 +548,16 @@ where
                 };
                 (tag, kind, confirmed)
             });
-        let mut channel_broken = false;
-        for (tag, kind, confirmed) in futures::future::join_all(confirms).await {
+        let results = futures::future::join_all(confirms).await;
+        // Counted first: a reject below that fails ends this early.
+        for (_, kind, confirmed) in &results {
             if let Ok(Confirmation::Ack(_)) | Ok(Confirmation::NotRequested) = confirmed {
-                // The copy is in the dead-letter queue.
+                // The broker holds the copy.
                 self.stats.dead_letter(kind);
             }
+        }
+        let mut channel_broken = false;
+        for (tag, _, confirmed) in results {
             if handed.rejected.contains(&tag) {
                 continue;
             }
