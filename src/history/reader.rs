@@ -353,9 +353,9 @@ async fn read_on_connection(
 }
 
 /// One connection's read: the end found (on the first connection that gets
-/// that far), the
-/// stream attached after what was handed on already, then each delivery
-/// acked (as credit) and handed on until the end, a cancel, or a loss.
+/// that far), the stream attached after what was handed on already, then
+/// each delivery acked (as credit) and handed on until the end, a cancel,
+/// or a loss.
 async fn consume(
     req: Request<'_>,
     sink: &mut dyn FnMut(&Entry) -> anyhow::Result<()>,

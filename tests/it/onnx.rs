@@ -150,8 +150,7 @@ fn six_exported_models_predict_as_onnxruntime_and_scikit_learn_do() {
             ));
             continue;
         }
-        let rank = file_rows(&logs);
-        let (checked, ties, ort, skl) = assert_classifier_agrees(&logs, &want, |id| rank[&id]);
+        let (checked, ties, ort, skl) = assert_classifier_agrees(&logs, &want);
         report.push(format!(
             "{name}: {checked} classes exact ({ties} near ties), window log loss max relative \
              {ort:.1e} (onnxruntime) {skl:.1e} (scikit-learn)"
@@ -172,17 +171,15 @@ fn file_rows(logs: &Path) -> std::collections::HashMap<u64, usize> {
     ids.iter().enumerate().map(|(k, id)| (*id, k)).collect()
 }
 
-/// The predicted class of each row of `logs` (oracle row `index(id)`) is
+/// The predicted class of each row of `logs` (oracle row [`file_rows`]) is
 /// the most probable of onnxruntime's probabilities (near ties aside), and
 /// each full window's log loss is theirs and scikit-learn's, the windows
 /// over the rows in the order `metric_log.csv` holds them. Returns (rows
 /// checked, near ties, largest relative log-loss difference from
 /// onnxruntime, from scikit-learn).
-fn assert_classifier_agrees(
-    logs: &Path,
-    want: &[Vec<f64>],
-    index: impl Fn(u64) -> usize,
-) -> (usize, usize, f64, f64) {
+fn assert_classifier_agrees(logs: &Path, want: &[Vec<f64>]) -> (usize, usize, f64, f64) {
+    let rows = file_rows(logs);
+    let index = |id: u64| rows[&id];
     let joined = read_metric_log(logs);
     assert_eq!(joined.len(), want.len(), "every row predicted");
     let k = want[0].len() / 2;
@@ -251,9 +248,8 @@ async fn an_onnx_classifier_runs_split_and_only_its_model_process_needs_the_libr
         crate::split_own::run_split(&broker, &own, &[], &model_env, 1000, 3).await;
     model.stop(STOP).await;
     metric.stop(STOP).await;
-    let rank = file_rows(&metric.logs_dir());
     let (checked, ties, ort, skl) =
-        assert_classifier_agrees(&metric.logs_dir(), &expected("forest_cls"), |id| rank[&id]);
+        assert_classifier_agrees(&metric.logs_dir(), &expected("forest_cls"));
     println!(
         "split ONNX classifier: {checked} classes exact ({ties} near ties), window log loss \
          {ort:.1e} (onnxruntime) {skl:.1e} (scikit-learn)"
